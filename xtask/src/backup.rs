@@ -1,0 +1,300 @@
+//! `cargo xtask backup`: the runbook's Appendix A backup, taken through
+//! SQLite, hashed, described by a manifest, built aside and renamed into place.
+use std::{
+    collections::BTreeMap,
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use crate::{
+    exit::usage,
+    flags, fsutil, git,
+    manifest::{FORMAT, FileEntry, Kind, MANIFEST_FILE, Manifest, SUMS_FILE},
+    migrations::{Graph, revision_files},
+    profile::{Tree, check_label},
+    report::Format,
+    sqlite,
+};
+
+pub const DEFAULT_LABEL: &str = "pre-phase4";
+
+pub struct BackupOptions {
+    pub label: String,
+    pub dry_run: bool,
+    pub tag: bool,
+}
+
+impl BackupOptions {
+    pub fn new(label: &str) -> BackupOptions {
+        BackupOptions { label: label.into(), dry_run: false, tag: true }
+    }
+}
+
+impl flags::Backup {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = Format::parse(self.format.as_deref())?;
+        let tree = Tree::locate(self.root.as_deref())?;
+        let options = BackupOptions {
+            label: self.label.unwrap_or_else(|| DEFAULT_LABEL.into()),
+            dry_run: self.dry_run,
+            tag: !self.no_tag,
+        };
+        let started = Instant::now();
+        let manifest = take(sh, &tree, &options)?;
+        if format == Format::Json {
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+        } else if !options.dry_run {
+            let db = manifest.database().map_or(0, |f| f.size);
+            println!(
+                "backed up {} files to {} in {:.2}s: database {} bytes at revision {}, {} migrations, {} config, {} critical files{}",
+                manifest.files.len(),
+                tree.backup(&options.label).display(),
+                started.elapsed().as_secs_f64(),
+                db,
+                manifest.database_revision.join(" "),
+                manifest.count(Kind::Migration),
+                manifest.count(Kind::Config),
+                manifest.count(Kind::Critical),
+                match (&manifest.git_commit, options.tag) {
+                    (Some(commit), true) => format!("; tagged {} at {}", options.label, &commit[..12]),
+                    _ => String::new(),
+                }
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A file to back up: where it is in the tree and where it goes in the backup.
+struct Planned {
+    kind: Kind,
+    source: String,
+    backup: String,
+}
+
+/// Takes the backup (or, with `dry_run`, prints its plan) and returns its manifest.
+pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifest> {
+    check_label(&options.label)?;
+    let target = tree.backup(&options.label);
+    if target.exists() {
+        return Err(usage(format!(
+            "backup {} already exists: a backup is never overwritten; choose another --label",
+            target.display()
+        )));
+    }
+    let plan = plan(tree)?;
+    let repo = git::open(&tree.root);
+    let (commit, branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
+    if options.tag {
+        if let (Some(repo), Some(head)) = (&repo, &commit) {
+            if let Some(existing) = git::tag_commit(repo, &options.label) {
+                if existing.to_string() != *head {
+                    return Err(usage(format!(
+                        "git tag {} already points at {existing}, not at HEAD {head}: choose another --label or pass --no-tag",
+                        options.label
+                    )));
+                }
+            }
+        }
+    }
+    if options.dry_run {
+        print_plan(tree, &plan, &target, options, commit.as_deref());
+        return Ok(empty_manifest(options, commit, branch));
+    }
+
+    let backups = tree.backups();
+    if backups.exists() && !backups.is_dir() {
+        return Err(usage(format!("{} is not a folder: cannot write backups there", backups.display())));
+    }
+    fs::create_dir_all(&backups)
+        .map_err(|err| usage(format!("cannot create {}: {err}", backups.display())))?;
+    // Built beside its final place and renamed: a half-written backup is never
+    // visible under the label.
+    let stage = backups.join(format!(".{}.partial-{}", options.label, std::process::id()));
+    let result = build(tree, &plan, &stage, options, commit.clone(), branch);
+    let manifest = match result {
+        Ok(manifest) => manifest,
+        Err(err) => {
+            let _ = fs::remove_dir_all(&stage);
+            return Err(err);
+        }
+    };
+    fs::rename(&stage, &target).with_context(|| format!("move the backup into {}", target.display()))?;
+    fsutil::fsync_parent(&target)?;
+    if options.tag {
+        if let Some(repo) = &repo {
+            let message = format!("TMWS backup {} ({})", options.label, manifest.created);
+            git::tag_head(repo, &options.label, &message)?;
+        }
+    }
+    if let Some(repo) = &repo {
+        git::exclude_tool_dirs(repo)?;
+    }
+    Ok(manifest)
+}
+
+/// What goes where, checked before anything is written.
+fn plan(tree: &Tree) -> Result<Vec<Planned>> {
+    let profile = &tree.profile;
+    let db = tree.database();
+    if !db.is_file() {
+        return Err(usage(format!("database {} is missing", profile.database)));
+    }
+    if !sqlite::has_sqlite_header(&db) {
+        return Err(usage(format!("database {} is not an SQLite database", profile.database)));
+    }
+    let db_name = Path::new(&profile.database).file_name().unwrap_or_default().to_string_lossy();
+    let mut plan = vec![Planned {
+        kind: Kind::Database,
+        source: profile.database.clone(),
+        backup: format!("{}/{db_name}.backup", Kind::Database.folder()),
+    }];
+    for file in revision_files(&tree.migrations())? {
+        let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        plan.push(Planned {
+            kind: Kind::Migration,
+            source: format!("{}/{name}", profile.migrations),
+            backup: format!("{}/{name}", Kind::Migration.folder()),
+        });
+    }
+    let mut seen = BTreeMap::new();
+    let groups = [(Kind::Config, &profile.config_files), (Kind::Critical, &profile.critical_files)];
+    for (kind, files) in groups {
+        for source in files {
+            let path = tree.path(source);
+            if !path.is_file() {
+                let what = if kind == Kind::Critical { "critical file" } else { "config file" };
+                return Err(usage(format!("{what} {source} is missing")));
+            }
+            let name = Path::new(source).file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let backup = format!("{}/{name}", kind.folder());
+            if let Some(other) = seen.insert(backup.clone(), source.clone()) {
+                return Err(usage(format!(
+                    "{other} and {source} would both be backed up as {backup}: rename one in {}",
+                    crate::profile::PROFILE_FILE
+                )));
+            }
+            plan.push(Planned { kind, source: source.clone(), backup });
+        }
+    }
+    Ok(plan)
+}
+
+fn build(
+    tree: &Tree,
+    plan: &[Planned],
+    stage: &Path,
+    options: &BackupOptions,
+    git_commit: Option<String>,
+    git_branch: Option<String>,
+) -> Result<Manifest> {
+    for kind in Kind::ALL {
+        fs::create_dir_all(stage.join(kind.folder()))
+            .map_err(|err| usage(format!("cannot write in {}: {err}", tree.backups().display())))?;
+    }
+    let mut files = Vec::new();
+    let mut database = None;
+    for item in plan {
+        let source = tree.path(&item.source);
+        let dest = stage.join(&item.backup);
+        let (sha256, size) = if item.kind == Kind::Database {
+            sqlite::online_backup(&source, &dest)?;
+            fsutil::sha256_file(&dest)?
+        } else {
+            fsutil::copy_hashed(&source, &dest)?
+        };
+        let mode = fsutil::mode(&source)?;
+        // The backup is read-only on disk too: nothing should ever write to it.
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o444))?;
+        if item.kind == Kind::Database {
+            database = Some(dest.clone());
+        }
+        files.push(FileEntry {
+            kind: item.kind,
+            sha256,
+            size,
+            mode,
+            backup_path: item.backup.clone(),
+            source_path: item.source.clone(),
+        });
+    }
+    let database = database.context("no database in the plan")?;
+    let conn = sqlite::open_snapshot(&database)?;
+    let revisions = sqlite::alembic_revisions(&conn).map_err(|err| {
+        usage(format!("{} has no readable alembic_version table: {err:#}", tree.profile.database))
+    })?;
+    let tables = sqlite::table_counts(&conn)?;
+    drop(conn);
+    let source_conn = sqlite::open_live_read_only(&tree.database())?;
+    let journal_mode = sqlite::journal_mode(&source_conn)?;
+    drop(source_conn);
+    let migration_files: Vec<PathBuf> =
+        files.iter().filter(|f| f.kind == Kind::Migration).map(|f| stage.join(&f.backup_path)).collect();
+    let graph = Graph::from_files(&migration_files).context("read the migrations' revision graph")?;
+
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        label: options.label.clone(),
+        created: crate::clock::now_rfc3339(),
+        tool: format!("xtask {}", env!("CARGO_PKG_VERSION")),
+        git_commit,
+        git_branch,
+        database_revision: revisions,
+        migration_heads: graph.heads(),
+        migration_count: graph.len(),
+        sqlite_version: sqlite::sqlite_version().into(),
+        journal_mode,
+        tables,
+        files,
+    };
+    let text = manifest.render();
+    let manifest_path = stage.join(MANIFEST_FILE);
+    fsutil::write_atomic(&manifest_path, text.as_bytes())?;
+    let sums_path = stage.join(SUMS_FILE);
+    fsutil::write_atomic(&sums_path, manifest.sums(&fsutil::sha256_bytes(text.as_bytes())).as_bytes())?;
+    for path in [&manifest_path, &sums_path] {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
+    }
+    for kind in Kind::ALL {
+        fsutil::fsync_parent(&stage.join(kind.folder()).join("x"))?;
+    }
+    fsutil::fsync_parent(&manifest_path)?;
+    Ok(manifest)
+}
+
+fn print_plan(tree: &Tree, plan: &[Planned], target: &Path, options: &BackupOptions, commit: Option<&str>) {
+    println!("dry run: nothing is written. The backup would be {}:", target.display());
+    for item in plan {
+        let how = if item.kind == Kind::Database { "SQLite online backup" } else { "copy" };
+        println!("  {how:<20} {} -> {}", item.source, item.backup);
+    }
+    println!("  write                {MANIFEST_FILE} and {SUMS_FILE}");
+    match (options.tag, commit) {
+        (true, Some(commit)) => println!("  git tag              {} at {commit}", options.label),
+        (true, None) => println!("  git tag              none: {} is not a git repository", tree.root.display()),
+        (false, _) => println!("  git tag              skipped (--no-tag)"),
+    }
+}
+
+fn empty_manifest(options: &BackupOptions, git_commit: Option<String>, git_branch: Option<String>) -> Manifest {
+    Manifest {
+        format: FORMAT.into(),
+        label: options.label.clone(),
+        created: String::new(),
+        tool: format!("xtask {}", env!("CARGO_PKG_VERSION")),
+        git_commit,
+        git_branch,
+        database_revision: Vec::new(),
+        migration_heads: Vec::new(),
+        migration_count: 0,
+        sqlite_version: sqlite::sqlite_version().into(),
+        journal_mode: String::new(),
+        tables: Vec::new(),
+        files: Vec::new(),
+    }
+}

@@ -1,0 +1,61 @@
+//! The exit codes of the command-line contract, carried through `anyhow` errors.
+use std::fmt;
+
+/// Why a command stopped; each kind has the documented exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A check failed or the operation failed.
+    Failed = 1,
+    /// Usage, configuration or input error; nothing was changed.
+    Usage = 2,
+    /// Another run holds the lock.
+    Locked = 3,
+    /// Refused as unsafe.
+    Unsafe = 4,
+    /// An earlier run was interrupted.
+    Interrupted = 5,
+}
+
+/// An error that chooses its exit code. Anything else exits 1.
+#[derive(Debug)]
+pub struct Exit {
+    pub kind: Kind,
+    pub message: String,
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn exit(kind: Kind, message: impl Into<String>) -> anyhow::Error {
+    Exit { kind, message: message.into() }.into()
+}
+
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    exit(Kind::Usage, message)
+}
+
+pub fn failed(message: impl Into<String>) -> anyhow::Error {
+    exit(Kind::Failed, message)
+}
+
+pub fn locked(message: impl Into<String>) -> anyhow::Error {
+    exit(Kind::Locked, message)
+}
+
+pub fn refused(message: impl Into<String>) -> anyhow::Error {
+    exit(Kind::Unsafe, message)
+}
+
+pub fn interrupted(message: impl Into<String>) -> anyhow::Error {
+    exit(Kind::Interrupted, message)
+}
+
+/// The exit code for an error: the first `Exit` in its chain decides.
+pub fn code_of(error: &anyhow::Error) -> i32 {
+    error.chain().find_map(|cause| cause.downcast_ref::<Exit>()).map_or(1, |exit| exit.kind as i32)
+}

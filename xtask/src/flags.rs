@@ -1,0 +1,273 @@
+//! The command line of `cargo xtask`: the only place where flags are declared.
+#![allow(unreachable_pub)]
+
+use std::path::PathBuf;
+
+xflags::xflags! {
+    src "./src/flags.rs"
+
+    /// Safe, checked commands for the TMWS Phase 4 rollback runbook.
+    cmd xtask {
+        /// Materialize the fake TMWS tree with git history and a real database.
+        cmd sandbox {
+            /// Empty or missing folder to create the tree in.
+            required --out dir: PathBuf
+            /// pre-phase4 (default), backed-up (also runs backup) or phase4 (also deploys Phase 4).
+            optional --stage stage: String
+            /// Python interpreter for the tools' virtualenv (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Take the pre-deploy backup with its manifest, and tag git HEAD.
+        cmd backup {
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label, the folder under backups/ and the git tag (default pre-phase4).
+            optional --label label: String
+            /// Print what would be copied and tagged; write nothing.
+            optional --dry-run
+            /// Do not tag git HEAD.
+            optional --no-tag
+            /// Output format: human (default) or json.
+            optional --format format: String
+        }
+
+        /// Prove a backup complete, intact and restorable.
+        cmd verify-backup {
+            optional --root dir: PathBuf
+            optional --label label: String
+            /// A backup folder to verify on its own, without a TMWS root.
+            optional --backup dir: PathBuf
+            optional --format format: String
+            /// Write the checks as JUnit XML to this file.
+            optional --junit file: PathBuf
+            optional --python python: PathBuf
+        }
+
+        /// Roll back along the runbook's decision matrix, safely and resumably.
+        cmd rollback {
+            /// database, migration, files, complete or git.
+            required --scenario scenario: String
+            optional --root dir: PathBuf
+            optional --label label: String
+            /// Print the exact plan; change nothing.
+            optional --dry-run
+            /// Confirm without a terminal.
+            optional --yes
+            /// Complete an interrupted run from its journal.
+            optional --resume
+            /// Take over a lock left by a dead process.
+            optional --break-lock
+            /// Do not verify the backup first (emergencies only).
+            optional --skip-verify
+            /// migration: downgrade to this revision instead of the backup's.
+            optional --to rev: String
+            /// migration: downgrade this many steps.
+            optional --steps n: u32
+            /// migration: allow a downgrade to base, which destroys data.
+            optional --allow-data-loss
+            /// files and git: only these paths or pathspecs.
+            repeated --paths path: String
+            /// git: soft reset to this commit.
+            optional --commit rev: String
+            /// git: hard reset (needs --force).
+            optional --hard
+            optional --force
+            /// git: restore --paths from this commit.
+            optional --from rev: String
+            /// Seconds to wait for the service to stop before SIGKILL (default 10).
+            optional --grace seconds: u64
+            optional --format format: String
+            optional --python python: PathBuf
+        }
+
+        /// Run the runbook's post-rollback verification tests and checklist.
+        cmd post-check {
+            optional --root dir: PathBuf
+            optional --label label: String
+            optional --format format: String
+            optional --junit file: PathBuf
+            /// Write the runbook's post-rollback checklist as Markdown.
+            optional --checklist file: PathBuf
+            /// Run only these checks (ids).
+            repeated --only id: String
+            /// Skip these checks (ids).
+            repeated --skip id: String
+            /// Expected revision without a backup: a revision id or `head`.
+            optional --expect-revision rev: String
+            /// Port for the server check (default: a free loopback port).
+            optional --port port: u16
+            optional --python python: PathBuf
+        }
+
+        /// Write a forensics bundle of the current (failed) state.
+        cmd forensics {
+            optional --root dir: PathBuf
+            optional --label label: String
+            optional --format format: String
+            optional --python python: PathBuf
+        }
+
+        /// Recommend a row of the decision matrix, with evidence.
+        cmd diagnose {
+            optional --root dir: PathBuf
+            optional --label label: String
+            optional --format format: String
+            optional --python python: PathBuf
+        }
+
+        /// Rehearse break, diagnose, rollback and post-check in sandboxes.
+        cmd drill {
+            /// database, migration, files, git, complete or all (default).
+            optional --scenario scenario: String
+            /// Keep the sandboxes in this folder for inspection.
+            optional --keep dir: PathBuf
+            optional --format format: String
+            optional --python python: PathBuf
+        }
+
+        /// Measure the commands against the runbook's shell baseline.
+        cmd bench {
+            /// Database sizes, e.g. 1MiB,64MiB,1GiB.
+            optional --sizes sizes: String
+            /// Runs of each measurement (default 3).
+            optional --runs n: u32
+            /// Report folder (default target/bench).
+            optional --out dir: PathBuf
+            optional --python python: PathBuf
+        }
+    }
+}
+// generated start
+// The following code is generated by `xflags` macro.
+// Run `env UPDATE_XFLAGS=1 cargo build` to regenerate.
+#[derive(Debug)]
+pub struct Xtask {
+    pub subcommand: XtaskCmd,
+}
+
+#[derive(Debug)]
+pub enum XtaskCmd {
+    Sandbox(Sandbox),
+    Backup(Backup),
+    VerifyBackup(VerifyBackup),
+    Rollback(Rollback),
+    PostCheck(PostCheck),
+    Forensics(Forensics),
+    Diagnose(Diagnose),
+    Drill(Drill),
+    Bench(Bench),
+}
+
+#[derive(Debug)]
+pub struct Sandbox {
+    pub out: PathBuf,
+    pub stage: Option<String>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Backup {
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub dry_run: bool,
+    pub no_tag: bool,
+    pub format: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct VerifyBackup {
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub backup: Option<PathBuf>,
+    pub format: Option<String>,
+    pub junit: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Rollback {
+    pub scenario: String,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub dry_run: bool,
+    pub yes: bool,
+    pub resume: bool,
+    pub break_lock: bool,
+    pub skip_verify: bool,
+    pub to: Option<String>,
+    pub steps: Option<u32>,
+    pub allow_data_loss: bool,
+    pub paths: Vec<String>,
+    pub commit: Option<String>,
+    pub hard: bool,
+    pub force: bool,
+    pub from: Option<String>,
+    pub grace: Option<u64>,
+    pub format: Option<String>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct PostCheck {
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub format: Option<String>,
+    pub junit: Option<PathBuf>,
+    pub checklist: Option<PathBuf>,
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub expect_revision: Option<String>,
+    pub port: Option<u16>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Forensics {
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub format: Option<String>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Diagnose {
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub format: Option<String>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Drill {
+    pub scenario: Option<String>,
+    pub keep: Option<PathBuf>,
+    pub format: Option<String>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Bench {
+    pub sizes: Option<String>,
+    pub runs: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+}
+
+impl Xtask {
+    #[allow(dead_code)]
+    pub fn from_env_or_exit() -> Self {
+        Self::from_env_or_exit_()
+    }
+
+    #[allow(dead_code)]
+    pub fn from_env() -> xflags::Result<Self> {
+        Self::from_env_()
+    }
+
+    #[allow(dead_code)]
+    pub fn from_vec(args: Vec<std::ffi::OsString>) -> xflags::Result<Self> {
+        Self::from_vec_(args)
+    }
+}
+// generated end

@@ -1,0 +1,43 @@
+//! `cargo xtask`: the TMWS Phase 4 rollback runbook as safe, checked commands.
+//!
+//! This file only parses the flags, builds the one `Shell`, dispatches to the
+//! command's module and turns errors into the documented exit codes.
+mod backup;
+mod clock;
+mod exit;
+mod flags;
+mod fsutil;
+mod git;
+mod manifest;
+mod migrations;
+mod process;
+mod profile;
+mod python;
+mod report;
+mod sandbox;
+mod seed;
+mod sqlite;
+
+use std::process::ExitCode;
+
+use xshell::Shell;
+
+fn main() -> ExitCode {
+    let flags = flags::Xtask::from_env_or_exit();
+    let result = Shell::new().map_err(anyhow::Error::from).and_then(|sh| run(flags, &sh));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::code_of(&err) as u8)
+        }
+    }
+}
+
+fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
+    match flags.subcommand {
+        flags::XtaskCmd::Sandbox(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Backup(cmd) => cmd.run(sh),
+        _ => anyhow::bail!("this command is not built yet"),
+    }
+}

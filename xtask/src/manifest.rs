@@ -1,0 +1,238 @@
+//! `BACKUP_MANIFEST.txt`: readable by a person, exact for a program, and
+//! `SHA256SUMS` beside it so anyone can check a backup with coreutils.
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::{fsutil::check_relative, sqlite::TableCount};
+
+pub const FORMAT: &str = "tmws-backup/1";
+pub const MANIFEST_FILE: &str = "BACKUP_MANIFEST.txt";
+pub const SUMS_FILE: &str = "SHA256SUMS";
+
+/// What a backed-up file is; each kind has its folder in the backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Database,
+    Config,
+    Migration,
+    Critical,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Database, Kind::Config, Kind::Migration, Kind::Critical];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Database => "database",
+            Kind::Config => "config",
+            Kind::Migration => "migration",
+            Kind::Critical => "critical",
+        }
+    }
+
+    /// The folder of the runbook's Appendix A layout.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Kind::Database => "database",
+            Kind::Config => "config",
+            Kind::Migration => "migrations/alembic_versions",
+            Kind::Critical => "critical_files",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == text).with_context(|| format!("unknown kind {text:?}"))
+    }
+}
+
+/// One file of the backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEntry {
+    pub kind: Kind,
+    pub sha256: String,
+    pub size: u64,
+    pub mode: u32,
+    /// Where it is inside the backup folder.
+    pub backup_path: String,
+    /// Where it belongs in the TMWS tree.
+    pub source_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Manifest {
+    pub format: String,
+    pub label: String,
+    pub created: String,
+    pub tool: String,
+    pub git_commit: Option<String>,
+    pub git_branch: Option<String>,
+    /// The database's `alembic_version` rows (one, or several on unmerged heads).
+    pub database_revision: Vec<String>,
+    pub migration_heads: Vec<String>,
+    pub migration_count: usize,
+    pub sqlite_version: String,
+    pub journal_mode: String,
+    pub tables: Vec<TableCount>,
+    pub files: Vec<FileEntry>,
+}
+
+impl Manifest {
+    pub fn files_of(&self, kind: Kind) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().filter(move |f| f.kind == kind)
+    }
+
+    pub fn count(&self, kind: Kind) -> usize {
+        self.files_of(kind).count()
+    }
+
+    pub fn database(&self) -> Option<&FileEntry> {
+        self.files_of(Kind::Database).next()
+    }
+
+    /// The revision a rollback returns to (the single database revision).
+    pub fn revision(&self) -> Option<&str> {
+        match self.database_revision.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let none = || "-".to_string();
+        let _ = writeln!(out, "# TMWS backup manifest. Check the files without any tool:");
+        let _ = writeln!(out, "#   cd <this folder> && sha256sum -c {SUMS_FILE}");
+        let _ = writeln!(out, "format: {}", self.format);
+        let _ = writeln!(out, "label: {}", self.label);
+        let _ = writeln!(out, "created: {}", self.created);
+        let _ = writeln!(out, "tool: {}", self.tool);
+        let _ = writeln!(out, "git-commit: {}", self.git_commit.clone().unwrap_or_else(none));
+        let _ = writeln!(out, "git-branch: {}", self.git_branch.clone().unwrap_or_else(none));
+        let _ = writeln!(out, "database-revision: {}", self.database_revision.join(" "));
+        let _ = writeln!(out, "migration-heads: {}", self.migration_heads.join(" "));
+        let _ = writeln!(out, "migration-count: {}", self.migration_count);
+        let _ = writeln!(out, "sqlite-version: {}", self.sqlite_version);
+        let _ = writeln!(out, "journal-mode: {}", self.journal_mode);
+        let _ = writeln!(out, "\n# table: name rows");
+        for table in &self.tables {
+            let _ = writeln!(out, "table: {} {}", table.name, table.rows);
+        }
+        let _ = writeln!(out, "\n# file: kind sha256 size mode backup-path original-path (tab-separated)");
+        for f in &self.files {
+            let _ = writeln!(
+                out,
+                "file:\t{}\t{}\t{}\t{:04o}\t{}\t{}",
+                f.kind.name(),
+                f.sha256,
+                f.size,
+                f.mode,
+                f.backup_path,
+                f.source_path
+            );
+        }
+        out
+    }
+
+    pub fn parse(text: &str) -> Result<Manifest> {
+        let mut fields = std::collections::BTreeMap::new();
+        let mut tables = Vec::new();
+        let mut files = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line_no = number + 1;
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) =
+                line.split_once(':').with_context(|| format!("line {line_no}: expected `key: value`"))?;
+            match key {
+                "table" => {
+                    let (name, rows) = value
+                        .trim()
+                        .rsplit_once(' ')
+                        .with_context(|| format!("line {line_no}: expected `table: NAME ROWS`"))?;
+                    let rows = rows.parse().with_context(|| format!("line {line_no}: row count"))?;
+                    tables.push(TableCount { name: name.to_string(), rows });
+                }
+                "file" => files.push(
+                    parse_file(value.strip_prefix('\t').unwrap_or(value))
+                        .with_context(|| format!("line {line_no}"))?,
+                ),
+                _ => {
+                    if fields.insert(key.to_string(), value.trim().to_string()).is_some() {
+                        bail!("line {line_no}: `{key}` appears twice");
+                    }
+                }
+            }
+        }
+        let mut take = |key: &str| fields.remove(key).with_context(|| format!("missing `{key}:`"));
+        let format = take("format")?;
+        if format != FORMAT {
+            bail!("unknown manifest format {format:?} (this tool reads {FORMAT})");
+        }
+        let optional = |value: String| (value != "-").then_some(value);
+        let words = |value: String| value.split_whitespace().map(String::from).collect();
+        let manifest = Manifest {
+            format,
+            label: take("label")?,
+            created: take("created")?,
+            tool: take("tool")?,
+            git_commit: optional(take("git-commit")?),
+            git_branch: optional(take("git-branch")?),
+            database_revision: words(take("database-revision")?),
+            migration_heads: words(take("migration-heads")?),
+            migration_count: take("migration-count")?.parse().context("migration-count")?,
+            sqlite_version: take("sqlite-version")?,
+            journal_mode: take("journal-mode")?,
+            tables,
+            files,
+        };
+        if let Some(key) = fields.keys().next() {
+            bail!("unknown field `{key}:`");
+        }
+        Ok(manifest)
+    }
+
+    /// `SHA256SUMS` in coreutils' format, for every file including the manifest.
+    pub fn sums(&self, manifest_sha: &str) -> String {
+        let mut out = String::new();
+        for f in &self.files {
+            let _ = writeln!(out, "{}  {}", f.sha256, f.backup_path);
+        }
+        let _ = writeln!(out, "{manifest_sha}  {MANIFEST_FILE}");
+        out
+    }
+}
+
+fn parse_file(value: &str) -> Result<FileEntry> {
+    let parts: Vec<&str> = value.split('\t').collect();
+    let [kind, sha256, size, mode, backup_path, source_path] = parts[..] else {
+        bail!("expected 6 tab-separated fields after `file:`, found {}", parts.len());
+    };
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{sha256:?} is not a sha256");
+    }
+    check_relative(backup_path)?;
+    check_relative(source_path)?;
+    Ok(FileEntry {
+        kind: Kind::parse(kind)?,
+        sha256: sha256.to_string(),
+        size: size.parse().context("size")?,
+        mode: u32::from_str_radix(mode, 8).context("mode")?,
+        backup_path: backup_path.to_string(),
+        source_path: source_path.to_string(),
+    })
+}
+
+/// Parses `SHA256SUMS`: `(sha256, path)` pairs.
+pub fn parse_sums(text: &str) -> Result<Vec<(String, String)>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (sha, path) = line.split_once("  ").with_context(|| format!("bad line {line:?}"))?;
+            Ok((sha.to_string(), path.to_string()))
+        })
+        .collect()
+}

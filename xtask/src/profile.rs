@@ -1,0 +1,199 @@
+//! Where things live in a TMWS tree: the runbook's layout, overridable per tree.
+//!
+//! The built-in defaults are the runbook's paths. A real checkout differs, so
+//! an optional `tmws-rollback.toml` at the root may override any field.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::{exit::usage, fsutil::check_relative};
+
+/// The name of the optional per-tree profile file.
+pub const PROFILE_FILE: &str = "tmws-rollback.toml";
+
+/// Paths and commands of one TMWS tree, all relative to its root.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Profile {
+    /// The SQLite database the service and Alembic use.
+    pub database: String,
+    pub alembic_ini: String,
+    /// The folder of revision files.
+    pub migrations: String,
+    /// Configuration files backed up under `config/`.
+    pub config_files: Vec<String>,
+    /// The runbook's critical files, backed up under `critical_files/`.
+    pub critical_files: Vec<String>,
+    /// Modules that must import after a rollback.
+    pub critical_modules: Vec<String>,
+    /// The pytest files the runbook runs after a rollback.
+    pub test_files: Vec<String>,
+    /// The ASGI application uvicorn serves.
+    pub app: String,
+    /// The port the runbook's server check uses when `--port` is not given
+    /// (0: any free loopback port).
+    pub port: u16,
+    pub health_path: String,
+    pub log_file: String,
+    /// A pid file the service writes, if any.
+    pub pid_file: Option<String>,
+    /// A process is the service only if its command line contains one of these.
+    pub service_markers: Vec<String>,
+    /// Environment for alembic, pytest and the server in this tree.
+    pub env: BTreeMap<String, String>,
+    pub alembic_args: Vec<String>,
+    pub pytest_args: Vec<String>,
+    pub server_args: Vec<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        let strings = |items: &[&str]| items.iter().map(|it| it.to_string()).collect();
+        Profile {
+            database: "data/tmws.db".into(),
+            alembic_ini: "alembic.ini".into(),
+            migrations: "migrations/versions".into(),
+            config_files: strings(&["pyproject.toml", ".env.example", "alembic.ini"]),
+            critical_files: strings(&[
+                "src/domain/value_objects/tool_category.py",
+                "src/services/verification_service.py",
+                "src/services/learning_trust_integration.py",
+                "tests/integration/test_go_python_category_sync.py",
+                "tests/unit/services/test_verification_learning_integration.py",
+            ]),
+            critical_modules: strings(&[
+                "src.domain.value_objects.tool_category",
+                "src.services.verification_service",
+                "src.services.learning_trust_integration",
+            ]),
+            test_files: strings(&[
+                "tests/unit/services/test_verification_service.py",
+                "tests/unit/services/test_verification_learning_integration.py",
+                "tests/integration/test_go_python_category_sync.py",
+            ]),
+            app: "src.main:app".into(),
+            port: 0,
+            health_path: "/health".into(),
+            log_file: "logs/tmws.log".into(),
+            pid_file: None,
+            service_markers: strings(&["uvicorn", "src.main:app", "tmws"]),
+            env: BTreeMap::new(),
+            alembic_args: Vec::new(),
+            pytest_args: Vec::new(),
+            server_args: Vec::new(),
+        }
+    }
+}
+
+/// A TMWS tree: its canonical root and its profile.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub root: PathBuf,
+    pub profile: Profile,
+}
+
+impl Tree {
+    /// Finds the tree from `--root`, then `TMWS_ROOT`, then the current directory.
+    pub fn locate(flag: Option<&Path>) -> Result<Tree> {
+        let given = match flag {
+            Some(path) => path.to_path_buf(),
+            None => match std::env::var_os("TMWS_ROOT") {
+                Some(path) => PathBuf::from(path),
+                None => std::env::current_dir().context("read the current directory")?,
+            },
+        };
+        if !given.is_dir() {
+            return Err(usage(format!(
+                "TMWS root {} does not exist or is not a directory",
+                given.display()
+            )));
+        }
+        let root = given.canonicalize().with_context(|| format!("resolve {}", given.display()))?;
+        let profile = Profile::load(&root)?;
+        let tree = Tree { root, profile };
+        let ini = tree.path(&tree.profile.alembic_ini);
+        if !ini.is_file() || !tree.path(&tree.profile.migrations).is_dir() {
+            return Err(usage(format!(
+                "{} is not a TMWS tree: it needs {} and {}/ (pass --root, or describe the tree in {PROFILE_FILE})",
+                tree.root.display(),
+                tree.profile.alembic_ini,
+                tree.profile.migrations,
+            )));
+        }
+        Ok(tree)
+    }
+
+    /// A path of the tree, from a profile-relative path.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path(&self.profile.database)
+    }
+
+    pub fn migrations(&self) -> PathBuf {
+        self.path(&self.profile.migrations)
+    }
+
+    pub fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    pub fn backup(&self, label: &str) -> PathBuf {
+        self.backups().join(label)
+    }
+
+    /// Where the tool keeps its lock and journal inside the tree.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".tmws-rollback")
+    }
+
+    pub fn forensics_dir(&self) -> PathBuf {
+        self.root.join("forensics")
+    }
+}
+
+impl Profile {
+    fn load(root: &Path) -> Result<Profile> {
+        let file = root.join(PROFILE_FILE);
+        if !file.exists() {
+            return Ok(Profile::default());
+        }
+        let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        let profile: Profile = toml::from_str(&text)
+            .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
+        profile.check().map_err(|err| usage(format!("{}: {err}", file.display())))?;
+        Ok(profile)
+    }
+
+    /// Every path of the profile stays inside the root.
+    fn check(&self) -> Result<()> {
+        let singles = [&self.database, &self.alembic_ini, &self.migrations, &self.log_file];
+        let lists = self.config_files.iter().chain(&self.critical_files).chain(&self.test_files);
+        for path in singles.into_iter().chain(lists).chain(self.pid_file.as_ref()) {
+            check_relative(path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a backup label: it names a folder under `backups/` and a git tag.
+pub fn check_label(label: &str) -> Result<()> {
+    let bad = label.is_empty()
+        || label == "."
+        || label.contains("..")
+        || label.contains(['/', '\\'])
+        || label.starts_with(['-', '.'])
+        || label.chars().any(|c| c.is_whitespace() || c.is_control() || "~^:?*[".contains(c));
+    if bad {
+        return Err(usage(format!(
+            "invalid label {label:?}: use letters, digits, '-', '_' or '.', without '/' or '..'"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! The Python side: a pinned virtualenv with alembic, pytest and uvicorn,
+//! created on first use and reused, and the tree's tools run through it.
+use std::{
+    fs::{self, File},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use xshell::{Cmd, Shell, cmd};
+
+use crate::{
+    exit::usage,
+    fsutil::sha256_bytes,
+    process::{self, Output},
+    profile::Tree,
+};
+
+const REQUIREMENTS: &str = include_str!("../python-requirements.txt");
+
+/// How long one alembic or python call may take before it is stopped.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A folder of Python executables: `python`, `alembic`, `pytest`, `uvicorn`.
+#[derive(Debug, Clone)]
+pub struct Python {
+    pub bin: PathBuf,
+}
+
+impl Python {
+    /// Chooses the interpreter: `--python` or `TMWS_PYTHON` (used as is when it
+    /// is a virtualenv with alembic, else the base of ours), then the tree's own
+    /// `.venv`, then our pinned virtualenv built from `python3`.
+    pub fn find(sh: &Shell, root: Option<&Path>, choice: Option<&Path>) -> Result<Python> {
+        let choice = choice.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os("TMWS_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from)
+        });
+        if let Some(interpreter) = choice {
+            if let Some(found) = Python::complete_env(&interpreter) {
+                return Ok(found);
+            }
+            return Python::bootstrap(sh, &interpreter);
+        }
+        if let Some(found) = root.and_then(|r| Python::complete_env(&r.join(".venv/bin/python"))) {
+            return Ok(found);
+        }
+        Python::bootstrap(sh, Path::new("python3"))
+    }
+
+    /// An interpreter whose folder already holds every tool the runbook uses.
+    fn complete_env(interpreter: &Path) -> Option<Python> {
+        let bin = interpreter.parent()?.to_path_buf();
+        let complete = interpreter.is_file()
+            && ["alembic", "pytest", "uvicorn"].iter().all(|tool| bin.join(tool).is_file());
+        complete.then_some(Python { bin })
+    }
+
+    fn bootstrap(sh: &Shell, interpreter: &Path) -> Result<Python> {
+        let key = sha256_bytes(format!("{}\n{REQUIREMENTS}", interpreter.display()).as_bytes());
+        let home = venv_home();
+        fs::create_dir_all(&home).with_context(|| format!("create {}", home.display()))?;
+        let venv = home.join(&key[..16]);
+        let ready = venv.join(".ready");
+        let python = Python { bin: venv.join("bin") };
+        if ready.is_file() {
+            return Ok(python);
+        }
+        // Several xtask processes (parallel tests, two terminals) may start at
+        // once: one builds the virtualenv while the others wait for it.
+        let _lock = FileLock::acquire(&home.join(".lock"))?;
+        if ready.is_file() {
+            return Ok(python);
+        }
+        eprintln!(
+            "Creating the Python virtualenv with alembic, pytest and uvicorn in {} (once; it is reused)",
+            venv.display()
+        );
+        let found = cmd!(sh, "{interpreter} --version").quiet().ignore_stdout().ignore_stderr().run();
+        if found.is_err() {
+            return Err(usage(format!(
+                "no Python interpreter at {}: install Python 3.10 or newer (python3), or pass --python PATH / set TMWS_PYTHON",
+                interpreter.display()
+            )));
+        }
+        let created = cmd!(sh, "{interpreter} -m venv --clear {venv}").quiet().output();
+        if !matches!(&created, Ok(out) if out.status.success()) {
+            return Err(usage(format!(
+                "{} could not create a virtualenv in {}: install the venv module (Debian: apt-get install python3-venv)",
+                interpreter.display(),
+                venv.display()
+            )));
+        }
+        let requirements = venv.join("requirements.txt");
+        fs::write(&requirements, REQUIREMENTS)?;
+        let pip = python.bin.join("pip");
+        let installed = process::run(
+            cmd!(sh, "{pip} install --disable-pip-version-check --quiet -r {requirements}"),
+            Duration::from_secs(600),
+        )?;
+        if !installed.success() {
+            return Err(usage(format!(
+                "pip could not install the pinned Python tools ({}): check the network access to PyPI or pass --python with a virtualenv that has alembic, pytest and uvicorn\n{}",
+                installed.describe_status(),
+                installed.tail(5)
+            )));
+        }
+        fs::write(&ready, &key)?;
+        Ok(python)
+    }
+
+    pub fn exe(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// A command for a tool of this environment, run inside the tree with the
+    /// profile's environment. Bytecode is never written into the tree.
+    pub fn tool<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str) -> Cmd<'a> {
+        let exe = self.exe(program);
+        let mut cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1");
+        for (key, value) in &tree.profile.env {
+            cmd = cmd.env(key, value);
+        }
+        cmd
+    }
+
+    /// Runs alembic with the profile's extra arguments before the subcommand.
+    pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
+        let _d = sh.push_dir(&tree.root);
+        let ini = &tree.profile.alembic_ini;
+        let cmd = self.tool(sh, tree, "alembic").arg("-c").arg(ini).args(&tree.profile.alembic_args);
+        process::run(cmd.args(args), TOOL_TIMEOUT)
+    }
+
+    /// Runs `python -c CODE` inside the tree.
+    pub fn run_code(&self, sh: &Shell, tree: &Tree, code: &str) -> Result<Output> {
+        let _d = sh.push_dir(&tree.root);
+        process::run(self.tool(sh, tree, "python").args(["-c", code]), TOOL_TIMEOUT)
+    }
+}
+
+/// Where our virtualenvs live: the workspace's `target/`, beside the build.
+fn venv_home() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmws-venv")
+}
+
+/// An exclusive `flock` held until dropped.
+struct FileLock(File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock> {
+        let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own; it blocks until granted.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("lock the virtualenv folder");
+        }
+        Ok(FileLock(file))
+    }
+}

@@ -1,0 +1,209 @@
+//! Checks and their reports: the human table, the JSON document of the
+//! command-line contract, and JUnit XML for CI systems.
+use std::{fmt::Write as _, path::Path, time::Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// The version of the JSON documents this tool prints.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Only when the user skipped the check by name.
+    Skip,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub id: String,
+    pub title: String,
+    pub status: Status,
+    pub detail: String,
+    pub duration_ms: u64,
+}
+
+impl Check {
+    pub fn pass(id: &str, title: &str, detail: impl Into<String>) -> Check {
+        Check::new(id, title, Status::Pass, detail.into())
+    }
+
+    pub fn fail(id: &str, title: &str, detail: impl Into<String>) -> Check {
+        Check::new(id, title, Status::Fail, detail.into())
+    }
+
+    pub fn skip(id: &str, title: &str) -> Check {
+        Check::new(id, title, Status::Skip, "skipped by --skip".into())
+    }
+
+    /// Pass when `ok`, fail otherwise, with the same detail.
+    pub fn from(id: &str, title: &str, ok: bool, detail: impl Into<String>) -> Check {
+        Check::new(id, title, if ok { Status::Pass } else { Status::Fail }, detail.into())
+    }
+
+    fn new(id: &str, title: &str, status: Status, detail: String) -> Check {
+        Check { id: id.into(), title: title.into(), status, detail, duration_ms: 0 }
+    }
+
+    /// Times a check: its duration is the time since `started`.
+    pub fn since(mut self, started: Instant) -> Check {
+        self.duration_ms = started.elapsed().as_millis() as u64;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    pub command: String,
+    pub target: String,
+    pub result: Status,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn new(command: &str, target: String, checks: Vec<Check>) -> Report {
+        let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+        let (passed, failed, skipped) = (count(Status::Pass), count(Status::Fail), count(Status::Skip));
+        let result = if failed == 0 { Status::Pass } else { Status::Fail };
+        Report { schema: SCHEMA, command: command.into(), target, result, passed, failed, skipped, checks }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.result == Status::Pass
+    }
+
+    /// `check  status  time  detail`, one row per check, detail lines indented.
+    pub fn human(&self, with_time: bool) -> String {
+        let id_width = self.checks.iter().map(|c| c.id.len()).max().unwrap_or(5).max(5);
+        let mut out = String::new();
+        let header = if with_time { "status  time     detail" } else { "status  detail" };
+        let _ = writeln!(out, "{:id_width$}  {header}", "check");
+        for check in &self.checks {
+            let time = if with_time { format!("{:>6}ms ", check.duration_ms) } else { String::new() };
+            let mut lines = check.detail.lines();
+            let first = lines.next().unwrap_or("");
+            let _ = writeln!(out, "{:id_width$}  {:<6}  {time}{first}", check.id, check.status.word());
+            let indent = id_width + 10 + time.len();
+            for line in lines {
+                let _ = writeln!(out, "{:indent$}{line}", "");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{}: {} passed, {} failed, {} skipped",
+            if self.ok() { "ok" } else { "FAILED" },
+            self.passed,
+            self.failed,
+            self.skipped
+        );
+        out
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    pub fn junit(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let total_ms: u64 = self.checks.iter().map(|c| c.duration_ms).sum();
+        let _ = writeln!(
+            out,
+            "<testsuites><testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
+            xml(&self.command),
+            self.checks.len(),
+            self.failed,
+            self.skipped,
+            total_ms as f64 / 1000.0
+        );
+        for check in &self.checks {
+            let _ = write!(
+                out,
+                "  <testcase classname=\"{}\" name=\"{}: {}\" time=\"{:.3}\">",
+                xml(&self.command),
+                xml(&check.id),
+                xml(&check.title),
+                check.duration_ms as f64 / 1000.0
+            );
+            match check.status {
+                Status::Pass => {}
+                Status::Fail => {
+                    let first = check.detail.lines().next().unwrap_or("");
+                    let _ = write!(
+                        out,
+                        "<failure message=\"{}\">{}</failure>",
+                        xml(first),
+                        xml(&check.detail)
+                    );
+                }
+                Status::Skip => out.push_str("<skipped/>"),
+            }
+            out.push_str("</testcase>\n");
+        }
+        out.push_str("</testsuite></testsuites>\n");
+        out
+    }
+
+    /// Prints the report in the chosen format and writes the JUnit file.
+    pub fn emit(&self, format: Format, junit: Option<&Path>, with_time: bool) -> Result<()> {
+        if let Some(path) = junit {
+            std::fs::write(path, self.junit())
+                .with_context(|| format!("write JUnit XML to {}", path.display()))?;
+        }
+        match format {
+            Format::Human => print!("{}", self.human(with_time)),
+            Format::Json => println!("{}", self.json()),
+        }
+        Ok(())
+    }
+}
+
+pub fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+impl Format {
+    pub fn parse(flag: Option<&str>) -> Result<Format> {
+        match flag {
+            None | Some("human") => Ok(Format::Human),
+            Some("json") => Ok(Format::Json),
+            Some(other) => {
+                Err(crate::exit::usage(format!("unknown --format {other:?}: use human or json")))
+            }
+        }
+    }
+}
