@@ -17,6 +17,7 @@ mod report;
 mod sandbox;
 mod seed;
 mod sqlite;
+mod verify_backup;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,7 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
     match flags.subcommand {
         flags::XtaskCmd::Sandbox(cmd) => cmd.run(sh),
         flags::XtaskCmd::Backup(cmd) => cmd.run(sh),
+        flags::XtaskCmd::VerifyBackup(cmd) => cmd.run(sh),
         _ => anyhow::bail!("this command is not built yet"),
     }
 }

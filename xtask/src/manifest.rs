@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::{fsutil::check_relative, sqlite::TableCount};
+use crate::sqlite::TableCount;
 
 pub const FORMAT: &str = "tmws-backup/1";
 pub const MANIFEST_FILE: &str = "BACKUP_MANIFEST.txt";
@@ -214,8 +214,6 @@ fn parse_file(value: &str) -> Result<FileEntry> {
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("{sha256:?} is not a sha256");
     }
-    check_relative(backup_path)?;
-    check_relative(source_path)?;
     Ok(FileEntry {
         kind: Kind::parse(kind)?,
         sha256: sha256.to_string(),

@@ -1,0 +1,150 @@
+//! Integration tests: the real `xtask` binary on temporary sandboxes, with
+//! real SQLite, real git and the real alembic, pytest and uvicorn.
+//!
+//! One test binary (as in xshell's own tests), a module per area. Sandboxes
+//! are built once per stage through the binary itself and copied for each
+//! test, so every test owns a fresh tree.
+mod backup;
+mod sandbox;
+mod verify_backup;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+/// The xtask binary with a clean environment for our variables.
+pub fn xtask() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.env_remove("TMWS_ROOT").env_remove("TMWS_PYTHON").env("NO_COLOR", "1");
+    cmd
+}
+
+/// A finished run of the binary, with everything a failing test should show.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let output = cmd.output().expect("the xtask binary runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `xtask ARGS --root ROOT` and returns the result.
+pub fn run_in(root: &Path, args: &[&str]) -> Run {
+    run(xtask().args(args).arg("--root").arg(root))
+}
+
+/// Asserts an exit code and shows the whole run when it is another.
+#[track_caller]
+pub fn assert_code(run: &Run, code: i32) {
+    assert_eq!(run.code, code, "unexpected exit code:\n{run:?}");
+}
+
+/// A fresh copy of a sandbox at `stage`; the template is built once per test
+/// process with `xtask sandbox`.
+pub fn sandbox(stage: &str) -> TempDir {
+    static TEMPLATES: OnceLock<TempDir> = OnceLock::new();
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let templates = TEMPLATES.get_or_init(|| TempDir::new().unwrap());
+    let template = templates.path().join(stage);
+    {
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if !template.exists() {
+            let result = run(xtask().args(["sandbox", "--stage", stage, "--out"]).arg(&template));
+            assert_code(&result, 0);
+        }
+    }
+    let copy = TempDir::new().unwrap();
+    copy_tree(&template, &copy.path().join("tmws"));
+    copy
+}
+
+/// The tree inside a sandbox copy.
+pub fn root(dir: &TempDir) -> PathBuf {
+    dir.path().join("tmws")
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    assert!(status.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+/// A digest of every file below `dir` (paths, contents and modes), to prove
+/// that a command changed nothing.
+pub fn digest(dir: &Path) -> String {
+    let mut hasher = Sha256::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(next) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&next) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    for file in files {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::symlink_metadata(&file).unwrap();
+        hasher.update(file.strip_prefix(dir).unwrap().to_string_lossy().as_bytes());
+        hasher.update(meta.permissions().mode().to_le_bytes());
+        hasher.update(fs::read(&file).unwrap_or_default());
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// Filters for snapshots: what varies between runs and machines.
+pub fn filters(root: &Path) -> Vec<(String, String)> {
+    vec![
+        (regex_escape(&root.display().to_string()), "[ROOT]".into()),
+        (r"/tmp/\.tmp[A-Za-z0-9]+".into(), "[TMP]".into()),
+        (r"\b[0-9a-f]{64}\b".into(), "[SHA256]".into()),
+        (r"\b[0-9a-f]{40}\b".into(), "[COMMIT]".into()),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z".into(), "[TIME]".into()),
+        (r"\d{8}T\d{6}Z".into(), "[STAMP]".into()),
+        (r"\b\d+ms\b".into(), "[MS]".into()),
+        (r#""duration_ms": \d+"#.into(), r#""duration_ms": "[MS]""#.into()),
+        (r"\b\d+\.\d+s\b".into(), "[S]".into()),
+        (r"sqlite-version: [0-9.]+".into(), "sqlite-version: [VERSION]".into()),
+    ]
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| if "\\.+*?()|[]{}^$".contains(c) { format!("\\{c}") } else { c.to_string() })
+        .collect()
+}
+
+/// `insta::assert_snapshot!` with the shared filters for a sandbox root.
+#[macro_export]
+macro_rules! snapshot {
+    ($root:expr, $value:expr) => {{
+        let filters = $crate::filters($root);
+        let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        insta::with_settings!({ filters => filters, prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!($value);
+        });
+    }};
+}

@@ -1,0 +1,63 @@
+//! `xtask sandbox`: each stage builds a working tree.
+use std::fs;
+
+use crate::{assert_code, root, run, sandbox, xtask};
+
+#[test]
+fn pre_phase4_tree_passes_its_own_tests() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    let venv_python = python_of_sandbox();
+    let output = std::process::Command::new(venv_python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&root)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("9 passed"), "{stdout}");
+}
+
+#[test]
+fn backed_up_stage_has_a_backup_and_a_tag() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    assert!(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt").is_file());
+    let tags = std::process::Command::new("git").args(["tag", "-l"]).current_dir(&root).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&tags.stdout).trim(), "pre-phase4");
+}
+
+#[test]
+fn phase4_stage_is_deployed_and_clean() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    let revision: String =
+        conn.query_row("SELECT version_num FROM alembic_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(revision, "f1c7e3a9b5d4");
+    let status = std::process::Command::new("git").args(["status", "--porcelain"]).current_dir(&root).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "");
+}
+
+#[test]
+fn a_non_empty_out_folder_is_refused() {
+    let dir = tempfile::TempDir::new().unwrap();
+    fs::write(dir.path().join("keep.txt"), "mine").unwrap();
+    let result = run(xtask().args(["sandbox", "--out"]).arg(dir.path()));
+    assert_code(&result, 2);
+    assert!(result.stderr.contains("is not an empty folder"), "{result:?}");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+/// The interpreter of the virtualenv the xtask built for the sandboxes.
+pub fn python_of_sandbox() -> std::path::PathBuf {
+    let home = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmws-venv");
+    let venv = fs::read_dir(&home)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join(".ready").is_file())
+        .expect("a sandbox was built, so a virtualenv is ready");
+    venv.join("bin/python")
+}
