@@ -4,18 +4,23 @@
 //! command's module and turns errors into the documented exit codes.
 mod backup;
 mod clock;
+mod evidence;
 mod exit;
 mod flags;
 mod fsutil;
 mod git;
+mod journal;
+mod lock;
 mod manifest;
 mod migrations;
 mod process;
 mod profile;
 mod python;
 mod report;
+mod rollback;
 mod sandbox;
 mod seed;
+mod services;
 mod sqlite;
 mod verify_backup;
 
@@ -40,6 +45,7 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
         flags::XtaskCmd::Sandbox(cmd) => cmd.run(sh),
         flags::XtaskCmd::Backup(cmd) => cmd.run(sh),
         flags::XtaskCmd::VerifyBackup(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Rollback(cmd) => cmd.run(sh),
         _ => anyhow::bail!("this command is not built yet"),
     }
 }

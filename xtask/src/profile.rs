@@ -41,8 +41,9 @@ pub struct Profile {
     pub log_file: String,
     /// A pid file the service writes, if any.
     pub pid_file: Option<String>,
-    /// A process is the service only if its command line contains one of these.
-    pub service_markers: Vec<String>,
+    /// Programs that run the service (the start of argv[0]'s file name). A
+    /// process is stopped only if it is one of these *and* belongs to the root.
+    pub service_programs: Vec<String>,
     /// Environment for alembic, pytest and the server in this tree.
     pub env: BTreeMap<String, String>,
     pub alembic_args: Vec<String>,
@@ -80,7 +81,7 @@ impl Default for Profile {
             health_path: "/health".into(),
             log_file: "logs/tmws.log".into(),
             pid_file: None,
-            service_markers: strings(&["uvicorn", "src.main:app", "tmws"]),
+            service_programs: strings(&["python", "uvicorn", "gunicorn"]),
             env: BTreeMap::new(),
             alembic_args: Vec::new(),
             pytest_args: Vec::new(),

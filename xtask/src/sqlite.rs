@@ -59,7 +59,9 @@ fn uri_path(path: &Path) -> String {
 /// transaction committed before it started. The copy is left in rollback
 /// journal mode so that opening it read-only never creates files beside it.
 pub fn online_backup(source: &Path, dest: &Path) -> Result<()> {
-    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    // Read-only: the backup API only reads the source, and a read-only
+    // connection never checkpoints the source's WAL when it closes.
+    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("open {}", source.display()))?;
     src.busy_timeout(std::time::Duration::from_secs(10))?;
     let mut dst = Connection::open(dest).with_context(|| format!("create {}", dest.display()))?;

@@ -1,0 +1,366 @@
+//! The forensics bundle: the failed state, preserved whole before anything
+//! is overwritten, with hashes, diffs against the backup and a report.
+//!
+//! A bundle folder is created once and never reused (`create_dir`, not
+//! `create_dir_all`), and only its owner can read it: it holds a database.
+use std::{
+    fmt::Write as _,
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use xshell::{Shell, cmd};
+
+use crate::{
+    clock, fsutil, git,
+    manifest::{Kind, Manifest},
+    migrations,
+    profile::Tree,
+    python::Python,
+    sqlite,
+};
+
+/// How the failed database is preserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatabaseCapture {
+    /// The service is stopped and the database is replaced next: the file and
+    /// its `-wal`/`-shm` are moved into the bundle together, whole and free.
+    Move,
+    /// The database stays in use (a downgrade, a look at a live tree): it is
+    /// copied through SQLite, and the raw `-wal`/`-shm` beside it.
+    Copy,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EvidenceFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Everything the bundle records; `failure.json` is this, and
+/// `FAILURE_REPORT.md` says the same for a person.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Facts {
+    pub schema: u32,
+    pub label: String,
+    pub root: String,
+    pub scenario: Option<String>,
+    pub initiated: String,
+    pub completed: Option<String>,
+    pub git_commit: Option<String>,
+    pub git_branch: Option<String>,
+    pub database_revision: Vec<String>,
+    pub integrity: Vec<String>,
+    pub database_files: Vec<EvidenceFile>,
+    pub database_copy: Option<EvidenceFile>,
+    pub dump: Option<String>,
+    pub migrations: Vec<EvidenceFile>,
+    pub files: Vec<EvidenceFile>,
+    pub diffs: Vec<String>,
+    pub worktree_changes: Vec<String>,
+    pub log: String,
+    pub symptoms: Vec<String>,
+    pub steps: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub facts: Facts,
+}
+
+/// The folder a new bundle would get, unique by time; `create` makes it.
+pub fn new_bundle_path(tree: &Tree, label: &str) -> PathBuf {
+    tree.forensics_dir().join(format!("{label}-failure-{}", clock::now_compact()))
+}
+
+impl Bundle {
+    /// Creates the bundle folder at `dir`, or a numbered sibling if that name
+    /// is taken: an earlier bundle is never written into.
+    pub fn create(tree: &Tree, label: &str, dir: &Path) -> Result<Bundle> {
+        fs::create_dir_all(tree.forensics_dir())?;
+        let mut candidate = dir.to_path_buf();
+        let mut n = 1;
+        loop {
+            match fs::create_dir(&candidate) {
+                Ok(()) => break,
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    n += 1;
+                    candidate = PathBuf::from(format!("{}-{n}", dir.display()));
+                }
+                Err(err) => return Err(err).with_context(|| format!("create {}", candidate.display())),
+            }
+        }
+        fs::set_permissions(&candidate, fs::Permissions::from_mode(0o700))?;
+        let repo = git::open(&tree.root);
+        let (git_commit, git_branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
+        let facts = Facts {
+            schema: crate::report::SCHEMA,
+            label: label.into(),
+            root: tree.root.display().to_string(),
+            initiated: clock::now_rfc3339(),
+            git_commit,
+            git_branch,
+            ..Facts::default()
+        };
+        Ok(Bundle { dir: candidate, facts })
+    }
+
+    /// Reopens a bundle of an interrupted run (its facts from failure.json).
+    pub fn reopen(dir: &Path) -> Result<Bundle> {
+        let text = fs::read_to_string(dir.join("failure.json"))
+            .with_context(|| format!("read {}", dir.join("failure.json").display()))?;
+        Ok(Bundle { dir: dir.to_path_buf(), facts: serde_json::from_str(&text)? })
+    }
+
+    /// Runs `alembic current` and `alembic history` and keeps their output.
+    pub fn capture_alembic(&mut self, sh: &Shell, python: &Python, tree: &Tree) {
+        for (name, args) in [("alembic-current.txt", &["current"][..]), ("alembic-history.txt", &["history"][..])] {
+            let text = match python.alembic(sh, tree, args) {
+                Ok(out) => format!("$ alembic {}\n({})\n{}{}", args.join(" "), out.describe_status(), out.stdout, out.stderr),
+                Err(err) => format!("alembic {} could not run: {err:#}\n", args.join(" ")),
+            };
+            if let Err(err) = fs::write(self.dir.join(name), text) {
+                self.facts.problems.push(format!("{name}: {err}"));
+            }
+        }
+    }
+
+    /// Preserves the database with what its WAL holds, then records its
+    /// revision, integrity and an SQL dump from a consolidated copy.
+    pub fn preserve_database(&mut self, tree: &Tree, how: DatabaseCapture) -> Result<()> {
+        let db = tree.database();
+        let name = db.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let target = self.dir.join("database");
+        fs::create_dir_all(&target)?;
+        let sidecars = ["", "-wal", "-shm"].map(|s| (format!("{name}{s}"), db.with_file_name(format!("{name}{s}"))));
+        for (file_name, source) in &sidecars {
+            if !source.exists() {
+                continue;
+            }
+            let dest = target.join(file_name);
+            match how {
+                DatabaseCapture::Move => {
+                    fs::rename(source, &dest).with_context(|| format!("move {} into the bundle", source.display()))?;
+                    fsutil::fsync_parent(source)?;
+                }
+                // The main file goes through SQLite below; the raw sidecars are
+                // copied as extra evidence of what was on disk.
+                DatabaseCapture::Copy if file_name == &name => continue,
+                DatabaseCapture::Copy => {
+                    fs::copy(source, &dest)?;
+                }
+            }
+        }
+        let consolidated = target.join(format!("{name}.consolidated"));
+        let source = if how == DatabaseCapture::Move { target.join(&name) } else { db.clone() };
+        if source.exists() {
+            if let Err(err) = sqlite::online_backup(&source, &consolidated) {
+                self.facts.problems.push(format!("the database could not be copied through SQLite: {err:#}"));
+            }
+        } else {
+            self.facts.problems.push(format!("there was no database at {}", tree.profile.database));
+        }
+        for entry in fs::read_dir(&target)?.flatten() {
+            let path = entry.path();
+            let (sha256, size) = fsutil::sha256_file(&path)?;
+            let file = EvidenceFile { path: rel(&self.dir, &path), sha256, size };
+            if path == consolidated {
+                self.facts.database_copy = Some(file);
+            } else {
+                self.facts.database_files.push(file);
+            }
+        }
+        self.facts.database_files.sort_by(|a, b| a.path.cmp(&b.path));
+        if consolidated.exists() {
+            self.inspect_database(&consolidated);
+        }
+        Ok(())
+    }
+
+    fn inspect_database(&mut self, copy: &Path) {
+        let conn = match sqlite::open_snapshot(copy) {
+            Ok(conn) => conn,
+            Err(err) => return self.facts.problems.push(format!("{err:#}")),
+        };
+        self.facts.integrity = sqlite::integrity_check(&conn).unwrap_or_else(|e| vec![format!("{e:#}")]);
+        self.facts.database_revision = sqlite::alembic_revisions(&conn).unwrap_or_default();
+        let dump_path = self.dir.join("database/dump.sql");
+        let dumped = fs::File::create(&dump_path)
+            .map_err(anyhow::Error::from)
+            .and_then(|file| sqlite::dump(&conn, &mut std::io::BufWriter::new(file)));
+        match dumped {
+            Ok(()) => self.facts.dump = Some(rel(&self.dir, &dump_path)),
+            Err(err) => self.facts.problems.push(format!("the SQL dump stopped: {err:#}")),
+        }
+    }
+
+    /// Copies the migrations folder, the config and critical files, diffs them
+    /// against the backup, and keeps tracked files that differ from HEAD.
+    pub fn preserve_files(&mut self, sh: &Shell, tree: &Tree, backup: Option<(&Path, &Manifest)>) -> Result<()> {
+        let migrations_dir = tree.migrations();
+        if migrations_dir.is_dir() {
+            for file in migrations::revision_files(&migrations_dir)? {
+                let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                let dest = self.dir.join("migrations").join(&name);
+                self.facts.migrations.push(self.copy_in(&file, &dest)?);
+            }
+        }
+        let profile = &tree.profile;
+        for source in profile.config_files.iter().chain(&profile.critical_files) {
+            let path = tree.path(source);
+            if path.is_file() {
+                let file = self.copy_in(&path, &self.dir.join("files").join(source))?;
+                self.facts.files.push(file);
+            } else {
+                self.facts.problems.push(format!("{source} was missing"));
+            }
+        }
+        if let Some((backup_dir, manifest)) = backup {
+            self.diff_against_backup(sh, tree, backup_dir, manifest);
+        }
+        if let Some(repo) = git::open(&tree.root) {
+            for path in git::modified_tracked(&repo)? {
+                let source = tree.root.join(&path);
+                if source.is_file() {
+                    self.copy_in(&source, &self.dir.join("worktree").join(&path))?;
+                }
+                self.facts.worktree_changes.push(path);
+            }
+        }
+        Ok(())
+    }
+
+    fn diff_against_backup(&mut self, sh: &Shell, tree: &Tree, backup_dir: &Path, manifest: &Manifest) {
+        let kinds = [Kind::Config, Kind::Critical, Kind::Migration];
+        for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
+            let old = backup_dir.join(&entry.backup_path);
+            let new = tree.path(&entry.source_path);
+            let new_arg = if new.exists() { new.clone() } else { PathBuf::from("/dev/null") };
+            let (old_label, new_label) = (format!("backup/{}", entry.source_path), format!("tree/{}", entry.source_path));
+            let out = cmd!(sh, "diff -u --label {old_label} --label {new_label} {old} {new_arg}")
+                .quiet()
+                .ignore_status()
+                .output();
+            match out {
+                Ok(out) if out.status.code() == Some(1) => {
+                    let dest = self.dir.join("diffs").join(format!("{}.diff", entry.source_path));
+                    let written = dest.parent().map_or(Ok(()), fs::create_dir_all).and_then(|()| fs::write(&dest, &out.stdout));
+                    match written {
+                        Ok(()) => self.facts.diffs.push(rel(&self.dir, &dest)),
+                        Err(err) => self.facts.problems.push(format!("diff of {}: {err}", entry.source_path)),
+                    }
+                }
+                Ok(out) if out.status.success() => {}
+                Ok(out) => self.facts.problems.push(format!("diff of {} failed: {}", entry.source_path, String::from_utf8_lossy(&out.stderr).trim())),
+                Err(err) => self.facts.problems.push(format!("diff could not run: {err}")),
+            }
+        }
+        // Revision files that are in the tree but not in the backup (Phase 4's).
+        let known: Vec<&str> = manifest.files_of(Kind::Migration).map(|f| f.source_path.as_str()).collect();
+        for file in migrations::revision_files(&tree.migrations()).unwrap_or_default() {
+            let relative = rel(&tree.root, &file);
+            if !known.contains(&relative.as_str()) {
+                self.facts.diffs.push(format!("{relative}: not in the backup (added since)"));
+            }
+        }
+    }
+
+    /// Keeps the last lines of the service log; a missing log is noted.
+    pub fn capture_log(&mut self, tree: &Tree) {
+        let log = tree.path(&tree.profile.log_file);
+        match fs::read_to_string(&log) {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(200)..].join("\n");
+                let _ = fs::write(self.dir.join("service.log"), tail + "\n");
+                self.facts.log = format!("last {} lines of {} in service.log", lines.len().min(200), tree.profile.log_file);
+            }
+            Err(err) => self.facts.log = format!("no service log at {}: {err}", tree.profile.log_file),
+        }
+    }
+
+    fn copy_in(&self, source: &Path, dest: &Path) -> Result<EvidenceFile> {
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let (sha256, size) = fsutil::copy_hashed(source, dest)?;
+        Ok(EvidenceFile { path: rel(&self.dir, dest), sha256, size })
+    }
+
+    /// Writes `failure.json` and `FAILURE_REPORT.md` (again, as facts grow).
+    pub fn write_reports(&self) -> Result<()> {
+        let json = serde_json::to_string_pretty(&self.facts)?;
+        fsutil::write_atomic(&self.dir.join("failure.json"), json.as_bytes())?;
+        fsutil::write_atomic(&self.dir.join("FAILURE_REPORT.md"), self.markdown().as_bytes())
+    }
+
+    fn markdown(&self) -> String {
+        let f = &self.facts;
+        let mut out = String::new();
+        let list = |items: &[String], empty: &str| -> String {
+            if items.is_empty() { format!("- {empty}\n") } else { items.iter().map(|i| format!("- {i}\n")).collect() }
+        };
+        let _ = writeln!(out, "# Phase 4 Deployment Failure Report\n");
+        let _ = writeln!(out, "**Label**: {}  ", f.label);
+        let _ = writeln!(out, "**Tree**: {}  ", f.root);
+        let _ = writeln!(out, "**Scenario**: {}  ", f.scenario.as_deref().unwrap_or("none (evidence only)"));
+        let _ = writeln!(out, "**Rollback Initiated**: {}  ", f.initiated);
+        let _ = writeln!(out, "**Rollback Completed**: {}  ", f.completed.as_deref().unwrap_or("not completed"));
+        let _ = writeln!(
+            out,
+            "**Git**: {} on {}\n",
+            f.git_commit.as_deref().unwrap_or("no repository"),
+            f.git_branch.as_deref().unwrap_or("a detached HEAD")
+        );
+        let _ = writeln!(out, "## Failure Symptoms\n");
+        let mut symptoms = f.symptoms.clone();
+        if !f.integrity.is_empty() && f.integrity != ["ok"] {
+            symptoms.push(format!("integrity_check: {}", f.integrity.iter().take(3).cloned().collect::<Vec<_>>().join("; ")));
+        }
+        if !f.database_revision.is_empty() {
+            symptoms.push(format!("database revision: {}", f.database_revision.join(" ")));
+        }
+        if !f.diffs.is_empty() {
+            symptoms.push(format!("{} files differ from the backup (see diffs/)", f.diffs.len()));
+        }
+        out.push_str(&list(&symptoms, "[Describe what went wrong]"));
+        let _ = writeln!(out, "\n## Rollback Actions Taken\n");
+        out.push_str(&list(&f.steps, "none: this bundle was taken without a rollback"));
+        let _ = writeln!(out, "\n## Evidence\n");
+        for file in f.database_files.iter().chain(&f.database_copy) {
+            let _ = writeln!(out, "- [{}]({}) sha256 {} ({} bytes)", file.path, file.path, file.sha256, file.size);
+        }
+        let mut links: Vec<String> = Vec::new();
+        if let Some(dump) = &f.dump {
+            links.push(format!("[SQL dump]({dump})"));
+        }
+        links.push(format!("integrity_check: {}", if f.integrity.is_empty() { "not run".into() } else { f.integrity.join("; ") }));
+        links.push("[alembic current](alembic-current.txt), [alembic history](alembic-history.txt)".into());
+        links.push(format!("{} migration files in [migrations/](migrations/)", f.migrations.len()));
+        links.push(format!("{} config and critical files in [files/](files/)", f.files.len()));
+        for diff in &f.diffs {
+            links.push(if diff.ends_with(".diff") { format!("[{diff}]({diff})") } else { diff.clone() });
+        }
+        for change in &f.worktree_changes {
+            links.push(format!("uncommitted change to {change} (kept in worktree/)"));
+        }
+        links.push(f.log.clone());
+        out.push_str(&list(&links, ""));
+        if !f.problems.is_empty() {
+            let _ = writeln!(out, "\n## Problems While Collecting Evidence\n");
+            out.push_str(&list(&f.problems, ""));
+        }
+        let _ = writeln!(out, "\n## Root Cause Analysis\n\n- [Detailed analysis of failure]\n");
+        let _ = writeln!(out, "## Prevention Measures\n\n- [How to prevent this in future]");
+        out
+    }
+}
+
+fn rel(base: &Path, path: &Path) -> String {
+    path.strip_prefix(base).unwrap_or(path).display().to_string()
+}

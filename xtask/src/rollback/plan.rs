@@ -1,0 +1,335 @@
+//! The decision matrix as ordered steps. A plan is computed once, printed
+//! (that is the dry run), journaled, and then executed exactly as printed.
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    evidence::DatabaseCapture,
+    exit::{refused, usage},
+    git,
+    manifest::{Kind, Manifest},
+    migrations::Graph,
+    profile::Tree,
+    services, sqlite,
+};
+
+/// The runbook's decision matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    Database,
+    Migration,
+    Files,
+    Complete,
+    Git,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] =
+        [Scenario::Database, Scenario::Migration, Scenario::Files, Scenario::Complete, Scenario::Git];
+
+    pub fn parse(text: &str) -> Result<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == text).ok_or_else(|| {
+            usage(format!("unknown --scenario {text:?}: use database, migration, files, complete or git"))
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Database => "database",
+            Scenario::Migration => "migration",
+            Scenario::Files => "files",
+            Scenario::Complete => "complete",
+            Scenario::Git => "git",
+        }
+    }
+
+    /// The runbook's estimate for this row, in minutes.
+    pub fn runbook_minutes(self) -> u32 {
+        match self {
+            Scenario::Database => 2,
+            Scenario::Migration => 3,
+            Scenario::Files => 1,
+            Scenario::Complete => 5,
+            Scenario::Git => 2,
+        }
+    }
+}
+
+/// One step of a rollback. Every step checks whether its effect already
+/// holds, so running it again (on `--resume`) is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    StopServices,
+    Preserve { database: Option<DatabaseCapture> },
+    RestoreDatabase,
+    Downgrade { target: String },
+    RestoreConfig,
+    RestoreMigrations,
+    RestoreFiles { paths: Vec<String> },
+    GitBranch { branch: String, tag: String, commit: String },
+    GitSoftReset { commit: String },
+    GitHardReset { commit: String, keep_ref: String },
+    GitRestorePaths { from: String, paths: Vec<String> },
+}
+
+/// What the user asked for, beyond the scenario.
+#[derive(Debug, Default, Clone)]
+pub struct Choices {
+    pub to: Option<String>,
+    pub steps: Option<u32>,
+    pub allow_data_loss: bool,
+    pub paths: Vec<String>,
+    pub commit: Option<String>,
+    pub hard: bool,
+    pub force: bool,
+    pub from: Option<String>,
+}
+
+/// Checks flag combinations before anything else (exit 2 or 4).
+pub fn check_choices(scenario: Scenario, c: &Choices) -> Result<()> {
+    let git_flags = c.commit.is_some() || c.hard || c.from.is_some();
+    if git_flags && scenario != Scenario::Git {
+        return Err(usage("--commit, --hard and --from belong to --scenario git"));
+    }
+    if (c.to.is_some() || c.steps.is_some()) && scenario != Scenario::Migration {
+        return Err(usage("--to and --steps belong to --scenario migration"));
+    }
+    if c.to.is_some() && c.steps.is_some() {
+        return Err(usage("--to and --steps are alternatives: give one"));
+    }
+    if c.steps == Some(0) {
+        return Err(usage("--steps must be at least 1"));
+    }
+    if !c.paths.is_empty() && !matches!(scenario, Scenario::Files | Scenario::Git) {
+        return Err(usage("--paths belongs to --scenario files or git"));
+    }
+    if c.from.is_some() && c.paths.is_empty() {
+        return Err(usage("--from needs --paths: which files to restore from that commit"));
+    }
+    if c.hard && !c.force {
+        return Err(refused("--hard discards commits and uncommitted changes: it needs --force as well"));
+    }
+    if c.hard && c.commit.is_none() {
+        return Err(usage("--hard needs --commit REV: the commit to reset to"));
+    }
+    if c.to.as_deref() == Some("base") && !c.allow_data_loss {
+        return Err(refused("downgrading to base drops every table and destroys all data: it needs --allow-data-loss"));
+    }
+    Ok(())
+}
+
+/// Builds the ordered steps of a scenario for this tree and backup.
+pub fn build(scenario: Scenario, tree: &Tree, manifest: &Manifest, c: &Choices, run: &str) -> Result<Vec<Step>> {
+    let repo = git::open(&tree.root);
+    let mut steps = Vec::new();
+    match scenario {
+        Scenario::Database => {
+            steps.push(Step::StopServices);
+            steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
+            steps.push(Step::RestoreDatabase);
+        }
+        Scenario::Migration => {
+            let target = downgrade_target(tree, manifest, c)?;
+            steps.push(Step::StopServices);
+            steps.push(Step::Preserve { database: Some(DatabaseCapture::Copy) });
+            steps.push(Step::Downgrade { target });
+        }
+        Scenario::Files => {
+            let paths = critical_paths(manifest, &c.paths)?;
+            steps.push(Step::Preserve { database: None });
+            steps.push(Step::RestoreFiles { paths });
+        }
+        Scenario::Complete => {
+            steps.push(Step::StopServices);
+            steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
+            if let Some(repo) = &repo {
+                if let Some(commit) = git::tag_commit(repo, &manifest.label) {
+                    steps.push(Step::GitBranch {
+                        branch: format!("rollback-{}", manifest.label),
+                        tag: manifest.label.clone(),
+                        commit: commit.to_string(),
+                    });
+                }
+            }
+            steps.push(Step::RestoreDatabase);
+            steps.push(Step::RestoreConfig);
+            steps.push(Step::RestoreMigrations);
+            steps.push(Step::RestoreFiles { paths: critical_paths(manifest, &[])? });
+        }
+        Scenario::Git => {
+            let Some(repo) = &repo else {
+                return Err(usage(format!("{} is not a git repository", tree.root.display())));
+            };
+            steps.push(Step::Preserve { database: None });
+            if let Some(from) = &c.from {
+                let from = git::resolve(repo, from).map_err(|e| usage(format!("{e:#}")))?;
+                steps.push(Step::GitRestorePaths { from: from.to_string(), paths: c.paths.clone() });
+            } else if let Some(commit) = &c.commit {
+                let commit = git::resolve(repo, commit).map_err(|e| usage(format!("{e:#}")))?.to_string();
+                if c.hard {
+                    let keep_ref = format!("refs/tmws-rollback/discarded-{run}");
+                    steps.push(Step::GitHardReset { commit, keep_ref });
+                } else {
+                    steps.push(Step::GitSoftReset { commit });
+                }
+            } else {
+                let Some(commit) = git::tag_commit(repo, &manifest.label) else {
+                    return Err(usage(format!(
+                        "no git tag {}: pass --commit REV, or take backups with their tag",
+                        manifest.label
+                    )));
+                };
+                steps.push(Step::GitBranch {
+                    branch: format!("rollback-{}", manifest.label),
+                    tag: manifest.label.clone(),
+                    commit: commit.to_string(),
+                });
+            }
+        }
+    }
+    Ok(steps)
+}
+
+/// The revision a migration rollback goes down to, resolved now so that a
+/// resumed run goes to the same place (a relative `-1` would not).
+fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<String> {
+    if let Some(to) = &c.to {
+        return Ok(to.clone());
+    }
+    let Some(steps) = c.steps else {
+        return manifest.revision().map(String::from).ok_or_else(|| {
+            usage("the backup's database has several revisions: pass --to REV")
+        });
+    };
+    let conn = sqlite::open_live_read_only(&tree.database())?;
+    let current = sqlite::alembic_revisions(&conn)?;
+    let graph = Graph::load(&tree.migrations())?;
+    let [mut revision] = <[String; 1]>::try_from(current).map_err(|_| {
+        usage("the database has several revisions: pass --to REV instead of --steps")
+    })?;
+    for _ in 0..steps {
+        let Some(node) = graph.revisions.get(&revision) else {
+            bail!("revision {revision} is not in {}", tree.profile.migrations);
+        };
+        match node.down.as_slice() {
+            [] => return Ok("base".into()),
+            [one] => revision = one.clone(),
+            _ => return Err(usage(format!("{revision} is a merge of several revisions: pass --to REV"))),
+        }
+    }
+    Ok(revision)
+}
+
+/// The critical files to restore: all, or those named by `--paths`.
+fn critical_paths(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>> {
+    let all: Vec<String> = manifest.files_of(Kind::Critical).map(|f| f.source_path.clone()).collect();
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    for path in wanted {
+        if !all.contains(path) {
+            return Err(usage(format!(
+                "{path} is not a critical file of the backup; it has: {}",
+                all.join(", ")
+            )));
+        }
+    }
+    Ok(wanted.to_vec())
+}
+
+impl Step {
+    /// One line for the plan, with every detail a person checks before saying yes.
+    pub fn describe(&self, tree: &Tree, backup: &Path, manifest: &Manifest, bundle: &Path) -> String {
+        let short = |sha: &str| sha.chars().take(12).collect::<String>();
+        let from = |backup_path: &str| rel(&tree.root, &backup.join(backup_path));
+        match self {
+            Step::StopServices => {
+                let found = services::find(tree);
+                if found.is_empty() {
+                    "stop the service: no process of this root is running now".into()
+                } else {
+                    let list: Vec<String> = found.iter().map(|p| format!("pid {} ({})", p.pid, p.reason)).collect();
+                    format!("stop the service: SIGTERM then SIGKILL to {}", list.join(", "))
+                }
+            }
+            Step::Preserve { database } => {
+                let db = match database {
+                    Some(DatabaseCapture::Move) => format!("move {} with its -wal/-shm", tree.profile.database),
+                    Some(DatabaseCapture::Copy) => format!("copy {} through SQLite", tree.profile.database),
+                    None => "no database (it is not overwritten)".into(),
+                };
+                format!(
+                    "preserve the failed state in {}: {db}, migrations, config and critical files, diffs, alembic output, log",
+                    rel(&tree.root, bundle)
+                )
+            }
+            Step::RestoreDatabase => {
+                let db = manifest.database().expect("a verified backup has a database");
+                format!(
+                    "restore {} from {} (sha256 {}), staged, fsynced, hash-checked, renamed; integrity_check",
+                    tree.profile.database,
+                    from(&db.backup_path),
+                    short(&db.sha256)
+                )
+            }
+            Step::Downgrade { target } => {
+                format!("$ alembic downgrade {target}; then alembic current and alembic_version must be {target}")
+            }
+            Step::RestoreConfig => {
+                let files: Vec<String> = manifest
+                    .files_of(Kind::Config)
+                    .map(|f| format!("{} ({})", f.source_path, short(&f.sha256)))
+                    .collect();
+                format!("restore config from {}: {}", from(Kind::Config.folder()), files.join(", "))
+            }
+            Step::RestoreMigrations => format!(
+                "swap {} for the backup's {} revision files (staged beside it; the old folder goes to the bundle)",
+                tree.profile.migrations,
+                manifest.count(Kind::Migration)
+            ),
+            Step::RestoreFiles { paths } => {
+                let files: Vec<String> = manifest
+                    .files_of(Kind::Critical)
+                    .filter(|f| paths.contains(&f.source_path))
+                    .map(|f| format!("{} ({})", f.source_path, short(&f.sha256)))
+                    .collect();
+                format!("restore critical files from {}: {}", from(Kind::Critical.folder()), files.join(", "))
+            }
+            Step::GitBranch { branch, tag, commit } => {
+                format!("git: create branch {branch} at tag {tag} ({}) and check it out", short(commit))
+            }
+            Step::GitSoftReset { commit } => format!("git: reset --soft to {} (changes stay staged)", short(commit)),
+            Step::GitHardReset { commit, keep_ref } => {
+                format!("git: keep HEAD as {keep_ref}, then reset --hard to {}", short(commit))
+            }
+            Step::GitRestorePaths { from, paths } => {
+                format!("git: restore {} from {}", paths.join(" "), short(from))
+            }
+        }
+    }
+
+    /// A short name for tables and journals.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::StopServices => "stop-services",
+            Step::Preserve { .. } => "preserve",
+            Step::RestoreDatabase => "restore-database",
+            Step::Downgrade { .. } => "downgrade",
+            Step::RestoreConfig => "restore-config",
+            Step::RestoreMigrations => "restore-migrations",
+            Step::RestoreFiles { .. } => "restore-files",
+            Step::GitBranch { .. } => "git-branch",
+            Step::GitSoftReset { .. } => "git-soft-reset",
+            Step::GitHardReset { .. } => "git-hard-reset",
+            Step::GitRestorePaths { .. } => "git-restore-paths",
+        }
+    }
+}
+
+pub fn rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}

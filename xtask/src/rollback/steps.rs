@@ -1,0 +1,420 @@
+//! Executing the steps of a plan. Each step first checks whether its effect
+//! already holds (a resumed run), and checks its own result afterwards.
+use std::{
+    collections::BTreeSet,
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use xshell::Shell;
+
+use super::plan::Step;
+use crate::{
+    evidence::{Bundle, DatabaseCapture},
+    exit::{failed, refused},
+    fsutil, git,
+    manifest::{Kind, Manifest},
+    migrations::{Graph, revision_files},
+    profile::Tree,
+    python::Python,
+    services, sqlite,
+};
+
+pub struct Ctx<'a> {
+    pub sh: &'a Shell,
+    pub tree: &'a Tree,
+    pub backup: PathBuf,
+    pub manifest: Manifest,
+    pub python_choice: Option<PathBuf>,
+    pub grace: Duration,
+    pub bundle_dir: PathBuf,
+    pub bundle: Option<Bundle>,
+    pub scenario: String,
+    python: Option<Python>,
+}
+
+impl<'a> Ctx<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        sh: &'a Shell,
+        tree: &'a Tree,
+        backup: PathBuf,
+        manifest: Manifest,
+        python_choice: Option<PathBuf>,
+        grace: Duration,
+        bundle_dir: PathBuf,
+        scenario: String,
+    ) -> Ctx<'a> {
+        Ctx { sh, tree, backup, manifest, python_choice, grace, bundle_dir, bundle: None, scenario, python: None }
+    }
+
+    fn python(&mut self) -> Result<Python> {
+        if self.python.is_none() {
+            self.python = Some(Python::find(self.sh, Some(&self.tree.root), self.python_choice.as_deref())?);
+        }
+        Ok(self.python.clone().expect("set above"))
+    }
+
+    /// The bundle of this run: created by the preserve step, reopened on resume.
+    fn bundle(&mut self) -> Result<&mut Bundle> {
+        if self.bundle.is_none() {
+            let reopened = Bundle::reopen(&self.bundle_dir).context("reopen this run's forensics bundle")?;
+            self.bundle = Some(reopened);
+        }
+        Ok(self.bundle.as_mut().expect("set above"))
+    }
+
+    fn note(&mut self, line: String) {
+        if let Ok(bundle) = self.bundle() {
+            bundle.facts.steps.push(line);
+        }
+    }
+
+    /// Runs one step; returns what it did, for the report.
+    pub fn run(&mut self, step: &Step) -> Result<String> {
+        let done = match step {
+            Step::StopServices => self.stop_services()?,
+            Step::Preserve { database } => self.preserve(*database)?,
+            Step::RestoreDatabase => self.restore_database()?,
+            Step::Downgrade { target } => self.downgrade(target)?,
+            Step::RestoreConfig => self.restore_kind(Kind::Config, None)?,
+            Step::RestoreMigrations => self.restore_migrations()?,
+            Step::RestoreFiles { paths } => self.restore_kind(Kind::Critical, Some(paths))?,
+            Step::GitBranch { branch, commit, .. } => self.git_branch(branch, commit)?,
+            Step::GitSoftReset { commit } => self.git_reset(commit, None)?,
+            Step::GitHardReset { commit, keep_ref } => self.git_reset(commit, Some(keep_ref))?,
+            Step::GitRestorePaths { from, paths } => self.git_restore_paths(from, paths)?,
+        };
+        if !matches!(step, Step::Preserve { .. }) {
+            self.note(format!("{}: {done}", step.name()));
+        }
+        if let Some(bundle) = &self.bundle {
+            bundle.write_reports()?;
+        }
+        Ok(done)
+    }
+
+    fn stop_services(&mut self) -> Result<String> {
+        let found = services::find(self.tree);
+        let survivors = services::stop(&found, self.grace);
+        if !survivors.is_empty() {
+            let pids: Vec<String> = survivors.iter().map(|p| p.pid.to_string()).collect();
+            return Err(refused(format!("the service is still running after SIGKILL: pids {}", pids.join(", "))));
+        }
+        let db = self.tree.database();
+        let files = vec![db.clone(), with_suffix(&db, "-wal")];
+        let holders = services::holders(&files);
+        if !holders.is_empty() {
+            return Err(refused(format!(
+                "{} is still open in pids {:?}: stop them before rolling back",
+                self.tree.profile.database, holders
+            )));
+        }
+        Ok(if found.is_empty() {
+            "no service process of this root was running".into()
+        } else {
+            let pids: Vec<String> = found.iter().map(|p| p.pid.to_string()).collect();
+            format!("stopped pids {}", pids.join(", "))
+        })
+    }
+
+    fn preserve(&mut self, database: Option<DatabaseCapture>) -> Result<String> {
+        if self.bundle_dir.join("failure.json").is_file() && self.bundle_dir.join(".complete").is_file() {
+            return Ok(format!("already preserved in {}", self.rel(&self.bundle_dir)));
+        }
+        // The bundle folder is this run's own: created now, or reused when an
+        // interrupted preserve step runs again.
+        let mut bundle = if self.bundle_dir.is_dir() {
+            Bundle::reopen(&self.bundle_dir).or_else(|_| Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir))?
+        } else {
+            Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir)?
+        };
+        // A name collision would make `create` pick a sibling: follow it.
+        self.bundle_dir = bundle.dir.clone();
+        bundle.facts.scenario = Some(self.scenario.clone());
+        bundle.write_reports()?;
+        if !bundle.dir.join("alembic-current.txt").exists() {
+            let python = self.python()?;
+            bundle.capture_alembic(self.sh, &python, self.tree);
+        }
+        bundle.preserve_files(self.sh, self.tree, Some((&self.backup, &self.manifest)))?;
+        bundle.capture_log(self.tree);
+        if let Some(how) = database {
+            bundle.preserve_database(self.tree, how)?;
+        }
+        bundle.facts.steps.push(format!("preserve: the failed state is in {}", self.rel(&bundle.dir)));
+        bundle.write_reports()?;
+        fs::write(bundle.dir.join(".complete"), "")?;
+        let summary = format!("preserved in {}", self.rel(&bundle.dir));
+        self.bundle = Some(bundle);
+        Ok(summary)
+    }
+
+    fn restore_database(&mut self) -> Result<String> {
+        let entry = self.manifest.database().context("the backup has no database")?.clone();
+        let db = self.tree.database();
+        let sidecars = [with_suffix(&db, "-wal"), with_suffix(&db, "-shm"), with_suffix(&db, "-journal")];
+        let in_place = db.is_file() && fsutil::sha256_file(&db)?.0 == entry.sha256;
+        if in_place && sidecars.iter().all(|s| !s.exists()) {
+            return Ok("already restored (hash matches the backup)".into());
+        }
+        // Whatever is still there is not the backup: it goes to the bundle,
+        // never deleted (the preserve step moved the failed database already).
+        let late = self.bundle_dir.join("database/after-preserve");
+        for path in std::iter::once(&db).chain(&sidecars).filter(|p| p.exists()) {
+            if path == &db && in_place {
+                continue;
+            }
+            fs::create_dir_all(&late)?;
+            let name = path.file_name().unwrap_or_default();
+            fs::rename(path, late.join(name)).with_context(|| format!("move {} aside", path.display()))?;
+        }
+        if let Some(parent) = db.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let source = self.backup.join(&entry.backup_path);
+        fsutil::copy_staged(&source, &db, Some(&entry.sha256)).context("restore the database")?;
+        fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(entry.mode))?;
+        let conn = sqlite::open_snapshot(&db)?;
+        let integrity = sqlite::integrity_check(&conn)?;
+        if integrity != ["ok"] {
+            return Err(failed(format!("the restored database fails integrity_check: {}", integrity.join("; "))));
+        }
+        Ok(format!("restored {} ({} bytes), integrity_check ok", self.tree.profile.database, entry.size))
+    }
+
+    fn downgrade(&mut self, target: &str) -> Result<String> {
+        let db = self.tree.database();
+        let current = || -> Result<Vec<String>> { sqlite::alembic_revisions(&sqlite::open_live_read_only(&db)?) };
+        let want: Vec<String> = if target == "base" { Vec::new() } else { vec![target.to_string()] };
+        if current()? == want {
+            return Ok(format!("already at {target}"));
+        }
+        let python = self.python()?;
+        let mut notes = Vec::new();
+        if let Some(stamped) = self.repair_half_applied(&python, &current()?)? {
+            notes.push(stamped);
+        }
+        let out = python.alembic(self.sh, self.tree, &["downgrade", target])?;
+        let now = current().unwrap_or_default();
+        if !out.success() {
+            let tables = sqlite::open_live_read_only(&db).and_then(|c| sqlite::table_names(&c)).unwrap_or_default();
+            return Err(failed(format!(
+                "alembic downgrade {target} failed ({}) half-way: the database is now at revision {} with tables {}.\n{}\nThe failed database is preserved in {}. Next step: cargo xtask rollback --scenario database --root {}",
+                out.describe_status(),
+                if now.is_empty() { "none".into() } else { now.join(" ") },
+                tables.join(", "),
+                out.tail(8),
+                self.rel(&self.bundle_dir),
+                self.tree.root.display()
+            )));
+        }
+        let shown = python.alembic(self.sh, self.tree, &["current"])?;
+        let alembic_says = shown.stdout.split_whitespace().next().unwrap_or("").to_string();
+        if now != want || (target != "base" && alembic_says != target) {
+            return Err(failed(format!(
+                "after the downgrade alembic_version holds {:?} and alembic current says {alembic_says:?}, expected {target}",
+                now
+            )));
+        }
+        let expected: BTreeSet<String> = self.manifest.tables.iter().map(|t| t.name.clone()).collect();
+        let tables: BTreeSet<String> = sqlite::table_names(&sqlite::open_live_read_only(&db)?)?.into_iter().collect();
+        if target == self.manifest.revision().unwrap_or_default() && tables != expected {
+            let extra: Vec<&String> = tables.difference(&expected).collect();
+            let missing: Vec<&String> = expected.difference(&tables).collect();
+            return Err(failed(format!(
+                "the database is at {target} but its tables differ from the backup's (extra {extra:?}, missing {missing:?}). Next step: cargo xtask rollback --scenario database --root {}",
+                self.tree.root.display()
+            )));
+        }
+        notes.push(format!("alembic downgrade {target}: alembic current and alembic_version agree"));
+        Ok(notes.join("; "))
+    }
+
+    /// A migration that failed half-way (SQLite DDL is not transactional)
+    /// leaves its tables without bumping `alembic_version`. When a child of the
+    /// current revision has created any of its tables, it is stamped so that
+    /// the downgrade runs its `downgrade()` and removes them.
+    fn repair_half_applied(&mut self, python: &Python, current: &[String]) -> Result<Option<String>> {
+        let [revision] = current else { return Ok(None) };
+        let graph = Graph::load(&self.tree.migrations())?;
+        let db = self.tree.database();
+        let tables: BTreeSet<String> = sqlite::table_names(&sqlite::open_live_read_only(&db)?)?.into_iter().collect();
+        for child in graph.children(revision) {
+            let created = tables_created_by(self.sh, python, self.tree, revision, &child)?;
+            let present: Vec<&String> = created.iter().filter(|t| tables.contains(*t)).collect();
+            if present.is_empty() {
+                continue;
+            }
+            let out = python.alembic(self.sh, self.tree, &["stamp", &child])?;
+            if !out.success() {
+                bail!("alembic stamp {child} failed: {}", out.tail(5));
+            }
+            return Ok(Some(format!(
+                "{child} was half-applied (tables {present:?} exist at {revision}): stamped {child} so its downgrade removes them"
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Restores the config or critical files whose hash differs.
+    fn restore_kind(&mut self, kind: Kind, only: Option<&Vec<String>>) -> Result<String> {
+        let entries: Vec<_> = self
+            .manifest
+            .files_of(kind)
+            .filter(|f| only.is_none_or(|paths| paths.contains(&f.source_path)))
+            .cloned()
+            .collect();
+        let mut restored = Vec::new();
+        for entry in &entries {
+            fsutil::check_inside(&self.tree.root, &entry.source_path)?;
+            let target = self.tree.path(&entry.source_path);
+            if target.is_file() && fsutil::sha256_file(&target)?.0 == entry.sha256 {
+                continue;
+            }
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fsutil::copy_staged(&self.backup.join(&entry.backup_path), &target, Some(&entry.sha256))
+                .with_context(|| format!("restore {}", entry.source_path))?;
+            fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(entry.mode))?;
+            restored.push(entry.source_path.clone());
+        }
+        Ok(if restored.is_empty() {
+            format!("all {} {} files already equal the backup", entries.len(), kind.name())
+        } else {
+            format!("restored {}", restored.join(", "))
+        })
+    }
+
+    /// Swaps the migrations folder: the backup's revisions are staged in a
+    /// sibling folder, then the current folder moves into the bundle and the
+    /// staged one takes its name. It is never emptied in place.
+    fn restore_migrations(&mut self) -> Result<String> {
+        let dir = self.tree.migrations();
+        let entries: Vec<_> = self.manifest.files_of(Kind::Migration).cloned().collect();
+        if dir.is_dir() && self.migrations_match(&dir, &entries)? {
+            return Ok("migrations already equal the backup".into());
+        }
+        let staged = fsutil::staging_path(&dir);
+        if staged.exists() {
+            fs::remove_dir_all(&staged).context("clear an earlier staging folder")?;
+        }
+        fs::create_dir_all(&staged)?;
+        for entry in &entries {
+            let name = Path::new(&entry.source_path).file_name().context("a revision file has a name")?;
+            fsutil::copy_hashed(&self.backup.join(&entry.backup_path), &staged.join(name))
+                .and_then(|(sha, _)| {
+                    anyhow::ensure!(sha == entry.sha256, "{} does not match the manifest", entry.backup_path);
+                    Ok(())
+                })?;
+        }
+        // Files of the folder that are not revisions (an __init__.py, a README)
+        // are the project's own: they stay.
+        if dir.is_dir() {
+            for item in fs::read_dir(&dir)?.flatten() {
+                let name = item.file_name().to_string_lossy().into_owned();
+                let revision = name.ends_with(".py") && !name.starts_with("__");
+                if item.file_type()?.is_file() && !revision {
+                    fs::copy(item.path(), staged.join(&name))?;
+                }
+            }
+        }
+        fsutil::fsync_parent(&staged.join("x"))?;
+        if dir.exists() {
+            let replaced = self.bundle_dir.join("migrations-replaced");
+            if fs::rename(&dir, &replaced).is_err() {
+                // Another file system: keep it beside, still never deleted.
+                fs::rename(&dir, dir.with_file_name(format!(".{}.replaced", self.manifest.label)))?;
+            }
+        }
+        fs::rename(&staged, &dir).context("move the restored migrations into place")?;
+        fsutil::fsync_parent(&dir)?;
+        Ok(format!("swapped in {} revision files", entries.len()))
+    }
+
+    fn migrations_match(&self, dir: &Path, entries: &[crate::manifest::FileEntry]) -> Result<bool> {
+        let present = revision_files(dir)?;
+        if present.len() != entries.len() {
+            return Ok(false);
+        }
+        for entry in entries {
+            let path = self.tree.path(&entry.source_path);
+            if !path.is_file() || fsutil::sha256_file(&path)?.0 != entry.sha256 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn git_branch(&mut self, branch: &str, commit: &str) -> Result<String> {
+        let repo = git::open(&self.tree.root).context("the root is no longer a git repository")?;
+        let target = git2::Oid::from_str(commit)?;
+        let (head, current) = git::head(&repo);
+        if current.as_deref() == Some(branch) && head.as_deref() == Some(commit) && git::modified_tracked(&repo)?.is_empty() {
+            return Ok(format!("already on {branch}"));
+        }
+        git::checkout_new_branch(&repo, branch, target)?;
+        Ok(format!("checked out {branch} at {}{}", &commit[..12], self.push_hint(&repo, branch)))
+    }
+
+    fn git_reset(&mut self, commit: &str, keep_ref: Option<&String>) -> Result<String> {
+        let repo = git::open(&self.tree.root).context("the root is no longer a git repository")?;
+        let target = git2::Oid::from_str(commit)?;
+        let (head, branch) = git::head(&repo);
+        if head.as_deref() == Some(commit) && (keep_ref.is_none() || git::modified_tracked(&repo)?.is_empty()) {
+            return Ok(format!("HEAD is already {}", &commit[..12]));
+        }
+        if let (Some(name), Some(head)) = (keep_ref, &head) {
+            git::keep_ref(&repo, name, git2::Oid::from_str(head)?)?;
+        }
+        git::reset(&repo, target, keep_ref.is_some())?;
+        let kept = keep_ref.map(|r| format!("; the old HEAD is kept as {r}")).unwrap_or_default();
+        let hint = branch.map(|b| self.push_hint(&repo, &b)).unwrap_or_default();
+        Ok(format!("reset to {}{kept}{hint}", &commit[..12]))
+    }
+
+    fn git_restore_paths(&mut self, from: &str, paths: &[String]) -> Result<String> {
+        let repo = git::open(&self.tree.root).context("the root is no longer a git repository")?;
+        git::restore_paths(&repo, git2::Oid::from_str(from)?, paths)?;
+        Ok(format!("restored {} from {}", paths.join(" "), &from[..12]))
+    }
+
+    /// Never pushes; says what a person would run when the branch is published.
+    fn push_hint(&self, repo: &git2::Repository, branch: &str) -> String {
+        match git::upstream_remote(repo, branch) {
+            Some(remote) => format!(
+                "; this tool never pushes: if {branch} was deployed from {remote}, a person runs `git push --force-with-lease {remote} {branch}`"
+            ),
+            None => String::new(),
+        }
+    }
+
+    fn rel(&self, path: &Path) -> String {
+        super::plan::rel(&self.tree.root, path)
+    }
+}
+
+/// `tmws.db` + `-wal` → `tmws.db-wal`.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!("{name}{suffix}"))
+}
+
+/// The tables a revision creates, from Alembic's offline SQL for that step.
+pub fn tables_created_by(sh: &Shell, python: &Python, tree: &Tree, from: &str, to: &str) -> Result<Vec<String>> {
+    let range = format!("{from}:{to}");
+    let out = python.alembic(sh, tree, &["upgrade", &range, "--sql"])?;
+    if !out.success() {
+        return Ok(Vec::new());
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("CREATE TABLE "))
+        .filter_map(|rest| rest.split([' ', '(']).next())
+        .map(|name| name.trim_matches(['"', '`', '[', ']']).to_string())
+        .collect())
+}

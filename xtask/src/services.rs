@@ -1,0 +1,157 @@
+//! The service's processes: found by what belongs to this root (working
+//! directory, pid file, a path of the root in the arguments), never by a broad
+//! name match; stopped by process group, with a grace period, and checked.
+use std::{
+    collections::BTreeSet,
+    fs,
+    path::{Path, PathBuf},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{process, profile::Tree};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Proc {
+    pub pid: i32,
+    pub pgid: i32,
+    pub cmdline: String,
+    /// Why it belongs to the root.
+    pub reason: String,
+}
+
+/// The service processes of this tree, excluding this process and its ancestors.
+pub fn find(tree: &Tree) -> Vec<Proc> {
+    let ours = ancestors();
+    let pid_file = tree.profile.pid_file.as_ref().and_then(|p| fs::read_to_string(tree.path(p)).ok());
+    let pid_from_file: Option<i32> = pid_file.and_then(|t| t.trim().parse().ok());
+    let root = tree.root.display().to_string();
+    let mut found = Vec::new();
+    for pid in pids() {
+        if ours.contains(&pid) || zombie(pid) {
+            continue;
+        }
+        let Some(args) = cmdline(pid) else { continue };
+        let program = args.first().map(|a| file_name(a)).unwrap_or_default();
+        let is_service = tree.profile.service_programs.iter().any(|p| program.starts_with(p.as_str()));
+        if !is_service {
+            continue;
+        }
+        let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok();
+        let reason = if pid_from_file == Some(pid) {
+            "pid file".to_string()
+        } else if cwd.as_deref().is_some_and(|c| c.starts_with(&tree.root)) {
+            "working directory inside the root".to_string()
+        } else if args.iter().any(|a| a.contains(&root)) {
+            "a path of the root in its arguments".to_string()
+        } else {
+            continue;
+        };
+        found.push(Proc { pid, pgid: pgid(pid).unwrap_or(pid), cmdline: args.join(" "), reason });
+    }
+    found
+}
+
+/// Stops processes: SIGTERM to each process group (or to the process alone
+/// when it shares our group), SIGKILL after `grace`, and waits until gone.
+/// Returns the processes that survived.
+pub fn stop(procs: &[Proc], grace: Duration) -> Vec<Proc> {
+    let own_group = pgid(std::process::id() as i32);
+    let signal_all = |signal: i32| {
+        let mut groups = BTreeSet::new();
+        for p in procs {
+            if Some(p.pgid) != own_group && p.pgid > 1 && groups.insert(p.pgid) {
+                process::signal_group(p.pgid, signal);
+            }
+            process::signal(p.pid, signal);
+        }
+    };
+    let remaining = || procs.iter().filter(|p| running(p.pid)).cloned().collect::<Vec<_>>();
+    signal_all(libc::SIGTERM);
+    if wait_gone(&remaining, grace) {
+        return Vec::new();
+    }
+    signal_all(libc::SIGKILL);
+    wait_gone(&remaining, Duration::from_secs(5));
+    remaining()
+}
+
+fn wait_gone(remaining: &dyn Fn() -> Vec<Proc>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if remaining().is_empty() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    remaining().is_empty()
+}
+
+/// Processes that hold a file open (the database or its WAL).
+pub fn holders(files: &[PathBuf]) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for pid in pids().into_iter().filter(|&p| p != me) {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        let holds = fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| files.contains(&t)));
+        if holds {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Alive and not a zombie.
+pub fn running(pid: i32) -> bool {
+    process::alive(pid) && !zombie(pid)
+}
+
+fn pids() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()
+}
+
+fn cmdline(pid: i32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> =
+        raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    (!args.is_empty()).then_some(args)
+}
+
+/// Fields of /proc/PID/stat after the command name (which may hold spaces).
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    Some(after.split_whitespace().map(String::from).collect())
+}
+
+fn zombie(pid: i32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.first().map(String::as_str) == Some("Z"))
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+pub fn pgid(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(2)?.parse().ok()
+}
+
+/// This process and every ancestor: never stopped, whatever they look like.
+fn ancestors() -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    let mut pid = std::process::id() as i32;
+    while pid > 1 && out.insert(pid) {
+        match ppid(pid) {
+            Some(parent) => pid = parent,
+            None => break,
+        }
+    }
+    out
+}
+
+fn file_name(arg: &str) -> String {
+    Path::new(arg).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
