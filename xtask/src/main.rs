@@ -13,6 +13,7 @@ mod journal;
 mod lock;
 mod manifest;
 mod migrations;
+mod post_check;
 mod process;
 mod profile;
 mod python;
@@ -46,6 +47,7 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
         flags::XtaskCmd::Backup(cmd) => cmd.run(sh),
         flags::XtaskCmd::VerifyBackup(cmd) => cmd.run(sh),
         flags::XtaskCmd::Rollback(cmd) => cmd.run(sh),
+        flags::XtaskCmd::PostCheck(cmd) => cmd.run(sh),
         _ => anyhow::bail!("this command is not built yet"),
     }
 }

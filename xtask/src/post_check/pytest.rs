@@ -1,0 +1,127 @@
+//! The runbook's pytest files, run with the real pytest: counts come from its
+//! JUnit XML, and failing tests are told apart from pytest itself failing.
+use std::{path::Path, time::Duration};
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::{process, profile::Tree, python::Python, report::Check};
+
+/// One test case from pytest's JUnit XML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    pub file: String,
+    pub name: String,
+    /// `None` passed; `Some("failure")`, `Some("error")` or `Some("skipped")`.
+    pub outcome: Option<String>,
+}
+
+/// Runs pytest on the profile's test files and returns the unit and the
+/// integration checks. Nothing is written into the tree: no cache, no
+/// bytecode, the XML report goes to `scratch`.
+pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<Vec<Check>> {
+    let xml_path = scratch.join("pytest.xml");
+    let _d = sh.push_dir(&tree.root);
+    let cmd = python
+        .tool(sh, tree, "python")
+        .args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "junit_family=xunit1"])
+        .arg(format!("--junitxml={}", xml_path.display()))
+        .args(&tree.profile.pytest_args)
+        .args(&tree.profile.test_files);
+    let out = process::run(cmd, Duration::from_secs(600))?;
+    let cases = std::fs::read_to_string(&xml_path).map(|xml| parse_junit(&xml)).unwrap_or_default();
+    let is_integration = |c: &Case| c.file.split('/').any(|part| part == "integration");
+    let groups = [
+        ("tests.unit", "unit tests pass", cases.iter().filter(|c| !is_integration(c)).cloned().collect::<Vec<_>>()),
+        ("tests.integration", "integration tests pass", cases.iter().filter(|c| is_integration(c)).cloned().collect()),
+    ];
+    Ok(groups.into_iter().map(|(id, title, group)| judge(id, title, &group, &out)).collect())
+}
+
+fn judge(id: &str, title: &str, cases: &[Case], out: &process::Output) -> Check {
+    let failed: Vec<String> = cases
+        .iter()
+        .filter(|c| matches!(c.outcome.as_deref(), Some("failure" | "error")))
+        .map(|c| format!("{}::{} ({})", c.file, c.name, c.outcome.as_deref().unwrap_or("")))
+        .collect();
+    let passed = cases.iter().filter(|c| c.outcome.is_none()).count();
+    let counts = format!("{passed} passed, {} failed of {}", failed.len(), cases.len());
+    if out.timed_out {
+        return Check::fail(id, title, format!("pytest timed out; {counts}"));
+    }
+    if !failed.is_empty() {
+        return Check::fail(id, title, format!("{counts}:\n{}", failed.join("\n")));
+    }
+    if cases.is_empty() {
+        return Check::fail(
+            id,
+            title,
+            format!("pytest ran no test here ({}):\n{}", out.describe_status(), out.tail(6)),
+        );
+    }
+    if !out.success() {
+        return Check::fail(
+            id,
+            title,
+            format!(
+                "every test passed ({counts}) but pytest itself failed ({}): a collection error, a plugin or a threshold:\n{}",
+                out.describe_status(),
+                out.tail(6)
+            ),
+        );
+    }
+    Check::pass(id, title, counts)
+}
+
+/// Reads `<testcase>` elements of pytest's JUnit XML (xunit1 family: the
+/// `file` attribute names the test file).
+pub fn parse_junit(xml: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<testcase ") {
+        let after = &rest[start..];
+        let head_end = after.find('>').unwrap_or(after.len());
+        let head = &after[..head_end];
+        let self_closing = head.ends_with('/');
+        let body_end = if self_closing { head_end } else { after.find("</testcase>").unwrap_or(head_end) };
+        let body = &after[head_end.min(body_end)..body_end];
+        let attr = |name: &str| attribute(head, name).unwrap_or_default();
+        let file = if attr("file").is_empty() { attr("classname").replace('.', "/") } else { attr("file") };
+        let outcome = ["failure", "error", "skipped"]
+            .into_iter()
+            .find(|tag| body.contains(&format!("<{tag}")))
+            .map(String::from);
+        cases.push(Case { file, name: attr("name"), outcome });
+        rest = &after[body_end.max(1)..];
+    }
+    cases
+}
+
+fn attribute(head: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    let start = head.find(&key)? + key.len();
+    let end = head[start..].find('"')? + start;
+    Some(unescape(&head[start..end]))
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_passed_failed_and_errored_cases() {
+        let xml = r#"<testsuites><testsuite name="pytest" errors="1" failures="1" tests="3">
+<testcase classname="tests.unit.test_a" name="test_ok" file="tests/unit/test_a.py" time="0.001" />
+<testcase classname="tests.unit.test_a" name="test_bad" file="tests/unit/test_a.py"><failure message="assert 1 == 2">x</failure></testcase>
+<testcase classname="tests.integration.test_b" name="test_err" file="tests/integration/test_b.py"><error message="boom" /></testcase>
+</testsuite></testsuites>"#;
+        let cases = parse_junit(xml);
+        let outcomes: Vec<_> = cases.iter().map(|c| (c.name.as_str(), c.outcome.as_deref())).collect();
+        assert_eq!(outcomes, [("test_ok", None), ("test_bad", Some("failure")), ("test_err", Some("error"))]);
+        assert_eq!(cases[2].file, "tests/integration/test_b.py");
+    }
+}

@@ -1,0 +1,173 @@
+//! The runbook's functional validation, without its hazards: uvicorn on a
+//! loopback port, `/health` polled until it answers (no fixed sleep), then
+//! exactly the process group we started is stopped and checked gone.
+use std::{
+    fs::File,
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    os::unix::process::CommandExt,
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use crate::{process, profile::Tree, python::Python, report::Check, services};
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the server check found, for the two checks it feeds.
+pub struct Outcome {
+    pub start: Check,
+    pub health: Check,
+}
+
+/// A server we started; dropping it stops its whole process group.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    /// SIGTERM to the group, SIGKILL after a grace period; true when no
+    /// process of the group remains.
+    fn stop(&mut self) -> bool {
+        let pgid = self.child.id() as i32;
+        process::signal_group(pgid, libc::SIGTERM);
+        let _ = process::wait_or_kill(&mut self.child, Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while process::signal_group(pgid, 0) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        !process::signal_group(pgid, 0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as i32;
+        if services::running(pgid) {
+            process::signal_group(pgid, libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Picks a free loopback port by letting the kernel choose one.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub fn check(sh: &Shell, python: &Python, tree: &Tree, port: u16, expected: Option<&str>, scratch: &Path) -> Outcome {
+    let log_path = scratch.join("server.log");
+    let started = Instant::now();
+    let fail_both = |detail: String| Outcome {
+        start: Check::fail("server.start", "server starts without errors", detail.clone()),
+        health: Check::fail("server.health", "health endpoint responds", format!("not reached: {}", detail.lines().next().unwrap_or(""))),
+    };
+    let mut server = match spawn(sh, python, tree, port, &log_path) {
+        Ok(server) => server,
+        Err(err) => return fail_both(format!("{err:#}")),
+    };
+    let tail = |n: usize| {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    };
+    // Poll until it answers, exits, or the timeout passes.
+    let answer = loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return fail_both(format!("uvicorn exited ({status}) before answering:\n{}", tail(8)));
+        }
+        if let Some(answer) = get(port, &tree.profile.health_path) {
+            break answer;
+        }
+        if started.elapsed() > START_TIMEOUT {
+            server.stop();
+            return fail_both(format!("no answer on 127.0.0.1:{port} within {}s:\n{}", START_TIMEOUT.as_secs(), tail(8)));
+        }
+        thread::sleep(Duration::from_millis(25));
+    };
+    let start = Check::pass(
+        "server.start",
+        "server starts without errors",
+        format!("uvicorn {} answered on 127.0.0.1:{port}", tree.profile.app),
+    )
+    .since(started);
+    let health_started = Instant::now();
+    let health = judge_health(&answer, expected, &tail(8));
+    let stopped = server.stop();
+    let health = if stopped {
+        health
+    } else {
+        Check::fail("server.health", "health endpoint responds", format!("{}; and the server's process group did not stop", health.detail))
+    };
+    Outcome { start, health: health.since(health_started) }
+}
+
+fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Result<Server> {
+    let _d = sh.push_dir(&tree.root);
+    let port = port.to_string();
+    let cmd = python
+        .tool(sh, tree, "uvicorn")
+        .env("TMWS_ENVIRONMENT", "development")
+        .arg(&tree.profile.app)
+        .args(["--host", "127.0.0.1", "--port", &port, "--no-access-log"])
+        .args(&tree.profile.server_args);
+    eprintln!("$ {cmd}");
+    let mut command: Command = cmd.into();
+    let log_file = File::create(log).context("create the server log")?;
+    command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
+    // SAFETY: prctl is async-signal-safe; it asks the kernel to SIGKILL the
+    // server if this thread's process dies (Ctrl-C, a panic, kill -9).
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = command.spawn().context("start uvicorn")?;
+    Ok(Server { child })
+}
+
+/// One HTTP/1.0 GET on loopback: the status code and the body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+fn judge_health((status, body): &(u16, String), expected: Option<&str>, log: &str) -> Check {
+    let id = "server.health";
+    let title = "health endpoint responds";
+    if *status != 200 {
+        return Check::fail(id, title, format!("HTTP {status}: {}\n{log}", body.trim()));
+    }
+    let json: serde_json::Value = match serde_json::from_str(body) {
+        Ok(json) => json,
+        Err(err) => return Check::fail(id, title, format!("not JSON ({err}): {}", body.trim())),
+    };
+    let health = json["status"].as_str().unwrap_or("");
+    let revision = match &json["revision"] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if health != "healthy" {
+        return Check::fail(id, title, format!("status {health:?}: {}", body.trim()));
+    }
+    if let Some(expected) = expected {
+        if revision != expected {
+            return Check::fail(id, title, format!("healthy, but at revision {revision}, expected {expected}"));
+        }
+    }
+    Check::pass(id, title, format!("healthy, version {}, revision {revision}", json["version"].as_str().unwrap_or("?")))
+}
