@@ -112,6 +112,8 @@ xflags::xflags! {
         cmd diagnose {
             optional --root dir: PathBuf
             optional --label label: String
+            /// The commit HEAD should be at (default: any descendant of the backup's tag).
+            optional --expect-commit rev: String
             optional --format format: String
             optional --python python: PathBuf
         }
@@ -234,6 +236,7 @@ pub struct Forensics {
 pub struct Diagnose {
     pub root: Option<PathBuf>,
     pub label: Option<String>,
+    pub expect_commit: Option<String>,
     pub format: Option<String>,
     pub python: Option<PathBuf>,
 }

@@ -144,3 +144,16 @@ pub fn exclude_tool_dirs(repo: &Repository) -> Result<()> {
     }
     std::fs::write(&exclude, text).with_context(|| format!("write {}", exclude.display()))
 }
+
+/// Writes `content` to `path` and commits it on the current branch (the
+/// drill's "bad commit").
+pub fn commit_file(repo: &Repository, root: &Path, path: &str, content: &str, message: &str) -> Result<Oid> {
+    std::fs::write(root.join(path), content)?;
+    let mut index = repo.index()?;
+    index.add_path(Path::new(path))?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let signature = repo.signature().or_else(|_| git2::Signature::now("tmws drill", "drill@localhost"))?;
+    let parent = repo.head()?.peel_to_commit()?;
+    Ok(repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &[&parent])?)
+}

@@ -4,9 +4,12 @@
 //! command's module and turns errors into the documented exit codes.
 mod backup;
 mod clock;
+mod diagnose;
+mod drill;
 mod evidence;
 mod exit;
 mod flags;
+mod forensics;
 mod fsutil;
 mod git;
 mod journal;
@@ -48,6 +51,9 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
         flags::XtaskCmd::VerifyBackup(cmd) => cmd.run(sh),
         flags::XtaskCmd::Rollback(cmd) => cmd.run(sh),
         flags::XtaskCmd::PostCheck(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Forensics(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Diagnose(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Drill(cmd) => cmd.run(sh),
         _ => anyhow::bail!("this command is not built yet"),
     }
 }

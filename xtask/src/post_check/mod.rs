@@ -360,6 +360,11 @@ fn migrations_count(tree: &Tree, expected: &Expected) -> Check {
     }
 }
 
+/// The import check on its own, for `diagnose`.
+pub fn imports_check(sh: &Shell, python: &Python, tree: &Tree) -> Check {
+    imports(sh, Ok(python), tree)
+}
+
 /// Imports each critical module and compiles the critical files in one
 /// interpreter, without writing bytecode into the tree.
 fn imports(sh: &Shell, python: Result<&Python, String>, tree: &Tree) -> Check {

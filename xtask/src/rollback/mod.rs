@@ -16,7 +16,9 @@ use serde::Serialize;
 use xshell::Shell;
 
 pub use plan::Scenario;
-use plan::{Choices, Step};
+pub use steps::tables_created_by;
+pub use plan::Choices;
+use plan::Step;
 
 use crate::{
     backup::DEFAULT_LABEL,

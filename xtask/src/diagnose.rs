@@ -1,0 +1,193 @@
+//! `cargo xtask diagnose`: looks at a live tree and recommends one row of the
+//! decision matrix, with the evidence for it.
+use std::{collections::BTreeSet, path::Path};
+
+use anyhow::Result;
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::{
+    backup::DEFAULT_LABEL,
+    exit::failed,
+    flags, fsutil, git,
+    manifest::{Kind, MANIFEST_FILE, Manifest},
+    migrations::Graph,
+    post_check,
+    profile::{Tree, check_label},
+    python::Python,
+    report::{Check, Format, Report, Status},
+    rollback::{Scenario, tables_created_by},
+    sqlite,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    pub schema: u32,
+    pub command: &'static str,
+    /// `healthy`, or the scenario to run.
+    pub recommendation: String,
+    pub scenarios: Vec<Scenario>,
+    pub checks: Vec<Check>,
+}
+
+impl Diagnosis {
+    pub fn healthy(&self) -> bool {
+        self.scenarios.is_empty()
+    }
+}
+
+impl flags::Diagnose {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = Format::parse(self.format.as_deref())?;
+        let tree = Tree::locate(self.root.as_deref())?;
+        let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
+        check_label(&label)?;
+        let diagnosis = diagnose(sh, &tree, &label, self.expect_commit.as_deref(), self.python.as_deref())?;
+        match format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&diagnosis)?),
+            Format::Human => {
+                let report = Report::new("diagnose", tree.root.display().to_string(), diagnosis.checks.clone());
+                let table = report.human(false);
+                print!("{}", table.rsplit_once("\n\n").map_or(table.as_str(), |(t, _)| t));
+                println!();
+                if diagnosis.healthy() {
+                    println!("\nhealthy: nothing to roll back");
+                } else {
+                    println!(
+                        "\nrecommendation: cargo xtask rollback --scenario {} (runbook estimate {} minutes)",
+                        diagnosis.recommendation,
+                        Scenario::parse(&diagnosis.recommendation).map(|s| s.runbook_minutes()).unwrap_or(0)
+                    );
+                }
+            }
+        }
+        if !diagnosis.healthy() {
+            return Err(failed(format!("a rollback is recommended: --scenario {}", diagnosis.recommendation)));
+        }
+        Ok(())
+    }
+}
+
+/// Each piece of evidence names the scenario it points to when it fails.
+pub fn diagnose(sh: &Shell, tree: &Tree, label: &str, expect_commit: Option<&str>, python: Option<&Path>) -> Result<Diagnosis> {
+    let python = Python::find(sh, Some(&tree.root), python)?;
+    let manifest = std::fs::read_to_string(tree.backup(label).join(MANIFEST_FILE)).ok().and_then(|t| Manifest::parse(&t).ok());
+    let mut evidence: Vec<(Scenario, Check)> = Vec::new();
+    evidence.push((Scenario::Database, integrity(tree)));
+    evidence.extend(revision(sh, &python, tree).into_iter().map(|c| (Scenario::Migration, c)));
+    evidence.push((Scenario::Files, imports(sh, &python, tree)));
+    evidence.push((Scenario::Files, changed_files(tree, manifest.as_ref())));
+    evidence.extend(git_state(tree, label, expect_commit).into_iter().map(|c| (Scenario::Git, c)));
+
+    let scenarios: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|s| evidence.iter().any(|(of, c)| of == s && c.status == Status::Fail))
+        .collect();
+    let recommendation = match scenarios.as_slice() {
+        [] => "healthy".to_string(),
+        [one] => one.name().to_string(),
+        _ => Scenario::Complete.name().to_string(),
+    };
+    let checks = evidence.into_iter().map(|(_, c)| c).collect();
+    Ok(Diagnosis { schema: crate::report::SCHEMA, command: "diagnose", recommendation, scenarios, checks })
+}
+
+fn integrity(tree: &Tree) -> Check {
+    let title = "PRAGMA integrity_check is ok";
+    let result = sqlite::open_live_read_only(&tree.database()).and_then(|c| sqlite::integrity_check(&c));
+    match result {
+        Ok(rows) if rows == ["ok"] => Check::pass("database.integrity", title, "ok"),
+        Ok(rows) => Check::fail("database.integrity", title, rows.into_iter().take(3).collect::<Vec<_>>().join("\n")),
+        Err(err) => Check::fail("database.integrity", title, format!("{err:#}")),
+    }
+}
+
+/// The database's revision against the code's migrations, and a migration
+/// that created its tables without bumping `alembic_version`.
+fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
+    let title = "the database is at the code's migration head";
+    let graph = match Graph::load(&tree.migrations()) {
+        Ok(graph) => graph,
+        Err(err) => return vec![Check::fail("migration.revision", title, format!("the migrations do not parse: {err:#}"))],
+    };
+    let conn = sqlite::open_live_read_only(&tree.database());
+    let revisions = conn.as_ref().map_err(|e| format!("{e:#}")).and_then(|c| sqlite::alembic_revisions(c).map_err(|e| format!("{e:#}")));
+    let revisions = match revisions {
+        Ok(r) => r,
+        Err(err) => return vec![Check::fail("migration.revision", title, format!("alembic_version cannot be read: {err}"))],
+    };
+    let heads = graph.heads();
+    let unknown: Vec<&String> = revisions.iter().filter(|r| !graph.contains(r)).collect();
+    let mut checks = vec![if !unknown.is_empty() {
+        Check::fail("migration.revision", title, format!("revision {} is unknown to {}", revisions.join(" "), tree.profile.migrations))
+    } else if revisions.iter().collect::<BTreeSet<_>>() != heads.iter().collect::<BTreeSet<_>>() {
+        Check::fail("migration.revision", title, format!("database at {}, code head {}", revisions.join(" "), heads.join(" ")))
+    } else {
+        Check::pass("migration.revision", title, format!("{} is the head", heads.join(" ")))
+    }];
+    if let ([current], Ok(conn)) = (revisions.as_slice(), &conn) {
+        let tables: BTreeSet<String> = sqlite::table_names(conn).unwrap_or_default().into_iter().collect();
+        let half: Vec<String> = graph
+            .children(current)
+            .into_iter()
+            .filter_map(|child| {
+                let created = tables_created_by(sh, python, tree, current, &child).ok()?;
+                let present: Vec<String> = created.into_iter().filter(|t| tables.contains(t)).collect();
+                (!present.is_empty()).then(|| format!("{child} created {} but alembic_version still says {current}", present.join(", ")))
+            })
+            .collect();
+        let title = "no migration is half-applied";
+        checks.push(Check::from("migration.half-applied", title, half.is_empty(), if half.is_empty() { "none".to_string() } else { half.join("\n") }));
+    }
+    checks
+}
+
+fn imports(sh: &Shell, python: &Python, tree: &Tree) -> Check {
+    post_check::imports_check(sh, python, tree)
+}
+
+/// Critical files changed since the last commit (or, without git, since the backup).
+fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
+    let title = "critical files are as committed";
+    let critical = &tree.profile.critical_files;
+    let changed: Vec<String> = match git::open(&tree.root) {
+        Some(repo) => git::modified_tracked(&repo).unwrap_or_default().into_iter().filter(|p| critical.contains(p)).collect(),
+        None => match manifest {
+            Some(m) => m
+                .files_of(Kind::Critical)
+                .filter(|f| fsutil::sha256_file(&tree.path(&f.source_path)).map(|(s, _)| s) .ok().as_deref() != Some(f.sha256.as_str()))
+                .map(|f| f.source_path.clone())
+                .collect(),
+            None => Vec::new(),
+        },
+    };
+    Check::from("files.changed", title, changed.is_empty(), if changed.is_empty() { "none changed".to_string() } else { format!("changed: {}", changed.join(", ")) })
+}
+
+/// HEAD attached, where it should be, and no uncommitted change outside the
+/// critical files (those point to the files row).
+fn git_state(tree: &Tree, label: &str, expect_commit: Option<&str>) -> Vec<Check> {
+    let Some(repo) = git::open(&tree.root) else { return Vec::new() };
+    let (commit, branch) = git::head(&repo);
+    let title = "HEAD is attached and at the expected commit";
+    let head = commit.clone().unwrap_or_default();
+    let expected = expect_commit.map(|rev| git::resolve(&repo, rev).map(|o| o.to_string()));
+    let tag = git::tag_commit(&repo, label);
+    let head_check = if branch.is_none() {
+        Check::fail("git.head", title, format!("detached HEAD at {head}"))
+    } else if let Some(expected) = expected {
+        match expected {
+            Ok(expected) => Check::from("git.head", title, head == expected, format!("HEAD {head}, expected {expected}")),
+            Err(err) => Check::fail("git.head", title, format!("{err:#}")),
+        }
+    } else if let Some(tag) = tag {
+        let descends = git2::Oid::from_str(&head).ok().is_some_and(|h| h == tag || repo.graph_descendant_of(h, tag).unwrap_or(false));
+        Check::from("git.head", title, descends, format!("HEAD {head} {} tag {label}", if descends { "contains" } else { "does not contain" }))
+    } else {
+        Check::pass("git.head", title, format!("HEAD {head} on {}", branch.unwrap_or_default()))
+    };
+    let critical = &tree.profile.critical_files;
+    let dirty: Vec<String> = git::dirty_paths(&repo).unwrap_or_default().into_iter().filter(|p| !critical.contains(p)).collect();
+    let clean = Check::from("git.clean", "no uncommitted change outside the critical files", dirty.is_empty(), if dirty.is_empty() { "clean".to_string() } else { dirty.join(", ") });
+    vec![head_check, clean]
+}

@@ -1,0 +1,64 @@
+//! `cargo xtask forensics`: a bundle of the current (failed) state, taken
+//! without changing the tree: the database is copied through SQLite.
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::{
+    backup::DEFAULT_LABEL,
+    evidence::{Bundle, DatabaseCapture, new_bundle_path},
+    flags,
+    manifest::{MANIFEST_FILE, Manifest},
+    profile::{Tree, check_label},
+    python::Python,
+    report::Format,
+};
+
+impl flags::Forensics {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = Format::parse(self.format.as_deref())?;
+        let tree = Tree::locate(self.root.as_deref())?;
+        let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
+        check_label(&label)?;
+        let bundle = collect(sh, &tree, &label, self.python.as_deref())?;
+        match format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&bundle.facts)?),
+            Format::Human => println!(
+                "forensics bundle written to {} ({} database files, {} diffs{})",
+                bundle.dir.display(),
+                bundle.facts.database_files.len() + usize::from(bundle.facts.database_copy.is_some()),
+                bundle.facts.diffs.len(),
+                if bundle.facts.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} problems noted in FAILURE_REPORT.md", bundle.facts.problems.len())
+                }
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// Collects a full bundle of the tree as it is now.
+pub fn collect(sh: &Shell, tree: &Tree, label: &str, python: Option<&std::path::Path>) -> Result<Bundle> {
+    let mut bundle = Bundle::create(tree, label, &new_bundle_path(tree, label))?;
+    let backup_dir = tree.backup(label);
+    let manifest = std::fs::read_to_string(backup_dir.join(MANIFEST_FILE)).ok().and_then(|t| Manifest::parse(&t).ok());
+    if manifest.is_none() {
+        bundle.facts.problems.push(format!("no readable backup {label}: no diffs against it"));
+    }
+    match Python::find(sh, Some(&tree.root), python) {
+        Ok(python) => bundle.capture_alembic(sh, &python, tree),
+        Err(err) => bundle.facts.problems.push(format!("no Python for alembic: {err:#}")),
+    }
+    bundle.preserve_files(sh, tree, manifest.as_ref().map(|m| (backup_dir.as_path(), m)))?;
+    bundle.capture_log(tree);
+    bundle.preserve_database(tree, DatabaseCapture::Copy)?;
+    let journal = crate::journal::path(&tree.state_dir());
+    if journal.is_file() {
+        std::fs::copy(&journal, bundle.dir.join("journal.json"))?;
+        bundle.facts.steps.push("an interrupted rollback's journal is in journal.json".into());
+    }
+    bundle.facts.completed = Some(crate::clock::now_rfc3339());
+    bundle.write_reports()?;
+    Ok(bundle)
+}
