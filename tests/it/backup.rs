@@ -15,7 +15,8 @@ fn listing(dir: &Path) -> String {
                 let size = entry.metadata().unwrap().len();
                 let name = entry.path().strip_prefix(dir).unwrap().display().to_string();
                 // The database's size is deterministic but not the point here.
-                let size = if name.starts_with("database/") { "[SIZE]".into() } else { size.to_string() };
+                let size =
+                    if name.starts_with("database/") { "[SIZE]".into() } else { size.to_string() };
                 files.push(format!("{name} ({size})"));
             }
         }
@@ -34,7 +35,11 @@ fn backup_has_the_runbook_layout_and_an_exact_manifest() {
     snapshot!(&root, listing(&backup));
     snapshot!(&root, fs::read_to_string(backup.join("BACKUP_MANIFEST.txt")).unwrap());
 
-    let check = Command::new("sha256sum").args(["-c", "--quiet", "SHA256SUMS"]).current_dir(&backup).output().unwrap();
+    let check = Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&backup)
+        .output()
+        .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 
     let conn = rusqlite::Connection::open_with_flags(
@@ -44,13 +49,19 @@ fn backup_has_the_runbook_layout_and_an_exact_manifest() {
     .unwrap();
     let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
-    let revision: String = conn.query_row("SELECT version_num FROM alembic_version", [], |r| r.get(0)).unwrap();
+    let revision: String =
+        conn.query_row("SELECT version_num FROM alembic_version", [], |r| r.get(0)).unwrap();
     let manifest = fs::read_to_string(backup.join("BACKUP_MANIFEST.txt")).unwrap();
     assert!(manifest.contains(&format!("database-revision: {revision}\n")));
-    let memory: i64 = conn.query_row("SELECT COUNT(*) FROM memory_entries", [], |r| r.get(0)).unwrap();
+    let memory: i64 =
+        conn.query_row("SELECT COUNT(*) FROM memory_entries", [], |r| r.get(0)).unwrap();
     assert!(manifest.contains(&format!("table: memory_entries {memory}\n")));
 
-    let tag = Command::new("git").args(["cat-file", "-t", "pre-phase4"]).current_dir(&root).output().unwrap();
+    let tag = Command::new("git")
+        .args(["cat-file", "-t", "pre-phase4"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&tag.stdout).trim(), "tag", "an annotated tag");
 }
 
@@ -88,7 +99,8 @@ fn backup_while_the_service_writes_in_wal_mode() {
     for i in 0..500 {
         writer.execute("INSERT INTO audit_log (event, detail) VALUES ('before', ?1)", [i]).unwrap();
     }
-    let committed: i64 = writer.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0)).unwrap();
+    let committed: i64 =
+        writer.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0)).unwrap();
     assert!(fs::metadata(root.join("data/tmws.db-wal")).unwrap().len() > 0, "rows are in the WAL");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let keep_writing = {
@@ -99,7 +111,8 @@ fn backup_while_the_service_writes_in_wal_mode() {
             conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
             let mut written = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                conn.execute("INSERT INTO audit_log (event, detail) VALUES ('during', 'x')", []).unwrap();
+                conn.execute("INSERT INTO audit_log (event, detail) VALUES ('during', 'x')", [])
+                    .unwrap();
                 written += 1;
             }
             written
@@ -118,8 +131,9 @@ fn backup_while_the_service_writes_in_wal_mode() {
     .unwrap();
     let integrity: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
-    let before: i64 =
-        copy.query_row("SELECT COUNT(*) FROM audit_log WHERE event <> 'during'", [], |r| r.get(0)).unwrap();
+    let before: i64 = copy
+        .query_row("SELECT COUNT(*) FROM audit_log WHERE event <> 'during'", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(before, committed, "every row committed before the backup is in it");
 }
 

@@ -5,6 +5,13 @@
 //! are built once per stage through the binary itself and copied for each
 //! test, so every test owns a fresh tree.
 mod backup;
+mod bench;
+mod breakage;
+mod diagnose;
+mod drill;
+mod forensics;
+mod post_check;
+mod rollback;
 mod sandbox;
 mod verify_backup;
 
@@ -34,7 +41,11 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit code {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit code {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -124,10 +135,13 @@ pub fn filters(root: &Path) -> Vec<(String, String)> {
         (r"\b[0-9a-f]{40}\b".into(), "[COMMIT]".into()),
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z".into(), "[TIME]".into()),
         (r"\d{8}T\d{6}Z".into(), "[STAMP]".into()),
-        (r"\b\d+ms\b".into(), "[MS]".into()),
+        (r" *\b\d+ms\b".into(), " [MS]".into()),
         (r#""duration_ms": \d+"#.into(), r#""duration_ms": "[MS]""#.into()),
         (r"\b\d+\.\d+s\b".into(), "[S]".into()),
         (r"sqlite-version: [0-9.]+".into(), "sqlite-version: [VERSION]".into()),
+        (r"127\.0\.0\.1:\d+".into(), "127.0.0.1:[PORT]".into()),
+        (r"\b[0-9a-f]{12}\b(\))".into(), "[HASH]$1".into()),
+        (r"pid \d+".into(), "pid [PID]".into()),
     ]
 }
 

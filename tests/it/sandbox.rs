@@ -24,7 +24,8 @@ fn backed_up_stage_has_a_backup_and_a_tag() {
     let dir = sandbox("backed-up");
     let root = root(&dir);
     assert!(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt").is_file());
-    let tags = std::process::Command::new("git").args(["tag", "-l"]).current_dir(&root).output().unwrap();
+    let tags =
+        std::process::Command::new("git").args(["tag", "-l"]).current_dir(&root).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&tags.stdout).trim(), "pre-phase4");
 }
 
@@ -36,7 +37,11 @@ fn phase4_stage_is_deployed_and_clean() {
     let revision: String =
         conn.query_row("SELECT version_num FROM alembic_version", [], |r| r.get(0)).unwrap();
     assert_eq!(revision, "f1c7e3a9b5d4");
-    let status = std::process::Command::new("git").args(["status", "--porcelain"]).current_dir(&root).output().unwrap();
+    let status = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&status.stdout), "");
 }
 
@@ -60,4 +65,28 @@ pub fn python_of_sandbox() -> std::path::PathBuf {
         .find(|p| p.join(".ready").is_file())
         .expect("a sandbox was built, so a virtualenv is ready");
     venv.join("bin/python")
+}
+
+#[test]
+fn help_lists_every_command_and_bad_flags_exit_2() {
+    let help = run(xtask().arg("--help"));
+    assert_code(&help, 0);
+    for command in [
+        "sandbox",
+        "backup",
+        "verify-backup",
+        "rollback",
+        "post-check",
+        "forensics",
+        "diagnose",
+        "drill",
+        "bench",
+    ] {
+        assert!(
+            help.stdout.contains(&format!("xtask {command}\n")),
+            "{command} missing from --help"
+        );
+    }
+    let bad = run(xtask().args(["backup", "--no-such-flag"]));
+    assert_code(&bad, 2);
 }

@@ -86,7 +86,9 @@ fn no_backup_folder_is_a_usage_error() {
 
 /// The offset of a table's root page, to damage a page SQLite uses.
 fn root_page_offset(db: &Path, table: &str) -> u64 {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let page: i64 = conn
         .query_row("SELECT rootpage FROM sqlite_master WHERE name = ?1", [table], |r| r.get(0))
         .unwrap();
@@ -118,7 +120,12 @@ fn a_flipped_byte_sqlite_never_reads_is_caught_by_the_hash() {
     let (result, _dir) = corrupted(|b| flip_byte(&b.join("database/tmws.db.backup"), 68));
     assert_failed(&result, "hashes", "database/tmws.db.backup: sha256");
     let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
-    let integrity = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "database.integrity").unwrap();
+    let integrity = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "database.integrity")
+        .unwrap();
     assert_eq!(integrity["status"], "pass", "SQLite does not see this byte");
 }
 
@@ -175,7 +182,8 @@ fn an_edited_manifest_fails() {
     let (result, _dir) = corrupted(|b| {
         let file = b.join("BACKUP_MANIFEST.txt");
         writable(&file);
-        let text = fs::read_to_string(&file).unwrap().replace("table: agents 12", "table: agents 13");
+        let text =
+            fs::read_to_string(&file).unwrap().replace("table: agents 12", "table: agents 13");
         fs::write(&file, text).unwrap();
     });
     assert_failed(&result, "sums", "BACKUP_MANIFEST.txt was changed");
@@ -187,7 +195,9 @@ fn a_manifest_path_with_dotdot_fails() {
     let (result, _dir) = corrupted(|b| {
         let file = b.join("BACKUP_MANIFEST.txt");
         writable(&file);
-        let text = fs::read_to_string(&file).unwrap().replace("\tconfig/alembic.ini\t", "\tconfig/../../alembic.ini\t");
+        let text = fs::read_to_string(&file)
+            .unwrap()
+            .replace("\tconfig/alembic.ini\t", "\tconfig/../../alembic.ini\t");
         fs::write(&file, text).unwrap();
     });
     assert_failed(&result, "manifest.paths", "must be relative and stay inside");
@@ -208,7 +218,9 @@ fn a_syntax_error_in_a_critical_file_fails() {
     let (result, _dir) = corrupted(|b| {
         let file = b.join("critical_files/tool_category.py");
         writable(&file);
-        let text = fs::read_to_string(&file).unwrap().replace("class ToolCategory(str, Enum):", "class ToolCategory(str, Enum)");
+        let text = fs::read_to_string(&file)
+            .unwrap()
+            .replace("class ToolCategory(str, Enum):", "class ToolCategory(str, Enum)");
         fs::write(&file, text).unwrap();
     });
     assert_failed(&result, "python.compile", "critical_files/tool_category.py:");
@@ -224,6 +236,10 @@ fn an_alembic_version_outside_the_graph_fails() {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute("UPDATE alembic_version SET version_num = 'deadbeef0000'", []).unwrap();
     });
-    assert_failed(&result, "migrations.revision", "deadbeef0000 is not a revision of the backed-up migrations");
+    assert_failed(
+        &result,
+        "migrations.revision",
+        "deadbeef0000 is not a revision of the backed-up migrations",
+    );
     assert_failed(&result, "database.revision", "deadbeef0000, manifest 47a9e2c8b6f0");
 }

@@ -61,7 +61,8 @@ impl flags::Backup {
                 manifest.count(Kind::Config),
                 manifest.count(Kind::Critical),
                 match (&manifest.git_commit, options.tag) {
-                    (Some(commit), true) => format!("; tagged {} at {}", options.label, &commit[..12]),
+                    (Some(commit), true) =>
+                        format!("; tagged {} at {}", options.label, &commit[..12]),
                     _ => String::new(),
                 }
             );
@@ -109,14 +110,18 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
 
     let backups = tree.backups();
     if backups.exists() && !backups.is_dir() {
-        return Err(usage(format!("{} is not a folder: cannot write backups there", backups.display())));
+        return Err(usage(format!(
+            "{} is not a folder: cannot write backups there",
+            backups.display()
+        )));
     }
     fs::create_dir_all(&backups)
         .map_err(|err| usage(format!("cannot create {}: {err}", backups.display())))?;
     // Built beside its final place and renamed: a half-written backup is never
     // visible under the label.
     let stage = backups.join(format!(".{}.partial-{}", options.label, std::process::id()));
-    let result = build(tree, &plan, &stage, options, commit.clone(), branch);
+    let tag = (options.tag && commit.is_some()).then(|| options.label.clone());
+    let result = build(tree, &plan, &stage, options, [commit.clone(), branch, tag]);
     let manifest = match result {
         Ok(manifest) => manifest,
         Err(err) => {
@@ -124,7 +129,8 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
             return Err(err);
         }
     };
-    fs::rename(&stage, &target).with_context(|| format!("move the backup into {}", target.display()))?;
+    fs::rename(&stage, &target)
+        .with_context(|| format!("move the backup into {}", target.display()))?;
     fsutil::fsync_parent(&target)?;
     if options.tag {
         if let Some(repo) = &repo {
@@ -171,7 +177,8 @@ fn plan(tree: &Tree) -> Result<Vec<Planned>> {
                 let what = if kind == Kind::Critical { "critical file" } else { "config file" };
                 return Err(usage(format!("{what} {source} is missing")));
             }
-            let name = Path::new(source).file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name =
+                Path::new(source).file_name().unwrap_or_default().to_string_lossy().into_owned();
             let backup = format!("{}/{name}", kind.folder());
             if let Some(other) = seen.insert(backup.clone(), source.clone()) {
                 return Err(usage(format!(
@@ -190,8 +197,7 @@ fn build(
     plan: &[Planned],
     stage: &Path,
     options: &BackupOptions,
-    git_commit: Option<String>,
-    git_branch: Option<String>,
+    [git_commit, git_branch, git_tag]: [Option<String>; 3],
 ) -> Result<Manifest> {
     for kind in Kind::ALL {
         fs::create_dir_all(stage.join(kind.folder()))
@@ -233,9 +239,13 @@ fn build(
     let source_conn = sqlite::open_live_read_only(&tree.database())?;
     let journal_mode = sqlite::journal_mode(&source_conn)?;
     drop(source_conn);
-    let migration_files: Vec<PathBuf> =
-        files.iter().filter(|f| f.kind == Kind::Migration).map(|f| stage.join(&f.backup_path)).collect();
-    let graph = Graph::from_files(&migration_files).context("read the migrations' revision graph")?;
+    let migration_files: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| f.kind == Kind::Migration)
+        .map(|f| stage.join(&f.backup_path))
+        .collect();
+    let graph =
+        Graph::from_files(&migration_files).context("read the migrations' revision graph")?;
 
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -244,6 +254,7 @@ fn build(
         tool: format!("xtask {}", env!("CARGO_PKG_VERSION")),
         git_commit,
         git_branch,
+        git_tag,
         database_revision: revisions,
         migration_heads: graph.heads(),
         migration_count: graph.len(),
@@ -256,7 +267,10 @@ fn build(
     let manifest_path = stage.join(MANIFEST_FILE);
     fsutil::write_atomic(&manifest_path, text.as_bytes())?;
     let sums_path = stage.join(SUMS_FILE);
-    fsutil::write_atomic(&sums_path, manifest.sums(&fsutil::sha256_bytes(text.as_bytes())).as_bytes())?;
+    fsutil::write_atomic(
+        &sums_path,
+        manifest.sums(&fsutil::sha256_bytes(text.as_bytes())).as_bytes(),
+    )?;
     for path in [&manifest_path, &sums_path] {
         fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
     }
@@ -267,7 +281,13 @@ fn build(
     Ok(manifest)
 }
 
-fn print_plan(tree: &Tree, plan: &[Planned], target: &Path, options: &BackupOptions, commit: Option<&str>) {
+fn print_plan(
+    tree: &Tree,
+    plan: &[Planned],
+    target: &Path,
+    options: &BackupOptions,
+    commit: Option<&str>,
+) {
     println!("dry run: nothing is written. The backup would be {}:", target.display());
     for item in plan {
         let how = if item.kind == Kind::Database { "SQLite online backup" } else { "copy" };
@@ -276,12 +296,18 @@ fn print_plan(tree: &Tree, plan: &[Planned], target: &Path, options: &BackupOpti
     println!("  write                {MANIFEST_FILE} and {SUMS_FILE}");
     match (options.tag, commit) {
         (true, Some(commit)) => println!("  git tag              {} at {commit}", options.label),
-        (true, None) => println!("  git tag              none: {} is not a git repository", tree.root.display()),
+        (true, None) => {
+            println!("  git tag              none: {} is not a git repository", tree.root.display())
+        }
         (false, _) => println!("  git tag              skipped (--no-tag)"),
     }
 }
 
-fn empty_manifest(options: &BackupOptions, git_commit: Option<String>, git_branch: Option<String>) -> Manifest {
+fn empty_manifest(
+    options: &BackupOptions,
+    git_commit: Option<String>,
+    git_branch: Option<String>,
+) -> Manifest {
     Manifest {
         format: FORMAT.into(),
         label: options.label.clone(),
@@ -289,6 +315,7 @@ fn empty_manifest(options: &BackupOptions, git_commit: Option<String>, git_branc
         tool: format!("xtask {}", env!("CARGO_PKG_VERSION")),
         git_commit,
         git_branch,
+        git_tag: None,
         database_revision: Vec::new(),
         migration_heads: Vec::new(),
         migration_count: 0,

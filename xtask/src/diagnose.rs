@@ -42,11 +42,16 @@ impl flags::Diagnose {
         let tree = Tree::locate(self.root.as_deref())?;
         let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
         check_label(&label)?;
-        let diagnosis = diagnose(sh, &tree, &label, self.expect_commit.as_deref(), self.python.as_deref())?;
+        let diagnosis =
+            diagnose(sh, &tree, &label, self.expect_commit.as_deref(), self.python.as_deref())?;
         match format {
             Format::Json => println!("{}", serde_json::to_string_pretty(&diagnosis)?),
             Format::Human => {
-                let report = Report::new("diagnose", tree.root.display().to_string(), diagnosis.checks.clone());
+                let report = Report::new(
+                    "diagnose",
+                    tree.root.display().to_string(),
+                    diagnosis.checks.clone(),
+                );
                 let table = report.human(false);
                 print!("{}", table.rsplit_once("\n\n").map_or(table.as_str(), |(t, _)| t));
                 println!();
@@ -56,22 +61,35 @@ impl flags::Diagnose {
                     println!(
                         "\nrecommendation: cargo xtask rollback --scenario {} (runbook estimate {} minutes)",
                         diagnosis.recommendation,
-                        Scenario::parse(&diagnosis.recommendation).map(|s| s.runbook_minutes()).unwrap_or(0)
+                        Scenario::parse(&diagnosis.recommendation)
+                            .map(|s| s.runbook_minutes())
+                            .unwrap_or(0)
                     );
                 }
             }
         }
         if !diagnosis.healthy() {
-            return Err(failed(format!("a rollback is recommended: --scenario {}", diagnosis.recommendation)));
+            return Err(failed(format!(
+                "a rollback is recommended: --scenario {}",
+                diagnosis.recommendation
+            )));
         }
         Ok(())
     }
 }
 
 /// Each piece of evidence names the scenario it points to when it fails.
-pub fn diagnose(sh: &Shell, tree: &Tree, label: &str, expect_commit: Option<&str>, python: Option<&Path>) -> Result<Diagnosis> {
+pub fn diagnose(
+    sh: &Shell,
+    tree: &Tree,
+    label: &str,
+    expect_commit: Option<&str>,
+    python: Option<&Path>,
+) -> Result<Diagnosis> {
     let python = Python::find(sh, Some(&tree.root), python)?;
-    let manifest = std::fs::read_to_string(tree.backup(label).join(MANIFEST_FILE)).ok().and_then(|t| Manifest::parse(&t).ok());
+    let manifest = std::fs::read_to_string(tree.backup(label).join(MANIFEST_FILE))
+        .ok()
+        .and_then(|t| Manifest::parse(&t).ok());
     let mut evidence: Vec<(Scenario, Check)> = Vec::new();
     evidence.push((Scenario::Database, integrity(tree)));
     evidence.extend(revision(sh, &python, tree).into_iter().map(|c| (Scenario::Migration, c)));
@@ -89,15 +107,26 @@ pub fn diagnose(sh: &Shell, tree: &Tree, label: &str, expect_commit: Option<&str
         _ => Scenario::Complete.name().to_string(),
     };
     let checks = evidence.into_iter().map(|(_, c)| c).collect();
-    Ok(Diagnosis { schema: crate::report::SCHEMA, command: "diagnose", recommendation, scenarios, checks })
+    Ok(Diagnosis {
+        schema: crate::report::SCHEMA,
+        command: "diagnose",
+        recommendation,
+        scenarios,
+        checks,
+    })
 }
 
 fn integrity(tree: &Tree) -> Check {
     let title = "PRAGMA integrity_check is ok";
-    let result = sqlite::open_live_read_only(&tree.database()).and_then(|c| sqlite::integrity_check(&c));
+    let result =
+        sqlite::open_live_read_only(&tree.database()).and_then(|c| sqlite::integrity_check(&c));
     match result {
         Ok(rows) if rows == ["ok"] => Check::pass("database.integrity", title, "ok"),
-        Ok(rows) => Check::fail("database.integrity", title, rows.into_iter().take(3).collect::<Vec<_>>().join("\n")),
+        Ok(rows) => Check::fail(
+            "database.integrity",
+            title,
+            rows.into_iter().take(3).collect::<Vec<_>>().join("\n"),
+        ),
         Err(err) => Check::fail("database.integrity", title, format!("{err:#}")),
     }
 }
@@ -108,36 +137,71 @@ fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
     let title = "the database is at the code's migration head";
     let graph = match Graph::load(&tree.migrations()) {
         Ok(graph) => graph,
-        Err(err) => return vec![Check::fail("migration.revision", title, format!("the migrations do not parse: {err:#}"))],
+        Err(err) => {
+            return vec![Check::fail(
+                "migration.revision",
+                title,
+                format!("the migrations do not parse: {err:#}"),
+            )];
+        }
     };
     let conn = sqlite::open_live_read_only(&tree.database());
-    let revisions = conn.as_ref().map_err(|e| format!("{e:#}")).and_then(|c| sqlite::alembic_revisions(c).map_err(|e| format!("{e:#}")));
+    let revisions = conn
+        .as_ref()
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|c| sqlite::alembic_revisions(c).map_err(|e| format!("{e:#}")));
     let revisions = match revisions {
         Ok(r) => r,
-        Err(err) => return vec![Check::fail("migration.revision", title, format!("alembic_version cannot be read: {err}"))],
+        Err(err) => {
+            return vec![Check::fail(
+                "migration.revision",
+                title,
+                format!("alembic_version cannot be read: {err}"),
+            )];
+        }
     };
     let heads = graph.heads();
     let unknown: Vec<&String> = revisions.iter().filter(|r| !graph.contains(r)).collect();
     let mut checks = vec![if !unknown.is_empty() {
-        Check::fail("migration.revision", title, format!("revision {} is unknown to {}", revisions.join(" "), tree.profile.migrations))
+        Check::fail(
+            "migration.revision",
+            title,
+            format!("revision {} is unknown to {}", revisions.join(" "), tree.profile.migrations),
+        )
     } else if revisions.iter().collect::<BTreeSet<_>>() != heads.iter().collect::<BTreeSet<_>>() {
-        Check::fail("migration.revision", title, format!("database at {}, code head {}", revisions.join(" "), heads.join(" ")))
+        Check::fail(
+            "migration.revision",
+            title,
+            format!("database at {}, code head {}", revisions.join(" "), heads.join(" ")),
+        )
     } else {
         Check::pass("migration.revision", title, format!("{} is the head", heads.join(" ")))
     }];
     if let ([current], Ok(conn)) = (revisions.as_slice(), &conn) {
-        let tables: BTreeSet<String> = sqlite::table_names(conn).unwrap_or_default().into_iter().collect();
+        let tables: BTreeSet<String> =
+            sqlite::table_names(conn).unwrap_or_default().into_iter().collect();
         let half: Vec<String> = graph
             .children(current)
             .into_iter()
             .filter_map(|child| {
                 let created = tables_created_by(sh, python, tree, current, &child).ok()?;
-                let present: Vec<String> = created.into_iter().filter(|t| tables.contains(t)).collect();
-                (!present.is_empty()).then(|| format!("{child} created {} but alembic_version still says {current}", present.join(", ")))
+                let present: Vec<String> =
+                    created.into_iter().filter(|t| tables.contains(t)).collect();
+                (!present.is_empty()).then(|| {
+                    format!(
+                        "{child} created {} but alembic_version still says {current}",
+                        present.join(", ")
+                    )
+                })
             })
             .collect();
         let title = "no migration is half-applied";
-        checks.push(Check::from("migration.half-applied", title, half.is_empty(), if half.is_empty() { "none".to_string() } else { half.join("\n") }));
+        checks.push(Check::from(
+            "migration.half-applied",
+            title,
+            half.is_empty(),
+            if half.is_empty() { "none".to_string() } else { half.join("\n") },
+        ));
     }
     checks
 }
@@ -151,17 +215,33 @@ fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
     let title = "critical files are as committed";
     let critical = &tree.profile.critical_files;
     let changed: Vec<String> = match git::open(&tree.root) {
-        Some(repo) => git::modified_tracked(&repo).unwrap_or_default().into_iter().filter(|p| critical.contains(p)).collect(),
+        Some(repo) => git::modified_tracked(&repo)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| critical.contains(p))
+            .collect(),
         None => match manifest {
             Some(m) => m
                 .files_of(Kind::Critical)
-                .filter(|f| fsutil::sha256_file(&tree.path(&f.source_path)).map(|(s, _)| s) .ok().as_deref() != Some(f.sha256.as_str()))
+                .filter(|f| {
+                    fsutil::sha256_file(&tree.path(&f.source_path)).map(|(s, _)| s).ok().as_deref()
+                        != Some(f.sha256.as_str())
+                })
                 .map(|f| f.source_path.clone())
                 .collect(),
             None => Vec::new(),
         },
     };
-    Check::from("files.changed", title, changed.is_empty(), if changed.is_empty() { "none changed".to_string() } else { format!("changed: {}", changed.join(", ")) })
+    Check::from(
+        "files.changed",
+        title,
+        changed.is_empty(),
+        if changed.is_empty() {
+            "none changed".to_string()
+        } else {
+            format!("changed: {}", changed.join(", "))
+        },
+    )
 }
 
 /// HEAD attached, where it should be, and no uncommitted change outside the
@@ -177,17 +257,41 @@ fn git_state(tree: &Tree, label: &str, expect_commit: Option<&str>) -> Vec<Check
         Check::fail("git.head", title, format!("detached HEAD at {head}"))
     } else if let Some(expected) = expected {
         match expected {
-            Ok(expected) => Check::from("git.head", title, head == expected, format!("HEAD {head}, expected {expected}")),
+            Ok(expected) => Check::from(
+                "git.head",
+                title,
+                head == expected,
+                format!("HEAD {head}, expected {expected}"),
+            ),
             Err(err) => Check::fail("git.head", title, format!("{err:#}")),
         }
     } else if let Some(tag) = tag {
-        let descends = git2::Oid::from_str(&head).ok().is_some_and(|h| h == tag || repo.graph_descendant_of(h, tag).unwrap_or(false));
-        Check::from("git.head", title, descends, format!("HEAD {head} {} tag {label}", if descends { "contains" } else { "does not contain" }))
+        let descends = git2::Oid::from_str(&head)
+            .ok()
+            .is_some_and(|h| h == tag || repo.graph_descendant_of(h, tag).unwrap_or(false));
+        Check::from(
+            "git.head",
+            title,
+            descends,
+            format!(
+                "HEAD {head} {} tag {label}",
+                if descends { "contains" } else { "does not contain" }
+            ),
+        )
     } else {
         Check::pass("git.head", title, format!("HEAD {head} on {}", branch.unwrap_or_default()))
     };
     let critical = &tree.profile.critical_files;
-    let dirty: Vec<String> = git::dirty_paths(&repo).unwrap_or_default().into_iter().filter(|p| !critical.contains(p)).collect();
-    let clean = Check::from("git.clean", "no uncommitted change outside the critical files", dirty.is_empty(), if dirty.is_empty() { "clean".to_string() } else { dirty.join(", ") });
+    let dirty: Vec<String> = git::dirty_paths(&repo)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !critical.contains(p))
+        .collect();
+    let clean = Check::from(
+        "git.clean",
+        "no uncommitted change outside the critical files",
+        dirty.is_empty(),
+        if dirty.is_empty() { "clean".to_string() } else { dirty.join(", ") },
+    );
     vec![head_check, clean]
 }

@@ -53,8 +53,12 @@ impl flags::Drill {
         };
         let (work, _temp) = match &self.keep {
             Some(dir) => {
-                if dir.exists() && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-                    return Err(usage(format!("--keep {} must be a new or empty folder", dir.display())));
+                if dir.exists() && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true)
+                {
+                    return Err(usage(format!(
+                        "--keep {} must be a new or empty folder",
+                        dir.display()
+                    )));
                 }
                 fs::create_dir_all(dir)?;
                 (dir.canonicalize()?, None)
@@ -64,7 +68,10 @@ impl flags::Drill {
                 (temp.0.clone(), Some(temp))
             }
         };
-        eprintln!("drill: building a Phase 4 sandbox with its pre-Phase-4 backup in {}", work.display());
+        eprintln!(
+            "drill: building a Phase 4 sandbox with its pre-Phase-4 backup in {}",
+            work.display()
+        );
         let template = work.join("template");
         let tree = sandbox::build(sh, &template, Stage::Phase4, self.python.as_deref())?;
         let python = Python::find(sh, Some(&tree.root), self.python.as_deref())?;
@@ -78,7 +85,11 @@ impl flags::Drill {
             eprintln!(
                 "drill {}: {}",
                 scenario.name(),
-                if rehearsal.passed { "passed".to_string() } else { format!("FAILED: {}", rehearsal.problem.clone().unwrap_or_default()) }
+                if rehearsal.passed {
+                    "passed".to_string()
+                } else {
+                    format!("FAILED: {}", rehearsal.problem.clone().unwrap_or_default())
+                }
             );
             rehearsals.push(rehearsal);
         }
@@ -91,7 +102,10 @@ impl flags::Drill {
         }
         let failures = rehearsals.iter().filter(|r| !r.passed).count();
         if failures > 0 {
-            return Err(failed(format!("{failures} of {} drill scenarios failed", rehearsals.len())));
+            return Err(failed(format!(
+                "{failures} of {} drill scenarios failed",
+                rehearsals.len()
+            )));
         }
         Ok(())
     }
@@ -102,7 +116,11 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("tmws-drill-{}-{}", std::process::id(), crate::clock::now_compact()));
+        let path = std::env::temp_dir().join(format!(
+            "tmws-drill-{}-{}",
+            std::process::id(),
+            crate::clock::now_compact()
+        ));
         fs::create_dir_all(&path)?;
         Ok(TempDir(path.canonicalize()?))
     }
@@ -146,13 +164,25 @@ fn rehearse(sh: &Shell, python: &Python, tree: &Tree, scenario: Scenario) -> Reh
     r
 }
 
-fn rehearse_into(sh: &Shell, python: &Python, tree: &Tree, scenario: Scenario, r: &mut Rehearsal) -> Result<()> {
+fn rehearse_into(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    scenario: Scenario,
+    r: &mut Rehearsal,
+) -> Result<()> {
     let started = Instant::now();
     let broken = break_tree(sh, python, tree, scenario).context("break the sandbox")?;
     r.break_ms = ms(started.elapsed());
 
     let started = Instant::now();
-    let diagnosis = diagnose::diagnose(sh, tree, DEFAULT_LABEL, broken.expect_commit.as_deref(), Some(&python.exe("python")))?;
+    let diagnosis = diagnose::diagnose(
+        sh,
+        tree,
+        DEFAULT_LABEL,
+        broken.expect_commit.as_deref(),
+        Some(&python.exe("python")),
+    )?;
     r.diagnose_ms = ms(started.elapsed());
     r.diagnosis = diagnosis.recommendation.clone();
     if diagnosis.recommendation != scenario.name() {
@@ -163,7 +193,10 @@ fn rehearse_into(sh: &Shell, python: &Python, tree: &Tree, scenario: Scenario, r
     let options = rollback::Options {
         scenario,
         label: DEFAULT_LABEL.into(),
-        choices: rollback::Choices { paths: broken.file.iter().map(|(p, _)| p.clone()).collect(), ..Default::default() },
+        choices: rollback::Choices {
+            paths: broken.file.iter().map(|(p, _)| p.clone()).collect(),
+            ..Default::default()
+        },
         dry_run: false,
         yes: true,
         resume: false,
@@ -188,16 +221,25 @@ fn rehearse_into(sh: &Shell, python: &Python, tree: &Tree, scenario: Scenario, r
 
     let started = Instant::now();
     let only: Vec<String> = post_check_groups(scenario).iter().map(|s| s.to_string()).collect();
-    let report = post_check::post_check(sh, tree, &post_check::Options {
-        label: DEFAULT_LABEL.into(),
-        only,
-        python: Some(python.exe("python")),
-        ..Default::default()
-    })?;
+    let report = post_check::post_check(
+        sh,
+        tree,
+        &post_check::Options {
+            label: DEFAULT_LABEL.into(),
+            only,
+            python: Some(python.exe("python")),
+            ..Default::default()
+        },
+    )?;
     r.post_check_ms = ms(started.elapsed());
     r.post_check = format!("{}/{} passed", report.passed, report.checks.len());
     if !report.ok() {
-        let failures: Vec<String> = report.checks.iter().filter(|c| c.status == crate::report::Status::Fail).map(|c| format!("{}: {}", c.id, c.detail.lines().next().unwrap_or(""))).collect();
+        let failures: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == crate::report::Status::Fail)
+            .map(|c| format!("{}: {}", c.id, c.detail.lines().next().unwrap_or("")))
+            .collect();
         bail!("post-check failed: {}", failures.join("; "));
     }
 
@@ -211,7 +253,13 @@ fn rehearse_into(sh: &Shell, python: &Python, tree: &Tree, scenario: Scenario, r
 fn post_check_groups(scenario: Scenario) -> &'static [&'static str] {
     match scenario {
         Scenario::Database => &["database"],
-        Scenario::Migration => &["database.revision", "database.tables", "database.integrity", "migrations.current", "migrations.history"],
+        Scenario::Migration => &[
+            "database.revision",
+            "database.tables",
+            "database.integrity",
+            "migrations.current",
+            "migrations.history",
+        ],
         Scenario::Files => &["imports", "tests"],
         Scenario::Git => &["git"],
         Scenario::Complete => &[],
@@ -230,7 +278,13 @@ fn break_tree(sh: &Shell, python: &Python, tree: &Tree, scenario: Scenario) -> R
     if scenario == Scenario::Git || all {
         let repo = git::open(&tree.root).context("the sandbox is a git repository")?;
         broken.expect_commit = git::head(&repo).0;
-        let bad = git::commit_file(&repo, &tree.root, "README.md", "# TMWS\n\nAn unreviewed change.\n", "WIP: bad commit on the deployed branch")?;
+        let bad = git::commit_file(
+            &repo,
+            &tree.root,
+            "README.md",
+            "# TMWS\n\nAn unreviewed change.\n",
+            "WIP: bad commit on the deployed branch",
+        )?;
         broken.bad_commit = Some(bad.to_string());
     }
     if scenario == Scenario::Database || all {
@@ -243,8 +297,15 @@ fn break_tree(sh: &Shell, python: &Python, tree: &Tree, scenario: Scenario) -> R
 /// `alembic_version`: what a migration that failed half-way leaves on SQLite.
 fn half_apply_head(sh: &Shell, python: &Python, tree: &Tree) -> Result<String> {
     let graph = Graph::load(&tree.migrations())?;
-    let [head] = graph.heads().try_into().map_err(|_| anyhow::anyhow!("the migrations have several heads"))?;
-    let [parent] = graph.revisions[&head].down.clone().try_into().map_err(|_| anyhow::anyhow!("the head is a merge"))?;
+    let [head] = graph
+        .heads()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the migrations have several heads"))?;
+    let [parent] = graph.revisions[&head]
+        .down
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the head is a merge"))?;
     let out = python.alembic(sh, tree, &["downgrade", &parent])?;
     if !out.success() {
         bail!("alembic downgrade {parent}: {}", out.tail(5));
@@ -254,7 +315,13 @@ fn half_apply_head(sh: &Shell, python: &Python, tree: &Tree) -> Result<String> {
     let statements: Vec<String> = sql
         .stdout
         .split(';')
-        .map(|chunk| chunk.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n"))
+        .map(|chunk| {
+            chunk
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
         .map(|statement| statement.trim().to_string())
         .filter(|statement| statement.starts_with("CREATE TABLE"))
         .collect();
@@ -272,13 +339,19 @@ fn half_apply_head(sh: &Shell, python: &Python, tree: &Tree) -> Result<String> {
 /// that restoring it from the backup restores the deployed code).
 fn break_critical_file(tree: &Tree) -> Result<(String, String)> {
     let repo = git::open(&tree.root);
-    let candidates: Vec<&String> = tree.profile.critical_files.iter().filter(|f| f.ends_with(".py") && !f.starts_with("tests/")).collect();
+    let candidates: Vec<&String> = tree
+        .profile
+        .critical_files
+        .iter()
+        .filter(|f| f.ends_with(".py") && !f.starts_with("tests/"))
+        .collect();
     let backup = tree.backup(DEFAULT_LABEL).join("critical_files");
     let unchanged = candidates.iter().find(|f| {
         let name = Path::new(f.as_str()).file_name().unwrap_or_default();
         fs::read(backup.join(name)).ok() == fs::read(tree.path(f)).ok()
     });
-    let target = unchanged.or(candidates.first()).context("no critical Python file to break")?.to_string();
+    let target =
+        unchanged.or(candidates.first()).context("no critical Python file to break")?.to_string();
     let path = tree.path(&target);
     let mut text = fs::read_to_string(&path)?;
     text.push_str("\nimport tmws_phase4_dependency_that_was_never_installed  # noqa\n");
@@ -321,20 +394,32 @@ fn check_evidence(bundle: &Path, broken: &Broken) -> Result<String> {
     let mut found = Vec::new();
     if let Some(sha) = &broken.database_sha {
         let kept = facts.database_files.iter().any(|f| f.path.ends_with(".db") && &f.sha256 == sha);
-        anyhow::ensure!(kept, "the corrupted database (sha256 {}) is not in the bundle", &sha[..12]);
+        anyhow::ensure!(
+            kept,
+            "the corrupted database (sha256 {}) is not in the bundle",
+            &sha[..12]
+        );
         found.push("corrupt database");
     }
     if let Some(revision) = &broken.revision {
-        anyhow::ensure!(facts.database_revision == [revision.clone()], "the bundle's database is at {:?}, not {revision}", facts.database_revision);
+        anyhow::ensure!(
+            facts.database_revision == [revision.clone()],
+            "the bundle's database is at {:?}, not {revision}",
+            facts.database_revision
+        );
         found.push("half-applied database");
     }
     if let Some((path, sha)) = &broken.file {
-        let kept = facts.files.iter().any(|f| f.path == format!("files/{path}") && &f.sha256 == sha);
+        let kept =
+            facts.files.iter().any(|f| f.path == format!("files/{path}") && &f.sha256 == sha);
         anyhow::ensure!(kept, "the broken {path} is not in the bundle");
         found.push("broken file");
     }
     if let Some(commit) = &broken.bad_commit {
-        anyhow::ensure!(facts.git_commit.as_deref() == Some(commit.as_str()), "the bundle does not record the bad commit");
+        anyhow::ensure!(
+            facts.git_commit.as_deref() == Some(commit.as_str()),
+            "the bundle does not record the bad commit"
+        );
         found.push("bad commit");
     }
     Ok(found.join(", "))
@@ -350,7 +435,15 @@ fn table(rows: &[Rehearsal]) -> String {
     let _ = writeln!(
         out,
         "{:<10} {:<10} {:<17} {:<12} {:>8} {:>9} {:>9} {:>11} {:>9}  evidence",
-        "scenario", "diagnosis", "rollback", "post-check", "break", "diagnose", "rollback", "post-check", "runbook"
+        "scenario",
+        "diagnosis",
+        "rollback",
+        "post-check",
+        "break",
+        "diagnose",
+        "rollback",
+        "post-check",
+        "runbook"
     );
     for r in rows {
         let _ = writeln!(
@@ -372,7 +465,12 @@ fn table(rows: &[Rehearsal]) -> String {
         }
     }
     let passed = rows.iter().filter(|r| r.passed).count();
-    let _ = writeln!(out, "\n{}: {passed} of {} scenarios passed", if passed == rows.len() { "ok" } else { "FAILED" }, rows.len());
+    let _ = writeln!(
+        out,
+        "\n{}: {passed} of {} scenarios passed",
+        if passed == rows.len() { "ok" } else { "FAILED" },
+        rows.len()
+    );
     out
 }
 

@@ -92,7 +92,9 @@ impl Bundle {
                     n += 1;
                     candidate = PathBuf::from(format!("{}-{n}", dir.display()));
                 }
-                Err(err) => return Err(err).with_context(|| format!("create {}", candidate.display())),
+                Err(err) => {
+                    return Err(err).with_context(|| format!("create {}", candidate.display()));
+                }
             }
         }
         fs::set_permissions(&candidate, fs::Permissions::from_mode(0o700))?;
@@ -117,13 +119,31 @@ impl Bundle {
         Ok(Bundle { dir: dir.to_path_buf(), facts: serde_json::from_str(&text)? })
     }
 
-    /// Runs `alembic current` and `alembic history` and keeps their output.
-    pub fn capture_alembic(&mut self, sh: &Shell, python: &Python, tree: &Tree) {
-        for (name, args) in [("alembic-current.txt", &["current"][..]), ("alembic-history.txt", &["history"][..])] {
-            let text = match python.alembic(sh, tree, args) {
-                Ok(out) => format!("$ alembic {}\n({})\n{}{}", args.join(" "), out.describe_status(), out.stdout, out.stderr),
-                Err(err) => format!("alembic {} could not run: {err:#}\n", args.join(" ")),
-            };
+    /// Runs `alembic current` and `alembic history` (at the same time: each
+    /// is mostly Python start-up) and keeps their output.
+    pub fn capture_alembic(&mut self, python: &Python, tree: &Tree) {
+        let runs = [("alembic-current.txt", "current"), ("alembic-history.txt", "history")].map(
+            |(name, arg)| {
+                let (python, tree) = (python.clone(), tree.clone());
+                let handle = std::thread::spawn(move || {
+                    let out = Shell::new()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|sh| python.alembic(&sh, &tree, &[arg]));
+                    match out {
+                        Ok(out) => format!(
+                            "$ alembic {arg}\n({})\n{}{}",
+                            out.describe_status(),
+                            out.stdout,
+                            out.stderr
+                        ),
+                        Err(err) => format!("alembic {arg} could not run: {err:#}\n"),
+                    }
+                });
+                (name, handle)
+            },
+        );
+        for (name, handle) in runs {
+            let text = handle.join().unwrap_or_else(|_| "alembic could not run\n".into());
             if let Err(err) = fs::write(self.dir.join(name), text) {
                 self.facts.problems.push(format!("{name}: {err}"));
             }
@@ -137,7 +157,8 @@ impl Bundle {
         let name = db.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let target = self.dir.join("database");
         fs::create_dir_all(&target)?;
-        let sidecars = ["", "-wal", "-shm"].map(|s| (format!("{name}{s}"), db.with_file_name(format!("{name}{s}"))));
+        let sidecars = ["", "-wal", "-shm"]
+            .map(|s| (format!("{name}{s}"), db.with_file_name(format!("{name}{s}"))));
         for (file_name, source) in &sidecars {
             if !source.exists() {
                 continue;
@@ -145,7 +166,8 @@ impl Bundle {
             let dest = target.join(file_name);
             match how {
                 DatabaseCapture::Move => {
-                    fs::rename(source, &dest).with_context(|| format!("move {} into the bundle", source.display()))?;
+                    fs::rename(source, &dest)
+                        .with_context(|| format!("move {} into the bundle", source.display()))?;
                     fsutil::fsync_parent(source)?;
                 }
                 // The main file goes through SQLite below; the raw sidecars are
@@ -160,7 +182,9 @@ impl Bundle {
         let source = if how == DatabaseCapture::Move { target.join(&name) } else { db.clone() };
         if source.exists() {
             if let Err(err) = sqlite::online_backup(&source, &consolidated) {
-                self.facts.problems.push(format!("the database could not be copied through SQLite: {err:#}"));
+                self.facts
+                    .problems
+                    .push(format!("the database could not be copied through SQLite: {err:#}"));
             }
         } else {
             self.facts.problems.push(format!("there was no database at {}", tree.profile.database));
@@ -187,7 +211,8 @@ impl Bundle {
             Ok(conn) => conn,
             Err(err) => return self.facts.problems.push(format!("{err:#}")),
         };
-        self.facts.integrity = sqlite::integrity_check(&conn).unwrap_or_else(|e| vec![format!("{e:#}")]);
+        self.facts.integrity =
+            sqlite::integrity_check(&conn).unwrap_or_else(|e| vec![format!("{e:#}")]);
         self.facts.database_revision = sqlite::alembic_revisions(&conn).unwrap_or_default();
         let dump_path = self.dir.join("database/dump.sql");
         let dumped = fs::File::create(&dump_path)
@@ -201,7 +226,12 @@ impl Bundle {
 
     /// Copies the migrations folder, the config and critical files, diffs them
     /// against the backup, and keeps tracked files that differ from HEAD.
-    pub fn preserve_files(&mut self, sh: &Shell, tree: &Tree, backup: Option<(&Path, &Manifest)>) -> Result<()> {
+    pub fn preserve_files(
+        &mut self,
+        sh: &Shell,
+        tree: &Tree,
+        backup: Option<(&Path, &Manifest)>,
+    ) -> Result<()> {
         let migrations_dir = tree.migrations();
         if migrations_dir.is_dir() {
             for file in migrations::revision_files(&migrations_dir)? {
@@ -235,13 +265,20 @@ impl Bundle {
         Ok(())
     }
 
-    fn diff_against_backup(&mut self, sh: &Shell, tree: &Tree, backup_dir: &Path, manifest: &Manifest) {
+    fn diff_against_backup(
+        &mut self,
+        sh: &Shell,
+        tree: &Tree,
+        backup_dir: &Path,
+        manifest: &Manifest,
+    ) {
         let kinds = [Kind::Config, Kind::Critical, Kind::Migration];
         for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
             let old = backup_dir.join(&entry.backup_path);
             let new = tree.path(&entry.source_path);
             let new_arg = if new.exists() { new.clone() } else { PathBuf::from("/dev/null") };
-            let (old_label, new_label) = (format!("backup/{}", entry.source_path), format!("tree/{}", entry.source_path));
+            let (old_label, new_label) =
+                (format!("backup/{}", entry.source_path), format!("tree/{}", entry.source_path));
             let out = cmd!(sh, "diff -u --label {old_label} --label {new_label} {old} {new_arg}")
                 .quiet()
                 .ignore_status()
@@ -249,19 +286,30 @@ impl Bundle {
             match out {
                 Ok(out) if out.status.code() == Some(1) => {
                     let dest = self.dir.join("diffs").join(format!("{}.diff", entry.source_path));
-                    let written = dest.parent().map_or(Ok(()), fs::create_dir_all).and_then(|()| fs::write(&dest, &out.stdout));
+                    let written = dest
+                        .parent()
+                        .map_or(Ok(()), fs::create_dir_all)
+                        .and_then(|()| fs::write(&dest, &out.stdout));
                     match written {
                         Ok(()) => self.facts.diffs.push(rel(&self.dir, &dest)),
-                        Err(err) => self.facts.problems.push(format!("diff of {}: {err}", entry.source_path)),
+                        Err(err) => self
+                            .facts
+                            .problems
+                            .push(format!("diff of {}: {err}", entry.source_path)),
                     }
                 }
                 Ok(out) if out.status.success() => {}
-                Ok(out) => self.facts.problems.push(format!("diff of {} failed: {}", entry.source_path, String::from_utf8_lossy(&out.stderr).trim())),
+                Ok(out) => self.facts.problems.push(format!(
+                    "diff of {} failed: {}",
+                    entry.source_path,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
                 Err(err) => self.facts.problems.push(format!("diff could not run: {err}")),
             }
         }
         // Revision files that are in the tree but not in the backup (Phase 4's).
-        let known: Vec<&str> = manifest.files_of(Kind::Migration).map(|f| f.source_path.as_str()).collect();
+        let known: Vec<&str> =
+            manifest.files_of(Kind::Migration).map(|f| f.source_path.as_str()).collect();
         for file in migrations::revision_files(&tree.migrations()).unwrap_or_default() {
             let relative = rel(&tree.root, &file);
             if !known.contains(&relative.as_str()) {
@@ -278,9 +326,15 @@ impl Bundle {
                 let lines: Vec<&str> = text.lines().collect();
                 let tail = lines[lines.len().saturating_sub(200)..].join("\n");
                 let _ = fs::write(self.dir.join("service.log"), tail + "\n");
-                self.facts.log = format!("last {} lines of {} in service.log", lines.len().min(200), tree.profile.log_file);
+                self.facts.log = format!(
+                    "last {} lines of {} in service.log",
+                    lines.len().min(200),
+                    tree.profile.log_file
+                );
             }
-            Err(err) => self.facts.log = format!("no service log at {}: {err}", tree.profile.log_file),
+            Err(err) => {
+                self.facts.log = format!("no service log at {}: {err}", tree.profile.log_file)
+            }
         }
     }
 
@@ -303,14 +357,26 @@ impl Bundle {
         let f = &self.facts;
         let mut out = String::new();
         let list = |items: &[String], empty: &str| -> String {
-            if items.is_empty() { format!("- {empty}\n") } else { items.iter().map(|i| format!("- {i}\n")).collect() }
+            if items.is_empty() {
+                format!("- {empty}\n")
+            } else {
+                items.iter().map(|i| format!("- {i}\n")).collect()
+            }
         };
         let _ = writeln!(out, "# Phase 4 Deployment Failure Report\n");
         let _ = writeln!(out, "**Label**: {}  ", f.label);
         let _ = writeln!(out, "**Tree**: {}  ", f.root);
-        let _ = writeln!(out, "**Scenario**: {}  ", f.scenario.as_deref().unwrap_or("none (evidence only)"));
+        let _ = writeln!(
+            out,
+            "**Scenario**: {}  ",
+            f.scenario.as_deref().unwrap_or("none (evidence only)")
+        );
         let _ = writeln!(out, "**Rollback Initiated**: {}  ", f.initiated);
-        let _ = writeln!(out, "**Rollback Completed**: {}  ", f.completed.as_deref().unwrap_or("not completed"));
+        let _ = writeln!(
+            out,
+            "**Rollback Completed**: {}  ",
+            f.completed.as_deref().unwrap_or("not completed")
+        );
         let _ = writeln!(
             out,
             "**Git**: {} on {}\n",
@@ -320,7 +386,10 @@ impl Bundle {
         let _ = writeln!(out, "## Failure Symptoms\n");
         let mut symptoms = f.symptoms.clone();
         if !f.integrity.is_empty() && f.integrity != ["ok"] {
-            symptoms.push(format!("integrity_check: {}", f.integrity.iter().take(3).cloned().collect::<Vec<_>>().join("; ")));
+            symptoms.push(format!(
+                "integrity_check: {}",
+                f.integrity.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            ));
         }
         if !f.database_revision.is_empty() {
             symptoms.push(format!("database revision: {}", f.database_revision.join(" ")));
@@ -333,18 +402,31 @@ impl Bundle {
         out.push_str(&list(&f.steps, "none: this bundle was taken without a rollback"));
         let _ = writeln!(out, "\n## Evidence\n");
         for file in f.database_files.iter().chain(&f.database_copy) {
-            let _ = writeln!(out, "- [{}]({}) sha256 {} ({} bytes)", file.path, file.path, file.sha256, file.size);
+            let _ = writeln!(
+                out,
+                "- [{}]({}) sha256 {} ({} bytes)",
+                file.path, file.path, file.sha256, file.size
+            );
         }
         let mut links: Vec<String> = Vec::new();
         if let Some(dump) = &f.dump {
             links.push(format!("[SQL dump]({dump})"));
         }
-        links.push(format!("integrity_check: {}", if f.integrity.is_empty() { "not run".into() } else { f.integrity.join("; ") }));
-        links.push("[alembic current](alembic-current.txt), [alembic history](alembic-history.txt)".into());
+        links.push(format!(
+            "integrity_check: {}",
+            if f.integrity.is_empty() { "not run".into() } else { f.integrity.join("; ") }
+        ));
+        links.push(
+            "[alembic current](alembic-current.txt), [alembic history](alembic-history.txt)".into(),
+        );
         links.push(format!("{} migration files in [migrations/](migrations/)", f.migrations.len()));
         links.push(format!("{} config and critical files in [files/](files/)", f.files.len()));
         for diff in &f.diffs {
-            links.push(if diff.ends_with(".diff") { format!("[{diff}]({diff})") } else { diff.clone() });
+            links.push(if diff.ends_with(".diff") {
+                format!("[{diff}]({diff})")
+            } else {
+                diff.clone()
+            });
         }
         for change in &f.worktree_changes {
             links.push(format!("uncommitted change to {change} (kept in worktree/)"));

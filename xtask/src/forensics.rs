@@ -25,7 +25,8 @@ impl flags::Forensics {
             Format::Human => println!(
                 "forensics bundle written to {} ({} database files, {} diffs{})",
                 bundle.dir.display(),
-                bundle.facts.database_files.len() + usize::from(bundle.facts.database_copy.is_some()),
+                bundle.facts.database_files.len()
+                    + usize::from(bundle.facts.database_copy.is_some()),
                 bundle.facts.diffs.len(),
                 if bundle.facts.problems.is_empty() {
                     String::new()
@@ -39,15 +40,22 @@ impl flags::Forensics {
 }
 
 /// Collects a full bundle of the tree as it is now.
-pub fn collect(sh: &Shell, tree: &Tree, label: &str, python: Option<&std::path::Path>) -> Result<Bundle> {
+pub fn collect(
+    sh: &Shell,
+    tree: &Tree,
+    label: &str,
+    python: Option<&std::path::Path>,
+) -> Result<Bundle> {
     let mut bundle = Bundle::create(tree, label, &new_bundle_path(tree, label))?;
     let backup_dir = tree.backup(label);
-    let manifest = std::fs::read_to_string(backup_dir.join(MANIFEST_FILE)).ok().and_then(|t| Manifest::parse(&t).ok());
+    let manifest = std::fs::read_to_string(backup_dir.join(MANIFEST_FILE))
+        .ok()
+        .and_then(|t| Manifest::parse(&t).ok());
     if manifest.is_none() {
         bundle.facts.problems.push(format!("no readable backup {label}: no diffs against it"));
     }
     match Python::find(sh, Some(&tree.root), python) {
-        Ok(python) => bundle.capture_alembic(sh, &python, tree),
+        Ok(python) => bundle.capture_alembic(&python, tree),
         Err(err) => bundle.facts.problems.push(format!("no Python for alembic: {err:#}")),
     }
     bundle.preserve_files(sh, tree, manifest.as_ref().map(|m| (backup_dir.as_path(), m)))?;

@@ -140,7 +140,9 @@ pub fn check_relative(path: &str) -> Result<()> {
     let p = Path::new(path);
     let climbs = p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
     if path.is_empty() || climbs || path.contains(['\n', '\t']) {
-        bail!("path {path:?} must be relative and stay inside its folder (no '..', no leading '/')");
+        bail!(
+            "path {path:?} must be relative and stay inside its folder (no '..', no leading '/')"
+        );
     }
     Ok(())
 }

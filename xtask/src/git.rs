@@ -40,7 +40,8 @@ pub fn tag_head(repo: &Repository, tag: &str, message: &str) -> Result<Oid> {
             head.id()
         );
     }
-    let signature = repo.signature().or_else(|_| git2::Signature::now("tmws xtask", "xtask@localhost"))?;
+    let signature =
+        repo.signature().or_else(|_| git2::Signature::now("tmws xtask", "xtask@localhost"))?;
     repo.tag(tag, head.as_object(), &signature, message, false).context("create the git tag")?;
     Ok(head.id())
 }
@@ -70,7 +71,9 @@ pub fn checkout_new_branch(repo: &Repository, branch: &str, target: Oid) -> Resu
         Ok(existing) => {
             let at = existing.get().peel_to_commit()?.id();
             if at != target {
-                bail!("branch {branch} already exists at {at}, not at {target}: delete or rename it first");
+                bail!(
+                    "branch {branch} already exists at {at}, not at {target}: delete or rename it first"
+                );
             }
         }
         Err(_) => {
@@ -147,13 +150,20 @@ pub fn exclude_tool_dirs(repo: &Repository) -> Result<()> {
 
 /// Writes `content` to `path` and commits it on the current branch (the
 /// drill's "bad commit").
-pub fn commit_file(repo: &Repository, root: &Path, path: &str, content: &str, message: &str) -> Result<Oid> {
+pub fn commit_file(
+    repo: &Repository,
+    root: &Path,
+    path: &str,
+    content: &str,
+    message: &str,
+) -> Result<Oid> {
     std::fs::write(root.join(path), content)?;
     let mut index = repo.index()?;
     index.add_path(Path::new(path))?;
     index.write()?;
     let tree = repo.find_tree(index.write_tree()?)?;
-    let signature = repo.signature().or_else(|_| git2::Signature::now("tmws drill", "drill@localhost"))?;
+    let signature =
+        repo.signature().or_else(|_| git2::Signature::now("tmws drill", "drill@localhost"))?;
     let parent = repo.head()?.peel_to_commit()?;
     Ok(repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &[&parent])?)
 }

@@ -35,7 +35,8 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
         let file = path(state_dir);
         match fs::read_to_string(&file) {
             Ok(text) => Ok(Some(
-                serde_json::from_str(&text).with_context(|| format!("read the journal {}", file.display()))?,
+                serde_json::from_str(&text)
+                    .with_context(|| format!("read the journal {}", file.display()))?,
             )),
             Err(err) if fsutil::is_not_found(&err) => Ok(None),
             Err(err) => Err(err).with_context(|| format!("read {}", file.display())),

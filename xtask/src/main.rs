@@ -3,6 +3,7 @@
 //! This file only parses the flags, builds the one `Shell`, dispatches to the
 //! command's module and turns errors into the documented exit codes.
 mod backup;
+mod bench;
 mod clock;
 mod diagnose;
 mod drill;
@@ -35,6 +36,7 @@ use xshell::Shell;
 fn main() -> ExitCode {
     let flags = flags::Xtask::from_env_or_exit();
     let result = Shell::new().map_err(anyhow::Error::from).and_then(|sh| run(flags, &sh));
+    bench::report_own_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -54,6 +56,6 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
         flags::XtaskCmd::Forensics(cmd) => cmd.run(sh),
         flags::XtaskCmd::Diagnose(cmd) => cmd.run(sh),
         flags::XtaskCmd::Drill(cmd) => cmd.run(sh),
-        _ => anyhow::bail!("this command is not built yet"),
+        flags::XtaskCmd::Bench(cmd) => cmd.run(sh),
     }
 }

@@ -44,7 +44,10 @@ impl Kind {
     }
 
     fn parse(text: &str) -> Result<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == text).with_context(|| format!("unknown kind {text:?}"))
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == text)
+            .with_context(|| format!("unknown kind {text:?}"))
     }
 }
 
@@ -69,6 +72,8 @@ pub struct Manifest {
     pub tool: String,
     pub git_commit: Option<String>,
     pub git_branch: Option<String>,
+    /// The tag taken with the backup (`None` with `--no-tag` or without git).
+    pub git_tag: Option<String>,
     /// The database's `alembic_version` rows (one, or several on unmerged heads).
     pub database_revision: Vec<String>,
     pub migration_heads: Vec<String>,
@@ -111,6 +116,7 @@ impl Manifest {
         let _ = writeln!(out, "tool: {}", self.tool);
         let _ = writeln!(out, "git-commit: {}", self.git_commit.clone().unwrap_or_else(none));
         let _ = writeln!(out, "git-branch: {}", self.git_branch.clone().unwrap_or_else(none));
+        let _ = writeln!(out, "git-tag: {}", self.git_tag.clone().unwrap_or_else(none));
         let _ = writeln!(out, "database-revision: {}", self.database_revision.join(" "));
         let _ = writeln!(out, "migration-heads: {}", self.migration_heads.join(" "));
         let _ = writeln!(out, "migration-count: {}", self.migration_count);
@@ -120,7 +126,10 @@ impl Manifest {
         for table in &self.tables {
             let _ = writeln!(out, "table: {} {}", table.name, table.rows);
         }
-        let _ = writeln!(out, "\n# file: kind sha256 size mode backup-path original-path (tab-separated)");
+        let _ = writeln!(
+            out,
+            "\n# file: kind sha256 size mode backup-path original-path (tab-separated)"
+        );
         for f in &self.files {
             let _ = writeln!(
                 out,
@@ -145,15 +154,17 @@ impl Manifest {
             if line.trim().is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (key, value) =
-                line.split_once(':').with_context(|| format!("line {line_no}: expected `key: value`"))?;
+            let (key, value) = line
+                .split_once(':')
+                .with_context(|| format!("line {line_no}: expected `key: value`"))?;
             match key {
                 "table" => {
                     let (name, rows) = value
                         .trim()
                         .rsplit_once(' ')
                         .with_context(|| format!("line {line_no}: expected `table: NAME ROWS`"))?;
-                    let rows = rows.parse().with_context(|| format!("line {line_no}: row count"))?;
+                    let rows =
+                        rows.parse().with_context(|| format!("line {line_no}: row count"))?;
                     tables.push(TableCount { name: name.to_string(), rows });
                 }
                 "file" => files.push(
@@ -181,6 +192,7 @@ impl Manifest {
             tool: take("tool")?,
             git_commit: optional(take("git-commit")?),
             git_branch: optional(take("git-branch")?),
+            git_tag: optional(take("git-tag")?),
             database_revision: words(take("database-revision")?),
             migration_heads: words(take("migration-heads")?),
             migration_count: take("migration-count")?.parse().context("migration-count")?,
@@ -229,7 +241,8 @@ pub fn parse_sums(text: &str) -> Result<Vec<(String, String)>> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
-            let (sha, path) = line.split_once("  ").with_context(|| format!("bad line {line:?}"))?;
+            let (sha, path) =
+                line.split_once("  ").with_context(|| format!("bad line {line:?}"))?;
             Ok((sha.to_string(), path.to_string()))
         })
         .collect()

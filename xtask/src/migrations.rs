@@ -48,7 +48,8 @@ impl Graph {
     pub fn from_files(files: &[PathBuf]) -> Result<Graph> {
         let mut graph = Graph::default();
         for file in files {
-            let text = fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+            let text =
+                fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
             let revision =
                 parse(&text, file).with_context(|| format!("parse {}", file.display()))?;
             if let Some(other) = graph.revisions.get(&revision.id) {
@@ -87,20 +88,6 @@ impl Graph {
         children.map(|r| r.id.clone()).collect()
     }
 
-    /// `id` and everything below it.
-    pub fn ancestors(&self, id: &str) -> BTreeSet<String> {
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![id.to_string()];
-        while let Some(next) = stack.pop() {
-            if let Some(revision) = self.revisions.get(&next) {
-                if seen.insert(next) {
-                    stack.extend(revision.down.iter().cloned());
-                }
-            }
-        }
-        seen
-    }
-
     pub fn len(&self) -> usize {
         self.revisions.len()
     }
@@ -129,7 +116,9 @@ fn parse(text: &str, file: &Path) -> Result<Revision> {
         literal => {
             let parents = strings(literal);
             if parents.is_empty() {
-                bail!("`down_revision` must be None, a string or a tuple of strings, found {literal}");
+                bail!(
+                    "`down_revision` must be None, a string or a tuple of strings, found {literal}"
+                );
             }
             parents
         }

@@ -165,7 +165,8 @@ impl Profile {
         if !file.exists() {
             return Ok(Profile::default());
         }
-        let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
         let profile: Profile = toml::from_str(&text)
             .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
         profile.check().map_err(|err| usage(format!("{}: {err}", file.display())))?;

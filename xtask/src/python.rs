@@ -76,7 +76,8 @@ impl Python {
             "Creating the Python virtualenv with alembic, pytest and uvicorn in {} (once; it is reused)",
             venv.display()
         );
-        let found = cmd!(sh, "{interpreter} --version").quiet().ignore_stdout().ignore_stderr().run();
+        let found =
+            cmd!(sh, "{interpreter} --version").quiet().ignore_stdout().ignore_stderr().run();
         if found.is_err() {
             return Err(usage(format!(
                 "no Python interpreter at {}: install Python 3.10 or newer (python3), or pass --python PATH / set TMWS_PYTHON",
@@ -128,14 +129,9 @@ impl Python {
     pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
         let _d = sh.push_dir(&tree.root);
         let ini = &tree.profile.alembic_ini;
-        let cmd = self.tool(sh, tree, "alembic").arg("-c").arg(ini).args(&tree.profile.alembic_args);
+        let cmd =
+            self.tool(sh, tree, "alembic").arg("-c").arg(ini).args(&tree.profile.alembic_args);
         process::run(cmd.args(args), TOOL_TIMEOUT)
-    }
-
-    /// Runs `python -c CODE` inside the tree.
-    pub fn run_code(&self, sh: &Shell, tree: &Tree, code: &str) -> Result<Output> {
-        let _d = sh.push_dir(&tree.root);
-        process::run(self.tool(sh, tree, "python").args(["-c", code]), TOOL_TIMEOUT)
     }
 }
 
@@ -145,7 +141,7 @@ fn venv_home() -> PathBuf {
 }
 
 /// An exclusive `flock` held until dropped.
-struct FileLock(File);
+struct FileLock(#[allow(dead_code)] File);
 
 impl FileLock {
     fn acquire(path: &Path) -> Result<FileLock> {

@@ -80,9 +80,19 @@ pub struct Report {
 impl Report {
     pub fn new(command: &str, target: String, checks: Vec<Check>) -> Report {
         let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
-        let (passed, failed, skipped) = (count(Status::Pass), count(Status::Fail), count(Status::Skip));
+        let (passed, failed, skipped) =
+            (count(Status::Pass), count(Status::Fail), count(Status::Skip));
         let result = if failed == 0 { Status::Pass } else { Status::Fail };
-        Report { schema: SCHEMA, command: command.into(), target, result, passed, failed, skipped, checks }
+        Report {
+            schema: SCHEMA,
+            command: command.into(),
+            target,
+            result,
+            passed,
+            failed,
+            skipped,
+            checks,
+        }
     }
 
     pub fn ok(&self) -> bool {
@@ -96,10 +106,12 @@ impl Report {
         let header = if with_time { "status  time     detail" } else { "status  detail" };
         let _ = writeln!(out, "{:id_width$}  {header}", "check");
         for check in &self.checks {
-            let time = if with_time { format!("{:>6}ms ", check.duration_ms) } else { String::new() };
+            let time =
+                if with_time { format!("{:>6}ms ", check.duration_ms) } else { String::new() };
             let mut lines = check.detail.lines();
             let first = lines.next().unwrap_or("");
-            let _ = writeln!(out, "{:id_width$}  {:<6}  {time}{first}", check.id, check.status.word());
+            let _ =
+                writeln!(out, "{:id_width$}  {:<6}  {time}{first}", check.id, check.status.word());
             let indent = id_width + 10 + time.len();
             for line in lines {
                 let _ = writeln!(out, "{:indent$}{line}", "");

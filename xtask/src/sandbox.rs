@@ -133,7 +133,12 @@ fn init_history(root: &Path) -> Result<Repository> {
     Ok(repo)
 }
 
-fn commit(repo: &Repository, index: &mut git2::Index, message: &str, day: i64) -> Result<git2::Oid> {
+fn commit(
+    repo: &Repository,
+    index: &mut git2::Index,
+    message: &str,
+    day: i64,
+) -> Result<git2::Oid> {
     index.write()?;
     let tree = repo.find_tree(index.write_tree()?)?;
     let when = Time::new(1_763_200_000 + day * 86_400, 0);

@@ -8,7 +8,8 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
 
@@ -70,7 +71,10 @@ pub fn fixture(conn: &mut Connection) -> Result<()> {
     for i in 1..=400i64 {
         tx.execute(
             "INSERT INTO audit_log (event, detail) VALUES (?1, ?2)",
-            params![["login", "verify", "rollback-drill", "deploy"][(i % 4) as usize], rng.words(8)],
+            params![
+                ["login", "verify", "rollback-drill", "deploy"][(i % 4) as usize],
+                rng.words(8)
+            ],
         )?;
     }
     memory_rows(&tx, &mut rng, 2600, 24)?;
@@ -115,14 +119,15 @@ pub fn grow(conn: &mut Connection, target: u64, shape: Shape) -> Result<()> {
         if size as u64 >= target {
             return Ok(());
         }
+        // Batches of about 1/50 of what is missing, so small targets are not overshot.
+        let missing = target - size as u64;
         let tx = conn.transaction()?;
         match shape {
-            Shape::Rows => memory_rows(&tx, &mut rng, 20_000, 12)?,
+            Shape::Rows => memory_rows(&tx, &mut rng, (missing / 50 / 120).clamp(50, 50_000), 12)?,
             Shape::Blobs => {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO audit_log (event, detail) VALUES ('bulk', ?1)",
-                )?;
-                for _ in 0..200 {
+                let mut insert =
+                    tx.prepare_cached("INSERT INTO audit_log (event, detail) VALUES ('bulk', ?1)")?;
+                for _ in 0..(missing / 50 / 28_000).clamp(1, 500) {
                     insert.execute(params![blob])?;
                 }
             }

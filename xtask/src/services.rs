@@ -25,7 +25,8 @@ pub struct Proc {
 /// The service processes of this tree, excluding this process and its ancestors.
 pub fn find(tree: &Tree) -> Vec<Proc> {
     let ours = ancestors();
-    let pid_file = tree.profile.pid_file.as_ref().and_then(|p| fs::read_to_string(tree.path(p)).ok());
+    let pid_file =
+        tree.profile.pid_file.as_ref().and_then(|p| fs::read_to_string(tree.path(p)).ok());
     let pid_from_file: Option<i32> = pid_file.and_then(|t| t.trim().parse().ok());
     let root = tree.root.display().to_string();
     let mut found = Vec::new();
@@ -35,7 +36,8 @@ pub fn find(tree: &Tree) -> Vec<Proc> {
         }
         let Some(args) = cmdline(pid) else { continue };
         let program = args.first().map(|a| file_name(a)).unwrap_or_default();
-        let is_service = tree.profile.service_programs.iter().any(|p| program.starts_with(p.as_str()));
+        let is_service =
+            tree.profile.service_programs.iter().any(|p| program.starts_with(p.as_str()));
         if !is_service {
             continue;
         }
@@ -95,7 +97,8 @@ pub fn holders(files: &[PathBuf]) -> Vec<i32> {
     let mut out = Vec::new();
     for pid in pids().into_iter().filter(|&p| p != me) {
         let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
-        let holds = fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| files.contains(&t)));
+        let holds =
+            fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| files.contains(&t)));
         if holds {
             out.push(pid);
         }
@@ -115,8 +118,11 @@ fn pids() -> Vec<i32> {
 
 fn cmdline(pid: i32) -> Option<Vec<String>> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<String> =
-        raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let args: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
     (!args.is_empty()).then_some(args)
 }
 

@@ -169,6 +169,8 @@ fn sql_literal(value: ValueRef<'_>) -> String {
         ValueRef::Integer(i) => i.to_string(),
         ValueRef::Real(f) => format!("{f:?}"),
         ValueRef::Text(t) => format!("'{}'", String::from_utf8_lossy(t).replace('\'', "''")),
-        ValueRef::Blob(b) => format!("X'{}'", b.iter().map(|x| format!("{x:02X}")).collect::<String>()),
+        ValueRef::Blob(b) => {
+            format!("X'{}'", b.iter().map(|x| format!("{x:02X}")).collect::<String>())
+        }
     }
 }

@@ -48,7 +48,12 @@ impl flags::VerifyBackup {
 
 /// Runs every check on the backup folder `dir`. Errors only when there is no
 /// backup to check at all; everything else is a failed check.
-pub fn verify(sh: &Shell, dir: &Path, tree: Option<&Tree>, python: Option<&Path>) -> Result<Report> {
+pub fn verify(
+    sh: &Shell,
+    dir: &Path,
+    tree: Option<&Tree>,
+    python: Option<&Path>,
+) -> Result<Report> {
     if !dir.is_dir() {
         return Err(usage(format!("no backup folder at {}", dir.display())));
     }
@@ -89,7 +94,11 @@ fn read_manifest(dir: &Path, checks: &mut Vec<Check>) -> Option<Manifest> {
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(err) => {
-            checks.push(Check::fail("manifest", "manifest is present and parses", format!("{MANIFEST_FILE}: {err}")));
+            checks.push(Check::fail(
+                "manifest",
+                "manifest is present and parses",
+                format!("{MANIFEST_FILE}: {err}"),
+            ));
             return None;
         }
     };
@@ -103,7 +112,11 @@ fn read_manifest(dir: &Path, checks: &mut Vec<Check>) -> Option<Manifest> {
             Some(manifest)
         }
         Err(err) => {
-            checks.push(Check::fail("manifest", "manifest is present and parses", format!("{MANIFEST_FILE}: {err:#}")));
+            checks.push(Check::fail(
+                "manifest",
+                "manifest is present and parses",
+                format!("{MANIFEST_FILE}: {err:#}"),
+            ));
             None
         }
     }
@@ -127,7 +140,10 @@ fn check_paths(dir: &Path, manifest: &Manifest) -> Check {
 /// hash: an edited manifest is caught here.
 fn check_sums(dir: &Path, manifest: &Manifest) -> Check {
     let title = "SHA256SUMS agrees with the manifest";
-    let sums = match fs::read_to_string(dir.join(SUMS_FILE)).map_err(anyhow::Error::from).and_then(|t| parse_sums(&t)) {
+    let sums = match fs::read_to_string(dir.join(SUMS_FILE))
+        .map_err(anyhow::Error::from)
+        .and_then(|t| parse_sums(&t))
+    {
         Ok(sums) => sums,
         Err(err) => return Check::fail("sums", title, format!("{SUMS_FILE}: {err:#}")),
     };
@@ -140,10 +156,16 @@ fn check_sums(dir: &Path, manifest: &Manifest) -> Check {
     }
     match (fsutil::sha256_file(&dir.join(MANIFEST_FILE)), listed.get(MANIFEST_FILE)) {
         (Ok((actual, _)), Some(expected)) if actual == *expected => {}
-        _ => problems.push(format!("{MANIFEST_FILE} was changed after the backup: its hash is not the one in {SUMS_FILE}")),
+        _ => problems.push(format!(
+            "{MANIFEST_FILE} was changed after the backup: its hash is not the one in {SUMS_FILE}"
+        )),
     }
     if sums.len() != manifest.files.len() + 1 {
-        problems.push(format!("{SUMS_FILE} lists {} files, the manifest {}", sums.len(), manifest.files.len() + 1));
+        problems.push(format!(
+            "{SUMS_FILE} lists {} files, the manifest {}",
+            sums.len(),
+            manifest.files.len() + 1
+        ));
     }
     if problems.is_empty() {
         Check::pass("sums", title, format!("{} entries", sums.len()))
@@ -153,9 +175,12 @@ fn check_sums(dir: &Path, manifest: &Manifest) -> Check {
 }
 
 fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
-    let listed: BTreeSet<PathBuf> = manifest.files.iter().map(|f| PathBuf::from(&f.backup_path)).collect();
-    let present: BTreeSet<PathBuf> = fsutil::list_files(dir).unwrap_or_default().into_iter().collect();
-    let missing: Vec<String> = listed.difference(&present).map(|p| p.display().to_string()).collect();
+    let listed: BTreeSet<PathBuf> =
+        manifest.files.iter().map(|f| PathBuf::from(&f.backup_path)).collect();
+    let present: BTreeSet<PathBuf> =
+        fsutil::list_files(dir).unwrap_or_default().into_iter().collect();
+    let missing: Vec<String> =
+        listed.difference(&present).map(|p| p.display().to_string()).collect();
     let own = [PathBuf::from(MANIFEST_FILE), PathBuf::from(SUMS_FILE)];
     let extra: Vec<String> = present
         .difference(&listed)
@@ -163,16 +188,26 @@ fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
         .map(|p| p.display().to_string())
         .collect();
     let mut checks = vec![
-        Check::from("files.missing", "no listed file is missing", missing.is_empty(), if missing.is_empty() {
-            format!("{} files listed, all present", listed.len())
-        } else {
-            format!("missing: {}", missing.join(", "))
-        }),
-        Check::from("files.unlisted", "no unlisted file is present", extra.is_empty(), if extra.is_empty() {
-            "none".to_string()
-        } else {
-            format!("not in the manifest: {}", extra.join(", "))
-        }),
+        Check::from(
+            "files.missing",
+            "no listed file is missing",
+            missing.is_empty(),
+            if missing.is_empty() {
+                format!("{} files listed, all present", listed.len())
+            } else {
+                format!("missing: {}", missing.join(", "))
+            },
+        ),
+        Check::from(
+            "files.unlisted",
+            "no unlisted file is present",
+            extra.is_empty(),
+            if extra.is_empty() {
+                "none".to_string()
+            } else {
+                format!("not in the manifest: {}", extra.join(", "))
+            },
+        ),
     ];
     // The runbook counts files per category; ours compares with the manifest.
     let mut counts = Vec::new();
@@ -183,8 +218,14 @@ fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
         ok &= expected == found;
         counts.push(format!("{} {found}/{expected}", kind.name()));
     }
-    ok &= manifest.count(Kind::Database) == 1 && manifest.count(Kind::Migration) == manifest.migration_count;
-    checks.push(Check::from("files.counts", "file counts per category equal the manifest's", ok, counts.join(", ")));
+    ok &= manifest.count(Kind::Database) == 1
+        && manifest.count(Kind::Migration) == manifest.migration_count;
+    checks.push(Check::from(
+        "files.counts",
+        "file counts per category equal the manifest's",
+        ok,
+        counts.join(", "),
+    ));
     checks
 }
 
@@ -214,67 +255,137 @@ fn check_hashes(manifest: &Manifest, hashes: &[Option<(String, u64)>]) -> Check 
 /// The database checks, and the revisions the database holds when readable.
 fn check_database(dir: &Path, manifest: &Manifest) -> (Vec<Check>, Option<Vec<String>>) {
     let Some(entry) = manifest.database() else {
-        return (vec![Check::fail("database", "the backup has a database", "the manifest lists no database")], None);
+        return (
+            vec![Check::fail(
+                "database",
+                "the backup has a database",
+                "the manifest lists no database",
+            )],
+            None,
+        );
     };
     let path = dir.join(&entry.backup_path);
     let size = fs::metadata(&path).map(|m| m.len());
     let mut checks = vec![match &size {
-        Ok(size) => Check::from("database.size", "database size equals the manifest's", *size == entry.size, format!("{size} bytes, manifest {}", entry.size)),
-        Err(err) => Check::fail("database.size", "database size equals the manifest's", format!("{}: {err}", entry.backup_path)),
+        Ok(size) => Check::from(
+            "database.size",
+            "database size equals the manifest's",
+            *size == entry.size,
+            format!("{size} bytes, manifest {}", entry.size),
+        ),
+        Err(err) => Check::fail(
+            "database.size",
+            "database size equals the manifest's",
+            format!("{}: {err}", entry.backup_path),
+        ),
     }];
     if size.is_err() {
         return (checks, None);
     }
     if !sqlite::has_sqlite_header(&path) {
-        checks.push(Check::fail("database.open", "database opens as SQLite", format!("{} is not an SQLite database", entry.backup_path)));
+        checks.push(Check::fail(
+            "database.open",
+            "database opens as SQLite",
+            format!("{} is not an SQLite database", entry.backup_path),
+        ));
         return (checks, None);
     }
     let conn = match sqlite::open_snapshot(&path) {
         Ok(conn) => conn,
         Err(err) => {
-            checks.push(Check::fail("database.open", "database opens as SQLite", format!("{err:#}")));
+            checks.push(Check::fail(
+                "database.open",
+                "database opens as SQLite",
+                format!("{err:#}"),
+            ));
             return (checks, None);
         }
     };
-    let count: Result<i64, _> = conn.query_row("SELECT COUNT(*) FROM alembic_version", [], |r| r.get(0));
+    let count: Result<i64, _> =
+        conn.query_row("SELECT COUNT(*) FROM alembic_version", [], |r| r.get(0));
     checks.push(match count {
-        Ok(n) => Check::pass("database.query", "SELECT COUNT(*) FROM alembic_version works", format!("{n} row(s)")),
-        Err(err) => Check::fail("database.query", "SELECT COUNT(*) FROM alembic_version works", err.to_string()),
+        Ok(n) => Check::pass(
+            "database.query",
+            "SELECT COUNT(*) FROM alembic_version works",
+            format!("{n} row(s)"),
+        ),
+        Err(err) => Check::fail(
+            "database.query",
+            "SELECT COUNT(*) FROM alembic_version works",
+            err.to_string(),
+        ),
     });
     let started = Instant::now();
-    checks.push(match sqlite::integrity_check(&conn) {
-        Ok(rows) if rows == ["ok"] => Check::pass("database.integrity", "PRAGMA integrity_check is ok", "ok"),
-        Ok(rows) => Check::fail("database.integrity", "PRAGMA integrity_check is ok", rows.into_iter().take(5).collect::<Vec<_>>().join("\n")),
-        Err(err) => Check::fail("database.integrity", "PRAGMA integrity_check is ok", format!("{err:#}")),
-    }.since(started));
+    checks.push(
+        match sqlite::integrity_check(&conn) {
+            Ok(rows) if rows == ["ok"] => {
+                Check::pass("database.integrity", "PRAGMA integrity_check is ok", "ok")
+            }
+            Ok(rows) => Check::fail(
+                "database.integrity",
+                "PRAGMA integrity_check is ok",
+                rows.into_iter().take(5).collect::<Vec<_>>().join("\n"),
+            ),
+            Err(err) => Check::fail(
+                "database.integrity",
+                "PRAGMA integrity_check is ok",
+                format!("{err:#}"),
+            ),
+        }
+        .since(started),
+    );
     let revisions = sqlite::alembic_revisions(&conn);
     checks.push(match &revisions {
-        Ok(revs) => Check::from("database.revision", "alembic_version holds the manifest's revision", *revs == manifest.database_revision, format!("{}, manifest {}", revs.join(" "), manifest.database_revision.join(" "))),
-        Err(err) => Check::fail("database.revision", "alembic_version holds the manifest's revision", format!("{err:#}")),
+        Ok(revs) => Check::from(
+            "database.revision",
+            "alembic_version holds the manifest's revision",
+            *revs == manifest.database_revision,
+            format!("{}, manifest {}", revs.join(" "), manifest.database_revision.join(" ")),
+        ),
+        Err(err) => Check::fail(
+            "database.revision",
+            "alembic_version holds the manifest's revision",
+            format!("{err:#}"),
+        ),
     });
     checks.push(match sqlite::table_counts(&conn) {
         Ok(tables) => {
             let differences = table_differences(&tables, &manifest.tables);
-            Check::from("database.tables", "tables and row counts equal the manifest's", differences.is_empty(), if differences.is_empty() {
-                format!("{} tables", tables.len())
-            } else {
-                differences.join("\n")
-            })
+            Check::from(
+                "database.tables",
+                "tables and row counts equal the manifest's",
+                differences.is_empty(),
+                if differences.is_empty() {
+                    format!("{} tables", tables.len())
+                } else {
+                    differences.join("\n")
+                },
+            )
         }
-        Err(err) => Check::fail("database.tables", "tables and row counts equal the manifest's", format!("{err:#}")),
+        Err(err) => Check::fail(
+            "database.tables",
+            "tables and row counts equal the manifest's",
+            format!("{err:#}"),
+        ),
     });
     (checks, revisions.ok())
 }
 
 /// Lines that say how two lists of tables differ; empty when they agree.
-pub fn table_differences(actual: &[sqlite::TableCount], expected: &[sqlite::TableCount]) -> Vec<String> {
+pub fn table_differences(
+    actual: &[sqlite::TableCount],
+    expected: &[sqlite::TableCount],
+) -> Vec<String> {
     let actual: BTreeMap<&str, u64> = actual.iter().map(|t| (t.name.as_str(), t.rows)).collect();
-    let expected: BTreeMap<&str, u64> = expected.iter().map(|t| (t.name.as_str(), t.rows)).collect();
+    let expected: BTreeMap<&str, u64> =
+        expected.iter().map(|t| (t.name.as_str(), t.rows)).collect();
     let mut out = Vec::new();
     for (name, rows) in &expected {
         match actual.get(name) {
             None => out.push(format!("table {name} is missing")),
-            Some(found) if found != rows => out.push(format!("table {name} has {found} rows, expected {rows}")),
+            Some(found) if found != rows => {
+                out.push(format!("table {name} has {found} rows, expected {rows}"))
+            }
             Some(_) => {}
         }
     }
@@ -284,8 +395,16 @@ pub fn table_differences(actual: &[sqlite::TableCount], expected: &[sqlite::Tabl
     out
 }
 
-fn check_migrations(dir: &Path, manifest: &Manifest, db_revisions: Option<Vec<String>>) -> Vec<Check> {
-    let files: Vec<PathBuf> = manifest.files_of(Kind::Migration).map(|f| dir.join(&f.backup_path)).filter(|p| p.is_file()).collect();
+fn check_migrations(
+    dir: &Path,
+    manifest: &Manifest,
+    db_revisions: Option<Vec<String>>,
+) -> Vec<Check> {
+    let files: Vec<PathBuf> = manifest
+        .files_of(Kind::Migration)
+        .map(|f| dir.join(&f.backup_path))
+        .filter(|p| p.is_file())
+        .collect();
     let title = "migrations form a revision graph with the manifest's heads";
     let graph = match Graph::from_files(&files) {
         Ok(graph) => graph,
@@ -293,28 +412,48 @@ fn check_migrations(dir: &Path, manifest: &Manifest, db_revisions: Option<Vec<St
     };
     let heads = graph.heads();
     let ok = heads == manifest.migration_heads && graph.len() == manifest.migration_count;
-    let mut checks = vec![Check::from("migrations.graph", title, ok, format!(
-        "{} revisions, heads {}; manifest {} revisions, heads {}",
-        graph.len(),
-        heads.join(" "),
-        manifest.migration_count,
-        manifest.migration_heads.join(" ")
-    ))];
+    let mut checks = vec![Check::from(
+        "migrations.graph",
+        title,
+        ok,
+        format!(
+            "{} revisions, heads {}; manifest {} revisions, heads {}",
+            graph.len(),
+            heads.join(" "),
+            manifest.migration_count,
+            manifest.migration_heads.join(" ")
+        ),
+    )];
     let title = "the database's revision is a head of the migrations";
     checks.push(match db_revisions {
-        None => Check::fail("migrations.revision", title, "the database's alembic_version cannot be read"),
+        None => Check::fail(
+            "migrations.revision",
+            title,
+            "the database's alembic_version cannot be read",
+        ),
         Some(revisions) => {
-            let unknown: Vec<&str> = revisions.iter().filter(|r| !heads.contains(r)).map(String::as_str).collect();
+            let unknown: Vec<&str> =
+                revisions.iter().filter(|r| !heads.contains(r)).map(String::as_str).collect();
             let ok = unknown.is_empty() && !revisions.is_empty();
-            Check::from("migrations.revision", title, ok, if ok {
-                format!("{} is a head", revisions.join(" "))
-            } else if revisions.is_empty() {
-                "alembic_version is empty".to_string()
-            } else {
-                let known: Vec<&str> = unknown.iter().copied().filter(|r| graph.contains(r)).collect();
-                let what = if known.is_empty() { "not a revision of the backed-up migrations" } else { "not a head" };
-                format!("{} is {what}", unknown.join(" "))
-            })
+            Check::from(
+                "migrations.revision",
+                title,
+                ok,
+                if ok {
+                    format!("{} is a head", revisions.join(" "))
+                } else if revisions.is_empty() {
+                    "alembic_version is empty".to_string()
+                } else {
+                    let known: Vec<&str> =
+                        unknown.iter().copied().filter(|r| graph.contains(r)).collect();
+                    let what = if known.is_empty() {
+                        "not a revision of the backed-up migrations"
+                    } else {
+                        "not a head"
+                    };
+                    format!("{} is {what}", unknown.join(" "))
+                },
+            )
         }
     });
     checks
@@ -322,7 +461,13 @@ fn check_migrations(dir: &Path, manifest: &Manifest, db_revisions: Option<Vec<St
 
 /// Compiles every Python file of the backup with the real interpreter.
 /// `compile()` never writes bytecode, unlike `python -m py_compile`.
-fn check_python(sh: &Shell, dir: &Path, manifest: &Manifest, tree: Option<&Tree>, choice: Option<&Path>) -> Check {
+fn check_python(
+    sh: &Shell,
+    dir: &Path,
+    manifest: &Manifest,
+    tree: Option<&Tree>,
+    choice: Option<&Path>,
+) -> Check {
     let title = "every Python file compiles";
     let files: Vec<String> = manifest
         .files
@@ -333,13 +478,21 @@ fn check_python(sh: &Shell, dir: &Path, manifest: &Manifest, tree: Option<&Tree>
         .collect();
     let python = match Python::find(sh, tree.map(|t| t.root.as_path()), choice) {
         Ok(python) => python,
-        Err(err) => return Check::fail("python.compile", title, format!("no Python to compile with: {err:#}")),
+        Err(err) => {
+            return Check::fail(
+                "python.compile",
+                title,
+                format!("no Python to compile with: {err:#}"),
+            );
+        }
     };
     const CODE: &str = "import sys\nbad = 0\nfor path in sys.argv[1:]:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except (SyntaxError, ValueError) as error:\n        bad += 1\n        print(f'{path}:{getattr(error, \"lineno\", \"?\")}: {error.__class__.__name__}: {getattr(error, \"msg\", error)}')\nsys.exit(1 if bad else 0)\n";
     let exe = python.exe("python");
     let cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1").arg("-c").arg(CODE).args(&files);
     match process::run(cmd.quiet(), TOOL_TIMEOUT) {
-        Ok(out) if out.success() => Check::pass("python.compile", title, format!("{} files", files.len())),
+        Ok(out) if out.success() => {
+            Check::pass("python.compile", title, format!("{} files", files.len()))
+        }
         Ok(out) => Check::fail("python.compile", title, relative_to(dir, &out.tail(10))),
         Err(err) => Check::fail("python.compile", title, format!("{err:#}")),
     }
@@ -351,9 +504,29 @@ fn relative_to(dir: &Path, text: &str) -> String {
 
 fn check_tag(repo: &git2::Repository, manifest: &Manifest) -> Check {
     let title = "git tag points at the manifest's commit";
-    match (git::tag_commit(repo, &manifest.label), &manifest.git_commit) {
-        (Some(at), Some(expected)) => Check::from("git.tag", title, at.to_string() == *expected, format!("tag {} at {at}, manifest {expected}", manifest.label)),
-        (None, Some(expected)) => Check::fail("git.tag", title, format!("no tag {} (the manifest's commit is {expected})", manifest.label)),
-        (_, None) => Check::fail("git.tag", title, "the manifest records no git commit, but the root is a git repository"),
+    let Some(tag) = &manifest.git_tag else {
+        return Check::pass(
+            "git.tag",
+            title,
+            "the backup was taken without a tag (--no-tag): nothing to check",
+        );
+    };
+    match (git::tag_commit(repo, tag), &manifest.git_commit) {
+        (Some(at), Some(expected)) => Check::from(
+            "git.tag",
+            title,
+            at.to_string() == *expected,
+            format!("tag {tag} at {at}, manifest {expected}"),
+        ),
+        (None, Some(expected)) => Check::fail(
+            "git.tag",
+            title,
+            format!("no tag {tag} (the manifest's commit is {expected})"),
+        ),
+        (_, None) => Check::fail(
+            "git.tag",
+            title,
+            "the manifest records no git commit, but the root is a git repository",
+        ),
     }
 }

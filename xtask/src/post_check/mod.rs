@@ -98,8 +98,14 @@ struct Expected {
 pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     check_label(&o.label)?;
     for id in o.only.iter().chain(&o.skip) {
-        if !CHECK_IDS.iter().any(|known| known == id || known.split('.').next() == Some(id.as_str())) {
-            return Err(usage(format!("unknown check {id:?}; the checks are: {}", CHECK_IDS.join(", "))));
+        if !CHECK_IDS
+            .iter()
+            .any(|known| known == id || known.split('.').next() == Some(id.as_str()))
+        {
+            return Err(usage(format!(
+                "unknown check {id:?}; the checks are: {}",
+                CHECK_IDS.join(", ")
+            )));
         }
     }
     let selected = |id: &str| {
@@ -134,7 +140,14 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         let revision = expected.revision.clone();
         thread::spawn(move || {
             let sh = Shell::new()?;
-            Ok::<_, anyhow::Error>(server::check(&sh, &py, &tree, port, revision.as_deref(), &scratch))
+            Ok::<_, anyhow::Error>(server::check(
+                &sh,
+                &py,
+                &tree,
+                port,
+                revision.as_deref(),
+                &scratch,
+            ))
         })
     });
 
@@ -156,13 +169,31 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     add("migrations.count", &mut || migrations_count(tree, &expected));
     add("imports", &mut || imports(sh, py.clone(), tree));
 
-    let python_missing = |id: &str, title: &str| Check::fail(id, title, format!("no Python to run it: {}", py.clone().err().unwrap_or_default()));
+    let python_missing = |id: &str, title: &str| {
+        Check::fail(
+            id,
+            title,
+            format!("no Python to run it: {}", py.clone().err().unwrap_or_default()),
+        )
+    };
     if wants_tests {
         let results = match tests {
-            Some(handle) => handle.join().expect("the pytest thread does not panic").unwrap_or_else(|err| {
-                vec![Check::fail("tests.unit", "unit tests pass", format!("{err:#}")), Check::fail("tests.integration", "integration tests pass", format!("{err:#}"))]
-            }),
-            None => vec![python_missing("tests.unit", "unit tests pass"), python_missing("tests.integration", "integration tests pass")],
+            Some(handle) => {
+                handle.join().expect("the pytest thread does not panic").unwrap_or_else(|err| {
+                    vec![
+                        Check::fail("tests.unit", "unit tests pass", format!("{err:#}")),
+                        Check::fail(
+                            "tests.integration",
+                            "integration tests pass",
+                            format!("{err:#}"),
+                        ),
+                    ]
+                })
+            }
+            None => vec![
+                python_missing("tests.unit", "unit tests pass"),
+                python_missing("tests.integration", "integration tests pass"),
+            ],
         };
         checks.extend(results.into_iter().filter(|c| selected(&c.id)));
     }
@@ -172,9 +203,14 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
             None => Err(anyhow::anyhow!("{}", py.clone().err().unwrap_or_default())),
         };
         match outcome {
-            Ok(outcome) => checks.extend([outcome.start, outcome.health].into_iter().filter(|c| selected(&c.id))),
+            Ok(outcome) => checks
+                .extend([outcome.start, outcome.health].into_iter().filter(|c| selected(&c.id))),
             Err(err) => {
-                checks.push(Check::fail("server.start", "server starts without errors", format!("{err:#}")));
+                checks.push(Check::fail(
+                    "server.start",
+                    "server starts without errors",
+                    format!("{err:#}"),
+                ));
             }
         }
     }
@@ -189,7 +225,10 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     add("files.restored", &mut || files_restored(tree, &expected));
     add("forensics", &mut || forensics(tree));
     for id in CHECK_IDS {
-        if !selected(id) && !o.skip.is_empty() && o.skip.iter().any(|s| s == id || id.starts_with(&format!("{s}."))) {
+        if !selected(id)
+            && !o.skip.is_empty()
+            && o.skip.iter().any(|s| s == id || id.starts_with(&format!("{s}.")))
+        {
             checks.push(Check::skip(id, title_of(id)));
         }
     }
@@ -222,7 +261,10 @@ fn title_of(id: &str) -> &'static str {
 fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
     let dir = tree.backup(&o.label);
     let manifest = match fs::read_to_string(dir.join(MANIFEST_FILE)) {
-        Ok(text) => Some((dir, Manifest::parse(&text).map_err(|e| usage(format!("the backup's manifest: {e:#}")))?)),
+        Ok(text) => Some((
+            dir,
+            Manifest::parse(&text).map_err(|e| usage(format!("the backup's manifest: {e:#}")))?,
+        )),
         Err(_) => None,
     };
     let (revision, missing) = match (&o.expect_revision, &manifest) {
@@ -234,15 +276,27 @@ fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
             }
         }
         (Some(rev), _) => (Some(rev.clone()), String::new()),
-        (None, Some((_, m))) => (m.revision().map(String::from), "the backup records several revisions".into()),
-        (None, None) => (None, format!("no backup {} and no --expect-revision: pass --expect-revision head or a revision", o.label)),
+        (None, Some((_, m))) => {
+            (m.revision().map(String::from), "the backup records several revisions".into())
+        }
+        (None, None) => (
+            None,
+            format!(
+                "no backup {} and no --expect-revision: pass --expect-revision head or a revision",
+                o.label
+            ),
+        ),
     };
     Ok(Expected { manifest, revision, missing })
 }
 
 /// A scratch folder outside the tree for pytest's XML and the server log.
 fn tempfile_dir() -> Result<ScratchDir> {
-    let path = std::env::temp_dir().join(format!("tmws-post-check-{}-{}", std::process::id(), crate::clock::now_compact()));
+    let path = std::env::temp_dir().join(format!(
+        "tmws-post-check-{}-{}",
+        std::process::id(),
+        crate::clock::now_compact()
+    ));
     fs::create_dir_all(&path)?;
     Ok(ScratchDir(path))
 }
@@ -264,8 +318,14 @@ impl Drop for ScratchDir {
 fn database_file(tree: &Tree) -> Check {
     let title = title_of("database.file");
     match fs::metadata(tree.database()) {
-        Ok(m) => Check::pass("database.file", title, format!("{} ({} bytes)", tree.profile.database, m.len())),
-        Err(err) => Check::fail("database.file", title, format!("{}: {err}", tree.profile.database)),
+        Ok(m) => Check::pass(
+            "database.file",
+            title,
+            format!("{} ({} bytes)", tree.profile.database, m.len()),
+        ),
+        Err(err) => {
+            Check::fail("database.file", title, format!("{}: {err}", tree.profile.database))
+        }
     }
 }
 
@@ -281,14 +341,24 @@ fn database_tables(db: &Path, expected: &Expected) -> Check {
     let names = open(db).and_then(|c| sqlite::table_names(&c).map_err(|e| format!("{e:#}")));
     match names {
         Ok(names) => {
-            let actual: Vec<sqlite::TableCount> = names.iter().map(|n| sqlite::TableCount { name: n.clone(), rows: 0 }).collect();
-            let wanted: Vec<sqlite::TableCount> = manifest.tables.iter().map(|t| sqlite::TableCount { name: t.name.clone(), rows: 0 }).collect();
+            let actual: Vec<sqlite::TableCount> =
+                names.iter().map(|n| sqlite::TableCount { name: n.clone(), rows: 0 }).collect();
+            let wanted: Vec<sqlite::TableCount> = manifest
+                .tables
+                .iter()
+                .map(|t| sqlite::TableCount { name: t.name.clone(), rows: 0 })
+                .collect();
             let differences = table_differences(&actual, &wanted);
-            Check::from("database.tables", title, differences.is_empty(), if differences.is_empty() {
-                format!("{} tables: {}", names.len(), names.join(", "))
-            } else {
-                differences.join("\n")
-            })
+            Check::from(
+                "database.tables",
+                title,
+                differences.is_empty(),
+                if differences.is_empty() {
+                    format!("{} tables: {}", names.len(), names.join(", "))
+                } else {
+                    differences.join("\n")
+                },
+            )
         }
         Err(err) => Check::fail("database.tables", title, err),
     }
@@ -300,7 +370,12 @@ fn database_revision(db: &Path, expected: &Expected) -> Check {
         return Check::fail("database.revision", title, expected.missing.clone());
     };
     match open(db).and_then(|c| sqlite::alembic_revisions(&c).map_err(|e| format!("{e:#}"))) {
-        Ok(revs) => Check::from("database.revision", title, revs == [revision.clone()], format!("{}, expected {revision}", revs.join(" "))),
+        Ok(revs) => Check::from(
+            "database.revision",
+            title,
+            revs == [revision.clone()],
+            format!("{}, expected {revision}", revs.join(" ")),
+        ),
         Err(err) => Check::fail("database.revision", title, err),
     }
 }
@@ -309,7 +384,11 @@ fn database_integrity(db: &Path) -> Check {
     let title = title_of("database.integrity");
     match open(db).and_then(|c| sqlite::integrity_check(&c).map_err(|e| format!("{e:#}"))) {
         Ok(rows) if rows == ["ok"] => Check::pass("database.integrity", title, "ok"),
-        Ok(rows) => Check::fail("database.integrity", title, rows.into_iter().take(5).collect::<Vec<_>>().join("\n")),
+        Ok(rows) => Check::fail(
+            "database.integrity",
+            title,
+            rows.into_iter().take(5).collect::<Vec<_>>().join("\n"),
+        ),
         Err(err) => Check::fail("database.integrity", title, err),
     }
 }
@@ -325,11 +404,25 @@ fn alembic_current(sh: &Shell, python: Result<&Python, String>, tree: &Tree, db:
         Err(err) => return Check::fail("migrations.current", title, format!("{err:#}")),
     };
     if !out.success() {
-        return Check::fail("migrations.current", title, format!("alembic current failed ({}):\n{}", out.describe_status(), out.tail(6)));
+        return Check::fail(
+            "migrations.current",
+            title,
+            format!("alembic current failed ({}):\n{}", out.describe_status(), out.tail(6)),
+        );
     }
-    let shown: BTreeSet<String> = out.stdout.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect();
-    let stored: BTreeSet<String> = open(db).and_then(|c| sqlite::alembic_revisions(&c).map_err(|e| format!("{e:#}"))).unwrap_or_default().into_iter().collect();
-    Check::from("migrations.current", title, shown == stored && !shown.is_empty(), format!("alembic current: {}", out.stdout.trim()))
+    let shown: BTreeSet<String> =
+        out.stdout.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect();
+    let stored: BTreeSet<String> = open(db)
+        .and_then(|c| sqlite::alembic_revisions(&c).map_err(|e| format!("{e:#}")))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Check::from(
+        "migrations.current",
+        title,
+        shown == stored && !shown.is_empty(),
+        format!("alembic current: {}", out.stdout.trim()),
+    )
 }
 
 fn alembic_history(sh: &Shell, python: Result<&Python, String>, tree: &Tree) -> Check {
@@ -339,8 +432,16 @@ fn alembic_history(sh: &Shell, python: Result<&Python, String>, tree: &Tree) -> 
         Err(e) => return Check::fail("migrations.history", title, format!("no Python: {e}")),
     };
     match python.alembic(sh, tree, &["history"]) {
-        Ok(out) if out.success() => Check::pass("migrations.history", title, format!("{} revisions listed", out.stdout.lines().count())),
-        Ok(out) => Check::fail("migrations.history", title, format!("alembic history failed ({}):\n{}", out.describe_status(), out.tail(6))),
+        Ok(out) if out.success() => Check::pass(
+            "migrations.history",
+            title,
+            format!("{} revisions listed", out.stdout.lines().count()),
+        ),
+        Ok(out) => Check::fail(
+            "migrations.history",
+            title,
+            format!("alembic history failed ({}):\n{}", out.describe_status(), out.tail(6)),
+        ),
         Err(err) => Check::fail("migrations.history", title, format!("{err:#}")),
     }
 }
@@ -351,11 +452,16 @@ fn migrations_count(tree: &Tree, expected: &Expected) -> Check {
         return Check::fail("migrations.count", title, "needs a backup manifest to compare with");
     };
     match revision_files(&tree.migrations()) {
-        Ok(files) => Check::from("migrations.count", title, files.len() == manifest.migration_count, format!(
-            "{} revision files (not counting __pycache__ or other files), backup {}",
-            files.len(),
-            manifest.migration_count
-        )),
+        Ok(files) => Check::from(
+            "migrations.count",
+            title,
+            files.len() == manifest.migration_count,
+            format!(
+                "{} revision files (not counting __pycache__ or other files), backup {}",
+                files.len(),
+                manifest.migration_count
+            ),
+        ),
         Err(err) => Check::fail("migrations.count", title, format!("{err:#}")),
     }
 }
@@ -375,11 +481,20 @@ fn imports(sh: &Shell, python: Result<&Python, String>, tree: &Tree) -> Check {
     };
     const CODE: &str = "import importlib, sys, traceback\nbad = 0\nmodules, files = sys.argv[1].split(','), sys.argv[2:]\nfor name in filter(None, modules):\n    try:\n        importlib.import_module(name)\n    except BaseException as error:\n        bad += 1\n        print(f'{name}: {error.__class__.__name__}: {error}')\nfor path in files:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except SyntaxError as error:\n        bad += 1\n        print(f'{path}:{error.lineno}: SyntaxError: {error.msg}')\nsys.exit(1 if bad else 0)\n";
     let modules = tree.profile.critical_modules.join(",");
-    let files: Vec<&String> = tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
+    let files: Vec<&String> =
+        tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
     let _d = sh.push_dir(&tree.root);
     let cmd = python.tool(sh, tree, "python").args(["-c", CODE]).arg(&modules).args(files);
     match process::run(cmd, crate::python::TOOL_TIMEOUT) {
-        Ok(out) if out.success() => Check::pass("imports", title, format!("{} modules import: {}", tree.profile.critical_modules.len(), tree.profile.critical_modules.join(", "))),
+        Ok(out) if out.success() => Check::pass(
+            "imports",
+            title,
+            format!(
+                "{} modules import: {}",
+                tree.profile.critical_modules.len(),
+                tree.profile.critical_modules.join(", ")
+            ),
+        ),
         Ok(out) => Check::fail("imports", title, out.tail(8)),
         Err(err) => Check::fail("imports", title, format!("{err:#}")),
     }
@@ -388,11 +503,21 @@ fn imports(sh: &Shell, python: Result<&Python, String>, tree: &Tree) -> Check {
 fn git_clean(tree: &Tree) -> Check {
     let title = title_of("git.clean");
     let Some(repo) = git::open(&tree.root) else {
-        return Check::fail("git.clean", title, format!("{} is not a git repository", tree.root.display()));
+        return Check::fail(
+            "git.clean",
+            title,
+            format!("{} is not a git repository", tree.root.display()),
+        );
     };
     match git::dirty_paths(&repo) {
-        Ok(paths) if paths.is_empty() => Check::pass("git.clean", title, "git status: nothing to commit, working tree clean"),
-        Ok(paths) => Check::fail("git.clean", title, format!("{} changed or untracked: {}", paths.len(), paths.join(", "))),
+        Ok(paths) if paths.is_empty() => {
+            Check::pass("git.clean", title, "git status: nothing to commit, working tree clean")
+        }
+        Ok(paths) => Check::fail(
+            "git.clean",
+            title,
+            format!("{} changed or untracked: {}", paths.len(), paths.join(", ")),
+        ),
         Err(err) => Check::fail("git.clean", title, format!("{err:#}")),
     }
 }
@@ -400,17 +525,30 @@ fn git_clean(tree: &Tree) -> Check {
 fn git_head(tree: &Tree, label: &str) -> Check {
     let title = title_of("git.head");
     let Some(repo) = git::open(&tree.root) else {
-        return Check::fail("git.head", title, format!("{} is not a git repository", tree.root.display()));
+        return Check::fail(
+            "git.head",
+            title,
+            format!("{} is not a git repository", tree.root.display()),
+        );
     };
     let (commit, branch) = git::head(&repo);
     let rollback_branch = format!("rollback-{label}");
     let tag = git::tag_commit(&repo, label).map(|o| o.to_string());
     let has_rollback_branch = repo.find_branch(&rollback_branch, git2::BranchType::Local).is_ok();
-    let at = format!("HEAD {} on {}", commit.as_deref().unwrap_or("none"), branch.as_deref().unwrap_or("a detached HEAD"));
+    let at = format!(
+        "HEAD {} on {}",
+        commit.as_deref().unwrap_or("none"),
+        branch.as_deref().unwrap_or("a detached HEAD")
+    );
     if !has_rollback_branch {
-        return Check::pass("git.head", title, format!("no rollback branch {rollback_branch}; {at}"));
+        return Check::pass(
+            "git.head",
+            title,
+            format!("no rollback branch {rollback_branch}; {at}"),
+        );
     }
-    let ok = branch.as_deref() == Some(rollback_branch.as_str()) || (tag.is_some() && commit == tag);
+    let ok =
+        branch.as_deref() == Some(rollback_branch.as_str()) || (tag.is_some() && commit == tag);
     Check::from("git.head", title, ok, at)
 }
 
@@ -420,7 +558,8 @@ fn files_restored(tree: &Tree, expected: &Expected) -> Check {
         return Check::fail("files.restored", title, "needs a backup manifest to compare with");
     };
     let mut differ = Vec::new();
-    let entries: Vec<_> = manifest.files.iter().filter(|f| matches!(f.kind, Kind::Config | Kind::Critical)).collect();
+    let entries: Vec<_> =
+        manifest.files.iter().filter(|f| matches!(f.kind, Kind::Config | Kind::Critical)).collect();
     for entry in &entries {
         match fsutil::sha256_file(&tree.path(&entry.source_path)) {
             Ok((sha, _)) if sha == entry.sha256 => {}
@@ -428,22 +567,44 @@ fn files_restored(tree: &Tree, expected: &Expected) -> Check {
             Err(_) => differ.push(format!("{} is missing", entry.source_path)),
         }
     }
-    Check::from("files.restored", title, differ.is_empty(), if differ.is_empty() {
-        format!("{} files equal the backup's hashes", entries.len())
-    } else {
-        differ.join("\n")
-    })
+    Check::from(
+        "files.restored",
+        title,
+        differ.is_empty(),
+        if differ.is_empty() {
+            format!("{} files equal the backup's hashes", entries.len())
+        } else {
+            differ.join("\n")
+        },
+    )
 }
 
 fn forensics(tree: &Tree) -> Check {
     let title = title_of("forensics");
     let bundles: Vec<String> = fs::read_dir(tree.forensics_dir())
-        .map(|d| d.flatten().filter(|e| e.path().join("FAILURE_REPORT.md").is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("FAILURE_REPORT.md").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     if bundles.is_empty() {
-        Check::fail("forensics", title, "no bundle under forensics/ (cargo xtask forensics writes one)")
+        Check::fail(
+            "forensics",
+            title,
+            "no bundle under forensics/ (cargo xtask forensics writes one)",
+        )
     } else {
-        Check::pass("forensics", title, format!("{} bundle(s), latest {}", bundles.len(), bundles.iter().max().cloned().unwrap_or_default()))
+        Check::pass(
+            "forensics",
+            title,
+            format!(
+                "{} bundle(s), latest {}",
+                bundles.len(),
+                bundles.iter().max().cloned().unwrap_or_default()
+            ),
+        )
     }
 }
 
@@ -452,8 +613,12 @@ pub fn checklist(tree: &Tree, report: &Report) -> String {
     let passed = |ids: &[&str]| {
         ids.iter().all(|id| report.checks.iter().any(|c| c.id == *id && c.status == Status::Pass))
     };
-    let postmortem = ["POSTMORTEM.md", "post-mortem.md", "docs/POSTMORTEM.md"].iter().any(|p| tree.path(p).is_file())
-        || fs::read_dir(tree.forensics_dir()).map(|d| d.flatten().any(|e| e.path().join("POSTMORTEM.md").is_file())).unwrap_or(false);
+    let postmortem = ["POSTMORTEM.md", "post-mortem.md", "docs/POSTMORTEM.md"]
+        .iter()
+        .any(|p| tree.path(p).is_file())
+        || fs::read_dir(tree.forensics_dir())
+            .map(|d| d.flatten().any(|e| e.path().join("POSTMORTEM.md").is_file()))
+            .unwrap_or(false);
     let rows = [
         (passed(&["database.integrity"]), "Database integrity verified (`PRAGMA integrity_check`)"),
         (passed(&["database.revision"]), "Alembic revision matches pre-Phase4"),
@@ -467,7 +632,12 @@ pub fn checklist(tree: &Tree, report: &Report) -> String {
         (postmortem, "Post-mortem document created"),
     ];
     let mut out = String::from("# Post-Rollback Checklist\n\n");
-    let _ = writeln!(out, "Tree: {}  \nChecked: {}\n", tree.root.display(), crate::clock::now_rfc3339());
+    let _ = writeln!(
+        out,
+        "Tree: {}  \nChecked: {}\n",
+        tree.root.display(),
+        crate::clock::now_rfc3339()
+    );
     for (ok, text) in rows {
         let _ = writeln!(out, "- [{}] {text}", if ok { "x" } else { " " });
     }

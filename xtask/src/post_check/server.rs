@@ -57,16 +57,28 @@ impl Drop for Server {
 
 /// Picks a free loopback port by letting the kernel choose one.
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free loopback port")?;
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free loopback port")?;
     Ok(listener.local_addr()?.port())
 }
 
-pub fn check(sh: &Shell, python: &Python, tree: &Tree, port: u16, expected: Option<&str>, scratch: &Path) -> Outcome {
+pub fn check(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    port: u16,
+    expected: Option<&str>,
+    scratch: &Path,
+) -> Outcome {
     let log_path = scratch.join("server.log");
     let started = Instant::now();
     let fail_both = |detail: String| Outcome {
         start: Check::fail("server.start", "server starts without errors", detail.clone()),
-        health: Check::fail("server.health", "health endpoint responds", format!("not reached: {}", detail.lines().next().unwrap_or(""))),
+        health: Check::fail(
+            "server.health",
+            "health endpoint responds",
+            format!("not reached: {}", detail.lines().next().unwrap_or("")),
+        ),
     };
     let mut server = match spawn(sh, python, tree, port, &log_path) {
         Ok(server) => server,
@@ -87,7 +99,11 @@ pub fn check(sh: &Shell, python: &Python, tree: &Tree, port: u16, expected: Opti
         }
         if started.elapsed() > START_TIMEOUT {
             server.stop();
-            return fail_both(format!("no answer on 127.0.0.1:{port} within {}s:\n{}", START_TIMEOUT.as_secs(), tail(8)));
+            return fail_both(format!(
+                "no answer on 127.0.0.1:{port} within {}s:\n{}",
+                START_TIMEOUT.as_secs(),
+                tail(8)
+            ));
         }
         thread::sleep(Duration::from_millis(25));
     };
@@ -103,7 +119,11 @@ pub fn check(sh: &Shell, python: &Python, tree: &Tree, port: u16, expected: Opti
     let health = if stopped {
         health
     } else {
-        Check::fail("server.health", "health endpoint responds", format!("{}; and the server's process group did not stop", health.detail))
+        Check::fail(
+            "server.health",
+            "health endpoint responds",
+            format!("{}; and the server's process group did not stop", health.detail),
+        )
     };
     Outcome { start, health: health.since(health_started) }
 }
@@ -166,8 +186,19 @@ fn judge_health((status, body): &(u16, String), expected: Option<&str>, log: &st
     }
     if let Some(expected) = expected {
         if revision != expected {
-            return Check::fail(id, title, format!("healthy, but at revision {revision}, expected {expected}"));
+            return Check::fail(
+                id,
+                title,
+                format!("healthy, but at revision {revision}, expected {expected}"),
+            );
         }
     }
-    Check::pass(id, title, format!("healthy, version {}, revision {revision}", json["version"].as_str().unwrap_or("?")))
+    Check::pass(
+        id,
+        title,
+        format!(
+            "healthy, version {}, revision {revision}",
+            json["version"].as_str().unwrap_or("?")
+        ),
+    )
 }

@@ -15,10 +15,10 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use xshell::Shell;
 
-pub use plan::Scenario;
-pub use steps::tables_created_by;
 pub use plan::Choices;
+pub use plan::Scenario;
 use plan::Step;
+pub use steps::tables_created_by;
 
 use crate::{
     backup::DEFAULT_LABEL,
@@ -26,7 +26,7 @@ use crate::{
     exit::{interrupted, refused, usage},
     flags,
     journal::Journal,
-    lock::Lock,
+    lock::{Lock, Refusal},
     manifest::{MANIFEST_FILE, Manifest},
     profile::{Tree, check_label},
     report::Format,
@@ -111,11 +111,18 @@ pub struct Options {
 /// Runs (or with `dry_run`, plans) a rollback of `tree`.
 pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
     let say = |line: String| if o.quiet { eprintln!("{line}") } else { println!("{line}") };
-    // The lock comes first: a journal that another live run is writing is not
-    // an interrupted run.
+    // A journal that another live run is writing is not an interrupted run:
+    // a live lock holder means exit 3 before the journal is looked at. A dead
+    // holder with a journal is the interrupted run itself.
     let state = tree.state_dir();
-    let _lock = if o.dry_run { None } else { Some(Lock::acquire(&state, o.break_lock)?) };
     let journal: Option<Journal<Step>> = Journal::load(&state)?;
+    let takeover = o.break_lock || (o.resume && journal.is_some());
+    let _lock = match (o.dry_run, Lock::acquire(&state, takeover)) {
+        (true, _) => None,
+        (false, Ok(lock)) => Some(lock),
+        (false, Err(Refusal::Stale(_))) if journal.is_some() && !o.resume => None,
+        (false, Err(refusal)) => return Err(refusal.into_error()),
+    };
     match (&journal, o.resume) {
         (Some(j), false) => {
             let at = j.current.or_else(|| j.done.iter().position(|d| !d)).unwrap_or(0);
@@ -136,11 +143,16 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
 
     let backup = tree.backup(&o.label);
     if !backup.is_dir() {
-        return Err(usage(format!("no backup at {}: take one with `cargo xtask backup`", backup.display())));
+        return Err(usage(format!(
+            "no backup at {}: take one with `cargo xtask backup`",
+            backup.display()
+        )));
     }
     preflight(sh, tree, &backup, o)?;
-    let manifest_text = fs::read_to_string(backup.join(MANIFEST_FILE)).context("read the backup's manifest")?;
-    let manifest = Manifest::parse(&manifest_text).map_err(|e| refused(format!("the backup's manifest is unreadable: {e:#}")))?;
+    let manifest_text =
+        fs::read_to_string(backup.join(MANIFEST_FILE)).context("read the backup's manifest")?;
+    let manifest = Manifest::parse(&manifest_text)
+        .map_err(|e| refused(format!("the backup's manifest is unreadable: {e:#}")))?;
 
     let (mut journal, resuming) = match journal {
         Some(j) => (j, true),
@@ -162,14 +174,17 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         }
     };
     let bundle_dir = tree.root.join(&journal.bundle);
-    let plan: Vec<String> = journal
-        .steps
-        .iter()
-        .map(|s| s.describe(tree, &backup, &manifest, &bundle_dir))
-        .collect();
+    let plan: Vec<String> =
+        journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
     say(format!(
         "{} plan: rollback --scenario {} of {} from {}",
-        if o.dry_run { "dry-run" } else if resuming { "resumed" } else { "rollback" },
+        if o.dry_run {
+            "dry-run"
+        } else if resuming {
+            "resumed"
+        } else {
+            "rollback"
+        },
         journal.scenario,
         tree.root.display(),
         plan::rel(&tree.root, &backup)
@@ -213,12 +228,18 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         let step_started = Instant::now();
         let result = ctx.run(&step).with_context(|| format!("step {} ({})", i + 1, step.name()))?;
         if ctx.bundle_dir != tree.root.join(&journal.bundle) {
-            journal.bundle = ctx.bundle_dir.strip_prefix(&tree.root).unwrap_or(&ctx.bundle_dir).to_path_buf();
+            journal.bundle =
+                ctx.bundle_dir.strip_prefix(&tree.root).unwrap_or(&ctx.bundle_dir).to_path_buf();
         }
         journal.end(&state, i)?;
         let duration_ms = step_started.elapsed().as_millis() as u64;
         say(format!("  ✓ {}. {} ({duration_ms} ms): {result}", i + 1, step.name()));
-        outcome.steps.push(StepResult { step: step.name().into(), plan: plan[i].clone(), result, duration_ms });
+        outcome.steps.push(StepResult {
+            step: step.name().into(),
+            plan: plan[i].clone(),
+            result,
+            duration_ms,
+        });
         fault_hook("after", i + 1);
     }
     if let Some(bundle) = ctx.bundle.as_mut() {

@@ -27,12 +27,19 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] =
-        [Scenario::Database, Scenario::Migration, Scenario::Files, Scenario::Complete, Scenario::Git];
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Database,
+        Scenario::Migration,
+        Scenario::Files,
+        Scenario::Complete,
+        Scenario::Git,
+    ];
 
     pub fn parse(text: &str) -> Result<Scenario> {
         Scenario::ALL.into_iter().find(|s| s.name() == text).ok_or_else(|| {
-            usage(format!("unknown --scenario {text:?}: use database, migration, files, complete or git"))
+            usage(format!(
+                "unknown --scenario {text:?}: use database, migration, files, complete or git"
+            ))
         })
     }
 
@@ -111,19 +118,29 @@ pub fn check_choices(scenario: Scenario, c: &Choices) -> Result<()> {
         return Err(usage("--from needs --paths: which files to restore from that commit"));
     }
     if c.hard && !c.force {
-        return Err(refused("--hard discards commits and uncommitted changes: it needs --force as well"));
+        return Err(refused(
+            "--hard discards commits and uncommitted changes: it needs --force as well",
+        ));
     }
     if c.hard && c.commit.is_none() {
         return Err(usage("--hard needs --commit REV: the commit to reset to"));
     }
     if c.to.as_deref() == Some("base") && !c.allow_data_loss {
-        return Err(refused("downgrading to base drops every table and destroys all data: it needs --allow-data-loss"));
+        return Err(refused(
+            "downgrading to base drops every table and destroys all data: it needs --allow-data-loss",
+        ));
     }
     Ok(())
 }
 
 /// Builds the ordered steps of a scenario for this tree and backup.
-pub fn build(scenario: Scenario, tree: &Tree, manifest: &Manifest, c: &Choices, run: &str) -> Result<Vec<Step>> {
+pub fn build(
+    scenario: Scenario,
+    tree: &Tree,
+    manifest: &Manifest,
+    c: &Choices,
+    run: &str,
+) -> Result<Vec<Step>> {
     let repo = git::open(&tree.root);
     let mut steps = Vec::new();
     match scenario {
@@ -167,9 +184,11 @@ pub fn build(scenario: Scenario, tree: &Tree, manifest: &Manifest, c: &Choices, 
             steps.push(Step::Preserve { database: None });
             if let Some(from) = &c.from {
                 let from = git::resolve(repo, from).map_err(|e| usage(format!("{e:#}")))?;
-                steps.push(Step::GitRestorePaths { from: from.to_string(), paths: c.paths.clone() });
+                steps
+                    .push(Step::GitRestorePaths { from: from.to_string(), paths: c.paths.clone() });
             } else if let Some(commit) = &c.commit {
-                let commit = git::resolve(repo, commit).map_err(|e| usage(format!("{e:#}")))?.to_string();
+                let commit =
+                    git::resolve(repo, commit).map_err(|e| usage(format!("{e:#}")))?.to_string();
                 if c.hard {
                     let keep_ref = format!("refs/tmws-rollback/discarded-{run}");
                     steps.push(Step::GitHardReset { commit, keep_ref });
@@ -201,9 +220,10 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
         return Ok(to.clone());
     }
     let Some(steps) = c.steps else {
-        return manifest.revision().map(String::from).ok_or_else(|| {
-            usage("the backup's database has several revisions: pass --to REV")
-        });
+        return manifest
+            .revision()
+            .map(String::from)
+            .ok_or_else(|| usage("the backup's database has several revisions: pass --to REV"));
     };
     let conn = sqlite::open_live_read_only(&tree.database())?;
     let current = sqlite::alembic_revisions(&conn)?;
@@ -218,7 +238,11 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
         match node.down.as_slice() {
             [] => return Ok("base".into()),
             [one] => revision = one.clone(),
-            _ => return Err(usage(format!("{revision} is a merge of several revisions: pass --to REV"))),
+            _ => {
+                return Err(usage(format!(
+                    "{revision} is a merge of several revisions: pass --to REV"
+                )));
+            }
         }
     }
     Ok(revision)
@@ -226,7 +250,8 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
 
 /// The critical files to restore: all, or those named by `--paths`.
 fn critical_paths(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>> {
-    let all: Vec<String> = manifest.files_of(Kind::Critical).map(|f| f.source_path.clone()).collect();
+    let all: Vec<String> =
+        manifest.files_of(Kind::Critical).map(|f| f.source_path.clone()).collect();
     if wanted.is_empty() {
         return Ok(all);
     }
@@ -243,7 +268,13 @@ fn critical_paths(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>>
 
 impl Step {
     /// One line for the plan, with every detail a person checks before saying yes.
-    pub fn describe(&self, tree: &Tree, backup: &Path, manifest: &Manifest, bundle: &Path) -> String {
+    pub fn describe(
+        &self,
+        tree: &Tree,
+        backup: &Path,
+        manifest: &Manifest,
+        bundle: &Path,
+    ) -> String {
         let short = |sha: &str| sha.chars().take(12).collect::<String>();
         let from = |backup_path: &str| rel(&tree.root, &backup.join(backup_path));
         match self {
@@ -252,14 +283,19 @@ impl Step {
                 if found.is_empty() {
                     "stop the service: no process of this root is running now".into()
                 } else {
-                    let list: Vec<String> = found.iter().map(|p| format!("pid {} ({})", p.pid, p.reason)).collect();
+                    let list: Vec<String> =
+                        found.iter().map(|p| format!("pid {} ({})", p.pid, p.reason)).collect();
                     format!("stop the service: SIGTERM then SIGKILL to {}", list.join(", "))
                 }
             }
             Step::Preserve { database } => {
                 let db = match database {
-                    Some(DatabaseCapture::Move) => format!("move {} with its -wal/-shm", tree.profile.database),
-                    Some(DatabaseCapture::Copy) => format!("copy {} through SQLite", tree.profile.database),
+                    Some(DatabaseCapture::Move) => {
+                        format!("move {} with its -wal/-shm", tree.profile.database)
+                    }
+                    Some(DatabaseCapture::Copy) => {
+                        format!("copy {} through SQLite", tree.profile.database)
+                    }
                     None => "no database (it is not overwritten)".into(),
                 };
                 format!(
@@ -277,7 +313,9 @@ impl Step {
                 )
             }
             Step::Downgrade { target } => {
-                format!("$ alembic downgrade {target}; then alembic current and alembic_version must be {target}")
+                format!(
+                    "$ alembic downgrade {target}; then alembic current and alembic_version must be {target}"
+                )
             }
             Step::RestoreConfig => {
                 let files: Vec<String> = manifest
@@ -297,12 +335,21 @@ impl Step {
                     .filter(|f| paths.contains(&f.source_path))
                     .map(|f| format!("{} ({})", f.source_path, short(&f.sha256)))
                     .collect();
-                format!("restore critical files from {}: {}", from(Kind::Critical.folder()), files.join(", "))
+                format!(
+                    "restore critical files from {}: {}",
+                    from(Kind::Critical.folder()),
+                    files.join(", ")
+                )
             }
             Step::GitBranch { branch, tag, commit } => {
-                format!("git: create branch {branch} at tag {tag} ({}) and check it out", short(commit))
+                format!(
+                    "git: create branch {branch} at tag {tag} ({}) and check it out",
+                    short(commit)
+                )
             }
-            Step::GitSoftReset { commit } => format!("git: reset --soft to {} (changes stay staged)", short(commit)),
+            Step::GitSoftReset { commit } => {
+                format!("git: reset --soft to {} (changes stay staged)", short(commit))
+            }
             Step::GitHardReset { commit, keep_ref } => {
                 format!("git: keep HEAD as {keep_ref}, then reset --hard to {}", short(commit))
             }

@@ -47,12 +47,24 @@ impl<'a> Ctx<'a> {
         bundle_dir: PathBuf,
         scenario: String,
     ) -> Ctx<'a> {
-        Ctx { sh, tree, backup, manifest, python_choice, grace, bundle_dir, bundle: None, scenario, python: None }
+        Ctx {
+            sh,
+            tree,
+            backup,
+            manifest,
+            python_choice,
+            grace,
+            bundle_dir,
+            bundle: None,
+            scenario,
+            python: None,
+        }
     }
 
     fn python(&mut self) -> Result<Python> {
         if self.python.is_none() {
-            self.python = Some(Python::find(self.sh, Some(&self.tree.root), self.python_choice.as_deref())?);
+            self.python =
+                Some(Python::find(self.sh, Some(&self.tree.root), self.python_choice.as_deref())?);
         }
         Ok(self.python.clone().expect("set above"))
     }
@@ -60,7 +72,8 @@ impl<'a> Ctx<'a> {
     /// The bundle of this run: created by the preserve step, reopened on resume.
     fn bundle(&mut self) -> Result<&mut Bundle> {
         if self.bundle.is_none() {
-            let reopened = Bundle::reopen(&self.bundle_dir).context("reopen this run's forensics bundle")?;
+            let reopened =
+                Bundle::reopen(&self.bundle_dir).context("reopen this run's forensics bundle")?;
             self.bundle = Some(reopened);
         }
         Ok(self.bundle.as_mut().expect("set above"))
@@ -101,7 +114,10 @@ impl<'a> Ctx<'a> {
         let survivors = services::stop(&found, self.grace);
         if !survivors.is_empty() {
             let pids: Vec<String> = survivors.iter().map(|p| p.pid.to_string()).collect();
-            return Err(refused(format!("the service is still running after SIGKILL: pids {}", pids.join(", "))));
+            return Err(refused(format!(
+                "the service is still running after SIGKILL: pids {}",
+                pids.join(", ")
+            )));
         }
         let db = self.tree.database();
         let files = vec![db.clone(), with_suffix(&db, "-wal")];
@@ -121,13 +137,16 @@ impl<'a> Ctx<'a> {
     }
 
     fn preserve(&mut self, database: Option<DatabaseCapture>) -> Result<String> {
-        if self.bundle_dir.join("failure.json").is_file() && self.bundle_dir.join(".complete").is_file() {
+        if self.bundle_dir.join("failure.json").is_file()
+            && self.bundle_dir.join(".complete").is_file()
+        {
             return Ok(format!("already preserved in {}", self.rel(&self.bundle_dir)));
         }
         // The bundle folder is this run's own: created now, or reused when an
         // interrupted preserve step runs again.
         let mut bundle = if self.bundle_dir.is_dir() {
-            Bundle::reopen(&self.bundle_dir).or_else(|_| Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir))?
+            Bundle::reopen(&self.bundle_dir)
+                .or_else(|_| Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir))?
         } else {
             Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir)?
         };
@@ -137,14 +156,17 @@ impl<'a> Ctx<'a> {
         bundle.write_reports()?;
         if !bundle.dir.join("alembic-current.txt").exists() {
             let python = self.python()?;
-            bundle.capture_alembic(self.sh, &python, self.tree);
+            bundle.capture_alembic(&python, self.tree);
         }
         bundle.preserve_files(self.sh, self.tree, Some((&self.backup, &self.manifest)))?;
         bundle.capture_log(self.tree);
         if let Some(how) = database {
             bundle.preserve_database(self.tree, how)?;
         }
-        bundle.facts.steps.push(format!("preserve: the failed state is in {}", self.rel(&bundle.dir)));
+        bundle
+            .facts
+            .steps
+            .push(format!("preserve: the failed state is in {}", self.rel(&bundle.dir)));
         bundle.write_reports()?;
         fs::write(bundle.dir.join(".complete"), "")?;
         let summary = format!("preserved in {}", self.rel(&bundle.dir));
@@ -155,7 +177,8 @@ impl<'a> Ctx<'a> {
     fn restore_database(&mut self) -> Result<String> {
         let entry = self.manifest.database().context("the backup has no database")?.clone();
         let db = self.tree.database();
-        let sidecars = [with_suffix(&db, "-wal"), with_suffix(&db, "-shm"), with_suffix(&db, "-journal")];
+        let sidecars =
+            [with_suffix(&db, "-wal"), with_suffix(&db, "-shm"), with_suffix(&db, "-journal")];
         let in_place = db.is_file() && fsutil::sha256_file(&db)?.0 == entry.sha256;
         if in_place && sidecars.iter().all(|s| !s.exists()) {
             return Ok("already restored (hash matches the backup)".into());
@@ -169,7 +192,8 @@ impl<'a> Ctx<'a> {
             }
             fs::create_dir_all(&late)?;
             let name = path.file_name().unwrap_or_default();
-            fs::rename(path, late.join(name)).with_context(|| format!("move {} aside", path.display()))?;
+            fs::rename(path, late.join(name))
+                .with_context(|| format!("move {} aside", path.display()))?;
         }
         if let Some(parent) = db.parent() {
             fs::create_dir_all(parent)?;
@@ -180,15 +204,24 @@ impl<'a> Ctx<'a> {
         let conn = sqlite::open_snapshot(&db)?;
         let integrity = sqlite::integrity_check(&conn)?;
         if integrity != ["ok"] {
-            return Err(failed(format!("the restored database fails integrity_check: {}", integrity.join("; "))));
+            return Err(failed(format!(
+                "the restored database fails integrity_check: {}",
+                integrity.join("; ")
+            )));
         }
-        Ok(format!("restored {} ({} bytes), integrity_check ok", self.tree.profile.database, entry.size))
+        Ok(format!(
+            "restored {} ({} bytes), integrity_check ok",
+            self.tree.profile.database, entry.size
+        ))
     }
 
     fn downgrade(&mut self, target: &str) -> Result<String> {
         let db = self.tree.database();
-        let current = || -> Result<Vec<String>> { sqlite::alembic_revisions(&sqlite::open_live_read_only(&db)?) };
-        let want: Vec<String> = if target == "base" { Vec::new() } else { vec![target.to_string()] };
+        let current = || -> Result<Vec<String>> {
+            sqlite::alembic_revisions(&sqlite::open_live_read_only(&db)?)
+        };
+        let want: Vec<String> =
+            if target == "base" { Vec::new() } else { vec![target.to_string()] };
         if current()? == want {
             return Ok(format!("already at {target}"));
         }
@@ -200,7 +233,9 @@ impl<'a> Ctx<'a> {
         let out = python.alembic(self.sh, self.tree, &["downgrade", target])?;
         let now = current().unwrap_or_default();
         if !out.success() {
-            let tables = sqlite::open_live_read_only(&db).and_then(|c| sqlite::table_names(&c)).unwrap_or_default();
+            let tables = sqlite::open_live_read_only(&db)
+                .and_then(|c| sqlite::table_names(&c))
+                .unwrap_or_default();
             return Err(failed(format!(
                 "alembic downgrade {target} failed ({}) half-way: the database is now at revision {} with tables {}.\n{}\nThe failed database is preserved in {}. Next step: cargo xtask rollback --scenario database --root {}",
                 out.describe_status(),
@@ -219,8 +254,10 @@ impl<'a> Ctx<'a> {
                 now
             )));
         }
-        let expected: BTreeSet<String> = self.manifest.tables.iter().map(|t| t.name.clone()).collect();
-        let tables: BTreeSet<String> = sqlite::table_names(&sqlite::open_live_read_only(&db)?)?.into_iter().collect();
+        let expected: BTreeSet<String> =
+            self.manifest.tables.iter().map(|t| t.name.clone()).collect();
+        let tables: BTreeSet<String> =
+            sqlite::table_names(&sqlite::open_live_read_only(&db)?)?.into_iter().collect();
         if target == self.manifest.revision().unwrap_or_default() && tables != expected {
             let extra: Vec<&String> = tables.difference(&expected).collect();
             let missing: Vec<&String> = expected.difference(&tables).collect();
@@ -229,7 +266,8 @@ impl<'a> Ctx<'a> {
                 self.tree.root.display()
             )));
         }
-        notes.push(format!("alembic downgrade {target}: alembic current and alembic_version agree"));
+        notes
+            .push(format!("alembic downgrade {target}: alembic current and alembic_version agree"));
         Ok(notes.join("; "))
     }
 
@@ -237,11 +275,16 @@ impl<'a> Ctx<'a> {
     /// leaves its tables without bumping `alembic_version`. When a child of the
     /// current revision has created any of its tables, it is stamped so that
     /// the downgrade runs its `downgrade()` and removes them.
-    fn repair_half_applied(&mut self, python: &Python, current: &[String]) -> Result<Option<String>> {
+    fn repair_half_applied(
+        &mut self,
+        python: &Python,
+        current: &[String],
+    ) -> Result<Option<String>> {
         let [revision] = current else { return Ok(None) };
         let graph = Graph::load(&self.tree.migrations())?;
         let db = self.tree.database();
-        let tables: BTreeSet<String> = sqlite::table_names(&sqlite::open_live_read_only(&db)?)?.into_iter().collect();
+        let tables: BTreeSet<String> =
+            sqlite::table_names(&sqlite::open_live_read_only(&db)?)?.into_iter().collect();
         for child in graph.children(revision) {
             let created = tables_created_by(self.sh, python, self.tree, revision, &child)?;
             let present: Vec<&String> = created.iter().filter(|t| tables.contains(*t)).collect();
@@ -277,8 +320,12 @@ impl<'a> Ctx<'a> {
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent)?;
             }
-            fsutil::copy_staged(&self.backup.join(&entry.backup_path), &target, Some(&entry.sha256))
-                .with_context(|| format!("restore {}", entry.source_path))?;
+            fsutil::copy_staged(
+                &self.backup.join(&entry.backup_path),
+                &target,
+                Some(&entry.sha256),
+            )
+            .with_context(|| format!("restore {}", entry.source_path))?;
             fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(entry.mode))?;
             restored.push(entry.source_path.clone());
         }
@@ -304,10 +351,15 @@ impl<'a> Ctx<'a> {
         }
         fs::create_dir_all(&staged)?;
         for entry in &entries {
-            let name = Path::new(&entry.source_path).file_name().context("a revision file has a name")?;
+            let name =
+                Path::new(&entry.source_path).file_name().context("a revision file has a name")?;
             fsutil::copy_hashed(&self.backup.join(&entry.backup_path), &staged.join(name))
                 .and_then(|(sha, _)| {
-                    anyhow::ensure!(sha == entry.sha256, "{} does not match the manifest", entry.backup_path);
+                    anyhow::ensure!(
+                        sha == entry.sha256,
+                        "{} does not match the manifest",
+                        entry.backup_path
+                    );
                     Ok(())
                 })?;
         }
@@ -353,7 +405,10 @@ impl<'a> Ctx<'a> {
         let repo = git::open(&self.tree.root).context("the root is no longer a git repository")?;
         let target = git2::Oid::from_str(commit)?;
         let (head, current) = git::head(&repo);
-        if current.as_deref() == Some(branch) && head.as_deref() == Some(commit) && git::modified_tracked(&repo)?.is_empty() {
+        if current.as_deref() == Some(branch)
+            && head.as_deref() == Some(commit)
+            && git::modified_tracked(&repo)?.is_empty()
+        {
             return Ok(format!("already on {branch}"));
         }
         git::checkout_new_branch(&repo, branch, target)?;
@@ -364,7 +419,9 @@ impl<'a> Ctx<'a> {
         let repo = git::open(&self.tree.root).context("the root is no longer a git repository")?;
         let target = git2::Oid::from_str(commit)?;
         let (head, branch) = git::head(&repo);
-        if head.as_deref() == Some(commit) && (keep_ref.is_none() || git::modified_tracked(&repo)?.is_empty()) {
+        if head.as_deref() == Some(commit)
+            && (keep_ref.is_none() || git::modified_tracked(&repo)?.is_empty())
+        {
             return Ok(format!("HEAD is already {}", &commit[..12]));
         }
         if let (Some(name), Some(head)) = (keep_ref, &head) {
@@ -404,7 +461,13 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// The tables a revision creates, from Alembic's offline SQL for that step.
-pub fn tables_created_by(sh: &Shell, python: &Python, tree: &Tree, from: &str, to: &str) -> Result<Vec<String>> {
+pub fn tables_created_by(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    from: &str,
+    to: &str,
+) -> Result<Vec<String>> {
     let range = format!("{from}:{to}");
     let out = python.alembic(sh, tree, &["upgrade", &range, "--sql"])?;
     if !out.success() {

@@ -1,0 +1,45 @@
+//! `xtask bench` quick mode: the report's structure, not its times.
+use crate::{assert_code, run, xtask};
+
+#[test]
+fn quick_bench_writes_a_complete_report() {
+    let out = tempfile::TempDir::new().unwrap();
+    let result =
+        run(xtask().args(["bench", "--sizes", "1MiB", "--runs", "1", "--out"]).arg(out.path()));
+    assert_code(&result, 0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["schema"], 1);
+    let pairs = report["pairs"].as_array().unwrap();
+    let commands: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|p| (p["command"].as_str().unwrap(), p["shape"].as_str().unwrap()))
+        .collect();
+    for shape in ["rows", "blobs"] {
+        for command in ["backup", "verify-backup", "rollback --scenario database"] {
+            assert!(
+                commands.contains(&(command, shape)),
+                "{command} {shape} missing: {commands:?}"
+            );
+        }
+    }
+    assert!(commands.contains(&("post-check", "rows")));
+    for pair in pairs {
+        assert_eq!(pair["ours_ok"], true, "{pair}");
+        assert_eq!(pair["baseline_ok"], true, "{pair}");
+        for field in ["ours_median_s", "baseline_median_s", "ratio", "ours_peak_mib"] {
+            assert!(pair[field].as_f64().is_some_and(|v| v > 0.0), "{field} in {pair}");
+        }
+    }
+    let markdown = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    // The header, its separator, and one row per pair.
+    assert_eq!(markdown.matches("\n| ").count(), pairs.len() + 2, "one row per pair:\n{markdown}");
+}
+
+#[test]
+fn bad_sizes_are_a_usage_error() {
+    let result = run(xtask().args(["bench", "--sizes", "12MB"]));
+    assert_code(&result, 2);
+    assert!(result.stderr.contains("invalid size \"12MB\""), "{result:?}");
+}

@@ -1,0 +1,120 @@
+//! The ways a Phase 4 tree breaks, done to sandboxes the way the real
+//! failures leave them (the drill does the same inside the binary).
+use std::{fs, path::Path, process::Command};
+
+use crate::sandbox::python_of_sandbox;
+
+pub const PRE_PHASE4_HEAD: &str = "47a9e2c8b6f0";
+pub const PHASE4_PARENT: &str = "a5f3c9e1b7d2";
+pub const PHASE4_HEAD: &str = "f1c7e3a9b5d4";
+
+/// Runs the sandbox virtualenv's alembic in a tree and returns stdout.
+pub fn alembic(root: &Path, args: &[&str]) -> String {
+    let output = Command::new(python_of_sandbox())
+        .args(["-m", "alembic"])
+        .args(args)
+        .current_dir(root)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "alembic {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(fs::read(path).unwrap()))
+}
+
+pub fn revision(root: &Path) -> String {
+    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    conn.query_row("SELECT version_num FROM alembic_version", [], |r| r.get(0)).unwrap()
+}
+
+pub fn tables(root: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+/// Damages the header of an index's root page (after a checkpoint, so the
+/// damage is in the main file) and returns the damaged file's sha256.
+pub fn corrupt_database(root: &Path) -> String {
+    let db = root.join("data/tmws.db");
+    let (offset, size) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        let page: i64 = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'ix_memory_entries_agent_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        ((page - 1) * size, size)
+    };
+    let mut bytes = fs::read(&db).unwrap();
+    for i in 0..8.min(size) {
+        bytes[(offset + i) as usize] ^= 0x5a;
+    }
+    fs::write(&db, bytes).unwrap();
+    sha256(&db)
+}
+
+/// The last Phase 4 migration failed half-way: its table exists, the version
+/// row still names its parent.
+pub fn half_apply_phase4_head(root: &Path) {
+    alembic(root, &["downgrade", PHASE4_PARENT]);
+    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE learning_feedback (id INTEGER NOT NULL, pattern_id INTEGER NOT NULL, \
+         verdict VARCHAR(20) NOT NULL, PRIMARY KEY (id), FOREIGN KEY(pattern_id) REFERENCES learning_patterns (id))",
+    )
+    .unwrap();
+}
+
+/// A critical module that no longer imports.
+pub fn break_import(root: &Path, file: &str) -> String {
+    let path = root.join(file);
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str("\nimport a_module_that_is_not_installed\n");
+    fs::write(&path, text).unwrap();
+    sha256(&path)
+}
+
+/// A bad commit on the deployed branch; returns its id.
+pub fn bad_commit(root: &Path) -> String {
+    fs::write(root.join("README.md"), "# TMWS\n\nbroken\n").unwrap();
+    git(root, &["commit", "-q", "-am", "WIP: bad commit"]);
+    git(root, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+pub fn git(root: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The only forensics bundle of a tree.
+pub fn only_bundle(root: &Path) -> std::path::PathBuf {
+    let bundles: Vec<_> =
+        fs::read_dir(root.join("forensics")).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    bundles.into_iter().next().unwrap()
+}
+
+pub fn facts(bundle: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(bundle.join("failure.json")).unwrap()).unwrap()
+}

@@ -1,0 +1,59 @@
+//! `xtask drill`: the README's main command rehearses every row and passes.
+use crate::{assert_code, run, snapshot, xtask};
+
+#[test]
+fn drill_all_passes_and_leaves_nothing_behind() {
+    let keep = tempfile::TempDir::new().unwrap();
+    let result = run(xtask().args(["drill", "--scenario", "all"]));
+    assert_code(&result, 0);
+    let table = result
+        .stdout
+        .lines()
+        .map(|line| {
+            // Times vary; the table's shape and verdicts do not.
+            line.split_whitespace()
+                .map(|w| {
+                    if w.ends_with('s') && w[..w.len() - 1].parse::<f64>().is_ok() {
+                        "[T]"
+                    } else {
+                        w
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    snapshot!(keep.path(), table);
+    assert!(result.stderr.contains("drill database: passed"), "progress is shown");
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("tmws-drill-{}-", result_pid(&result)))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "the drill left {leftovers:?}");
+}
+
+/// The drill names its working folder on stderr; its pid is in the name.
+fn result_pid(result: &crate::Run) -> String {
+    result
+        .stderr
+        .split("tmws-drill-")
+        .nth(1)
+        .and_then(|r| r.split('-').next())
+        .unwrap_or("none")
+        .to_string()
+}
+
+#[test]
+fn keep_leaves_the_sandboxes() {
+    let keep = tempfile::TempDir::new().unwrap();
+    let result = run(xtask().args(["drill", "--scenario", "files", "--keep"]).arg(keep.path()));
+    assert_code(&result, 0);
+    assert!(keep.path().join("files/forensics").is_dir());
+    assert!(keep.path().join("template/backups/pre-phase4").is_dir());
+}

@@ -1,0 +1,76 @@
+//! `xtask forensics`: the bundle's contents, its report, its permissions,
+//! and that a second bundle never overwrites the first.
+use std::{fs, os::unix::fs::PermissionsExt, path::Path};
+
+use crate::{assert_code, breakage::*, root, run_in, sandbox, snapshot};
+
+fn listing(dir: &Path) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in fs::read_dir(&next).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                files.push(entry.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    files.join("\n")
+}
+
+#[test]
+fn a_bundle_holds_the_failed_state_and_a_report() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    break_import(&root, "src/services/learning_trust_integration.py");
+    let db_before = sha256(&root.join("data/tmws.db"));
+    let result = run_in(&root, &["forensics"]);
+    assert_code(&result, 0);
+    assert_eq!(sha256(&root.join("data/tmws.db")), db_before, "forensics changed the database");
+    let bundle = only_bundle(&root);
+    assert_eq!(fs::metadata(&bundle).unwrap().permissions().mode() & 0o777, 0o700);
+    snapshot!(&root, listing(&bundle));
+    let report = fs::read_to_string(bundle.join("FAILURE_REPORT.md")).unwrap();
+    snapshot!(
+        &root,
+        report.replace(&bundle.file_name().unwrap().to_string_lossy().to_string(), "[BUNDLE]")
+    );
+    let facts = facts(&bundle);
+    assert_eq!(facts["database_revision"][0], PHASE4_HEAD);
+    assert_eq!(facts["integrity"][0], "ok");
+    let dump = fs::read_to_string(bundle.join("database/dump.sql")).unwrap();
+    assert!(dump.contains("CREATE TABLE learning_feedback"), "the dump holds the Phase 4 schema");
+    let diff =
+        fs::read_to_string(bundle.join("diffs/src/services/learning_trust_integration.py.diff"))
+            .unwrap();
+    assert!(diff.contains("+import a_module_that_is_not_installed"), "{diff}");
+}
+
+#[test]
+fn a_second_bundle_never_overwrites_the_first() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    assert_code(&run_in(&root, &["forensics"]), 0);
+    let first: Vec<_> =
+        fs::read_dir(root.join("forensics")).unwrap().flatten().map(|e| e.path()).collect();
+    let first_report = fs::read_to_string(first[0].join("failure.json")).unwrap();
+    assert_code(&run_in(&root, &["forensics"]), 0);
+    let all: Vec<_> = fs::read_dir(root.join("forensics")).unwrap().flatten().collect();
+    assert_eq!(all.len(), 2, "a second, separate bundle");
+    assert_eq!(fs::read_to_string(first[0].join("failure.json")).unwrap(), first_report);
+}
+
+#[test]
+fn a_missing_log_is_noted_not_fatal() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::remove_file(root.join("logs/tmws.log")).unwrap();
+    assert_code(&run_in(&root, &["forensics"]), 0);
+    let facts = facts(&only_bundle(&root));
+    assert!(
+        facts["log"].as_str().unwrap().starts_with("no service log at logs/tmws.log"),
+        "{facts}"
+    );
+}

@@ -1,0 +1,294 @@
+//! `xtask post-check`: a rolled-back tree passes; each failure is its own
+//! check; the server never outlives the check.
+use std::{fs, path::Path, process::Stdio, time::Duration};
+
+use crate::{Run, assert_code, breakage::*, root, run, run_in, sandbox, snapshot, xtask};
+
+/// A Phase 4 sandbox after a complete rollback: what CI checks.
+fn rolled_back() -> tempfile::TempDir {
+    let dir = sandbox("phase4");
+    let result = run_in(&root(&dir), &["rollback", "--scenario", "complete", "--yes"]);
+    assert_code(&result, 0);
+    dir
+}
+
+fn json_check(result: &Run, id: &str) -> serde_json::Value {
+    let report: serde_json::Value =
+        serde_json::from_str(&result.stdout).unwrap_or_else(|e| panic!("{e}: {result:?}"));
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {id}: {result:?}"))
+}
+
+#[track_caller]
+fn assert_check_fails(result: &Run, id: &str, message: &str) {
+    assert_code(result, 1);
+    let check = json_check(result, id);
+    assert_eq!(check["status"], "fail", "{id}: {result:?}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.contains(message), "{id}: expected {message:?} in {detail:?}");
+}
+
+fn post_check_json(root: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["post-check", "--format", "json"];
+    args.extend_from_slice(extra);
+    run_in(root, &args)
+}
+
+/// No uvicorn process whose working directory is inside `root` remains.
+fn assert_no_server(root: &Path) {
+    let root = root.canonicalize().unwrap();
+    for _ in 0..100 {
+        let alive: Vec<String> = fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+            .filter(|e| fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&root)))
+            .filter(|e| {
+                fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("uvicorn"))
+            })
+            .filter(|e| {
+                !fs::read_to_string(e.path().join("stat")).unwrap_or_default().contains(") Z ")
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if alive.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("a server of {} is still running", root.display());
+}
+
+#[test]
+fn a_rolled_back_tree_passes_with_table_checklist_and_junit() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let checklist = dir.path().join("checklist.md");
+    let junit = dir.path().join("post-check.xml");
+    let result = run(xtask()
+        .args(["post-check", "--root"])
+        .arg(&root)
+        .arg("--checklist")
+        .arg(&checklist)
+        .arg("--junit")
+        .arg(&junit));
+    assert_code(&result, 0);
+    snapshot!(&root, result.stdout);
+    snapshot!(&root, fs::read_to_string(&checklist).unwrap());
+    let xml = fs::read_to_string(&junit).unwrap();
+    let rows = result.stdout.lines().filter(|l| l.contains("  pass  ")).count();
+    assert_eq!(xml.matches("<testcase ").count(), rows);
+    assert!(xml.contains(&format!("tests=\"{rows}\" failures=\"0\"")), "{xml}");
+    assert_no_server(&root);
+    let status = git(&root, &["status", "--porcelain", "--ignored"]);
+    assert!(
+        !status.contains(".pytest_cache") && !status.contains("__pycache__"),
+        "pytest left files:\n{status}"
+    );
+}
+
+#[test]
+fn without_a_backup_head_is_the_expectation() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    let result = post_check_json(&root, &["--expect-revision", "head", "--skip", "forensics"]);
+    assert_check_fails(&result, "database.tables", "needs a backup manifest");
+    assert_eq!(json_check(&result, "database.revision")["status"], "pass");
+    assert_eq!(json_check(&result, "forensics")["status"], "skip");
+}
+
+#[test]
+fn a_module_that_no_longer_imports_fails_imports() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    break_import(&root, "src/services/verification_service.py");
+    let result = post_check_json(&root, &["--only", "imports"]);
+    assert_check_fails(
+        &result,
+        "imports",
+        "src.services.verification_service: ModuleNotFoundError",
+    );
+}
+
+#[test]
+fn a_failing_test_is_named() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let file = root.join("tests/unit/services/test_verification_service.py");
+    let text = fs::read_to_string(&file)
+        .unwrap()
+        .replace("assert service.success_rate(7) == 0.5", "assert service.success_rate(7) == 0.25");
+    fs::write(&file, text).unwrap();
+    let result = post_check_json(&root, &["--only", "tests"]);
+    assert_check_fails(
+        &result,
+        "tests.unit",
+        "test_success_rate_counts_recorded_verifications (failure)",
+    );
+    assert_eq!(json_check(&result, "tests.integration")["status"], "pass");
+}
+
+#[test]
+fn pytest_failing_although_every_test_passed_is_told_apart() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let conftest = root.join("tests/conftest.py");
+    let mut text = fs::read_to_string(&conftest).unwrap();
+    text.push_str(
+        "\n\ndef pytest_sessionfinish(session, exitstatus):\n    session.exitstatus = 3\n",
+    );
+    fs::write(&conftest, text).unwrap();
+    let result = post_check_json(&root, &["--only", "tests"]);
+    assert_check_fails(&result, "tests.unit", "but pytest itself failed (exit code 3)");
+}
+
+#[test]
+fn an_app_that_crashes_on_start_fails_with_its_log() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let main = root.join("src/main.py");
+    let text =
+        fs::read_to_string(&main).unwrap() + "\nraise RuntimeError('configuration is missing')\n";
+    fs::write(&main, text).unwrap();
+    let result = post_check_json(&root, &["--only", "server"]);
+    assert_check_fails(&result, "server.start", "configuration is missing");
+    assert_no_server(&root);
+}
+
+#[test]
+fn health_returning_500_fails() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let main = root.join("src/main.py");
+    let text = fs::read_to_string(&main)
+        .unwrap()
+        .replace("status = 200 if healthy else 503", "status = 500");
+    fs::write(&main, text).unwrap();
+    let result = post_check_json(&root, &["--only", "server"]);
+    assert_check_fails(&result, "server.health", "HTTP 500");
+    assert_no_server(&root);
+}
+
+#[test]
+fn a_database_at_another_revision_fails() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    conn.execute("UPDATE alembic_version SET version_num = '0e7b3a5c9d21'", []).unwrap();
+    drop(conn);
+    let result = post_check_json(&root, &["--only", "database", "--only", "server"]);
+    assert_check_fails(&result, "database.revision", "0e7b3a5c9d21, expected 47a9e2c8b6f0");
+    assert_check_fails(&result, "server.health", "at revision 0e7b3a5c9d21, expected 47a9e2c8b6f0");
+}
+
+#[test]
+fn a_dirty_git_tree_fails() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    fs::write(root.join("notes.txt"), "left behind").unwrap();
+    let result = post_check_json(&root, &["--only", "git"]);
+    assert_check_fails(&result, "git.clean", "notes.txt");
+}
+
+#[test]
+fn a_restored_file_that_differs_fails() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    fs::write(root.join(".env.example"), "TMWS_ENVIRONMENT=staging\n").unwrap();
+    let result = post_check_json(&root, &["--only", "files"]);
+    assert_check_fails(&result, "files.restored", ".env.example differs from the backup");
+}
+
+#[test]
+fn a_taken_port_fails_quickly() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let result = post_check_json(&root, &["--only", "server", "--port", &port]);
+    assert_check_fails(&result, "server.start", "uvicorn exited");
+}
+
+#[test]
+fn a_missing_python_is_a_clear_failure() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let result = post_check_json(&root, &["--only", "imports", "--python", "/nonexistent/python3"]);
+    assert_check_fails(&result, "imports", "no Python interpreter at /nonexistent/python3");
+}
+
+#[test]
+fn alembic_missing_from_the_virtualenv_is_a_clear_failure() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    // A virtualenv whose alembic is broken: the one failure the real tool
+    // cannot produce on demand.
+    let venv = dir.path().join("venv/bin");
+    fs::create_dir_all(&venv).unwrap();
+    let real = crate::sandbox::python_of_sandbox().parent().unwrap().to_path_buf();
+    for tool in ["python", "pytest", "uvicorn"] {
+        std::os::unix::fs::symlink(real.join(tool), venv.join(tool)).unwrap();
+    }
+    fs::write(venv.join("alembic"), "#!/bin/sh\necho 'No module named alembic' >&2\nexit 1\n")
+        .unwrap();
+    fs::set_permissions(venv.join("alembic"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let result = post_check_json(
+        &root,
+        &["--only", "migrations", "--python", venv.join("python").to_str().unwrap()],
+    );
+    assert_check_fails(&result, "migrations.current", "No module named alembic");
+}
+
+#[test]
+fn an_unknown_check_is_a_usage_error() {
+    let dir = sandbox("pre-phase4");
+    let result = post_check_json(&root(&dir), &["--only", "everything"]);
+    assert_code(&result, 2);
+    assert!(result.stderr.contains("unknown check \"everything\""), "{result:?}");
+}
+
+#[test]
+fn ctrl_c_on_the_xtask_stops_the_server() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let main = root.join("src/main.py");
+    // A server that answers but never becomes healthy keeps the check polling.
+    let text = fs::read_to_string(&main).unwrap().replace(
+        "healthy = database[\"status\"] == \"ok\"",
+        "import time; time.sleep(30); healthy = True",
+    );
+    fs::write(&main, text).unwrap();
+    let mut child = xtask()
+        .args(["post-check", "--only", "server", "--root"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let canonical = root.canonicalize().unwrap();
+    let mut seen = false;
+    for _ in 0..400 {
+        seen = fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&canonical))
+                && fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("uvicorn"))
+        });
+        if seen {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(seen, "the server never started");
+    // SAFETY: sending SIGINT to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert_no_server(&root);
+}

@@ -1,0 +1,443 @@
+//! `xtask rollback`: every row of the decision matrix on a broken Phase 4
+//! sandbox, the plan, the refusals, the lock, and the crash matrix.
+use std::{
+    fs,
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use crate::{Run, assert_code, breakage::*, digest, root, run, run_in, sandbox, snapshot, xtask};
+
+const BACKUP: &str = "backups/pre-phase4";
+
+fn manifest_sha(root: &Path, source: &str) -> String {
+    let manifest = fs::read_to_string(root.join(BACKUP).join("BACKUP_MANIFEST.txt")).unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("file:") && l.ends_with(&format!("\t{source}")))
+        .unwrap_or_else(|| panic!("{source} in the manifest"));
+    line.split('\t').nth(2).unwrap().to_string()
+}
+
+fn rollback(root: &Path, scenario: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["rollback", "--scenario", scenario, "--yes"];
+    args.extend_from_slice(extra);
+    run_in(root, &args)
+}
+
+/// The plan lines of a run's output (the numbered lines).
+fn plan_lines(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn database_scenario_restores_the_backup_and_keeps_the_corrupt_file() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let backup_before = digest(&root.join(BACKUP));
+    let corrupt = corrupt_database(&root);
+    let result = rollback(&root, "database", &[]);
+    assert_code(&result, 0);
+    assert_eq!(sha256(&root.join("data/tmws.db")), manifest_sha(&root, "data/tmws.db"));
+    for stale in ["data/tmws.db-wal", "data/tmws.db-shm"] {
+        assert!(!root.join(stale).exists(), "{stale} left beside the restored database");
+    }
+    let bundle = only_bundle(&root);
+    assert_eq!(
+        sha256(&bundle.join("database/tmws.db")),
+        corrupt,
+        "the failed database is kept as it was"
+    );
+    assert_eq!(digest(&root.join(BACKUP)), backup_before, "the backup was modified");
+}
+
+#[test]
+fn migration_scenario_downgrades_a_half_applied_migration() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    half_apply_phase4_head(&root);
+    let result = rollback(&root, "migration", &[]);
+    assert_code(&result, 0);
+    assert!(result.stdout.contains("was half-applied"), "{result:?}");
+    assert_eq!(revision(&root), PRE_PHASE4_HEAD);
+    let manifest = fs::read_to_string(root.join(BACKUP).join("BACKUP_MANIFEST.txt")).unwrap();
+    for table in tables(&root) {
+        assert!(manifest.contains(&format!("table: {table} ")), "unexpected table {table}");
+    }
+    assert!(alembic(&root, &["current"]).starts_with(PRE_PHASE4_HEAD));
+    let facts = facts(&only_bundle(&root));
+    assert_eq!(
+        facts["database_revision"][0], PHASE4_PARENT,
+        "the half-applied database is preserved"
+    );
+}
+
+#[test]
+fn migration_steps_resolve_to_a_revision_before_running() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let result =
+        run_in(&root, &["rollback", "--scenario", "migration", "--steps", "1", "--dry-run"]);
+    assert_code(&result, 0);
+    assert!(result.stdout.contains(&format!("alembic downgrade {PHASE4_PARENT}")), "{result:?}");
+}
+
+#[test]
+fn files_scenario_restores_only_the_named_file() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let file = "src/services/learning_trust_integration.py";
+    let broken = break_import(&root, file);
+    let result = rollback(&root, "files", &["--paths", file]);
+    assert_code(&result, 0);
+    assert_eq!(sha256(&root.join(file)), manifest_sha(&root, file));
+    let bundle = only_bundle(&root);
+    assert_eq!(sha256(&bundle.join("files").join(file)), broken);
+    assert_eq!(
+        git(&root, &["status", "--porcelain"]),
+        "",
+        "the restored file is the committed one"
+    );
+}
+
+#[test]
+fn complete_scenario_returns_the_whole_tree_to_the_tag() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    corrupt_database(&root);
+    break_import(&root, "src/services/verification_service.py");
+    let result = rollback(&root, "complete", &[]);
+    assert_code(&result, 0);
+    assert_tree_equals_backup(&root);
+}
+
+/// Database, config, migrations and critical files equal the backup, and
+/// git is clean on the rollback branch at the tag.
+fn assert_tree_equals_backup(root: &Path) {
+    let manifest = fs::read_to_string(root.join(BACKUP).join("BACKUP_MANIFEST.txt")).unwrap();
+    for line in manifest.lines().filter(|l| l.starts_with("file:")) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(
+            sha256(&root.join(fields[6])),
+            fields[2],
+            "{} differs from the backup",
+            fields[6]
+        );
+    }
+    let revisions = fs::read_dir(root.join("migrations/versions"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "py"))
+        .count();
+    assert_eq!(revisions, 12);
+    assert_eq!(git(root, &["status", "--porcelain"]), "");
+    assert_eq!(git(root, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "rollback-pre-phase4");
+    assert_eq!(git(root, &["rev-parse", "HEAD"]), git(root, &["rev-parse", "pre-phase4^{commit}"]));
+}
+
+#[test]
+fn git_scenario_checks_out_a_branch_at_the_tag() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let bad = bad_commit(&root);
+    let result = rollback(&root, "git", &[]);
+    assert_code(&result, 0);
+    assert_eq!(git(&root, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "rollback-pre-phase4");
+    assert_eq!(git(&root, &["rev-parse", "main"]).trim(), bad, "the bad commit is not lost");
+}
+
+#[test]
+fn git_hard_reset_keeps_the_discarded_head() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let bad = bad_commit(&root);
+    let refused = rollback(&root, "git", &["--commit", "HEAD~1", "--hard"]);
+    assert_code(&refused, 4);
+    assert!(refused.stderr.contains("needs --force"), "{refused:?}");
+    let result = rollback(&root, "git", &["--commit", "HEAD~1", "--hard", "--force"]);
+    assert_code(&result, 0);
+    let kept = git(&root, &["for-each-ref", "--format=%(objectname)", "refs/tmws-rollback/"]);
+    assert_eq!(kept.trim(), bad);
+    assert_ne!(git(&root, &["rev-parse", "HEAD"]).trim(), bad);
+}
+
+#[test]
+fn git_restores_a_pathspec_from_a_commit() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let file = "src/services/verification_service.py";
+    break_import(&root, file);
+    let result = rollback(&root, "git", &["--from", "pre-phase4", "--paths", "*.py"]);
+    assert_code(&result, 0);
+    assert_eq!(sha256(&root.join(file)), manifest_sha(&root, file));
+}
+
+#[test]
+fn plans_are_shown_before_anything_changes() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let before = digest(&root);
+    let mut plans = String::new();
+    for scenario in ["database", "migration", "files", "complete", "git"] {
+        let result = run_in(&root, &["rollback", "--scenario", scenario, "--dry-run"]);
+        assert_code(&result, 0);
+        plans.push_str(&result.stdout);
+        plans.push('\n');
+    }
+    assert_eq!(digest(&root), before, "a dry run changed the tree");
+    snapshot!(&root, plans);
+}
+
+#[test]
+fn a_real_run_performs_the_steps_of_its_dry_run() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let dry = run_in(&root, &["rollback", "--scenario", "complete", "--dry-run"]);
+    let real = rollback(&root, "complete", &[]);
+    assert_code(&real, 0);
+    let done: Vec<&str> = real.stdout.lines().filter(|l| l.contains("✓")).collect();
+    let planned = plan_lines(&dry.stdout);
+    assert_eq!(planned.len(), done.len(), "{dry:?}\n{real:?}");
+    let strip_bundle = |l: &str| l.split("forensics/").next().unwrap().to_string();
+    let real_plan: Vec<String> = plan_lines(&real.stdout).iter().map(|l| strip_bundle(l)).collect();
+    let dry_plan: Vec<String> = planned.iter().map(|l| strip_bundle(l)).collect();
+    assert_eq!(dry_plan, real_plan);
+}
+
+#[test]
+fn the_service_of_the_root_is_stopped_and_a_decoy_outside_is_not() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let venv_bin = crate::sandbox::python_of_sandbox().parent().unwrap().to_path_buf();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new(venv_bin.join("uvicorn"))
+        .args(["src.main:app", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .current_dir(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let elsewhere = tempfile::TempDir::new().unwrap();
+    let mut decoy = Command::new("python3")
+        .args(["-c", "import time; time.sleep(120)", "uvicorn", "tmws", "src.main:app"])
+        .current_dir(elsewhere.path())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    let result = rollback(&root, "database", &["--grace", "5"]);
+    let server_gone = server.try_wait().unwrap().is_some() || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        server.try_wait().unwrap().is_some()
+    };
+    let decoy_alive = decoy.try_wait().unwrap().is_none();
+    let _ = server.kill();
+    let _ = decoy.kill();
+    let _ = (server.wait(), decoy.wait());
+    assert_code(&result, 0);
+    assert!(result.stdout.contains("stopped pids"), "{result:?}");
+    assert!(server_gone, "the service of the root still runs");
+    assert!(decoy_alive, "a process outside the root was stopped");
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("uvicorn did not listen on {port}");
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let cases: [(&[&str], i32, &str); 5] = [
+        (&["rollback", "--scenario", "database"], 4, "pass --yes"),
+        (
+            &["rollback", "--scenario", "git", "--commit", "HEAD~1", "--hard", "--yes"],
+            4,
+            "needs --force",
+        ),
+        (&["rollback", "--scenario", "migration", "--to", "base", "--yes"], 4, "--allow-data-loss"),
+        (&["rollback", "--scenario", "sideways", "--yes"], 2, "unknown --scenario"),
+        (
+            &["rollback", "--scenario", "database", "--resume", "--yes"],
+            2,
+            "no interrupted rollback",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let before = digest(&root);
+        let result = run(xtask().args(args).arg("--root").arg(&root).stdin(Stdio::null()));
+        assert_code(&result, code);
+        assert!(result.stderr.contains(message), "expected {message:?}:\n{result:?}");
+        assert_eq!(digest(&root), before, "{args:?} changed the tree");
+    }
+}
+
+#[test]
+fn an_unverified_backup_is_refused() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let extra = root.join(BACKUP).join("config/stray.txt");
+    fs::write(&extra, "not in the manifest").unwrap();
+    let before = digest(&root);
+    let result = rollback(&root, "database", &[]);
+    assert_code(&result, 4);
+    assert!(
+        result.stderr.contains("failed verification") && result.stderr.contains("files.unlisted"),
+        "{result:?}"
+    );
+    assert_eq!(digest(&root), before);
+}
+
+#[test]
+fn a_second_run_waits_for_the_lock_and_a_stale_lock_is_reported() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let state = root.join(".tmws-rollback");
+    fs::create_dir_all(&state).unwrap();
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let mut holder = Command::new("sleep").arg("30").spawn().unwrap();
+    fs::write(state.join("lock"), format!("pid={}\nhost={host}\nstarted=now\n", holder.id()))
+        .unwrap();
+    let busy = rollback(&root, "database", &[]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_code(&busy, 3);
+    assert!(busy.stderr.contains(&format!("pid {}", holder.id())), "{busy:?}");
+
+    // The holder is gone now: its lock is stale.
+    let stale = rollback(&root, "database", &[]);
+    assert_code(&stale, 3);
+    assert!(
+        stale.stderr.contains("stale lock") && stale.stderr.contains("--break-lock"),
+        "{stale:?}"
+    );
+    let taken = rollback(&root, "database", &["--break-lock"]);
+    assert_code(&taken, 0);
+    assert!(!state.join("lock").exists(), "the lock is released");
+}
+
+/// The final state of a tree, for comparing interrupted and clean runs.
+fn fingerprint(root: &Path) -> Vec<String> {
+    let mut out = vec![
+        sha256(&root.join("data/tmws.db")),
+        git(root, &["rev-parse", "HEAD"]),
+        git(root, &["status", "--porcelain"]),
+    ];
+    for dir in [
+        "migrations/versions",
+        "src/services",
+        "src/domain/value_objects",
+        "tests/unit/services",
+        "tests/integration",
+    ] {
+        let mut files: Vec<_> = fs::read_dir(root.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        out.extend(files.iter().map(|f| {
+            format!("{} {}", f.display(), sha256(f)).replace(&root.display().to_string(), "")
+        }));
+    }
+    out
+}
+
+#[test]
+fn an_interrupted_complete_rollback_resumes_to_the_same_tree_at_every_step() {
+    let reference = {
+        let dir = sandbox("phase4");
+        let root = root(&dir);
+        assert_code(&rollback(&root, "complete", &[]), 0);
+        fingerprint(&root)
+    };
+    for step in 1..=7 {
+        for when in ["before", "after"] {
+            let dir = sandbox("phase4");
+            let root = root(&dir);
+            let failed_db = sha256(&root.join("data/tmws.db"));
+            let backup_before = digest(&root.join(BACKUP));
+            let crashed = run(xtask()
+                .args(["rollback", "--scenario", "complete", "--yes", "--root"])
+                .arg(&root)
+                .env("XTASK_ROLLBACK_FAULT", format!("{when}:{step}")));
+            assert_eq!(crashed.code, -1, "{when}:{step} should abort:\n{crashed:?}");
+            let blocked = rollback(&root, "complete", &[]);
+            assert_code(&blocked, 5);
+            assert!(blocked.stderr.contains("--resume"), "{blocked:?}");
+            let resumed = rollback(&root, "complete", &["--resume"]);
+            assert_code(&resumed, 0);
+            assert_eq!(fingerprint(&root), reference, "{when}:{step} ended elsewhere");
+            assert_eq!(
+                digest(&root.join(BACKUP)),
+                backup_before,
+                "{when}:{step} modified the backup"
+            );
+            if step > 2 || (step == 2 && when == "after") {
+                let bundle = only_bundle(&root);
+                assert_eq!(
+                    sha256(&bundle.join("database/tmws.db")),
+                    failed_db,
+                    "{when}:{step} lost the failed database"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_kill_during_a_large_restore_loses_nothing() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    {
+        // A database large enough that the restore takes a while.
+        let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+        let blob = "x".repeat(64 * 1024);
+        conn.execute_batch("BEGIN").unwrap();
+        for _ in 0..3000 {
+            conn.execute("INSERT INTO audit_log (event, detail) VALUES ('bulk', ?1)", [&blob])
+                .unwrap();
+        }
+        conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    }
+    assert_code(&run_in(&root, &["backup"]), 0);
+    let expected = manifest_sha(&root, "data/tmws.db");
+    let failed_db = sha256(&root.join("data/tmws.db"));
+    let staged = root.join("data/.tmws.db.xtask-staged");
+    let mut child = xtask()
+        .args(["rollback", "--scenario", "database", "--yes", "--skip-verify", "--root"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut killed_mid_copy = false;
+    for _ in 0..20_000 {
+        if staged.exists() {
+            child.kill().unwrap();
+            killed_mid_copy = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let _ = child.wait();
+    assert!(killed_mid_copy, "the restore finished before it could be interrupted");
+    let resumed = rollback(&root, "database", &["--resume"]);
+    assert_code(&resumed, 0);
+    assert_eq!(sha256(&root.join("data/tmws.db")), expected);
+    assert!(!staged.exists(), "the staged copy is not left behind");
+    assert_eq!(sha256(&only_bundle(&root).join("database/tmws.db")), failed_db);
+}

@@ -1,0 +1,419 @@
+//! `cargo xtask bench`: our commands against the runbook's own shell
+//! commands, on the same trees, in the same run, interleaved (A B A B ...),
+//! reported as ratios with the peak memory the kernel accounted to us.
+use std::{
+    fmt::Write as _,
+    fs,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::{
+    exit::usage,
+    flags, process,
+    python::Python,
+    sandbox::{self, Stage},
+    seed::{self, Shape},
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pair {
+    pub command: String,
+    pub size: String,
+    pub shape: String,
+    pub database_mib: f64,
+    pub ours_median_s: f64,
+    pub ours_min_s: f64,
+    pub ours_max_s: f64,
+    pub baseline_median_s: f64,
+    pub baseline_min_s: f64,
+    pub baseline_max_s: f64,
+    pub ratio: f64,
+    pub target: Option<f64>,
+    /// Peak resident memory of the xtask process itself.
+    pub ours_peak_mib: f64,
+    /// Including the programs it ran (alembic, pytest, uvicorn).
+    pub ours_peak_with_children_mib: f64,
+    pub ours_s_per_mib: f64,
+    pub ours_ok: bool,
+    pub baseline_ok: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub schema: u32,
+    pub runs: u32,
+    pub sqlite_cli: String,
+    pub pairs: Vec<Pair>,
+}
+
+impl flags::Bench {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let sizes = parse_sizes(self.sizes.as_deref().unwrap_or("1MiB,64MiB,1GiB"))?;
+        let runs = self.runs.unwrap_or(3);
+        if runs == 0 {
+            return Err(usage("--runs must be at least 1"));
+        }
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench"));
+        let sqlite_cli = require_tools()?;
+        fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+        let out = out.canonicalize()?;
+        let python = Python::find(sh, None, self.python.as_deref())?;
+        let mut pairs = Vec::new();
+        for (index, &(label, bytes)) in sizes.iter().enumerate() {
+            for shape in [Shape::Rows, Shape::Blobs] {
+                let shape_name = if shape == Shape::Rows { "rows" } else { "blobs" };
+                eprintln!("bench: {label} {shape_name}: preparing the tree");
+                let tree = prepare(sh, &out, label, bytes, shape, &python)?;
+                let context = Setup {
+                    out: &out,
+                    tree: &tree,
+                    label,
+                    shape: shape_name,
+                    runs,
+                    gib: bytes >= 1 << 30,
+                };
+                pairs.extend(measure_size(&context)?);
+                // The verification section is about the fixture, not the database size.
+                if index == 0 && shape == Shape::Rows {
+                    pairs.push(measure_post_check(&context, &python)?);
+                }
+            }
+        }
+        let report = BenchReport { schema: crate::report::SCHEMA, runs, sqlite_cli, pairs };
+        let table = render(&report);
+        fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+        fs::write(out.join("report.md"), format!("# cargo xtask bench\n\n{table}"))?;
+        print!("{table}");
+        println!("\nreport: {} and report.json", out.join("report.md").display());
+        Ok(())
+    }
+}
+
+struct Setup<'a> {
+    out: &'a Path,
+    tree: &'a Path,
+    label: &'a str,
+    shape: &'a str,
+    runs: u32,
+    /// The ratio targets are set for 1 GiB databases.
+    gib: bool,
+}
+
+/// `1MiB,64MiB,1GiB` as (label, bytes).
+pub fn parse_sizes(text: &str) -> Result<Vec<(&str, u64)>> {
+    text.split(',')
+        .map(str::trim)
+        .map(|item| {
+            let units = [("KiB", 1u64 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)];
+            let parsed = units.iter().find_map(|(unit, scale)| {
+                item.strip_suffix(unit).and_then(|n| n.parse::<u64>().ok()).map(|n| n * scale)
+            });
+            match parsed {
+                Some(bytes) if bytes > 0 => Ok((item, bytes)),
+                _ => Err(usage(format!("invalid size {item:?} in --sizes: use a number with KiB, MiB or GiB, e.g. 64MiB"))),
+            }
+        })
+        .collect()
+}
+
+/// The baseline's tools must exist; say which package brings each.
+fn require_tools() -> Result<String> {
+    for (tool, package) in
+        [("sqlite3", "sqlite3"), ("sha256sum", "coreutils"), ("cp", "coreutils"), ("curl", "curl")]
+    {
+        let found = Command::new("sh")
+            .args(["-c", "command -v \"$1\"", "sh", tool])
+            .stdout(Stdio::null())
+            .status();
+        if !found.is_ok_and(|s| s.success()) {
+            return Err(usage(format!(
+                "the baseline needs `{tool}`, which is not installed: apt-get install {package} (or your system's {package} package)"
+            )));
+        }
+    }
+    let version = Command::new("sqlite3").arg("--version").output()?;
+    Ok(String::from_utf8_lossy(&version.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string())
+}
+
+/// A pre-Phase-4 sandbox whose database is grown to `bytes`, with its
+/// backup `bench`; reused from an earlier bench run when it is complete.
+fn prepare(
+    sh: &Shell,
+    out: &Path,
+    label: &str,
+    bytes: u64,
+    shape: Shape,
+    python: &Python,
+) -> Result<PathBuf> {
+    let dir = out
+        .join("trees")
+        .join(format!("{label}-{}", if shape == Shape::Rows { "rows" } else { "blobs" }));
+    // The marker lives beside the tree: inside, it would make git unclean.
+    let ready = dir.with_extension("ready");
+    if ready.is_file() {
+        return Ok(dir);
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    let tree = sandbox::build(sh, &dir, Stage::PrePhase4, Some(&python.exe("python")))?;
+    let started = Instant::now();
+    let mut conn = rusqlite::Connection::open(tree.database())?;
+    seed::grow(&mut conn, bytes, shape)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    drop(conn);
+    eprintln!("bench: grew the database to {label} in {:.1}s", started.elapsed().as_secs_f64());
+    let backup = ours(&["backup", "--label", "bench", "--no-tag"], &tree.root)?;
+    anyhow::ensure!(backup.ok, "the bench backup failed");
+    fs::write(&ready, "")?;
+    Ok(tree.root)
+}
+
+/// A measured run: wall time, peak resident memory (KiB) of the xtask
+/// process itself and of everything it waited for, and success.
+struct Run {
+    seconds: f64,
+    peak_kib: u64,
+    peak_with_children_kib: u64,
+    ok: bool,
+}
+
+/// Set by the bench on the xtask processes it measures: where each one writes
+/// its own peak resident memory, from the kernel's accounting of itself.
+const PEAK_FILE_ENV: &str = "XTASK_BENCH_PEAK_FILE";
+
+/// Called by `main` at exit; does nothing unless the bench asked for it.
+pub fn report_own_peak_memory() {
+    if let Some(path) = std::env::var_os(PEAK_FILE_ENV) {
+        // SAFETY: rusage is plain data that getrusage fills.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+            let _ = fs::write(path, usage.ru_maxrss.to_string());
+        }
+    }
+}
+
+/// Runs a command in its own process group and reads its resource usage
+/// from the kernel (`wait4`), so the peak memory is the kernel's figure.
+fn measured(mut command: Command) -> Result<Run> {
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+    let started = Instant::now();
+    let child = command.spawn().context("start a measured command")?;
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    // Anything the command left running in its group goes too.
+    process::signal_group(pid, libc::SIGKILL);
+    if waited != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok(Run { seconds, peak_kib: 0, peak_with_children_kib: usage.ru_maxrss as u64, ok })
+}
+
+fn ours(args: &[&str], root: &Path) -> Result<Run> {
+    let peak_file = std::env::temp_dir().join(format!("xtask-bench-peak-{}", std::process::id()));
+    let _ = fs::remove_file(&peak_file);
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(args).arg("--root").arg(root).env(PEAK_FILE_ENV, &peak_file);
+    let mut run = measured(command)?;
+    run.peak_kib =
+        fs::read_to_string(&peak_file).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    let _ = fs::remove_file(&peak_file);
+    Ok(run)
+}
+
+fn baseline(args: &[&str], cwd: &Path, envs: &[(&str, String)]) -> Result<Run> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(args[0]);
+    let mut command = Command::new("bash");
+    command.arg(script).args(&args[1..]).current_dir(cwd);
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    measured(command)
+}
+
+fn measure_size(c: &Setup<'_>) -> Result<Vec<Pair>> {
+    let root = c.tree;
+    let db_mib = fs::metadata(root.join("data/tmws.db"))?.len() as f64 / (1 << 20) as f64;
+    let root_s = root.display().to_string();
+    let backup_dir = root.join("backups/bench").display().to_string();
+    let scratch = c.out.join("scratch");
+    let mut pairs = Vec::new();
+
+    // backup vs sqlite3 .backup + cp
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..c.runs {
+        let label = format!("bench-run-{i}");
+        a.push(ours(&["backup", "--label", &label, "--no-tag"], root)?);
+        let _ = fs::remove_dir_all(root.join("backups").join(&label));
+        let target = scratch.join(format!("backup-{i}"));
+        let _ = fs::remove_dir_all(&target);
+        b.push(baseline(
+            &["runbook-baseline.sh", "backup", &root_s, &target.display().to_string()],
+            root,
+            &[],
+        )?);
+        let _ = fs::remove_dir_all(&target);
+    }
+    pairs.push(pair("backup", c, db_mib, &a, &b, c.gib.then_some(1.2)));
+
+    // verify-backup vs sha256sum then PRAGMA integrity_check
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..c.runs {
+        a.push(ours(&["verify-backup", "--label", "bench"], root)?);
+        b.push(baseline(&["runbook-baseline.sh", "verify", &backup_dir], root, &[])?);
+    }
+    pairs.push(pair("verify-backup", c, db_mib, &a, &b, c.gib.then_some(0.6)));
+
+    // rollback --scenario database vs the runbook's two copies
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..c.runs {
+        a.push(ours(&["rollback", "--scenario", "database", "--label", "bench", "--yes"], root)?);
+        let _ = fs::remove_dir_all(root.join("forensics"));
+        b.push(baseline(
+            &["runbook-baseline.sh", "rollback-database", &root_s, &backup_dir],
+            root,
+            &[],
+        )?);
+        let _ = fs::remove_file(root.join("data/tmws.db.failed-phase4"));
+    }
+    pairs.push(pair("rollback --scenario database", c, db_mib, &a, &b, c.gib.then_some(1.5)));
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(pairs)
+}
+
+fn measure_post_check(c: &Setup<'_>, python: &Python) -> Result<Pair> {
+    let root = c.tree;
+    let db_mib = fs::metadata(root.join("data/tmws.db"))?.len() as f64 / (1 << 20) as f64;
+    let path = format!("{}:{}", python.bin.display(), std::env::var("PATH").unwrap_or_default());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..c.runs {
+        a.push(ours(&["post-check", "--label", "bench", "--skip", "forensics"], root)?);
+        let port = crate::post_check::free_port()?.to_string();
+        b.push(baseline(
+            &["runbook-verification.sh"],
+            root,
+            &[("PATH", path.clone()), ("PORT", port)],
+        )?);
+    }
+    Ok(pair("post-check", c, db_mib, &a, &b, Some(0.5)))
+}
+
+fn pair(
+    command: &str,
+    c: &Setup<'_>,
+    db_mib: f64,
+    ours: &[Run],
+    base: &[Run],
+    target: Option<f64>,
+) -> Pair {
+    let stats = |runs: &[Run]| {
+        let mut times: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+        times.sort_by(|x, y| x.total_cmp(y));
+        let median = if times.len() % 2 == 1 {
+            times[times.len() / 2]
+        } else {
+            (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
+        };
+        (median, times[0], times[times.len() - 1])
+    };
+    let (om, omin, omax) = stats(ours);
+    let (bm, bmin, bmax) = stats(base);
+    let peak = ours.iter().map(|r| r.peak_kib).max().unwrap_or(0) as f64 / 1024.0;
+    let peak_all = ours.iter().map(|r| r.peak_with_children_kib).max().unwrap_or(0) as f64 / 1024.0;
+    Pair {
+        command: command.into(),
+        size: c.label.into(),
+        shape: c.shape.into(),
+        database_mib: round(db_mib),
+        ours_median_s: round(om),
+        ours_min_s: round(omin),
+        ours_max_s: round(omax),
+        baseline_median_s: round(bm),
+        baseline_min_s: round(bmin),
+        baseline_max_s: round(bmax),
+        ratio: round(om / bm.max(1e-9)),
+        target,
+        ours_peak_mib: round(peak),
+        ours_peak_with_children_mib: round(peak_all),
+        ours_s_per_mib: round(om / db_mib.max(1e-9)),
+        ours_ok: ours.iter().all(|r| r.ok),
+        baseline_ok: base.iter().all(|r| r.ok),
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn render(report: &BenchReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} runs each, interleaved; median (min-max) seconds; baseline: the runbook's commands (sqlite3 {})\n",
+        report.runs, report.sqlite_cli
+    );
+    let _ = writeln!(
+        out,
+        "| command | size | shape | db MiB | ours s | baseline s | ratio | target | peak MiB | with children | ours s/MiB |"
+    );
+    let _ = writeln!(
+        out,
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for p in &report.pairs {
+        let failed = if p.ours_ok { "" } else { " (ours failed)" };
+        let target = match p.target {
+            Some(t) if p.ratio <= t => format!("≤ {t} met"),
+            Some(t) => format!("≤ {t} MISSED"),
+            None => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {}{failed} | {} | {} | {:.1} | {:.3} ({:.3}-{:.3}) | {:.3} ({:.3}-{:.3}) | {:.2} | {target} | {:.1} | {:.1} | {:.4} |",
+            p.command,
+            p.size,
+            p.shape,
+            p.database_mib,
+            p.ours_median_s,
+            p.ours_min_s,
+            p.ours_max_s,
+            p.baseline_median_s,
+            p.baseline_min_s,
+            p.baseline_max_s,
+            p.ratio,
+            p.ours_peak_mib,
+            p.ours_peak_with_children_mib,
+            p.ours_s_per_mib
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse_with_units() {
+        let sizes = super::parse_sizes("1MiB, 64MiB,1GiB").unwrap();
+        assert_eq!(sizes, [("1MiB", 1 << 20), ("64MiB", 64 << 20), ("1GiB", 1 << 30)]);
+        assert!(super::parse_sizes("12MB").is_err());
+    }
+}
