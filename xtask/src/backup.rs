@@ -91,17 +91,15 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
     let plan = plan(tree)?;
     let repo = git::open(&tree.root);
     let (commit, branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
-    if options.tag {
-        if let (Some(repo), Some(head)) = (&repo, &commit) {
-            if let Some(existing) = git::tag_commit(repo, &options.label) {
-                if existing.to_string() != *head {
-                    return Err(usage(format!(
-                        "git tag {} already points at {existing}, not at HEAD {head}: choose another --label or pass --no-tag",
-                        options.label
-                    )));
-                }
-            }
-        }
+    if options.tag
+        && let (Some(repo), Some(head)) = (&repo, &commit)
+        && let Some(existing) = git::tag_commit(repo, &options.label)
+        && existing.to_string() != *head
+    {
+        return Err(usage(format!(
+            "git tag {} already points at {existing}, not at HEAD {head}: choose another --label or pass --no-tag",
+            options.label
+        )));
     }
     if options.dry_run {
         print_plan(tree, &plan, &target, options, commit.as_deref());
@@ -132,11 +130,11 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
     fs::rename(&stage, &target)
         .with_context(|| format!("move the backup into {}", target.display()))?;
     fsutil::fsync_parent(&target)?;
-    if options.tag {
-        if let Some(repo) = &repo {
-            let message = format!("TMWS backup {} ({})", options.label, manifest.created);
-            git::tag_head(repo, &options.label, &message)?;
-        }
+    if options.tag
+        && let Some(repo) = &repo
+    {
+        let message = format!("TMWS backup {} ({})", options.label, manifest.created);
+        git::tag_head(repo, &options.label, &message)?;
     }
     if let Some(repo) = &repo {
         git::exclude_tool_dirs(repo)?;

@@ -45,10 +45,10 @@ pub fn copy_staged(src: &Path, dst: &Path, expected_sha: Option<&str>) -> Result
     let stage = staging_path(dst);
     let result = (|| {
         let (sha, size) = copy_hashed(src, &stage)?;
-        if let Some(expected) = expected_sha {
-            if sha != expected {
-                bail!("{} hashes to {sha}, the manifest says {expected}", src.display());
-            }
+        if let Some(expected) = expected_sha
+            && sha != expected
+        {
+            bail!("{} hashes to {sha}, the manifest says {expected}", src.display());
         }
         let mode = fs::metadata(src)?.permissions().mode() & 0o7777;
         fs::set_permissions(&stage, fs::Permissions::from_mode(mode))?;

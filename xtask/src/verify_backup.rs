@@ -79,10 +79,10 @@ pub fn verify(
     checks.extend(database_checks);
     checks.extend(check_migrations(dir, &manifest, revisions));
     checks.push(check_python(sh, dir, &manifest, tree, python));
-    if let Some(tree) = tree {
-        if let Some(repo) = git::open(&tree.root) {
-            checks.push(check_tag(&repo, &manifest));
-        }
+    if let Some(tree) = tree
+        && let Some(repo) = git::open(&tree.root)
+    {
+        checks.push(check_tag(&repo, &manifest));
     }
     let (hashes, started) = hashing.join().expect("the hashing thread does not panic");
     checks.insert(4, check_hashes(&manifest, &hashes).since(started));

@@ -184,14 +184,14 @@ fn judge_health((status, body): &(u16, String), expected: Option<&str>, log: &st
     if health != "healthy" {
         return Check::fail(id, title, format!("status {health:?}: {}", body.trim()));
     }
-    if let Some(expected) = expected {
-        if revision != expected {
-            return Check::fail(
-                id,
-                title,
-                format!("healthy, but at revision {revision}, expected {expected}"),
-            );
-        }
+    if let Some(expected) = expected
+        && revision != expected
+    {
+        return Check::fail(
+            id,
+            title,
+            format!("healthy, but at revision {revision}, expected {expected}"),
+        );
     }
     Check::pass(
         id,

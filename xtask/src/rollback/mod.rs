@@ -221,7 +221,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         journal.scenario.clone(),
     );
     let started = Instant::now();
-    for i in 0..journal.steps.len() {
+    for (i, planned) in plan.iter().enumerate() {
         let step = journal.steps[i].clone();
         fault_hook("before", i + 1);
         journal.begin(&state, i)?;
@@ -236,7 +236,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         say(format!("  ✓ {}. {} ({duration_ms} ms): {result}", i + 1, step.name()));
         outcome.steps.push(StepResult {
             step: step.name().into(),
-            plan: plan[i].clone(),
+            plan: planned.clone(),
             result,
             duration_ms,
         });
@@ -306,10 +306,10 @@ fn confirm(o: &Options) -> Result<()> {
 /// A test-only fault hook: `XTASK_ROLLBACK_FAULT=after:3` aborts the process
 /// right after step 3 is journaled, as a crash or power loss would.
 fn fault_hook(when: &str, step: usize) {
-    if let Ok(fault) = std::env::var("XTASK_ROLLBACK_FAULT") {
-        if fault == format!("{when}:{step}") {
-            eprintln!("fault injected {when} step {step}: aborting");
-            std::process::abort();
-        }
+    if let Ok(fault) = std::env::var("XTASK_ROLLBACK_FAULT")
+        && fault == format!("{when}:{step}")
+    {
+        eprintln!("fault injected {when} step {step}: aborting");
+        std::process::abort();
     }
 }

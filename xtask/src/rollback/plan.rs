@@ -163,14 +163,14 @@ pub fn build(
         Scenario::Complete => {
             steps.push(Step::StopServices);
             steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
-            if let Some(repo) = &repo {
-                if let Some(commit) = git::tag_commit(repo, &manifest.label) {
-                    steps.push(Step::GitBranch {
-                        branch: format!("rollback-{}", manifest.label),
-                        tag: manifest.label.clone(),
-                        commit: commit.to_string(),
-                    });
-                }
+            if let Some(repo) = &repo
+                && let Some(commit) = git::tag_commit(repo, &manifest.label)
+            {
+                steps.push(Step::GitBranch {
+                    branch: format!("rollback-{}", manifest.label),
+                    tag: manifest.label.clone(),
+                    commit: commit.to_string(),
+                });
             }
             steps.push(Step::RestoreDatabase);
             steps.push(Step::RestoreConfig);
