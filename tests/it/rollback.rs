@@ -441,3 +441,22 @@ fn a_kill_during_a_large_restore_loses_nothing() {
     assert!(!staged.exists(), "the staged copy is not left behind");
     assert_eq!(sha256(&only_bundle(&root).join("database/tmws.db")), failed_db);
 }
+
+#[test]
+fn a_backup_verified_earlier_is_trusted_only_while_unchanged() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    assert_code(&run_in(&root, &["verify-backup"]), 0);
+    let dry = run_in(&root, &["rollback", "--scenario", "database", "--dry-run"]);
+    assert_code(&dry, 0);
+    assert!(dry.stderr.contains("passed verify-backup at"), "{dry:?}");
+
+    // Any write to the backup after it was verified voids that verification.
+    let file = root.join(BACKUP).join("config/.env.example");
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let text = fs::read_to_string(&file).unwrap() + "TMWS_DEBUG=1\n";
+    fs::write(&file, text).unwrap();
+    let result = rollback(&root, "database", &[]);
+    assert_code(&result, 4);
+    assert!(result.stderr.contains("hashes"), "{result:?}");
+}

@@ -71,7 +71,13 @@ pub struct Facts {
 pub struct Bundle {
     pub dir: PathBuf,
     pub facts: Facts,
+    /// The evidence's hashes, being taken in the background.
+    hashing: Option<std::thread::JoinHandle<Vec<EvidenceFile>>>,
 }
+
+/// Up to this size a preserved database is also consolidated, checked and
+/// dumped during a rollback; above it the raw files alone are kept.
+pub const ANALYZE_LIMIT: u64 = 64 << 20;
 
 /// The folder a new bundle would get, unique by time; `create` makes it.
 pub fn new_bundle_path(tree: &Tree, label: &str) -> PathBuf {
@@ -109,14 +115,14 @@ impl Bundle {
             git_branch,
             ..Facts::default()
         };
-        Ok(Bundle { dir: candidate, facts })
+        Ok(Bundle { dir: candidate, facts, hashing: None })
     }
 
     /// Reopens a bundle of an interrupted run (its facts from failure.json).
     pub fn reopen(dir: &Path) -> Result<Bundle> {
         let text = fs::read_to_string(dir.join("failure.json"))
             .with_context(|| format!("read {}", dir.join("failure.json").display()))?;
-        Ok(Bundle { dir: dir.to_path_buf(), facts: serde_json::from_str(&text)? })
+        Ok(Bundle { dir: dir.to_path_buf(), facts: serde_json::from_str(&text)?, hashing: None })
     }
 
     /// Runs `alembic current` and `alembic history` (at the same time: each
@@ -150,8 +156,11 @@ impl Bundle {
         }
     }
 
-    /// Preserves the database with what its WAL holds, then records its
-    /// revision, integrity and an SQL dump from a consolidated copy.
+    /// Preserves the database with what its WAL holds. A database up to
+    /// `ANALYZE_LIMIT` is also copied through SQLite into one consolidated
+    /// file, checked and dumped; a larger one that was moved is kept raw and
+    /// whole, so the rollback is not held up by gigabytes of SQL. Hashes of
+    /// moved files are taken in the background; `seal` waits for them.
     pub fn preserve_database(&mut self, tree: &Tree, how: DatabaseCapture) -> Result<()> {
         let db = tree.database();
         let name = db.file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -178,32 +187,74 @@ impl Bundle {
                 }
             }
         }
-        let consolidated = target.join(format!("{name}.consolidated"));
         let source = if how == DatabaseCapture::Move { target.join(&name) } else { db.clone() };
-        if source.exists() {
-            if let Err(err) = sqlite::online_backup(&source, &consolidated) {
-                self.facts
+        let size = fs::metadata(&source).map(|m| m.len()).unwrap_or(0);
+        let consolidated = target.join(format!("{name}.consolidated"));
+        if !source.exists() {
+            self.facts.problems.push(format!("there was no database at {}", tree.profile.database));
+        } else if how == DatabaseCapture::Copy || size <= ANALYZE_LIMIT {
+            match sqlite::online_backup(&source, &consolidated) {
+                Ok(()) => self.inspect_database(&consolidated),
+                Err(err) => self
+                    .facts
                     .problems
-                    .push(format!("the database could not be copied through SQLite: {err:#}"));
+                    .push(format!("the database could not be copied through SQLite: {err:#}")),
             }
         } else {
-            self.facts.problems.push(format!("there was no database at {}", tree.profile.database));
+            if let Ok(conn) = sqlite::open_live_read_only(&source) {
+                self.facts.database_revision = sqlite::alembic_revisions(&conn).unwrap_or_default();
+            }
+            self.facts.problems.push(format!(
+                "the database is {} MiB: its raw files are kept whole and hashed, without a dump or integrity_check, so the rollback is not delayed; open a copy of database/{name} with sqlite3 to analyse it",
+                size >> 20
+            ));
         }
-        for entry in fs::read_dir(&target)?.flatten() {
-            let path = entry.path();
-            let (sha256, size) = fsutil::sha256_file(&path)?;
-            let file = EvidenceFile { path: rel(&self.dir, &path), sha256, size };
-            if path == consolidated {
-                self.facts.database_copy = Some(file);
-            } else {
-                self.facts.database_files.push(file);
+        let files: Vec<PathBuf> = fs::read_dir(&target)?.flatten().map(|e| e.path()).collect();
+        let dir = self.dir.clone();
+        self.hashing = Some(std::thread::spawn(move || {
+            files
+                .iter()
+                .filter(|p| p.file_name().is_some_and(|n| n != "dump.sql"))
+                .map(|path| {
+                    let (sha256, size) = fsutil::sha256_file(path).unwrap_or_default();
+                    EvidenceFile { path: rel(&dir, path), sha256, size }
+                })
+                .collect()
+        }));
+        Ok(())
+    }
+
+    /// Waits for the evidence's hashes (taking them now if an interrupted run
+    /// never did) and writes the reports.
+    pub fn seal(&mut self) -> Result<()> {
+        if let Some(handle) = self.hashing.take() {
+            let files =
+                handle.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))?;
+            for file in files {
+                if file.path.ends_with(".consolidated") {
+                    self.facts.database_copy = Some(file);
+                } else {
+                    self.facts.database_files.push(file);
+                }
+            }
+        } else if self.facts.database_files.is_empty() && self.dir.join("database").is_dir() {
+            for entry in fs::read_dir(self.dir.join("database"))?.flatten() {
+                let path = entry.path();
+                let name = entry.file_name();
+                if name == "dump.sql" {
+                    continue;
+                }
+                let (sha256, size) = fsutil::sha256_file(&path)?;
+                let file = EvidenceFile { path: rel(&self.dir, &path), sha256, size };
+                if name.to_string_lossy().ends_with(".consolidated") {
+                    self.facts.database_copy = Some(file);
+                } else {
+                    self.facts.database_files.push(file);
+                }
             }
         }
         self.facts.database_files.sort_by(|a, b| a.path.cmp(&b.path));
-        if consolidated.exists() {
-            self.inspect_database(&consolidated);
-        }
-        Ok(())
+        self.write_reports()
     }
 
     fn inspect_database(&mut self, copy: &Path) {

@@ -67,6 +67,6 @@ pub fn collect(
         bundle.facts.steps.push("an interrupted rollback's journal is in journal.json".into());
     }
     bundle.facts.completed = Some(crate::clock::now_rfc3339());
-    bundle.write_reports()?;
+    bundle.seal()?;
     Ok(bundle)
 }

@@ -148,7 +148,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
             backup.display()
         )));
     }
-    preflight(sh, tree, &backup, o)?;
+    let verified = preflight(sh, tree, &backup, o)?;
     let manifest_text =
         fs::read_to_string(backup.join(MANIFEST_FILE)).context("read the backup's manifest")?;
     let manifest = Manifest::parse(&manifest_text)
@@ -208,6 +208,10 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         return Ok(outcome);
     }
     confirm(o)?;
+    if verified == Verified::Now {
+        // Best effort: without the stamp the next run verifies again.
+        let _ = verify_backup::stamp::record(tree, &backup);
+    }
 
     journal.save(&state)?;
     let mut ctx = steps::Ctx::new(
@@ -220,6 +224,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         bundle_dir,
         journal.scenario.clone(),
     );
+    ctx.backup_verified = verified != Verified::Skipped;
     let started = Instant::now();
     for (i, planned) in plan.iter().enumerate() {
         let step = journal.steps[i].clone();
@@ -244,7 +249,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
     }
     if let Some(bundle) = ctx.bundle.as_mut() {
         bundle.facts.completed = Some(clock::now_rfc3339());
-        bundle.write_reports()?;
+        bundle.seal()?;
     }
     journal.close(&state, &tree.root)?;
     outcome.result = "done";
@@ -258,18 +263,36 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// The backup must pass verify-backup before anything is touched.
-fn preflight(sh: &Shell, tree: &Tree, backup: &Path, o: &Options) -> Result<()> {
+/// How the backup was found good before anything was touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verified {
+    /// verify-backup passed just now (a stamp is recorded once the run starts).
+    Now,
+    /// It passed earlier and no file of it changed since.
+    Earlier,
+    /// `--skip-verify`.
+    Skipped,
+}
+
+/// The backup must pass verify-backup before anything is touched: now, or
+/// earlier with every file unchanged since.
+fn preflight(sh: &Shell, tree: &Tree, backup: &Path, o: &Options) -> Result<Verified> {
     if o.skip_verify {
         eprintln!(
             "WARNING: --skip-verify: the backup at {} is NOT verified; a corrupt or incomplete backup would be restored as it is",
             backup.display()
         );
-        return Ok(());
+        return Ok(Verified::Skipped);
+    }
+    if let Some((when, files)) = verify_backup::stamp::unchanged_since(tree, backup) {
+        eprintln!(
+            "the backup passed verify-backup at {when} and none of its {files} files changed since (size, inode, mtime, ctime)"
+        );
+        return Ok(Verified::Earlier);
     }
     let report = verify_backup::verify(sh, backup, Some(tree), o.python.as_deref())?;
     if report.ok() {
-        return Ok(());
+        return Ok(Verified::Now);
     }
     let failures: Vec<String> = report
         .checks

@@ -32,6 +32,9 @@ pub struct Ctx<'a> {
     pub bundle_dir: PathBuf,
     pub bundle: Option<Bundle>,
     pub scenario: String,
+    /// The backup passed verify-backup (its integrity_check included), so a
+    /// restored file with the same sha256 needs no second integrity check.
+    pub backup_verified: bool,
     python: Option<Python>,
 }
 
@@ -57,6 +60,7 @@ impl<'a> Ctx<'a> {
             bundle_dir,
             bundle: None,
             scenario,
+            backup_verified: false,
             python: None,
         }
     }
@@ -201,6 +205,12 @@ impl<'a> Ctx<'a> {
         let source = self.backup.join(&entry.backup_path);
         fsutil::copy_staged(&source, &db, Some(&entry.sha256)).context("restore the database")?;
         fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(entry.mode))?;
+        if self.backup_verified {
+            return Ok(format!(
+                "restored {} ({} bytes); integrity_check ok: the same sha256 as the verified backup",
+                self.tree.profile.database, entry.size
+            ));
+        }
         let conn = sqlite::open_snapshot(&db)?;
         let integrity = sqlite::integrity_check(&conn)?;
         if integrity != ["ok"] {
