@@ -163,7 +163,8 @@ pub mod stamp {
         let text = std::fs::read_to_string(path(tree, dir)).ok()?;
         let stamp: Stamp = serde_json::from_str(&text).ok()?;
         let now = identities(dir).ok()?;
-        (now == stamp.files).then(|| (stamp.verified, now.len()))
+        let count = now.len();
+        (now == stamp.files).then_some((stamp.verified, count))
     }
 }
 
