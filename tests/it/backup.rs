@@ -2,28 +2,7 @@
 //! every kind of bad input refused with nothing changed.
 use std::{fs, path::Path, process::Command};
 
-use crate::{assert_code, digest, root, run, run_in, sandbox, snapshot, xtask};
-
-fn listing(dir: &Path) -> String {
-    let mut files: Vec<String> = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        for entry in fs::read_dir(&next).unwrap().flatten() {
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                let size = entry.metadata().unwrap().len();
-                let name = entry.path().strip_prefix(dir).unwrap().display().to_string();
-                // The database's size is deterministic but not the point here.
-                let size =
-                    if name.starts_with("database/") { "[SIZE]".into() } else { size.to_string() };
-                files.push(format!("{name} ({size})"));
-            }
-        }
-    }
-    files.sort();
-    files.join("\n")
-}
+use crate::{assert_code, digest, listing, root, run, run_in, sandbox, snapshot, xtask};
 
 #[test]
 fn backup_has_the_runbook_layout_and_an_exact_manifest() {
@@ -32,7 +11,8 @@ fn backup_has_the_runbook_layout_and_an_exact_manifest() {
     let result = run_in(&root, &["backup"]);
     assert_code(&result, 0);
     let backup = root.join("backups/pre-phase4");
-    snapshot!(&root, listing(&backup));
+    // The database's size is deterministic but not the point here.
+    snapshot!(&root, listing(&backup, |name| name.starts_with("database/")));
     snapshot!(&root, fs::read_to_string(backup.join("BACKUP_MANIFEST.txt")).unwrap());
 
     let check = Command::new("sha256sum")
@@ -213,4 +193,69 @@ fn a_backups_folder_that_cannot_be_written_is_refused() {
     // A file where the folder should be: unwritable even for root.
     fs::write(root.join("backups"), "").unwrap();
     refused(&root, &["backup", "--no-tag"], 2, "cannot write backups there");
+}
+
+#[test]
+fn a_tag_of_that_name_elsewhere_is_refused() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    crate::breakage::git(&root, &["tag", "pre-phase4", "HEAD~1"]);
+    refused(&root, &["backup"], 2, "git tag pre-phase4 already points at");
+}
+
+/// A checkout laid out otherwise, described by tmws-rollback.toml.
+#[test]
+fn a_profile_moves_the_database_and_the_backup_follows() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    fs::create_dir_all(root.join("var")).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = root.join(format!("data/tmws.db{suffix}"));
+        if from.exists() {
+            fs::rename(from, root.join(format!("var/service.sqlite{suffix}"))).unwrap();
+        }
+    }
+    fs::write(root.join("tmws-rollback.toml"), "database = \"var/service.sqlite\"\n").unwrap();
+    assert_code(&run_in(&root, &["backup", "--no-tag"]), 0);
+    let manifest = fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
+    assert!(
+        manifest.contains("\tdatabase/service.sqlite.backup\tvar/service.sqlite\n"),
+        "{manifest}"
+    );
+    assert_code(&run_in(&root, &["verify-backup"]), 0);
+}
+
+#[test]
+fn a_profile_with_a_path_outside_the_root_is_refused() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    fs::write(root.join("tmws-rollback.toml"), "database = \"../elsewhere.db\"\n").unwrap();
+    refused(&root, &["backup"], 2, "must be relative and stay inside");
+}
+
+#[test]
+fn no_python_is_a_usage_error_that_says_what_to_do() {
+    let out = tempfile::TempDir::new().unwrap();
+    let result = run(xtask()
+        .args(["sandbox", "--python", "/nonexistent/python3", "--out"])
+        .arg(out.path().join("t")));
+    assert_code(&result, 2);
+    assert!(result.stderr.contains("install Python 3.10 or newer"), "{result:?}");
+}
+
+#[test]
+fn a_python_that_cannot_make_a_virtualenv_is_a_usage_error() {
+    // A stand-in interpreter: answers --version, fails `-m venv` (the real
+    // one cannot be made to fail on demand).
+    let dir = tempfile::TempDir::new().unwrap();
+    let fake = dir.path().join("python3");
+    fs::write(&fake, "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'Python 3.11.0'; exit 0; }\necho 'No module named venv' >&2\nexit 1\n").unwrap();
+    fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let result = run(xtask()
+        .args(["sandbox", "--python"])
+        .arg(&fake)
+        .arg("--out")
+        .arg(dir.path().join("t")));
+    assert_code(&result, 2);
+    assert!(result.stderr.contains("apt-get install python3-venv"), "{result:?}");
 }

@@ -43,3 +43,13 @@ fn bad_sizes_are_a_usage_error() {
     assert_code(&result, 2);
     assert!(result.stderr.contains("invalid size \"12MB\""), "{result:?}");
 }
+
+#[test]
+fn a_missing_baseline_tool_names_its_package() {
+    // A PATH with a shell and nothing else: sqlite3 is missing.
+    let bin = tempfile::TempDir::new().unwrap();
+    std::os::unix::fs::symlink("/bin/sh", bin.path().join("sh")).unwrap();
+    let result = run(xtask().args(["bench", "--sizes", "1MiB"]).env("PATH", bin.path()));
+    assert_code(&result, 2);
+    assert!(result.stderr.contains("apt-get install sqlite3"), "{result:?}");
+}

@@ -1,24 +1,8 @@
 //! `xtask forensics`: the bundle's contents, its report, its permissions,
 //! and that a second bundle never overwrites the first.
-use std::{fs, os::unix::fs::PermissionsExt, path::Path};
+use std::{fs, os::unix::fs::PermissionsExt};
 
-use crate::{assert_code, breakage::*, root, run_in, sandbox, snapshot};
-
-fn listing(dir: &Path) -> String {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        for entry in fs::read_dir(&next).unwrap().flatten() {
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                files.push(entry.path().strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    files.sort();
-    files.join("\n")
-}
+use crate::{assert_code, breakage::*, listing, root, run_in, sandbox, snapshot};
 
 #[test]
 fn a_bundle_holds_the_failed_state_and_a_report() {
@@ -31,7 +15,7 @@ fn a_bundle_holds_the_failed_state_and_a_report() {
     assert_eq!(sha256(&root.join("data/tmws.db")), db_before, "forensics changed the database");
     let bundle = only_bundle(&root);
     assert_eq!(fs::metadata(&bundle).unwrap().permissions().mode() & 0o777, 0o700);
-    snapshot!(&root, listing(&bundle));
+    snapshot!(&root, listing(&bundle, |_| true));
     let report = fs::read_to_string(bundle.join("FAILURE_REPORT.md")).unwrap();
     snapshot!(
         &root,

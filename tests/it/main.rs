@@ -126,6 +126,26 @@ pub fn digest(dir: &Path) -> String {
     format!("{:x}", hasher.finalize())
 }
 
+/// Every file below `dir`, sorted; with its size unless `hide_size` says so.
+pub fn listing(dir: &Path, hide_size: impl Fn(&str) -> bool) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in fs::read_dir(&next).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+                continue;
+            }
+            let name = entry.path().strip_prefix(dir).unwrap().display().to_string();
+            let size = entry.metadata().unwrap().len().to_string();
+            let size = if hide_size(&name) { "[SIZE]".to_string() } else { size };
+            files.push(format!("{name} ({size})"));
+        }
+    }
+    files.sort();
+    files.join("\n")
+}
+
 /// Filters for snapshots: what varies between runs and machines.
 pub fn filters(root: &Path) -> Vec<(String, String)> {
     vec![

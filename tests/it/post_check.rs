@@ -292,3 +292,19 @@ fn ctrl_c_on_the_xtask_stops_the_server() {
     assert!(!status.success());
     assert_no_server(&root);
 }
+
+#[test]
+fn a_server_that_never_answers_times_out_and_is_stopped() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    fs::write(root.join("tmws-rollback.toml"), "server_timeout = 2\n").unwrap();
+    let main = root.join("src/main.py");
+    let text = fs::read_to_string(&main).unwrap().replace(
+        "            if message[\"type\"] == \"lifespan.startup\":",
+        "            if message[\"type\"] == \"lifespan.startup\":\n                import time; time.sleep(60)",
+    );
+    fs::write(&main, text).unwrap();
+    let result = post_check_json(&root, &["--only", "server"]);
+    assert_check_fails(&result, "server.start", "no answer on 127.0.0.1:");
+    assert_no_server(&root);
+}

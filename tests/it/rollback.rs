@@ -460,3 +460,53 @@ fn a_backup_verified_earlier_is_trusted_only_while_unchanged() {
     assert_code(&result, 4);
     assert!(result.stderr.contains("hashes"), "{result:?}");
 }
+
+#[test]
+fn a_downgrade_that_fails_half_way_reports_the_state_and_the_next_step() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    // The last Phase 4 migration's downgrade drops its table, then fails.
+    let file =
+        root.join("migrations/versions/20251122_1042-f1c7e3a9b5d4_create_learning_feedback.py");
+    let text = fs::read_to_string(&file).unwrap().replace(
+        "    op.drop_table(\"learning_feedback\")",
+        "    op.drop_table(\"learning_feedback\")\n    raise RuntimeError(\"downgrade interrupted\")",
+    );
+    fs::write(&file, text).unwrap();
+    let failed_db = {
+        let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        revision(&root)
+    };
+    let result = rollback(&root, "migration", &[]);
+    assert_code(&result, 1);
+    assert!(result.stderr.contains("failed (exit code 1) half-way"), "{result:?}");
+    assert!(result.stderr.contains(&format!("at revision {PHASE4_HEAD}")), "{result:?}");
+    assert!(
+        result.stderr.contains("Next step: cargo xtask rollback --scenario database"),
+        "{result:?}"
+    );
+    assert!(!tables(&root).contains(&"learning_feedback".to_string()));
+    let facts = facts(&only_bundle(&root));
+    assert_eq!(
+        facts["database_revision"][0],
+        failed_db.as_str(),
+        "the preserved copy is still there"
+    );
+}
+
+#[test]
+fn a_soft_reset_says_how_to_publish_and_never_pushes() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    git(&root, &["config", "branch.main.remote", "origin"]);
+    let before = git(&root, &["rev-parse", "HEAD"]);
+    let result = rollback(&root, "git", &["--commit", "HEAD~1"]);
+    assert_code(&result, 0);
+    assert!(result.stdout.contains("git push --force-with-lease origin main"), "{result:?}");
+    assert_ne!(git(&root, &["rev-parse", "HEAD"]), before);
+    assert!(
+        !git(&root, &["status", "--porcelain"]).is_empty(),
+        "a soft reset keeps the changes staged"
+    );
+}

@@ -2,7 +2,7 @@
 //! SQLite, hashed, described by a manifest, built aside and renamed into place.
 use std::{
     collections::BTreeMap,
-    fs,
+    fs::{self, File},
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     time::Instant,
@@ -208,7 +208,14 @@ fn build(
         let dest = stage.join(&item.backup);
         let (sha256, size) = if item.kind == Kind::Database {
             sqlite::online_backup(&source, &dest)?;
-            fsutil::sha256_file(&dest)?
+            // The fsync (disk) and the hash (CPU) of the copy overlap.
+            let syncing = {
+                let dest = dest.clone();
+                std::thread::spawn(move || File::open(&dest).and_then(|f| f.sync_all()))
+            };
+            let hashed = fsutil::sha256_file(&dest);
+            syncing.join().map_err(|_| anyhow::anyhow!("the fsync thread panicked"))??;
+            hashed?
         } else {
             fsutil::copy_hashed(&source, &dest)?
         };

@@ -92,7 +92,11 @@ impl flags::Bench {
         let report = BenchReport { schema: crate::report::SCHEMA, runs, sqlite_cli, pairs };
         let table = render(&report);
         fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
-        fs::write(out.join("report.md"), format!("# cargo xtask bench\n\n{table}"))?;
+        fs::write(
+            out.join("report.md"),
+            format!("# cargo xtask bench\n\n{table}\n![time against size](chart.svg)\n"),
+        )?;
+        fs::write(out.join("chart.svg"), chart(&report.pairs))?;
         print!("{table}");
         println!("\nreport: {} and report.json", out.join("report.md").display());
         Ok(())
@@ -211,6 +215,10 @@ pub fn report_own_peak_memory() {
 /// from the kernel (`wait4`), so the peak memory is the kernel's figure.
 fn measured(mut command: Command) -> Result<Run> {
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+    // Every run starts with nothing dirty in the page cache: otherwise the
+    // previous run's deferred writes land on the next one's clock.
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
     let started = Instant::now();
     let child = command.spawn().context("start a measured command")?;
     let pid = child.id() as i32;
@@ -258,7 +266,11 @@ fn measure_size(c: &Setup<'_>) -> Result<Vec<Pair>> {
     let scratch = c.out.join("scratch");
     let mut pairs = Vec::new();
 
+    let progress =
+        |what: &str| eprintln!("bench: {} {}: {what}, {} runs each", c.label, c.shape, c.runs);
+
     // backup vs sqlite3 .backup + cp
+    progress("backup");
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for i in 0..c.runs {
         let label = format!("bench-run-{i}");
@@ -276,6 +288,7 @@ fn measure_size(c: &Setup<'_>) -> Result<Vec<Pair>> {
     pairs.push(pair("backup", c, db_mib, &a, &b, c.gib.then_some(1.2)));
 
     // verify-backup vs sha256sum then PRAGMA integrity_check
+    progress("verify-backup");
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..c.runs {
         a.push(ours(&["verify-backup", "--label", "bench"], root)?);
@@ -284,6 +297,7 @@ fn measure_size(c: &Setup<'_>) -> Result<Vec<Pair>> {
     pairs.push(pair("verify-backup", c, db_mib, &a, &b, c.gib.then_some(0.6)));
 
     // rollback --scenario database vs the runbook's two copies
+    progress("rollback --scenario database");
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..c.runs {
         a.push(ours(&["rollback", "--scenario", "database", "--label", "bench", "--yes"], root)?);
@@ -406,6 +420,91 @@ fn render(report: &BenchReport) -> String {
         );
     }
     out
+}
+
+/// Seconds against database size (both on log scales), ours as solid lines
+/// and the baseline dashed, one colour per command and shape. Plain SVG text:
+/// no plotting library to build.
+fn chart(pairs: &[Pair]) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 420.0;
+    const PAD: f64 = 60.0;
+    let sized: Vec<&Pair> = pairs.iter().filter(|p| p.command != "post-check").collect();
+    let (xs, ys): (Vec<f64>, Vec<f64>) = sized
+        .iter()
+        .flat_map(|p| [(p.database_mib, p.ours_median_s), (p.database_mib, p.baseline_median_s)])
+        .map(|(x, y)| (x.max(1e-3).log10(), y.max(1e-3).log10()))
+        .unzip();
+    let range = |v: &[f64]| {
+        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        if v.is_empty() {
+            (0.0, 1.0)
+        } else if hi - lo < 1e-9 {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo, hi)
+        }
+    };
+    let ((x0, x1), (y0, y1)) = (range(&xs), range(&ys));
+    let px = |mib: f64| PAD + (mib.max(1e-3).log10() - x0) / (x1 - x0) * (W - 2.0 * PAD);
+    let py = |s: f64| H - PAD - (s.max(1e-3).log10() - y0) / (y1 - y0) * (H - 2.0 * PAD);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{PAD}\" y=\"20\" font-size=\"14\">median seconds against database MiB (log-log); solid: xtask, dashed: runbook</text>\n\
+         <line x1=\"{PAD}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{}\" stroke=\"black\"/>\n",
+        H - PAD,
+        W - PAD,
+        H - PAD,
+        H - PAD
+    );
+    let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+    let mut series: Vec<(String, Vec<&Pair>)> = Vec::new();
+    for p in &sized {
+        let key = format!("{} ({})", p.command, p.shape);
+        match series.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, points)) => points.push(p),
+            None => series.push((key, vec![p])),
+        }
+    }
+    for (i, (name, points)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let ours: fn(&Pair) -> f64 = |p| p.ours_median_s;
+        let baseline: fn(&Pair) -> f64 = |p| p.baseline_median_s;
+        for (dash, value) in [("", ours), (" stroke-dasharray=\"5,4\"", baseline)] {
+            let coords: Vec<String> = points
+                .iter()
+                .map(|p| format!("{:.1},{:.1}", px(p.database_mib), py(value(p))))
+                .collect();
+            let _ = writeln!(
+                svg,
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>",
+                coords.join(" ")
+            );
+            for c in &coords {
+                let (x, y) = c.split_once(',').unwrap_or(("0", "0"));
+                let _ = writeln!(svg, "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>");
+            }
+        }
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{}</text>",
+            W - 250.0,
+            PAD + 16.0 * i as f64,
+            crate::report::xml(name)
+        );
+    }
+    for p in &sized {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            px(p.database_mib),
+            H - PAD + 16.0,
+            p.size
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! says, diagnosed, rolled back, checked, and its evidence verified.
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -64,8 +64,8 @@ impl flags::Drill {
                 (dir.canonicalize()?, None)
             }
             None => {
-                let temp = TempDir::new()?;
-                (temp.0.clone(), Some(temp))
+                let temp = fsutil::ScratchDir::new("tmws-drill")?;
+                (temp.path().to_path_buf(), Some(temp))
             }
         };
         eprintln!(
@@ -108,27 +108,6 @@ impl flags::Drill {
             )));
         }
         Ok(())
-    }
-}
-
-/// A temporary folder removed when dropped (the drill leaves nothing behind).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!(
-            "tmws-drill-{}-{}",
-            std::process::id(),
-            crate::clock::now_compact()
-        ));
-        fs::create_dir_all(&path)?;
-        Ok(TempDir(path.canonicalize()?))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -234,13 +213,7 @@ fn rehearse_into(
     r.post_check_ms = ms(started.elapsed());
     r.post_check = format!("{}/{} passed", report.passed, report.checks.len());
     if !report.ok() {
-        let failures: Vec<String> = report
-            .checks
-            .iter()
-            .filter(|c| c.status == crate::report::Status::Fail)
-            .map(|c| format!("{}: {}", c.id, c.detail.lines().next().unwrap_or("")))
-            .collect();
-        bail!("post-check failed: {}", failures.join("; "));
+        bail!("post-check failed: {}", report.failures().join("; "));
     }
 
     let bundle = tree.root.join(outcome.bundle.as_deref().unwrap_or_default());

@@ -68,6 +68,9 @@ pub struct Facts {
     pub problems: Vec<String>,
 }
 
+/// `alembic current` and `alembic history`, running.
+pub struct AlembicRuns(Vec<(&'static str, std::thread::JoinHandle<String>)>);
+
 pub struct Bundle {
     pub dir: PathBuf,
     pub facts: Facts,
@@ -125,9 +128,10 @@ impl Bundle {
         Ok(Bundle { dir: dir.to_path_buf(), facts: serde_json::from_str(&text)?, hashing: None })
     }
 
-    /// Runs `alembic current` and `alembic history` (at the same time: each
-    /// is mostly Python start-up) and keeps their output.
-    pub fn capture_alembic(&mut self, python: &Python, tree: &Tree) {
+    /// Starts `alembic current` and `alembic history` in the background
+    /// (each is mostly Python start-up); `finish_alembic` keeps their output.
+    /// Both must finish before the database is moved.
+    pub fn start_alembic(&self, python: &Python, tree: &Tree) -> AlembicRuns {
         let runs = [("alembic-current.txt", "current"), ("alembic-history.txt", "history")].map(
             |(name, arg)| {
                 let (python, tree) = (python.clone(), tree.clone());
@@ -148,7 +152,11 @@ impl Bundle {
                 (name, handle)
             },
         );
-        for (name, handle) in runs {
+        AlembicRuns(runs.into())
+    }
+
+    pub fn finish_alembic(&mut self, runs: AlembicRuns) {
+        for (name, handle) in runs.0 {
             let text = handle.join().unwrap_or_else(|_| "alembic could not run\n".into());
             if let Err(err) = fs::write(self.dir.join(name), text) {
                 self.facts.problems.push(format!("{name}: {err}"));
@@ -194,7 +202,10 @@ impl Bundle {
             self.facts.problems.push(format!("there was no database at {}", tree.profile.database));
         } else if how == DatabaseCapture::Copy || size <= ANALYZE_LIMIT {
             match sqlite::online_backup(&source, &consolidated) {
-                Ok(()) => self.inspect_database(&consolidated),
+                Ok(()) => {
+                    let _ = fs::File::open(&consolidated).and_then(|f| f.sync_all());
+                    self.inspect_database(&consolidated)
+                }
                 Err(err) => self
                     .facts
                     .problems
@@ -327,6 +338,10 @@ impl Bundle {
         for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
             let old = backup_dir.join(&entry.backup_path);
             let new = tree.path(&entry.source_path);
+            // Most files are unchanged: a hash says so without running diff.
+            if fsutil::sha256_file(&new).is_ok_and(|(sha, _)| sha == entry.sha256) {
+                continue;
+            }
             let new_arg = if new.exists() { new.clone() } else { PathBuf::from("/dev/null") };
             let (old_label, new_label) =
                 (format!("backup/{}", entry.source_path), format!("tree/{}", entry.source_path));
@@ -422,12 +437,18 @@ impl Bundle {
             "**Scenario**: {}  ",
             f.scenario.as_deref().unwrap_or("none (evidence only)")
         );
-        let _ = writeln!(out, "**Rollback Initiated**: {}  ", f.initiated);
-        let _ = writeln!(
-            out,
-            "**Rollback Completed**: {}  ",
-            f.completed.as_deref().unwrap_or("not completed")
-        );
+        let _ = writeln!(out, "**Date**: {}  ", f.initiated);
+        match &f.scenario {
+            Some(_) => {
+                let _ = writeln!(out, "**Rollback Initiated**: {}  ", f.initiated);
+                let completed = f.completed.as_deref().unwrap_or("not completed");
+                let _ = writeln!(out, "**Rollback Completed**: {completed}  ");
+            }
+            None => {
+                let _ =
+                    writeln!(out, "**Rollback**: none; evidence collected at {}  ", f.initiated);
+            }
+        }
         let _ = writeln!(
             out,
             "**Git**: {} on {}\n",

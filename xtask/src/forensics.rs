@@ -54,12 +54,18 @@ pub fn collect(
     if manifest.is_none() {
         bundle.facts.problems.push(format!("no readable backup {label}: no diffs against it"));
     }
-    match Python::find(sh, Some(&tree.root), python) {
-        Ok(python) => bundle.capture_alembic(&python, tree),
-        Err(err) => bundle.facts.problems.push(format!("no Python for alembic: {err:#}")),
-    }
+    let alembic = match Python::find(sh, Some(&tree.root), python) {
+        Ok(python) => Some(bundle.start_alembic(&python, tree)),
+        Err(err) => {
+            bundle.facts.problems.push(format!("no Python for alembic: {err:#}"));
+            None
+        }
+    };
     bundle.preserve_files(sh, tree, manifest.as_ref().map(|m| (backup_dir.as_path(), m)))?;
     bundle.capture_log(tree);
+    if let Some(runs) = alembic {
+        bundle.finish_alembic(runs);
+    }
     bundle.preserve_database(tree, DatabaseCapture::Copy)?;
     let journal = crate::journal::path(&tree.state_dir());
     if journal.is_file() {

@@ -3,7 +3,7 @@
 use std::{
     fs::{self, File},
     io::{self, Read, Write},
-    os::unix::fs::PermissionsExt,
+    os::{fd::AsRawFd, unix::fs::PermissionsExt},
     path::{Component, Path, PathBuf},
 };
 
@@ -44,7 +44,7 @@ fn hex(bytes: &[u8]) -> String {
 pub fn copy_staged(src: &Path, dst: &Path, expected_sha: Option<&str>) -> Result<(String, u64)> {
     let stage = staging_path(dst);
     let result = (|| {
-        let (sha, size) = copy_hashed(src, &stage)?;
+        let (sha, size) = copy_in_kernel(src, &stage)?;
         if let Some(expected) = expected_sha
             && sha != expected
         {
@@ -60,6 +60,64 @@ pub fn copy_staged(src: &Path, dst: &Path, expected_sha: Option<&str>) -> Result
         let _ = fs::remove_file(&stage);
     }
     result
+}
+
+/// Copies a file with `copy_file_range` (the kernel moves the bytes, no
+/// user-space buffer) while another thread hashes the source, then fsyncs the
+/// copy. The source must not change meanwhile: callers copy from the backup,
+/// which is read-only and which nothing writes while the lock is held. Falls
+/// back to `copy_hashed` where the kernel cannot copy between these files.
+pub fn copy_in_kernel(src: &Path, dst: &Path) -> Result<(String, u64)> {
+    let input = File::open(src).with_context(|| format!("open {}", src.display()))?;
+    let output = File::create(dst).with_context(|| format!("create {}", dst.display()))?;
+    let len = input.metadata()?.len();
+    let hashing = {
+        let src = src.to_path_buf();
+        std::thread::spawn(move || sha256_file(&src))
+    };
+    let mut copied = 0u64;
+    while copied < len {
+        let chunk = (len - copied).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open files we own; null offsets mean
+        // "use and advance the files' own positions".
+        let n = unsafe {
+            libc::copy_file_range(
+                input.as_raw_fd(),
+                std::ptr::null_mut(),
+                output.as_raw_fd(),
+                std::ptr::null_mut(),
+                chunk,
+                0,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            let unsupported = matches!(
+                err.raw_os_error(),
+                Some(libc::ENOSYS | libc::EXDEV | libc::EINVAL | libc::EOPNOTSUPP)
+            );
+            let _ = hashing.join();
+            if copied == 0 && unsupported {
+                drop(output);
+                return copy_hashed(src, dst);
+            }
+            return Err(err).with_context(|| format!("copy {}", src.display()));
+        }
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+    }
+    output.sync_all().with_context(|| format!("fsync {}", dst.display()))?;
+    let (sha, size) =
+        hashing.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))??;
+    if size != copied {
+        bail!(
+            "{} changed while it was copied ({size} bytes hashed, {copied} copied)",
+            src.display()
+        );
+    }
+    Ok((sha, size))
 }
 
 /// Copies a file while hashing it, and fsyncs the copy.
@@ -179,4 +237,28 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 
 pub fn is_not_found(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::NotFound
+}
+
+/// A folder of our own under the system's temporary folder, removed with
+/// everything in it when dropped.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// `<tmp>/<prefix>-<pid>-<time>`: unique per process and run.
+    pub fn new(prefix: &str) -> Result<ScratchDir> {
+        let name = format!("{prefix}-{}-{}", std::process::id(), crate::clock::now_compact());
+        let path = std::env::temp_dir().join(name);
+        fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        Ok(ScratchDir(path.canonicalize()?))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }

@@ -38,6 +38,8 @@ pub struct Profile {
     /// (0: any free loopback port).
     pub port: u16,
     pub health_path: String,
+    /// Seconds the server check waits for `/health` to answer.
+    pub server_timeout: u64,
     pub log_file: String,
     /// A pid file the service writes, if any.
     pub pid_file: Option<String>,
@@ -79,6 +81,7 @@ impl Default for Profile {
             app: "src.main:app".into(),
             port: 0,
             health_path: "/health".into(),
+            server_timeout: 20,
             log_file: "logs/tmws.log".into(),
             pid_file: None,
             service_programs: strings(&["python", "uvicorn", "gunicorn"]),

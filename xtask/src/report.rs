@@ -99,6 +99,12 @@ impl Report {
         self.result == Status::Pass
     }
 
+    /// `id: first line of the detail` for each failed check.
+    pub fn failures(&self) -> Vec<String> {
+        let failed = self.checks.iter().filter(|c| c.status == Status::Fail);
+        failed.map(|c| format!("{}: {}", c.id, c.detail.lines().next().unwrap_or(""))).collect()
+    }
+
     /// `check  status  time  detail`, one row per check, detail lines indented.
     pub fn human(&self, with_time: bool) -> String {
         let id_width = self.checks.iter().map(|c| c.id.len()).max().unwrap_or(5).max(5);

@@ -114,7 +114,8 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         (o.only.is_empty() || named(&o.only)) && !named(&o.skip)
     };
     let expected = expectations(tree, o)?;
-    let scratch = tempfile_dir()?;
+    // Outside the tree: pytest's XML report and the server's log.
+    let scratch = fsutil::ScratchDir::new("tmws-post-check")?;
     let python = Python::find(sh, Some(&tree.root), o.python.as_deref());
 
     // The slow checks start first, each in its own thread with its own shell;
@@ -288,31 +289,6 @@ fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
         ),
     };
     Ok(Expected { manifest, revision, missing })
-}
-
-/// A scratch folder outside the tree for pytest's XML and the server log.
-fn tempfile_dir() -> Result<ScratchDir> {
-    let path = std::env::temp_dir().join(format!(
-        "tmws-post-check-{}-{}",
-        std::process::id(),
-        crate::clock::now_compact()
-    ));
-    fs::create_dir_all(&path)?;
-    Ok(ScratchDir(path))
-}
-
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 fn database_file(tree: &Tree) -> Check {

@@ -17,8 +17,6 @@ use xshell::Shell;
 
 use crate::{process, profile::Tree, python::Python, report::Check, services};
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// What the server check found, for the two checks it feeds.
 pub struct Outcome {
     pub start: Check,
@@ -71,6 +69,7 @@ pub fn check(
     scratch: &Path,
 ) -> Outcome {
     let log_path = scratch.join("server.log");
+    let timeout = Duration::from_secs(tree.profile.server_timeout);
     let started = Instant::now();
     let fail_both = |detail: String| Outcome {
         start: Check::fail("server.start", "server starts without errors", detail.clone()),
@@ -97,11 +96,11 @@ pub fn check(
         if let Some(answer) = get(port, &tree.profile.health_path) {
             break answer;
         }
-        if started.elapsed() > START_TIMEOUT {
+        if started.elapsed() > timeout {
             server.stop();
             return fail_both(format!(
                 "no answer on 127.0.0.1:{port} within {}s:\n{}",
-                START_TIMEOUT.as_secs(),
+                timeout.as_secs(),
                 tail(8)
             ));
         }

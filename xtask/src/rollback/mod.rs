@@ -294,16 +294,10 @@ fn preflight(sh: &Shell, tree: &Tree, backup: &Path, o: &Options) -> Result<Veri
     if report.ok() {
         return Ok(Verified::Now);
     }
-    let failures: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == crate::report::Status::Fail)
-        .map(|c| format!("  {}: {}", c.id, c.detail.lines().next().unwrap_or("")))
-        .collect();
     Err(refused(format!(
-        "the backup {} failed verification, so nothing was touched:\n{}\n(--skip-verify overrides this in an emergency)",
+        "the backup {} failed verification, so nothing was touched:\n  {}\n(--skip-verify overrides this in an emergency)",
         backup.display(),
-        failures.join("\n")
+        report.failures().join("\n  ")
     )))
 }
 

@@ -158,12 +158,18 @@ impl<'a> Ctx<'a> {
         self.bundle_dir = bundle.dir.clone();
         bundle.facts.scenario = Some(self.scenario.clone());
         bundle.write_reports()?;
-        if !bundle.dir.join("alembic-current.txt").exists() {
-            let python = self.python()?;
-            bundle.capture_alembic(&python, self.tree);
-        }
+        // alembic reads the database: it runs while the files are copied,
+        // and finishes before the database is moved.
+        let alembic = if bundle.dir.join("alembic-current.txt").exists() {
+            None
+        } else {
+            Some(bundle.start_alembic(&self.python()?, self.tree))
+        };
         bundle.preserve_files(self.sh, self.tree, Some((&self.backup, &self.manifest)))?;
         bundle.capture_log(self.tree);
+        if let Some(runs) = alembic {
+            bundle.finish_alembic(runs);
+        }
         if let Some(how) = database {
             bundle.preserve_database(self.tree, how)?;
         }
