@@ -24,7 +24,7 @@ fn quick_bench_writes_a_complete_report() {
             );
         }
     }
-    assert!(commands.contains(&("post-check", "rows")));
+    assert!(commands.contains(&("post-check", "-")), "post-check runs on the fixture");
     for pair in pairs {
         assert_eq!(pair["ours_ok"], true, "{pair}");
         assert_eq!(pair["baseline_ok"], true, "{pair}");

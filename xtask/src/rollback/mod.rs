@@ -138,6 +138,12 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
             )));
         }
         (None, true) => return Err(usage("there is no interrupted rollback to resume")),
+        (Some(j), true) if j.scenario != o.scenario.name() => {
+            return Err(usage(format!(
+                "the interrupted rollback is --scenario {}: resume it with --scenario {} --resume",
+                j.scenario, j.scenario
+            )));
+        }
         _ => {}
     }
 

@@ -22,8 +22,13 @@ use crate::{
     profile::{Tree, check_label},
     python::{Python, TOOL_TIMEOUT},
     report::{Check, Format, Report},
-    sqlite,
 };
+
+mod database;
+pub mod stamp;
+
+use database::check_database;
+pub use database::table_differences;
 
 impl flags::VerifyBackup {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -91,81 +96,6 @@ pub fn verify(
     let (hashes, started) = hashing.join().expect("the hashing thread does not panic");
     checks.insert(4, check_hashes(&manifest, &hashes).since(started));
     Ok(Report::new("verify-backup", dir.display().to_string(), checks))
-}
-
-/// A record, in the tree's state folder, that a backup passed every check,
-/// with the identity of each of its files (size, inode, mtime and ctime).
-/// Any write to a file changes its ctime, so an unchanged identity means
-/// unchanged content: a rollback then need not hash and check it again (the
-/// restore hashes the database it copies anyway).
-pub mod stamp {
-    use std::{os::unix::fs::MetadataExt, path::Path};
-
-    use anyhow::Result;
-    use serde::{Deserialize, Serialize};
-
-    use crate::{fsutil, profile::Tree};
-
-    #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-    struct Identity {
-        path: String,
-        size: u64,
-        inode: u64,
-        device: u64,
-        mtime_ns: i128,
-        ctime_ns: i128,
-    }
-
-    #[derive(Debug, Serialize, Deserialize)]
-    struct Stamp {
-        verified: String,
-        tool: String,
-        files: Vec<Identity>,
-    }
-
-    fn identities(dir: &Path) -> Result<Vec<Identity>> {
-        fsutil::list_files(dir)?
-            .into_iter()
-            .map(|relative| {
-                let meta = std::fs::symlink_metadata(dir.join(&relative))?;
-                Ok(Identity {
-                    path: relative.display().to_string(),
-                    size: meta.size(),
-                    inode: meta.ino(),
-                    device: meta.dev(),
-                    mtime_ns: i128::from(meta.mtime()) * 1_000_000_000
-                        + i128::from(meta.mtime_nsec()),
-                    ctime_ns: i128::from(meta.ctime()) * 1_000_000_000
-                        + i128::from(meta.ctime_nsec()),
-                })
-            })
-            .collect()
-    }
-
-    fn path(tree: &Tree, dir: &Path) -> std::path::PathBuf {
-        let key = fsutil::sha256_bytes(dir.display().to_string().as_bytes());
-        tree.state_dir().join(format!("verified-{}.json", &key[..16]))
-    }
-
-    pub fn record(tree: &Tree, dir: &Path) -> Result<()> {
-        let stamp = Stamp {
-            verified: crate::clock::now_rfc3339(),
-            tool: format!("xtask {}", env!("CARGO_PKG_VERSION")),
-            files: identities(dir)?,
-        };
-        std::fs::create_dir_all(tree.state_dir())?;
-        fsutil::write_atomic(&path(tree, dir), serde_json::to_string_pretty(&stamp)?.as_bytes())
-    }
-
-    /// When the backup passed verify-backup and no file of it changed since:
-    /// the time it was verified.
-    pub fn unchanged_since(tree: &Tree, dir: &Path) -> Option<(String, usize)> {
-        let text = std::fs::read_to_string(path(tree, dir)).ok()?;
-        let stamp: Stamp = serde_json::from_str(&text).ok()?;
-        let now = identities(dir).ok()?;
-        let count = now.len();
-        (now == stamp.files).then_some((stamp.verified, count))
-    }
 }
 
 fn read_manifest(dir: &Path, checks: &mut Vec<Check>) -> Option<Manifest> {
@@ -329,149 +259,6 @@ fn check_hashes(manifest: &Manifest, hashes: &[Option<(String, u64)>]) -> Check 
     } else {
         Check::fail("hashes", title, problems.join("\n"))
     }
-}
-
-/// The database checks, and the revisions the database holds when readable.
-fn check_database(dir: &Path, manifest: &Manifest) -> (Vec<Check>, Option<Vec<String>>) {
-    let Some(entry) = manifest.database() else {
-        return (
-            vec![Check::fail(
-                "database",
-                "the backup has a database",
-                "the manifest lists no database",
-            )],
-            None,
-        );
-    };
-    let path = dir.join(&entry.backup_path);
-    let size = fs::metadata(&path).map(|m| m.len());
-    let mut checks = vec![match &size {
-        Ok(size) => Check::from(
-            "database.size",
-            "database size equals the manifest's",
-            *size == entry.size,
-            format!("{size} bytes, manifest {}", entry.size),
-        ),
-        Err(err) => Check::fail(
-            "database.size",
-            "database size equals the manifest's",
-            format!("{}: {err}", entry.backup_path),
-        ),
-    }];
-    if size.is_err() {
-        return (checks, None);
-    }
-    if !sqlite::has_sqlite_header(&path) {
-        checks.push(Check::fail(
-            "database.open",
-            "database opens as SQLite",
-            format!("{} is not an SQLite database", entry.backup_path),
-        ));
-        return (checks, None);
-    }
-    let conn = match sqlite::open_snapshot(&path) {
-        Ok(conn) => conn,
-        Err(err) => {
-            checks.push(Check::fail(
-                "database.open",
-                "database opens as SQLite",
-                format!("{err:#}"),
-            ));
-            return (checks, None);
-        }
-    };
-    let count: Result<i64, _> =
-        conn.query_row("SELECT COUNT(*) FROM alembic_version", [], |r| r.get(0));
-    checks.push(match count {
-        Ok(n) => Check::pass(
-            "database.query",
-            "SELECT COUNT(*) FROM alembic_version works",
-            format!("{n} row(s)"),
-        ),
-        Err(err) => Check::fail(
-            "database.query",
-            "SELECT COUNT(*) FROM alembic_version works",
-            err.to_string(),
-        ),
-    });
-    let started = Instant::now();
-    checks.push(
-        match sqlite::integrity_check(&conn) {
-            Ok(rows) if rows == ["ok"] => {
-                Check::pass("database.integrity", "PRAGMA integrity_check is ok", "ok")
-            }
-            Ok(rows) => Check::fail(
-                "database.integrity",
-                "PRAGMA integrity_check is ok",
-                rows.into_iter().take(5).collect::<Vec<_>>().join("\n"),
-            ),
-            Err(err) => Check::fail(
-                "database.integrity",
-                "PRAGMA integrity_check is ok",
-                format!("{err:#}"),
-            ),
-        }
-        .since(started),
-    );
-    let revisions = sqlite::alembic_revisions(&conn);
-    checks.push(match &revisions {
-        Ok(revs) => Check::from(
-            "database.revision",
-            "alembic_version holds the manifest's revision",
-            *revs == manifest.database_revision,
-            format!("{}, manifest {}", revs.join(" "), manifest.database_revision.join(" ")),
-        ),
-        Err(err) => Check::fail(
-            "database.revision",
-            "alembic_version holds the manifest's revision",
-            format!("{err:#}"),
-        ),
-    });
-    checks.push(match sqlite::table_counts(&conn) {
-        Ok(tables) => {
-            let differences = table_differences(&tables, &manifest.tables);
-            Check::from(
-                "database.tables",
-                "tables and row counts equal the manifest's",
-                differences.is_empty(),
-                if differences.is_empty() {
-                    format!("{} tables", tables.len())
-                } else {
-                    differences.join("\n")
-                },
-            )
-        }
-        Err(err) => Check::fail(
-            "database.tables",
-            "tables and row counts equal the manifest's",
-            format!("{err:#}"),
-        ),
-    });
-    (checks, revisions.ok())
-}
-
-/// Lines that say how two lists of tables differ; empty when they agree.
-pub fn table_differences(
-    actual: &[sqlite::TableCount],
-    expected: &[sqlite::TableCount],
-) -> Vec<String> {
-    let actual: BTreeMap<&str, u64> = actual.iter().map(|t| (t.name.as_str(), t.rows)).collect();
-    let expected: BTreeMap<&str, u64> =
-        expected.iter().map(|t| (t.name.as_str(), t.rows)).collect();
-    let mut out = Vec::new();
-    for (name, rows) in &expected {
-        match actual.get(name) {
-            None => out.push(format!("table {name} is missing")),
-            Some(found) if found != rows => {
-                out.push(format!("table {name} has {found} rows, expected {rows}"))
-            }
-            Some(_) => {}
-        }
-    }
-    for name in actual.keys().filter(|n| !expected.contains_key(*n)) {
-        out.push(format!("table {name} is not expected"));
-    }
-    out
 }
 
 fn check_migrations(

@@ -1,0 +1,331 @@
+//! The checks of post-check, one function each. Each returns a `Check`
+//! that fails with the reason when it cannot run.
+use std::{collections::BTreeSet, fs, path::Path};
+
+use xshell::Shell;
+
+use super::Expected;
+use crate::{
+    fsutil, git, manifest::Kind, migrations::revision_files, process, profile::Tree,
+    python::Python, report::Check, sqlite, verify_backup::table_differences,
+};
+
+pub(super) fn title_of(id: &str) -> &'static str {
+    match id {
+        "database.file" => "database file exists",
+        "database.tables" => "tables equal the backup's",
+        "database.revision" => "alembic_version is the expected revision",
+        "database.integrity" => "PRAGMA integrity_check is ok",
+        "migrations.current" => "alembic current agrees with the database",
+        "migrations.history" => "alembic history runs",
+        "migrations.count" => "revision files equal the backup's count",
+        "imports" => "critical modules import and compile",
+        "tests.unit" => "unit tests pass",
+        "tests.integration" => "integration tests pass",
+        "server.start" => "server starts without errors",
+        "server.health" => "health endpoint responds",
+        "git.clean" => "git state is clean",
+        "git.head" => "HEAD is on the rollback branch or the tag",
+        "files.restored" => "config and critical files equal the backup's",
+        "forensics" => "a forensics bundle exists",
+        _ => "",
+    }
+}
+
+pub(super) fn database_file(tree: &Tree) -> Check {
+    let title = title_of("database.file");
+    match fs::metadata(tree.database()) {
+        Ok(m) => Check::pass(
+            "database.file",
+            title,
+            format!("{} ({} bytes)", tree.profile.database, m.len()),
+        ),
+        Err(err) => {
+            Check::fail("database.file", title, format!("{}: {err}", tree.profile.database))
+        }
+    }
+}
+
+fn open(db: &Path) -> Result<rusqlite::Connection, String> {
+    sqlite::open_live_read_only(db).map_err(|e| format!("{e:#}"))
+}
+
+pub(super) fn database_tables(db: &Path, expected: &Expected) -> Check {
+    let title = title_of("database.tables");
+    let Some((_, manifest)) = &expected.manifest else {
+        return Check::fail("database.tables", title, "needs a backup manifest to compare with");
+    };
+    let names = open(db).and_then(|c| sqlite::table_names(&c).map_err(|e| format!("{e:#}")));
+    match names {
+        Ok(names) => {
+            let actual: Vec<sqlite::TableCount> =
+                names.iter().map(|n| sqlite::TableCount { name: n.clone(), rows: 0 }).collect();
+            let wanted: Vec<sqlite::TableCount> = manifest
+                .tables
+                .iter()
+                .map(|t| sqlite::TableCount { name: t.name.clone(), rows: 0 })
+                .collect();
+            let differences = table_differences(&actual, &wanted);
+            Check::from(
+                "database.tables",
+                title,
+                differences.is_empty(),
+                if differences.is_empty() {
+                    format!("{} tables: {}", names.len(), names.join(", "))
+                } else {
+                    differences.join("\n")
+                },
+            )
+        }
+        Err(err) => Check::fail("database.tables", title, err),
+    }
+}
+
+pub(super) fn database_revision(db: &Path, expected: &Expected) -> Check {
+    let title = title_of("database.revision");
+    let Some(revision) = &expected.revision else {
+        return Check::fail("database.revision", title, expected.missing.clone());
+    };
+    match open(db).and_then(|c| sqlite::alembic_revisions(&c).map_err(|e| format!("{e:#}"))) {
+        Ok(revs) => Check::from(
+            "database.revision",
+            title,
+            revs == [revision.clone()],
+            format!("{}, expected {revision}", revs.join(" ")),
+        ),
+        Err(err) => Check::fail("database.revision", title, err),
+    }
+}
+
+pub(super) fn database_integrity(db: &Path) -> Check {
+    let title = title_of("database.integrity");
+    match open(db).and_then(|c| sqlite::integrity_check(&c).map_err(|e| format!("{e:#}"))) {
+        Ok(rows) if rows == ["ok"] => Check::pass("database.integrity", title, "ok"),
+        Ok(rows) => Check::fail(
+            "database.integrity",
+            title,
+            rows.into_iter().take(5).collect::<Vec<_>>().join("\n"),
+        ),
+        Err(err) => Check::fail("database.integrity", title, err),
+    }
+}
+
+pub(super) fn alembic_current(
+    sh: &Shell,
+    python: Result<&Python, String>,
+    tree: &Tree,
+    db: &Path,
+) -> Check {
+    let title = title_of("migrations.current");
+    let python = match python {
+        Ok(p) => p,
+        Err(e) => return Check::fail("migrations.current", title, format!("no Python: {e}")),
+    };
+    let out = match python.alembic(sh, tree, &["current"]) {
+        Ok(out) => out,
+        Err(err) => return Check::fail("migrations.current", title, format!("{err:#}")),
+    };
+    if !out.success() {
+        return Check::fail(
+            "migrations.current",
+            title,
+            format!("alembic current failed ({}):\n{}", out.describe_status(), out.tail(6)),
+        );
+    }
+    let shown: BTreeSet<String> =
+        out.stdout.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect();
+    let stored: BTreeSet<String> = open(db)
+        .and_then(|c| sqlite::alembic_revisions(&c).map_err(|e| format!("{e:#}")))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Check::from(
+        "migrations.current",
+        title,
+        shown == stored && !shown.is_empty(),
+        format!("alembic current: {}", out.stdout.trim()),
+    )
+}
+
+pub(super) fn alembic_history(sh: &Shell, python: Result<&Python, String>, tree: &Tree) -> Check {
+    let title = title_of("migrations.history");
+    let python = match python {
+        Ok(p) => p,
+        Err(e) => return Check::fail("migrations.history", title, format!("no Python: {e}")),
+    };
+    match python.alembic(sh, tree, &["history"]) {
+        Ok(out) if out.success() => Check::pass(
+            "migrations.history",
+            title,
+            format!("{} revisions listed", out.stdout.lines().count()),
+        ),
+        Ok(out) => Check::fail(
+            "migrations.history",
+            title,
+            format!("alembic history failed ({}):\n{}", out.describe_status(), out.tail(6)),
+        ),
+        Err(err) => Check::fail("migrations.history", title, format!("{err:#}")),
+    }
+}
+
+pub(super) fn migrations_count(tree: &Tree, expected: &Expected) -> Check {
+    let title = title_of("migrations.count");
+    let Some((_, manifest)) = &expected.manifest else {
+        return Check::fail("migrations.count", title, "needs a backup manifest to compare with");
+    };
+    match revision_files(&tree.migrations()) {
+        Ok(files) => Check::from(
+            "migrations.count",
+            title,
+            files.len() == manifest.migration_count,
+            format!(
+                "{} revision files (not counting __pycache__ or other files), backup {}",
+                files.len(),
+                manifest.migration_count
+            ),
+        ),
+        Err(err) => Check::fail("migrations.count", title, format!("{err:#}")),
+    }
+}
+
+/// The import check on its own, for `diagnose`.
+pub fn imports_check(sh: &Shell, python: &Python, tree: &Tree) -> Check {
+    imports(sh, Ok(python), tree)
+}
+
+/// Imports each critical module and compiles the critical files in one
+/// interpreter, without writing bytecode into the tree.
+pub(super) fn imports(sh: &Shell, python: Result<&Python, String>, tree: &Tree) -> Check {
+    let title = title_of("imports");
+    let python = match python {
+        Ok(p) => p,
+        Err(e) => return Check::fail("imports", title, format!("no Python: {e}")),
+    };
+    const CODE: &str = "import importlib, sys, traceback\nbad = 0\nmodules, files = sys.argv[1].split(','), sys.argv[2:]\nfor name in filter(None, modules):\n    try:\n        importlib.import_module(name)\n    except BaseException as error:\n        bad += 1\n        print(f'{name}: {error.__class__.__name__}: {error}')\nfor path in files:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except SyntaxError as error:\n        bad += 1\n        print(f'{path}:{error.lineno}: SyntaxError: {error.msg}')\nsys.exit(1 if bad else 0)\n";
+    let modules = tree.profile.critical_modules.join(",");
+    let files: Vec<&String> =
+        tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
+    let _d = sh.push_dir(&tree.root);
+    let cmd = python.tool(sh, tree, "python").args(["-c", CODE]).arg(&modules).args(files);
+    match process::run(cmd, crate::python::TOOL_TIMEOUT) {
+        Ok(out) if out.success() => Check::pass(
+            "imports",
+            title,
+            format!(
+                "{} modules import: {}",
+                tree.profile.critical_modules.len(),
+                tree.profile.critical_modules.join(", ")
+            ),
+        ),
+        Ok(out) => Check::fail("imports", title, out.tail(8)),
+        Err(err) => Check::fail("imports", title, format!("{err:#}")),
+    }
+}
+
+pub(super) fn git_clean(tree: &Tree) -> Check {
+    let title = title_of("git.clean");
+    let Some(repo) = git::open(&tree.root) else {
+        return Check::fail(
+            "git.clean",
+            title,
+            format!("{} is not a git repository", tree.root.display()),
+        );
+    };
+    match git::dirty_paths(&repo) {
+        Ok(paths) if paths.is_empty() => {
+            Check::pass("git.clean", title, "git status: nothing to commit, working tree clean")
+        }
+        Ok(paths) => Check::fail(
+            "git.clean",
+            title,
+            format!("{} changed or untracked: {}", paths.len(), paths.join(", ")),
+        ),
+        Err(err) => Check::fail("git.clean", title, format!("{err:#}")),
+    }
+}
+
+pub(super) fn git_head(tree: &Tree, label: &str) -> Check {
+    let title = title_of("git.head");
+    let Some(repo) = git::open(&tree.root) else {
+        return Check::fail(
+            "git.head",
+            title,
+            format!("{} is not a git repository", tree.root.display()),
+        );
+    };
+    let (commit, branch) = git::head(&repo);
+    let rollback_branch = format!("rollback-{label}");
+    let tag = git::tag_commit(&repo, label).map(|o| o.to_string());
+    let has_rollback_branch = repo.find_branch(&rollback_branch, git2::BranchType::Local).is_ok();
+    let at = format!(
+        "HEAD {} on {}",
+        commit.as_deref().unwrap_or("none"),
+        branch.as_deref().unwrap_or("a detached HEAD")
+    );
+    if !has_rollback_branch {
+        return Check::pass(
+            "git.head",
+            title,
+            format!("no rollback branch {rollback_branch}; {at}"),
+        );
+    }
+    let ok =
+        branch.as_deref() == Some(rollback_branch.as_str()) || (tag.is_some() && commit == tag);
+    Check::from("git.head", title, ok, at)
+}
+
+pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Check {
+    let title = title_of("files.restored");
+    let Some((_, manifest)) = &expected.manifest else {
+        return Check::fail("files.restored", title, "needs a backup manifest to compare with");
+    };
+    let mut differ = Vec::new();
+    let entries: Vec<_> =
+        manifest.files.iter().filter(|f| matches!(f.kind, Kind::Config | Kind::Critical)).collect();
+    for entry in &entries {
+        match fsutil::sha256_file(&tree.path(&entry.source_path)) {
+            Ok((sha, _)) if sha == entry.sha256 => {}
+            Ok(_) => differ.push(format!("{} differs from the backup", entry.source_path)),
+            Err(_) => differ.push(format!("{} is missing", entry.source_path)),
+        }
+    }
+    Check::from(
+        "files.restored",
+        title,
+        differ.is_empty(),
+        if differ.is_empty() {
+            format!("{} files equal the backup's hashes", entries.len())
+        } else {
+            differ.join("\n")
+        },
+    )
+}
+
+pub(super) fn forensics(tree: &Tree) -> Check {
+    let title = title_of("forensics");
+    let bundles: Vec<String> = fs::read_dir(tree.forensics_dir())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("FAILURE_REPORT.md").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if bundles.is_empty() {
+        Check::fail(
+            "forensics",
+            title,
+            "no bundle under forensics/ (cargo xtask forensics writes one)",
+        )
+    } else {
+        Check::pass(
+            "forensics",
+            title,
+            format!(
+                "{} bundle(s), latest {}",
+                bundles.len(),
+                bundles.iter().max().cloned().unwrap_or_default()
+            ),
+        )
+    }
+}
