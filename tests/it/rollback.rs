@@ -510,3 +510,46 @@ fn a_soft_reset_says_how_to_publish_and_never_pushes() {
         "a soft reset keeps the changes staged"
     );
 }
+
+/// Runs the xtask on a pseudo-terminal (util-linux `script`), answering
+/// the confirmation prompt with `answer`.
+fn on_a_terminal(root: &Path, args: &str, answer: &str) -> Run {
+    let command = format!("{} {args} --root {}", env!("CARGO_BIN_EXE_xtask"), root.display());
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn on_a_terminal_the_plan_is_confirmed_first() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let file = "src/services/learning_trust_integration.py";
+    break_import(&root, file);
+    let before = digest(&root);
+    let declined =
+        on_a_terminal(&root, &format!("rollback --scenario files --paths {file}"), "n\n");
+    assert_code(&declined, 4);
+    assert!(
+        declined.stdout.contains("Run this plan? [y/N]")
+            && declined.stdout.contains("not confirmed"),
+        "{declined:?}"
+    );
+    assert_eq!(digest(&root), before, "declining changed the tree");
+    let accepted =
+        on_a_terminal(&root, &format!("rollback --scenario files --paths {file}"), "y\n");
+    assert_code(&accepted, 0);
+    assert_eq!(sha256(&root.join(file)), manifest_sha(&root, file));
+}

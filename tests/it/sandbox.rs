@@ -90,3 +90,14 @@ fn help_lists_every_command_and_bad_flags_exit_2() {
     let bad = run(xtask().args(["backup", "--no-such-flag"]));
     assert_code(&bad, 2);
 }
+
+#[test]
+fn phase4_stage_answers_health_at_its_head() {
+    let dir = sandbox("phase4");
+    let result = crate::run_in(
+        &root(&dir),
+        &["post-check", "--only", "server", "--expect-revision", "head", "--format", "json"],
+    );
+    assert_code(&result, 0);
+    assert!(result.stdout.contains("healthy, version 2.3.0, revision f1c7e3a9b5d4"), "{result:?}");
+}
