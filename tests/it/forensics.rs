@@ -58,3 +58,21 @@ fn a_missing_log_is_noted_not_fatal() {
         "{facts}"
     );
 }
+
+#[test]
+fn dry_runs_write_nothing() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let before = crate::digest(&root);
+    let result = run_in(&root, &["forensics", "--dry-run"]);
+    assert_code(&result, 0);
+    assert!(result.stdout.contains("FAILURE_REPORT.md and failure.json"), "{result:?}");
+    assert_eq!(crate::digest(&root), before);
+    let out = dir.path().join("new-sandbox");
+    let sandbox = crate::run(
+        crate::xtask().args(["sandbox", "--stage", "phase4", "--dry-run", "--out"]).arg(&out),
+    );
+    assert_code(&sandbox, 0);
+    assert!(sandbox.stdout.contains("deploy"), "{sandbox:?}");
+    assert!(!out.exists());
+}

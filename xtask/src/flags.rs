@@ -16,6 +16,8 @@ xflags::xflags! {
             optional --stage stage: String
             /// Python interpreter for the tools' virtualenv (or TMWS_PYTHON).
             optional --python python: PathBuf
+            /// Print what would be built; write nothing.
+            optional --dry-run
         }
 
         /// Take the pre-deploy backup with its manifest, and tag git HEAD.
@@ -104,6 +106,8 @@ xflags::xflags! {
         cmd forensics {
             optional --root dir: PathBuf
             optional --label label: String
+            /// Print where the bundle would go and what it would hold; write nothing.
+            optional --dry-run
             optional --format format: String
             optional --python python: PathBuf
         }
@@ -166,6 +170,7 @@ pub struct Sandbox {
     pub out: PathBuf,
     pub stage: Option<String>,
     pub python: Option<PathBuf>,
+    pub dry_run: bool,
 }
 
 #[derive(Debug)]
@@ -228,6 +233,7 @@ pub struct PostCheck {
 pub struct Forensics {
     pub root: Option<PathBuf>,
     pub label: Option<String>,
+    pub dry_run: bool,
     pub format: Option<String>,
     pub python: Option<PathBuf>,
 }

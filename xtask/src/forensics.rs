@@ -19,6 +19,27 @@ impl flags::Forensics {
         let tree = Tree::locate(self.root.as_deref())?;
         let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
         check_label(&label)?;
+        if self.dry_run {
+            let dir = new_bundle_path(&tree, &label);
+            println!(
+                "dry run: nothing is written. The bundle would be {} (mode 0700):",
+                dir.display()
+            );
+            println!(
+                "  {} copied through SQLite, with its raw -wal/-shm, an SQL dump and integrity_check",
+                tree.profile.database
+            );
+            println!(
+                "  the revision files of {}, the config and critical files, diffs against backups/{label}",
+                tree.profile.migrations
+            );
+            println!(
+                "  $ alembic current, $ alembic history, the last lines of {}",
+                tree.profile.log_file
+            );
+            println!("  FAILURE_REPORT.md and failure.json");
+            return Ok(());
+        }
         let bundle = collect(sh, &tree, &label, self.python.as_deref())?;
         match format {
             Format::Json => println!("{}", serde_json::to_string_pretty(&bundle.facts)?),

@@ -42,6 +42,25 @@ impl Stage {
 impl flags::Sandbox {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let stage = Stage::parse(self.stage.as_deref())?;
+        if self.dry_run {
+            check_out_dir(&self.out)?;
+            println!("dry run: nothing is written. The sandbox would be {}:", self.out.display());
+            println!(
+                "  copy      {} with a git history of 3 commits",
+                fixtures_dir().join("tmws").display()
+            );
+            println!("  $ alembic upgrade heads, then seed data/tmws.db (WAL mode)");
+            if stage != Stage::PrePhase4 {
+                println!("  backup    backups/pre-phase4 and git tag pre-phase4");
+            }
+            if stage == Stage::Phase4 {
+                println!(
+                    "  deploy    {} as a commit, then $ alembic upgrade heads",
+                    fixtures_dir().join("phase4").display()
+                );
+            }
+            return Ok(());
+        }
         let started = Instant::now();
         let tree = build(sh, &self.out, stage, self.python.as_deref())?;
         println!(
@@ -59,8 +78,8 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
-/// Builds a sandbox at `out` (missing or empty) up to `stage`.
-pub fn build(sh: &Shell, out: &Path, stage: Stage, python: Option<&Path>) -> Result<Tree> {
+/// A sandbox is only built in a new or empty folder.
+fn check_out_dir(out: &Path) -> Result<()> {
     if out.exists() {
         let empty = fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
         if !out.is_dir() || !empty {
@@ -70,6 +89,12 @@ pub fn build(sh: &Shell, out: &Path, stage: Stage, python: Option<&Path>) -> Res
             )));
         }
     }
+    Ok(())
+}
+
+/// Builds a sandbox at `out` (missing or empty) up to `stage`.
+pub fn build(sh: &Shell, out: &Path, stage: Stage, python: Option<&Path>) -> Result<Tree> {
+    check_out_dir(out)?;
     fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     fsutil::copy_tree(&fixtures_dir().join("tmws"), out).context("copy the fake TMWS tree")?;
     let repo = init_history(out).context("create the git history")?;
