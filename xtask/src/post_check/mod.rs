@@ -101,11 +101,12 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
             )));
         }
     }
-    let selected = |id: &str| {
+    let named = |list: &[String], id: &str| {
         let group = id.split('.').next().unwrap_or(id);
-        let named = |list: &[String]| list.iter().any(|n| n == id || n == group);
-        (o.only.is_empty() || named(&o.only)) && !named(&o.skip)
+        list.iter().any(|n| n == id || n == group)
     };
+    let wanted = |id: &str| o.only.is_empty() || named(&o.only, id);
+    let selected = |id: &str| wanted(id) && !named(&o.skip, id);
     let expected = expectations(tree, o)?;
     // Outside the tree: pytest's XML report and the server's log.
     let scratch = fsutil::ScratchDir::new("tmws-post-check")?;
@@ -146,83 +147,56 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     });
 
     let mut checks = Vec::new();
-    let mut add = |id: &str, run: &mut dyn FnMut() -> Check| {
+    let add = |checks: &mut Vec<Check>, id: &str, run: &mut dyn FnMut() -> Check| {
         if selected(id) {
             let started = Instant::now();
             checks.push(run().since(started));
         }
     };
     let db = tree.database();
-    add("database.file", &mut || database_file(tree));
-    add("database.tables", &mut || database_tables(&db, &expected));
-    add("database.revision", &mut || database_revision(&db, &expected));
-    add("database.integrity", &mut || database_integrity(&db));
+    add(&mut checks, "database.file", &mut || database_file(tree));
+    add(&mut checks, "database.tables", &mut || database_tables(&db, &expected));
+    add(&mut checks, "database.revision", &mut || database_revision(&db, &expected));
+    add(&mut checks, "database.integrity", &mut || database_integrity(&db));
     let py = python.as_ref().map_err(|e| format!("{e:#}"));
-    add("migrations.current", &mut || alembic_current(sh, py.clone(), tree, &db));
-    add("migrations.history", &mut || alembic_history(sh, py.clone(), tree));
-    add("migrations.count", &mut || migrations_count(tree, &expected));
-    add("imports", &mut || imports(sh, py.clone(), tree));
+    add(&mut checks, "migrations.current", &mut || alembic_current(sh, py.clone(), tree, &db));
+    add(&mut checks, "migrations.history", &mut || alembic_history(sh, py.clone(), tree));
+    add(&mut checks, "migrations.count", &mut || migrations_count(tree, &expected));
+    add(&mut checks, "imports", &mut || imports(sh, py.clone(), tree));
 
-    let python_missing = |id: &str, title: &str| {
-        Check::fail(
-            id,
-            title,
-            format!("no Python to run it: {}", py.clone().err().unwrap_or_default()),
-        )
+    // Waiting for the slow ones: a thread that could not run fails its
+    // checks with the reason.
+    let cannot_run = |ids: &[&str], why: String| -> Vec<Check> {
+        ids.iter().map(|id| Check::fail(id, title_of(id), why.clone())).collect()
     };
+    let no_python = || format!("no Python to run it: {}", py.clone().err().unwrap_or_default());
+    let test_ids = ["tests.unit", "tests.integration"];
+    let mut slow = Vec::new();
     if wants_tests {
-        let results = match tests {
-            Some(handle) => {
-                handle.join().expect("the pytest thread does not panic").unwrap_or_else(|err| {
-                    vec![
-                        Check::fail("tests.unit", "unit tests pass", format!("{err:#}")),
-                        Check::fail(
-                            "tests.integration",
-                            "integration tests pass",
-                            format!("{err:#}"),
-                        ),
-                    ]
-                })
-            }
-            None => vec![
-                python_missing("tests.unit", "unit tests pass"),
-                python_missing("tests.integration", "integration tests pass"),
-            ],
-        };
-        checks.extend(results.into_iter().filter(|c| selected(&c.id)));
+        slow.extend(match tests {
+            Some(handle) => handle
+                .join()
+                .expect("the pytest thread does not panic")
+                .unwrap_or_else(|err| cannot_run(&test_ids, format!("{err:#}"))),
+            None => cannot_run(&test_ids, no_python()),
+        });
     }
+    let server_ids = ["server.start", "server.health"];
     if wants_server {
-        let outcome = match server {
-            Some(handle) => handle.join().expect("the server thread does not panic"),
-            None => Err(anyhow::anyhow!("{}", py.clone().err().unwrap_or_default())),
-        };
-        match outcome {
-            Ok(outcome) => checks
-                .extend([outcome.start, outcome.health].into_iter().filter(|c| selected(&c.id))),
-            Err(err) => {
-                checks.push(Check::fail(
-                    "server.start",
-                    "server starts without errors",
-                    format!("{err:#}"),
-                ));
-            }
-        }
+        slow.extend(match server.map(|h| h.join().expect("the server thread does not panic")) {
+            Some(Ok(outcome)) => vec![outcome.start, outcome.health],
+            Some(Err(err)) => cannot_run(&server_ids, format!("{err:#}")),
+            None => cannot_run(&server_ids, no_python()),
+        });
     }
-    let mut add = |id: &str, run: &mut dyn FnMut() -> Check| {
-        if selected(id) {
-            let started = Instant::now();
-            checks.push(run().since(started));
-        }
-    };
-    add("git.clean", &mut || git_clean(tree));
-    add("git.head", &mut || git_head(tree, &o.label));
-    add("files.restored", &mut || files_restored(tree, &expected));
-    add("forensics", &mut || forensics(tree));
+    checks.extend(slow.into_iter().filter(|c| selected(&c.id)));
+    add(&mut checks, "git.clean", &mut || git_clean(tree));
+    add(&mut checks, "git.head", &mut || git_head(tree, &o.label));
+    add(&mut checks, "files.restored", &mut || files_restored(tree, &expected));
+    add(&mut checks, "forensics", &mut || forensics(tree));
+    // A check is `skip` only when the user skipped it by name.
     for id in CHECK_IDS {
-        if !selected(id)
-            && !o.skip.is_empty()
-            && o.skip.iter().any(|s| s == id || id.starts_with(&format!("{s}.")))
-        {
+        if wanted(id) && named(&o.skip, id) {
             checks.push(Check::skip(id, title_of(id)));
         }
     }

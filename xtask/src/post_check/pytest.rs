@@ -5,6 +5,7 @@ use std::{path::Path, time::Duration};
 use anyhow::Result;
 use xshell::Shell;
 
+use super::checks::title_of;
 use crate::{process, profile::Tree, python::Python, report::Check};
 
 /// One test case from pytest's JUnit XML.
@@ -34,12 +35,12 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
     let groups = [
         (
             "tests.unit",
-            "unit tests pass",
+            title_of("tests.unit"),
             cases.iter().filter(|c| !is_integration(c)).cloned().collect::<Vec<_>>(),
         ),
         (
             "tests.integration",
-            "integration tests pass",
+            title_of("tests.integration"),
             cases.iter().filter(|c| is_integration(c)).cloned().collect(),
         ),
     ];

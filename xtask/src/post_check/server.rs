@@ -15,6 +15,7 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::Shell;
 
+use super::checks::title_of;
 use crate::{process, profile::Tree, python::Python, report::Check, services};
 
 /// What the server check found, for the two checks it feeds.
@@ -72,10 +73,10 @@ pub fn check(
     let timeout = Duration::from_secs(tree.profile.server_timeout);
     let started = Instant::now();
     let fail_both = |detail: String| Outcome {
-        start: Check::fail("server.start", "server starts without errors", detail.clone()),
+        start: Check::fail("server.start", title_of("server.start"), detail.clone()),
         health: Check::fail(
             "server.health",
-            "health endpoint responds",
+            title_of("server.health"),
             format!("not reached: {}", detail.lines().next().unwrap_or("")),
         ),
     };
@@ -108,7 +109,7 @@ pub fn check(
     };
     let start = Check::pass(
         "server.start",
-        "server starts without errors",
+        title_of("server.start"),
         format!("uvicorn {} answered on 127.0.0.1:{port}", tree.profile.app),
     )
     .since(started);
@@ -120,7 +121,7 @@ pub fn check(
     } else {
         Check::fail(
             "server.health",
-            "health endpoint responds",
+            title_of("server.health"),
             format!("{}; and the server's process group did not stop", health.detail),
         )
     };
@@ -167,7 +168,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 
 fn judge_health((status, body): &(u16, String), expected: Option<&str>, log: &str) -> Check {
     let id = "server.health";
-    let title = "health endpoint responds";
+    let title = title_of("server.health");
     if *status != 200 {
         return Check::fail(id, title, format!("HTTP {status}: {}\n{log}", body.trim()));
     }
