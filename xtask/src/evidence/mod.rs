@@ -339,8 +339,16 @@ impl Bundle {
         for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
             let old = backup_dir.join(&entry.backup_path);
             let new = tree.path(&entry.source_path);
-            // Most files are unchanged: a hash says so without running diff.
-            if fsutil::sha256_file(&new).is_ok_and(|(sha, _)| sha == entry.sha256) {
+            // Most files are unchanged: the hash taken when the file was
+            // copied into the bundle says so without running diff.
+            let name = Path::new(&entry.source_path).file_name().unwrap_or_default();
+            let copied = match entry.kind {
+                Kind::Migration => format!("migrations/{}", name.to_string_lossy()),
+                _ => format!("files/{}", entry.source_path),
+            };
+            let kept =
+                self.facts.migrations.iter().chain(&self.facts.files).find(|f| f.path == copied);
+            if kept.is_some_and(|f| f.sha256 == entry.sha256) {
                 continue;
             }
             let new_arg = if new.exists() { new.clone() } else { PathBuf::from("/dev/null") };
