@@ -303,15 +303,19 @@ impl Step {
                     rel(&tree.root, bundle)
                 )
             }
-            Step::RestoreDatabase => {
-                let db = manifest.database().expect("a verified backup has a database");
-                format!(
+            Step::RestoreDatabase => match manifest.database() {
+                Some(db) => format!(
                     "restore {} from {} (sha256 {}), staged, fsynced, hash-checked, renamed; integrity_check",
                     tree.profile.database,
                     from(&db.backup_path),
                     short(&db.sha256)
-                )
-            }
+                ),
+                // Only with --skip-verify: the step itself then fails and says so.
+                None => format!(
+                    "restore {}: the backup's manifest lists no database",
+                    tree.profile.database
+                ),
+            },
             Step::Downgrade { target } => {
                 format!(
                     "$ alembic downgrade {target}; then alembic current and alembic_version must be {target}"
