@@ -46,7 +46,7 @@ pub fn find(tree: &Tree) -> Vec<Proc> {
             "pid file".to_string()
         } else if cwd.as_deref().is_some_and(|c| c.starts_with(&tree.root)) {
             "working directory inside the root".to_string()
-        } else if args.iter().any(|a| a.contains(&root)) {
+        } else if args.iter().any(|a| mentions_path(a, &root)) {
             "a path of the root in its arguments".to_string()
         } else {
             continue;
@@ -158,6 +158,26 @@ fn ancestors() -> BTreeSet<i32> {
     out
 }
 
+/// Whether an argument names `root` or a path inside it: `/srv/tmws` and
+/// `--app-dir=/srv/tmws/src` do, `/srv/tmws2` does not.
+fn mentions_path(arg: &str, root: &str) -> bool {
+    arg.match_indices(root).any(|(at, _)| {
+        let after = &arg[at + root.len()..];
+        after.is_empty() || after.starts_with('/')
+    })
+}
+
 fn file_name(arg: &str) -> String {
     Path::new(arg).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_argument_mentions_the_root_only_on_a_path_boundary() {
+        assert!(super::mentions_path("/srv/tmws", "/srv/tmws"));
+        assert!(super::mentions_path("--app-dir=/srv/tmws/src", "/srv/tmws"));
+        assert!(!super::mentions_path("/srv/tmws2/app.py", "/srv/tmws"));
+        assert!(!super::mentions_path("tmws", "/srv/tmws"));
+    }
 }
