@@ -208,7 +208,7 @@ impl<'a> Ctx<'a> {
         if let Some(parent) = db.parent() {
             fs::create_dir_all(parent)?;
         }
-        let source = self.backup.join(&entry.backup_path);
+        let source = self.backup_file(&entry.backup_path)?;
         fsutil::copy_staged(&source, &db, Some(&entry.sha256)).context("restore the database")?;
         fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(entry.mode))?;
         if self.backup_verified {
@@ -337,7 +337,7 @@ impl<'a> Ctx<'a> {
                 fs::create_dir_all(parent)?;
             }
             fsutil::copy_staged(
-                &self.backup.join(&entry.backup_path),
+                &self.backup_file(&entry.backup_path)?,
                 &target,
                 Some(&entry.sha256),
             )
@@ -369,7 +369,7 @@ impl<'a> Ctx<'a> {
         for entry in &entries {
             let name =
                 Path::new(&entry.source_path).file_name().context("a revision file has a name")?;
-            fsutil::copy_hashed(&self.backup.join(&entry.backup_path), &staged.join(name))
+            fsutil::copy_hashed(&self.backup_file(&entry.backup_path)?, &staged.join(name))
                 .and_then(|(sha, _)| {
                     anyhow::ensure!(
                         sha == entry.sha256,
@@ -463,6 +463,13 @@ impl<'a> Ctx<'a> {
             ),
             None => String::new(),
         }
+    }
+
+    /// A file of the backup, by its manifest path. Verify checks these paths
+    /// too, but `--skip-verify` skips that, so they are checked again here.
+    fn backup_file(&self, backup_path: &str) -> Result<PathBuf> {
+        fsutil::check_inside(&self.backup, backup_path)?;
+        Ok(self.backup.join(backup_path))
     }
 
     fn rel(&self, path: &Path) -> String {
