@@ -52,6 +52,10 @@ fn database_scenario_restores_the_backup_and_keeps_the_corrupt_file() {
         corrupt,
         "the failed database is kept as it was"
     );
+    // alembic was asked about the preserved database while the restore ran.
+    let current = fs::read_to_string(bundle.join("alembic-current.txt")).unwrap();
+    assert!(current.contains(&format!("{PHASE4_HEAD} (head)")), "{current}");
+    assert_eq!(facts(&bundle)["problems"], serde_json::json!([]));
     assert_eq!(digest(&root.join(BACKUP)), backup_before, "the backup was modified");
 }
 
@@ -552,4 +556,16 @@ fn on_a_terminal_the_plan_is_confirmed_first() {
         on_a_terminal(&root, &format!("rollback --scenario files --paths {file}"), "y\n");
     assert_code(&accepted, 0);
     assert_eq!(sha256(&root.join(file)), manifest_sha(&root, file));
+}
+
+#[test]
+fn without_a_database_url_variable_alembic_runs_before_the_move() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::write(root.join("tmws-rollback.toml"), "database_url_env = \"\"\n").unwrap();
+    let result = rollback(&root, "database", &[]);
+    assert_code(&result, 0);
+    let bundle = only_bundle(&root);
+    let current = fs::read_to_string(bundle.join("alembic-current.txt")).unwrap();
+    assert!(current.contains(&format!("{PHASE4_HEAD} (head)")), "{current}");
 }

@@ -76,7 +76,7 @@ pub fn collect(
         bundle.facts.problems.push(format!("no readable backup {label}: no diffs against it"));
     }
     let alembic = match Python::find(sh, Some(&tree.root), python) {
-        Ok(python) => Some(bundle.start_alembic(&python, tree)),
+        Ok(python) => Some(bundle.start_alembic(&python, tree, None)),
         Err(err) => {
             bundle.facts.problems.push(format!("no Python for alembic: {err:#}"));
             None

@@ -21,6 +21,10 @@ pub const PROFILE_FILE: &str = "tmws-rollback.toml";
 pub struct Profile {
     /// The SQLite database the service and Alembic use.
     pub database: String,
+    /// The environment variable the tree's `migrations/env.py` takes its
+    /// database URL from ("" when it has none). With it, a rollback asks
+    /// `alembic current` about the preserved database while it restores.
+    pub database_url_env: String,
     pub alembic_ini: String,
     /// The folder of revision files.
     pub migrations: String,
@@ -58,6 +62,7 @@ impl Default for Profile {
         let strings = |items: &[&str]| items.iter().map(|it| it.to_string()).collect();
         Profile {
             database: "data/tmws.db".into(),
+            database_url_env: "TMWS_DATABASE_URL".into(),
             alembic_ini: "alembic.ini".into(),
             migrations: "migrations/versions".into(),
             config_files: strings(&["pyproject.toml", ".env.example", "alembic.ini"]),

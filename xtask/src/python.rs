@@ -127,10 +127,24 @@ impl Python {
 
     /// Runs alembic with the profile's extra arguments before the subcommand.
     pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
+        self.alembic_with_env(sh, tree, args, &[])
+    }
+
+    /// Runs alembic with extra environment variables (a database URL).
+    pub fn alembic_with_env(
+        &self,
+        sh: &Shell,
+        tree: &Tree,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Output> {
         let _d = sh.push_dir(&tree.root);
         let ini = &tree.profile.alembic_ini;
-        let cmd =
+        let mut cmd =
             self.tool(sh, tree, "alembic").arg("-c").arg(ini).args(&tree.profile.alembic_args);
+        for (key, value) in env {
+            cmd = cmd.env(key, value);
+        }
         process::run(cmd.args(args), TOOL_TIMEOUT)
     }
 }

@@ -70,13 +70,19 @@ pub struct Facts {
 }
 
 /// `alembic current` and `alembic history`, running.
-pub struct AlembicRuns(Vec<(&'static str, std::thread::JoinHandle<String>)>);
+pub struct AlembicRuns {
+    runs: Vec<(&'static str, std::thread::JoinHandle<String>)>,
+    /// `alembic current` reads the preserved database, not the tree's.
+    preserved: bool,
+}
 
 pub struct Bundle {
     pub dir: PathBuf,
     pub facts: Facts,
     /// The evidence's hashes, being taken in the background.
     hashing: Option<std::thread::JoinHandle<Vec<EvidenceFile>>>,
+    /// alembic, asked about the preserved database in the background.
+    pending_alembic: Option<AlembicRuns>,
 }
 
 /// Up to this size a preserved database is also consolidated, checked and
@@ -119,50 +125,97 @@ impl Bundle {
             git_branch,
             ..Facts::default()
         };
-        Ok(Bundle { dir: candidate, facts, hashing: None })
+        Ok(Bundle { dir: candidate, facts, hashing: None, pending_alembic: None })
     }
 
     /// Reopens a bundle of an interrupted run (its facts from failure.json).
     pub fn reopen(dir: &Path) -> Result<Bundle> {
         let text = fs::read_to_string(dir.join("failure.json"))
             .with_context(|| format!("read {}", dir.join("failure.json").display()))?;
-        Ok(Bundle { dir: dir.to_path_buf(), facts: serde_json::from_str(&text)?, hashing: None })
+        Ok(Bundle {
+            dir: dir.to_path_buf(),
+            facts: serde_json::from_str(&text)?,
+            hashing: None,
+            pending_alembic: None,
+        })
     }
 
     /// Starts `alembic current` and `alembic history` in the background
     /// (each is mostly Python start-up); `finish_alembic` keeps their output.
-    /// Both must finish before the database is moved.
-    pub fn start_alembic(&self, python: &Python, tree: &Tree) -> AlembicRuns {
-        let runs = [("alembic-current.txt", "current"), ("alembic-history.txt", "history")].map(
-            |(name, arg)| {
-                let (python, tree) = (python.clone(), tree.clone());
-                let handle = std::thread::spawn(move || {
-                    let out = Shell::new()
-                        .map_err(anyhow::Error::from)
-                        .and_then(|sh| python.alembic(&sh, &tree, &[arg]));
-                    match out {
-                        Ok(out) => format!(
-                            "$ alembic {arg}\n({})\n{}{}",
-                            out.describe_status(),
-                            out.stdout,
-                            out.stderr
-                        ),
-                        Err(err) => format!("alembic {arg} could not run: {err:#}\n"),
-                    }
-                });
-                (name, handle)
-            },
-        );
-        AlembicRuns(runs.into())
+    /// Without `preserved`, they read the tree's database, so they must finish
+    /// before it is moved. With `preserved` (a moved database in this bundle)
+    /// `alembic current` reads that file, read-only, through the URL variable
+    /// of the profile, and may run while the tree's database is restored.
+    pub fn start_alembic(
+        &self,
+        python: &Python,
+        tree: &Tree,
+        preserved: Option<&Path>,
+    ) -> AlembicRuns {
+        let url_env = &tree.profile.database_url_env;
+        let current_env: Vec<(String, String)> = match preserved {
+            Some(db) if !url_env.is_empty() => {
+                vec![(url_env.clone(), format!("sqlite:///file:{}?mode=ro&uri=true", db.display()))]
+            }
+            _ => Vec::new(),
+        };
+        let runs = [
+            ("alembic-current.txt", "current", current_env),
+            ("alembic-history.txt", "history", Vec::new()),
+        ]
+        .map(|(name, arg, env)| {
+            let (python, tree) = (python.clone(), tree.clone());
+            let handle = std::thread::spawn(move || {
+                let out = Shell::new()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|sh| python.alembic_with_env(&sh, &tree, &[arg], &env));
+                match out {
+                    Ok(out) => format!(
+                        "$ alembic {arg}\n({})\n{}{}",
+                        out.describe_status(),
+                        out.stdout,
+                        out.stderr
+                    ),
+                    Err(err) => format!("alembic {arg} could not run: {err:#}\n"),
+                }
+            });
+            (name, handle)
+        });
+        AlembicRuns { runs: runs.into(), preserved: preserved.is_some() }
     }
 
     pub fn finish_alembic(&mut self, runs: AlembicRuns) {
-        for (name, handle) in runs.0 {
+        for (name, handle) in runs.runs {
             let text = handle.join().unwrap_or_else(|_| "alembic could not run\n".into());
+            if name == "alembic-current.txt" && runs.preserved {
+                // It must have read the preserved database, not the restored one.
+                let said: Vec<&str> = text
+                    .lines()
+                    .skip(2)
+                    .filter_map(|l| l.split_whitespace().next())
+                    .filter(|w| w.chars().all(|c| c.is_ascii_hexdigit()))
+                    .collect();
+                let expected: Vec<&str> =
+                    self.facts.database_revision.iter().map(String::as_str).collect();
+                if said != expected {
+                    self.facts.problems.push(format!(
+                        "alembic current reported {said:?} for the preserved database at {expected:?}: check that migrations/env.py reads its URL from the profile's database_url_env"
+                    ));
+                }
+            }
             if let Err(err) = fs::write(self.dir.join(name), text) {
                 self.facts.problems.push(format!("{name}: {err}"));
             }
         }
+    }
+
+    pub fn has_pending_alembic(&self) -> bool {
+        self.pending_alembic.is_some()
+    }
+
+    /// Keeps running alembic calls for `seal` to finish.
+    pub fn defer_alembic(&mut self, runs: AlembicRuns) {
+        self.pending_alembic = Some(runs);
     }
 
     /// Preserves the database with what its WAL holds. A database up to
@@ -226,7 +279,12 @@ impl Bundle {
         self.hashing = Some(std::thread::spawn(move || {
             files
                 .iter()
-                .filter(|p| p.file_name().is_some_and(|n| n != "dump.sql"))
+                // The -shm index may still be touched by a read-only reader
+                // (alembic): `seal` hashes it once everything is done.
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n != "dump.sql" && !n.to_string_lossy().ends_with("-shm"))
+                })
                 .map(|path| {
                     let (sha256, size) = fsutil::sha256_file(path).unwrap_or_default();
                     EvidenceFile { path: rel(&dir, path), sha256, size }
@@ -239,30 +297,41 @@ impl Bundle {
     /// Waits for the evidence's hashes (taking them now if an interrupted run
     /// never did) and writes the reports.
     pub fn seal(&mut self) -> Result<()> {
-        if let Some(handle) = self.hashing.take() {
-            let files =
-                handle.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))?;
-            for file in files {
-                if file.path.ends_with(".consolidated") {
-                    self.facts.database_copy = Some(file);
-                } else {
-                    self.facts.database_files.push(file);
-                }
+        if let Some(runs) = self.pending_alembic.take() {
+            self.finish_alembic(runs);
+        }
+        let mut files = match self.hashing.take() {
+            Some(handle) => {
+                handle.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))?
             }
-        } else if self.facts.database_files.is_empty() && self.dir.join("database").is_dir() {
+            None => Vec::new(),
+        };
+        // Whatever the background did not hash (the -shm index, or all of it
+        // after an interruption) is hashed now.
+        let known: Vec<String> = self
+            .facts
+            .database_files
+            .iter()
+            .chain(&self.facts.database_copy)
+            .chain(&files)
+            .map(|f| f.path.clone())
+            .collect();
+        if self.dir.join("database").is_dir() {
             for entry in fs::read_dir(self.dir.join("database"))?.flatten() {
                 let path = entry.path();
-                let name = entry.file_name();
-                if name == "dump.sql" {
+                let relative = rel(&self.dir, &path);
+                if entry.file_name() == "dump.sql" || known.contains(&relative) {
                     continue;
                 }
                 let (sha256, size) = fsutil::sha256_file(&path)?;
-                let file = EvidenceFile { path: rel(&self.dir, &path), sha256, size };
-                if name.to_string_lossy().ends_with(".consolidated") {
-                    self.facts.database_copy = Some(file);
-                } else {
-                    self.facts.database_files.push(file);
-                }
+                files.push(EvidenceFile { path: relative, sha256, size });
+            }
+        }
+        for file in files {
+            if file.path.ends_with(".consolidated") {
+                self.facts.database_copy = Some(file);
+            } else {
+                self.facts.database_files.push(file);
             }
         }
         self.facts.database_files.sort_by(|a, b| a.path.cmp(&b.path));

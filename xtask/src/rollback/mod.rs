@@ -253,10 +253,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         });
         fault_hook("after", i + 1);
     }
-    if let Some(bundle) = ctx.bundle.as_mut() {
-        bundle.facts.completed = Some(clock::now_rfc3339());
-        bundle.seal()?;
-    }
+    ctx.seal_bundle()?;
     journal.close(&state, &tree.root)?;
     outcome.result = "done";
     outcome.bundle = Some(journal.bundle.display().to_string());

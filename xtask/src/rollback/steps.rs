@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
-use super::plan::Step;
+use super::plan::{Scenario, Step};
 use crate::{
     evidence::{Bundle, DatabaseCapture},
     exit::{failed, refused},
@@ -158,20 +158,32 @@ impl<'a> Ctx<'a> {
         self.bundle_dir = bundle.dir.clone();
         bundle.facts.scenario = Some(self.scenario.clone());
         bundle.write_reports()?;
-        // alembic reads the database: it runs while the files are copied,
-        // and finishes before the database is moved.
-        let alembic = if bundle.dir.join("alembic-current.txt").exists() {
-            None
-        } else {
-            Some(bundle.start_alembic(&self.python()?, self.tree))
-        };
+        // alembic reads the database and the migrations. In the database
+        // scenario, where only the database changes, and when the tree's
+        // env.py takes its URL from a variable, `alembic current` reads the
+        // moved database later, while the restore runs. Otherwise both run
+        // now, while the files are copied, and end before anything moves.
+        let python = self.python()?;
+        let captured = bundle.dir.join("alembic-current.txt").exists();
+        let later = self.scenario == Scenario::Database.name()
+            && database == Some(DatabaseCapture::Move)
+            && !self.tree.profile.database_url_env.is_empty();
+        let now = (!captured && !later).then(|| bundle.start_alembic(&python, self.tree, None));
         bundle.preserve_files(self.sh, self.tree, Some((&self.backup, &self.manifest)))?;
         bundle.capture_log(self.tree);
-        if let Some(runs) = alembic {
+        if let Some(runs) = now {
             bundle.finish_alembic(runs);
         }
         if let Some(how) = database {
             bundle.preserve_database(self.tree, how)?;
+        }
+        if !captured && later {
+            let moved = bundle
+                .dir
+                .join("database")
+                .join(self.tree.database().file_name().unwrap_or_default());
+            let runs = bundle.start_alembic(&python, self.tree, Some(&moved));
+            bundle.defer_alembic(runs);
         }
         bundle
             .facts
@@ -182,6 +194,34 @@ impl<'a> Ctx<'a> {
         let summary = format!("preserved in {}", self.rel(&bundle.dir));
         self.bundle = Some(bundle);
         Ok(summary)
+    }
+
+    /// Ends the run's evidence: alembic's answers (asked now if an
+    /// interrupted run never got them), the hashes, the completion time.
+    pub fn seal_bundle(&mut self) -> Result<()> {
+        if self.bundle.is_none() && !self.bundle_dir.join("failure.json").is_file() {
+            return Ok(());
+        }
+        let moved = self
+            .bundle_dir
+            .join("database")
+            .join(self.tree.database().file_name().unwrap_or_default());
+        let missing = !self.bundle_dir.join("alembic-current.txt").exists();
+        // Only the moved database can still answer for the failed state.
+        let python = if missing && moved.exists() { Some(self.python()?) } else { None };
+        let tree = self.tree;
+        let bundle = self.bundle()?;
+        if !bundle.has_pending_alembic() && missing {
+            match python {
+                Some(python) => {
+                    let runs = bundle.start_alembic(&python, tree, Some(&moved));
+                    bundle.finish_alembic(runs);
+                }
+                None => bundle.facts.problems.push("alembic's output was not captured".into()),
+            }
+        }
+        bundle.facts.completed = Some(crate::clock::now_rfc3339());
+        bundle.seal()
     }
 
     fn restore_database(&mut self) -> Result<String> {
