@@ -259,3 +259,15 @@ fn a_python_that_cannot_make_a_virtualenv_is_a_usage_error() {
     assert_code(&result, 2);
     assert!(result.stderr.contains("apt-get install python3-venv"), "{result:?}");
 }
+
+#[test]
+fn json_output_carries_the_schema_and_the_manifest() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    let result = run_in(&root, &["backup", "--format", "json"]);
+    assert_code(&result, 0);
+    let json: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["manifest"]["database_revision"][0], "47a9e2c8b6f0");
+    assert_eq!(json["manifest"]["files"].as_array().unwrap().len(), 21);
+}

@@ -47,7 +47,14 @@ impl flags::Backup {
         let started = Instant::now();
         let manifest = take(sh, &tree, &options)?;
         if format == Format::Json {
-            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            let document = serde_json::json!({
+                "schema": crate::report::SCHEMA,
+                "command": "backup",
+                "dry_run": options.dry_run,
+                "backup": tree.backup(&options.label),
+                "manifest": manifest,
+            });
+            println!("{}", serde_json::to_string_pretty(&document)?);
         } else if !options.dry_run {
             let db = manifest.database().map_or(0, |f| f.size);
             println!(

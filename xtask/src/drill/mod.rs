@@ -95,7 +95,16 @@ impl flags::Drill {
             rehearsals.push(rehearsal);
         }
         match format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&rehearsals)?),
+            Format::Json => {
+                let passed = rehearsals.iter().all(|r| r.passed);
+                let document = serde_json::json!({
+                    "schema": crate::report::SCHEMA,
+                    "command": "drill",
+                    "result": if passed { "pass" } else { "fail" },
+                    "scenarios": rehearsals,
+                });
+                println!("{}", serde_json::to_string_pretty(&document)?);
+            }
             Format::Human => print!("{}", table(&rehearsals)),
         }
         if let Some(dir) = &self.keep {
