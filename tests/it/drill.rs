@@ -52,8 +52,14 @@ fn result_pid(result: &crate::Run) -> String {
 #[test]
 fn keep_leaves_the_sandboxes() {
     let keep = tempfile::TempDir::new().unwrap();
-    let result = run(xtask().args(["drill", "--scenario", "files", "--keep"]).arg(keep.path()));
+    let result = run(xtask()
+        .args(["drill", "--scenario", "files", "--format", "json", "--keep"])
+        .arg(keep.path()));
     assert_code(&result, 0);
+    let json: serde_json::Value =
+        serde_json::from_str(&result.stdout).expect("one JSON document on stdout");
+    assert_eq!((json["schema"].clone(), json["result"].clone()), (1.into(), "pass".into()));
+    assert_eq!(json["scenarios"][0]["diagnosis"], "files");
     assert!(keep.path().join("files/forensics").is_dir());
     assert!(keep.path().join("template/backups/pre-phase4").is_dir());
 }

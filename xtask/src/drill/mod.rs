@@ -108,7 +108,7 @@ impl flags::Drill {
             Format::Human => print!("{}", table(&rehearsals)),
         }
         if let Some(dir) = &self.keep {
-            println!("sandboxes kept in {}", dir.display());
+            eprintln!("sandboxes kept in {}", dir.display());
         }
         let failures = rehearsals.iter().filter(|r| !r.passed).count();
         if failures > 0 {
