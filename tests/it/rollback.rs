@@ -569,3 +569,36 @@ fn without_a_database_url_variable_alembic_runs_before_the_move() {
     let current = fs::read_to_string(bundle.join("alembic-current.txt")).unwrap();
     assert!(current.contains(&format!("{PHASE4_HEAD} (head)")), "{current}");
 }
+
+/// A crash inside the preserve step, after the database was moved into the
+/// bundle: the resumed run must keep that file, not replace or lose it.
+#[test]
+fn a_crash_in_the_middle_of_preserving_keeps_what_was_moved() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let failed_db = sha256(&root.join("data/tmws.db"));
+    let crashed = run(xtask()
+        .args(["rollback", "--scenario", "complete", "--yes", "--root"])
+        .arg(&root)
+        .env("XTASK_ROLLBACK_FAULT", "after:1"));
+    assert_eq!(crashed.code, -1, "{crashed:?}");
+    let journal: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(root.join(".tmws-rollback/journal.json")).unwrap(),
+    )
+    .unwrap();
+    let bundle = root.join(journal["bundle"].as_str().unwrap());
+    fs::create_dir_all(bundle.join("database")).unwrap();
+    fs::rename(root.join("data/tmws.db"), bundle.join("database/tmws.db")).unwrap();
+    let resumed = rollback(&root, "complete", &["--resume"]);
+    assert_code(&resumed, 0);
+    assert_eq!(only_bundle(&root), bundle, "the run keeps its one bundle");
+    assert_eq!(sha256(&bundle.join("database/tmws.db")), failed_db);
+    let facts = facts(&bundle);
+    let kept = facts["database_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["sha256"] == failed_db.as_str());
+    assert!(kept, "the bundle's report lists the moved database: {facts}");
+    assert_eq!(sha256(&root.join("data/tmws.db")), manifest_sha(&root, "data/tmws.db"));
+}

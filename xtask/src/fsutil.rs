@@ -161,6 +161,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fsync_parent(path)
 }
 
+/// `path` if nothing is there, else the first free `path.2`, `path.3`, ...
+pub fn free_name(path: &Path) -> PathBuf {
+    let mut candidate = path.to_path_buf();
+    let mut n = 1;
+    while candidate.exists() {
+        n += 1;
+        candidate = PathBuf::from(format!("{}.{n}", path.display()));
+    }
+    candidate
+}
+
 /// The temporary name used beside a target while it is staged.
 pub fn staging_path(target: &Path) -> PathBuf {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

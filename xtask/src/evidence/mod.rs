@@ -114,6 +114,16 @@ impl Bundle {
             }
         }
         fs::set_permissions(&candidate, fs::Permissions::from_mode(0o700))?;
+        Ok(Bundle::describe(tree, label, candidate))
+    }
+
+    /// Takes over this run's own bundle folder, created by an interrupted
+    /// run before it wrote anything into it.
+    pub fn adopt(tree: &Tree, label: &str, dir: &Path) -> Bundle {
+        Bundle::describe(tree, label, dir.to_path_buf())
+    }
+
+    fn describe(tree: &Tree, label: &str, dir: PathBuf) -> Bundle {
         let repo = git::open(&tree.root);
         let (git_commit, git_branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
         let facts = Facts {
@@ -125,7 +135,7 @@ impl Bundle {
             git_branch,
             ..Facts::default()
         };
-        Ok(Bundle { dir: candidate, facts, hashing: None, pending_alembic: None })
+        Bundle { dir, facts, hashing: None, pending_alembic: None }
     }
 
     /// Reopens a bundle of an interrupted run (its facts from failure.json).
@@ -237,6 +247,9 @@ impl Bundle {
             let dest = target.join(file_name);
             match how {
                 DatabaseCapture::Move => {
+                    // A resumed run may find part of the database moved
+                    // already: what is in the bundle is never replaced.
+                    let dest = fsutil::free_name(&dest);
                     fs::rename(source, &dest)
                         .with_context(|| format!("move {} into the bundle", source.display()))?;
                     fsutil::fsync_parent(source)?;

@@ -149,8 +149,9 @@ impl<'a> Ctx<'a> {
         // The bundle folder is this run's own: created now, or reused when an
         // interrupted preserve step runs again.
         let mut bundle = if self.bundle_dir.is_dir() {
-            Bundle::reopen(&self.bundle_dir)
-                .or_else(|_| Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir))?
+            Bundle::reopen(&self.bundle_dir).unwrap_or_else(|_| {
+                Bundle::adopt(self.tree, &self.manifest.label, &self.bundle_dir)
+            })
         } else {
             Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir)?
         };
@@ -168,7 +169,11 @@ impl<'a> Ctx<'a> {
         let later = self.scenario == Scenario::Database.name()
             && database == Some(DatabaseCapture::Move)
             && !self.tree.profile.database_url_env.is_empty();
-        let now = (!captured && !later).then(|| bundle.start_alembic(&python, self.tree, None));
+        // A resumed run whose database was moved already must not run alembic
+        // on the tree: SQLAlchemy would create an empty database there.
+        let in_place = self.tree.database().exists();
+        let now = (!captured && !later && in_place)
+            .then(|| bundle.start_alembic(&python, self.tree, None));
         bundle.preserve_files(self.sh, self.tree, Some((&self.backup, &self.manifest)))?;
         bundle.capture_log(self.tree);
         if let Some(runs) = now {
