@@ -437,10 +437,11 @@ impl<'a> Ctx<'a> {
         }
         fsutil::fsync_parent(&staged.join("x"))?;
         if dir.exists() {
-            let replaced = self.bundle_dir.join("migrations-replaced");
+            let replaced = fsutil::free_name(&self.bundle_dir.join("migrations-replaced"));
             if fs::rename(&dir, &replaced).is_err() {
                 // Another file system: keep it beside, still never deleted.
-                fs::rename(&dir, dir.with_file_name(format!(".{}.replaced", self.manifest.label)))?;
+                let beside = dir.with_file_name(format!(".{}.replaced", self.manifest.label));
+                fs::rename(&dir, fsutil::free_name(&beside))?;
             }
         }
         fs::rename(&staged, &dir).context("move the restored migrations into place")?;
