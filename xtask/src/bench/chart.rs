@@ -1,46 +1,79 @@
 //! The bench's chart: seconds against database size, ours beside the
-//! baseline, as a small SVG written by hand.
+//! baseline, as a small SVG written by hand (no plotting library to build).
 use std::fmt::Write as _;
 
 use super::Pair;
+use crate::report::xml;
 
-/// Seconds against database size (both on log scales), ours as solid lines
-/// and the baseline dashed, one colour per command and shape. Plain SVG text:
-/// no plotting library to build.
+const WIDTH: f64 = 820.0;
+const HEIGHT: f64 = 440.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 290.0;
+const TOP: f64 = 50.0;
+const BOTTOM: f64 = 50.0;
+const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+
+/// Median seconds against database MiB, both on log scales: one colour per
+/// command and shape, solid for ours, dashed for the runbook's commands.
 pub(super) fn chart(pairs: &[Pair]) -> String {
-    const W: f64 = 720.0;
-    const H: f64 = 420.0;
-    const PAD: f64 = 60.0;
     let sized: Vec<&Pair> = pairs.iter().filter(|p| p.command != "post-check").collect();
-    let (xs, ys): (Vec<f64>, Vec<f64>) = sized
-        .iter()
-        .flat_map(|p| [(p.database_mib, p.ours_median_s), (p.database_mib, p.baseline_median_s)])
-        .map(|(x, y)| (x.max(1e-3).log10(), y.max(1e-3).log10()))
-        .unzip();
-    let range = |v: &[f64]| {
-        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        if v.is_empty() {
-            (0.0, 1.0)
-        } else if hi - lo < 1e-9 {
-            (lo - 0.5, hi + 0.5)
-        } else {
-            (lo, hi)
-        }
-    };
-    let ((x0, x1), (y0, y1)) = (range(&xs), range(&ys));
-    let px = |mib: f64| PAD + (mib.max(1e-3).log10() - x0) / (x1 - x0) * (W - 2.0 * PAD);
-    let py = |s: f64| H - PAD - (s.max(1e-3).log10() - y0) / (y1 - y0) * (H - 2.0 * PAD);
+    let xs: Vec<f64> = sized.iter().map(|p| log(p.database_mib)).collect();
+    let ys: Vec<f64> =
+        sized.iter().flat_map(|p| [log(p.ours_median_s), log(p.baseline_median_s)]).collect();
+    let (x0, x1) = span(&xs);
+    let (y0, y1) = (span(&ys).0.floor(), span(&ys).1.ceil());
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let px = |mib: f64| LEFT + (log(mib) - x0) / (x1 - x0) * plot_w;
+    let py = |s: f64| TOP + plot_h - (log(s) - y0) / (y1 - y0) * plot_h;
+
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" font-family=\"sans-serif\" font-size=\"11\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{PAD}\" y=\"20\" font-size=\"14\">median seconds against database MiB (log-log); solid: xtask, dashed: runbook</text>\n\
-         <line x1=\"{PAD}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{}\" stroke=\"black\"/>\n",
-        H - PAD,
-        W - PAD,
-        H - PAD,
-        H - PAD
+         <text x=\"{LEFT}\" y=\"24\" font-size=\"14\">median seconds against database size (log-log); solid: xtask, dashed: runbook</text>\n"
     );
-    let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+    // Axes, with a tick at each power of ten of seconds and at each size.
+    let (bottom, right) = (TOP + plot_h, LEFT + plot_w);
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"black\"/>"
+    );
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{bottom}\" stroke=\"black\"/>"
+    );
+    let mut power = y0;
+    while power <= y1 + 1e-9 {
+        let y = py(10f64.powf(power));
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>"
+        );
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{} s</text>",
+            LEFT - 6.0,
+            y + 4.0,
+            10f64.powf(power)
+        );
+        power += 1.0;
+    }
+    let mut sizes: Vec<(&str, f64)> = Vec::new();
+    for p in &sized {
+        if !sizes.iter().any(|(label, _)| *label == p.size) {
+            sizes.push((&p.size, p.database_mib));
+        }
+    }
+    for (label, mib) in &sizes {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            px(*mib),
+            bottom + 18.0,
+            xml(label)
+        );
+    }
+    // One series per command and shape, and its legend entry on the right.
     let mut series: Vec<(String, Vec<&Pair>)> = Vec::new();
     for p in &sized {
         let key = format!("{} ({})", p.command, p.shape);
@@ -49,42 +82,109 @@ pub(super) fn chart(pairs: &[Pair]) -> String {
             None => series.push((key, vec![p])),
         }
     }
+    let ours: fn(&Pair) -> f64 = |p| p.ours_median_s;
+    let baseline: fn(&Pair) -> f64 = |p| p.baseline_median_s;
     for (i, (name, points)) in series.iter().enumerate() {
-        let colour = colours[i % colours.len()];
-        let ours: fn(&Pair) -> f64 = |p| p.ours_median_s;
-        let baseline: fn(&Pair) -> f64 = |p| p.baseline_median_s;
+        let colour = COLOURS[i % COLOURS.len()];
         for (dash, value) in [("", ours), (" stroke-dasharray=\"5,4\"", baseline)] {
-            let coords: Vec<String> = points
-                .iter()
-                .map(|p| format!("{:.1},{:.1}", px(p.database_mib), py(value(p))))
-                .collect();
+            let coords: Vec<(f64, f64)> =
+                points.iter().map(|p| (px(p.database_mib), py(value(p)))).collect();
+            let line: Vec<String> = coords.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
             let _ = writeln!(
                 svg,
                 "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>",
-                coords.join(" ")
+                line.join(" ")
             );
-            for c in &coords {
-                let (x, y) = c.split_once(',').unwrap_or(("0", "0"));
-                let _ = writeln!(svg, "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>");
+            for (x, y) in coords {
+                let _ = writeln!(
+                    svg,
+                    "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"/>"
+                );
             }
         }
+        let y = TOP + 16.0 * i as f64;
+        let x = right + 20.0;
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+            x + 18.0
+        );
         let _ = writeln!(
             svg,
             "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{}</text>",
-            W - 250.0,
-            PAD + 16.0 * i as f64,
-            crate::report::xml(name)
-        );
-    }
-    for p in &sized {
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            px(p.database_mib),
-            H - PAD + 16.0,
-            p.size
+            x + 24.0,
+            y + 4.0,
+            xml(name)
         );
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+fn log(value: f64) -> f64 {
+    value.max(1e-3).log10()
+}
+
+/// The range of values, widened when there is only one.
+fn span(values: &[f64]) -> (f64, f64) {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    match (lo.is_finite(), hi - lo < 1e-9) {
+        (false, _) => (0.0, 1.0),
+        (true, true) => (lo - 0.5, hi + 0.5),
+        (true, false) => (lo, hi),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(command: &str, size: &str, mib: f64, ours: f64, baseline: f64) -> Pair {
+        Pair {
+            command: command.into(),
+            size: size.into(),
+            shape: "rows".into(),
+            database_mib: mib,
+            ours_median_s: ours,
+            ours_min_s: ours,
+            ours_max_s: ours,
+            baseline_median_s: baseline,
+            baseline_min_s: baseline,
+            baseline_max_s: baseline,
+            ratio: ours / baseline,
+            target: None,
+            ours_peak_mib: 10.0,
+            ours_peak_with_children_mib: 10.0,
+            ours_s_per_mib: ours / mib,
+            ours_ok: true,
+            baseline_ok: true,
+        }
+    }
+
+    #[test]
+    fn draws_one_solid_and_one_dashed_line_per_series() {
+        let pairs = [
+            pair("backup", "1MiB", 1.0, 0.02, 0.02),
+            pair("backup", "1GiB", 1024.0, 1.6, 1.3),
+            pair("post-check", "fixture", 0.8, 0.6, 4.2),
+        ];
+        let svg = chart(&pairs);
+        // To look at a chart of a real report: XTASK_CHART_FROM=report.json
+        // XTASK_CHART_SAMPLE=out.svg cargo test chart.
+        if let Some(path) = std::env::var_os("XTASK_CHART_SAMPLE") {
+            let svg = match std::env::var_os("XTASK_CHART_FROM") {
+                Some(report) => {
+                    let report: serde_json::Value =
+                        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+                    chart(&serde_json::from_value::<Vec<Pair>>(report["pairs"].clone()).unwrap())
+                }
+                None => svg.clone(),
+            };
+            std::fs::write(path, svg).unwrap();
+        }
+        assert_eq!(svg.matches("<polyline").count(), 2, "post-check is not drawn against size");
+        assert_eq!(svg.matches("stroke-dasharray").count(), 1);
+        assert!(svg.contains(">backup (rows)</text>") && svg.contains(">1GiB</text>"));
+    }
 }

@@ -26,7 +26,7 @@ mod chart;
 
 use chart::chart;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Pair {
     pub command: String,
     pub size: String,
