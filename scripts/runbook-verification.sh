@@ -4,7 +4,7 @@
 # alembic, pytest and uvicorn on PATH; PORT (default 8001) is the server's.
 #
 # Two changes from the runbook, both to keep the machine safe while timing:
-# the server is stopped by its own pid instead of `pkill -f`, and it listens
+# the server is stopped by its own pid instead of by a broad name match, and it listens
 # on 127.0.0.1 only. The runbook's fixed wait stays: it is what is measured.
 set -uo pipefail
 port=${PORT:-8001}
