@@ -34,6 +34,8 @@ pub fn xtask() -> Command {
 
 /// A finished run of the binary, with everything a failing test should show.
 pub struct Run {
+    /// The command line, shown when a test fails.
+    pub command: String,
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -50,8 +52,10 @@ impl std::fmt::Debug for Run {
 }
 
 pub fn run(cmd: &mut Command) -> Run {
+    let command = format!("{cmd:?}");
     let output = cmd.output().expect("the xtask binary runs");
     Run {
+        command,
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),

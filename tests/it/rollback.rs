@@ -530,6 +530,7 @@ fn on_a_terminal(root: &Path, args: &str, answer: &str) -> Run {
     child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     Run {
+        command,
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
