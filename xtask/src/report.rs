@@ -58,6 +58,21 @@ impl Check {
         Check { id: id.into(), title: title.into(), status, detail, duration_ms: 0 }
     }
 
+    /// Passes with `ok_detail` when there is no problem, else fails with the
+    /// problems, one a line.
+    pub fn unless(
+        id: &str,
+        title: &str,
+        problems: &[String],
+        ok_detail: impl Into<String>,
+    ) -> Check {
+        if problems.is_empty() {
+            Check::pass(id, title, ok_detail)
+        } else {
+            Check::fail(id, title, problems.join("\n"))
+        }
+    }
+
     /// Times a check: its duration is the time since `started`.
     pub fn since(mut self, started: Instant) -> Check {
         self.duration_ms = started.elapsed().as_millis() as u64;

@@ -66,16 +66,8 @@ pub(super) fn database_tables(db: &Path, expected: &Expected) -> Check {
                 .map(|t| sqlite::TableCount { name: t.name.clone(), rows: 0 })
                 .collect();
             let differences = table_differences(&actual, &wanted);
-            Check::from(
-                "database.tables",
-                title,
-                differences.is_empty(),
-                if differences.is_empty() {
-                    format!("{} tables: {}", names.len(), names.join(", "))
-                } else {
-                    differences.join("\n")
-                },
-            )
+            let ok = format!("{} tables: {}", names.len(), names.join(", "));
+            Check::unless("database.tables", title, &differences, ok)
         }
         Err(err) => Check::fail("database.tables", title, err),
     }
@@ -289,16 +281,8 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Check {
             Err(_) => differ.push(format!("{} is missing", entry.source_path)),
         }
     }
-    Check::from(
-        "files.restored",
-        title,
-        differ.is_empty(),
-        if differ.is_empty() {
-            format!("{} files equal the backup's hashes", entries.len())
-        } else {
-            differ.join("\n")
-        },
-    )
+    let ok = format!("{} files equal the backup's hashes", entries.len());
+    Check::unless("files.restored", title, &differ, ok)
 }
 
 pub(super) fn forensics(tree: &Tree) -> Check {

@@ -104,15 +104,11 @@ pub fn check_database(dir: &Path, manifest: &Manifest) -> (Vec<Check>, Option<Ve
     checks.push(match sqlite::table_counts(&conn) {
         Ok(tables) => {
             let differences = table_differences(&tables, &manifest.tables);
-            Check::from(
+            Check::unless(
                 "database.tables",
                 "tables and row counts equal the manifest's",
-                differences.is_empty(),
-                if differences.is_empty() {
-                    format!("{} tables", tables.len())
-                } else {
-                    differences.join("\n")
-                },
+                &differences,
+                format!("{} tables", tables.len()),
             )
         }
         Err(err) => Check::fail(

@@ -138,11 +138,7 @@ fn check_paths(dir: &Path, manifest: &Manifest) -> Check {
         .filter_map(|f| fsutil::check_inside(dir, &f.backup_path).err().map(|e| format!("{e:#}")))
         .collect();
     let title = "manifest paths stay inside the backup";
-    if problems.is_empty() {
-        Check::pass("manifest.paths", title, format!("{} paths", manifest.files.len()))
-    } else {
-        Check::fail("manifest.paths", title, problems.join("\n"))
-    }
+    Check::unless("manifest.paths", title, &problems, format!("{} paths", manifest.files.len()))
 }
 
 /// SHA256SUMS must list exactly the manifest's files, and the manifest's own
@@ -176,11 +172,7 @@ fn check_sums(dir: &Path, manifest: &Manifest) -> Check {
             manifest.files.len() + 1
         ));
     }
-    if problems.is_empty() {
-        Check::pass("sums", title, format!("{} entries", sums.len()))
-    } else {
-        Check::fail("sums", title, problems.join("\n"))
-    }
+    Check::unless("sums", title, &problems, format!("{} entries", sums.len()))
 }
 
 fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
@@ -254,11 +246,7 @@ fn check_hashes(manifest: &Manifest, hashes: &[Option<(String, u64)>]) -> Check 
         }
     }
     let title = "every file's sha256 and size equal the manifest's";
-    if problems.is_empty() {
-        Check::pass("hashes", title, format!("{} files", manifest.files.len()))
-    } else {
-        Check::fail("hashes", title, problems.join("\n"))
-    }
+    Check::unless("hashes", title, &problems, format!("{} files", manifest.files.len()))
 }
 
 fn check_migrations(
