@@ -19,6 +19,30 @@ fn manifest_sha(root: &Path, source: &str) -> String {
     line.split('\t').nth(2).unwrap().to_string()
 }
 
+/// The live database is the backup's, back in the WAL mode it was backed up
+/// in: the same bytes but for the header fields SQLite rewrites when the
+/// journal mode changes (read and write versions, change counters), and
+/// nothing beside it.
+fn assert_database_restored(root: &Path) {
+    let live = fs::read(root.join("data/tmws.db")).unwrap();
+    let backup = fs::read(root.join(BACKUP).join("database/tmws.db.backup")).unwrap();
+    assert_eq!(
+        sha256(&root.join(BACKUP).join("database/tmws.db.backup")),
+        manifest_sha(root, "data/tmws.db")
+    );
+    assert_eq!(live.len(), backup.len(), "the restored database has the backup's size");
+    assert_eq!(live[18..20], [2, 2], "the restored database is in WAL mode");
+    let rewritten = [18..20, 24..28, 92..96];
+    let differing: Vec<usize> = (0..100)
+        .filter(|&i| live[i] != backup[i] && !rewritten.iter().any(|r| r.contains(&i)))
+        .collect();
+    assert_eq!(differing, Vec::<usize>::new(), "header bytes that differ from the backup");
+    assert!(live[100..] == backup[100..], "the restored database's pages differ from the backup");
+    for stale in ["data/tmws.db-wal", "data/tmws.db-shm", "data/tmws.db-journal"] {
+        assert!(!root.join(stale).exists(), "{stale} left beside the restored database");
+    }
+}
+
 fn rollback(root: &Path, scenario: &str, extra: &[&str]) -> Run {
     let mut args = vec!["rollback", "--scenario", scenario, "--yes"];
     args.extend_from_slice(extra);
@@ -42,10 +66,8 @@ fn database_scenario_restores_the_backup_and_keeps_the_corrupt_file() {
     let corrupt = corrupt_database(&root);
     let result = rollback(&root, "database", &[]);
     assert_code(&result, 0);
-    assert_eq!(sha256(&root.join("data/tmws.db")), manifest_sha(&root, "data/tmws.db"));
-    for stale in ["data/tmws.db-wal", "data/tmws.db-shm"] {
-        assert!(!root.join(stale).exists(), "{stale} left beside the restored database");
-    }
+    assert!(result.stdout.contains("back in WAL mode as when it was backed up"), "{result:?}");
+    assert_database_restored(&root);
     let bundle = only_bundle(&root);
     assert_eq!(
         sha256(&bundle.join("database/tmws.db")),
@@ -57,6 +79,27 @@ fn database_scenario_restores_the_backup_and_keeps_the_corrupt_file() {
     assert!(current.contains(&format!("{PHASE4_HEAD} (head)")), "{current}");
     assert_eq!(facts(&bundle)["problems"], serde_json::json!([]));
     assert_eq!(digest(&root.join(BACKUP)), backup_before, "the backup was modified");
+}
+
+#[test]
+fn a_database_backed_up_in_rollback_journal_mode_comes_back_byte_for_byte() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "delete");
+    drop(conn);
+    assert_code(&run_in(&root, &["backup", "--label", "plain", "--no-tag"]), 0);
+    let manifest = fs::read_to_string(root.join("backups/plain/BACKUP_MANIFEST.txt")).unwrap();
+    assert!(manifest.contains("journal-mode: delete"), "{manifest}");
+    corrupt_database(&root);
+    let result = rollback(&root, "database", &["--label", "plain"]);
+    assert_code(&result, 0);
+    assert!(!result.stdout.contains("WAL"), "{result:?}");
+    assert_eq!(
+        sha256(&root.join("data/tmws.db")),
+        sha256(&root.join("backups/plain/database/tmws.db.backup"))
+    );
 }
 
 #[test]
@@ -123,7 +166,8 @@ fn complete_scenario_returns_the_whole_tree_to_the_tag() {
 /// git is clean on the rollback branch at the tag.
 fn assert_tree_equals_backup(root: &Path) {
     let manifest = fs::read_to_string(root.join(BACKUP).join("BACKUP_MANIFEST.txt")).unwrap();
-    for line in manifest.lines().filter(|l| l.starts_with("file:")) {
+    assert_database_restored(root);
+    for line in manifest.lines().filter(|l| l.starts_with("file:") && !l.contains("\tdatabase\t")) {
         let fields: Vec<&str> = line.split('\t').collect();
         assert_eq!(
             sha256(&root.join(fields[6])),
@@ -415,7 +459,6 @@ fn a_kill_during_a_large_restore_loses_nothing() {
         conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
     }
     assert_code(&run_in(&root, &["backup"]), 0);
-    let expected = manifest_sha(&root, "data/tmws.db");
     let failed_db = sha256(&root.join("data/tmws.db"));
     let staged = root.join("data/.tmws.db.xtask-staged");
     let mut child = xtask()
@@ -441,7 +484,7 @@ fn a_kill_during_a_large_restore_loses_nothing() {
     assert!(killed_mid_copy, "the restore finished before it could be interrupted");
     let resumed = rollback(&root, "database", &["--resume"]);
     assert_code(&resumed, 0);
-    assert_eq!(sha256(&root.join("data/tmws.db")), expected);
+    assert_database_restored(&root);
     assert!(!staged.exists(), "the staged copy is not left behind");
     assert_eq!(sha256(&only_bundle(&root).join("database/tmws.db")), failed_db);
 }
@@ -601,5 +644,5 @@ fn a_crash_in_the_middle_of_preserving_keeps_what_was_moved() {
         .iter()
         .any(|f| f["sha256"] == failed_db.as_str());
     assert!(kept, "the bundle's report lists the moved database: {facts}");
-    assert_eq!(sha256(&root.join("data/tmws.db")), manifest_sha(&root, "data/tmws.db"));
+    assert_database_restored(&root);
 }

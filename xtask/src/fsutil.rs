@@ -3,7 +3,10 @@
 use std::{
     fs::{self, File},
     io::{self, Read, Write},
-    os::{fd::AsRawFd, unix::fs::PermissionsExt},
+    os::{
+        fd::AsRawFd,
+        unix::fs::{MetadataExt, PermissionsExt},
+    },
     path::{Component, Path, PathBuf},
 };
 
@@ -185,6 +188,31 @@ pub fn fsync_parent(path: &Path) -> Result<()> {
             .with_context(|| format!("fsync {}", parent.display()))?;
     }
     Ok(())
+}
+
+/// What tells a file's content apart without reading it: any write changes
+/// its ctime, and a file put in its place has another inode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    pub size: u64,
+    pub inode: u64,
+    pub device: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl Identity {
+    pub fn of(path: &Path) -> io::Result<Identity> {
+        let meta = fs::symlink_metadata(path)?;
+        let ns = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+        Ok(Identity {
+            size: meta.size(),
+            inode: meta.ino(),
+            device: meta.dev(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
 }
 
 /// The permission bits of a file, as the manifest records them.

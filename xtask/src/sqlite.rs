@@ -94,6 +94,19 @@ pub fn online_backup(source: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Puts a database that nothing else has open into WAL mode. The mode is
+/// kept in the file's header and a backup is kept in rollback journal mode
+/// (see `online_backup`), so a restored database gets the service's mode
+/// back here. Closing the only connection removes the `-wal` and `-shm`
+/// files it created.
+pub fn switch_to_wal(path: &Path) -> Result<()> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("open {}", path.display()))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    anyhow::ensure!(mode == "wal", "{} stayed in journal mode {mode}", path.display());
+    conn.close().map_err(|(_, err)| err).with_context(|| format!("close {}", path.display()))
+}
+
 /// `PRAGMA integrity_check` (the full one): `["ok"]` when the file is sound.
 pub fn integrity_check(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;

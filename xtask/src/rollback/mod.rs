@@ -2,6 +2,7 @@
 //! backup, plan first, confirmation), atomically (staged restores) and
 //! resumably (a journal of every step).
 mod plan;
+mod restored;
 mod steps;
 
 use std::{

@@ -305,10 +305,11 @@ impl Step {
             }
             Step::RestoreDatabase => match manifest.database() {
                 Some(db) => format!(
-                    "restore {} from {} (sha256 {}), staged, fsynced, hash-checked, renamed; integrity_check",
+                    "restore {} from {} (sha256 {}), staged, fsynced, hash-checked, renamed; integrity_check{}",
                     tree.profile.database,
                     from(&db.backup_path),
-                    short(&db.sha256)
+                    short(&db.sha256),
+                    if manifest.journal_mode == "wal" { "; back to WAL mode" } else { "" }
                 ),
                 // Only with --skip-verify: the step itself then fails and says so.
                 None => format!(

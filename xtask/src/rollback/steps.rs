@@ -10,7 +10,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
-use super::plan::{Scenario, Step};
+use super::{
+    plan::{Scenario, Step},
+    restored,
+};
 use crate::{
     evidence::{Bundle, DatabaseCapture},
     exit::{failed, refused},
@@ -234,9 +237,11 @@ impl<'a> Ctx<'a> {
         let db = self.tree.database();
         let sidecars =
             [with_suffix(&db, "-wal"), with_suffix(&db, "-shm"), with_suffix(&db, "-journal")];
-        let in_place = db.is_file() && fsutil::sha256_file(&db)?.0 == entry.sha256;
+        let in_place = db.is_file()
+            && (restored::is_restore_of(&self.tree.state_dir(), &db, &entry.sha256)
+                || fsutil::sha256_file(&db)?.0 == entry.sha256);
         if in_place && sidecars.iter().all(|s| !s.exists()) {
-            return Ok("already restored (hash matches the backup)".into());
+            return Ok("already restored from the backup".into());
         }
         // Whatever is still there is not the backup: it goes to the bundle,
         // never deleted (the preserve step moved the failed database already).
@@ -256,22 +261,31 @@ impl<'a> Ctx<'a> {
         let source = self.backup_file(&entry.backup_path)?;
         fsutil::copy_staged(&source, &db, Some(&entry.sha256)).context("restore the database")?;
         fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(entry.mode))?;
-        if self.backup_verified {
-            return Ok(format!(
-                "restored {} ({} bytes); integrity_check ok: the same sha256 as the verified backup",
-                self.tree.profile.database, entry.size
-            ));
-        }
-        let conn = sqlite::open_snapshot(&db)?;
-        let integrity = sqlite::integrity_check(&conn)?;
-        if integrity != ["ok"] {
-            return Err(failed(format!(
-                "the restored database fails integrity_check: {}",
-                integrity.join("; ")
-            )));
-        }
+        let checked = if self.backup_verified {
+            "integrity_check ok: the same sha256 as the verified backup"
+        } else {
+            let integrity = sqlite::integrity_check(&sqlite::open_snapshot(&db)?)?;
+            if integrity != ["ok"] {
+                return Err(failed(format!(
+                    "the restored database fails integrity_check: {}",
+                    integrity.join("; ")
+                )));
+            }
+            "integrity_check ok"
+        };
+        // The backup file is in rollback journal mode; the service's database
+        // was in the mode the manifest recorded, and only WAL is kept in the
+        // file. Without this a WAL service would come back with readers and
+        // writers blocking each other.
+        let mode = if self.manifest.journal_mode == "wal" {
+            sqlite::switch_to_wal(&db).context("put the restored database back in WAL mode")?;
+            restored::record(&self.tree.state_dir(), &db, &entry.sha256)?;
+            ", back in WAL mode as when it was backed up"
+        } else {
+            ""
+        };
         Ok(format!(
-            "restored {} ({} bytes), integrity_check ok",
+            "restored {} ({} bytes); {checked}{mode}",
             self.tree.profile.database, entry.size
         ))
     }

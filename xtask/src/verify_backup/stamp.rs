@@ -3,43 +3,35 @@
 //! inode, mtime and ctime). Any write to a file changes its ctime, so an
 //! unchanged identity means unchanged content: a rollback then need not hash
 //! and check it again (the restore hashes the database it copies anyway).
-use std::{os::unix::fs::MetadataExt, path::Path};
+use std::path::Path;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::{fsutil, profile::Tree};
+use crate::{
+    fsutil::{self, Identity},
+    profile::Tree,
+};
 
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Identity {
+struct Entry {
     path: String,
-    size: u64,
-    inode: u64,
-    device: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+    identity: Identity,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Stamp {
     verified: String,
     tool: String,
-    files: Vec<Identity>,
+    files: Vec<Entry>,
 }
 
-fn identities(dir: &Path) -> Result<Vec<Identity>> {
+fn identities(dir: &Path) -> Result<Vec<Entry>> {
     fsutil::list_files(dir)?
         .into_iter()
         .map(|relative| {
-            let meta = std::fs::symlink_metadata(dir.join(&relative))?;
-            Ok(Identity {
-                path: relative.display().to_string(),
-                size: meta.size(),
-                inode: meta.ino(),
-                device: meta.dev(),
-                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-                ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            })
+            let identity = Identity::of(&dir.join(&relative))?;
+            Ok(Entry { path: relative.display().to_string(), identity })
         })
         .collect()
 }
