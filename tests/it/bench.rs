@@ -31,6 +31,10 @@ fn quick_bench_writes_a_complete_report() {
         for field in ["ours_median_s", "baseline_median_s", "ratio", "ours_peak_mib"] {
             assert!(pair[field].as_f64().is_some_and(|v| v > 0.0), "{field} in {pair}");
         }
+        for field in ["ours_runs_s", "baseline_runs_s"] {
+            let runs = pair[field].as_array().unwrap_or_else(|| panic!("{field} in {pair}"));
+            assert_eq!(runs.len(), 1, "one time per run: {pair}");
+        }
     }
     let markdown = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     // The header, its separator, and one row per pair.

@@ -159,6 +159,8 @@ mod tests {
             ours_s_per_mib: ours / mib,
             ours_ok: true,
             baseline_ok: true,
+            ours_runs_s: vec![ours],
+            baseline_runs_s: vec![baseline],
         }
     }
 

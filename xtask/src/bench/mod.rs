@@ -47,6 +47,10 @@ pub struct Pair {
     pub ours_s_per_mib: f64,
     pub ours_ok: bool,
     pub baseline_ok: bool,
+    /// Every run in the order it ran (ours and the baseline alternate), so a
+    /// noisy disk shows as scattered runs rather than as a bad median.
+    pub ours_runs_s: Vec<f64>,
+    pub baseline_runs_s: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -378,6 +382,8 @@ fn pair(
         ours_s_per_mib: round(om / db_mib.max(1e-9)),
         ours_ok: ours.iter().all(|r| r.ok),
         baseline_ok: base.iter().all(|r| r.ok),
+        ours_runs_s: ours.iter().map(|r| round(r.seconds)).collect(),
+        baseline_runs_s: base.iter().map(|r| round(r.seconds)).collect(),
     }
 }
 
