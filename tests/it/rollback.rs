@@ -490,6 +490,33 @@ fn a_kill_during_a_large_restore_loses_nothing() {
 }
 
 #[test]
+fn a_resumed_restore_that_finds_the_backup_in_place_puts_it_back_in_wal_mode() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let crashed = run(xtask()
+        .args(["rollback", "--scenario", "database", "--yes", "--root"])
+        .arg(&root)
+        .env("XTASK_ROLLBACK_FAULT", "before:3"));
+    assert_eq!(crashed.code, -1, "{crashed:?}");
+    // As if the crash came after the restore renamed the backup into place,
+    // before it switched the journal mode.
+    let db = root.join("data/tmws.db");
+    fs::copy(root.join(BACKUP).join("database/tmws.db.backup"), &db).unwrap();
+    fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let resumed = rollback(&root, "database", &["--resume"]);
+    assert_code(&resumed, 0);
+    assert!(
+        resumed.stdout.contains("already restored from the backup, back in WAL mode"),
+        "{resumed:?}"
+    );
+    assert!(
+        !only_bundle(&root).join("database/after-preserve").exists(),
+        "nothing was moved twice"
+    );
+    assert_database_restored(&root);
+}
+
+#[test]
 fn a_backup_verified_earlier_is_trusted_only_while_unchanged() {
     let dir = sandbox("phase4");
     let root = root(&dir);

@@ -241,7 +241,10 @@ impl<'a> Ctx<'a> {
             && (restored::is_restore_of(&self.tree.state_dir(), &db, &entry.sha256)
                 || fsutil::sha256_file(&db)?.0 == entry.sha256);
         if in_place && sidecars.iter().all(|s| !s.exists()) {
-            return Ok("already restored from the backup".into());
+            // An interrupted run may have renamed the backup into place and
+            // stopped before it switched the journal mode.
+            let mode = self.recorded_journal_mode(&db, &entry.sha256)?;
+            return Ok(format!("already restored from the backup{mode}"));
         }
         // Whatever is still there is not the backup: it goes to the bundle,
         // never deleted (the preserve step moved the failed database already).
@@ -273,21 +276,25 @@ impl<'a> Ctx<'a> {
             }
             "integrity_check ok"
         };
-        // The backup file is in rollback journal mode; the service's database
-        // was in the mode the manifest recorded, and only WAL is kept in the
-        // file. Without this a WAL service would come back with readers and
-        // writers blocking each other.
-        let mode = if self.manifest.journal_mode == "wal" {
-            sqlite::switch_to_wal(&db).context("put the restored database back in WAL mode")?;
-            restored::record(&self.tree.state_dir(), &db, &entry.sha256)?;
-            ", back in WAL mode as when it was backed up"
-        } else {
-            ""
-        };
+        let mode = self.recorded_journal_mode(&db, &entry.sha256)?;
         Ok(format!(
             "restored {} ({} bytes); {checked}{mode}",
             self.tree.profile.database, entry.size
         ))
+    }
+
+    /// The backup file is in rollback journal mode; the service's database
+    /// was in the mode the manifest recorded, and only WAL is kept in the
+    /// file. Without this a WAL service would come back with readers and
+    /// writers blocking each other. Switching a database already in WAL mode
+    /// changes nothing, so this can run again.
+    fn recorded_journal_mode(&self, db: &Path, backup_sha256: &str) -> Result<&'static str> {
+        if self.manifest.journal_mode != "wal" {
+            return Ok("");
+        }
+        sqlite::switch_to_wal(db).context("put the restored database back in WAL mode")?;
+        restored::record(&self.tree.state_dir(), db, backup_sha256)?;
+        Ok(", back in WAL mode as when it was backed up")
     }
 
     fn downgrade(&mut self, target: &str) -> Result<String> {
