@@ -43,6 +43,16 @@ fn assert_database_restored(root: &Path) {
     }
 }
 
+/// A rollback that the test-only fault hook aborts at `fault` (`before:N`
+/// or `after:N`), as a crash would.
+fn crash_rollback(root: &Path, scenario: &str, fault: &str) {
+    let crashed = run(xtask()
+        .args(["rollback", "--scenario", scenario, "--yes", "--root"])
+        .arg(root)
+        .env("XTASK_ROLLBACK_FAULT", fault));
+    assert_eq!(crashed.code, -1, "{fault} should abort:\n{crashed:?}");
+}
+
 fn rollback(root: &Path, scenario: &str, extra: &[&str]) -> Run {
     let mut args = vec!["rollback", "--scenario", scenario, "--yes"];
     args.extend_from_slice(extra);
@@ -415,11 +425,7 @@ fn an_interrupted_complete_rollback_resumes_to_the_same_tree_at_every_step() {
             let root = root(&dir);
             let failed_db = sha256(&root.join("data/tmws.db"));
             let backup_before = digest(&root.join(BACKUP));
-            let crashed = run(xtask()
-                .args(["rollback", "--scenario", "complete", "--yes", "--root"])
-                .arg(&root)
-                .env("XTASK_ROLLBACK_FAULT", format!("{when}:{step}")));
-            assert_eq!(crashed.code, -1, "{when}:{step} should abort:\n{crashed:?}");
+            crash_rollback(&root, "complete", &format!("{when}:{step}"));
             let blocked = rollback(&root, "complete", &[]);
             assert_code(&blocked, 5);
             assert!(blocked.stderr.contains("--resume"), "{blocked:?}");
@@ -493,11 +499,7 @@ fn a_kill_during_a_large_restore_loses_nothing() {
 fn a_resumed_restore_that_finds_the_backup_in_place_puts_it_back_in_wal_mode() {
     let dir = sandbox("phase4");
     let root = root(&dir);
-    let crashed = run(xtask()
-        .args(["rollback", "--scenario", "database", "--yes", "--root"])
-        .arg(&root)
-        .env("XTASK_ROLLBACK_FAULT", "before:3"));
-    assert_eq!(crashed.code, -1, "{crashed:?}");
+    crash_rollback(&root, "database", "before:3");
     // As if the crash came after the restore renamed the backup into place,
     // before it switched the journal mode.
     let db = root.join("data/tmws.db");
@@ -648,11 +650,7 @@ fn a_crash_in_the_middle_of_preserving_keeps_what_was_moved() {
     let dir = sandbox("phase4");
     let root = root(&dir);
     let failed_db = sha256(&root.join("data/tmws.db"));
-    let crashed = run(xtask()
-        .args(["rollback", "--scenario", "complete", "--yes", "--root"])
-        .arg(&root)
-        .env("XTASK_ROLLBACK_FAULT", "after:1"));
-    assert_eq!(crashed.code, -1, "{crashed:?}");
+    crash_rollback(&root, "complete", "after:1");
     let journal: serde_json::Value = serde_json::from_str(
         &fs::read_to_string(root.join(".tmws-rollback/journal.json")).unwrap(),
     )
