@@ -270,10 +270,10 @@ fn baseline(args: &[&str], cwd: &Path, envs: &[(&str, String)]) -> Result<Run> {
 }
 
 /// Runs one pair (ours, then the baseline) unmeasured, then `runs` measured
-/// pairs. In every 1 GiB bench the first run of a group took two to three
-/// times as long as the others, whichever the command, while the disk was
-/// still busy with what the previous group had written and deleted; ours
-/// runs first, so without the warm-up that cost was always ours.
+/// pairs. Without it, in every 1 GiB bench the first run of a group took two
+/// to three times as long as the others, whichever the command (the disk,
+/// as far as we can tell, still busy with what the previous group wrote and
+/// deleted); ours runs first, so that cost always fell on ours.
 fn interleaved(
     runs: u32,
     mut one_pair: impl FnMut(u32) -> Result<(Run, Run)>,
