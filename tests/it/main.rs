@@ -158,6 +158,7 @@ pub fn filters(root: &Path) -> Vec<(String, String)> {
         (r"\b[0-9a-f]{64}\b".into(), "[SHA256]".into()),
         (r"\b[0-9a-f]{40}\b".into(), "[COMMIT]".into()),
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z".into(), "[TIME]".into()),
+        (r"\d{8}T\d{6}Z-\d+".into(), "[STAMP]-[PID]".into()),
         (r"\d{8}T\d{6}Z".into(), "[STAMP]".into()),
         (r" *\b\d+ms\b".into(), " [MS]".into()),
         (r#""duration_ms": \d+"#.into(), r#""duration_ms": "[MS]""#.into()),

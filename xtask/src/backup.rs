@@ -12,8 +12,10 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::{
-    exit::usage,
+    exit::{refused, usage},
     flags, fsutil, git,
+    lock::Lock,
+    sys::Rename,
     manifest::{FORMAT, FileEntry, Kind, MANIFEST_FILE, Manifest, SUMS_FILE},
     migrations::{Graph, revision_files},
     profile::{Tree, check_label},
@@ -89,14 +91,14 @@ struct Planned {
 pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifest> {
     check_label(&options.label)?;
     let target = tree.backup(&options.label);
-    if target.exists() {
+    if tree.fs.kind(&target).ok().flatten().is_some() || target.exists() {
         return Err(usage(format!(
             "backup {} already exists: a backup is never overwritten; choose another --label",
             target.display()
         )));
     }
     let plan = plan(tree)?;
-    let repo = git::open(&tree.root);
+    let repo = git::open(&tree.root)?;
     let (commit, branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
     if options.tag
         && let (Some(repo), Some(head)) = (&repo, &commit)
@@ -113,34 +115,42 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
         return Ok(empty_manifest(options, commit, branch));
     }
 
+    // The same lock as a rollback: never a backup of a tree being rolled back.
+    let _lock = Lock::acquire(tree, false)?;
     let backups = tree.backups();
-    if backups.exists() && !backups.is_dir() {
+    if tree.fs.kind(&backups)? == Some(crate::sys::FileType::RegularFile) {
         return Err(usage(format!(
             "{} is not a folder: cannot write backups there",
             backups.display()
         )));
     }
-    fs::create_dir_all(&backups)
-        .map_err(|err| usage(format!("cannot create {}: {err}", backups.display())))?;
+    tree.fs.expect_dir_or_nothing(&backups)?;
+    tree.fs.create_dir_all(&backups)?;
     // Built beside its final place and renamed: a half-written backup is never
     // visible under the label.
     let stage = backups.join(format!(".{}.partial-{}", options.label, std::process::id()));
+    tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
     let tag = (options.tag && commit.is_some()).then(|| options.label.clone());
     let result = build(tree, &plan, &stage, options, [commit.clone(), branch, tag]);
-    let manifest = match result {
-        Ok(manifest) => manifest,
+    let (manifest, manifest_sha) = match result {
+        Ok(built) => built,
         Err(err) => {
-            let _ = fs::remove_dir_all(&stage);
+            let _ = tree.fs.remove_dir_all(&stage);
             return Err(err);
         }
     };
-    fs::rename(&stage, &target)
+    tree.fs
+        .rename(&stage, &target, Rename::NoReplace)
         .with_context(|| format!("move the backup into {}", target.display()))?;
-    fsutil::fsync_parent(&target)?;
     if options.tag
         && let Some(repo) = &repo
     {
-        let message = format!("TMWS backup {} ({})", options.label, manifest.created);
+        // The manifest's hash in the tag: a manifest rewritten together with
+        // SHA256SUMS still differs from what the tag recorded.
+        let message = format!(
+            "TMWS backup {} ({})\n\n{TAG_MANIFEST_FIELD} {manifest_sha}\n",
+            options.label, manifest.created
+        );
         git::tag_head(repo, &options.label, &message)?;
     }
     if let Some(repo) = &repo {
@@ -153,12 +163,14 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
 fn plan(tree: &Tree) -> Result<Vec<Planned>> {
     let profile = &tree.profile;
     let db = tree.database();
-    if !db.is_file() {
+    if !tree.fs.expect_file_or_nothing(&db)? {
         return Err(usage(format!("database {} is missing", profile.database)));
     }
+    tree.fs.open_read(&db)?;
     if !sqlite::has_sqlite_header(&db) {
         return Err(usage(format!("database {} is not an SQLite database", profile.database)));
     }
+    check_revision_known(tree)?;
     let db_name = Path::new(&profile.database).file_name().unwrap_or_default().to_string_lossy();
     let mut plan = vec![Planned {
         kind: Kind::Database,
@@ -178,6 +190,10 @@ fn plan(tree: &Tree) -> Result<Vec<Planned>> {
     for (kind, files) in groups {
         for source in files {
             let path = tree.path(source);
+            // A link out of the root (a secret elsewhere) is refused here.
+            if tree.fs.kind(&path)?.is_some() {
+                tree.fs.open_read(&path)?;
+            }
             if !path.is_file() {
                 let what = if kind == Kind::Critical { "critical file" } else { "config file" };
                 return Err(usage(format!("{what} {source} is missing")));
@@ -197,16 +213,41 @@ fn plan(tree: &Tree) -> Result<Vec<Planned>> {
     Ok(plan)
 }
 
+/// The line of the tag's message that records the manifest's hash.
+pub const TAG_MANIFEST_FIELD: &str = "manifest-sha256:";
+
+/// A backup whose database is at a revision its migrations do not define
+/// could never verify: refuse it before anything is written.
+fn check_revision_known(tree: &Tree) -> Result<()> {
+    let revisions = sqlite::open_to_read(&tree.database())
+        .and_then(|conn| sqlite::alembic_revisions(&conn))
+        .map_err(|err| {
+            usage(format!(
+                "{} has no readable alembic_version table: {err:#}",
+                tree.profile.database
+            ))
+        })?;
+    let graph = Graph::load(&tree.migrations()).context("read the migrations' revision graph")?;
+    let unknown: Vec<&String> = revisions.iter().filter(|r| !graph.contains(r)).collect();
+    if !unknown.is_empty() {
+        return Err(refused(format!(
+            "the database is at revision {} which no file of {} defines: a backup of it could never be verified or restored with these migrations; nothing was written",
+            unknown.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" "),
+            tree.profile.migrations
+        )));
+    }
+    Ok(())
+}
+
 fn build(
     tree: &Tree,
     plan: &[Planned],
     stage: &Path,
     options: &BackupOptions,
     [git_commit, git_branch, git_tag]: [Option<String>; 3],
-) -> Result<Manifest> {
+) -> Result<(Manifest, String)> {
     for kind in Kind::ALL {
-        fs::create_dir_all(stage.join(kind.folder()))
-            .map_err(|err| usage(format!("cannot write in {}: {err}", tree.backups().display())))?;
+        tree.fs.create_dir_all(&stage.join(kind.folder()))?;
     }
     let mut files = Vec::new();
     let mut database = None;
@@ -224,7 +265,7 @@ fn build(
             syncing.join().map_err(|_| anyhow::anyhow!("the fsync thread panicked"))??;
             hashed?
         } else {
-            fsutil::copy_hashed(&source, &dest)?
+            fsutil::copy_new(&tree.fs, &source, &tree.fs, &dest)?
         };
         let mode = fsutil::mode(&source)?;
         // The backup is read-only on disk too: nothing should ever write to it.
@@ -276,13 +317,11 @@ fn build(
         files,
     };
     let text = manifest.render();
+    let manifest_sha = fsutil::sha256_bytes(text.as_bytes());
     let manifest_path = stage.join(MANIFEST_FILE);
-    fsutil::write_atomic(&manifest_path, text.as_bytes())?;
+    fsutil::write_atomic(&tree.fs, &manifest_path, text.as_bytes())?;
     let sums_path = stage.join(SUMS_FILE);
-    fsutil::write_atomic(
-        &sums_path,
-        manifest.sums(&fsutil::sha256_bytes(text.as_bytes())).as_bytes(),
-    )?;
+    fsutil::write_atomic(&tree.fs, &sums_path, manifest.sums(&manifest_sha).as_bytes())?;
     for path in [&manifest_path, &sums_path] {
         fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
     }
@@ -290,7 +329,7 @@ fn build(
         fsutil::fsync_parent(&stage.join(kind.folder()).join("x"))?;
     }
     fsutil::fsync_parent(&manifest_path)?;
-    Ok(manifest)
+    Ok((manifest, manifest_sha))
 }
 
 fn print_plan(

@@ -215,12 +215,12 @@ fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
     let title = "critical files are as committed";
     let critical = &tree.profile.critical_files;
     let changed: Vec<String> = match git::open(&tree.root) {
-        Some(repo) => git::modified_tracked(&repo)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| critical.contains(p))
-            .collect(),
-        None => match manifest {
+        Err(err) => return Check::fail("files.changed", title, format!("{err:#}")),
+        Ok(Some(repo)) => match git::modified_tracked(&repo) {
+            Ok(paths) => paths.into_iter().filter(|p| critical.contains(p)).collect(),
+            Err(err) => return Check::fail("files.changed", title, format!("git status: {err:#}")),
+        },
+        Ok(None) => match manifest {
             Some(m) => m
                 .files_of(Kind::Critical)
                 .filter(|f| {
@@ -247,7 +247,13 @@ fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
 /// HEAD attached, where it should be, and no uncommitted change outside the
 /// critical files (those point to the files row).
 fn git_state(tree: &Tree, label: &str, expect_commit: Option<&str>) -> Vec<Check> {
-    let Some(repo) = git::open(&tree.root) else { return Vec::new() };
+    let repo = match git::open(&tree.root) {
+        Ok(Some(repo)) => repo,
+        Ok(None) => return Vec::new(),
+        Err(err) => {
+            return vec![Check::fail("git.head", "the repository can be read", format!("{err:#}"))];
+        }
+    };
     let (commit, branch) = git::head(&repo);
     let title = "HEAD is attached and at the expected commit";
     let head = commit.clone().unwrap_or_default();
@@ -282,11 +288,10 @@ fn git_state(tree: &Tree, label: &str, expect_commit: Option<&str>) -> Vec<Check
         Check::pass("git.head", title, format!("HEAD {head} on {}", branch.unwrap_or_default()))
     };
     let critical = &tree.profile.critical_files;
-    let dirty: Vec<String> = git::dirty_paths(&repo)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| !critical.contains(p))
-        .collect();
+    let dirty: Vec<String> = match git::dirty_paths(&repo) {
+        Ok(paths) => paths.into_iter().filter(|p| !critical.contains(p)).collect(),
+        Err(err) => vec![format!("git status failed: {err:#}")],
+    };
     let clean = Check::from(
         "git.clean",
         "no uncommitted change outside the critical files",

@@ -58,8 +58,10 @@ xflags::xflags! {
             optional --yes
             /// Complete an interrupted run from its journal.
             optional --resume
-            /// Take over a lock left by a dead process.
+            /// Take over the lock file whatever an earlier holder left in it.
             optional --break-lock
+            /// Close a failed or interrupted run on purpose, keeping its bundle.
+            optional --abandon
             /// Do not verify the backup first (emergencies only).
             optional --skip-verify
             /// migration: downgrade to this revision instead of the backup's.
@@ -201,6 +203,7 @@ pub struct Rollback {
     pub yes: bool,
     pub resume: bool,
     pub break_lock: bool,
+    pub abandon: bool,
     pub skip_verify: bool,
     pub to: Option<String>,
     pub steps: Option<u32>,

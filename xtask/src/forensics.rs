@@ -67,7 +67,10 @@ pub fn collect(
     label: &str,
     python: Option<&std::path::Path>,
 ) -> Result<Bundle> {
-    let mut bundle = Bundle::create(tree, label, &new_bundle_path(tree, label))?;
+    let run = format!("forensics-{}-{}", crate::clock::now_compact(), std::process::id());
+    let mut bundle = Bundle::create(tree, label, &new_bundle_path(tree, label), &run)?;
+    // The database's bytes first, before alembic or SQLite opens it.
+    bundle.capture_database(DatabaseCapture::Copy)?;
     let backup_dir = tree.backup(label);
     let manifest = std::fs::read_to_string(backup_dir.join(MANIFEST_FILE))
         .ok()
@@ -87,10 +90,9 @@ pub fn collect(
     if let Some(runs) = alembic {
         bundle.finish_alembic(runs);
     }
-    bundle.preserve_database(tree, DatabaseCapture::Copy)?;
     let journal = crate::journal::path(&tree.state_dir());
-    if journal.is_file() {
-        std::fs::copy(&journal, bundle.dir.join("journal.json"))?;
+    if tree.fs.is_file(&journal) {
+        crate::fsutil::copy_new(&tree.fs, &journal, &tree.fs, &bundle.dir.join("journal.json"))?;
         bundle.facts.steps.push("an interrupted rollback's journal is in journal.json".into());
     }
     bundle.facts.completed = Some(crate::clock::now_rfc3339());

@@ -3,22 +3,21 @@
 use std::{
     fs::{self, File},
     io::{self, Read, Write},
-    os::{
-        fd::AsRawFd,
-        unix::fs::{MetadataExt, PermissionsExt},
-    },
+    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Component, Path, PathBuf},
 };
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::{confine::RootDir, sys::{self, Rename}};
+
 /// Large enough that SHA-256 with CPU extensions is never waiting on syscalls.
 const CHUNK: usize = 1 << 20;
 
 /// Hex SHA-256 and size of a file, read in fixed chunks so memory stays flat.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let mut file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut file = sys::open_regular(path).with_context(|| format!("open {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -41,127 +40,194 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Copies `src` to `dst` through a staged file beside `dst`: hashed while
-/// written, fsynced, optionally checked against an expected hash, then renamed.
-/// A crash leaves either the old `dst` or the new one, never a torn file.
-pub fn copy_staged(src: &Path, dst: &Path, expected_sha: Option<&str>) -> Result<(String, u64)> {
-    let stage = staging_path(dst);
-    let result = (|| {
-        let (sha, size) = copy_in_kernel(src, &stage)?;
-        if let Some(expected) = expected_sha
-            && sha != expected
-        {
-            bail!("{} hashes to {sha}, the manifest says {expected}", src.display());
-        }
-        let mode = fs::metadata(src)?.permissions().mode() & 0o7777;
-        fs::set_permissions(&stage, fs::Permissions::from_mode(mode))?;
-        fs::rename(&stage, dst).with_context(|| format!("rename into {}", dst.display()))?;
-        fsync_parent(dst)?;
-        Ok((sha, size))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&stage);
+/// A copy staged beside its target: written, fsynced, hash-checked and given
+/// its final mode, but not yet in place. Dropped without `commit`, it is
+/// removed and the target is untouched.
+pub struct Staged<'a> {
+    root: &'a RootDir,
+    stage: PathBuf,
+    target: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    committed: bool,
+}
+
+impl Staged<'_> {
+    /// Where the staged copy is, to check it before it goes into place.
+    pub fn path(&self) -> &Path {
+        &self.stage
     }
-    result
+
+    /// Renames the staged copy over its target (a regular file or nothing).
+    pub fn commit(mut self) -> Result<()> {
+        self.root.expect_file_or_nothing(&self.target)?;
+        self.root.rename(&self.stage, &self.target, Rename::Replace)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = self.root.remove_file(&self.stage);
+        }
+    }
+}
+
+/// Stages a copy of `source` (opened by the caller, so the bytes hashed are
+/// the bytes copied) beside `target` with `mode`, fsynced, and checked
+/// against `expected_sha` when given. Nothing of the target changes.
+pub fn stage_copy<'a>(
+    root: &'a RootDir,
+    source: &File,
+    target: &Path,
+    expected_sha: Option<&str>,
+    mode: u32,
+) -> Result<Staged<'a>> {
+    let stage = staging_path(target);
+    // A stage left by a crashed run is ours: it goes (a link is removed
+    // itself, never followed).
+    if root.kind(&stage)?.is_some() {
+        root.remove_file(&stage).context("remove an earlier staged copy")?;
+    }
+    let output = root.create_new(&stage, 0o600)?;
+    let mut staged = Staged {
+        root,
+        stage,
+        target: target.to_path_buf(),
+        sha256: String::new(),
+        size: 0,
+        committed: false,
+    };
+    let (sha, size) = copy_in_kernel(source, &output)
+        .with_context(|| format!("copy into {}", staged.stage.display()))?;
+    if let Some(expected) = expected_sha
+        && sha != expected
+    {
+        bail!("{} hashes to {sha}, the manifest says {expected}", target.display());
+    }
+    // The mode is set before the rename: no crash leaves a read-only target.
+    sys::fchmod(&output, mode)?;
+    output.sync_all().with_context(|| format!("fsync {}", staged.stage.display()))?;
+    (staged.sha256, staged.size) = (sha, size);
+    Ok(staged)
+}
+
+/// Copies `source` over `target` through a staged copy (see `stage_copy`).
+/// A crash leaves either the old target or the new one, never a torn file.
+pub fn copy_staged(
+    root: &RootDir,
+    source: &File,
+    target: &Path,
+    expected_sha: Option<&str>,
+    mode: u32,
+) -> Result<(String, u64)> {
+    let staged = stage_copy(root, source, target, expected_sha, mode)?;
+    let done = (staged.sha256.clone(), staged.size);
+    staged.commit()?;
+    Ok(done)
 }
 
 /// Copies a file with `copy_file_range` (the kernel moves the bytes, no
-/// user-space buffer) while another thread hashes the source, then fsyncs the
-/// copy. The source must not change meanwhile: callers copy from the backup,
-/// which is read-only and which nothing writes while the lock is held. Falls
-/// back to `copy_hashed` where the kernel cannot copy between these files.
-pub fn copy_in_kernel(src: &Path, dst: &Path) -> Result<(String, u64)> {
-    let input = File::open(src).with_context(|| format!("open {}", src.display()))?;
-    let output = File::create(dst).with_context(|| format!("create {}", dst.display()))?;
+/// user-space buffer) while another thread hashes the same open file with
+/// positioned reads, then fsyncs the copy. Falls back to a plain read and
+/// write where the kernel cannot copy between these files.
+fn copy_in_kernel(input: &File, output: &File) -> Result<(String, u64)> {
     let len = input.metadata()?.len();
     let hashing = {
-        let src = src.to_path_buf();
-        std::thread::spawn(move || sha256_file(&src))
+        let reader = input.try_clone()?;
+        std::thread::spawn(move || sha256_at(&reader))
     };
-    let mut copied = 0u64;
-    while copied < len {
+    let (mut from, mut to) = (0u64, 0u64);
+    while from < len {
         // Chunks of 64 MiB, each handed to the disk as soon as it is copied:
         // the final fsync then waits for little.
-        let chunk = (len - copied).min(64 << 20) as usize;
-        // SAFETY: both descriptors are open files we own; null offsets mean
-        // "use and advance the files' own positions".
-        let n = unsafe {
-            libc::copy_file_range(
-                input.as_raw_fd(),
-                std::ptr::null_mut(),
-                output.as_raw_fd(),
-                std::ptr::null_mut(),
-                chunk,
-                0,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            let unsupported = matches!(
-                err.raw_os_error(),
-                Some(libc::ENOSYS | libc::EXDEV | libc::EINVAL | libc::EOPNOTSUPP)
-            );
-            let _ = hashing.join();
-            if copied == 0 && unsupported {
-                drop(output);
-                return copy_hashed(src, dst);
+        let chunk = (len - from).min(64 << 20) as usize;
+        let before = to;
+        match sys::copy_range(input, &mut from, output, &mut to, chunk) {
+            Ok(0) => break,
+            Ok(n) => sys::start_writeback(output, before, n as u64),
+            Err(err) if from == 0 && sys::copy_unsupported(&err) => {
+                let _ = hashing.join();
+                return copy_hashed(input, output);
             }
-            return Err(err).with_context(|| format!("copy {}", src.display()));
+            Err(err) => {
+                let _ = hashing.join();
+                return Err(err).context("copy_file_range");
+            }
         }
-        if n == 0 {
-            break;
-        }
-        // SAFETY: starts asynchronous writeback of the range just copied.
-        unsafe {
-            libc::sync_file_range(
-                output.as_raw_fd(),
-                copied as i64,
-                n as i64,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-        copied += n as u64;
     }
-    output.sync_all().with_context(|| format!("fsync {}", dst.display()))?;
+    output.sync_all().context("fsync the copy")?;
     let (sha, size) =
         hashing.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))??;
-    if size != copied {
-        bail!(
-            "{} changed while it was copied ({size} bytes hashed, {copied} copied)",
-            src.display()
-        );
+    if size != to {
+        bail!("the source changed while it was copied ({size} bytes hashed, {to} copied)");
     }
     Ok((sha, size))
 }
 
-/// Copies a file while hashing it, and fsyncs the copy.
-pub fn copy_hashed(src: &Path, dst: &Path) -> Result<(String, u64)> {
-    let mut input = File::open(src).with_context(|| format!("open {}", src.display()))?;
-    let mut output = File::create(dst).with_context(|| format!("create {}", dst.display()))?;
+/// SHA-256 of an open file from offset 0, with positioned reads that leave
+/// the file's position alone.
+fn sha256_at(file: &File) -> Result<(String, u64)> {
+    use std::os::unix::fs::FileExt;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; CHUNK];
-    let mut size = 0u64;
+    let mut offset = 0u64;
     loop {
-        let n = input.read(&mut buffer).with_context(|| format!("read {}", src.display()))?;
+        let n = file.read_at(&mut buffer, offset).context("read for the hash")?;
         if n == 0 {
             break;
         }
         hasher.update(&buffer[..n]);
-        output.write_all(&buffer[..n]).with_context(|| format!("write {}", dst.display()))?;
+        offset += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), offset))
+}
+
+/// Copies an open file into another while hashing it, and fsyncs the copy.
+pub fn copy_hashed(mut input: &File, mut output: &File) -> Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buffer).context("read")?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        output.write_all(&buffer[..n]).context("write")?;
         size += n as u64;
     }
-    output.sync_all().with_context(|| format!("fsync {}", dst.display()))?;
+    output.sync_all().context("fsync the copy")?;
     Ok((hex(&hasher.finalize()), size))
 }
 
+/// Copies `source` (a path inside `from`) into a new file `dest` inside
+/// `to`, hashing what it reads: evidence and backups are written this way.
+pub fn copy_new(from: &RootDir, source: &Path, to: &RootDir, dest: &Path) -> Result<(String, u64)> {
+    let input = from.open_read(source)?;
+    if let Some(parent) = dest.parent() {
+        to.create_dir_all(parent)?;
+    }
+    let output = to.create_new(dest, 0o644)?;
+    copy_hashed(&input, &output).with_context(|| format!("copy {}", source.display()))
+}
+
 /// Writes bytes to `path` through a staged, fsynced file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(root: &RootDir, path: &Path, bytes: &[u8]) -> Result<()> {
     let stage = staging_path(path);
-    let mut file = File::create(&stage).with_context(|| format!("create {}", stage.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&stage, path).with_context(|| format!("rename into {}", path.display()))?;
-    fsync_parent(path)
+    if root.kind(&stage)?.is_some() {
+        root.remove_file(&stage)?;
+    }
+    let mut file = root.create_new(&stage, 0o644)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(err) = written {
+        let _ = root.remove_file(&stage);
+        return Err(err).with_context(|| format!("write {}", stage.display()));
+    }
+    root.expect_file_or_nothing(path)?;
+    root.rename(&stage, path, Rename::Replace)
 }
 
 /// `path` if nothing is there, else the first free `path.2`, `path.3`, ...
@@ -256,7 +322,8 @@ pub fn check_relative(path: &str) -> Result<()> {
 }
 
 /// Fails when a path inside `base` is, or passes through, a symlink that
-/// leads outside `base`.
+/// leads outside `base`. A path that does not exist passes: only where it
+/// would lead is judged here; opening it is the file-access layer's job.
 pub fn check_inside(base: &Path, relative: &str) -> Result<()> {
     check_relative(relative)?;
     let full = base.join(relative);
@@ -285,30 +352,9 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn is_not_found(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::NotFound
-}
 
-/// A folder of our own under the system's temporary folder, removed with
-/// everything in it when dropped.
-pub struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    /// `<tmp>/<prefix>-<pid>-<time>`: unique per process and run.
-    pub fn new(prefix: &str) -> Result<ScratchDir> {
-        let name = format!("{prefix}-{}-{}", std::process::id(), crate::clock::now_compact());
-        let path = std::env::temp_dir().join(name);
-        fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
-        Ok(ScratchDir(path.canonicalize()?))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// A folder of our own under the system's temporary folder (a new random
+/// name, created exclusively), removed with everything in it when dropped.
+pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(&format!("{prefix}-")).tempdir().context("create a scratch folder")
 }

@@ -5,12 +5,23 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use git2::{BranchType, Oid, Repository, StatusOptions, build::CheckoutBuilder};
 
-/// Opens the repository whose working tree is exactly `root`, if any.
-pub fn open(root: &Path) -> Option<Repository> {
-    if !root.join(".git").exists() {
-        return None;
+/// Opens the repository whose working tree is exactly `root`: `None` when
+/// there is none, an error when there is one that cannot be opened (a
+/// corrupt `.git` is not "no repository").
+pub fn open(root: &Path) -> Result<Option<Repository>> {
+    if std::fs::symlink_metadata(root.join(".git")).is_err() {
+        return Ok(None);
     }
-    Repository::open(root).ok()
+    Repository::open(root)
+        .map(Some)
+        .with_context(|| format!("{} has a .git that git cannot open", root.display()))
+}
+
+/// The message of an annotated tag (`None` for a lightweight tag).
+pub fn tag_message(repo: &Repository, tag: &str) -> Option<String> {
+    let reference = repo.find_reference(&format!("refs/tags/{tag}")).ok()?;
+    let tag = repo.find_tag(reference.target()?).ok()?;
+    tag.message().ok().flatten().map(str::to_string)
 }
 
 /// HEAD's commit id and branch name (`None` when detached or unborn).
@@ -127,7 +138,12 @@ pub fn upstream_remote(repo: &Repository, branch: &str) -> Option<String> {
 /// the repository's local exclude file (never a tracked file of the project).
 pub fn exclude_tool_dirs(repo: &Repository) -> Result<()> {
     let exclude = repo.path().join("info/exclude");
-    let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+    // An exclude file that exists but cannot be read is never overwritten.
+    let current = match std::fs::read_to_string(&exclude) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(err).with_context(|| format!("read {}", exclude.display())),
+    };
     let missing: Vec<&str> = ["/backups/", "/forensics/", "/.tmws-rollback/"]
         .into_iter()
         .filter(|line| !current.lines().any(|l| l.trim() == *line))

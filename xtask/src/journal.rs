@@ -1,15 +1,30 @@
 //! The rollback journal: the plan and each step's progress, written before
 //! and after every step (staged and renamed), so an interrupted run is seen
-//! and can be resumed from where it stopped.
+//! and can be resumed from where it stopped, and a failed run says so.
 use std::{
-    fs,
+    io::Read,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::fsutil;
+use crate::{fsutil, profile::Tree};
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Running, or interrupted while running (a crash, a kill).
+    #[default]
+    Running,
+    /// A step failed and the run stopped; the journal says which and why.
+    Failed,
+    /// Closed on purpose with `--abandon` (only in the bundle's copy).
+    Abandoned,
+    /// Finished (only in the bundle's copy).
+    Done,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Journal<S> {
@@ -24,6 +39,11 @@ pub struct Journal<S> {
     pub done: Vec<bool>,
     /// The step that started and has not finished (an interruption point).
     pub current: Option<usize>,
+    #[serde(default)]
+    pub status: RunStatus,
+    /// Why the run failed, when it did.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -31,42 +51,51 @@ pub fn path(state_dir: &Path) -> PathBuf {
 }
 
 impl<S: Serialize + DeserializeOwned> Journal<S> {
-    pub fn load(state_dir: &Path) -> Result<Option<Journal<S>>> {
-        let file = path(state_dir);
-        match fs::read_to_string(&file) {
-            Ok(text) => Ok(Some(
-                serde_json::from_str(&text)
-                    .with_context(|| format!("read the journal {}", file.display()))?,
-            )),
-            Err(err) if fsutil::is_not_found(&err) => Ok(None),
-            Err(err) => Err(err).with_context(|| format!("read {}", file.display())),
+    pub fn load(tree: &Tree) -> Result<Option<Journal<S>>> {
+        let file = path(&tree.state_dir());
+        if tree.fs.kind(&file).unwrap_or(None).is_none() {
+            return Ok(None);
         }
+        let mut text = String::new();
+        tree.fs.open_read(&file)?.read_to_string(&mut text)?;
+        Ok(Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("read the journal {}", file.display()))?,
+        ))
     }
 
-    pub fn save(&self, state_dir: &Path) -> Result<()> {
-        fs::create_dir_all(state_dir)?;
+    pub fn save(&self, tree: &Tree) -> Result<()> {
+        tree.fs.create_dir_all(&tree.state_dir())?;
         let text = serde_json::to_string_pretty(self)?;
-        fsutil::write_atomic(&path(state_dir), text.as_bytes()).context("write the journal")
+        fsutil::write_atomic(&tree.fs, &path(&tree.state_dir()), text.as_bytes())
+            .context("write the journal")
     }
 
-    pub fn begin(&mut self, state_dir: &Path, step: usize) -> Result<()> {
+    pub fn begin(&mut self, tree: &Tree, step: usize) -> Result<()> {
         self.current = Some(step);
-        self.save(state_dir)
+        self.save(tree)
     }
 
-    pub fn end(&mut self, state_dir: &Path, step: usize) -> Result<()> {
+    pub fn end(&mut self, tree: &Tree, step: usize) -> Result<()> {
         self.done[step] = true;
         self.current = None;
-        self.save(state_dir)
+        self.save(tree)
     }
 
-    /// The run is over: the journal moves into the run's bundle as a record.
-    pub fn close(&self, state_dir: &Path, root: &Path) -> Result<()> {
-        let bundle = root.join(&self.bundle);
+    /// The first step that has not finished.
+    pub fn stopped_at(&self) -> usize {
+        self.current.or_else(|| self.done.iter().position(|d| !d)).unwrap_or(0)
+    }
+
+    /// The run is over (done or abandoned): the journal moves into the run's
+    /// bundle as a record.
+    pub fn close(&mut self, tree: &Tree, status: RunStatus) -> Result<()> {
+        self.status = status;
+        let bundle = tree.root.join(&self.bundle);
         let text = serde_json::to_string_pretty(self)?;
-        if bundle.is_dir() {
-            fs::write(bundle.join("journal.json"), text)?;
+        if tree.fs.expect_dir_or_nothing(&bundle)? {
+            fsutil::write_atomic(&tree.fs, &bundle.join("journal.json"), text.as_bytes())?;
         }
-        fs::remove_file(path(state_dir)).context("remove the finished journal")
+        tree.fs.remove_file(&path(&tree.state_dir())).context("remove the finished journal")
     }
 }

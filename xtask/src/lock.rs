@@ -1,104 +1,87 @@
-//! One run at a time per TMWS root: a lock file with pid, host and start
-//! time, created exclusively, removed when the run ends.
-use std::{fs, io::Write, path::PathBuf};
+//! One run at a time per TMWS root: an exclusive OS lock on an open file
+//! (`.tmws-rollback/lock`), held for the whole command. The kernel releases
+//! it when the process ends however it ends, so a crash, a kill -9 or a full
+//! disk can never leave a lock that blocks forever. The file's content (pid,
+//! host, start time) only says who holds it.
+use std::{
+    fs::File,
+    io::{Read, Seek, Write},
+};
 
 use anyhow::{Context, Result};
 
-use crate::{clock, exit::locked, process};
+use crate::{clock, exit::locked, profile::Tree, sys};
 
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
-}
-
-/// Why the lock could not be taken.
-#[derive(Debug)]
-pub enum Refusal {
-    /// A live run holds it (exit 3).
-    Held(anyhow::Error),
-    /// Its holder is dead: an interrupted run, or a crash (exit 3 unless taken over).
-    Stale(anyhow::Error),
-}
-
-impl Refusal {
-    pub fn into_error(self) -> anyhow::Error {
-        match self {
-            Refusal::Held(err) | Refusal::Stale(err) => err,
-        }
-    }
+    file: File,
 }
 
 impl Lock {
-    /// Takes the lock in `dir`, or explains who holds it (exit 3). A lock of
-    /// a dead process on this host is reported as stale; `break_stale` takes it.
-    pub fn acquire(dir: &std::path::Path, break_stale: bool) -> Result<Lock, Refusal> {
-        Lock::try_acquire(dir, break_stale).map_err(|err| match err.downcast_ref::<Stale>() {
-            Some(_) => Refusal::Stale(err),
-            None => Refusal::Held(err),
-        })
-    }
-
-    fn try_acquire(dir: &std::path::Path, break_stale: bool) -> Result<Lock> {
-        fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let path = dir.join("lock");
-        let host = process::hostname();
-        let content =
-            format!("pid={}\nhost={host}\nstarted={}\n", std::process::id(), clock::now_rfc3339());
-        loop {
-            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut file) => {
-                    file.write_all(content.as_bytes())?;
-                    file.sync_all()?;
-                    return Ok(Lock { path });
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(&path).unwrap_or_default();
-                    let field = |name: &str| {
-                        holder
-                            .lines()
-                            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-                            .unwrap_or("?")
-                            .to_string()
-                    };
-                    let (pid, their_host, started) =
-                        (field("pid"), field("host"), field("started"));
-                    let dead =
-                        their_host == host && pid.parse().is_ok_and(|p: i32| !process::alive(p));
-                    if dead && break_stale {
-                        eprintln!("taking over the stale lock of pid {pid} (started {started})");
-                        fs::remove_file(&path)?;
-                        continue;
-                    }
-                    if dead {
-                        return Err(locked(format!(
-                            "stale lock {}: pid {pid} on {their_host} (started {started}) is no longer running; pass --break-lock to take it over",
-                            path.display()
-                        ))
-                        .context(Stale));
-                    }
-                    return Err(locked(format!(
-                        "another run holds the lock {}: pid {pid} on {their_host}, started {started}",
-                        path.display()
-                    )));
-                }
-                Err(err) => return Err(err).with_context(|| format!("create {}", path.display())),
+    /// Takes the lock of the tree, or explains who holds it (exit 3).
+    /// `break_lock` takes over whatever an earlier holder wrote in the file;
+    /// a lock that a live process holds cannot be taken, and says so.
+    pub fn acquire(tree: &Tree, break_lock: bool) -> Result<Lock> {
+        let state = tree.state_dir();
+        tree.fs.create_dir_all(&state)?;
+        let path = state.join("lock");
+        let mut file = tree.fs.open_or_create(&path, 0o644)?;
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = describe(&holder);
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let hint = if break_lock {
+                    "; --break-lock cannot take a lock that a running process holds: wait for it, or stop it"
+                } else {
+                    ""
+                };
+                return Err(locked(format!(
+                    "another run holds the lock {}: {holder}{hint}",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("lock {}", path.display()));
             }
         }
+        if break_lock && !holder.is_empty() {
+            eprintln!("taking over the lock last written by {holder}");
+        }
+        let content = format!(
+            "pid={}\nhost={}\nstarted={}\n",
+            std::process::id(),
+            sys::hostname(),
+            clock::now_rfc3339()
+        );
+        // Best effort: the content only informs; the OS lock is the lock.
+        let _ = file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(content.as_bytes()));
+        Ok(Lock { file })
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        // The file stays (removing a locked file lets two runs lock two
+        // different files); it is emptied so nobody is named as its holder.
+        let _ = self.file.set_len(0);
     }
 }
 
-/// Marks a lock error as a stale lock.
-#[derive(Debug)]
-struct Stale;
-
-impl std::fmt::Display for Stale {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the lock's holder is no longer running")
+/// `pid 12 on host, started T` from the file's content; any content at all
+/// is accepted, an unreadable one is shown as it is.
+fn describe(content: &str) -> String {
+    let field = |name: &str| {
+        content.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).map(str::to_string)
+    };
+    match (field("pid"), field("host"), field("started")) {
+        (Some(pid), host, started) => format!(
+            "pid {pid} on {}, started {}",
+            host.unwrap_or_else(|| "?".into()),
+            started.unwrap_or_else(|| "?".into())
+        ),
+        _ if content.trim().is_empty() => String::new(),
+        _ => format!("a holder whose record is unreadable ({:?})", content.chars().take(60).collect::<String>()),
     }
 }

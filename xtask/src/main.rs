@@ -2,9 +2,12 @@
 //!
 //! This file only parses the flags, builds the one `Shell`, dispatches to the
 //! command's module and turns errors into the documented exit codes.
+#![deny(unsafe_code)]
+
 mod backup;
 mod bench;
 mod clock;
+mod confine;
 mod diagnose;
 mod drill;
 mod evidence;
@@ -27,6 +30,7 @@ mod sandbox;
 mod seed;
 mod services;
 mod sqlite;
+mod sys;
 mod verify_backup;
 
 use std::process::ExitCode;

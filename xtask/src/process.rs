@@ -11,6 +11,8 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::Cmd;
 
+use crate::sys::{self, Sig};
+
 /// What a finished (or stopped) program left behind.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -49,6 +51,7 @@ pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
     eprintln!("$ {}", echo_line(&display));
     let mut command: Command = cmd.into();
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    sys::die_with_parent(&mut command);
     let mut child = command.spawn().with_context(|| format!("start `{display}`"))?;
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
@@ -92,7 +95,7 @@ pub fn wait_or_kill(
             return Ok((status, false));
         }
         if Instant::now() >= deadline {
-            signal_group(child.id() as i32, libc::SIGKILL);
+            signal_group(child.id() as i32, Sig::Kill);
             return Ok((child.wait()?, true));
         }
         thread::sleep(Duration::from_millis(10));
@@ -100,28 +103,11 @@ pub fn wait_or_kill(
 }
 
 /// Sends a signal to a process group (the negative pid of its leader).
-pub fn signal_group(pgid: i32, signal: i32) -> bool {
-    // SAFETY: kill(2) with a negative pid only sends a signal; no memory is touched.
-    unsafe { libc::kill(-pgid, signal) == 0 }
-}
-
-/// Sends a signal to one process.
-pub fn signal(pid: i32, signal: i32) -> bool {
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, signal) == 0 }
+pub fn signal_group(pgid: i32, signal: Sig) -> bool {
+    sys::kill_group(pgid, signal)
 }
 
 /// Whether a process with this pid exists (zombies included).
 pub fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 checks for existence without sending anything.
-    let result = unsafe { libc::kill(pid, 0) };
-    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-pub fn hostname() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: the buffer is valid for its length and gethostname NUL-terminates within it.
-    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
-    let end = buffer.iter().position(|&b| b == 0).unwrap_or(0);
-    if ok { String::from_utf8_lossy(&buffer[..end]).into_owned() } else { "unknown".into() }
+    sys::alive(pid)
 }

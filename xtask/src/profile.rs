@@ -5,12 +5,13 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::{exit::usage, fsutil::check_relative};
+use crate::{confine::RootDir, exit::usage, fsutil::check_relative};
 
 /// The name of the optional per-tree profile file.
 pub const PROFILE_FILE: &str = "tmws-rollback.toml";
@@ -98,11 +99,13 @@ impl Default for Profile {
     }
 }
 
-/// A TMWS tree: its canonical root and its profile.
+/// A TMWS tree: its canonical root, its profile, and the file-access layer
+/// every write below the root goes through.
 #[derive(Debug, Clone)]
 pub struct Tree {
     pub root: PathBuf,
     pub profile: Profile,
+    pub fs: Arc<RootDir>,
 }
 
 impl Tree {
@@ -123,7 +126,8 @@ impl Tree {
         }
         let root = given.canonicalize().with_context(|| format!("resolve {}", given.display()))?;
         let profile = Profile::load(&root)?;
-        let tree = Tree { root, profile };
+        let fs = Arc::new(RootDir::open(&root)?);
+        let tree = Tree { root, profile, fs };
         let ini = tree.path(&tree.profile.alembic_ini);
         if !ini.is_file() || !tree.path(&tree.profile.migrations).is_dir() {
             return Err(usage(format!(
@@ -143,6 +147,11 @@ impl Tree {
 
     pub fn database(&self) -> PathBuf {
         self.path(&self.profile.database)
+    }
+
+    /// The SQLAlchemy URL of the tree's database, for the profile's URL variable.
+    pub fn database_url(&self) -> String {
+        format!("sqlite:///{}", self.database().display())
     }
 
     pub fn migrations(&self) -> PathBuf {
@@ -181,12 +190,25 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Every path of the profile stays inside the root.
+    /// Every path of the profile names something strictly inside the root
+    /// (never the root itself: `migrations = "."` would make a rollback swap
+    /// the whole tree), and every service program is a real name.
     fn check(&self) -> Result<()> {
         let singles = [&self.database, &self.alembic_ini, &self.migrations, &self.log_file];
         let lists = self.config_files.iter().chain(&self.critical_files).chain(&self.test_files);
         for path in singles.into_iter().chain(lists).chain(self.pid_file.as_ref()) {
             check_relative(path)?;
+            if Path::new(path).components().all(|c| c == std::path::Component::CurDir) {
+                anyhow::bail!("path {path:?} names the root itself: name a file or folder inside it");
+            }
+        }
+        for program in &self.service_programs {
+            let wildcard = program.contains(['*', '?', '[', '/']) || program.trim() != program;
+            if program.is_empty() || wildcard {
+                anyhow::bail!(
+                    "service_programs entry {program:?} would match processes by a pattern: give program names such as \"python\" or \"uvicorn\""
+                );
+            }
         }
         Ok(())
     }
@@ -200,9 +222,12 @@ pub fn check_label(label: &str) -> Result<()> {
         || label.contains(['/', '\\'])
         || label.starts_with(['-', '.'])
         || label.chars().any(|c| c.is_whitespace() || c.is_control() || "~^:?*[".contains(c));
-    if bad {
+    // The label is a git tag too: `x.lock`, `a@{b}` and the like are folder
+    // names but not tag names, and would leave a backup that fails its own verify.
+    let tag_ok = git2::Reference::is_valid_name(&format!("refs/tags/{label}"));
+    if bad || !tag_ok || label.ends_with(".lock") || label.contains("@{") {
         return Err(usage(format!(
-            "invalid label {label:?}: use letters, digits, '-', '_' or '.', without '/' or '..'"
+            "invalid label {label:?}: use letters, digits, '-', '_' or '.', without '/' or '..'; it must also be a valid git tag name (not ending in .lock)"
         )));
     }
     Ok(())

@@ -2,7 +2,6 @@
 //! created on first use and reused, and the tree's tools run through it.
 use std::{
     fs::{self, File},
-    os::fd::AsRawFd,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -115,10 +114,16 @@ impl Python {
     }
 
     /// A command for a tool of this environment, run inside the tree with the
-    /// profile's environment. Bytecode is never written into the tree.
+    /// profile's environment. Bytecode is never written into the tree. The
+    /// profile's URL variable names this tree's database whatever the
+    /// caller's environment holds (an operator may have exported it for
+    /// another instance); only the profile's own `[env]` may say otherwise.
     pub fn tool<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str) -> Cmd<'a> {
         let exe = self.exe(program);
         let mut cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1");
+        if !tree.profile.database_url_env.is_empty() {
+            cmd = cmd.env(&tree.profile.database_url_env, tree.database_url());
+        }
         for (key, value) in &tree.profile.env {
             cmd = cmd.env(key, value);
         }
@@ -154,16 +159,13 @@ fn venv_home() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmws-venv")
 }
 
-/// An exclusive `flock` held until dropped.
+/// An exclusive lock on an open file, held until dropped.
 struct FileLock(#[allow(dead_code)] File);
 
 impl FileLock {
     fn acquire(path: &Path) -> Result<FileLock> {
         let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
-        // SAFETY: flock on a file descriptor we own; it blocks until granted.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("lock the virtualenv folder");
-        }
+        file.lock().context("lock the virtualenv folder")?;
         Ok(FileLock(file))
     }
 }

@@ -1,6 +1,7 @@
 //! The service's processes: found by what belongs to this root (working
-//! directory, pid file, a path of the root in the arguments), never by a broad
-//! name match; stopped by process group, with a grace period, and checked.
+//! directory, a path of the root in the arguments, a file of the root held
+//! open), never by a broad name match; stopped by pid after checking each is
+//! still the same process, with a grace period, and checked.
 use std::{
     collections::BTreeSet,
     fs,
@@ -11,18 +12,28 @@ use std::{
 
 use serde::Serialize;
 
-use crate::{process, profile::Tree};
+use crate::{
+    process,
+    profile::Tree,
+    sys::{self, Sig},
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Proc {
     pub pid: i32,
     pub pgid: i32,
+    /// Start time in clock ticks since boot: with the pid, it names one process.
+    pub started: u64,
     pub cmdline: String,
     /// Why it belongs to the root.
     pub reason: String,
 }
 
-/// The service processes of this tree, excluding this process and its ancestors.
+/// The service processes of this tree, excluding this process and its
+/// ancestors. A process qualifies only when it runs one of the profile's
+/// programs *and* belongs to the root: its working directory is inside it, a
+/// path of the root is in its arguments, or it holds a file of the root open.
+/// A pid file only names which of those it is; it is never enough alone.
 pub fn find(tree: &Tree) -> Vec<Proc> {
     let ours = ancestors();
     let pid_file =
@@ -37,45 +48,73 @@ pub fn find(tree: &Tree) -> Vec<Proc> {
         let Some(args) = cmdline(pid) else { continue };
         let program = args.first().map(|a| file_name(a)).unwrap_or_default();
         let is_service =
-            tree.profile.service_programs.iter().any(|p| program.starts_with(p.as_str()));
+            tree.profile.service_programs.iter().any(|p| program_matches(&program, p));
         if !is_service {
             continue;
         }
         let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok();
-        let reason = if pid_from_file == Some(pid) {
-            "pid file".to_string()
-        } else if cwd.as_deref().is_some_and(|c| c.starts_with(&tree.root)) {
+        let mut reason = if cwd.as_deref().is_some_and(|c| c.starts_with(&tree.root)) {
             "working directory inside the root".to_string()
         } else if args.iter().any(|a| mentions_path(a, &root)) {
             "a path of the root in its arguments".to_string()
+        } else if holds_file_below(pid, &tree.root) {
+            "a file of the root open".to_string()
         } else {
             continue;
         };
-        found.push(Proc { pid, pgid: pgid(pid).unwrap_or(pid), cmdline: args.join(" "), reason });
+        if pid_from_file == Some(pid) {
+            reason = format!("pid file, {reason}");
+        }
+        let Some(started) = start_time(pid) else { continue };
+        found.push(Proc {
+            pid,
+            pgid: pgid(pid).unwrap_or(pid),
+            started,
+            cmdline: args.join(" "),
+            reason,
+        });
     }
     found
 }
 
-/// Stops processes: SIGTERM to each process group (or to the process alone
-/// when it shares our group), SIGKILL after `grace`, and waits until gone.
-/// Returns the processes that survived.
+/// `python` matches `python`, `python3` and `python3.11`, never `pythonista`.
+fn program_matches(program: &str, wanted: &str) -> bool {
+    program
+        .strip_prefix(wanted)
+        .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+}
+
+/// Stops processes: SIGTERM, SIGKILL after `grace`, and waits until gone.
+/// Each is signalled by pid after checking it is still the process that was
+/// found (same start time), so a reused pid is never hit. A process group is
+/// signalled only when every member of it was found, so nothing that merely
+/// shares a group with the service is touched. Returns the survivors.
 pub fn stop(procs: &[Proc], grace: Duration) -> Vec<Proc> {
     let own_group = pgid(std::process::id() as i32);
-    let signal_all = |signal: i32| {
-        let mut groups = BTreeSet::new();
+    let found: BTreeSet<i32> = procs.iter().map(|p| p.pid).collect();
+    let whole_groups: BTreeSet<i32> = procs
+        .iter()
+        .map(|p| p.pgid)
+        .filter(|&g| g > 1 && Some(g) != own_group)
+        .filter(|&g| members(g).iter().all(|m| found.contains(m)))
+        .collect();
+    let signal_all = |signal: Sig| {
         for p in procs {
-            if Some(p.pgid) != own_group && p.pgid > 1 && groups.insert(p.pgid) {
+            if !same_process(p) {
+                continue;
+            }
+            if whole_groups.contains(&p.pgid) {
                 process::signal_group(p.pgid, signal);
             }
-            process::signal(p.pid, signal);
+            sys::kill(p.pid, signal);
         }
     };
-    let remaining = || procs.iter().filter(|p| running(p.pid)).cloned().collect::<Vec<_>>();
-    signal_all(libc::SIGTERM);
+    let remaining = || procs.iter().filter(|p| same_process(p)).cloned().collect::<Vec<_>>();
+    signal_all(Sig::Term);
     if wait_gone(&remaining, grace) {
         return Vec::new();
     }
-    signal_all(libc::SIGKILL);
+    signal_all(Sig::Kill);
     wait_gone(&remaining, Duration::from_secs(5));
     remaining()
 }
@@ -89,6 +128,21 @@ fn wait_gone(remaining: &dyn Fn() -> Vec<Proc>, timeout: Duration) -> bool {
         thread::sleep(Duration::from_millis(20));
     }
     remaining().is_empty()
+}
+
+/// The process is still running, and it is the one that was found.
+fn same_process(p: &Proc) -> bool {
+    running(p.pid) && start_time(p.pid) == Some(p.started)
+}
+
+/// Every process of a group.
+fn members(pgid_wanted: i32) -> Vec<i32> {
+    pids().into_iter().filter(|&p| pgid(p) == Some(pgid_wanted)).collect()
+}
+
+fn holds_file_below(pid: i32, root: &Path) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(root)))
 }
 
 /// Processes that hold a file open (the database or its WAL).
@@ -145,6 +199,11 @@ pub fn pgid(pid: i32) -> Option<i32> {
     stat_fields(pid)?.get(2)?.parse().ok()
 }
 
+/// Field 22 of /proc/PID/stat (the 20th after the command name).
+fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
 /// This process and every ancestor: never stopped, whatever they look like.
 fn ancestors() -> BTreeSet<i32> {
     let mut out = BTreeSet::new();
@@ -173,6 +232,13 @@ fn file_name(arg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_program_matches_its_versioned_names_only() {
+        assert!(super::program_matches("python3.11", "python"));
+        assert!(super::program_matches("uvicorn", "uvicorn"));
+        assert!(!super::program_matches("pythonista", "python"));
+    }
+
     #[test]
     fn an_argument_mentions_the_root_only_on_a_path_boundary() {
         assert!(super::mentions_path("/srv/tmws", "/srv/tmws"));

@@ -35,6 +35,15 @@ pub fn open_snapshot(path: &Path) -> Result<Connection> {
         .with_context(|| format!("open {} read-only", path.display()))
 }
 
+/// Opens a database only to read it, without leaving a trace: immutable
+/// (nothing created beside it) when it has no WAL content, else read-only
+/// through its WAL, whose index then exists already.
+pub fn open_to_read(path: &Path) -> Result<Connection> {
+    let wal = crate::rollback::with_suffix(path, "-wal");
+    let wal_empty = std::fs::symlink_metadata(&wal).map_or(true, |m| m.len() == 0);
+    if wal_empty { open_snapshot(path) } else { open_live_read_only(path) }
+}
+
 /// Opens a live database read-only; what its WAL holds is visible.
 pub fn open_live_read_only(path: &Path) -> Result<Connection> {
     let uri = format!("file:{}?mode=ro", uri_path(path));

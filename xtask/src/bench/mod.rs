@@ -10,13 +10,13 @@ use std::{
     time::Instant,
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use xshell::Shell;
 
 use crate::{
     exit::usage,
-    flags, process,
+    flags, process, sys,
     python::Python,
     sandbox::{self, Stage},
     seed::{self, Shape},
@@ -214,10 +214,8 @@ const PEAK_FILE_ENV: &str = "XTASK_BENCH_PEAK_FILE";
 /// Called by `main` at exit; does nothing unless the bench asked for it.
 pub fn report_own_peak_memory() {
     if let Some(path) = std::env::var_os(PEAK_FILE_ENV) {
-        // SAFETY: rusage is plain data that getrusage fills.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
-            let _ = fs::write(path, usage.ru_maxrss.to_string());
+        if let Some(kib) = sys::own_peak_rss_kib() {
+            let _ = fs::write(path, kib.to_string());
         }
     }
 }
@@ -228,23 +226,18 @@ fn measured(mut command: Command) -> Result<Run> {
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
     // Every run starts with nothing dirty in the page cache: otherwise the
     // previous run's deferred writes land on the next one's clock.
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+    sys::sync_all_filesystems();
     let started = Instant::now();
     let child = command.spawn().context("start a measured command")?;
     let pid = child.id() as i32;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let waited = sys::wait_with_usage(pid);
     let seconds = started.elapsed().as_secs_f64();
     // Anything the command left running in its group goes too.
-    process::signal_group(pid, libc::SIGKILL);
-    if waited != pid {
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    Ok(Run { seconds, peak_kib: 0, peak_with_children_kib: usage.ru_maxrss as u64, ok })
+    process::signal_group(pid, sys::Sig::Kill);
+    let (ok, peak) = waited.context("wait4")?;
+    // The child was reaped by wait4, not by std: forget it.
+    drop(child);
+    Ok(Run { seconds, peak_kib: 0, peak_with_children_kib: peak, ok })
 }
 
 fn ours(args: &[&str], root: &Path) -> Result<Run> {

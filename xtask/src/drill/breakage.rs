@@ -31,7 +31,7 @@ pub(super) fn break_tree(
         broken.file = Some(break_critical_file(tree)?);
     }
     if scenario == Scenario::Git || all {
-        let repo = git::open(&tree.root).context("the sandbox is a git repository")?;
+        let repo = git::open(&tree.root)?.context("the sandbox is a git repository")?;
         broken.expect_commit = git::head(&repo).0;
         let bad = git::commit_file(
             &repo,
@@ -93,7 +93,6 @@ fn half_apply_head(sh: &Shell, python: &Python, tree: &Tree) -> Result<String> {
 /// Makes a critical module fail to import (one Phase 4 left unchanged, so
 /// that restoring it from the backup restores the deployed code).
 fn break_critical_file(tree: &Tree) -> Result<(String, String)> {
-    let repo = git::open(&tree.root);
     let candidates: Vec<&String> = tree
         .profile
         .critical_files
@@ -111,7 +110,6 @@ fn break_critical_file(tree: &Tree) -> Result<(String, String)> {
     let mut text = fs::read_to_string(&path)?;
     text.push_str("\nimport tmws_phase4_dependency_that_was_never_installed  # noqa\n");
     fs::write(&path, text)?;
-    let _ = repo;
     Ok((target, fsutil::sha256_file(&path)?.0))
 }
 

@@ -65,7 +65,7 @@ impl flags::Drill {
                 (dir.canonicalize()?, None)
             }
             None => {
-                let temp = fsutil::ScratchDir::new("tmws-drill")?;
+                let temp = fsutil::scratch_dir("tmws-drill")?;
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
@@ -189,6 +189,7 @@ fn rehearse_into(
         dry_run: false,
         yes: true,
         resume: false,
+        abandon: false,
         break_lock: false,
         skip_verify: false,
         grace: Duration::from_secs(10),

@@ -4,8 +4,7 @@
 //! A bundle folder is created once and never reused (`create_dir`, not
 //! `create_dir_all`), and only its owner can read it: it holds a database.
 use std::{
-    fs,
-    os::unix::fs::PermissionsExt,
+    io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
 };
 
@@ -20,18 +19,22 @@ use crate::{
     profile::Tree,
     python::Python,
     sqlite,
+    sys::Rename,
 };
 
 mod markdown;
 
-/// How the failed database is preserved.
+/// How the failed database is preserved. Either way its files (with the
+/// `-wal` and `-shm`) are kept byte for byte as they were on disk, before any
+/// program opens them; what is learnt by opening the database comes after,
+/// from a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DatabaseCapture {
-    /// The service is stopped and the database is replaced next: the file and
-    /// its `-wal`/`-shm` are moved into the bundle together, whole and free.
+    /// The database is replaced next: its files are moved into the bundle by
+    /// the restore, once the replacement is staged beside them.
     Move,
-    /// The database stays in use (a downgrade, a look at a live tree): it is
-    /// copied through SQLite, and the raw `-wal`/`-shm` beside it.
+    /// The database stays in use (a downgrade, a look at a live tree): its
+    /// files are copied into the bundle as they are.
     Copy,
 }
 
@@ -71,7 +74,8 @@ pub struct Facts {
 
 /// `alembic current` and `alembic history`, running.
 pub struct AlembicRuns {
-    runs: Vec<(&'static str, std::thread::JoinHandle<String>)>,
+    /// Each file's text, and alembic's stdout when it succeeded.
+    runs: Vec<(&'static str, std::thread::JoinHandle<(String, Option<String>)>)>,
     /// `alembic current` reads the preserved database, not the tree's.
     preserved: bool,
 }
@@ -79,30 +83,46 @@ pub struct AlembicRuns {
 pub struct Bundle {
     pub dir: PathBuf,
     pub facts: Facts,
-    /// The evidence's hashes, being taken in the background.
-    hashing: Option<std::thread::JoinHandle<Vec<EvidenceFile>>>,
-    /// alembic, asked about the preserved database in the background.
-    pending_alembic: Option<AlembicRuns>,
+    tree: Tree,
+    /// The moved database's hashes and its consolidated copy, being made in
+    /// the background while the restore goes on.
+    analysis: Option<std::thread::JoinHandle<Analysis>>,
+}
+
+/// What the background work on a moved database found.
+struct Analysis {
+    files: Vec<EvidenceFile>,
+    /// The database as one file, made through SQLite from a scratch copy.
+    consolidated: Option<PathBuf>,
+    problems: Vec<String>,
 }
 
 /// Up to this size a preserved database is also consolidated, checked and
 /// dumped during a rollback; above it the raw files alone are kept.
 pub const ANALYZE_LIMIT: u64 = 16 << 20;
 
-/// The folder a new bundle would get, unique by time; `create` makes it.
+/// The folder a new bundle would get: by time and by process, so two runs
+/// in the same second get two folders; `create` makes it exclusively.
 pub fn new_bundle_path(tree: &Tree, label: &str) -> PathBuf {
-    tree.forensics_dir().join(format!("{label}-failure-{}", clock::now_compact()))
+    tree.forensics_dir().join(format!(
+        "{label}-failure-{}-{}",
+        clock::now_compact(),
+        std::process::id()
+    ))
 }
 
+/// The file that names the run a bundle belongs to.
+const RUN_FILE: &str = ".run";
+
 impl Bundle {
-    /// Creates the bundle folder at `dir`, or a numbered sibling if that name
-    /// is taken: an earlier bundle is never written into.
-    pub fn create(tree: &Tree, label: &str, dir: &Path) -> Result<Bundle> {
-        fs::create_dir_all(tree.forensics_dir())?;
+    /// Creates the bundle folder at `dir` for run `run`, or a numbered
+    /// sibling if that name is taken: an earlier bundle is never written into.
+    pub fn create(tree: &Tree, label: &str, dir: &Path, run: &str) -> Result<Bundle> {
+        tree.fs.create_dir_all(&tree.forensics_dir())?;
         let mut candidate = dir.to_path_buf();
         let mut n = 1;
         loop {
-            match fs::create_dir(&candidate) {
+            match tree.fs.create_dir(&candidate, 0o700) {
                 Ok(()) => break,
                 Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
                     n += 1;
@@ -113,18 +133,19 @@ impl Bundle {
                 }
             }
         }
-        fs::set_permissions(&candidate, fs::Permissions::from_mode(0o700))?;
+        fsutil::write_atomic(&tree.fs, &candidate.join(RUN_FILE), run.as_bytes())?;
         Ok(Bundle::describe(tree, label, candidate))
     }
 
-    /// Takes over this run's own bundle folder, created by an interrupted
-    /// run before it wrote anything into it.
-    pub fn adopt(tree: &Tree, label: &str, dir: &Path) -> Bundle {
-        Bundle::describe(tree, label, dir.to_path_buf())
+    /// Whether `dir` is the bundle of run `run` (and not another run's).
+    pub fn belongs_to(tree: &Tree, dir: &Path, run: &str) -> bool {
+        let mut text = String::new();
+        tree.fs.open_read(&dir.join(RUN_FILE)).is_ok_and(|mut f| f.read_to_string(&mut text).is_ok())
+            && text == run
     }
 
     fn describe(tree: &Tree, label: &str, dir: PathBuf) -> Bundle {
-        let repo = git::open(&tree.root);
+        let repo = git::open(&tree.root).ok().flatten();
         let (git_commit, git_branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
         let facts = Facts {
             schema: crate::report::SCHEMA,
@@ -135,19 +156,22 @@ impl Bundle {
             git_branch,
             ..Facts::default()
         };
-        Bundle { dir, facts, hashing: None, pending_alembic: None }
+        Bundle { dir, facts, tree: tree.clone(), analysis: None }
     }
 
-    /// Reopens a bundle of an interrupted run (its facts from failure.json).
-    pub fn reopen(dir: &Path) -> Result<Bundle> {
-        let text = fs::read_to_string(dir.join("failure.json"))
-            .with_context(|| format!("read {}", dir.join("failure.json").display()))?;
-        Ok(Bundle {
-            dir: dir.to_path_buf(),
-            facts: serde_json::from_str(&text)?,
-            hashing: None,
-            pending_alembic: None,
-        })
+    /// Reopens a bundle of an interrupted run (its facts from failure.json),
+    /// or takes over the run's own folder before anything was written in it.
+    pub fn reopen(tree: &Tree, label: &str, dir: &Path) -> Result<Bundle> {
+        let mut text = String::new();
+        match tree.fs.open_read(&dir.join("failure.json")) {
+            Ok(mut file) => {
+                file.read_to_string(&mut text)?;
+                let facts = serde_json::from_str(&text)
+                    .with_context(|| format!("read {}", dir.join("failure.json").display()))?;
+                Ok(Bundle { dir: dir.to_path_buf(), facts, tree: tree.clone(), analysis: None })
+            }
+            Err(_) => Ok(Bundle::describe(tree, label, dir.to_path_buf())),
+        }
     }
 
     /// Starts `alembic current` and `alembic history` in the background
@@ -180,13 +204,16 @@ impl Bundle {
                     .map_err(anyhow::Error::from)
                     .and_then(|sh| python.alembic_with_env(&sh, &tree, &[arg], &env));
                 match out {
-                    Ok(out) => format!(
-                        "$ alembic {arg}\n({})\n{}{}",
-                        out.describe_status(),
-                        out.stdout,
-                        out.stderr
+                    Ok(out) => (
+                        format!(
+                            "$ alembic {arg}\n({})\n{}{}",
+                            out.describe_status(),
+                            out.stdout,
+                            out.stderr
+                        ),
+                        out.success().then(|| out.stdout.clone()),
                     ),
-                    Err(err) => format!("alembic {arg} could not run: {err:#}\n"),
+                    Err(err) => (format!("alembic {arg} could not run: {err:#}\n"), None),
                 }
             });
             (name, handle)
@@ -196,14 +223,15 @@ impl Bundle {
 
     pub fn finish_alembic(&mut self, runs: AlembicRuns) {
         for (name, handle) in runs.runs {
-            let text = handle.join().unwrap_or_else(|_| "alembic could not run\n".into());
+            let (text, stdout) =
+                handle.join().unwrap_or_else(|_| ("alembic could not run\n".into(), None));
             if name == "alembic-current.txt" && runs.preserved {
                 // It must have read the preserved database, not the restored one.
-                let said: Vec<&str> = text
+                let said: Vec<&str> = stdout
+                    .as_deref()
+                    .unwrap_or("")
                     .lines()
-                    .skip(2)
                     .filter_map(|l| l.split_whitespace().next())
-                    .filter(|w| w.chars().all(|c| c.is_ascii_hexdigit()))
                     .collect();
                 let expected: Vec<&str> =
                     self.facts.database_revision.iter().map(String::as_str).collect();
@@ -213,145 +241,142 @@ impl Bundle {
                     ));
                 }
             }
-            if let Err(err) = fs::write(self.dir.join(name), text) {
-                self.facts.problems.push(format!("{name}: {err}"));
+            if let Err(err) = fsutil::write_atomic(&self.tree.fs, &self.dir.join(name), text.as_bytes()) {
+                self.facts.problems.push(format!("{name}: {err:#}"));
             }
         }
     }
 
-    pub fn has_pending_alembic(&self) -> bool {
-        self.pending_alembic.is_some()
-    }
-
-    /// Keeps running alembic calls for `seal` to finish.
-    pub fn defer_alembic(&mut self, runs: AlembicRuns) {
-        self.pending_alembic = Some(runs);
-    }
-
-    /// Preserves the database with what its WAL holds. A database up to
-    /// `ANALYZE_LIMIT` is also copied through SQLite into one consolidated
-    /// file, checked and dumped; a larger one that was moved is kept raw and
-    /// whole, so the rollback is not held up by gigabytes of SQL. Hashes of
-    /// moved files are taken in the background; `seal` waits for them.
-    pub fn preserve_database(&mut self, tree: &Tree, how: DatabaseCapture) -> Result<()> {
+    /// Keeps the database's files byte for byte, before anything opens
+    /// them: copied (`Copy`) or moved (`Move`, by the restore, once its
+    /// replacement is staged) into `database/`, with the hashes of those
+    /// bytes. A copy is then consolidated and inspected through SQLite.
+    pub fn capture_database(&mut self, how: DatabaseCapture) -> Result<()> {
+        let tree = self.tree.clone();
         let db = tree.database();
-        let name = db.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let target = self.dir.join("database");
-        fs::create_dir_all(&target)?;
-        let sidecars = ["", "-wal", "-shm"]
-            .map(|s| (format!("{name}{s}"), db.with_file_name(format!("{name}{s}"))));
-        for (file_name, source) in &sidecars {
-            if !source.exists() {
+        tree.fs.create_dir_all(&target)?;
+        let mut found = false;
+        let mut moved = Vec::new();
+        for (name, source) in sidecars(&db) {
+            if !tree.fs.expect_file_or_nothing(&source)? {
                 continue;
             }
-            let dest = target.join(file_name);
+            found |= source == db;
             match how {
-                DatabaseCapture::Move => {
-                    // A resumed run may find part of the database moved
-                    // already: what is in the bundle is never replaced.
-                    let dest = fsutil::free_name(&dest);
-                    fs::rename(source, &dest)
-                        .with_context(|| format!("move {} into the bundle", source.display()))?;
-                    fsutil::fsync_parent(source)?;
-                }
-                // The main file goes through SQLite below; the raw sidecars are
-                // copied as extra evidence of what was on disk.
-                DatabaseCapture::Copy if file_name == &name => continue,
                 DatabaseCapture::Copy => {
-                    fs::copy(source, &dest)?;
+                    let (sha256, size) = fsutil::copy_new(&tree.fs, &source, &tree.fs, &target.join(&name))?;
+                    self.facts.database_files.push(EvidenceFile { path: format!("database/{name}"), sha256, size });
+                }
+                DatabaseCapture::Move => {
+                    // A resumed run may find part of it moved already: what
+                    // is in the bundle is never replaced.
+                    let dest = fsutil::free_name(&target.join(&name));
+                    tree.fs.rename(&source, &dest, Rename::NoReplace)
+                        .with_context(|| format!("move {} into the bundle", source.display()))?;
+                    moved.push(dest);
                 }
             }
         }
-        let source = if how == DatabaseCapture::Move { target.join(&name) } else { db.clone() };
-        let size = fs::metadata(&source).map(|m| m.len()).unwrap_or(0);
-        let consolidated = target.join(format!("{name}.consolidated"));
-        if !source.exists() {
+        if !found && how == DatabaseCapture::Copy {
             self.facts.problems.push(format!("there was no database at {}", tree.profile.database));
-        } else if how == DatabaseCapture::Copy || size <= ANALYZE_LIMIT {
-            match sqlite::online_backup(&source, &consolidated) {
-                Ok(()) => {
-                    let _ = fs::File::open(&consolidated).and_then(|f| f.sync_all());
-                    self.inspect_database(&consolidated)
-                }
-                Err(err) => self
-                    .facts
-                    .problems
-                    .push(format!("the database could not be copied through SQLite: {err:#}")),
-            }
-        } else {
-            if let Ok(conn) = sqlite::open_live_read_only(&source) {
-                self.facts.database_revision = sqlite::alembic_revisions(&conn).unwrap_or_default();
-            }
-            self.facts.problems.push(format!(
-                "the database is {} MiB: its raw files are kept whole and hashed, without a dump or integrity_check, so the rollback is not delayed; open a copy of database/{name} with sqlite3 to analyse it",
-                size >> 20
-            ));
+            return Ok(());
         }
-        let files: Vec<PathBuf> = fs::read_dir(&target)?.flatten().map(|e| e.path()).collect();
-        let dir = self.dir.clone();
-        self.hashing = Some(std::thread::spawn(move || {
-            files
-                .iter()
-                // The -shm index may still be touched by a read-only reader
-                // (alembic): `seal` hashes it once everything is done.
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n != "dump.sql" && !n.to_string_lossy().ends_with("-shm"))
-                })
-                .map(|path| {
-                    let (sha256, size) = fsutil::sha256_file(path).unwrap_or_default();
-                    EvidenceFile { path: rel(&dir, path), sha256, size }
-                })
-                .collect()
-        }));
+        match how {
+            DatabaseCapture::Copy => {
+                let consolidated = target.join(format!("{}.consolidated", db_name(&tree)));
+                match sqlite::online_backup(&db, &consolidated) {
+                    Ok(()) => self.inspect_database(&consolidated),
+                    Err(err) => self.facts.problems.push(format!(
+                        "the database could not be copied through SQLite: {err:#}"
+                    )),
+                }
+            }
+            DatabaseCapture::Move => {
+                // A run resumed after a crash finds the files it moved then.
+                let name = db_name(&tree);
+                let known: Vec<String> = self.facts.database_files.iter().map(|f| f.path.clone()).collect();
+                if let Ok(entries) = std::fs::read_dir(&target) {
+                    for entry in entries.flatten() {
+                        let file = entry.file_name().to_string_lossy().into_owned();
+                        let raw = file.starts_with(&name) && !file.ends_with(".consolidated");
+                        let path = entry.path();
+                        if raw && !moved.contains(&path) && !known.contains(&format!("database/{file}")) {
+                            moved.push(path);
+                        }
+                    }
+                }
+                self.analyse_moved(moved)
+            }
+        }
         Ok(())
     }
 
-    /// Waits for the evidence's hashes (taking them now if an interrupted run
-    /// never did) and writes the reports.
-    pub fn seal(&mut self) -> Result<()> {
-        if let Some(runs) = self.pending_alembic.take() {
-            self.finish_alembic(runs);
-        }
-        let mut files = match self.hashing.take() {
-            Some(handle) => {
-                handle.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))?
-            }
-            None => Vec::new(),
-        };
-        // Whatever the background did not hash (the -shm index, or all of it
-        // after an interruption) is hashed now.
-        let known: Vec<String> = self
-            .facts
-            .database_files
-            .iter()
-            .chain(&self.facts.database_copy)
-            .chain(&files)
-            .map(|f| f.path.clone())
-            .collect();
-        if self.dir.join("database").is_dir() {
-            for entry in fs::read_dir(self.dir.join("database"))?.flatten() {
-                let path = entry.path();
-                let relative = rel(&self.dir, &path);
-                if entry.file_name() == "dump.sql" || known.contains(&relative) {
-                    continue;
+    /// Hashes the moved files and, up to `ANALYZE_LIMIT`, consolidates a
+    /// scratch copy of them through SQLite, in the background: opening the
+    /// moved files themselves would change their `-shm`.
+    fn analyse_moved(&mut self, moved: Vec<PathBuf>) {
+        let (dir, name) = (self.dir.clone(), db_name(&self.tree));
+        self.analysis = Some(std::thread::spawn(move || {
+            let mut analysis = Analysis { files: Vec::new(), consolidated: None, problems: Vec::new() };
+            let scratch = fsutil::scratch_dir("tmws-evidence");
+            let main_size = moved.iter().find(|p| p.file_name().is_some_and(|n| *n == *name)).and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+            let analyse = main_size > 0 && main_size <= ANALYZE_LIMIT && scratch.is_ok();
+            for path in &moved {
+                let hashed = if analyse {
+                    let copy = scratch.as_ref().map(|s| s.path().join(path.file_name().unwrap_or_default()));
+                    copy.map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|copy| {
+                        let input = crate::sys::open_regular(path)?;
+                        let output = std::fs::File::create(&copy)?;
+                        fsutil::copy_hashed(&input, &output)
+                    })
+                } else {
+                    fsutil::sha256_file(path)
+                };
+                match hashed {
+                    Ok((sha256, size)) => analysis.files.push(EvidenceFile { path: rel(&dir, path), sha256, size }),
+                    Err(err) => analysis.problems.push(format!("{} could not be hashed: {err:#}", rel(&dir, path))),
                 }
-                let (sha256, size) = fsutil::sha256_file(&path)?;
-                files.push(EvidenceFile { path: relative, sha256, size });
             }
-        }
-        for file in files {
-            if file.path.ends_with(".consolidated") {
-                self.facts.database_copy = Some(file);
-            } else {
-                self.facts.database_files.push(file);
+            if let (true, Ok(scratch)) = (analyse, &scratch) {
+                let consolidated = dir.join("database").join(format!("{name}.consolidated"));
+                match sqlite::online_backup(&scratch.path().join(&name), &consolidated) {
+                    Ok(()) => analysis.consolidated = Some(consolidated),
+                    Err(err) => analysis.problems.push(format!("the database could not be copied through SQLite: {err:#}")),
+                }
+            } else if main_size > ANALYZE_LIMIT {
+                analysis.problems.push(format!(
+                    "the database is {} MiB: its raw files are kept whole and hashed, without a dump or integrity_check, so the rollback is not delayed; open a copy of database/{name} with sqlite3 to analyse it",
+                    main_size >> 20
+                ));
             }
-        }
+            analysis
+        }));
+    }
+
+    /// Waits for the background analysis of a moved database; returns its
+    /// consolidated copy, for alembic to read.
+    pub fn finish_analysis(&mut self) -> Option<PathBuf> {
+        let analysis = self.analysis.take()?.join().ok()?;
+        self.facts.database_files.extend(analysis.files);
         self.facts.database_files.sort_by(|a, b| a.path.cmp(&b.path));
+        self.facts.problems.extend(analysis.problems);
+        let consolidated = analysis.consolidated?;
+        self.inspect_database(&consolidated);
+        Some(consolidated)
+    }
+
+    /// Writes the reports a last time, with the completion time.
+    pub fn seal(&mut self) -> Result<()> {
+        self.finish_analysis();
         self.write_reports()
     }
 
     fn inspect_database(&mut self, copy: &Path) {
+        match fsutil::sha256_file(copy) {
+            Ok((sha256, size)) => self.facts.database_copy = Some(EvidenceFile { path: rel(&self.dir, copy), sha256, size }),
+            Err(err) => self.facts.problems.push(format!("{} could not be hashed: {err:#}", rel(&self.dir, copy))),
+        }
         let conn = match sqlite::open_snapshot(copy) {
             Ok(conn) => conn,
             Err(err) => return self.facts.problems.push(format!("{err:#}")),
@@ -360,8 +385,10 @@ impl Bundle {
             sqlite::integrity_check(&conn).unwrap_or_else(|e| vec![format!("{e:#}")]);
         self.facts.database_revision = sqlite::alembic_revisions(&conn).unwrap_or_default();
         let dump_path = self.dir.join("database/dump.sql");
-        let dumped = fs::File::create(&dump_path)
-            .map_err(anyhow::Error::from)
+        let dumped = self
+            .tree
+            .fs
+            .create_new(&dump_path, 0o600)
             .and_then(|file| sqlite::dump(&conn, &mut std::io::BufWriter::new(file)));
         match dumped {
             Ok(()) => self.facts.dump = Some(rel(&self.dir, &dump_path)),
@@ -382,27 +409,28 @@ impl Bundle {
             for file in migrations::revision_files(&migrations_dir)? {
                 let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
                 let dest = self.dir.join("migrations").join(&name);
-                self.facts.migrations.push(self.copy_in(&file, &dest)?);
+                if let Some(kept) = self.copy_in(&file, &dest) {
+                    self.facts.migrations.push(kept);
+                }
             }
         }
         let profile = &tree.profile;
         for source in profile.config_files.iter().chain(&profile.critical_files) {
             let path = tree.path(source);
-            if path.is_file() {
-                let file = self.copy_in(&path, &self.dir.join("files").join(source))?;
-                self.facts.files.push(file);
-            } else {
+            if tree.fs.kind(&path).ok().flatten().is_none() {
                 self.facts.problems.push(format!("{source} was missing"));
+            } else if let Some(file) = self.copy_in(&path, &self.dir.join("files").join(source)) {
+                self.facts.files.push(file);
             }
         }
         if let Some((backup_dir, manifest)) = backup {
             self.diff_against_backup(sh, tree, backup_dir, manifest);
         }
-        if let Some(repo) = git::open(&tree.root) {
+        if let Some(repo) = git::open(&tree.root)? {
             for path in git::modified_tracked(&repo)? {
                 let source = tree.root.join(&path);
-                if source.is_file() {
-                    self.copy_in(&source, &self.dir.join("worktree").join(&path))?;
+                if tree.fs.kind(&source).ok().flatten().is_some() {
+                    self.copy_in(&source, &self.dir.join("worktree").join(&path));
                 }
                 self.facts.worktree_changes.push(path);
             }
@@ -433,7 +461,13 @@ impl Bundle {
             if kept.is_some_and(|f| f.sha256 == entry.sha256) {
                 continue;
             }
-            let new_arg = if new.exists() { new.clone() } else { PathBuf::from("/dev/null") };
+            // The bundle's copy is diffed, not the tree's file: what diff
+            // reads has passed the file-access layer already.
+            let new_arg = match kept {
+                Some(_) => self.dir.join(&copied),
+                None => PathBuf::from("/dev/null"),
+            };
+            let _ = &new;
             let (old_label, new_label) =
                 (format!("backup/{}", entry.source_path), format!("tree/{}", entry.source_path));
             let out = cmd!(sh, "diff -u --label {old_label} --label {new_label} {old} {new_arg}")
@@ -445,8 +479,8 @@ impl Bundle {
                     let dest = self.dir.join("diffs").join(format!("{}.diff", entry.source_path));
                     let written = dest
                         .parent()
-                        .map_or(Ok(()), fs::create_dir_all)
-                        .and_then(|()| fs::write(&dest, &out.stdout));
+                        .map_or(Ok(()), |p| self.tree.fs.create_dir_all(p))
+                        .and_then(|()| fsutil::write_atomic(&self.tree.fs, &dest, &out.stdout));
                     match written {
                         Ok(()) => self.facts.diffs.push(rel(&self.dir, &dest)),
                         Err(err) => self
@@ -477,12 +511,24 @@ impl Bundle {
 
     /// Keeps the last lines of the service log; a missing log is noted.
     pub fn capture_log(&mut self, tree: &Tree) {
+        /// The tail is bounded: a log of gigabytes is not read whole.
+        const TAIL_BYTES: u64 = 256 << 10;
         let log = tree.path(&tree.profile.log_file);
-        match fs::read_to_string(&log) {
+        let read = tree.fs.open_read(&log).and_then(|mut file| {
+            let len = file.metadata()?.len();
+            file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        });
+        match read {
             Ok(text) => {
                 let lines: Vec<&str> = text.lines().collect();
                 let tail = lines[lines.len().saturating_sub(200)..].join("\n");
-                let _ = fs::write(self.dir.join("service.log"), tail + "\n");
+                let written = fsutil::write_atomic(&self.tree.fs, &self.dir.join("service.log"), (tail + "\n").as_bytes());
+                if let Err(err) = written {
+                    self.facts.problems.push(format!("service.log: {err:#}"));
+                }
                 self.facts.log = format!(
                     "last {} lines of {} in service.log",
                     lines.len().min(200),
@@ -490,27 +536,42 @@ impl Bundle {
                 );
             }
             Err(err) => {
-                self.facts.log = format!("no service log at {}: {err}", tree.profile.log_file)
+                self.facts.log = format!("no service log at {}: {err:#}", tree.profile.log_file)
             }
         }
     }
 
-    fn copy_in(&self, source: &Path, dest: &Path) -> Result<EvidenceFile> {
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)?;
+    /// Copies a file of the tree into the bundle, byte for byte. A file
+    /// the layer refuses to read (a link out of the root, a FIFO) is recorded
+    /// as a problem, never followed.
+    fn copy_in(&mut self, source: &Path, dest: &Path) -> Option<EvidenceFile> {
+        match fsutil::copy_new(&self.tree.fs, source, &self.tree.fs, dest) {
+            Ok((sha256, size)) => Some(EvidenceFile { path: rel(&self.dir, dest), sha256, size }),
+            Err(err) => {
+                self.facts.problems.push(format!("{}: not kept: {err:#}", rel(&self.tree.root, source)));
+                None
+            }
         }
-        let (sha256, size) = fsutil::copy_hashed(source, dest)?;
-        Ok(EvidenceFile { path: rel(&self.dir, dest), sha256, size })
     }
 
     /// Writes `failure.json` and `FAILURE_REPORT.md` (again, as facts grow).
     pub fn write_reports(&self) -> Result<()> {
         let json = serde_json::to_string_pretty(&self.facts)?;
-        fsutil::write_atomic(&self.dir.join("failure.json"), json.as_bytes())?;
-        fsutil::write_atomic(&self.dir.join("FAILURE_REPORT.md"), self.markdown().as_bytes())
+        fsutil::write_atomic(&self.tree.fs, &self.dir.join("failure.json"), json.as_bytes())?;
+        fsutil::write_atomic(&self.tree.fs, &self.dir.join("FAILURE_REPORT.md"), self.markdown().as_bytes())
     }
 }
 
 fn rel(base: &Path, path: &Path) -> String {
     path.strip_prefix(base).unwrap_or(path).display().to_string()
+}
+
+/// The database's files: itself, its `-wal` and its `-shm`, by name.
+pub fn sidecars(db: &Path) -> [(String, PathBuf); 3] {
+    let name = db.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    ["", "-wal", "-shm"].map(|s| (format!("{name}{s}"), db.with_file_name(format!("{name}{s}"))))
+}
+
+fn db_name(tree: &Tree) -> String {
+    tree.database().file_name().unwrap_or_default().to_string_lossy().into_owned()
 }

@@ -216,7 +216,11 @@ pub(super) fn imports(sh: &Shell, python: Result<&Python, String>, tree: &Tree) 
 
 pub(super) fn git_clean(tree: &Tree) -> Check {
     let title = title_of("git.clean");
-    let Some(repo) = git::open(&tree.root) else {
+    let repo = match git::open(&tree.root) {
+        Ok(repo) => repo,
+        Err(err) => return Check::fail("git.clean", title, format!("{err:#}")),
+    };
+    let Some(repo) = repo else {
         return Check::fail(
             "git.clean",
             title,
@@ -238,7 +242,11 @@ pub(super) fn git_clean(tree: &Tree) -> Check {
 
 pub(super) fn git_head(tree: &Tree, label: &str) -> Check {
     let title = title_of("git.head");
-    let Some(repo) = git::open(&tree.root) else {
+    let repo = match git::open(&tree.root) {
+        Ok(repo) => repo,
+        Err(err) => return Check::fail("git.head", title, format!("{err:#}")),
+    };
+    let Some(repo) = repo else {
         return Check::fail(
             "git.head",
             title,

@@ -109,7 +109,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     let selected = |id: &str| wanted(id) && !named(&o.skip, id);
     let expected = expectations(tree, o)?;
     // Outside the tree: pytest's XML report and the server's log.
-    let scratch = fsutil::ScratchDir::new("tmws-post-check")?;
+    let scratch = fsutil::scratch_dir("tmws-post-check")?;
     let python = Python::find(sh, Some(&tree.root), o.python.as_deref());
 
     // The slow checks start first, each in its own thread with its own shell;

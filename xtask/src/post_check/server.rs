@@ -16,7 +16,14 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use super::checks::title_of;
-use crate::{process, profile::Tree, python::Python, report::Check, services};
+use crate::{
+    process,
+    profile::Tree,
+    python::Python,
+    report::Check,
+    services,
+    sys::{self, Sig},
+};
 
 /// What the server check found, for the two checks it feeds.
 pub struct Outcome {
@@ -34,13 +41,13 @@ impl Server {
     /// process of the group remains.
     fn stop(&mut self) -> bool {
         let pgid = self.child.id() as i32;
-        process::signal_group(pgid, libc::SIGTERM);
+        process::signal_group(pgid, Sig::Term);
         let _ = process::wait_or_kill(&mut self.child, Duration::from_secs(5));
         let deadline = Instant::now() + Duration::from_secs(2);
-        while process::signal_group(pgid, 0) && Instant::now() < deadline {
+        while sys::group_alive(pgid) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-        !process::signal_group(pgid, 0)
+        !sys::group_alive(pgid)
     }
 }
 
@@ -48,7 +55,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let pgid = self.child.id() as i32;
         if services::running(pgid) {
-            process::signal_group(pgid, libc::SIGKILL);
+            process::signal_group(pgid, Sig::Kill);
             let _ = self.child.wait();
         }
     }
@@ -141,14 +148,7 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
     let mut command: Command = cmd.into();
     let log_file = File::create(log).context("create the server log")?;
     command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
-    // SAFETY: prctl is async-signal-safe; it asks the kernel to SIGKILL the
-    // server if this thread's process dies (Ctrl-C, a panic, kill -9).
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    sys::die_with_parent(&mut command);
     let child = command.spawn().context("start uvicorn")?;
     Ok(Server { child })
 }

@@ -6,8 +6,7 @@ mod restored;
 mod steps;
 
 use std::{
-    fs,
-    io::{BufRead, IsTerminal, Write},
+    io::{BufRead, IsTerminal, Read, Write},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -19,15 +18,15 @@ use xshell::Shell;
 pub use plan::Choices;
 pub use plan::Scenario;
 use plan::Step;
-pub use steps::tables_created_by;
+pub use steps::{tables_created_by, with_suffix};
 
 use crate::{
     backup::DEFAULT_LABEL,
     clock, evidence,
     exit::{interrupted, refused, usage},
     flags,
-    journal::Journal,
-    lock::{Lock, Refusal},
+    journal::{Journal, RunStatus},
+    lock::Lock,
     manifest::{MANIFEST_FILE, Manifest},
     profile::{Tree, check_label},
     report::Format,
@@ -80,6 +79,7 @@ impl flags::Rollback {
             dry_run: self.dry_run,
             yes: self.yes,
             resume: self.resume,
+            abandon: self.abandon,
             break_lock: self.break_lock,
             skip_verify: self.skip_verify,
             grace: Duration::from_secs(self.grace.unwrap_or(10)),
@@ -101,6 +101,7 @@ pub struct Options {
     pub dry_run: bool,
     pub yes: bool,
     pub resume: bool,
+    pub abandon: bool,
     pub break_lock: bool,
     pub skip_verify: bool,
     pub grace: Duration,
@@ -109,89 +110,37 @@ pub struct Options {
     pub quiet: bool,
 }
 
-/// Runs (or with `dry_run`, plans) a rollback of `tree`.
+/// Runs (or with `dry_run`, plans) a rollback of `tree`: triage, plan,
+/// confirm, execute, seal.
 pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
     let say = |line: String| if o.quiet { eprintln!("{line}") } else { println!("{line}") };
-    // A journal that another live run is writing is not an interrupted run:
-    // a live lock holder means exit 3 before the journal is looked at. A dead
-    // holder with a journal is the interrupted run itself.
-    let state = tree.state_dir();
-    let journal: Option<Journal<Step>> = Journal::load(&state)?;
-    let takeover = o.break_lock || (o.resume && journal.is_some());
-    let _lock = match (o.dry_run, Lock::acquire(&state, takeover)) {
-        (true, _) => None,
-        (false, Ok(lock)) => Some(lock),
-        (false, Err(Refusal::Stale(_))) if journal.is_some() && !o.resume => None,
-        (false, Err(refusal)) => return Err(refusal.into_error()),
-    };
-    match (&journal, o.resume) {
-        (Some(j), false) => {
-            let at = j.current.or_else(|| j.done.iter().position(|d| !d)).unwrap_or(0);
-            return Err(interrupted(format!(
-                "an earlier rollback (--scenario {}, run {}, started {}) was interrupted at step {} ({}): run again with --resume to finish it, or inspect {} and {} first",
-                j.scenario,
-                j.run,
-                j.started,
-                at + 1,
-                j.steps.get(at).map_or("?", |s| s.name()),
-                crate::journal::path(&state).display(),
-                j.bundle.display()
-            )));
-        }
-        (None, true) => return Err(usage("there is no interrupted rollback to resume")),
-        (Some(j), true) if j.scenario != o.scenario.name() => {
-            return Err(usage(format!(
-                "the interrupted rollback is --scenario {}: resume it with --scenario {} --resume",
-                j.scenario, j.scenario
-            )));
-        }
-        _ => {}
+    // A dry run writes nothing, not even the lock; every other run holds the
+    // lock for its whole length and reads the journal only under it.
+    let _lock = if o.dry_run { None } else { Some(Lock::acquire(tree, o.break_lock)?) };
+    let journal = triage(tree, o)?;
+    if o.abandon {
+        let journal = journal.ok_or_else(|| usage("there is no failed or interrupted rollback to abandon"))?;
+        return abandon(tree, journal, o, &say);
     }
-
-    let backup = tree.backup(&o.label);
-    if !backup.is_dir() {
-        return Err(usage(format!(
-            "no backup at {}: take one with `cargo xtask backup`",
-            backup.display()
-        )));
-    }
+    let backup = backup_dir(tree, &o.label)?;
+    let before = verify_backup::stamp::snapshot(&backup).ok();
     let verified = preflight(sh, tree, &backup, o)?;
-    let manifest_text =
-        fs::read_to_string(backup.join(MANIFEST_FILE)).context("read the backup's manifest")?;
-    let manifest = Manifest::parse(&manifest_text)
-        .map_err(|e| refused(format!("the backup's manifest is unreadable: {e:#}")))?;
+    let manifest = read_manifest(tree, &backup)?;
 
     let (mut journal, resuming) = match journal {
         Some(j) => (j, true),
-        None => {
-            let run = format!("{}-{}", clock::now_compact(), std::process::id());
-            let steps = plan::build(o.scenario, tree, &manifest, &o.choices, &run)?;
-            let bundle = evidence::new_bundle_path(tree, &o.label);
-            let journal = Journal {
-                run,
-                scenario: o.scenario.name().into(),
-                label: o.label.clone(),
-                started: clock::now_rfc3339(),
-                bundle: bundle.strip_prefix(&tree.root).unwrap_or(&bundle).to_path_buf(),
-                done: vec![false; steps.len()],
-                steps,
-                current: None,
-            };
-            (journal, false)
-        }
+        None => (new_journal(tree, &manifest, o)?, false),
     };
     let bundle_dir = tree.root.join(&journal.bundle);
     let plan: Vec<String> =
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
+    let mode = match (o.dry_run, resuming) {
+        (true, _) => "dry-run",
+        (false, true) => "resumed",
+        (false, false) => "rollback",
+    };
     say(format!(
-        "{} plan: rollback --scenario {} of {} from {}",
-        if o.dry_run {
-            "dry-run"
-        } else if resuming {
-            "resumed"
-        } else {
-            "rollback"
-        },
+        "{mode} plan: rollback --scenario {} of {} from {}",
         journal.scenario,
         tree.root.display(),
         plan::rel(&tree.root, &backup)
@@ -211,39 +160,181 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         result: "planned",
     };
     if o.dry_run {
-        say("dry run: nothing was changed".into());
+        say("dry run: nothing was written, not even the lock or the journal".into());
         return Ok(outcome);
     }
     confirm(o)?;
-    if verified == Verified::Now {
+    if let (Verified::Now, Some(before)) = (verified, before) {
         // Best effort: without the stamp the next run verifies again.
-        let _ = verify_backup::stamp::record(tree, &backup);
+        let _ = verify_backup::stamp::record(tree, &backup, before);
     }
-
-    journal.save(&state)?;
-    let mut ctx = steps::Ctx::new(
-        sh,
-        tree,
-        backup.clone(),
-        manifest,
-        o.python.clone(),
-        o.grace,
-        bundle_dir,
-        journal.scenario.clone(),
-    );
+    journal.status = RunStatus::Running;
+    journal.failure = None;
+    journal.save(tree)?;
+    let mut ctx = steps::Ctx::new(sh, tree, backup, manifest, o, bundle_dir, &journal);
     ctx.backup_verified = verified != Verified::Skipped;
     let started = Instant::now();
+    execute(&mut ctx, &mut journal, &plan, &mut outcome, &say)?;
+    ctx.seal_bundle()?;
+    journal.close(tree, RunStatus::Done)?;
+    outcome.result = "done";
+    outcome.bundle = Some(journal.bundle.display().to_string());
+    say(format!(
+        "rollback --scenario {} done in {:.2}s; the failed state is in {}",
+        journal.scenario,
+        started.elapsed().as_secs_f64(),
+        journal.bundle.display()
+    ));
+    Ok(outcome)
+}
+
+/// What the journal says about earlier runs, read under the lock: an
+/// unfinished run blocks a new one (exit 5) until it is resumed or abandoned.
+fn triage(tree: &Tree, o: &Options) -> Result<Option<Journal<Step>>> {
+    let journal: Option<Journal<Step>> = Journal::load(tree)?;
+    let cli = |flag: &str, scenario: &str| {
+        format!("cargo xtask rollback --scenario {scenario} {flag} --root {}", tree.root.display())
+    };
+    match (&journal, o.resume || o.abandon) {
+        (Some(j), false) => {
+            let at = j.stopped_at();
+            let what = match j.status {
+                RunStatus::Failed => format!(
+                    "failed at step {} ({}): {}",
+                    at + 1,
+                    j.steps.get(at).map_or("?", |s| s.name()),
+                    j.failure.as_deref().unwrap_or("no reason recorded")
+                ),
+                _ => format!(
+                    "was interrupted at step {} ({})",
+                    at + 1,
+                    j.steps.get(at).map_or("?", |s| s.name())
+                ),
+            };
+            Err(interrupted(format!(
+                "an earlier rollback (--scenario {}, run {}, started {}) {what}.\nIts failed state is in {}. Finish it with `{} --yes`, or close it and keep the tree as it is with `{}`",
+                j.scenario,
+                j.run,
+                j.started,
+                j.bundle.display(),
+                cli("--resume", &j.scenario),
+                cli("--abandon", &j.scenario)
+            )))
+        }
+        (None, true) if o.resume => Err(usage("there is no interrupted rollback to resume")),
+        (Some(j), true) if j.scenario != o.scenario.name() => Err(usage(format!(
+            "the unfinished rollback is --scenario {}: use --scenario {} with --resume or --abandon",
+            j.scenario, j.scenario
+        ))),
+        _ => Ok(journal),
+    }
+}
+
+/// Closes an unfinished run on purpose: its journal goes into its bundle,
+/// and the tree stays as the finished steps left it.
+fn abandon(
+    tree: &Tree,
+    mut journal: Journal<Step>,
+    o: &Options,
+    say: &dyn Fn(String),
+) -> Result<Outcome> {
+    let done: Vec<String> = journal
+        .steps
+        .iter()
+        .zip(&journal.done)
+        .enumerate()
+        .filter(|(_, (_, done))| **done)
+        .map(|(i, (s, _))| format!("{}. {}", i + 1, s.name()))
+        .collect();
+    journal.close(tree, RunStatus::Abandoned)?;
+    say(format!(
+        "abandoned rollback run {} (--scenario {}). The tree stays as its finished steps left it: {}. Its bundle (the failed state, and journal.json) is kept in {}",
+        journal.run,
+        journal.scenario,
+        if done.is_empty() { "none finished, nothing was changed".into() } else { done.join(", ") },
+        journal.bundle.display()
+    ));
+    Ok(Outcome {
+        schema: crate::report::SCHEMA,
+        command: "rollback",
+        scenario: o.scenario,
+        dry_run: false,
+        plan: Vec::new(),
+        steps: Vec::new(),
+        bundle: Some(journal.bundle.display().to_string()),
+        result: "abandoned",
+    })
+}
+
+/// The backup folder: a real folder inside the root, not a link.
+fn backup_dir(tree: &Tree, label: &str) -> Result<PathBuf> {
+    let backup = tree.backup(label);
+    match tree.fs.dir(&backup) {
+        Ok(_) => Ok(backup),
+        Err(err) if crate::exit::code_of(&err) == 4 => Err(usage(format!(
+            "the backup folder {} must be a real folder inside the root: {err:#}",
+            backup.display()
+        ))),
+        Err(_) => Err(usage(format!(
+            "no backup at {}: take one with `cargo xtask backup`",
+            backup.display()
+        ))),
+    }
+}
+
+fn read_manifest(tree: &Tree, backup: &Path) -> Result<Manifest> {
+    let mut text = String::new();
+    tree.fs
+        .open_read(&backup.join(MANIFEST_FILE))
+        .and_then(|mut f| Ok(f.read_to_string(&mut text)?))
+        .context("read the backup's manifest")?;
+    Manifest::parse(&text)
+        .map_err(|e| refused(format!("the backup's manifest is unreadable: {e:#}")))
+}
+
+fn new_journal(tree: &Tree, manifest: &Manifest, o: &Options) -> Result<Journal<Step>> {
+    let run = format!("{}-{}", clock::now_compact(), std::process::id());
+    let steps = plan::build(o.scenario, tree, manifest, &o.choices, &run)?;
+    let bundle = evidence::new_bundle_path(tree, &o.label);
+    Ok(Journal {
+        run,
+        scenario: o.scenario.name().into(),
+        label: o.label.clone(),
+        started: clock::now_rfc3339(),
+        bundle: bundle.strip_prefix(&tree.root).unwrap_or(&bundle).to_path_buf(),
+        done: vec![false; steps.len()],
+        steps,
+        current: None,
+        status: RunStatus::Running,
+        failure: None,
+    })
+}
+
+/// Runs the steps not done yet, journaling each before and after. A step
+/// that fails ends the journal as failed, and the error says what the tree
+/// holds and which commands go on from there.
+fn execute(
+    ctx: &mut steps::Ctx<'_>,
+    journal: &mut Journal<Step>,
+    plan: &[String],
+    outcome: &mut Outcome,
+    say: &dyn Fn(String),
+) -> Result<()> {
+    let tree = ctx.tree;
     for (i, planned) in plan.iter().enumerate() {
         let step = journal.steps[i].clone();
         fault_hook("before", i + 1);
-        journal.begin(&state, i)?;
+        journal.begin(tree, i)?;
         let step_started = Instant::now();
-        let result = ctx.run(&step).with_context(|| format!("step {} ({})", i + 1, step.name()))?;
+        let result = match ctx.run(&step) {
+            Ok(result) => result,
+            Err(err) => return Err(fail(ctx, journal, i, err)),
+        };
         if ctx.bundle_dir != tree.root.join(&journal.bundle) {
             journal.bundle =
                 ctx.bundle_dir.strip_prefix(&tree.root).unwrap_or(&ctx.bundle_dir).to_path_buf();
         }
-        journal.end(&state, i)?;
+        journal.end(tree, i)?;
         let duration_ms = step_started.elapsed().as_millis() as u64;
         say(format!("  ✓ {}. {} ({duration_ms} ms): {result}", i + 1, step.name()));
         outcome.steps.push(StepResult {
@@ -254,17 +345,37 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         });
         fault_hook("after", i + 1);
     }
-    ctx.seal_bundle()?;
-    journal.close(&state, &tree.root)?;
-    outcome.result = "done";
-    outcome.bundle = Some(journal.bundle.display().to_string());
-    say(format!(
-        "rollback --scenario {} done in {:.2}s; the failed state is in {}",
-        journal.scenario,
-        started.elapsed().as_secs_f64(),
-        journal.bundle.display()
-    ));
-    Ok(outcome)
+    Ok(())
+}
+
+/// Records a failed step in the journal and tells where everything is.
+fn fail(ctx: &mut steps::Ctx<'_>, journal: &mut Journal<Step>, i: usize, err: anyhow::Error) -> anyhow::Error {
+    let tree = ctx.tree;
+    let reason = format!("{err:#}");
+    journal.status = RunStatus::Failed;
+    journal.current = None;
+    journal.failure = Some(reason.lines().next().unwrap_or("").to_string());
+    let saved = journal.save(tree);
+    let _ = ctx.seal_bundle();
+    let done: Vec<String> = (0..i).map(|k| format!("{}. {}", k + 1, journal.steps[k].name())).collect();
+    let cli = |flag: &str| {
+        format!("cargo xtask rollback --scenario {} {flag} --root {}", journal.scenario, tree.root.display())
+    };
+    let state = format!(
+        "step {} ({}) failed; finished before it: {}. The failed state is in {}. Next: fix the cause and `{} --yes` to retry from step {}, or `{}` to close this run and keep the tree as it is",
+        i + 1,
+        journal.steps[i].name(),
+        if done.is_empty() { "none, so the tree is as it was found".into() } else { done.join(", ") },
+        journal.bundle.display(),
+        cli("--resume"),
+        i + 1,
+        cli("--abandon")
+    );
+    let err = err.context(state);
+    match saved {
+        Ok(()) => err,
+        Err(save) => err.context(format!("and the journal could not record the failure: {save:#}")),
+    }
 }
 
 /// How the backup was found good before anything was touched.
@@ -325,12 +436,13 @@ fn confirm(o: &Options) -> Result<()> {
 }
 
 /// A test-only fault hook: `XTASK_ROLLBACK_FAULT=after:3` aborts the process
-/// right after step 3 is journaled, as a crash or power loss would.
-fn fault_hook(when: &str, step: usize) {
+/// right after step 3 is journaled, as a crash or power loss would;
+/// `inside:restore-moved` at that point inside a step.
+fn fault_hook(when: &str, at: impl std::fmt::Display) {
     if let Ok(fault) = std::env::var("XTASK_ROLLBACK_FAULT")
-        && fault == format!("{when}:{step}")
+        && fault == format!("{when}:{at}")
     {
-        eprintln!("fault injected {when} step {step}: aborting");
+        eprintln!("fault injected {when} {at}: aborting");
         std::process::abort();
     }
 }

@@ -73,6 +73,8 @@ pub enum Step {
     StopServices,
     Preserve { database: Option<DatabaseCapture> },
     RestoreDatabase,
+    /// `alembic current` must answer for the tree's own database file.
+    CheckAlembic,
     Downgrade { target: String },
     RestoreConfig,
     RestoreMigrations,
@@ -130,6 +132,9 @@ pub fn check_choices(scenario: Scenario, c: &Choices) -> Result<()> {
             "downgrading to base drops every table and destroys all data: it needs --allow-data-loss",
         ));
     }
+    for path in &c.paths {
+        crate::fsutil::check_relative(path).map_err(|e| usage(format!("--paths: {e:#}")))?;
+    }
     Ok(())
 }
 
@@ -141,7 +146,7 @@ pub fn build(
     c: &Choices,
     run: &str,
 ) -> Result<Vec<Step>> {
-    let repo = git::open(&tree.root);
+    let repo = git::open(&tree.root)?;
     let mut steps = Vec::new();
     match scenario {
         Scenario::Database => {
@@ -153,6 +158,7 @@ pub fn build(
             let target = downgrade_target(tree, manifest, c)?;
             steps.push(Step::StopServices);
             steps.push(Step::Preserve { database: Some(DatabaseCapture::Copy) });
+            steps.push(Step::CheckAlembic);
             steps.push(Step::Downgrade { target });
         }
         Scenario::Files => {
@@ -216,18 +222,34 @@ pub fn build(
 /// The revision a migration rollback goes down to, resolved now so that a
 /// resumed run goes to the same place (a relative `-1` would not).
 fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<String> {
+    let graph = Graph::load(&tree.migrations())
+        .map_err(|e| usage(format!("the tree's migrations cannot be read: {e:#}")))?;
     if let Some(to) = &c.to {
+        if to != "base" && !graph.contains(to) {
+            let known: Vec<&String> = graph.revisions.keys().collect();
+            return Err(usage(format!(
+                "--to {to}: no revision file of {} defines it (known: {})",
+                tree.profile.migrations,
+                known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
         return Ok(to.clone());
     }
     let Some(steps) = c.steps else {
-        return manifest
+        let revision = manifest
             .revision()
             .map(String::from)
-            .ok_or_else(|| usage("the backup's database has several revisions: pass --to REV"));
+            .ok_or_else(|| usage("the backup's database has several revisions: pass --to REV"))?;
+        if !graph.contains(&revision) {
+            return Err(usage(format!(
+                "the backup's revision {revision} is not defined by {}: restore the migrations first (--scenario complete)",
+                tree.profile.migrations
+            )));
+        }
+        return Ok(revision);
     };
-    let conn = sqlite::open_live_read_only(&tree.database())?;
+    let conn = sqlite::open_to_read(&tree.database())?;
     let current = sqlite::alembic_revisions(&conn)?;
-    let graph = Graph::load(&tree.migrations())?;
     let [mut revision] = <[String; 1]>::try_from(current).map_err(|_| {
         usage("the database has several revisions: pass --to REV instead of --steps")
     })?;
@@ -236,6 +258,11 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
             bail!("revision {revision} is not in {}", tree.profile.migrations);
         };
         match node.down.as_slice() {
+            [] if !c.allow_data_loss => {
+                return Err(refused(format!(
+                    "--steps {steps} goes below the first revision to base, which drops every table and destroys all data: it needs --allow-data-loss"
+                )));
+            }
             [] => return Ok("base".into()),
             [one] => revision = one.clone(),
             _ => {
@@ -290,12 +317,14 @@ impl Step {
             }
             Step::Preserve { database } => {
                 let db = match database {
-                    Some(DatabaseCapture::Move) => {
-                        format!("move {} with its -wal/-shm", tree.profile.database)
-                    }
-                    Some(DatabaseCapture::Copy) => {
-                        format!("copy {} through SQLite", tree.profile.database)
-                    }
+                    Some(DatabaseCapture::Move) => format!(
+                        "{} with its -wal/-shm is moved in by the restore, byte for byte, once the backup's copy is staged",
+                        tree.profile.database
+                    ),
+                    Some(DatabaseCapture::Copy) => format!(
+                        "{} with its -wal/-shm copied byte for byte before anything opens it",
+                        tree.profile.database
+                    ),
                     None => "no database (it is not overwritten)".into(),
                 };
                 format!(
@@ -305,7 +334,7 @@ impl Step {
             }
             Step::RestoreDatabase => match manifest.database() {
                 Some(db) => format!(
-                    "restore {} from {} (sha256 {}), staged, fsynced, hash-checked, renamed; integrity_check{}",
+                    "restore {} from {} (sha256 {}): staged beside it, fsynced, hash-checked (integrity-checked unless verified); then the failed files go to the bundle and the copy is renamed into place{}",
                     tree.profile.database,
                     from(&db.backup_path),
                     short(&db.sha256),
@@ -317,6 +346,11 @@ impl Step {
                     tree.profile.database
                 ),
             },
+            Step::CheckAlembic => format!(
+                "$ alembic current with {} set to {}; it must name the revision stored in that file, else nothing is changed",
+                if tree.profile.database_url_env.is_empty() { "no URL variable" } else { &tree.profile.database_url_env },
+                tree.profile.database
+            ),
             Step::Downgrade { target } => {
                 format!(
                     "$ alembic downgrade {target}; then alembic current and alembic_version must be {target}"
@@ -370,6 +404,7 @@ impl Step {
             Step::StopServices => "stop-services",
             Step::Preserve { .. } => "preserve",
             Step::RestoreDatabase => "restore-database",
+            Step::CheckAlembic => "check-alembic",
             Step::Downgrade { .. } => "downgrade",
             Step::RestoreConfig => "restore-config",
             Step::RestoreMigrations => "restore-migrations",

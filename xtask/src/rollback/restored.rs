@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{self, Identity};
+use crate::{
+    fsutil::{self, Identity},
+    profile::Tree,
+};
 
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Restored {
@@ -19,15 +22,16 @@ fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("restored-database.json")
 }
 
-pub fn record(state_dir: &Path, db: &Path, backup_sha256: &str) -> Result<()> {
+pub fn record(tree: &Tree, db: &Path, backup_sha256: &str) -> Result<()> {
     let restored = Restored { backup_sha256: backup_sha256.into(), identity: Identity::of(db)? };
-    std::fs::create_dir_all(state_dir)?;
-    fsutil::write_atomic(&path(state_dir), serde_json::to_string_pretty(&restored)?.as_bytes())
+    tree.fs.create_dir_all(&tree.state_dir())?;
+    let text = serde_json::to_string_pretty(&restored)?;
+    fsutil::write_atomic(&tree.fs, &path(&tree.state_dir()), text.as_bytes())
 }
 
 /// Whether `db` is, unchanged, the restore of the backup with that sha256.
-pub fn is_restore_of(state_dir: &Path, db: &Path, backup_sha256: &str) -> bool {
-    let Ok(text) = std::fs::read_to_string(path(state_dir)) else { return false };
+pub fn is_restore_of(tree: &Tree, db: &Path, backup_sha256: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(path(&tree.state_dir())) else { return false };
     let Ok(restored) = serde_json::from_str::<Restored>(&text) else { return false };
     restored.backup_sha256 == backup_sha256
         && Identity::of(db).is_ok_and(|identity| identity == restored.identity)
@@ -40,16 +44,22 @@ mod tests {
     #[test]
     fn a_restore_is_recognised_until_its_file_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let (state, db) = (dir.path().join("state"), dir.path().join("tmws.db"));
+        let root = dir.path().canonicalize().unwrap();
+        let tree = Tree {
+            root: root.clone(),
+            profile: Default::default(),
+            fs: std::sync::Arc::new(crate::confine::RootDir::open(&root).unwrap()),
+        };
+        let db = root.join("tmws.db");
         std::fs::write(&db, "restored").unwrap();
-        assert!(!is_restore_of(&state, &db, "abc"), "nothing recorded yet");
-        record(&state, &db, "abc").unwrap();
-        assert!(is_restore_of(&state, &db, "abc"));
-        assert!(!is_restore_of(&state, &db, "def"), "the restore of another backup");
+        assert!(!is_restore_of(&tree, &db, "abc"), "nothing recorded yet");
+        record(&tree, &db, "abc").unwrap();
+        assert!(is_restore_of(&tree, &db, "abc"));
+        assert!(!is_restore_of(&tree, &db, "def"), "the restore of another backup");
         // A file put in its place has another inode, even with equal bytes.
-        let other = dir.path().join("other");
+        let other = root.join("other");
         std::fs::write(&other, "restored").unwrap();
         std::fs::rename(&other, &db).unwrap();
-        assert!(!is_restore_of(&state, &db, "abc"));
+        assert!(!is_restore_of(&tree, &db, "abc"));
     }
 }

@@ -11,13 +11,15 @@ use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
 use super::{
-    plan::{Scenario, Step},
+    plan::Step,
     restored,
 };
 use crate::{
     evidence::{Bundle, DatabaseCapture},
     exit::{failed, refused},
     fsutil, git,
+    journal::Journal,
+    sys::Rename,
     manifest::{Kind, Manifest},
     migrations::{Graph, revision_files},
     profile::Tree,
@@ -35,6 +37,8 @@ pub struct Ctx<'a> {
     pub bundle_dir: PathBuf,
     pub bundle: Option<Bundle>,
     pub scenario: String,
+    /// This run's id: a bundle folder is this run's only if it says so.
+    pub run: String,
     /// The backup passed verify-backup (its integrity_check included), so a
     /// restored file with the same sha256 needs no second integrity check.
     pub backup_verified: bool,
@@ -42,27 +46,26 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         sh: &'a Shell,
         tree: &'a Tree,
         backup: PathBuf,
         manifest: Manifest,
-        python_choice: Option<PathBuf>,
-        grace: Duration,
+        options: &super::Options,
         bundle_dir: PathBuf,
-        scenario: String,
+        journal: &Journal<Step>,
     ) -> Ctx<'a> {
         Ctx {
             sh,
             tree,
             backup,
             manifest,
-            python_choice,
-            grace,
+            python_choice: options.python.clone(),
+            grace: options.grace,
             bundle_dir,
             bundle: None,
-            scenario,
+            scenario: journal.scenario.clone(),
+            run: journal.run.clone(),
             backup_verified: false,
             python: None,
         }
@@ -76,11 +79,18 @@ impl<'a> Ctx<'a> {
         Ok(self.python.clone().expect("set above"))
     }
 
-    /// The bundle of this run: created by the preserve step, reopened on resume.
+    /// The bundle of this run: created by the preserve step, reopened on
+    /// resume, and never another run's folder.
     fn bundle(&mut self) -> Result<&mut Bundle> {
         if self.bundle.is_none() {
-            let reopened =
-                Bundle::reopen(&self.bundle_dir).context("reopen this run's forensics bundle")?;
+            if !Bundle::belongs_to(self.tree, &self.bundle_dir, &self.run) {
+                bail!(
+                    "{} is not this run's forensics bundle: it is never written into",
+                    self.rel(&self.bundle_dir)
+                );
+            }
+            let reopened = Bundle::reopen(self.tree, &self.manifest.label, &self.bundle_dir)
+                .context("reopen this run's forensics bundle")?;
             self.bundle = Some(reopened);
         }
         Ok(self.bundle.as_mut().expect("set above"))
@@ -98,6 +108,7 @@ impl<'a> Ctx<'a> {
             Step::StopServices => self.stop_services()?,
             Step::Preserve { database } => self.preserve(*database)?,
             Step::RestoreDatabase => self.restore_database()?,
+            Step::CheckAlembic => self.check_alembic()?,
             Step::Downgrade { target } => self.downgrade(target)?,
             Step::RestoreConfig => self.restore_kind(Kind::Config, None)?,
             Step::RestoreMigrations => self.restore_migrations()?,
@@ -143,144 +154,190 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// Keeps the failed state in this run's bundle. The database's files are
+    /// copied byte for byte first (`Copy`), before alembic or SQLite opens
+    /// them; with `Move` they stay in place until the restore has its
+    /// replacement staged, and alembic is asked about them later, through a
+    /// copy.
     fn preserve(&mut self, database: Option<DatabaseCapture>) -> Result<String> {
-        if self.bundle_dir.join("failure.json").is_file()
-            && self.bundle_dir.join(".complete").is_file()
-        {
+        let ours = Bundle::belongs_to(self.tree, &self.bundle_dir, &self.run);
+        if ours && self.tree.fs.is_file(&self.bundle_dir.join(".complete")) {
             return Ok(format!("already preserved in {}", self.rel(&self.bundle_dir)));
         }
-        // The bundle folder is this run's own: created now, or reused when an
-        // interrupted preserve step runs again.
-        let mut bundle = if self.bundle_dir.is_dir() {
-            Bundle::reopen(&self.bundle_dir).unwrap_or_else(|_| {
-                Bundle::adopt(self.tree, &self.manifest.label, &self.bundle_dir)
-            })
+        let mut bundle = if ours {
+            Bundle::reopen(self.tree, &self.manifest.label, &self.bundle_dir)?
         } else {
-            Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir)?
+            Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir, &self.run)?
         };
-        // A name collision would make `create` pick a sibling: follow it.
+        // A name collision makes `create` pick a sibling: follow it.
         self.bundle_dir = bundle.dir.clone();
         bundle.facts.scenario = Some(self.scenario.clone());
         bundle.write_reports()?;
-        // alembic reads the database and the migrations. In the database
-        // scenario, where only the database changes, and when the tree's
-        // env.py takes its URL from a variable, `alembic current` reads the
-        // moved database later, while the restore runs. Otherwise both run
-        // now, while the files are copied, and end before anything moves.
-        let python = self.python()?;
-        let captured = bundle.dir.join("alembic-current.txt").exists();
-        let later = self.scenario == Scenario::Database.name()
-            && database == Some(DatabaseCapture::Move)
-            && !self.tree.profile.database_url_env.is_empty();
-        // A resumed run whose database was moved already must not run alembic
-        // on the tree: SQLAlchemy would create an empty database there.
-        let in_place = self.tree.database().exists();
-        let now = (!captured && !later && in_place)
-            .then(|| bundle.start_alembic(&python, self.tree, None));
+        let copy = database == Some(DatabaseCapture::Copy);
+        let db_in_place = self.tree.fs.kind(&self.tree.database())?.is_some();
+        if copy && db_in_place && bundle.facts.database_files.is_empty() {
+            bundle.capture_database(DatabaseCapture::Copy)?;
+        }
+        // alembic reads the tree's database only once its bytes are kept.
+        let alembic = if copy && db_in_place {
+            Some(bundle.start_alembic(&self.python()?, self.tree, None))
+        } else {
+            None
+        };
         bundle.preserve_files(self.sh, self.tree, Some((&self.backup, &self.manifest)))?;
         bundle.capture_log(self.tree);
-        if let Some(runs) = now {
+        if let Some(runs) = alembic {
             bundle.finish_alembic(runs);
-        }
-        if let Some(how) = database {
-            bundle.preserve_database(self.tree, how)?;
-        }
-        if !captured && later {
-            let moved = bundle
-                .dir
-                .join("database")
-                .join(self.tree.database().file_name().unwrap_or_default());
-            let runs = bundle.start_alembic(&python, self.tree, Some(&moved));
-            bundle.defer_alembic(runs);
         }
         bundle
             .facts
             .steps
             .push(format!("preserve: the failed state is in {}", self.rel(&bundle.dir)));
         bundle.write_reports()?;
-        fs::write(bundle.dir.join(".complete"), "")?;
+        fsutil::write_atomic(&self.tree.fs, &bundle.dir.join(".complete"), b"")?;
         let summary = format!("preserved in {}", self.rel(&bundle.dir));
         self.bundle = Some(bundle);
         Ok(summary)
     }
 
-    /// Ends the run's evidence: alembic's answers (asked now if an
-    /// interrupted run never got them), the hashes, the completion time.
+    /// Ends the run's evidence: the moved database's analysis, alembic's
+    /// answer about it (from a consolidated copy, read-only), the hashes,
+    /// the completion time.
     pub fn seal_bundle(&mut self) -> Result<()> {
-        if self.bundle.is_none() && !self.bundle_dir.join("failure.json").is_file() {
+        if self.bundle.is_none() && !Bundle::belongs_to(self.tree, &self.bundle_dir, &self.run) {
             return Ok(());
         }
-        let moved = self
-            .bundle_dir
-            .join("database")
-            .join(self.tree.database().file_name().unwrap_or_default());
-        let missing = !self.bundle_dir.join("alembic-current.txt").exists();
-        // Only the moved database can still answer for the failed state.
-        let python = if missing && moved.exists() { Some(self.python()?) } else { None };
+        let python = self.python().ok();
         let tree = self.tree;
         let bundle = self.bundle()?;
-        if !bundle.has_pending_alembic() && missing {
-            match python {
-                Some(python) => {
-                    let runs = bundle.start_alembic(&python, tree, Some(&moved));
-                    bundle.finish_alembic(runs);
-                }
-                None => bundle.facts.problems.push("alembic's output was not captured".into()),
+        let consolidated = bundle.finish_analysis();
+        let asked = tree.fs.is_file(&bundle.dir.join("alembic-current.txt"));
+        match (asked, consolidated, python) {
+            (true, _, _) => {}
+            (false, Some(copy), Some(python)) if !tree.profile.database_url_env.is_empty() => {
+                let runs = bundle.start_alembic(&python, tree, Some(&copy));
+                bundle.finish_alembic(runs);
             }
+            _ => bundle.facts.problems.push(
+                "alembic's view of the failed database was not captured (no consolidated copy, no Python, or no database_url_env in the profile)".into(),
+            ),
         }
         bundle.facts.completed = Some(crate::clock::now_rfc3339());
         bundle.seal()
     }
 
+    /// Restores the database without ever leaving the tree with none: the
+    /// backup's copy is staged beside the live file, fsynced, hash-checked,
+    /// integrity-checked as the staged copy when the backup was not verified
+    /// in this run, and given its mode. Only then do the failed files move,
+    /// byte for byte, into the bundle, and the staged copy takes their place.
     fn restore_database(&mut self) -> Result<String> {
         let entry = self.manifest.database().context("the backup has no database")?.clone();
         let db = self.tree.database();
-        let sidecars =
-            [with_suffix(&db, "-wal"), with_suffix(&db, "-shm"), with_suffix(&db, "-journal")];
-        let in_place = db.is_file()
-            && (restored::is_restore_of(&self.tree.state_dir(), &db, &entry.sha256)
+        let fs = &self.tree.fs;
+        let sidecars: Vec<PathBuf> =
+            ["-wal", "-shm", "-journal"].iter().map(|s| with_suffix(&db, s)).collect();
+        let mut leftover = false;
+        for path in std::iter::once(&db).chain(&sidecars) {
+            leftover |= fs.expect_file_or_nothing(path)? && path != &db;
+        }
+        let in_place = fs.expect_file_or_nothing(&db)?
+            && (restored::is_restore_of(self.tree, &db, &entry.sha256)
                 || fsutil::sha256_file(&db)?.0 == entry.sha256);
-        if in_place && sidecars.iter().all(|s| !s.exists()) {
+        if in_place && !leftover {
+            if !self.backup_verified && !restored::is_restore_of(self.tree, &db, &entry.sha256) {
+                self.integrity_of(&db, "the database in place")?;
+            }
             // An interrupted run may have renamed the backup into place and
             // stopped before it switched the journal mode.
             let mode = self.recorded_journal_mode(&db, &entry.sha256)?;
             return Ok(format!("already restored from the backup{mode}"));
         }
-        // Whatever is still there is not the backup: it goes to the bundle,
-        // never deleted (the preserve step moved the failed database already).
-        let late = self.bundle_dir.join("database/after-preserve");
-        for path in std::iter::once(&db).chain(&sidecars).filter(|p| p.exists()) {
-            if path == &db && in_place {
-                continue;
-            }
-            fs::create_dir_all(&late)?;
-            let name = path.file_name().unwrap_or_default();
-            fs::rename(path, late.join(name))
-                .with_context(|| format!("move {} aside", path.display()))?;
-        }
         if let Some(parent) = db.parent() {
-            fs::create_dir_all(parent)?;
+            fs.create_dir_all(parent)?;
         }
         let source = self.backup_file(&entry.backup_path)?;
-        fsutil::copy_staged(&source, &db, Some(&entry.sha256)).context("restore the database")?;
-        fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(entry.mode))?;
+        let staged = fsutil::stage_copy(fs, &source, &db, Some(&entry.sha256), entry.mode)
+            .with_context(|| {
+                format!(
+                    "stage the backup's database beside {}; nothing was moved: the failed database is still in place",
+                    self.tree.profile.database
+                )
+            })?;
         let checked = if self.backup_verified {
             "integrity_check ok: the same sha256 as the verified backup"
         } else {
-            let integrity = sqlite::integrity_check(&sqlite::open_snapshot(&db)?)?;
-            if integrity != ["ok"] {
-                return Err(failed(format!(
-                    "the restored database fails integrity_check: {}",
-                    integrity.join("; ")
-                )));
-            }
-            "integrity_check ok"
+            self.integrity_of(staged.path(), "the staged copy of the backup")?;
+            "integrity_check ok on the staged copy"
         };
+        super::fault_hook("inside", "restore-staged");
+        // Now the failed files go, byte for byte, and nothing opened them.
+        self.bundle()?;
+        let bundle = self.bundle.as_mut().expect("opened above");
+        bundle.capture_database(DatabaseCapture::Move)?;
+        super::fault_hook("inside", "restore-moved");
+        staged.commit().context("rename the restored database into place")?;
         let mode = self.recorded_journal_mode(&db, &entry.sha256)?;
         Ok(format!(
-            "restored {} ({} bytes); {checked}{mode}",
-            self.tree.profile.database, entry.size
+            "restored {} ({} bytes); {checked}; the failed files are in {}/database{mode}",
+            self.tree.profile.database,
+            entry.size,
+            self.rel(&self.bundle_dir)
         ))
+    }
+
+    fn integrity_of(&self, path: &Path, what: &str) -> Result<()> {
+        let integrity = sqlite::integrity_check(&sqlite::open_snapshot(path)?)?;
+        if integrity != ["ok"] {
+            return Err(failed(format!(
+                "{what} fails integrity_check ({}): nothing was replaced, {} is as it was",
+                integrity.join("; "),
+                self.tree.profile.database
+            )));
+        }
+        Ok(())
+    }
+
+    /// `alembic current`, with the URL variable set to the tree's database,
+    /// must name the revision stored in that very file: otherwise alembic
+    /// would act on another database (an exported URL, an env.py that
+    /// ignores the variable), and nothing is changed.
+    fn check_alembic(&mut self) -> Result<String> {
+        let db = self.tree.database();
+        let stored = sqlite::alembic_revisions(&sqlite::open_live_read_only(&db)?)?;
+        let python = self.python()?;
+        let out = python.alembic(self.sh, self.tree, &["current"])?;
+        let said: Vec<String> = if out.success() {
+            let mut said: Vec<String> = out
+                .stdout
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .map(String::from)
+                .collect();
+            said.sort();
+            said
+        } else {
+            return Err(refused(format!(
+                "alembic current failed ({}), so it cannot be shown to act on {}: nothing was changed.\n{}",
+                out.describe_status(),
+                self.tree.profile.database,
+                out.tail(6)
+            )));
+        };
+        if said != stored {
+            return Err(refused(format!(
+                "alembic current says {:?} but {} holds {:?}: alembic would act on another database (check {} in migrations/env.py and the environment); nothing was changed",
+                said,
+                self.tree.profile.database,
+                stored,
+                if self.tree.profile.database_url_env.is_empty() {
+                    "database_url_env in the profile"
+                } else {
+                    &self.tree.profile.database_url_env
+                }
+            )));
+        }
+        Ok(format!("alembic current answers for {}: {}", self.tree.profile.database, stored.join(" ")))
     }
 
     /// The backup file is in rollback journal mode; the service's database
@@ -293,7 +350,7 @@ impl<'a> Ctx<'a> {
             return Ok("");
         }
         sqlite::switch_to_wal(db).context("put the restored database back in WAL mode")?;
-        restored::record(&self.tree.state_dir(), db, backup_sha256)?;
+        restored::record(self.tree, db, backup_sha256)?;
         Ok(", back in WAL mode as when it was backed up")
     }
 
@@ -392,23 +449,22 @@ impl<'a> Ctx<'a> {
             .filter(|f| only.is_none_or(|paths| paths.contains(&f.source_path)))
             .cloned()
             .collect();
+        let fs = &self.tree.fs;
         let mut restored = Vec::new();
         for entry in &entries {
-            fsutil::check_inside(&self.tree.root, &entry.source_path)?;
+            fsutil::check_relative(&entry.source_path)?;
             let target = self.tree.path(&entry.source_path);
-            if target.is_file() && fsutil::sha256_file(&target)?.0 == entry.sha256 {
+            if fs.expect_file_or_nothing(&target)?
+                && fsutil::sha256_file(&target)?.0 == entry.sha256
+            {
                 continue;
             }
             if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent)?;
+                fs.create_dir_all(parent)?;
             }
-            fsutil::copy_staged(
-                &self.backup_file(&entry.backup_path)?,
-                &target,
-                Some(&entry.sha256),
-            )
-            .with_context(|| format!("restore {}", entry.source_path))?;
-            fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(entry.mode))?;
+            let source = self.backup_file(&entry.backup_path)?;
+            fsutil::copy_staged(fs, &source, &target, Some(&entry.sha256), entry.mode)
+                .with_context(|| format!("restore {}", entry.source_path))?;
             restored.push(entry.source_path.clone());
         }
         Ok(if restored.is_empty() {
@@ -419,55 +475,62 @@ impl<'a> Ctx<'a> {
     }
 
     /// Swaps the migrations folder: the backup's revisions are staged in a
-    /// sibling folder, then the current folder moves into the bundle and the
-    /// staged one takes its name. It is never emptied in place.
+    /// sibling folder, the two folders are exchanged in one atomic rename,
+    /// and the replaced one moves into the bundle. At no instant is there no
+    /// migrations folder, and it is never emptied in place.
     fn restore_migrations(&mut self) -> Result<String> {
         let dir = self.tree.migrations();
+        let fs = self.tree.fs.clone();
         let entries: Vec<_> = self.manifest.files_of(Kind::Migration).cloned().collect();
-        if dir.is_dir() && self.migrations_match(&dir, &entries)? {
+        let staged = fsutil::staging_path(&dir);
+        let dir_exists = fs.expect_dir_or_nothing(&dir)?;
+        if dir_exists && self.migrations_match(&dir, &entries)? {
+            // A crash right after the exchange leaves the replaced folder at
+            // the staging name: it is evidence, kept in the bundle.
+            if fs.expect_dir_or_nothing(&staged)? {
+                self.keep_replaced(&staged)?;
+            }
             return Ok("migrations already equal the backup".into());
         }
-        let staged = fsutil::staging_path(&dir);
-        if staged.exists() {
-            fs::remove_dir_all(&staged).context("clear an earlier staging folder")?;
+        if fs.expect_dir_or_nothing(&staged)? {
+            // An earlier staging folder is never deleted: it may be what a
+            // crash left after the exchange.
+            self.keep_replaced(&staged)?;
         }
-        fs::create_dir_all(&staged)?;
+        fs.create_dir_all(&staged)?;
         for entry in &entries {
             let name =
                 Path::new(&entry.source_path).file_name().context("a revision file has a name")?;
-            fsutil::copy_hashed(&self.backup_file(&entry.backup_path)?, &staged.join(name))
-                .and_then(|(sha, _)| {
-                    anyhow::ensure!(
-                        sha == entry.sha256,
-                        "{} does not match the manifest",
-                        entry.backup_path
-                    );
-                    Ok(())
-                })?;
+            let source = self.backup_file(&entry.backup_path)?;
+            let output = fs.create_new(&staged.join(name), entry.mode)?;
+            let (sha, _) = fsutil::copy_hashed(&source, &output)?;
+            anyhow::ensure!(sha == entry.sha256, "{} does not match the manifest", entry.backup_path);
         }
         // Files of the folder that are not revisions (an __init__.py, a README)
         // are the project's own: they stay.
-        if dir.is_dir() {
+        if dir_exists {
             for item in fs::read_dir(&dir)?.flatten() {
                 let name = item.file_name().to_string_lossy().into_owned();
                 let revision = name.ends_with(".py") && !name.starts_with("__");
                 if item.file_type()?.is_file() && !revision {
-                    fs::copy(item.path(), staged.join(&name))?;
+                    fsutil::copy_new(&fs, &item.path(), &fs, &staged.join(&name))?;
                 }
             }
+            fs.rename(&staged, &dir, Rename::Exchange)
+                .context("exchange the restored migrations with the current ones")?;
+            self.keep_replaced(&staged)?;
+        } else {
+            fs.rename(&staged, &dir, Rename::NoReplace)
+                .context("move the restored migrations into place")?;
         }
-        fsutil::fsync_parent(&staged.join("x"))?;
-        if dir.exists() {
-            let replaced = fsutil::free_name(&self.bundle_dir.join("migrations-replaced"));
-            if fs::rename(&dir, &replaced).is_err() {
-                // Another file system: keep it beside, still never deleted.
-                let beside = dir.with_file_name(format!(".{}.replaced", self.manifest.label));
-                fs::rename(&dir, fsutil::free_name(&beside))?;
-            }
-        }
-        fs::rename(&staged, &dir).context("move the restored migrations into place")?;
-        fsutil::fsync_parent(&dir)?;
         Ok(format!("swapped in {} revision files", entries.len()))
+    }
+
+    /// Moves a replaced migrations folder into this run's bundle.
+    fn keep_replaced(&mut self, folder: &Path) -> Result<()> {
+        self.bundle()?;
+        let replaced = fsutil::free_name(&self.bundle_dir.join("migrations-replaced"));
+        self.tree.fs.rename(folder, &replaced, Rename::NoReplace)
     }
 
     fn migrations_match(&self, dir: &Path, entries: &[crate::manifest::FileEntry]) -> Result<bool> {
@@ -485,7 +548,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn git_branch(&mut self, branch: &str, commit: &str) -> Result<String> {
-        let repo = git::open(&self.tree.root).context("the root is no longer a git repository")?;
+        let repo = git::open(&self.tree.root)?.context("the root is no longer a git repository")?;
         let target = git2::Oid::from_str(commit)?;
         let (head, current) = git::head(&repo);
         if current.as_deref() == Some(branch)
@@ -499,7 +562,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn git_reset(&mut self, commit: &str, keep_ref: Option<&String>) -> Result<String> {
-        let repo = git::open(&self.tree.root).context("the root is no longer a git repository")?;
+        let repo = git::open(&self.tree.root)?.context("the root is no longer a git repository")?;
         let target = git2::Oid::from_str(commit)?;
         let (head, branch) = git::head(&repo);
         if head.as_deref() == Some(commit)
@@ -517,7 +580,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn git_restore_paths(&mut self, from: &str, paths: &[String]) -> Result<String> {
-        let repo = git::open(&self.tree.root).context("the root is no longer a git repository")?;
+        let repo = git::open(&self.tree.root)?.context("the root is no longer a git repository")?;
         git::restore_paths(&repo, git2::Oid::from_str(from)?, paths)?;
         Ok(format!("restored {} from {}", paths.join(" "), &from[..12]))
     }
@@ -532,11 +595,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A file of the backup, by its manifest path. Verify checks these paths
-    /// too, but `--skip-verify` skips that, so they are checked again here.
-    fn backup_file(&self, backup_path: &str) -> Result<PathBuf> {
-        fsutil::check_inside(&self.backup, backup_path)?;
-        Ok(self.backup.join(backup_path))
+    /// A file of the backup, opened by its manifest path through the
+    /// file-access layer: never a link out of the root, never a FIFO.
+    /// Verify checks these paths too, but `--skip-verify` skips that.
+    fn backup_file(&self, backup_path: &str) -> Result<std::fs::File> {
+        fsutil::check_relative(backup_path)?;
+        self.tree.fs.open_read(&self.backup.join(backup_path))
     }
 
     fn rel(&self, path: &Path) -> String {
@@ -561,7 +625,11 @@ pub fn tables_created_by(
     let range = format!("{from}:{to}");
     let out = python.alembic(sh, tree, &["upgrade", &range, "--sql"])?;
     if !out.success() {
-        return Ok(Vec::new());
+        bail!(
+            "alembic upgrade {range} --sql failed ({}), so the tables it creates are unknown:\n{}",
+            out.describe_status(),
+            out.tail(5)
+        );
     }
     Ok(out
         .stdout

@@ -13,7 +13,7 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::{
-    backup::DEFAULT_LABEL,
+    backup::{DEFAULT_LABEL, TAG_MANIFEST_FIELD},
     exit::{failed, usage},
     flags, fsutil, git,
     manifest::{Kind, MANIFEST_FILE, Manifest, SUMS_FILE, parse_sums},
@@ -42,10 +42,11 @@ impl flags::VerifyBackup {
                 (tree.backup(label), Some(tree))
             }
         };
+        let before = stamp::snapshot(&dir).ok();
         let report = verify(sh, &dir, tree.as_ref(), self.python.as_deref())?;
-        if let (true, Some(tree)) = (report.ok(), &tree) {
+        if let (true, Some(tree), Some(before)) = (report.ok(), &tree, before) {
             // Best effort: without the stamp the next rollback verifies again.
-            let _ = stamp::record(tree, &dir);
+            let _ = stamp::record(tree, &dir, before);
         }
         report.emit(format, self.junit.as_deref(), false)?;
         if !report.ok() {
@@ -88,10 +89,12 @@ pub fn verify(
     checks.extend(database_checks);
     checks.extend(check_migrations(dir, &manifest, revisions));
     checks.push(check_python(sh, dir, &manifest, tree, python));
-    if let Some(tree) = tree
-        && let Some(repo) = git::open(&tree.root)
-    {
-        checks.push(check_tag(&repo, &manifest));
+    if let Some(tree) = tree {
+        match git::open(&tree.root) {
+            Ok(Some(repo)) => checks.push(check_tag(&repo, &manifest, dir)),
+            Ok(None) => {}
+            Err(err) => checks.push(Check::fail("git.tag", "git tag points at the manifest's commit", format!("{err:#}"))),
+        }
     }
     let (hashes, started) = hashing.join().expect("the hashing thread does not panic");
     checks.insert(4, check_hashes(&manifest, &hashes).since(started));
@@ -131,11 +134,19 @@ fn read_manifest(dir: &Path, checks: &mut Vec<Check>) -> Option<Manifest> {
     }
 }
 
+/// Backup paths stay inside the backup, and original paths are relative
+/// paths that stay inside the tree: a restore writes where they say.
 fn check_paths(dir: &Path, manifest: &Manifest) -> Check {
     let problems: Vec<String> = manifest
         .files
         .iter()
-        .filter_map(|f| fsutil::check_inside(dir, &f.backup_path).err().map(|e| format!("{e:#}")))
+        .flat_map(|f| {
+            let backup = fsutil::check_inside(dir, &f.backup_path).err();
+            let original = fsutil::check_relative(&f.source_path)
+                .err()
+                .map(|e| e.context(format!("the original path of {}", f.backup_path)));
+            backup.into_iter().chain(original).map(|e| format!("{e:#}"))
+        })
         .collect();
     let title = "manifest paths stay inside the backup";
     Check::unless("manifest.paths", title, &problems, format!("{} paths", manifest.files.len()))
@@ -356,7 +367,7 @@ fn relative_to(dir: &Path, text: &str) -> String {
     text.replace(&format!("{}/", dir.display()), "")
 }
 
-fn check_tag(repo: &git2::Repository, manifest: &Manifest) -> Check {
+fn check_tag(repo: &git2::Repository, manifest: &Manifest, dir: &Path) -> Check {
     let title = "git tag points at the manifest's commit";
     let Some(tag) = &manifest.git_tag else {
         return Check::pass(
@@ -366,12 +377,39 @@ fn check_tag(repo: &git2::Repository, manifest: &Manifest) -> Check {
         );
     };
     match (git::tag_commit(repo, tag), &manifest.git_commit) {
-        (Some(at), Some(expected)) => Check::from(
-            "git.tag",
-            title,
-            at.to_string() == *expected,
-            format!("tag {tag} at {at}, manifest {expected}"),
-        ),
+        (Some(at), Some(expected)) if at.to_string() != *expected => {
+            Check::fail("git.tag", title, format!("tag {tag} at {at}, manifest {expected}"))
+        }
+        (Some(at), Some(_)) => {
+            // The tag recorded the manifest's hash when the backup was taken:
+            // a manifest rewritten since (with a matching SHA256SUMS) shows here.
+            let recorded = git::tag_message(repo, tag).and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix(TAG_MANIFEST_FIELD))
+                    .map(|v| v.trim().to_string())
+            });
+            let actual = fsutil::sha256_file(&dir.join(MANIFEST_FILE)).map(|(s, _)| s).ok();
+            match recorded {
+                Some(recorded) if Some(&recorded) != actual.as_ref() => Check::fail(
+                    "git.tag",
+                    title,
+                    format!(
+                        "{MANIFEST_FILE} was rewritten after the backup: tag {tag} recorded sha256 {recorded}, the file has {}",
+                        actual.unwrap_or_else(|| "none".into())
+                    ),
+                ),
+                Some(_) => Check::pass(
+                    "git.tag",
+                    title,
+                    format!("tag {tag} at {at}; it records the manifest's sha256, unchanged"),
+                ),
+                None => Check::pass(
+                    "git.tag",
+                    title,
+                    format!("tag {tag} at {at} (a tag without the manifest's hash)"),
+                ),
+            }
+        }
         (None, Some(expected)) => Check::fail(
             "git.tag",
             title,

@@ -26,6 +26,14 @@ struct Stamp {
     files: Vec<Entry>,
 }
 
+/// The identities of a backup's files, taken before it is verified.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot(Vec<Entry>);
+
+pub fn snapshot(dir: &Path) -> Result<Snapshot> {
+    identities(dir).map(Snapshot)
+}
+
 fn identities(dir: &Path) -> Result<Vec<Entry>> {
     fsutil::list_files(dir)?
         .into_iter()
@@ -41,14 +49,22 @@ fn path(tree: &Tree, dir: &Path) -> std::path::PathBuf {
     tree.state_dir().join(format!("verified-{}.json", &key[..16]))
 }
 
-pub fn record(tree: &Tree, dir: &Path) -> Result<()> {
+/// Records that the backup passed, with the identities taken *before* it
+/// was verified, and only if they are still the same: a file changed while
+/// the checks (or a confirmation prompt) ran is never stamped as verified.
+pub fn record(tree: &Tree, dir: &Path, before: Snapshot) -> Result<bool> {
+    if identities(dir)? != before.0 {
+        return Ok(false);
+    }
     let stamp = Stamp {
         verified: crate::clock::now_rfc3339(),
         tool: format!("xtask {}", env!("CARGO_PKG_VERSION")),
-        files: identities(dir)?,
+        files: before.0,
     };
-    std::fs::create_dir_all(tree.state_dir())?;
-    fsutil::write_atomic(&path(tree, dir), serde_json::to_string_pretty(&stamp)?.as_bytes())
+    tree.fs.create_dir_all(&tree.state_dir())?;
+    let text = serde_json::to_string_pretty(&stamp)?;
+    fsutil::write_atomic(&tree.fs, &path(tree, dir), text.as_bytes())?;
+    Ok(true)
 }
 
 /// When the backup passed verify-backup and no file of it changed since:

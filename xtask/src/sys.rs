@@ -1,0 +1,284 @@
+//! Every operating-system call that std does not offer, in one module, on
+//! top of rustix. The rest of the crate is `#![deny(unsafe_code)]`; the only
+//! `unsafe` here is the pre-exec hook and the two calls rustix does not wrap.
+#![allow(unsafe_code)]
+
+use std::{
+    fs::File,
+    io,
+    os::{
+        fd::{AsFd, OwnedFd},
+        unix::process::CommandExt,
+    },
+    path::Path,
+    process::Command,
+};
+
+use rustix::{
+    fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags},
+    process::{Pid, Signal},
+};
+
+pub use rustix::fs::{FileType, Stat};
+
+/// How a path below a directory may be resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// Writing: no symbolic link anywhere on the way, and never out of the directory.
+    NoLinks,
+    /// Reading: links are followed only while they stay below the directory.
+    Beneath,
+}
+
+impl Resolve {
+    fn flags(self) -> ResolveFlags {
+        let base = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        match self {
+            Resolve::NoLinks => base | ResolveFlags::NO_SYMLINKS,
+            Resolve::Beneath => base,
+        }
+    }
+}
+
+/// Opens a directory handle usable only as an anchor for `*at` calls.
+pub fn open_dir_handle(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?)
+}
+
+/// `openat2` below `dir`: a directory handle for `*at` calls.
+pub fn open_dir_below(dir: impl AsFd, relative: &Path, resolve: Resolve) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    Ok(rustix::fs::openat2(dir, relative, flags, Mode::empty(), resolve.flags())?)
+}
+
+/// `openat2` below `dir` for reading. Non-blocking, so that opening a FIFO
+/// never waits for a writer; callers check the file type before reading.
+pub fn open_read_below(dir: impl AsFd, relative: &Path, resolve: Resolve) -> io::Result<File> {
+    let mut flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    if resolve == Resolve::NoLinks {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let fd = rustix::fs::openat2(dir, relative, flags, Mode::empty(), resolve.flags())?;
+    let file = File::from(fd);
+    // Back to blocking reads: a regular file never blocks anyway.
+    rustix::fs::fcntl_setfl(&file, OFlags::empty())?;
+    Ok(file)
+}
+
+/// Opens a path for reading without ever blocking on a FIFO; anything but a
+/// regular file is refused before a byte is read.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty())?;
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    rustix::fs::fcntl_setfl(&file, OFlags::empty())?;
+    Ok(file)
+}
+
+/// Creates a new file in `dir` (never an existing one, never through a link).
+pub fn create_new_in(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<File> {
+    let flags =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(mode))?;
+    Ok(File::from(fd))
+}
+
+/// Opens a file of `dir` for reading and writing, creating it when missing,
+/// never through a link (a lock file).
+pub fn open_or_create_in(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<File> {
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(mode))?;
+    Ok(File::from(fd))
+}
+
+/// `lstat` of an entry of `dir`; `None` when there is none.
+pub fn stat_in(dir: impl AsFd, name: &Path) -> io::Result<Option<Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => Ok(Some(stat)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub fn file_type(stat: &Stat) -> FileType {
+    FileType::from_raw_mode(stat.st_mode)
+}
+
+pub fn mkdir_in(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode))?)
+}
+
+pub fn unlink_in(dir: impl AsFd, name: &Path) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)
+}
+
+pub fn rmdir_in(dir: impl AsFd, name: &Path) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+}
+
+/// How a rename treats what is at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rename {
+    /// Replace it (plain `rename`).
+    Replace,
+    /// Fail if there is anything.
+    NoReplace,
+    /// Swap the two atomically; both must exist.
+    Exchange,
+}
+
+pub fn rename_in(
+    from_dir: impl AsFd,
+    from: &Path,
+    to_dir: impl AsFd,
+    to: &Path,
+    how: Rename,
+) -> io::Result<()> {
+    let flags = match how {
+        Rename::Replace => RenameFlags::empty(),
+        Rename::NoReplace => RenameFlags::NOREPLACE,
+        Rename::Exchange => RenameFlags::EXCHANGE,
+    };
+    Ok(rustix::fs::renameat_with(from_dir, from, to_dir, to, flags)?)
+}
+
+pub fn fchmod(file: impl AsFd, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchmod(file, Mode::from_raw_mode(mode))?)
+}
+
+/// `copy_file_range` at explicit offsets: the kernel moves the bytes, and
+/// the files' own positions are left alone (another thread reads the source).
+pub fn copy_range(
+    input: impl AsFd,
+    input_offset: &mut u64,
+    output: impl AsFd,
+    output_offset: &mut u64,
+    len: usize,
+) -> io::Result<usize> {
+    Ok(rustix::fs::copy_file_range(input, Some(input_offset), output, Some(output_offset), len)?)
+}
+
+/// Starts the writeback of a range just written, so a final fsync waits for
+/// little. Only a hint: errors surface at the fsync.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range on a descriptor we own; it touches no memory.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+}
+
+/// Whether the error means the kernel cannot `copy_file_range` these files.
+pub fn copy_unsupported(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EXDEV | libc::EINVAL | libc::EOPNOTSUPP))
+}
+
+/// Whether an error is openat2's refusal of a path that leads out of its folder.
+pub fn is_escape(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::EXDEV)
+}
+
+/// Whether an error is openat2's refusal of a link or an escape.
+pub fn is_link_refusal(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ELOOP | libc::EXDEV | libc::ENOTDIR))
+}
+
+/// The signals the tool sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sig {
+    Term,
+    Kill,
+}
+
+impl Sig {
+    fn raw(self) -> Signal {
+        match self {
+            Sig::Term => Signal::TERM,
+            Sig::Kill => Signal::KILL,
+        }
+    }
+}
+
+pub fn kill(pid: i32, sig: Sig) -> bool {
+    Pid::from_raw(pid).is_some_and(|pid| rustix::process::kill_process(pid, sig.raw()).is_ok())
+}
+
+pub fn kill_group(pgid: i32, sig: Sig) -> bool {
+    Pid::from_raw(pgid)
+        .is_some_and(|pgid| rustix::process::kill_process_group(pgid, sig.raw()).is_ok())
+}
+
+/// Whether a process exists (zombies included; one we may not signal too).
+pub fn alive(pid: i32) -> bool {
+    let Some(pid) = Pid::from_raw(pid) else { return false };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(err) => err == rustix::io::Errno::PERM,
+    }
+}
+
+/// Whether any process of the group exists.
+pub fn group_alive(pgid: i32) -> bool {
+    let Some(pgid) = Pid::from_raw(pgid) else { return false };
+    rustix::process::test_kill_process_group(pgid).is_ok()
+}
+
+/// Makes a child die with the thread that spawns it (PR_SET_PDEATHSIG): a
+/// killed or interrupted xtask never leaves alembic, pytest or a server
+/// behind. Every program is spawned from a thread that waits for it, so the
+/// signal fires only when the xtask itself goes.
+pub fn die_with_parent(command: &mut Command) {
+    // SAFETY: the hook runs in the child between fork and exec; prctl is
+    // async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            Ok(())
+        });
+    }
+}
+
+pub fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+/// Peak resident memory of this process, in KiB.
+pub fn own_peak_rss_kib() -> Option<u64> {
+    // SAFETY: rusage is plain data that getrusage fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0)
+        .then_some(usage.ru_maxrss as u64)
+}
+
+/// Waits for a child and returns (exited with 0, peak resident memory in KiB
+/// of it and everything it waited for), from the kernel's `wait4`.
+pub fn wait_with_usage(pid: i32) -> io::Result<(bool, u64)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if waited != pid {
+        return Err(io::Error::last_os_error());
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok((ok, usage.ru_maxrss as u64))
+}
+
+/// Flushes every file system (the bench, between runs).
+pub fn sync_all_filesystems() {
+    rustix::fs::sync();
+}
