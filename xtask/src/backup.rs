@@ -115,8 +115,6 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
         return Ok(empty_manifest(options, commit, branch));
     }
 
-    // The same lock as a rollback: never a backup of a tree being rolled back.
-    let _lock = Lock::acquire(tree, false)?;
     let backups = tree.backups();
     if tree.fs.kind(&backups)? == Some(crate::sys::FileType::RegularFile) {
         return Err(usage(format!(
@@ -125,6 +123,8 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
         )));
     }
     tree.fs.expect_dir_or_nothing(&backups)?;
+    // The same lock as a rollback: never a backup of a tree being rolled back.
+    let _lock = Lock::acquire(tree, false)?;
     tree.fs.create_dir_all(&backups)?;
     // Built beside its final place and renamed: a half-written backup is never
     // visible under the label.
