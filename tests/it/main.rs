@@ -4,6 +4,7 @@
 //! One test binary (as in xshell's own tests), a module per area. Sandboxes
 //! are built once per stage through the binary itself and copied for each
 //! test, so every test owns a fresh tree.
+mod attacks;
 mod backup;
 mod bench;
 mod breakage;

@@ -366,7 +366,8 @@ fn a_live_lock_holder_blocks_and_a_leftover_lock_file_never_does() {
     fs::create_dir_all(&state).unwrap();
     let lock = state.join("lock");
     fs::write(&lock, "").unwrap();
-    let mut holder = Command::new("flock").arg("-o").arg(&lock).args(["sleep", "30"]).spawn().unwrap();
+    let mut holder =
+        Command::new("flock").arg("-o").arg(&lock).args(["sleep", "30"]).spawn().unwrap();
     fs::write(&lock, format!("pid={}\nhost=h\nstarted=now\n", holder.id())).unwrap();
     // flock(1) takes the lock right after it starts.
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -377,7 +378,10 @@ fn a_live_lock_holder_blocks_and_a_leftover_lock_file_never_does() {
     assert_code(&busy, 3);
     assert!(busy.stderr.contains(&format!("pid {}", holder.id())), "{busy:?}");
     assert_code(&broken, 3);
-    assert!(broken.stderr.contains("cannot take a lock that a running process holds"), "{broken:?}");
+    assert!(
+        broken.stderr.contains("cannot take a lock that a running process holds"),
+        "{broken:?}"
+    );
 
     // What a crash or a full disk leaves in the file does not matter.
     for leftover in ["", "\0\0\0", "pid=notanumber"] {

@@ -15,12 +15,12 @@ use crate::{
     exit::{refused, usage},
     flags, fsutil, git,
     lock::Lock,
-    sys::Rename,
     manifest::{FORMAT, FileEntry, Kind, MANIFEST_FILE, Manifest, SUMS_FILE},
     migrations::{Graph, revision_files},
     profile::{Tree, check_label},
     report::Format,
     sqlite,
+    sys::Rename,
 };
 
 pub const DEFAULT_LABEL: &str = "pre-phase4";

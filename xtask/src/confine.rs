@@ -50,7 +50,11 @@ impl RootDir {
             path
         };
         if relative.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-            return Err(refused(format!("{} climbs out of {}", path.display(), self.path.display())));
+            return Err(refused(format!(
+                "{} climbs out of {}",
+                path.display(),
+                self.path.display()
+            )));
         }
         Ok(relative)
     }
@@ -82,7 +86,8 @@ impl RootDir {
     /// The folder holding `path` and `path`'s last component.
     fn parent_of(&self, path: &Path) -> Result<(OwnedFd, PathBuf)> {
         let relative = self.relative(path)?;
-        let name = relative.file_name().with_context(|| format!("{} has no name", path.display()))?;
+        let name =
+            relative.file_name().with_context(|| format!("{} has no name", path.display()))?;
         let parent = relative.parent().unwrap_or(Path::new(""));
         Ok((self.dir(&self.path.join(parent))?, PathBuf::from(name)))
     }
@@ -90,7 +95,8 @@ impl RootDir {
     /// What is at `path` (not followed): `None` when nothing is there.
     pub fn kind(&self, path: &Path) -> Result<Option<FileType>> {
         let (dir, name) = self.parent_of(path)?;
-        let stat = sys::stat_in(&dir, &name).with_context(|| format!("stat {}", self.shown(path)))?;
+        let stat =
+            sys::stat_in(&dir, &name).with_context(|| format!("stat {}", self.shown(path)))?;
         Ok(stat.map(|s| sys::file_type(&s)))
     }
 
@@ -152,7 +158,8 @@ impl RootDir {
     /// Creates a new regular file; anything already there is an error.
     pub fn create_new(&self, path: &Path, mode: u32) -> Result<File> {
         let (parent, name) = self.parent_of(path)?;
-        sys::create_new_in(&parent, &name, mode).with_context(|| format!("create {}", self.shown(path)))
+        sys::create_new_in(&parent, &name, mode)
+            .with_context(|| format!("create {}", self.shown(path)))
     }
 
     /// Opens a file for reading and writing, created when missing (a lock).

@@ -10,7 +10,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::{confine::RootDir, sys::{self, Rename}};
+use crate::{
+    confine::RootDir,
+    sys::{self, Rename},
+};
 
 /// Large enough that SHA-256 with CPU extensions is never waiting on syscalls.
 const CHUNK: usize = 1 << 20;
@@ -352,9 +355,11 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-
 /// A folder of our own under the system's temporary folder (a new random
 /// name, created exclusively), removed with everything in it when dropped.
 pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix(&format!("{prefix}-")).tempdir().context("create a scratch folder")
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir()
+        .context("create a scratch folder")
 }

@@ -56,7 +56,10 @@ impl Lock {
             clock::now_rfc3339()
         );
         // Best effort: the content only informs; the OS lock is the lock.
-        let _ = file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(content.as_bytes()));
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(content.as_bytes()));
         Ok(Lock { file })
     }
 }
@@ -82,6 +85,9 @@ fn describe(content: &str) -> String {
             started.unwrap_or_else(|| "?".into())
         ),
         _ if content.trim().is_empty() => String::new(),
-        _ => format!("a holder whose record is unreadable ({:?})", content.chars().take(60).collect::<String>()),
+        _ => format!(
+            "a holder whose record is unreadable ({:?})",
+            content.chars().take(60).collect::<String>()
+        ),
     }
 }

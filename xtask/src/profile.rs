@@ -199,7 +199,9 @@ impl Profile {
         for path in singles.into_iter().chain(lists).chain(self.pid_file.as_ref()) {
             check_relative(path)?;
             if Path::new(path).components().all(|c| c == std::path::Component::CurDir) {
-                anyhow::bail!("path {path:?} names the root itself: name a file or folder inside it");
+                anyhow::bail!(
+                    "path {path:?} names the root itself: name a file or folder inside it"
+                );
             }
         }
         for program in &self.service_programs {

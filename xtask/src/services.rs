@@ -47,8 +47,7 @@ pub fn find(tree: &Tree) -> Vec<Proc> {
         }
         let Some(args) = cmdline(pid) else { continue };
         let program = args.first().map(|a| file_name(a)).unwrap_or_default();
-        let is_service =
-            tree.profile.service_programs.iter().any(|p| program_matches(&program, p));
+        let is_service = tree.profile.service_programs.iter().any(|p| program_matches(&program, p));
         if !is_service {
             continue;
         }

@@ -72,7 +72,8 @@ pub fn open_read_below(dir: impl AsFd, relative: &Path, resolve: Resolve) -> io:
 /// Opens a path for reading without ever blocking on a FIFO; anything but a
 /// regular file is refused before a byte is read.
 pub fn open_regular(path: &Path) -> io::Result<File> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty())?;
+    let fd =
+        rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty())?;
     let file = File::from(fd);
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
@@ -86,8 +87,7 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 
 /// Creates a new file in `dir` (never an existing one, never through a link).
 pub fn create_new_in(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<File> {
-    let flags =
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(mode))?;
     Ok(File::from(fd))
 }

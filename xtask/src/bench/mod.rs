@@ -16,10 +16,11 @@ use xshell::Shell;
 
 use crate::{
     exit::usage,
-    flags, process, sys,
+    flags, process,
     python::Python,
     sandbox::{self, Stage},
     seed::{self, Shape},
+    sys,
 };
 
 mod chart;
@@ -213,10 +214,10 @@ const PEAK_FILE_ENV: &str = "XTASK_BENCH_PEAK_FILE";
 
 /// Called by `main` at exit; does nothing unless the bench asked for it.
 pub fn report_own_peak_memory() {
-    if let Some(path) = std::env::var_os(PEAK_FILE_ENV) {
-        if let Some(kib) = sys::own_peak_rss_kib() {
-            let _ = fs::write(path, kib.to_string());
-        }
+    if let Some(path) = std::env::var_os(PEAK_FILE_ENV)
+        && let Some(kib) = sys::own_peak_rss_kib()
+    {
+        let _ = fs::write(path, kib.to_string());
     }
 }
 

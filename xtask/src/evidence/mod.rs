@@ -72,10 +72,14 @@ pub struct Facts {
     pub problems: Vec<String>,
 }
 
+/// What one alembic call left: the text kept in the bundle, and alembic's
+/// stdout when it succeeded.
+type AlembicAnswer = (String, Option<String>);
+
 /// `alembic current` and `alembic history`, running.
 pub struct AlembicRuns {
     /// Each file's text, and alembic's stdout when it succeeded.
-    runs: Vec<(&'static str, std::thread::JoinHandle<(String, Option<String>)>)>,
+    runs: Vec<(&'static str, std::thread::JoinHandle<AlembicAnswer>)>,
     /// `alembic current` reads the preserved database, not the tree's.
     preserved: bool,
 }
@@ -140,7 +144,9 @@ impl Bundle {
     /// Whether `dir` is the bundle of run `run` (and not another run's).
     pub fn belongs_to(tree: &Tree, dir: &Path, run: &str) -> bool {
         let mut text = String::new();
-        tree.fs.open_read(&dir.join(RUN_FILE)).is_ok_and(|mut f| f.read_to_string(&mut text).is_ok())
+        tree.fs
+            .open_read(&dir.join(RUN_FILE))
+            .is_ok_and(|mut f| f.read_to_string(&mut text).is_ok())
             && text == run
     }
 
@@ -241,7 +247,9 @@ impl Bundle {
                     ));
                 }
             }
-            if let Err(err) = fsutil::write_atomic(&self.tree.fs, &self.dir.join(name), text.as_bytes()) {
+            if let Err(err) =
+                fsutil::write_atomic(&self.tree.fs, &self.dir.join(name), text.as_bytes())
+            {
                 self.facts.problems.push(format!("{name}: {err:#}"));
             }
         }
@@ -265,14 +273,20 @@ impl Bundle {
             found |= source == db;
             match how {
                 DatabaseCapture::Copy => {
-                    let (sha256, size) = fsutil::copy_new(&tree.fs, &source, &tree.fs, &target.join(&name))?;
-                    self.facts.database_files.push(EvidenceFile { path: format!("database/{name}"), sha256, size });
+                    let (sha256, size) =
+                        fsutil::copy_new(&tree.fs, &source, &tree.fs, &target.join(&name))?;
+                    self.facts.database_files.push(EvidenceFile {
+                        path: format!("database/{name}"),
+                        sha256,
+                        size,
+                    });
                 }
                 DatabaseCapture::Move => {
                     // A resumed run may find part of it moved already: what
                     // is in the bundle is never replaced.
                     let dest = fsutil::free_name(&target.join(&name));
-                    tree.fs.rename(&source, &dest, Rename::NoReplace)
+                    tree.fs
+                        .rename(&source, &dest, Rename::NoReplace)
                         .with_context(|| format!("move {} into the bundle", source.display()))?;
                     moved.push(dest);
                 }
@@ -287,21 +301,26 @@ impl Bundle {
                 let consolidated = target.join(format!("{}.consolidated", db_name(&tree)));
                 match sqlite::online_backup(&db, &consolidated) {
                     Ok(()) => self.inspect_database(&consolidated),
-                    Err(err) => self.facts.problems.push(format!(
-                        "the database could not be copied through SQLite: {err:#}"
-                    )),
+                    Err(err) => self
+                        .facts
+                        .problems
+                        .push(format!("the database could not be copied through SQLite: {err:#}")),
                 }
             }
             DatabaseCapture::Move => {
                 // A run resumed after a crash finds the files it moved then.
                 let name = db_name(&tree);
-                let known: Vec<String> = self.facts.database_files.iter().map(|f| f.path.clone()).collect();
+                let known: Vec<String> =
+                    self.facts.database_files.iter().map(|f| f.path.clone()).collect();
                 if let Ok(entries) = std::fs::read_dir(&target) {
                     for entry in entries.flatten() {
                         let file = entry.file_name().to_string_lossy().into_owned();
                         let raw = file.starts_with(&name) && !file.ends_with(".consolidated");
                         let path = entry.path();
-                        if raw && !moved.contains(&path) && !known.contains(&format!("database/{file}")) {
+                        if raw
+                            && !moved.contains(&path)
+                            && !known.contains(&format!("database/{file}"))
+                        {
                             moved.push(path);
                         }
                     }
@@ -318,13 +337,20 @@ impl Bundle {
     fn analyse_moved(&mut self, moved: Vec<PathBuf>) {
         let (dir, name) = (self.dir.clone(), db_name(&self.tree));
         self.analysis = Some(std::thread::spawn(move || {
-            let mut analysis = Analysis { files: Vec::new(), consolidated: None, problems: Vec::new() };
+            let mut analysis =
+                Analysis { files: Vec::new(), consolidated: None, problems: Vec::new() };
             let scratch = fsutil::scratch_dir("tmws-evidence");
-            let main_size = moved.iter().find(|p| p.file_name().is_some_and(|n| *n == *name)).and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+            let main_size = moved
+                .iter()
+                .find(|p| p.file_name().is_some_and(|n| *n == *name))
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len());
             let analyse = main_size > 0 && main_size <= ANALYZE_LIMIT && scratch.is_ok();
             for path in &moved {
                 let hashed = if analyse {
-                    let copy = scratch.as_ref().map(|s| s.path().join(path.file_name().unwrap_or_default()));
+                    let copy = scratch
+                        .as_ref()
+                        .map(|s| s.path().join(path.file_name().unwrap_or_default()));
                     copy.map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|copy| {
                         let input = crate::sys::open_regular(path)?;
                         let output = std::fs::File::create(&copy)?;
@@ -334,15 +360,21 @@ impl Bundle {
                     fsutil::sha256_file(path)
                 };
                 match hashed {
-                    Ok((sha256, size)) => analysis.files.push(EvidenceFile { path: rel(&dir, path), sha256, size }),
-                    Err(err) => analysis.problems.push(format!("{} could not be hashed: {err:#}", rel(&dir, path))),
+                    Ok((sha256, size)) => {
+                        analysis.files.push(EvidenceFile { path: rel(&dir, path), sha256, size })
+                    }
+                    Err(err) => analysis
+                        .problems
+                        .push(format!("{} could not be hashed: {err:#}", rel(&dir, path))),
                 }
             }
             if let (true, Ok(scratch)) = (analyse, &scratch) {
                 let consolidated = dir.join("database").join(format!("{name}.consolidated"));
                 match sqlite::online_backup(&scratch.path().join(&name), &consolidated) {
                     Ok(()) => analysis.consolidated = Some(consolidated),
-                    Err(err) => analysis.problems.push(format!("the database could not be copied through SQLite: {err:#}")),
+                    Err(err) => analysis
+                        .problems
+                        .push(format!("the database could not be copied through SQLite: {err:#}")),
                 }
             } else if main_size > ANALYZE_LIMIT {
                 analysis.problems.push(format!(
@@ -374,8 +406,14 @@ impl Bundle {
 
     fn inspect_database(&mut self, copy: &Path) {
         match fsutil::sha256_file(copy) {
-            Ok((sha256, size)) => self.facts.database_copy = Some(EvidenceFile { path: rel(&self.dir, copy), sha256, size }),
-            Err(err) => self.facts.problems.push(format!("{} could not be hashed: {err:#}", rel(&self.dir, copy))),
+            Ok((sha256, size)) => {
+                self.facts.database_copy =
+                    Some(EvidenceFile { path: rel(&self.dir, copy), sha256, size })
+            }
+            Err(err) => self
+                .facts
+                .problems
+                .push(format!("{} could not be hashed: {err:#}", rel(&self.dir, copy))),
         }
         let conn = match sqlite::open_snapshot(copy) {
             Ok(conn) => conn,
@@ -525,7 +563,11 @@ impl Bundle {
             Ok(text) => {
                 let lines: Vec<&str> = text.lines().collect();
                 let tail = lines[lines.len().saturating_sub(200)..].join("\n");
-                let written = fsutil::write_atomic(&self.tree.fs, &self.dir.join("service.log"), (tail + "\n").as_bytes());
+                let written = fsutil::write_atomic(
+                    &self.tree.fs,
+                    &self.dir.join("service.log"),
+                    (tail + "\n").as_bytes(),
+                );
                 if let Err(err) = written {
                     self.facts.problems.push(format!("service.log: {err:#}"));
                 }
@@ -548,7 +590,9 @@ impl Bundle {
         match fsutil::copy_new(&self.tree.fs, source, &self.tree.fs, dest) {
             Ok((sha256, size)) => Some(EvidenceFile { path: rel(&self.dir, dest), sha256, size }),
             Err(err) => {
-                self.facts.problems.push(format!("{}: not kept: {err:#}", rel(&self.tree.root, source)));
+                self.facts
+                    .problems
+                    .push(format!("{}: not kept: {err:#}", rel(&self.tree.root, source)));
                 None
             }
         }
@@ -558,7 +602,11 @@ impl Bundle {
     pub fn write_reports(&self) -> Result<()> {
         let json = serde_json::to_string_pretty(&self.facts)?;
         fsutil::write_atomic(&self.tree.fs, &self.dir.join("failure.json"), json.as_bytes())?;
-        fsutil::write_atomic(&self.tree.fs, &self.dir.join("FAILURE_REPORT.md"), self.markdown().as_bytes())
+        fsutil::write_atomic(
+            &self.tree.fs,
+            &self.dir.join("FAILURE_REPORT.md"),
+            self.markdown().as_bytes(),
+        )
     }
 }
 

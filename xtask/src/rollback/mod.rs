@@ -119,7 +119,8 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
     let _lock = if o.dry_run { None } else { Some(Lock::acquire(tree, o.break_lock)?) };
     let journal = triage(tree, o)?;
     if o.abandon {
-        let journal = journal.ok_or_else(|| usage("there is no failed or interrupted rollback to abandon"))?;
+        let journal = journal
+            .ok_or_else(|| usage("there is no failed or interrupted rollback to abandon"))?;
         return abandon(tree, journal, o, &say);
     }
     let backup = backup_dir(tree, &o.label)?;
@@ -349,7 +350,12 @@ fn execute(
 }
 
 /// Records a failed step in the journal and tells where everything is.
-fn fail(ctx: &mut steps::Ctx<'_>, journal: &mut Journal<Step>, i: usize, err: anyhow::Error) -> anyhow::Error {
+fn fail(
+    ctx: &mut steps::Ctx<'_>,
+    journal: &mut Journal<Step>,
+    i: usize,
+    err: anyhow::Error,
+) -> anyhow::Error {
     let tree = ctx.tree;
     let reason = format!("{err:#}");
     journal.status = RunStatus::Failed;
@@ -357,15 +363,24 @@ fn fail(ctx: &mut steps::Ctx<'_>, journal: &mut Journal<Step>, i: usize, err: an
     journal.failure = Some(reason.lines().next().unwrap_or("").to_string());
     let saved = journal.save(tree);
     let _ = ctx.seal_bundle();
-    let done: Vec<String> = (0..i).map(|k| format!("{}. {}", k + 1, journal.steps[k].name())).collect();
+    let done: Vec<String> =
+        (0..i).map(|k| format!("{}. {}", k + 1, journal.steps[k].name())).collect();
     let cli = |flag: &str| {
-        format!("cargo xtask rollback --scenario {} {flag} --root {}", journal.scenario, tree.root.display())
+        format!(
+            "cargo xtask rollback --scenario {} {flag} --root {}",
+            journal.scenario,
+            tree.root.display()
+        )
     };
     let state = format!(
         "step {} ({}) failed; finished before it: {}. The failed state is in {}. Next: fix the cause and `{} --yes` to retry from step {}, or `{}` to close this run and keep the tree as it is",
         i + 1,
         journal.steps[i].name(),
-        if done.is_empty() { "none, so the tree is as it was found".into() } else { done.join(", ") },
+        if done.is_empty() {
+            "none, so the tree is as it was found".into()
+        } else {
+            done.join(", ")
+        },
         journal.bundle.display(),
         cli("--resume"),
         i + 1,

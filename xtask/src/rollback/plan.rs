@@ -71,18 +71,36 @@ impl Scenario {
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
     StopServices,
-    Preserve { database: Option<DatabaseCapture> },
+    Preserve {
+        database: Option<DatabaseCapture>,
+    },
     RestoreDatabase,
     /// `alembic current` must answer for the tree's own database file.
     CheckAlembic,
-    Downgrade { target: String },
+    Downgrade {
+        target: String,
+    },
     RestoreConfig,
     RestoreMigrations,
-    RestoreFiles { paths: Vec<String> },
-    GitBranch { branch: String, tag: String, commit: String },
-    GitSoftReset { commit: String },
-    GitHardReset { commit: String, keep_ref: String },
-    GitRestorePaths { from: String, paths: Vec<String> },
+    RestoreFiles {
+        paths: Vec<String>,
+    },
+    GitBranch {
+        branch: String,
+        tag: String,
+        commit: String,
+    },
+    GitSoftReset {
+        commit: String,
+    },
+    GitHardReset {
+        commit: String,
+        keep_ref: String,
+    },
+    GitRestorePaths {
+        from: String,
+        paths: Vec<String>,
+    },
 }
 
 /// What the user asked for, beyond the scenario.
@@ -348,7 +366,11 @@ impl Step {
             },
             Step::CheckAlembic => format!(
                 "$ alembic current with {} set to {}; it must name the revision stored in that file, else nothing is changed",
-                if tree.profile.database_url_env.is_empty() { "no URL variable" } else { &tree.profile.database_url_env },
+                if tree.profile.database_url_env.is_empty() {
+                    "no URL variable"
+                } else {
+                    &tree.profile.database_url_env
+                },
                 tree.profile.database
             ),
             Step::Downgrade { target } => {

@@ -10,21 +10,18 @@ use std::{
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
-use super::{
-    plan::Step,
-    restored,
-};
+use super::{plan::Step, restored};
 use crate::{
     evidence::{Bundle, DatabaseCapture},
     exit::{failed, refused},
     fsutil, git,
     journal::Journal,
-    sys::Rename,
     manifest::{Kind, Manifest},
     migrations::{Graph, revision_files},
     profile::Tree,
     python::Python,
     services, sqlite,
+    sys::Rename,
 };
 
 pub struct Ctx<'a> {
@@ -337,7 +334,11 @@ impl<'a> Ctx<'a> {
                 }
             )));
         }
-        Ok(format!("alembic current answers for {}: {}", self.tree.profile.database, stored.join(" ")))
+        Ok(format!(
+            "alembic current answers for {}: {}",
+            self.tree.profile.database,
+            stored.join(" ")
+        ))
     }
 
     /// The backup file is in rollback journal mode; the service's database
@@ -504,7 +505,11 @@ impl<'a> Ctx<'a> {
             let source = self.backup_file(&entry.backup_path)?;
             let output = fs.create_new(&staged.join(name), entry.mode)?;
             let (sha, _) = fsutil::copy_hashed(&source, &output)?;
-            anyhow::ensure!(sha == entry.sha256, "{} does not match the manifest", entry.backup_path);
+            anyhow::ensure!(
+                sha == entry.sha256,
+                "{} does not match the manifest",
+                entry.backup_path
+            );
         }
         // Files of the folder that are not revisions (an __init__.py, a README)
         // are the project's own: they stay.

@@ -93,7 +93,11 @@ pub fn verify(
         match git::open(&tree.root) {
             Ok(Some(repo)) => checks.push(check_tag(&repo, &manifest, dir)),
             Ok(None) => {}
-            Err(err) => checks.push(Check::fail("git.tag", "git tag points at the manifest's commit", format!("{err:#}"))),
+            Err(err) => checks.push(Check::fail(
+                "git.tag",
+                "git tag points at the manifest's commit",
+                format!("{err:#}"),
+            )),
         }
     }
     let (hashes, started) = hashing.join().expect("the hashing thread does not panic");

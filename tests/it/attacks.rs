@@ -1,0 +1,402 @@
+//! Attacks, in the spirit of SQLite's and restic's fault tests: a planted
+//! link, a FIFO, a full disk, a forged backup, an exported URL, a stranger
+//! process, a bad flag. Each asserts the exit code, the message, that a
+//! folder beside the root is untouched, and what the tree holds afterwards.
+use std::{
+    fs,
+    os::unix::fs::{PermissionsExt, symlink},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use tempfile::TempDir;
+
+use crate::{Run, assert_code, breakage::*, digest, root, run, run_in, sandbox, xtask};
+
+const BACKUP: &str = "backups/pre-phase4";
+
+/// A folder beside the root, with a file in it, and its digest.
+fn outside(dir: &TempDir) -> (PathBuf, String) {
+    let path = dir.path().join("outside");
+    fs::create_dir_all(&path).unwrap();
+    fs::write(path.join("precious.txt"), "not the tool's\n").unwrap();
+    let before = digest(&path);
+    (path, before)
+}
+
+fn rollback(root: &Path, scenario: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["rollback", "--scenario", scenario, "--yes"];
+    args.extend_from_slice(extra);
+    run_in(root, &args)
+}
+
+#[track_caller]
+fn assert_says(run: &Run, text: &str) {
+    assert!(run.stderr.contains(text), "expected {text:?} in:\n{run:?}");
+}
+
+#[test]
+fn a_link_planted_at_the_staging_name_is_never_written_through() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let (out, before) = outside(&dir);
+    symlink(out.join("precious.txt"), root.join("data/.tmws.db.xtask-staged")).unwrap();
+    let result = rollback(&root, "complete", &[]);
+    assert_code(&result, 0);
+    assert_eq!(digest(&out), before, "the file the link pointed at was written");
+    let db = fs::symlink_metadata(root.join("data/tmws.db")).unwrap();
+    assert!(db.file_type().is_file(), "the database must be a regular file, not a link");
+}
+
+#[test]
+fn a_folder_replaced_by_a_link_out_of_the_root_is_refused() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let (out, before) = outside(&dir);
+    fs::remove_dir_all(root.join("src/services")).unwrap();
+    symlink(&out, root.join("src/services")).unwrap();
+    let result = rollback(&root, "files", &[]);
+    assert_code(&result, 4);
+    assert_says(&result, "src/services");
+    assert_says(&result, "symbolic link");
+    assert_eq!(digest(&out), before, "files were written outside the root");
+}
+
+#[test]
+fn tool_folders_that_are_links_are_refused() {
+    for folder in ["forensics", ".tmws-rollback"] {
+        let dir = sandbox("phase4");
+        let root = root(&dir);
+        let (out, before) = outside(&dir);
+        let _ = fs::remove_dir_all(root.join(folder));
+        symlink(&out, root.join(folder)).unwrap();
+        let db = sha256(&root.join("data/tmws.db"));
+        let result = rollback(&root, "database", &[]);
+        assert_code(&result, 4);
+        assert_says(&result, folder);
+        assert_eq!(digest(&out), before, "{folder}: written through the link");
+        assert_eq!(sha256(&root.join("data/tmws.db")), db, "{folder}: the database changed");
+    }
+}
+
+#[test]
+fn profile_paths_that_name_the_root_or_climb_out_are_refused() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    for profile in [
+        "migrations = \".\"\n",
+        "database = \"../tmws.db\"\n",
+        "critical_files = [\"/etc/passwd\"]\n",
+        "service_programs = [\"\"]\n",
+        "service_programs = [\"py*\"]\n",
+    ] {
+        fs::write(root.join("tmws-rollback.toml"), profile).unwrap();
+        let before = digest(&root);
+        let result = rollback(&root, "complete", &[]);
+        assert_code(&result, 2);
+        assert_says(&result, "tmws-rollback.toml");
+        assert_eq!(digest(&root), before, "{profile}");
+    }
+}
+
+#[test]
+fn a_config_file_linked_to_a_secret_elsewhere_is_not_backed_up() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    let (out, _) = outside(&dir);
+    let secret = out.join("secret.env");
+    fs::write(&secret, "TMWS_SECRET_KEY=do-not-copy\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::remove_file(root.join(".env.example")).unwrap();
+    symlink(&secret, root.join(".env.example")).unwrap();
+    let result = run_in(&root, &["backup"]);
+    assert_code(&result, 4);
+    assert_says(&result, ".env.example");
+    assert!(!root.join(BACKUP).exists(), "a backup was left");
+}
+
+#[test]
+fn bad_flags_are_refused_before_anything_changes() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["--scenario", "migration", "--to", "deadbeef0000"], 2, "no revision file"),
+        (
+            &["--scenario", "git", "--from", "pre-phase4", "--paths", "../../etc/passwd"],
+            2,
+            "--paths",
+        ),
+        (&["--scenario", "database", "--label", "x.lock"], 2, "valid git tag name"),
+        (&["--scenario", "database", "--label", "missing"], 2, "no backup"),
+    ];
+    for (args, code, message) in cases {
+        let before = digest(&root);
+        let result = run(xtask().arg("rollback").args(args).arg("--yes").arg("--root").arg(&root));
+        assert_code(&result, code);
+        assert_says(&result, message);
+        assert_eq!(digest(&root), before, "{args:?} changed the tree");
+    }
+}
+
+#[test]
+fn a_backup_folder_that_is_a_link_out_of_the_root_is_refused() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let elsewhere = dir.path().join("elsewhere");
+    fs::rename(root.join(BACKUP), &elsewhere).unwrap();
+    symlink(&elsewhere, root.join(BACKUP)).unwrap();
+    let before = digest(&root);
+    let result = rollback(&root, "database", &[]);
+    assert_code(&result, 2);
+    assert_says(&result, "must be a real folder inside the root");
+    assert_eq!(digest(&root), before);
+}
+
+/// The database, as a rollback must leave it if it stops before replacing it.
+fn assert_untouched(root: &Path, failed_db: &str) {
+    assert_eq!(sha256(&root.join("data/tmws.db")), failed_db, "the failed database moved");
+}
+
+#[test]
+fn a_corrupt_backup_under_skip_verify_never_replaces_the_database() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    // A forged backup: a corrupt database whose hash the manifest and
+    // SHA256SUMS were rewritten to match.
+    let backup_db = root.join(BACKUP).join("database/tmws.db.backup");
+    let old = sha256(&backup_db);
+    fs::set_permissions(&backup_db, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(&backup_db).unwrap();
+    let page = 4096 * 3;
+    for b in &mut bytes[page..page + 8] {
+        *b ^= 0x5a;
+    }
+    fs::write(&backup_db, bytes).unwrap();
+    let new = sha256(&backup_db);
+    for name in ["BACKUP_MANIFEST.txt", "SHA256SUMS"] {
+        let path = root.join(BACKUP).join(name);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let text = fs::read_to_string(&path).unwrap().replace(&old, &new);
+        fs::write(&path, text).unwrap();
+    }
+    let failed_db = sha256(&root.join("data/tmws.db"));
+    let result = rollback(&root, "database", &["--skip-verify"]);
+    assert_code(&result, 1);
+    assert_says(&result, "integrity_check");
+    assert_says(&result, "--abandon");
+    assert_untouched(&root, &failed_db);
+    // The resumed run meets the same backup and refuses again; abandon closes it.
+    let resumed = rollback(&root, "database", &["--resume", "--skip-verify"]);
+    assert_code(&resumed, 1);
+    assert_untouched(&root, &failed_db);
+    let abandoned = run_in(&root, &["rollback", "--scenario", "database", "--abandon"]);
+    assert_code(&abandoned, 0);
+    assert!(abandoned.stdout.contains("abandoned"), "{abandoned:?}");
+    assert!(!root.join(".tmws-rollback/journal.json").exists());
+    // The tag still records the true manifest: verify-backup sees the forgery.
+    let verify = run_in(&root, &["verify-backup"]);
+    assert_code(&verify, 1);
+    assert!(verify.stdout.contains("was rewritten after the backup"), "{verify:?}");
+}
+
+#[test]
+fn a_full_disk_leaves_the_failed_database_in_place() {
+    let dir = sandbox("phase4");
+    let mount = dir.path().join("small");
+    fs::create_dir_all(&mount).unwrap();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"]).arg(&mount).status();
+    assert!(mounted.unwrap().success(), "mount a tmpfs (the tests run as root)");
+    let root = mount.join("tmws");
+    crate::copy_tree(&crate::root(&dir), &root);
+    // Fill the disk, leaving less room than the restored database needs.
+    let free = {
+        let out = Command::new("df").args(["--output=avail", "-B1"]).arg(&mount).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
+    };
+    fs::write(mount.join("filler"), vec![0u8; (free - 300 * 1024) as usize]).unwrap();
+    let failed_db = sha256(&root.join("data/tmws.db"));
+    let result = rollback(&root, "database", &[]);
+    let abandoned = run_in(&root, &["rollback", "--scenario", "database", "--abandon"]);
+    let db_after = sha256(&root.join("data/tmws.db"));
+    let unmounted = Command::new("umount").arg(&mount).status();
+    assert_code(&result, 1);
+    assert_says(&result, "the failed database is still in place");
+    assert_eq!(db_after, failed_db, "the database was lost or replaced");
+    assert_code(&abandoned, 0);
+    assert!(unmounted.unwrap().success());
+}
+
+#[test]
+fn an_exported_database_url_for_another_instance_is_never_touched() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    // "Production": another tree's database, at the Phase 4 head.
+    let other = dir.path().join("production.db");
+    fs::copy(root.join("data/tmws.db"), &other).unwrap();
+    let other_before = sha256(&other);
+    half_apply_phase4_head(&root);
+    let result = run(xtask()
+        .args(["rollback", "--scenario", "migration", "--yes", "--root"])
+        .arg(&root)
+        .env("TMWS_DATABASE_URL", format!("sqlite:///{}", other.display())));
+    assert_code(&result, 0);
+    assert_eq!(sha256(&other), other_before, "the other database was changed");
+    assert_eq!(revision(&root), PRE_PHASE4_HEAD, "the tree's own database was rolled back");
+}
+
+#[test]
+fn an_env_py_that_ignores_the_url_variable_is_refused_before_any_change() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let other = dir.path().join("production.db");
+    fs::copy(root.join("data/tmws.db"), &other).unwrap();
+    let other_before = sha256(&other);
+    half_apply_phase4_head(&root);
+    let env_py = root.join("migrations/env.py");
+    let text = fs::read_to_string(&env_py).unwrap().replace(
+        "url = os.environ.get(\"TMWS_DATABASE_URL\")",
+        &format!("url = \"sqlite:///{}\"", other.display()),
+    );
+    fs::write(&env_py, text).unwrap();
+    let tree_db = sha256(&root.join("data/tmws.db"));
+    let result = rollback(&root, "migration", &[]);
+    assert_code(&result, 4);
+    assert_says(&result, "alembic would act on another database");
+    assert_eq!(sha256(&other), other_before, "the other database was changed");
+    assert_eq!(sha256(&root.join("data/tmws.db")), tree_db, "the tree's database was changed");
+}
+
+/// A WAL with committed rows that were never checkpointed, and its index,
+/// as a crashed service leaves them.
+fn leave_a_live_wal(root: &Path) {
+    let db = root.join("data/tmws.db");
+    let scratch = root.join("data/scratch");
+    fs::create_dir_all(&scratch).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0; INSERT INTO audit_log (event, detail) VALUES ('late', 'only in the WAL');").unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        fs::copy(root.join(format!("data/tmws.db{suffix}")), scratch.join(format!("x{suffix}")))
+            .unwrap();
+    }
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        fs::rename(scratch.join(format!("x{suffix}")), root.join(format!("data/tmws.db{suffix}")))
+            .unwrap();
+    }
+    fs::remove_dir(&scratch).unwrap();
+}
+
+#[test]
+fn the_failed_database_is_kept_byte_for_byte_as_found() {
+    for scenario in ["database", "migration"] {
+        let dir = sandbox("phase4");
+        let root = root(&dir);
+        leave_a_live_wal(&root);
+        let found: Vec<(String, String)> = ["tmws.db", "tmws.db-wal", "tmws.db-shm"]
+            .iter()
+            .map(|n| (n.to_string(), sha256(&root.join("data").join(n))))
+            .collect();
+        let result = rollback(&root, scenario, &[]);
+        assert_code(&result, 0);
+        let bundle = only_bundle(&root);
+        let facts = facts(&bundle);
+        for (name, sha) in &found {
+            assert_eq!(&sha256(&bundle.join("database").join(name)), sha, "{scenario}: {name}");
+            let listed = facts["database_files"].as_array().unwrap().iter().any(|f| {
+                f["path"] == format!("database/{name}").as_str() && f["sha256"] == sha.as_str()
+            });
+            assert!(listed, "{scenario}: failure.json lacks {name} as found: {facts}");
+        }
+    }
+}
+
+#[test]
+fn a_stranger_sharing_the_service_group_and_a_stale_pid_file_are_left_alone() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let python = crate::sandbox::python_of_sandbox();
+    // The service and a stranger in one process group (setsid gives them
+    // their own); the stranger runs no service program.
+    let script = format!(
+        "cd {} && {} -c 'import time; time.sleep(60)' & sleep 60 & echo $! > {}; wait",
+        root.display(),
+        python.display(),
+        dir.path().join("stranger.pid").display()
+    );
+    let mut group = Command::new("setsid").args(["sh", "-c", &script]).spawn().unwrap();
+    // A pid file naming a Python process outside the root.
+    let mut decoy = Command::new(&python)
+        .args(["-c", "import time; time.sleep(60)"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    fs::create_dir_all(root.join("run")).unwrap();
+    fs::write(root.join("run/tmws.pid"), decoy.id().to_string()).unwrap();
+    fs::write(root.join("tmws-rollback.toml"), "pid_file = \"run/tmws.pid\"\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stranger: i32 =
+        fs::read_to_string(dir.path().join("stranger.pid")).unwrap().trim().parse().unwrap();
+    let result = rollback(&root, "database", &[]);
+    let stranger_alive = Path::new(&format!("/proc/{stranger}")).exists();
+    let decoy_alive = decoy.try_wait().unwrap().is_none();
+    let _ = Command::new("kill").arg(stranger.to_string()).status();
+    let _ = decoy.kill();
+    let _ = group.kill();
+    let _ = (decoy.wait(), group.wait());
+    assert_code(&result, 0);
+    assert!(result.stdout.contains("stopped pids"), "the service was stopped: {result:?}");
+    assert!(stranger_alive, "a process that only shares the service's group was killed");
+    assert!(decoy_alive, "a pid file naming a process outside the root got it killed");
+}
+
+#[test]
+fn a_fifo_where_the_log_should_be_never_hangs_the_run() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::remove_file(root.join("logs/tmws.log")).unwrap();
+    let status = Command::new("mkfifo").arg(root.join("logs/tmws.log")).status().unwrap();
+    assert!(status.success());
+    let result = run(Command::new("timeout")
+        .args([
+            "60",
+            env!("CARGO_BIN_EXE_xtask"),
+            "rollback",
+            "--scenario",
+            "database",
+            "--yes",
+            "--root",
+        ])
+        .arg(&root));
+    assert_code(&result, 0);
+    let facts = facts(&only_bundle(&root));
+    assert!(facts["log"].to_string().contains("not a regular file"), "{facts}");
+}
+
+#[test]
+fn a_backup_of_a_database_ahead_of_its_migrations_is_refused() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    conn.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'", []).unwrap();
+    drop(conn);
+    let before = digest(&root);
+    let result = run_in(&root, &["backup"]);
+    assert_code(&result, 4);
+    assert_says(&result, "ffffffffffff");
+    assert_eq!(digest(&root), before);
+}
+
+#[test]
+fn a_dry_run_writes_nothing_not_even_the_state_folder() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::remove_dir_all(root.join(".tmws-rollback")).unwrap();
+    let before = digest(&root);
+    let result = run_in(&root, &["rollback", "--scenario", "complete", "--dry-run"]);
+    assert_code(&result, 0);
+    assert!(!root.join(".tmws-rollback").exists(), "a dry run created the state folder");
+    assert!(!root.join("forensics").exists());
+    assert_eq!(digest(&root), before);
+}
