@@ -400,3 +400,80 @@ fn a_dry_run_writes_nothing_not_even_the_state_folder() {
     assert!(!root.join("forensics").exists());
     assert_eq!(digest(&root), before);
 }
+
+/// The pids of a process's children.
+fn children(pid: u32) -> Vec<u32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    text.split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+#[test]
+fn an_interrupted_downgrade_leaves_no_alembic_behind_and_says_resume() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let file =
+        root.join("migrations/versions/20251122_1042-f1c7e3a9b5d4_create_learning_feedback.py");
+    let text = fs::read_to_string(&file).unwrap().replace(
+        "def downgrade() -> None:\n",
+        "def downgrade() -> None:\n    import time\n    time.sleep(120)\n",
+    );
+    assert!(text.contains("time.sleep(120)"), "the downgrade was made slow:\n{text}");
+    fs::write(&file, text).unwrap();
+    let mut xtask_run = xtask()
+        .args(["rollback", "--scenario", "migration", "--yes", "--root"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut alembic = None;
+    for _ in 0..600 {
+        alembic = children(xtask_run.id()).into_iter().find(|&child| {
+            fs::read(format!("/proc/{child}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("downgrade"))
+        });
+        if alembic.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let alembic = alembic.expect("alembic downgrade started");
+    let status = Command::new("kill").args(["-INT", &xtask_run.id().to_string()]).status();
+    assert!(status.unwrap().success());
+    let _ = xtask_run.wait();
+    let mut gone = false;
+    for _ in 0..100 {
+        let state = fs::read_to_string(format!("/proc/{alembic}/stat")).unwrap_or_default();
+        if state.is_empty() || state.contains(") Z ") {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(gone, "alembic (pid {alembic}) outlived the interrupted xtask");
+    let next = rollback(&root, "migration", &[]);
+    assert_code(&next, 5);
+    assert_says(&next, "--resume");
+    assert_says(&next, "--abandon");
+}
+
+#[test]
+fn report_files_and_commits_are_checked_before_anything_runs() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let missing = dir.path().join("no/such/folder/report.xml");
+    let missing = missing.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["verify-backup", "--junit", missing], "--junit"),
+        (&["post-check", "--junit", missing], "--junit"),
+        (&["post-check", "--checklist", missing], "--checklist"),
+        (&["diagnose", "--expect-commit", "no-such-commit"], "--expect-commit"),
+    ];
+    for (args, message) in cases {
+        let before = digest(&root);
+        let result = run_in(&root, args);
+        assert_code(&result, 2);
+        assert_says(&result, message);
+        assert_eq!(digest(&root), before, "{args:?} changed the tree");
+    }
+}

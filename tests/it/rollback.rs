@@ -663,15 +663,20 @@ fn without_a_database_url_variable_the_bundle_says_why_alembic_was_not_asked() {
 
 /// The instants around the restore's rename: after the backup's copy is
 /// staged, and after the failed files moved into the bundle but before the
-/// staged copy took their place. The resumed run keeps the moved files in the
-/// run's one bundle, lists them with the hashes of the bytes as found, and
-/// ends with the restored database.
+/// staged copy took their place; and between the migrations' exchange and
+/// the move of the replaced folder into the bundle. The resumed run keeps
+/// what moved in the run's one bundle, lists the database files with the
+/// hashes of the bytes as found, and ends with the tree the backup describes.
 #[test]
 fn a_crash_around_the_restore_rename_loses_nothing() {
-    for fault in ["inside:restore-staged", "inside:restore-moved"] {
+    for fault in ["inside:restore-staged", "inside:restore-moved", "inside:migrations-exchanged"] {
         let dir = sandbox("phase4");
         let root = root(&dir);
         let failed_db = sha256(&root.join("data/tmws.db"));
+        // An untracked revision file: the checkout of the tag leaves it, so
+        // the migrations folder still differs and is exchanged.
+        let extra = root.join("migrations/versions/zz_untracked.py");
+        fs::write(&extra, "revision = 'zz'\ndown_revision = None\n").unwrap();
         crash_rollback(&root, "complete", fault);
         if fault.ends_with("staged") {
             assert_eq!(sha256(&root.join("data/tmws.db")), failed_db, "{fault}: moved too early");
@@ -687,6 +692,12 @@ fn a_crash_around_the_restore_rename_loses_nothing() {
             .iter()
             .any(|f| f["sha256"] == failed_db.as_str());
         assert!(kept, "{fault}: the bundle's report lists the moved database: {facts}");
-        assert_database_restored(&root);
+        assert_tree_equals_backup(&root);
+        if fault.ends_with("exchanged") {
+            let replaced = bundle.join("migrations-replaced");
+            let count = fs::read_dir(&replaced).unwrap().count();
+            assert!(count > 12, "{fault}: the replaced migrations ({count} files) are kept");
+            assert!(!root.join("migrations/.versions.xtask-staged").exists());
+        }
     }
 }

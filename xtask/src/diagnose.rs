@@ -8,7 +8,7 @@ use xshell::Shell;
 
 use crate::{
     backup::DEFAULT_LABEL,
-    exit::failed,
+    exit::{failed, usage},
     flags, fsutil, git,
     manifest::{Kind, MANIFEST_FILE, Manifest},
     migrations::Graph,
@@ -42,6 +42,10 @@ impl flags::Diagnose {
         let tree = Tree::locate(self.root.as_deref())?;
         let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
         check_label(&label)?;
+        // A commit that does not resolve is a typo, not a diagnosis.
+        if let (Some(rev), Some(repo)) = (&self.expect_commit, git::open(&tree.root)?) {
+            git::resolve(&repo, rev).map_err(|e| usage(format!("--expect-commit: {e:#}")))?;
+        }
         let diagnosis =
             diagnose(sh, &tree, &label, self.expect_commit.as_deref(), self.python.as_deref())?;
         match format {

@@ -207,6 +207,23 @@ impl Report {
     }
 }
 
+/// Checks, before anything runs, that a report file (`--junit`,
+/// `--checklist`) can be written: its folder exists and is writable.
+pub fn check_output_file(flag: &str, path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if path.is_dir() || !crate::sys::writable_dir(parent) {
+        return Err(crate::exit::usage(format!(
+            "{flag} {}: its folder {} does not exist or cannot be written (nothing was run)",
+            path.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

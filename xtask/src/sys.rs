@@ -151,6 +151,12 @@ pub fn rename_in(
     Ok(rustix::fs::renameat_with(from_dir, from, to_dir, to, flags)?)
 }
 
+/// Whether this process may create files in `dir`.
+pub fn writable_dir(dir: &Path) -> bool {
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).is_ok()
+        && dir.is_dir()
+}
+
 pub fn fchmod(file: impl AsFd, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::fchmod(file, Mode::from_raw_mode(mode))?)
 }

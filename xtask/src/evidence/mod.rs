@@ -398,9 +398,35 @@ impl Bundle {
         Some(consolidated)
     }
 
-    /// Writes the reports a last time, with the completion time.
+    /// Writes the reports a last time. Database files in the bundle that the
+    /// report does not list yet (moved by a run that was interrupted before
+    /// its background hashing ended) are hashed now: none goes unrecorded.
     pub fn seal(&mut self) -> Result<()> {
         self.finish_analysis();
+        let name = db_name(&self.tree);
+        let folder = self.dir.join("database");
+        if let Ok(entries) = std::fs::read_dir(&folder) {
+            for entry in entries.flatten() {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                let relative = format!("database/{file}");
+                let raw = file.starts_with(&name) && !file.ends_with(".consolidated");
+                let listed = self.facts.database_files.iter().any(|f| f.path == relative);
+                if !raw || listed {
+                    continue;
+                }
+                match fsutil::sha256_file(&entry.path()) {
+                    Ok((sha256, size)) => self.facts.database_files.push(EvidenceFile {
+                        path: relative,
+                        sha256,
+                        size,
+                    }),
+                    Err(err) => {
+                        self.facts.problems.push(format!("{relative} could not be hashed: {err:#}"))
+                    }
+                }
+            }
+        }
+        self.facts.database_files.sort_by(|a, b| a.path.cmp(&b.path));
         self.write_reports()
     }
 

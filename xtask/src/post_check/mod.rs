@@ -48,6 +48,11 @@ pub const CHECK_IDS: [&str; 16] = [
 impl flags::PostCheck {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = Format::parse(self.format.as_deref())?;
+        for (flag, path) in [("--junit", &self.junit), ("--checklist", &self.checklist)] {
+            if let Some(path) = path {
+                crate::report::check_output_file(flag, path)?;
+            }
+        }
         let tree = Tree::locate(self.root.as_deref())?;
         let options = Options {
             label: self.label.unwrap_or_else(|| DEFAULT_LABEL.into()),

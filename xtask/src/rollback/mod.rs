@@ -132,6 +132,14 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         Some(j) => (j, true),
         None => (new_journal(tree, &manifest, o)?, false),
     };
+    let pending: Vec<Step> = journal
+        .steps
+        .iter()
+        .zip(&journal.done)
+        .filter(|(_, done)| !**done)
+        .map(|(s, _)| s.clone())
+        .collect();
+    plan::check_paths(tree, &pending, &manifest)?;
     let bundle_dir = tree.root.join(&journal.bundle);
     let plan: Vec<String> =
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();

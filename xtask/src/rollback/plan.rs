@@ -237,6 +237,37 @@ pub fn build(
     Ok(steps)
 }
 
+/// Checks, before step 1, that every path the plan will write is one the
+/// file-access layer accepts (no link on the way, a regular file or nothing
+/// where a file goes, a folder where a folder goes): a plan that would stop
+/// half-way on one of them does not start.
+pub fn check_paths(tree: &Tree, steps: &[Step], manifest: &Manifest) -> Result<()> {
+    let fs = &tree.fs;
+    fs.expect_dir_or_nothing(&tree.forensics_dir())?;
+    for step in steps {
+        match step {
+            Step::RestoreDatabase => {
+                let db = tree.database();
+                for (_, path) in crate::evidence::sidecars(&db) {
+                    fs.expect_file_or_nothing(&path)?;
+                }
+            }
+            Step::RestoreConfig | Step::RestoreFiles { .. } => {
+                let kind = if *step == Step::RestoreConfig { Kind::Config } else { Kind::Critical };
+                for entry in manifest.files_of(kind) {
+                    crate::fsutil::check_relative(&entry.source_path)?;
+                    fs.expect_file_or_nothing(&tree.path(&entry.source_path))?;
+                }
+            }
+            Step::RestoreMigrations => {
+                fs.expect_dir_or_nothing(&tree.migrations())?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The revision a migration rollback goes down to, resolved now so that a
 /// resumed run goes to the same place (a relative `-1` would not).
 fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<String> {

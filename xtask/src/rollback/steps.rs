@@ -523,6 +523,7 @@ impl<'a> Ctx<'a> {
             }
             fs.rename(&staged, &dir, Rename::Exchange)
                 .context("exchange the restored migrations with the current ones")?;
+            super::fault_hook("inside", "migrations-exchanged");
             self.keep_replaced(&staged)?;
         } else {
             fs.rename(&staged, &dir, Rename::NoReplace)

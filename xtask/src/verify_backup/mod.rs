@@ -33,6 +33,9 @@ pub use database::table_differences;
 impl flags::VerifyBackup {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = Format::parse(self.format.as_deref())?;
+        if let Some(junit) = &self.junit {
+            crate::report::check_output_file("--junit", junit)?;
+        }
         let (dir, tree) = match &self.backup {
             Some(dir) => (dir.clone(), None),
             None => {
