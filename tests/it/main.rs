@@ -8,6 +8,7 @@ mod attacks;
 mod backup;
 mod bench;
 mod breakage;
+mod checkouts;
 mod diagnose;
 mod drill;
 mod forensics;

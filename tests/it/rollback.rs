@@ -202,7 +202,14 @@ fn git_scenario_checks_out_a_branch_at_the_tag() {
     let dir = sandbox("phase4");
     let root = root(&dir);
     let bad = bad_commit(&root);
-    let result = rollback(&root, "git", &[]);
+    // The database is at Phase 4's revision, which the tag does not define:
+    // refused before step 1 unless --force says to move only the code.
+    let before = digest(&root);
+    let refused = rollback(&root, "git", &[]);
+    assert_code(&refused, 4);
+    assert!(refused.stderr.contains("ahead of the code"), "{refused:?}");
+    assert_eq!(digest(&root), before);
+    let result = rollback(&root, "git", &["--force"]);
     assert_code(&result, 0);
     assert_eq!(git(&root, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "rollback-pre-phase4");
     assert_eq!(git(&root, &["rev-parse", "main"]).trim(), bad, "the bad commit is not lost");
@@ -241,7 +248,7 @@ fn plans_are_shown_before_anything_changes() {
     let before = digest(&root);
     let mut plans = String::new();
     for scenario in ["database", "migration", "files", "complete", "git"] {
-        let result = run_in(&root, &["rollback", "--scenario", scenario, "--dry-run"]);
+        let result = run_in(&root, &["rollback", "--scenario", scenario, "--dry-run", "--force"]);
         assert_code(&result, 0);
         plans.push_str(&result.stdout);
         plans.push('\n');

@@ -74,10 +74,132 @@ pub fn modified_tracked(repo: &Repository) -> Result<Vec<String>> {
     Ok(statuses.iter().filter_map(|s| s.path().ok().map(String::from)).collect())
 }
 
-/// Creates (or reuses) `branch` at `target` and checks it out, forcing the
-/// working tree to the target: the caller preserves what would be lost first.
-pub fn checkout_new_branch(repo: &Repository, branch: &str, target: Oid) -> Result<()> {
+/// What moving from HEAD to a target commit changes, as git's own checkout
+/// sees it: only the paths that differ between the two commits.
+#[derive(Debug, Default)]
+pub struct Move {
+    /// Paths that differ between HEAD and the target.
+    pub paths: Vec<String>,
+    /// Of those, the ones with local changes (staged, modified or deleted).
+    pub conflicts: Vec<String>,
+    /// Paths whose object the checkout needs and the repository lacks.
+    pub missing: Vec<String>,
+}
+
+/// Works out, without touching anything, what a checkout of `target` from
+/// HEAD would change, which local changes it would meet, and whether every
+/// object it needs is present.
+pub fn plan_move(repo: &Repository, target: Oid) -> Result<Move> {
+    let head_tree = repo.head()?.peel_to_tree().context("HEAD has no tree")?;
+    let target_tree = repo.find_commit(target)?.tree()?;
+    let diff = repo.diff_tree_to_tree(Some(&head_tree), Some(&target_tree), None)?;
+    let odb = repo.odb()?;
+    let mut planned = Move::default();
+    for delta in diff.deltas() {
+        let file = if delta.new_file().exists() { delta.new_file() } else { delta.old_file() };
+        let Some(path) = file.path().and_then(|p| p.to_str()).map(String::from) else { continue };
+        if delta.new_file().exists() && !odb.exists(delta.new_file().id()) {
+            planned.missing.push(path.clone());
+        }
+        let status = repo.status_file(Path::new(&path)).unwrap_or(git2::Status::empty());
+        if !status.is_empty() && status != git2::Status::IGNORED {
+            planned.conflicts.push(path.clone());
+        }
+        planned.paths.push(path);
+    }
+    Ok(planned)
+}
+
+/// What HEAD was, to put it back.
+enum HeadWas {
+    Branch(String),
+    Detached(Oid),
+}
+
+/// The state a move may change, kept so a failed move can be undone.
+struct Undo {
+    head: HeadWas,
+    index: Option<Vec<u8>>,
+    /// Each moved path's bytes and mode in the working tree (`None`: absent).
+    files: Vec<(String, Option<(Vec<u8>, u32)>)>,
+    created_branch: Option<String>,
+}
+
+impl Undo {
+    fn take(repo: &Repository, paths: &[String]) -> Result<Undo> {
+        use std::os::unix::fs::PermissionsExt;
+        let head = repo.head()?;
+        let head = match head.name() {
+            Ok(name) if head.is_branch() => HeadWas::Branch(name.to_string()),
+            _ => HeadWas::Detached(head.peel_to_commit()?.id()),
+        };
+        let workdir = repo.workdir().context("the repository has no working tree")?;
+        let files = paths
+            .iter()
+            .map(|p| {
+                let full = workdir.join(p);
+                let kept = std::fs::symlink_metadata(&full)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .and_then(|m| std::fs::read(&full).ok().map(|b| (b, m.permissions().mode())));
+                (p.clone(), kept)
+            })
+            .collect();
+        let index = std::fs::read(repo.path().join("index")).ok();
+        Ok(Undo { head, index, files, created_branch: None })
+    }
+
+    /// Puts the paths, the index and HEAD back as they were.
+    fn apply(self, repo: &Repository) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let workdir = repo.workdir().context("the repository has no working tree")?;
+        for (path, kept) in &self.files {
+            let full = workdir.join(path);
+            match kept {
+                Some((bytes, mode)) => {
+                    if let Some(parent) = full.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(&full, bytes)?;
+                    std::fs::set_permissions(&full, std::fs::Permissions::from_mode(*mode))?;
+                }
+                None => {
+                    let _ = std::fs::remove_file(&full);
+                }
+            }
+        }
+        if let Some(index) = &self.index {
+            std::fs::write(repo.path().join("index"), index)?;
+        }
+        match &self.head {
+            HeadWas::Branch(name) => repo.set_head(name)?,
+            HeadWas::Detached(oid) => repo.set_head_detached(*oid)?,
+        }
+        if let Some(branch) = &self.created_branch
+            && let Ok(mut created) = repo.find_branch(branch, BranchType::Local)
+        {
+            created.delete()?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates (or reuses) `branch` at `target` and checks it out the way git's
+/// own checkout does: only the paths that differ between HEAD and the target
+/// are written, so unrelated local changes and deletions stay. Local changes
+/// to those paths are overwritten only with `overwrite` (the caller has kept
+/// them in the forensics bundle). If anything fails, the paths, the index
+/// and HEAD are put back as they were, and the error says so.
+pub fn checkout_new_branch(
+    repo: &Repository,
+    branch: &str,
+    target: Oid,
+    overwrite: bool,
+) -> Result<()> {
+    let planned = plan_move(repo, target)?;
+    refuse_move(&planned, overwrite)?;
     let commit = repo.find_commit(target)?;
+    let mut undo = Undo::take(repo, &planned.paths)?;
     match repo.find_branch(branch, BranchType::Local) {
         Ok(existing) => {
             let at = existing.get().peel_to_commit()?.id();
@@ -89,10 +211,55 @@ pub fn checkout_new_branch(repo: &Repository, branch: &str, target: Oid) -> Resu
         }
         Err(_) => {
             repo.branch(branch, &commit, false)?;
+            undo.created_branch = Some(branch.to_string());
         }
     }
-    repo.checkout_tree(commit.as_object(), Some(CheckoutBuilder::new().force()))?;
-    repo.set_head(&format!("refs/heads/{branch}"))?;
+    let moved = (|| -> Result<()> {
+        if !planned.paths.is_empty() {
+            let mut checkout = CheckoutBuilder::new();
+            checkout.force().disable_pathspec_match(true);
+            for path in &planned.paths {
+                checkout.path(path);
+            }
+            repo.checkout_tree(commit.as_object(), Some(&mut checkout))?;
+        }
+        fault_hook()?;
+        repo.set_head(&format!("refs/heads/{branch}"))?;
+        Ok(())
+    })();
+    if let Err(err) = moved {
+        let undone = undo.apply(repo);
+        return Err(match undone {
+            Ok(()) => err.context("the checkout failed; the working tree, the index and HEAD were put back as they were"),
+            Err(undo_err) => err.context(format!("the checkout failed, and putting the tree back failed too: {undo_err:#}")),
+        });
+    }
+    Ok(())
+}
+
+/// A test-only fault: `XTASK_GIT_FAULT=checkout` fails a checkout after it
+/// has written the working tree, as a failure half-way would.
+fn fault_hook() -> Result<()> {
+    if std::env::var("XTASK_GIT_FAULT").is_ok_and(|v| v == "checkout") {
+        bail!("fault injected after the checkout wrote the working tree");
+    }
+    Ok(())
+}
+
+/// Refuses a move that cannot finish or would destroy local changes.
+pub fn refuse_move(planned: &Move, overwrite: bool) -> Result<()> {
+    if !planned.missing.is_empty() {
+        return Err(crate::exit::refused(format!(
+            "the repository lacks objects this checkout needs, for {}: `git fsck` names them; fetch them (`git fetch`) or restore them first. Nothing was changed",
+            planned.missing.join(", ")
+        )));
+    }
+    if !overwrite && !planned.conflicts.is_empty() {
+        return Err(crate::exit::refused(format!(
+            "local changes to {} would be overwritten by the checkout: commit, stash or discard them, or use --scenario complete, which keeps them in the forensics bundle. Nothing was changed",
+            planned.conflicts.join(", ")
+        )));
+    }
     Ok(())
 }
 

@@ -93,6 +93,11 @@ impl Graph {
     }
 }
 
+/// The revision id a revision file's text defines, if it parses.
+pub fn revision_of(text: &str) -> Option<String> {
+    parse(text, Path::new("")).ok().map(|r| r.id)
+}
+
 /// Reads `revision` and `down_revision` assignments at the top level of a
 /// revision file (with or without type annotations).
 fn parse(text: &str, file: &Path) -> Result<Revision> {

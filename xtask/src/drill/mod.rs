@@ -184,6 +184,9 @@ fn rehearse_into(
         label: DEFAULT_LABEL.into(),
         choices: rollback::Choices {
             paths: broken.file.iter().map(|(p, _)| p.clone()).collect(),
+            // The git row moves only the code, as the runbook's does: the
+            // database stays at the deployed revision, which the tag lacks.
+            force: scenario == Scenario::Git,
             ..Default::default()
         },
         dry_run: false,

@@ -190,6 +190,8 @@ pub fn build(
             if let Some(repo) = &repo
                 && let Some(commit) = git::tag_commit(repo, &manifest.label)
             {
+                // Every object the checkout needs is present before step 1.
+                git::refuse_move(&git::plan_move(repo, commit)?, true)?;
                 steps.push(Step::GitBranch {
                     branch: format!("rollback-{}", manifest.label),
                     tag: manifest.label.clone(),
@@ -214,6 +216,8 @@ pub fn build(
                 let commit =
                     git::resolve(repo, commit).map_err(|e| usage(format!("{e:#}")))?.to_string();
                 if c.hard {
+                    let oid = git2::Oid::from_str(&commit)?;
+                    git::refuse_move(&git::plan_move(repo, oid)?, true)?;
                     let keep_ref = format!("refs/tmws-rollback/discarded-{run}");
                     steps.push(Step::GitHardReset { commit, keep_ref });
                 } else {
@@ -226,6 +230,8 @@ pub fn build(
                         manifest.label
                     )));
                 };
+                git::refuse_move(&git::plan_move(repo, commit)?, false)?;
+                check_database_fits(tree, repo, commit, c.force)?;
                 steps.push(Step::GitBranch {
                     branch: format!("rollback-{}", manifest.label),
                     tag: manifest.label.clone(),
@@ -235,6 +241,46 @@ pub fn build(
         }
     }
     Ok(steps)
+}
+
+/// A git-only rollback that moves the code below the database's revision
+/// leaves the database ahead of its migrations: say so before it starts, and
+/// go on only with `--force`.
+fn check_database_fits(
+    tree: &Tree,
+    repo: &git2::Repository,
+    commit: git2::Oid,
+    force: bool,
+) -> Result<()> {
+    let Ok(revisions) =
+        sqlite::open_to_read(&tree.database()).and_then(|c| sqlite::alembic_revisions(&c))
+    else {
+        return Ok(());
+    };
+    let folder = repo.find_commit(commit)?.tree()?.get_path(Path::new(&tree.profile.migrations));
+    let mut defined = Vec::new();
+    if let Ok(entry) = folder
+        && let Ok(object) = entry.to_object(repo)
+        && let Some(files) = object.as_tree()
+    {
+        for file in files.iter() {
+            if let Ok(blob) = file.to_object(repo).and_then(|o| o.peel_to_blob())
+                && let Some(id) =
+                    crate::migrations::revision_of(&String::from_utf8_lossy(blob.content()))
+            {
+                defined.push(id);
+            }
+        }
+    }
+    let missing: Vec<&String> = revisions.iter().filter(|r| !defined.contains(r)).collect();
+    if missing.is_empty() || force {
+        return Ok(());
+    }
+    Err(refused(format!(
+        "the database is at revision {} which commit {} does not define: after this git rollback the database would be ahead of the code. Use --scenario complete (it restores the database too), or pass --force to move only the code",
+        missing.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" "),
+        &commit.to_string()[..12]
+    )))
 }
 
 /// Checks, before step 1, that every path the plan will write is one the

@@ -563,7 +563,10 @@ impl<'a> Ctx<'a> {
         {
             return Ok(format!("already on {branch}"));
         }
-        git::checkout_new_branch(&repo, branch, target)?;
+        // A complete rollback kept every local change in the bundle first
+        // and restores the tree whole; a git rollback leaves them alone.
+        let overwrite = self.scenario == "complete";
+        git::checkout_new_branch(&repo, branch, target, overwrite)?;
         Ok(format!("checked out {branch} at {}{}", &commit[..12], self.push_hint(&repo, branch)))
     }
 
