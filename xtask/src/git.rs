@@ -116,12 +116,15 @@ enum HeadWas {
     Detached(Oid),
 }
 
+/// A working-tree file's bytes and mode.
+type Kept = (Vec<u8>, u32);
+
 /// The state a move may change, kept so a failed move can be undone.
 struct Undo {
     head: HeadWas,
     index: Option<Vec<u8>>,
     /// Each moved path's bytes and mode in the working tree (`None`: absent).
-    files: Vec<(String, Option<(Vec<u8>, u32)>)>,
+    files: Vec<(String, Option<Kept>)>,
     created_branch: Option<String>,
 }
 
