@@ -163,11 +163,13 @@ fn a_database_that_is_not_sqlite_is_refused() {
 }
 
 #[test]
-fn a_missing_critical_file_is_named() {
+fn a_missing_config_file_is_named() {
+    // A missing critical file is recorded as absent (the deploy may add it);
+    // a missing config file is an error.
     let dir = sandbox("pre-phase4");
     let root = root(&dir);
-    fs::remove_file(root.join("src/services/verification_service.py")).unwrap();
-    refused(&root, &["backup"], 2, "critical file src/services/verification_service.py is missing");
+    fs::remove_file(root.join(".env.example")).unwrap();
+    refused(&root, &["backup"], 2, "config file .env.example is missing");
 }
 
 #[test]

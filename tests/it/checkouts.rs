@@ -92,3 +92,57 @@ fn a_checkout_that_fails_half_way_puts_the_tree_and_head_back() {
     assert_eq!(digest(&root.join("migrations")), migrations_before);
     assert!(git(&root, &["branch", "--list", "rollback-pre-phase4"]).trim().is_empty());
 }
+
+#[test]
+fn a_critical_file_absent_at_backup_time_is_moved_into_the_bundle() {
+    for scenario in ["files", "complete"] {
+        let dir = sandbox("pre-phase4");
+        let root = root(&dir);
+        let added = "src/services/orchestration.py";
+        // The profile (untracked: it must not make git status unclean)
+        // lists a file the deploy adds.
+        let profile = format!(
+            "critical_files = [\"src/domain/value_objects/tool_category.py\", \"src/services/verification_service.py\", \"{added}\"]\n"
+        );
+        fs::write(root.join("tmws-rollback.toml"), profile).unwrap();
+        let backup = run_in(&root, &["backup"]);
+        assert_code(&backup, 0);
+        assert!(
+            backup.stdout.contains(&format!("absent, recorded as such: {added}")),
+            "{backup:?}"
+        );
+        let manifest =
+            fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
+        assert!(manifest.contains("format: tmws-backup/2"), "{manifest}");
+        assert!(manifest.contains(&format!("absent:\tcritical\t{added}")), "{manifest}");
+        assert_code(&run_in(&root, &["verify-backup"]), 0);
+        fs::write(root.join(added), "ORCHESTRATION = True\n").unwrap();
+        let result = run_in(&root, &["rollback", "--scenario", scenario, "--yes"]);
+        assert_code(&result, 0);
+        assert!(!root.join(added).exists(), "{scenario}: the added file is still there");
+        let bundle = only_bundle(&root);
+        assert!(bundle.join("added-since").join(added).is_file(), "{scenario}: not in the bundle");
+        let check = run_in(&root, &["post-check", "--only", "files", "--only", "git"]);
+        assert_code(&check, 0);
+        assert!(check.stdout.contains("1 absent, as at backup time"), "{check:?}");
+    }
+}
+
+#[test]
+fn diagnose_says_what_changed_since_the_backup_and_where_it_was_committed() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let result = run_in(&root, &["diagnose"]);
+    assert_code(&result, 0);
+    let deployed = git(&root, &["rev-parse", "HEAD"]);
+    let line = result
+        .stdout
+        .lines()
+        .find(|l| l.contains("src/services/verification_service.py: changed"))
+        .unwrap_or_else(|| panic!("{result:?}"));
+    assert!(line.contains(&format!("committed in {}", &deployed[..12])), "{line}");
+    assert!(
+        result.stdout.contains("create_learning_feedback.py: added since the backup"),
+        "{result:?}"
+    );
+}

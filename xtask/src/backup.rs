@@ -15,7 +15,9 @@ use crate::{
     exit::{refused, usage},
     flags, fsutil, git,
     lock::Lock,
-    manifest::{FORMAT, FileEntry, Kind, MANIFEST_FILE, Manifest, SUMS_FILE},
+    manifest::{
+        Absent, FORMAT, FileEntry, Kind, MANIFEST_FILE, Manifest, SUMS_FILE, WorktreeChange,
+    },
     migrations::{Graph, revision_files},
     profile::{Tree, check_label},
     report::Format,
@@ -69,15 +71,33 @@ impl flags::Backup {
                 manifest.count(Kind::Migration),
                 manifest.count(Kind::Config),
                 manifest.count(Kind::Critical),
-                match (&manifest.git_commit, options.tag) {
-                    (Some(commit), true) =>
-                        format!("; tagged {} at {}", options.label, &commit[..12]),
-                    _ => String::new(),
-                }
+                notes(&manifest)
+                    + &match (&manifest.git_commit, options.tag) {
+                        (Some(commit), true) =>
+                            format!("; tagged {} at {}", options.label, &commit[..12]),
+                        _ => String::new(),
+                    }
             );
         }
         Ok(())
     }
+}
+
+/// What the summary adds about absent files and uncommitted changes.
+fn notes(manifest: &Manifest) -> String {
+    let mut out = String::new();
+    if !manifest.absent.is_empty() {
+        let paths: Vec<&str> = manifest.absent.iter().map(|a| a.source_path.as_str()).collect();
+        out.push_str(&format!("; absent, recorded as such: {}", paths.join(", ")));
+    }
+    if !manifest.worktree.is_empty() {
+        let paths: Vec<&str> = manifest.worktree.iter().map(|w| w.path.as_str()).collect();
+        out.push_str(&format!(
+            "; uncommitted changes recorded (the tag names HEAD, the files copied differ from it): {}",
+            paths.join(", ")
+        ));
+    }
+    out
 }
 
 /// A file to back up: where it is in the tree and where it goes in the backup.
@@ -97,7 +117,7 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
             target.display()
         )));
     }
-    let plan = plan(tree)?;
+    let (plan, absent) = plan(tree)?;
     let repo = git::open(&tree.root)?;
     let (commit, branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
     if options.tag
@@ -131,7 +151,8 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
     let stage = backups.join(format!(".{}.partial-{}", options.label, std::process::id()));
     tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
     let tag = (options.tag && commit.is_some()).then(|| options.label.clone());
-    let result = build(tree, &plan, &stage, options, [commit.clone(), branch, tag]);
+    let changes = Changes { absent, worktree: worktree_changes(tree, repo.as_ref())? };
+    let result = build(tree, &plan, changes, &stage, options, [commit.clone(), branch, tag]);
     let (manifest, manifest_sha) = match result {
         Ok(built) => built,
         Err(err) => {
@@ -159,8 +180,11 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
     Ok(manifest)
 }
 
-/// What goes where, checked before anything is written.
-fn plan(tree: &Tree) -> Result<Vec<Planned>> {
+/// What goes where, checked before anything is written, and the critical
+/// files that do not exist (yet): recorded as absent, not refused, since a
+/// deploy may add them.
+fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
+    let mut absent = Vec::new();
     let profile = &tree.profile;
     let db = tree.database();
     if !tree.fs.expect_file_or_nothing(&db)? {
@@ -194,9 +218,14 @@ fn plan(tree: &Tree) -> Result<Vec<Planned>> {
             if tree.fs.kind(&path)?.is_some() {
                 tree.fs.open_read(&path)?;
             }
+            if kind == Kind::Critical && tree.fs.kind(&path)?.is_none() {
+                absent.push(Absent { kind, source_path: source.clone() });
+                continue;
+            }
             if !path.is_file() {
                 let what = if kind == Kind::Critical { "critical file" } else { "config file" };
-                return Err(usage(format!("{what} {source} is missing")));
+                let how = if path.exists() { "is not a regular file" } else { "is missing" };
+                return Err(usage(format!("{what} {source} {how}")));
             }
             let name =
                 Path::new(source).file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -210,7 +239,19 @@ fn plan(tree: &Tree) -> Result<Vec<Planned>> {
             plan.push(Planned { kind, source: source.clone(), backup });
         }
     }
-    Ok(plan)
+    Ok((plan, absent))
+}
+
+/// Uncommitted changes to tracked files, with the sha256 of what is on disk.
+fn worktree_changes(tree: &Tree, repo: Option<&git2::Repository>) -> Result<Vec<WorktreeChange>> {
+    let Some(repo) = repo else { return Ok(Vec::new()) };
+    Ok(git::modified_tracked(repo)?
+        .into_iter()
+        .map(|path| {
+            let sha256 = fsutil::sha256_file(&tree.path(&path)).ok().map(|(s, _)| s);
+            WorktreeChange { sha256, path }
+        })
+        .collect())
 }
 
 /// The line of the tag's message that records the manifest's hash.
@@ -239,9 +280,16 @@ fn check_revision_known(tree: &Tree) -> Result<()> {
     Ok(())
 }
 
+/// What the manifest records beyond the files: absent files and uncommitted changes.
+struct Changes {
+    absent: Vec<Absent>,
+    worktree: Vec<WorktreeChange>,
+}
+
 fn build(
     tree: &Tree,
     plan: &[Planned],
+    Changes { absent, worktree }: Changes,
     stage: &Path,
     options: &BackupOptions,
     [git_commit, git_branch, git_tag]: [Option<String>; 3],
@@ -315,6 +363,8 @@ fn build(
         journal_mode,
         tables,
         files,
+        absent,
+        worktree,
     };
     let text = manifest.render();
     let manifest_sha = fsutil::sha256_bytes(text.as_bytes());
@@ -374,5 +424,7 @@ fn empty_manifest(
         journal_mode: String::new(),
         tables: Vec::new(),
         files: Vec::new(),
+        absent: Vec::new(),
+        worktree: Vec::new(),
     }
 }

@@ -214,38 +214,77 @@ fn imports(sh: &Shell, python: &Python, tree: &Tree) -> Check {
     post_check::imports_check(sh, python, tree)
 }
 
-/// Critical files changed since the last commit (or, without git, since the backup).
+/// Critical files with uncommitted changes (they point to the files row),
+/// and, as evidence beside them, every critical file, config file and
+/// migration that differs from the backup: committed (in which commit) or
+/// not. Without git, the files that differ from the backup.
 fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
     let title = "critical files are as committed";
     let critical = &tree.profile.critical_files;
-    let changed: Vec<String> = match git::open(&tree.root) {
+    let repo = match git::open(&tree.root) {
+        Ok(repo) => repo,
         Err(err) => return Check::fail("files.changed", title, format!("{err:#}")),
-        Ok(Some(repo)) => match git::modified_tracked(&repo) {
+    };
+    let since = manifest.map(|m| since_backup(tree, repo.as_ref(), m)).unwrap_or_default();
+    let changed: Vec<String> = match &repo {
+        Some(repo) => match git::modified_tracked(repo) {
             Ok(paths) => paths.into_iter().filter(|p| critical.contains(p)).collect(),
             Err(err) => return Check::fail("files.changed", title, format!("git status: {err:#}")),
         },
-        Ok(None) => match manifest {
-            Some(m) => m
-                .files_of(Kind::Critical)
-                .filter(|f| {
-                    fsutil::sha256_file(&tree.path(&f.source_path)).map(|(s, _)| s).ok().as_deref()
-                        != Some(f.sha256.as_str())
-                })
-                .map(|f| f.source_path.clone())
-                .collect(),
-            None => Vec::new(),
-        },
+        None => since
+            .iter()
+            .filter(|line| critical.iter().any(|c| line.starts_with(&format!("{c}:"))))
+            .cloned()
+            .collect(),
     };
-    Check::from(
-        "files.changed",
-        title,
-        changed.is_empty(),
-        if changed.is_empty() {
-            "none changed".to_string()
-        } else {
-            format!("changed: {}", changed.join(", "))
-        },
-    )
+    let mut detail = if changed.is_empty() {
+        "no uncommitted change to a critical file".to_string()
+    } else {
+        format!("uncommitted changes: {}", changed.join(", "))
+    };
+    if !since.is_empty() {
+        detail.push_str("\ndiffers from the backup:\n");
+        detail.push_str(&since.join("\n"));
+    }
+    Check::from("files.changed", title, changed.is_empty(), detail)
+}
+
+/// One line per file that differs from the backup, saying whether the
+/// change is committed (and in which commit since the backup's) or not.
+fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifest) -> Vec<String> {
+    let kinds = [Kind::Config, Kind::Critical, Kind::Migration];
+    let mut out = Vec::new();
+    let mut describe = |path: &str, what: &str| {
+        let how = match repo {
+            Some(repo) => git::committed_in(repo, path, manifest.git_commit.as_deref())
+                .map(|c| format!("committed in {c}"))
+                .unwrap_or_else(|| "uncommitted".into()),
+            None => "no git repository".into(),
+        };
+        out.push(format!("{path}: {what}, {how}"));
+    };
+    for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
+        let now = fsutil::sha256_file(&tree.path(&entry.source_path)).map(|(s, _)| s).ok();
+        match now {
+            None => describe(&entry.source_path, "deleted since the backup"),
+            Some(sha) if sha != entry.sha256 => describe(&entry.source_path, "changed"),
+            Some(_) => {}
+        }
+    }
+    for path in manifest.absent.iter().map(|a| a.source_path.as_str()) {
+        if tree.path(path).exists() {
+            describe(path, "added since the backup");
+        }
+    }
+    let known: Vec<&str> =
+        manifest.files_of(Kind::Migration).map(|f| f.source_path.as_str()).collect();
+    for file in crate::migrations::revision_files(&tree.migrations()).unwrap_or_default() {
+        let relative = file.strip_prefix(&tree.root).unwrap_or(&file).display().to_string();
+        if !known.contains(&relative.as_str()) {
+            describe(&relative, "added since the backup");
+        }
+    }
+    out
 }
 
 /// HEAD attached, where it should be, and no uncommitted change outside the

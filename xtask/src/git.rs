@@ -57,13 +57,27 @@ pub fn tag_head(repo: &Repository, tag: &str, message: &str) -> Result<Oid> {
     Ok(head.id())
 }
 
+/// What the tool itself keeps in a tree: never a reason for an unclean
+/// `git status` while untracked.
+pub const TOOL_PATHS: [&str; 4] =
+    ["backups/", "forensics/", ".tmws-rollback/", "tmws-rollback.toml"];
+
 /// Paths that make `git status` unclean (changes and untracked files; ignored
-/// files do not count).
+/// files and the tool's own untracked files do not count).
 pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
     let mut options = StatusOptions::new();
     options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
     let statuses = repo.statuses(Some(&mut options))?;
-    Ok(statuses.iter().filter_map(|s| s.path().ok().map(String::from)).collect())
+    Ok(statuses
+        .iter()
+        .filter(|s| {
+            let ours = s.path().is_ok_and(|p| {
+                TOOL_PATHS.iter().any(|t| p == *t || (t.ends_with('/') && p.starts_with(t)))
+            });
+            !(ours && s.status() == git2::Status::WT_NEW)
+        })
+        .filter_map(|s| s.path().ok().map(String::from))
+        .collect())
 }
 
 /// Tracked paths whose working-tree content differs from HEAD.
@@ -298,6 +312,32 @@ pub fn resolve(repo: &Repository, spec: &str) -> Result<Oid> {
     Ok(object.peel_to_commit()?.id())
 }
 
+/// The newest commit since `since` (or in all of HEAD's history) that
+/// changed `path`, as `abc123456789 (summary)`, when the working tree's
+/// file is the committed one; `None` when the change is uncommitted.
+pub fn committed_in(repo: &Repository, path: &str, since: Option<&str>) -> Option<String> {
+    let status = repo.status_file(Path::new(path)).ok()?;
+    if !(status.is_empty() || status == git2::Status::IGNORED) {
+        return None;
+    }
+    let mut walk = repo.revwalk().ok()?;
+    walk.push_head().ok()?;
+    if let Some(base) = since.and_then(|s| Oid::from_str(s).ok()) {
+        let _ = walk.hide(base);
+    }
+    let entry_of =
+        |commit: &git2::Commit| commit.tree().ok()?.get_path(Path::new(path)).ok().map(|e| e.id());
+    for oid in walk.flatten() {
+        let commit = repo.find_commit(oid).ok()?;
+        let parent = commit.parent(0).ok();
+        if entry_of(&commit) != parent.as_ref().and_then(entry_of) {
+            let short = &oid.to_string()[..12];
+            return Some(format!("{short} ({})", commit.summary().ok().flatten().unwrap_or("")));
+        }
+    }
+    None
+}
+
 /// The remote a branch tracks, if any, for the push command a person may need.
 pub fn upstream_remote(repo: &Repository, branch: &str) -> Option<String> {
     let config = repo.config().ok()?;
@@ -314,8 +354,10 @@ pub fn exclude_tool_dirs(repo: &Repository) -> Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(err) => return Err(err).with_context(|| format!("read {}", exclude.display())),
     };
-    let missing: Vec<&str> = ["/backups/", "/forensics/", "/.tmws-rollback/"]
-        .into_iter()
+    let lines: Vec<String> = TOOL_PATHS.iter().map(|p| format!("/{p}")).collect();
+    let missing: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
         .filter(|line| !current.lines().any(|l| l.trim() == *line))
         .collect();
     if missing.is_empty() {

@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use crate::sqlite::TableCount;
 
-pub const FORMAT: &str = "tmws-backup/1";
+/// The format written. Version 2 added `absent:` and `worktree:` lines;
+/// version 1 manifests (without them) are still read.
+pub const FORMAT: &str = "tmws-backup/2";
+const READABLE: [&str; 2] = ["tmws-backup/1", FORMAT];
 pub const MANIFEST_FILE: &str = "BACKUP_MANIFEST.txt";
 pub const SUMS_FILE: &str = "SHA256SUMS";
 
@@ -82,6 +85,26 @@ pub struct Manifest {
     pub journal_mode: String,
     pub tables: Vec<TableCount>,
     pub files: Vec<FileEntry>,
+    /// Files of the profile that did not exist when the backup was taken (a
+    /// test file the deploy adds): a rollback removes them into the bundle.
+    pub absent: Vec<Absent>,
+    /// Tracked files whose working-tree content differed from the commit
+    /// when the backup was taken: their sha256 (`None`: deleted).
+    pub worktree: Vec<WorktreeChange>,
+}
+
+/// A file of the profile that was absent at backup time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Absent {
+    pub kind: Kind,
+    pub source_path: String,
+}
+
+/// An uncommitted change to a tracked file at backup time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorktreeChange {
+    pub sha256: Option<String>,
+    pub path: String,
 }
 
 impl Manifest {
@@ -91,6 +114,11 @@ impl Manifest {
 
     pub fn count(&self, kind: Kind) -> usize {
         self.files_of(kind).count()
+    }
+
+    /// Original paths of `kind` that did not exist at backup time.
+    pub fn absent_of(&self, kind: Kind) -> impl Iterator<Item = &str> {
+        self.absent.iter().filter(move |a| a.kind == kind).map(|a| a.source_path.as_str())
     }
 
     pub fn database(&self) -> Option<&FileEntry> {
@@ -142,6 +170,22 @@ impl Manifest {
                 f.source_path
             );
         }
+        if !self.absent.is_empty() {
+            let _ = writeln!(out, "\n# absent: kind original-path (did not exist at backup time)");
+            for a in &self.absent {
+                let _ = writeln!(out, "absent:\t{}\t{}", a.kind.name(), a.source_path);
+            }
+        }
+        if !self.worktree.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n# worktree: sha256 path (uncommitted changes to tracked files at backup time; - deleted)"
+            );
+            for w in &self.worktree {
+                let _ =
+                    writeln!(out, "worktree:\t{}\t{}", w.sha256.as_deref().unwrap_or("-"), w.path);
+            }
+        }
         out
     }
 
@@ -149,6 +193,8 @@ impl Manifest {
         let mut fields = std::collections::BTreeMap::new();
         let mut tables = Vec::new();
         let mut files = Vec::new();
+        let mut absent = Vec::new();
+        let mut worktree = Vec::new();
         for (number, line) in text.lines().enumerate() {
             let line_no = number + 1;
             if line.trim().is_empty() || line.starts_with('#') {
@@ -171,6 +217,21 @@ impl Manifest {
                     parse_file(value.strip_prefix('\t').unwrap_or(value))
                         .with_context(|| format!("line {line_no}"))?,
                 ),
+                "absent" => {
+                    let (kind, path) =
+                        value.strip_prefix('\t').and_then(|v| v.split_once('\t')).with_context(
+                            || format!("line {line_no}: expected `absent:\tKIND\tPATH`"),
+                        )?;
+                    absent.push(Absent { kind: Kind::parse(kind)?, source_path: path.to_string() });
+                }
+                "worktree" => {
+                    let (sha, path) =
+                        value.strip_prefix('\t').and_then(|v| v.split_once('\t')).with_context(
+                            || format!("line {line_no}: expected `worktree:\tSHA256\tPATH`"),
+                        )?;
+                    let sha256 = (sha != "-").then(|| sha.to_string());
+                    worktree.push(WorktreeChange { sha256, path: path.to_string() });
+                }
                 _ => {
                     if fields.insert(key.to_string(), value.trim().to_string()).is_some() {
                         bail!("line {line_no}: `{key}` appears twice");
@@ -180,8 +241,11 @@ impl Manifest {
         }
         let mut take = |key: &str| fields.remove(key).with_context(|| format!("missing `{key}:`"));
         let format = take("format")?;
-        if format != FORMAT {
-            bail!("unknown manifest format {format:?} (this tool reads {FORMAT})");
+        if !READABLE.contains(&format.as_str()) {
+            bail!(
+                "unknown manifest format {format:?} (this tool reads {})",
+                READABLE.join(" and ")
+            );
         }
         let optional = |value: String| (value != "-").then_some(value);
         let words = |value: String| value.split_whitespace().map(String::from).collect();
@@ -200,6 +264,8 @@ impl Manifest {
             journal_mode: take("journal-mode")?,
             tables,
             files,
+            absent,
+            worktree,
         };
         if let Some(key) = fields.keys().next() {
             bail!("unknown field `{key}:`");

@@ -214,7 +214,9 @@ pub(super) fn imports(sh: &Shell, python: Result<&Python, String>, tree: &Tree) 
     }
 }
 
-pub(super) fn git_clean(tree: &Tree) -> Check {
+/// Clean, or dirty exactly as the tree was when the backup was taken (the
+/// manifest records those uncommitted changes): then it says so.
+pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Check {
     let title = title_of("git.clean");
     let repo = match git::open(&tree.root) {
         Ok(repo) => repo,
@@ -231,16 +233,38 @@ pub(super) fn git_clean(tree: &Tree) -> Check {
         Ok(paths) if paths.is_empty() => {
             Check::pass("git.clean", title, "git status: nothing to commit, working tree clean")
         }
-        Ok(paths) => Check::fail(
-            "git.clean",
-            title,
-            format!("{} changed or untracked: {}", paths.len(), paths.join(", ")),
-        ),
+        Ok(paths) => {
+            let recorded = expected.manifest.as_ref().map(|(_, m)| &m.worktree);
+            let as_backed_up = |path: &String| {
+                recorded.is_some_and(|changes| {
+                    changes.iter().any(|w| {
+                        &w.path == path
+                            && w.sha256
+                                == fsutil::sha256_file(&tree.path(path)).ok().map(|(s, _)| s)
+                    })
+                })
+            };
+            if paths.iter().all(as_backed_up) {
+                return Check::pass(
+                    "git.clean",
+                    title,
+                    format!(
+                        "the only changes are the ones uncommitted when the backup was taken (its manifest records them): {}",
+                        paths.join(", ")
+                    ),
+                );
+            }
+            Check::fail(
+                "git.clean",
+                title,
+                format!("{} changed or untracked: {}", paths.len(), paths.join(", ")),
+            )
+        }
         Err(err) => Check::fail("git.clean", title, format!("{err:#}")),
     }
 }
 
-pub(super) fn git_head(tree: &Tree, label: &str) -> Check {
+pub(super) fn git_head(tree: &Tree, label: &str, expected: &Expected) -> Check {
     let title = title_of("git.head");
     let repo = match git::open(&tree.root) {
         Ok(repo) => repo,
@@ -262,6 +286,14 @@ pub(super) fn git_head(tree: &Tree, label: &str) -> Check {
         commit.as_deref().unwrap_or("none"),
         branch.as_deref().unwrap_or("a detached HEAD")
     );
+    // A detached HEAD is the backup's commit, or wrong.
+    let backup_commit = expected.manifest.as_ref().and_then(|(_, m)| m.git_commit.clone());
+    if branch.is_none()
+        && let Some(want) = &backup_commit
+        && commit.as_ref() != Some(want)
+    {
+        return Check::fail("git.head", title, format!("{at}, not the backup's commit {want}"));
+    }
     if !has_rollback_branch {
         return Check::pass(
             "git.head",
@@ -289,7 +321,18 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Check {
             Err(_) => differ.push(format!("{} is missing", entry.source_path)),
         }
     }
-    let ok = format!("{} files equal the backup's hashes", entries.len());
+    let mut absent = 0;
+    for path in manifest.absent.iter().map(|a| a.source_path.as_str()) {
+        if tree.fs.kind(&tree.path(path)).ok().flatten().is_some() {
+            differ.push(format!("{path} exists, but it was absent at backup time"));
+        } else {
+            absent += 1;
+        }
+    }
+    let mut ok = format!("{} files equal the backup's hashes", entries.len());
+    if absent > 0 {
+        ok.push_str(&format!("; {absent} absent, as at backup time"));
+    }
     Check::unless("files.restored", title, &differ, ok)
 }
 

@@ -195,8 +195,8 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         });
     }
     checks.extend(slow.into_iter().filter(|c| selected(&c.id)));
-    add(&mut checks, "git.clean", &mut || git_clean(tree));
-    add(&mut checks, "git.head", &mut || git_head(tree, &o.label));
+    add(&mut checks, "git.clean", &mut || git_clean(tree, &expected));
+    add(&mut checks, "git.head", &mut || git_head(tree, &o.label, &expected));
     add(&mut checks, "files.restored", &mut || files_restored(tree, &expected));
     add(&mut checks, "forensics", &mut || forensics(tree));
     // A check is `skip` only when the user skipped it by name.

@@ -300,9 +300,13 @@ pub fn check_paths(tree: &Tree, steps: &[Step], manifest: &Manifest) -> Result<(
             }
             Step::RestoreConfig | Step::RestoreFiles { .. } => {
                 let kind = if *step == Step::RestoreConfig { Kind::Config } else { Kind::Critical };
-                for entry in manifest.files_of(kind) {
-                    crate::fsutil::check_relative(&entry.source_path)?;
-                    fs.expect_file_or_nothing(&tree.path(&entry.source_path))?;
+                let paths = manifest
+                    .files_of(kind)
+                    .map(|f| f.source_path.as_str())
+                    .chain(manifest.absent_of(kind));
+                for path in paths {
+                    crate::fsutil::check_relative(path)?;
+                    fs.expect_file_or_nothing(&tree.path(path))?;
                 }
             }
             Step::RestoreMigrations => {
@@ -372,8 +376,11 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
 
 /// The critical files to restore: all, or those named by `--paths`.
 fn critical_paths(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>> {
-    let all: Vec<String> =
-        manifest.files_of(Kind::Critical).map(|f| f.source_path.clone()).collect();
+    let all: Vec<String> = manifest
+        .files_of(Kind::Critical)
+        .map(|f| f.source_path.clone())
+        .chain(manifest.absent_of(Kind::Critical).map(String::from))
+        .collect();
     if wanted.is_empty() {
         return Ok(all);
     }
@@ -473,11 +480,22 @@ impl Step {
                     .filter(|f| paths.contains(&f.source_path))
                     .map(|f| format!("{} ({})", f.source_path, short(&f.sha256)))
                     .collect();
-                format!(
+                let absent: Vec<&str> = manifest
+                    .absent_of(Kind::Critical)
+                    .filter(|p| paths.iter().any(|q| q == p))
+                    .collect();
+                let mut line = format!(
                     "restore critical files from {}: {}",
                     from(Kind::Critical.folder()),
                     files.join(", ")
-                )
+                );
+                if !absent.is_empty() {
+                    line.push_str(&format!(
+                        "; move into the bundle what did not exist at backup time: {}",
+                        absent.join(", ")
+                    ));
+                }
+                line
             }
             Step::GitBranch { branch, tag, commit } => {
                 format!(

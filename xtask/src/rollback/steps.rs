@@ -468,10 +468,41 @@ impl<'a> Ctx<'a> {
                 .with_context(|| format!("restore {}", entry.source_path))?;
             restored.push(entry.source_path.clone());
         }
-        Ok(if restored.is_empty() {
+        // Files that did not exist at backup time go into the bundle: the
+        // tree then holds what it held when the backup was taken.
+        let absent: Vec<String> = self
+            .manifest
+            .absent_of(kind)
+            .filter(|p| only.is_none_or(|paths| paths.iter().any(|q| q == p)))
+            .map(String::from)
+            .collect();
+        let mut removed = Vec::new();
+        for path in absent {
+            let target = self.tree.path(&path);
+            if self.tree.fs.expect_file_or_nothing(&target)? {
+                self.bundle()?;
+                let dest = fsutil::free_name(&self.bundle_dir.join("added-since").join(&path));
+                if let Some(parent) = dest.parent() {
+                    self.tree.fs.create_dir_all(parent)?;
+                }
+                self.tree.fs.rename(&target, &dest, Rename::NoReplace)?;
+                removed.push(path);
+            }
+        }
+        let mut done = Vec::new();
+        if !restored.is_empty() {
+            done.push(format!("restored {}", restored.join(", ")));
+        }
+        if !removed.is_empty() {
+            done.push(format!(
+                "moved into the bundle (absent at backup time): {}",
+                removed.join(", ")
+            ));
+        }
+        Ok(if done.is_empty() {
             format!("all {} {} files already equal the backup", entries.len(), kind.name())
         } else {
-            format!("restored {}", restored.join(", "))
+            done.join("; ")
         })
     }
 
