@@ -146,3 +146,95 @@ fn diagnose_says_what_changed_since_the_backup_and_where_it_was_committed() {
         "{result:?}"
     );
 }
+
+#[test]
+fn a_module_missing_from_the_interpreter_is_the_environment_not_the_deploy() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    // Code that imports a third-party module the interpreter lacks, backed
+    // up as it is: nothing was deployed, the environment is at fault.
+    fs::write(root.join("src/services/metrics.py"), "import prometheus_client_not_installed\n")
+        .unwrap();
+    git(&root, &["add", "src/services/metrics.py"]);
+    git(&root, &["commit", "-q", "-m", "metrics"]);
+    fs::write(
+        root.join("tmws-rollback.toml"),
+        "critical_files = [\"src/services/verification_service.py\", \"src/services/metrics.py\"]\n\
+         critical_modules = [\"src.services.verification_service\", \"src.services.metrics\"]\n",
+    )
+    .unwrap();
+    assert_code(&run_in(&root, &["backup"]), 0);
+    let result = run_in(&root, &["diagnose"]);
+    assert_code(&result, 1);
+    assert!(result.stdout.contains("the environment, not the deploy"), "{result:?}");
+    assert!(result.stdout.contains("no rollback row applies"), "{result:?}");
+    assert!(!result.stdout.contains("--scenario files"), "{result:?}");
+}
+
+#[test]
+fn diagnose_and_post_check_report_an_unfinished_rollback_first() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let crashed = run(xtask()
+        .args(["rollback", "--scenario", "database", "--yes", "--root"])
+        .arg(&root)
+        .env("XTASK_ROLLBACK_FAULT", "after:2"));
+    assert_eq!(crashed.code, -1, "{crashed:?}");
+    let diagnosis = run_in(&root, &["diagnose"]);
+    assert_code(&diagnosis, 1);
+    assert!(diagnosis.stdout.contains("rollback.unfinished"), "{diagnosis:?}");
+    assert!(diagnosis.stdout.contains("--resume --root"), "{diagnosis:?}");
+    assert!(!diagnosis.stdout.contains("--scenario complete"), "{diagnosis:?}");
+    let check = run_in(&root, &["post-check", "--only", "rollback"]);
+    assert_code(&check, 1);
+    assert!(check.stdout.contains("rollback.unfinished"), "{check:?}");
+}
+
+/// `init` writes a profile from what the checkout says, and then the other
+/// commands need nothing more: on the fixture, and on a variant laid out
+/// otherwise (database elsewhere, another URL variable, another app module).
+#[test]
+fn init_writes_a_profile_that_backup_verify_and_diagnose_accept() {
+    for variant in [false, true] {
+        let dir = sandbox("pre-phase4");
+        let root = root(&dir);
+        if variant {
+            fs::create_dir_all(root.join("var")).unwrap();
+            fs::rename(root.join("data/tmws.db"), root.join("var/service.sqlite")).unwrap();
+            for (file, from, to) in [
+                ("alembic.ini", "sqlite:///data/tmws.db", "sqlite:///var/service.sqlite"),
+                ("migrations/env.py", "TMWS_DATABASE_URL", "SERVICE_DB_URL"),
+            ] {
+                let text = fs::read_to_string(root.join(file)).unwrap().replace(from, to);
+                fs::write(root.join(file), text).unwrap();
+            }
+            fs::create_dir_all(root.join("src/api")).unwrap();
+            fs::write(root.join("src/api/__init__.py"), "").unwrap();
+            git(&root, &["mv", "src/main.py", "src/api/app.py"]);
+            git(&root, &["add", "-A"]);
+            git(&root, &["commit", "-q", "-m", "another layout"]);
+        }
+        let init = run(xtask().arg("init").arg("--root").arg(&root));
+        assert_code(&init, 0);
+        let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+        let (db, url, app) = if variant {
+            ("var/service.sqlite", "SERVICE_DB_URL", "src.api.app:app")
+        } else {
+            ("data/tmws.db", "TMWS_DATABASE_URL", "src.main:app")
+        };
+        for line in [
+            format!("database = \"{db}\""),
+            format!("database_url_env = \"{url}\""),
+            format!("app = \"{app}\""),
+        ] {
+            assert!(profile.contains(&line), "{line} missing from:\n{profile}");
+        }
+        assert_code(&run_in(&root, &["backup"]), 0);
+        assert_code(&run_in(&root, &["verify-backup"]), 0);
+        let diagnosis = run_in(&root, &["diagnose"]);
+        assert_code(&diagnosis, 0);
+        let again = run(xtask().arg("init").arg("--root").arg(&root));
+        assert_code(&again, 2);
+        assert!(again.stderr.contains("never overwrites"), "{again:?}");
+    }
+}

@@ -337,9 +337,7 @@ fn build(
     })?;
     let tables = sqlite::table_counts(&conn)?;
     drop(conn);
-    let source_conn = sqlite::open_live_read_only(&tree.database())?;
-    let journal_mode = sqlite::journal_mode(&source_conn)?;
-    drop(source_conn);
+    let journal_mode = sqlite::journal_mode_of_file(&tree.database())?;
     let migration_files: Vec<PathBuf> = files
         .iter()
         .filter(|f| f.kind == Kind::Migration)

@@ -24,15 +24,19 @@ use crate::{
 pub struct Diagnosis {
     pub schema: u32,
     pub command: &'static str,
-    /// `healthy`, or the scenario to run.
+    /// `healthy`, the scenario to run, `environment` (the interpreter lacks
+    /// what unchanged code imports: no row applies), or `resume` (an earlier
+    /// rollback is unfinished).
     pub recommendation: String,
     pub scenarios: Vec<Scenario>,
+    /// The command to run next, when it is not a rollback row.
+    pub next: Option<String>,
     pub checks: Vec<Check>,
 }
 
 impl Diagnosis {
     pub fn healthy(&self) -> bool {
-        self.scenarios.is_empty()
+        self.recommendation == "healthy"
     }
 }
 
@@ -61,6 +65,8 @@ impl flags::Diagnose {
                 println!();
                 if diagnosis.healthy() {
                     println!("\nhealthy: nothing to roll back");
+                } else if let Some(next) = &diagnosis.next {
+                    println!("\nrecommendation: {next}");
                 } else {
                     println!(
                         "\nrecommendation: cargo xtask rollback --scenario {} (runbook estimate {} minutes)",
@@ -73,10 +79,16 @@ impl flags::Diagnose {
             }
         }
         if !diagnosis.healthy() {
-            return Err(failed(format!(
-                "a rollback is recommended: --scenario {}",
-                diagnosis.recommendation
-            )));
+            return Err(failed(match diagnosis.recommendation.as_str() {
+                "environment" => {
+                    "the environment is at fault, not the deploy: no rollback row applies"
+                        .to_string()
+                }
+                "resume" => {
+                    "an earlier rollback is unfinished: resume or abandon it first".to_string()
+                }
+                row => format!("a rollback is recommended: --scenario {row}"),
+            }));
         }
         Ok(())
     }
@@ -94,21 +106,33 @@ pub fn diagnose(
     let manifest = std::fs::read_to_string(tree.backup(label).join(MANIFEST_FILE))
         .ok()
         .and_then(|t| Manifest::parse(&t).ok());
-    let mut evidence: Vec<(Scenario, Check)> = Vec::new();
-    evidence.push((Scenario::Database, integrity(tree)));
-    evidence.extend(revision(sh, &python, tree).into_iter().map(|c| (Scenario::Migration, c)));
-    evidence.push((Scenario::Files, imports(sh, &python, tree)));
-    evidence.push((Scenario::Files, changed_files(tree, manifest.as_ref())));
-    evidence.extend(git_state(tree, label, expect_commit).into_iter().map(|c| (Scenario::Git, c)));
+    // An unfinished rollback comes first: any row recommended now would
+    // exit 5 until it is resumed or abandoned.
+    if let Some(unfinished) = unfinished_rollback(tree)? {
+        return Ok(unfinished);
+    }
+    let mut evidence: Vec<(Option<Scenario>, Check)> = Vec::new();
+    evidence.push((Some(Scenario::Database), integrity(tree)));
+    evidence
+        .extend(revision(sh, &python, tree).into_iter().map(|c| (Some(Scenario::Migration), c)));
+    let (imports, deploy_fault) = imports_of_the_deploy(sh, &python, tree, manifest.as_ref());
+    evidence.push((deploy_fault.then_some(Scenario::Files), imports));
+    evidence.push((Some(Scenario::Files), changed_files(tree, manifest.as_ref())));
+    evidence.extend(
+        git_state(tree, label, expect_commit).into_iter().map(|c| (Some(Scenario::Git), c)),
+    );
 
-    let scenarios: Vec<Scenario> = Scenario::ALL
-        .into_iter()
-        .filter(|s| evidence.iter().any(|(of, c)| of == s && c.status == Status::Fail))
-        .collect();
-    let recommendation = match scenarios.as_slice() {
-        [] => "healthy".to_string(),
-        [one] => one.name().to_string(),
-        _ => Scenario::Complete.name().to_string(),
+    let failed =
+        |of: Option<Scenario>| evidence.iter().any(|(s, c)| *s == of && c.status == Status::Fail);
+    let scenarios: Vec<Scenario> = Scenario::ALL.into_iter().filter(|s| failed(Some(*s))).collect();
+    let (recommendation, next) = match scenarios.as_slice() {
+        [] if failed(None) => (
+            "environment".to_string(),
+            Some("the interpreter lacks a module that code unchanged since the backup imports: install it (the imports check names it); no rollback row applies".to_string()),
+        ),
+        [] => ("healthy".to_string(), None),
+        [one] => (one.name().to_string(), None),
+        _ => (Scenario::Complete.name().to_string(), None),
     };
     let checks = evidence.into_iter().map(|(_, c)| c).collect();
     Ok(Diagnosis {
@@ -116,14 +140,92 @@ pub fn diagnose(
         command: "diagnose",
         recommendation,
         scenarios,
+        next,
         checks,
     })
 }
 
+/// A rollback journal left by an interrupted or failed run.
+fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
+    let journal: Option<crate::journal::Journal<serde_json::Value>> =
+        crate::journal::Journal::load(tree)?;
+    let Some(j) = journal else { return Ok(None) };
+    let at = j.stopped_at();
+    let cli = |flag: &str| {
+        format!(
+            "cargo xtask rollback --scenario {} {flag} --root {}",
+            j.scenario,
+            tree.root.display()
+        )
+    };
+    let next =
+        format!("`{} --yes` to finish it, or `{}` to close it", cli("--resume"), cli("--abandon"));
+    let check = Check::fail(
+        "rollback.unfinished",
+        "no rollback is unfinished",
+        format!(
+            "rollback --scenario {} (run {}, started {}) stopped at step {} ({:?}); its bundle is {}",
+            j.scenario,
+            j.run,
+            j.started,
+            at + 1,
+            j.status,
+            j.bundle.display()
+        ),
+    );
+    Ok(Some(Diagnosis {
+        schema: crate::report::SCHEMA,
+        command: "diagnose",
+        recommendation: "resume".into(),
+        scenarios: Vec::new(),
+        next: Some(next),
+        checks: vec![check],
+    }))
+}
+
+/// The import check, and whether its failure is the deploy's: a critical
+/// module that fails to import while its file still equals the backup's is
+/// the environment's fault (a third-party module missing from the
+/// interpreter), and points to no row of the matrix.
+fn imports_of_the_deploy(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    manifest: Option<&Manifest>,
+) -> (Check, bool) {
+    let mut check = imports(sh, python, tree);
+    if check.status != Status::Fail {
+        return (check, true);
+    }
+    let Some(manifest) = manifest else { return (check, true) };
+    let failing: Vec<&str> = check
+        .detail
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(module, _)| module))
+        .filter(|m| tree.profile.critical_modules.iter().any(|c| c == m))
+        .collect();
+    let unchanged = |module: &str| {
+        let base = module.replace('.', "/");
+        [format!("{base}.py"), format!("{base}/__init__.py")].iter().any(|path| {
+            manifest.files_of(Kind::Critical).any(|f| {
+                &f.source_path == path
+                    && fsutil::sha256_file(&tree.path(path)).is_ok_and(|(s, _)| s == f.sha256)
+            })
+        })
+    };
+    if failing.is_empty() || !failing.iter().all(|m| unchanged(m)) {
+        return (check, true);
+    }
+    check.detail = format!(
+        "the environment, not the deploy: these modules equal the backup's yet fail to import:\n{}",
+        check.detail
+    );
+    (check, false)
+}
+
 fn integrity(tree: &Tree) -> Check {
     let title = "PRAGMA integrity_check is ok";
-    let result =
-        sqlite::open_live_read_only(&tree.database()).and_then(|c| sqlite::integrity_check(&c));
+    let result = sqlite::open_to_read(&tree.database()).and_then(|c| sqlite::integrity_check(&c));
     match result {
         Ok(rows) if rows == ["ok"] => Check::pass("database.integrity", title, "ok"),
         Ok(rows) => Check::fail(
@@ -149,7 +251,7 @@ fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
             )];
         }
     };
-    let conn = sqlite::open_live_read_only(&tree.database());
+    let conn = sqlite::open_to_read(&tree.database());
     let revisions = conn
         .as_ref()
         .map_err(|e| format!("{e:#}"))

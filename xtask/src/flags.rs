@@ -134,6 +134,14 @@ xflags::xflags! {
             optional --python python: PathBuf
         }
 
+        /// Inspect a checkout and write a commented tmws-rollback.toml for it.
+        cmd init {
+            /// The checkout (default: the current directory).
+            optional --root dir: PathBuf
+            /// Print the profile it would write; write nothing.
+            optional --dry-run
+        }
+
         /// Measure the commands against the runbook's shell baseline.
         cmd bench {
             /// Database sizes, e.g. 1MiB,64MiB,1GiB.
@@ -164,6 +172,7 @@ pub enum XtaskCmd {
     Forensics(Forensics),
     Diagnose(Diagnose),
     Drill(Drill),
+    Init(Init),
     Bench(Bench),
 }
 
@@ -256,6 +265,12 @@ pub struct Drill {
     pub keep: Option<PathBuf>,
     pub format: Option<String>,
     pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Init {
+    pub root: Option<PathBuf>,
+    pub dry_run: bool,
 }
 
 #[derive(Debug)]

@@ -16,6 +16,7 @@ mod flags;
 mod forensics;
 mod fsutil;
 mod git;
+mod init;
 mod journal;
 mod lock;
 mod manifest;
@@ -60,6 +61,7 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
         flags::XtaskCmd::Forensics(cmd) => cmd.run(sh),
         flags::XtaskCmd::Diagnose(cmd) => cmd.run(sh),
         flags::XtaskCmd::Drill(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Init(cmd) => cmd.run(sh),
         flags::XtaskCmd::Bench(cmd) => cmd.run(sh),
     }
 }

@@ -69,9 +69,13 @@ fn uri_path(path: &Path) -> String {
 /// journal mode so that opening it read-only never creates files beside it;
 /// the caller fsyncs it.
 pub fn online_backup(source: &Path, dest: &Path) -> Result<()> {
-    // Read-only: the backup API only reads the source, and a read-only
-    // connection never checkpoints the source's WAL when it closes.
-    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    // The backup API only reads the source (`query_only` makes sure). A
+    // read-write connection is used because, when it is the last one to
+    // close, SQLite removes the -wal and -shm files it needed: a read-only
+    // one would leave them in the tree. Without write access, read-only.
+    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .and_then(|c| c.execute_batch("PRAGMA query_only=1").map(|()| c))
+        .or_else(|_| Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY))
         .with_context(|| format!("open {}", source.display()))?;
     src.busy_timeout(std::time::Duration::from_secs(10))?;
     let mut dst = Connection::open(dest).with_context(|| format!("create {}", dest.display()))?;
@@ -151,8 +155,14 @@ pub fn table_names(conn: &Connection) -> Result<Vec<String>> {
     rows.collect::<Result<Vec<_>, _>>().context("list tables")
 }
 
-pub fn journal_mode(conn: &Connection) -> Result<String> {
-    Ok(conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?)
+/// `wal` or `delete`, from the file's header (bytes 18 and 19 are 2 in WAL
+/// mode): no connection, so nothing is created beside the file.
+pub fn journal_mode_of_file(path: &Path) -> Result<String> {
+    let mut header = [0u8; 20];
+    crate::sys::open_regular(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .with_context(|| format!("read the header of {}", path.display()))?;
+    Ok(if header[18] == 2 && header[19] == 2 { "wal" } else { "delete" }.to_string())
 }
 
 pub fn sqlite_version() -> &'static str {

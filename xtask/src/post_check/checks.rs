@@ -12,6 +12,7 @@ use crate::{
 
 pub(super) fn title_of(id: &str) -> &'static str {
     match id {
+        "rollback.unfinished" => "no rollback is unfinished",
         "database.file" => "database file exists",
         "database.tables" => "tables equal the backup's",
         "database.revision" => "alembic_version is the expected revision",
@@ -32,6 +33,29 @@ pub(super) fn title_of(id: &str) -> &'static str {
     }
 }
 
+/// A rollback journal means a run that was interrupted or failed: the tree
+/// is between two states, whatever the other checks find.
+pub(super) fn rollback_finished(tree: &Tree) -> Check {
+    let id = "rollback.unfinished";
+    let title = title_of(id);
+    match crate::journal::Journal::<serde_json::Value>::load(tree) {
+        Ok(None) => Check::pass(id, title, "no rollback journal"),
+        Ok(Some(j)) => Check::fail(
+            id,
+            title,
+            format!(
+                "rollback --scenario {} (run {}) stopped at step {} ({:?}): `cargo xtask rollback --scenario {} --resume --yes` finishes it, `--abandon` closes it",
+                j.scenario,
+                j.run,
+                j.stopped_at() + 1,
+                j.status,
+                j.scenario
+            ),
+        ),
+        Err(err) => Check::fail(id, title, format!("the rollback journal cannot be read: {err:#}")),
+    }
+}
+
 pub(super) fn database_file(tree: &Tree) -> Check {
     let title = title_of("database.file");
     match fs::metadata(tree.database()) {
@@ -47,7 +71,8 @@ pub(super) fn database_file(tree: &Tree) -> Check {
 }
 
 fn open(db: &Path) -> Result<rusqlite::Connection, String> {
-    sqlite::open_live_read_only(db).map_err(|e| format!("{e:#}"))
+    // Read without leaving a -wal or -shm beside a closed database.
+    sqlite::open_to_read(db).map_err(|e| format!("{e:#}"))
 }
 
 pub(super) fn database_tables(db: &Path, expected: &Expected) -> Check {

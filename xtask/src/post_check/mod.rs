@@ -26,7 +26,8 @@ pub use server::free_port;
 
 /// Every check id, in report order. `--only`/`--skip` take an id or its
 /// group (the part before the dot: `database` selects `database.*`).
-pub const CHECK_IDS: [&str; 16] = [
+pub const CHECK_IDS: [&str; 17] = [
+    "rollback.unfinished",
     "database.file",
     "database.tables",
     "database.revision",
@@ -159,6 +160,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         }
     };
     let db = tree.database();
+    add(&mut checks, "rollback.unfinished", &mut || rollback_finished(tree));
     add(&mut checks, "database.file", &mut || database_file(tree));
     add(&mut checks, "database.tables", &mut || database_tables(&db, &expected));
     add(&mut checks, "database.revision", &mut || database_revision(&db, &expected));
