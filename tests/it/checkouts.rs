@@ -238,3 +238,61 @@ fn init_writes_a_profile_that_backup_verify_and_diagnose_accept() {
         assert!(again.stderr.contains("never overwrites"), "{again:?}");
     }
 }
+
+/// The checkout's pytest configuration writes a report into the tree; the
+/// check runs the tests with that configuration minus the report, and the
+/// tree (ignored files included) is as it was. Bytecode is allowed by the
+/// environment here, as on a user's machine.
+#[test]
+fn post_check_runs_the_checkouts_tests_without_writing_into_the_tree() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::write(root.join("pytest.ini"), "[pytest]\naddopts = -q\n  --junitxml=test_report.xml\n")
+        .unwrap();
+    git(&root, &["add", "pytest.ini"]);
+    git(&root, &["commit", "-q", "-m", "pytest configuration with a report"]);
+    let ignored = |root: &Path| git(root, &["status", "--ignored", "--porcelain"]);
+    let before = ignored(&root);
+    let result = run(xtask()
+        .args(["post-check", "--only", "tests", "--root"])
+        .arg(&root)
+        .env_remove("PYTHONDONTWRITEBYTECODE"));
+    assert_code(&result, 0);
+    assert_eq!(ignored(&root), before, "post-check wrote into the tree:\n{result:?}");
+    assert!(!root.join("test_report.xml").exists());
+    assert!(result.stdout.contains("python: "), "the interpreter is named: {result:?}");
+}
+
+#[test]
+fn a_test_group_with_no_configured_file_is_not_applicable() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::write(
+        root.join("tmws-rollback.toml"),
+        "test_files = [\"tests/unit/services/test_verification_service.py\"]\n",
+    )
+    .unwrap();
+    let result = run_in(&root, &["post-check", "--only", "tests"]);
+    assert_code(&result, 0);
+    let line = result.stdout.lines().find(|l| l.starts_with("tests.integration")).unwrap();
+    assert!(
+        line.contains("n/a") && line.contains("no integration test file is configured"),
+        "{line}"
+    );
+}
+
+/// README's "after a normal deploy, no backup" example: the checks that
+/// compare with a backup are not applicable, unless --require-backup.
+#[test]
+fn post_check_without_a_backup_passes_a_healthy_tree() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::remove_dir_all(root.join("backups")).unwrap();
+    let args = ["post-check", "--expect-revision", "head", "--skip", "forensics"];
+    let result = run_in(&root, &args);
+    assert_code(&result, 0);
+    assert!(result.stdout.contains("not applicable: there is no backup pre-phase4"), "{result:?}");
+    let mut strict = args.to_vec();
+    strict.push("--require-backup");
+    assert_code(&run_in(&root, &strict), 1);
+}

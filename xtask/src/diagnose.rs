@@ -31,6 +31,8 @@ pub struct Diagnosis {
     pub scenarios: Vec<Scenario>,
     /// The command to run next, when it is not a rollback row.
     pub next: Option<String>,
+    /// The Python interpreter the evidence came from, and why it was chosen.
+    pub interpreter: String,
     pub checks: Vec<Check>,
 }
 
@@ -62,7 +64,7 @@ impl flags::Diagnose {
                 );
                 let table = report.human(false);
                 print!("{}", table.rsplit_once("\n\n").map_or(table.as_str(), |(t, _)| t));
-                println!();
+                println!("\npython: {}", diagnosis.interpreter);
                 if diagnosis.healthy() {
                     println!("\nhealthy: nothing to roll back");
                 } else if let Some(next) = &diagnosis.next {
@@ -108,7 +110,8 @@ pub fn diagnose(
         .and_then(|t| Manifest::parse(&t).ok());
     // An unfinished rollback comes first: any row recommended now would
     // exit 5 until it is resumed or abandoned.
-    if let Some(unfinished) = unfinished_rollback(tree)? {
+    if let Some(mut unfinished) = unfinished_rollback(tree)? {
+        unfinished.interpreter = python.describe();
         return Ok(unfinished);
     }
     let mut evidence: Vec<(Option<Scenario>, Check)> = Vec::new();
@@ -141,6 +144,7 @@ pub fn diagnose(
         recommendation,
         scenarios,
         next,
+        interpreter: python.describe(),
         checks,
     })
 }
@@ -179,6 +183,7 @@ fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
         recommendation: "resume".into(),
         scenarios: Vec::new(),
         next: Some(next),
+        interpreter: String::new(),
         checks: vec![check],
     }))
 }

@@ -101,6 +101,9 @@ xflags::xflags! {
             optional --expect-revision rev: String
             /// Port for the server check (default: a free loopback port).
             optional --port port: u16
+            /// Fail the checks that compare with a backup when there is none
+            /// (default: they are not applicable).
+            optional --require-backup
             optional --python python: PathBuf
         }
 
@@ -238,6 +241,7 @@ pub struct PostCheck {
     pub skip: Vec<String>,
     pub expect_revision: Option<String>,
     pub port: Option<u16>,
+    pub require_backup: bool,
     pub python: Option<PathBuf>,
 }
 

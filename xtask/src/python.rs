@@ -25,6 +25,8 @@ pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 pub struct Python {
     pub bin: PathBuf,
+    /// Why this interpreter was chosen, for reports.
+    pub why: String,
 }
 
 impl Python {
@@ -36,32 +38,52 @@ impl Python {
             std::env::var_os("TMWS_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from)
         });
         if let Some(interpreter) = choice {
-            if let Some(found) = Python::complete_env(&interpreter) {
+            if let Some(found) =
+                Python::complete_env(&interpreter, "chosen with --python or TMWS_PYTHON")
+            {
                 return Ok(found);
             }
-            return Python::bootstrap(sh, &interpreter);
+            return Python::bootstrap(
+                sh,
+                &interpreter,
+                "the pinned virtualenv built from the interpreter chosen with --python or TMWS_PYTHON, which lacks alembic, pytest or uvicorn",
+            );
         }
-        if let Some(found) = root.and_then(|r| Python::complete_env(&r.join(".venv/bin/python"))) {
+        if let Some(found) = root.and_then(|r| {
+            Python::complete_env(
+                &r.join(".venv/bin/python"),
+                "the checkout's own .venv, which has alembic, pytest and uvicorn",
+            )
+        }) {
             return Ok(found);
         }
-        Python::bootstrap(sh, Path::new("python3"))
+        Python::bootstrap(
+            sh,
+            Path::new("python3"),
+            "the tool's pinned virtualenv: no --python, no TMWS_PYTHON, and no .venv in the checkout with alembic, pytest and uvicorn",
+        )
     }
 
     /// An interpreter whose folder already holds every tool the runbook uses.
-    fn complete_env(interpreter: &Path) -> Option<Python> {
+    fn complete_env(interpreter: &Path, why: &str) -> Option<Python> {
         let bin = interpreter.parent()?.to_path_buf();
         let complete = interpreter.is_file()
             && ["alembic", "pytest", "uvicorn"].iter().all(|tool| bin.join(tool).is_file());
-        complete.then_some(Python { bin })
+        complete.then(|| Python { bin, why: why.into() })
     }
 
-    fn bootstrap(sh: &Shell, interpreter: &Path) -> Result<Python> {
+    /// `path (why)`, for a report.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.exe("python").display(), self.why)
+    }
+
+    fn bootstrap(sh: &Shell, interpreter: &Path, why: &str) -> Result<Python> {
         let key = sha256_bytes(format!("{}\n{REQUIREMENTS}", interpreter.display()).as_bytes());
         let home = venv_home();
         fs::create_dir_all(&home).with_context(|| format!("create {}", home.display()))?;
         let venv = home.join(&key[..16]);
         let ready = venv.join(".ready");
-        let python = Python { bin: venv.join("bin") };
+        let python = Python { bin: venv.join("bin"), why: why.into() };
         if ready.is_file() {
             return Ok(python);
         }

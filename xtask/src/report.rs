@@ -5,8 +5,9 @@ use std::{fmt::Write as _, path::Path, time::Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-/// The version of the JSON documents this tool prints.
-pub const SCHEMA: u32 = 1;
+/// The version of the JSON documents this tool prints. Version 2 added the
+/// `not_applicable` status and the `interpreter` of a report.
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -15,6 +16,9 @@ pub enum Status {
     Fail,
     /// Only when the user skipped the check by name.
     Skip,
+    /// The check has nothing to look at here (no backup to compare with, no
+    /// integration test configured); the detail says why. Not a failure.
+    NotApplicable,
 }
 
 impl Status {
@@ -23,6 +27,7 @@ impl Status {
             Status::Pass => "pass",
             Status::Fail => "FAIL",
             Status::Skip => "skip",
+            Status::NotApplicable => "n/a",
         }
     }
 }
@@ -47,6 +52,10 @@ impl Check {
 
     pub fn skip(id: &str, title: &str) -> Check {
         Check::new(id, title, Status::Skip, "skipped by --skip".into())
+    }
+
+    pub fn not_applicable(id: &str, title: &str, why: impl Into<String>) -> Check {
+        Check::new(id, title, Status::NotApplicable, format!("not applicable: {}", why.into()))
     }
 
     /// Pass when `ok`, fail otherwise, with the same detail.
@@ -89,14 +98,22 @@ pub struct Report {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    pub not_applicable: usize,
+    /// The Python interpreter the checks ran, and why it was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
     pub checks: Vec<Check>,
 }
 
 impl Report {
     pub fn new(command: &str, target: String, checks: Vec<Check>) -> Report {
         let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
-        let (passed, failed, skipped) =
-            (count(Status::Pass), count(Status::Fail), count(Status::Skip));
+        let (passed, failed, skipped, not_applicable) = (
+            count(Status::Pass),
+            count(Status::Fail),
+            count(Status::Skip),
+            count(Status::NotApplicable),
+        );
         let result = if failed == 0 { Status::Pass } else { Status::Fail };
         Report {
             schema: SCHEMA,
@@ -106,6 +123,8 @@ impl Report {
             passed,
             failed,
             skipped,
+            not_applicable,
+            interpreter: None,
             checks,
         }
     }
@@ -140,12 +159,20 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{}: {} passed, {} failed, {} skipped",
+            "\n{}: {} passed, {} failed, {} skipped{}",
             if self.ok() { "ok" } else { "FAILED" },
             self.passed,
             self.failed,
-            self.skipped
+            self.skipped,
+            if self.not_applicable > 0 {
+                format!(", {} not applicable", self.not_applicable)
+            } else {
+                String::new()
+            }
         );
+        if let Some(interpreter) = &self.interpreter {
+            let _ = writeln!(out, "python: {interpreter}");
+        }
         out
     }
 
@@ -185,7 +212,9 @@ impl Report {
                         xml(&check.detail)
                     );
                 }
-                Status::Skip => out.push_str("<skipped/>"),
+                Status::Skip | Status::NotApplicable => {
+                    let _ = write!(out, "<skipped message=\"{}\"/>", xml(&check.detail));
+                }
             }
             out.push_str("</testcase>\n");
         }

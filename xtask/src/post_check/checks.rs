@@ -78,7 +78,7 @@ fn open(db: &Path) -> Result<rusqlite::Connection, String> {
 pub(super) fn database_tables(db: &Path, expected: &Expected) -> Check {
     let title = title_of("database.tables");
     let Some((_, manifest)) = &expected.manifest else {
-        return Check::fail("database.tables", title, "needs a backup manifest to compare with");
+        return expected.no_backup("database.tables", title);
     };
     let names = open(db).and_then(|c| sqlite::table_names(&c).map_err(|e| format!("{e:#}")));
     match names {
@@ -188,7 +188,7 @@ pub(super) fn alembic_history(sh: &Shell, python: Result<&Python, String>, tree:
 pub(super) fn migrations_count(tree: &Tree, expected: &Expected) -> Check {
     let title = title_of("migrations.count");
     let Some((_, manifest)) = &expected.manifest else {
-        return Check::fail("migrations.count", title, "needs a backup manifest to compare with");
+        return expected.no_backup("migrations.count", title);
     };
     match revision_files(&tree.migrations()) {
         Ok(files) => Check::from(
@@ -334,7 +334,7 @@ pub(super) fn git_head(tree: &Tree, label: &str, expected: &Expected) -> Check {
 pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Check {
     let title = title_of("files.restored");
     let Some((_, manifest)) = &expected.manifest else {
-        return Check::fail("files.restored", title, "needs a backup manifest to compare with");
+        return expected.no_backup("files.restored", title);
     };
     let mut differ = Vec::new();
     let entries: Vec<_> =

@@ -62,6 +62,7 @@ impl flags::PostCheck {
             expect_revision: self.expect_revision,
             port: self.port,
             python: self.python,
+            require_backup: self.require_backup,
         };
         let report = post_check(sh, &tree, &options)?;
         report.emit(format, self.junit.as_deref(), true)?;
@@ -84,6 +85,7 @@ pub struct Options {
     pub expect_revision: Option<String>,
     pub port: Option<u16>,
     pub python: Option<PathBuf>,
+    pub require_backup: bool,
 }
 
 /// What the checks compare against: the backup's manifest, or the code.
@@ -92,6 +94,23 @@ struct Expected {
     revision: Option<String>,
     /// Why there is no expected revision, when there is none.
     missing: String,
+    /// `--require-backup`: a missing backup fails the checks that need one.
+    require_backup: bool,
+    label: String,
+}
+
+impl Expected {
+    /// The verdict of a check that compares with a backup when there is none:
+    /// not applicable (after a normal deploy there is no backup to compare
+    /// with), or a failure with `--require-backup`.
+    fn no_backup(&self, id: &str, title: &str) -> Check {
+        let why = format!("there is no backup {} to compare with", self.label);
+        if self.require_backup {
+            Check::fail(id, title, format!("{why} (--require-backup)"))
+        } else {
+            Check::not_applicable(id, title, why)
+        }
+    }
 }
 
 pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
@@ -208,7 +227,9 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         }
     }
     checks.sort_by_key(|c| CHECK_IDS.iter().position(|id| *id == c.id).unwrap_or(usize::MAX));
-    Ok(Report::new("post-check", tree.root.display().to_string(), checks))
+    let mut report = Report::new("post-check", tree.root.display().to_string(), checks);
+    report.interpreter = python.as_ref().ok().map(Python::describe);
+    Ok(report)
 }
 
 fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
@@ -240,7 +261,13 @@ fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
             ),
         ),
     };
-    Ok(Expected { manifest, revision, missing })
+    Ok(Expected {
+        manifest,
+        revision,
+        missing,
+        require_backup: o.require_backup,
+        label: o.label.clone(),
+    })
 }
 
 /// The runbook's post-rollback checklist, ticked from the real results.

@@ -21,17 +21,32 @@ pub struct Case {
 /// integration checks. Nothing is written into the tree: no cache, no
 /// bytecode, the XML report goes to `scratch`.
 pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<Vec<Check>> {
+    let is_integration = |path: &str| path.split('/').any(|part| part == "integration");
+    let configured = |integration: bool| {
+        tree.profile.test_files.iter().any(|f| is_integration(f) == integration)
+    };
     let xml_path = scratch.join("pytest.xml");
     let _d = sh.push_dir(&tree.root);
-    let cmd = python
+    // The checkout's own configuration, minus what writes reports or
+    // enforces thresholds: its addopts are replaced by the same options
+    // without them, and the cache goes to the scratch folder.
+    let addopts = checkout_addopts(&tree.root).map(|opts| without_reports(&opts).join(" "));
+    let mut cmd = python
         .tool(sh, tree, "python")
+        .env("COVERAGE_FILE", scratch.join("coverage"))
         .args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "junit_family=xunit1"])
+        .arg("-o")
+        .arg(format!("cache_dir={}", scratch.join("pytest-cache").display()));
+    if let Some(addopts) = addopts {
+        cmd = cmd.arg("-o").arg(format!("addopts={addopts}"));
+    }
+    let cmd = cmd
         .arg(format!("--junitxml={}", xml_path.display()))
         .args(&tree.profile.pytest_args)
         .args(&tree.profile.test_files);
     let out = process::run(cmd, Duration::from_secs(600))?;
     let cases = std::fs::read_to_string(&xml_path).map(|xml| parse_junit(&xml)).unwrap_or_default();
-    let is_integration = |c: &Case| c.file.split('/').any(|part| part == "integration");
+    let is_integration = |c: &Case| is_integration(&c.file);
     let groups = [
         (
             "tests.unit",
@@ -51,8 +66,134 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
     let pytest_ok = out.success() || (out.code == Some(1) && tests_failed && !out.timed_out);
     Ok(groups
         .into_iter()
-        .map(|(id, title, group)| judge(id, title, &group, &out, pytest_ok))
+        .map(|(id, title, group)| {
+            let integration = id == "tests.integration";
+            if !configured(integration) && group.is_empty() {
+                let kind = if integration { "integration" } else { "unit" };
+                return Check::not_applicable(
+                    id,
+                    title,
+                    format!("no {kind} test file is configured (test_files in the profile)"),
+                );
+            }
+            judge(id, title, &group, &out, pytest_ok)
+        })
         .collect())
+}
+
+/// The `addopts` of the checkout's pytest configuration, if it has any:
+/// pytest.ini, pyproject.toml, tox.ini or setup.cfg, in pytest's order.
+fn checkout_addopts(root: &Path) -> Option<Vec<String>> {
+    let ini = |file: &str, section: &str| -> Option<Option<Vec<String>>> {
+        let text = std::fs::read_to_string(root.join(file)).ok()?;
+        let mut in_section = false;
+        let mut value: Option<String> = None;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with('[') {
+                if value.is_some() {
+                    break;
+                }
+                in_section = trimmed == format!("[{section}]");
+                continue;
+            }
+            if !in_section {
+                continue;
+            }
+            match (&mut value, line.starts_with([' ', '\t'])) {
+                (Some(v), true) => {
+                    v.push(' ');
+                    v.push_str(trimmed);
+                }
+                (Some(_), false) => break,
+                (None, _) => {
+                    if let Some((key, rest)) = trimmed.split_once('=')
+                        && key.trim() == "addopts"
+                    {
+                        value = Some(rest.trim().to_string());
+                    }
+                }
+            }
+        }
+        // The section exists: it is the configuration, with or without addopts.
+        Some(value.map(|v| v.split_whitespace().map(String::from).collect()))
+    };
+    let pyproject = || -> Option<Option<Vec<String>>> {
+        let text = std::fs::read_to_string(root.join("pyproject.toml")).ok()?;
+        let doc: toml::Table = toml::from_str(&text).ok()?;
+        let options = doc.get("tool")?.get("pytest")?.get("ini_options")?;
+        Some(match options.get("addopts") {
+            Some(toml::Value::String(s)) => Some(s.split_whitespace().map(String::from).collect()),
+            Some(toml::Value::Array(items)) => {
+                Some(items.iter().filter_map(|i| i.as_str().map(String::from)).collect())
+            }
+            _ => None,
+        })
+    };
+    ini("pytest.ini", "pytest")
+        .or_else(pyproject)
+        .or_else(|| ini("tox.ini", "pytest"))
+        .or_else(|| ini("setup.cfg", "tool:pytest"))
+        .flatten()
+}
+
+/// Options without those that write reports or files into the tree or turn a
+/// passing run into a failure by a threshold (coverage, HTML and JSON
+/// reports, JUnit files of the checkout's own).
+pub fn without_reports(options: &[String]) -> Vec<String> {
+    const WRITERS: [&str; 8] = [
+        "--cov",
+        "--html",
+        "--self-contained-html",
+        "--junitxml",
+        "--junit-xml",
+        "--json-report",
+        "--report-log",
+        "--benchmark-auto",
+    ];
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for option in options {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        let name = option.split('=').next().unwrap_or("");
+        if WRITERS.iter().any(|w| name.starts_with(w)) {
+            // `--cov src` takes its value as the next word.
+            skip_value = !option.contains('=')
+                && [
+                    "--cov",
+                    "--html",
+                    "--junitxml",
+                    "--junit-xml",
+                    "--cov-report",
+                    "--cov-fail-under",
+                    "--cov-config",
+                ]
+                .contains(&name);
+            continue;
+        }
+        out.push(option.clone());
+    }
+    out
+}
+
+/// The line of pytest's output that explains a failure best: a threshold,
+/// the import error behind a collection error, an error of pytest itself.
+fn explanation(out: &process::Output) -> Option<String> {
+    let text = format!("{}\n{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let patterns = [
+        "Required test coverage",
+        "ModuleNotFoundError",
+        "ImportError",
+        "ERROR collecting",
+        "error:",
+        "SyntaxError",
+        "E   ",
+    ];
+    patterns.iter().find_map(|p| lines.iter().find(|l| l.contains(p)).map(|l| l.to_string()))
 }
 
 fn judge(id: &str, title: &str, cases: &[Case], out: &process::Output, pytest_ok: bool) -> Check {
@@ -63,17 +204,18 @@ fn judge(id: &str, title: &str, cases: &[Case], out: &process::Output, pytest_ok
         .collect();
     let passed = cases.iter().filter(|c| c.outcome.is_none()).count();
     let counts = format!("{passed} passed, {} failed of {}", failed.len(), cases.len());
+    let lead = explanation(out).map(|l| format!("{l}\n")).unwrap_or_default();
     if out.timed_out {
         return Check::fail(id, title, format!("pytest timed out; {counts}"));
     }
     if !failed.is_empty() {
-        return Check::fail(id, title, format!("{counts}:\n{}", failed.join("\n")));
+        return Check::fail(id, title, format!("{lead}{counts}:\n{}", failed.join("\n")));
     }
     if cases.is_empty() {
         return Check::fail(
             id,
             title,
-            format!("pytest ran no test here ({}):\n{}", out.describe_status(), out.tail(6)),
+            format!("{lead}pytest ran no test here ({}):\n{}", out.describe_status(), out.tail(6)),
         );
     }
     if !pytest_ok {
@@ -81,7 +223,7 @@ fn judge(id: &str, title: &str, cases: &[Case], out: &process::Output, pytest_ok
             id,
             title,
             format!(
-                "every test passed ({counts}) but pytest itself failed ({}): a collection error, a plugin or a threshold:\n{}",
+                "{lead}every test passed ({counts}) but pytest itself failed ({}): a collection error, a plugin or a threshold:\n{}",
                 out.describe_status(),
                 out.tail(6)
             ),

@@ -91,7 +91,9 @@ pub fn verify(
     let (database_checks, revisions) = check_database(dir, &manifest);
     checks.extend(database_checks);
     checks.extend(check_migrations(dir, &manifest, revisions));
-    checks.push(check_python(sh, dir, &manifest, tree, python));
+    let python = Python::find(sh, tree.map(|t| t.root.as_path()), python);
+    let interpreter = python.as_ref().ok().map(Python::describe);
+    checks.push(check_python(sh, dir, &manifest, python));
     if let Some(tree) = tree {
         match git::open(&tree.root) {
             Ok(Some(repo)) => checks.push(check_tag(&repo, &manifest, dir)),
@@ -105,7 +107,9 @@ pub fn verify(
     }
     let (hashes, started) = hashing.join().expect("the hashing thread does not panic");
     checks.insert(4, check_hashes(&manifest, &hashes).since(started));
-    Ok(Report::new("verify-backup", dir.display().to_string(), checks))
+    let mut report = Report::new("verify-backup", dir.display().to_string(), checks);
+    report.interpreter = interpreter;
+    Ok(report)
 }
 
 fn read_manifest(dir: &Path, checks: &mut Vec<Check>) -> Option<Manifest> {
@@ -333,13 +337,7 @@ fn check_migrations(
 
 /// Compiles every Python file of the backup with the real interpreter.
 /// `compile()` never writes bytecode, unlike `python -m py_compile`.
-fn check_python(
-    sh: &Shell,
-    dir: &Path,
-    manifest: &Manifest,
-    tree: Option<&Tree>,
-    choice: Option<&Path>,
-) -> Check {
+fn check_python(sh: &Shell, dir: &Path, manifest: &Manifest, python: Result<Python>) -> Check {
     let title = "every Python file compiles";
     let files: Vec<String> = manifest
         .files
@@ -348,7 +346,7 @@ fn check_python(
         .map(|f| dir.join(&f.backup_path).display().to_string())
         .filter(|p| Path::new(p).is_file())
         .collect();
-    let python = match Python::find(sh, tree.map(|t| t.root.as_path()), choice) {
+    let python = match python {
         Ok(python) => python,
         Err(err) => {
             return Check::fail(
