@@ -10,7 +10,7 @@ fn quick_bench_writes_a_complete_report() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["schema"], 1);
+    assert_eq!(report["schema"], 2);
     let pairs = report["pairs"].as_array().unwrap();
     let commands: Vec<(&str, &str)> = pairs
         .iter()

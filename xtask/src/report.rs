@@ -18,6 +18,7 @@ pub enum Status {
     Skip,
     /// The check has nothing to look at here (no backup to compare with, no
     /// integration test configured); the detail says why. Not a failure.
+    #[serde(rename = "not_applicable")]
     NotApplicable,
 }
 
