@@ -156,6 +156,7 @@ pub fn listing(dir: &Path, hide_size: impl Fn(&str) -> bool) -> String {
 pub fn filters(root: &Path) -> Vec<(String, String)> {
     vec![
         (regex_escape(&root.display().to_string()), "[ROOT]".into()),
+        (r#"[^\s"]*/target/tmws-venv/[0-9a-f]+"#.into(), "[VENV]".into()),
         (r"/tmp/\.tmp[A-Za-z0-9]+".into(), "[TMP]".into()),
         (r"\b[0-9a-f]{64}\b".into(), "[SHA256]".into()),
         (r"\b[0-9a-f]{40}\b".into(), "[COMMIT]".into()),
