@@ -296,3 +296,55 @@ fn post_check_without_a_backup_passes_a_healthy_tree() {
     strict.push("--require-backup");
     assert_code(&run_in(&root, &strict), 1);
 }
+
+/// A backup of a working tree with an uncommitted change records it; after a
+/// complete rollback the tree holds that change again, and post-check says
+/// why git status shows it instead of failing.
+#[test]
+fn a_backup_of_a_dirty_tree_records_and_explains_the_uncommitted_change() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    let file = "src/services/verification_service.py";
+    let text = fs::read_to_string(root.join(file)).unwrap() + "# hotfix on the server\n";
+    fs::write(root.join(file), text).unwrap();
+    let backup = run_in(&root, &["backup"]);
+    assert_code(&backup, 0);
+    assert!(backup.stdout.contains("uncommitted changes recorded"), "{backup:?}");
+    let manifest = fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
+    assert!(
+        manifest.contains(&format!("worktree:\t{}\t{file}", sha256(&root.join(file)))),
+        "{manifest}"
+    );
+    let result = run_in(&root, &["rollback", "--scenario", "complete", "--yes"]);
+    assert_code(&result, 0);
+    let check = run_in(&root, &["post-check", "--only", "git"]);
+    assert_code(&check, 0);
+    assert!(check.stdout.contains("uncommitted when the backup was taken"), "{check:?}");
+}
+
+/// Revision ids of any form: a hand-named revision is what alembic reports
+/// for the preserved database, and the bundle notes no problem with it.
+#[test]
+fn a_revision_id_that_is_not_hex_is_understood() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    let file = root.join("migrations/versions/add_tool_discovery_001.py");
+    fs::write(
+        &file,
+        format!(
+            "from alembic import op\nimport sqlalchemy as sa\n\nrevision = \"add_tool_discovery_001\"\ndown_revision = \"{PRE_PHASE4_HEAD}\"\n\n\ndef upgrade() -> None:\n    op.create_table(\"tool_discovery\", sa.Column(\"id\", sa.Integer, primary_key=True))\n\n\ndef downgrade() -> None:\n    op.drop_table(\"tool_discovery\")\n"
+        ),
+    )
+    .unwrap();
+    alembic(&root, &["upgrade", "head"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "tool discovery"]);
+    assert_code(&run_in(&root, &["backup"]), 0);
+    corrupt_database(&root);
+    let result = run_in(&root, &["rollback", "--scenario", "database", "--yes"]);
+    assert_code(&result, 0);
+    let bundle = only_bundle(&root);
+    let current = fs::read_to_string(bundle.join("alembic-current.txt")).unwrap();
+    assert!(current.contains("add_tool_discovery_001"), "{current}");
+    assert_eq!(facts(&bundle)["problems"], serde_json::json!([]));
+}
