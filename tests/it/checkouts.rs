@@ -348,3 +348,16 @@ fn a_revision_id_that_is_not_hex_is_understood() {
     assert!(current.contains("add_tool_discovery_001"), "{current}");
     assert_eq!(facts(&bundle)["problems"], serde_json::json!([]));
 }
+
+#[test]
+fn quiet_hides_the_command_lines_and_verbose_shows_them_whole() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let quiet = run_in(&root, &["diagnose", "-q"]);
+    assert_code(&quiet, 0);
+    assert!(!quiet.stderr.lines().any(|l| l.starts_with("$ ")), "{quiet:?}");
+    let normal = run_in(&root, &["diagnose"]);
+    assert!(normal.stderr.lines().any(|l| l.starts_with("$ ") && l.ends_with('…')), "{normal:?}");
+    let verbose = run_in(&root, &["diagnose", "-v"]);
+    assert!(verbose.stderr.contains("traceback") && !verbose.stderr.contains('…'), "{verbose:?}");
+}

@@ -71,7 +71,7 @@ pub fn python_of_sandbox() -> std::path::PathBuf {
 fn help_lists_every_command_and_bad_flags_exit_2() {
     let help = run(xtask().arg("--help"));
     assert_code(&help, 0);
-    for command in [
+    let commands = [
         "sandbox",
         "backup",
         "verify-backup",
@@ -80,15 +80,48 @@ fn help_lists_every_command_and_bad_flags_exit_2() {
         "forensics",
         "diagnose",
         "drill",
+        "init",
         "bench",
-    ] {
+    ];
+    for command in commands {
         assert!(
-            help.stdout.contains(&format!("xtask {command}\n")),
-            "{command} missing from --help"
+            help.stdout.lines().any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{command} missing from --help:\n{}",
+            help.stdout
         );
     }
-    let bad = run(xtask().args(["backup", "--no-such-flag"]));
-    assert_code(&bad, 2);
+    assert!(help.stdout.contains("EXIT CODES:"), "{help:?}");
+    // One command's help is that command's only, every flag described,
+    // with examples.
+    for command in commands {
+        let one = run(xtask().args([command, "--help"]));
+        assert_code(&one, 0);
+        assert!(one.stdout.starts_with(&format!("cargo xtask {command}\n")), "{one:?}");
+        assert!(one.stdout.contains("EXAMPLES:\n    cargo xtask"), "{one:?}");
+        let others = commands.iter().filter(|c| **c != command);
+        for other in others {
+            assert!(!one.stdout.contains(&format!("xtask {other}\n")), "{command}: {other} shown");
+        }
+        let lines: Vec<&str> = one.stdout.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim_start().starts_with('-') && line.starts_with("    ") {
+                let described = lines.get(i + 1).is_some_and(|next| !next.trim().is_empty());
+                assert!(described, "{command}: {line} has no description");
+            }
+        }
+    }
+    let version = run(xtask().arg("--version"));
+    assert_code(&version, 0);
+    assert!(version.stdout.contains("SQLite") && version.stdout.contains("libgit2"), "{version:?}");
+    for (args, hint) in [
+        (&["rolback"][..], "did you mean `rollback`?"),
+        (&["rollback", "--scenerio", "database"][..], "did you mean `--scenario`?"),
+        (&["backup", "--no-such-flag"][..], "try `cargo xtask backup --help`"),
+    ] {
+        let bad = run(xtask().args(args));
+        assert_code(&bad, 2);
+        assert!(bad.stderr.contains(hint), "{args:?}: {bad:?}");
+    }
 }
 
 #[test]

@@ -10,6 +10,10 @@ xflags::xflags! {
     cmd xtask {
         /// Materialize the fake TMWS tree with git history and a real database.
         cmd sandbox {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
             /// Empty or missing folder to create the tree in.
             required --out dir: PathBuf
             /// pre-phase4 (default), backed-up (also runs backup) or phase4 (also deploys Phase 4).
@@ -22,6 +26,10 @@ xflags::xflags! {
 
         /// Take the pre-deploy backup with its manifest, and tag git HEAD.
         cmd backup {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label, the folder under backups/ and the git tag (default pre-phase4).
@@ -36,21 +44,35 @@ xflags::xflags! {
 
         /// Prove a backup complete, intact and restorable.
         cmd verify-backup {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: String
             /// A backup folder to verify on its own, without a TMWS root.
             optional --backup dir: PathBuf
+            /// Output format: human (default) or json (one document on stdout).
             optional --format format: String
             /// Write the checks as JUnit XML to this file.
             optional --junit file: PathBuf
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
 
         /// Roll back along the runbook's decision matrix, safely and resumably.
         cmd rollback {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
             /// database, migration, files, complete or git.
             required --scenario scenario: String
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: String
             /// Print the exact plan; change nothing.
             optional --dry-run
@@ -76,20 +98,31 @@ xflags::xflags! {
             optional --commit rev: String
             /// git: hard reset (needs --force).
             optional --hard
+            /// git: with --hard, discard commits; otherwise move only the code even when the database is ahead of it.
             optional --force
             /// git: restore --paths from this commit.
             optional --from rev: String
             /// Seconds to wait for the service to stop before SIGKILL (default 10).
             optional --grace seconds: u64
+            /// Output format: human (default) or json (one document on stdout).
             optional --format format: String
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
 
         /// Run the runbook's post-rollback verification tests and checklist.
         cmd post-check {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: String
+            /// Output format: human (default) or json (one document on stdout).
             optional --format format: String
+            /// Write the checks as JUnit XML to this file (its folder must exist).
             optional --junit file: PathBuf
             /// Write the runbook's post-rollback checklist as Markdown.
             optional --checklist file: PathBuf
@@ -104,41 +137,68 @@ xflags::xflags! {
             /// Fail the checks that compare with a backup when there is none
             /// (default: they are not applicable).
             optional --require-backup
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
 
         /// Write a forensics bundle of the current (failed) state.
         cmd forensics {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: String
             /// Print where the bundle would go and what it would hold; write nothing.
             optional --dry-run
+            /// Output format: human (default) or json (one document on stdout).
             optional --format format: String
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
 
         /// Recommend a row of the decision matrix, with evidence.
         cmd diagnose {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: String
             /// The commit HEAD should be at (default: any descendant of the backup's tag).
             optional --expect-commit rev: String
+            /// Output format: human (default) or json (one document on stdout).
             optional --format format: String
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
 
         /// Rehearse break, diagnose, rollback and post-check in sandboxes.
         cmd drill {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
             /// database, migration, files, git, complete or all (default).
             optional --scenario scenario: String
             /// Keep the sandboxes in this folder for inspection.
             optional --keep dir: PathBuf
+            /// Output format: human (default) or json (one document on stdout).
             optional --format format: String
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
 
         /// Inspect a checkout and write a commented tmws-rollback.toml for it.
         cmd init {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
             /// The checkout (default: the current directory).
             optional --root dir: PathBuf
             /// Print the profile it would write; write nothing.
@@ -147,12 +207,17 @@ xflags::xflags! {
 
         /// Measure the commands against the runbook's shell baseline.
         cmd bench {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
             /// Database sizes, e.g. 1MiB,64MiB,1GiB.
             optional --sizes sizes: String
             /// Runs of each measurement (default 3).
             optional --runs n: u32
             /// Report folder (default target/bench).
             optional --out dir: PathBuf
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
     }
@@ -181,6 +246,8 @@ pub enum XtaskCmd {
 
 #[derive(Debug)]
 pub struct Sandbox {
+    pub quiet: bool,
+    pub verbose: bool,
     pub out: PathBuf,
     pub stage: Option<String>,
     pub python: Option<PathBuf>,
@@ -189,6 +256,8 @@ pub struct Sandbox {
 
 #[derive(Debug)]
 pub struct Backup {
+    pub quiet: bool,
+    pub verbose: bool,
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub dry_run: bool,
@@ -198,6 +267,8 @@ pub struct Backup {
 
 #[derive(Debug)]
 pub struct VerifyBackup {
+    pub quiet: bool,
+    pub verbose: bool,
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub backup: Option<PathBuf>,
@@ -208,6 +279,8 @@ pub struct VerifyBackup {
 
 #[derive(Debug)]
 pub struct Rollback {
+    pub quiet: bool,
+    pub verbose: bool,
     pub scenario: String,
     pub root: Option<PathBuf>,
     pub label: Option<String>,
@@ -232,6 +305,8 @@ pub struct Rollback {
 
 #[derive(Debug)]
 pub struct PostCheck {
+    pub quiet: bool,
+    pub verbose: bool,
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub format: Option<String>,
@@ -247,6 +322,8 @@ pub struct PostCheck {
 
 #[derive(Debug)]
 pub struct Forensics {
+    pub quiet: bool,
+    pub verbose: bool,
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub dry_run: bool,
@@ -256,6 +333,8 @@ pub struct Forensics {
 
 #[derive(Debug)]
 pub struct Diagnose {
+    pub quiet: bool,
+    pub verbose: bool,
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub expect_commit: Option<String>,
@@ -265,6 +344,8 @@ pub struct Diagnose {
 
 #[derive(Debug)]
 pub struct Drill {
+    pub quiet: bool,
+    pub verbose: bool,
     pub scenario: Option<String>,
     pub keep: Option<PathBuf>,
     pub format: Option<String>,
@@ -273,12 +354,16 @@ pub struct Drill {
 
 #[derive(Debug)]
 pub struct Init {
+    pub quiet: bool,
+    pub verbose: bool,
     pub root: Option<PathBuf>,
     pub dry_run: bool,
 }
 
 #[derive(Debug)]
 pub struct Bench {
+    pub quiet: bool,
+    pub verbose: bool,
     pub sizes: Option<String>,
     pub runs: Option<u32>,
     pub out: Option<PathBuf>,

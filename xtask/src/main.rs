@@ -6,6 +6,7 @@
 
 mod backup;
 mod bench;
+mod cli;
 mod clock;
 mod confine;
 mod diagnose;
@@ -32,6 +33,7 @@ mod seed;
 mod services;
 mod sqlite;
 mod sys;
+mod ui;
 mod verify_backup;
 
 use std::process::ExitCode;
@@ -39,7 +41,23 @@ use std::process::ExitCode;
 use xshell::Shell;
 
 fn main() -> ExitCode {
-    let flags = flags::Xtask::from_env_or_exit();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if matches!(args.as_slice(), [only] if only == "--version" || only == "-V") {
+        println!("{}", cli::version());
+        return ExitCode::SUCCESS;
+    }
+    let flags = match flags::Xtask::from_vec(args.clone()) {
+        Ok(flags) => flags,
+        Err(err) if err.is_help() => {
+            print!("{}", cli::help(&err.to_string(), &args));
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("{}", cli::usage_error(&cli::full_help(), &args, &err.to_string()));
+            return ExitCode::from(exit::Kind::Usage as u8);
+        }
+    };
+    ui::set(verbosity(&flags));
     let result = Shell::new().map_err(anyhow::Error::from).and_then(|sh| run(flags, &sh));
     bench::report_own_peak_memory();
     match result {
@@ -48,6 +66,28 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(exit::code_of(&err) as u8)
         }
+    }
+}
+
+/// `-q` and `-v`, which every command accepts.
+fn verbosity(flags: &flags::Xtask) -> ui::Verbosity {
+    use flags::XtaskCmd::*;
+    let (quiet, verbose) = match &flags.subcommand {
+        Sandbox(c) => (c.quiet, c.verbose),
+        Backup(c) => (c.quiet, c.verbose),
+        VerifyBackup(c) => (c.quiet, c.verbose),
+        Rollback(c) => (c.quiet, c.verbose),
+        PostCheck(c) => (c.quiet, c.verbose),
+        Forensics(c) => (c.quiet, c.verbose),
+        Diagnose(c) => (c.quiet, c.verbose),
+        Drill(c) => (c.quiet, c.verbose),
+        Init(c) => (c.quiet, c.verbose),
+        Bench(c) => (c.quiet, c.verbose),
+    };
+    match (quiet, verbose) {
+        (true, _) => ui::Verbosity::Quiet,
+        (false, true) => ui::Verbosity::Verbose,
+        _ => ui::Verbosity::Normal,
     }
 }
 

@@ -48,7 +48,7 @@ impl Output {
 /// output, and killing its whole process group if it outlives `timeout`.
 pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
     let display = cmd.to_string();
-    eprintln!("$ {}", echo_line(&display));
+    crate::ui::command(&display);
     let mut command: Command = cmd.into();
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     sys::die_with_parent(&mut command);
@@ -62,16 +62,6 @@ pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
         stderr: stderr.join().unwrap_or_default(),
         timed_out,
     })
-}
-
-/// The `$ cmd` echo on one line: inline scripts are shortened.
-fn echo_line(display: &str) -> String {
-    let line = display.replace('\n', "; ");
-    if line.chars().count() > 160 {
-        format!("{}…", line.chars().take(160).collect::<String>())
-    } else {
-        line
-    }
 }
 
 fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String> {

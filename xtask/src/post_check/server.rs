@@ -144,7 +144,7 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
         .arg(&tree.profile.app)
         .args(["--host", "127.0.0.1", "--port", &port, "--no-access-log"])
         .args(&tree.profile.server_args);
-    eprintln!("$ {cmd}");
+    crate::ui::command(&cmd.to_string());
     let mut command: Command = cmd.into();
     let log_file = File::create(log).context("create the server log")?;
     command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
