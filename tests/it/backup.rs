@@ -269,6 +269,7 @@ fn json_output_carries_the_schema_and_the_manifest() {
     let result = run_in(&root, &["backup", "--format", "json"]);
     assert_code(&result, 0);
     let json: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    crate::schema::assert_valid("backup", &json);
     assert_eq!(json["schema"], 2);
     assert_eq!(json["manifest"]["database_revision"][0], "47a9e2c8b6f0");
     assert_eq!(json["manifest"]["files"].as_array().unwrap().len(), 21);

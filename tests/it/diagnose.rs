@@ -6,6 +6,7 @@ fn diagnose(root: &std::path::Path, extra: &[&str]) -> (Run, serde_json::Value) 
     args.extend_from_slice(extra);
     let result = run_in(root, &args);
     let json = serde_json::from_str(&result.stdout).unwrap_or_else(|e| panic!("{e}: {result:?}"));
+    crate::schema::assert_valid("diagnose", &json);
     (result, json)
 }
 

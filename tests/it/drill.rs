@@ -58,6 +58,7 @@ fn keep_leaves_the_sandboxes() {
     assert_code(&result, 0);
     let json: serde_json::Value =
         serde_json::from_str(&result.stdout).expect("one JSON document on stdout");
+    crate::schema::assert_valid("drill", &json);
     assert_eq!((json["schema"].clone(), json["result"].clone()), (2.into(), "pass".into()));
     assert_eq!(json["scenarios"][0]["diagnosis"], "files");
     assert!(keep.path().join("files/forensics").is_dir());

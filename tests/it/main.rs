@@ -15,6 +15,7 @@ mod forensics;
 mod post_check;
 mod rollback;
 mod sandbox;
+mod schema;
 mod verify_backup;
 
 use std::{

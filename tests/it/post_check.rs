@@ -36,7 +36,11 @@ fn assert_check_fails(result: &Run, id: &str, message: &str) {
 fn post_check_json(root: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["post-check", "--format", "json"];
     args.extend_from_slice(extra);
-    run_in(root, &args)
+    let result = run_in(root, &args);
+    if let Ok(json) = serde_json::from_str(&result.stdout) {
+        crate::schema::assert_valid("report", &json);
+    }
+    result
 }
 
 /// No uvicorn process whose working directory is inside `root` remains.

@@ -20,6 +20,9 @@ fn corrupted(corrupt: impl FnOnce(&Path)) -> (Run, tempfile::TempDir) {
     let before = digest(&backup);
     let result = run_in(&root(&dir), &["verify-backup", "--format", "json"]);
     assert_eq!(digest(&backup), before, "verify-backup changed the backup");
+    if let Ok(json) = serde_json::from_str(&result.stdout) {
+        crate::schema::assert_valid("report", &json);
+    }
     (result, dir)
 }
 
@@ -49,6 +52,7 @@ fn a_fresh_backup_passes_and_stays_unchanged() {
     snapshot!(&root, human.stdout);
     let json = run_in(&root, &["verify-backup", "--format", "json"]);
     assert_code(&json, 0);
+    crate::schema::assert_valid("report", &serde_json::from_str(&json.stdout).unwrap());
     snapshot!(&root, json.stdout);
     assert_eq!(digest(&root.join(BACKUP)), before);
     assert!(!root.join(BACKUP).join("critical_files/__pycache__").exists());

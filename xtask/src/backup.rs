@@ -49,17 +49,21 @@ impl flags::Backup {
             tag: !self.no_tag,
         };
         let started = Instant::now();
-        let manifest = take(sh, &tree, &options)?;
+        let (manifest, plan) = take(sh, &tree, &options)?;
         if format == Format::Json {
             let document = serde_json::json!({
                 "schema": crate::report::SCHEMA,
                 "command": "backup",
+                "result": if options.dry_run { "planned" } else { "done" },
                 "dry_run": options.dry_run,
                 "backup": tree.backup(&options.label),
+                "plan": plan,
                 "manifest": manifest,
             });
             println!("{}", serde_json::to_string_pretty(&document)?);
-        } else if !options.dry_run {
+        } else if options.dry_run {
+            print_plan(&tree.backup(&options.label), &plan);
+        } else {
             let db = manifest.database().map_or(0, |f| f.size);
             println!(
                 "backed up {} files to {} in {:.2}s: database {} bytes at revision {}, {} migrations, {} config, {} critical files{}",
@@ -100,6 +104,15 @@ fn notes(manifest: &Manifest) -> String {
     out
 }
 
+/// One action of a backup's plan, as a dry run shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanItem {
+    /// `sqlite-online-backup`, `copy`, `write` or `git-tag`.
+    pub action: &'static str,
+    pub source: String,
+    pub target: String,
+}
+
 /// A file to back up: where it is in the tree and where it goes in the backup.
 struct Planned {
     kind: Kind,
@@ -107,8 +120,13 @@ struct Planned {
     backup: String,
 }
 
-/// Takes the backup (or, with `dry_run`, prints its plan) and returns its manifest.
-pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifest> {
+/// Takes the backup (or, with `dry_run`, only plans it) and returns its
+/// manifest and its plan.
+pub fn take(
+    _sh: &Shell,
+    tree: &Tree,
+    options: &BackupOptions,
+) -> Result<(Manifest, Vec<PlanItem>)> {
     check_label(&options.label)?;
     let target = tree.backup(&options.label);
     if tree.fs.kind(&target).ok().flatten().is_some() || target.exists() {
@@ -130,9 +148,9 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
             options.label
         )));
     }
+    let items = plan_items(tree, &plan, options, commit.as_deref());
     if options.dry_run {
-        print_plan(tree, &plan, &target, options, commit.as_deref());
-        return Ok(empty_manifest(options, commit, branch));
+        return Ok((empty_manifest(options, commit, branch), items));
     }
 
     let backups = tree.backups();
@@ -177,7 +195,7 @@ pub fn take(_sh: &Shell, tree: &Tree, options: &BackupOptions) -> Result<Manifes
     if let Some(repo) = &repo {
         git::exclude_tool_dirs(repo)?;
     }
-    Ok(manifest)
+    Ok((manifest, items))
 }
 
 /// What goes where, checked before anything is written, and the critical
@@ -380,25 +398,48 @@ fn build(
     Ok((manifest, manifest_sha))
 }
 
-fn print_plan(
+fn plan_items(
     tree: &Tree,
     plan: &[Planned],
-    target: &Path,
     options: &BackupOptions,
     commit: Option<&str>,
-) {
+) -> Vec<PlanItem> {
+    let mut items: Vec<PlanItem> = plan
+        .iter()
+        .map(|item| PlanItem {
+            action: if item.kind == Kind::Database { "sqlite-online-backup" } else { "copy" },
+            source: item.source.clone(),
+            target: item.backup.clone(),
+        })
+        .collect();
+    for file in [MANIFEST_FILE, SUMS_FILE] {
+        items.push(PlanItem { action: "write", source: String::new(), target: file.into() });
+    }
+    let tag = match (options.tag, commit) {
+        (true, Some(commit)) => Some(format!("{} at {commit}", options.label)),
+        (true, None) => Some(format!("none: {} is not a git repository", tree.root.display())),
+        (false, _) => None,
+    };
+    if let Some(tag) = tag {
+        items.push(PlanItem { action: "git-tag", source: String::new(), target: tag });
+    }
+    items
+}
+
+fn print_plan(target: &Path, plan: &[PlanItem]) {
     println!("dry run: nothing is written. The backup would be {}:", target.display());
     for item in plan {
-        let how = if item.kind == Kind::Database { "SQLite online backup" } else { "copy" };
-        println!("  {how:<20} {} -> {}", item.source, item.backup);
-    }
-    println!("  write                {MANIFEST_FILE} and {SUMS_FILE}");
-    match (options.tag, commit) {
-        (true, Some(commit)) => println!("  git tag              {} at {commit}", options.label),
-        (true, None) => {
-            println!("  git tag              none: {} is not a git repository", tree.root.display())
-        }
-        (false, _) => println!("  git tag              skipped (--no-tag)"),
+        let how = match item.action {
+            "sqlite-online-backup" => "SQLite online backup",
+            "git-tag" => "git tag",
+            other => other,
+        };
+        let what = if item.source.is_empty() {
+            item.target.clone()
+        } else {
+            format!("{} -> {}", item.source, item.target)
+        };
+        println!("  {how:<20} {what}");
     }
 }
 

@@ -21,28 +21,58 @@ impl flags::Forensics {
         check_label(&label)?;
         if self.dry_run {
             let dir = new_bundle_path(&tree, &label);
-            println!(
-                "dry run: nothing is written. The bundle would be {} (mode 0700):",
-                dir.display()
-            );
-            println!(
-                "  {} copied through SQLite, with its raw -wal/-shm, an SQL dump and integrity_check",
-                tree.profile.database
-            );
-            println!(
-                "  the revision files of {}, the config and critical files, diffs against backups/{label}",
-                tree.profile.migrations
-            );
-            println!(
-                "  $ alembic current, $ alembic history, the last lines of {}",
-                tree.profile.log_file
-            );
-            println!("  FAILURE_REPORT.md and failure.json");
+            let plan = vec![
+                format!(
+                    "{} with its -wal/-shm copied byte for byte, then through SQLite: an SQL dump and integrity_check",
+                    tree.profile.database
+                ),
+                format!(
+                    "the revision files of {}, the config and critical files, diffs against backups/{label}",
+                    tree.profile.migrations
+                ),
+                format!(
+                    "$ alembic current, $ alembic history, the last lines of {}",
+                    tree.profile.log_file
+                ),
+                "FAILURE_REPORT.md and failure.json".to_string(),
+            ];
+            match format {
+                Format::Json => {
+                    let document = serde_json::json!({
+                        "schema": crate::report::SCHEMA,
+                        "command": "forensics",
+                        "result": "planned",
+                        "dry_run": true,
+                        "bundle": dir,
+                        "plan": plan,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&document)?);
+                }
+                Format::Human => {
+                    println!(
+                        "dry run: nothing is written. The bundle would be {} (mode 0700):",
+                        dir.display()
+                    );
+                    for line in plan {
+                        println!("  {line}");
+                    }
+                }
+            }
             return Ok(());
         }
         let bundle = collect(sh, &tree, &label, self.python.as_deref())?;
         match format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&bundle.facts)?),
+            Format::Json => {
+                let document = serde_json::json!({
+                    "schema": crate::report::SCHEMA,
+                    "command": "forensics",
+                    "result": "done",
+                    "dry_run": false,
+                    "bundle": bundle.dir,
+                    "facts": bundle.facts,
+                });
+                println!("{}", serde_json::to_string_pretty(&document)?);
+            }
             Format::Human => println!(
                 "forensics bundle written to {} ({} database files, {} diffs{})",
                 bundle.dir.display(),

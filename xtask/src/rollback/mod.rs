@@ -42,13 +42,27 @@ pub struct StepResult {
     pub duration_ms: u64,
 }
 
+/// One step of the plan, as the JSON document gives it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    /// 1-based, as printed.
+    pub step: usize,
+    pub id: &'static str,
+    /// The plan's line for a person.
+    pub action: String,
+    /// Finished before an interruption (a resumed run re-checks it).
+    pub done: bool,
+    #[serde(flatten)]
+    pub touches: plan::PlanTouches,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub schema: u32,
     pub command: &'static str,
     pub scenario: Scenario,
     pub dry_run: bool,
-    pub plan: Vec<String>,
+    pub plan: Vec<PlannedStep>,
     pub steps: Vec<StepResult>,
     pub bundle: Option<String>,
     pub result: &'static str,
@@ -158,12 +172,24 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         let mark = if journal.done[i] { " (done before the interruption; re-checked)" } else { "" };
         say(format!("  {}. {line}{mark}", i + 1));
     }
+    let planned = journal
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| PlannedStep {
+            step: i + 1,
+            id: step.name(),
+            action: plan[i].clone(),
+            done: journal.done[i],
+            touches: step.touches(tree, &manifest),
+        })
+        .collect();
     let mut outcome = Outcome {
         schema: crate::report::SCHEMA,
         command: "rollback",
         scenario: o.scenario,
         dry_run: o.dry_run,
-        plan: plan.clone(),
+        plan: planned,
         steps: Vec::new(),
         bundle: Some(journal.bundle.display().to_string()),
         result: "planned",

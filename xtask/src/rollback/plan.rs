@@ -65,6 +65,14 @@ impl Scenario {
     }
 }
 
+/// What one step touches, in a JSON plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanTouches {
+    pub paths: Vec<String>,
+    pub revisions: Vec<String>,
+    pub preserves: Vec<String>,
+}
+
 /// One step of a rollback. Every step checks whether its effect already
 /// holds, so running it again (on `--resume`) is safe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -513,6 +521,50 @@ impl Step {
                 format!("git: restore {} from {}", paths.join(" "), short(from))
             }
         }
+    }
+
+    /// What a step touches, for the structured plan: the paths it writes,
+    /// the revisions or commits it goes to, what it preserves first.
+    pub fn touches(&self, tree: &Tree, manifest: &Manifest) -> PlanTouches {
+        let p = &tree.profile;
+        let sidecars = |db: &str| vec![db.to_string(), format!("{db}-wal"), format!("{db}-shm")];
+        let mut t = PlanTouches::default();
+        match self {
+            Step::StopServices => {}
+            Step::Preserve { database } => {
+                t.preserves.extend(p.config_files.iter().chain(&p.critical_files).cloned());
+                t.preserves.push(p.migrations.clone());
+                if database.is_some() {
+                    t.preserves.extend(sidecars(&p.database));
+                }
+            }
+            Step::RestoreDatabase => {
+                t.paths = sidecars(&p.database);
+                t.revisions = manifest.database_revision.clone();
+                t.preserves = sidecars(&p.database);
+            }
+            Step::CheckAlembic => t.paths.push(p.database.clone()),
+            Step::Downgrade { target } => {
+                t.paths.push(p.database.clone());
+                t.revisions.push(target.clone());
+            }
+            Step::RestoreConfig => {
+                t.paths = manifest.files_of(Kind::Config).map(|f| f.source_path.clone()).collect()
+            }
+            Step::RestoreMigrations => {
+                t.paths.push(p.migrations.clone());
+                t.preserves.push(p.migrations.clone());
+            }
+            Step::RestoreFiles { paths } => t.paths = paths.clone(),
+            Step::GitBranch { commit, .. }
+            | Step::GitSoftReset { commit }
+            | Step::GitHardReset { commit, .. } => t.revisions.push(commit.clone()),
+            Step::GitRestorePaths { from, paths } => {
+                t.paths = paths.clone();
+                t.revisions.push(from.clone());
+            }
+        }
+        t
     }
 
     /// A short name for tables and journals.
