@@ -12,6 +12,7 @@ mod checkouts;
 mod diagnose;
 mod drill;
 mod forensics;
+mod junit;
 mod post_check;
 mod rollback;
 mod sandbox;

@@ -237,6 +237,32 @@ impl Report {
     }
 }
 
+/// Passes a result through; when it is an error and `--junit` was given,
+/// first writes a JUnit file with one `<error>` that says why no check ran
+/// (a usage error, the lock, an interrupted run), so CI always has a file.
+pub fn or_junit_error<T>(result: Result<T>, command: &str, junit: Option<&Path>) -> Result<T> {
+    let (err, path) = match (result, junit) {
+        (Err(err), Some(path)) => (err, path),
+        (result, _) => return result,
+    };
+    {
+        let message = format!("{err:#}");
+        let first = message.lines().next().unwrap_or("");
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"{c}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">\n  <testcase classname=\"{c}\" name=\"{c}: no check ran\" time=\"0.000\"><error message=\"{}\" type=\"exit {}\">{}</error></testcase>\n</testsuite></testsuites>\n",
+            xml(first),
+            crate::exit::code_of(&err),
+            xml(&message),
+            c = xml(command)
+        );
+        if let Err(write) = std::fs::write(path, xml) {
+            let note = format!("the JUnit file {} could not be written: {write}", path.display());
+            return Err(err.context(note));
+        }
+    }
+    Err(err)
+}
+
 /// Checks, before anything runs, that a report file (`--junit`,
 /// `--checklist`) can be written: its folder exists and is writable.
 pub fn check_output_file(flag: &str, path: &Path) -> Result<()> {

@@ -54,18 +54,31 @@ impl flags::PostCheck {
                 crate::report::check_output_file(flag, path)?;
             }
         }
-        let tree = Tree::locate(self.root.as_deref())?;
-        let options = Options {
-            label: self.label.unwrap_or_else(|| DEFAULT_LABEL.into()),
-            only: self.only,
-            skip: self.skip,
-            expect_revision: self.expect_revision,
-            port: self.port,
-            python: self.python,
-            require_backup: self.require_backup,
+        // `--only a,b` is `--only a --only b`.
+        let split = |ids: Vec<String>| -> Vec<String> {
+            ids.iter()
+                .flat_map(|i| i.split(','))
+                .map(|i| i.trim().to_string())
+                .filter(|i| !i.is_empty())
+                .collect()
         };
-        let report = post_check(sh, &tree, &options)?;
-        report.emit(format, self.junit.as_deref(), true)?;
+        let junit = self.junit.clone();
+        let report = (|| {
+            let tree = Tree::locate(self.root.as_deref())?;
+            let options = Options {
+                label: self.label.unwrap_or_else(|| DEFAULT_LABEL.into()),
+                only: split(self.only),
+                skip: split(self.skip),
+                expect_revision: self.expect_revision,
+                port: self.port,
+                python: self.python,
+                require_backup: self.require_backup,
+            };
+            post_check(sh, &tree, &options).map(|report| (tree, report))
+        })();
+        // A JUnit file on every exit: when no check could run, one error says why.
+        let (tree, report) = crate::report::or_junit_error(report, "post-check", junit.as_deref())?;
+        report.emit(format, junit.as_deref(), true)?;
         if let Some(path) = &self.checklist {
             fs::write(path, checklist(&tree, &report))
                 .with_context(|| format!("write the checklist to {}", path.display()))?;
@@ -132,6 +145,13 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     };
     let wanted = |id: &str| o.only.is_empty() || named(&o.only, id);
     let selected = |id: &str| wanted(id) && !named(&o.skip, id);
+    if !CHECK_IDS.iter().any(|id| selected(id)) {
+        return Err(usage(format!(
+            "--only {} with --skip {} leaves no check to run",
+            o.only.join(","),
+            o.skip.join(",")
+        )));
+    }
     let expected = expectations(tree, o)?;
     // Outside the tree: pytest's XML report and the server's log.
     let scratch = fsutil::scratch_dir("tmws-post-check")?;

@@ -36,17 +36,23 @@ impl flags::VerifyBackup {
         if let Some(junit) = &self.junit {
             crate::report::check_output_file("--junit", junit)?;
         }
-        let (dir, tree) = match &self.backup {
-            Some(dir) => (dir.clone(), None),
-            None => {
-                let tree = Tree::locate(self.root.as_deref())?;
-                let label = self.label.as_deref().unwrap_or(DEFAULT_LABEL);
-                check_label(label)?;
-                (tree.backup(label), Some(tree))
-            }
-        };
-        let before = stamp::snapshot(&dir).ok();
-        let report = verify(sh, &dir, tree.as_ref(), self.python.as_deref())?;
+        let located = (|| -> Result<_> {
+            let (dir, tree) = match &self.backup {
+                Some(dir) => (dir.clone(), None),
+                None => {
+                    let tree = Tree::locate(self.root.as_deref())?;
+                    let label = self.label.as_deref().unwrap_or(DEFAULT_LABEL);
+                    check_label(label)?;
+                    (tree.backup(label), Some(tree))
+                }
+            };
+            let before = stamp::snapshot(&dir).ok();
+            let report = verify(sh, &dir, tree.as_ref(), self.python.as_deref())?;
+            Ok((dir, tree, before, report))
+        })();
+        // A JUnit file on every exit: when no check could run, one error says why.
+        let (dir, tree, before, report) =
+            crate::report::or_junit_error(located, "verify-backup", self.junit.as_deref())?;
         if let (true, Some(tree), Some(before)) = (report.ok(), &tree, before) {
             // Best effort: without the stamp the next rollback verifies again.
             let _ = stamp::record(tree, &dir, before);
