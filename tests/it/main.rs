@@ -13,6 +13,7 @@ mod diagnose;
 mod drill;
 mod forensics;
 mod junit;
+mod manual_restore;
 mod post_check;
 mod rollback;
 mod sandbox;
