@@ -315,3 +315,23 @@ fn a_server_that_never_answers_times_out_and_is_stopped() {
     assert_check_fails(&result, "server.start", "no answer on 127.0.0.1:");
     assert_no_server(&root);
 }
+
+/// A server that listens but whose /health never answers has started; its
+/// health check is what fails, with the time it waited.
+#[test]
+fn a_health_endpoint_that_hangs_fails_health_not_start() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::write(
+        root.join("src/hang.py"),
+        "import asyncio\n\n\nasync def app(scope, receive, send):\n    if scope[\"type\"] != \"http\":\n        return\n    await asyncio.sleep(3600)\n",
+    )
+    .unwrap();
+    fs::write(root.join("tmws-rollback.toml"), "app = \"src.hang:app\"\nserver_timeout = 3\n")
+        .unwrap();
+    let result = post_check_json(&root, &["--only", "server", "--expect-revision", "head"]);
+    assert_code(&result, 1);
+    assert_eq!(json_check(&result, "server.start")["status"], "pass", "{result:?}");
+    assert_check_fails(&result, "server.health", "/health did not answer within 3s");
+    assert_no_server(&root);
+}

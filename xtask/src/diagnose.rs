@@ -71,11 +71,15 @@ impl flags::Diagnose {
                     println!("\nrecommendation: {next}");
                 } else {
                     println!(
-                        "\nrecommendation: cargo xtask rollback --scenario {} (runbook estimate {} minutes)",
+                        "\nrecommendation: cargo xtask rollback --scenario {} (runbook estimate {})",
                         diagnosis.recommendation,
-                        Scenario::parse(&diagnosis.recommendation)
+                        match Scenario::parse(&diagnosis.recommendation)
                             .map(|s| s.runbook_minutes())
-                            .unwrap_or(0)
+                        {
+                            Ok(1) => "1 minute".to_string(),
+                            Ok(n) => format!("{n} minutes"),
+                            Err(_) => "unknown".to_string(),
+                        }
                     );
                 }
             }

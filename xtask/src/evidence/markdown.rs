@@ -87,7 +87,11 @@ impl Bundle {
             });
         }
         for change in &f.worktree_changes {
-            links.push(format!("uncommitted change to {change} (kept in worktree/)"));
+            if self.dir.join("worktree").join(change).is_file() {
+                links.push(format!("uncommitted change to {change} (kept in worktree/)"));
+            } else {
+                links.push(format!("{change} was deleted in the working tree (nothing to keep)"));
+            }
         }
         links.push(f.log.clone());
         out.push_str(&list(&links, ""));

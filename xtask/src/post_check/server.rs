@@ -96,16 +96,41 @@ pub fn check(
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     };
-    // Poll until it answers, exits, or the timeout passes.
+    // Poll until it answers, exits, or the timeout passes. A server that
+    // accepts connections has started, even if /health then never answers.
+    let mut listening = false;
     let answer = loop {
         if let Ok(Some(status)) = server.child.try_wait() {
             return fail_both(format!("uvicorn exited ({status}) before answering:\n{}", tail(8)));
         }
-        if let Some(answer) = get(port, &tree.profile.health_path) {
-            break answer;
+        match get(port, &tree.profile.health_path) {
+            Reply::Answer(answer) => break answer,
+            Reply::Silent => listening = true,
+            Reply::NotListening => {}
         }
         if started.elapsed() > timeout {
             server.stop();
+            if listening {
+                return Outcome {
+                    start: Check::pass(
+                        "server.start",
+                        title_of("server.start"),
+                        format!("uvicorn {} listens on 127.0.0.1:{port}", tree.profile.app),
+                    )
+                    .since(started),
+                    health: Check::fail(
+                        "server.health",
+                        title_of("server.health"),
+                        format!(
+                            "{} did not answer within {}s:\n{}",
+                            tree.profile.health_path,
+                            timeout.as_secs(),
+                            tail(8)
+                        ),
+                    )
+                    .since(started),
+                };
+            }
             return fail_both(format!(
                 "no answer on 127.0.0.1:{port} within {}s:\n{}",
                 timeout.as_secs(),
@@ -153,17 +178,30 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
     Ok(Server { child })
 }
 
+/// What one GET met.
+enum Reply {
+    Answer((u16, String)),
+    /// Something accepted the connection and did not answer in time.
+    Silent,
+    NotListening,
+}
+
 /// One HTTP/1.0 GET on loopback: the status code and the body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+fn get(port: u16, path: &str) -> Reply {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(200)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Some((status, body))
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
+        return Reply::NotListening;
+    };
+    let answer = (|| {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Some((status, body))
+    })();
+    answer.map_or(Reply::Silent, Reply::Answer)
 }
 
 fn judge_health((status, body): &(u16, String), expected: Option<&str>, log: &str) -> Check {
