@@ -361,3 +361,45 @@ fn quiet_hides_the_command_lines_and_verbose_shows_them_whole() {
     let verbose = run_in(&root, &["diagnose", "-v"]);
     assert!(verbose.stderr.contains("traceback") && !verbose.stderr.contains('…'), "{verbose:?}");
 }
+
+/// Progress shows on a terminal (here after 0 ms instead of a second), and
+/// nothing of it when stderr is not a terminal or with -q.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let command = format!(
+        "XTASK_PROGRESS_AFTER_MS=0 {} verify-backup --root {}",
+        env!("CARGO_BIN_EXE_xtask"),
+        root.display()
+    );
+    let on_terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(text.contains("integrity_check: ") || text.contains("sha256 "), "{text}");
+    let piped = run(xtask()
+        .args(["verify-backup", "--root"])
+        .arg(&root)
+        .env("XTASK_PROGRESS_AFTER_MS", "0"));
+    assert_code(&piped, 0);
+    assert!(!piped.stderr.contains('\r'), "{piped:?}");
+    let quiet = on_terminal_quiet(&root);
+    assert!(!quiet.contains("integrity_check: "), "{quiet}");
+}
+
+fn on_terminal_quiet(root: &Path) -> String {
+    let command = format!(
+        "XTASK_PROGRESS_AFTER_MS=0 {} verify-backup -q --root {}",
+        env!("CARGO_BIN_EXE_xtask"),
+        root.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

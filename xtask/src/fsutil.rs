@@ -21,6 +21,9 @@ const CHUNK: usize = 1 << 20;
 /// Hex SHA-256 and size of a file, read in fixed chunks so memory stays flat.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut file = sys::open_regular(path).with_context(|| format!("open {}", path.display()))?;
+    let total = file.metadata().map_or(0, |m| m.len());
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut progress = crate::ui::Progress::bytes(&format!("sha256 {name}"), total);
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -31,7 +34,9 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
         }
         hasher.update(&buffer[..n]);
         size += n as u64;
+        progress.update(size);
     }
+    progress.finish();
     Ok((hex(&hasher.finalize()), size))
 }
 
@@ -143,6 +148,7 @@ fn copy_in_kernel(input: &File, output: &File) -> Result<(String, u64)> {
         std::thread::spawn(move || sha256_at(&reader))
     };
     let (mut from, mut to) = (0u64, 0u64);
+    let mut progress = crate::ui::Progress::bytes("copy", len);
     while from < len {
         // Chunks of 64 MiB, each handed to the disk as soon as it is copied:
         // the final fsync then waits for little.
@@ -150,7 +156,10 @@ fn copy_in_kernel(input: &File, output: &File) -> Result<(String, u64)> {
         let before = to;
         match sys::copy_range(input, &mut from, output, &mut to, chunk) {
             Ok(0) => break,
-            Ok(n) => sys::start_writeback(output, before, n as u64),
+            Ok(n) => {
+                sys::start_writeback(output, before, n as u64);
+                progress.update(to);
+            }
             Err(err) if from == 0 && sys::copy_unsupported(&err) => {
                 let _ = hashing.join();
                 return copy_hashed(input, output);
@@ -161,6 +170,7 @@ fn copy_in_kernel(input: &File, output: &File) -> Result<(String, u64)> {
             }
         }
     }
+    progress.finish();
     output.sync_all().context("fsync the copy")?;
     let (sha, size) =
         hashing.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))??;

@@ -122,9 +122,26 @@ pub fn switch_to_wal(path: &Path) -> Result<()> {
 
 /// `PRAGMA integrity_check` (the full one): `["ok"]` when the file is sound.
 pub fn integrity_check(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
-    rows.collect::<Result<Vec<_>, _>>().context("run PRAGMA integrity_check")
+    // The check is one statement: a ticker shows the time it has run.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let ticker = scope.spawn(|| {
+            let mut progress = crate::ui::Progress::timer("integrity_check");
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                progress.update(0);
+                std::thread::park_timeout(std::time::Duration::from_millis(100));
+            }
+            progress.finish();
+        });
+        let result = (|| {
+            let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+            rows.collect::<Result<Vec<_>, _>>().context("run PRAGMA integrity_check")
+        })();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        ticker.thread().unpark();
+        result
+    })
 }
 
 /// The revisions in `alembic_version`, sorted.
