@@ -15,6 +15,7 @@ mod forensics;
 mod junit;
 mod manual_restore;
 mod post_check;
+mod readme;
 mod rollback;
 mod sandbox;
 mod schema;
