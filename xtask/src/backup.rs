@@ -41,7 +41,7 @@ impl BackupOptions {
 
 impl flags::Backup {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let format = Format::parse(self.format.as_deref())?;
+        let format = self.format.unwrap_or_default();
         let tree = Tree::locate(self.root.as_deref())?;
         let options = BackupOptions {
             label: self.label.unwrap_or_else(|| DEFAULT_LABEL.into()),

@@ -127,8 +127,12 @@ pub fn usage_error(full: &str, args: &[OsString], err: &str) -> String {
             .unwrap_or_default(),
         _ => list.iter().map(|(name, _)| name.clone()).collect(),
     };
+    // Only a word that was not understood gets a suggestion, not a value
+    // that a flag could not parse (its message lists the valid values).
+    let unknown = err.starts_with("unexpected");
     let closest = candidates
         .iter()
+        .filter(|_| unknown)
         .map(|c| (distance(&word, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)

@@ -44,7 +44,7 @@ impl Diagnosis {
 
 impl flags::Diagnose {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let format = Format::parse(self.format.as_deref())?;
+        let format = self.format.unwrap_or_default();
         let tree = Tree::locate(self.root.as_deref())?;
         let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
         check_label(&label)?;
@@ -73,7 +73,9 @@ impl flags::Diagnose {
                     println!(
                         "\nrecommendation: cargo xtask rollback --scenario {} (runbook estimate {})",
                         diagnosis.recommendation,
-                        match Scenario::parse(&diagnosis.recommendation)
+                        match diagnosis
+                            .recommendation
+                            .parse::<Scenario>()
                             .map(|s| s.runbook_minutes())
                         {
                             Ok(1) => "1 minute".to_string(),

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::{drill::Rows, report::Format, rollback::Scenario, sandbox::Stage};
+
 xflags::xflags! {
     src "./src/flags.rs"
 
@@ -17,7 +19,7 @@ xflags::xflags! {
             /// Empty or missing folder to create the tree in.
             required --out dir: PathBuf
             /// pre-phase4 (default), backed-up (also runs backup) or phase4 (also deploys Phase 4).
-            optional --stage stage: String
+            optional --stage stage: Stage
             /// Python interpreter for the tools' virtualenv (or TMWS_PYTHON).
             optional --python python: PathBuf
             /// Print what would be built; write nothing.
@@ -39,7 +41,7 @@ xflags::xflags! {
             /// Do not tag git HEAD.
             optional --no-tag
             /// Output format: human (default) or json.
-            optional --format format: String
+            optional --format format: Format
         }
 
         /// Prove a backup complete, intact and restorable.
@@ -55,7 +57,7 @@ xflags::xflags! {
             /// A backup folder to verify on its own, without a TMWS root.
             optional --backup dir: PathBuf
             /// Output format: human (default) or json (one document on stdout).
-            optional --format format: String
+            optional --format format: Format
             /// Write the checks as JUnit XML to this file.
             optional --junit file: PathBuf
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
@@ -69,7 +71,7 @@ xflags::xflags! {
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
             /// database, migration, files, complete or git.
-            required --scenario scenario: String
+            required --scenario scenario: Scenario
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
@@ -105,7 +107,7 @@ xflags::xflags! {
             /// Seconds to wait for the service to stop before SIGKILL (default 10).
             optional --grace seconds: u64
             /// Output format: human (default) or json (one document on stdout).
-            optional --format format: String
+            optional --format format: Format
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
@@ -121,7 +123,7 @@ xflags::xflags! {
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: String
             /// Output format: human (default) or json (one document on stdout).
-            optional --format format: String
+            optional --format format: Format
             /// Write the checks as JUnit XML to this file (its folder must exist).
             optional --junit file: PathBuf
             /// Write the runbook's post-rollback checklist as Markdown.
@@ -154,7 +156,7 @@ xflags::xflags! {
             /// Print where the bundle would go and what it would hold; write nothing.
             optional --dry-run
             /// Output format: human (default) or json (one document on stdout).
-            optional --format format: String
+            optional --format format: Format
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
@@ -172,7 +174,7 @@ xflags::xflags! {
             /// The commit HEAD should be at (default: any descendant of the backup's tag).
             optional --expect-commit rev: String
             /// Output format: human (default) or json (one document on stdout).
-            optional --format format: String
+            optional --format format: Format
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
@@ -184,11 +186,11 @@ xflags::xflags! {
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
             /// database, migration, files, git, complete or all (default).
-            optional --scenario scenario: String
+            optional --scenario scenario: Rows
             /// Keep the sandboxes in this folder for inspection.
             optional --keep dir: PathBuf
             /// Output format: human (default) or json (one document on stdout).
-            optional --format format: String
+            optional --format format: Format
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
@@ -249,7 +251,7 @@ pub struct Sandbox {
     pub quiet: bool,
     pub verbose: bool,
     pub out: PathBuf,
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     pub python: Option<PathBuf>,
     pub dry_run: bool,
 }
@@ -262,7 +264,7 @@ pub struct Backup {
     pub label: Option<String>,
     pub dry_run: bool,
     pub no_tag: bool,
-    pub format: Option<String>,
+    pub format: Option<Format>,
 }
 
 #[derive(Debug)]
@@ -272,7 +274,7 @@ pub struct VerifyBackup {
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub backup: Option<PathBuf>,
-    pub format: Option<String>,
+    pub format: Option<Format>,
     pub junit: Option<PathBuf>,
     pub python: Option<PathBuf>,
 }
@@ -281,7 +283,7 @@ pub struct VerifyBackup {
 pub struct Rollback {
     pub quiet: bool,
     pub verbose: bool,
-    pub scenario: String,
+    pub scenario: Scenario,
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub dry_run: bool,
@@ -299,7 +301,7 @@ pub struct Rollback {
     pub force: bool,
     pub from: Option<String>,
     pub grace: Option<u64>,
-    pub format: Option<String>,
+    pub format: Option<Format>,
     pub python: Option<PathBuf>,
 }
 
@@ -309,7 +311,7 @@ pub struct PostCheck {
     pub verbose: bool,
     pub root: Option<PathBuf>,
     pub label: Option<String>,
-    pub format: Option<String>,
+    pub format: Option<Format>,
     pub junit: Option<PathBuf>,
     pub checklist: Option<PathBuf>,
     pub only: Vec<String>,
@@ -327,7 +329,7 @@ pub struct Forensics {
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub dry_run: bool,
-    pub format: Option<String>,
+    pub format: Option<Format>,
     pub python: Option<PathBuf>,
 }
 
@@ -338,7 +340,7 @@ pub struct Diagnose {
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub expect_commit: Option<String>,
-    pub format: Option<String>,
+    pub format: Option<Format>,
     pub python: Option<PathBuf>,
 }
 
@@ -346,9 +348,9 @@ pub struct Diagnose {
 pub struct Drill {
     pub quiet: bool,
     pub verbose: bool,
-    pub scenario: Option<String>,
+    pub scenario: Option<Rows>,
     pub keep: Option<PathBuf>,
-    pub format: Option<String>,
+    pub format: Option<Format>,
     pub python: Option<PathBuf>,
 }
 

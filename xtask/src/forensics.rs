@@ -15,7 +15,7 @@ use crate::{
 
 impl flags::Forensics {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let format = Format::parse(self.format.as_deref())?;
+        let format = self.format.unwrap_or_default();
         let tree = Tree::locate(self.root.as_deref())?;
         let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
         check_label(&label)?;

@@ -296,20 +296,22 @@ pub fn xml(text: &str) -> String {
     out
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `--format`: a table for people, or one JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
+    #[default]
     Human,
     Json,
 }
 
-impl Format {
-    pub fn parse(flag: Option<&str>) -> Result<Format> {
-        match flag {
-            None | Some("human") => Ok(Format::Human),
-            Some("json") => Ok(Format::Json),
-            Some(other) => {
-                Err(crate::exit::usage(format!("unknown --format {other:?}: use human or json")))
-            }
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Format, String> {
+        match text {
+            "human" => Ok(Format::Human),
+            "json" => Ok(Format::Json),
+            other => Err(format!("unknown --format {other:?}: use human or json")),
         }
     }
 }

@@ -26,22 +26,32 @@ pub enum Stage {
     Phase4,
 }
 
+impl std::str::FromStr for Stage {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Stage, String> {
+        match text {
+            "pre-phase4" => Ok(Stage::PrePhase4),
+            "backed-up" => Ok(Stage::BackedUp),
+            "phase4" => Ok(Stage::Phase4),
+            other => Err(format!("unknown --stage {other:?}: use pre-phase4, backed-up or phase4")),
+        }
+    }
+}
+
 impl Stage {
-    pub fn parse(flag: Option<&str>) -> Result<Stage> {
-        match flag {
-            None | Some("pre-phase4") => Ok(Stage::PrePhase4),
-            Some("backed-up") => Ok(Stage::BackedUp),
-            Some("phase4") => Ok(Stage::Phase4),
-            Some(other) => Err(usage(format!(
-                "unknown --stage {other:?}: use pre-phase4, backed-up or phase4"
-            ))),
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::PrePhase4 => "pre-phase4",
+            Stage::BackedUp => "backed-up",
+            Stage::Phase4 => "phase4",
         }
     }
 }
 
 impl flags::Sandbox {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let stage = Stage::parse(self.stage.as_deref())?;
+        let stage = self.stage.unwrap_or(Stage::PrePhase4);
         if self.dry_run {
             check_out_dir(&self.out)?;
             println!("dry run: nothing is written. The sandbox would be {}:", self.out.display());
@@ -66,7 +76,7 @@ impl flags::Sandbox {
         println!(
             "sandbox ready at {} ({}, {:.1}s)",
             tree.root.display(),
-            self.stage.as_deref().unwrap_or("pre-phase4"),
+            stage.name(),
             started.elapsed().as_secs_f64()
         );
         Ok(())

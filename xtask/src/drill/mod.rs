@@ -24,6 +24,24 @@ use crate::{
     sandbox::{self, Stage},
 };
 
+/// `drill --scenario`: every row of the matrix, or one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    All,
+    One(Scenario),
+}
+
+impl std::str::FromStr for Rows {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Rows, String> {
+        match text {
+            "all" => Ok(Rows::All),
+            one => one.parse().map(Rows::One).map_err(|e| format!("{e}, or all")),
+        }
+    }
+}
+
 /// One rehearsed scenario, as the table shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rehearsal {
@@ -47,10 +65,10 @@ use breakage::break_tree;
 
 impl flags::Drill {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let format = Format::parse(self.format.as_deref())?;
-        let scenarios = match self.scenario.as_deref() {
-            None | Some("all") => Scenario::ALL.to_vec(),
-            Some(name) => vec![Scenario::parse(name)?],
+        let format = self.format.unwrap_or_default();
+        let scenarios = match self.scenario.unwrap_or(Rows::All) {
+            Rows::All => Scenario::ALL.to_vec(),
+            Rows::One(scenario) => vec![scenario],
         };
         let (work, _temp) = match &self.keep {
             Some(dir) => {

@@ -17,7 +17,7 @@ use crate::{
     migrations::Graph,
     profile::{Tree, check_label},
     python::Python,
-    report::{Check, Format, Report, Status},
+    report::{Check, Report, Status},
 };
 
 pub use checks::imports_check;
@@ -48,7 +48,7 @@ pub const CHECK_IDS: [&str; 17] = [
 
 impl flags::PostCheck {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let format = Format::parse(self.format.as_deref())?;
+        let format = self.format.unwrap_or_default();
         for (flag, path) in [("--junit", &self.junit), ("--checklist", &self.checklist)] {
             if let Some(path) = path {
                 crate::report::check_output_file(flag, path)?;

@@ -70,8 +70,8 @@ pub struct Outcome {
 
 impl flags::Rollback {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let format = Format::parse(self.format.as_deref())?;
-        let scenario = Scenario::parse(&self.scenario)?;
+        let format = self.format.unwrap_or_default();
+        let scenario = self.scenario;
         let choices = Choices {
             to: self.to.clone(),
             steps: self.steps,

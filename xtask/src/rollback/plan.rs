@@ -35,14 +35,6 @@ impl Scenario {
         Scenario::Git,
     ];
 
-    pub fn parse(text: &str) -> Result<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.name() == text).ok_or_else(|| {
-            usage(format!(
-                "unknown --scenario {text:?}: use database, migration, files, complete or git"
-            ))
-        })
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Database => "database",
@@ -71,6 +63,16 @@ pub struct PlanTouches {
     pub paths: Vec<String>,
     pub revisions: Vec<String>,
     pub preserves: Vec<String>,
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Scenario, String> {
+        Scenario::ALL.into_iter().find(|s| s.name() == text).ok_or_else(|| {
+            format!("unknown --scenario {text:?}: use database, migration, files, complete or git")
+        })
+    }
 }
 
 /// One step of a rollback. Every step checks whether its effect already

@@ -21,7 +21,7 @@ use crate::{
     process,
     profile::{Tree, check_label},
     python::{Python, TOOL_TIMEOUT},
-    report::{Check, Format, Report},
+    report::{Check, Report},
 };
 
 mod database;
@@ -32,7 +32,7 @@ pub use database::table_differences;
 
 impl flags::VerifyBackup {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let format = Format::parse(self.format.as_deref())?;
+        let format = self.format.unwrap_or_default();
         if let Some(junit) = &self.junit {
             crate::report::check_output_file("--junit", junit)?;
         }
