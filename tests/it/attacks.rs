@@ -477,3 +477,120 @@ fn report_files_and_commits_are_checked_before_anything_runs() {
         assert_eq!(digest(&root), before, "{args:?} changed the tree");
     }
 }
+
+/// kill -9 right after the restored database is renamed into place: it has
+/// its final mode already, so its owner (not root) can resume.
+#[test]
+fn a_crash_right_after_the_restore_rename_leaves_a_writable_database() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let crashed = run(xtask()
+        .args(["rollback", "--scenario", "database", "--yes", "--root"])
+        .arg(&root)
+        .env("XTASK_ROLLBACK_FAULT", "inside:restore-committed"));
+    assert_eq!(crashed.code, -1, "{crashed:?}");
+    let mode = fs::metadata(root.join("data/tmws.db")).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the restored database is in place with the manifest's mode");
+    // Its owner is not root: the resumed run must still work.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let owned = Command::new("chown").args(["-R", "nobody"]).arg(&root).status().unwrap();
+    assert!(owned.success());
+    let resumed = run(Command::new("setpriv")
+        .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--reset-env"])
+        .arg(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "rollback",
+            "--scenario",
+            "database",
+            "--resume",
+            "--yes",
+            "--skip-verify",
+            "--root",
+        ])
+        .arg(&root)
+        .env("PYTHONDONTWRITEBYTECODE", "1"));
+    assert_code(&resumed, 0);
+}
+
+/// Bundle folders are unique per run, whatever the clock says: a folder of
+/// the same name that another run made is never written into.
+#[test]
+fn another_runs_bundle_of_the_same_name_is_never_written_into() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let crashed = run(xtask()
+        .args(["rollback", "--scenario", "database", "--yes", "--root"])
+        .arg(&root)
+        .env("XTASK_ROLLBACK_FAULT", "after:1"));
+    assert_eq!(crashed.code, -1, "{crashed:?}");
+    let journal: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(root.join(".tmws-rollback/journal.json")).unwrap(),
+    )
+    .unwrap();
+    // Another run, in the same second, made a folder of that very name.
+    let theirs = root.join(journal["bundle"].as_str().unwrap());
+    fs::create_dir_all(&theirs).unwrap();
+    fs::write(theirs.join("failure.json"), "{\"theirs\": true}").unwrap();
+    let before = digest(&theirs);
+    let resumed = rollback(&root, "database", &["--resume"]);
+    assert_code(&resumed, 0);
+    assert_eq!(digest(&theirs), before, "another run's bundle was written into");
+    let ours = fs::read_dir(root.join("forensics")).unwrap().count();
+    assert_eq!(ours, 2, "the run made a bundle of its own beside it");
+}
+
+#[test]
+fn backup_takes_the_rollback_lock_and_a_corrupt_git_is_not_no_repository() {
+    let dir = sandbox("pre-phase4");
+    let root = root(&dir);
+    let state = root.join(".tmws-rollback");
+    fs::create_dir_all(&state).unwrap();
+    fs::write(state.join("lock"), "").unwrap();
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(state.join("lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = run_in(&root, &["backup"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_code(&busy, 3);
+    assert!(!root.join(BACKUP).exists());
+    // A repository whose HEAD git cannot read is an error, never "no
+    // repository" (which would leave the backup untagged without a word).
+    fs::write(root.join(".git/HEAD"), "garbage\n").unwrap();
+    let broken = run_in(&root, &["backup"]);
+    assert_code(&broken, 1);
+    assert_says(&broken, "git cannot read HEAD");
+    assert!(!root.join(BACKUP).exists());
+}
+
+/// verify-backup reads the backup through the file-access layer: a backup
+/// file that is a link out of the backup is never followed (its target is
+/// neither hashed nor opened by SQLite), and the check says why.
+#[test]
+fn verify_never_follows_a_backup_file_out_of_the_backup() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let (out, _) = outside(&dir);
+    let config = root.join(BACKUP).join("config/.env.example");
+    fs::copy(&config, out.join("env")).unwrap();
+    fs::remove_file(&config).unwrap();
+    symlink(out.join("env"), &config).unwrap();
+    let before = digest(&out);
+    let result = run_in(&root, &["verify-backup", "--format", "json"]);
+    assert_code(&result, 1);
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(failed.contains(&"manifest.paths") && failed.contains(&"hashes"), "{failed:?}");
+    assert_eq!(digest(&out), before);
+}

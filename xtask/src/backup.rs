@@ -137,7 +137,10 @@ pub fn take(
     }
     let (plan, absent) = plan(tree)?;
     let repo = git::open(&tree.root)?;
-    let (commit, branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
+    let (commit, branch) = match &repo {
+        Some(repo) => git::head_checked(repo)?,
+        None => (None, None),
+    };
     if options.tag
         && let (Some(repo), Some(head)) = (&repo, &commit)
         && let Some(existing) = git::tag_commit(repo, &options.label)

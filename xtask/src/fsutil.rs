@@ -20,7 +20,12 @@ const CHUNK: usize = 1 << 20;
 
 /// Hex SHA-256 and size of a file, read in fixed chunks so memory stays flat.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let mut file = sys::open_regular(path).with_context(|| format!("open {}", path.display()))?;
+    let file = sys::open_regular(path).with_context(|| format!("open {}", path.display()))?;
+    sha256_open(file, path)
+}
+
+/// The same, of a file opened already (through the file-access layer).
+pub fn sha256_open(mut file: File, path: &Path) -> Result<(String, u64)> {
     let total = file.metadata().map_or(0, |m| m.len());
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mut progress = crate::ui::Progress::bytes(&format!("sha256 {name}"), total);

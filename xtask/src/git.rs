@@ -32,6 +32,16 @@ pub fn head(repo: &Repository) -> (Option<String>, Option<String>) {
     (commit, branch)
 }
 
+/// HEAD as `head`, but a HEAD that cannot be read is an error (only an
+/// unborn branch, a repository without commits, is "no commit").
+pub fn head_checked(repo: &Repository) -> Result<(Option<String>, Option<String>)> {
+    match repo.head() {
+        Ok(_) => Ok(head(repo)),
+        Err(err) if err.code() == git2::ErrorCode::UnbornBranch => Ok((None, None)),
+        Err(err) => Err(err).context("git cannot read HEAD"),
+    }
+}
+
 /// The commit a tag points at.
 pub fn tag_commit(repo: &Repository, tag: &str) -> Option<Oid> {
     let reference = repo.find_reference(&format!("refs/tags/{tag}")).ok()?;

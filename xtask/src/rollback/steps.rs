@@ -274,6 +274,7 @@ impl<'a> Ctx<'a> {
         bundle.capture_database(DatabaseCapture::Move)?;
         super::fault_hook("inside", "restore-moved");
         staged.commit().context("rename the restored database into place")?;
+        super::fault_hook("inside", "restore-committed");
         let mode = self.recorded_journal_mode(&db, &entry.sha256)?;
         Ok(format!(
             "restored {} ({} bytes); {checked}; the failed files are in {}/database{mode}",
@@ -377,13 +378,13 @@ impl<'a> Ctx<'a> {
                 .and_then(|c| sqlite::table_names(&c))
                 .unwrap_or_default();
             return Err(failed(format!(
-                "alembic downgrade {target} failed ({}) half-way: the database is now at revision {} with tables {}.\n{}\nThe failed database is preserved in {}. Next step: cargo xtask rollback --scenario database --root {}",
+                "alembic downgrade {target} failed ({}) half-way: the database is now at revision {} with tables {}.\n{}\nThe failed database is preserved in {}. Next steps: close this run with `cargo xtask rollback --scenario migration --abandon --root {root}`, then restore the database from the backup with `cargo xtask rollback --scenario database --yes --root {root}`",
                 out.describe_status(),
                 if now.is_empty() { "none".into() } else { now.join(" ") },
                 tables.join(", "),
                 out.tail(8),
                 self.rel(&self.bundle_dir),
-                self.tree.root.display()
+                root = self.tree.root.display()
             )));
         }
         let shown = python.alembic(self.sh, self.tree, &["current"])?;
@@ -402,8 +403,8 @@ impl<'a> Ctx<'a> {
             let extra: Vec<&String> = tables.difference(&expected).collect();
             let missing: Vec<&String> = expected.difference(&tables).collect();
             return Err(failed(format!(
-                "the database is at {target} but its tables differ from the backup's (extra {extra:?}, missing {missing:?}). Next step: cargo xtask rollback --scenario database --root {}",
-                self.tree.root.display()
+                "the database is at {target} but its tables differ from the backup's (extra {extra:?}, missing {missing:?}). Next steps: `cargo xtask rollback --scenario migration --abandon --root {root}`, then `cargo xtask rollback --scenario database --yes --root {root}`",
+                root = self.tree.root.display()
             )));
         }
         notes

@@ -1,12 +1,16 @@
 //! The database checks of verify-backup: the backup's database opened
 //! immutable (nothing is ever written beside it), its size, the runbook's
 //! query, the full integrity_check, the revision and the tables.
-use std::{collections::BTreeMap, fs, path::Path, time::Instant};
+use std::{collections::BTreeMap, path::Path, time::Instant};
 
-use crate::{manifest::Manifest, report::Check, sqlite};
+use crate::{confine::RootDir, manifest::Manifest, report::Check, sqlite};
 
 /// The database checks, and the revisions the database holds when readable.
-pub fn check_database(dir: &Path, manifest: &Manifest) -> (Vec<Check>, Option<Vec<String>>) {
+pub fn check_database(
+    dir: &Path,
+    manifest: &Manifest,
+    backup_fs: &RootDir,
+) -> (Vec<Check>, Option<Vec<String>>) {
     let Some(entry) = manifest.database() else {
         return (
             vec![Check::fail(
@@ -18,7 +22,13 @@ pub fn check_database(dir: &Path, manifest: &Manifest) -> (Vec<Check>, Option<Ve
         );
     };
     let path = dir.join(&entry.backup_path);
-    let size = fs::metadata(&path).map(|m| m.len());
+    // SQLite opens the file by its path: only a regular file inside the
+    // backup (no link out of it) gets that far.
+    let size = backup_fs
+        .open_read(Path::new(&entry.backup_path))
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))
+        .and_then(|f| f.metadata())
+        .map(|m| m.len());
     let mut checks = vec![match &size {
         Ok(size) => Check::from(
             "database.size",

@@ -14,6 +14,7 @@ use xshell::Shell;
 
 use crate::{
     backup::{DEFAULT_LABEL, TAG_MANIFEST_FIELD},
+    confine::RootDir,
     exit::{failed, usage},
     flags, fsutil, git,
     manifest::{Kind, MANIFEST_FILE, Manifest, SUMS_FILE, parse_sums},
@@ -43,7 +44,14 @@ impl flags::VerifyBackup {
                     let tree = Tree::locate(self.root.as_deref())?;
                     let label = self.label.as_deref().unwrap_or(DEFAULT_LABEL);
                     check_label(label)?;
-                    (tree.backup(label), Some(tree))
+                    let backup = tree.backup(label);
+                    // A backup folder that is a link out of the root is refused.
+                    if let Err(err) = tree.fs.dir(&backup)
+                        && crate::exit::code_of(&err) == 4
+                    {
+                        return Err(usage(format!("{err:#}")));
+                    }
+                    (backup, Some(tree))
                 }
             };
             let before = stamp::snapshot(&dir).ok();
@@ -86,20 +94,32 @@ pub fn verify(
 
     // The hashes (I/O and SHA) and SQLite's integrity check are the slow
     // parts; they run at the same time on two cores.
-    let listed: Vec<PathBuf> = manifest.files.iter().map(|f| dir.join(&f.backup_path)).collect();
-    let hashing = thread::spawn(move || {
-        let started = Instant::now();
-        let hashes: Vec<Option<(String, u64)>> =
-            listed.iter().map(|path| fsutil::sha256_file(path).ok()).collect();
-        (hashes, started)
-    });
+    // Every file is read through the file-access layer anchored at the
+    // backup: a link that leads out of it is never followed, a FIFO never read.
+    let backup_fs = std::sync::Arc::new(RootDir::open(&dir.canonicalize()?)?);
+    let listed: Vec<PathBuf> =
+        manifest.files.iter().map(|f| PathBuf::from(&f.backup_path)).collect();
+    let hashing = {
+        let backup_fs = backup_fs.clone();
+        thread::spawn(move || {
+            let started = Instant::now();
+            let hashes: Vec<Option<(String, u64)>> = listed
+                .iter()
+                .map(|path| {
+                    let file = backup_fs.open_read(path).ok()?;
+                    fsutil::sha256_open(file, path).ok()
+                })
+                .collect();
+            (hashes, started)
+        })
+    };
     checks.extend(check_completeness(dir, &manifest));
-    let (database_checks, revisions) = check_database(dir, &manifest);
+    let (database_checks, revisions) = check_database(dir, &manifest, &backup_fs);
     checks.extend(database_checks);
     checks.extend(check_migrations(dir, &manifest, revisions));
     let python = Python::find(sh, tree.map(|t| t.root.as_path()), python);
     let interpreter = python.as_ref().ok().map(Python::describe);
-    checks.push(check_python(sh, dir, &manifest, python));
+    checks.push(check_python(sh, dir, &manifest, python, &backup_fs));
     if let Some(tree) = tree {
         match git::open(&tree.root) {
             Ok(Some(repo)) => checks.push(check_tag(&repo, &manifest, dir)),
@@ -343,14 +363,20 @@ fn check_migrations(
 
 /// Compiles every Python file of the backup with the real interpreter.
 /// `compile()` never writes bytecode, unlike `python -m py_compile`.
-fn check_python(sh: &Shell, dir: &Path, manifest: &Manifest, python: Result<Python>) -> Check {
+fn check_python(
+    sh: &Shell,
+    dir: &Path,
+    manifest: &Manifest,
+    python: Result<Python>,
+    backup_fs: &RootDir,
+) -> Check {
     let title = "every Python file compiles";
     let files: Vec<String> = manifest
         .files
         .iter()
         .filter(|f| f.backup_path.ends_with(".py"))
+        .filter(|f| backup_fs.is_file(Path::new(&f.backup_path)))
         .map(|f| dir.join(&f.backup_path).display().to_string())
-        .filter(|p| Path::new(p).is_file())
         .collect();
     let python = match python {
         Ok(python) => python,
