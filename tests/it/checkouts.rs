@@ -73,24 +73,32 @@ fn an_object_the_checkout_needs_is_confirmed_present_before_step_one() {
 
 #[test]
 fn a_checkout_that_fails_half_way_puts_the_tree_and_head_back() {
-    let dir = sandbox("phase4");
-    let root = root(&dir);
-    lose_an_unchanged_blob(&root);
-    let (head_before, status_before) = (head(&root), git(&root, &["status", "--porcelain"]));
-    let files_before = digest(&root.join("src"));
-    let migrations_before = digest(&root.join("migrations"));
-    let result = run(xtask()
-        .args(["rollback", "--scenario", "git", "--force", "--yes", "--root"])
-        .arg(&root)
-        .env("XTASK_GIT_FAULT", "checkout"));
-    assert_code(&result, 1);
-    assert!(result.stderr.contains("were put back as they were"), "{result:?}");
-    assert_eq!(head(&root), head_before);
-    assert_eq!(git(&root, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "main");
-    assert_eq!(git(&root, &["status", "--porcelain"]), status_before);
-    assert_eq!(digest(&root.join("src")), files_before);
-    assert_eq!(digest(&root.join("migrations")), migrations_before);
-    assert!(git(&root, &["branch", "--list", "rollback-pre-phase4"]).trim().is_empty());
+    let variants: [&[&str]; 3] = [
+        &["--force"],
+        &["--commit", "HEAD~1", "--hard", "--force"],
+        &["--from", "pre-phase4", "--paths", "src/services/*.py"],
+    ];
+    for extra in variants {
+        let dir = sandbox("phase4");
+        let root = root(&dir);
+        lose_an_unchanged_blob(&root);
+        let (head_before, status_before) = (head(&root), git(&root, &["status", "--porcelain"]));
+        let files_before = digest(&root.join("src"));
+        let migrations_before = digest(&root.join("migrations"));
+        let result = run(xtask()
+            .args(["rollback", "--scenario", "git", "--yes", "--root"])
+            .arg(&root)
+            .args(extra)
+            .env("XTASK_GIT_FAULT", "checkout"));
+        assert_code(&result, 1);
+        assert!(result.stderr.contains("were put back as they were"), "{extra:?}: {result:?}");
+        assert_eq!(head(&root), head_before, "{extra:?}");
+        assert_eq!(git(&root, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "main");
+        assert_eq!(git(&root, &["status", "--porcelain"]), status_before, "{extra:?}");
+        assert_eq!(digest(&root.join("src")), files_before, "{extra:?}");
+        assert_eq!(digest(&root.join("migrations")), migrations_before, "{extra:?}");
+        assert!(git(&root, &["branch", "--list", "rollback-pre-phase4"]).trim().is_empty());
+    }
 }
 
 #[test]

@@ -134,9 +134,10 @@ pub fn plan_move(repo: &Repository, target: Oid) -> Result<Move> {
     Ok(planned)
 }
 
-/// What HEAD was, to put it back.
+/// What HEAD was, to put it back: a branch (and the commit it pointed at,
+/// which a hard reset moves) or a detached commit.
 enum HeadWas {
-    Branch(String),
+    Branch(String, Oid),
     Detached(Oid),
 }
 
@@ -156,9 +157,10 @@ impl Undo {
     fn take(repo: &Repository, paths: &[String]) -> Result<Undo> {
         use std::os::unix::fs::PermissionsExt;
         let head = repo.head()?;
+        let at = head.peel_to_commit()?.id();
         let head = match head.name() {
-            Ok(name) if head.is_branch() => HeadWas::Branch(name.to_string()),
-            _ => HeadWas::Detached(head.peel_to_commit()?.id()),
+            Ok(name) if head.is_branch() => HeadWas::Branch(name.to_string(), at),
+            _ => HeadWas::Detached(at),
         };
         let workdir = repo.workdir().context("the repository has no working tree")?;
         let files = paths
@@ -199,7 +201,10 @@ impl Undo {
             std::fs::write(repo.path().join("index"), index)?;
         }
         match &self.head {
-            HeadWas::Branch(name) => repo.set_head(name)?,
+            HeadWas::Branch(name, at) => {
+                repo.reference(name, *at, true, "tmws rollback: put the branch back")?;
+                repo.set_head(name)?
+            }
             HeadWas::Detached(oid) => repo.set_head_detached(*oid)?,
         }
         if let Some(branch) = &self.created_branch
@@ -254,14 +259,7 @@ pub fn checkout_new_branch(
         repo.set_head(&format!("refs/heads/{branch}"))?;
         Ok(())
     })();
-    if let Err(err) = moved {
-        let undone = undo.apply(repo);
-        return Err(match undone {
-            Ok(()) => err.context("the checkout failed; the working tree, the index and HEAD were put back as they were"),
-            Err(undo_err) => err.context(format!("the checkout failed, and putting the tree back failed too: {undo_err:#}")),
-        });
-    }
-    Ok(())
+    undo_on_error(repo, undo, moved, "the checkout")
 }
 
 /// A test-only fault: `XTASK_GIT_FAULT=checkout` fails a checkout after it
@@ -291,11 +289,63 @@ pub fn refuse_move(planned: &Move, overwrite: bool) -> Result<()> {
 }
 
 /// Resets HEAD to `target`; `hard` also resets the index and working tree.
+/// A hard reset writes the paths that differ from the target and those with
+/// local changes; if it fails, they, the index and the branch are put back.
 pub fn reset(repo: &Repository, target: Oid, hard: bool) -> Result<()> {
     let object = repo.find_object(target, None)?;
-    let kind = if hard { git2::ResetType::Hard } else { git2::ResetType::Soft };
-    repo.reset(&object, kind, Some(CheckoutBuilder::new().force()))?;
-    Ok(())
+    if !hard {
+        repo.reset(&object, git2::ResetType::Soft, None)?;
+        return Ok(());
+    }
+    let mut paths = plan_move(repo, target)?.paths;
+    for path in modified_tracked(repo)? {
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    let undo = Undo::take(repo, &paths)?;
+    let reset = (|| -> Result<()> {
+        repo.reset(&object, git2::ResetType::Hard, Some(CheckoutBuilder::new().force()))?;
+        fault_hook()
+    })();
+    undo_on_error(repo, undo, reset, "the hard reset")
+}
+
+/// Puts things back when `result` is an error, and says so.
+fn undo_on_error(repo: &Repository, undo: Undo, result: Result<()>, what: &str) -> Result<()> {
+    let Err(err) = result else { return Ok(()) };
+    Err(match undo.apply(repo) {
+        Ok(()) => err.context(format!(
+            "{what} failed; the working tree, the index and HEAD were put back as they were"
+        )),
+        Err(undo_err) => err
+            .context(format!("{what} failed, and putting the tree back failed too: {undo_err:#}")),
+    })
+}
+
+/// The paths of commit `from` that `pathspecs` name, each with its object
+/// present in the repository: checked before step 1.
+pub fn plan_restore(repo: &Repository, from: Oid, pathspecs: &[String]) -> Result<Vec<String>> {
+    let tree = repo.find_commit(from)?.tree()?;
+    let spec = git2::Pathspec::new(pathspecs.iter())?;
+    let matches = spec.match_tree(&tree, git2::PathspecFlags::DEFAULT)?;
+    let paths: Vec<String> =
+        matches.entries().filter_map(|p| std::str::from_utf8(p).ok().map(String::from)).collect();
+    if paths.is_empty() {
+        return Err(crate::exit::usage(format!(
+            "--paths {} matches no file of commit {}",
+            pathspecs.join(" "),
+            &from.to_string()[..12]
+        )));
+    }
+    let odb = repo.odb()?;
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|p| tree.get_path(Path::new(p)).is_ok_and(|e| !odb.exists(e.id())))
+        .cloned()
+        .collect();
+    refuse_move(&Move { missing, ..Move::default() }, true)?;
+    Ok(paths)
 }
 
 /// Keeps a commit reachable under a ref so that a hard reset can be undone.
@@ -306,15 +356,21 @@ pub fn keep_ref(repo: &Repository, name: &str, target: Oid) -> Result<()> {
 
 /// Restores paths (or pathspecs like `*.py`) from a commit into the index and
 /// working tree.
-pub fn restore_paths(repo: &Repository, from: Oid, paths: &[String]) -> Result<()> {
+/// If it fails, the paths and the index are put back as they were.
+pub fn restore_paths(repo: &Repository, from: Oid, pathspecs: &[String]) -> Result<()> {
+    let paths = plan_restore(repo, from, pathspecs)?;
     let commit = repo.find_commit(from)?;
-    let mut checkout = CheckoutBuilder::new();
-    checkout.force();
-    for path in paths {
-        checkout.path(path);
-    }
-    repo.checkout_tree(commit.as_object(), Some(&mut checkout))?;
-    Ok(())
+    let undo = Undo::take(repo, &paths)?;
+    let restored = (|| -> Result<()> {
+        let mut checkout = CheckoutBuilder::new();
+        checkout.force().disable_pathspec_match(true);
+        for path in &paths {
+            checkout.path(path);
+        }
+        repo.checkout_tree(commit.as_object(), Some(&mut checkout))?;
+        fault_hook()
+    })();
+    undo_on_error(repo, undo, restored, "restoring the paths")
 }
 
 pub fn resolve(repo: &Repository, spec: &str) -> Result<Oid> {

@@ -220,6 +220,7 @@ pub fn build(
             steps.push(Step::Preserve { database: None });
             if let Some(from) = &c.from {
                 let from = git::resolve(repo, from).map_err(|e| usage(format!("{e:#}")))?;
+                git::plan_restore(repo, from, &c.paths)?;
                 steps
                     .push(Step::GitRestorePaths { from: from.to_string(), paths: c.paths.clone() });
             } else if let Some(commit) = &c.commit {
