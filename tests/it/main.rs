@@ -12,6 +12,7 @@ mod checkouts;
 mod diagnose;
 mod drill;
 mod forensics;
+mod house;
 mod junit;
 mod manual_restore;
 mod post_check;

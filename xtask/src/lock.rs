@@ -15,6 +15,8 @@ use crate::{clock, exit::locked, profile::Tree, sys};
 #[derive(Debug)]
 pub struct Lock {
     file: File,
+    /// Who the file named when `--break-lock` took it over.
+    pub taken_over_from: Option<String>,
 }
 
 impl Lock {
@@ -46,9 +48,7 @@ impl Lock {
                 return Err(err).with_context(|| format!("lock {}", path.display()));
             }
         }
-        if break_lock && !holder.is_empty() {
-            eprintln!("taking over the lock last written by {holder}");
-        }
+        let taken_over_from = (break_lock && !holder.is_empty()).then_some(holder);
         let content = format!(
             "pid={}\nhost={}\nstarted={}\n",
             std::process::id(),
@@ -60,7 +60,7 @@ impl Lock {
             .set_len(0)
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(content.as_bytes()));
-        Ok(Lock { file })
+        Ok(Lock { file, taken_over_from })
     }
 }
 

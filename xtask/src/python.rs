@@ -93,10 +93,10 @@ impl Python {
         if ready.is_file() {
             return Ok(python);
         }
-        eprintln!(
+        crate::ui::note(&format!(
             "Creating the Python virtualenv with alembic, pytest and uvicorn in {} (once; it is reused)",
             venv.display()
-        );
+        ));
         let found =
             cmd!(sh, "{interpreter} --version").quiet().ignore_stdout().ignore_stderr().run();
         if found.is_err() {

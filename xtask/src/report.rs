@@ -223,17 +223,17 @@ impl Report {
         out
     }
 
-    /// Prints the report in the chosen format and writes the JUnit file.
-    pub fn emit(&self, format: Format, junit: Option<&Path>, with_time: bool) -> Result<()> {
+    /// Writes the JUnit file and returns the text for stdout in the chosen
+    /// format; the command prints it.
+    pub fn emit(&self, format: Format, junit: Option<&Path>, with_time: bool) -> Result<String> {
         if let Some(path) = junit {
             std::fs::write(path, self.junit())
                 .with_context(|| format!("write JUnit XML to {}", path.display()))?;
         }
-        match format {
-            Format::Human => print!("{}", self.human(with_time)),
-            Format::Json => println!("{}", self.json()),
-        }
-        Ok(())
+        Ok(match format {
+            Format::Human => self.human(with_time),
+            Format::Json => format!("{}\n", self.json()),
+        })
     }
 }
 

@@ -28,6 +28,12 @@ pub fn verbosity() -> Verbosity {
     }
 }
 
+/// A line for people on stderr (what is happening, a warning): shown even
+/// with `-q`, which only hides command lines and progress.
+pub fn note(line: &str) {
+    eprintln!("{line}");
+}
+
 /// The `$ command` line of a program about to run: nothing with `-q`, the
 /// full arguments with `-v`, else one line with inline scripts shortened.
 pub fn command(display: &str) {

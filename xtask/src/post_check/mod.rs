@@ -78,7 +78,7 @@ impl flags::PostCheck {
         })();
         // A JUnit file on every exit: when no check could run, one error says why.
         let (tree, report) = crate::report::or_junit_error(report, "post-check", junit.as_deref())?;
-        report.emit(format, junit.as_deref(), true)?;
+        print!("{}", report.emit(format, junit.as_deref(), true)?);
         if let Some(path) = &self.checklist {
             fs::write(path, checklist(&tree, &report))
                 .with_context(|| format!("write the checklist to {}", path.display()))?;

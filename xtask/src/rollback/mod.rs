@@ -131,6 +131,9 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
     // A dry run writes nothing, not even the lock; every other run holds the
     // lock for its whole length and reads the journal only under it.
     let _lock = if o.dry_run { None } else { Some(Lock::acquire(tree, o.break_lock)?) };
+    if let Some(holder) = _lock.as_ref().and_then(|l| l.taken_over_from.as_deref()) {
+        crate::ui::note(&format!("taking over the lock last written by {holder}"));
+    }
     let journal = triage(tree, o)?;
     if o.abandon {
         let journal = journal

@@ -65,7 +65,7 @@ impl flags::VerifyBackup {
             // Best effort: without the stamp the next rollback verifies again.
             let _ = stamp::record(tree, &dir, before);
         }
-        report.emit(format, self.junit.as_deref(), false)?;
+        print!("{}", report.emit(format, self.junit.as_deref(), false)?);
         if !report.ok() {
             return Err(failed(format!("{} of the backup's checks failed", report.failed)));
         }
