@@ -584,6 +584,7 @@ fn verify_never_follows_a_backup_file_out_of_the_backup() {
     let result = run_in(&root, &["verify-backup", "--format", "json"]);
     assert_code(&result, 1);
     let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    crate::schema::assert_valid("report", &report);
     let failed: Vec<&str> = report["checks"]
         .as_array()
         .unwrap()

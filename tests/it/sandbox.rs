@@ -132,5 +132,6 @@ fn phase4_stage_answers_health_at_its_head() {
         &["post-check", "--only", "server", "--expect-revision", "head", "--format", "json"],
     );
     assert_code(&result, 0);
+    crate::schema::assert_valid("report", &serde_json::from_str(&result.stdout).unwrap());
     assert!(result.stdout.contains("healthy, version 2.3.0, revision f1c7e3a9b5d4"), "{result:?}");
 }

@@ -10,27 +10,85 @@ use crate::{
     python::Python, report::Check, sqlite, verify_backup::table_differences,
 };
 
+/// What every quick check is given.
+pub(super) struct Ctx<'a> {
+    pub sh: &'a Shell,
+    pub tree: &'a Tree,
+    pub db: std::path::PathBuf,
+    pub expected: &'a Expected,
+    pub python: Result<&'a Python, String>,
+    pub label: &'a str,
+}
+
+/// How a check runs: quickly, in the main thread, or in the thread of its
+/// slow group (pytest; the server), which gives several checks at once.
+pub(super) enum Run {
+    Quick(fn(&Ctx) -> Check),
+    Tests,
+    Server,
+}
+
+/// Every check, in report order: its id (its group is the part before the
+/// dot, which `--only`/`--skip` accept too), its title, and how it runs.
+/// `--only`, `--skip`, the titles and the checklist all come from here.
+pub(super) const CHECKS: [(&str, &str, Run); 17] = [
+    ("rollback.unfinished", "no rollback is unfinished", Run::Quick(|c| rollback_finished(c.tree))),
+    ("database.file", "database file exists", Run::Quick(|c| database_file(c.tree))),
+    (
+        "database.tables",
+        "tables equal the backup's",
+        Run::Quick(|c| database_tables(&c.db, c.expected)),
+    ),
+    (
+        "database.revision",
+        "alembic_version is the expected revision",
+        Run::Quick(|c| database_revision(&c.db, c.expected)),
+    ),
+    (
+        "database.integrity",
+        "PRAGMA integrity_check is ok",
+        Run::Quick(|c| database_integrity(&c.db)),
+    ),
+    (
+        "migrations.current",
+        "alembic current agrees with the database",
+        Run::Quick(|c| alembic_current(c.sh, c.python.clone(), c.tree, &c.db)),
+    ),
+    (
+        "migrations.history",
+        "alembic history runs",
+        Run::Quick(|c| alembic_history(c.sh, c.python.clone(), c.tree)),
+    ),
+    (
+        "migrations.count",
+        "revision files equal the backup's count",
+        Run::Quick(|c| migrations_count(c.tree, c.expected)),
+    ),
+    (
+        "imports",
+        "critical modules import and compile",
+        Run::Quick(|c| imports(c.sh, c.python.clone(), c.tree)),
+    ),
+    ("tests.unit", "unit tests pass", Run::Tests),
+    ("tests.integration", "integration tests pass", Run::Tests),
+    ("server.start", "server starts without errors", Run::Server),
+    ("server.health", "health endpoint responds", Run::Server),
+    ("git.clean", "git state is clean", Run::Quick(|c| git_clean(c.tree, c.expected))),
+    (
+        "git.head",
+        "HEAD is on the rollback branch or the tag",
+        Run::Quick(|c| git_head(c.tree, c.label, c.expected)),
+    ),
+    (
+        "files.restored",
+        "config and critical files equal the backup's",
+        Run::Quick(|c| files_restored(c.tree, c.expected)),
+    ),
+    ("forensics", "a forensics bundle exists", Run::Quick(|c| forensics(c.tree))),
+];
+
 pub(super) fn title_of(id: &str) -> &'static str {
-    match id {
-        "rollback.unfinished" => "no rollback is unfinished",
-        "database.file" => "database file exists",
-        "database.tables" => "tables equal the backup's",
-        "database.revision" => "alembic_version is the expected revision",
-        "database.integrity" => "PRAGMA integrity_check is ok",
-        "migrations.current" => "alembic current agrees with the database",
-        "migrations.history" => "alembic history runs",
-        "migrations.count" => "revision files equal the backup's count",
-        "imports" => "critical modules import and compile",
-        "tests.unit" => "unit tests pass",
-        "tests.integration" => "integration tests pass",
-        "server.start" => "server starts without errors",
-        "server.health" => "health endpoint responds",
-        "git.clean" => "git state is clean",
-        "git.head" => "HEAD is on the rollback branch or the tag",
-        "files.restored" => "config and critical files equal the backup's",
-        "forensics" => "a forensics bundle exists",
-        _ => "",
-    }
+    CHECKS.iter().find(|(known, _, _)| *known == id).map_or("", |(_, title, _)| title)
 }
 
 /// A rollback journal means a run that was interrupted or failed: the tree

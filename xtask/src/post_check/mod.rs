@@ -24,27 +24,10 @@ pub use checks::imports_check;
 use checks::*;
 pub use server::free_port;
 
-/// Every check id, in report order. `--only`/`--skip` take an id or its
-/// group (the part before the dot: `database` selects `database.*`).
-pub const CHECK_IDS: [&str; 17] = [
-    "rollback.unfinished",
-    "database.file",
-    "database.tables",
-    "database.revision",
-    "database.integrity",
-    "migrations.current",
-    "migrations.history",
-    "migrations.count",
-    "imports",
-    "tests.unit",
-    "tests.integration",
-    "server.start",
-    "server.health",
-    "git.clean",
-    "git.head",
-    "files.restored",
-    "forensics",
-];
+/// Every check id, in report order (from the one table, `checks::CHECKS`).
+pub fn check_ids() -> impl Iterator<Item = &'static str> {
+    CHECKS.iter().map(|(id, _, _)| *id)
+}
 
 impl flags::PostCheck {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -129,13 +112,10 @@ impl Expected {
 pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     check_label(&o.label)?;
     for id in o.only.iter().chain(&o.skip) {
-        if !CHECK_IDS
-            .iter()
-            .any(|known| known == id || known.split('.').next() == Some(id.as_str()))
-        {
+        if !check_ids().any(|known| known == id || known.split('.').next() == Some(id.as_str())) {
             return Err(usage(format!(
                 "unknown check {id:?}; the checks are: {}",
-                CHECK_IDS.join(", ")
+                check_ids().collect::<Vec<_>>().join(", ")
             )));
         }
     }
@@ -145,7 +125,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     };
     let wanted = |id: &str| o.only.is_empty() || named(&o.only, id);
     let selected = |id: &str| wanted(id) && !named(&o.skip, id);
-    if !CHECK_IDS.iter().any(|id| selected(id)) {
+    if !check_ids().any(selected) {
         return Err(usage(format!(
             "--only {} with --skip {} leaves no check to run",
             o.only.join(","),
@@ -164,8 +144,10 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         None if tree.profile.port != 0 => tree.profile.port,
         None => free_port()?,
     };
-    let wants_tests = selected("tests.unit") || selected("tests.integration");
-    let wants_server = selected("server.start") || selected("server.health");
+    let group_selected =
+        |run: fn(&Run) -> bool| CHECKS.iter().any(|(id, _, how)| run(how) && selected(id));
+    let wants_tests = group_selected(|r| matches!(r, Run::Tests));
+    let wants_server = group_selected(|r| matches!(r, Run::Server));
     let tests = python.as_ref().ok().filter(|_| wants_tests).map(|py| {
         let (py, tree, scratch) = (py.clone(), tree.clone(), scratch.path().to_path_buf());
         thread::spawn(move || {
@@ -191,24 +173,23 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         })
     });
 
-    let mut checks = Vec::new();
-    let add = |checks: &mut Vec<Check>, id: &str, run: &mut dyn FnMut() -> Check| {
-        if selected(id) {
-            let started = Instant::now();
-            checks.push(run().since(started));
-        }
-    };
-    let db = tree.database();
-    add(&mut checks, "rollback.unfinished", &mut || rollback_finished(tree));
-    add(&mut checks, "database.file", &mut || database_file(tree));
-    add(&mut checks, "database.tables", &mut || database_tables(&db, &expected));
-    add(&mut checks, "database.revision", &mut || database_revision(&db, &expected));
-    add(&mut checks, "database.integrity", &mut || database_integrity(&db));
+    // The quick checks, in the table's order, while the slow ones run.
     let py = python.as_ref().map_err(|e| format!("{e:#}"));
-    add(&mut checks, "migrations.current", &mut || alembic_current(sh, py.clone(), tree, &db));
-    add(&mut checks, "migrations.history", &mut || alembic_history(sh, py.clone(), tree));
-    add(&mut checks, "migrations.count", &mut || migrations_count(tree, &expected));
-    add(&mut checks, "imports", &mut || imports(sh, py.clone(), tree));
+    let ctx = Ctx {
+        sh,
+        tree,
+        db: tree.database(),
+        expected: &expected,
+        python: py.clone(),
+        label: &o.label,
+    };
+    let mut checks = Vec::new();
+    for (id, _, how) in &CHECKS {
+        if let (Run::Quick(check), true) = (how, selected(id)) {
+            let started = Instant::now();
+            checks.push(check(&ctx).since(started));
+        }
+    }
 
     // Waiting for the slow ones: a thread that could not run fails its
     // checks with the reason.
@@ -216,7 +197,10 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         ids.iter().map(|id| Check::fail(id, title_of(id), why.clone())).collect()
     };
     let no_python = || format!("no Python to run it: {}", py.clone().err().unwrap_or_default());
-    let test_ids = ["tests.unit", "tests.integration"];
+    let ids_of = |run: fn(&Run) -> bool| -> Vec<&str> {
+        CHECKS.iter().filter(|(_, _, how)| run(how)).map(|(id, _, _)| *id).collect()
+    };
+    let test_ids = ids_of(|r| matches!(r, Run::Tests));
     let mut slow = Vec::new();
     if wants_tests {
         slow.extend(match tests {
@@ -227,7 +211,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
             None => cannot_run(&test_ids, no_python()),
         });
     }
-    let server_ids = ["server.start", "server.health"];
+    let server_ids = ids_of(|r| matches!(r, Run::Server));
     if wants_server {
         slow.extend(match server.map(|h| h.join().expect("the server thread does not panic")) {
             Some(Ok(outcome)) => vec![outcome.start, outcome.health],
@@ -236,17 +220,13 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         });
     }
     checks.extend(slow.into_iter().filter(|c| selected(&c.id)));
-    add(&mut checks, "git.clean", &mut || git_clean(tree, &expected));
-    add(&mut checks, "git.head", &mut || git_head(tree, &o.label, &expected));
-    add(&mut checks, "files.restored", &mut || files_restored(tree, &expected));
-    add(&mut checks, "forensics", &mut || forensics(tree));
     // A check is `skip` only when the user skipped it by name.
-    for id in CHECK_IDS {
+    for id in check_ids() {
         if wanted(id) && named(&o.skip, id) {
             checks.push(Check::skip(id, title_of(id)));
         }
     }
-    checks.sort_by_key(|c| CHECK_IDS.iter().position(|id| *id == c.id).unwrap_or(usize::MAX));
+    checks.sort_by_key(|c| check_ids().position(|id| id == c.id).unwrap_or(usize::MAX));
     let mut report = Report::new("post-check", tree.root.display().to_string(), checks);
     report.interpreter = python.as_ref().ok().map(Python::describe);
     Ok(report)
