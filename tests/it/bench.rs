@@ -4,8 +4,9 @@ use crate::{assert_code, run, xtask};
 #[test]
 fn quick_bench_writes_a_complete_report() {
     let out = tempfile::TempDir::new().unwrap();
-    let result =
-        run(xtask().args(["bench", "--sizes", "1MiB", "--runs", "1", "--out"]).arg(out.path()));
+    let result = run(xtask()
+        .args(["bench", "--sizes", "1MiB", "--runs", "1", "--no-sync", "--out"])
+        .arg(out.path()));
     assert_code(&result, 0);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())

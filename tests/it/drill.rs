@@ -27,27 +27,14 @@ fn drill_all_passes_and_leaves_nothing_behind() {
         .join("\n");
     snapshot!(keep.path(), table);
     assert!(result.stderr.contains("drill database: passed"), "progress is shown");
-    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("tmws-drill-{}-", result_pid(&result)))
-        })
-        .collect();
-    assert!(leftovers.is_empty(), "the drill left {leftovers:?}");
-}
-
-/// The drill names its working folder on stderr; its pid is in the name.
-fn result_pid(result: &crate::Run) -> String {
-    result
+    // The drill names its working folder on stderr; it is gone afterwards.
+    let work = result
         .stderr
-        .split("tmws-drill-")
-        .nth(1)
-        .and_then(|r| r.split('-').next())
-        .unwrap_or("none")
-        .to_string()
+        .lines()
+        .find_map(|l| l.split(" backup in ").nth(1))
+        .expect("the drill names its working folder");
+    assert!(work.contains("tmws-drill-"), "{work}");
+    assert!(!std::path::Path::new(work).exists(), "the drill left {work}");
 }
 
 #[test]

@@ -32,10 +32,21 @@ use std::{
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-/// The xtask binary with a clean environment for our variables.
+/// The xtask binary with a clean environment for our variables. Its
+/// scratch folders go under cargo's test scratch folder, not /tmp: a run
+/// that a test aborts on purpose leaves nothing in the machine's /tmp.
 pub fn xtask() -> Command {
+    static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+    let scratch = SCRATCH.get_or_init(|| {
+        let dir = templates_dir_of_this_process().join("tmp");
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    });
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.env_remove("TMWS_ROOT").env_remove("TMWS_PYTHON").env("NO_COLOR", "1");
+    cmd.env_remove("TMWS_ROOT")
+        .env_remove("TMWS_PYTHON")
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", scratch);
     cmd
 }
 
@@ -83,10 +94,8 @@ pub fn assert_code(run: &Run, code: i32) {
 /// A fresh copy of a sandbox at `stage`; the template is built once per test
 /// process with `xtask sandbox`.
 pub fn sandbox(stage: &str) -> TempDir {
-    static TEMPLATES: OnceLock<TempDir> = OnceLock::new();
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let templates = TEMPLATES.get_or_init(|| TempDir::new().unwrap());
-    let template = templates.path().join(stage);
+    let template = templates_dir_of_this_process().join(stage);
     {
         let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         if !template.exists() {
@@ -97,6 +106,33 @@ pub fn sandbox(stage: &str) -> TempDir {
     let copy = TempDir::new().unwrap();
     copy_tree(&template, &copy.path().join("tmws"));
     copy
+}
+
+fn templates_dir_of_this_process() -> &'static Path {
+    static TEMPLATES: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATES.get_or_init(templates_dir)
+}
+
+/// The templates of this test process, under cargo's folder for test
+/// scratch (not /tmp, where they would outlive the run); those of earlier
+/// test processes are removed first.
+fn templates_dir() -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    if let Ok(entries) = fs::read_dir(base) {
+        for entry in entries.flatten() {
+            let stale =
+                entry.file_name().to_string_lossy().strip_prefix("sandboxes-").is_some_and(|pid| {
+                    pid.parse::<u32>().is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists())
+                });
+            if stale {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = base.join(format!("sandboxes-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// The tree inside a sandbox copy.

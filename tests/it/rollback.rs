@@ -431,42 +431,68 @@ fn fingerprint(root: &Path) -> Vec<String> {
     out
 }
 
-#[test]
-fn an_interrupted_complete_rollback_resumes_to_the_same_tree_at_every_step() {
-    let reference = {
+/// The tree an uninterrupted complete rollback ends with, computed once.
+fn reference_fingerprint() -> &'static Vec<String> {
+    static REFERENCE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    REFERENCE.get_or_init(|| {
         let dir = sandbox("phase4");
         let root = root(&dir);
         assert_code(&rollback(&root, "complete", &[]), 0);
         fingerprint(&root)
-    };
-    for step in 1..=7 {
-        for when in ["before", "after"] {
-            let dir = sandbox("phase4");
-            let root = root(&dir);
-            let failed_db = sha256(&root.join("data/tmws.db"));
-            let backup_before = digest(&root.join(BACKUP));
-            crash_rollback(&root, "complete", &format!("{when}:{step}"));
-            let blocked = rollback(&root, "complete", &[]);
-            assert_code(&blocked, 5);
-            assert!(blocked.stderr.contains("--resume"), "{blocked:?}");
-            let resumed = rollback(&root, "complete", &["--resume"]);
-            assert_code(&resumed, 0);
-            assert_eq!(fingerprint(&root), reference, "{when}:{step} ended elsewhere");
-            assert_eq!(
-                digest(&root.join(BACKUP)),
-                backup_before,
-                "{when}:{step} modified the backup"
-            );
-            if step > 2 || (step == 2 && when == "after") {
-                let bundle = only_bundle(&root);
-                assert_eq!(
-                    sha256(&bundle.join("database/tmws.db")),
-                    failed_db,
-                    "{when}:{step} lost the failed database"
-                );
-            }
-        }
+    })
+}
+
+/// A complete rollback aborted at `fault` (`before:N` or `after:N`), as a
+/// crash would, then resumed: it ends with the same tree as an
+/// uninterrupted one, the backup untouched and the failed database kept.
+fn interrupted_complete_rollback_resumes_to_the_same_tree(when: &str, step: usize) {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let failed_db = sha256(&root.join("data/tmws.db"));
+    let backup_before = digest(&root.join(BACKUP));
+    crash_rollback(&root, "complete", &format!("{when}:{step}"));
+    let blocked = rollback(&root, "complete", &[]);
+    assert_code(&blocked, 5);
+    assert!(blocked.stderr.contains("--resume"), "{blocked:?}");
+    let resumed = rollback(&root, "complete", &["--resume"]);
+    assert_code(&resumed, 0);
+    assert_eq!(&fingerprint(&root), reference_fingerprint(), "{when}:{step} ended elsewhere");
+    assert_eq!(digest(&root.join(BACKUP)), backup_before, "{when}:{step} modified the backup");
+    if step > 2 || (step == 2 && when == "after") {
+        let bundle = only_bundle(&root);
+        assert_eq!(
+            sha256(&bundle.join("database/tmws.db")),
+            failed_db,
+            "{when}:{step} lost the failed database"
+        );
     }
+}
+
+/// The crash matrix: one test per step boundary of a complete rollback.
+macro_rules! crash_matrix {
+    ($($name:ident: $when:literal $step:literal,)*) => {$(
+        #[test]
+        fn $name() {
+            interrupted_complete_rollback_resumes_to_the_same_tree($when, $step);
+        }
+    )*};
+}
+
+crash_matrix! {
+    crash_before_step_1: "before" 1,
+    crash_after_step_1: "after" 1,
+    crash_before_step_2: "before" 2,
+    crash_after_step_2: "after" 2,
+    crash_before_step_3: "before" 3,
+    crash_after_step_3: "after" 3,
+    crash_before_step_4: "before" 4,
+    crash_after_step_4: "after" 4,
+    crash_before_step_5: "before" 5,
+    crash_after_step_5: "after" 5,
+    crash_before_step_6: "before" 6,
+    crash_after_step_6: "after" 6,
+    crash_before_step_7: "before" 7,
+    crash_after_step_7: "after" 7,
 }
 
 #[test]

@@ -219,6 +219,9 @@ xflags::xflags! {
             optional --runs n: u32
             /// Report folder (default target/bench).
             optional --out dir: PathBuf
+            /// Skip the flush of every file system before each run: for a
+            /// quick look at the report, not for figures.
+            optional --no-sync
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
@@ -369,6 +372,7 @@ pub struct Bench {
     pub sizes: Option<String>,
     pub runs: Option<u32>,
     pub out: Option<PathBuf>,
+    pub no_sync: bool,
     pub python: Option<PathBuf>,
 }
 

@@ -66,6 +66,7 @@ impl flags::Bench {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let sizes = parse_sizes(self.sizes.as_deref().unwrap_or("1MiB,64MiB,1GiB"))?;
         let runs = self.runs.unwrap_or(3);
+        FLUSH.store(!self.no_sync, std::sync::atomic::Ordering::Relaxed);
         if runs == 0 {
             return Err(usage("--runs must be at least 1"));
         }
@@ -208,6 +209,10 @@ struct Run {
     ok: bool,
 }
 
+/// Whether each run starts with a flush of every file system (not with
+/// `--no-sync`, which the tests use: a flush of the whole machine is slow).
+static FLUSH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// Set by the bench on the xtask processes it measures: where each one writes
 /// its own peak resident memory, from the kernel's accounting of itself.
 const PEAK_FILE_ENV: &str = "XTASK_BENCH_PEAK_FILE";
@@ -227,7 +232,9 @@ fn measured(mut command: Command) -> Result<Run> {
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
     // Every run starts with nothing dirty in the page cache: otherwise the
     // previous run's deferred writes land on the next one's clock.
-    sys::sync_all_filesystems();
+    if FLUSH.load(std::sync::atomic::Ordering::Relaxed) {
+        sys::sync_all_filesystems();
+    }
     let started = Instant::now();
     let child = command.spawn().context("start a measured command")?;
     let pid = child.id() as i32;

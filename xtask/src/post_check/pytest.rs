@@ -233,47 +233,24 @@ fn judge(id: &str, title: &str, cases: &[Case], out: &process::Output, pytest_ok
 }
 
 /// Reads `<testcase>` elements of pytest's JUnit XML (xunit1 family: the
-/// `file` attribute names the test file).
+/// `file` attribute names the test file). An unreadable report has no case.
 pub fn parse_junit(xml: &str) -> Vec<Case> {
-    let mut cases = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find("<testcase ") {
-        let after = &rest[start..];
-        let head_end = after.find('>').unwrap_or(after.len());
-        let head = &after[..head_end];
-        let self_closing = head.ends_with('/');
-        let body_end =
-            if self_closing { head_end } else { after.find("</testcase>").unwrap_or(head_end) };
-        let body = &after[head_end.min(body_end)..body_end];
-        let attr = |name: &str| attribute(head, name).unwrap_or_default();
-        let file = if attr("file").is_empty() {
-            attr("classname").replace('.', "/")
-        } else {
-            attr("file")
-        };
-        let outcome = ["failure", "error", "skipped"]
-            .into_iter()
-            .find(|tag| body.contains(&format!("<{tag}")))
-            .map(String::from);
-        cases.push(Case { file, name: attr("name"), outcome });
-        rest = &after[body_end.max(1)..];
-    }
-    cases
-}
-
-fn attribute(head: &str, name: &str) -> Option<String> {
-    let key = format!(" {name}=\"");
-    let start = head.find(&key)? + key.len();
-    let end = head[start..].find('"')? + start;
-    Some(unescape(&head[start..end]))
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+    let Ok(doc) = roxmltree::Document::parse(xml) else { return Vec::new() };
+    doc.descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|case| {
+            let attr = |name: &str| case.attribute(name).unwrap_or("").to_string();
+            let file = match case.attribute("file") {
+                Some(file) if !file.is_empty() => file.to_string(),
+                _ => attr("classname").replace('.', "/"),
+            };
+            let outcome = ["failure", "error", "skipped"]
+                .into_iter()
+                .find(|tag| case.children().any(|c| c.has_tag_name(*tag)))
+                .map(String::from);
+            Case { file, name: attr("name"), outcome }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -295,5 +272,11 @@ mod tests {
             [("test_ok", None), ("test_bad", Some("failure")), ("test_err", Some("error"))]
         );
         assert_eq!(cases[2].file, "tests/integration/test_b.py");
+    }
+
+    #[test]
+    fn reads_entities_in_names() {
+        let xml = r#"<testsuites><testsuite><testcase classname="t" name="test_&#60;a&#x3e; &amp; b" file="tests/t.py"/></testsuite></testsuites>"#;
+        assert_eq!(parse_junit(xml)[0].name, "test_<a> & b");
     }
 }
