@@ -57,26 +57,78 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// The tree it ran on (`--root`), listed when a test fails.
+    pub root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "exit code {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
+            "$ {}\nexit code {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command, self.code, self.stdout, self.stderr
+        )?;
+        // As ripgrep's tests do: the tree the command ran in, to see what it did.
+        if let Some(root) = &self.root {
+            write!(f, "\n--- the tree, without .git\n{}", tree_listing(root))?;
+        }
+        Ok(())
     }
+}
+
+/// Every path below `root` but `.git`, with file sizes, for a failing test.
+fn tree_listing(root: &Path) -> String {
+    let mut lines = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            let name = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {
+                    lines.push(format!("{name}/"));
+                    stack.push(path);
+                }
+                Ok(m) if m.file_type().is_symlink() => lines.push(format!("{name} -> (link)")),
+                Ok(m) => lines.push(format!("{name} ({} bytes)", m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    lines.sort();
+    lines.join("\n")
 }
 
 pub fn run(cmd: &mut Command) -> Run {
     let command = format!("{cmd:?}");
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let root =
+        args.iter().position(|a| a == "--root").and_then(|i| args.get(i + 1)).map(PathBuf::from);
     let output = cmd.output().expect("the xtask binary runs");
     Run {
         command,
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        root,
+    }
+}
+
+impl Run {
+    /// The whole run as a person reads it, for a snapshot (as uv's tests
+    /// render theirs): success, exit code, stdout, stderr.
+    pub fn rendered(&self) -> String {
+        format!(
+            "success: {}\nexit_code: {}\n----- stdout -----\n{}\n----- stderr -----\n{}",
+            self.code == 0,
+            self.code,
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
     }
 }
 
@@ -218,6 +270,15 @@ fn regex_escape(text: &str) -> String {
     text.chars()
         .map(|c| if "\\.+*?()|[]{}^$".contains(c) { format!("\\{c}") } else { c.to_string() })
         .collect()
+}
+
+/// A whole run (exit code, stdout and stderr) as one snapshot, with the
+/// shared filters.
+#[macro_export]
+macro_rules! snapshot_run {
+    ($root:expr, $run:expr) => {{
+        $crate::snapshot!($root, $run.rendered());
+    }};
 }
 
 /// `insta::assert_snapshot!` with the shared filters for a sandbox root.

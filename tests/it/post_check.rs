@@ -76,14 +76,14 @@ fn a_rolled_back_tree_passes_with_table_checklist_and_junit() {
     let checklist = dir.path().join("checklist.md");
     let junit = dir.path().join("post-check.xml");
     let result = run(xtask()
-        .args(["post-check", "--root"])
+        .args(["post-check", "-q", "--root"])
         .arg(&root)
         .arg("--checklist")
         .arg(&checklist)
         .arg("--junit")
         .arg(&junit));
     assert_code(&result, 0);
-    snapshot!(&root, result.stdout);
+    crate::snapshot_run!(&root, result);
     snapshot!(&root, fs::read_to_string(&checklist).unwrap());
     let xml = fs::read_to_string(&junit).unwrap();
     let rows = result.stdout.lines().filter(|l| l.contains("  pass  ")).count();

@@ -656,6 +656,7 @@ fn on_a_terminal(root: &Path, args: &str, answer: &str) -> Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        root: Some(root.to_path_buf()),
     }
 }
 

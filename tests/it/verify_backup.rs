@@ -47,9 +47,9 @@ fn a_fresh_backup_passes_and_stays_unchanged() {
     let dir = sandbox("backed-up");
     let root = root(&dir);
     let before = digest(&root.join(BACKUP));
-    let human = run_in(&root, &["verify-backup"]);
+    let human = run_in(&root, &["verify-backup", "-q"]);
     assert_code(&human, 0);
-    snapshot!(&root, human.stdout);
+    crate::snapshot_run!(&root, human);
     let json = run_in(&root, &["verify-backup", "--format", "json"]);
     assert_code(&json, 0);
     crate::schema::assert_valid("report", &serde_json::from_str(&json.stdout).unwrap());
