@@ -7,13 +7,12 @@ use serde::Serialize;
 use xshell::Shell;
 
 use crate::{
-    backup::DEFAULT_LABEL,
     exit::{failed, usage},
     flags, fsutil, git,
     manifest::{Kind, MANIFEST_FILE, Manifest},
     migrations::Graph,
     post_check,
-    profile::{Tree, check_label},
+    profile::Tree,
     python::Python,
     report::{Check, Format, Report, Status},
     rollback::{Scenario, tables_created_by},
@@ -45,9 +44,7 @@ impl Diagnosis {
 impl flags::Diagnose {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = self.format.unwrap_or_default();
-        let tree = Tree::locate(self.root.as_deref())?;
-        let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
-        check_label(&label)?;
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
         // A commit that does not resolve is a typo, not a diagnosis.
         if let (Some(rev), Some(repo)) = (&self.expect_commit, git::open(&tree.root)?) {
             git::resolve(&repo, rev).map_err(|e| usage(format!("--expect-commit: {e:#}")))?;

@@ -4,11 +4,10 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::{
-    backup::DEFAULT_LABEL,
     evidence::{Bundle, DatabaseCapture, new_bundle_path},
     flags,
     manifest::{MANIFEST_FILE, Manifest},
-    profile::{Tree, check_label},
+    profile::Tree,
     python::Python,
     report::Format,
 };
@@ -16,9 +15,7 @@ use crate::{
 impl flags::Forensics {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = self.format.unwrap_or_default();
-        let tree = Tree::locate(self.root.as_deref())?;
-        let label = self.label.unwrap_or_else(|| DEFAULT_LABEL.into());
-        check_label(&label)?;
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
         if self.dry_run {
             let dir = new_bundle_path(&tree, &label);
             let plan = vec![

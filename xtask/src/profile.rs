@@ -140,6 +140,15 @@ impl Tree {
         Ok(tree)
     }
 
+    /// The one resolver of the commands: the tree from `--root` (or
+    /// `TMWS_ROOT`, or the current directory) and the backup label from
+    /// `--label` (default `pre-phase4`), checked.
+    pub fn with_label(root: Option<&Path>, label: Option<&str>) -> Result<(Tree, String)> {
+        let label = label.unwrap_or(crate::backup::DEFAULT_LABEL).to_string();
+        check_label(&label)?;
+        Ok((Tree::locate(root)?, label))
+    }
+
     /// A path of the tree, from a profile-relative path.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)

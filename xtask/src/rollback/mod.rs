@@ -21,14 +21,13 @@ use plan::Step;
 pub use steps::{tables_created_by, with_suffix};
 
 use crate::{
-    backup::DEFAULT_LABEL,
     clock, evidence,
     exit::{interrupted, refused, usage},
     flags,
     journal::{Journal, RunStatus},
     lock::Lock,
     manifest::{MANIFEST_FILE, Manifest},
-    profile::{Tree, check_label},
+    profile::Tree,
     report::Format,
     verify_backup,
 };
@@ -83,9 +82,7 @@ impl flags::Rollback {
             from: self.from.clone(),
         };
         plan::check_choices(scenario, &choices)?;
-        let tree = Tree::locate(self.root.as_deref())?;
-        let label = self.label.clone().unwrap_or_else(|| DEFAULT_LABEL.into());
-        check_label(&label)?;
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
         let options = Options {
             scenario,
             label,
@@ -140,12 +137,62 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
             .ok_or_else(|| usage("there is no failed or interrupted rollback to abandon"))?;
         return abandon(tree, journal, o, &say);
     }
+    let mut run = prepare(sh, tree, o, journal)?;
+    let mut outcome = present(tree, o, &run, &say);
+    if o.dry_run {
+        say("dry run: nothing was written, not even the lock or the journal".into());
+        return Ok(outcome);
+    }
+    confirm(o)?;
+    if let (Verified::Now, Some(before)) = (run.verified, run.before.take()) {
+        // Best effort: without the stamp the next run verifies again.
+        let _ = verify_backup::stamp::record(tree, &run.backup, before);
+    }
+    run.journal.status = RunStatus::Running;
+    run.journal.failure = None;
+    run.journal.save(tree)?;
+    let Prepared { backup, manifest, mut journal, verified, plan, .. } = run;
+    let bundle_dir = tree.root.join(&journal.bundle);
+    let mut ctx = steps::Ctx::new(sh, tree, backup, manifest, o, bundle_dir, &journal);
+    ctx.backup_verified = verified != Verified::Skipped;
+    let started = Instant::now();
+    execute(&mut ctx, &mut journal, &plan, &mut outcome, &say)?;
+    seal(&mut ctx, &mut journal, &mut outcome)?;
+    say(format!(
+        "rollback --scenario {} done in {:.2}s; the failed state is in {}",
+        journal.scenario,
+        started.elapsed().as_secs_f64(),
+        journal.bundle.display()
+    ));
+    Ok(outcome)
+}
+
+/// Everything a run needs, checked before step 1.
+struct Prepared {
+    backup: PathBuf,
+    /// The backup's file identities before it was verified (for the stamp).
+    before: Option<verify_backup::stamp::Snapshot>,
+    verified: Verified,
+    manifest: Manifest,
+    journal: Journal<Step>,
+    resuming: bool,
+    /// Each step's line for a person.
+    plan: Vec<String>,
+}
+
+/// The backup verified, its manifest read, the plan built (or resumed) and
+/// every path it will write checked: a plan that cannot finish does not start.
+fn prepare(
+    sh: &Shell,
+    tree: &Tree,
+    o: &Options,
+    journal: Option<Journal<Step>>,
+) -> Result<Prepared> {
     let backup = backup_dir(tree, &o.label)?;
     let before = verify_backup::stamp::snapshot(&backup).ok();
     let verified = preflight(sh, tree, &backup, o)?;
     let manifest = read_manifest(tree, &backup)?;
-
-    let (mut journal, resuming) = match journal {
+    let (journal, resuming) = match journal {
         Some(j) => (j, true),
         None => (new_journal(tree, &manifest, o)?, false),
     };
@@ -158,9 +205,15 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         .collect();
     plan::check_paths(tree, &pending, &manifest)?;
     let bundle_dir = tree.root.join(&journal.bundle);
-    let plan: Vec<String> =
+    let plan =
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
-    let mode = match (o.dry_run, resuming) {
+    Ok(Prepared { backup, before, verified, manifest, journal, resuming, plan })
+}
+
+/// Prints the plan and returns the outcome it will fill.
+fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Outcome {
+    let journal = &run.journal;
+    let mode = match (o.dry_run, run.resuming) {
         (true, _) => "dry-run",
         (false, true) => "resumed",
         (false, false) => "rollback",
@@ -169,9 +222,9 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         "{mode} plan: rollback --scenario {} of {} from {}",
         journal.scenario,
         tree.root.display(),
-        plan::rel(&tree.root, &backup)
+        plan::rel(&tree.root, &run.backup)
     ));
-    for (i, line) in plan.iter().enumerate() {
+    for (i, line) in run.plan.iter().enumerate() {
         let mark = if journal.done[i] { " (done before the interruption; re-checked)" } else { "" };
         say(format!("  {}. {line}{mark}", i + 1));
     }
@@ -182,12 +235,12 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         .map(|(i, step)| PlannedStep {
             step: i + 1,
             id: step.name(),
-            action: plan[i].clone(),
+            action: run.plan[i].clone(),
             done: journal.done[i],
-            touches: step.touches(tree, &manifest),
+            touches: step.touches(tree, &run.manifest),
         })
         .collect();
-    let mut outcome = Outcome {
+    Outcome {
         schema: crate::report::SCHEMA,
         command: "rollback",
         scenario: o.scenario,
@@ -196,34 +249,20 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         steps: Vec::new(),
         bundle: Some(journal.bundle.display().to_string()),
         result: "planned",
-    };
-    if o.dry_run {
-        say("dry run: nothing was written, not even the lock or the journal".into());
-        return Ok(outcome);
     }
-    confirm(o)?;
-    if let (Verified::Now, Some(before)) = (verified, before) {
-        // Best effort: without the stamp the next run verifies again.
-        let _ = verify_backup::stamp::record(tree, &backup, before);
-    }
-    journal.status = RunStatus::Running;
-    journal.failure = None;
-    journal.save(tree)?;
-    let mut ctx = steps::Ctx::new(sh, tree, backup, manifest, o, bundle_dir, &journal);
-    ctx.backup_verified = verified != Verified::Skipped;
-    let started = Instant::now();
-    execute(&mut ctx, &mut journal, &plan, &mut outcome, &say)?;
+}
+
+/// Ends a finished run: the bundle sealed, the journal moved into it.
+fn seal(
+    ctx: &mut steps::Ctx<'_>,
+    journal: &mut Journal<Step>,
+    outcome: &mut Outcome,
+) -> Result<()> {
     ctx.seal_bundle()?;
-    journal.close(tree, RunStatus::Done)?;
+    journal.close(ctx.tree, RunStatus::Done)?;
     outcome.result = "done";
     outcome.bundle = Some(journal.bundle.display().to_string());
-    say(format!(
-        "rollback --scenario {} done in {:.2}s; the failed state is in {}",
-        journal.scenario,
-        started.elapsed().as_secs_f64(),
-        journal.bundle.display()
-    ));
-    Ok(outcome)
+    Ok(())
 }
 
 /// What the journal says about earlier runs, read under the lock: an
