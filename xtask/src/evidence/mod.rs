@@ -88,9 +88,21 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub facts: Facts,
     tree: Tree,
+    /// The database's files hashed in place while the restore stages its copy.
+    ahead: Option<std::thread::JoinHandle<Vec<Ahead>>>,
     /// The moved database's hashes and its consolidated copy, being made in
     /// the background while the restore goes on.
     analysis: Option<std::thread::JoinHandle<Analysis>>,
+}
+
+/// A database file hashed where it lay, before it moved: a rename keeps its
+/// inode, size and mtime, so the hash still names the moved file.
+struct Ahead {
+    name: String,
+    inode: u64,
+    size: u64,
+    mtime_ns: i128,
+    sha256: String,
 }
 
 /// What the background work on a moved database found.
@@ -162,7 +174,7 @@ impl Bundle {
             git_branch,
             ..Facts::default()
         };
-        Bundle { dir, facts, tree: tree.clone(), analysis: None }
+        Bundle { dir, facts, tree: tree.clone(), ahead: None, analysis: None }
     }
 
     /// Reopens a bundle of an interrupted run (its facts from failure.json),
@@ -174,7 +186,13 @@ impl Bundle {
                 file.read_to_string(&mut text)?;
                 let facts = serde_json::from_str(&text)
                     .with_context(|| format!("read {}", dir.join("failure.json").display()))?;
-                Ok(Bundle { dir: dir.to_path_buf(), facts, tree: tree.clone(), analysis: None })
+                Ok(Bundle {
+                    dir: dir.to_path_buf(),
+                    facts,
+                    tree: tree.clone(),
+                    ahead: None,
+                    analysis: None,
+                })
             }
             Err(_) => Ok(Bundle::describe(tree, label, dir.to_path_buf())),
         }
@@ -331,12 +349,53 @@ impl Bundle {
         Ok(())
     }
 
+    /// Starts hashing the database's files where they lie (plain reads: the
+    /// service is stopped and nothing opens them), so that the restore's
+    /// copy and these hashes overlap; the move then needs no second read.
+    pub fn hash_ahead(&mut self) {
+        let files: Vec<(String, PathBuf)> = sidecars(&self.tree.database()).into();
+        self.ahead = Some(std::thread::spawn(move || {
+            files
+                .into_iter()
+                .filter_map(|(name, path)| {
+                    let before = crate::fsutil::Identity::of(&path).ok()?;
+                    let (sha256, size) = fsutil::sha256_file(&path).ok()?;
+                    let after = crate::fsutil::Identity::of(&path).ok()?;
+                    // Changed while it was read: not trusted, hashed again later.
+                    (before == after).then_some(Ahead {
+                        name,
+                        inode: after.inode,
+                        size,
+                        mtime_ns: after.mtime_ns,
+                        sha256,
+                    })
+                })
+                .collect()
+        }));
+    }
+
     /// Hashes the moved files and, up to `ANALYZE_LIMIT`, consolidates a
     /// scratch copy of them through SQLite, in the background: opening the
     /// moved files themselves would change their `-shm`.
     fn analyse_moved(&mut self, moved: Vec<PathBuf>) {
         let (dir, name) = (self.dir.clone(), db_name(&self.tree));
+        let ahead = self.ahead.take();
         self.analysis = Some(std::thread::spawn(move || {
+            let ahead: Vec<Ahead> = ahead.and_then(|h| h.join().ok()).unwrap_or_default();
+            // A moved file whose hash was taken where it lay, unchanged since.
+            let known = |path: &Path| -> Option<(String, u64)> {
+                let id = crate::fsutil::Identity::of(path).ok()?;
+                let file = path.file_name()?.to_string_lossy().into_owned();
+                ahead
+                    .iter()
+                    .find(|a| {
+                        a.name == file
+                            && a.inode == id.inode
+                            && a.size == id.size
+                            && a.mtime_ns == id.mtime_ns
+                    })
+                    .map(|a| (a.sha256.clone(), a.size))
+            };
             let mut analysis =
                 Analysis { files: Vec::new(), consolidated: None, problems: Vec::new() };
             let scratch = fsutil::scratch_dir("tmws-evidence");
@@ -357,7 +416,7 @@ impl Bundle {
                         fsutil::copy_hashed(&input, &output)
                     })
                 } else {
-                    fsutil::sha256_file(path)
+                    known(path).map_or_else(|| fsutil::sha256_file(path), Ok)
                 };
                 match hashed {
                     Ok((sha256, size)) => {

@@ -254,6 +254,9 @@ impl<'a> Ctx<'a> {
             fs.create_dir_all(parent)?;
         }
         let source = self.backup_file(&entry.backup_path)?;
+        // The failed files are hashed where they lie while the copy is staged.
+        self.bundle()?;
+        self.bundle.as_mut().expect("opened above").hash_ahead();
         let staged = fsutil::stage_copy(fs, &source, &db, Some(&entry.sha256), entry.mode)
             .with_context(|| {
                 format!(
