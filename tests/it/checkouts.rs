@@ -411,3 +411,39 @@ fn on_terminal_quiet(root: &Path) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A backup folder copied to another checkout of the repository, where its
+/// tag does not exist: verify-backup says so and how to get it back; the
+/// database, migration and files rollbacks work; git and complete refuse
+/// with the same advice. A missing label lists the labels that exist.
+#[test]
+fn a_backup_copied_to_another_checkout_works_without_its_tag() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    git(&root, &["tag", "-d", "pre-phase4"]);
+    let commit = {
+        let manifest =
+            fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
+        manifest.lines().find_map(|l| l.strip_prefix("git-commit: ")).unwrap().to_string()
+    };
+    let verify = run_in(&root, &["verify-backup"]);
+    assert_code(&verify, 0);
+    for advice in
+        [format!("git tag pre-phase4 {commit}"), "git fetch origin tag pre-phase4".to_string()]
+    {
+        assert!(verify.stdout.contains(&advice), "{advice}: {verify:?}");
+    }
+    for scenario in ["git", "complete"] {
+        let before = digest(&root);
+        let refused = run_in(&root, &["rollback", "--scenario", scenario, "--yes", "--force"]);
+        assert_code(&refused, 4);
+        assert!(refused.stderr.contains(&format!("git tag pre-phase4 {commit}")), "{refused:?}");
+        assert_eq!(digest(&root), before);
+    }
+    corrupt_database(&root);
+    assert_code(&run_in(&root, &["rollback", "--scenario", "database", "--yes"]), 0);
+    let missing =
+        run_in(&root, &["rollback", "--scenario", "database", "--yes", "--label", "nightly"]);
+    assert_code(&missing, 2);
+    assert!(missing.stderr.contains("the backups here are: pre-phase4"), "{missing:?}");
+}

@@ -77,8 +77,17 @@ impl flags::Backup {
                 manifest.count(Kind::Critical),
                 notes(&manifest)
                     + &match (&manifest.git_commit, options.tag) {
-                        (Some(commit), true) =>
-                            format!("; tagged {} at {}", options.label, &commit[..12]),
+                        (Some(commit), true) => format!(
+                            "; tagged {} at {}. This tool never pushes: share the tag with `git push {} refs/tags/{}`",
+                            options.label,
+                            &commit[..12],
+                            git::open(&tree.root)
+                                .ok()
+                                .flatten()
+                                .and_then(|r| git::first_remote(&r))
+                                .unwrap_or_else(|| "<remote>".into()),
+                            options.label
+                        ),
                         _ => String::new(),
                     }
             );

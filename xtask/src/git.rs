@@ -404,6 +404,12 @@ pub fn committed_in(repo: &Repository, path: &str, since: Option<&str>) -> Optio
     None
 }
 
+/// The repository's first remote, for a push command a person may run.
+pub fn first_remote(repo: &Repository) -> Option<String> {
+    let remotes = repo.remotes().ok()?;
+    remotes.iter().flatten().flatten().next().map(str::to_string)
+}
+
 /// The remote a branch tracks, if any, for the push command a person may need.
 pub fn upstream_remote(repo: &Repository, branch: &str) -> Option<String> {
     let config = repo.config().ok()?;

@@ -225,6 +225,33 @@ impl Profile {
     }
 }
 
+/// The labels of the backups this tree holds (folders under `backups/`
+/// with a manifest), sorted.
+pub fn labels(tree: &Tree) -> Vec<String> {
+    let mut labels: Vec<String> = std::fs::read_dir(tree.backups())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().join(crate::manifest::MANIFEST_FILE).is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.sort();
+    labels
+}
+
+/// `; the backups here are: a, b` (or that there is none), for an error
+/// about a label that does not exist.
+pub fn labels_hint(labels: &[String]) -> String {
+    if labels.is_empty() {
+        "; this tree has no backup yet".to_string()
+    } else {
+        format!("; the backups here are: {}", labels.join(", "))
+    }
+}
+
 /// Checks a backup label: it names a folder under `backups/` and a git tag.
 pub fn check_label(label: &str) -> Result<()> {
     let bad = label.is_empty()

@@ -353,8 +353,9 @@ fn backup_dir(tree: &Tree, label: &str) -> Result<PathBuf> {
             backup.display()
         ))),
         Err(_) => Err(usage(format!(
-            "no backup at {}: take one with `cargo xtask backup`",
-            backup.display()
+            "no backup at {}: take one with `cargo xtask backup`{}",
+            backup.display(),
+            crate::profile::labels_hint(&crate::profile::labels(tree))
         ))),
     }
 }

@@ -197,6 +197,13 @@ pub fn build(
         Scenario::Complete => {
             steps.push(Step::StopServices);
             steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
+            if let (Some(_), None, Some(commit)) = (
+                &repo,
+                repo.as_ref().and_then(|r| git::tag_commit(r, &manifest.label)),
+                &manifest.git_commit,
+            ) {
+                return Err(refused(crate::verify_backup::tag_advice(&manifest.label, commit)));
+            }
             if let Some(repo) = &repo
                 && let Some(commit) = git::tag_commit(repo, &manifest.label)
             {
@@ -236,10 +243,15 @@ pub fn build(
                 }
             } else {
                 let Some(commit) = git::tag_commit(repo, &manifest.label) else {
-                    return Err(usage(format!(
-                        "no git tag {}: pass --commit REV, or take backups with their tag",
-                        manifest.label
-                    )));
+                    return Err(match &manifest.git_commit {
+                        Some(commit) => {
+                            refused(crate::verify_backup::tag_advice(&manifest.label, commit))
+                        }
+                        None => usage(format!(
+                            "no git tag {}: pass --commit REV, or take backups with their tag",
+                            manifest.label
+                        )),
+                    });
                 };
                 git::refuse_move(&git::plan_move(repo, commit)?, false)?;
                 check_database_fits(tree, repo, commit, c.force)?;

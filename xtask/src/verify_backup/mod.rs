@@ -82,7 +82,12 @@ pub fn verify(
     python: Option<&Path>,
 ) -> Result<Report> {
     if !dir.is_dir() {
-        return Err(usage(format!("no backup folder at {}", dir.display())));
+        let labels = tree.map(crate::profile::labels).unwrap_or_default();
+        return Err(usage(format!(
+            "no backup folder at {}{}",
+            dir.display(),
+            crate::profile::labels_hint(&labels)
+        )));
     }
     let mut checks = vec![Check::pass("folder", "backup folder exists", dir.display().to_string())];
     let manifest = read_manifest(dir, &mut checks);
@@ -404,6 +409,13 @@ fn relative_to(dir: &Path, text: &str) -> String {
     text.replace(&format!("{}/", dir.display()), "")
 }
 
+/// What to do when a backup's tag is not in this repository.
+pub fn tag_advice(tag: &str, commit: &str) -> String {
+    format!(
+        "no tag {tag} in this repository (the manifest's commit is {commit}): recreate it with `git tag {tag} {commit}` or fetch it with `git fetch origin tag {tag}`; only the git and complete rollbacks need it"
+    )
+}
+
 fn check_tag(repo: &git2::Repository, manifest: &Manifest, dir: &Path) -> Check {
     let title = "git tag points at the manifest's commit";
     let Some(tag) = &manifest.git_tag else {
@@ -447,11 +459,11 @@ fn check_tag(repo: &git2::Repository, manifest: &Manifest, dir: &Path) -> Check 
                 ),
             }
         }
-        (None, Some(expected)) => Check::fail(
-            "git.tag",
-            title,
-            format!("no tag {tag} (the manifest's commit is {expected})"),
-        ),
+        // A backup copied to another checkout: the tag is needed only by
+        // what uses git (the git and complete rollbacks refuse without it).
+        (None, Some(expected)) => {
+            Check::not_applicable("git.tag", title, tag_advice(tag, expected))
+        }
         (_, None) => Check::fail(
             "git.tag",
             title,
