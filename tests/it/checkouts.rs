@@ -447,3 +447,31 @@ fn a_backup_copied_to_another_checkout_works_without_its_tag() {
     assert_code(&missing, 2);
     assert!(missing.stderr.contains("the backups here are: pre-phase4"), "{missing:?}");
 }
+
+#[test]
+fn list_shows_each_backup_and_its_state() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    assert_code(&run_in(&root, &["backup", "--label", "nightly", "--no-tag"]), 0);
+    assert_code(&run_in(&root, &["verify-backup"]), 0);
+    let crashed = run(xtask()
+        .args(["rollback", "--scenario", "files", "--yes", "--root"])
+        .arg(&root)
+        .env("XTASK_ROLLBACK_FAULT", "after:1"));
+    assert_eq!(crashed.code, -1, "{crashed:?}");
+    let result = run_in(&root, &["list", "--format", "json"]);
+    assert_code(&result, 0);
+    let json: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    crate::schema::assert_valid("list", &json);
+    let labels: Vec<&str> =
+        json["backups"].as_array().unwrap().iter().map(|b| b["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["pre-phase4", "nightly"], "oldest first");
+    let (old, new) = (&json["backups"][0], &json["backups"][1]);
+    assert_eq!(old["tag_here"], true);
+    assert_eq!(new["tag_here"], false);
+    assert!(old["verification"].as_str().unwrap().ends_with("unchanged since"), "{old}");
+    assert_eq!(new["verification"], "never verified");
+    assert!(json["unfinished_rollback"].as_str().unwrap().contains("--scenario files"), "{json}");
+    let human = run_in(&root, &["list"]);
+    assert!(human.stdout.contains("unfinished rollback --scenario files"), "{human:?}");
+}

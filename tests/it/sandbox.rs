@@ -81,6 +81,7 @@ fn help_lists_every_command_and_bad_flags_exit_2() {
         "diagnose",
         "drill",
         "init",
+        "list",
         "bench",
     ];
     for command in commands {

@@ -47,6 +47,7 @@ fn examples(command: &str) -> &'static str {
         "init" => {
             "    cargo xtask init --root /srv/tmws --dry-run\n    cargo xtask init --root /srv/tmws\n"
         }
+        "list" => "    cargo xtask list --root /srv/tmws\n    cargo xtask list --format json\n",
         "bench" => {
             "    cargo xtask bench --sizes 1GiB --runs 5\n    cargo xtask bench --sizes 1MiB --runs 1 --out /tmp/bench\n"
         }

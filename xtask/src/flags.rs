@@ -195,6 +195,18 @@ xflags::xflags! {
             optional --python python: PathBuf
         }
 
+        /// List the backups of a tree and their state, the lock and any unfinished rollback.
+        cmd list {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+        }
+
         /// Inspect a checkout and write a commented tmws-rollback.toml for it.
         cmd init {
             /// Quiet: no `$ command` lines and no progress on stderr.
@@ -245,6 +257,7 @@ pub enum XtaskCmd {
     Forensics(Forensics),
     Diagnose(Diagnose),
     Drill(Drill),
+    List(List),
     Init(Init),
     Bench(Bench),
 }
@@ -355,6 +368,14 @@ pub struct Drill {
     pub keep: Option<PathBuf>,
     pub format: Option<Format>,
     pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct List {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub format: Option<Format>,
 }
 
 #[derive(Debug)]

@@ -19,6 +19,7 @@ mod fsutil;
 mod git;
 mod init;
 mod journal;
+mod list;
 mod lock;
 mod manifest;
 mod migrations;
@@ -82,6 +83,7 @@ fn verbosity(flags: &flags::Xtask) -> ui::Verbosity {
         Diagnose(c) => (c.quiet, c.verbose),
         Drill(c) => (c.quiet, c.verbose),
         Init(c) => (c.quiet, c.verbose),
+        List(c) => (c.quiet, c.verbose),
         Bench(c) => (c.quiet, c.verbose),
     };
     match (quiet, verbose) {
@@ -102,6 +104,7 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
         flags::XtaskCmd::Diagnose(cmd) => cmd.run(sh),
         flags::XtaskCmd::Drill(cmd) => cmd.run(sh),
         flags::XtaskCmd::Init(cmd) => cmd.run(sh),
+        flags::XtaskCmd::List(cmd) => cmd.run(sh),
         flags::XtaskCmd::Bench(cmd) => cmd.run(sh),
     }
 }

@@ -67,6 +67,20 @@ pub fn record(tree: &Tree, dir: &Path, before: Snapshot) -> Result<bool> {
     Ok(true)
 }
 
+/// The state of a backup's last verification, for `list`.
+pub fn state(tree: &Tree, dir: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(path(tree, dir)) else {
+        return "never verified".into();
+    };
+    let Ok(stamp) = serde_json::from_str::<Stamp>(&text) else {
+        return "never verified (unreadable record)".into();
+    };
+    match identities(dir) {
+        Ok(now) if now == stamp.files => format!("verified {}, unchanged since", stamp.verified),
+        _ => format!("verified {}, changed since", stamp.verified),
+    }
+}
+
 /// When the backup passed verify-backup and no file of it changed since:
 /// the time it was verified.
 pub fn unchanged_since(tree: &Tree, dir: &Path) -> Option<(String, usize)> {
