@@ -475,3 +475,37 @@ fn list_shows_each_backup_and_its_state() {
     let human = run_in(&root, &["list"]);
     assert!(human.stdout.contains("unfinished rollback --scenario files"), "{human:?}");
 }
+
+#[test]
+fn prune_keeps_the_newest_and_the_pre_deploy_backup() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    for label in ["a", "b", "c"] {
+        assert_code(&run_in(&root, &["backup", "--label", label, "--no-tag"]), 0);
+    }
+    let before = digest(&root.join("backups"));
+    let dry = run_in(&root, &["prune", "--keep", "1", "--dry-run"]);
+    assert_code(&dry, 0);
+    assert!(
+        dry.stdout.contains("remove backups/b") && dry.stdout.contains("remove backups/a"),
+        "{dry:?}"
+    );
+    assert!(dry.stdout.contains("keep   pre-phase4 (the pre-deploy backup"), "{dry:?}");
+    let unconfirmed = run(xtask()
+        .args(["prune", "--keep", "1", "--root"])
+        .arg(&root)
+        .stdin(std::process::Stdio::null()));
+    assert_code(&unconfirmed, 4);
+    let typo = run_in(&root, &["prune", "--keep", "1", "--force", "nope", "--yes"]);
+    assert_code(&typo, 2);
+    assert!(typo.stderr.contains("the backups here are: a, b, c, pre-phase4"), "{typo:?}");
+    assert_eq!(digest(&root.join("backups")), before, "something was removed");
+    assert_code(&run_in(&root, &["prune", "--keep", "1", "--yes"]), 0);
+    let mut left: Vec<String> = fs::read_dir(root.join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["c", "pre-phase4"]);
+}

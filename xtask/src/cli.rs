@@ -48,6 +48,9 @@ fn examples(command: &str) -> &'static str {
             "    cargo xtask init --root /srv/tmws --dry-run\n    cargo xtask init --root /srv/tmws\n"
         }
         "list" => "    cargo xtask list --root /srv/tmws\n    cargo xtask list --format json\n",
+        "prune" => {
+            "    cargo xtask prune --keep 3 --dry-run\n    cargo xtask prune --keep 3 --yes\n"
+        }
         "bench" => {
             "    cargo xtask bench --sizes 1GiB --runs 5\n    cargo xtask bench --sizes 1MiB --runs 1 --out /tmp/bench\n"
         }

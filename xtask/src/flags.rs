@@ -207,6 +207,24 @@ xflags::xflags! {
             optional --format format: Format
         }
 
+        /// Remove local backups beyond the newest N (never the pre-deploy one without --force).
+        cmd prune {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// How many of the newest backups stay.
+            required --keep n: u32
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Also remove this protected backup (pre-deploy, or used by an unfinished rollback).
+            repeated --force label: String
+            /// Print what would be removed; remove nothing.
+            optional --dry-run
+            /// Confirm without a terminal.
+            optional --yes
+        }
+
         /// Inspect a checkout and write a commented tmws-rollback.toml for it.
         cmd init {
             /// Quiet: no `$ command` lines and no progress on stderr.
@@ -258,6 +276,7 @@ pub enum XtaskCmd {
     Diagnose(Diagnose),
     Drill(Drill),
     List(List),
+    Prune(Prune),
     Init(Init),
     Bench(Bench),
 }
@@ -376,6 +395,17 @@ pub struct List {
     pub verbose: bool,
     pub root: Option<PathBuf>,
     pub format: Option<Format>,
+}
+
+#[derive(Debug)]
+pub struct Prune {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub keep: u32,
+    pub root: Option<PathBuf>,
+    pub force: Vec<String>,
+    pub dry_run: bool,
+    pub yes: bool,
 }
 
 #[derive(Debug)]

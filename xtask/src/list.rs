@@ -92,7 +92,12 @@ pub fn list(tree: &Tree) -> Result<Listing> {
             label,
         });
     }
-    backups.sort_by(|a, b| a.created.cmp(&b.created));
+    // Oldest first; backups of the same second by their folders' mtime.
+    let written =
+        |label: &str| crate::fsutil::Identity::of(&tree.backup(label)).map_or(0, |id| id.mtime_ns);
+    backups.sort_by(|a, b| {
+        a.created.cmp(&b.created).then_with(|| written(&a.label).cmp(&written(&b.label)))
+    });
     let lock_file = tree.state_dir().join("lock");
     let lock = std::fs::File::open(&lock_file).ok().and_then(|file| match file.try_lock_shared() {
         Ok(()) => None,

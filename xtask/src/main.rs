@@ -26,6 +26,7 @@ mod migrations;
 mod post_check;
 mod process;
 mod profile;
+mod prune;
 mod python;
 mod report;
 mod rollback;
@@ -84,6 +85,7 @@ fn verbosity(flags: &flags::Xtask) -> ui::Verbosity {
         Drill(c) => (c.quiet, c.verbose),
         Init(c) => (c.quiet, c.verbose),
         List(c) => (c.quiet, c.verbose),
+        Prune(c) => (c.quiet, c.verbose),
         Bench(c) => (c.quiet, c.verbose),
     };
     match (quiet, verbose) {
@@ -105,6 +107,7 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
         flags::XtaskCmd::Drill(cmd) => cmd.run(sh),
         flags::XtaskCmd::Init(cmd) => cmd.run(sh),
         flags::XtaskCmd::List(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Prune(cmd) => cmd.run(sh),
         flags::XtaskCmd::Bench(cmd) => cmd.run(sh),
     }
 }

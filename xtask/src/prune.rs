@@ -1,0 +1,97 @@
+//! `cargo xtask prune --keep N`: removes the local backups beyond the
+//! newest N. Never the pre-deploy one (a `pre-…` label whose tag exists) nor
+//! the one an unfinished rollback uses, unless named with `--force`. The plan
+//! is printed first; it removes nothing it did not list.
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::{
+    exit::{refused, usage},
+    flags, git,
+    journal::Journal,
+    list::list,
+    lock::Lock,
+    profile::Tree,
+};
+
+impl flags::Prune {
+    pub fn run(self, _sh: &Shell) -> Result<()> {
+        let keep = self.keep as usize;
+        let tree = Tree::locate(self.root.as_deref())?;
+        let _lock = if self.dry_run { None } else { Some(Lock::acquire(&tree, false)?) };
+        let listing = list(&tree)?;
+        let known: Vec<&str> = listing.backups.iter().map(|b| b.label.as_str()).collect();
+        for label in &self.force {
+            if !known.contains(&label.as_str()) {
+                return Err(usage(format!(
+                    "--force {label}: no such backup{}",
+                    crate::profile::labels_hint(&crate::profile::labels(&tree))
+                )));
+            }
+        }
+        let repo = git::open(&tree.root)?;
+        let in_use: Option<String> = Journal::<serde_json::Value>::load(&tree)?.map(|j| j.label);
+        // Newest first: the first `keep` stay.
+        let mut newest_first: Vec<&str> = known.clone();
+        newest_first.reverse();
+        let mut remove = Vec::new();
+        let mut kept_back = Vec::new();
+        for label in newest_first.into_iter().skip(keep) {
+            let tagged = repo.as_ref().is_some_and(|r| git::tag_commit(r, label).is_some());
+            let why = if label.starts_with("pre-") && tagged {
+                Some("the pre-deploy backup (its tag exists)")
+            } else if in_use.as_deref() == Some(label) {
+                Some("an unfinished rollback uses it")
+            } else {
+                None
+            };
+            match why {
+                Some(why) if !self.force.iter().any(|f| f == label) => {
+                    kept_back.push(format!("{label} ({why}; --force {label} removes it)"))
+                }
+                _ => remove.push(label.to_string()),
+            }
+        }
+        println!("prune --keep {keep} in {}:", tree.backups().display());
+        for label in &remove {
+            println!("  remove backups/{label}");
+        }
+        for line in &kept_back {
+            println!("  keep   {line}");
+        }
+        if remove.is_empty() {
+            println!("nothing to remove");
+            return Ok(());
+        }
+        if self.dry_run {
+            println!("dry run: nothing was removed");
+            return Ok(());
+        }
+        confirm(self.yes)?;
+        for label in &remove {
+            tree.fs.remove_dir_all(&tree.backup(label))?;
+        }
+        println!("removed {} backup(s)", remove.len());
+        Ok(())
+    }
+}
+
+fn confirm(yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(refused("no terminal to confirm on: pass --yes to remove these backups"));
+    }
+    crate::ui::note("Remove these backups? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(refused("not confirmed: nothing was removed"))
+    }
+}
