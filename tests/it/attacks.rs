@@ -130,11 +130,7 @@ fn bad_flags_are_refused_before_anything_changes() {
         (&["--scenario", "database", "--label", "missing"], 2, "no backup"),
     ];
     for (args, code, message) in cases {
-        let before = digest(&root);
-        let result = run(xtask().arg("rollback").args(args).arg("--yes").arg("--root").arg(&root));
-        assert_code(&result, code);
-        assert_says(&result, message);
-        assert_eq!(digest(&root), before, "{args:?} changed the tree");
+        crate::assert_refused(&root, &[&["rollback"], args, &["--yes"]].concat(), code, message);
     }
 }
 
@@ -470,11 +466,7 @@ fn report_files_and_commits_are_checked_before_anything_runs() {
         (&["diagnose", "--expect-commit", "no-such-commit"], "--expect-commit"),
     ];
     for (args, message) in cases {
-        let before = digest(&root);
-        let result = run_in(&root, args);
-        assert_code(&result, 2);
-        assert_says(&result, message);
-        assert_eq!(digest(&root), before, "{args:?} changed the tree");
+        crate::assert_refused(&root, args, 2, message);
     }
 }
 
@@ -485,11 +477,7 @@ fn a_crash_right_after_the_restore_rename_leaves_a_writable_database() {
     use std::os::unix::fs::MetadataExt;
     let dir = sandbox("phase4");
     let root = root(&dir);
-    let crashed = run(xtask()
-        .args(["rollback", "--scenario", "database", "--yes", "--root"])
-        .arg(&root)
-        .env("XTASK_ROLLBACK_FAULT", "inside:restore-committed"));
-    assert_eq!(crashed.code, -1, "{crashed:?}");
+    crate::crash_rollback(&root, "database", "inside:restore-committed");
     let mode = fs::metadata(root.join("data/tmws.db")).unwrap().mode() & 0o777;
     assert_eq!(mode, 0o644, "the restored database is in place with the manifest's mode");
     // Its owner is not root: the resumed run must still work.
@@ -519,11 +507,7 @@ fn a_crash_right_after_the_restore_rename_leaves_a_writable_database() {
 fn another_runs_bundle_of_the_same_name_is_never_written_into() {
     let dir = sandbox("phase4");
     let root = root(&dir);
-    let crashed = run(xtask()
-        .args(["rollback", "--scenario", "database", "--yes", "--root"])
-        .arg(&root)
-        .env("XTASK_ROLLBACK_FAULT", "after:1"));
-    assert_eq!(crashed.code, -1, "{crashed:?}");
+    crate::crash_rollback(&root, "database", "after:1");
     let journal: serde_json::Value = serde_json::from_str(
         &fs::read_to_string(root.join(".tmws-rollback/journal.json")).unwrap(),
     )

@@ -119,11 +119,7 @@ fn backup_while_the_service_writes_in_wal_mode() {
 
 /// Runs a bad backup and checks exit code, message and that nothing changed.
 fn refused(root: &Path, args: &[&str], code: i32, message: &str) {
-    let before = digest(root);
-    let result = run_in(root, args);
-    assert_code(&result, code);
-    assert!(result.stderr.contains(message), "expected {message:?} in:\n{result:?}");
-    assert_eq!(digest(root), before, "the tree was changed");
+    crate::assert_refused(root, args, code, message);
 }
 
 #[test]

@@ -183,11 +183,7 @@ fn a_module_missing_from_the_interpreter_is_the_environment_not_the_deploy() {
 fn diagnose_and_post_check_report_an_unfinished_rollback_first() {
     let dir = sandbox("phase4");
     let root = root(&dir);
-    let crashed = run(xtask()
-        .args(["rollback", "--scenario", "database", "--yes", "--root"])
-        .arg(&root)
-        .env("XTASK_ROLLBACK_FAULT", "after:2"));
-    assert_eq!(crashed.code, -1, "{crashed:?}");
+    crate::crash_rollback(&root, "database", "after:2");
     let diagnosis = run_in(&root, &["diagnose"]);
     assert_code(&diagnosis, 1);
     assert!(diagnosis.stdout.contains("rollback.unfinished"), "{diagnosis:?}");
@@ -454,11 +450,7 @@ fn list_shows_each_backup_and_its_state() {
     let root = root(&dir);
     assert_code(&run_in(&root, &["backup", "--label", "nightly", "--no-tag"]), 0);
     assert_code(&run_in(&root, &["verify-backup"]), 0);
-    let crashed = run(xtask()
-        .args(["rollback", "--scenario", "files", "--yes", "--root"])
-        .arg(&root)
-        .env("XTASK_ROLLBACK_FAULT", "after:1"));
-    assert_eq!(crashed.code, -1, "{crashed:?}");
+    crate::crash_rollback(&root, "files", "after:1");
     let result = run_in(&root, &["list", "--format", "json"]);
     assert_code(&result, 0);
     let json: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();

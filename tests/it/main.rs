@@ -132,6 +132,28 @@ impl Run {
     }
 }
 
+/// A rollback that the test-only fault hook aborts at `fault` (`before:N`,
+/// `after:N` or `inside:NAME`), as a crash would.
+#[track_caller]
+pub fn crash_rollback(root: &Path, scenario: &str, fault: &str) {
+    let crashed = run(xtask()
+        .args(["rollback", "--scenario", scenario, "--yes", "--root"])
+        .arg(root)
+        .env("XTASK_ROLLBACK_FAULT", fault));
+    assert_eq!(crashed.code, -1, "{fault} should abort:\n{crashed:?}");
+}
+
+/// Runs `xtask ARGS --root ROOT` and asserts it was refused: the exit code,
+/// the message on stderr, and the tree exactly as it was.
+#[track_caller]
+pub fn assert_refused(root: &Path, args: &[&str], code: i32, message: &str) {
+    let before = digest(root);
+    let result = run_in(root, args);
+    assert_code(&result, code);
+    assert!(result.stderr.contains(message), "expected {message:?} in:\n{result:?}");
+    assert_eq!(digest(root), before, "{args:?} changed the tree");
+}
+
 /// Runs `xtask ARGS --root ROOT` and returns the result.
 pub fn run_in(root: &Path, args: &[&str]) -> Run {
     run(xtask().args(args).arg("--root").arg(root))

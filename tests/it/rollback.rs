@@ -6,7 +6,10 @@ use std::{
     process::{Command, Stdio},
 };
 
-use crate::{Run, assert_code, breakage::*, digest, root, run, run_in, sandbox, snapshot, xtask};
+use crate::{
+    Run, assert_code, breakage::*, crash_rollback, digest, root, run, run_in, sandbox, snapshot,
+    xtask,
+};
 
 const BACKUP: &str = "backups/pre-phase4";
 
@@ -41,16 +44,6 @@ fn assert_database_restored(root: &Path) {
     for stale in ["data/tmws.db-wal", "data/tmws.db-shm", "data/tmws.db-journal"] {
         assert!(!root.join(stale).exists(), "{stale} left beside the restored database");
     }
-}
-
-/// A rollback that the test-only fault hook aborts at `fault` (`before:N`
-/// or `after:N`), as a crash would.
-fn crash_rollback(root: &Path, scenario: &str, fault: &str) {
-    let crashed = run(xtask()
-        .args(["rollback", "--scenario", scenario, "--yes", "--root"])
-        .arg(root)
-        .env("XTASK_ROLLBACK_FAULT", fault));
-    assert_eq!(crashed.code, -1, "{fault} should abort:\n{crashed:?}");
 }
 
 fn rollback(root: &Path, scenario: &str, extra: &[&str]) -> Run {

@@ -2,19 +2,10 @@
 //! newest N. Never the pre-deploy one (a `pre-…` label whose tag exists) nor
 //! the one an unfinished rollback uses, unless named with `--force`. The plan
 //! is printed first; it removes nothing it did not list.
-use std::io::{BufRead, IsTerminal, Write};
-
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::{
-    exit::{refused, usage},
-    flags, git,
-    journal::Journal,
-    list::list,
-    lock::Lock,
-    profile::Tree,
-};
+use crate::{exit::usage, flags, git, journal::Journal, list::list, lock::Lock, profile::Tree};
 
 impl flags::Prune {
     pub fn run(self, _sh: &Shell) -> Result<()> {
@@ -69,29 +60,11 @@ impl flags::Prune {
             println!("dry run: nothing was removed");
             return Ok(());
         }
-        confirm(self.yes)?;
+        crate::ui::confirm(self.yes, "Remove these backups?", "nothing was removed")?;
         for label in &remove {
             tree.fs.remove_dir_all(&tree.backup(label))?;
         }
         println!("removed {} backup(s)", remove.len());
         Ok(())
-    }
-}
-
-fn confirm(yes: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(refused("no terminal to confirm on: pass --yes to remove these backups"));
-    }
-    crate::ui::note("Remove these backups? [y/N] ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(refused("not confirmed: nothing was removed"))
     }
 }

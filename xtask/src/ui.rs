@@ -34,6 +34,29 @@ pub fn note(line: &str) {
     eprintln!("{line}");
 }
 
+/// `yes`, or a person at a terminal who answers yes to `question`; else a
+/// refusal (exit 4) that says `nothing`.
+pub fn confirm(yes: bool, question: &str, nothing: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::exit::refused(format!(
+            "no terminal to confirm on: pass --yes ({nothing})"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(crate::exit::refused(format!("not confirmed: {nothing}")))
+    }
+}
+
 /// The `$ command` line of a program about to run: nothing with `-q`, the
 /// full arguments with `-v`, else one line with inline scripts shortened.
 pub fn command(display: &str) {

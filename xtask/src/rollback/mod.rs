@@ -6,7 +6,7 @@ mod restored;
 mod steps;
 
 use std::{
-    io::{BufRead, IsTerminal, Read, Write},
+    io::Read,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -143,7 +143,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options) -> Result<Outcome> {
         say("dry run: nothing was written, not even the lock or the journal".into());
         return Ok(outcome);
     }
-    confirm(o)?;
+    crate::ui::confirm(o.yes, "Run this plan?", "nothing was changed")?;
     if let (Verified::Now, Some(before)) = (run.verified, run.before.take()) {
         // Best effort: without the stamp the next run verifies again.
         let _ = verify_backup::stamp::record(tree, &run.backup, before);
@@ -506,25 +506,6 @@ fn preflight(sh: &Shell, tree: &Tree, backup: &Path, o: &Options) -> Result<Veri
         backup.display(),
         report.failures().join("\n  ")
     )))
-}
-
-/// `--yes`, or a person at a terminal who answers yes.
-fn confirm(o: &Options) -> Result<()> {
-    if o.yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(refused("no terminal to confirm on: pass --yes to run this plan"));
-    }
-    eprint!("Run this plan? [y/N] ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(refused("not confirmed: nothing was changed"))
-    }
 }
 
 /// A test-only fault hook: `XTASK_ROLLBACK_FAULT=after:3` aborts the process
