@@ -15,6 +15,7 @@ mod forensics;
 mod house;
 mod junit;
 mod manual_restore;
+mod offsite;
 mod post_check;
 mod readme;
 mod rollback;

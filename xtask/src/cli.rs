@@ -51,6 +51,12 @@ fn examples(command: &str) -> &'static str {
         "prune" => {
             "    cargo xtask prune --keep 3 --dry-run\n    cargo xtask prune --keep 3 --yes\n"
         }
+        "push" => {
+            "    RESTIC_PASSWORD_FILE=~/.restic-pw cargo xtask push --repo /mnt/offsite/tmws\n    cargo xtask push --label pre-phase4 --repo rest:http://127.0.0.1:8000/\n"
+        }
+        "pull" => {
+            "    RESTIC_PASSWORD_FILE=~/.restic-pw cargo xtask pull --repo /mnt/offsite/tmws\n    cargo xtask pull --label pre-phase4 --repo rest:http://127.0.0.1:8000/\n"
+        }
         "bench" => {
             "    cargo xtask bench --sizes 1GiB --runs 5\n    cargo xtask bench --sizes 1MiB --runs 1 --out /tmp/bench\n"
         }

@@ -225,6 +225,38 @@ xflags::xflags! {
             optional --yes
         }
 
+        /// Store a verified local backup in a restic repository, and check what it holds.
+        cmd push {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ (default pre-phase4).
+            optional --label label: String
+            /// The restic repository, in restic's syntax (or TMWS_BACKUP_REPO, or backup_repo); the password comes from RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD.
+            optional --repo repo: String
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Restore a backup from a restic repository into backups/, verified, never over one.
+        cmd pull {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ (default pre-phase4).
+            optional --label label: String
+            /// The restic repository, in restic's syntax (or TMWS_BACKUP_REPO, or backup_repo); the password comes from RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD.
+            optional --repo repo: String
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
         /// Inspect a checkout and write a commented tmws-rollback.toml for it.
         cmd init {
             /// Quiet: no `$ command` lines and no progress on stderr.
@@ -277,6 +309,8 @@ pub enum XtaskCmd {
     Drill(Drill),
     List(List),
     Prune(Prune),
+    Push(Push),
+    Pull(Pull),
     Init(Init),
     Bench(Bench),
 }
@@ -406,6 +440,26 @@ pub struct Prune {
     pub force: Vec<String>,
     pub dry_run: bool,
     pub yes: bool,
+}
+
+#[derive(Debug)]
+pub struct Push {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub repo: Option<String>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Pull {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub repo: Option<String>,
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Debug)]

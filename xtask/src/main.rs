@@ -23,12 +23,14 @@ mod list;
 mod lock;
 mod manifest;
 mod migrations;
+mod offsite;
 mod post_check;
 mod process;
 mod profile;
 mod prune;
 mod python;
 mod report;
+mod restic;
 mod rollback;
 mod sandbox;
 mod seed;
@@ -86,6 +88,8 @@ fn verbosity(flags: &flags::Xtask) -> ui::Verbosity {
         Init(c) => (c.quiet, c.verbose),
         List(c) => (c.quiet, c.verbose),
         Prune(c) => (c.quiet, c.verbose),
+        Push(c) => (c.quiet, c.verbose),
+        Pull(c) => (c.quiet, c.verbose),
         Bench(c) => (c.quiet, c.verbose),
     };
     match (quiet, verbose) {
@@ -108,6 +112,8 @@ fn run(flags: flags::Xtask, sh: &Shell) -> anyhow::Result<()> {
         flags::XtaskCmd::Init(cmd) => cmd.run(sh),
         flags::XtaskCmd::List(cmd) => cmd.run(sh),
         flags::XtaskCmd::Prune(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Push(cmd) => cmd.run(sh),
+        flags::XtaskCmd::Pull(cmd) => cmd.run(sh),
         flags::XtaskCmd::Bench(cmd) => cmd.run(sh),
     }
 }

@@ -56,6 +56,9 @@ pub struct Profile {
     pub alembic_args: Vec<String>,
     pub pytest_args: Vec<String>,
     pub server_args: Vec<String>,
+    /// A restic repository for `push` and `pull`, in restic's own syntax
+    /// (`--repo` and `TMWS_BACKUP_REPO` come first).
+    pub backup_repo: Option<String>,
 }
 
 impl Default for Profile {
@@ -95,6 +98,7 @@ impl Default for Profile {
             alembic_args: Vec::new(),
             pytest_args: Vec::new(),
             server_args: Vec::new(),
+            backup_repo: None,
         }
     }
 }

@@ -1,0 +1,123 @@
+//! push and pull with the real restic, to a repository on a local path and
+//! to a REST repository served on loopback by a real server (rclone serve
+//! restic), so the network path is real. The password only ever travels in
+//! restic's own environment variable and is written nowhere.
+use std::{
+    fs,
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use crate::{Run, assert_code, digest, root, run, sandbox, xtask};
+
+const PASSWORD: &str = "correct-horse-offsite-7f3a";
+
+/// `xtask ARGS --root ROOT --repo REPO` with the repository's password.
+fn offsite(root: &Path, repo: &str, password: &str, args: &[&str]) -> Run {
+    run(xtask()
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .args(["--repo", repo])
+        .env("RESTIC_PASSWORD", password))
+}
+
+fn init(repo: &str) {
+    let status = Command::new("restic")
+        .args(["-r", repo, "init", "--quiet"])
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .status()
+        .expect("restic is installed by .ci/run");
+    assert!(status.success(), "restic init {repo}");
+}
+
+/// No file under `dir` holds the password.
+fn assert_no_password(dir: &Path) {
+    let out = Command::new("grep").args(["-r", "-l", PASSWORD]).arg(dir).output().unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "the password was written to {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Push, lose the local backup, pull it back verified; the refusals.
+fn round_trip(root: &Path, repo: &str) {
+    let pushed = offsite(root, repo, PASSWORD, &["push"]);
+    assert_code(&pushed, 0);
+    assert!(pushed.stdout.contains("hash to the manifest"), "{pushed:?}");
+    let backup = root.join("backups/pre-phase4");
+    let before = digest(&backup);
+    fs::remove_dir_all(&backup).unwrap();
+    let pulled = offsite(root, repo, PASSWORD, &["pull"]);
+    assert_code(&pulled, 0);
+    assert!(pulled.stdout.contains("it passed verify-backup"), "{pulled:?}");
+    assert_eq!(digest(&backup), before, "the pulled backup is the pushed one");
+    let again = offsite(root, repo, PASSWORD, &["pull"]);
+    assert_code(&again, 2);
+    assert!(again.stderr.contains("never overwritten"), "{again:?}");
+    let missing = offsite(root, repo, PASSWORD, &["pull", "--label", "nightly"]);
+    assert_code(&missing, 2);
+    assert!(missing.stderr.contains("holds no snapshot of backup nightly"), "{missing:?}");
+    let wrong = offsite(root, repo, "not-the-password", &["pull", "--label", "nightly"]);
+    assert_code(&wrong, 1);
+    assert!(wrong.stderr.contains("wrong password"), "{wrong:?}");
+    assert!(!root.join("backups/nightly").exists());
+    for run in [&pushed, &pulled, &again, &missing, &wrong] {
+        assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD), "{run:?}");
+    }
+    assert_no_password(root);
+}
+
+#[test]
+fn push_and_pull_through_a_local_repository() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let repo = dir.path().join("offsite").display().to_string();
+    init(&repo);
+    round_trip(&root, &repo);
+}
+
+/// A server we started, stopped by its own pid.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn push_and_pull_through_a_rest_server_on_loopback() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let store = dir.path().join("rest-store");
+    fs::create_dir_all(&store).unwrap();
+    let server = Server(
+        Command::new("rclone")
+            .args(["serve", "restic", "--addr", &format!("127.0.0.1:{port}")])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rclone is installed by .ci/run"),
+    );
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let repo = format!("rest:http://127.0.0.1:{port}/");
+    init(&repo);
+    round_trip(&root, &repo);
+    // The server gone: restic's reason in one line, nothing changed here.
+    drop(server);
+    let before = digest(&root);
+    let unreachable = offsite(&root, &repo, PASSWORD, &["push"]);
+    assert_code(&unreachable, 1);
+    assert!(unreachable.stderr.contains("restic backup on rest:"), "{unreachable:?}");
+    assert_eq!(digest(&root), before);
+}

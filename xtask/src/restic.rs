@@ -1,0 +1,104 @@
+//! Off-site backups through restic: a backup folder stored as a restic
+//! snapshot tagged with its label, commit and revision, and restored from
+//! one. The repository is named in restic's own syntax (a path, `rest:`,
+//! `sftp:`, `s3:`…); the password only ever comes from restic's own
+//! environment (`RESTIC_PASSWORD_FILE`, `RESTIC_PASSWORD_COMMAND`,
+//! `RESTIC_PASSWORD`), never a flag, and is never written anywhere.
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use xshell::{Shell, cmd};
+
+use crate::{
+    exit::{failed, usage},
+    manifest::Manifest,
+    process,
+};
+
+/// How long one restic call may take.
+const TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The repository from `--repo`, else `TMWS_BACKUP_REPO`, else the profile.
+pub fn repository(flag: Option<&str>, profile: Option<&str>) -> Result<String> {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("TMWS_BACKUP_REPO").ok().filter(|v| !v.is_empty()))
+        .or_else(|| profile.map(str::to_string))
+        .ok_or_else(|| {
+            usage("no restic repository: pass --repo, set TMWS_BACKUP_REPO, or set backup_repo in tmws-rollback.toml")
+        })
+}
+
+/// Runs restic on `repo`, in `dir` when given; its reason in one line when
+/// it fails (an unreachable repository, a wrong password).
+fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<process::Output> {
+    let found = cmd!(sh, "restic version").quiet().ignore_stdout().ignore_stderr().run();
+    if found.is_err() {
+        return Err(usage("restic is not installed: install it (Debian: apt-get install restic)"));
+    }
+    let _d = dir.map(|d| sh.push_dir(d));
+    let out = process::run(cmd!(sh, "restic -r {repo} --no-cache {args...}"), TIMEOUT)?;
+    if !out.success() {
+        let reason = out
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no reason given")
+            .trim()
+            .to_string();
+        return Err(failed(format!("restic {} on {repo} failed: {reason}", args[0])));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+struct Snapshot {
+    id: String,
+    time: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// Stores the backup folder `dir` (label `label`) as a snapshot tagged
+/// `tmws`, `label=…`, `commit=…` and `revision=…`; returns its id.
+pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<String> {
+    let label = format!("label={}", manifest.label);
+    let commit = format!("commit={}", manifest.git_commit.as_deref().unwrap_or("-"));
+    let revision = format!("revision={}", manifest.database_revision.join("+"));
+    let out = restic(
+        sh,
+        repo,
+        Some(dir),
+        &[
+            "backup", "--json", "--tag", "tmws", "--tag", &label, "--tag", &commit, "--tag",
+            &revision, ".",
+        ],
+    )?;
+    out.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["snapshot_id"].as_str().map(str::to_string))
+        .context("restic backup printed no snapshot id")
+}
+
+/// The newest snapshot of `label` in the repository.
+pub fn latest(sh: &Shell, repo: &str, label: &str) -> Result<String> {
+    let tag = format!("label={label}");
+    let out = restic(sh, repo, None, &["snapshots", "--json", "--tag", &tag])?;
+    let mut snapshots: Vec<Snapshot> =
+        serde_json::from_str(&out.stdout).context("read restic's list of snapshots")?;
+    snapshots.retain(|s| s.tags.iter().any(|t| t == "tmws"));
+    snapshots.sort_by(|a, b| a.time.cmp(&b.time));
+    snapshots
+        .pop()
+        .map(|s| s.id)
+        .ok_or_else(|| usage(format!("the repository {repo} holds no snapshot of backup {label}")))
+}
+
+/// Restores snapshot `id` into the new folder `target`.
+pub fn restore(sh: &Shell, repo: &str, id: &str, target: &Path) -> Result<()> {
+    let target = target.display().to_string();
+    restic(sh, repo, None, &["restore", id, "--target", &target])?;
+    Ok(())
+}
