@@ -76,6 +76,32 @@ fn push_and_pull_through_a_local_repository() {
     let repo = dir.path().join("offsite").display().to_string();
     init(&repo);
     round_trip(&root, &repo);
+    // A backup taken straight to the repository too.
+    let taken = offsite(&root, &repo, PASSWORD, &["backup", "--label", "nightly", "--no-tag"]);
+    assert_code(&taken, 0);
+    assert!(taken.stdout.contains("pushed backups/nightly"), "{taken:?}");
+    let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
+    assert_code(&listed, 0);
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    crate::schema::assert_valid("list", &json);
+    let stored: Vec<&str> = json["repository"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, ["pre-phase4", "nightly"], "{json}");
+    // Verified where it is kept: restored to scratch, every check, restic check.
+    let verified = offsite(&root, &repo, PASSWORD, &["verify-backup"]);
+    assert_code(&verified, 0);
+    assert!(verified.stdout.contains("repository.check"), "{verified:?}");
+    // The local copy lost: the rollback pulls it first.
+    fs::remove_dir_all(root.join("backups/pre-phase4")).unwrap();
+    crate::breakage::corrupt_database(&root);
+    let rolled = offsite(&root, &repo, PASSWORD, &["rollback", "--scenario", "database", "--yes"]);
+    assert_code(&rolled, 0);
+    assert!(rolled.stderr.contains("pulled backup pre-phase4"), "{rolled:?}");
+    assert_no_password(&root);
 }
 
 /// A server we started, stopped by its own pid.

@@ -50,6 +50,13 @@ impl flags::Backup {
         };
         let started = Instant::now();
         let (manifest, plan) = take(sh, &tree, &options)?;
+        // Off-site too: verified, stored, checked to hash to the manifest.
+        let offsite = match (&self.repo, options.dry_run) {
+            (Some(repo), false) => {
+                Some(crate::offsite::push(sh, &tree, &options.label, repo, None)?)
+            }
+            _ => None,
+        };
         if format == Format::Json {
             let document = serde_json::json!({
                 "schema": crate::report::SCHEMA,
@@ -61,6 +68,9 @@ impl flags::Backup {
                 "manifest": manifest,
             });
             println!("{}", serde_json::to_string_pretty(&document)?);
+            if let Some(line) = &offsite {
+                crate::ui::note(line);
+            }
         } else if options.dry_run {
             print_plan(&tree.backup(&options.label), &plan);
         } else {
@@ -91,6 +101,9 @@ impl flags::Backup {
                         _ => String::new(),
                     }
             );
+            if let Some(line) = &offsite {
+                println!("{line}");
+            }
         }
         Ok(())
     }

@@ -40,6 +40,8 @@ xflags::xflags! {
             optional --dry-run
             /// Do not tag git HEAD.
             optional --no-tag
+            /// Also store the backup, verified, in this restic repository (restic's syntax; password from RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD).
+            optional --repo repo: String
             /// Output format: human (default) or json.
             optional --format format: Format
         }
@@ -56,6 +58,8 @@ xflags::xflags! {
             optional --label label: String
             /// A backup folder to verify on its own, without a TMWS root.
             optional --backup dir: PathBuf
+            /// Verify the newest snapshot of the label in this restic repository instead (restored to a scratch folder), with restic check --read-data.
+            optional --repo repo: String
             /// Output format: human (default) or json (one document on stdout).
             optional --format format: Format
             /// Write the checks as JUnit XML to this file.
@@ -88,6 +92,8 @@ xflags::xflags! {
             optional --abandon
             /// Do not verify the backup first (emergencies only).
             optional --skip-verify
+            /// Pull the backup from this restic repository first when it is not in backups/.
+            optional --repo repo: String
             /// migration: downgrade to this revision instead of the backup's.
             optional --to rev: String
             /// migration: downgrade this many steps.
@@ -203,6 +209,8 @@ xflags::xflags! {
             optional -v, --verbose
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
+            /// Also list the backups held in this restic repository.
+            optional --repo repo: String
             /// Output format: human (default) or json (one document on stdout).
             optional --format format: Format
         }
@@ -333,6 +341,7 @@ pub struct Backup {
     pub label: Option<String>,
     pub dry_run: bool,
     pub no_tag: bool,
+    pub repo: Option<String>,
     pub format: Option<Format>,
 }
 
@@ -343,6 +352,7 @@ pub struct VerifyBackup {
     pub root: Option<PathBuf>,
     pub label: Option<String>,
     pub backup: Option<PathBuf>,
+    pub repo: Option<String>,
     pub format: Option<Format>,
     pub junit: Option<PathBuf>,
     pub python: Option<PathBuf>,
@@ -361,6 +371,7 @@ pub struct Rollback {
     pub break_lock: bool,
     pub abandon: bool,
     pub skip_verify: bool,
+    pub repo: Option<String>,
     pub to: Option<String>,
     pub steps: Option<u32>,
     pub allow_data_loss: bool,
@@ -428,6 +439,7 @@ pub struct List {
     pub quiet: bool,
     pub verbose: bool,
     pub root: Option<PathBuf>,
+    pub repo: Option<String>,
     pub format: Option<Format>,
 }
 

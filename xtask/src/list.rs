@@ -39,13 +39,19 @@ pub struct Listing {
     pub lock: Option<String>,
     /// An unfinished rollback: scenario, run and status.
     pub unfinished_rollback: Option<String>,
+    /// With `--repo`: the backups that restic repository holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<Vec<crate::restic::Stored>>,
 }
 
 impl flags::List {
-    pub fn run(self, _sh: &Shell) -> Result<()> {
+    pub fn run(self, sh: &Shell) -> Result<()> {
         let format = self.format.unwrap_or_default();
         let tree = Tree::locate(self.root.as_deref())?;
-        let listing = list(&tree)?;
+        let mut listing = list(&tree)?;
+        if let Some(repo) = &self.repo {
+            listing.repository = Some(crate::restic::stored(sh, repo)?);
+        }
         match format {
             Format::Json => println!("{}", serde_json::to_string_pretty(&listing)?),
             Format::Human => print!("{}", human(&listing)),
@@ -125,6 +131,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
         backups,
         lock,
         unfinished_rollback,
+        repository: None,
     })
 }
 
@@ -150,6 +157,23 @@ fn human(listing: &Listing) -> String {
                 b.database_revision.join(" "),
                 b.size as f64 / f64::from(1 << 20),
                 b.verification
+            );
+        }
+    }
+    if let Some(stored) = &listing.repository {
+        let _ = writeln!(out, "\nin the repository:");
+        if stored.is_empty() {
+            let _ = writeln!(out, "  no backup");
+        }
+        for s in stored {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<32} {:<12} {:<14} snapshot {}",
+                s.label,
+                s.time,
+                &s.commit[..12.min(s.commit.len())],
+                s.revision,
+                s.id
             );
         }
     }

@@ -22,75 +22,100 @@ impl flags::Push {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
         let repo = restic::repository(self.repo.as_deref(), tree.profile.backup_repo.as_deref())?;
-        let dir = tree.backup(&label);
-        if tree.fs.dir(&dir).is_err() {
-            return Err(usage(format!("no backup {label} to push{}", labels_hint(&labels(&tree)))));
-        }
-        let report = verify_backup::verify(sh, &dir, Some(&tree), self.python.as_deref())?;
-        if !report.ok() {
-            return Err(refused(format!(
-                "backup {label} fails verification, so it is not pushed:\n  {}",
-                report.failures().join("\n  ")
-            )));
-        }
-        let manifest = read_manifest(&tree, &dir)?;
-        let id = restic::push(sh, &repo, &dir, &manifest)?;
-        // What the repository holds must hash to the manifest.
-        let scratch = fsutil::scratch_dir("tmws-push-check")?;
-        restic::restore(sh, &repo, &id, scratch.path())?;
-        let differ = differences(scratch.path(), &manifest)?;
-        if !differ.is_empty() {
-            return Err(failed(format!(
-                "snapshot {id} in {repo} does not hold backup {label} as its manifest says: {}",
-                differ.join("; ")
-            )));
-        }
-        println!(
-            "pushed backups/{label} to {repo} as snapshot {}; its {} files hash to the manifest",
-            &id[..id.len().min(8)],
-            manifest.files.len() + 1
-        );
+        println!("{}", push(sh, &tree, &label, &repo, self.python.as_deref())?);
         Ok(())
     }
+}
+
+/// Stores a verified local backup in the repository and checks that what
+/// the repository holds hashes to the manifest; says what it did.
+pub fn push(
+    sh: &Shell,
+    tree: &Tree,
+    label: &str,
+    repo: &str,
+    python: Option<&std::path::Path>,
+) -> Result<String> {
+    let dir = tree.backup(label);
+    if tree.fs.dir(&dir).is_err() {
+        return Err(usage(format!("no backup {label} to push{}", labels_hint(&labels(tree)))));
+    }
+    let report = verify_backup::verify(sh, &dir, Some(tree), python)?;
+    if !report.ok() {
+        return Err(refused(format!(
+            "backup {label} fails verification, so it is not pushed:\n  {}",
+            report.failures().join("\n  ")
+        )));
+    }
+    let manifest = read_manifest(tree, &dir)?;
+    let id = restic::push(sh, &repo, &dir, &manifest)?;
+    // What the repository holds must hash to the manifest.
+    let scratch = fsutil::scratch_dir("tmws-push-check")?;
+    restic::restore(sh, &repo, &id, scratch.path())?;
+    let differ = differences(scratch.path(), &manifest)?;
+    if !differ.is_empty() {
+        return Err(failed(format!(
+            "snapshot {id} in {repo} does not hold backup {label} as its manifest says: {}",
+            differ.join("; ")
+        )));
+    }
+    Ok(format!(
+        "pushed backups/{label} to {repo} as snapshot {}; its {} files hash to the manifest",
+        &id[..id.len().min(8)],
+        manifest.files.len() + 1
+    ))
 }
 
 impl flags::Pull {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
         let repo = restic::repository(self.repo.as_deref(), tree.profile.backup_repo.as_deref())?;
-        let target = tree.backup(&label);
-        if tree.fs.kind(&target)?.is_some() {
-            return Err(usage(format!(
-                "{} exists: a backup is never overwritten; remove or rename it first",
-                target.display()
-            )));
-        }
-        let id = restic::latest(sh, &repo, &label)?;
-        tree.fs.create_dir_all(&tree.backups())?;
-        let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
-        tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
-        let pulled = (|| {
-            restic::restore(sh, &repo, &id, &stage)?;
-            let report = verify_backup::verify(sh, &stage, Some(&tree), self.python.as_deref())?;
-            if !report.ok() {
-                return Err(failed(format!(
-                    "snapshot {id} of {label} fails verification, so it is not put in place:\n  {}",
-                    report.failures().join("\n  ")
-                )));
-            }
-            tree.fs.rename(&stage, &target, Rename::NoReplace)
-        })();
-        if pulled.is_err() {
-            let _ = tree.fs.remove_dir_all(&stage);
-        }
-        pulled?;
-        println!(
-            "pulled backup {label} from {repo} (snapshot {}) into {}; it passed verify-backup",
-            &id[..id.len().min(8)],
-            target.display()
-        );
+        println!("{}", pull(sh, &tree, &label, &repo, self.python.as_deref())?);
         Ok(())
     }
+}
+
+/// Restores the newest snapshot of `label` into `backups/<label>`: staged
+/// beside it, verified with every verify-backup check, then renamed, never
+/// over an existing backup; says what it did.
+pub fn pull(
+    sh: &Shell,
+    tree: &Tree,
+    label: &str,
+    repo: &str,
+    python: Option<&std::path::Path>,
+) -> Result<String> {
+    let target = tree.backup(label);
+    if tree.fs.kind(&target)?.is_some() {
+        return Err(usage(format!(
+            "{} exists: a backup is never overwritten; remove or rename it first",
+            target.display()
+        )));
+    }
+    let id = restic::latest(sh, &repo, &label)?;
+    tree.fs.create_dir_all(&tree.backups())?;
+    let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
+    tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
+    let pulled = (|| {
+        restic::restore(sh, &repo, &id, &stage)?;
+        let report = verify_backup::verify(sh, &stage, Some(tree), python)?;
+        if !report.ok() {
+            return Err(failed(format!(
+                "snapshot {id} of {label} fails verification, so it is not put in place:\n  {}",
+                report.failures().join("\n  ")
+            )));
+        }
+        tree.fs.rename(&stage, &target, Rename::NoReplace)
+    })();
+    if pulled.is_err() {
+        let _ = tree.fs.remove_dir_all(&stage);
+    }
+    pulled?;
+    Ok(format!(
+        "pulled backup {label} from {repo} (snapshot {}) into {}; it passed verify-backup",
+        &id[..id.len().min(8)],
+        target.display()
+    ))
 }
 
 fn read_manifest(tree: &Tree, dir: &std::path::Path) -> Result<Manifest> {

@@ -82,6 +82,44 @@ pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<S
         .context("restic backup printed no snapshot id")
 }
 
+/// One of our snapshots, as `list --repo` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct Stored {
+    pub id: String,
+    pub time: String,
+    pub label: String,
+    pub commit: String,
+    pub revision: String,
+}
+
+/// Every snapshot of ours (tag `tmws`) in the repository, oldest first.
+pub fn stored(sh: &Shell, repo: &str) -> Result<Vec<Stored>> {
+    let out = restic(sh, repo, None, &["snapshots", "--json", "--tag", "tmws"])?;
+    let mut snapshots: Vec<Snapshot> =
+        serde_json::from_str(&out.stdout).context("read restic's list of snapshots")?;
+    snapshots.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok(snapshots
+        .into_iter()
+        .map(|s| {
+            let tag = |key: &str| {
+                s.tags.iter().find_map(|t| t.strip_prefix(key)).unwrap_or("-").to_string()
+            };
+            Stored {
+                label: tag("label="),
+                commit: tag("commit="),
+                revision: tag("revision="),
+                id: s.id.chars().take(8).collect(),
+                time: s.time,
+            }
+        })
+        .collect())
+}
+
+/// `restic check --read-data`: every pack of the repository read and checked.
+pub fn check_data(sh: &Shell, repo: &str) -> Result<()> {
+    restic(sh, repo, None, &["check", "--read-data"]).map(|_| ())
+}
+
 /// The newest snapshot of `label` in the repository.
 pub fn latest(sh: &Shell, repo: &str, label: &str) -> Result<String> {
     let tag = format!("label={label}");

@@ -83,6 +83,17 @@ impl flags::Rollback {
         };
         plan::check_choices(scenario, &choices)?;
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+        // A backup kept off-site only: pulled (verified) before anything else.
+        if self.repo.is_some() && !self.dry_run && tree.fs.kind(&tree.backup(&label))?.is_none() {
+            let repo = crate::restic::repository(self.repo.as_deref(), None)?;
+            crate::ui::note(&crate::offsite::pull(
+                sh,
+                &tree,
+                &label,
+                &repo,
+                self.python.as_deref(),
+            )?);
+        }
         let options = Options {
             scenario,
             label,

@@ -37,7 +37,40 @@ impl flags::VerifyBackup {
         if let Some(junit) = &self.junit {
             crate::report::check_output_file("--junit", junit)?;
         }
+        // The scratch folder a repository's snapshot is restored into lives
+        // as long as the report is being made.
+        let mut scratch = None;
         let located = (|| -> Result<_> {
+            if let Some(repo) = &self.repo {
+                let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+                let id = crate::restic::latest(sh, repo, &label)?;
+                let dir = fsutil::scratch_dir("tmws-verify-repo")?;
+                crate::restic::restore(sh, repo, &id, dir.path())?;
+                let path = dir.path().to_path_buf();
+                scratch = Some(dir);
+                let mut report = verify(sh, &path, Some(&tree), self.python.as_deref())?;
+                let started = Instant::now();
+                let data = match crate::restic::check_data(sh, repo) {
+                    Ok(()) => Check::pass(
+                        "repository.check",
+                        "restic check --read-data passes",
+                        format!("snapshot {} of {label} in {repo}", &id[..id.len().min(8)]),
+                    ),
+                    Err(err) => Check::fail(
+                        "repository.check",
+                        "restic check --read-data passes",
+                        format!("{err:#}"),
+                    ),
+                }
+                .since(started);
+                let mut checks = std::mem::take(&mut report.checks);
+                checks.push(data);
+                let interpreter = report.interpreter.take();
+                report = Report::new("verify-backup", format!("{repo} ({label})"), checks);
+                report.interpreter = interpreter;
+                // A restored copy is not the tree's backup: no stamp.
+                return Ok((path, None, None, report));
+            }
             let (dir, tree) = match &self.backup {
                 Some(dir) => (dir.clone(), None),
                 None => {
