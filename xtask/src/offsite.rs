@@ -48,10 +48,10 @@ pub fn push(
         )));
     }
     let manifest = read_manifest(tree, &dir)?;
-    let id = restic::push(sh, &repo, &dir, &manifest)?;
+    let id = restic::push(sh, repo, &dir, &manifest)?;
     // What the repository holds must hash to the manifest.
     let scratch = fsutil::scratch_dir("tmws-push-check")?;
-    restic::restore(sh, &repo, &id, scratch.path())?;
+    restic::restore(sh, repo, &id, scratch.path())?;
     let differ = differences(scratch.path(), &manifest)?;
     if !differ.is_empty() {
         return Err(failed(format!(
@@ -92,12 +92,12 @@ pub fn pull(
             target.display()
         )));
     }
-    let id = restic::latest(sh, &repo, &label)?;
+    let id = restic::latest(sh, repo, label)?;
     tree.fs.create_dir_all(&tree.backups())?;
     let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
     tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
     let pulled = (|| {
-        restic::restore(sh, &repo, &id, &stage)?;
+        restic::restore(sh, repo, &id, &stage)?;
         let report = verify_backup::verify(sh, &stage, Some(tree), python)?;
         if !report.ok() {
             return Err(failed(format!(
