@@ -101,7 +101,50 @@ fn push_and_pull_through_a_local_repository() {
     let rolled = offsite(&root, &repo, PASSWORD, &["rollback", "--scenario", "database", "--yes"]);
     assert_code(&rolled, 0);
     assert!(rolled.stderr.contains("pulled backup pre-phase4"), "{rolled:?}");
+    // Prune applies its policy to the repository too.
+    let pruned = offsite(
+        &root,
+        &repo,
+        PASSWORD,
+        &["prune", "--keep", "1", "--yes", "--force", "pre-phase4"],
+    );
+    assert_code(&pruned, 0);
+    assert!(pruned.stdout.contains("forgot 1 snapshot"), "{pruned:?}");
+    let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let stored: Vec<&str> = json["repository"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, ["nightly"], "{json}");
     assert_no_password(&root);
+}
+
+#[test]
+fn without_restic_the_error_names_the_package() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let bin = tempfile::TempDir::new().unwrap();
+    for tool in ["git", "python3"] {
+        if let Ok(path) = which(tool) {
+            std::os::unix::fs::symlink(path, bin.path().join(tool)).unwrap();
+        }
+    }
+    let result = run(xtask()
+        .args(["pull", "--label", "elsewhere", "--repo", "/nowhere", "--root"])
+        .arg(&root)
+        .env("PATH", bin.path()));
+    assert_code(&result, 2);
+    assert!(result.stderr.contains("apt-get install restic"), "{result:?}");
+}
+
+fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
+    let out =
+        Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map_err(|_| ())?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if path.is_empty() { Err(()) } else { Ok(path.into()) }
 }
 
 /// A server we started, stopped by its own pid.

@@ -227,6 +227,8 @@ xflags::xflags! {
             optional --root dir: PathBuf
             /// Also remove this protected backup (pre-deploy, or used by an unfinished rollback).
             repeated --force label: String
+            /// Apply the same policy to this restic repository (restic forget, then prune).
+            optional --repo repo: String
             /// Print what would be removed; remove nothing.
             optional --dry-run
             /// Confirm without a terminal.
@@ -450,6 +452,7 @@ pub struct Prune {
     pub keep: u32,
     pub root: Option<PathBuf>,
     pub force: Vec<String>,
+    pub repo: Option<String>,
     pub dry_run: bool,
     pub yes: bool,
 }

@@ -115,6 +115,13 @@ pub fn stored(sh: &Shell, repo: &str) -> Result<Vec<Stored>> {
         .collect())
 }
 
+/// Forgets snapshots by id and prunes the data only they used.
+pub fn forget(sh: &Shell, repo: &str, ids: &[&str]) -> Result<()> {
+    let mut args = vec!["forget", "--prune"];
+    args.extend_from_slice(ids);
+    restic(sh, repo, None, &args).map(|_| ())
+}
+
 /// `restic check --read-data`: every pack of the repository read and checked.
 pub fn check_data(sh: &Shell, repo: &str) -> Result<()> {
     restic(sh, repo, None, &["check", "--read-data"]).map(|_| ())
