@@ -12,7 +12,7 @@ const EXIT_CODES: &str = "EXIT CODES:
     1  a check failed, or the operation failed (it says what to do next)
     2  usage or configuration error, bad input (nothing was changed)
     3  another run holds the lock
-    4  refused as unsafe (unverified backup, service still running, no --yes without a terminal)
+    4  refused as unsafe: an unverified backup, a service still running, no --yes without a terminal
     5  an earlier run was interrupted or failed: --resume it or --abandon it
   130  interrupted by Ctrl-C (the next rollback exits 5 and says how to go on)
 ";
