@@ -20,8 +20,8 @@ use crate::{
 
 impl flags::Push {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
-        let repo = restic::repository(self.repo.as_deref(), tree.profile.backup_repo.as_deref())?;
+        let (tree, label, repo) =
+            resolve(self.root.as_deref(), self.label.as_deref(), self.repo.as_deref())?;
         println!("{}", push(sh, &tree, &label, &repo, self.python.as_deref())?);
         Ok(())
     }
@@ -68,8 +68,8 @@ pub fn push(
 
 impl flags::Pull {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
-        let repo = restic::repository(self.repo.as_deref(), tree.profile.backup_repo.as_deref())?;
+        let (tree, label, repo) =
+            resolve(self.root.as_deref(), self.label.as_deref(), self.repo.as_deref())?;
         println!("{}", pull(sh, &tree, &label, &repo, self.python.as_deref())?);
         Ok(())
     }
@@ -116,6 +116,17 @@ pub fn pull(
         &id[..id.len().min(8)],
         target.display()
     ))
+}
+
+/// The tree, the label and the repository of a push or a pull.
+fn resolve(
+    root: Option<&std::path::Path>,
+    label: Option<&str>,
+    repo: Option<&str>,
+) -> Result<(Tree, String, String)> {
+    let (tree, label) = Tree::with_label(root, label)?;
+    let repo = restic::repository(repo, tree.profile.backup_repo.as_deref())?;
+    Ok((tree, label, repo))
 }
 
 fn read_manifest(tree: &Tree, dir: &std::path::Path) -> Result<Manifest> {
