@@ -223,15 +223,21 @@ fn a_full_disk_leaves_the_failed_database_in_place() {
     assert!(unmounted.unwrap().success());
 }
 
+/// "Production": another instance's database beside the tree, at the
+/// Phase 4 head, with its hash; the tree's own head migration half-applied.
+fn another_instance(dir: &TempDir, root: &Path) -> (PathBuf, String) {
+    let other = dir.path().join("production.db");
+    fs::copy(root.join("data/tmws.db"), &other).unwrap();
+    let before = sha256(&other);
+    half_apply_phase4_head(root);
+    (other, before)
+}
+
 #[test]
 fn an_exported_database_url_for_another_instance_is_never_touched() {
     let dir = sandbox("phase4");
     let root = root(&dir);
-    // "Production": another tree's database, at the Phase 4 head.
-    let other = dir.path().join("production.db");
-    fs::copy(root.join("data/tmws.db"), &other).unwrap();
-    let other_before = sha256(&other);
-    half_apply_phase4_head(&root);
+    let (other, other_before) = another_instance(&dir, &root);
     let result = run(xtask()
         .args(["rollback", "--scenario", "migration", "--yes", "--root"])
         .arg(&root)
@@ -245,10 +251,7 @@ fn an_exported_database_url_for_another_instance_is_never_touched() {
 fn an_env_py_that_ignores_the_url_variable_is_refused_before_any_change() {
     let dir = sandbox("phase4");
     let root = root(&dir);
-    let other = dir.path().join("production.db");
-    fs::copy(root.join("data/tmws.db"), &other).unwrap();
-    let other_before = sha256(&other);
-    half_apply_phase4_head(&root);
+    let (other, other_before) = another_instance(&dir, &root);
     let env_py = root.join("migrations/env.py");
     let text = fs::read_to_string(&env_py).unwrap().replace(
         "url = os.environ.get(\"TMWS_DATABASE_URL\")",

@@ -31,6 +31,19 @@ fn init(repo: &str) {
     assert!(status.success(), "restic init {repo}");
 }
 
+/// The labels the repository holds, from `list --format json` (checked
+/// against its schema).
+fn stored_labels(listed: &Run) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    crate::schema::assert_valid("list", &json);
+    json["repository"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// No file under `dir` holds the password.
 fn assert_no_password(dir: &Path) {
     let out = Command::new("grep").args(["-r", "-l", PASSWORD]).arg(dir).output().unwrap();
@@ -82,15 +95,7 @@ fn push_and_pull_through_a_local_repository() {
     assert!(taken.stdout.contains("pushed backups/nightly"), "{taken:?}");
     let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
     assert_code(&listed, 0);
-    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
-    crate::schema::assert_valid("list", &json);
-    let stored: Vec<&str> = json["repository"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(stored, ["pre-phase4", "nightly"], "{json}");
+    assert_eq!(stored_labels(&listed), ["pre-phase4", "nightly"], "{listed:?}");
     // Verified where it is kept: restored to scratch, every check, restic check.
     let verified = offsite(&root, &repo, PASSWORD, &["verify-backup"]);
     assert_code(&verified, 0);
@@ -111,14 +116,7 @@ fn push_and_pull_through_a_local_repository() {
     assert_code(&pruned, 0);
     assert!(pruned.stdout.contains("forgot 1 snapshot"), "{pruned:?}");
     let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
-    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
-    let stored: Vec<&str> = json["repository"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(stored, ["nightly"], "{json}");
+    assert_eq!(stored_labels(&listed), ["nightly"], "{listed:?}");
     assert_no_password(&root);
 }
 
