@@ -183,7 +183,7 @@ pub fn sandbox(stage: &str) -> TempDir {
     copy
 }
 
-fn templates_dir_of_this_process() -> &'static Path {
+pub fn templates_dir_of_this_process() -> &'static Path {
     static TEMPLATES: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATES.get_or_init(templates_dir)
 }

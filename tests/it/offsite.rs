@@ -31,6 +31,19 @@ fn init(repo: &str) {
     assert!(status.success(), "restic init {repo}");
 }
 
+/// A new empty repository at `repo`: a copy of one made once per test
+/// process (`init` tunes its key derivation for seconds each time).
+fn fresh_repository(repo: &Path) {
+    static EMPTY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let empty = EMPTY.get_or_init(|| {
+        let empty = crate::templates_dir_of_this_process().join("empty-restic-repository");
+        init(&empty.display().to_string());
+        empty
+    });
+    let copied = Command::new("cp").arg("-a").arg(empty).arg(repo).status().unwrap();
+    assert!(copied.success(), "copy the empty repository to {}", repo.display());
+}
+
 /// The labels the repository holds, from `list --format json` (checked
 /// against its schema).
 fn stored_labels(listed: &Run) -> Vec<String> {
@@ -58,10 +71,15 @@ fn assert_no_password(dir: &Path) {
 fn round_trip(root: &Path, repo: &str) {
     let pushed = offsite(root, repo, PASSWORD, &["push"]);
     assert_code(&pushed, 0);
-    assert!(pushed.stdout.contains("hash to the manifest"), "{pushed:?}");
+    assert!(pushed.stdout.contains("restic read them unchanged since"), "{pushed:?}");
+    // Pushed again unchanged: restic stores nothing new.
+    let again = offsite(root, repo, PASSWORD, &["push"]);
+    assert_code(&again, 0);
+    assert!(again.stdout.contains("of which 0.0 MiB new"), "{again:?}");
     let backup = root.join("backups/pre-phase4");
     let before = digest(&backup);
-    fs::remove_dir_all(&backup).unwrap();
+    // As on another machine: no backups/ at all.
+    fs::remove_dir_all(root.join("backups")).unwrap();
     let pulled = offsite(root, repo, PASSWORD, &["pull"]);
     assert_code(&pulled, 0);
     assert!(pulled.stdout.contains("it passed verify-backup"), "{pulled:?}");
@@ -86,9 +104,57 @@ fn round_trip(root: &Path, repo: &str) {
 fn push_and_pull_through_a_local_repository() {
     let dir = sandbox("phase4");
     let root = root(&dir);
-    let repo = dir.path().join("offsite").display().to_string();
-    init(&repo);
-    round_trip(&root, &repo);
+    let repo = dir.path().join("offsite");
+    fresh_repository(&repo);
+    round_trip(&root, &repo.display().to_string());
+}
+
+/// A fake restic that appends to a file of the backup before it runs the
+/// real one: what a stranger writing into backups/ during a push would do.
+#[test]
+fn a_file_changed_while_restic_reads_it_fails_the_push_and_leaves_no_snapshot() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let repo = dir.path().join("offsite");
+    fresh_repository(&repo);
+    let repo = repo.display().to_string();
+    let verified = run(xtask().args(["verify-backup", "--root"]).arg(&root));
+    assert_code(&verified, 0);
+    let bin = tempfile::TempDir::new().unwrap();
+    let real = which("restic").unwrap();
+    let fake = bin.path().join("restic");
+    fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" backup \"*) printf x >> SHA256SUMS ;; esac\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
+    let pushed = run(xtask()
+        .args(["push", "--repo", &repo, "--root"])
+        .arg(&root)
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("PATH", path));
+    assert_code(&pushed, 1);
+    assert!(pushed.stderr.contains("a file changed since it was verified"), "{pushed:?}");
+    assert!(pushed.stderr.contains("forgot it"), "{pushed:?}");
+    let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
+    assert_code(&listed, 0);
+    assert!(stored_labels(&listed).is_empty(), "{listed:?}");
+}
+
+#[test]
+fn a_repository_takes_backups_and_serves_list_verify_rollback_and_prune() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let repo = dir.path().join("offsite");
+    fresh_repository(&repo);
+    let repo = repo.display().to_string();
+    let pushed = offsite(&root, &repo, PASSWORD, &["push"]);
+    assert_code(&pushed, 0);
     // A backup taken straight to the repository too.
     let taken = offsite(&root, &repo, PASSWORD, &["backup", "--label", "nightly", "--no-tag"]);
     assert_code(&taken, 0);
@@ -178,7 +244,8 @@ fn push_and_pull_through_a_rest_server_on_loopback() {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     let repo = format!("rest:http://127.0.0.1:{port}/");
-    init(&repo);
+    fresh_repository(&store.join("repository"));
+    let repo = format!("{repo}repository");
     round_trip(&root, &repo);
     // The server gone: restic's reason in one line, nothing changed here.
     drop(server);

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::{drill::Rows, report::Format, rollback::Scenario, sandbox::Stage};
+use crate::{bench::Measures, drill::Rows, report::Format, rollback::Scenario, sandbox::Stage};
 
 xflags::xflags! {
     src "./src/flags.rs"
@@ -294,6 +294,10 @@ xflags::xflags! {
             /// Skip the flush of every file system before each run: for a
             /// quick look at the report, not for figures.
             optional --no-sync
+            /// Only these rows, a comma list of backup, verify-backup,
+            /// rollback, post-check, push, pull (default: all of them; push
+            /// and pull need restic).
+            optional --only rows: Measures
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
@@ -493,6 +497,7 @@ pub struct Bench {
     pub runs: Option<u32>,
     pub out: Option<PathBuf>,
     pub no_sync: bool,
+    pub only: Option<Measures>,
     pub python: Option<PathBuf>,
 }
 

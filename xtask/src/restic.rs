@@ -60,9 +60,22 @@ struct Snapshot {
     tags: Vec<String>,
 }
 
+/// What one `restic backup` of a backup folder stored, from restic's own
+/// account of it (`--json -vv`): every file it read, and how many bytes.
+#[derive(Debug)]
+pub struct Pushed {
+    pub id: String,
+    /// The files it stored, relative to the backup folder, sorted.
+    pub files: Vec<String>,
+    /// The bytes of those files.
+    pub bytes: u64,
+    /// The bytes it added to the repository: new data after de-duplication.
+    pub added: u64,
+}
+
 /// Stores the backup folder `dir` (label `label`) as a snapshot tagged
-/// `tmws`, `label=…`, `commit=…` and `revision=…`; returns its id.
-pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<String> {
+/// `tmws`, `label=…`, `commit=…` and `revision=…`.
+pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<Pushed> {
     let label = format!("label={}", manifest.label);
     let commit = format!("commit={}", manifest.git_commit.as_deref().unwrap_or("-"));
     let revision = format!("revision={}", manifest.database_revision.join("+"));
@@ -71,15 +84,38 @@ pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<S
         repo,
         Some(dir),
         &[
-            "backup", "--json", "--tag", "tmws", "--tag", &label, "--tag", &commit, "--tag",
+            "backup", "--json", "-vv", "--tag", "tmws", "--tag", &label, "--tag", &commit, "--tag",
             &revision, ".",
         ],
     )?;
-    out.stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|v| v["snapshot_id"].as_str().map(str::to_string))
-        .context("restic backup printed no snapshot id")
+    pushed(&out.stdout)
+}
+
+/// Reads restic's JSON lines: a `verbose_status` per file and folder (a
+/// folder's item ends in `/`), then the `summary`.
+fn pushed(stdout: &str) -> Result<Pushed> {
+    let mut files = Vec::new();
+    let mut summary = None;
+    for line in stdout.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        match message["message_type"].as_str() {
+            Some("verbose_status") => {
+                if let Some(item) = message["item"].as_str().filter(|i| !i.ends_with('/')) {
+                    files.push(item.trim_start_matches('/').to_string());
+                }
+            }
+            Some("summary") => summary = Some(message),
+            _ => {}
+        }
+    }
+    let summary = summary.context("restic backup printed no summary")?;
+    files.sort();
+    Ok(Pushed {
+        id: summary["snapshot_id"].as_str().context("no snapshot id")?.to_string(),
+        files,
+        bytes: summary["total_bytes_processed"].as_u64().unwrap_or(0),
+        added: summary["data_added"].as_u64().unwrap_or(0),
+    })
 }
 
 /// One of our snapshots, as `list --repo` shows it.
@@ -127,23 +163,24 @@ pub fn check_data(sh: &Shell, repo: &str) -> Result<()> {
     restic(sh, repo, None, &["check", "--read-data"]).map(|_| ())
 }
 
-/// The newest snapshot of `label` in the repository.
-pub fn latest(sh: &Shell, repo: &str, label: &str) -> Result<String> {
-    let tag = format!("label={label}");
-    let out = restic(sh, repo, None, &["snapshots", "--json", "--tag", &tag])?;
-    let mut snapshots: Vec<Snapshot> =
-        serde_json::from_str(&out.stdout).context("read restic's list of snapshots")?;
-    snapshots.retain(|s| s.tags.iter().any(|t| t == "tmws"));
-    snapshots.sort_by(|a, b| a.time.cmp(&b.time));
-    snapshots
-        .pop()
-        .map(|s| s.id)
-        .ok_or_else(|| usage(format!("the repository {repo} holds no snapshot of backup {label}")))
-}
-
-/// Restores snapshot `id` into the new folder `target`.
-pub fn restore(sh: &Shell, repo: &str, id: &str, target: &Path) -> Result<()> {
+/// Restores the newest snapshot of `label` into the folder `target`, in one
+/// call (each call derives the repository key again); returns its short id.
+pub fn restore_latest(sh: &Shell, repo: &str, label: &str, target: &Path) -> Result<String> {
+    let tags = format!("tmws,label={label}");
     let target = target.display().to_string();
-    restic(sh, repo, None, &["restore", id, "--target", &target])?;
-    Ok(())
+    let args = ["restore", "latest", "--tag", &tags, "--target", &target];
+    let out = restic(sh, repo, None, &args).map_err(|err| {
+        if format!("{err:#}").contains("no snapshot found") {
+            usage(format!("the repository {repo} holds no snapshot of backup {label}"))
+        } else {
+            err
+        }
+    })?;
+    // "restoring <Snapshot 1a2b3c4d of [...] at ...> to ..."
+    Ok(out
+        .stdout
+        .split_once("<Snapshot ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("latest")
+        .to_string())
 }

@@ -161,6 +161,7 @@ mod tests {
             baseline_ok: true,
             ours_runs_s: vec![ours],
             baseline_runs_s: vec![baseline],
+            note: None,
         }
     }
 

@@ -24,8 +24,34 @@ use crate::{
 };
 
 mod chart;
+mod offsite;
 
 use chart::chart;
+
+/// The rows `--only` selects; every row when it is not given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measures(Vec<String>);
+
+/// The names `--only` knows, in the order the rows are measured.
+const MEASURES: [&str; 6] = ["post-check", "backup", "verify-backup", "rollback", "push", "pull"];
+
+impl std::str::FromStr for Measures {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Measures, String> {
+        let names: Vec<String> = text.split(',').map(|n| n.trim().to_string()).collect();
+        match names.iter().find(|n| !MEASURES.contains(&n.as_str())) {
+            Some(unknown) => Err(format!("unknown row {unknown:?}: use {}", MEASURES.join(", "))),
+            None => Ok(Measures(names)),
+        }
+    }
+}
+
+impl Measures {
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+}
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Pair {
@@ -52,6 +78,9 @@ pub struct Pair {
     /// noisy disk shows as scattered runs rather than as a bad median.
     pub ours_runs_s: Vec<f64>,
     pub baseline_runs_s: Vec<f64>,
+    /// What the row measured beyond time (a push: the data it added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,18 +103,23 @@ impl flags::Bench {
             .out
             .clone()
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench"));
+        let only = self.only.clone().unwrap_or_else(|| Measures(MEASURES.map(String::from).into()));
         let sqlite_cli = require_tools()?;
+        // Without restic the push and pull rows are left out, and it says so.
+        let restic = (only.has("push") || only.has("pull")) && offsite::restic_found();
         fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
         let out = out.canonicalize()?;
         let python = Python::find(sh, None, self.python.as_deref())?;
         let mut pairs = Vec::new();
         // The verification section is about the fixture, not a database size:
         // it runs on the sandbox as built, whatever --sizes says.
-        eprintln!("bench: fixture: preparing the tree");
-        let fixture = prepare(sh, &out, "fixture", 0, Shape::Rows, &python)?;
-        let context =
-            Setup { out: &out, tree: &fixture, label: "fixture", shape: "-", runs, gib: false };
-        pairs.push(measure_post_check(&context, &python)?);
+        if only.has("post-check") {
+            eprintln!("bench: fixture: preparing the tree");
+            let fixture = prepare(sh, &out, "fixture", 0, Shape::Rows, &python)?;
+            let context =
+                Setup { out: &out, tree: &fixture, label: "fixture", shape: "-", runs, gib: false };
+            pairs.push(measure_post_check(&context, &python)?);
+        }
         for &(label, bytes) in &sizes {
             for shape in [Shape::Rows, Shape::Blobs] {
                 let shape_name = if shape == Shape::Rows { "rows" } else { "blobs" };
@@ -99,7 +133,10 @@ impl flags::Bench {
                     runs,
                     gib: bytes >= 1 << 30,
                 };
-                pairs.extend(measure_size(&context)?);
+                pairs.extend(measure_size(&context, &only)?);
+                if restic {
+                    pairs.extend(offsite::measure(&context, &only)?);
+                }
             }
         }
         let report = BenchReport { schema: crate::report::SCHEMA, runs, sqlite_cli, pairs };
@@ -228,8 +265,13 @@ pub fn report_own_peak_memory() {
 
 /// Runs a command in its own process group and reads its resource usage
 /// from the kernel (`wait4`), so the peak memory is the kernel's figure.
-fn measured(mut command: Command) -> Result<Run> {
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+fn measured(command: Command) -> Result<Run> {
+    measured_to(command, Stdio::null())
+}
+
+/// `measured`, with the command's stdout sent to `stdout`.
+fn measured_to(mut command: Command, stdout: Stdio) -> Result<Run> {
+    command.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::null()).process_group(0);
     // Every run starts with nothing dirty in the page cache: otherwise the
     // previous run's deferred writes land on the next one's clock.
     if FLUSH.load(std::sync::atomic::Ordering::Relaxed) {
@@ -249,11 +291,17 @@ fn measured(mut command: Command) -> Result<Run> {
 }
 
 fn ours(args: &[&str], root: &Path) -> Result<Run> {
+    ours_with(args, root, &[], Stdio::null())
+}
+
+/// `ours`, with more environment and the command's stdout sent to `stdout`.
+fn ours_with(args: &[&str], root: &Path, envs: &[(&str, &Path)], stdout: Stdio) -> Result<Run> {
     let peak_file = std::env::temp_dir().join(format!("xtask-bench-peak-{}", std::process::id()));
     let _ = fs::remove_file(&peak_file);
     let mut command = Command::new(std::env::current_exe()?);
     command.args(args).arg("--root").arg(root).env(PEAK_FILE_ENV, &peak_file);
-    let mut run = measured(command)?;
+    command.envs(envs.iter().copied());
+    let mut run = measured_to(command, stdout)?;
     run.peak_kib =
         fs::read_to_string(&peak_file).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
     let _ = fs::remove_file(&peak_file);
@@ -289,7 +337,7 @@ fn interleaved(
     Ok((ours, base))
 }
 
-fn measure_size(c: &Setup<'_>) -> Result<Vec<Pair>> {
+fn measure_size(c: &Setup<'_>, only: &Measures) -> Result<Vec<Pair>> {
     let root = c.tree;
     let db_mib = fs::metadata(root.join("data/tmws.db"))?.len() as f64 / (1 << 20) as f64;
     let root_s = root.display().to_string();
@@ -301,48 +349,54 @@ fn measure_size(c: &Setup<'_>) -> Result<Vec<Pair>> {
         |what: &str| eprintln!("bench: {} {}: {what}, {} runs each", c.label, c.shape, c.runs);
 
     // backup vs sqlite3 .backup + cp
-    progress("backup");
-    let (a, b) = interleaved(c.runs, |i| {
-        let label = format!("bench-run-{i}");
-        let ours = ours(&["backup", "--label", &label, "--no-tag"], root)?;
-        let _ = fs::remove_dir_all(root.join("backups").join(&label));
-        let target = scratch.join(format!("backup-{i}"));
-        let _ = fs::remove_dir_all(&target);
-        let base = baseline(
-            &["runbook-baseline.sh", "backup", &root_s, &target.display().to_string()],
-            root,
-            &[],
-        )?;
-        let _ = fs::remove_dir_all(&target);
-        Ok((ours, base))
-    })?;
-    pairs.push(pair("backup", c, db_mib, &a, &b, c.gib.then_some(1.2)));
+    if only.has("backup") {
+        progress("backup");
+        let (a, b) = interleaved(c.runs, |i| {
+            let label = format!("bench-run-{i}");
+            let ours = ours(&["backup", "--label", &label, "--no-tag"], root)?;
+            let _ = fs::remove_dir_all(root.join("backups").join(&label));
+            let target = scratch.join(format!("backup-{i}"));
+            let _ = fs::remove_dir_all(&target);
+            let base = baseline(
+                &["runbook-baseline.sh", "backup", &root_s, &target.display().to_string()],
+                root,
+                &[],
+            )?;
+            let _ = fs::remove_dir_all(&target);
+            Ok((ours, base))
+        })?;
+        pairs.push(pair("backup", c, db_mib, &a, &b, c.gib.then_some(1.2)));
+    }
 
     // verify-backup vs sha256sum then PRAGMA integrity_check
-    progress("verify-backup");
-    let (a, b) = interleaved(c.runs, |_| {
-        Ok((
-            ours(&["verify-backup", "--label", "bench"], root)?,
-            baseline(&["runbook-baseline.sh", "verify", &backup_dir], root, &[])?,
-        ))
-    })?;
-    pairs.push(pair("verify-backup", c, db_mib, &a, &b, c.gib.then_some(0.6)));
+    if only.has("verify-backup") {
+        progress("verify-backup");
+        let (a, b) = interleaved(c.runs, |_| {
+            Ok((
+                ours(&["verify-backup", "--label", "bench"], root)?,
+                baseline(&["runbook-baseline.sh", "verify", &backup_dir], root, &[])?,
+            ))
+        })?;
+        pairs.push(pair("verify-backup", c, db_mib, &a, &b, c.gib.then_some(0.6)));
+    }
 
     // rollback --scenario database vs the runbook's two copies
-    progress("rollback --scenario database");
-    let (a, b) = interleaved(c.runs, |_| {
-        let ours =
-            ours(&["rollback", "--scenario", "database", "--label", "bench", "--yes"], root)?;
-        let _ = fs::remove_dir_all(root.join("forensics"));
-        let base = baseline(
-            &["runbook-baseline.sh", "rollback-database", &root_s, &backup_dir],
-            root,
-            &[],
-        )?;
-        let _ = fs::remove_file(root.join("data/tmws.db.failed-phase4"));
-        Ok((ours, base))
-    })?;
-    pairs.push(pair("rollback --scenario database", c, db_mib, &a, &b, c.gib.then_some(1.5)));
+    if only.has("rollback") {
+        progress("rollback --scenario database");
+        let (a, b) = interleaved(c.runs, |_| {
+            let ours =
+                ours(&["rollback", "--scenario", "database", "--label", "bench", "--yes"], root)?;
+            let _ = fs::remove_dir_all(root.join("forensics"));
+            let base = baseline(
+                &["runbook-baseline.sh", "rollback-database", &root_s, &backup_dir],
+                root,
+                &[],
+            )?;
+            let _ = fs::remove_file(root.join("data/tmws.db.failed-phase4"));
+            Ok((ours, base))
+        })?;
+        pairs.push(pair("rollback --scenario database", c, db_mib, &a, &b, c.gib.then_some(1.5)));
+    }
     let _ = fs::remove_dir_all(&scratch);
     Ok(pairs)
 }
@@ -406,6 +460,7 @@ fn pair(
         baseline_ok: base.iter().all(|r| r.ok),
         ours_runs_s: ours.iter().map(|r| round(r.seconds)).collect(),
         baseline_runs_s: base.iter().map(|r| round(r.seconds)).collect(),
+        note: None,
     }
 }
 
@@ -452,6 +507,16 @@ fn render(report: &BenchReport) -> String {
             p.ours_peak_mib,
             p.ours_peak_with_children_mib,
             p.ours_s_per_mib
+        );
+    }
+    for p in report.pairs.iter().filter(|p| p.note.is_some()) {
+        let _ = write!(
+            out,
+            "\n{} ({} {}): {}\n",
+            p.command,
+            p.size,
+            p.shape,
+            p.note.as_deref().unwrap_or("")
         );
     }
     out

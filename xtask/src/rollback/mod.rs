@@ -504,7 +504,8 @@ fn preflight(sh: &Shell, tree: &Tree, backup: &Path, o: &Options) -> Result<Veri
     }
     if let Some((when, files)) = verify_backup::stamp::unchanged_since(tree, backup) {
         eprintln!(
-            "the backup passed verify-backup at {when} and none of its {files} files changed since (size, inode, mtime, ctime)"
+            "the backup passed verify-backup at {when} and none of its {} files changed since (size, inode, mtime, ctime)",
+            files.len()
         );
         return Ok(Verified::Earlier);
     }

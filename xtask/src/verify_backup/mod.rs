@@ -43,9 +43,8 @@ impl flags::VerifyBackup {
         let located = (|| -> Result<_> {
             if let Some(repo) = &self.repo {
                 let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
-                let id = crate::restic::latest(sh, repo, &label)?;
                 let dir = fsutil::scratch_dir("tmws-verify-repo")?;
-                crate::restic::restore(sh, repo, &id, dir.path())?;
+                let id = crate::restic::restore_latest(sh, repo, &label, dir.path())?;
                 let path = dir.path().to_path_buf();
                 scratch = Some(dir);
                 let mut report = verify(sh, &path, Some(&tree), self.python.as_deref())?;

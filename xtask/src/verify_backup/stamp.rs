@@ -13,7 +13,7 @@ use crate::{
     profile::Tree,
 };
 
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
     path: String,
     identity: Identity,
@@ -27,8 +27,24 @@ struct Stamp {
 }
 
 /// The identities of a backup's files, taken before it is verified.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot(Vec<Entry>);
+
+impl Snapshot {
+    /// The files' paths relative to the backup folder, sorted.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|e| e.path.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The sum of the files' sizes.
+    pub fn bytes(&self) -> u64 {
+        self.0.iter().map(|e| e.identity.size).sum()
+    }
+}
 
 pub fn snapshot(dir: &Path) -> Result<Snapshot> {
     identities(dir).map(Snapshot)
@@ -82,11 +98,10 @@ pub fn state(tree: &Tree, dir: &Path) -> String {
 }
 
 /// When the backup passed verify-backup and no file of it changed since:
-/// the time it was verified.
-pub fn unchanged_since(tree: &Tree, dir: &Path) -> Option<(String, usize)> {
+/// the time it was verified, and the identities it was verified with.
+pub fn unchanged_since(tree: &Tree, dir: &Path) -> Option<(String, Snapshot)> {
     let text = std::fs::read_to_string(path(tree, dir)).ok()?;
     let stamp: Stamp = serde_json::from_str(&text).ok()?;
     let now = identities(dir).ok()?;
-    let count = now.len();
-    (now == stamp.files).then_some((stamp.verified, count))
+    (now == stamp.files).then_some((stamp.verified, Snapshot(now)))
 }
