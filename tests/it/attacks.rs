@@ -2,6 +2,7 @@
 //! link, a FIFO, a full disk, a forged backup, an exported URL, a stranger
 //! process, a bad flag. Each asserts the exit code, the message, that a
 //! folder beside the root is untouched, and what the tree holds afterwards.
+use predicates::str::contains;
 use std::{
     fs,
     os::unix::fs::{PermissionsExt, symlink},
@@ -32,7 +33,7 @@ fn rollback(root: &Path, scenario: &str, extra: &[&str]) -> Run {
 
 #[track_caller]
 fn assert_says(run: &Run, text: &str) {
-    assert!(run.stderr.contains(text), "expected {text:?} in:\n{run:?}");
+    run.stderr_has(contains(text));
 }
 
 #[test]
@@ -187,12 +188,12 @@ fn a_corrupt_backup_under_skip_verify_never_replaces_the_database() {
     assert_untouched(&root, &failed_db);
     let abandoned = run_in(&root, &["rollback", "--scenario", "database", "--abandon"]);
     assert_code(&abandoned, 0);
-    assert!(abandoned.stdout.contains("abandoned"), "{abandoned:?}");
+    abandoned.stdout_has(contains("abandoned"));
     assert!(!root.join(".tmws-rollback/journal.json").exists());
     // The tag still records the true manifest: verify-backup sees the forgery.
     let verify = run_in(&root, &["verify-backup"]);
     assert_code(&verify, 1);
-    assert!(verify.stdout.contains("was rewritten after the backup"), "{verify:?}");
+    verify.stdout_has(contains("was rewritten after the backup"));
 }
 
 #[test]
@@ -345,7 +346,7 @@ fn a_stranger_sharing_the_service_group_and_a_stale_pid_file_are_left_alone() {
     let _ = group.kill();
     let _ = (decoy.wait(), group.wait());
     assert_code(&result, 0);
-    assert!(result.stdout.contains("stopped pids"), "the service was stopped: {result:?}");
+    result.stdout_has(contains("stopped pids"));
     assert!(stranger_alive, "a process that only shares the service's group was killed");
     assert!(decoy_alive, "a pid file naming a process outside the root got it killed");
 }
@@ -358,15 +359,9 @@ fn a_fifo_where_the_log_should_be_never_hangs_the_run() {
     let status = Command::new("mkfifo").arg(root.join("logs/tmws.log")).status().unwrap();
     assert!(status.success());
     let result = run(Command::new("timeout")
-        .args([
-            "60",
-            env!("CARGO_BIN_EXE_xtask"),
-            "rollback",
-            "--scenario",
-            "database",
-            "--yes",
-            "--root",
-        ])
+        .arg("60")
+        .arg(crate::xtask_path())
+        .args(["rollback", "--scenario", "database", "--yes", "--root"])
         .arg(&root));
     assert_code(&result, 0);
     let facts = facts(&only_bundle(&root));
@@ -489,7 +484,7 @@ fn a_crash_right_after_the_restore_rename_leaves_a_writable_database() {
     assert!(owned.success());
     let resumed = run(Command::new("setpriv")
         .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--reset-env"])
-        .arg(env!("CARGO_BIN_EXE_xtask"))
+        .arg(crate::xtask_path())
         .args([
             "rollback",
             "--scenario",

@@ -1,5 +1,6 @@
 //! `xtask backup`: the Appendix A layout, the manifest, WAL safety, and
 //! every kind of bad input refused with nothing changed.
+use predicates::str::contains;
 use std::{fs, path::Path, process::Command};
 
 use crate::{assert_code, digest, listing, root, run, run_in, sandbox, snapshot, xtask};
@@ -52,8 +53,8 @@ fn dry_run_writes_nothing() {
     let before = digest(&root);
     let result = run_in(&root, &["backup", "--dry-run"]);
     assert_code(&result, 0);
-    assert!(result.stdout.contains("SQLite online backup"), "{result:?}");
-    assert!(result.stdout.contains("git tag              pre-phase4 at"), "{result:?}");
+    result.stdout_has(contains("SQLite online backup"));
+    result.stdout_has(contains("git tag              pre-phase4 at"));
     assert_eq!(digest(&root), before);
 }
 
@@ -127,7 +128,7 @@ fn missing_root_is_a_usage_error() {
     let dir = tempfile::TempDir::new().unwrap();
     let result = run(xtask().args(["backup", "--root"]).arg(dir.path().join("nope")));
     assert_code(&result, 2);
-    assert!(result.stderr.contains("does not exist"), "{result:?}");
+    result.stderr_has(contains("does not exist"));
 }
 
 #[test]
@@ -238,7 +239,7 @@ fn no_python_is_a_usage_error_that_says_what_to_do() {
         .args(["sandbox", "--python", "/nonexistent/python3", "--out"])
         .arg(out.path().join("t")));
     assert_code(&result, 2);
-    assert!(result.stderr.contains("install Python 3.10 or newer"), "{result:?}");
+    result.stderr_has(contains("install Python 3.10 or newer"));
 }
 
 #[test]
@@ -255,7 +256,7 @@ fn a_python_that_cannot_make_a_virtualenv_is_a_usage_error() {
         .arg("--out")
         .arg(dir.path().join("t")));
     assert_code(&result, 2);
-    assert!(result.stderr.contains("apt-get install python3-venv"), "{result:?}");
+    result.stderr_has(contains("apt-get install python3-venv"));
 }
 
 #[test]

@@ -1,9 +1,13 @@
 //! Real checkouts are messy: git steps on an imperfect repository behave
 //! like git's own checkout, refuse before step 1 what they cannot finish, and
 //! put the tree back when they fail half-way.
+use predicates::{
+    prelude::*,
+    str::{contains, is_match},
+};
 use std::{fs, path::Path};
 
-use crate::{assert_code, breakage::*, digest, root, run, run_in, sandbox, xtask};
+use crate::{assert_code, breakage::*, digest, on_a_terminal, root, run, run_in, sandbox, xtask};
 
 /// Deletes the loose object of a file that Phase 4 left unchanged, and the
 /// file itself from the working tree: what an unpushed, locally deleted
@@ -49,10 +53,7 @@ fn a_local_edit_the_checkout_would_overwrite_is_refused_before_step_one() {
     let before = digest(&root);
     let result = run_in(&root, &["rollback", "--scenario", "git", "--force", "--yes"]);
     assert_code(&result, 4);
-    assert!(
-        result.stderr.contains("local changes to src/services/verification_service.py"),
-        "{result:?}"
-    );
+    result.stderr_has(contains("local changes to src/services/verification_service.py"));
     assert_eq!(digest(&root), before, "something changed");
     assert!(!root.join(".tmws-rollback/journal.json").exists(), "a journal was started");
 }
@@ -67,7 +68,7 @@ fn an_object_the_checkout_needs_is_confirmed_present_before_step_one() {
     let before = digest(&root);
     let result = run_in(&root, &["rollback", "--scenario", "complete", "--yes"]);
     assert_code(&result, 4);
-    assert!(result.stderr.contains("lacks objects") && result.stderr.contains(path), "{result:?}");
+    result.stderr_has(contains("lacks objects").and(contains(path)));
     assert_eq!(digest(&root), before);
 }
 
@@ -91,7 +92,7 @@ fn a_checkout_that_fails_half_way_puts_the_tree_and_head_back() {
             .args(extra)
             .env("XTASK_GIT_FAULT", "checkout"));
         assert_code(&result, 1);
-        assert!(result.stderr.contains("were put back as they were"), "{extra:?}: {result:?}");
+        result.stderr_has(contains("were put back as they were"));
         assert_eq!(head(&root), head_before, "{extra:?}");
         assert_eq!(git(&root, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "main");
         assert_eq!(git(&root, &["status", "--porcelain"]), status_before, "{extra:?}");
@@ -115,10 +116,7 @@ fn a_critical_file_absent_at_backup_time_is_moved_into_the_bundle() {
         fs::write(root.join("tmws-rollback.toml"), profile).unwrap();
         let backup = run_in(&root, &["backup"]);
         assert_code(&backup, 0);
-        assert!(
-            backup.stdout.contains(&format!("absent, recorded as such: {added}")),
-            "{backup:?}"
-        );
+        backup.stdout_has(contains(format!("absent, recorded as such: {added}")));
         let manifest =
             fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
         assert!(manifest.contains("format: tmws-backup/2"), "{manifest}");
@@ -132,7 +130,7 @@ fn a_critical_file_absent_at_backup_time_is_moved_into_the_bundle() {
         assert!(bundle.join("added-since").join(added).is_file(), "{scenario}: not in the bundle");
         let check = run_in(&root, &["post-check", "--only", "files", "--only", "git"]);
         assert_code(&check, 0);
-        assert!(check.stdout.contains("1 absent, as at backup time"), "{check:?}");
+        check.stdout_has(contains("1 absent, as at backup time"));
     }
 }
 
@@ -149,10 +147,7 @@ fn diagnose_says_what_changed_since_the_backup_and_where_it_was_committed() {
         .find(|l| l.contains("src/services/verification_service.py: changed"))
         .unwrap_or_else(|| panic!("{result:?}"));
     assert!(line.contains(&format!("committed in {}", &deployed[..12])), "{line}");
-    assert!(
-        result.stdout.contains("create_learning_feedback.py: added since the backup"),
-        "{result:?}"
-    );
+    result.stdout_has(contains("create_learning_feedback.py: added since the backup"));
 }
 
 #[test]
@@ -174,9 +169,9 @@ fn a_module_missing_from_the_interpreter_is_the_environment_not_the_deploy() {
     assert_code(&run_in(&root, &["backup"]), 0);
     let result = run_in(&root, &["diagnose"]);
     assert_code(&result, 1);
-    assert!(result.stdout.contains("the environment, not the deploy"), "{result:?}");
-    assert!(result.stdout.contains("no rollback row applies"), "{result:?}");
-    assert!(!result.stdout.contains("--scenario files"), "{result:?}");
+    result.stdout_has(contains("the environment, not the deploy"));
+    result.stdout_has(contains("no rollback row applies"));
+    result.stdout_has(contains("--scenario files").not());
 }
 
 #[test]
@@ -186,12 +181,12 @@ fn diagnose_and_post_check_report_an_unfinished_rollback_first() {
     crate::crash_rollback(&root, "database", "after:2");
     let diagnosis = run_in(&root, &["diagnose"]);
     assert_code(&diagnosis, 1);
-    assert!(diagnosis.stdout.contains("rollback.unfinished"), "{diagnosis:?}");
-    assert!(diagnosis.stdout.contains("--resume --root"), "{diagnosis:?}");
-    assert!(!diagnosis.stdout.contains("--scenario complete"), "{diagnosis:?}");
+    diagnosis.stdout_has(contains("rollback.unfinished"));
+    diagnosis.stdout_has(contains("--resume --root"));
+    diagnosis.stdout_has(contains("--scenario complete").not());
     let check = run_in(&root, &["post-check", "--only", "rollback"]);
     assert_code(&check, 1);
-    assert!(check.stdout.contains("rollback.unfinished"), "{check:?}");
+    check.stdout_has(contains("rollback.unfinished"));
 }
 
 /// `init` writes a profile from what the checkout says, and then the other
@@ -239,7 +234,7 @@ fn init_writes_a_profile_that_backup_verify_and_diagnose_accept() {
         assert_code(&diagnosis, 0);
         let again = run(xtask().arg("init").arg("--root").arg(&root));
         assert_code(&again, 2);
-        assert!(again.stderr.contains("never overwrites"), "{again:?}");
+        again.stderr_has(contains("never overwrites"));
     }
 }
 
@@ -264,7 +259,7 @@ fn post_check_runs_the_checkouts_tests_without_writing_into_the_tree() {
     assert_code(&result, 0);
     assert_eq!(ignored(&root), before, "post-check wrote into the tree:\n{result:?}");
     assert!(!root.join("test_report.xml").exists());
-    assert!(result.stdout.contains("python: "), "the interpreter is named: {result:?}");
+    result.stdout_has(contains("python: "));
 }
 
 #[test]
@@ -295,7 +290,7 @@ fn post_check_without_a_backup_passes_a_healthy_tree() {
     let args = ["post-check", "--expect-revision", "head", "--skip", "forensics"];
     let result = run_in(&root, &args);
     assert_code(&result, 0);
-    assert!(result.stdout.contains("not applicable: there is no backup pre-phase4"), "{result:?}");
+    result.stdout_has(contains("not applicable: there is no backup pre-phase4"));
     let mut strict = args.to_vec();
     strict.push("--require-backup");
     assert_code(&run_in(&root, &strict), 1);
@@ -313,7 +308,7 @@ fn a_backup_of_a_dirty_tree_records_and_explains_the_uncommitted_change() {
     fs::write(root.join(file), text).unwrap();
     let backup = run_in(&root, &["backup"]);
     assert_code(&backup, 0);
-    assert!(backup.stdout.contains("uncommitted changes recorded"), "{backup:?}");
+    backup.stdout_has(contains("uncommitted changes recorded"));
     let manifest = fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
     assert!(
         manifest.contains(&format!("worktree:\t{}\t{file}", sha256(&root.join(file)))),
@@ -323,7 +318,7 @@ fn a_backup_of_a_dirty_tree_records_and_explains_the_uncommitted_change() {
     assert_code(&result, 0);
     let check = run_in(&root, &["post-check", "--only", "git"]);
     assert_code(&check, 0);
-    assert!(check.stdout.contains("uncommitted when the backup was taken"), "{check:?}");
+    check.stdout_has(contains("uncommitted when the backup was taken"));
 }
 
 /// Revision ids of any form: a hand-named revision is what alembic reports
@@ -359,11 +354,11 @@ fn quiet_hides_the_command_lines_and_verbose_shows_them_whole() {
     let root = root(&dir);
     let quiet = run_in(&root, &["diagnose", "-q"]);
     assert_code(&quiet, 0);
-    assert!(!quiet.stderr.lines().any(|l| l.starts_with("$ ")), "{quiet:?}");
+    quiet.stderr_has(is_match(r"(?m)^\$ ").unwrap().not());
     let normal = run_in(&root, &["diagnose"]);
-    assert!(normal.stderr.lines().any(|l| l.starts_with("$ ") && l.ends_with('…')), "{normal:?}");
+    normal.stderr_has(is_match(r"(?m)^\$ .*…$").unwrap());
     let verbose = run_in(&root, &["diagnose", "-v"]);
-    assert!(verbose.stderr.contains("traceback") && !verbose.stderr.contains('…'), "{verbose:?}");
+    verbose.stderr_has(contains("traceback").and(contains('…').not()));
 }
 
 /// Progress shows on a terminal (here after 0 ms instead of a second), and
@@ -372,40 +367,17 @@ fn quiet_hides_the_command_lines_and_verbose_shows_them_whole() {
 fn progress_shows_on_a_terminal_only() {
     let dir = sandbox("phase4");
     let root = root(&dir);
-    let command = format!(
-        "XTASK_PROGRESS_AFTER_MS=0 {} verify-backup --root {}",
-        env!("CARGO_BIN_EXE_xtask"),
-        root.display()
-    );
-    let on_terminal = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&on_terminal.stdout);
-    assert!(text.contains("integrity_check: ") || text.contains("sha256 "), "{text}");
+    let progress = "XTASK_PROGRESS_AFTER_MS=0";
+    let on_terminal = on_a_terminal(&root, "verify-backup", "", progress);
+    on_terminal.stdout_has(contains("integrity_check: ").or(contains("sha256 ")));
     let piped = run(xtask()
         .args(["verify-backup", "--root"])
         .arg(&root)
         .env("XTASK_PROGRESS_AFTER_MS", "0"));
     assert_code(&piped, 0);
-    assert!(!piped.stderr.contains('\r'), "{piped:?}");
-    let quiet = on_terminal_quiet(&root);
-    assert!(!quiet.contains("integrity_check: "), "{quiet}");
-}
-
-fn on_terminal_quiet(root: &Path) -> String {
-    let command = format!(
-        "XTASK_PROGRESS_AFTER_MS=0 {} verify-backup -q --root {}",
-        env!("CARGO_BIN_EXE_xtask"),
-        root.display()
-    );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    piped.stderr_has(contains('\r').not());
+    let quiet = on_a_terminal(&root, "verify-backup -q", "", progress);
+    quiet.stdout_has(contains("integrity_check: ").not());
 }
 
 /// A backup folder copied to another checkout of the repository, where its
@@ -427,13 +399,13 @@ fn a_backup_copied_to_another_checkout_works_without_its_tag() {
     for advice in
         [format!("git tag pre-phase4 {commit}"), "git fetch origin tag pre-phase4".to_string()]
     {
-        assert!(verify.stdout.contains(&advice), "{advice}: {verify:?}");
+        verify.stdout_has(contains(advice.clone()));
     }
     for scenario in ["git", "complete"] {
         let before = digest(&root);
         let refused = run_in(&root, &["rollback", "--scenario", scenario, "--yes", "--force"]);
         assert_code(&refused, 4);
-        assert!(refused.stderr.contains(&format!("git tag pre-phase4 {commit}")), "{refused:?}");
+        refused.stderr_has(contains(format!("git tag pre-phase4 {commit}")));
         assert_eq!(digest(&root), before);
     }
     corrupt_database(&root);
@@ -441,7 +413,7 @@ fn a_backup_copied_to_another_checkout_works_without_its_tag() {
     let missing =
         run_in(&root, &["rollback", "--scenario", "database", "--yes", "--label", "nightly"]);
     assert_code(&missing, 2);
-    assert!(missing.stderr.contains("the backups here are: pre-phase4"), "{missing:?}");
+    missing.stderr_has(contains("the backups here are: pre-phase4"));
 }
 
 #[test]
@@ -465,7 +437,7 @@ fn list_shows_each_backup_and_its_state() {
     assert_eq!(new["verification"], "never verified");
     assert!(json["unfinished_rollback"].as_str().unwrap().contains("--scenario files"), "{json}");
     let human = run_in(&root, &["list"]);
-    assert!(human.stdout.contains("unfinished rollback --scenario files"), "{human:?}");
+    human.stdout_has(contains("unfinished rollback --scenario files"));
 }
 
 #[test]
@@ -478,11 +450,8 @@ fn prune_keeps_the_newest_and_the_pre_deploy_backup() {
     let before = digest(&root.join("backups"));
     let dry = run_in(&root, &["prune", "--keep", "1", "--dry-run"]);
     assert_code(&dry, 0);
-    assert!(
-        dry.stdout.contains("remove backups/b") && dry.stdout.contains("remove backups/a"),
-        "{dry:?}"
-    );
-    assert!(dry.stdout.contains("keep   pre-phase4 (the pre-deploy backup"), "{dry:?}");
+    dry.stdout_has(contains("remove backups/b").and(contains("remove backups/a")));
+    dry.stdout_has(contains("keep   pre-phase4 (the pre-deploy backup"));
     let unconfirmed = run(xtask()
         .args(["prune", "--keep", "1", "--root"])
         .arg(&root)
@@ -490,7 +459,7 @@ fn prune_keeps_the_newest_and_the_pre_deploy_backup() {
     assert_code(&unconfirmed, 4);
     let typo = run_in(&root, &["prune", "--keep", "1", "--force", "nope", "--yes"]);
     assert_code(&typo, 2);
-    assert!(typo.stderr.contains("the backups here are: a, b, c, pre-phase4"), "{typo:?}");
+    typo.stderr_has(contains("the backups here are: a, b, c, pre-phase4"));
     assert_eq!(digest(&root.join("backups")), before, "something was removed");
     assert_code(&run_in(&root, &["prune", "--keep", "1", "--yes"]), 0);
     let mut left: Vec<String> = fs::read_dir(root.join("backups"))

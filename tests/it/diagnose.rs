@@ -1,5 +1,6 @@
 //! `xtask diagnose`: the right row of the decision matrix for each breakage.
 use crate::{Run, assert_code, breakage::*, root, run_in, sandbox};
+use predicates::str::contains;
 
 fn diagnose(root: &std::path::Path, extra: &[&str]) -> (Run, serde_json::Value) {
     let mut args = vec!["diagnose", "--format", "json"];
@@ -23,7 +24,7 @@ fn a_healthy_phase4_tree_needs_nothing() {
     assert_code(&result, 0);
     assert_eq!(json["recommendation"], "healthy");
     let human = run_in(&root(&dir), &["diagnose"]);
-    assert!(human.stdout.contains("healthy: nothing to roll back"), "{human:?}");
+    human.stdout_has(contains("healthy: nothing to roll back"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `xtask forensics`: the bundle's contents, its report, its permissions,
 //! and that a second bundle never overwrites the first.
+use predicates::str::contains;
 use std::{fs, os::unix::fs::PermissionsExt};
 
 use crate::{assert_code, breakage::*, listing, root, run_in, sandbox, snapshot};
@@ -66,13 +67,13 @@ fn dry_runs_write_nothing() {
     let before = crate::digest(&root);
     let result = run_in(&root, &["forensics", "--dry-run"]);
     assert_code(&result, 0);
-    assert!(result.stdout.contains("FAILURE_REPORT.md and failure.json"), "{result:?}");
+    result.stdout_has(contains("FAILURE_REPORT.md and failure.json"));
     assert_eq!(crate::digest(&root), before);
     let out = dir.path().join("new-sandbox");
     let sandbox = crate::run(
         crate::xtask().args(["sandbox", "--stage", "phase4", "--dry-run", "--out"]).arg(&out),
     );
     assert_code(&sandbox, 0);
-    assert!(sandbox.stdout.contains("deploy"), "{sandbox:?}");
+    sandbox.stdout_has(contains("deploy"));
     assert!(!out.exists());
 }

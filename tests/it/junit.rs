@@ -1,6 +1,7 @@
 //! JUnit XML for CI: a file on every exit, valid against a consumer's schema
 //! (`tests/data/junit.xsd`, checked with xmllint), skipped checks that say
 //! why, and selections that leave nothing to run refused.
+use predicates::str::contains;
 use std::{fs, path::Path, process::Command};
 
 use crate::{assert_code, root, run_in, sandbox};
@@ -69,7 +70,7 @@ fn a_junit_file_is_written_when_no_check_could_run() {
         let _ = fs::remove_file(&file);
         let result = run_in(&root, &[args, &["--junit", file.to_str().unwrap()]].concat());
         assert_code(&result, 2);
-        assert!(result.stderr.contains(why), "{args:?}: {result:?}");
+        result.stderr_has(contains(why));
         assert_valid_junit(&file);
         let xml = fs::read_to_string(&file).unwrap();
         assert!(xml.contains("<error message=") && xml.contains(why), "{args:?}: {xml}");

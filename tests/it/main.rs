@@ -4,6 +4,7 @@
 //! One test binary (as in xshell's own tests), a module per area. Sandboxes
 //! are built once per stage through the binary itself and copied for each
 //! test, so every test owns a fresh tree.
+use predicates::str::contains;
 mod attacks;
 mod backup;
 mod bench;
@@ -27,9 +28,11 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
 };
 
+use assert_cmd::{assert::AssertResult, prelude::*};
+use predicates::Predicate;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
@@ -43,12 +46,18 @@ pub fn xtask() -> Command {
         fs::create_dir_all(&dir).unwrap();
         dir
     });
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let mut cmd = Command::cargo_bin("xtask").expect("cargo builds xtask for its tests");
     cmd.env_remove("TMWS_ROOT")
         .env_remove("TMWS_PYTHON")
         .env("NO_COLOR", "1")
         .env("TMPDIR", scratch);
     cmd
+}
+
+/// The xtask binary cargo built for the tests, for commands that run it
+/// through another program (`timeout`, `setpriv`).
+pub fn xtask_path() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("xtask")
 }
 
 /// A finished run of the binary, with everything a failing test should show.
@@ -60,6 +69,8 @@ pub struct Run {
     pub stderr: String,
     /// The tree it ran on (`--root`), listed when a test fails.
     pub root: Option<PathBuf>,
+    /// What assert_cmd's assertions are made on.
+    output: std::process::Output,
 }
 
 impl std::fmt::Debug for Run {
@@ -109,17 +120,53 @@ pub fn run(cmd: &mut Command) -> Run {
     let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     let root =
         args.iter().position(|a| a == "--root").and_then(|i| args.get(i + 1)).map(PathBuf::from);
-    let output = cmd.output().expect("the xtask binary runs");
-    Run {
-        command,
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        root,
-    }
+    Run::of(command, root, cmd.assert().get_output().clone())
 }
 
+/// Assertions on a run, made by assert_cmd with predicates; a failure shows
+/// assert_cmd's account of it, then the command and a listing of its tree.
 impl Run {
+    /// A run from a command's output, for commands run another way.
+    pub fn of(command: String, root: Option<PathBuf>, output: std::process::Output) -> Run {
+        Run {
+            command,
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            root,
+            output,
+        }
+    }
+
+    #[track_caller]
+    fn holds(&self, result: AssertResult) -> &Run {
+        if let Err(err) = result {
+            panic!("{err}\n{self:?}");
+        }
+        self
+    }
+
+    /// The exit code; -1 is a run killed by a signal (a crash the test provoked).
+    #[track_caller]
+    pub fn exits(&self, code: i32) -> &Run {
+        if code == -1 {
+            let killed = self.output.clone().assert().try_failure().map(|_| ());
+            assert!(killed.is_ok() && self.output.status.code().is_none(), "not killed:\n{self:?}");
+            return self;
+        }
+        self.holds(self.output.clone().assert().try_code(code))
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, expected: impl Predicate<str>) -> &Run {
+        self.holds(self.output.clone().assert().try_stdout(expected))
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, expected: impl Predicate<str>) -> &Run {
+        self.holds(self.output.clone().assert().try_stderr(expected))
+    }
+
     /// The whole run as a person reads it, for a snapshot (as uv's tests
     /// render theirs): success, exit code, stdout, stderr.
     pub fn rendered(&self) -> String {
@@ -141,7 +188,7 @@ pub fn crash_rollback(root: &Path, scenario: &str, fault: &str) {
         .args(["rollback", "--scenario", scenario, "--yes", "--root"])
         .arg(root)
         .env("XTASK_ROLLBACK_FAULT", fault));
-    assert_eq!(crashed.code, -1, "{fault} should abort:\n{crashed:?}");
+    crashed.exits(-1);
 }
 
 /// Runs `xtask ARGS --root ROOT` and asserts it was refused: the exit code,
@@ -150,9 +197,25 @@ pub fn crash_rollback(root: &Path, scenario: &str, fault: &str) {
 pub fn assert_refused(root: &Path, args: &[&str], code: i32, message: &str) {
     let before = digest(root);
     let result = run_in(root, args);
-    assert_code(&result, code);
-    assert!(result.stderr.contains(message), "expected {message:?} in:\n{result:?}");
+    result.exits(code).stderr_has(contains(message));
     assert_eq!(digest(root), before, "{args:?} changed the tree");
+}
+
+/// Runs `ENV xtask ARGS --root ROOT` on a pseudo-terminal (util-linux
+/// `script`, which puts stdout and stderr together on its stdout), with
+/// `answer` typed in.
+pub fn on_a_terminal(root: &Path, args: &str, answer: &str, env: &str) -> Run {
+    let command = format!("{env} {} {args} --root {}", xtask_path().display(), root.display());
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+    Run::of(command, Some(root.to_path_buf()), child.wait_with_output().unwrap())
 }
 
 /// Runs `xtask ARGS --root ROOT` and returns the result.
@@ -163,19 +226,43 @@ pub fn run_in(root: &Path, args: &[&str]) -> Run {
 /// Asserts an exit code and shows the whole run when it is another.
 #[track_caller]
 pub fn assert_code(run: &Run, code: i32) {
-    assert_eq!(run.code, code, "unexpected exit code:\n{run:?}");
+    run.exits(code);
 }
 
 /// A fresh copy of a sandbox at `stage`; the template is built once per test
 /// process with `xtask sandbox`.
 pub fn sandbox(stage: &str) -> TempDir {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let template = templates_dir_of_this_process().join(stage);
+    from_template(stage, |template| {
+        let result = run(xtask().args(["sandbox", "--stage", stage, "--out"]).arg(template));
+        assert_code(&result, 0);
+    })
+}
+
+/// A fresh copy of the tree `build` makes at the path it is given, built
+/// once per test process (the first test to ask builds it; the others wait
+/// for that one only).
+pub fn from_template(name: &str, build: impl FnOnce(&Path)) -> TempDir {
+    static LOCKS: std::sync::Mutex<Vec<(String, Arc<std::sync::Mutex<()>>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let lock = {
+        let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+        match locks.iter().find(|(n, _)| n == name) {
+            Some((_, lock)) => lock.clone(),
+            None => {
+                let lock = Arc::new(std::sync::Mutex::new(()));
+                locks.push((name.to_string(), lock.clone()));
+                lock
+            }
+        }
+    };
+    let template = templates_dir_of_this_process().join(name);
     {
-        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         if !template.exists() {
-            let result = run(xtask().args(["sandbox", "--stage", stage, "--out"]).arg(&template));
-            assert_code(&result, 0);
+            let building = template.with_extension("building");
+            let _ = fs::remove_dir_all(&building);
+            build(&building);
+            fs::rename(&building, &template).unwrap();
         }
     }
     let copy = TempDir::new().unwrap();

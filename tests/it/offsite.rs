@@ -2,6 +2,7 @@
 //! to a REST repository served on loopback by a real server (rclone serve
 //! restic), so the network path is real. The password only ever travels in
 //! restic's own environment variable and is written nowhere.
+use predicates::{prelude::*, str::contains};
 use std::{
     fs,
     path::Path,
@@ -71,31 +72,31 @@ fn assert_no_password(dir: &Path) {
 fn round_trip(root: &Path, repo: &str) {
     let pushed = offsite(root, repo, PASSWORD, &["push"]);
     assert_code(&pushed, 0);
-    assert!(pushed.stdout.contains("restic read them unchanged since"), "{pushed:?}");
+    pushed.stdout_has(contains("restic read them unchanged since"));
     // Pushed again unchanged: restic stores nothing new.
     let again = offsite(root, repo, PASSWORD, &["push"]);
     assert_code(&again, 0);
-    assert!(again.stdout.contains("of which 0.0 MiB new"), "{again:?}");
+    again.stdout_has(contains("of which 0.0 MiB new"));
     let backup = root.join("backups/pre-phase4");
     let before = digest(&backup);
     // As on another machine: no backups/ at all.
     fs::remove_dir_all(root.join("backups")).unwrap();
     let pulled = offsite(root, repo, PASSWORD, &["pull"]);
     assert_code(&pulled, 0);
-    assert!(pulled.stdout.contains("it passed verify-backup"), "{pulled:?}");
+    pulled.stdout_has(contains("it passed verify-backup"));
     assert_eq!(digest(&backup), before, "the pulled backup is the pushed one");
     let again = offsite(root, repo, PASSWORD, &["pull"]);
     assert_code(&again, 2);
-    assert!(again.stderr.contains("never overwritten"), "{again:?}");
+    again.stderr_has(contains("never overwritten"));
     let missing = offsite(root, repo, PASSWORD, &["pull", "--label", "nightly"]);
     assert_code(&missing, 2);
-    assert!(missing.stderr.contains("holds no snapshot of backup nightly"), "{missing:?}");
+    missing.stderr_has(contains("holds no snapshot of backup nightly"));
     let wrong = offsite(root, repo, "not-the-password", &["pull", "--label", "nightly"]);
     assert_code(&wrong, 1);
-    assert!(wrong.stderr.contains("wrong password"), "{wrong:?}");
+    wrong.stderr_has(contains("wrong password"));
     assert!(!root.join("backups/nightly").exists());
     for run in [&pushed, &pulled, &again, &missing, &wrong] {
-        assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD), "{run:?}");
+        run.stdout_has(contains(PASSWORD).not()).stderr_has(contains(PASSWORD).not());
     }
     assert_no_password(root);
 }
@@ -139,8 +140,8 @@ fn a_file_changed_while_restic_reads_it_fails_the_push_and_leaves_no_snapshot() 
         .env("RESTIC_PASSWORD", PASSWORD)
         .env("PATH", path));
     assert_code(&pushed, 1);
-    assert!(pushed.stderr.contains("a file changed since it was verified"), "{pushed:?}");
-    assert!(pushed.stderr.contains("forgot it"), "{pushed:?}");
+    pushed.stderr_has(contains("a file changed since it was verified"));
+    pushed.stderr_has(contains("forgot it"));
     let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
     assert_code(&listed, 0);
     assert!(stored_labels(&listed).is_empty(), "{listed:?}");
@@ -158,20 +159,20 @@ fn a_repository_takes_backups_and_serves_list_verify_rollback_and_prune() {
     // A backup taken straight to the repository too.
     let taken = offsite(&root, &repo, PASSWORD, &["backup", "--label", "nightly", "--no-tag"]);
     assert_code(&taken, 0);
-    assert!(taken.stdout.contains("pushed backups/nightly"), "{taken:?}");
+    taken.stdout_has(contains("pushed backups/nightly"));
     let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
     assert_code(&listed, 0);
     assert_eq!(stored_labels(&listed), ["pre-phase4", "nightly"], "{listed:?}");
     // Verified where it is kept: restored to scratch, every check, restic check.
     let verified = offsite(&root, &repo, PASSWORD, &["verify-backup"]);
     assert_code(&verified, 0);
-    assert!(verified.stdout.contains("repository.check"), "{verified:?}");
+    verified.stdout_has(contains("repository.check"));
     // The local copy lost: the rollback pulls it first.
     fs::remove_dir_all(root.join("backups/pre-phase4")).unwrap();
     crate::breakage::corrupt_database(&root);
     let rolled = offsite(&root, &repo, PASSWORD, &["rollback", "--scenario", "database", "--yes"]);
     assert_code(&rolled, 0);
-    assert!(rolled.stderr.contains("pulled backup pre-phase4"), "{rolled:?}");
+    rolled.stderr_has(contains("pulled backup pre-phase4"));
     // Prune applies its policy to the repository too.
     let pruned = offsite(
         &root,
@@ -180,7 +181,7 @@ fn a_repository_takes_backups_and_serves_list_verify_rollback_and_prune() {
         &["prune", "--keep", "1", "--yes", "--force", "pre-phase4"],
     );
     assert_code(&pruned, 0);
-    assert!(pruned.stdout.contains("forgot 1 snapshot"), "{pruned:?}");
+    pruned.stdout_has(contains("forgot 1 snapshot"));
     let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
     assert_eq!(stored_labels(&listed), ["nightly"], "{listed:?}");
     assert_no_password(&root);
@@ -201,7 +202,7 @@ fn without_restic_the_error_names_the_package() {
         .arg(&root)
         .env("PATH", bin.path()));
     assert_code(&result, 2);
-    assert!(result.stderr.contains("apt-get install restic"), "{result:?}");
+    result.stderr_has(contains("apt-get install restic"));
 }
 
 fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
@@ -252,6 +253,6 @@ fn push_and_pull_through_a_rest_server_on_loopback() {
     let before = digest(&root);
     let unreachable = offsite(&root, &repo, PASSWORD, &["push"]);
     assert_code(&unreachable, 1);
-    assert!(unreachable.stderr.contains("restic backup on rest:"), "{unreachable:?}");
+    unreachable.stderr_has(contains("restic backup on rest:"));
     assert_eq!(digest(&root), before);
 }

@@ -1,15 +1,19 @@
 //! `xtask post-check`: a rolled-back tree passes; each failure is its own
 //! check; the server never outlives the check.
+use predicates::str::contains;
 use std::{fs, path::Path, process::Stdio, time::Duration};
 
 use crate::{Run, assert_code, breakage::*, root, run, run_in, sandbox, snapshot, xtask};
 
-/// A Phase 4 sandbox after a complete rollback: what CI checks.
+/// A Phase 4 sandbox after a complete rollback: what CI checks. The rollback
+/// runs once per test process; each test gets a copy of its result.
 fn rolled_back() -> tempfile::TempDir {
-    let dir = sandbox("phase4");
-    let result = run_in(&root(&dir), &["rollback", "--scenario", "complete", "--yes"]);
-    assert_code(&result, 0);
-    dir
+    crate::from_template("rolled-back", |template| {
+        let dir = sandbox("phase4");
+        let result = run_in(&root(&dir), &["rollback", "--scenario", "complete", "--yes"]);
+        assert_code(&result, 0);
+        crate::copy_tree(&root(&dir), template);
+    })
 }
 
 fn json_check(result: &Run, id: &str) -> serde_json::Value {
@@ -258,7 +262,7 @@ fn an_unknown_check_is_a_usage_error() {
     let dir = sandbox("pre-phase4");
     let result = post_check_json(&root(&dir), &["--only", "everything"]);
     assert_code(&result, 2);
-    assert!(result.stderr.contains("unknown check \"everything\""), "{result:?}");
+    result.stderr_has(contains("unknown check \"everything\""));
 }
 
 #[test]

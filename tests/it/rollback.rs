@@ -1,5 +1,6 @@
 //! `xtask rollback`: every row of the decision matrix on a broken Phase 4
 //! sandbox, the plan, the refusals, the lock, and the crash matrix.
+use predicates::{prelude::*, str::contains};
 use std::{
     fs,
     path::Path,
@@ -7,8 +8,8 @@ use std::{
 };
 
 use crate::{
-    Run, assert_code, breakage::*, crash_rollback, digest, root, run, run_in, sandbox, snapshot,
-    xtask,
+    Run, assert_code, breakage::*, crash_rollback, digest, on_a_terminal, root, run, run_in,
+    sandbox, snapshot, xtask,
 };
 
 const BACKUP: &str = "backups/pre-phase4";
@@ -69,7 +70,7 @@ fn database_scenario_restores_the_backup_and_keeps_the_corrupt_file() {
     let corrupt = corrupt_database(&root);
     let result = rollback(&root, "database", &[]);
     assert_code(&result, 0);
-    assert!(result.stdout.contains("back in WAL mode as when it was backed up"), "{result:?}");
+    result.stdout_has(contains("back in WAL mode as when it was backed up"));
     assert_database_restored(&root);
     let bundle = only_bundle(&root);
     assert_eq!(
@@ -98,7 +99,7 @@ fn a_database_backed_up_in_rollback_journal_mode_comes_back_byte_for_byte() {
     corrupt_database(&root);
     let result = rollback(&root, "database", &["--label", "plain"]);
     assert_code(&result, 0);
-    assert!(!result.stdout.contains("WAL"), "{result:?}");
+    result.stdout_has(contains("WAL").not());
     assert_eq!(
         sha256(&root.join("data/tmws.db")),
         sha256(&root.join("backups/plain/database/tmws.db.backup"))
@@ -112,7 +113,7 @@ fn migration_scenario_downgrades_a_half_applied_migration() {
     half_apply_phase4_head(&root);
     let result = rollback(&root, "migration", &[]);
     assert_code(&result, 0);
-    assert!(result.stdout.contains("was half-applied"), "{result:?}");
+    result.stdout_has(contains("was half-applied"));
     assert_eq!(revision(&root), PRE_PHASE4_HEAD);
     let manifest = fs::read_to_string(root.join(BACKUP).join("BACKUP_MANIFEST.txt")).unwrap();
     for table in tables(&root) {
@@ -133,7 +134,7 @@ fn migration_steps_resolve_to_a_revision_before_running() {
     let result =
         run_in(&root, &["rollback", "--scenario", "migration", "--steps", "1", "--dry-run"]);
     assert_code(&result, 0);
-    assert!(result.stdout.contains(&format!("alembic downgrade {PHASE4_PARENT}")), "{result:?}");
+    result.stdout_has(contains(format!("alembic downgrade {PHASE4_PARENT}")));
 }
 
 #[test]
@@ -200,7 +201,7 @@ fn git_scenario_checks_out_a_branch_at_the_tag() {
     let before = digest(&root);
     let refused = rollback(&root, "git", &[]);
     assert_code(&refused, 4);
-    assert!(refused.stderr.contains("ahead of the code"), "{refused:?}");
+    refused.stderr_has(contains("ahead of the code"));
     assert_eq!(digest(&root), before);
     let result = rollback(&root, "git", &["--force"]);
     assert_code(&result, 0);
@@ -215,7 +216,7 @@ fn git_hard_reset_keeps_the_discarded_head() {
     let bad = bad_commit(&root);
     let refused = rollback(&root, "git", &["--commit", "HEAD~1", "--hard"]);
     assert_code(&refused, 4);
-    assert!(refused.stderr.contains("needs --force"), "{refused:?}");
+    refused.stderr_has(contains("needs --force"));
     let result = rollback(&root, "git", &["--commit", "HEAD~1", "--hard", "--force"]);
     assert_code(&result, 0);
     let kept = git(&root, &["for-each-ref", "--format=%(objectname)", "refs/tmws-rollback/"]);
@@ -296,7 +297,7 @@ fn the_service_of_the_root_is_stopped_and_a_decoy_outside_is_not() {
     let _ = decoy.kill();
     let _ = (server.wait(), decoy.wait());
     assert_code(&result, 0);
-    assert!(result.stdout.contains("stopped pids"), "{result:?}");
+    result.stdout_has(contains("stopped pids"));
     assert!(server_gone, "the service of the root still runs");
     assert!(decoy_alive, "a process outside the root was stopped");
 }
@@ -334,7 +335,7 @@ fn refusals_change_nothing() {
         let before = digest(&root);
         let result = run(xtask().args(args).arg("--root").arg(&root).stdin(Stdio::null()));
         assert_code(&result, code);
-        assert!(result.stderr.contains(message), "expected {message:?}:\n{result:?}");
+        result.stderr_has(contains(message));
         assert_eq!(digest(&root), before, "{args:?} changed the tree");
     }
 }
@@ -348,10 +349,7 @@ fn an_unverified_backup_is_refused() {
     let before = digest(&root);
     let result = rollback(&root, "database", &[]);
     assert_code(&result, 4);
-    assert!(
-        result.stderr.contains("failed verification") && result.stderr.contains("files.unlisted"),
-        "{result:?}"
-    );
+    result.stderr_has(contains("failed verification").and(contains("files.unlisted")));
     assert_eq!(digest(&root), before);
 }
 
@@ -376,12 +374,9 @@ fn a_live_lock_holder_blocks_and_a_leftover_lock_file_never_does() {
     let _ = holder.kill();
     let _ = holder.wait();
     assert_code(&busy, 3);
-    assert!(busy.stderr.contains(&format!("pid {}", holder.id())), "{busy:?}");
+    busy.stderr_has(contains(format!("pid {}", holder.id())));
     assert_code(&broken, 3);
-    assert!(
-        broken.stderr.contains("cannot take a lock that a running process holds"),
-        "{broken:?}"
-    );
+    broken.stderr_has(contains("cannot take a lock that a running process holds"));
 
     // What a crash or a full disk leaves in the file does not matter.
     for leftover in ["", "\0\0\0", "pid=notanumber"] {
@@ -392,7 +387,7 @@ fn a_live_lock_holder_blocks_and_a_leftover_lock_file_never_does() {
     fs::write(&lock, "pid=999999\nhost=elsewhere\nstarted=yesterday\n").unwrap();
     let taken = rollback(&root, "database", &["--break-lock"]);
     assert_code(&taken, 0);
-    assert!(taken.stderr.contains("taking over the lock last written by pid 999999"), "{taken:?}");
+    taken.stderr_has(contains("taking over the lock last written by pid 999999"));
     assert_eq!(fs::read_to_string(&lock).unwrap(), "", "the lock names nobody once released");
 }
 
@@ -446,7 +441,7 @@ fn interrupted_complete_rollback_resumes_to_the_same_tree(when: &str, step: usiz
     crash_rollback(&root, "complete", &format!("{when}:{step}"));
     let blocked = rollback(&root, "complete", &[]);
     assert_code(&blocked, 5);
-    assert!(blocked.stderr.contains("--resume"), "{blocked:?}");
+    blocked.stderr_has(contains("--resume"));
     let resumed = rollback(&root, "complete", &["--resume"]);
     assert_code(&resumed, 0);
     assert_eq!(&fingerprint(&root), reference_fingerprint(), "{when}:{step} ended elsewhere");
@@ -546,10 +541,7 @@ fn a_resumed_restore_that_finds_the_backup_in_place_puts_it_back_in_wal_mode() {
     fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let resumed = rollback(&root, "database", &["--resume"]);
     assert_code(&resumed, 0);
-    assert!(
-        resumed.stdout.contains("already restored from the backup, back in WAL mode"),
-        "{resumed:?}"
-    );
+    resumed.stdout_has(contains("already restored from the backup, back in WAL mode"));
     assert!(
         !only_bundle(&root).join("database/after-preserve").exists(),
         "nothing was moved twice"
@@ -564,7 +556,7 @@ fn a_backup_verified_earlier_is_trusted_only_while_unchanged() {
     assert_code(&run_in(&root, &["verify-backup"]), 0);
     let dry = run_in(&root, &["rollback", "--scenario", "database", "--dry-run"]);
     assert_code(&dry, 0);
-    assert!(dry.stderr.contains("passed verify-backup at"), "{dry:?}");
+    dry.stderr_has(contains("passed verify-backup at"));
 
     // Any write to the backup after it was verified voids that verification.
     let file = root.join(BACKUP).join("config/.env.example");
@@ -573,7 +565,7 @@ fn a_backup_verified_earlier_is_trusted_only_while_unchanged() {
     fs::write(&file, text).unwrap();
     let result = rollback(&root, "database", &[]);
     assert_code(&result, 4);
-    assert!(result.stderr.contains("hashes"), "{result:?}");
+    result.stderr_has(contains("hashes"));
 }
 
 #[test]
@@ -595,8 +587,8 @@ fn a_downgrade_that_fails_half_way_reports_the_state_and_the_next_step() {
     };
     let result = rollback(&root, "migration", &[]);
     assert_code(&result, 1);
-    assert!(result.stderr.contains("failed (exit code 1) half-way"), "{result:?}");
-    assert!(result.stderr.contains(&format!("at revision {PHASE4_HEAD}")), "{result:?}");
+    result.stderr_has(contains("failed (exit code 1) half-way"));
+    result.stderr_has(contains(format!("at revision {PHASE4_HEAD}")));
     assert!(!tables(&root).contains(&"learning_feedback".to_string()));
     let facts = facts(&only_bundle(&root));
     assert_eq!(
@@ -607,7 +599,7 @@ fn a_downgrade_that_fails_half_way_reports_the_state_and_the_next_step() {
     // The next steps it prints work from there, as printed.
     for command in ["--scenario migration --abandon", "--scenario database --yes"] {
         let printed = format!("cargo xtask rollback {command} --root {}", root.display());
-        assert!(result.stderr.contains(&printed), "{printed} not printed:\n{result:?}");
+        result.stderr_has(contains(printed.clone()));
         let args: Vec<&str> = printed.split_whitespace().skip(2).collect();
         assert_code(&run(xtask().args(&args)), 0);
     }
@@ -622,35 +614,12 @@ fn a_soft_reset_says_how_to_publish_and_never_pushes() {
     let before = git(&root, &["rev-parse", "HEAD"]);
     let result = rollback(&root, "git", &["--commit", "HEAD~1"]);
     assert_code(&result, 0);
-    assert!(result.stdout.contains("git push --force-with-lease origin main"), "{result:?}");
+    result.stdout_has(contains("git push --force-with-lease origin main"));
     assert_ne!(git(&root, &["rev-parse", "HEAD"]), before);
     assert!(
         !git(&root, &["status", "--porcelain"]).is_empty(),
         "a soft reset keeps the changes staged"
     );
-}
-
-/// Runs the xtask on a pseudo-terminal (util-linux `script`), answering
-/// the confirmation prompt with `answer`.
-fn on_a_terminal(root: &Path, args: &str, answer: &str) -> Run {
-    let command = format!("{} {args} --root {}", env!("CARGO_BIN_EXE_xtask"), root.display());
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    Run {
-        command,
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        root: Some(root.to_path_buf()),
-    }
 }
 
 #[test]
@@ -661,16 +630,12 @@ fn on_a_terminal_the_plan_is_confirmed_first() {
     break_import(&root, file);
     let before = digest(&root);
     let declined =
-        on_a_terminal(&root, &format!("rollback --scenario files --paths {file}"), "n\n");
+        on_a_terminal(&root, &format!("rollback --scenario files --paths {file}"), "n\n", "");
     assert_code(&declined, 4);
-    assert!(
-        declined.stdout.contains("Run this plan? [y/N]")
-            && declined.stdout.contains("not confirmed"),
-        "{declined:?}"
-    );
+    declined.stdout_has(contains("Run this plan? [y/N]").and(contains("not confirmed")));
     assert_eq!(digest(&root), before, "declining changed the tree");
     let accepted =
-        on_a_terminal(&root, &format!("rollback --scenario files --paths {file}"), "y\n");
+        on_a_terminal(&root, &format!("rollback --scenario files --paths {file}"), "y\n", "");
     assert_code(&accepted, 0);
     assert_eq!(sha256(&root.join(file)), manifest_sha(&root, file));
 }

@@ -1,4 +1,8 @@
 //! `xtask sandbox`: each stage builds a working tree.
+use predicates::{
+    prelude::*,
+    str::{contains, starts_with},
+};
 use std::fs;
 
 use crate::{assert_code, root, run, sandbox, xtask};
@@ -51,7 +55,7 @@ fn a_non_empty_out_folder_is_refused() {
     fs::write(dir.path().join("keep.txt"), "mine").unwrap();
     let result = run(xtask().args(["sandbox", "--out"]).arg(dir.path()));
     assert_code(&result, 2);
-    assert!(result.stderr.contains("is not an empty folder"), "{result:?}");
+    result.stderr_has(contains("is not an empty folder"));
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
@@ -91,17 +95,17 @@ fn help_lists_every_command_and_bad_flags_exit_2() {
             help.stdout
         );
     }
-    assert!(help.stdout.contains("EXIT CODES:"), "{help:?}");
+    help.stdout_has(contains("EXIT CODES:"));
     // One command's help is that command's only, every flag described,
     // with examples.
     for command in commands {
         let one = run(xtask().args([command, "--help"]));
         assert_code(&one, 0);
-        assert!(one.stdout.starts_with(&format!("cargo xtask {command}\n")), "{one:?}");
-        assert!(one.stdout.contains("EXAMPLES:\n    cargo xtask"), "{one:?}");
+        one.stdout_has(starts_with(format!("cargo xtask {command}\n")));
+        one.stdout_has(contains("EXAMPLES:\n    cargo xtask"));
         let others = commands.iter().filter(|c| **c != command);
         for other in others {
-            assert!(!one.stdout.contains(&format!("xtask {other}\n")), "{command}: {other} shown");
+            one.stdout_has(contains(format!("xtask {other}\n")).not());
         }
         let lines: Vec<&str> = one.stdout.lines().collect();
         for (i, line) in lines.iter().enumerate() {
@@ -113,7 +117,7 @@ fn help_lists_every_command_and_bad_flags_exit_2() {
     }
     let version = run(xtask().arg("--version"));
     assert_code(&version, 0);
-    assert!(version.stdout.contains("SQLite") && version.stdout.contains("libgit2"), "{version:?}");
+    version.stdout_has(contains("SQLite").and(contains("libgit2")));
     for (args, hint) in [
         (&["rolback"][..], "did you mean `rollback`?"),
         (&["rollback", "--scenerio", "database"][..], "did you mean `--scenario`?"),
@@ -121,7 +125,7 @@ fn help_lists_every_command_and_bad_flags_exit_2() {
     ] {
         let bad = run(xtask().args(args));
         assert_code(&bad, 2);
-        assert!(bad.stderr.contains(hint), "{args:?}: {bad:?}");
+        bad.stderr_has(contains(hint));
     }
 }
 
@@ -134,5 +138,5 @@ fn phase4_stage_answers_health_at_its_head() {
     );
     assert_code(&result, 0);
     crate::schema::assert_valid("report", &serde_json::from_str(&result.stdout).unwrap());
-    assert!(result.stdout.contains("healthy, version 2.3.0, revision f1c7e3a9b5d4"), "{result:?}");
+    result.stdout_has(contains("healthy, version 2.3.0, revision f1c7e3a9b5d4"));
 }

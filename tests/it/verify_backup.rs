@@ -1,5 +1,6 @@
 //! `xtask verify-backup`: a fresh backup passes; each corruption fails with
 //! its own check id, and verify never changes the backup.
+use predicates::{prelude::*, str::contains};
 use std::{fs, os::unix::fs::PermissionsExt, path::Path};
 
 use crate::{Run, assert_code, digest, root, run, run_in, sandbox, snapshot, xtask};
@@ -65,7 +66,7 @@ fn a_copied_backup_folder_verifies_without_a_root() {
     crate::copy_tree(&root(&dir).join(BACKUP), &elsewhere.path().join("b"));
     let result = run(xtask().args(["verify-backup", "--backup"]).arg(elsewhere.path().join("b")));
     assert_code(&result, 0);
-    assert!(!result.stdout.contains("git.tag"), "no git check without a root");
+    result.stdout_has(contains("git.tag").not());
 }
 
 #[test]
@@ -85,7 +86,7 @@ fn no_backup_folder_is_a_usage_error() {
     let dir = sandbox("pre-phase4");
     let result = run_in(&root(&dir), &["verify-backup"]);
     assert_code(&result, 2);
-    assert!(result.stderr.contains("no backup folder"), "{result:?}");
+    result.stderr_has(contains("no backup folder"));
 }
 
 /// The offset of a table's root page, to damage a page SQLite uses.

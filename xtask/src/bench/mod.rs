@@ -109,6 +109,7 @@ impl flags::Bench {
         let restic = (only.has("push") || only.has("pull")) && offsite::restic_found();
         fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
         let out = out.canonicalize()?;
+        let repos = if restic { Some(offsite::Repos::new(&out)?) } else { None };
         let python = Python::find(sh, None, self.python.as_deref())?;
         let mut pairs = Vec::new();
         // The verification section is about the fixture, not a database size:
@@ -134,10 +135,13 @@ impl flags::Bench {
                     gib: bytes >= 1 << 30,
                 };
                 pairs.extend(measure_size(&context, &only)?);
-                if restic {
-                    pairs.extend(offsite::measure(&context, &only)?);
+                if let Some(repos) = &repos {
+                    pairs.extend(offsite::measure(&context, &only, repos)?);
                 }
             }
+        }
+        if let Some(repos) = repos {
+            repos.remove();
         }
         let report = BenchReport { schema: crate::report::SCHEMA, runs, sqlite_cli, pairs };
         let table = render(&report);
@@ -322,12 +326,15 @@ fn baseline(args: &[&str], cwd: &Path, envs: &[(&str, String)]) -> Result<Run> {
 /// pairs. Without it, in every 1 GiB bench the first run of a group took two
 /// to three times as long as the others, whichever the command (the disk,
 /// as far as we can tell, still busy with what the previous group wrote and
-/// deleted); ours runs first, so that cost always fell on ours.
+/// deleted); ours runs first, so that cost always fell on ours. A quick
+/// look (`--no-sync`) is not for figures and skips it.
 fn interleaved(
     runs: u32,
     mut one_pair: impl FnMut(u32) -> Result<(Run, Run)>,
 ) -> Result<(Vec<Run>, Vec<Run>)> {
-    one_pair(runs)?;
+    if FLUSH.load(std::sync::atomic::Ordering::Relaxed) {
+        one_pair(runs)?;
+    }
     let (mut ours, mut base) = (Vec::new(), Vec::new());
     for i in 0..runs {
         let (a, b) = one_pair(i)?;

@@ -25,14 +25,15 @@ pub fn restic_found() -> bool {
 }
 
 /// Repositories and their password, under the bench's report folder.
-struct Repos {
+pub struct Repos {
     dir: PathBuf,
     password: PathBuf,
     empty: PathBuf,
 }
 
 impl Repos {
-    fn new(out: &Path) -> Result<Repos> {
+    /// The folder, the password and the empty repository, once per bench.
+    pub fn new(out: &Path) -> Result<Repos> {
         let dir = out.join("restic");
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
@@ -46,6 +47,22 @@ impl Repos {
         let init = repos.restic(&repos.empty, Path::new("."), &["init", "-q"]).output()?;
         ensure!(init.status.success(), "restic init: {}", String::from_utf8_lossy(&init.stderr));
         Ok(repos)
+    }
+
+    /// Everything a size left behind, but the empty repository and the password.
+    fn clear(&self) -> Result<()> {
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path != self.empty && path != self.password {
+                fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// All of it, when the bench is done.
+    pub fn remove(self) {
+        let _ = fs::remove_dir_all(&self.dir);
     }
 
     /// A new empty repository named `name`: a copy of the empty one.
@@ -74,11 +91,10 @@ impl Repos {
     }
 }
 
-pub fn measure(c: &Setup<'_>, only: &Measures) -> Result<Vec<Pair>> {
+pub fn measure(c: &Setup<'_>, only: &Measures, repos: &Repos) -> Result<Vec<Pair>> {
     let root = c.tree;
     let backup = root.join("backups/bench");
     let db_mib = fs::metadata(root.join("data/tmws.db"))?.len() as f64 / (1 << 20) as f64;
-    let repos = Repos::new(c.out)?;
     let env = repos.env();
     let progress =
         |what: &str| eprintln!("bench: {} {}: {what}, {} runs each", c.label, c.shape, c.runs);
@@ -116,13 +132,13 @@ pub fn measure(c: &Setup<'_>, only: &Measures) -> Result<Vec<Pair>> {
             ))
         })?;
         pairs.push(pair("push (unchanged)", c, db_mib, &a, &b, c.gib.then_some(1.1)));
-        pairs.push(one_table_changed(c, &repos, db_mib, &repo("ours", last), &repo("base", last))?);
+        pairs.push(one_table_changed(c, repos, db_mib, &repo("ours", last), &repo("base", last))?);
     }
     if only.has("pull") {
         progress("pull");
-        pairs.push(pull(c, &repos, db_mib, &repo("ours", last))?);
+        pairs.push(pull(c, repos, db_mib, &repo("ours", last))?);
     }
-    let _ = fs::remove_dir_all(&repos.dir);
+    repos.clear()?;
     Ok(pairs)
 }
 
