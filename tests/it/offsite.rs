@@ -103,22 +103,25 @@ fn round_trip(root: &Path, repo: &str) {
 
 #[test]
 fn push_and_pull_through_a_local_repository() {
+    let (_dir, root, repo) = tree_and_repository();
+    round_trip(&root, &repo);
+}
+
+/// A Phase 4 sandbox and a fresh repository beside it.
+fn tree_and_repository() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = sandbox("phase4");
     let root = root(&dir);
     let repo = dir.path().join("offsite");
     fresh_repository(&repo);
-    round_trip(&root, &repo.display().to_string());
+    let repo = repo.display().to_string();
+    (dir, root, repo)
 }
 
 /// A fake restic that appends to a file of the backup before it runs the
 /// real one: what a stranger writing into backups/ during a push would do.
 #[test]
 fn a_file_changed_while_restic_reads_it_fails_the_push_and_leaves_no_snapshot() {
-    let dir = sandbox("phase4");
-    let root = root(&dir);
-    let repo = dir.path().join("offsite");
-    fresh_repository(&repo);
-    let repo = repo.display().to_string();
+    let (_dir, root, repo) = tree_and_repository();
     let verified = run(xtask().args(["verify-backup", "--root"]).arg(&root));
     assert_code(&verified, 0);
     let bin = tempfile::TempDir::new().unwrap();
@@ -149,11 +152,7 @@ fn a_file_changed_while_restic_reads_it_fails_the_push_and_leaves_no_snapshot() 
 
 #[test]
 fn a_repository_takes_backups_and_serves_list_verify_rollback_and_prune() {
-    let dir = sandbox("phase4");
-    let root = root(&dir);
-    let repo = dir.path().join("offsite");
-    fresh_repository(&repo);
-    let repo = repo.display().to_string();
+    let (_dir, root, repo) = tree_and_repository();
     let pushed = offsite(&root, &repo, PASSWORD, &["push"]);
     assert_code(&pushed, 0);
     // A backup taken straight to the repository too.

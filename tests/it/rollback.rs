@@ -244,8 +244,9 @@ fn plans_are_shown_before_anything_changes() {
     for scenario in ["database", "migration", "files", "complete", "git"] {
         let result = run_in(&root, &["rollback", "--scenario", scenario, "--dry-run", "--force"]);
         assert_code(&result, 0);
-        plans.push_str(&result.stdout);
-        plans.push('\n');
+        plans.push_str(&format!("$ rollback --scenario {scenario} --dry-run --force\n"));
+        plans.push_str(&result.rendered());
+        plans.push_str("\n\n");
     }
     assert_eq!(digest(&root), before, "a dry run changed the tree");
     snapshot!(&root, plans);

@@ -3,7 +3,7 @@
 use predicates::{prelude::*, str::contains};
 use std::{fs, os::unix::fs::PermissionsExt, path::Path};
 
-use crate::{Run, assert_code, digest, root, run, run_in, sandbox, snapshot, xtask};
+use crate::{Run, assert_code, digest, root, run, run_in, sandbox, xtask};
 
 const BACKUP: &str = "backups/pre-phase4";
 
@@ -54,7 +54,7 @@ fn a_fresh_backup_passes_and_stays_unchanged() {
     let json = run_in(&root, &["verify-backup", "--format", "json"]);
     assert_code(&json, 0);
     crate::schema::assert_valid("report", &serde_json::from_str(&json.stdout).unwrap());
-    snapshot!(&root, json.stdout);
+    crate::snapshot_run!(&root, json);
     assert_eq!(digest(&root.join(BACKUP)), before);
     assert!(!root.join(BACKUP).join("critical_files/__pycache__").exists());
 }
