@@ -38,11 +38,13 @@ struct Server {
 
 impl Server {
     /// SIGTERM to the group, SIGKILL after a grace period; true when no
-    /// process of the group remains.
+    /// process of the group remains. The grace is short: this is post-check's
+    /// own server, and one that hangs on a request would make uvicorn's
+    /// graceful shutdown wait for it.
     fn stop(&mut self) -> bool {
         let pgid = self.child.id() as i32;
         process::signal_group(pgid, Sig::Term);
-        let _ = process::wait_or_kill(&mut self.child, Duration::from_secs(5));
+        let _ = process::wait_or_kill(&mut self.child, Duration::from_secs(2));
         let deadline = Instant::now() + Duration::from_secs(2);
         while sys::group_alive(pgid) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
@@ -103,7 +105,9 @@ pub fn check(
         if let Ok(Some(status)) = server.child.try_wait() {
             return fail_both(format!("uvicorn exited ({status}) before answering:\n{}", tail(8)));
         }
-        match get(port, &tree.profile.health_path) {
+        // A GET waits no longer than what is left of the timeout.
+        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
+        match get(port, &tree.profile.health_path, left) {
             Reply::Answer(answer) => break answer,
             Reply::Silent => listening = true,
             Reply::NotListening => {}
@@ -186,14 +190,15 @@ enum Reply {
     NotListening,
 }
 
-/// One HTTP/1.0 GET on loopback: the status code and the body.
-fn get(port: u16, path: &str) -> Reply {
+/// One HTTP/1.0 GET on loopback, waiting at most `wait` (and 5 s) for the
+/// answer: the status code and the body.
+fn get(port: u16, path: &str, wait: Duration) -> Reply {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
         return Reply::NotListening;
     };
     let answer = (|| {
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.set_read_timeout(Some(wait.min(Duration::from_secs(5)))).ok()?;
         write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
