@@ -85,6 +85,11 @@ fn round_trip(root: &Path, repo: &str) {
     assert_code(&pulled, 0);
     pulled.stdout_has(contains("it passed verify-backup"));
     assert_eq!(digest(&backup), before, "the pulled backup is the pushed one");
+    // It passed verify-backup where it lies: a rollback need not check it again.
+    let listed = crate::run_in(root, &["list", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let verification = json["backups"][0]["verification"].as_str().unwrap_or_default();
+    assert!(verification.ends_with("unchanged since"), "{listed:?}");
     let again = offsite(root, repo, PASSWORD, &["pull"]);
     assert_code(&again, 2);
     again.stderr_has(contains("never overwritten"));
