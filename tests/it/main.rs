@@ -373,6 +373,9 @@ pub fn filters(root: &Path) -> Vec<(String, String)> {
         (r"127\.0\.0\.1:\d+".into(), "127.0.0.1:[PORT]".into()),
         (r"\b[0-9a-f]{12}\b(\))".into(), "[HASH]$1".into()),
         (r"pid \d+".into(), "pid [PID]".into()),
+        // A `$ command` line is cut at a width, so where depends on the
+        // length of the path it starts with: keep the program only.
+        (r"(?m)^\$ (\[VENV\]/bin/[a-z0-9]+) .*…$".into(), "$$ $1 […]".into()),
     ]
 }
 
