@@ -238,23 +238,25 @@ fn a_missing_python_is_a_clear_failure() {
 fn alembic_missing_from_the_virtualenv_is_a_clear_failure() {
     let dir = rolled_back();
     let root = root(&dir);
-    // A virtualenv whose alembic is broken: the one failure the real tool
-    // cannot produce on demand.
+    // A folder that looks like a virtualenv with alembic (an `alembic`
+    // script is there, so it is used as is) but whose python, linked outside
+    // its virtualenv (no pyvenv.cfg beside it), is the base Python, where the
+    // alembic module is not installed.
     let venv = dir.path().join("venv/bin");
     fs::create_dir_all(&venv).unwrap();
     let real = crate::sandbox::python_of_sandbox().parent().unwrap().to_path_buf();
     for tool in ["python", "pytest", "uvicorn"] {
         std::os::unix::fs::symlink(real.join(tool), venv.join(tool)).unwrap();
     }
-    fs::write(venv.join("alembic"), "#!/bin/sh\necho 'No module named alembic' >&2\nexit 1\n")
-        .unwrap();
+    fs::write(venv.join("alembic"), "#!/bin/sh\nexit 1\n").unwrap();
     fs::set_permissions(venv.join("alembic"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .unwrap();
     let result = post_check_json(
         &root,
         &["--only", "migrations", "--python", venv.join("python").to_str().unwrap()],
     );
-    assert_check_fails(&result, "migrations.current", "No module named alembic");
+    assert_check_fails(&result, "migrations.current", "No module named 'alembic'");
+    assert_check_fails(&result, "migrations.history", "No module named 'alembic'");
 }
 
 #[test]

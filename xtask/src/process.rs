@@ -47,8 +47,13 @@ impl Output {
 /// Runs a command built with `cmd!`, echoing it on stderr, capturing its
 /// output, and killing its whole process group if it outlives `timeout`.
 pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
+    crate::ui::command(&cmd.to_string());
+    run_quiet(cmd, timeout)
+}
+
+/// `run`, for a caller that has shown the command its own way.
+pub fn run_quiet(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
     let display = cmd.to_string();
-    crate::ui::command(&display);
     let mut command: Command = cmd.into();
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     sys::die_with_parent(&mut command);

@@ -21,6 +21,10 @@ const REQUIREMENTS: &str = include_str!("../python-requirements.txt");
 /// How long one alembic or python call may take before it is stopped.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// One alembic command for `alembic_each`: its arguments after the
+/// configuration, and extra environment variables.
+pub type AlembicCommand<'a> = (&'a [&'a str], &'a [(String, String)]);
+
 /// A folder of Python executables: `python`, `alembic`, `pytest`, `uvicorn`.
 #[derive(Debug, Clone)]
 pub struct Python {
@@ -155,6 +159,61 @@ impl Python {
     /// Runs alembic with the profile's extra arguments before the subcommand.
     pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
         self.alembic_with_env(sh, tree, args, &[])
+    }
+
+    /// Runs several alembic commands (arguments, extra environment) in one
+    /// Python process: SQLAlchemy's import, most of an alembic start, is paid
+    /// once. Each command sees the environment and the working folder it
+    /// would see alone, and gets its own output. When the process itself
+    /// fails (alembic missing, a timeout), every command gets that failure.
+    pub fn alembic_each(
+        &self,
+        sh: &Shell,
+        tree: &Tree,
+        commands: &[AlembicCommand<'_>],
+    ) -> Result<Vec<Output>> {
+        let _d = sh.push_dir(&tree.root);
+        let spec: Vec<serde_json::Value> = commands
+            .iter()
+            .map(|(args, env)| {
+                let mut argv = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
+                argv.extend(tree.profile.alembic_args.iter().cloned());
+                argv.extend(args.iter().map(|a| a.to_string()));
+                let env: serde_json::Map<String, serde_json::Value> =
+                    env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                serde_json::json!({ "argv": argv, "env": env })
+            })
+            .collect();
+        let shown = commands.iter().map(|(args, _)| format!("alembic {}", args.join(" ")));
+        crate::ui::command(&format!(
+            "{} (one Python process)",
+            shown.collect::<Vec<_>>().join("; ")
+        ));
+        let cmd = self
+            .tool(sh, tree, "python")
+            .arg("-c")
+            .arg(include_str!("alembic_each.py"))
+            .arg(serde_json::Value::from(spec).to_string());
+        let out = process::run_quiet(cmd, TOOL_TIMEOUT)?;
+        #[derive(serde::Deserialize)]
+        struct One {
+            code: i32,
+            stdout: String,
+            stderr: String,
+        }
+        let results = out.stdout.rsplit_once("--- tmws alembic-each results ---\n");
+        match serde_json::from_str::<Vec<One>>(results.map_or("", |(_, json)| json)) {
+            Ok(each) if out.success() && each.len() == commands.len() => Ok(each
+                .into_iter()
+                .map(|o| Output {
+                    code: Some(o.code),
+                    stdout: o.stdout,
+                    stderr: o.stderr,
+                    timed_out: false,
+                })
+                .collect()),
+            _ => Ok(commands.iter().map(|_| out.clone()).collect()),
+        }
     }
 
     /// Runs alembic with extra environment variables (a database URL).

@@ -76,10 +76,10 @@ pub struct Facts {
 /// stdout when it succeeded.
 type AlembicAnswer = (String, Option<String>);
 
-/// `alembic current` and `alembic history`, running.
+/// `alembic current` and `alembic history`, running in one Python process.
 pub struct AlembicRuns {
-    /// Each file's text, and alembic's stdout when it succeeded.
-    runs: Vec<(&'static str, std::thread::JoinHandle<AlembicAnswer>)>,
+    /// Each file's name, text, and alembic's stdout when it succeeded.
+    runs: std::thread::JoinHandle<Vec<(&'static str, AlembicAnswer)>>,
     /// `alembic current` reads the preserved database, not the tree's.
     preserved: bool,
 }
@@ -217,38 +217,45 @@ impl Bundle {
             }
             _ => Vec::new(),
         };
-        let runs = [
-            ("alembic-current.txt", "current", current_env),
-            ("alembic-history.txt", "history", Vec::new()),
-        ]
-        .map(|(name, arg, env)| {
-            let (python, tree) = (python.clone(), tree.clone());
-            let handle = std::thread::spawn(move || {
-                let out = Shell::new()
-                    .map_err(anyhow::Error::from)
-                    .and_then(|sh| python.alembic_with_env(&sh, &tree, &[arg], &env));
-                match out {
-                    Ok(out) => (
-                        format!(
-                            "$ alembic {arg}\n({})\n{}{}",
-                            out.describe_status(),
-                            out.stdout,
-                            out.stderr
+        const FILES: [(&str, &str); 2] =
+            [("alembic-current.txt", "current"), ("alembic-history.txt", "history")];
+        let (python, tree) = (python.clone(), tree.clone());
+        let runs = std::thread::spawn(move || {
+            let no_env = Vec::new();
+            let commands: [crate::python::AlembicCommand<'_>; 2] =
+                [(&["current"], &current_env), (&["history"], &no_env)];
+            let outs = Shell::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|sh| python.alembic_each(&sh, &tree, &commands));
+            FILES
+                .iter()
+                .enumerate()
+                .map(|(i, (name, arg))| {
+                    let answer = match &outs {
+                        Ok(outs) => (
+                            format!(
+                                "$ alembic {arg}\n({})\n{}{}",
+                                outs[i].describe_status(),
+                                outs[i].stdout,
+                                outs[i].stderr
+                            ),
+                            outs[i].success().then(|| outs[i].stdout.clone()),
                         ),
-                        out.success().then(|| out.stdout.clone()),
-                    ),
-                    Err(err) => (format!("alembic {arg} could not run: {err:#}\n"), None),
-                }
-            });
-            (name, handle)
+                        Err(err) => (format!("alembic {arg} could not run: {err:#}\n"), None),
+                    };
+                    (*name, answer)
+                })
+                .collect()
         });
-        AlembicRuns { runs: runs.into(), preserved: preserved.is_some() }
+        AlembicRuns { runs, preserved: preserved.is_some() }
     }
 
     pub fn finish_alembic(&mut self, runs: AlembicRuns) {
-        for (name, handle) in runs.runs {
-            let (text, stdout) =
-                handle.join().unwrap_or_else(|_| ("alembic could not run\n".into(), None));
+        let answers = runs.runs.join().unwrap_or_else(|_| {
+            let lost = || ("alembic could not run\n".to_string(), None);
+            vec![("alembic-current.txt", lost()), ("alembic-history.txt", lost())]
+        });
+        for (name, (text, stdout)) in answers {
             if name == "alembic-current.txt" && runs.preserved {
                 // It must have read the preserved database, not the restored one.
                 let said: Vec<&str> = stdout

@@ -18,6 +18,22 @@ pub(super) struct Ctx<'a> {
     pub expected: &'a Expected,
     pub python: Result<&'a Python, String>,
     pub label: &'a str,
+    /// `alembic current` and `alembic history`, run together once for the
+    /// two checks that read them.
+    pub alembic: std::cell::OnceCell<Result<Vec<process::Output>, String>>,
+}
+
+impl Ctx<'_> {
+    /// alembic's answer to `current` (0) or `history` (1).
+    fn alembic(&self, which: usize) -> Result<&process::Output, String> {
+        let outs = self.alembic.get_or_init(|| {
+            let python = self.python.clone().map_err(|e| format!("no Python: {e}"))?;
+            let commands: [crate::python::AlembicCommand<'_>; 2] =
+                [(&["current"], &[]), (&["history"], &[])];
+            python.alembic_each(self.sh, self.tree, &commands).map_err(|e| format!("{e:#}"))
+        });
+        outs.as_ref().map(|outs| &outs[which]).map_err(Clone::clone)
+    }
 }
 
 /// How a check runs: quickly, in the main thread, or in the thread of its
@@ -52,13 +68,9 @@ pub(super) const CHECKS: [(&str, &str, Run); 17] = [
     (
         "migrations.current",
         "alembic current agrees with the database",
-        Run::Quick(|c| alembic_current(c.sh, c.python.clone(), c.tree, &c.db)),
+        Run::Quick(|c| alembic_current(c.alembic(0), &c.db)),
     ),
-    (
-        "migrations.history",
-        "alembic history runs",
-        Run::Quick(|c| alembic_history(c.sh, c.python.clone(), c.tree)),
-    ),
+    ("migrations.history", "alembic history runs", Run::Quick(|c| alembic_history(c.alembic(1)))),
     (
         "migrations.count",
         "revision files equal the backup's count",
@@ -185,20 +197,11 @@ pub(super) fn database_integrity(db: &Path) -> Check {
     }
 }
 
-pub(super) fn alembic_current(
-    sh: &Shell,
-    python: Result<&Python, String>,
-    tree: &Tree,
-    db: &Path,
-) -> Check {
+pub(super) fn alembic_current(out: Result<&process::Output, String>, db: &Path) -> Check {
     let title = title_of("migrations.current");
-    let python = match python {
-        Ok(p) => p,
-        Err(e) => return Check::fail("migrations.current", title, format!("no Python: {e}")),
-    };
-    let out = match python.alembic(sh, tree, &["current"]) {
+    let out = match out {
         Ok(out) => out,
-        Err(err) => return Check::fail("migrations.current", title, format!("{err:#}")),
+        Err(err) => return Check::fail("migrations.current", title, err),
     };
     if !out.success() {
         return Check::fail(
@@ -222,13 +225,9 @@ pub(super) fn alembic_current(
     )
 }
 
-pub(super) fn alembic_history(sh: &Shell, python: Result<&Python, String>, tree: &Tree) -> Check {
+pub(super) fn alembic_history(out: Result<&process::Output, String>) -> Check {
     let title = title_of("migrations.history");
-    let python = match python {
-        Ok(p) => p,
-        Err(e) => return Check::fail("migrations.history", title, format!("no Python: {e}")),
-    };
-    match python.alembic(sh, tree, &["history"]) {
+    match out {
         Ok(out) if out.success() => Check::pass(
             "migrations.history",
             title,
@@ -239,7 +238,7 @@ pub(super) fn alembic_history(sh: &Shell, python: Result<&Python, String>, tree:
             title,
             format!("alembic history failed ({}):\n{}", out.describe_status(), out.tail(6)),
         ),
-        Err(err) => Check::fail("migrations.history", title, format!("{err:#}")),
+        Err(err) => Check::fail("migrations.history", title, err),
     }
 }
 

@@ -182,6 +182,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         expected: &expected,
         python: py.clone(),
         label: &o.label,
+        alembic: Default::default(),
     };
     let mut checks = Vec::new();
     for (id, _, how) in &CHECKS {
