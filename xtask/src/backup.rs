@@ -50,7 +50,7 @@ impl flags::Backup {
         };
         let started = Instant::now();
         let (manifest, plan) = take(sh, &tree, &options)?;
-        // Off-site too: verified, stored, checked to hash to the manifest.
+        // Off-site too: verified, stored, and checked against what restic read.
         let offsite = match (&self.repo, options.dry_run) {
             (Some(repo), false) => {
                 Some(crate::offsite::push(sh, &tree, &options.label, repo, None)?)
