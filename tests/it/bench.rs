@@ -75,3 +75,10 @@ fn a_missing_baseline_tool_names_its_package() {
     assert_code(&result, 2);
     result.stderr_has(contains("apt-get install sqlite3"));
 }
+
+#[test]
+fn an_unknown_row_is_a_usage_error_that_names_the_rows() {
+    let result = run(xtask().args(["bench", "--only", "push,nope"]));
+    assert_code(&result, 2);
+    result.stderr_has(contains("unknown row \"nope\": use post-check, backup, verify-backup"));
+}
