@@ -1,0 +1,108 @@
+//! Running external programs with a timeout, in their own process group, so
+//! that a hung tool is stopped whole instead of hanging the xtask.
+use std::{
+    io::Read,
+    os::unix::process::CommandExt,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use xshell::Cmd;
+
+use crate::fs::sys::{self, Sig};
+
+/// What a finished (or stopped) program left behind.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+
+    /// The last lines of stderr and stdout, for a check's detail.
+    pub fn tail(&self, lines: usize) -> String {
+        let text = format!("{}\n{}", self.stdout.trim_end(), self.stderr.trim_end());
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn describe_status(&self) -> String {
+        match (self.timed_out, self.code) {
+            (true, _) => "timed out".to_string(),
+            (false, Some(code)) => format!("exit code {code}"),
+            (false, None) => "killed by a signal".to_string(),
+        }
+    }
+}
+
+/// Runs a command built with `cmd!`, echoing it on stderr, capturing its
+/// output, and killing its whole process group if it outlives `timeout`.
+pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
+    crate::base::events::command(&cmd.to_string());
+    run_quiet(cmd, timeout)
+}
+
+/// `run`, for a caller that has shown the command its own way.
+pub fn run_quiet(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
+    let display = cmd.to_string();
+    let mut command: Command = cmd.into();
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    sys::die_with_parent(&mut command);
+    let mut child = command.spawn().with_context(|| format!("start `{display}`"))?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let (status, timed_out) = wait_or_kill(&mut child, timeout)?;
+    Ok(Output {
+        code: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        timed_out,
+    })
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    })
+}
+
+/// Waits for a child; past the deadline its process group gets SIGKILL.
+pub fn wait_or_kill(
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, bool)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        if Instant::now() >= deadline {
+            signal_group(child.id() as i32, Sig::Kill);
+            return Ok((child.wait()?, true));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends a signal to a process group (the negative pid of its leader).
+pub fn signal_group(pgid: i32, signal: Sig) -> bool {
+    sys::kill_group(pgid, signal)
+}
+
+/// Whether a process with this pid exists (zombies included).
+pub fn alive(pid: i32) -> bool {
+    sys::alive(pid)
+}

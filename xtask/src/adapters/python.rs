@@ -1,0 +1,277 @@
+//! The Python side: a pinned virtualenv with alembic, pytest and uvicorn,
+//! created on first use and reused, and the tree's tools run through it.
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use xshell::{Cmd, Shell, cmd};
+
+use crate::{
+    adapters::process::{self, Output},
+    base::exit::usage,
+    fs::{files::sha256_bytes, unconfined},
+    model::profile::Tree,
+};
+
+const REQUIREMENTS: &str = include_str!("../../python-requirements.txt");
+
+/// How long one alembic or python call may take before it is stopped.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One alembic command for `alembic_each`: its arguments after the
+/// configuration, and extra environment variables.
+pub type AlembicCommand<'a> = (&'a [&'a str], &'a [(String, String)]);
+
+/// A folder of Python executables: `python`, `alembic`, `pytest`, `uvicorn`.
+#[derive(Debug, Clone)]
+pub struct Python {
+    pub bin: PathBuf,
+    /// Why this interpreter was chosen, for reports.
+    pub why: String,
+}
+
+impl Python {
+    /// Chooses the interpreter: `--python` or `TMWS_PYTHON` (used as is when it
+    /// is a virtualenv with alembic, else the base of ours), then the tree's own
+    /// `.venv`, then our pinned virtualenv built from `python3`.
+    pub fn find(sh: &Shell, root: Option<&Path>, choice: Option<&Path>) -> Result<Python> {
+        let choice = choice.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os("TMWS_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from)
+        });
+        if let Some(interpreter) = choice {
+            if let Some(found) =
+                Python::complete_env(&interpreter, "chosen with --python or TMWS_PYTHON")
+            {
+                return Ok(found);
+            }
+            return Python::bootstrap(
+                sh,
+                &interpreter,
+                "the pinned virtualenv built from the interpreter chosen with --python or TMWS_PYTHON, which lacks alembic, pytest or uvicorn",
+            );
+        }
+        if let Some(found) = root.and_then(|r| {
+            Python::complete_env(
+                &r.join(".venv/bin/python"),
+                "the checkout's own .venv, which has alembic, pytest and uvicorn",
+            )
+        }) {
+            return Ok(found);
+        }
+        Python::bootstrap(
+            sh,
+            Path::new("python3"),
+            "the tool's pinned virtualenv: no --python, no TMWS_PYTHON, and no .venv in the checkout with alembic, pytest and uvicorn",
+        )
+    }
+
+    /// An interpreter whose folder already holds every tool the runbook uses.
+    fn complete_env(interpreter: &Path, why: &str) -> Option<Python> {
+        let bin = interpreter.parent()?.to_path_buf();
+        let complete = interpreter.is_file()
+            && ["alembic", "pytest", "uvicorn"].iter().all(|tool| bin.join(tool).is_file());
+        complete.then(|| Python { bin, why: why.into() })
+    }
+
+    /// `path (why)`, for a report.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.exe("python").display(), self.why)
+    }
+
+    fn bootstrap(sh: &Shell, interpreter: &Path, why: &str) -> Result<Python> {
+        let key = sha256_bytes(format!("{}\n{REQUIREMENTS}", interpreter.display()).as_bytes());
+        let home = venv_home();
+        unconfined::create_dir_all(&home)?;
+        let venv = home.join(&key[..16]);
+        let ready = venv.join(".ready");
+        let python = Python { bin: venv.join("bin"), why: why.into() };
+        if ready.is_file() {
+            return Ok(python);
+        }
+        // Several xtask processes (parallel tests, two terminals) may start at
+        // once: one builds the virtualenv while the others wait for it.
+        let _lock = FileLock::acquire(&home.join(".lock"))?;
+        if ready.is_file() {
+            return Ok(python);
+        }
+        crate::base::events::note(&format!(
+            "Creating the Python virtualenv with alembic, pytest and uvicorn in {} (once; it is reused)",
+            venv.display()
+        ));
+        let found =
+            cmd!(sh, "{interpreter} --version").quiet().ignore_stdout().ignore_stderr().run();
+        if found.is_err() {
+            return Err(usage(format!(
+                "no Python interpreter at {}: install Python 3.10 or newer (python3), or pass --python PATH / set TMWS_PYTHON",
+                interpreter.display()
+            )));
+        }
+        let created = cmd!(sh, "{interpreter} -m venv --clear {venv}").quiet().output();
+        if !matches!(&created, Ok(out) if out.status.success()) {
+            return Err(usage(format!(
+                "{} could not create a virtualenv in {}: install the venv module (Debian: apt-get install python3-venv)",
+                interpreter.display(),
+                venv.display()
+            )));
+        }
+        let requirements = venv.join("requirements.txt");
+        unconfined::write(&requirements, REQUIREMENTS.as_bytes())?;
+        let pip = python.bin.join("pip");
+        let installed = process::run(
+            cmd!(sh, "{pip} install --disable-pip-version-check --quiet -r {requirements}"),
+            Duration::from_secs(600),
+        )?;
+        if !installed.success() {
+            return Err(usage(format!(
+                "pip could not install the pinned Python tools ({}): check the network access to PyPI or pass --python with a virtualenv that has alembic, pytest and uvicorn\n{}",
+                installed.describe_status(),
+                installed.tail(5)
+            )));
+        }
+        unconfined::write(&ready, key.as_bytes())?;
+        Ok(python)
+    }
+
+    pub fn exe(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// A command for a tool of this environment, run inside the tree with the
+    /// profile's environment. Bytecode is never written into the tree. The
+    /// profile's URL variable names this tree's database whatever the
+    /// caller's environment holds (an operator may have exported it for
+    /// another instance); only the profile's own `[env]` may say otherwise.
+    pub fn tool<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str) -> Cmd<'a> {
+        let exe = self.exe(program);
+        let mut cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1");
+        if !tree.profile.database_url_env.is_empty() {
+            cmd = cmd.env(&tree.profile.database_url_env, tree.database_url());
+        }
+        for (key, value) in &tree.profile.env {
+            cmd = cmd.env(key, value);
+        }
+        cmd
+    }
+
+    /// Runs alembic with the profile's extra arguments before the subcommand.
+    pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
+        self.alembic_with_env(sh, tree, args, &[])
+    }
+
+    /// Runs several alembic commands (arguments, extra environment) in one
+    /// Python process: SQLAlchemy's import, most of an alembic start, is paid
+    /// once. Each command sees the environment and the working folder it
+    /// would see alone, and gets its own output. When the process itself
+    /// fails (alembic missing, a timeout), every command gets that failure.
+    pub fn alembic_each(
+        &self,
+        sh: &Shell,
+        tree: &Tree,
+        commands: &[AlembicCommand<'_>],
+    ) -> Result<Vec<Output>> {
+        let _d = sh.push_dir(&tree.root);
+        let spec: Vec<serde_json::Value> = commands
+            .iter()
+            .map(|(args, env)| {
+                let mut argv = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
+                argv.extend(tree.profile.alembic_args.iter().cloned());
+                argv.extend(args.iter().map(|a| a.to_string()));
+                let env: serde_json::Map<String, serde_json::Value> =
+                    env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                serde_json::json!({ "argv": argv, "env": env })
+            })
+            .collect();
+        let shown = commands.iter().map(|(args, _)| format!("alembic {}", args.join(" ")));
+        crate::base::events::command(&format!(
+            "{} (one Python process)",
+            shown.collect::<Vec<_>>().join("; ")
+        ));
+        let cmd = self
+            .tool(sh, tree, "python")
+            .arg("-c")
+            .arg(include_str!("alembic_each.py"))
+            .arg(serde_json::Value::from(spec).to_string());
+        let out = process::run_quiet(cmd, TOOL_TIMEOUT)?;
+        #[derive(serde::Deserialize)]
+        struct One {
+            code: i32,
+            stdout: String,
+            stderr: String,
+        }
+        let results = out.stdout.rsplit_once("--- tmws alembic-each results ---\n");
+        match serde_json::from_str::<Vec<One>>(results.map_or("", |(_, json)| json)) {
+            Ok(each) if out.success() && each.len() == commands.len() => Ok(each
+                .into_iter()
+                .map(|o| Output {
+                    code: Some(o.code),
+                    stdout: o.stdout,
+                    stderr: o.stderr,
+                    timed_out: false,
+                })
+                .collect()),
+            _ => Ok(commands.iter().map(|_| out.clone()).collect()),
+        }
+    }
+
+    /// Runs alembic with extra environment variables (a database URL).
+    pub fn alembic_with_env(
+        &self,
+        sh: &Shell,
+        tree: &Tree,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Output> {
+        let _d = sh.push_dir(&tree.root);
+        let ini = &tree.profile.alembic_ini;
+        let mut cmd =
+            self.tool(sh, tree, "alembic").arg("-c").arg(ini).args(&tree.profile.alembic_args);
+        for (key, value) in env {
+            cmd = cmd.env(key, value);
+        }
+        process::run(cmd.args(args), TOOL_TIMEOUT)
+    }
+
+    /// The tables a revision creates, from Alembic's offline SQL for that step.
+    pub fn tables_created_by(
+        &self,
+        sh: &Shell,
+        tree: &Tree,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<String>> {
+        let range = format!("{from}:{to}");
+        let out = self.alembic(sh, tree, &["upgrade", &range, "--sql"])?;
+        if !out.success() {
+            anyhow::bail!(
+                "alembic upgrade {range} --sql failed ({}), so the tables it creates are unknown:\n{}",
+                out.describe_status(),
+                out.tail(5)
+            );
+        }
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("CREATE TABLE "))
+            .filter_map(|rest| rest.split([' ', '(']).next())
+            .map(|name| name.trim_matches(['"', '`', '[', ']']).to_string())
+            .collect())
+    }
+}
+
+/// Where our virtualenvs live: the workspace's `target/`, beside the build.
+fn venv_home() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmws-venv")
+}
+
+/// An exclusive lock on an open file, held until dropped.
+struct FileLock(#[allow(dead_code)] std::fs::File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock> {
+        let file = unconfined::create(path)?;
+        file.lock().context("lock the virtualenv folder")?;
+        Ok(FileLock(file))
+    }
+}

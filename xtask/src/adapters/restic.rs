@@ -1,0 +1,196 @@
+//! Off-site backups through restic: a backup folder stored as a restic
+//! snapshot tagged with its label, commit and revision, and restored from
+//! one. The repository is named in restic's own syntax (a path, `rest:`,
+//! `sftp:`, `s3:`…); the password only ever comes from restic's own
+//! environment (`RESTIC_PASSWORD_FILE`, `RESTIC_PASSWORD_COMMAND`,
+//! `RESTIC_PASSWORD`), never a flag, and is never written anywhere.
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use xshell::{Shell, cmd};
+
+use crate::{
+    adapters::process,
+    base::exit::{failed, usage},
+    model::manifest::Manifest,
+};
+
+/// How long one restic call may take.
+const TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The repository from `--repo`, else `TMWS_BACKUP_REPO`, else the profile.
+pub fn repository(flag: Option<&str>, profile: Option<&str>) -> Result<String> {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("TMWS_BACKUP_REPO").ok().filter(|v| !v.is_empty()))
+        .or_else(|| profile.map(str::to_string))
+        .ok_or_else(|| {
+            usage("no restic repository: pass --repo, set TMWS_BACKUP_REPO, or set backup_repo in tmws-rollback.toml")
+        })
+}
+
+/// Whether `restic` is an executable file on PATH: looked up rather than
+/// run (`restic version` would add a process start to every call).
+fn installed() -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| {
+        std::fs::metadata(dir.join("restic"))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Runs restic on `repo`, in `dir` when given; its reason in one line when
+/// it fails (an unreachable repository, a wrong password).
+fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<process::Output> {
+    if !installed() {
+        return Err(usage("restic is not installed: install it (Debian: apt-get install restic)"));
+    }
+    let _d = dir.map(|d| sh.push_dir(d));
+    let out = process::run(cmd!(sh, "restic -r {repo} --no-cache {args...}"), TIMEOUT)?;
+    if !out.success() {
+        let reason = out
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no reason given")
+            .trim()
+            .to_string();
+        return Err(failed(format!("restic {} on {repo} failed: {reason}", args[0])));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+struct Snapshot {
+    id: String,
+    time: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// What one `restic backup` of a backup folder stored, from restic's own
+/// account of it (`--json -vv`): every file it read, and how many bytes.
+#[derive(Debug)]
+pub struct Pushed {
+    pub id: String,
+    /// The files it stored, relative to the backup folder, sorted.
+    pub files: Vec<String>,
+    /// The bytes of those files.
+    pub bytes: u64,
+    /// The bytes it added to the repository: new data after de-duplication.
+    pub added: u64,
+}
+
+/// Stores the backup folder `dir` (label `label`) as a snapshot tagged
+/// `tmws`, `label=…`, `commit=…` and `revision=…`.
+pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<Pushed> {
+    let label = format!("label={}", manifest.label);
+    let commit = format!("commit={}", manifest.git_commit.as_deref().unwrap_or("-"));
+    let revision = format!("revision={}", manifest.database_revision.join("+"));
+    let out = restic(
+        sh,
+        repo,
+        Some(dir),
+        &[
+            "backup", "--json", "-vv", "--tag", "tmws", "--tag", &label, "--tag", &commit, "--tag",
+            &revision, ".",
+        ],
+    )?;
+    pushed(&out.stdout)
+}
+
+/// Reads restic's JSON lines: a `verbose_status` per file and folder (a
+/// folder's item ends in `/`), then the `summary`.
+fn pushed(stdout: &str) -> Result<Pushed> {
+    let mut files = Vec::new();
+    let mut summary = None;
+    for line in stdout.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        match message["message_type"].as_str() {
+            Some("verbose_status") => {
+                if let Some(item) = message["item"].as_str().filter(|i| !i.ends_with('/')) {
+                    files.push(item.trim_start_matches('/').to_string());
+                }
+            }
+            Some("summary") => summary = Some(message),
+            _ => {}
+        }
+    }
+    let summary = summary.context("restic backup printed no summary")?;
+    files.sort();
+    Ok(Pushed {
+        id: summary["snapshot_id"].as_str().context("no snapshot id")?.to_string(),
+        files,
+        bytes: summary["total_bytes_processed"].as_u64().unwrap_or(0),
+        added: summary["data_added"].as_u64().unwrap_or(0),
+    })
+}
+
+/// One of our snapshots, as `list --repo` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct Stored {
+    pub id: String,
+    pub time: String,
+    pub label: String,
+    pub commit: String,
+    pub revision: String,
+}
+
+/// Every snapshot of ours (tag `tmws`) in the repository, oldest first.
+pub fn stored(sh: &Shell, repo: &str) -> Result<Vec<Stored>> {
+    let out = restic(sh, repo, None, &["snapshots", "--json", "--tag", "tmws"])?;
+    let mut snapshots: Vec<Snapshot> =
+        serde_json::from_str(&out.stdout).context("read restic's list of snapshots")?;
+    snapshots.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok(snapshots
+        .into_iter()
+        .map(|s| {
+            let tag = |key: &str| {
+                s.tags.iter().find_map(|t| t.strip_prefix(key)).unwrap_or("-").to_string()
+            };
+            Stored {
+                label: tag("label="),
+                commit: tag("commit="),
+                revision: tag("revision="),
+                id: s.id.chars().take(8).collect(),
+                time: s.time,
+            }
+        })
+        .collect())
+}
+
+/// Forgets snapshots by id and prunes the data only they used.
+pub fn forget(sh: &Shell, repo: &str, ids: &[&str]) -> Result<()> {
+    let mut args = vec!["forget", "--prune"];
+    args.extend_from_slice(ids);
+    restic(sh, repo, None, &args).map(|_| ())
+}
+
+/// `restic check --read-data`: every pack of the repository read and checked.
+pub fn check_data(sh: &Shell, repo: &str) -> Result<()> {
+    restic(sh, repo, None, &["check", "--read-data"]).map(|_| ())
+}
+
+/// Restores the newest snapshot of `label` into the folder `target`, in one
+/// call (each call derives the repository key again); returns its short id.
+pub fn restore_latest(sh: &Shell, repo: &str, label: &str, target: &Path) -> Result<String> {
+    let tags = format!("tmws,label={label}");
+    let target = target.display().to_string();
+    let args = ["restore", "latest", "--tag", &tags, "--target", &target];
+    let out = restic(sh, repo, None, &args).map_err(|err| {
+        if format!("{err:#}").contains("no snapshot found") {
+            usage(format!("the repository {repo} holds no snapshot of backup {label}"))
+        } else {
+            err
+        }
+    })?;
+    // "restoring <Snapshot 1a2b3c4d of [...] at ...> to ..."
+    Ok(out
+        .stdout
+        .split_once("<Snapshot ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("latest")
+        .to_string())
+}

@@ -1,0 +1,248 @@
+//! The service's processes: found by what belongs to this root (working
+//! directory, a path of the root in the arguments, a file of the root held
+//! open), never by a broad name match; stopped by pid after checking each is
+//! still the same process, with a grace period, and checked.
+use std::{
+    collections::BTreeSet,
+    fs,
+    path::{Path, PathBuf},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    adapters::process,
+    fs::sys::{self, Sig},
+    model::profile::Tree,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Proc {
+    pub pid: i32,
+    pub pgid: i32,
+    /// Start time in clock ticks since boot: with the pid, it names one process.
+    pub started: u64,
+    pub cmdline: String,
+    /// Why it belongs to the root.
+    pub reason: String,
+}
+
+/// The service processes of this tree, excluding this process and its
+/// ancestors. A process qualifies only when it runs one of the profile's
+/// programs *and* belongs to the root: its working directory is inside it, a
+/// path of the root is in its arguments, or it holds a file of the root open.
+/// A pid file only names which of those it is; it is never enough alone.
+pub fn find(tree: &Tree) -> Vec<Proc> {
+    let ours = ancestors();
+    let pid_file =
+        tree.profile.pid_file.as_ref().and_then(|p| fs::read_to_string(tree.path(p)).ok());
+    let pid_from_file: Option<i32> = pid_file.and_then(|t| t.trim().parse().ok());
+    let root = tree.root.display().to_string();
+    let mut found = Vec::new();
+    for pid in pids() {
+        if ours.contains(&pid) || zombie(pid) {
+            continue;
+        }
+        let Some(args) = cmdline(pid) else { continue };
+        let program = args.first().map(|a| file_name(a)).unwrap_or_default();
+        let is_service = tree.profile.service_programs.iter().any(|p| program_matches(&program, p));
+        if !is_service {
+            continue;
+        }
+        let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok();
+        let mut reason = if cwd.as_deref().is_some_and(|c| c.starts_with(&tree.root)) {
+            "working directory inside the root".to_string()
+        } else if args.iter().any(|a| mentions_path(a, &root)) {
+            "a path of the root in its arguments".to_string()
+        } else if holds_file_below(pid, &tree.root) {
+            "a file of the root open".to_string()
+        } else {
+            continue;
+        };
+        if pid_from_file == Some(pid) {
+            reason = format!("pid file, {reason}");
+        }
+        let Some(started) = start_time(pid) else { continue };
+        found.push(Proc {
+            pid,
+            pgid: pgid(pid).unwrap_or(pid),
+            started,
+            cmdline: args.join(" "),
+            reason,
+        });
+    }
+    found
+}
+
+/// `python` matches `python`, `python3` and `python3.11`, never `pythonista`.
+fn program_matches(program: &str, wanted: &str) -> bool {
+    program
+        .strip_prefix(wanted)
+        .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+}
+
+/// Stops processes: SIGTERM, SIGKILL after `grace`, and waits until gone.
+/// Each is signalled by pid after checking it is still the process that was
+/// found (same start time), so a reused pid is never hit. A process group is
+/// signalled only when every member of it was found, so nothing that merely
+/// shares a group with the service is touched. Returns the survivors.
+pub fn stop(procs: &[Proc], grace: Duration) -> Vec<Proc> {
+    let own_group = pgid(std::process::id() as i32);
+    let found: BTreeSet<i32> = procs.iter().map(|p| p.pid).collect();
+    let whole_groups: BTreeSet<i32> = procs
+        .iter()
+        .map(|p| p.pgid)
+        .filter(|&g| g > 1 && Some(g) != own_group)
+        .filter(|&g| members(g).iter().all(|m| found.contains(m)))
+        .collect();
+    let signal_all = |signal: Sig| {
+        for p in procs {
+            if !same_process(p) {
+                continue;
+            }
+            if whole_groups.contains(&p.pgid) {
+                process::signal_group(p.pgid, signal);
+            }
+            sys::kill(p.pid, signal);
+        }
+    };
+    let remaining = || procs.iter().filter(|p| same_process(p)).cloned().collect::<Vec<_>>();
+    signal_all(Sig::Term);
+    if wait_gone(&remaining, grace) {
+        return Vec::new();
+    }
+    signal_all(Sig::Kill);
+    wait_gone(&remaining, Duration::from_secs(5));
+    remaining()
+}
+
+fn wait_gone(remaining: &dyn Fn() -> Vec<Proc>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if remaining().is_empty() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    remaining().is_empty()
+}
+
+/// The process is still running, and it is the one that was found.
+fn same_process(p: &Proc) -> bool {
+    running(p.pid) && start_time(p.pid) == Some(p.started)
+}
+
+/// Every process of a group.
+fn members(pgid_wanted: i32) -> Vec<i32> {
+    pids().into_iter().filter(|&p| pgid(p) == Some(pgid_wanted)).collect()
+}
+
+fn holds_file_below(pid: i32, root: &Path) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(root)))
+}
+
+/// Processes that hold a file open (the database or its WAL).
+pub fn holders(files: &[PathBuf]) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for pid in pids().into_iter().filter(|&p| p != me) {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        let holds =
+            fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| files.contains(&t)));
+        if holds {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Alive and not a zombie.
+pub fn running(pid: i32) -> bool {
+    process::alive(pid) && !zombie(pid)
+}
+
+fn pids() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()
+}
+
+fn cmdline(pid: i32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (!args.is_empty()).then_some(args)
+}
+
+/// Fields of /proc/PID/stat after the command name (which may hold spaces).
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    Some(after.split_whitespace().map(String::from).collect())
+}
+
+fn zombie(pid: i32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.first().map(String::as_str) == Some("Z"))
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+pub fn pgid(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(2)?.parse().ok()
+}
+
+/// Field 22 of /proc/PID/stat (the 20th after the command name).
+fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// This process and every ancestor: never stopped, whatever they look like.
+fn ancestors() -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    let mut pid = std::process::id() as i32;
+    while pid > 1 && out.insert(pid) {
+        match ppid(pid) {
+            Some(parent) => pid = parent,
+            None => break,
+        }
+    }
+    out
+}
+
+/// Whether an argument names `root` or a path inside it: `/srv/tmws` and
+/// `--app-dir=/srv/tmws/src` do, `/srv/tmws2` does not.
+fn mentions_path(arg: &str, root: &str) -> bool {
+    arg.match_indices(root).any(|(at, _)| {
+        let after = &arg[at + root.len()..];
+        after.is_empty() || after.starts_with('/')
+    })
+}
+
+fn file_name(arg: &str) -> String {
+    Path::new(arg).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_program_matches_its_versioned_names_only() {
+        assert!(super::program_matches("python3.11", "python"));
+        assert!(super::program_matches("uvicorn", "uvicorn"));
+        assert!(!super::program_matches("pythonista", "python"));
+    }
+
+    #[test]
+    fn an_argument_mentions_the_root_only_on_a_path_boundary() {
+        assert!(super::mentions_path("/srv/tmws", "/srv/tmws"));
+        assert!(super::mentions_path("--app-dir=/srv/tmws/src", "/srv/tmws"));
+        assert!(!super::mentions_path("/srv/tmws2/app.py", "/srv/tmws"));
+        assert!(!super::mentions_path("tmws", "/srv/tmws"));
+    }
+}

@@ -1,0 +1,125 @@
+//! `cargo xtask backup`: takes the backup (or plans it) and says what it did.
+use std::{path::Path, time::Instant};
+
+use anyhow::Result;
+use xshell::Shell;
+use xtask::{
+    adapters::git,
+    model::{
+        manifest::{Kind, Manifest},
+        profile::Tree,
+    },
+    ops::{
+        self,
+        backup::{BackupOptions, PlanItem},
+    },
+};
+
+use super::flags::{self, Format};
+
+impl flags::Backup {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = self.format.unwrap_or_default();
+        let tree = Tree::locate(self.root.as_deref())?;
+        let options = BackupOptions {
+            label: self.label.unwrap_or_else(|| xtask::model::profile::DEFAULT_LABEL.into()),
+            dry_run: self.dry_run,
+            tag: !self.no_tag,
+        };
+        let started = Instant::now();
+        let (manifest, plan) = ops::backup::take(sh, &tree, &options)?;
+        // Off-site too: verified, stored, and checked against what restic read.
+        let offsite = match (&self.repo, options.dry_run) {
+            (Some(repo), false) => Some(ops::offsite::push(sh, &tree, &options.label, repo, None)?),
+            _ => None,
+        };
+        if format == Format::Json {
+            let document = serde_json::json!({
+                "schema": xtask::model::check::SCHEMA,
+                "command": "backup",
+                "result": if options.dry_run { "planned" } else { "done" },
+                "dry_run": options.dry_run,
+                "backup": tree.backup(&options.label),
+                "plan": plan,
+                "manifest": manifest,
+            });
+            println!("{}", serde_json::to_string_pretty(&document)?);
+            if let Some(line) = &offsite {
+                eprintln!("{line}");
+            }
+        } else if options.dry_run {
+            print_plan(&tree.backup(&options.label), &plan);
+        } else {
+            let db = manifest.database().map_or(0, |f| f.size);
+            println!(
+                "backed up {} files to {} in {:.2}s: database {} bytes at revision {}, {} migrations, {} config, {} critical files{}{}",
+                manifest.files.len(),
+                tree.backup(&options.label).display(),
+                started.elapsed().as_secs_f64(),
+                db,
+                manifest.database_revision.join(" "),
+                manifest.count(Kind::Migration),
+                manifest.count(Kind::Config),
+                manifest.count(Kind::Critical),
+                notes(&manifest),
+                tag_note(&tree, &manifest, &options),
+            );
+            if let Some(line) = &offsite {
+                println!("{line}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the summary adds about absent files and uncommitted changes.
+fn notes(manifest: &Manifest) -> String {
+    let mut out = String::new();
+    if !manifest.absent.is_empty() {
+        let paths: Vec<&str> = manifest.absent.iter().map(|a| a.source_path.as_str()).collect();
+        out.push_str(&format!("; absent, recorded as such: {}", paths.join(", ")));
+    }
+    if !manifest.worktree.is_empty() {
+        let paths: Vec<&str> = manifest.worktree.iter().map(|w| w.path.as_str()).collect();
+        out.push_str(&format!(
+            "; uncommitted changes recorded (the tag names HEAD, the files copied differ from it): {}",
+            paths.join(", ")
+        ));
+    }
+    out
+}
+
+/// The tag taken with the backup, and how a person shares it.
+fn tag_note(tree: &Tree, manifest: &Manifest, options: &BackupOptions) -> String {
+    match (&manifest.git_commit, options.tag) {
+        (Some(commit), true) => format!(
+            "; tagged {} at {}. This tool never pushes: share the tag with `git push {} refs/tags/{}`",
+            options.label,
+            &commit[..12],
+            git::open(&tree.root)
+                .ok()
+                .flatten()
+                .and_then(|r| git::first_remote(&r))
+                .unwrap_or_else(|| "<remote>".into()),
+            options.label
+        ),
+        _ => String::new(),
+    }
+}
+
+fn print_plan(target: &Path, plan: &[PlanItem]) {
+    println!("dry run: nothing is written. The backup would be {}:", target.display());
+    for item in plan {
+        let how = match item.action {
+            "sqlite-online-backup" => "SQLite online backup",
+            "git-tag" => "git tag",
+            other => other,
+        };
+        let what = if item.source.is_empty() {
+            item.target.clone()
+        } else {
+            format!("{} -> {}", item.source, item.target)
+        };
+        println!("  {how:<20} {what}");
+    }
+}

@@ -1,0 +1,68 @@
+//! `cargo xtask diagnose`: the evidence as a table and the recommended row,
+//! or one JSON document; exit 1 when a rollback (or something else) is due.
+use anyhow::Result;
+use xshell::Shell;
+use xtask::{
+    adapters::git,
+    base::exit::{failed, usage},
+    model::{check::Report, profile::Tree, scenario::Recommendation},
+    ops::diagnose::{Diagnosis, diagnose},
+};
+
+use super::{
+    flags::{self, Format},
+    render,
+};
+
+impl flags::Diagnose {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = self.format.unwrap_or_default();
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+        // A commit that does not resolve is a typo, not a diagnosis.
+        if let (Some(rev), Some(repo)) = (&self.expect_commit, git::open(&tree.root)?) {
+            git::resolve(&repo, rev).map_err(|e| usage(format!("--expect-commit: {e:#}")))?;
+        }
+        let diagnosis =
+            diagnose(sh, &tree, &label, self.expect_commit.as_deref(), self.python.as_deref())?;
+        match format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&diagnosis)?),
+            Format::Human => print!("{}", human(&tree, &diagnosis)),
+        }
+        match diagnosis.recommendation {
+            Recommendation::Healthy => Ok(()),
+            Recommendation::Environment => {
+                Err(failed("the environment is at fault, not the deploy: no rollback row applies"))
+            }
+            Recommendation::Resume => {
+                Err(failed("an earlier rollback is unfinished: resume or abandon it first"))
+            }
+            Recommendation::Rollback(row) => {
+                Err(failed(format!("a rollback is recommended: --scenario {row}")))
+            }
+        }
+    }
+}
+
+/// The evidence table, the interpreter, and what to do.
+fn human(tree: &Tree, diagnosis: &Diagnosis) -> String {
+    let report = Report::new("diagnose", tree.root.display().to_string(), diagnosis.checks.clone());
+    let table = render::human(&report, false);
+    let mut out = table.rsplit_once("\n\n").map_or(table.as_str(), |(t, _)| t).to_string();
+    out.push_str(&format!("\npython: {}\n", diagnosis.interpreter));
+    match (&diagnosis.recommendation, &diagnosis.next) {
+        (Recommendation::Healthy, _) => out.push_str("\nhealthy: nothing to roll back\n"),
+        (_, Some(next)) => out.push_str(&format!("\nrecommendation: {next}\n")),
+        (recommendation, None) => {
+            let estimate = match recommendation {
+                Recommendation::Rollback(row) if row.runbook_minutes() == 1 => "1 minute".into(),
+                Recommendation::Rollback(row) => format!("{} minutes", row.runbook_minutes()),
+                _ => "unknown".into(),
+            };
+            out.push_str(&format!(
+                "\nrecommendation: cargo xtask rollback --scenario {} (runbook estimate {estimate})\n",
+                recommendation.word()
+            ));
+        }
+    }
+    out
+}

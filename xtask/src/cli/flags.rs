@@ -1,0 +1,622 @@
+//! The command line of `cargo xtask`: the only place where flags are declared.
+#![allow(unreachable_pub)]
+
+use std::path::PathBuf;
+
+use xtask::ops::rollback::Scenario;
+
+xflags::xflags! {
+    src "./src/cli/flags.rs"
+
+    /// Safe, checked commands for the TMWS Phase 4 rollback runbook.
+    cmd xtask {
+        /// Materialize the fake TMWS tree with git history and a real database.
+        cmd sandbox {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// Empty or missing folder to create the tree in.
+            required --out dir: PathBuf
+            /// pre-phase4 (default), backed-up (also runs backup) or phase4 (also deploys Phase 4).
+            optional --stage stage: Stage
+            /// Python interpreter for the tools' virtualenv (or TMWS_PYTHON).
+            optional --python python: PathBuf
+            /// Print what would be built; write nothing.
+            optional --dry-run
+        }
+
+        /// Take the pre-deploy backup with its manifest, and tag git HEAD.
+        cmd backup {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label, the folder under backups/ and the git tag (default pre-phase4).
+            optional --label label: String
+            /// Print what would be copied and tagged; write nothing.
+            optional --dry-run
+            /// Do not tag git HEAD.
+            optional --no-tag
+            /// Also store the backup, verified, in this restic repository (restic's syntax; password from RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD).
+            optional --repo repo: String
+            /// Output format: human (default) or json.
+            optional --format format: Format
+        }
+
+        /// Prove a backup complete, intact and restorable.
+        cmd verify-backup {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
+            optional --label label: String
+            /// A backup folder to verify on its own, without a TMWS root.
+            optional --backup dir: PathBuf
+            /// Verify the newest snapshot of the label in this restic repository instead (restored to a scratch folder), with restic check --read-data.
+            optional --repo repo: String
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+            /// Write the checks as JUnit XML to this file.
+            optional --junit file: PathBuf
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Roll back along the runbook's decision matrix, safely and resumably.
+        cmd rollback {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// database, migration, files, complete or git.
+            required --scenario scenario: Scenario
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
+            optional --label label: String
+            /// Print the exact plan; change nothing.
+            optional --dry-run
+            /// Confirm without a terminal.
+            optional --yes
+            /// Complete an interrupted run from its journal.
+            optional --resume
+            /// Take over the lock file whatever an earlier holder left in it.
+            optional --break-lock
+            /// Close a failed or interrupted run on purpose, keeping its bundle.
+            optional --abandon
+            /// Do not verify the backup first (emergencies only).
+            optional --skip-verify
+            /// Pull the backup from this restic repository first when it is not in backups/.
+            optional --repo repo: String
+            /// migration: downgrade to this revision instead of the backup's.
+            optional --to rev: String
+            /// migration: downgrade this many steps.
+            optional --steps n: u32
+            /// migration: allow a downgrade to base, which destroys data.
+            optional --allow-data-loss
+            /// files and git: only these paths or pathspecs.
+            repeated --paths path: String
+            /// git: soft reset to this commit.
+            optional --commit rev: String
+            /// git: hard reset (needs --force).
+            optional --hard
+            /// git: with --hard, discard commits; otherwise move only the code even when the database is ahead of it.
+            optional --force
+            /// git: restore --paths from this commit.
+            optional --from rev: String
+            /// Seconds to wait for the service to stop before SIGKILL (default 10).
+            optional --grace seconds: u64
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Run the runbook's post-rollback verification tests and checklist.
+        cmd post-check {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
+            optional --label label: String
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+            /// Write the checks as JUnit XML to this file (its folder must exist).
+            optional --junit file: PathBuf
+            /// Write the runbook's post-rollback checklist as Markdown.
+            optional --checklist file: PathBuf
+            /// Run only these checks (ids).
+            repeated --only id: String
+            /// Skip these checks (ids).
+            repeated --skip id: String
+            /// Expected revision without a backup: a revision id or `head`.
+            optional --expect-revision rev: String
+            /// Port for the server check (default: a free loopback port).
+            optional --port port: u16
+            /// Fail the checks that compare with a backup when there is none
+            /// (default: they are not applicable).
+            optional --require-backup
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Write a forensics bundle of the current (failed) state.
+        cmd forensics {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
+            optional --label label: String
+            /// Print where the bundle would go and what it would hold; write nothing.
+            optional --dry-run
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Recommend a row of the decision matrix, with evidence.
+        cmd diagnose {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
+            optional --label label: String
+            /// The commit HEAD should be at (default: any descendant of the backup's tag).
+            optional --expect-commit rev: String
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Rehearse break, diagnose, rollback and post-check in sandboxes.
+        cmd drill {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// database, migration, files, git, complete or all (default).
+            optional --scenario scenario: Rows
+            /// Keep the sandboxes in this folder for inspection.
+            optional --keep dir: PathBuf
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// List the backups of a tree and their state, the lock and any unfinished rollback.
+        cmd list {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Also list the backups held in this restic repository.
+            optional --repo repo: String
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+        }
+
+        /// Remove local backups beyond the newest N (never the pre-deploy one without --force).
+        cmd prune {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// How many of the newest backups stay.
+            required --keep n: u32
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Also remove this protected backup (pre-deploy, or used by an unfinished rollback).
+            repeated --force label: String
+            /// Apply the same policy to this restic repository (restic forget, then prune).
+            optional --repo repo: String
+            /// Print what would be removed; remove nothing.
+            optional --dry-run
+            /// Confirm without a terminal.
+            optional --yes
+        }
+
+        /// Store a verified local backup in a restic repository, and check what it holds.
+        cmd push {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ (default pre-phase4).
+            optional --label label: String
+            /// The restic repository, in restic's syntax (or TMWS_BACKUP_REPO, or backup_repo); the password comes from RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD.
+            optional --repo repo: String
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Restore a backup from a restic repository into backups/, verified, never over one.
+        cmd pull {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            optional --root dir: PathBuf
+            /// Backup label: the folder under backups/ (default pre-phase4).
+            optional --label label: String
+            /// The restic repository, in restic's syntax (or TMWS_BACKUP_REPO, or backup_repo); the password comes from RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD.
+            optional --repo repo: String
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+
+        /// Inspect a checkout and write a commented tmws-rollback.toml for it.
+        cmd init {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// The checkout (default: the current directory).
+            optional --root dir: PathBuf
+            /// Print the profile it would write; write nothing.
+            optional --dry-run
+        }
+
+        /// Measure the commands against the runbook's shell baseline.
+        cmd bench {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// Database sizes, e.g. 1MiB,64MiB,1GiB.
+            optional --sizes sizes: String
+            /// Runs of each measurement (default 3).
+            optional --runs n: u32
+            /// Report folder (default target/bench).
+            optional --out dir: PathBuf
+            /// Skip the flush of every file system before each run: for a
+            /// quick look at the report, not for figures.
+            optional --no-sync
+            /// Only these rows, a comma list of backup, verify-backup,
+            /// rollback, post-check, push, pull (default: all of them; push
+            /// and pull need restic).
+            optional --only rows: Measures
+            /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
+            optional --python python: PathBuf
+        }
+    }
+}
+// generated start
+// The following code is generated by `xflags` macro.
+// Run `env UPDATE_XFLAGS=1 cargo build` to regenerate.
+#[derive(Debug)]
+pub struct Xtask {
+    pub subcommand: XtaskCmd,
+}
+
+#[derive(Debug)]
+pub enum XtaskCmd {
+    Sandbox(Sandbox),
+    Backup(Backup),
+    VerifyBackup(VerifyBackup),
+    Rollback(Rollback),
+    PostCheck(PostCheck),
+    Forensics(Forensics),
+    Diagnose(Diagnose),
+    Drill(Drill),
+    List(List),
+    Prune(Prune),
+    Push(Push),
+    Pull(Pull),
+    Init(Init),
+    Bench(Bench),
+}
+
+#[derive(Debug)]
+pub struct Sandbox {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub out: PathBuf,
+    pub stage: Option<Stage>,
+    pub python: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub struct Backup {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub dry_run: bool,
+    pub no_tag: bool,
+    pub repo: Option<String>,
+    pub format: Option<Format>,
+}
+
+#[derive(Debug)]
+pub struct VerifyBackup {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub backup: Option<PathBuf>,
+    pub repo: Option<String>,
+    pub format: Option<Format>,
+    pub junit: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Rollback {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub scenario: Scenario,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub dry_run: bool,
+    pub yes: bool,
+    pub resume: bool,
+    pub break_lock: bool,
+    pub abandon: bool,
+    pub skip_verify: bool,
+    pub repo: Option<String>,
+    pub to: Option<String>,
+    pub steps: Option<u32>,
+    pub allow_data_loss: bool,
+    pub paths: Vec<String>,
+    pub commit: Option<String>,
+    pub hard: bool,
+    pub force: bool,
+    pub from: Option<String>,
+    pub grace: Option<u64>,
+    pub format: Option<Format>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct PostCheck {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub format: Option<Format>,
+    pub junit: Option<PathBuf>,
+    pub checklist: Option<PathBuf>,
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub expect_revision: Option<String>,
+    pub port: Option<u16>,
+    pub require_backup: bool,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Forensics {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub dry_run: bool,
+    pub format: Option<Format>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Diagnose {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub expect_commit: Option<String>,
+    pub format: Option<Format>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Drill {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub scenario: Option<Rows>,
+    pub keep: Option<PathBuf>,
+    pub format: Option<Format>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct List {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub repo: Option<String>,
+    pub format: Option<Format>,
+}
+
+#[derive(Debug)]
+pub struct Prune {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub keep: u32,
+    pub root: Option<PathBuf>,
+    pub force: Vec<String>,
+    pub repo: Option<String>,
+    pub dry_run: bool,
+    pub yes: bool,
+}
+
+#[derive(Debug)]
+pub struct Push {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub repo: Option<String>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Pull {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub label: Option<String>,
+    pub repo: Option<String>,
+    pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Init {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub root: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub struct Bench {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub sizes: Option<String>,
+    pub runs: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub no_sync: bool,
+    pub only: Option<Measures>,
+    pub python: Option<PathBuf>,
+}
+
+impl Xtask {
+    #[allow(dead_code)]
+    pub fn from_env_or_exit() -> Self {
+        Self::from_env_or_exit_()
+    }
+
+    #[allow(dead_code)]
+    pub fn from_env() -> xflags::Result<Self> {
+        Self::from_env_()
+    }
+
+    #[allow(dead_code)]
+    pub fn from_vec(args: Vec<std::ffi::OsString>) -> xflags::Result<Self> {
+        Self::from_vec_(args)
+    }
+}
+// generated end
+
+// The values of the flags, each parsed once, beside the flags.
+
+/// `--format`: a table for people, or one JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Format, String> {
+        match text {
+            "human" => Ok(Format::Human),
+            "json" => Ok(Format::Json),
+            other => Err(format!("unknown --format {other:?}: use human or json")),
+        }
+    }
+}
+
+/// `sandbox --stage`: how far the sandbox is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    PrePhase4,
+    BackedUp,
+    Phase4,
+}
+
+impl std::str::FromStr for Stage {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Stage, String> {
+        match text {
+            "pre-phase4" => Ok(Stage::PrePhase4),
+            "backed-up" => Ok(Stage::BackedUp),
+            "phase4" => Ok(Stage::Phase4),
+            other => Err(format!("unknown --stage {other:?}: use pre-phase4, backed-up or phase4")),
+        }
+    }
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::PrePhase4 => "pre-phase4",
+            Stage::BackedUp => "backed-up",
+            Stage::Phase4 => "phase4",
+        }
+    }
+}
+
+/// `drill --scenario`: every row of the matrix, or one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    All,
+    One(Scenario),
+}
+
+impl std::str::FromStr for Rows {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Rows, String> {
+        match text {
+            "all" => Ok(Rows::All),
+            one => one.parse().map(Rows::One).map_err(|e| format!("{e}, or all")),
+        }
+    }
+}
+
+/// The rows `--only` selects; every row when it is not given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measures(Vec<String>);
+
+/// The names `--only` knows, in the order the rows are measured.
+pub const MEASURES: [&str; 6] =
+    ["post-check", "backup", "verify-backup", "rollback", "push", "pull"];
+
+impl std::str::FromStr for Measures {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Measures, String> {
+        let names: Vec<String> = text.split(',').map(|n| n.trim().to_string()).collect();
+        match names.iter().find(|n| !MEASURES.contains(&n.as_str())) {
+            Some(unknown) => Err(format!("unknown row {unknown:?}: use {}", MEASURES.join(", "))),
+            None => Ok(Measures(names)),
+        }
+    }
+}
+
+impl Measures {
+    /// Every row.
+    pub fn all() -> Measures {
+        Measures(MEASURES.map(String::from).into())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+}

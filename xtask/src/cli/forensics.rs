@@ -1,0 +1,70 @@
+//! `cargo xtask forensics`: a bundle of the current state, or its plan.
+use anyhow::Result;
+use xshell::Shell;
+use xtask::{
+    model::{check::SCHEMA, profile::Tree},
+    ops::forensics,
+};
+
+use super::flags::{self, Format};
+
+impl flags::Forensics {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = self.format.unwrap_or_default();
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+        if self.dry_run {
+            let dir = forensics::new_bundle_path(&tree, &label);
+            let plan = forensics::plan(&tree, &label);
+            match format {
+                Format::Json => {
+                    let document = serde_json::json!({
+                        "schema": SCHEMA,
+                        "command": "forensics",
+                        "result": "planned",
+                        "dry_run": true,
+                        "bundle": dir,
+                        "plan": plan,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&document)?);
+                }
+                Format::Human => {
+                    println!(
+                        "dry run: nothing is written. The bundle would be {} (mode 0700):",
+                        dir.display()
+                    );
+                    for line in plan {
+                        println!("  {line}");
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let bundle = forensics::collect(sh, &tree, &label, self.python.as_deref())?;
+        match format {
+            Format::Json => {
+                let document = serde_json::json!({
+                    "schema": SCHEMA,
+                    "command": "forensics",
+                    "result": "done",
+                    "dry_run": false,
+                    "bundle": bundle.dir,
+                    "facts": bundle.facts,
+                });
+                println!("{}", serde_json::to_string_pretty(&document)?);
+            }
+            Format::Human => println!(
+                "forensics bundle written to {} ({} database files, {} diffs{})",
+                bundle.dir.display(),
+                bundle.facts.database_files.len()
+                    + usize::from(bundle.facts.database_copy.is_some()),
+                bundle.facts.diffs.len(),
+                if bundle.facts.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} problems noted in FAILURE_REPORT.md", bundle.facts.problems.len())
+                }
+            ),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,78 @@
+//! `cargo xtask list`: the backups of a tree (and of a repository) as a
+//! table or a JSON document.
+use anyhow::Result;
+use xshell::Shell;
+use xtask::{
+    adapters::restic,
+    model::profile::Tree,
+    ops::list::{Listing, list},
+};
+
+use super::flags::{self, Format};
+
+impl flags::List {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = self.format.unwrap_or_default();
+        let tree = Tree::locate(self.root.as_deref())?;
+        let mut listing = list(&tree)?;
+        if let Some(repo) = &self.repo {
+            listing.repository = Some(restic::stored(sh, repo)?);
+        }
+        match format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&listing)?),
+            Format::Human => print!("{}", human(&listing)),
+        }
+        Ok(())
+    }
+}
+
+fn human(listing: &Listing) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if listing.backups.is_empty() {
+        out.push_str("no backup in this tree: take one with `cargo xtask backup`\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<20} {:<12} {:<4} {:<14} {:>10}  verification",
+            "label", "created", "commit", "tag", "revision", "MiB"
+        );
+        for b in &listing.backups {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<20} {:<12} {:<4} {:<14} {:>10.1}  {}",
+                b.label,
+                b.created,
+                b.git_commit.as_deref().map_or("-", |c| &c[..12.min(c.len())]),
+                if b.tag_here { "yes" } else { "no" },
+                b.database_revision.join(" "),
+                b.size as f64 / f64::from(1 << 20),
+                b.verification
+            );
+        }
+    }
+    if let Some(stored) = &listing.repository {
+        let _ = writeln!(out, "\nin the repository:");
+        if stored.is_empty() {
+            let _ = writeln!(out, "  no backup");
+        }
+        for s in stored {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<32} {:<12} {:<14} snapshot {}",
+                s.label,
+                s.time,
+                &s.commit[..12.min(s.commit.len())],
+                s.revision,
+                s.id
+            );
+        }
+    }
+    if let Some(lock) = &listing.lock {
+        let _ = writeln!(out, "\nlock: held by {lock}");
+    }
+    if let Some(run) = &listing.unfinished_rollback {
+        let _ = writeln!(out, "\nunfinished rollback {run}: --resume it or --abandon it");
+    }
+    out
+}

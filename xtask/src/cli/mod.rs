@@ -1,0 +1,103 @@
+//! The command line: flags (`flags.rs`, the one definition), help, the
+//! rendering of results, and one module per command that parses its flags,
+//! calls the operation and prints what it returned. The only layer that
+//! prints.
+pub mod flags;
+pub mod help;
+pub mod render;
+pub mod ui;
+
+mod backup;
+mod diagnose;
+mod forensics;
+mod init;
+mod list;
+mod offsite;
+mod post_check;
+mod prune;
+mod rollback;
+mod verify_backup;
+
+use std::process::ExitCode;
+
+use flags::XtaskCmd;
+use xshell::Shell;
+use xtask::base::exit;
+
+/// Parses the command line, runs the command through `dispatch`, and turns
+/// its error into the documented exit code.
+pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if matches!(args.as_slice(), [only] if only == "--version" || only == "-V") {
+        println!("{}", help::version());
+        return ExitCode::SUCCESS;
+    }
+    let flags = match flags::Xtask::from_vec(args.clone()) {
+        Ok(flags) => flags,
+        Err(err) if err.is_help() => {
+            print!("{}", help::help(&err.to_string(), &args));
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("{}", help::usage_error(&help::full_help(), &args, &err.to_string()));
+            return ExitCode::from(exit::Kind::Usage as u8);
+        }
+    };
+    ui::install(verbosity(&flags.subcommand));
+    let result =
+        Shell::new().map_err(anyhow::Error::from).and_then(|sh| dispatch(flags.subcommand, &sh));
+    ui::report_peak_memory();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::kind_of(&err) as u8)
+        }
+    }
+}
+
+/// Runs a command of the product (not a developer tool).
+pub fn run(command: XtaskCmd, sh: &Shell) -> anyhow::Result<()> {
+    match command {
+        XtaskCmd::Backup(cmd) => cmd.run(sh),
+        XtaskCmd::VerifyBackup(cmd) => cmd.run(sh),
+        XtaskCmd::Rollback(cmd) => cmd.run(sh),
+        XtaskCmd::PostCheck(cmd) => cmd.run(sh),
+        XtaskCmd::Forensics(cmd) => cmd.run(sh),
+        XtaskCmd::Diagnose(cmd) => cmd.run(sh),
+        XtaskCmd::Init(cmd) => cmd.run(sh),
+        XtaskCmd::List(cmd) => cmd.run(sh),
+        XtaskCmd::Prune(cmd) => cmd.run(sh),
+        XtaskCmd::Push(cmd) => cmd.run(sh),
+        XtaskCmd::Pull(cmd) => cmd.run(sh),
+        XtaskCmd::Sandbox(_) | XtaskCmd::Drill(_) | XtaskCmd::Bench(_) => {
+            unreachable!("the developer tools are dispatched by main.rs")
+        }
+    }
+}
+
+/// `-q` and `-v`, which every command accepts.
+fn verbosity(command: &XtaskCmd) -> ui::Verbosity {
+    use XtaskCmd::*;
+    let (quiet, verbose) = match command {
+        Sandbox(c) => (c.quiet, c.verbose),
+        Backup(c) => (c.quiet, c.verbose),
+        VerifyBackup(c) => (c.quiet, c.verbose),
+        Rollback(c) => (c.quiet, c.verbose),
+        PostCheck(c) => (c.quiet, c.verbose),
+        Forensics(c) => (c.quiet, c.verbose),
+        Diagnose(c) => (c.quiet, c.verbose),
+        Drill(c) => (c.quiet, c.verbose),
+        Init(c) => (c.quiet, c.verbose),
+        List(c) => (c.quiet, c.verbose),
+        Prune(c) => (c.quiet, c.verbose),
+        Push(c) => (c.quiet, c.verbose),
+        Pull(c) => (c.quiet, c.verbose),
+        Bench(c) => (c.quiet, c.verbose),
+    };
+    match (quiet, verbose) {
+        (true, _) => ui::Verbosity::Quiet,
+        (false, true) => ui::Verbosity::Verbose,
+        _ => ui::Verbosity::Normal,
+    }
+}

@@ -1,0 +1,56 @@
+//! `cargo xtask post-check`: the checks as a table or a JSON document, JUnit
+//! XML on every exit, and the runbook's checklist ticked from the results.
+use anyhow::{Context, Result};
+use xshell::Shell;
+use xtask::{
+    base::exit::failed,
+    fs::unconfined,
+    model::profile::{DEFAULT_LABEL, Tree},
+    ops::post_check::{Options, checklist, post_check},
+};
+
+use super::{flags, render};
+
+impl flags::PostCheck {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = self.format.unwrap_or_default();
+        for (flag, path) in [("--junit", &self.junit), ("--checklist", &self.checklist)] {
+            if let Some(path) = path {
+                render::check_output_file(flag, path)?;
+            }
+        }
+        // `--only a,b` is `--only a --only b`.
+        let split = |ids: Vec<String>| -> Vec<String> {
+            ids.iter()
+                .flat_map(|i| i.split(','))
+                .map(|i| i.trim().to_string())
+                .filter(|i| !i.is_empty())
+                .collect()
+        };
+        let junit = self.junit.clone();
+        let report = (|| {
+            let tree = Tree::locate(self.root.as_deref())?;
+            let options = Options {
+                label: self.label.unwrap_or_else(|| DEFAULT_LABEL.into()),
+                only: split(self.only),
+                skip: split(self.skip),
+                expect_revision: self.expect_revision,
+                port: self.port,
+                python: self.python,
+                require_backup: self.require_backup,
+            };
+            post_check(sh, &tree, &options).map(|report| (tree, report))
+        })();
+        // A JUnit file on every exit: when no check could run, one error says why.
+        let (tree, report) = render::or_junit_error(report, "post-check", junit.as_deref())?;
+        print!("{}", render::emit(&report, format, junit.as_deref(), true)?);
+        if let Some(path) = &self.checklist {
+            unconfined::write(path, checklist(&tree, &report).as_bytes())
+                .with_context(|| format!("write the checklist to {}", path.display()))?;
+        }
+        if !report.ok() {
+            return Err(failed(format!("{} of the post-rollback checks failed", report.failed)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! Reports for people and machines: the human table, the JSON document of
+//! the command-line contract, and JUnit XML for CI systems.
+use std::{fmt::Write as _, path::Path};
+
+use anyhow::{Context, Result};
+use xtask::{
+    base::exit::{kind_of, usage},
+    fs::unconfined,
+    model::check::{Report, Status},
+};
+
+use super::flags::Format;
+
+/// `check  status  time  detail`, one row per check, detail lines indented.
+pub fn human(report: &Report, with_time: bool) -> String {
+    let id_width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(5).max(5);
+    let mut out = String::new();
+    let header = if with_time { "status  time     detail" } else { "status  detail" };
+    let _ = writeln!(out, "{:id_width$}  {header}", "check");
+    for check in &report.checks {
+        let time = if with_time { format!("{:>6}ms ", check.duration_ms) } else { String::new() };
+        let mut lines = check.detail.lines();
+        let first = lines.next().unwrap_or("");
+        let _ = writeln!(out, "{:id_width$}  {:<6}  {time}{first}", check.id, check.status.word());
+        let indent = id_width + 10 + time.len();
+        for line in lines {
+            let _ = writeln!(out, "{:indent$}{line}", "");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{}: {} passed, {} failed, {} skipped{}",
+        if report.ok() { "ok" } else { "FAILED" },
+        report.passed,
+        report.failed,
+        report.skipped,
+        if report.not_applicable > 0 {
+            format!(", {} not applicable", report.not_applicable)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(interpreter) = &report.interpreter {
+        let _ = writeln!(out, "python: {interpreter}");
+    }
+    out
+}
+
+pub fn json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).expect("a report always serializes")
+}
+
+pub fn junit(report: &Report) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let total_ms: u64 = report.checks.iter().map(|c| c.duration_ms).sum();
+    let _ = writeln!(
+        out,
+        "<testsuites><testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
+        xml(&report.command),
+        report.checks.len(),
+        report.failed,
+        report.skipped,
+        total_ms as f64 / 1000.0
+    );
+    for check in &report.checks {
+        let _ = write!(
+            out,
+            "  <testcase classname=\"{}\" name=\"{}: {}\" time=\"{:.3}\">",
+            xml(&report.command),
+            xml(check.id),
+            xml(check.title),
+            check.duration_ms as f64 / 1000.0
+        );
+        match check.status {
+            Status::Pass => {}
+            Status::Fail => {
+                let first = check.detail.lines().next().unwrap_or("");
+                let _ = write!(
+                    out,
+                    "<failure message=\"{}\">{}</failure>",
+                    xml(first),
+                    xml(&check.detail)
+                );
+            }
+            Status::Skip | Status::NotApplicable => {
+                let _ = write!(out, "<skipped message=\"{}\"/>", xml(&check.detail));
+            }
+        }
+        out.push_str("</testcase>\n");
+    }
+    out.push_str("</testsuite></testsuites>\n");
+    out
+}
+
+/// Writes the JUnit file and returns the text for stdout in the chosen
+/// format; the command prints it.
+pub fn emit(
+    report: &Report,
+    format: Format,
+    junit_file: Option<&Path>,
+    with_time: bool,
+) -> Result<String> {
+    if let Some(path) = junit_file {
+        unconfined::write(path, junit(report).as_bytes())
+            .with_context(|| format!("write JUnit XML to {}", path.display()))?;
+    }
+    Ok(match format {
+        Format::Human => human(report, with_time),
+        Format::Json => format!("{}\n", json(report)),
+    })
+}
+
+/// Passes a result through; when it is an error and `--junit` was given,
+/// first writes a JUnit file with one `<error>` that says why no check ran
+/// (a usage error, the lock, an interrupted run), so CI always has a file.
+pub fn or_junit_error<T>(result: Result<T>, command: &str, junit: Option<&Path>) -> Result<T> {
+    let (err, path) = match (result, junit) {
+        (Err(err), Some(path)) => (err, path),
+        (result, _) => return result,
+    };
+    {
+        let message = format!("{err:#}");
+        let first = message.lines().next().unwrap_or("");
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"{c}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">\n  <testcase classname=\"{c}\" name=\"{c}: no check ran\" time=\"0.000\"><error message=\"{}\" type=\"exit {}\">{}</error></testcase>\n</testsuite></testsuites>\n",
+            xml(first),
+            kind_of(&err) as i32,
+            xml(&message),
+            c = xml(command)
+        );
+        if let Err(write) = unconfined::write(path, xml.as_bytes()) {
+            let note = format!("the JUnit file {} could not be written: {write}", path.display());
+            return Err(err.context(note));
+        }
+    }
+    Err(err)
+}
+
+/// Checks, before anything runs, that a report file (`--junit`,
+/// `--checklist`) can be written: its folder exists and is writable.
+pub fn check_output_file(flag: &str, path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if path.is_dir() || !xtask::fs::sys::writable_dir(parent) {
+        return Err(usage(format!(
+            "{flag} {}: its folder {} does not exist or cannot be written (nothing was run)",
+            path.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
+pub fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}

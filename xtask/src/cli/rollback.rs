@@ -1,0 +1,67 @@
+//! `cargo xtask rollback`: the plan printed first, confirmed, then each
+//! step's result as it runs; with `--format json`, one document at the end
+//! and the lines for people on stderr.
+use std::time::Duration;
+
+use anyhow::Result;
+use xshell::Shell;
+use xtask::{
+    adapters::restic,
+    base::events,
+    model::profile::Tree,
+    ops::{
+        self,
+        rollback::{Choices, Options, Voice},
+    },
+};
+
+use super::{
+    flags::{self, Format},
+    ui,
+};
+
+impl flags::Rollback {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = self.format.unwrap_or_default();
+        let scenario = self.scenario;
+        let choices = Choices {
+            to: self.to.clone(),
+            steps: self.steps,
+            allow_data_loss: self.allow_data_loss,
+            paths: self.paths.clone(),
+            commit: self.commit.clone(),
+            hard: self.hard,
+            force: self.force,
+            from: self.from.clone(),
+        };
+        ops::rollback::check_choices(scenario, &choices)?;
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+        // A backup kept off-site only: pulled (verified) before anything else.
+        if self.repo.is_some() && !self.dry_run && tree.fs.kind(&tree.backup(&label))?.is_none() {
+            let repo = restic::repository(self.repo.as_deref(), None)?;
+            events::note(&ops::offsite::pull(sh, &tree, &label, &repo, self.python.as_deref())?);
+        }
+        let options = Options {
+            scenario,
+            label,
+            choices,
+            dry_run: self.dry_run,
+            resume: self.resume,
+            abandon: self.abandon,
+            break_lock: self.break_lock,
+            skip_verify: self.skip_verify,
+            grace: Duration::from_secs(self.grace.unwrap_or(10)),
+            python: self.python.clone(),
+        };
+        let json = format == Format::Json;
+        let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
+        let yes = self.yes;
+        let confirm = || ui::confirm(yes, "Run this plan?", "nothing was changed");
+        let voice = Voice { say: &say, confirm: &confirm };
+        let outcome = ops::rollback::rollback(sh, &tree, &options, &voice)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+        }
+        Ok(())
+    }
+}

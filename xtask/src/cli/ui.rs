@@ -1,0 +1,114 @@
+//! What the tool says on stderr beside its result: the `$ command` echo of
+//! each program it runs (in full with `-v`, shortened, or not at all with
+//! `-q`), notes, progress on a terminal, and the confirmation prompt. The
+//! layers below report these as events (`xtask::base::events`); this is the
+//! sink that shows them.
+use std::io::IsTerminal;
+
+use xtask::{
+    base::{events, exit::refused},
+    fs::{sys, unconfined},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// The terminal: stderr.
+struct Terminal {
+    verbosity: Verbosity,
+}
+
+impl events::Sink for Terminal {
+    fn command(&self, display: &str) {
+        match self.verbosity {
+            Verbosity::Quiet => {}
+            Verbosity::Verbose => eprintln!("$ {display}"),
+            Verbosity::Normal => eprintln!("$ {}", shortened(display)),
+        }
+    }
+
+    /// Shown even with `-q`, which only hides command lines and progress.
+    fn note(&self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    fn shows_progress(&self) -> bool {
+        self.verbosity != Verbosity::Quiet && std::io::stderr().is_terminal()
+    }
+
+    fn progress(&self, line: &str) {
+        eprint!("\r\x1b[2K{line}");
+    }
+
+    fn clear_progress(&self) {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+/// Installs the terminal as the sink of every event, once per process.
+pub fn install(verbosity: Verbosity) {
+    events::install(Box::new(Terminal { verbosity }));
+}
+
+fn shortened(display: &str) -> String {
+    let line = display.replace('\n', "; ");
+    if line.chars().count() > 160 {
+        format!("{}…", line.chars().take(160).collect::<String>())
+    } else {
+        line
+    }
+}
+
+/// The developer tools' results on stdout and lines on stderr: only this
+/// layer prints.
+pub fn out(text: &str) {
+    print!("{text}");
+}
+
+pub fn line(text: &str) {
+    println!("{text}");
+}
+
+pub fn note(line: &str) {
+    eprintln!("{line}");
+}
+
+/// `yes`, or a person at a terminal who answers yes to `question`; else a
+/// refusal (exit 4) that says `nothing`.
+pub fn confirm(yes: bool, question: &str, nothing: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(refused(format!("no terminal to confirm on: pass --yes ({nothing})")));
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(refused(format!("not confirmed: {nothing}")))
+    }
+}
+
+/// Set by whoever measures this process (the bench): the file it writes its
+/// own peak resident memory to at exit, from the kernel's accounting.
+const PEAK_FILE_ENV: &str = "XTASK_PEAK_RSS_FILE";
+
+/// Writes the process's peak memory where `XTASK_PEAK_RSS_FILE` says;
+/// nothing when it is not set.
+pub fn report_peak_memory() {
+    if let Some(path) = std::env::var_os(PEAK_FILE_ENV)
+        && let Some(kib) = sys::own_peak_rss_kib()
+        && let Err(err) = unconfined::write(std::path::Path::new(&path), kib.to_string().as_bytes())
+    {
+        eprintln!("the peak memory could not be written to {}: {err:#}", path.display());
+    }
+}

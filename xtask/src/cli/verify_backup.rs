@@ -1,0 +1,35 @@
+//! `cargo xtask verify-backup`: runs every check on a backup (the tree's, a
+//! folder of its own, or a repository's newest snapshot) and reports them.
+use anyhow::Result;
+use xshell::Shell;
+use xtask::{base::exit::failed, model::profile::Tree, ops::verify};
+
+use super::{flags, render};
+
+impl flags::VerifyBackup {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = self.format.unwrap_or_default();
+        if let Some(junit) = &self.junit {
+            render::check_output_file("--junit", junit)?;
+        }
+        let python = self.python.as_deref();
+        let report = (|| match (&self.repo, &self.backup) {
+            (Some(repo), _) => {
+                let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+                verify::verify_repository(sh, &tree, &label, repo, python)
+            }
+            (None, Some(dir)) => verify::verify(sh, dir, None, python),
+            (None, None) => {
+                let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+                verify::verify_label(sh, &tree, &label, python)
+            }
+        })();
+        // A JUnit file on every exit: when no check could run, one error says why.
+        let report = render::or_junit_error(report, "verify-backup", self.junit.as_deref())?;
+        print!("{}", render::emit(&report, format, self.junit.as_deref(), false)?);
+        if !report.ok() {
+            return Err(failed(format!("{} of the backup's checks failed", report.failed)));
+        }
+        Ok(())
+    }
+}

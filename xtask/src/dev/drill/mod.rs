@@ -1,0 +1,366 @@
+//! `cargo xtask drill`: rehearses the decision matrix end to end. For each
+//! scenario: a Phase 4 sandbox with its backup, broken the way the scenario
+//! says, diagnosed, rolled back, checked, and its evidence verified.
+use std::{
+    fs,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use xshell::Shell;
+
+use xtask::{
+    adapters::python::Python,
+    base::exit::{failed, usage},
+    fs::files,
+    fs::unconfined,
+    model::{
+        profile::{DEFAULT_LABEL, Tree},
+        scenario::{Recommendation, Scenario},
+    },
+    ops::{diagnose, evidence::Facts, post_check, rollback},
+};
+
+use crate::{
+    cli::{
+        flags::{self, Format, Rows, Stage},
+        ui,
+    },
+    dev::sandbox,
+};
+
+/// One rehearsed scenario, as the table shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rehearsal {
+    pub scenario: Scenario,
+    pub diagnosis: String,
+    pub rollback: String,
+    pub post_check: String,
+    pub evidence: String,
+    pub passed: bool,
+    pub break_ms: u64,
+    pub diagnose_ms: u64,
+    pub rollback_ms: u64,
+    pub post_check_ms: u64,
+    pub runbook_minutes: u32,
+    pub problem: Option<String>,
+}
+
+mod breakage;
+
+use breakage::break_tree;
+
+impl flags::Drill {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let format = self.format.unwrap_or_default();
+        let scenarios = match self.scenario.unwrap_or(Rows::All) {
+            Rows::All => Scenario::ALL.to_vec(),
+            Rows::One(scenario) => vec![scenario],
+        };
+        let (work, _temp) = match &self.keep {
+            Some(dir) => {
+                if dir.exists() && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true)
+                {
+                    return Err(usage(format!(
+                        "--keep {} must be a new or empty folder",
+                        dir.display()
+                    )));
+                }
+                unconfined::create_dir_all(dir)?;
+                (dir.canonicalize()?, None)
+            }
+            None => {
+                let temp = files::scratch_dir("tmws-drill")?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        ui::note(&format!(
+            "drill: building a Phase 4 sandbox with its pre-Phase-4 backup in {}",
+            work.display()
+        ));
+        let template = work.join("template");
+        let tree = sandbox::build(sh, &template, Stage::Phase4, self.python.as_deref())?;
+        let python = Python::find(sh, Some(&tree.root), self.python.as_deref())?;
+        let mut rehearsals = Vec::new();
+        for scenario in scenarios {
+            ui::note(&format!("drill {}: break, diagnose, rollback, post-check", scenario.name()));
+            let dir = work.join(scenario.name());
+            files::copy_tree(&template, &dir).context("copy the sandbox")?;
+            let tree = Tree::locate(Some(&dir))?;
+            let rehearsal = rehearse(sh, &python, &tree, scenario);
+            ui::note(&format!(
+                "drill {}: {}",
+                scenario.name(),
+                if rehearsal.passed {
+                    "passed".to_string()
+                } else {
+                    format!("FAILED: {}", rehearsal.problem.clone().unwrap_or_default())
+                }
+            ));
+            rehearsals.push(rehearsal);
+        }
+        match format {
+            Format::Json => {
+                let passed = rehearsals.iter().all(|r| r.passed);
+                let document = serde_json::json!({
+                    "schema": xtask::model::check::SCHEMA,
+                    "command": "drill",
+                    "result": if passed { "pass" } else { "fail" },
+                    "scenarios": rehearsals,
+                });
+                ui::line(&serde_json::to_string_pretty(&document)?);
+            }
+            Format::Human => ui::out(&table(&rehearsals)),
+        }
+        if let Some(dir) = &self.keep {
+            ui::note(&format!("sandboxes kept in {}", dir.display()));
+        }
+        let failures = rehearsals.iter().filter(|r| !r.passed).count();
+        if failures > 0 {
+            return Err(failed(format!(
+                "{failures} of {} drill scenarios failed",
+                rehearsals.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What the breakage left, to find again in the forensics bundle.
+#[derive(Default)]
+pub(super) struct Broken {
+    database_sha: Option<String>,
+    revision: Option<String>,
+    file: Option<(String, String)>,
+    bad_commit: Option<String>,
+    expect_commit: Option<String>,
+}
+
+fn rehearse(sh: &Shell, python: &Python, tree: &Tree, scenario: Scenario) -> Rehearsal {
+    let mut r = Rehearsal {
+        scenario,
+        diagnosis: "-".into(),
+        rollback: "-".into(),
+        post_check: "-".into(),
+        evidence: "-".into(),
+        passed: false,
+        break_ms: 0,
+        diagnose_ms: 0,
+        rollback_ms: 0,
+        post_check_ms: 0,
+        runbook_minutes: scenario.runbook_minutes(),
+        problem: None,
+    };
+    if let Err(err) = rehearse_into(sh, python, tree, scenario, &mut r) {
+        r.problem = Some(format!("{err:#}"));
+    }
+    r.passed = r.problem.is_none();
+    r
+}
+
+fn rehearse_into(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    scenario: Scenario,
+    r: &mut Rehearsal,
+) -> Result<()> {
+    let started = Instant::now();
+    let broken = break_tree(sh, python, tree, scenario).context("break the sandbox")?;
+    r.break_ms = ms(started.elapsed());
+
+    let started = Instant::now();
+    let diagnosis = diagnose::diagnose(
+        sh,
+        tree,
+        DEFAULT_LABEL,
+        broken.expect_commit.as_deref(),
+        Some(&python.exe("python")),
+    )?;
+    r.diagnose_ms = ms(started.elapsed());
+    r.diagnosis = diagnosis.recommendation.word().to_string();
+    if diagnosis.recommendation != Recommendation::Rollback(scenario) {
+        bail!("diagnose recommended {}, not {}", r.diagnosis, scenario.name());
+    }
+
+    let outcome = roll_back(sh, python, tree, scenario, &broken, r)?;
+
+    let started = Instant::now();
+    let only: Vec<String> = post_check_groups(scenario).iter().map(|s| s.to_string()).collect();
+    let report = post_check::post_check(
+        sh,
+        tree,
+        &post_check::Options {
+            label: DEFAULT_LABEL.into(),
+            only,
+            python: Some(python.exe("python")),
+            ..Default::default()
+        },
+    )?;
+    r.post_check_ms = ms(started.elapsed());
+    r.post_check = format!("{}/{} passed", report.passed, report.checks.len());
+    if !report.ok() {
+        bail!("post-check failed: {}", report.failures().join("; "));
+    }
+
+    let bundle = tree.root.join(outcome.bundle.as_deref().unwrap_or_default());
+    r.evidence = check_evidence(&bundle, &broken).context("the forensics bundle")?;
+    Ok(())
+}
+
+/// The rollback of the rehearsal, with no prompt; its lines go to stderr,
+/// beside the drill's progress.
+fn roll_back(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    scenario: Scenario,
+    broken: &Broken,
+    r: &mut Rehearsal,
+) -> Result<rollback::Outcome> {
+    let started = Instant::now();
+    let options = rollback::Options {
+        scenario,
+        label: DEFAULT_LABEL.into(),
+        choices: rollback::Choices {
+            paths: broken.file.iter().map(|(p, _)| p.clone()).collect(),
+            // The git row moves only the code, as the runbook's does: the
+            // database stays at the deployed revision, which the tag lacks.
+            force: scenario == Scenario::Git,
+            ..Default::default()
+        },
+        dry_run: false,
+        resume: false,
+        abandon: false,
+        break_lock: false,
+        skip_verify: false,
+        grace: Duration::from_secs(10),
+        python: Some(python.exe("python")),
+    };
+    // The rollback's lines go to stderr, beside the drill's progress.
+    let say = |line: String| ui::note(&line);
+    let voice = rollback::Voice { say: &say, confirm: &|| Ok(()) };
+    let outcome = rollback::rollback(sh, tree, &options, &voice);
+    r.rollback_ms = ms(started.elapsed());
+    let outcome = match outcome {
+        Ok(outcome) => {
+            r.rollback = format!("done, {} steps", outcome.steps.len());
+            outcome
+        }
+        Err(err) => {
+            r.rollback = "FAILED".into();
+            return Err(err.context("rollback"));
+        }
+    };
+    Ok(outcome)
+}
+
+/// The post-check groups that prove a scenario's rollback: what that row of
+/// the matrix restores. `complete` must pass every check.
+fn post_check_groups(scenario: Scenario) -> &'static [&'static str] {
+    match scenario {
+        Scenario::Database => &["database"],
+        Scenario::Migration => &[
+            "database.revision",
+            "database.tables",
+            "database.integrity",
+            "migrations.current",
+            "migrations.history",
+        ],
+        Scenario::Files => &["imports", "tests"],
+        Scenario::Git => &["git"],
+        Scenario::Complete => &[],
+    }
+}
+
+fn check_evidence(bundle: &Path, broken: &Broken) -> Result<String> {
+    let facts: Facts = serde_json::from_str(&fs::read_to_string(bundle.join("failure.json"))?)?;
+    anyhow::ensure!(bundle.join("FAILURE_REPORT.md").is_file(), "no FAILURE_REPORT.md");
+    let mut found = Vec::new();
+    if let Some(sha) = &broken.database_sha {
+        let kept = facts.database_files.iter().any(|f| f.path.ends_with(".db") && &f.sha256 == sha);
+        anyhow::ensure!(
+            kept,
+            "the corrupted database (sha256 {}) is not in the bundle",
+            &sha[..12]
+        );
+        found.push("corrupt database");
+    }
+    if let Some(revision) = &broken.revision {
+        anyhow::ensure!(
+            facts.database_revision == [revision.clone()],
+            "the bundle's database is at {:?}, not {revision}",
+            facts.database_revision
+        );
+        found.push("half-applied database");
+    }
+    if let Some((path, sha)) = &broken.file {
+        let kept =
+            facts.files.iter().any(|f| f.path == format!("files/{path}") && &f.sha256 == sha);
+        anyhow::ensure!(kept, "the broken {path} is not in the bundle");
+        found.push("broken file");
+    }
+    if let Some(commit) = &broken.bad_commit {
+        anyhow::ensure!(
+            facts.git_commit.as_deref() == Some(commit.as_str()),
+            "the bundle does not record the bad commit"
+        );
+        found.push("bad commit");
+    }
+    Ok(found.join(", "))
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn table(rows: &[Rehearsal]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:<10} {:<17} {:<12} {:>8} {:>9} {:>9} {:>11} {:>9}  evidence",
+        "scenario",
+        "diagnosis",
+        "rollback",
+        "post-check",
+        "break",
+        "diagnose",
+        "rollback",
+        "post-check",
+        "runbook"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<10} {:<10} {:<17} {:<12} {:>8} {:>9} {:>9} {:>11} {:>9}  {}",
+            r.scenario.name(),
+            r.diagnosis,
+            r.rollback,
+            r.post_check,
+            secs(r.break_ms),
+            secs(r.diagnose_ms),
+            secs(r.rollback_ms),
+            secs(r.post_check_ms),
+            format!("{} min", r.runbook_minutes),
+            r.evidence
+        );
+        if let Some(problem) = &r.problem {
+            let _ = writeln!(out, "  FAILED: {problem}");
+        }
+    }
+    let passed = rows.iter().filter(|r| r.passed).count();
+    let _ = writeln!(
+        out,
+        "\n{}: {passed} of {} scenarios passed",
+        if passed == rows.len() { "ok" } else { "FAILED" },
+        rows.len()
+    );
+    out
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.2}s", ms as f64 / 1000.0)
+}

@@ -1,0 +1,172 @@
+//! `cargo xtask sandbox`: a real TMWS-shaped tree from `fixtures/`, with git
+//! history, a database built by the real `alembic upgrade`, and seed data.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+use git2::{IndexAddOption, Repository, RepositoryInitOptions, Signature, Time};
+use xshell::Shell;
+
+use xtask::{
+    adapters::python::Python,
+    base::exit::usage,
+    fs::files,
+    fs::unconfined,
+    model::profile::Tree,
+    ops::backup::{self, BackupOptions},
+};
+
+use crate::{
+    cli::flags::{self, Stage},
+    cli::ui,
+    dev::seed,
+};
+
+impl flags::Sandbox {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let stage = self.stage.unwrap_or(Stage::PrePhase4);
+        if self.dry_run {
+            check_out_dir(&self.out)?;
+            ui::line(&format!(
+                "dry run: nothing is written. The sandbox would be {}:",
+                self.out.display()
+            ));
+            ui::line(&format!(
+                "  copy      {} with a git history of 3 commits",
+                fixtures_dir().join("tmws").display()
+            ));
+            ui::line("  $ alembic upgrade heads, then seed data/tmws.db (WAL mode)");
+            if stage != Stage::PrePhase4 {
+                ui::line("  backup    backups/pre-phase4 and git tag pre-phase4");
+            }
+            if stage == Stage::Phase4 {
+                ui::line(&format!(
+                    "  deploy    {} as a commit, then $ alembic upgrade heads",
+                    fixtures_dir().join("phase4").display()
+                ));
+            }
+            return Ok(());
+        }
+        let started = Instant::now();
+        let tree = build(sh, &self.out, stage, self.python.as_deref())?;
+        ui::line(&format!(
+            "sandbox ready at {} ({}, {:.1}s)",
+            tree.root.display(),
+            stage.name(),
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+}
+
+/// The bundled fixtures: the fake TMWS tree and the Phase 4 deployment.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// A sandbox is only built in a new or empty folder.
+fn check_out_dir(out: &Path) -> Result<()> {
+    if out.exists() {
+        let empty = fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !out.is_dir() || !empty {
+            return Err(usage(format!(
+                "{} is not an empty folder: the sandbox is only built in a new or empty one",
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Builds a sandbox at `out` (missing or empty) up to `stage`.
+pub fn build(sh: &Shell, out: &Path, stage: Stage, python: Option<&Path>) -> Result<Tree> {
+    check_out_dir(out)?;
+    unconfined::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    files::copy_tree(&fixtures_dir().join("tmws"), out).context("copy the fake TMWS tree")?;
+    let repo = init_history(out).context("create the git history")?;
+    let tree = Tree::locate(Some(out))?;
+    let python = Python::find(sh, Some(&tree.root), python)?;
+
+    unconfined::create_dir_all(tree.database().parent().unwrap_or(&tree.root))?;
+    upgrade(sh, &python, &tree)?;
+    let mut conn = rusqlite::Connection::open(tree.database())?;
+    // The service runs its database in WAL mode; so does the sandbox, so the
+    // runbook's WAL hazards are real here.
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    seed::fixture(&mut conn).context("seed the database")?;
+    drop(conn);
+    let log = tree.path(&tree.profile.log_file);
+    unconfined::write(&log, "2025-11-21T09:00:00+00:00 startup environment=production\n")?;
+
+    if stage == Stage::PrePhase4 {
+        return Ok(tree);
+    }
+    backup::take(sh, &tree, &BackupOptions::new("pre-phase4"))?;
+    if stage == Stage::Phase4 {
+        deploy_phase4(&repo, &tree)?;
+        upgrade(sh, &python, &tree)?;
+    }
+    Ok(tree)
+}
+
+fn upgrade(sh: &Shell, python: &Python, tree: &Tree) -> Result<()> {
+    let output = python.alembic(sh, tree, &["upgrade", "heads"])?;
+    if !output.success() {
+        bail!("alembic upgrade heads failed ({}):\n{}", output.describe_status(), output.tail(10));
+    }
+    Ok(())
+}
+
+/// A short, realistic history with a fixed author and fixed times, so that
+/// every sandbox has the same commits.
+fn init_history(root: &Path) -> Result<Repository> {
+    let repo = Repository::init_opts(root, RepositoryInitOptions::new().initial_head("main"))?;
+    let migrations = xtask::model::migrations::revision_files(&root.join("migrations/versions"))?;
+    let relative = |p: &PathBuf| p.strip_prefix(root).map(Path::to_path_buf);
+    let later: Vec<PathBuf> = migrations.iter().map(relative).collect::<Result<_, _>>()?;
+    let (_, rest) = later.split_at(later.len().min(4));
+    let (second, third) = rest.split_at(rest.len().min(5));
+    // Stage everything, then take the later migrations out of the first commit.
+    let mut index = repo.index()?;
+    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+    for path in second.iter().chain(third) {
+        index.remove_path(path)?;
+    }
+    commit(&repo, &mut index, "Service skeleton: tools, categories, verifications", 0)?;
+    for path in second {
+        index.add_path(path)?;
+    }
+    commit(&repo, &mut index, "Trust scores and audit log on two branches, merged", 1)?;
+    for path in third {
+        index.add_path(path)?;
+    }
+    commit(&repo, &mut index, "Agents, verification confidence and memory entries", 2)?;
+    Ok(repo)
+}
+
+fn commit(
+    repo: &Repository,
+    index: &mut git2::Index,
+    message: &str,
+    day: i64,
+) -> Result<git2::Oid> {
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let when = Time::new(1_763_200_000 + day * 86_400, 0);
+    let author = Signature::new("TMWS Developer", "dev@tmws.example", &when)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    Ok(repo.commit(Some("HEAD"), &author, &author, message, &tree, &parents)?)
+}
+
+/// Applies `fixtures/phase4/` over the tree and commits it.
+fn deploy_phase4(repo: &Repository, tree: &Tree) -> Result<()> {
+    files::copy_tree(&fixtures_dir().join("phase4"), &tree.root).context("apply Phase 4")?;
+    let mut index = repo.index()?;
+    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+    commit(repo, &mut index, "Phase 4: tool usage stats, learning feedback, orchestration", 7)?;
+    Ok(())
+}

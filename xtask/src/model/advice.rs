@@ -1,0 +1,63 @@
+//! What to do next: every command line or hint the tool suggests is built
+//! here, once, so that the same advice reads the same everywhere.
+use std::path::Path;
+
+use super::scenario::Scenario;
+
+/// `cargo xtask rollback --scenario S FLAGS --root ROOT`.
+pub fn rollback(scenario: Scenario, flags: &str, root: &Path) -> String {
+    format!("cargo xtask rollback --scenario {scenario} {flags} --root {}", root.display())
+}
+
+/// The command that finishes an unfinished rollback.
+pub fn resume(scenario: Scenario, root: &Path) -> String {
+    format!("{} --yes", rollback(scenario, "--resume", root))
+}
+
+/// The command that closes an unfinished rollback, keeping its bundle.
+pub fn abandon(scenario: Scenario, root: &Path) -> String {
+    rollback(scenario, "--abandon", root)
+}
+
+/// After a migration rollback that cannot finish: close it, then restore the
+/// database from the backup instead.
+pub fn database_instead(root: &Path) -> String {
+    format!(
+        "close this run with `{}`, then restore the database from the backup with `{}`",
+        abandon(Scenario::Migration, root),
+        rollback(Scenario::Database, "--yes", root)
+    )
+}
+
+/// What to do when a backup's tag is not in this repository.
+pub fn missing_tag(tag: &str, commit: &str) -> String {
+    format!(
+        "no tag {tag} in this repository (the manifest's commit is {commit}): recreate it with `git tag {tag} {commit}` or fetch it with `git fetch origin tag {tag}`; only the git and complete rollbacks need it"
+    )
+}
+
+/// `; the backups here are: a, b` (or that there is none), for an error
+/// about a label that does not exist.
+pub fn labels_here(labels: &[String]) -> String {
+    if labels.is_empty() {
+        "; this tree has no backup yet".to_string()
+    } else {
+        format!("; the backups here are: {}", labels.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_carry_the_root() {
+        let root = Path::new("/srv/tmws");
+        assert_eq!(
+            resume(Scenario::Complete, root),
+            "cargo xtask rollback --scenario complete --resume --root /srv/tmws --yes"
+        );
+        assert!(database_instead(root).contains("--scenario database --yes --root /srv/tmws"));
+        assert_eq!(labels_here(&[]), "; this tree has no backup yet");
+    }
+}

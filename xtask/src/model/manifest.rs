@@ -1,0 +1,358 @@
+//! `BACKUP_MANIFEST.txt`: readable by a person, exact for a program, and
+//! `SHA256SUMS` beside it so anyone can check a backup with coreutils.
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+/// The format written. Version 2 added `absent:` and `worktree:` lines;
+/// version 1 manifests (without them) are still read.
+pub const FORMAT: &str = "tmws-backup/2";
+const READABLE: [&str; 2] = ["tmws-backup/1", FORMAT];
+pub const MANIFEST_FILE: &str = "BACKUP_MANIFEST.txt";
+pub const SUMS_FILE: &str = "SHA256SUMS";
+/// The line of a backup tag's message that records the manifest's hash.
+pub const TAG_MANIFEST_FIELD: &str = "manifest-sha256:";
+
+/// A table and its row count.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableCount {
+    pub name: String,
+    pub rows: u64,
+}
+
+/// What a backed-up file is; each kind has its folder in the backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Database,
+    Config,
+    Migration,
+    Critical,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Database, Kind::Config, Kind::Migration, Kind::Critical];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Database => "database",
+            Kind::Config => "config",
+            Kind::Migration => "migration",
+            Kind::Critical => "critical",
+        }
+    }
+
+    /// The folder of the runbook's Appendix A layout.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Kind::Database => "database",
+            Kind::Config => "config",
+            Kind::Migration => "migrations/alembic_versions",
+            Kind::Critical => "critical_files",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == text)
+            .with_context(|| format!("unknown kind {text:?}"))
+    }
+}
+
+/// One file of the backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEntry {
+    pub kind: Kind,
+    pub sha256: String,
+    pub size: u64,
+    pub mode: u32,
+    /// Where it is inside the backup folder.
+    pub backup_path: String,
+    /// Where it belongs in the TMWS tree.
+    pub source_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Manifest {
+    pub format: String,
+    pub label: String,
+    pub created: String,
+    pub tool: String,
+    pub git_commit: Option<String>,
+    pub git_branch: Option<String>,
+    /// The tag taken with the backup (`None` with `--no-tag` or without git).
+    pub git_tag: Option<String>,
+    /// The database's `alembic_version` rows (one, or several on unmerged heads).
+    pub database_revision: Vec<String>,
+    pub migration_heads: Vec<String>,
+    pub migration_count: usize,
+    pub sqlite_version: String,
+    pub journal_mode: String,
+    pub tables: Vec<TableCount>,
+    pub files: Vec<FileEntry>,
+    /// Files of the profile that did not exist when the backup was taken (a
+    /// test file the deploy adds): a rollback removes them into the bundle.
+    pub absent: Vec<Absent>,
+    /// Tracked files whose working-tree content differed from the commit
+    /// when the backup was taken: their sha256 (`None`: deleted).
+    pub worktree: Vec<WorktreeChange>,
+}
+
+/// A file of the profile that was absent at backup time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Absent {
+    pub kind: Kind,
+    pub source_path: String,
+}
+
+/// An uncommitted change to a tracked file at backup time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorktreeChange {
+    pub sha256: Option<String>,
+    pub path: String,
+}
+
+impl Manifest {
+    pub fn files_of(&self, kind: Kind) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().filter(move |f| f.kind == kind)
+    }
+
+    pub fn count(&self, kind: Kind) -> usize {
+        self.files_of(kind).count()
+    }
+
+    /// Original paths of `kind` that did not exist at backup time.
+    pub fn absent_of(&self, kind: Kind) -> impl Iterator<Item = &str> {
+        self.absent.iter().filter(move |a| a.kind == kind).map(|a| a.source_path.as_str())
+    }
+
+    pub fn database(&self) -> Option<&FileEntry> {
+        self.files_of(Kind::Database).next()
+    }
+
+    /// The revision a rollback returns to (the single database revision).
+    pub fn revision(&self) -> Option<&str> {
+        match self.database_revision.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let none = || "-".to_string();
+        let _ = writeln!(out, "# TMWS backup manifest. Check the files without any tool:");
+        let _ = writeln!(out, "#   cd <this folder> && sha256sum -c {SUMS_FILE}");
+        let _ = writeln!(out, "format: {}", self.format);
+        let _ = writeln!(out, "label: {}", self.label);
+        let _ = writeln!(out, "created: {}", self.created);
+        let _ = writeln!(out, "tool: {}", self.tool);
+        let _ = writeln!(out, "git-commit: {}", self.git_commit.clone().unwrap_or_else(none));
+        let _ = writeln!(out, "git-branch: {}", self.git_branch.clone().unwrap_or_else(none));
+        let _ = writeln!(out, "git-tag: {}", self.git_tag.clone().unwrap_or_else(none));
+        let _ = writeln!(out, "database-revision: {}", self.database_revision.join(" "));
+        let _ = writeln!(out, "migration-heads: {}", self.migration_heads.join(" "));
+        let _ = writeln!(out, "migration-count: {}", self.migration_count);
+        let _ = writeln!(out, "sqlite-version: {}", self.sqlite_version);
+        let _ = writeln!(out, "journal-mode: {}", self.journal_mode);
+        let _ = writeln!(out, "\n# table: name rows");
+        for table in &self.tables {
+            let _ = writeln!(out, "table: {} {}", table.name, table.rows);
+        }
+        let _ = writeln!(
+            out,
+            "\n# file: kind sha256 size mode backup-path original-path (tab-separated)"
+        );
+        for f in &self.files {
+            let _ = writeln!(
+                out,
+                "file:\t{}\t{}\t{}\t{:04o}\t{}\t{}",
+                f.kind.name(),
+                f.sha256,
+                f.size,
+                f.mode,
+                f.backup_path,
+                f.source_path
+            );
+        }
+        if !self.absent.is_empty() {
+            let _ = writeln!(out, "\n# absent: kind original-path (did not exist at backup time)");
+            for a in &self.absent {
+                let _ = writeln!(out, "absent:\t{}\t{}", a.kind.name(), a.source_path);
+            }
+        }
+        if !self.worktree.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n# worktree: sha256 path (uncommitted changes to tracked files at backup time; - deleted)"
+            );
+            for w in &self.worktree {
+                let _ =
+                    writeln!(out, "worktree:\t{}\t{}", w.sha256.as_deref().unwrap_or("-"), w.path);
+            }
+        }
+        out
+    }
+
+    pub fn parse(text: &str) -> Result<Manifest> {
+        let Sections { mut fields, tables, files, absent, worktree } = Sections::read(text)?;
+        let mut take = |key: &str| fields.remove(key).with_context(|| format!("missing `{key}:`"));
+        let format = take("format")?;
+        if !READABLE.contains(&format.as_str()) {
+            bail!(
+                "unknown manifest format {format:?} (this tool reads {})",
+                READABLE.join(" and ")
+            );
+        }
+        let optional = |value: String| (value != "-").then_some(value);
+        let words = |value: String| value.split_whitespace().map(String::from).collect();
+        let manifest = Manifest {
+            format,
+            label: take("label")?,
+            created: take("created")?,
+            tool: take("tool")?,
+            git_commit: optional(take("git-commit")?),
+            git_branch: optional(take("git-branch")?),
+            git_tag: optional(take("git-tag")?),
+            database_revision: words(take("database-revision")?),
+            migration_heads: words(take("migration-heads")?),
+            migration_count: take("migration-count")?.parse().context("migration-count")?,
+            sqlite_version: take("sqlite-version")?,
+            journal_mode: take("journal-mode")?,
+            tables,
+            files,
+            absent,
+            worktree,
+        };
+        if let Some(key) = fields.keys().next() {
+            bail!("unknown field `{key}:`");
+        }
+        Ok(manifest)
+    }
+
+    /// `SHA256SUMS` in coreutils' format, for every file including the manifest.
+    pub fn sums(&self, manifest_sha: &str) -> String {
+        let mut out = String::new();
+        for f in &self.files {
+            let _ = writeln!(out, "{}  {}", f.sha256, f.backup_path);
+        }
+        let _ = writeln!(out, "{manifest_sha}  {MANIFEST_FILE}");
+        out
+    }
+}
+
+/// A manifest's lines, sorted by what they are.
+#[derive(Default)]
+struct Sections {
+    /// `key: value` lines, each key once.
+    fields: BTreeMap<String, String>,
+    tables: Vec<TableCount>,
+    files: Vec<FileEntry>,
+    absent: Vec<Absent>,
+    worktree: Vec<WorktreeChange>,
+}
+
+impl Sections {
+    fn read(text: &str) -> Result<Sections> {
+        let mut s = Sections::default();
+        for (number, line) in text.lines().enumerate() {
+            let line_no = number + 1;
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = line
+                .split_once(':')
+                .with_context(|| format!("line {line_no}: expected `key: value`"))?;
+            match key {
+                "table" => {
+                    let (name, rows) = value
+                        .trim()
+                        .rsplit_once(' ')
+                        .with_context(|| format!("line {line_no}: expected `table: NAME ROWS`"))?;
+                    let rows =
+                        rows.parse().with_context(|| format!("line {line_no}: row count"))?;
+                    s.tables.push(TableCount { name: name.to_string(), rows });
+                }
+                "file" => s.files.push(
+                    parse_file(value.strip_prefix('\t').unwrap_or(value))
+                        .with_context(|| format!("line {line_no}"))?,
+                ),
+                "absent" => {
+                    let (kind, path) =
+                        value.strip_prefix('\t').and_then(|v| v.split_once('\t')).with_context(
+                            || format!("line {line_no}: expected `absent:\tKIND\tPATH`"),
+                        )?;
+                    s.absent
+                        .push(Absent { kind: Kind::parse(kind)?, source_path: path.to_string() });
+                }
+                "worktree" => {
+                    let (sha, path) =
+                        value.strip_prefix('\t').and_then(|v| v.split_once('\t')).with_context(
+                            || format!("line {line_no}: expected `worktree:\tSHA256\tPATH`"),
+                        )?;
+                    let sha256 = (sha != "-").then(|| sha.to_string());
+                    s.worktree.push(WorktreeChange { sha256, path: path.to_string() });
+                }
+                _ => {
+                    if s.fields.insert(key.to_string(), value.trim().to_string()).is_some() {
+                        bail!("line {line_no}: `{key}` appears twice");
+                    }
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Lines that say how two lists of tables differ; empty when they agree.
+pub fn table_differences(actual: &[TableCount], expected: &[TableCount]) -> Vec<String> {
+    let actual: BTreeMap<&str, u64> = actual.iter().map(|t| (t.name.as_str(), t.rows)).collect();
+    let expected: BTreeMap<&str, u64> =
+        expected.iter().map(|t| (t.name.as_str(), t.rows)).collect();
+    let mut out = Vec::new();
+    for (name, rows) in &expected {
+        match actual.get(name) {
+            None => out.push(format!("table {name} is missing")),
+            Some(found) if found != rows => {
+                out.push(format!("table {name} has {found} rows, expected {rows}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in actual.keys().filter(|n| !expected.contains_key(*n)) {
+        out.push(format!("table {name} is not expected"));
+    }
+    out
+}
+
+fn parse_file(value: &str) -> Result<FileEntry> {
+    let parts: Vec<&str> = value.split('\t').collect();
+    let [kind, sha256, size, mode, backup_path, source_path] = parts[..] else {
+        bail!("expected 6 tab-separated fields after `file:`, found {}", parts.len());
+    };
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{sha256:?} is not a sha256");
+    }
+    Ok(FileEntry {
+        kind: Kind::parse(kind)?,
+        sha256: sha256.to_string(),
+        size: size.parse().context("size")?,
+        mode: u32::from_str_radix(mode, 8).context("mode")?,
+        backup_path: backup_path.to_string(),
+        source_path: source_path.to_string(),
+    })
+}
+
+/// Parses `SHA256SUMS`: `(sha256, path)` pairs.
+pub fn parse_sums(text: &str) -> Result<Vec<(String, String)>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (sha, path) =
+                line.split_once("  ").with_context(|| format!("bad line {line:?}"))?;
+            Ok((sha.to_string(), path.to_string()))
+        })
+        .collect()
+}

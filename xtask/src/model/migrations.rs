@@ -1,0 +1,189 @@
+//! Alembic's revision graph, read from the revision files in Rust so that a
+//! backup's migrations can be checked without Python.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+
+/// One revision file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub id: String,
+    /// Empty for a root; two or more for a merge.
+    pub down: Vec<String>,
+    pub file: PathBuf,
+}
+
+/// All revisions of a versions folder.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    pub revisions: BTreeMap<String, Revision>,
+}
+
+/// The revision files of a versions folder: `*.py` directly inside it, never
+/// `__pycache__` or other folders, sorted by name.
+pub fn revision_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_file() && name.ends_with(".py") && !name.starts_with("__") {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+impl Graph {
+    /// Parses every revision file of a folder.
+    pub fn load(dir: &Path) -> Result<Graph> {
+        let files = revision_files(dir)?;
+        Graph::from_files(&files)
+    }
+
+    pub fn from_files(files: &[PathBuf]) -> Result<Graph> {
+        let mut graph = Graph::default();
+        for file in files {
+            let text =
+                fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+            let revision =
+                parse(&text, file).with_context(|| format!("parse {}", file.display()))?;
+            if let Some(other) = graph.revisions.get(&revision.id) {
+                bail!(
+                    "revision {} is defined twice: {} and {}",
+                    revision.id,
+                    other.file.display(),
+                    file.display()
+                );
+            }
+            graph.revisions.insert(revision.id.clone(), revision);
+        }
+        for revision in graph.revisions.values() {
+            for down in &revision.down {
+                if !graph.revisions.contains_key(down) {
+                    bail!("revision {} revises {down}, which no file defines", revision.id);
+                }
+            }
+        }
+        Ok(graph)
+    }
+
+    /// Revisions that no other revision revises.
+    pub fn heads(&self) -> Vec<String> {
+        let revised: BTreeSet<&String> = self.revisions.values().flat_map(|r| &r.down).collect();
+        self.revisions.keys().filter(|id| !revised.contains(id)).cloned().collect()
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.revisions.contains_key(id)
+    }
+
+    /// Revisions whose `down_revision` names `id`.
+    pub fn children(&self, id: &str) -> Vec<String> {
+        let children = self.revisions.values().filter(|r| r.down.iter().any(|d| d == id));
+        children.map(|r| r.id.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.revisions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.revisions.is_empty()
+    }
+}
+
+/// The revision id a revision file's text defines, if it parses.
+pub fn revision_of(text: &str) -> Option<String> {
+    parse(text, Path::new("")).ok().map(|r| r.id)
+}
+
+/// Reads `revision` and `down_revision` assignments at the top level of a
+/// revision file (with or without type annotations).
+fn parse(text: &str, file: &Path) -> Result<Revision> {
+    let mut id = None;
+    let mut down = None;
+    for line in text.lines() {
+        if let Some(value) = assignment(line, "revision") {
+            id = Some(value);
+        } else if let Some(value) = assignment(line, "down_revision") {
+            down = Some(value);
+        }
+    }
+    let Some(id) = id else { bail!("no `revision = ...` line") };
+    let ids = strings(&id);
+    if ids.len() != 1 {
+        bail!("`revision` must be one quoted string, found {id}");
+    }
+    let Some(down) = down else { bail!("no `down_revision = ...` line") };
+    let down = match down.trim() {
+        "None" => Vec::new(),
+        literal => {
+            let parents = strings(literal);
+            if parents.is_empty() {
+                bail!(
+                    "`down_revision` must be None, a string or a tuple of strings, found {literal}"
+                );
+            }
+            parents
+        }
+    };
+    Ok(Revision { id: ids[0].clone(), down, file: file.to_path_buf() })
+}
+
+/// The right-hand side of `name = ...` or `name: Type = ...` at column 0.
+fn assignment(line: &str, name: &str) -> Option<String> {
+    let rest = line.strip_prefix(name)?;
+    let rest = rest.trim_start();
+    let rest = if let Some(annotated) = rest.strip_prefix(':') {
+        let (_, value) = annotated.split_once('=')?;
+        value
+    } else {
+        rest.strip_prefix('=')?
+    };
+    let value = rest.split('#').next().unwrap_or("").trim();
+    Some(value.to_string())
+}
+
+/// The quoted strings of a Python literal: `"a"`, `('a', "b")`, `["a"]`.
+fn strings(literal: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = literal.chars();
+    while let Some(c) = chars.next() {
+        if c == '"' || c == '\'' {
+            let value: String = chars.by_ref().take_while(|&d| d != c).collect();
+            out.push(value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_annotated_and_merge_revisions() {
+        let file = Path::new("x.py");
+        let plain = parse("revision = \"abc\"\ndown_revision = None\n", file).unwrap();
+        assert_eq!((plain.id.as_str(), plain.down.len()), ("abc", 0));
+        let annotated = parse(
+            "revision: str = 'def'\ndown_revision: Union[str, None] = 'abc'  # parent\n",
+            file,
+        )
+        .unwrap();
+        assert_eq!(annotated.down, ["abc"]);
+        let merge = parse("revision = 'm'\ndown_revision = ('a', \"b\")\n", file).unwrap();
+        assert_eq!(merge.down, ["a", "b"]);
+    }
+
+    #[test]
+    fn rejects_a_file_without_revision() {
+        let err = parse("down_revision = None\n", Path::new("x.py")).unwrap_err();
+        assert!(err.to_string().contains("no `revision"), "{err}");
+    }
+}

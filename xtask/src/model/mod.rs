@@ -1,0 +1,11 @@
+//! The types state is kept in, each parsed once: backups and their
+//! manifests, the journal, the lock, a tree's profile, checks and reports,
+//! Alembic's revision graph.
+pub mod advice;
+pub mod check;
+pub mod journal;
+pub mod lock;
+pub mod manifest;
+pub mod migrations;
+pub mod profile;
+pub mod scenario;

@@ -1,0 +1,269 @@
+//! Where things live in a TMWS tree: the runbook's layout, overridable per tree.
+//!
+//! The built-in defaults are the runbook's paths. A real checkout differs, so
+//! an optional `tmws-rollback.toml` at the root may override any field.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::{base::exit::usage, fs::files::check_relative, fs::root_dir::RootDir};
+
+/// The label of the pre-deploy backup when none is given.
+pub const DEFAULT_LABEL: &str = "pre-phase4";
+
+/// The name of the optional per-tree profile file.
+pub const PROFILE_FILE: &str = "tmws-rollback.toml";
+
+/// Paths and commands of one TMWS tree, all relative to its root.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Profile {
+    /// The SQLite database the service and Alembic use.
+    pub database: String,
+    /// The environment variable the tree's `migrations/env.py` takes its
+    /// database URL from ("" when it has none). With it, a rollback asks
+    /// `alembic current` about the preserved database while it restores.
+    pub database_url_env: String,
+    pub alembic_ini: String,
+    /// The folder of revision files.
+    pub migrations: String,
+    /// Configuration files backed up under `config/`.
+    pub config_files: Vec<String>,
+    /// The runbook's critical files, backed up under `critical_files/`.
+    pub critical_files: Vec<String>,
+    /// Modules that must import after a rollback.
+    pub critical_modules: Vec<String>,
+    /// The pytest files the runbook runs after a rollback.
+    pub test_files: Vec<String>,
+    /// The ASGI application uvicorn serves.
+    pub app: String,
+    /// The port the runbook's server check uses when `--port` is not given
+    /// (0: any free loopback port).
+    pub port: u16,
+    pub health_path: String,
+    /// Seconds the server check waits for `/health` to answer.
+    pub server_timeout: u64,
+    pub log_file: String,
+    /// A pid file the service writes, if any.
+    pub pid_file: Option<String>,
+    /// Programs that run the service (the start of argv[0]'s file name). A
+    /// process is stopped only if it is one of these *and* belongs to the root.
+    pub service_programs: Vec<String>,
+    /// Environment for alembic, pytest and the server in this tree.
+    pub env: BTreeMap<String, String>,
+    pub alembic_args: Vec<String>,
+    pub pytest_args: Vec<String>,
+    pub server_args: Vec<String>,
+    /// A restic repository for `push` and `pull`, in restic's own syntax
+    /// (`--repo` and `TMWS_BACKUP_REPO` come first).
+    pub backup_repo: Option<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        let strings = |items: &[&str]| items.iter().map(|it| it.to_string()).collect();
+        Profile {
+            database: "data/tmws.db".into(),
+            database_url_env: "TMWS_DATABASE_URL".into(),
+            alembic_ini: "alembic.ini".into(),
+            migrations: "migrations/versions".into(),
+            config_files: strings(&["pyproject.toml", ".env.example", "alembic.ini"]),
+            critical_files: strings(&[
+                "src/domain/value_objects/tool_category.py",
+                "src/services/verification_service.py",
+                "src/services/learning_trust_integration.py",
+                "tests/integration/test_go_python_category_sync.py",
+                "tests/unit/services/test_verification_learning_integration.py",
+            ]),
+            critical_modules: strings(&[
+                "src.domain.value_objects.tool_category",
+                "src.services.verification_service",
+                "src.services.learning_trust_integration",
+            ]),
+            test_files: strings(&[
+                "tests/unit/services/test_verification_service.py",
+                "tests/unit/services/test_verification_learning_integration.py",
+                "tests/integration/test_go_python_category_sync.py",
+            ]),
+            app: "src.main:app".into(),
+            port: 0,
+            health_path: "/health".into(),
+            server_timeout: 20,
+            log_file: "logs/tmws.log".into(),
+            pid_file: None,
+            service_programs: strings(&["python", "uvicorn", "gunicorn"]),
+            env: BTreeMap::new(),
+            alembic_args: Vec::new(),
+            pytest_args: Vec::new(),
+            server_args: Vec::new(),
+            backup_repo: None,
+        }
+    }
+}
+
+/// A TMWS tree: its canonical root, its profile, and the file-access layer
+/// every write below the root goes through.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub root: PathBuf,
+    pub profile: Profile,
+    pub fs: Arc<RootDir>,
+}
+
+impl Tree {
+    /// Finds the tree from `--root`, then `TMWS_ROOT`, then the current directory.
+    pub fn locate(flag: Option<&Path>) -> Result<Tree> {
+        let given = match flag {
+            Some(path) => path.to_path_buf(),
+            None => match std::env::var_os("TMWS_ROOT") {
+                Some(path) => PathBuf::from(path),
+                None => std::env::current_dir().context("read the current directory")?,
+            },
+        };
+        if !given.is_dir() {
+            return Err(usage(format!(
+                "TMWS root {} does not exist or is not a directory",
+                given.display()
+            )));
+        }
+        let root = given.canonicalize().with_context(|| format!("resolve {}", given.display()))?;
+        let profile = Profile::load(&root)?;
+        let fs = Arc::new(RootDir::open(&root)?);
+        let tree = Tree { root, profile, fs };
+        let ini = tree.path(&tree.profile.alembic_ini);
+        if !ini.is_file() || !tree.path(&tree.profile.migrations).is_dir() {
+            return Err(usage(format!(
+                "{} is not a TMWS tree: it needs {} and {}/ (pass --root, or describe the tree in {PROFILE_FILE})",
+                tree.root.display(),
+                tree.profile.alembic_ini,
+                tree.profile.migrations,
+            )));
+        }
+        Ok(tree)
+    }
+
+    /// The one resolver of the commands: the tree from `--root` (or
+    /// `TMWS_ROOT`, or the current directory) and the backup label from
+    /// `--label` (default `pre-phase4`), checked.
+    pub fn with_label(root: Option<&Path>, label: Option<&str>) -> Result<(Tree, String)> {
+        let label = label.unwrap_or(DEFAULT_LABEL).to_string();
+        check_label(&label)?;
+        Ok((Tree::locate(root)?, label))
+    }
+
+    /// A path of the tree, from a profile-relative path.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path(&self.profile.database)
+    }
+
+    /// The SQLAlchemy URL of the tree's database, for the profile's URL variable.
+    pub fn database_url(&self) -> String {
+        format!("sqlite:///{}", self.database().display())
+    }
+
+    pub fn migrations(&self) -> PathBuf {
+        self.path(&self.profile.migrations)
+    }
+
+    pub fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    pub fn backup(&self, label: &str) -> PathBuf {
+        self.backups().join(label)
+    }
+
+    /// Where the tool keeps its lock and journal inside the tree.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".tmws-rollback")
+    }
+
+    pub fn forensics_dir(&self) -> PathBuf {
+        self.root.join("forensics")
+    }
+}
+
+impl Profile {
+    fn load(root: &Path) -> Result<Profile> {
+        let file = root.join(PROFILE_FILE);
+        if !file.exists() {
+            return Ok(Profile::default());
+        }
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        let profile: Profile = toml::from_str(&text)
+            .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
+        profile.check().map_err(|err| usage(format!("{}: {err}", file.display())))?;
+        Ok(profile)
+    }
+
+    /// Every path of the profile names something strictly inside the root
+    /// (never the root itself: `migrations = "."` would make a rollback swap
+    /// the whole tree), and every service program is a real name.
+    fn check(&self) -> Result<()> {
+        let singles = [&self.database, &self.alembic_ini, &self.migrations, &self.log_file];
+        let lists = self.config_files.iter().chain(&self.critical_files).chain(&self.test_files);
+        for path in singles.into_iter().chain(lists).chain(self.pid_file.as_ref()) {
+            check_relative(path)?;
+            if Path::new(path).components().all(|c| c == std::path::Component::CurDir) {
+                anyhow::bail!(
+                    "path {path:?} names the root itself: name a file or folder inside it"
+                );
+            }
+        }
+        for program in &self.service_programs {
+            let wildcard = program.contains(['*', '?', '[', '/']) || program.trim() != program;
+            if program.is_empty() || wildcard {
+                anyhow::bail!(
+                    "service_programs entry {program:?} would match processes by a pattern: give program names such as \"python\" or \"uvicorn\""
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The labels of the backups this tree holds (folders under `backups/`
+/// with a manifest), sorted.
+pub fn labels(tree: &Tree) -> Vec<String> {
+    let mut labels: Vec<String> = std::fs::read_dir(tree.backups())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().join(crate::model::manifest::MANIFEST_FILE).is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.sort();
+    labels
+}
+
+/// Checks a backup label: it names a folder under `backups/` and a git tag.
+pub fn check_label(label: &str) -> Result<()> {
+    let bad = label.is_empty()
+        || label == "."
+        || label.contains("..")
+        || label.contains(['/', '\\'])
+        || label.starts_with(['-', '.'])
+        || label.chars().any(|c| c.is_whitespace() || c.is_control() || "~^:?*[".contains(c));
+    // The label is a git tag too: `x.lock`, `a@{b}` and the like are folder
+    // names but not tag names, and would leave a backup that fails its own verify.
+    let tag_ok = git2::Reference::is_valid_name(&format!("refs/tags/{label}"));
+    if bad || !tag_ok || label.ends_with(".lock") || label.contains("@{") {
+        return Err(usage(format!(
+            "invalid label {label:?}: use letters, digits, '-', '_' or '.', without '/' or '..'; it must also be a valid git tag name (not ending in .lock)"
+        )));
+    }
+    Ok(())
+}

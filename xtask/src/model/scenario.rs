@@ -1,0 +1,118 @@
+//! The rows of the runbook's decision matrix, and what diagnose recommends.
+use serde::{Deserialize, Serialize};
+
+/// The runbook's decision matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    Database,
+    Migration,
+    Files,
+    Complete,
+    Git,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Database,
+        Scenario::Migration,
+        Scenario::Files,
+        Scenario::Complete,
+        Scenario::Git,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Database => "database",
+            Scenario::Migration => "migration",
+            Scenario::Files => "files",
+            Scenario::Complete => "complete",
+            Scenario::Git => "git",
+        }
+    }
+
+    /// The runbook's estimate for this row, in minutes.
+    pub fn runbook_minutes(self) -> u32 {
+        match self {
+            Scenario::Database => 2,
+            Scenario::Migration => 3,
+            Scenario::Files => 1,
+            Scenario::Complete => 5,
+            Scenario::Git => 2,
+        }
+    }
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Scenario, String> {
+        Scenario::ALL.into_iter().find(|s| s.name() == text).ok_or_else(|| {
+            format!("unknown --scenario {text:?}: use database, migration, files, complete or git")
+        })
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What diagnose recommends for a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recommendation {
+    /// Nothing to roll back.
+    Healthy,
+    /// This row of the matrix.
+    Rollback(Scenario),
+    /// The interpreter lacks what unchanged code imports: no row applies.
+    Environment,
+    /// An earlier rollback is unfinished: resume or abandon it first.
+    Resume,
+}
+
+impl Recommendation {
+    /// The word of the JSON document: `healthy`, a scenario, `environment`
+    /// or `resume`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Recommendation::Healthy => "healthy",
+            Recommendation::Rollback(scenario) => scenario.name(),
+            Recommendation::Environment => "environment",
+            Recommendation::Resume => "resume",
+        }
+    }
+}
+
+impl Serialize for Recommendation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.word())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_reads_back_from_its_name() {
+        for scenario in Scenario::ALL {
+            assert_eq!(scenario.name().parse::<Scenario>(), Ok(scenario));
+        }
+        let err = "databse".parse::<Scenario>().unwrap_err();
+        assert!(err.contains("use database, migration"), "{err}");
+    }
+
+    #[test]
+    fn a_recommendation_is_one_word() {
+        let words = [
+            Recommendation::Healthy,
+            Recommendation::Rollback(Scenario::Files),
+            Recommendation::Environment,
+            Recommendation::Resume,
+        ]
+        .map(|r| serde_json::to_string(&r).unwrap());
+        assert_eq!(words, ["\"healthy\"", "\"files\"", "\"environment\"", "\"resume\""]);
+    }
+}

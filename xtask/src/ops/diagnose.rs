@@ -1,0 +1,394 @@
+//! `cargo xtask diagnose`: looks at a live tree and recommends one row of the
+//! decision matrix, with the evidence for it.
+use std::{collections::BTreeSet, path::Path};
+
+use anyhow::Result;
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::{
+    adapters::{git, python::Python, sqlite},
+    fs::files,
+    model::{
+        advice,
+        check::{Check, Status, check_ids},
+        manifest::{Kind, MANIFEST_FILE, Manifest},
+        migrations::Graph,
+        profile::Tree,
+        scenario::{Recommendation, Scenario},
+    },
+    ops::post_check,
+};
+
+check_ids! {
+    /// The evidence diagnose collects, besides post-check's import check.
+    DiagnoseCheck {
+        RollbackUnfinished = "rollback.unfinished", "no rollback is unfinished";
+        DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
+        MigrationRevision = "migration.revision", "the database is at the code's migration head";
+        MigrationHalfApplied = "migration.half-applied", "no migration is half-applied";
+        FilesChanged = "files.changed", "critical files are as committed";
+        GitHead = "git.head", "HEAD is attached and at the expected commit";
+        GitClean = "git.clean", "no uncommitted change outside the critical files";
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    pub schema: u32,
+    pub command: &'static str,
+    pub recommendation: Recommendation,
+    pub scenarios: Vec<Scenario>,
+    /// The command to run next, when it is not a rollback row.
+    pub next: Option<String>,
+    /// The Python interpreter the evidence came from, and why it was chosen.
+    pub interpreter: String,
+    pub checks: Vec<Check>,
+}
+
+impl Diagnosis {
+    pub fn healthy(&self) -> bool {
+        self.recommendation == Recommendation::Healthy
+    }
+}
+
+/// Each piece of evidence names the scenario it points to when it fails.
+pub fn diagnose(
+    sh: &Shell,
+    tree: &Tree,
+    label: &str,
+    expect_commit: Option<&str>,
+    python: Option<&Path>,
+) -> Result<Diagnosis> {
+    let python = Python::find(sh, Some(&tree.root), python)?;
+    let manifest = std::fs::read_to_string(tree.backup(label).join(MANIFEST_FILE))
+        .ok()
+        .and_then(|t| Manifest::parse(&t).ok());
+    // An unfinished rollback comes first: any row recommended now would
+    // exit 5 until it is resumed or abandoned.
+    if let Some(mut unfinished) = unfinished_rollback(tree)? {
+        unfinished.interpreter = python.describe();
+        return Ok(unfinished);
+    }
+    let mut evidence: Vec<(Option<Scenario>, Check)> = Vec::new();
+    evidence.push((Some(Scenario::Database), integrity(tree)));
+    evidence
+        .extend(revision(sh, &python, tree).into_iter().map(|c| (Some(Scenario::Migration), c)));
+    let (imports, deploy_fault) = imports_of_the_deploy(sh, &python, tree, manifest.as_ref());
+    evidence.push((deploy_fault.then_some(Scenario::Files), imports));
+    evidence.push((Some(Scenario::Files), changed_files(tree, manifest.as_ref())));
+    evidence.extend(
+        git_state(tree, label, expect_commit).into_iter().map(|c| (Some(Scenario::Git), c)),
+    );
+
+    let failed =
+        |of: Option<Scenario>| evidence.iter().any(|(s, c)| *s == of && c.status == Status::Fail);
+    let scenarios: Vec<Scenario> = Scenario::ALL.into_iter().filter(|s| failed(Some(*s))).collect();
+    let (recommendation, next) = match scenarios.as_slice() {
+        [] if failed(None) => (
+            Recommendation::Environment,
+            Some("the interpreter lacks a module that code unchanged since the backup imports: install it (the imports check names it); no rollback row applies".to_string()),
+        ),
+        [] => (Recommendation::Healthy, None),
+        [one] => (Recommendation::Rollback(*one), None),
+        _ => (Recommendation::Rollback(Scenario::Complete), None),
+    };
+    let checks = evidence.into_iter().map(|(_, c)| c).collect();
+    Ok(Diagnosis {
+        schema: crate::model::check::SCHEMA,
+        command: "diagnose",
+        recommendation,
+        scenarios,
+        next,
+        interpreter: python.describe(),
+        checks,
+    })
+}
+
+/// A rollback journal left by an interrupted or failed run.
+fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
+    let journal: Option<crate::model::journal::Journal<serde_json::Value>> =
+        crate::model::journal::Journal::load(tree)?;
+    let Some(j) = journal else { return Ok(None) };
+    let at = j.stopped_at();
+    let next = format!(
+        "`{}` to finish it, or `{}` to close it",
+        advice::resume(j.scenario, &tree.root),
+        advice::abandon(j.scenario, &tree.root)
+    );
+    let check = Check::fail(
+        DiagnoseCheck::RollbackUnfinished,
+        format!(
+            "rollback --scenario {} (run {}, started {}) stopped at step {} ({:?}); its bundle is {}",
+            j.scenario,
+            j.run,
+            j.started,
+            at + 1,
+            j.status,
+            j.bundle.display()
+        ),
+    );
+    Ok(Some(Diagnosis {
+        schema: crate::model::check::SCHEMA,
+        command: "diagnose",
+        recommendation: Recommendation::Resume,
+        scenarios: Vec::new(),
+        next: Some(next),
+        interpreter: String::new(),
+        checks: vec![check],
+    }))
+}
+
+/// The import check, and whether its failure is the deploy's: a critical
+/// module that fails to import while its file still equals the backup's is
+/// the environment's fault (a third-party module missing from the
+/// interpreter), and points to no row of the matrix.
+fn imports_of_the_deploy(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    manifest: Option<&Manifest>,
+) -> (Check, bool) {
+    let mut check = imports(sh, python, tree);
+    if check.status != Status::Fail {
+        return (check, true);
+    }
+    let Some(manifest) = manifest else { return (check, true) };
+    let failing: Vec<&str> = check
+        .detail
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(module, _)| module))
+        .filter(|m| tree.profile.critical_modules.iter().any(|c| c == m))
+        .collect();
+    let unchanged = |module: &str| {
+        let base = module.replace('.', "/");
+        [format!("{base}.py"), format!("{base}/__init__.py")].iter().any(|path| {
+            manifest.files_of(Kind::Critical).any(|f| {
+                &f.source_path == path
+                    && files::sha256_file(&tree.path(path)).is_ok_and(|(s, _)| s == f.sha256)
+            })
+        })
+    };
+    if failing.is_empty() || !failing.iter().all(|m| unchanged(m)) {
+        return (check, true);
+    }
+    check.detail = format!(
+        "the environment, not the deploy: these modules equal the backup's yet fail to import:\n{}",
+        check.detail
+    );
+    (check, false)
+}
+
+fn integrity(tree: &Tree) -> Check {
+    let result = sqlite::open_to_read(&tree.database()).and_then(|c| sqlite::integrity_check(&c));
+    match result {
+        Ok(rows) if rows == ["ok"] => Check::pass(DiagnoseCheck::DatabaseIntegrity, "ok"),
+        Ok(rows) => Check::fail(
+            DiagnoseCheck::DatabaseIntegrity,
+            rows.into_iter().take(3).collect::<Vec<_>>().join("\n"),
+        ),
+        Err(err) => Check::fail(DiagnoseCheck::DatabaseIntegrity, format!("{err:#}")),
+    }
+}
+
+/// The database's revision against the code's migrations, and a migration
+/// that created its tables without bumping `alembic_version`.
+fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
+    let graph = match Graph::load(&tree.migrations()) {
+        Ok(graph) => graph,
+        Err(err) => {
+            return vec![Check::fail(
+                DiagnoseCheck::MigrationRevision,
+                format!("the migrations do not parse: {err:#}"),
+            )];
+        }
+    };
+    let conn = sqlite::open_to_read(&tree.database());
+    let revisions = conn
+        .as_ref()
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|c| sqlite::alembic_revisions(c).map_err(|e| format!("{e:#}")));
+    let revisions = match revisions {
+        Ok(r) => r,
+        Err(err) => {
+            return vec![Check::fail(
+                DiagnoseCheck::MigrationRevision,
+                format!("alembic_version cannot be read: {err}"),
+            )];
+        }
+    };
+    let heads = graph.heads();
+    let unknown: Vec<&String> = revisions.iter().filter(|r| !graph.contains(r)).collect();
+    let mut checks = vec![if !unknown.is_empty() {
+        Check::fail(
+            DiagnoseCheck::MigrationRevision,
+            format!("revision {} is unknown to {}", revisions.join(" "), tree.profile.migrations),
+        )
+    } else if revisions.iter().collect::<BTreeSet<_>>() != heads.iter().collect::<BTreeSet<_>>() {
+        Check::fail(
+            DiagnoseCheck::MigrationRevision,
+            format!("database at {}, code head {}", revisions.join(" "), heads.join(" ")),
+        )
+    } else {
+        Check::pass(DiagnoseCheck::MigrationRevision, format!("{} is the head", heads.join(" ")))
+    }];
+    if let ([current], Ok(conn)) = (revisions.as_slice(), &conn) {
+        let tables: BTreeSet<String> =
+            sqlite::table_names(conn).unwrap_or_default().into_iter().collect();
+        let half: Vec<String> = graph
+            .children(current)
+            .into_iter()
+            .filter_map(|child| {
+                let created = python.tables_created_by(sh, tree, current, &child).ok()?;
+                let present: Vec<String> =
+                    created.into_iter().filter(|t| tables.contains(t)).collect();
+                (!present.is_empty()).then(|| {
+                    format!(
+                        "{child} created {} but alembic_version still says {current}",
+                        present.join(", ")
+                    )
+                })
+            })
+            .collect();
+        checks.push(Check::from(
+            DiagnoseCheck::MigrationHalfApplied,
+            half.is_empty(),
+            if half.is_empty() { "none".to_string() } else { half.join("\n") },
+        ));
+    }
+    checks
+}
+
+fn imports(sh: &Shell, python: &Python, tree: &Tree) -> Check {
+    post_check::imports_check(sh, python, tree)
+}
+
+/// Critical files with uncommitted changes (they point to the files row),
+/// and, as evidence beside them, every critical file, config file and
+/// migration that differs from the backup: committed (in which commit) or
+/// not. Without git, the files that differ from the backup.
+fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
+    let critical = &tree.profile.critical_files;
+    let repo = match git::open(&tree.root) {
+        Ok(repo) => repo,
+        Err(err) => return Check::fail(DiagnoseCheck::FilesChanged, format!("{err:#}")),
+    };
+    let since = manifest.map(|m| since_backup(tree, repo.as_ref(), m)).unwrap_or_default();
+    let changed: Vec<String> = match &repo {
+        Some(repo) => match git::modified_tracked(repo) {
+            Ok(paths) => paths.into_iter().filter(|p| critical.contains(p)).collect(),
+            Err(err) => {
+                return Check::fail(DiagnoseCheck::FilesChanged, format!("git status: {err:#}"));
+            }
+        },
+        None => since
+            .iter()
+            .filter(|line| critical.iter().any(|c| line.starts_with(&format!("{c}:"))))
+            .cloned()
+            .collect(),
+    };
+    let mut detail = if changed.is_empty() {
+        "no uncommitted change to a critical file".to_string()
+    } else {
+        format!("uncommitted changes: {}", changed.join(", "))
+    };
+    if !since.is_empty() {
+        detail.push_str("\ndiffers from the backup:\n");
+        detail.push_str(&since.join("\n"));
+    }
+    Check::from(DiagnoseCheck::FilesChanged, changed.is_empty(), detail)
+}
+
+/// One line per file that differs from the backup, saying whether the
+/// change is committed (and in which commit since the backup's) or not.
+fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifest) -> Vec<String> {
+    let kinds = [Kind::Config, Kind::Critical, Kind::Migration];
+    let mut out = Vec::new();
+    let mut describe = |path: &str, what: &str| {
+        let how = match repo {
+            Some(repo) => git::committed_in(repo, path, manifest.git_commit.as_deref())
+                .map(|c| format!("committed in {c}"))
+                .unwrap_or_else(|| "uncommitted".into()),
+            None => "no git repository".into(),
+        };
+        out.push(format!("{path}: {what}, {how}"));
+    };
+    for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
+        let now = files::sha256_file(&tree.path(&entry.source_path)).map(|(s, _)| s).ok();
+        match now {
+            None => describe(&entry.source_path, "deleted since the backup"),
+            Some(sha) if sha != entry.sha256 => describe(&entry.source_path, "changed"),
+            Some(_) => {}
+        }
+    }
+    for path in manifest.absent.iter().map(|a| a.source_path.as_str()) {
+        if tree.path(path).exists() {
+            describe(path, "added since the backup");
+        }
+    }
+    let known: Vec<&str> =
+        manifest.files_of(Kind::Migration).map(|f| f.source_path.as_str()).collect();
+    for file in crate::model::migrations::revision_files(&tree.migrations()).unwrap_or_default() {
+        let relative = file.strip_prefix(&tree.root).unwrap_or(&file).display().to_string();
+        if !known.contains(&relative.as_str()) {
+            describe(&relative, "added since the backup");
+        }
+    }
+    out
+}
+
+/// HEAD attached, where it should be, and no uncommitted change outside the
+/// critical files (those point to the files row).
+fn git_state(tree: &Tree, label: &str, expect_commit: Option<&str>) -> Vec<Check> {
+    let repo = match git::open(&tree.root) {
+        Ok(Some(repo)) => repo,
+        Ok(None) => return Vec::new(),
+        Err(err) => {
+            return vec![Check::fail(DiagnoseCheck::GitHead, format!("{err:#}"))];
+        }
+    };
+    let (commit, branch) = git::head(&repo);
+    let head = commit.clone().unwrap_or_default();
+    let expected = expect_commit.map(|rev| git::resolve(&repo, rev).map(|o| o.to_string()));
+    let tag = git::tag_commit(&repo, label);
+    let head_check = if branch.is_none() {
+        Check::fail(DiagnoseCheck::GitHead, format!("detached HEAD at {head}"))
+    } else if let Some(expected) = expected {
+        match expected {
+            Ok(expected) => Check::from(
+                DiagnoseCheck::GitHead,
+                head == expected,
+                format!("HEAD {head}, expected {expected}"),
+            ),
+            Err(err) => Check::fail(DiagnoseCheck::GitHead, format!("{err:#}")),
+        }
+    } else if let Some(tag) = tag {
+        let descends = git2::Oid::from_str(&head)
+            .ok()
+            .is_some_and(|h| h == tag || repo.graph_descendant_of(h, tag).unwrap_or(false));
+        Check::from(
+            DiagnoseCheck::GitHead,
+            descends,
+            format!(
+                "HEAD {head} {} tag {label}",
+                if descends { "contains" } else { "does not contain" }
+            ),
+        )
+    } else {
+        Check::pass(
+            DiagnoseCheck::GitHead,
+            format!("HEAD {head} on {}", branch.unwrap_or_default()),
+        )
+    };
+    let critical = &tree.profile.critical_files;
+    let dirty: Vec<String> = match git::dirty_paths(&repo) {
+        Ok(paths) => paths.into_iter().filter(|p| !critical.contains(p)).collect(),
+        Err(err) => vec![format!("git status failed: {err:#}")],
+    };
+    let clean = Check::from(
+        DiagnoseCheck::GitClean,
+        dirty.is_empty(),
+        if dirty.is_empty() { "clean".to_string() } else { dirty.join(", ") },
+    );
+    vec![head_check, clean]
+}

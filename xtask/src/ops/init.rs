@@ -1,0 +1,271 @@
+//! `cargo xtask init`: inspects a checkout and writes a commented
+//! `tmws-rollback.toml` from what it finds (alembic.ini, `env.py`, the app's
+//! entry point, the runbook's critical files and tests), so that the other
+//! commands need nothing more. It never overwrites a profile.
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+
+use crate::{
+    base::exit::usage,
+    fs::{RootDir, files},
+    model::profile::{PROFILE_FILE, Profile},
+};
+
+/// The profile `init` would write: where, and its text.
+pub struct Proposal {
+    pub root: PathBuf,
+    pub target: PathBuf,
+    pub text: String,
+}
+
+/// Inspects the checkout at `root` (or the current folder) and proposes its
+/// profile; one that exists already is never replaced.
+pub fn propose(root: Option<&Path>) -> Result<Proposal> {
+    let given = match root {
+        Some(root) => root.to_path_buf(),
+        None => std::env::current_dir().context("read the current directory")?,
+    };
+    let root = given.canonicalize().map_err(|err| usage(format!("{}: {err}", given.display())))?;
+    let target = root.join(PROFILE_FILE);
+    if fs::symlink_metadata(&target).is_ok() {
+        return Err(usage(format!(
+            "{} exists already: init never overwrites a profile; edit it, or remove it first",
+            target.display()
+        )));
+    }
+    let text = render(&inspect(&root)?);
+    Ok(Proposal { root, target, text })
+}
+
+/// Writes the proposed profile as a new file, never over one that appeared
+/// meanwhile.
+pub fn write(proposal: &Proposal) -> Result<()> {
+    let fs = RootDir::open(&proposal.root)?;
+    let mut file = fs.create_new(&proposal.target, 0o644)?;
+    std::io::Write::write_all(&mut file, proposal.text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// What the inspection found, each with where it came from.
+struct Found {
+    alembic_ini: String,
+    migrations: (String, String),
+    database: (String, String),
+    url_env: (String, String),
+    app: (String, String),
+    critical_files: Vec<String>,
+    critical_modules: Vec<String>,
+    test_files: Vec<String>,
+    config_files: Vec<String>,
+}
+
+fn inspect(root: &Path) -> Result<Found> {
+    let defaults = Profile::default();
+    let ini_path = ["alembic.ini"]
+        .into_iter()
+        .map(String::from)
+        .chain(files_named(root, "alembic.ini", 2).into_iter().map(|p| rel(root, &p)))
+        .find(|p| root.join(p).is_file())
+        .ok_or_else(|| {
+            usage(format!(
+                "{}: no alembic.ini found (at the root or one level down)",
+                root.display()
+            ))
+        })?;
+    let ini = fs::read_to_string(root.join(&ini_path))?;
+    let ini_dir = Path::new(&ini_path).parent().unwrap_or(Path::new("")).to_path_buf();
+    let setting = |key: &str| {
+        ini.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    };
+    let script = setting("script_location").unwrap_or_else(|| "migrations".into());
+    let script = script.replace("%(here)s/", "").replace("%(here)s", ".");
+    let script_dir = ini_dir.join(script.trim_start_matches("./"));
+    let migrations =
+        (rel_path(&script_dir.join("versions")), format!("script_location in {ini_path}"));
+    let database = match setting("sqlalchemy.url").and_then(|u| sqlite_path(&u)) {
+        Some(path) => (rel_path(&ini_dir.join(path)), format!("sqlalchemy.url in {ini_path}")),
+        None => (
+            defaults.database.clone(),
+            "the runbook's default (no sqlite URL in alembic.ini)".into(),
+        ),
+    };
+    let env_py = script_dir.join("env.py");
+    let url_env = match fs::read_to_string(root.join(&env_py)).ok().and_then(|t| url_variable(&t)) {
+        Some(name) => (name, format!("{} reads its database URL from it", rel_path(&env_py))),
+        None => (
+            String::new(),
+            format!("{} reads no URL variable that could be found", rel_path(&env_py)),
+        ),
+    };
+    let app = find_app(root).unwrap_or_else(|| {
+        (defaults.app.clone(), "the runbook's default (no ASGI app found)".into())
+    });
+    let by_name = |path: &str| {
+        let name = Path::new(path).file_name().unwrap_or_default().to_string_lossy().into_owned();
+        files_named(root, &name, 6).first().map(|p| rel(root, p))
+    };
+    let critical_files: Vec<String> =
+        defaults.critical_files.iter().filter_map(|f| by_name(f)).collect();
+    let critical_modules = critical_files
+        .iter()
+        .filter(|f| f.ends_with(".py") && !f.split('/').any(|part| part == "tests"))
+        .map(|f| f.trim_end_matches(".py").trim_end_matches("/__init__").replace('/', "."))
+        .collect();
+    let test_files = defaults.test_files.iter().filter_map(|f| by_name(f)).collect();
+    let config_files = ["pyproject.toml", ".env.example"]
+        .into_iter()
+        .map(String::from)
+        .filter(|f| root.join(f).is_file())
+        .chain(std::iter::once(ini_path.clone()))
+        .collect();
+    Ok(Found {
+        alembic_ini: ini_path,
+        migrations,
+        database,
+        url_env,
+        app,
+        critical_files,
+        critical_modules,
+        test_files,
+        config_files,
+    })
+}
+
+fn render(f: &Found) -> String {
+    let list = |items: &[String]| {
+        let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut out = String::new();
+    let _ =
+        writeln!(out, "# {PROFILE_FILE}: where this checkout keeps what the TMWS rollback tool");
+    let _ = writeln!(out, "# works on. Written by `cargo xtask init`; every path is relative to");
+    let _ = writeln!(out, "# this folder. Commit it with the checkout.\n");
+    let _ = writeln!(out, "# From {}.", f.database.1);
+    let _ = writeln!(out, "database = {:?}", f.database.0);
+    let _ = writeln!(
+        out,
+        "# Set for alembic, pytest and the server to this database: {}.",
+        f.url_env.1
+    );
+    let _ = writeln!(out, "database_url_env = {:?}", f.url_env.0);
+    let _ = writeln!(out, "alembic_ini = {:?}", f.alembic_ini);
+    let _ = writeln!(out, "# From {}.", f.migrations.1);
+    let _ = writeln!(out, "migrations = {:?}", f.migrations.0);
+    let _ = writeln!(out, "config_files = {}", list(&f.config_files));
+    let _ = writeln!(out, "# The runbook's critical files that exist in this checkout.");
+    let _ = writeln!(out, "critical_files = {}", list(&f.critical_files));
+    let _ = writeln!(out, "critical_modules = {}", list(&f.critical_modules));
+    let _ = writeln!(out, "test_files = {}", list(&f.test_files));
+    let _ = writeln!(out, "# From {}.", f.app.1);
+    let _ = writeln!(out, "app = {:?}", f.app.0);
+    out
+}
+
+/// `data/x.db` from `sqlite:///data/x.db`; `None` for other databases.
+fn sqlite_path(url: &str) -> Option<String> {
+    let path = url.strip_prefix("sqlite:///")?;
+    let path = path.split('?').next()?;
+    (!path.is_empty() && !path.starts_with('/') && !path.contains("%(")).then(|| path.to_string())
+}
+
+/// The environment variable an env.py reads its database URL from.
+fn url_variable(text: &str) -> Option<String> {
+    let patterns = ["os.environ.get(", "os.getenv(", "os.environ["];
+    text.lines()
+        .flat_map(|line| {
+            patterns.iter().filter_map(move |p| {
+                let after = &line[line.find(p)? + p.len()..];
+                let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+                let name: String = after[1..].chars().take_while(|c| *c != quote).collect();
+                Some(name)
+            })
+        })
+        .find(|name| {
+            let upper = name.to_uppercase();
+            upper.contains("URL") || upper.contains("DATABASE") || upper.contains("DB")
+        })
+}
+
+/// The ASGI app, from the usual entry points: a `main.py`, `app.py` or
+/// `asgi.py` that defines `app`.
+fn find_app(root: &Path) -> Option<(String, String)> {
+    let mut candidates: Vec<PathBuf> = ["main.py", "app.py", "asgi.py"]
+        .iter()
+        .flat_map(|name| files_named(root, name, 5))
+        .collect();
+    candidates.sort_by_key(|p| p.components().count());
+    candidates.into_iter().find_map(|path| {
+        let text = fs::read_to_string(&path).ok()?;
+        let defines = text.lines().any(|l| {
+            l.starts_with("app =")
+                || l.starts_with("app=")
+                || l.starts_with("def app(")
+                || l.starts_with("async def app(")
+        });
+        let relative = rel(root, &path);
+        let module = relative.trim_end_matches(".py").replace('/', ".");
+        defines.then(|| (format!("{module}:app"), format!("{relative}, which defines app")))
+    })
+}
+
+/// Files of that name below `root`, up to `depth` folders down, skipping
+/// hidden folders, virtualenvs and the tool's own folders.
+fn files_named(root: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, level)) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else { continue };
+            let skipped = file.starts_with('.')
+                || ["node_modules", "venv", "backups", "forensics", "__pycache__", "site-packages"]
+                    .contains(&file.as_str());
+            if kind.is_dir() && !skipped && level < depth {
+                stack.push((entry.path(), level + 1));
+            } else if kind.is_file() && file == name {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort_by_key(|p| (p.components().count(), p.clone()));
+    out
+}
+
+fn rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}
+
+/// A relative path without `./`, in the profile's form.
+fn rel_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    let _ = files::check_relative(&text);
+    text.trim_start_matches("./").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_url_variable_and_the_sqlite_path() {
+        let env_py =
+            "import os\nurl = os.environ.get(\"SERVICE_DB_URL\")\nlevel = os.getenv('LOG_LEVEL')\n";
+        assert_eq!(super::url_variable(env_py).as_deref(), Some("SERVICE_DB_URL"));
+        assert_eq!(
+            super::sqlite_path("sqlite:///var/app.sqlite").as_deref(),
+            Some("var/app.sqlite")
+        );
+        assert_eq!(super::sqlite_path("postgresql://x/y"), None);
+    }
+}

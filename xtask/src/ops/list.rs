@@ -1,0 +1,121 @@
+//! `cargo xtask list`: the backups of a tree and their state (label,
+//! created, git commit and whether its tag is here, database revision, size,
+//! last verification), and whether a run holds the lock or a rollback is
+//! unfinished.
+use std::io::Read;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    adapters::git,
+    model::{
+        journal::Journal,
+        manifest::{MANIFEST_FILE, Manifest},
+        profile::{Tree, labels},
+    },
+    ops::verify::stamp,
+};
+
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub label: String,
+    pub created: String,
+    pub git_commit: Option<String>,
+    /// The backup's tag exists in this repository and points at its commit.
+    pub tag_here: bool,
+    pub database_revision: Vec<String>,
+    /// Bytes of the files the manifest lists.
+    pub size: u64,
+    pub verification: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub schema: u32,
+    pub command: &'static str,
+    pub backups: Vec<Listed>,
+    /// Who holds the lock, when a run does.
+    pub lock: Option<String>,
+    /// An unfinished rollback: scenario, run and status.
+    pub unfinished_rollback: Option<String>,
+    /// With `--repo`: the backups that restic repository holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<Vec<crate::adapters::restic::Stored>>,
+}
+
+pub fn list(tree: &Tree) -> Result<Listing> {
+    let repo = git::open(&tree.root)?;
+    let mut backups = Vec::new();
+    for label in labels(tree) {
+        let dir = tree.backup(&label);
+        let mut text = String::new();
+        let read = tree
+            .fs
+            .open_read(&dir.join(MANIFEST_FILE))
+            .and_then(|mut f| Ok(f.read_to_string(&mut text)?));
+        let Ok(manifest) = read.and_then(|_| Manifest::parse(&text)) else {
+            backups.push(Listed {
+                label,
+                created: "-".into(),
+                git_commit: None,
+                tag_here: false,
+                database_revision: Vec::new(),
+                size: 0,
+                verification: "unreadable manifest".into(),
+            });
+            continue;
+        };
+        let tag_here = match (&repo, &manifest.git_commit) {
+            (Some(repo), Some(commit)) => {
+                git::tag_commit(repo, &label).is_some_and(|at| at.to_string() == *commit)
+            }
+            _ => false,
+        };
+        backups.push(Listed {
+            verification: stamp::state(tree, &dir),
+            size: manifest.files.iter().map(|f| f.size).sum(),
+            database_revision: manifest.database_revision.clone(),
+            git_commit: manifest.git_commit.clone(),
+            created: manifest.created.clone(),
+            tag_here,
+            label,
+        });
+    }
+    // Oldest first; backups of the same second by their folders' mtime.
+    let written = |label: &str| {
+        crate::fs::files::Identity::of(&tree.backup(label)).map_or(0, |id| id.mtime_ns)
+    };
+    backups.sort_by(|a, b| {
+        a.created.cmp(&b.created).then_with(|| written(&a.label).cmp(&written(&b.label)))
+    });
+    let lock_file = tree.state_dir().join("lock");
+    let lock = std::fs::File::open(&lock_file).ok().and_then(|file| match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => Some(
+            std::fs::read_to_string(&lock_file)
+                .unwrap_or_default()
+                .replace('\n', " ")
+                .trim()
+                .to_string(),
+        ),
+    });
+    let journal: Option<Journal<serde_json::Value>> = Journal::load(tree)?;
+    let unfinished_rollback = journal.map(|j| {
+        format!(
+            "--scenario {} (run {}, {:?}, stopped at step {})",
+            j.scenario,
+            j.run,
+            j.status,
+            j.stopped_at() + 1
+        )
+    });
+    Ok(Listing {
+        schema: crate::model::check::SCHEMA,
+        command: "list",
+        backups,
+        lock,
+        unfinished_rollback,
+        repository: None,
+    })
+}

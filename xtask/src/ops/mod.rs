@@ -1,0 +1,15 @@
+//! What the commands do: take and verify backups, roll back, collect
+//! evidence, check and diagnose a tree, list and prune backups, push and
+//! pull them. Each returns values for the command line to render; none
+//! prints or parses flags.
+pub mod backup;
+pub mod diagnose;
+pub mod evidence;
+pub mod forensics;
+pub mod init;
+pub mod list;
+pub mod offsite;
+pub mod post_check;
+pub mod prune;
+pub mod rollback;
+pub mod verify;

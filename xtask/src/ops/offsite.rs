@@ -1,0 +1,197 @@
+//! `cargo xtask push` and `pull`: a backup folder to and from a restic
+//! repository. A push stores a verified backup and checks that restic stored
+//! every file of it, unchanged since it was verified; a pull restores beside
+//! `backups/`, verifies it with every verify-backup check, then renames it
+//! into place, never over an existing backup.
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use crate::{
+    adapters::restic,
+    base::exit::{failed, refused, usage},
+    fs::sys::Rename,
+    model::{
+        advice::labels_here,
+        manifest::{MANIFEST_FILE, Manifest},
+        profile::{Tree, labels},
+    },
+    ops::verify::{self, stamp},
+};
+
+/// Stores a verified local backup in the repository and checks that what
+/// restic stored is what was verified; says what it did.
+///
+/// The proof does not read the snapshot back (that costs a whole restore;
+/// `verify-backup --repo` does it): restic's own account of the backup lists
+/// every file it stored and the bytes it read, and every file keeps the
+/// identity (size, inode, mtime, ctime) it had when it passed verify-backup
+/// from before verification until after restic read it. Any write changes a
+/// ctime, so restic read exactly the bytes that hash to the manifest.
+pub fn push(
+    sh: &Shell,
+    tree: &Tree,
+    label: &str,
+    repo: &str,
+    python: Option<&std::path::Path>,
+) -> Result<String> {
+    let dir = tree.backup(label);
+    if tree.fs.dir(&dir).is_err() {
+        return Err(usage(format!("no backup {label} to push{}", labels_here(&labels(tree)))));
+    }
+    let (verified, before) = verified(sh, tree, &dir, python)?;
+    let manifest = read_manifest(tree, &dir)?;
+    let pushed = restic::push(sh, repo, &dir, &manifest)?;
+    let after = stamp::snapshot(&dir)?;
+    let differ = differences(&before, &after, &pushed, &manifest);
+    if !differ.is_empty() {
+        // Not left for a later pull to find: it is not the verified backup.
+        let forgot = match restic::forget(sh, repo, &[&pushed.id]) {
+            Ok(()) => "forgot it".to_string(),
+            Err(err) => format!("could not forget it ({err:#}): run restic forget {}", pushed.id),
+        };
+        return Err(failed(format!(
+            "snapshot {} in {repo} may not hold backup {label} as verified: {}; {forgot}",
+            pushed.id,
+            differ.join("; ")
+        )));
+    }
+    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
+    Ok(format!(
+        "pushed backups/{label} to {repo} as snapshot {}: {} files, {:.1} MiB, of which {:.1} MiB new to the repository; restic read them unchanged since they passed verify-backup {verified}\n(to check the stored bytes themselves: cargo xtask verify-backup --repo {repo} --label {label})",
+        pushed.id,
+        pushed.files.len(),
+        mib(pushed.bytes),
+        mib(pushed.added),
+    ))
+}
+
+/// The backup passes verify-backup: earlier, with every file unchanged since
+/// (the stamp), or now. Returns when, and the identities it was verified with.
+fn verified(
+    sh: &Shell,
+    tree: &Tree,
+    dir: &std::path::Path,
+    python: Option<&std::path::Path>,
+) -> Result<(String, stamp::Snapshot)> {
+    if let Some((when, files)) = stamp::unchanged_since(tree, dir) {
+        return Ok((format!("at {when}"), files));
+    }
+    let before = stamp::snapshot(dir)?;
+    let report = verify::verify(sh, dir, Some(tree), python)?;
+    if !report.ok() {
+        return Err(refused(format!(
+            "backup {} fails verification, so it is not pushed:\n  {}",
+            dir.display(),
+            report.failures().join("\n  ")
+        )));
+    }
+    // A file changed while it was checked is not what was verified.
+    if !stamp::record(tree, dir, before.clone())? {
+        return Err(failed(format!(
+            "a file of {} changed while it was verified; it is not pushed",
+            dir.display()
+        )));
+    }
+    Ok(("now".into(), before))
+}
+
+/// Restores the newest snapshot of `label` into `backups/<label>`: staged
+/// beside it, verified with every verify-backup check, then renamed, never
+/// over an existing backup; says what it did.
+pub fn pull(
+    sh: &Shell,
+    tree: &Tree,
+    label: &str,
+    repo: &str,
+    python: Option<&std::path::Path>,
+) -> Result<String> {
+    let target = tree.backup(label);
+    // Another machine's checkout may have no backups/ at all yet.
+    tree.fs.create_dir_all(&tree.backups())?;
+    if tree.fs.kind(&target)?.is_some() {
+        return Err(usage(format!(
+            "{} exists: a backup is never overwritten; remove or rename it first",
+            target.display()
+        )));
+    }
+    let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
+    tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
+    let pulled = (|| {
+        let id = restic::restore_latest(sh, repo, label, &stage)?;
+        let before = stamp::snapshot(&stage)?;
+        let report = verify::verify(sh, &stage, Some(tree), python)?;
+        if !report.ok() {
+            return Err(failed(format!(
+                "snapshot {id} of {label} fails verification, so it is not put in place:\n  {}",
+                report.failures().join("\n  ")
+            )));
+        }
+        tree.fs.rename(&stage, &target, Rename::NoReplace)?;
+        // Verified as it now lies (a rename keeps every file's identity):
+        // a push or a rollback need not check it again. Best effort.
+        let _ = stamp::record(tree, &target, before);
+        Ok(id)
+    })();
+    if pulled.is_err() {
+        let _ = tree.fs.remove_dir_all(&stage);
+    }
+    Ok(format!(
+        "pulled backup {label} from {repo} (snapshot {}) into {}; it passed verify-backup",
+        pulled?,
+        target.display()
+    ))
+}
+
+/// The tree, the label and the repository of a push or a pull.
+pub fn resolve(
+    root: Option<&std::path::Path>,
+    label: Option<&str>,
+    repo: Option<&str>,
+) -> Result<(Tree, String, String)> {
+    let (tree, label) = Tree::with_label(root, label)?;
+    let repo = restic::repository(repo, tree.profile.backup_repo.as_deref())?;
+    Ok((tree, label, repo))
+}
+
+fn read_manifest(tree: &Tree, dir: &std::path::Path) -> Result<Manifest> {
+    let mut text = String::new();
+    tree.fs.open_read(&dir.join(MANIFEST_FILE))?.read_to_string(&mut text)?;
+    Manifest::parse(&text)
+}
+
+/// What keeps the snapshot from being the verified backup: a file restic
+/// did not store or stored beside it, bytes it did not read, a file changed
+/// since it was verified.
+fn differences(
+    before: &stamp::Snapshot,
+    after: &stamp::Snapshot,
+    pushed: &restic::Pushed,
+    manifest: &Manifest,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let verified: Vec<&str> = before.paths().collect();
+    for file in manifest.files.iter().map(|f| f.backup_path.as_str()).chain([MANIFEST_FILE]) {
+        if !verified.contains(&file) {
+            out.push(format!("{file} of the manifest is not in the folder"));
+        }
+    }
+    for file in &verified {
+        if !pushed.files.iter().any(|f| f == file) {
+            out.push(format!("{file} was not stored"));
+        }
+    }
+    for file in &pushed.files {
+        if !verified.contains(&file.as_str()) {
+            out.push(format!("{file} was stored but never verified"));
+        }
+    }
+    if pushed.bytes != before.bytes() {
+        out.push(format!("restic read {} bytes, the files hold {}", pushed.bytes, before.bytes()));
+    }
+    if after != before {
+        out.push("a file changed since it was verified".into());
+    }
+    out
+}

@@ -1,0 +1,314 @@
+//! `cargo xtask post-check`: the runbook's "Verification Tests" and its
+//! post-rollback checklist, as checks with exact results for CI and people.
+mod checks;
+mod pytest;
+mod server;
+
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+    thread,
+    time::Instant,
+};
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::{
+    adapters::python::Python,
+    base::exit::usage,
+    fs::files,
+    model::{
+        check::{Check, CheckId, Report, Status},
+        manifest::{MANIFEST_FILE, Manifest},
+        migrations::Graph,
+        profile::{Tree, check_label},
+    },
+};
+
+pub use checks::imports_check;
+use checks::*;
+pub use server::free_port;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub label: String,
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub expect_revision: Option<String>,
+    pub port: Option<u16>,
+    pub python: Option<PathBuf>,
+    pub require_backup: bool,
+}
+
+/// What the checks compare against: the backup's manifest, or the code.
+struct Expected {
+    manifest: Option<(PathBuf, Manifest)>,
+    revision: Option<String>,
+    /// Why there is no expected revision, when there is none.
+    missing: String,
+    /// `--require-backup`: a missing backup fails the checks that need one.
+    require_backup: bool,
+    label: String,
+}
+
+impl Expected {
+    /// The verdict of a check that compares with a backup when there is none:
+    /// not applicable (after a normal deploy there is no backup to compare
+    /// with), or a failure with `--require-backup`.
+    fn no_backup(&self, id: PostCheck) -> Check {
+        let why = format!("there is no backup {} to compare with", self.label);
+        if self.require_backup {
+            Check::fail(id, format!("{why} (--require-backup)"))
+        } else {
+            Check::not_applicable(id, why)
+        }
+    }
+}
+
+/// Runs the selected checks on `tree`: the slow ones (pytest, the server)
+/// each in a thread of its own, the quick ones meanwhile.
+pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
+    check_label(&o.label)?;
+    let selection = Selection::new(&o.only, &o.skip)?;
+    let expected = expectations(tree, o)?;
+    // Outside the tree: pytest's XML report and the server's log.
+    let scratch = files::scratch_dir("tmws-post-check")?;
+    let python = Python::find(sh, Some(&tree.root), o.python.as_deref());
+    let port = match o.port {
+        Some(port) => port,
+        None if tree.profile.port != 0 => tree.profile.port,
+        None => free_port()?,
+    };
+    let slow = Slow::start(&selection, python.as_ref().ok(), tree, &expected, port, scratch.path());
+    let py = python.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"));
+    let ctx = Ctx {
+        sh,
+        tree,
+        db: tree.database(),
+        expected: &expected,
+        python: py.as_ref().map_err(|e| format!("{e:#}")).copied(),
+        label: &o.label,
+        alembic: Default::default(),
+    };
+    let mut checks = Vec::new();
+    for (id, how) in &CHECKS {
+        if let (Run::Quick(check), true) = (how, selection.runs(*id)) {
+            let started = Instant::now();
+            checks.push(check(&ctx).since(started));
+        }
+    }
+    let no_python = python.as_ref().err().map(|e| format!("no Python to run it: {e:#}"));
+    checks.extend(slow.finish(no_python).into_iter().filter(|c| selection.runs_id(c.id)));
+    // A check is `skip` only when the user skipped it by name.
+    checks.extend(
+        PostCheck::ALL.iter().filter(|id| selection.skips(**id)).map(|id| Check::skip(*id)),
+    );
+    checks.sort_by_key(|c| PostCheck::ALL.iter().position(|id| id.id() == c.id));
+    let mut report = Report::new("post-check", tree.root.display().to_string(), checks);
+    report.interpreter = python.as_ref().ok().map(Python::describe);
+    Ok(report)
+}
+
+/// Which checks `--only` and `--skip` leave, by id or by group (the part of
+/// an id before its dot).
+struct Selection<'a> {
+    only: &'a [String],
+    skip: &'a [String],
+}
+
+impl<'a> Selection<'a> {
+    /// Every name must be a check or a group, and some check must be left.
+    fn new(only: &'a [String], skip: &'a [String]) -> Result<Selection<'a>> {
+        let ids = || PostCheck::ALL.iter().map(|c| c.id());
+        for name in only.iter().chain(skip) {
+            if !ids().any(|id| id == name || group(id) == name) {
+                return Err(usage(format!(
+                    "unknown check {name:?}; the checks are: {}",
+                    ids().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let selection = Selection { only, skip };
+        if !PostCheck::ALL.iter().any(|id| selection.runs(*id)) {
+            return Err(usage(format!(
+                "--only {} with --skip {} leaves no check to run",
+                only.join(","),
+                skip.join(",")
+            )));
+        }
+        Ok(selection)
+    }
+
+    fn named(list: &[String], id: &str) -> bool {
+        list.iter().any(|n| n == id || n == group(id))
+    }
+
+    fn wanted(&self, id: &str) -> bool {
+        self.only.is_empty() || Selection::named(self.only, id)
+    }
+
+    fn runs_id(&self, id: &str) -> bool {
+        self.wanted(id) && !Selection::named(self.skip, id)
+    }
+
+    fn runs(&self, id: PostCheck) -> bool {
+        self.runs_id(id.id())
+    }
+
+    fn skips(&self, id: PostCheck) -> bool {
+        self.wanted(id.id()) && Selection::named(self.skip, id.id())
+    }
+
+    /// Whether any check that runs `how` is selected.
+    fn runs_any(&self, how: fn(&Run) -> bool) -> bool {
+        CHECKS.iter().any(|(id, run)| how(run) && self.runs(*id))
+    }
+}
+
+fn group(id: &str) -> &str {
+    id.split('.').next().unwrap_or(id)
+}
+
+type Pending = Option<thread::JoinHandle<Result<Vec<Check>>>>;
+
+/// The slow checks, started first, each in its own thread with its own
+/// shell: pytest's two groups and the server's two checks.
+struct Slow {
+    tests: Option<Pending>,
+    server: Option<Pending>,
+}
+
+impl Slow {
+    fn start(
+        selection: &Selection<'_>,
+        python: Option<&Python>,
+        tree: &Tree,
+        expected: &Expected,
+        port: u16,
+        scratch: &Path,
+    ) -> Slow {
+        let spawn = |run: fn(&Shell, &Python, &Tree, &Path) -> Result<Vec<Check>>| {
+            let (py, tree, scratch) = (python.cloned(), tree.clone(), scratch.to_path_buf());
+            py.map(|py| {
+                thread::spawn(move || {
+                    let started = Instant::now();
+                    let checks = run(&Shell::new()?, &py, &tree, &scratch)?;
+                    Ok(checks.into_iter().map(|c| c.since(started)).collect())
+                })
+            })
+        };
+        let tests = selection.runs_any(|r| matches!(r, Run::Tests)).then(|| spawn(pytest::run));
+        let revision = expected.revision.clone();
+        let server = selection.runs_any(|r| matches!(r, Run::Server)).then(|| {
+            let (py, tree, scratch) = (python.cloned(), tree.clone(), scratch.to_path_buf());
+            py.map(|py| {
+                thread::spawn(move || {
+                    let sh = Shell::new()?;
+                    let outcome =
+                        server::check(&sh, &py, &tree, port, revision.as_deref(), &scratch);
+                    Ok(vec![outcome.start, outcome.health])
+                })
+            })
+        });
+        Slow { tests, server }
+    }
+
+    /// Their checks; a group that could not run fails each of its checks
+    /// with the reason (`no_python` when there was no interpreter).
+    fn finish(self, no_python: Option<String>) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let groups = [(self.tests, Run::Tests), (self.server, Run::Server)];
+        for (pending, kind) in groups {
+            let Some(pending) = pending else { continue };
+            let outcome = match pending {
+                Some(handle) => {
+                    handle.join().unwrap_or_else(|_| Err(anyhow::anyhow!("its thread panicked")))
+                }
+                None => Err(anyhow::anyhow!("{}", no_python.clone().unwrap_or_default())),
+            };
+            checks.extend(outcome.unwrap_or_else(|err| {
+                let ids = CHECKS.iter().filter(|(_, run)| {
+                    std::mem::discriminant(run) == std::mem::discriminant(&kind)
+                });
+                ids.map(|(id, _)| Check::fail(*id, format!("{err:#}"))).collect()
+            }));
+        }
+        checks
+    }
+}
+
+fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
+    let dir = tree.backup(&o.label);
+    let manifest = match fs::read_to_string(dir.join(MANIFEST_FILE)) {
+        Ok(text) => Some((
+            dir,
+            Manifest::parse(&text).map_err(|e| usage(format!("the backup's manifest: {e:#}")))?,
+        )),
+        Err(_) => None,
+    };
+    let (revision, missing) = match (&o.expect_revision, &manifest) {
+        (Some(rev), _) if rev == "head" => {
+            let heads = Graph::load(&tree.migrations()).map(|g| g.heads()).unwrap_or_default();
+            match heads.as_slice() {
+                [one] => (Some(one.clone()), String::new()),
+                _ => (None, format!("the migrations have {} heads, not one", heads.len())),
+            }
+        }
+        (Some(rev), _) => (Some(rev.clone()), String::new()),
+        (None, Some((_, m))) => {
+            (m.revision().map(String::from), "the backup records several revisions".into())
+        }
+        (None, None) => (
+            None,
+            format!(
+                "no backup {} and no --expect-revision: pass --expect-revision head or a revision",
+                o.label
+            ),
+        ),
+    };
+    Ok(Expected {
+        manifest,
+        revision,
+        missing,
+        require_backup: o.require_backup,
+        label: o.label.clone(),
+    })
+}
+
+/// The runbook's post-rollback checklist, ticked from the real results.
+pub fn checklist(tree: &Tree, report: &Report) -> String {
+    let passed = |ids: &[&str]| {
+        ids.iter().all(|id| report.checks.iter().any(|c| c.id == *id && c.status == Status::Pass))
+    };
+    let postmortem = ["POSTMORTEM.md", "post-mortem.md", "docs/POSTMORTEM.md"]
+        .iter()
+        .any(|p| tree.path(p).is_file())
+        || fs::read_dir(tree.forensics_dir())
+            .map(|d| d.flatten().any(|e| e.path().join("POSTMORTEM.md").is_file()))
+            .unwrap_or(false);
+    let rows = [
+        (passed(&["database.integrity"]), "Database integrity verified (`PRAGMA integrity_check`)"),
+        (passed(&["database.revision"]), "Alembic revision matches pre-Phase4"),
+        (passed(&["files.restored"]), "All critical files restored"),
+        (passed(&["tests.unit"]), "Unit tests pass (100%)"),
+        (passed(&["tests.integration"]), "Integration tests pass"),
+        (passed(&["server.start"]), "Server starts without errors"),
+        (passed(&["server.health"]), "Health endpoint responds"),
+        (passed(&["git.clean"]), "Git state is clean (`git status`)"),
+        (passed(&["forensics"]), "Backup forensics performed (analyze failure)"),
+        (postmortem, "Post-mortem document created"),
+    ];
+    let mut out = String::from("# Post-Rollback Checklist\n\n");
+    let _ = writeln!(
+        out,
+        "Tree: {}  \nChecked: {}\n",
+        tree.root.display(),
+        crate::base::clock::now_rfc3339()
+    );
+    for (ok, text) in rows {
+        let _ = writeln!(out, "- [{}] {text}", if ok { "x" } else { " " });
+    }
+    out
+}

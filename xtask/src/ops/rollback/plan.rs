@@ -1,0 +1,378 @@
+//! The decision matrix as ordered steps. A plan is computed once, printed
+//! (that is the dry run), journaled, and then executed exactly as printed.
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    adapters::{git, sqlite},
+    base::exit::{refused, usage},
+    model::{
+        manifest::{Kind, Manifest},
+        migrations::Graph,
+        profile::Tree,
+        scenario::Scenario,
+    },
+    ops::evidence::DatabaseCapture,
+};
+
+/// One step of a rollback. Every step checks whether its effect already
+/// holds, so running it again (on `--resume`) is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    StopServices,
+    Preserve {
+        database: Option<DatabaseCapture>,
+    },
+    RestoreDatabase,
+    /// `alembic current` must answer for the tree's own database file.
+    CheckAlembic,
+    Downgrade {
+        target: String,
+    },
+    RestoreConfig,
+    RestoreMigrations,
+    RestoreFiles {
+        paths: Vec<String>,
+    },
+    GitBranch {
+        branch: String,
+        tag: String,
+        commit: String,
+    },
+    GitSoftReset {
+        commit: String,
+    },
+    GitHardReset {
+        commit: String,
+        keep_ref: String,
+    },
+    GitRestorePaths {
+        from: String,
+        paths: Vec<String>,
+    },
+}
+
+/// What the user asked for, beyond the scenario.
+#[derive(Debug, Default, Clone)]
+pub struct Choices {
+    pub to: Option<String>,
+    pub steps: Option<u32>,
+    pub allow_data_loss: bool,
+    pub paths: Vec<String>,
+    pub commit: Option<String>,
+    pub hard: bool,
+    pub force: bool,
+    pub from: Option<String>,
+}
+
+/// Checks flag combinations before anything else (exit 2 or 4).
+pub fn check_choices(scenario: Scenario, c: &Choices) -> Result<()> {
+    let git_flags = c.commit.is_some() || c.hard || c.from.is_some();
+    if git_flags && scenario != Scenario::Git {
+        return Err(usage("--commit, --hard and --from belong to --scenario git"));
+    }
+    if (c.to.is_some() || c.steps.is_some()) && scenario != Scenario::Migration {
+        return Err(usage("--to and --steps belong to --scenario migration"));
+    }
+    if c.to.is_some() && c.steps.is_some() {
+        return Err(usage("--to and --steps are alternatives: give one"));
+    }
+    if c.steps == Some(0) {
+        return Err(usage("--steps must be at least 1"));
+    }
+    if !c.paths.is_empty() && !matches!(scenario, Scenario::Files | Scenario::Git) {
+        return Err(usage("--paths belongs to --scenario files or git"));
+    }
+    if c.from.is_some() && c.paths.is_empty() {
+        return Err(usage("--from needs --paths: which files to restore from that commit"));
+    }
+    if c.hard && !c.force {
+        return Err(refused(
+            "--hard discards commits and uncommitted changes: it needs --force as well",
+        ));
+    }
+    if c.hard && c.commit.is_none() {
+        return Err(usage("--hard needs --commit REV: the commit to reset to"));
+    }
+    if c.to.as_deref() == Some("base") && !c.allow_data_loss {
+        return Err(refused(
+            "downgrading to base drops every table and destroys all data: it needs --allow-data-loss",
+        ));
+    }
+    for path in &c.paths {
+        crate::fs::files::check_relative(path).map_err(|e| usage(format!("--paths: {e:#}")))?;
+    }
+    Ok(())
+}
+
+/// Builds the ordered steps of a scenario for this tree and backup.
+pub fn build(
+    scenario: Scenario,
+    tree: &Tree,
+    manifest: &Manifest,
+    c: &Choices,
+    run: &str,
+) -> Result<Vec<Step>> {
+    let repo = git::open(&tree.root)?;
+    let mut steps = Vec::new();
+    match scenario {
+        Scenario::Database => {
+            steps.push(Step::StopServices);
+            steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
+            steps.push(Step::RestoreDatabase);
+        }
+        Scenario::Migration => {
+            let target = downgrade_target(tree, manifest, c)?;
+            steps.push(Step::StopServices);
+            steps.push(Step::Preserve { database: Some(DatabaseCapture::Copy) });
+            steps.push(Step::CheckAlembic);
+            steps.push(Step::Downgrade { target });
+        }
+        Scenario::Files => {
+            let paths = critical_paths(manifest, &c.paths)?;
+            steps.push(Step::Preserve { database: None });
+            steps.push(Step::RestoreFiles { paths });
+        }
+        Scenario::Complete => steps = complete(manifest, repo.as_ref())?,
+        Scenario::Git => {
+            let Some(repo) = &repo else {
+                return Err(usage(format!("{} is not a git repository", tree.root.display())));
+            };
+            steps = git(tree, manifest, c, run, repo)?;
+        }
+    }
+    Ok(steps)
+}
+
+/// The complete row: everything, the code included when git has the tag.
+fn complete(manifest: &Manifest, repo: Option<&git2::Repository>) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    steps.push(Step::StopServices);
+    steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
+    if let (Some(_), None, Some(commit)) =
+        (repo, repo.and_then(|r| git::tag_commit(r, &manifest.label)), &manifest.git_commit)
+    {
+        return Err(refused(crate::model::advice::missing_tag(&manifest.label, commit)));
+    }
+    if let Some(repo) = repo
+        && let Some(commit) = git::tag_commit(repo, &manifest.label)
+    {
+        // Every object the checkout needs is present before step 1.
+        git::refuse_move(&git::plan_move(repo, commit)?, true)?;
+        steps.push(Step::GitBranch {
+            branch: format!("rollback-{}", manifest.label),
+            tag: manifest.label.clone(),
+            commit: commit.to_string(),
+        });
+    }
+    steps.push(Step::RestoreDatabase);
+    steps.push(Step::RestoreConfig);
+    steps.push(Step::RestoreMigrations);
+    steps.push(Step::RestoreFiles { paths: critical_paths(manifest, &[])? });
+    Ok(steps)
+}
+
+/// The git row: a branch at the tag, a reset to `--commit`, or `--paths`
+/// restored from `--from`.
+fn git(
+    tree: &Tree,
+    manifest: &Manifest,
+    c: &Choices,
+    run: &str,
+    repo: &git2::Repository,
+) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    steps.push(Step::Preserve { database: None });
+    if let Some(from) = &c.from {
+        let from = git::resolve(repo, from).map_err(|e| usage(format!("{e:#}")))?;
+        git::plan_restore(repo, from, &c.paths)?;
+        steps.push(Step::GitRestorePaths { from: from.to_string(), paths: c.paths.clone() });
+    } else if let Some(commit) = &c.commit {
+        let commit = git::resolve(repo, commit).map_err(|e| usage(format!("{e:#}")))?.to_string();
+        if c.hard {
+            let oid = git2::Oid::from_str(&commit)?;
+            git::refuse_move(&git::plan_move(repo, oid)?, true)?;
+            let keep_ref = format!("refs/tmws-rollback/discarded-{run}");
+            steps.push(Step::GitHardReset { commit, keep_ref });
+        } else {
+            steps.push(Step::GitSoftReset { commit });
+        }
+    } else {
+        let Some(commit) = git::tag_commit(repo, &manifest.label) else {
+            return Err(match &manifest.git_commit {
+                Some(commit) => refused(crate::model::advice::missing_tag(&manifest.label, commit)),
+                None => usage(format!(
+                    "no git tag {}: pass --commit REV, or take backups with their tag",
+                    manifest.label
+                )),
+            });
+        };
+        git::refuse_move(&git::plan_move(repo, commit)?, false)?;
+        check_database_fits(tree, repo, commit, c.force)?;
+        steps.push(Step::GitBranch {
+            branch: format!("rollback-{}", manifest.label),
+            tag: manifest.label.clone(),
+            commit: commit.to_string(),
+        });
+    }
+    Ok(steps)
+}
+
+/// A git-only rollback that moves the code below the database's revision
+/// leaves the database ahead of its migrations: say so before it starts, and
+/// go on only with `--force`.
+fn check_database_fits(
+    tree: &Tree,
+    repo: &git2::Repository,
+    commit: git2::Oid,
+    force: bool,
+) -> Result<()> {
+    let Ok(revisions) =
+        sqlite::open_to_read(&tree.database()).and_then(|c| sqlite::alembic_revisions(&c))
+    else {
+        return Ok(());
+    };
+    let folder = repo.find_commit(commit)?.tree()?.get_path(Path::new(&tree.profile.migrations));
+    let mut defined = Vec::new();
+    if let Ok(entry) = folder
+        && let Ok(object) = entry.to_object(repo)
+        && let Some(files) = object.as_tree()
+    {
+        for file in files.iter() {
+            if let Ok(blob) = file.to_object(repo).and_then(|o| o.peel_to_blob())
+                && let Some(id) =
+                    crate::model::migrations::revision_of(&String::from_utf8_lossy(blob.content()))
+            {
+                defined.push(id);
+            }
+        }
+    }
+    let missing: Vec<&String> = revisions.iter().filter(|r| !defined.contains(r)).collect();
+    if missing.is_empty() || force {
+        return Ok(());
+    }
+    Err(refused(format!(
+        "the database is at revision {} which commit {} does not define: after this git rollback the database would be ahead of the code. Use --scenario complete (it restores the database too), or pass --force to move only the code",
+        missing.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" "),
+        &commit.to_string()[..12]
+    )))
+}
+
+/// Checks, before step 1, that every path the plan will write is one the
+/// file-access layer accepts (no link on the way, a regular file or nothing
+/// where a file goes, a folder where a folder goes): a plan that would stop
+/// half-way on one of them does not start.
+pub fn check_paths(tree: &Tree, steps: &[Step], manifest: &Manifest) -> Result<()> {
+    let fs = &tree.fs;
+    fs.expect_dir_or_nothing(&tree.forensics_dir())?;
+    for step in steps {
+        match step {
+            Step::RestoreDatabase => {
+                let db = tree.database();
+                for (_, path) in crate::ops::evidence::sidecars(&db) {
+                    fs.expect_file_or_nothing(&path)?;
+                }
+            }
+            Step::RestoreConfig | Step::RestoreFiles { .. } => {
+                let kind = if *step == Step::RestoreConfig { Kind::Config } else { Kind::Critical };
+                let paths = manifest
+                    .files_of(kind)
+                    .map(|f| f.source_path.as_str())
+                    .chain(manifest.absent_of(kind));
+                for path in paths {
+                    crate::fs::files::check_relative(path)?;
+                    fs.expect_file_or_nothing(&tree.path(path))?;
+                }
+            }
+            Step::RestoreMigrations => {
+                fs.expect_dir_or_nothing(&tree.migrations())?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The revision a migration rollback goes down to, resolved now so that a
+/// resumed run goes to the same place (a relative `-1` would not).
+fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<String> {
+    let graph = Graph::load(&tree.migrations())
+        .map_err(|e| usage(format!("the tree's migrations cannot be read: {e:#}")))?;
+    if let Some(to) = &c.to {
+        if to != "base" && !graph.contains(to) {
+            let known: Vec<&String> = graph.revisions.keys().collect();
+            return Err(usage(format!(
+                "--to {to}: no revision file of {} defines it (known: {})",
+                tree.profile.migrations,
+                known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        return Ok(to.clone());
+    }
+    let Some(steps) = c.steps else {
+        let revision = manifest
+            .revision()
+            .map(String::from)
+            .ok_or_else(|| usage("the backup's database has several revisions: pass --to REV"))?;
+        if !graph.contains(&revision) {
+            return Err(usage(format!(
+                "the backup's revision {revision} is not defined by {}: restore the migrations first (--scenario complete)",
+                tree.profile.migrations
+            )));
+        }
+        return Ok(revision);
+    };
+    let conn = sqlite::open_to_read(&tree.database())?;
+    let current = sqlite::alembic_revisions(&conn)?;
+    let [mut revision] = <[String; 1]>::try_from(current).map_err(|_| {
+        usage("the database has several revisions: pass --to REV instead of --steps")
+    })?;
+    for _ in 0..steps {
+        let Some(node) = graph.revisions.get(&revision) else {
+            bail!("revision {revision} is not in {}", tree.profile.migrations);
+        };
+        match node.down.as_slice() {
+            [] if !c.allow_data_loss => {
+                return Err(refused(format!(
+                    "--steps {steps} goes below the first revision to base, which drops every table and destroys all data: it needs --allow-data-loss"
+                )));
+            }
+            [] => return Ok("base".into()),
+            [one] => revision = one.clone(),
+            _ => {
+                return Err(usage(format!(
+                    "{revision} is a merge of several revisions: pass --to REV"
+                )));
+            }
+        }
+    }
+    Ok(revision)
+}
+
+/// The critical files to restore: all, or those named by `--paths`.
+fn critical_paths(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>> {
+    let all: Vec<String> = manifest
+        .files_of(Kind::Critical)
+        .map(|f| f.source_path.clone())
+        .chain(manifest.absent_of(Kind::Critical).map(String::from))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    for path in wanted {
+        if !all.contains(path) {
+            return Err(usage(format!(
+                "{path} is not a critical file of the backup; it has: {}",
+                all.join(", ")
+            )));
+        }
+    }
+    Ok(wanted.to_vec())
+}
+
+pub fn rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}

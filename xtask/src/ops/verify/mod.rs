@@ -1,0 +1,467 @@
+//! `cargo xtask verify-backup`: proves a backup complete, intact and
+//! restorable, reporting every failure in one run. The backup is only read:
+//! the database is opened immutable and Python compiles without bytecode.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+    thread,
+    time::Instant,
+};
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::{
+    adapters::{
+        git, process,
+        python::{Python, TOOL_TIMEOUT},
+        restic,
+    },
+    base::exit::{Kind as ExitKind, kind_of, usage},
+    fs::{files, root_dir::RootDir},
+    model::{
+        check::{Check, Report, check_ids},
+        manifest::{Kind, MANIFEST_FILE, Manifest, SUMS_FILE, TAG_MANIFEST_FIELD, parse_sums},
+        migrations::Graph,
+        profile::Tree,
+    },
+};
+
+check_ids! {
+    /// The checks of verify-backup.
+    VerifyCheck {
+        Folder = "folder", "backup folder exists";
+        Manifest = "manifest", "manifest is present and parses";
+        ManifestPaths = "manifest.paths", "manifest paths stay inside the backup";
+        Sums = "sums", "SHA256SUMS agrees with the manifest";
+        Hashes = "hashes", "every file's sha256 and size equal the manifest's";
+        FilesMissing = "files.missing", "no listed file is missing";
+        FilesUnlisted = "files.unlisted", "no unlisted file is present";
+        FilesCounts = "files.counts", "file counts per category equal the manifest's";
+        Database = "database", "the backup has a database";
+        DatabaseSize = "database.size", "database size equals the manifest's";
+        DatabaseOpen = "database.open", "database opens as SQLite";
+        DatabaseQuery = "database.query", "SELECT COUNT(*) FROM alembic_version works";
+        DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
+        DatabaseRevision = "database.revision", "alembic_version holds the manifest's revision";
+        DatabaseTables = "database.tables", "tables and row counts equal the manifest's";
+        MigrationsGraph = "migrations.graph", "migrations form a revision graph with the manifest's heads";
+        MigrationsRevision = "migrations.revision", "the database's revision is a head of the migrations";
+        PythonCompile = "python.compile", "every Python file compiles";
+        GitTag = "git.tag", "git tag points at the manifest's commit";
+        RepositoryCheck = "repository.check", "restic check --read-data passes";
+    }
+}
+
+mod database;
+pub mod stamp;
+
+use database::check_database;
+
+/// Verifies the tree's backup `label`, and stamps it verified when every
+/// check passed and no file changed meanwhile (a later rollback or push then
+/// need not verify it again).
+pub fn verify_label(sh: &Shell, tree: &Tree, label: &str, python: Option<&Path>) -> Result<Report> {
+    let backup = tree.backup(label);
+    // A backup folder that is a link out of the root is refused.
+    if let Err(err) = tree.fs.dir(&backup)
+        && kind_of(&err) == ExitKind::Unsafe
+    {
+        return Err(usage(format!("{err:#}")));
+    }
+    let before = stamp::snapshot(&backup).ok();
+    let report = verify(sh, &backup, Some(tree), python)?;
+    if let (true, Some(before)) = (report.ok(), before) {
+        // Best effort: without the stamp the next rollback verifies again.
+        let _stamped = stamp::record(tree, &backup, before);
+    }
+    Ok(report)
+}
+
+/// Verifies the newest snapshot of `label` in a restic repository: restored
+/// into a scratch folder, every check run on it, then `restic check
+/// --read-data`. A restored copy is not the tree's backup: no stamp.
+pub fn verify_repository(
+    sh: &Shell,
+    tree: &Tree,
+    label: &str,
+    repo: &str,
+    python: Option<&Path>,
+) -> Result<Report> {
+    let scratch = files::scratch_dir("tmws-verify-repo")?;
+    let id = restic::restore_latest(sh, repo, label, scratch.path())?;
+    let mut report = verify(sh, scratch.path(), Some(tree), python)?;
+    let started = Instant::now();
+    let data = match restic::check_data(sh, repo) {
+        Ok(()) => Check::pass(
+            VerifyCheck::RepositoryCheck,
+            format!("snapshot {} of {label} in {repo}", &id[..id.len().min(8)]),
+        ),
+        Err(err) => Check::fail(VerifyCheck::RepositoryCheck, format!("{err:#}")),
+    }
+    .since(started);
+    let mut checks = std::mem::take(&mut report.checks);
+    checks.push(data);
+    let interpreter = report.interpreter.take();
+    let mut report = Report::new("verify-backup", format!("{repo} ({label})"), checks);
+    report.interpreter = interpreter;
+    Ok(report)
+}
+
+/// Runs every check on the backup folder `dir`. Errors only when there is no
+/// backup to check at all; everything else is a failed check.
+pub fn verify(
+    sh: &Shell,
+    dir: &Path,
+    tree: Option<&Tree>,
+    python: Option<&Path>,
+) -> Result<Report> {
+    if !dir.is_dir() {
+        let labels = tree.map(crate::model::profile::labels).unwrap_or_default();
+        return Err(usage(format!(
+            "no backup folder at {}{}",
+            dir.display(),
+            crate::model::advice::labels_here(&labels)
+        )));
+    }
+    let mut checks = vec![Check::pass(VerifyCheck::Folder, dir.display().to_string())];
+    let manifest = read_manifest(dir, &mut checks);
+    let Some(manifest) = manifest else {
+        return Ok(Report::new("verify-backup", dir.display().to_string(), checks));
+    };
+    checks.push(check_paths(dir, &manifest));
+    checks.push(check_sums(dir, &manifest));
+
+    // The hashes (I/O and SHA) and SQLite's integrity check are the slow
+    // parts; they run at the same time on two cores.
+    // Every file is read through the file-access layer anchored at the
+    // backup: a link that leads out of it is never followed, a FIFO never read.
+    let backup_fs = std::sync::Arc::new(RootDir::open(&dir.canonicalize()?)?);
+    let listed: Vec<PathBuf> =
+        manifest.files.iter().map(|f| PathBuf::from(&f.backup_path)).collect();
+    let hashing = {
+        let backup_fs = backup_fs.clone();
+        thread::spawn(move || {
+            let started = Instant::now();
+            let hashes: Vec<Option<(String, u64)>> = listed
+                .iter()
+                .map(|path| {
+                    let file = backup_fs.open_read(path).ok()?;
+                    files::sha256_open(file, path).ok()
+                })
+                .collect();
+            (hashes, started)
+        })
+    };
+    checks.extend(check_completeness(dir, &manifest));
+    let (database_checks, revisions) = check_database(dir, &manifest, &backup_fs);
+    checks.extend(database_checks);
+    checks.extend(check_migrations(dir, &manifest, revisions));
+    let python = Python::find(sh, tree.map(|t| t.root.as_path()), python);
+    let interpreter = python.as_ref().ok().map(Python::describe);
+    checks.push(check_python(sh, dir, &manifest, python, &backup_fs));
+    if let Some(tree) = tree {
+        match git::open(&tree.root) {
+            Ok(Some(repo)) => checks.push(check_tag(&repo, &manifest, dir)),
+            Ok(None) => {}
+            Err(err) => checks.push(Check::fail(VerifyCheck::GitTag, format!("{err:#}"))),
+        }
+    }
+    let (hashes, started) = hashing.join().expect("the hashing thread does not panic");
+    checks.insert(4, check_hashes(&manifest, &hashes).since(started));
+    let mut report = Report::new("verify-backup", dir.display().to_string(), checks);
+    report.interpreter = interpreter;
+    Ok(report)
+}
+
+fn read_manifest(dir: &Path, checks: &mut Vec<Check>) -> Option<Manifest> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) => {
+            checks.push(Check::fail(VerifyCheck::Manifest, format!("{MANIFEST_FILE}: {err}")));
+            return None;
+        }
+    };
+    match Manifest::parse(&text) {
+        Ok(manifest) => {
+            checks.push(Check::pass(
+                VerifyCheck::Manifest,
+                format!("{} {}, {} files", manifest.format, manifest.label, manifest.files.len()),
+            ));
+            Some(manifest)
+        }
+        Err(err) => {
+            checks.push(Check::fail(VerifyCheck::Manifest, format!("{MANIFEST_FILE}: {err:#}")));
+            None
+        }
+    }
+}
+
+/// Backup paths stay inside the backup, and original paths are relative
+/// paths that stay inside the tree: a restore writes where they say.
+fn check_paths(dir: &Path, manifest: &Manifest) -> Check {
+    let problems: Vec<String> = manifest
+        .files
+        .iter()
+        .flat_map(|f| {
+            let backup = files::check_inside(dir, &f.backup_path).err();
+            let original = files::check_relative(&f.source_path)
+                .err()
+                .map(|e| e.context(format!("the original path of {}", f.backup_path)));
+            backup.into_iter().chain(original).map(|e| format!("{e:#}"))
+        })
+        .collect();
+    Check::unless(VerifyCheck::ManifestPaths, &problems, format!("{} paths", manifest.files.len()))
+}
+
+/// SHA256SUMS must list exactly the manifest's files, and the manifest's own
+/// hash: an edited manifest is caught here.
+fn check_sums(dir: &Path, manifest: &Manifest) -> Check {
+    let sums = match fs::read_to_string(dir.join(SUMS_FILE))
+        .map_err(anyhow::Error::from)
+        .and_then(|t| parse_sums(&t))
+    {
+        Ok(sums) => sums,
+        Err(err) => return Check::fail(VerifyCheck::Sums, format!("{SUMS_FILE}: {err:#}")),
+    };
+    let mut problems = Vec::new();
+    let listed: BTreeMap<&str, &str> = sums.iter().map(|(s, p)| (p.as_str(), s.as_str())).collect();
+    for f in &manifest.files {
+        if listed.get(f.backup_path.as_str()) != Some(&f.sha256.as_str()) {
+            problems.push(format!("{} has another hash in {SUMS_FILE} (or none)", f.backup_path));
+        }
+    }
+    match (files::sha256_file(&dir.join(MANIFEST_FILE)), listed.get(MANIFEST_FILE)) {
+        (Ok((actual, _)), Some(expected)) if actual == *expected => {}
+        _ => problems.push(format!(
+            "{MANIFEST_FILE} was changed after the backup: its hash is not the one in {SUMS_FILE}"
+        )),
+    }
+    if sums.len() != manifest.files.len() + 1 {
+        problems.push(format!(
+            "{SUMS_FILE} lists {} files, the manifest {}",
+            sums.len(),
+            manifest.files.len() + 1
+        ));
+    }
+    Check::unless(VerifyCheck::Sums, &problems, format!("{} entries", sums.len()))
+}
+
+fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
+    let listed: BTreeSet<PathBuf> =
+        manifest.files.iter().map(|f| PathBuf::from(&f.backup_path)).collect();
+    let present: BTreeSet<PathBuf> =
+        files::list_files(dir).unwrap_or_default().into_iter().collect();
+    let missing: Vec<String> =
+        listed.difference(&present).map(|p| p.display().to_string()).collect();
+    let own = [PathBuf::from(MANIFEST_FILE), PathBuf::from(SUMS_FILE)];
+    let extra: Vec<String> = present
+        .difference(&listed)
+        .filter(|p| !own.contains(p))
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut checks = vec![
+        Check::from(
+            VerifyCheck::FilesMissing,
+            missing.is_empty(),
+            if missing.is_empty() {
+                format!("{} files listed, all present", listed.len())
+            } else {
+                format!("missing: {}", missing.join(", "))
+            },
+        ),
+        Check::from(
+            VerifyCheck::FilesUnlisted,
+            extra.is_empty(),
+            if extra.is_empty() {
+                "none".to_string()
+            } else {
+                format!("not in the manifest: {}", extra.join(", "))
+            },
+        ),
+    ];
+    // The runbook counts files per category; ours compares with the manifest.
+    let mut counts = Vec::new();
+    let mut ok = true;
+    for kind in Kind::ALL {
+        let expected = manifest.count(kind);
+        let found = present.iter().filter(|p| p.starts_with(kind.folder())).count();
+        ok &= expected == found;
+        counts.push(format!("{} {found}/{expected}", kind.name()));
+    }
+    ok &= manifest.count(Kind::Database) == 1
+        && manifest.count(Kind::Migration) == manifest.migration_count;
+    checks.push(Check::from(VerifyCheck::FilesCounts, ok, counts.join(", ")));
+    checks
+}
+
+fn check_hashes(manifest: &Manifest, hashes: &[Option<(String, u64)>]) -> Check {
+    let mut problems = Vec::new();
+    for (f, actual) in manifest.files.iter().zip(hashes) {
+        match actual {
+            None => problems.push(format!("{}: unreadable", f.backup_path)),
+            Some((sha, size)) if *sha != f.sha256 || *size != f.size => problems.push(format!(
+                "{}: sha256 {}… size {size}, the manifest says {}… size {}",
+                f.backup_path,
+                &sha[..12],
+                &f.sha256[..12],
+                f.size
+            )),
+            Some(_) => {}
+        }
+    }
+    Check::unless(VerifyCheck::Hashes, &problems, format!("{} files", manifest.files.len()))
+}
+
+fn check_migrations(
+    dir: &Path,
+    manifest: &Manifest,
+    db_revisions: Option<Vec<String>>,
+) -> Vec<Check> {
+    let files: Vec<PathBuf> = manifest
+        .files_of(Kind::Migration)
+        .map(|f| dir.join(&f.backup_path))
+        .filter(|p| p.is_file())
+        .collect();
+    let graph = match Graph::from_files(&files) {
+        Ok(graph) => graph,
+        Err(err) => return vec![Check::fail(VerifyCheck::MigrationsGraph, format!("{err:#}"))],
+    };
+    let heads = graph.heads();
+    let ok = heads == manifest.migration_heads && graph.len() == manifest.migration_count;
+    let mut checks = vec![Check::from(
+        VerifyCheck::MigrationsGraph,
+        ok,
+        format!(
+            "{} revisions, heads {}; manifest {} revisions, heads {}",
+            graph.len(),
+            heads.join(" "),
+            manifest.migration_count,
+            manifest.migration_heads.join(" ")
+        ),
+    )];
+    checks.push(match db_revisions {
+        None => Check::fail(
+            VerifyCheck::MigrationsRevision,
+            "the database's alembic_version cannot be read",
+        ),
+        Some(revisions) => {
+            let unknown: Vec<&str> =
+                revisions.iter().filter(|r| !heads.contains(r)).map(String::as_str).collect();
+            let ok = unknown.is_empty() && !revisions.is_empty();
+            Check::from(
+                VerifyCheck::MigrationsRevision,
+                ok,
+                if ok {
+                    format!("{} is a head", revisions.join(" "))
+                } else if revisions.is_empty() {
+                    "alembic_version is empty".to_string()
+                } else {
+                    let known: Vec<&str> =
+                        unknown.iter().copied().filter(|r| graph.contains(r)).collect();
+                    let what = if known.is_empty() {
+                        "not a revision of the backed-up migrations"
+                    } else {
+                        "not a head"
+                    };
+                    format!("{} is {what}", unknown.join(" "))
+                },
+            )
+        }
+    });
+    checks
+}
+
+/// Compiles every Python file of the backup with the real interpreter.
+/// `compile()` never writes bytecode, unlike `python -m py_compile`.
+fn check_python(
+    sh: &Shell,
+    dir: &Path,
+    manifest: &Manifest,
+    python: Result<Python>,
+    backup_fs: &RootDir,
+) -> Check {
+    let files: Vec<String> = manifest
+        .files
+        .iter()
+        .filter(|f| f.backup_path.ends_with(".py"))
+        .filter(|f| backup_fs.is_file(Path::new(&f.backup_path)))
+        .map(|f| dir.join(&f.backup_path).display().to_string())
+        .collect();
+    let python = match python {
+        Ok(python) => python,
+        Err(err) => {
+            return Check::fail(
+                VerifyCheck::PythonCompile,
+                format!("no Python to compile with: {err:#}"),
+            );
+        }
+    };
+    const CODE: &str = "import sys\nbad = 0\nfor path in sys.argv[1:]:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except (SyntaxError, ValueError) as error:\n        bad += 1\n        print(f'{path}:{getattr(error, \"lineno\", \"?\")}: {error.__class__.__name__}: {getattr(error, \"msg\", error)}')\nsys.exit(1 if bad else 0)\n";
+    let exe = python.exe("python");
+    let cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1").arg("-c").arg(CODE).args(&files);
+    match process::run(cmd.quiet(), TOOL_TIMEOUT) {
+        Ok(out) if out.success() => {
+            Check::pass(VerifyCheck::PythonCompile, format!("{} files", files.len()))
+        }
+        Ok(out) => Check::fail(VerifyCheck::PythonCompile, relative_to(dir, &out.tail(10))),
+        Err(err) => Check::fail(VerifyCheck::PythonCompile, format!("{err:#}")),
+    }
+}
+
+fn relative_to(dir: &Path, text: &str) -> String {
+    text.replace(&format!("{}/", dir.display()), "")
+}
+
+fn check_tag(repo: &git2::Repository, manifest: &Manifest, dir: &Path) -> Check {
+    let Some(tag) = &manifest.git_tag else {
+        return Check::pass(
+            VerifyCheck::GitTag,
+            "the backup was taken without a tag (--no-tag): nothing to check",
+        );
+    };
+    match (git::tag_commit(repo, tag), &manifest.git_commit) {
+        (Some(at), Some(expected)) if at.to_string() != *expected => {
+            Check::fail(VerifyCheck::GitTag, format!("tag {tag} at {at}, manifest {expected}"))
+        }
+        (Some(at), Some(_)) => {
+            // The tag recorded the manifest's hash when the backup was taken:
+            // a manifest rewritten since (with a matching SHA256SUMS) shows here.
+            let recorded = git::tag_message(repo, tag).and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix(TAG_MANIFEST_FIELD))
+                    .map(|v| v.trim().to_string())
+            });
+            let actual = files::sha256_file(&dir.join(MANIFEST_FILE)).map(|(s, _)| s).ok();
+            match recorded {
+                Some(recorded) if Some(&recorded) != actual.as_ref() => Check::fail(
+                    VerifyCheck::GitTag,
+                    format!(
+                        "{MANIFEST_FILE} was rewritten after the backup: tag {tag} recorded sha256 {recorded}, the file has {}",
+                        actual.unwrap_or_else(|| "none".into())
+                    ),
+                ),
+                Some(_) => Check::pass(
+                    VerifyCheck::GitTag,
+                    format!("tag {tag} at {at}; it records the manifest's sha256, unchanged"),
+                ),
+                None => Check::pass(
+                    VerifyCheck::GitTag,
+                    format!("tag {tag} at {at} (a tag without the manifest's hash)"),
+                ),
+            }
+        }
+        // A backup copied to another checkout: the tag is needed only by
+        // what uses git (the git and complete rollbacks refuse without it).
+        (None, Some(expected)) => Check::not_applicable(
+            VerifyCheck::GitTag,
+            crate::model::advice::missing_tag(tag, expected),
+        ),
+        (_, None) => Check::fail(
+            VerifyCheck::GitTag,
+            "the manifest records no git commit, but the root is a git repository",
+        ),
+    }
+}
