@@ -13,6 +13,7 @@ mod checkouts;
 mod diagnose;
 mod drill;
 mod forensics;
+mod forgery;
 mod house;
 mod junit;
 mod manual_restore;

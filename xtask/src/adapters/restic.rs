@@ -13,6 +13,7 @@ use xshell::{Shell, cmd};
 use crate::{
     adapters::process,
     base::exit::{failed, usage},
+    model::label::Label,
     model::manifest::Manifest,
 };
 
@@ -175,7 +176,7 @@ pub fn check_data(sh: &Shell, repo: &str) -> Result<()> {
 
 /// Restores the newest snapshot of `label` into the folder `target`, in one
 /// call (each call derives the repository key again); returns its short id.
-pub fn restore_latest(sh: &Shell, repo: &str, label: &str, target: &Path) -> Result<String> {
+pub fn restore_latest(sh: &Shell, repo: &str, label: &Label, target: &Path) -> Result<String> {
     let tags = format!("tmws,label={label}");
     let target = target.display().to_string();
     let args = ["restore", "latest", "--tag", &tags, "--target", &target];

@@ -22,7 +22,7 @@ impl flags::Backup {
         let format = self.format.unwrap_or_default();
         let tree = Tree::locate(self.root.as_deref())?;
         let options = BackupOptions {
-            label: self.label.unwrap_or_else(|| xtask::model::profile::DEFAULT_LABEL.into()),
+            label: self.label.unwrap_or_default(),
             dry_run: self.dry_run,
             tag: !self.no_tag,
         };

@@ -17,7 +17,7 @@ use super::{
 impl flags::Diagnose {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = self.format.unwrap_or_default();
-        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
         // A commit that does not resolve is a typo, not a diagnosis.
         if let (Some(rev), Some(repo)) = (&self.expect_commit, git::open(&tree.root)?) {
             git::resolve(&repo, rev).map_err(|e| usage(format!("--expect-commit: {e:#}")))?;

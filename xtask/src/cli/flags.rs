@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use xtask::ops::rollback::Scenario;
+use xtask::model::{label::Label, scenario::Scenario};
 
 xflags::xflags! {
     src "./src/cli/flags.rs"
@@ -35,7 +35,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label, the folder under backups/ and the git tag (default pre-phase4).
-            optional --label label: String
+            optional --label label: Label
             /// Print what would be copied and tagged; write nothing.
             optional --dry-run
             /// Do not tag git HEAD.
@@ -55,7 +55,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
-            optional --label label: String
+            optional --label label: Label
             /// A backup folder to verify on its own, without a TMWS root.
             optional --backup dir: PathBuf
             /// Verify the newest snapshot of the label in this restic repository instead (restored to a scratch folder), with restic check --read-data.
@@ -79,7 +79,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
-            optional --label label: String
+            optional --label label: Label
             /// Print the exact plan; change nothing.
             optional --dry-run
             /// Confirm without a terminal.
@@ -127,7 +127,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
-            optional --label label: String
+            optional --label label: Label
             /// Output format: human (default) or json (one document on stdout).
             optional --format format: Format
             /// Write the checks as JUnit XML to this file (its folder must exist).
@@ -158,7 +158,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
-            optional --label label: String
+            optional --label label: Label
             /// Print where the bundle would go and what it would hold; write nothing.
             optional --dry-run
             /// Output format: human (default) or json (one document on stdout).
@@ -176,7 +176,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
-            optional --label label: String
+            optional --label label: Label
             /// The commit HEAD should be at (default: any descendant of the backup's tag).
             optional --expect-commit rev: String
             /// Output format: human (default) or json (one document on stdout).
@@ -226,7 +226,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Also remove this protected backup (pre-deploy, or used by an unfinished rollback).
-            repeated --force label: String
+            repeated --force label: Label
             /// Apply the same policy to this restic repository (restic forget, then prune).
             optional --repo repo: String
             /// Print what would be removed; remove nothing.
@@ -244,7 +244,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ (default pre-phase4).
-            optional --label label: String
+            optional --label label: Label
             /// The restic repository, in restic's syntax (or TMWS_BACKUP_REPO, or backup_repo); the password comes from RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD.
             optional --repo repo: String
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
@@ -260,7 +260,7 @@ xflags::xflags! {
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ (default pre-phase4).
-            optional --label label: String
+            optional --label label: Label
             /// The restic repository, in restic's syntax (or TMWS_BACKUP_REPO, or backup_repo); the password comes from RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD.
             optional --repo repo: String
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
@@ -344,7 +344,7 @@ pub struct Backup {
     pub quiet: bool,
     pub verbose: bool,
     pub root: Option<PathBuf>,
-    pub label: Option<String>,
+    pub label: Option<Label>,
     pub dry_run: bool,
     pub no_tag: bool,
     pub repo: Option<String>,
@@ -356,7 +356,7 @@ pub struct VerifyBackup {
     pub quiet: bool,
     pub verbose: bool,
     pub root: Option<PathBuf>,
-    pub label: Option<String>,
+    pub label: Option<Label>,
     pub backup: Option<PathBuf>,
     pub repo: Option<String>,
     pub format: Option<Format>,
@@ -370,7 +370,7 @@ pub struct Rollback {
     pub verbose: bool,
     pub scenario: Scenario,
     pub root: Option<PathBuf>,
-    pub label: Option<String>,
+    pub label: Option<Label>,
     pub dry_run: bool,
     pub yes: bool,
     pub resume: bool,
@@ -396,7 +396,7 @@ pub struct PostCheck {
     pub quiet: bool,
     pub verbose: bool,
     pub root: Option<PathBuf>,
-    pub label: Option<String>,
+    pub label: Option<Label>,
     pub format: Option<Format>,
     pub junit: Option<PathBuf>,
     pub checklist: Option<PathBuf>,
@@ -413,7 +413,7 @@ pub struct Forensics {
     pub quiet: bool,
     pub verbose: bool,
     pub root: Option<PathBuf>,
-    pub label: Option<String>,
+    pub label: Option<Label>,
     pub dry_run: bool,
     pub format: Option<Format>,
     pub python: Option<PathBuf>,
@@ -424,7 +424,7 @@ pub struct Diagnose {
     pub quiet: bool,
     pub verbose: bool,
     pub root: Option<PathBuf>,
-    pub label: Option<String>,
+    pub label: Option<Label>,
     pub expect_commit: Option<String>,
     pub format: Option<Format>,
     pub python: Option<PathBuf>,
@@ -455,7 +455,7 @@ pub struct Prune {
     pub verbose: bool,
     pub keep: u32,
     pub root: Option<PathBuf>,
-    pub force: Vec<String>,
+    pub force: Vec<Label>,
     pub repo: Option<String>,
     pub dry_run: bool,
     pub yes: bool,
@@ -466,7 +466,7 @@ pub struct Push {
     pub quiet: bool,
     pub verbose: bool,
     pub root: Option<PathBuf>,
-    pub label: Option<String>,
+    pub label: Option<Label>,
     pub repo: Option<String>,
     pub python: Option<PathBuf>,
 }
@@ -476,7 +476,7 @@ pub struct Pull {
     pub quiet: bool,
     pub verbose: bool,
     pub root: Option<PathBuf>,
-    pub label: Option<String>,
+    pub label: Option<Label>,
     pub repo: Option<String>,
     pub python: Option<PathBuf>,
 }

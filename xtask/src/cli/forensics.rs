@@ -11,7 +11,7 @@ use super::flags::{self, Format};
 impl flags::Forensics {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = self.format.unwrap_or_default();
-        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
         if self.dry_run {
             let dir = forensics::new_bundle_path(&tree, &label);
             let plan = forensics::plan(&tree, &label);

@@ -8,7 +8,7 @@ use super::flags;
 impl flags::Push {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let (tree, label, repo) =
-            resolve(self.root.as_deref(), self.label.as_deref(), self.repo.as_deref())?;
+            resolve(self.root.as_deref(), self.label.clone(), self.repo.as_deref())?;
         println!("{}", push(sh, &tree, &label, &repo, self.python.as_deref())?);
         Ok(())
     }
@@ -17,7 +17,7 @@ impl flags::Push {
 impl flags::Pull {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let (tree, label, repo) =
-            resolve(self.root.as_deref(), self.label.as_deref(), self.repo.as_deref())?;
+            resolve(self.root.as_deref(), self.label.clone(), self.repo.as_deref())?;
         println!("{}", pull(sh, &tree, &label, &repo, self.python.as_deref())?);
         Ok(())
     }

@@ -5,7 +5,7 @@ use xshell::Shell;
 use xtask::{
     base::exit::failed,
     fs::unconfined,
-    model::profile::{DEFAULT_LABEL, Tree},
+    model::profile::Tree,
     ops::post_check::{Options, checklist, post_check},
 };
 
@@ -31,7 +31,7 @@ impl flags::PostCheck {
         let report = (|| {
             let tree = Tree::locate(self.root.as_deref())?;
             let options = Options {
-                label: self.label.unwrap_or_else(|| DEFAULT_LABEL.into()),
+                label: self.label.unwrap_or_default(),
                 only: split(self.only),
                 skip: split(self.skip),
                 expect_revision: self.expect_revision,

@@ -35,7 +35,7 @@ impl flags::Rollback {
             from: self.from.clone(),
         };
         ops::rollback::check_choices(scenario, &choices)?;
-        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+        let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
         // A backup kept off-site only: pulled (verified) before anything else.
         if self.repo.is_some() && !self.dry_run && tree.fs.kind(&tree.backup(&label))?.is_none() {
             let repo = restic::repository(self.repo.as_deref(), None)?;

@@ -15,12 +15,14 @@ impl flags::VerifyBackup {
         let python = self.python.as_deref();
         let report = (|| match (&self.repo, &self.backup) {
             (Some(repo), _) => {
-                let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+                let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
                 verify::verify_repository(sh, &tree, &label, repo, python)
             }
-            (None, Some(dir)) => verify::verify(sh, dir, None, python),
+            // A folder of its own (a copy elsewhere) may have any name; a
+            // tree's backup must be the one its folder names.
+            (None, Some(dir)) => verify::verify(sh, dir, None, None, python),
             (None, None) => {
-                let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.as_deref())?;
+                let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
                 verify::verify_label(sh, &tree, &label, python)
             }
         })();

@@ -15,7 +15,7 @@ use xtask::{
     base::exit::usage,
     fs::files,
     fs::unconfined,
-    model::profile::Tree,
+    model::{label::Label, profile::Tree},
     ops::backup::{self, BackupOptions},
 };
 
@@ -104,7 +104,7 @@ pub fn build(sh: &Shell, out: &Path, stage: Stage, python: Option<&Path>) -> Res
     if stage == Stage::PrePhase4 {
         return Ok(tree);
     }
-    backup::take(sh, &tree, &BackupOptions::new("pre-phase4"))?;
+    backup::take(sh, &tree, &BackupOptions::new(Label::pre_deploy()))?;
     if stage == Stage::Phase4 {
         deploy_phase4(&repo, &tree)?;
         upgrade(sh, &python, &tree)?;

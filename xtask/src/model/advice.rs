@@ -2,7 +2,7 @@
 //! here, once, so that the same advice reads the same everywhere.
 use std::path::Path;
 
-use super::scenario::Scenario;
+use super::{label::Label, scenario::Scenario};
 
 /// `cargo xtask rollback --scenario S FLAGS --root ROOT`.
 pub fn rollback(scenario: Scenario, flags: &str, root: &Path) -> String {
@@ -38,11 +38,12 @@ pub fn missing_tag(tag: &str, commit: &str) -> String {
 
 /// `; the backups here are: a, b` (or that there is none), for an error
 /// about a label that does not exist.
-pub fn labels_here(labels: &[String]) -> String {
+pub fn labels_here(labels: &[Label]) -> String {
     if labels.is_empty() {
         "; this tree has no backup yet".to_string()
     } else {
-        format!("; the backups here are: {}", labels.join(", "))
+        let names: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
+        format!("; the backups here are: {}", names.join(", "))
     }
 }
 

@@ -9,7 +9,10 @@ use std::{
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::{fs::files, model::profile::Tree, model::scenario::Scenario};
+use crate::{
+    fs::files,
+    model::{label::Label, profile::Tree, scenario::Scenario},
+};
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -30,7 +33,7 @@ pub enum RunStatus {
 pub struct Journal<S> {
     pub run: String,
     pub scenario: Scenario,
-    pub label: String,
+    pub label: Label,
     pub started: String,
     /// The forensics bundle of this run, relative to the root.
     pub bundle: PathBuf,

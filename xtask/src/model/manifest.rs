@@ -2,6 +2,8 @@
 //! `SHA256SUMS` beside it so anyone can check a backup with coreutils.
 use std::{collections::BTreeMap, fmt::Write as _};
 
+use super::label::Label;
+
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
@@ -77,7 +79,7 @@ pub struct FileEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Manifest {
     pub format: String,
-    pub label: String,
+    pub label: Label,
     pub created: String,
     pub tool: String,
     pub git_commit: Option<String>,
@@ -210,7 +212,7 @@ impl Manifest {
         let words = |value: String| value.split_whitespace().map(String::from).collect();
         let manifest = Manifest {
             format,
-            label: take("label")?,
+            label: take("label")?.parse().map_err(|e: String| anyhow::anyhow!(e))?,
             created: take("created")?,
             tool: take("tool")?,
             git_commit: optional(take("git-commit")?),

@@ -2,8 +2,10 @@
 //! manifests, the journal, the lock, a tree's profile, checks and reports,
 //! Alembic's revision graph.
 pub mod advice;
+pub mod backup;
 pub mod check;
 pub mod journal;
+pub mod label;
 pub mod lock;
 pub mod manifest;
 pub mod migrations;

@@ -11,10 +11,9 @@ use std::{
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::{base::exit::usage, fs::files::check_relative, fs::root_dir::RootDir};
-
-/// The label of the pre-deploy backup when none is given.
-pub const DEFAULT_LABEL: &str = "pre-phase4";
+use crate::{
+    base::exit::usage, fs::files::check_relative, fs::root_dir::RootDir, model::label::Label,
+};
 
 /// The name of the optional per-tree profile file.
 pub const PROFILE_FILE: &str = "tmws-rollback.toml";
@@ -147,13 +146,10 @@ impl Tree {
         Ok(tree)
     }
 
-    /// The one resolver of the commands: the tree from `--root` (or
-    /// `TMWS_ROOT`, or the current directory) and the backup label from
-    /// `--label` (default `pre-phase4`), checked.
-    pub fn with_label(root: Option<&Path>, label: Option<&str>) -> Result<(Tree, String)> {
-        let label = label.unwrap_or(DEFAULT_LABEL).to_string();
-        check_label(&label)?;
-        Ok((Tree::locate(root)?, label))
+    /// The tree (see `locate`) and the label a command works on: the one
+    /// given, else the pre-deploy backup's.
+    pub fn with_label(root: Option<&Path>, label: Option<Label>) -> Result<(Tree, Label)> {
+        Ok((Tree::locate(root)?, label.unwrap_or_else(Label::pre_deploy)))
     }
 
     /// A path of the tree, from a profile-relative path.
@@ -178,8 +174,8 @@ impl Tree {
         self.root.join("backups")
     }
 
-    pub fn backup(&self, label: &str) -> PathBuf {
-        self.backups().join(label)
+    pub fn backup(&self, label: &Label) -> PathBuf {
+        self.backups().join(label.as_str())
     }
 
     /// Where the tool keeps its lock and journal inside the tree.
@@ -234,36 +230,16 @@ impl Profile {
 
 /// The labels of the backups this tree holds (folders under `backups/`
 /// with a manifest), sorted.
-pub fn labels(tree: &Tree) -> Vec<String> {
-    let mut labels: Vec<String> = std::fs::read_dir(tree.backups())
+pub fn labels(tree: &Tree) -> Vec<Label> {
+    let mut labels: Vec<Label> = std::fs::read_dir(tree.backups())
         .map(|entries| {
             entries
                 .flatten()
                 .filter(|e| e.path().join(crate::model::manifest::MANIFEST_FILE).is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.starts_with('.'))
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
                 .collect()
         })
         .unwrap_or_default();
     labels.sort();
     labels
-}
-
-/// Checks a backup label: it names a folder under `backups/` and a git tag.
-pub fn check_label(label: &str) -> Result<()> {
-    let bad = label.is_empty()
-        || label == "."
-        || label.contains("..")
-        || label.contains(['/', '\\'])
-        || label.starts_with(['-', '.'])
-        || label.chars().any(|c| c.is_whitespace() || c.is_control() || "~^:?*[".contains(c));
-    // The label is a git tag too: `x.lock`, `a@{b}` and the like are folder
-    // names but not tag names, and would leave a backup that fails its own verify.
-    let tag_ok = git2::Reference::is_valid_name(&format!("refs/tags/{label}"));
-    if bad || !tag_ok || label.ends_with(".lock") || label.contains("@{") {
-        return Err(usage(format!(
-            "invalid label {label:?}: use letters, digits, '-', '_' or '.', without '/' or '..'; it must also be a valid git tag name (not ending in .lock)"
-        )));
-    }
-    Ok(())
 }

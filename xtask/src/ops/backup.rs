@@ -14,25 +14,26 @@ use crate::{
     base::exit::{refused, usage},
     fs::{files, sys::Rename},
     model::{
+        label::Label,
         lock::Lock,
         manifest::{
             Absent, FORMAT, FileEntry, Kind, MANIFEST_FILE, Manifest, SUMS_FILE,
             TAG_MANIFEST_FIELD, WorktreeChange,
         },
         migrations::{Graph, revision_files},
-        profile::{Tree, check_label},
+        profile::Tree,
     },
 };
 
 pub struct BackupOptions {
-    pub label: String,
+    pub label: Label,
     pub dry_run: bool,
     pub tag: bool,
 }
 
 impl BackupOptions {
-    pub fn new(label: &str) -> BackupOptions {
-        BackupOptions { label: label.into(), dry_run: false, tag: true }
+    pub fn new(label: Label) -> BackupOptions {
+        BackupOptions { label, dry_run: false, tag: true }
     }
 }
 
@@ -59,7 +60,6 @@ pub fn take(
     tree: &Tree,
     options: &BackupOptions,
 ) -> Result<(Manifest, Vec<PlanItem>)> {
-    check_label(&options.label)?;
     let target = tree.backup(&options.label);
     if tree.fs.kind(&target).ok().flatten().is_some() || target.exists() {
         return Err(usage(format!(
@@ -103,7 +103,7 @@ pub fn take(
     // visible under the label.
     let stage = backups.join(format!(".{}.partial-{}", options.label, std::process::id()));
     tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
-    let tag = (options.tag && commit.is_some()).then(|| options.label.clone());
+    let tag = (options.tag && commit.is_some()).then(|| options.label.to_string());
     let changes = Changes { absent, worktree: worktree_changes(tree, repo.as_ref())? };
     let result = build(tree, &plan, changes, &stage, options, [commit.clone(), branch, tag]);
     let (manifest, manifest_sha) = match result {

@@ -9,10 +9,12 @@ use xshell::Shell;
 use crate::{
     adapters::{git, python::Python, sqlite},
     fs::files,
+    model::label::Label,
     model::{
         advice,
+        backup::Backup,
         check::{Check, Status, check_ids},
-        manifest::{Kind, MANIFEST_FILE, Manifest},
+        manifest::{Kind, Manifest},
         migrations::Graph,
         profile::Tree,
         scenario::{Recommendation, Scenario},
@@ -56,14 +58,13 @@ impl Diagnosis {
 pub fn diagnose(
     sh: &Shell,
     tree: &Tree,
-    label: &str,
+    label: &Label,
     expect_commit: Option<&str>,
     python: Option<&Path>,
 ) -> Result<Diagnosis> {
     let python = Python::find(sh, Some(&tree.root), python)?;
-    let manifest = std::fs::read_to_string(tree.backup(label).join(MANIFEST_FILE))
-        .ok()
-        .and_then(|t| Manifest::parse(&t).ok());
+    // Evidence without a backup to compare with is still evidence.
+    let manifest = Backup::find(tree, label).ok().flatten().map(|b| b.manifest);
     // An unfinished rollback comes first: any row recommended now would
     // exit 5 until it is resumed or abandoned.
     if let Some(mut unfinished) = unfinished_rollback(tree)? {
@@ -339,7 +340,7 @@ fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifes
 
 /// HEAD attached, where it should be, and no uncommitted change outside the
 /// critical files (those point to the files row).
-fn git_state(tree: &Tree, label: &str, expect_commit: Option<&str>) -> Vec<Check> {
+fn git_state(tree: &Tree, label: &Label, expect_commit: Option<&str>) -> Vec<Check> {
     let repo = match git::open(&tree.root) {
         Ok(Some(repo)) => repo,
         Ok(None) => return Vec::new(),

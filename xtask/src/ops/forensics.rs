@@ -5,17 +5,15 @@ use xshell::Shell;
 
 use crate::{
     adapters::python::Python,
-    model::{
-        manifest::{MANIFEST_FILE, Manifest},
-        profile::Tree,
-    },
+    model::label::Label,
+    model::{backup::Backup, profile::Tree},
     ops::evidence::{Bundle, DatabaseCapture},
 };
 
 pub use crate::ops::evidence::new_bundle_path;
 
 /// What a bundle of the tree would hold, a line each, for a dry run.
-pub fn plan(tree: &Tree, label: &str) -> Vec<String> {
+pub fn plan(tree: &Tree, label: &Label) -> Vec<String> {
     vec![
         format!(
             "{} with its -wal/-shm copied byte for byte, then through SQLite: an SQL dump and integrity_check",
@@ -37,20 +35,25 @@ pub fn plan(tree: &Tree, label: &str) -> Vec<String> {
 pub fn collect(
     sh: &Shell,
     tree: &Tree,
-    label: &str,
+    label: &Label,
     python: Option<&std::path::Path>,
 ) -> Result<Bundle> {
     let run = format!("forensics-{}-{}", crate::base::clock::now_compact(), std::process::id());
     let mut bundle = Bundle::create(tree, label, &new_bundle_path(tree, label), &run)?;
     // The database's bytes first, before alembic or SQLite opens it.
     bundle.capture_database(DatabaseCapture::Copy)?;
-    let backup_dir = tree.backup(label);
-    let manifest = std::fs::read_to_string(backup_dir.join(MANIFEST_FILE))
-        .ok()
-        .and_then(|t| Manifest::parse(&t).ok());
-    if manifest.is_none() {
-        bundle.facts.problems.push(format!("no readable backup {label}: no diffs against it"));
-    }
+    let backup = match Backup::find(tree, label) {
+        Ok(Some(backup)) => Some(backup),
+        Ok(None) => {
+            bundle.facts.problems.push(format!("no backup {label}: no diffs against it"));
+            None
+        }
+        Err(err) => {
+            let problem = format!("backup {label} cannot be read, so no diffs against it: {err:#}");
+            bundle.facts.problems.push(problem);
+            None
+        }
+    };
     let alembic = match Python::find(sh, Some(&tree.root), python) {
         Ok(python) => Some(bundle.start_alembic(&python, tree, None)),
         Err(err) => {
@@ -58,7 +61,7 @@ pub fn collect(
             None
         }
     };
-    bundle.preserve_files(sh, tree, manifest.as_ref().map(|m| (backup_dir.as_path(), m)))?;
+    bundle.preserve_files(sh, tree, backup.as_ref().map(|b| (b.dir.as_path(), &b.manifest)))?;
     bundle.capture_log(tree);
     if let Some(runs) = alembic {
         bundle.finish_alembic(runs);

@@ -2,16 +2,16 @@
 //! created, git commit and whether its tag is here, database revision, size,
 //! last verification), and whether a run holds the lock or a rollback is
 //! unfinished.
-use std::io::Read;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
     adapters::git,
+    model::label::Label,
     model::{
+        backup::Backup,
         journal::Journal,
-        manifest::{MANIFEST_FILE, Manifest},
         profile::{Tree, labels},
     },
     ops::verify::stamp,
@@ -19,7 +19,7 @@ use crate::{
 
 #[derive(Debug, Serialize)]
 pub struct Listed {
-    pub label: String,
+    pub label: Label,
     pub created: String,
     pub git_commit: Option<String>,
     /// The backup's tag exists in this repository and points at its commit.
@@ -49,12 +49,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
     let mut backups = Vec::new();
     for label in labels(tree) {
         let dir = tree.backup(&label);
-        let mut text = String::new();
-        let read = tree
-            .fs
-            .open_read(&dir.join(MANIFEST_FILE))
-            .and_then(|mut f| Ok(f.read_to_string(&mut text)?));
-        let Ok(manifest) = read.and_then(|_| Manifest::parse(&text)) else {
+        let Ok(manifest) = Backup::read_manifest(&tree.fs, &dir, Some(&label)) else {
             backups.push(Listed {
                 label,
                 created: "-".into(),
@@ -83,7 +78,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
         });
     }
     // Oldest first; backups of the same second by their folders' mtime.
-    let written = |label: &str| {
+    let written = |label: &Label| {
         crate::fs::files::Identity::of(&tree.backup(label)).map_or(0, |id| id.mtime_ns)
     };
     backups.sort_by(|a, b| {

@@ -3,7 +3,6 @@
 //! every file of it, unchanged since it was verified; a pull restores beside
 //! `backups/`, verifies it with every verify-backup check, then renames it
 //! into place, never over an existing backup.
-use std::io::Read;
 
 use anyhow::{Context, Result};
 use xshell::Shell;
@@ -12,8 +11,10 @@ use crate::{
     adapters::restic,
     base::exit::{failed, refused, usage},
     fs::sys::Rename,
+    model::label::Label,
     model::{
         advice::labels_here,
+        backup::Backup,
         manifest::{MANIFEST_FILE, Manifest},
         profile::{Tree, labels},
     },
@@ -32,7 +33,7 @@ use crate::{
 pub fn push(
     sh: &Shell,
     tree: &Tree,
-    label: &str,
+    label: &Label,
     repo: &str,
     python: Option<&std::path::Path>,
 ) -> Result<String> {
@@ -40,8 +41,8 @@ pub fn push(
     if tree.fs.dir(&dir).is_err() {
         return Err(usage(format!("no backup {label} to push{}", labels_here(&labels(tree)))));
     }
-    let (verified, before) = verified(sh, tree, &dir, python)?;
-    let manifest = read_manifest(tree, &dir)?;
+    let (verified, before) = verified(sh, tree, label, &dir, python)?;
+    let manifest = Backup::read_manifest(&tree.fs, &dir, Some(label))?;
     let pushed = restic::push(sh, repo, &dir, &manifest)?;
     let after = stamp::snapshot(&dir)?;
     let differ = differences(&before, &after, &pushed, &manifest);
@@ -72,6 +73,7 @@ pub fn push(
 fn verified(
     sh: &Shell,
     tree: &Tree,
+    label: &Label,
     dir: &std::path::Path,
     python: Option<&std::path::Path>,
 ) -> Result<(String, stamp::Snapshot)> {
@@ -79,7 +81,7 @@ fn verified(
         return Ok((format!("at {when}"), files));
     }
     let before = stamp::snapshot(dir)?;
-    let report = verify::verify(sh, dir, Some(tree), python)?;
+    let report = verify::verify(sh, dir, Some(label), Some(tree), python)?;
     if !report.ok() {
         return Err(refused(format!(
             "backup {} fails verification, so it is not pushed:\n  {}",
@@ -103,7 +105,7 @@ fn verified(
 pub fn pull(
     sh: &Shell,
     tree: &Tree,
-    label: &str,
+    label: &Label,
     repo: &str,
     python: Option<&std::path::Path>,
 ) -> Result<String> {
@@ -121,7 +123,7 @@ pub fn pull(
     let pulled = (|| {
         let id = restic::restore_latest(sh, repo, label, &stage)?;
         let before = stamp::snapshot(&stage)?;
-        let report = verify::verify(sh, &stage, Some(tree), python)?;
+        let report = verify::verify(sh, &stage, Some(label), Some(tree), python)?;
         if !report.ok() {
             return Err(failed(format!(
                 "snapshot {id} of {label} fails verification, so it is not put in place:\n  {}",
@@ -147,18 +149,12 @@ pub fn pull(
 /// The tree, the label and the repository of a push or a pull.
 pub fn resolve(
     root: Option<&std::path::Path>,
-    label: Option<&str>,
+    label: Option<Label>,
     repo: Option<&str>,
-) -> Result<(Tree, String, String)> {
+) -> Result<(Tree, Label, String)> {
     let (tree, label) = Tree::with_label(root, label)?;
     let repo = restic::repository(repo, tree.profile.backup_repo.as_deref())?;
     Ok((tree, label, repo))
-}
-
-fn read_manifest(tree: &Tree, dir: &std::path::Path) -> Result<Manifest> {
-    let mut text = String::new();
-    tree.fs.open_read(&dir.join(MANIFEST_FILE))?.read_to_string(&mut text)?;
-    Manifest::parse(&text)
 }
 
 /// What keeps the snapshot from being the verified backup: a file restic

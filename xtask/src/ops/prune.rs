@@ -11,6 +11,7 @@ use crate::{
     model::{
         advice::labels_here,
         journal::Journal,
+        label::Label,
         profile::{Tree, labels},
     },
     ops::list::list,
@@ -20,7 +21,7 @@ use crate::{
 pub struct Plan {
     pub keep: usize,
     /// Local backups to remove, by label.
-    pub remove: Vec<String>,
+    pub remove: Vec<Label>,
     /// Protected backups beyond the newest `keep`, each with why.
     pub kept_back: Vec<String>,
     pub repo: Option<String>,
@@ -41,13 +42,13 @@ pub fn plan(
     sh: &Shell,
     tree: &Tree,
     keep: usize,
-    force: &[String],
+    force: &[Label],
     repo: Option<&str>,
 ) -> Result<Plan> {
     let listing = list(tree)?;
-    let known: Vec<&str> = listing.backups.iter().map(|b| b.label.as_str()).collect();
+    let known: Vec<&Label> = listing.backups.iter().map(|b| &b.label).collect();
     for label in force {
-        if !known.contains(&label.as_str()) && repo.is_none() {
+        if !known.contains(&label) && repo.is_none() {
             return Err(usage(format!(
                 "--force {label}: no such backup{}",
                 labels_here(&labels(tree))
@@ -55,7 +56,7 @@ pub fn plan(
         }
     }
     let git_repo = git::open(&tree.root)?;
-    let in_use: Option<String> = Journal::<serde_json::Value>::load(tree)?.map(|j| j.label);
+    let in_use: Option<Label> = Journal::<serde_json::Value>::load(tree)?.map(|j| j.label);
     // The same policy for the local folders and for the repository's
     // labels: the newest `keep` stay, protected ones need --force.
     let policy = |oldest_first: &[String]| -> (Vec<String>, Vec<String>) {
@@ -71,7 +72,7 @@ pub fn plan(
                 None
             };
             match why {
-                Some(why) if !force.iter().any(|f| f == label) => {
+                Some(why) if !force.iter().any(|f| f.as_str() == label) => {
                     kept_back.push(format!("{label} ({why}; --force {label} removes it)"))
                 }
                 _ => remove.push(label.clone()),
@@ -81,6 +82,8 @@ pub fn plan(
     };
     let local: Vec<String> = known.iter().map(|l| l.to_string()).collect();
     let (remove, kept_back) = policy(&local);
+    // The names came from labels: they read back as labels.
+    let remove = remove.iter().filter_map(|l| l.parse().ok()).collect();
     // The repository's snapshots, by label, oldest label first.
     let stored = match repo {
         Some(repo) => restic::stored(sh, repo)?,

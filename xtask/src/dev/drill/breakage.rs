@@ -10,11 +10,7 @@ use xtask::{
     adapters::{git, python::Python, sqlite},
     fs::files,
     fs::unconfined,
-    model::{
-        migrations::Graph,
-        profile::{DEFAULT_LABEL, Tree},
-        scenario::Scenario,
-    },
+    model::{label::Label, migrations::Graph, profile::Tree, scenario::Scenario},
 };
 
 pub(super) fn break_tree(
@@ -100,7 +96,7 @@ fn break_critical_file(tree: &Tree) -> Result<(String, String)> {
         .iter()
         .filter(|f| f.ends_with(".py") && !f.starts_with("tests/"))
         .collect();
-    let backup = tree.backup(DEFAULT_LABEL).join("critical_files");
+    let backup = tree.backup(&Label::pre_deploy()).join("critical_files");
     let unchanged = candidates.iter().find(|f| {
         let name = Path::new(f.as_str()).file_name().unwrap_or_default();
         fs::read(backup.join(name)).ok() == fs::read(tree.path(f)).ok()

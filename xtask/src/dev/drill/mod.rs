@@ -17,7 +17,8 @@ use xtask::{
     fs::files,
     fs::unconfined,
     model::{
-        profile::{DEFAULT_LABEL, Tree},
+        label::Label,
+        profile::Tree,
         scenario::{Recommendation, Scenario},
     },
     ops::{diagnose, evidence::Facts, post_check, rollback},
@@ -175,7 +176,7 @@ fn rehearse_into(
     let diagnosis = diagnose::diagnose(
         sh,
         tree,
-        DEFAULT_LABEL,
+        &Label::pre_deploy(),
         broken.expect_commit.as_deref(),
         Some(&python.exe("python")),
     )?;
@@ -193,7 +194,7 @@ fn rehearse_into(
         sh,
         tree,
         &post_check::Options {
-            label: DEFAULT_LABEL.into(),
+            label: Label::pre_deploy(),
             only,
             python: Some(python.exe("python")),
             ..Default::default()
@@ -223,7 +224,7 @@ fn roll_back(
     let started = Instant::now();
     let options = rollback::Options {
         scenario,
-        label: DEFAULT_LABEL.into(),
+        label: Label::pre_deploy(),
         choices: rollback::Choices {
             paths: broken.file.iter().map(|(p, _)| p.clone()).collect(),
             // The git row moves only the code, as the runbook's does: the

@@ -16,6 +16,7 @@ use crate::{
     adapters::git,
     base::clock,
     fs::files,
+    model::label::Label,
     model::manifest::{Kind, Manifest},
     model::migrations,
     model::profile::Tree,
@@ -90,7 +91,7 @@ pub struct Bundle {
 
 /// The folder a new bundle would get: by time and by process, so two runs
 /// in the same second get two folders; `create` makes it exclusively.
-pub fn new_bundle_path(tree: &Tree, label: &str) -> PathBuf {
+pub fn new_bundle_path(tree: &Tree, label: &Label) -> PathBuf {
     tree.forensics_dir().join(format!(
         "{label}-failure-{}-{}",
         clock::now_compact(),
@@ -104,7 +105,7 @@ const RUN_FILE: &str = ".run";
 impl Bundle {
     /// Creates the bundle folder at `dir` for run `run`, or a numbered
     /// sibling if that name is taken: an earlier bundle is never written into.
-    pub fn create(tree: &Tree, label: &str, dir: &Path, run: &str) -> Result<Bundle> {
+    pub fn create(tree: &Tree, label: &Label, dir: &Path, run: &str) -> Result<Bundle> {
         tree.fs.create_dir_all(&tree.forensics_dir())?;
         let mut candidate = dir.to_path_buf();
         let mut n = 1;
@@ -133,12 +134,12 @@ impl Bundle {
             && text == run
     }
 
-    fn describe(tree: &Tree, label: &str, dir: PathBuf) -> Bundle {
+    fn describe(tree: &Tree, label: &Label, dir: PathBuf) -> Bundle {
         let repo = git::open(&tree.root).ok().flatten();
         let (git_commit, git_branch) = repo.as_ref().map(git::head).unwrap_or((None, None));
         let facts = Facts {
             schema: crate::model::check::SCHEMA,
-            label: label.into(),
+            label: label.to_string(),
             root: tree.root.display().to_string(),
             initiated: clock::now_rfc3339(),
             git_commit,
@@ -150,7 +151,7 @@ impl Bundle {
 
     /// Reopens a bundle of an interrupted run (its facts from failure.json),
     /// or takes over the run's own folder before anything was written in it.
-    pub fn reopen(tree: &Tree, label: &str, dir: &Path) -> Result<Bundle> {
+    pub fn reopen(tree: &Tree, label: &Label, dir: &Path) -> Result<Bundle> {
         let mut text = String::new();
         match tree.fs.open_read(&dir.join("failure.json")) {
             Ok(mut file) => {

@@ -8,6 +8,7 @@ use super::Expected;
 use crate::{
     adapters::{git, process, python::Python, sqlite},
     fs::files,
+    model::label::Label,
     model::{
         advice,
         check::{Check, check_ids},
@@ -24,7 +25,7 @@ pub(super) struct Ctx<'a> {
     pub db: std::path::PathBuf,
     pub expected: &'a Expected,
     pub python: Result<&'a Python, String>,
-    pub label: &'a str,
+    pub label: &'a Label,
     /// `alembic current` and `alembic history`, run together once for the
     /// two checks that read them.
     pub alembic: std::cell::OnceCell<Result<Vec<process::Output>, String>>,
@@ -316,7 +317,7 @@ pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Check {
     }
 }
 
-pub(super) fn git_head(tree: &Tree, label: &str, expected: &Expected) -> Check {
+pub(super) fn git_head(tree: &Tree, label: &Label, expected: &Expected) -> Check {
     let repo = match git::open(&tree.root) {
         Ok(repo) => repo,
         Err(err) => return Check::fail(PostCheck::GitHead, format!("{err:#}")),

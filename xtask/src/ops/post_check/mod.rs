@@ -20,10 +20,12 @@ use crate::{
     base::exit::usage,
     fs::files,
     model::{
+        backup::Backup,
         check::{Check, CheckId, Report, Status},
-        manifest::{MANIFEST_FILE, Manifest},
+        label::Label,
+        manifest::Manifest,
         migrations::Graph,
-        profile::{Tree, check_label},
+        profile::Tree,
     },
 };
 
@@ -33,7 +35,7 @@ pub use server::free_port;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    pub label: String,
+    pub label: Label,
     pub only: Vec<String>,
     pub skip: Vec<String>,
     pub expect_revision: Option<String>,
@@ -50,7 +52,7 @@ struct Expected {
     missing: String,
     /// `--require-backup`: a missing backup fails the checks that need one.
     require_backup: bool,
-    label: String,
+    label: Label,
 }
 
 impl Expected {
@@ -70,7 +72,6 @@ impl Expected {
 /// Runs the selected checks on `tree`: the slow ones (pytest, the server)
 /// each in a thread of its own, the quick ones meanwhile.
 pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
-    check_label(&o.label)?;
     let selection = Selection::new(&o.only, &o.skip)?;
     let expected = expectations(tree, o)?;
     // Outside the tree: pytest's XML report and the server's log.
@@ -240,14 +241,7 @@ impl Slow {
 }
 
 fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
-    let dir = tree.backup(&o.label);
-    let manifest = match fs::read_to_string(dir.join(MANIFEST_FILE)) {
-        Ok(text) => Some((
-            dir,
-            Manifest::parse(&text).map_err(|e| usage(format!("the backup's manifest: {e:#}")))?,
-        )),
-        Err(_) => None,
-    };
+    let manifest = Backup::find(tree, &o.label)?.map(|b| (b.dir, b.manifest));
     let (revision, missing) = match (&o.expect_revision, &manifest) {
         (Some(rev), _) if rev == "head" => {
             let heads = Graph::load(&tree.migrations()).map(|g| g.heads()).unwrap_or_default();

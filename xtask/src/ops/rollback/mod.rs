@@ -7,12 +7,11 @@ mod restored;
 mod steps;
 
 use std::{
-    io::Read,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use xshell::Shell;
 
@@ -23,13 +22,15 @@ pub use plan::{Choices, check_choices};
 use crate::{
     base::{
         clock, events,
-        exit::{Kind as ExitKind, interrupted, kind_of, refused, usage},
+        exit::{interrupted, refused, usage},
     },
+    model::label::Label,
     model::{
         advice,
+        backup::Backup,
         journal::{Journal, RunStatus},
         lock::Lock,
-        manifest::{MANIFEST_FILE, Manifest},
+        manifest::Manifest,
         profile::Tree,
     },
     ops::{evidence, verify},
@@ -72,7 +73,7 @@ pub struct Outcome {
 
 pub struct Options {
     pub scenario: Scenario,
-    pub label: String,
+    pub label: Label,
     pub choices: Choices,
     pub dry_run: bool,
     pub resume: bool,
@@ -159,10 +160,10 @@ fn prepare(
     o: &Options,
     journal: Option<Journal<Step>>,
 ) -> Result<Prepared> {
-    let backup = backup_dir(tree, &o.label)?;
+    let backup = Backup::folder(tree, &o.label)?;
     let before = verify::stamp::snapshot(&backup).ok();
     let verified = preflight(sh, tree, &backup, o)?;
-    let manifest = read_manifest(tree, &backup)?;
+    let manifest = Backup::read_manifest(&tree.fs, &backup, Some(&o.label))?;
     let (journal, resuming) = match journal {
         Some(j) => (j, true),
         None => (new_journal(tree, &manifest, o)?, false),
@@ -311,33 +312,6 @@ fn abandon(
     })
 }
 
-/// The backup folder: a real folder inside the root, not a link.
-fn backup_dir(tree: &Tree, label: &str) -> Result<PathBuf> {
-    let backup = tree.backup(label);
-    match tree.fs.dir(&backup) {
-        Ok(_) => Ok(backup),
-        Err(err) if kind_of(&err) == ExitKind::Unsafe => Err(usage(format!(
-            "the backup folder {} must be a real folder inside the root: {err:#}",
-            backup.display()
-        ))),
-        Err(_) => Err(usage(format!(
-            "no backup at {}: take one with `cargo xtask backup`{}",
-            backup.display(),
-            crate::model::advice::labels_here(&crate::model::profile::labels(tree))
-        ))),
-    }
-}
-
-fn read_manifest(tree: &Tree, backup: &Path) -> Result<Manifest> {
-    let mut text = String::new();
-    tree.fs
-        .open_read(&backup.join(MANIFEST_FILE))
-        .and_then(|mut f| Ok(f.read_to_string(&mut text)?))
-        .context("read the backup's manifest")?;
-    Manifest::parse(&text)
-        .map_err(|e| refused(format!("the backup's manifest is unreadable: {e:#}")))
-}
-
 fn new_journal(tree: &Tree, manifest: &Manifest, o: &Options) -> Result<Journal<Step>> {
     let run = format!("{}-{}", clock::now_compact(), std::process::id());
     let steps = plan::build(o.scenario, tree, manifest, &o.choices, &run)?;
@@ -459,7 +433,7 @@ fn preflight(sh: &Shell, tree: &Tree, backup: &Path, o: &Options) -> Result<Veri
         ));
         return Ok(Verified::Earlier);
     }
-    let report = verify::verify(sh, backup, Some(tree), o.python.as_deref())?;
+    let report = verify::verify(sh, backup, Some(&o.label), Some(tree), o.python.as_deref())?;
     if report.ok() {
         return Ok(Verified::Now);
     }

@@ -164,7 +164,7 @@ fn complete(manifest: &Manifest, repo: Option<&git2::Repository>) -> Result<Vec<
         git::refuse_move(&git::plan_move(repo, commit)?, true)?;
         steps.push(Step::GitBranch {
             branch: format!("rollback-{}", manifest.label),
-            tag: manifest.label.clone(),
+            tag: manifest.label.to_string(),
             commit: commit.to_string(),
         });
     }
@@ -214,7 +214,7 @@ fn git(
         check_database_fits(tree, repo, commit, c.force)?;
         steps.push(Step::GitBranch {
             branch: format!("rollback-{}", manifest.label),
-            tag: manifest.label.clone(),
+            tag: manifest.label.to_string(),
             commit: commit.to_string(),
         });
     }

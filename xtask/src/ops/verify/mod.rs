@@ -3,7 +3,7 @@
 //! the database is opened immutable and Python compiles without bytecode.
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs,
+    io::Read,
     path::{Path, PathBuf},
     thread,
     time::Instant,
@@ -21,7 +21,10 @@ use crate::{
     base::exit::{Kind as ExitKind, kind_of, usage},
     fs::{files, root_dir::RootDir},
     model::{
+        advice,
+        backup::Backup,
         check::{Check, Report, check_ids},
+        label::Label,
         manifest::{Kind, MANIFEST_FILE, Manifest, SUMS_FILE, TAG_MANIFEST_FIELD, parse_sums},
         migrations::Graph,
         profile::Tree,
@@ -62,7 +65,12 @@ use database::check_database;
 /// Verifies the tree's backup `label`, and stamps it verified when every
 /// check passed and no file changed meanwhile (a later rollback or push then
 /// need not verify it again).
-pub fn verify_label(sh: &Shell, tree: &Tree, label: &str, python: Option<&Path>) -> Result<Report> {
+pub fn verify_label(
+    sh: &Shell,
+    tree: &Tree,
+    label: &Label,
+    python: Option<&Path>,
+) -> Result<Report> {
     let backup = tree.backup(label);
     // A backup folder that is a link out of the root is refused.
     if let Err(err) = tree.fs.dir(&backup)
@@ -71,7 +79,7 @@ pub fn verify_label(sh: &Shell, tree: &Tree, label: &str, python: Option<&Path>)
         return Err(usage(format!("{err:#}")));
     }
     let before = stamp::snapshot(&backup).ok();
-    let report = verify(sh, &backup, Some(tree), python)?;
+    let report = verify(sh, &backup, Some(label), Some(tree), python)?;
     if let (true, Some(before)) = (report.ok(), before) {
         // Best effort: without the stamp the next rollback verifies again.
         let _stamped = stamp::record(tree, &backup, before);
@@ -85,13 +93,13 @@ pub fn verify_label(sh: &Shell, tree: &Tree, label: &str, python: Option<&Path>)
 pub fn verify_repository(
     sh: &Shell,
     tree: &Tree,
-    label: &str,
+    label: &Label,
     repo: &str,
     python: Option<&Path>,
 ) -> Result<Report> {
     let scratch = files::scratch_dir("tmws-verify-repo")?;
     let id = restic::restore_latest(sh, repo, label, scratch.path())?;
-    let mut report = verify(sh, scratch.path(), Some(tree), python)?;
+    let mut report = verify(sh, scratch.path(), Some(label), Some(tree), python)?;
     let started = Instant::now();
     let data = match restic::check_data(sh, repo) {
         Ok(()) => Check::pass(
@@ -111,9 +119,11 @@ pub fn verify_repository(
 
 /// Runs every check on the backup folder `dir`. Errors only when there is no
 /// backup to check at all; everything else is a failed check.
+/// When `label` is given, the manifest must name it.
 pub fn verify(
     sh: &Shell,
     dir: &Path,
+    label: Option<&Label>,
     tree: Option<&Tree>,
     python: Option<&Path>,
 ) -> Result<Report> {
@@ -125,19 +135,27 @@ pub fn verify(
             crate::model::advice::labels_here(&labels)
         )));
     }
-    let mut checks = vec![Check::pass(VerifyCheck::Folder, dir.display().to_string())];
-    let manifest = read_manifest(dir, &mut checks);
-    let Some(manifest) = manifest else {
-        return Ok(Report::new("verify-backup", dir.display().to_string(), checks));
-    };
-    checks.push(check_paths(dir, &manifest));
-    checks.push(check_sums(dir, &manifest));
-
-    // The hashes (I/O and SHA) and SQLite's integrity check are the slow
-    // parts; they run at the same time on two cores.
     // Every file is read through the file-access layer anchored at the
     // backup: a link that leads out of it is never followed, a FIFO never read.
     let backup_fs = std::sync::Arc::new(RootDir::open(&dir.canonicalize()?)?);
+    let mut checks = vec![Check::pass(VerifyCheck::Folder, dir.display().to_string())];
+    let manifest = match Backup::read_manifest(&backup_fs, Path::new(""), label) {
+        Ok(manifest) => {
+            let detail =
+                format!("{} {}, {} files", manifest.format, manifest.label, manifest.files.len());
+            checks.push(Check::pass(VerifyCheck::Manifest, detail));
+            manifest
+        }
+        Err(err) => {
+            checks.push(Check::fail(VerifyCheck::Manifest, format!("{err:#}")));
+            return Ok(Report::new("verify-backup", dir.display().to_string(), checks));
+        }
+    };
+    checks.push(check_paths(dir, &manifest));
+    checks.push(check_sums(&backup_fs, &manifest));
+
+    // The hashes (I/O and SHA) and SQLite's integrity check are the slow
+    // parts; they run at the same time on two cores.
     let listed: Vec<PathBuf> =
         manifest.files.iter().map(|f| PathBuf::from(&f.backup_path)).collect();
     let hashing = {
@@ -163,7 +181,7 @@ pub fn verify(
     checks.push(check_python(sh, dir, &manifest, python, &backup_fs));
     if let Some(tree) = tree {
         match git::open(&tree.root) {
-            Ok(Some(repo)) => checks.push(check_tag(&repo, &manifest, dir)),
+            Ok(Some(repo)) => checks.push(check_tag(&repo, &manifest, &backup_fs)),
             Ok(None) => {}
             Err(err) => checks.push(Check::fail(VerifyCheck::GitTag, format!("{err:#}"))),
         }
@@ -173,30 +191,6 @@ pub fn verify(
     let mut report = Report::new("verify-backup", dir.display().to_string(), checks);
     report.interpreter = interpreter;
     Ok(report)
-}
-
-fn read_manifest(dir: &Path, checks: &mut Vec<Check>) -> Option<Manifest> {
-    let path = dir.join(MANIFEST_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) => {
-            checks.push(Check::fail(VerifyCheck::Manifest, format!("{MANIFEST_FILE}: {err}")));
-            return None;
-        }
-    };
-    match Manifest::parse(&text) {
-        Ok(manifest) => {
-            checks.push(Check::pass(
-                VerifyCheck::Manifest,
-                format!("{} {}, {} files", manifest.format, manifest.label, manifest.files.len()),
-            ));
-            Some(manifest)
-        }
-        Err(err) => {
-            checks.push(Check::fail(VerifyCheck::Manifest, format!("{MANIFEST_FILE}: {err:#}")));
-            None
-        }
-    }
 }
 
 /// Backup paths stay inside the backup, and original paths are relative
@@ -218,11 +212,13 @@ fn check_paths(dir: &Path, manifest: &Manifest) -> Check {
 
 /// SHA256SUMS must list exactly the manifest's files, and the manifest's own
 /// hash: an edited manifest is caught here.
-fn check_sums(dir: &Path, manifest: &Manifest) -> Check {
-    let sums = match fs::read_to_string(dir.join(SUMS_FILE))
-        .map_err(anyhow::Error::from)
-        .and_then(|t| parse_sums(&t))
-    {
+fn check_sums(backup_fs: &RootDir, manifest: &Manifest) -> Check {
+    let read = || -> Result<String> {
+        let mut text = String::new();
+        backup_fs.open_read(Path::new(SUMS_FILE))?.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    let sums = match read().and_then(|t| parse_sums(&t)) {
         Ok(sums) => sums,
         Err(err) => return Check::fail(VerifyCheck::Sums, format!("{SUMS_FILE}: {err:#}")),
     };
@@ -233,8 +229,8 @@ fn check_sums(dir: &Path, manifest: &Manifest) -> Check {
             problems.push(format!("{} has another hash in {SUMS_FILE} (or none)", f.backup_path));
         }
     }
-    match (files::sha256_file(&dir.join(MANIFEST_FILE)), listed.get(MANIFEST_FILE)) {
-        (Ok((actual, _)), Some(expected)) if actual == *expected => {}
+    match (manifest_sha(backup_fs), listed.get(MANIFEST_FILE)) {
+        (Some(actual), Some(expected)) if actual == *expected => {}
         _ => problems.push(format!(
             "{MANIFEST_FILE} was changed after the backup: its hash is not the one in {SUMS_FILE}"
         )),
@@ -415,53 +411,73 @@ fn relative_to(dir: &Path, text: &str) -> String {
     text.replace(&format!("{}/", dir.display()), "")
 }
 
-fn check_tag(repo: &git2::Repository, manifest: &Manifest, dir: &Path) -> Check {
-    let Some(tag) = &manifest.git_tag else {
-        return Check::pass(
-            VerifyCheck::GitTag,
-            "the backup was taken without a tag (--no-tag): nothing to check",
-        );
-    };
-    match (git::tag_commit(repo, tag), &manifest.git_commit) {
-        (Some(at), Some(expected)) if at.to_string() != *expected => {
-            Check::fail(VerifyCheck::GitTag, format!("tag {tag} at {at}, manifest {expected}"))
-        }
-        (Some(at), Some(_)) => {
-            // The tag recorded the manifest's hash when the backup was taken:
-            // a manifest rewritten since (with a matching SHA256SUMS) shows here.
-            let recorded = git::tag_message(repo, tag).and_then(|m| {
-                m.lines()
-                    .find_map(|l| l.strip_prefix(TAG_MANIFEST_FIELD))
-                    .map(|v| v.trim().to_string())
-            });
-            let actual = files::sha256_file(&dir.join(MANIFEST_FILE)).map(|(s, _)| s).ok();
-            match recorded {
-                Some(recorded) if Some(&recorded) != actual.as_ref() => Check::fail(
-                    VerifyCheck::GitTag,
-                    format!(
-                        "{MANIFEST_FILE} was rewritten after the backup: tag {tag} recorded sha256 {recorded}, the file has {}",
-                        actual.unwrap_or_else(|| "none".into())
-                    ),
+/// The sha256 of the backup's manifest file, read through the layer.
+fn manifest_sha(backup_fs: &RootDir) -> Option<String> {
+    let path = Path::new(MANIFEST_FILE);
+    let file = backup_fs.open_read(path).ok()?;
+    files::sha256_open(file, path).ok().map(|(sha, _)| sha)
+}
+
+/// The backup's tag: the one the manifest names, else one named like the
+/// label (a backup taken with `--no-tag` and renamed over the pre-deploy
+/// one must still match what that tag recorded).
+fn check_tag(repo: &git2::Repository, manifest: &Manifest, backup_fs: &RootDir) -> Check {
+    let tag = manifest.git_tag.clone().unwrap_or_else(|| manifest.label.to_string());
+    let Some(at) = git::tag_commit(repo, &tag) else {
+        return match (&manifest.git_tag, &manifest.git_commit) {
+            (None, _) => Check::pass(
+                VerifyCheck::GitTag,
+                format!(
+                    "the backup was taken without a tag (--no-tag) and no tag {tag} exists: nothing to check"
                 ),
-                Some(_) => Check::pass(
-                    VerifyCheck::GitTag,
-                    format!("tag {tag} at {at}; it records the manifest's sha256, unchanged"),
-                ),
-                None => Check::pass(
-                    VerifyCheck::GitTag,
-                    format!("tag {tag} at {at} (a tag without the manifest's hash)"),
-                ),
+            ),
+            // A backup copied to another checkout: the tag is needed only by
+            // what uses git (the git and complete rollbacks refuse without it).
+            (Some(_), Some(expected)) => {
+                Check::not_applicable(VerifyCheck::GitTag, advice::missing_tag(&tag, expected))
             }
+            (Some(_), None) => Check::fail(
+                VerifyCheck::GitTag,
+                "the manifest records no git commit, but the root is a git repository",
+            ),
+        };
+    };
+    match &manifest.git_commit {
+        Some(expected) if at.to_string() != *expected => {
+            return Check::fail(
+                VerifyCheck::GitTag,
+                format!("tag {tag} at {at}, manifest {expected}"),
+            );
         }
-        // A backup copied to another checkout: the tag is needed only by
-        // what uses git (the git and complete rollbacks refuse without it).
-        (None, Some(expected)) => Check::not_applicable(
+        Some(_) => {}
+        None => {
+            return Check::fail(
+                VerifyCheck::GitTag,
+                format!("tag {tag} exists at {at}, but the manifest records no git commit"),
+            );
+        }
+    }
+    // The tag recorded the manifest's hash when the backup was taken: a
+    // manifest rewritten since (with a matching SHA256SUMS) shows here.
+    let recorded = git::tag_message(repo, &tag).and_then(|m| {
+        m.lines().find_map(|l| l.strip_prefix(TAG_MANIFEST_FIELD)).map(|v| v.trim().to_string())
+    });
+    let actual = manifest_sha(backup_fs);
+    match recorded {
+        Some(recorded) if Some(&recorded) != actual.as_ref() => Check::fail(
             VerifyCheck::GitTag,
-            crate::model::advice::missing_tag(tag, expected),
+            format!(
+                "{MANIFEST_FILE} was rewritten after the backup: tag {tag} recorded sha256 {recorded}, the file has {}",
+                actual.unwrap_or_else(|| "none".into())
+            ),
         ),
-        (_, None) => Check::fail(
+        Some(_) => Check::pass(
             VerifyCheck::GitTag,
-            "the manifest records no git commit, but the root is a git repository",
+            format!("tag {tag} at {at}; it records the manifest's sha256, unchanged"),
+        ),
+        None => Check::pass(
+            VerifyCheck::GitTag,
+            format!("tag {tag} at {at} (a tag without the manifest's hash)"),
         ),
     }
 }

@@ -1,0 +1,145 @@
+//! A backup is what its name says: a label cannot smuggle syntax into a
+//! path, a git tag or restic's tag list; a manifest must name its own
+//! folder; a backup taken without a tag and renamed over the pre-deploy one
+//! still meets the tag that one recorded; and nothing of a backup is read
+//! through a link out of it or from a FIFO.
+use std::{fs, os::unix::fs::symlink, path::Path, process::Command};
+
+use predicates::{prelude::*, str::contains};
+
+use crate::{assert_refused, digest, root, run_in, sandbox};
+
+const BACKUP: &str = "backups/pre-phase4";
+
+#[test]
+fn a_label_that_is_not_a_plain_name_is_refused_by_every_command() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    let long = "x".repeat(101);
+    for label in ["evil,label=pre-phase4", "tab\there", ".hidden", "a..b", long.as_str()] {
+        for command in [
+            &["backup", "--label", label][..],
+            &["verify-backup", "--label", label],
+            &["rollback", "--scenario", "database", "--dry-run", "--label", label],
+            &["post-check", "--label", label],
+            &["diagnose", "--label", label],
+            &["push", "--repo", "/nowhere", "--label", label],
+            &["prune", "--keep", "1", "--force", label],
+        ] {
+            assert_refused(&root, command, 2, "invalid label");
+        }
+    }
+}
+
+/// Rewrites the manifest's label line and SHA256SUMS to match, as a forger
+/// who knows the format would.
+fn relabel(backup: &Path, from: &str, to: &str) {
+    let manifest = backup.join("BACKUP_MANIFEST.txt");
+    let sums = backup.join("SHA256SUMS");
+    for file in [&manifest, &sums] {
+        let mut perms = fs::metadata(file).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+        fs::set_permissions(file, perms).unwrap();
+    }
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replace(&format!("label: {from}\n"), &format!("label: {to}\n")))
+        .unwrap();
+    let sha = crate::breakage::sha256(&manifest);
+    let sums_text = fs::read_to_string(&sums).unwrap();
+    let rewritten: Vec<String> = sums_text
+        .lines()
+        .map(|l| match l.split_once("  ") {
+            Some((_, "BACKUP_MANIFEST.txt")) => format!("{sha}  BACKUP_MANIFEST.txt"),
+            _ => l.to_string(),
+        })
+        .collect();
+    fs::write(&sums, rewritten.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_backup_renamed_to_another_label_is_not_that_backup() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    assert_eq!(run_in(&root, &["backup", "--label", "nightly", "--no-tag"]).code, 0);
+    fs::rename(root.join(BACKUP), root.join("backups/kept-aside")).unwrap();
+    fs::rename(root.join("backups/nightly"), root.join(BACKUP)).unwrap();
+    let verify = run_in(&root, &["verify-backup"]);
+    verify.exits(1).stdout_has(contains("the manifest of backup nightly, not of pre-phase4"));
+    assert_refused(&root, &["rollback", "--scenario", "complete", "--yes"], 4, "nightly");
+}
+
+#[test]
+fn a_forged_backup_without_a_tag_meets_the_tag_of_the_backup_it_replaces() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    // The broken state, backed up without a tag, renamed over the pre-deploy
+    // backup, its manifest and SHA256SUMS rewritten to match.
+    assert_eq!(run_in(&root, &["backup", "--label", "forged", "--no-tag"]).code, 0);
+    fs::rename(root.join(BACKUP), root.join("backups/kept-aside")).unwrap();
+    fs::rename(root.join("backups/forged"), root.join(BACKUP)).unwrap();
+    relabel(&root.join(BACKUP), "forged", "pre-phase4");
+    let verify = run_in(&root, &["verify-backup"]);
+    verify.exits(1).stdout_has(contains("git.tag").and(contains("tag pre-phase4 at")));
+    assert_refused(
+        &root,
+        &["rollback", "--scenario", "complete", "--yes"],
+        4,
+        "failed verification",
+    );
+}
+
+#[test]
+fn nothing_of_a_backup_is_read_through_a_link_out_of_it() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    let secret = dir.path().join("secret");
+    fs::write(&secret, "root:$6$not-for-your-eyes\n").unwrap();
+    let sums = root.join(BACKUP).join("SHA256SUMS");
+    fs::remove_file(&sums).unwrap();
+    symlink(&secret, &sums).unwrap();
+    let verify = run_in(&root, &["verify-backup"]);
+    verify.exits(1).stdout_has(contains("sums").and(contains("not-for-your-eyes").not()));
+    let manifest = root.join(BACKUP).join("BACKUP_MANIFEST.txt");
+    fs::remove_file(&manifest).unwrap();
+    symlink(&secret, &manifest).unwrap();
+    for args in [&["verify-backup"][..], &["list"]] {
+        let result = run_in(&root, args);
+        assert!(!result.stdout.contains("not-for-your-eyes"), "{args:?} echoed the secret");
+        assert!(!result.stderr.contains("not-for-your-eyes"), "{args:?} echoed the secret");
+    }
+    assert_refused(&root, &["rollback", "--scenario", "database", "--dry-run"], 4, "manifest");
+}
+
+#[test]
+fn a_fifo_where_the_manifest_should_be_never_hangs_a_command() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    let manifest = root.join(BACKUP).join("BACKUP_MANIFEST.txt");
+    let kept = fs::read(&manifest).unwrap();
+    fs::remove_file(&manifest).unwrap();
+    // The tree's digest reads every file: it is taken without the FIFO.
+    let before = digest(&root);
+    assert!(Command::new("mkfifo").arg(&manifest).status().unwrap().success());
+    // Each would wait forever for a writer if it opened the FIFO.
+    for args in [
+        &["verify-backup"][..],
+        &["diagnose"],
+        &["forensics", "--dry-run"],
+        &["rollback", "--scenario", "database", "--dry-run"],
+        &["list"],
+    ] {
+        let result = crate::run(
+            Command::new("timeout")
+                .arg("60")
+                .arg(crate::xtask_path())
+                .args(args)
+                .arg("--root")
+                .arg(&root)
+                .env_remove("TMWS_ROOT"),
+        );
+        assert_ne!(result.code, 124, "{args:?} hung on the FIFO");
+    }
+    fs::remove_file(&manifest).unwrap();
+    assert_eq!(digest(&root), before, "a command changed the tree");
+    fs::write(&manifest, kept).unwrap();
+}
