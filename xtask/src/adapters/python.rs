@@ -233,6 +233,19 @@ impl Python {
         process::run(cmd.args(args), TOOL_TIMEOUT)
     }
 
+    /// Imports each of the profile's critical modules and compiles its
+    /// critical Python files in one interpreter, inside the tree, without
+    /// writing bytecode: one line per failure (`module: Error: why`).
+    pub fn import_check(&self, sh: &Shell, tree: &Tree) -> Result<Output> {
+        const CODE: &str = "import importlib, sys, traceback\nbad = 0\nmodules, files = sys.argv[1].split(','), sys.argv[2:]\nfor name in filter(None, modules):\n    try:\n        importlib.import_module(name)\n    except BaseException as error:\n        bad += 1\n        print(f'{name}: {error.__class__.__name__}: {error}')\nfor path in files:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except SyntaxError as error:\n        bad += 1\n        print(f'{path}:{error.lineno}: SyntaxError: {error.msg}')\nsys.exit(1 if bad else 0)\n";
+        let modules = tree.profile.critical_modules.join(",");
+        let files: Vec<&String> =
+            tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
+        let _d = sh.push_dir(&tree.root);
+        let cmd = self.tool(sh, tree, "python").args(["-c", CODE]).arg(&modules).args(files);
+        process::run(cmd, TOOL_TIMEOUT)
+    }
+
     /// The tables a revision creates, from Alembic's offline SQL for that step.
     pub fn tables_created_by(
         &self,

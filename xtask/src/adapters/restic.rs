@@ -13,22 +13,15 @@ use xshell::{Shell, cmd};
 use crate::{
     adapters::process,
     base::exit::{failed, usage},
-    model::label::Label,
-    model::manifest::Manifest,
+    model::{
+        label::Label,
+        manifest::Manifest,
+        repository::{Entry, Stored},
+    },
 };
 
 /// How long one restic call may take.
 const TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// The repository from `--repo`, else `TMWS_BACKUP_REPO`, else the profile.
-pub fn repository(flag: Option<&str>, profile: Option<&str>) -> Result<String> {
-    flag.map(str::to_string)
-        .or_else(|| std::env::var("TMWS_BACKUP_REPO").ok().filter(|v| !v.is_empty()))
-        .or_else(|| profile.map(str::to_string))
-        .ok_or_else(|| {
-            usage("no restic repository: pass --repo, set TMWS_BACKUP_REPO, or set backup_repo in tmws-rollback.toml")
-        })
-}
 
 /// Whether `restic` is an executable file on PATH: looked up rather than
 /// run (`restic version` would add a process start to every call).
@@ -71,22 +64,9 @@ struct Snapshot {
     tags: Vec<String>,
 }
 
-/// What one `restic backup` of a backup folder stored, from restic's own
-/// account of it (`--json -vv`): every file it read, and how many bytes.
-#[derive(Debug)]
-pub struct Pushed {
-    pub id: String,
-    /// The files it stored, relative to the backup folder, sorted.
-    pub files: Vec<String>,
-    /// The bytes of those files.
-    pub bytes: u64,
-    /// The bytes it added to the repository: new data after de-duplication.
-    pub added: u64,
-}
-
 /// Stores the backup folder `dir` (label `label`) as a snapshot tagged
 /// `tmws`, `label=…`, `commit=…` and `revision=…`.
-pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<Pushed> {
+pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<Stored> {
     let label = format!("label={}", manifest.label);
     let commit = format!("commit={}", manifest.git_commit.as_deref().unwrap_or("-"));
     let revision = format!("revision={}", manifest.database_revision.join("+"));
@@ -104,7 +84,7 @@ pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<P
 
 /// Reads restic's JSON lines: a `verbose_status` per file and folder (a
 /// folder's item ends in `/`), then the `summary`.
-fn pushed(stdout: &str) -> Result<Pushed> {
+fn pushed(stdout: &str) -> Result<Stored> {
     let mut files = Vec::new();
     let mut summary = None;
     for line in stdout.lines() {
@@ -121,7 +101,7 @@ fn pushed(stdout: &str) -> Result<Pushed> {
     }
     let summary = summary.context("restic backup printed no summary")?;
     files.sort();
-    Ok(Pushed {
+    Ok(Stored {
         id: summary["snapshot_id"].as_str().context("no snapshot id")?.to_string(),
         files,
         bytes: summary["total_bytes_processed"].as_u64().unwrap_or(0),
@@ -129,29 +109,22 @@ fn pushed(stdout: &str) -> Result<Pushed> {
     })
 }
 
-/// One of our snapshots, as `list --repo` shows it.
-#[derive(Debug, serde::Serialize)]
-pub struct Stored {
-    pub id: String,
-    pub time: String,
-    pub label: String,
-    pub commit: String,
-    pub revision: String,
-}
-
-/// Every snapshot of ours (tag `tmws`) in the repository, oldest first.
-pub fn stored(sh: &Shell, repo: &str) -> Result<Vec<Stored>> {
+/// Every snapshot of ours (tag `tmws`) in the repository, oldest first. A
+/// snapshot with more than one `label=` tag is not one this tool stored
+/// (its labels never hold a comma): it is left out.
+pub fn snapshots(sh: &Shell, repo: &str) -> Result<Vec<Entry>> {
     let out = restic(sh, repo, None, &["snapshots", "--json", "--tag", "tmws"])?;
     let mut snapshots: Vec<Snapshot> =
         serde_json::from_str(&out.stdout).context("read restic's list of snapshots")?;
     snapshots.sort_by(|a, b| a.time.cmp(&b.time));
     Ok(snapshots
         .into_iter()
+        .filter(|s| s.tags.iter().filter(|t| t.starts_with("label=")).count() == 1)
         .map(|s| {
             let tag = |key: &str| {
                 s.tags.iter().find_map(|t| t.strip_prefix(key)).unwrap_or("-").to_string()
             };
-            Stored {
+            Entry {
                 label: tag("label="),
                 commit: tag("commit="),
                 revision: tag("revision="),

@@ -13,6 +13,7 @@ use rusqlite::{
     types::ValueRef,
 };
 
+use crate::model::manifest::JournalMode;
 pub use crate::model::manifest::TableCount;
 
 /// Whether a file starts with SQLite's header.
@@ -169,12 +170,12 @@ pub fn table_names(conn: &Connection) -> Result<Vec<String>> {
 
 /// `wal` or `delete`, from the file's header (bytes 18 and 19 are 2 in WAL
 /// mode): no connection, so nothing is created beside the file.
-pub fn journal_mode_of_file(path: &Path) -> Result<String> {
+pub fn journal_mode_of_file(path: &Path) -> Result<JournalMode> {
     let mut header = [0u8; 20];
     crate::fs::sys::open_regular(path)
         .and_then(|mut f| f.read_exact(&mut header))
         .with_context(|| format!("read the header of {}", path.display()))?;
-    Ok(if header[18] == 2 && header[19] == 2 { "wal" } else { "delete" }.to_string())
+    Ok(if header[18] == 2 && header[19] == 2 { JournalMode::Wal } else { JournalMode::Delete })
 }
 
 pub fn sqlite_version() -> &'static str {

@@ -8,6 +8,7 @@ use xtask::{
     model::{
         manifest::{Kind, Manifest},
         profile::Tree,
+        repository::Repository,
     },
     ops::{
         self,
@@ -29,7 +30,8 @@ impl flags::Backup {
         let started = Instant::now();
         let (manifest, plan) = ops::backup::take(sh, &tree, &options)?;
         // Off-site too: verified, stored, and checked against what restic read.
-        let offsite = match (&self.repo, options.dry_run) {
+        let repository = Repository::resolve(self.repo.as_deref(), &tree.profile);
+        let offsite = match (&repository, options.dry_run) {
             (Some(repo), false) => Some(ops::offsite::push(sh, &tree, &options.label, repo, None)?),
             _ => None,
         };

@@ -86,7 +86,7 @@ xflags::xflags! {
             optional --yes
             /// Complete an interrupted run from its journal.
             optional --resume
-            /// Take over the lock file whatever an earlier holder left in it.
+            /// Say whose record an earlier run left in the lock file (it never blocks: the lock is the kernel's, released when its holder ends).
             optional --break-lock
             /// Close a failed or interrupted run on purpose, keeping its bundle.
             optional --abandon

@@ -3,9 +3,11 @@
 use anyhow::Result;
 use xshell::Shell;
 use xtask::{
-    adapters::restic,
-    model::profile::Tree,
-    ops::list::{Listing, list},
+    model::{profile::Tree, repository::Repository},
+    ops::{
+        destination,
+        list::{Listing, list},
+    },
 };
 
 use super::flags::{self, Format};
@@ -15,8 +17,8 @@ impl flags::List {
         let format = self.format.unwrap_or_default();
         let tree = Tree::locate(self.root.as_deref())?;
         let mut listing = list(&tree)?;
-        if let Some(repo) = &self.repo {
-            listing.repository = Some(restic::stored(sh, repo)?);
+        if let Some(repo) = Repository::resolve(self.repo.as_deref(), &tree.profile) {
+            listing.repository = Some(destination::remote(&repo).entries(sh)?);
         }
         match format {
             Format::Json => println!("{}", serde_json::to_string_pretty(&listing)?),

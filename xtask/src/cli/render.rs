@@ -59,7 +59,8 @@ pub fn junit(report: &Report) -> String {
         xml(&report.command),
         report.checks.len(),
         report.failed,
-        report.skipped,
+        // Not applicable checks are written as <skipped> too: counted so.
+        report.skipped + report.not_applicable,
         total_ms as f64 / 1000.0
     );
     for check in &report.checks {
@@ -74,7 +75,7 @@ pub fn junit(report: &Report) -> String {
         match check.status {
             Status::Pass => {}
             Status::Fail => {
-                let first = check.detail.lines().next().unwrap_or("");
+                let first = check.detail.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
                 let _ = write!(
                     out,
                     "<failure message=\"{}\">{}</failure>",
@@ -167,4 +168,55 @@ pub fn xml(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use xtask::model::check::{Check, CheckId, Report};
+
+    use super::junit;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Id {
+        A,
+        B,
+        C,
+        D,
+    }
+
+    impl CheckId for Id {
+        fn id(self) -> &'static str {
+            ["a.one", "a.two", "b", "c"][self as usize]
+        }
+
+        fn title(self) -> &'static str {
+            "a title with <angle> & \"quotes\""
+        }
+    }
+
+    /// Every count in the XML agrees with its elements, a failure's message
+    /// is its reason's first meaningful line, and its body the whole detail.
+    #[test]
+    fn junit_counts_agree_with_its_elements() {
+        let checks = vec![
+            Check::pass(Id::A, "fine"),
+            Check::fail(Id::B, "\n  \nthe reason <here>\nmore & more"),
+            Check::skip(Id::C),
+            Check::not_applicable(Id::D, "no backup to compare with"),
+        ];
+        let xml = junit(&Report::new("post-check", "/srv/tmws".into(), checks));
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+        let count = |tag: &str| doc.descendants().filter(|n| n.has_tag_name(tag)).count();
+        let attr = |name: &str| suite.attribute(name).unwrap().parse::<usize>().unwrap();
+        assert_eq!(attr("tests"), count("testcase"));
+        assert_eq!(attr("failures"), count("failure"));
+        assert_eq!(attr("skipped"), count("skipped"));
+        assert_eq!((attr("tests"), attr("failures"), attr("skipped")), (4, 1, 2));
+        let failure = doc.descendants().find(|n| n.has_tag_name("failure")).unwrap();
+        assert_eq!(failure.attribute("message"), Some("the reason <here>"));
+        assert_eq!(failure.text(), Some("\n  \nthe reason <here>\nmore & more"));
+        let case = doc.descendants().find(|n| n.has_tag_name("testcase")).unwrap();
+        assert_eq!(case.attribute("name"), Some("a.one: a title with <angle> & \"quotes\""));
+    }
 }

@@ -6,9 +6,8 @@ use std::time::Duration;
 use anyhow::Result;
 use xshell::Shell;
 use xtask::{
-    adapters::restic,
     base::events,
-    model::profile::Tree,
+    model::{profile::Tree, repository::Repository},
     ops::{
         self,
         rollback::{Choices, Options, Voice},
@@ -37,9 +36,11 @@ impl flags::Rollback {
         ops::rollback::check_choices(scenario, &choices)?;
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
         // A backup kept off-site only: pulled (verified) before anything else.
-        if self.repo.is_some() && !self.dry_run && tree.fs.kind(&tree.backup(&label))?.is_none() {
-            let repo = restic::repository(self.repo.as_deref(), None)?;
-            events::note(&ops::offsite::pull(sh, &tree, &label, &repo, self.python.as_deref())?);
+        let repository = Repository::resolve(self.repo.as_deref(), &tree.profile);
+        if let (Some(repo), false) = (&repository, self.dry_run)
+            && tree.fs.kind(&tree.backup(&label))?.is_none()
+        {
+            events::note(&ops::offsite::pull(sh, &tree, &label, repo, self.python.as_deref())?);
         }
         let options = Options {
             scenario,

@@ -2,7 +2,11 @@
 //! folder of its own, or a repository's newest snapshot) and reports them.
 use anyhow::Result;
 use xshell::Shell;
-use xtask::{base::exit::failed, model::profile::Tree, ops::verify};
+use xtask::{
+    base::exit::failed,
+    model::{profile::Tree, repository::Repository},
+    ops::verify,
+};
 
 use super::{flags, render};
 
@@ -14,9 +18,13 @@ impl flags::VerifyBackup {
         }
         let python = self.python.as_deref();
         let report = (|| match (&self.repo, &self.backup) {
-            (Some(repo), _) => {
+            // Only `--repo` itself makes the repository's copy the one
+            // verified: a repository in the environment or the profile does
+            // not change what verify-backup checks.
+            (Some(flag), _) => {
                 let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
-                verify::verify_repository(sh, &tree, &label, repo, python)
+                let repo = Repository::required(Some(flag), &tree.profile)?;
+                verify::verify_repository(sh, &tree, &label, &repo, python)
             }
             // A folder of its own (a copy elsewhere) may have any name; a
             // tree's backup must be the one its folder names.

@@ -23,6 +23,42 @@ pub struct TableCount {
     pub rows: u64,
 }
 
+/// How SQLite journals a database: in the file's header, WAL or one of the
+/// rollback-journal modes (the manifest writes those `delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalMode {
+    Wal,
+    Delete,
+}
+
+impl JournalMode {
+    pub fn word(self) -> &'static str {
+        match self {
+            JournalMode::Wal => "wal",
+            JournalMode::Delete => "delete",
+        }
+    }
+}
+
+impl std::fmt::Display for JournalMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+impl std::str::FromStr for JournalMode {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<JournalMode> {
+        match text {
+            "wal" => Ok(JournalMode::Wal),
+            "delete" => Ok(JournalMode::Delete),
+            other => bail!("unknown journal mode {other:?} (wal or delete)"),
+        }
+    }
+}
+
 /// What a backed-up file is; each kind has its folder in the backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,7 +127,7 @@ pub struct Manifest {
     pub migration_heads: Vec<String>,
     pub migration_count: usize,
     pub sqlite_version: String,
-    pub journal_mode: String,
+    pub journal_mode: JournalMode,
     pub tables: Vec<TableCount>,
     pub files: Vec<FileEntry>,
     /// Files of the profile that did not exist when the backup was taken (a
@@ -222,7 +258,7 @@ impl Manifest {
             migration_heads: words(take("migration-heads")?),
             migration_count: take("migration-count")?.parse().context("migration-count")?,
             sqlite_version: take("sqlite-version")?,
-            journal_mode: take("journal-mode")?,
+            journal_mode: take("journal-mode")?.parse()?,
             tables,
             files,
             absent,
@@ -357,4 +393,125 @@ pub fn parse_sums(text: &str) -> Result<Vec<(String, String)>> {
             Ok((sha.to_string(), path.to_string()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small generator: the same manifests every run, each different.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (self.0 >> 33) % n
+        }
+
+        fn word(&mut self) -> String {
+            let letters = b"abcdefghij_-.0123456789";
+            let len = 1 + self.below(12) as usize;
+            (0..len).map(|_| letters[self.below(letters.len() as u64) as usize] as char).collect()
+        }
+
+        fn sha(&mut self) -> String {
+            (0..64).map(|_| char::from_digit(self.below(16) as u32, 16).unwrap()).collect()
+        }
+
+        fn path(&mut self) -> String {
+            (0..1 + self.below(3))
+                .map(|_| format!("d{}", self.word()))
+                .collect::<Vec<_>>()
+                .join("/")
+        }
+    }
+
+    fn manifest(g: &mut Lcg, version: usize) -> Manifest {
+        let optional = |g: &mut Lcg| (g.below(3) > 0).then(|| g.sha()[..40].to_string());
+        let files = (0..g.below(6))
+            .map(|_| FileEntry {
+                kind: Kind::ALL[g.below(4) as usize],
+                sha256: g.sha(),
+                size: g.below(1 << 40),
+                mode: 0o600 + g.below(0o200) as u32,
+                backup_path: g.path(),
+                source_path: g.path(),
+            })
+            .collect();
+        let v2 = version == 2;
+        Manifest {
+            format: READABLE[version - 1].to_string(),
+            label: format!("l{}", g.word())
+                .replace("..", "_")
+                .trim_end_matches('.')
+                .parse()
+                .unwrap(),
+            created: "2026-11-30T03:00:00Z".into(),
+            tool: "xtask 0.1.0".into(),
+            git_commit: optional(g),
+            git_branch: (g.below(2) == 0).then(|| g.word()),
+            git_tag: (g.below(2) == 0).then(|| g.word()),
+            database_revision: (0..g.below(3)).map(|_| g.word()).collect(),
+            migration_heads: (0..1 + g.below(2)).map(|_| g.word()).collect(),
+            migration_count: g.below(40) as usize,
+            sqlite_version: "3.50.2".into(),
+            journal_mode: if g.below(2) == 0 { JournalMode::Wal } else { JournalMode::Delete },
+            tables: (0..g.below(5))
+                .map(|_| TableCount { name: g.word(), rows: g.below(1 << 30) })
+                .collect(),
+            files,
+            absent: (0..g.below(3) * u64::from(v2))
+                .map(|_| Absent { kind: Kind::Critical, source_path: g.path() })
+                .collect(),
+            worktree: (0..g.below(3) * u64::from(v2))
+                .map(|_| WorktreeChange { sha256: optional(g).map(|_| g.sha()), path: g.path() })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_manifest_reads_back_as_it_was_written_in_both_formats() {
+        let mut g = Lcg(7);
+        for round in 0..300 {
+            let version = 1 + round % 2;
+            let written = manifest(&mut g, version);
+            let text = written.render();
+            let read = Manifest::parse(&text).unwrap_or_else(|e| panic!("{e:#}\n{text}"));
+            assert_eq!(read, written, "round {round}:\n{text}");
+            let sums = parse_sums(&written.sums(&"0".repeat(64))).unwrap();
+            assert_eq!(sums.len(), written.files.len() + 1);
+        }
+    }
+
+    #[test]
+    fn a_damaged_manifest_says_what_and_where() {
+        let text = manifest(&mut Lcg(3), 2).render();
+        let cases = [
+            (
+                text.replace("format: tmws-backup/2", "format: tmws-backup/9"),
+                "unknown manifest format",
+            ),
+            (text.replace("journal-mode: ", "journal-mode: x"), "journal mode"),
+            (text.replace("label: ", "label: a,"), "invalid label"),
+            (text.replace("tool: ", "created: again\ntool: "), "appears twice"),
+            (text.replace("sqlite-version: ", "sqlite-versio: "), "sqlite-version"),
+            (format!("{text}file:\tdatabase\tnothex\t1\t0644\ta\tb\n"), "is not a sha256"),
+            (format!("{text}bogus line\n"), "expected `key: value`"),
+        ];
+        for (damaged, says) in cases {
+            let err = format!("{:#}", Manifest::parse(&damaged).unwrap_err());
+            assert!(err.contains(says), "{says:?} not in {err:?}");
+        }
+    }
+
+    #[test]
+    fn tables_differ_by_name_and_by_rows() {
+        let t = |name: &str, rows| TableCount { name: name.into(), rows };
+        let lines = table_differences(&[t("a", 1), t("c", 3)], &[t("a", 2), t("b", 0)]);
+        assert_eq!(
+            lines,
+            ["table a has 1 rows, expected 2", "table b is missing", "table c is not expected"]
+        );
+        assert!(table_differences(&[t("a", 1)], &[t("a", 1)]).is_empty());
+    }
 }

@@ -97,6 +97,22 @@ impl Graph {
     }
 }
 
+/// The revisions alembic names in the output of `alembic current` (or
+/// `heads`), sorted: each line whose first word is a revision of `graph`
+/// ("abc123 (head)"). Everything else (an `env.py` that logs to stdout,
+/// warnings) is noise, kept by the caller for a failure's detail.
+pub fn revisions_in(output: &str, graph: &Graph) -> Vec<String> {
+    let mut found: Vec<String> = output
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| graph.contains(word))
+        .map(String::from)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// The revision id a revision file's text defines, if it parses.
 pub fn revision_of(text: &str) -> Option<String> {
     parse(text, Path::new("")).ok().map(|r| r.id)
@@ -185,5 +201,62 @@ mod tests {
     fn rejects_a_file_without_revision() {
         let err = parse("down_revision = None\n", Path::new("x.py")).unwrap_err();
         assert!(err.to_string().contains("no `revision"), "{err}");
+    }
+
+    /// Revision files in a scratch folder: a <- b <- (c, d) <- m.
+    fn written() -> (tempfile::TempDir, Graph) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("001_a.py", "revision = 'a'\ndown_revision = None\n"),
+            ("002_b.py", "revision = 'b'\ndown_revision = 'a'\n"),
+            ("003_c.py", "revision: str = 'c'\ndown_revision = 'b'\n"),
+            ("004_d.py", "revision = \"d\"\ndown_revision = 'b'\n"),
+            ("005_m.py", "revision = 'm'\ndown_revision = ('c', 'd')\n"),
+            ("__init__.py", ""),
+            ("README", "not a revision"),
+        ];
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("__pycache__")).unwrap();
+        let graph = Graph::load(dir.path()).unwrap();
+        (dir, graph)
+    }
+
+    #[test]
+    fn a_graph_knows_its_heads_children_and_size() {
+        let (_dir, graph) = written();
+        assert_eq!(graph.len(), 5, "__init__.py, README and __pycache__ are no revisions");
+        assert_eq!(graph.heads(), ["m"]);
+        assert_eq!(graph.children("b"), ["c", "d"]);
+        assert!(graph.children("m").is_empty());
+        assert_eq!(revision_of("revision = 'x'\ndown_revision = None\n").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_graph_refuses_a_twice_defined_revision_and_a_missing_parent() {
+        let (dir, _) = written();
+        std::fs::write(dir.path().join("006_again.py"), "revision = 'c'\ndown_revision = 'b'\n")
+            .unwrap();
+        assert!(format!("{:#}", Graph::load(dir.path()).unwrap_err()).contains("defined twice"));
+        std::fs::remove_file(dir.path().join("006_again.py")).unwrap();
+        std::fs::remove_file(dir.path().join("002_b.py")).unwrap();
+        let err = format!("{:#}", Graph::load(dir.path()).unwrap_err());
+        assert!(err.contains("which no file defines"), "{err}");
+    }
+
+    /// alembic's output may hold anything an `env.py` logs; only the lines
+    /// that start with a revision of the graph count.
+    #[test]
+    fn alembic_output_is_read_against_the_graph() {
+        let (_dir, graph) = written();
+        let noisy = "INFO  [alembic.runtime.migration] Context impl SQLiteImpl.\n\
+                     INFO  [alembic.runtime.migration] Will assume non-transactional DDL.\n\
+                     [11/30/26 03:00:00] does something with c\n\
+                     m (head) (mergepoint)\n";
+        assert_eq!(revisions_in(noisy, &graph), ["m"]);
+        assert_eq!(revisions_in("d\nc (head)\nc\n", &graph), ["c", "d"]);
+        assert!(revisions_in("zzz (head)\n", &graph).is_empty(), "not a revision of this graph");
+        assert!(revisions_in("", &graph).is_empty());
     }
 }

@@ -10,4 +10,5 @@ pub mod lock;
 pub mod manifest;
 pub mod migrations;
 pub mod profile;
+pub mod repository;
 pub mod scenario;

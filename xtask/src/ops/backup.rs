@@ -85,7 +85,7 @@ pub fn take(
     }
     let items = plan_items(tree, &plan, options, commit.as_deref());
     if options.dry_run {
-        return Ok((empty_manifest(options, commit, branch), items));
+        return Ok((empty_manifest(tree, options, commit, branch)?, items));
     }
 
     let backups = tree.backups();
@@ -97,7 +97,7 @@ pub fn take(
     }
     tree.fs.expect_dir_or_nothing(&backups)?;
     // The same lock as a rollback: never a backup of a tree being rolled back.
-    let _lock = Lock::acquire(tree, false)?;
+    let _lock = Lock::acquire(tree)?;
     tree.fs.create_dir_all(&backups)?;
     // Built beside its final place and renamed: a half-written backup is never
     // visible under the label.
@@ -372,12 +372,15 @@ fn plan_items(
     items
 }
 
+/// What a dry run knows of the manifest before anything is copied: the
+/// label, git, and the live database's journal mode (from its header).
 fn empty_manifest(
+    tree: &Tree,
     options: &BackupOptions,
     git_commit: Option<String>,
     git_branch: Option<String>,
-) -> Manifest {
-    Manifest {
+) -> Result<Manifest> {
+    Ok(Manifest {
         format: FORMAT.into(),
         label: options.label.clone(),
         created: String::new(),
@@ -389,10 +392,10 @@ fn empty_manifest(
         migration_heads: Vec::new(),
         migration_count: 0,
         sqlite_version: sqlite::sqlite_version().into(),
-        journal_mode: String::new(),
+        journal_mode: sqlite::journal_mode_of_file(&tree.database())?,
         tables: Vec::new(),
         files: Vec::new(),
         absent: Vec::new(),
         worktree: Vec::new(),
-    }
+    })
 }

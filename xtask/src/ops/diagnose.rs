@@ -19,7 +19,6 @@ use crate::{
         profile::Tree,
         scenario::{Recommendation, Scenario},
     },
-    ops::post_check,
 };
 
 check_ids! {
@@ -30,6 +29,7 @@ check_ids! {
         MigrationRevision = "migration.revision", "the database is at the code's migration head";
         MigrationHalfApplied = "migration.half-applied", "no migration is half-applied";
         FilesChanged = "files.changed", "critical files are as committed";
+        Imports = "imports", "critical modules import and compile";
         GitHead = "git.head", "HEAD is attached and at the expected commit";
         GitClean = "git.clean", "no uncommitted change outside the critical files";
     }
@@ -260,8 +260,18 @@ fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
     checks
 }
 
+/// The critical modules import and the critical files compile.
 fn imports(sh: &Shell, python: &Python, tree: &Tree) -> Check {
-    post_check::imports_check(sh, python, tree)
+    let checked = python.import_check(sh, tree).map(|out| {
+        let modules = &tree.profile.critical_modules;
+        if out.success() {
+            let detail = format!("{} modules import: {}", modules.len(), modules.join(", "));
+            Check::pass(DiagnoseCheck::Imports, detail)
+        } else {
+            Check::fail(DiagnoseCheck::Imports, out.tail(8))
+        }
+    });
+    Check::of(DiagnoseCheck::Imports, checked)
 }
 
 /// Critical files with uncommitted changes (they point to the files row),

@@ -12,7 +12,9 @@ use crate::{
     model::{
         backup::Backup,
         journal::Journal,
+        lock::Lock,
         profile::{Tree, labels},
+        repository::Entry,
     },
     ops::verify::stamp,
 };
@@ -41,7 +43,7 @@ pub struct Listing {
     pub unfinished_rollback: Option<String>,
     /// With `--repo`: the backups that restic repository holds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub repository: Option<Vec<crate::adapters::restic::Stored>>,
+    pub repository: Option<Vec<Entry>>,
 }
 
 pub fn list(tree: &Tree) -> Result<Listing> {
@@ -84,17 +86,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
     backups.sort_by(|a, b| {
         a.created.cmp(&b.created).then_with(|| written(&a.label).cmp(&written(&b.label)))
     });
-    let lock_file = tree.state_dir().join("lock");
-    let lock = std::fs::File::open(&lock_file).ok().and_then(|file| match file.try_lock_shared() {
-        Ok(()) => None,
-        Err(_) => Some(
-            std::fs::read_to_string(&lock_file)
-                .unwrap_or_default()
-                .replace('\n', " ")
-                .trim()
-                .to_string(),
-        ),
-    });
+    let lock = Lock::holder(tree);
     let journal: Option<Journal<serde_json::Value>> = Journal::load(tree)?;
     let unfinished_rollback = journal.map(|j| {
         format!(

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::{
-    adapters::restic,
     base::exit::{failed, refused, usage},
     fs::sys::Rename,
     model::label::Label,
@@ -17,8 +16,12 @@ use crate::{
         backup::Backup,
         manifest::{MANIFEST_FILE, Manifest},
         profile::{Tree, labels},
+        repository::{Entry, Repository, Stored},
     },
-    ops::verify::{self, stamp},
+    ops::{
+        destination,
+        verify::{self, stamp},
+    },
 };
 
 /// Stores a verified local backup in the repository and checks that what
@@ -34,21 +37,23 @@ pub fn push(
     sh: &Shell,
     tree: &Tree,
     label: &Label,
-    repo: &str,
+    repo: &Repository,
     python: Option<&std::path::Path>,
 ) -> Result<String> {
+    let remote = destination::remote(repo);
     let dir = tree.backup(label);
     if tree.fs.dir(&dir).is_err() {
         return Err(usage(format!("no backup {label} to push{}", labels_here(&labels(tree)))));
     }
     let (verified, before) = verified(sh, tree, label, &dir, python)?;
     let manifest = Backup::read_manifest(&tree.fs, &dir, Some(label))?;
-    let pushed = restic::push(sh, repo, &dir, &manifest)?;
+    let pushed = remote.store(sh, &dir, &manifest)?;
     let after = stamp::snapshot(&dir)?;
     let differ = differences(&before, &after, &pushed, &manifest);
     if !differ.is_empty() {
         // Not left for a later pull to find: it is not the verified backup.
-        let forgot = match restic::forget(sh, repo, &[&pushed.id]) {
+        let entry = Entry { id: pushed.id.clone(), label: label.to_string(), ..Entry::default() };
+        let forgot = match remote.forget(sh, &[&entry]) {
             Ok(()) => "forgot it".to_string(),
             Err(err) => format!("could not forget it ({err:#}): run restic forget {}", pushed.id),
         };
@@ -106,7 +111,7 @@ pub fn pull(
     sh: &Shell,
     tree: &Tree,
     label: &Label,
-    repo: &str,
+    repo: &Repository,
     python: Option<&std::path::Path>,
 ) -> Result<String> {
     let target = tree.backup(label);
@@ -121,7 +126,7 @@ pub fn pull(
     let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
     tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
     let pulled = (|| {
-        let id = restic::restore_latest(sh, repo, label, &stage)?;
+        let id = destination::remote(repo).fetch(sh, label, &stage)?;
         let before = stamp::snapshot(&stage)?;
         let report = verify::verify(sh, &stage, Some(label), Some(tree), python)?;
         if !report.ok() {
@@ -151,9 +156,9 @@ pub fn resolve(
     root: Option<&std::path::Path>,
     label: Option<Label>,
     repo: Option<&str>,
-) -> Result<(Tree, Label, String)> {
+) -> Result<(Tree, Label, Repository)> {
     let (tree, label) = Tree::with_label(root, label)?;
-    let repo = restic::repository(repo, tree.profile.backup_repo.as_deref())?;
+    let repo = Repository::required(repo, &tree.profile)?;
     Ok((tree, label, repo))
 }
 
@@ -163,7 +168,7 @@ pub fn resolve(
 fn differences(
     before: &stamp::Snapshot,
     after: &stamp::Snapshot,
-    pushed: &restic::Pushed,
+    pushed: &Stored,
     manifest: &Manifest,
 ) -> Vec<String> {
     let mut out = Vec::new();

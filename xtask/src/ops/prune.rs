@@ -1,112 +1,116 @@
-//! `cargo xtask prune --keep N`: removes the local backups beyond the
-//! newest N. Never the pre-deploy one (a `pre-…` label whose tag exists) nor
-//! the one an unfinished rollback uses, unless named with `--force`. The plan
-//! is made first; nothing is removed that it did not list.
+//! `cargo xtask prune --keep N`: removes the backups beyond the newest N, in
+//! every holder alike (`backups/`, and a repository when one is given).
+//! Never the pre-deploy one (a `pre-…` label whose tag exists) nor the one an
+//! unfinished rollback uses, unless named with `--force`. The plan is made
+//! first; nothing is removed that it did not list.
 use anyhow::Result;
 use xshell::Shell;
 
 use crate::{
-    adapters::{git, restic},
+    adapters::git,
     base::exit::usage,
     model::{
         advice::labels_here,
         journal::Journal,
         label::Label,
         profile::{Tree, labels},
+        repository::Entry,
     },
-    ops::list::list,
+    ops::destination::Holder,
 };
 
-/// What a prune removes and keeps, locally and in a repository.
+/// What a prune removes from one holder and what it keeps back.
+pub struct Pruned {
+    pub holder: String,
+    /// The entries to remove (a label may have several in a repository).
+    pub remove: Vec<Entry>,
+    /// Protected labels beyond the newest `keep`, each with why.
+    pub kept_back: Vec<String>,
+}
+
+/// What a prune removes, per holder, in the order the holders were given.
 pub struct Plan {
     pub keep: usize,
-    /// Local backups to remove, by label.
-    pub remove: Vec<Label>,
-    /// Protected backups beyond the newest `keep`, each with why.
-    pub kept_back: Vec<String>,
-    pub repo: Option<String>,
-    /// The repository's snapshots to forget.
-    pub forget: Vec<restic::Stored>,
-    pub kept_in_repo: Vec<String>,
+    pub holders: Vec<Pruned>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.remove.is_empty() && self.forget.is_empty()
+        self.holders.iter().all(|h| h.remove.is_empty())
     }
 }
 
-/// Works out what `--keep keep` removes; `force` names protected labels
-/// that go too.
+/// Why a label is kept back whatever `--keep` says, if it is.
+struct Protection {
+    git: Option<git2::Repository>,
+    in_use: Option<Label>,
+}
+
+impl Protection {
+    fn of(tree: &Tree) -> Result<Protection> {
+        let in_use = Journal::<serde_json::Value>::load(tree)?.map(|j| j.label);
+        Ok(Protection { git: git::open(&tree.root)?, in_use })
+    }
+
+    fn why(&self, label: &str) -> Option<&'static str> {
+        let tagged = self.git.as_ref().is_some_and(|r| git::tag_commit(r, label).is_some());
+        if label.starts_with("pre-") && tagged {
+            Some("the pre-deploy backup (its tag exists)")
+        } else if self.in_use.as_deref() == Some(label) {
+            Some("an unfinished rollback uses it")
+        } else {
+            None
+        }
+    }
+}
+
+/// Works out what `--keep keep` removes from each holder; `force` names
+/// protected labels that go too. `holders[0]` is the tree's `backups/`: a
+/// forced label must be one of its backups unless a repository is given.
 pub fn plan(
     sh: &Shell,
     tree: &Tree,
+    holders: &[&dyn Holder],
     keep: usize,
     force: &[Label],
-    repo: Option<&str>,
 ) -> Result<Plan> {
-    let listing = list(tree)?;
-    let known: Vec<&Label> = listing.backups.iter().map(|b| &b.label).collect();
+    let local = labels(tree);
     for label in force {
-        if !known.contains(&label) && repo.is_none() {
-            return Err(usage(format!(
-                "--force {label}: no such backup{}",
-                labels_here(&labels(tree))
-            )));
+        if !local.contains(label) && holders.len() < 2 {
+            return Err(usage(format!("--force {label}: no such backup{}", labels_here(&local))));
         }
     }
-    let git_repo = git::open(&tree.root)?;
-    let in_use: Option<Label> = Journal::<serde_json::Value>::load(tree)?.map(|j| j.label);
-    // The same policy for the local folders and for the repository's
-    // labels: the newest `keep` stay, protected ones need --force.
-    let policy = |oldest_first: &[String]| -> (Vec<String>, Vec<String>) {
+    let protection = Protection::of(tree)?;
+    let mut pruned = Vec::new();
+    for holder in holders {
+        let entries = holder.entries(sh)?;
+        // The labels, oldest first by their newest entry.
+        let mut oldest_first: Vec<&str> = Vec::new();
+        for entry in &entries {
+            oldest_first.retain(|l| *l != entry.label);
+            oldest_first.push(&entry.label);
+        }
         let mut remove = Vec::new();
         let mut kept_back = Vec::new();
         for label in oldest_first.iter().rev().skip(keep) {
-            let tagged = git_repo.as_ref().is_some_and(|r| git::tag_commit(r, label).is_some());
-            let why = if label.starts_with("pre-") && tagged {
-                Some("the pre-deploy backup (its tag exists)")
-            } else if in_use.as_deref() == Some(label.as_str()) {
-                Some("an unfinished rollback uses it")
-            } else {
-                None
-            };
-            match why {
-                Some(why) if !force.iter().any(|f| f.as_str() == label) => {
-                    kept_back.push(format!("{label} ({why}; --force {label} removes it)"))
+            match protection.why(label) {
+                Some(why) if !force.iter().any(|f| f.as_str() == *label) => {
+                    kept_back.push(format!("{label} ({why}; --force {label} removes it)"));
                 }
-                _ => remove.push(label.clone()),
+                _ => remove.extend(entries.iter().filter(|e| e.label == *label).cloned()),
             }
         }
-        (remove, kept_back)
-    };
-    let local: Vec<String> = known.iter().map(|l| l.to_string()).collect();
-    let (remove, kept_back) = policy(&local);
-    // The names came from labels: they read back as labels.
-    let remove = remove.iter().filter_map(|l| l.parse().ok()).collect();
-    // The repository's snapshots, by label, oldest label first.
-    let stored = match repo {
-        Some(repo) => restic::stored(sh, repo)?,
-        None => Vec::new(),
-    };
-    let mut stored_labels: Vec<String> = Vec::new();
-    for s in &stored {
-        stored_labels.retain(|l| l != &s.label);
-        stored_labels.push(s.label.clone());
+        pruned.push(Pruned { holder: holder.name(), remove, kept_back });
     }
-    let (forget_labels, kept_in_repo) = policy(&stored_labels);
-    let forget = stored.into_iter().filter(|s| forget_labels.contains(&s.label)).collect();
-    Ok(Plan { keep, remove, kept_back, repo: repo.map(String::from), forget, kept_in_repo })
+    Ok(Plan { keep, holders: pruned })
 }
 
-/// Removes what the plan lists.
-pub fn execute(sh: &Shell, tree: &Tree, plan: &Plan) -> Result<()> {
-    for label in &plan.remove {
-        tree.fs.remove_dir_all(&tree.backup(label))?;
-    }
-    if let (Some(repo), false) = (&plan.repo, plan.forget.is_empty()) {
-        let ids: Vec<&str> = plan.forget.iter().map(|s| s.id.as_str()).collect();
-        restic::forget(sh, repo, &ids)?;
+/// Removes what the plan lists, holder by holder.
+pub fn execute(sh: &Shell, holders: &[&dyn Holder], plan: &Plan) -> Result<()> {
+    for (holder, pruned) in holders.iter().zip(&plan.holders) {
+        if !pruned.remove.is_empty() {
+            holder.forget(sh, &pruned.remove.iter().collect::<Vec<_>>())?;
+        }
     }
     Ok(())
 }

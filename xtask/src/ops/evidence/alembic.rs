@@ -5,7 +5,14 @@ use std::path::Path;
 use xshell::Shell;
 
 use super::Bundle;
-use crate::{adapters::python::Python, fs::files, model::profile::Tree};
+use crate::{
+    adapters::python::Python,
+    fs::files,
+    model::{
+        migrations::{Graph, revisions_in},
+        profile::Tree,
+    },
+};
 
 /// What one alembic call left: the text kept in the bundle, and alembic's
 /// stdout when it succeeded.
@@ -80,14 +87,10 @@ impl Bundle {
         for (name, (text, stdout)) in answers {
             if name == "alembic-current.txt" && runs.preserved {
                 // It must have read the preserved database, not the restored one.
-                let said: Vec<&str> = stdout
-                    .as_deref()
-                    .unwrap_or("")
-                    .lines()
-                    .filter_map(|l| l.split_whitespace().next())
-                    .collect();
-                let expected: Vec<&str> =
-                    self.facts.database_revision.iter().map(String::as_str).collect();
+                let graph = Graph::load(&self.tree.migrations()).unwrap_or_default();
+                let said = revisions_in(stdout.as_deref().unwrap_or(""), &graph);
+                let mut expected = self.facts.database_revision.clone();
+                expected.sort();
                 if said != expected {
                     self.facts.problems.push(format!(
                         "alembic current reported {said:?} for the preserved database at {expected:?}: check that migrations/env.py reads its URL from the profile's database_url_env"

@@ -29,7 +29,6 @@ use crate::{
     },
 };
 
-pub use checks::imports_check;
 use checks::*;
 pub use server::free_port;
 
@@ -83,13 +82,12 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         None => free_port()?,
     };
     let slow = Slow::start(&selection, python.as_ref().ok(), tree, &expected, port, scratch.path());
-    let py = python.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"));
     let ctx = Ctx {
         sh,
         tree,
         db: tree.database(),
         expected: &expected,
-        python: py.as_ref().map_err(|e| format!("{e:#}")).copied(),
+        python: python.as_ref(),
         label: &o.label,
         alembic: Default::default(),
     };
@@ -97,7 +95,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     for (id, how) in &CHECKS {
         if let (Run::Quick(check), true) = (how, selection.runs(*id)) {
             let started = Instant::now();
-            checks.push(check(&ctx).since(started));
+            checks.push(Check::of(*id, check(&ctx)).since(started));
         }
     }
     let no_python = python.as_ref().err().map(|e| format!("no Python to run it: {e:#}"));

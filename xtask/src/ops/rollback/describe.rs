@@ -8,7 +8,7 @@ use super::plan::{Step, rel};
 use crate::{
     adapters::services,
     model::{
-        manifest::{Kind, Manifest},
+        manifest::{JournalMode, Kind, Manifest},
         profile::Tree,
     },
     ops::evidence::DatabaseCapture,
@@ -41,7 +41,11 @@ impl Step {
                     tree.profile.database,
                     from(&db.backup_path),
                     short(&db.sha256),
-                    if manifest.journal_mode == "wal" { "; back to WAL mode" } else { "" }
+                    if manifest.journal_mode == JournalMode::Wal {
+                        "; back to WAL mode"
+                    } else {
+                        ""
+                    }
                 ),
                 // Only with --skip-verify: the step itself then fails and says so.
                 None => format!(

@@ -99,9 +99,10 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
     let say = voice.say;
     // A dry run writes nothing, not even the lock; every other run holds the
     // lock for its whole length and reads the journal only under it.
-    let _lock = if o.dry_run { None } else { Some(Lock::acquire(tree, o.break_lock)?) };
-    if let Some(holder) = _lock.as_ref().and_then(|l| l.taken_over_from.as_deref()) {
-        events::note(&format!("taking over the lock last written by {holder}"));
+    let _lock = if o.dry_run { None } else { Some(Lock::acquire(tree)?) };
+    if let (true, Some(holder)) = (o.break_lock, _lock.as_ref().and_then(|l| l.left_by.as_deref()))
+    {
+        events::note(&format!("the lock file held a record left by {holder}; it never blocked"));
     }
     let journal = triage(tree, o)?;
     if o.abandon {

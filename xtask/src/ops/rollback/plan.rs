@@ -2,7 +2,7 @@
 //! (that is the dry run), journaled, and then executed exactly as printed.
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -327,15 +327,27 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
     };
     let conn = sqlite::open_to_read(&tree.database())?;
     let current = sqlite::alembic_revisions(&conn)?;
-    let [mut revision] = <[String; 1]>::try_from(current).map_err(|_| {
+    let [revision] = <[String; 1]>::try_from(current).map_err(|_| {
         usage("the database has several revisions: pass --to REV instead of --steps")
     })?;
+    steps_down(&graph, revision, steps, c.allow_data_loss)
+        .with_context(|| format!("in the revisions of {}", tree.profile.migrations))
+}
+
+/// The revision `steps` below `revision`, following each one's single
+/// parent; `base` (below the first) only with `allow_data_loss`.
+fn steps_down(
+    graph: &Graph,
+    mut revision: String,
+    steps: u32,
+    allow_data_loss: bool,
+) -> Result<String> {
     for _ in 0..steps {
         let Some(node) = graph.revisions.get(&revision) else {
-            bail!("revision {revision} is not in {}", tree.profile.migrations);
+            bail!("revision {revision} is not defined");
         };
         match node.down.as_slice() {
-            [] if !c.allow_data_loss => {
+            [] if !allow_data_loss => {
                 return Err(refused(format!(
                     "--steps {steps} goes below the first revision to base, which drops every table and destroys all data: it needs --allow-data-loss"
                 )));
@@ -375,4 +387,67 @@ fn critical_paths(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>>
 
 pub fn rel(root: &Path, path: &Path) -> String {
     path.strip_prefix(root).unwrap_or(path).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        base::exit::{Kind as ExitKind, kind_of},
+        model::migrations::Revision,
+    };
+
+    /// a <- b <- (c, d) <- m: two branches merged.
+    fn graph() -> Graph {
+        let mut graph = Graph::default();
+        for (id, down) in
+            [("a", &[][..]), ("b", &["a"]), ("c", &["b"]), ("d", &["b"]), ("m", &["c", "d"])]
+        {
+            let down = down.iter().map(|d| d.to_string()).collect();
+            graph.revisions.insert(id.into(), Revision { id: id.into(), down, file: id.into() });
+        }
+        graph
+    }
+
+    #[test]
+    fn steps_follow_single_parents_and_stop_at_a_merge_or_base() {
+        let g = graph();
+        assert_eq!(steps_down(&g, "c".into(), 1, false).unwrap(), "b");
+        assert_eq!(steps_down(&g, "c".into(), 2, false).unwrap(), "a");
+        let base = steps_down(&g, "c".into(), 3, false).unwrap_err();
+        assert_eq!(kind_of(&base), ExitKind::Unsafe, "{base:#}");
+        assert_eq!(steps_down(&g, "c".into(), 3, true).unwrap(), "base");
+        let merge = steps_down(&g, "m".into(), 1, false).unwrap_err();
+        assert!(format!("{merge:#}").contains("merge of several revisions"), "{merge:#}");
+        assert!(steps_down(&g, "x".into(), 1, false).is_err());
+    }
+
+    #[test]
+    fn flags_that_belong_to_another_scenario_are_refused() {
+        let code = |scenario, c: Choices| check_choices(scenario, &c).map_err(|e| kind_of(&e));
+        assert_eq!(code(Scenario::Migration, Choices::default()), Ok(()));
+        let hard = Choices { hard: true, commit: Some("HEAD".into()), ..Default::default() };
+        assert_eq!(
+            code(Scenario::Git, hard.clone()),
+            Err(ExitKind::Unsafe),
+            "--hard without --force"
+        );
+        assert_eq!(code(Scenario::Git, Choices { force: true, ..hard }), Ok(()));
+        let to = Choices { to: Some("x".into()), ..Default::default() };
+        assert_eq!(code(Scenario::Database, to.clone()), Err(ExitKind::Usage));
+        let both = Choices { steps: Some(1), ..to };
+        assert_eq!(code(Scenario::Migration, both), Err(ExitKind::Usage));
+        let zero = Choices { steps: Some(0), ..Default::default() };
+        assert_eq!(code(Scenario::Migration, zero), Err(ExitKind::Usage));
+        let base = Choices { to: Some("base".into()), ..Default::default() };
+        assert_eq!(code(Scenario::Migration, base.clone()), Err(ExitKind::Unsafe));
+        let allowed = Choices { allow_data_loss: true, ..base };
+        assert_eq!(code(Scenario::Migration, allowed), Ok(()));
+        let from = Choices { from: Some("HEAD".into()), ..Default::default() };
+        assert_eq!(code(Scenario::Git, from), Err(ExitKind::Usage), "--from without --paths");
+        let climbs = Choices { paths: vec!["../x".into()], ..Default::default() };
+        assert_eq!(code(Scenario::Files, climbs), Err(ExitKind::Usage));
+        let paths = Choices { paths: vec!["src/x.py".into()], ..Default::default() };
+        assert_eq!(code(Scenario::Database, paths), Err(ExitKind::Usage));
+    }
 }

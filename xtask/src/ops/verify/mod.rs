@@ -16,7 +16,6 @@ use crate::{
     adapters::{
         git, process,
         python::{Python, TOOL_TIMEOUT},
-        restic,
     },
     base::exit::{Kind as ExitKind, kind_of, usage},
     fs::{files, root_dir::RootDir},
@@ -28,7 +27,9 @@ use crate::{
         manifest::{Kind, MANIFEST_FILE, Manifest, SUMS_FILE, TAG_MANIFEST_FIELD, parse_sums},
         migrations::Graph,
         profile::Tree,
+        repository::Repository,
     },
+    ops::destination,
 };
 
 check_ids! {
@@ -94,14 +95,15 @@ pub fn verify_repository(
     sh: &Shell,
     tree: &Tree,
     label: &Label,
-    repo: &str,
+    repo: &Repository,
     python: Option<&Path>,
 ) -> Result<Report> {
+    let remote = destination::remote(repo);
     let scratch = files::scratch_dir("tmws-verify-repo")?;
-    let id = restic::restore_latest(sh, repo, label, scratch.path())?;
+    let id = remote.fetch(sh, label, scratch.path())?;
     let mut report = verify(sh, scratch.path(), Some(label), Some(tree), python)?;
     let started = Instant::now();
-    let data = match restic::check_data(sh, repo) {
+    let data = match remote.check(sh) {
         Ok(()) => Check::pass(
             VerifyCheck::RepositoryCheck,
             format!("snapshot {} of {label} in {repo}", &id[..id.len().min(8)]),

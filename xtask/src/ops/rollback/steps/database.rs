@@ -12,7 +12,11 @@ use crate::{
     adapters::{python::Python, sqlite},
     base::exit::{failed, refused},
     fs::files,
-    model::{advice, migrations::Graph},
+    model::{
+        advice,
+        manifest::JournalMode,
+        migrations::{Graph, revisions_in},
+    },
     ops::{evidence::DatabaseCapture, rollback::restored},
 };
 
@@ -102,15 +106,9 @@ impl Ctx<'_> {
         let stored = sqlite::alembic_revisions(&sqlite::open_live_read_only(&db)?)?;
         let python = self.python()?;
         let out = python.alembic(self.sh, self.tree, &["current"])?;
-        let said: Vec<String> = if out.success() {
-            let mut said: Vec<String> = out
-                .stdout
-                .lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .map(String::from)
-                .collect();
-            said.sort();
-            said
+        let graph = Graph::load(&self.tree.migrations())?;
+        let said = if out.success() {
+            revisions_in(&out.stdout, &graph)
         } else {
             return Err(refused(format!(
                 "alembic current failed ({}), so it cannot be shown to act on {}: nothing was changed.\n{}",
@@ -149,7 +147,7 @@ impl Ctx<'_> {
         db: &Path,
         backup_sha256: &str,
     ) -> Result<&'static str> {
-        if self.manifest.journal_mode != "wal" {
+        if self.manifest.journal_mode != JournalMode::Wal {
             return Ok("");
         }
         sqlite::switch_to_wal(db).context("put the restored database back in WAL mode")?;
@@ -189,11 +187,11 @@ impl Ctx<'_> {
             )));
         }
         let shown = python.alembic(self.sh, self.tree, &["current"])?;
-        let alembic_says = shown.stdout.split_whitespace().next().unwrap_or("").to_string();
-        if now != want || (target != "base" && alembic_says != target) {
+        let alembic_says = revisions_in(&shown.stdout, &Graph::load(&self.tree.migrations())?);
+        if now != want || alembic_says != want {
             return Err(failed(format!(
-                "after the downgrade alembic_version holds {:?} and alembic current says {alembic_says:?}, expected {target}",
-                now
+                "after the downgrade alembic_version holds {now:?} and alembic current says {alembic_says:?}, expected {target}\n{}",
+                shown.tail(6)
             )));
         }
         let expected: BTreeSet<String> =
