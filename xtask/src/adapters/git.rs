@@ -404,7 +404,9 @@ pub fn committed_in(repo: &Repository, path: &str, since: Option<&str>) -> Optio
     let mut walk = repo.revwalk().ok()?;
     walk.push_head().ok()?;
     if let Some(base) = since.and_then(|s| Oid::from_str(s).ok()) {
-        let _ = walk.hide(base);
+        // A base this repository lacks (a backup from another checkout):
+        // then the newest change in all of HEAD's history is the answer.
+        let _whole_history = walk.hide(base);
     }
     let entry_of =
         |commit: &git2::Commit| commit.tree().ok()?.get_path(Path::new(path)).ok().map(|e| e.id());

@@ -73,7 +73,8 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String
     thread::spawn(move || {
         let mut text = Vec::new();
         if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut text);
+            // What was read before a failure is kept: it is for a report.
+            let _partial = pipe.read_to_end(&mut text);
         }
         String::from_utf8_lossy(&text).into_owned()
     })

@@ -82,8 +82,10 @@ impl Staged<'_> {
 
 impl Drop for Staged<'_> {
     fn drop(&mut self) {
+        // A stage left behind (removal failed) is removed by the next run
+        // before it stages again: nothing to report from a destructor.
         if !self.committed {
-            let _ = self.root.remove_file(&self.stage);
+            let _left_for_the_next_run = self.root.remove_file(&self.stage);
         }
     }
 }
@@ -165,12 +167,14 @@ fn copy_in_kernel(input: &File, output: &File) -> Result<(String, u64)> {
                 sys::start_writeback(output, before, n as u64);
                 progress.update(to);
             }
+            // The hashing thread's result is moot once the copy fails or
+            // falls back to one that hashes as it copies.
             Err(err) if from == 0 && sys::copy_unsupported(&err) => {
-                let _ = hashing.join();
+                let _moot = hashing.join();
                 return copy_hashed(input, output);
             }
             Err(err) => {
-                let _ = hashing.join();
+                let _moot = hashing.join();
                 return Err(err).context("copy_file_range");
             }
         }
@@ -241,7 +245,8 @@ pub fn write_atomic(root: &RootDir, path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = root.create_new(&stage, 0o644)?;
     let written = file.write_all(bytes).and_then(|()| file.sync_all());
     if let Err(err) = written {
-        let _ = root.remove_file(&stage);
+        // A stage left behind is removed by the next write of this file.
+        let _left_for_the_next_write = root.remove_file(&stage);
         return Err(err).with_context(|| format!("write {}", stage.display()));
     }
     root.expect_file_or_nothing(path)?;

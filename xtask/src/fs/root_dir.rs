@@ -213,6 +213,19 @@ impl RootDir {
         sys::rmdir_in(&parent, &name).with_context(|| format!("remove {}", self.shown(path)))
     }
 
+    /// Removes a folder a failed operation left half-made, and returns that
+    /// operation's error; when the folder cannot go either, the error says
+    /// so and where it is.
+    pub fn discard(&self, path: &Path, err: anyhow::Error) -> anyhow::Error {
+        match self.remove_dir_all(path) {
+            Ok(()) => err,
+            Err(left) => err.context(format!(
+                "and {} could not be removed ({left:#}): remove it by hand",
+                self.shown(path)
+            )),
+        }
+    }
+
     /// Opens a regular file below the root for reading. Links are followed
     /// only while they stay below the root; anything but a regular file is
     /// refused without being read (a FIFO never blocks the tool).

@@ -1,6 +1,7 @@
 //! Every operating-system call that std does not offer, in one module, on
 //! top of rustix. The rest of the crate is `#![deny(unsafe_code)]`; the only
-//! `unsafe` here is the pre-exec hook and the two calls rustix does not wrap.
+//! `unsafe` here is the pre-exec hook and the three calls rustix does not
+//! wrap (`sync_file_range`, `getrusage`, `wait4`).
 #![allow(unsafe_code)]
 
 use std::{

@@ -108,10 +108,7 @@ pub fn take(
     let result = build(tree, &plan, changes, &stage, options, [commit.clone(), branch, tag]);
     let (manifest, manifest_sha) = match result {
         Ok(built) => built,
-        Err(err) => {
-            let _ = tree.fs.remove_dir_all(&stage);
-            return Err(err);
-        }
+        Err(err) => return Err(tree.fs.discard(&stage, err)),
     };
     tree.fs
         .rename(&stage, &target, Rename::NoReplace)

@@ -90,9 +90,9 @@ fn inspect(root: &Path) -> Result<Found> {
     let script = script.replace("%(here)s/", "").replace("%(here)s", ".");
     let script_dir = ini_dir.join(script.trim_start_matches("./"));
     let migrations =
-        (rel_path(&script_dir.join("versions")), format!("script_location in {ini_path}"));
+        (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}"));
     let database = match setting("sqlalchemy.url").and_then(|u| sqlite_path(&u)) {
-        Some(path) => (rel_path(&ini_dir.join(path)), format!("sqlalchemy.url in {ini_path}")),
+        Some(path) => (rel_path(&ini_dir.join(path))?, format!("sqlalchemy.url in {ini_path}")),
         None => (
             defaults.database.clone(),
             "the runbook's default (no sqlite URL in alembic.ini)".into(),
@@ -100,10 +100,10 @@ fn inspect(root: &Path) -> Result<Found> {
     };
     let env_py = script_dir.join("env.py");
     let url_env = match fs::read_to_string(root.join(&env_py)).ok().and_then(|t| url_variable(&t)) {
-        Some(name) => (name, format!("{} reads its database URL from it", rel_path(&env_py))),
+        Some(name) => (name, format!("{} reads its database URL from it", rel_path(&env_py)?)),
         None => (
             String::new(),
-            format!("{} reads no URL variable that could be found", rel_path(&env_py)),
+            format!("{} reads no URL variable that could be found", rel_path(&env_py)?),
         ),
     };
     let app = find_app(root).unwrap_or_else(|| {
@@ -248,11 +248,14 @@ fn rel(root: &Path, path: &Path) -> String {
     path.strip_prefix(root).unwrap_or(path).display().to_string()
 }
 
-/// A relative path without `./`, in the profile's form.
-fn rel_path(path: &Path) -> String {
+/// A relative path without `./`, in the profile's form; one that climbs out
+/// of the root (`script_location = ../elsewhere`) is refused, since the
+/// profile would be refused too.
+fn rel_path(path: &Path) -> Result<String> {
     let text = path.display().to_string();
-    let _ = files::check_relative(&text);
-    text.trim_start_matches("./").to_string()
+    let text = text.trim_start_matches("./").to_string();
+    files::check_relative(&text).map_err(|err| usage(format!("{err:#}")))?;
+    Ok(text)
 }
 
 #[cfg(test)]

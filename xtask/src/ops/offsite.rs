@@ -137,13 +137,11 @@ pub fn pull(
         }
         tree.fs.rename(&stage, &target, Rename::NoReplace)?;
         // Verified as it now lies (a rename keeps every file's identity):
-        // a push or a rollback need not check it again. Best effort.
-        let _ = stamp::record(tree, &target, before);
+        // a push or a rollback need not check it again.
+        stamp::remember(tree, &target, before);
         Ok(id)
     })();
-    if pulled.is_err() {
-        let _ = tree.fs.remove_dir_all(&stage);
-    }
+    let pulled = pulled.map_err(|err| tree.fs.discard(&stage, err));
     Ok(format!(
         "pulled backup {label} from {repo} (snapshot {}) into {}; it passed verify-backup",
         pulled?,

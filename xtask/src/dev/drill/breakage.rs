@@ -1,5 +1,6 @@
 //! How the drill breaks a Phase 4 sandbox, one way per row of the decision
-//! matrix, leaving what the real failure would leave.
+//! matrix, leaving what the real failure would leave, and which post-check
+//! groups then prove the row's rollback: a new row is added here.
 use std::{fs, path::Path};
 
 use anyhow::{Context, Result, bail};
@@ -136,4 +137,22 @@ fn corrupt_database(tree: &Tree) -> Result<String> {
         bail!("the damage did not show in integrity_check");
     }
     Ok(files::sha256_file(&db)?.0)
+}
+
+/// The post-check groups that prove a scenario's rollback: what that row of
+/// the matrix restores. `complete` must pass every check.
+pub(super) fn post_check_groups(scenario: Scenario) -> &'static [&'static str] {
+    match scenario {
+        Scenario::Database => &["database"],
+        Scenario::Migration => &[
+            "database.revision",
+            "database.tables",
+            "database.integrity",
+            "migrations.current",
+            "migrations.history",
+        ],
+        Scenario::Files => &["imports", "tests"],
+        Scenario::Git => &["git"],
+        Scenario::Complete => &[],
+    }
 }

@@ -51,7 +51,7 @@ pub struct Rehearsal {
 
 mod breakage;
 
-use breakage::break_tree;
+use breakage::{break_tree, post_check_groups};
 
 impl flags::Drill {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -256,24 +256,6 @@ fn roll_back(
         }
     };
     Ok(outcome)
-}
-
-/// The post-check groups that prove a scenario's rollback: what that row of
-/// the matrix restores. `complete` must pass every check.
-fn post_check_groups(scenario: Scenario) -> &'static [&'static str] {
-    match scenario {
-        Scenario::Database => &["database"],
-        Scenario::Migration => &[
-            "database.revision",
-            "database.tables",
-            "database.integrity",
-            "migrations.current",
-            "migrations.history",
-        ],
-        Scenario::Files => &["imports", "tests"],
-        Scenario::Git => &["git"],
-        Scenario::Complete => &[],
-    }
 }
 
 fn check_evidence(bundle: &Path, broken: &Broken) -> Result<String> {

@@ -222,7 +222,6 @@ impl Bundle {
         let kinds = [Kind::Config, Kind::Critical, Kind::Migration];
         for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
             let old = backup_dir.join(&entry.backup_path);
-            let new = tree.path(&entry.source_path);
             // Most files are unchanged: the hash taken when the file was
             // copied into the bundle says so without running diff.
             let name = Path::new(&entry.source_path).file_name().unwrap_or_default();
@@ -241,7 +240,6 @@ impl Bundle {
                 Some(_) => self.dir.join(&copied),
                 None => PathBuf::from("/dev/null"),
             };
-            let _ = &new;
             let (old_label, new_label) =
                 (format!("backup/{}", entry.source_path), format!("tree/{}", entry.source_path));
             let out = cmd!(sh, "diff -u --label {old_label} --label {new_label} {old} {new_arg}")

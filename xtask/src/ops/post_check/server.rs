@@ -43,7 +43,8 @@ impl Server {
     fn stop(&mut self) -> bool {
         let pgid = self.child.id() as i32;
         process::signal_group(pgid, Sig::Term);
-        let _ = process::wait_or_kill(&mut self.child, Duration::from_secs(2));
+        // Whether it went is judged below, by its group, not by this wait.
+        let _judged_below = process::wait_or_kill(&mut self.child, Duration::from_secs(2));
         let deadline = Instant::now() + Duration::from_secs(2);
         while sys::group_alive(pgid) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
@@ -57,7 +58,7 @@ impl Drop for Server {
         let pgid = self.child.id() as i32;
         if services::running(pgid) {
             process::signal_group(pgid, Sig::Kill);
-            let _ = self.child.wait();
+            let _reaped = self.child.wait();
         }
     }
 }

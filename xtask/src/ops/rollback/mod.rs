@@ -118,8 +118,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
     }
     (voice.confirm)()?;
     if let (Verified::Now, Some(before)) = (run.verified, run.before.take()) {
-        // Best effort: without the stamp the next run verifies again.
-        let _ = verify::stamp::record(tree, &run.backup, before);
+        verify::stamp::remember(tree, &run.backup, before);
     }
     run.journal.status = RunStatus::Running;
     run.journal.failure = None;
@@ -382,7 +381,7 @@ fn fail(
     journal.current = None;
     journal.failure = Some(reason.lines().next().unwrap_or("").to_string());
     let saved = journal.save(tree);
-    let _ = ctx.seal_bundle();
+    let sealed = ctx.seal_bundle();
     let done: Vec<String> =
         (0..i).map(|k| format!("{}. {}", k + 1, journal.steps[k].name())).collect();
     let state = format!(
@@ -399,11 +398,14 @@ fn fail(
         i + 1,
         advice::abandon(journal.scenario, &tree.root)
     );
-    let err = err.context(state);
-    match saved {
-        Ok(()) => err,
-        Err(save) => err.context(format!("and the journal could not record the failure: {save:#}")),
+    let mut err = err.context(state);
+    if let Err(save) = saved {
+        err = err.context(format!("and the journal could not record the failure: {save:#}"));
     }
+    if let Err(seal) = sealed {
+        err = err.context(format!("and the bundle's report could not be completed: {seal:#}"));
+    }
+    err
 }
 
 /// How the backup was found good before anything was touched.

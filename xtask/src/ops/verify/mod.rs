@@ -82,8 +82,7 @@ pub fn verify_label(
     let before = stamp::snapshot(&backup).ok();
     let report = verify(sh, &backup, Some(label), Some(tree), python)?;
     if let (true, Some(before)) = (report.ok(), before) {
-        // Best effort: without the stamp the next rollback verifies again.
-        let _stamped = stamp::record(tree, &backup, before);
+        stamp::remember(tree, &backup, before);
     }
     Ok(report)
 }

@@ -9,6 +9,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    base::events,
     fs::files::{self, Identity},
     model::profile::Tree,
 };
@@ -85,6 +86,22 @@ pub fn record(tree: &Tree, dir: &Path, before: Snapshot) -> Result<bool> {
     let text = serde_json::to_string_pretty(&stamp)?;
     files::write_atomic(&tree.fs, &path(tree, dir), text.as_bytes())?;
     Ok(true)
+}
+
+/// `record`, as best effort: without the stamp the next run only verifies
+/// again, so a failure to write it is said, not fatal.
+pub fn remember(tree: &Tree, dir: &Path, before: Snapshot) {
+    match record(tree, dir, before) {
+        Ok(true) => {}
+        Ok(false) => events::note(&format!(
+            "a file of {} changed while it was verified: it is not recorded as verified",
+            dir.display()
+        )),
+        Err(err) => events::note(&format!(
+            "the verification of {} could not be recorded ({err:#}); the next run verifies it again",
+            dir.display()
+        )),
+    }
 }
 
 /// The state of a backup's last verification, for `list`.
