@@ -5,7 +5,8 @@
 //!   (`base` < `fs` < `model` < `adapters` < `ops` < `cli` < `dev`), and no
 //!   modules that share a parent import each other in a loop, at any level;
 //! - only `cli` prints;
-//! - only `fs` writes, removes, renames or changes modes through `std::fs`;
+//! - only `fs` reads, writes, removes, renames or changes modes through
+//!   `std::fs` (everything else goes through `RootDir` or `fs::unconfined`);
 //! - only `fs/sys.rs` calls the operating system unsafely;
 //! - files of at most 600 lines, functions of at most 80 (the generated part
 //!   of `flags.rs` aside).
@@ -300,6 +301,23 @@ fn only_fs_writes_through_std_fs() {
     assert!(
         found.is_empty(),
         "writes through std::fs outside the fs layer (use RootDir below a root, fs::unconfined elsewhere):\n{}",
+        found.join("\n")
+    );
+}
+
+/// Reads too go through the layer: below a root a `RootDir` (never a link
+/// out of it, never a FIFO that would block), elsewhere `fs::unconfined`.
+#[test]
+fn only_fs_reads_through_std_fs() {
+    const READING: [&str; 4] = ["fs::read_to_string(", "fs::read(", "File::open(", "open_regular("];
+    let found: Vec<String> = sources()
+        .iter()
+        .filter(|s| s.module.first().is_none_or(|m| m != "fs"))
+        .flat_map(|s| lines_with(s, &READING))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "reads through std::fs outside the fs layer (use RootDir below a root, fs::unconfined elsewhere):\n{}",
         found.join("\n")
     );
 }

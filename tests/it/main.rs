@@ -23,6 +23,7 @@ mod readme;
 mod rollback;
 mod sandbox;
 mod schema;
+mod sidecars;
 mod verify_backup;
 
 use std::{

@@ -14,7 +14,10 @@ use serde::Serialize;
 
 use crate::{
     adapters::process,
-    fs::sys::{self, Sig},
+    fs::{
+        sys::{self, Sig},
+        unconfined,
+    },
     model::profile::Tree,
 };
 
@@ -37,7 +40,7 @@ pub struct Proc {
 pub fn find(tree: &Tree) -> Vec<Proc> {
     let ours = ancestors();
     let pid_file =
-        tree.profile.pid_file.as_ref().and_then(|p| fs::read_to_string(tree.path(p)).ok());
+        tree.profile.pid_file.as_ref().and_then(|p| tree.fs.read_to_string(&tree.path(p)).ok());
     let pid_from_file: Option<i32> = pid_file.and_then(|t| t.trim().parse().ok());
     let root = tree.root.display().to_string();
     let mut found = Vec::new();
@@ -170,7 +173,7 @@ fn pids() -> Vec<i32> {
 }
 
 fn cmdline(pid: i32) -> Option<Vec<String>> {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let raw = unconfined::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<String> = raw
         .split(|&b| b == 0)
         .filter(|a| !a.is_empty())
@@ -181,7 +184,7 @@ fn cmdline(pid: i32) -> Option<Vec<String>> {
 
 /// Fields of /proc/PID/stat after the command name (which may hold spaces).
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = unconfined::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
     Some(after.split_whitespace().map(String::from).collect())
 }

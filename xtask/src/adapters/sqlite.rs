@@ -13,14 +13,13 @@ use rusqlite::{
     types::ValueRef,
 };
 
-use crate::model::manifest::JournalMode;
 pub use crate::model::manifest::TableCount;
+use crate::model::{database, manifest::JournalMode, profile::Tree};
 
-/// Whether a file starts with SQLite's header.
-pub fn has_sqlite_header(path: &Path) -> bool {
+/// Whether an open file starts with SQLite's header.
+pub fn has_sqlite_header(mut file: File) -> bool {
     let mut header = [0u8; 16];
-    File::open(path).and_then(|mut f| f.read_exact(&mut header)).is_ok()
-        && &header == b"SQLite format 3\0"
+    file.read_exact(&mut header).is_ok() && &header == b"SQLite format 3\0"
 }
 
 /// Opens a file that nothing writes any more (a backup) without locks and
@@ -38,6 +37,18 @@ pub fn open_to_read(path: &Path) -> Result<Connection> {
     let wal = crate::fs::files::with_suffix(path, "-wal");
     let wal_empty = std::fs::symlink_metadata(&wal).map_or(true, |m| m.len() == 0);
     if wal_empty { open_snapshot(path) } else { open_live_read_only(path) }
+}
+
+/// Opens the tree's database to read it, after refusing what must not be
+/// opened: a database or sidecar that is a link or not a regular file, and a
+/// hot journal (opening would roll it back, a write).
+pub fn open_tree_database(tree: &Tree) -> Result<Connection> {
+    let db = tree.database();
+    database::check_files(&tree.fs, &db)?;
+    if database::hot_journal(&tree.fs, &db) {
+        return Err(database::hot_journal_refusal(&tree.profile.database));
+    }
+    open_to_read(&db)
 }
 
 /// Opens a live database read-only; what its WAL holds is visible.
@@ -170,11 +181,9 @@ pub fn table_names(conn: &Connection) -> Result<Vec<String>> {
 
 /// `wal` or `delete`, from the file's header (bytes 18 and 19 are 2 in WAL
 /// mode): no connection, so nothing is created beside the file.
-pub fn journal_mode_of_file(path: &Path) -> Result<JournalMode> {
+pub fn journal_mode_of(mut file: File) -> Result<JournalMode> {
     let mut header = [0u8; 20];
-    crate::fs::sys::open_regular(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .with_context(|| format!("read the header of {}", path.display()))?;
+    file.read_exact(&mut header).context("read the database's header")?;
     Ok(if header[18] == 2 && header[19] == 2 { JournalMode::Wal } else { JournalMode::Delete })
 }
 

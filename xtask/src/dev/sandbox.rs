@@ -124,7 +124,10 @@ fn upgrade(sh: &Shell, python: &Python, tree: &Tree) -> Result<()> {
 /// every sandbox has the same commits.
 fn init_history(root: &Path) -> Result<Repository> {
     let repo = Repository::init_opts(root, RepositoryInitOptions::new().initial_head("main"))?;
-    let migrations = xtask::model::migrations::revision_files(&root.join("migrations/versions"))?;
+    let root = &root.canonicalize()?;
+    let fs = xtask::fs::RootDir::open(root)?;
+    let migrations =
+        xtask::model::migrations::revision_files(&fs, &root.join("migrations/versions"))?;
     let relative = |p: &PathBuf| p.strip_prefix(root).map(Path::to_path_buf);
     let later: Vec<PathBuf> = migrations.iter().map(relative).collect::<Result<_, _>>()?;
     let (_, rest) = later.split_at(later.len().min(4));

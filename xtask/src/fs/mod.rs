@@ -5,6 +5,7 @@
 //! scratch and cache folders, a sandbox) go through `unconfined`, so that
 //! each one is visible here.
 pub mod files;
+pub mod hash;
 pub mod root_dir;
 pub mod sys;
 pub mod unconfined;

@@ -9,7 +9,7 @@
 //! layer turns them into paths relative to its directory handle.
 use std::{
     fs::File,
-    io,
+    io::{self, Read},
     os::fd::OwnedFd,
     path::{Component, Path, PathBuf},
 };
@@ -18,7 +18,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::{
     base::exit::refused,
-    fs::sys::{self, FileType, Rename, Resolve},
+    fs::{
+        hash,
+        sys::{self, FileType, Rename, Resolve},
+    },
 };
 
 /// A directory handle that every access below it goes through.
@@ -262,6 +265,46 @@ impl RootDir {
             bail!("{} is not a regular file: its mode is left alone", self.shown(path));
         }
         sys::fchmod(&file, mode).with_context(|| format!("chmod {}", self.shown(path)))
+    }
+
+    /// The bytes of a regular file below the root (see `open_read`).
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open_read(path)?
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("read {}", self.shown(path)))?;
+        Ok(bytes)
+    }
+
+    /// The text of a regular file below the root (see `open_read`).
+    pub fn read_to_string(&self, path: &Path) -> Result<String> {
+        let mut text = String::new();
+        self.open_read(path)?
+            .read_to_string(&mut text)
+            .with_context(|| format!("read {}", self.shown(path)))?;
+        Ok(text)
+    }
+
+    /// Hex SHA-256 and size of a regular file below the root.
+    pub fn sha256(&self, path: &Path) -> Result<(String, u64)> {
+        hash::sha256_open(self.open_read(path)?, path)
+    }
+
+    /// The entries of a folder below the root, reached without any link:
+    /// each name with what it is (a link is listed as a link, not followed).
+    pub fn list(&self, path: &Path) -> Result<Vec<(std::ffi::OsString, FileType)>> {
+        let handle = self.dir(path)?;
+        let listing = std::fs::read_dir(format!("/proc/self/fd/{}", raw(&handle)))
+            .with_context(|| format!("list {}", self.shown(path)))?;
+        let mut entries = Vec::new();
+        for entry in listing {
+            let name = entry?.file_name();
+            if let Some(stat) = sys::stat_in(&handle, Path::new(&name))? {
+                entries.push((name, sys::file_type(&stat)));
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
     }
 
     /// Whether `path` is a regular file reachable for reading.

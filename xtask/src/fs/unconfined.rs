@@ -5,10 +5,34 @@
 //! `std::fs` stands out anywhere else.
 use std::{
     fs::{self, File},
+    io::Read,
     path::Path,
 };
 
 use anyhow::{Context, Result};
+
+use super::sys;
+
+/// The text of a regular file that is not below a tree's root (`/proc`, a
+/// scratch folder, the virtualenv): never a FIFO, which would block.
+pub fn read_to_string(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref();
+    let mut text = String::new();
+    sys::open_regular(path)
+        .and_then(|mut file| file.read_to_string(&mut text))
+        .with_context(|| format!("read {}", path.display()))?;
+    Ok(text)
+}
+
+/// The bytes of such a file.
+pub fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
+    let path = path.as_ref();
+    let mut bytes = Vec::new();
+    sys::open_regular(path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .with_context(|| format!("read {}", path.display()))?;
+    Ok(bytes)
+}
 
 /// Writes a whole file, replacing what is there.
 pub fn write(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> Result<()> {

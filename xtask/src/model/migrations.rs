@@ -2,11 +2,12 @@
 //! backup's migrations can be checked without Python.
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result, bail};
+
+use crate::fs::{RootDir, sys::FileType};
 
 /// One revision file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,33 +24,31 @@ pub struct Graph {
     pub revisions: BTreeMap<String, Revision>,
 }
 
-/// The revision files of a versions folder: `*.py` directly inside it, never
-/// `__pycache__` or other folders, sorted by name.
-pub fn revision_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_file() && name.ends_with(".py") && !name.starts_with("__") {
-            files.push(entry.path());
-        }
-    }
-    files.sort();
-    Ok(files)
+/// The revision files of a versions folder below `fs`'s root: regular
+/// `*.py` files directly inside it, never `__pycache__`, other folders or
+/// links, sorted by name.
+pub fn revision_files(fs: &RootDir, dir: &Path) -> Result<Vec<PathBuf>> {
+    let files = fs.list(dir)?.into_iter().filter_map(|(name, kind)| {
+        let text = name.to_str()?;
+        let revision =
+            kind == FileType::RegularFile && text.ends_with(".py") && !text.starts_with("__");
+        revision.then(|| dir.join(text))
+    });
+    Ok(files.collect())
 }
 
 impl Graph {
-    /// Parses every revision file of a folder.
-    pub fn load(dir: &Path) -> Result<Graph> {
-        let files = revision_files(dir)?;
-        Graph::from_files(&files)
+    /// Parses every revision file of a folder below `fs`'s root.
+    pub fn load(fs: &RootDir, dir: &Path) -> Result<Graph> {
+        let files = revision_files(fs, dir)?;
+        Graph::from_files(fs, &files)
     }
 
-    pub fn from_files(files: &[PathBuf]) -> Result<Graph> {
+    /// Parses these revision files, read through `fs`.
+    pub fn from_files(fs: &RootDir, files: &[PathBuf]) -> Result<Graph> {
         let mut graph = Graph::default();
         for file in files {
-            let text =
-                fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+            let text = fs.read_to_string(file)?;
             let revision =
                 parse(&text, file).with_context(|| format!("parse {}", file.display()))?;
             if let Some(other) = graph.revisions.get(&revision.id) {
@@ -219,7 +218,7 @@ mod tests {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
         std::fs::create_dir(dir.path().join("__pycache__")).unwrap();
-        let graph = Graph::load(dir.path()).unwrap();
+        let graph = Graph::load(&RootDir::open(dir.path()).unwrap(), dir.path()).unwrap();
         (dir, graph)
     }
 
@@ -238,10 +237,11 @@ mod tests {
         let (dir, _) = written();
         std::fs::write(dir.path().join("006_again.py"), "revision = 'c'\ndown_revision = 'b'\n")
             .unwrap();
-        assert!(format!("{:#}", Graph::load(dir.path()).unwrap_err()).contains("defined twice"));
+        let load = || Graph::load(&RootDir::open(dir.path()).unwrap(), dir.path());
+        assert!(format!("{:#}", load().unwrap_err()).contains("defined twice"));
         std::fs::remove_file(dir.path().join("006_again.py")).unwrap();
         std::fs::remove_file(dir.path().join("002_b.py")).unwrap();
-        let err = format!("{:#}", Graph::load(dir.path()).unwrap_err());
+        let err = format!("{:#}", load().unwrap_err());
         assert!(err.contains("which no file defines"), "{err}");
     }
 

@@ -4,6 +4,7 @@
 pub mod advice;
 pub mod backup;
 pub mod check;
+pub mod database;
 pub mod journal;
 pub mod label;
 pub mod lock;

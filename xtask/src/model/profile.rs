@@ -12,7 +12,12 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::{
-    base::exit::usage, fs::files::check_relative, fs::root_dir::RootDir, model::label::Label,
+    base::exit::usage,
+    fs::{files::check_relative, root_dir::RootDir},
+    model::{
+        label::Label,
+        migrations::{Graph, revision_files},
+    },
 };
 
 /// The name of the optional per-tree profile file.
@@ -131,8 +136,14 @@ impl Tree {
             )));
         }
         let root = given.canonicalize().with_context(|| format!("resolve {}", given.display()))?;
-        let profile = Profile::load(&root)?;
+        if root.to_str().is_none() {
+            return Err(usage(format!(
+                "TMWS root {} is not valid UTF-8: the tool names every path it writes in its reports and commands, so it needs a root whose path is text; rename the folder",
+                root.display()
+            )));
+        }
         let fs = Arc::new(RootDir::open(&root)?);
+        let profile = Profile::load(&fs, &root)?;
         let tree = Tree { root, profile, fs };
         let ini = tree.path(&tree.profile.alembic_ini);
         if !ini.is_file() || !tree.path(&tree.profile.migrations).is_dir() {
@@ -170,6 +181,16 @@ impl Tree {
         self.path(&self.profile.migrations)
     }
 
+    /// The revision graph of the tree's migrations, read through its root.
+    pub fn graph(&self) -> Result<Graph> {
+        Graph::load(&self.fs, &self.migrations())
+    }
+
+    /// The tree's revision files (see `migrations::revision_files`).
+    pub fn revision_files(&self) -> Result<Vec<PathBuf>> {
+        revision_files(&self.fs, &self.migrations())
+    }
+
     pub fn backups(&self) -> PathBuf {
         self.root.join("backups")
     }
@@ -189,13 +210,15 @@ impl Tree {
 }
 
 impl Profile {
-    fn load(root: &Path) -> Result<Profile> {
+    /// The profile file of the root, read through the file-access layer (a
+    /// link out of the root or a FIFO is refused, never followed or waited
+    /// on); the built-in defaults when there is none.
+    fn load(fs: &RootDir, root: &Path) -> Result<Profile> {
         let file = root.join(PROFILE_FILE);
-        if !file.exists() {
+        if fs.kind(&file)?.is_none() {
             return Ok(Profile::default());
         }
-        let text =
-            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        let text = fs.read_to_string(&file)?;
         let profile: Profile = toml::from_str(&text)
             .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
         profile.check().map_err(|err| usage(format!("{}: {err}", file.display())))?;

@@ -2,7 +2,6 @@
 //! SQLite, hashed, described by a manifest, built aside and renamed into place.
 use std::{
     collections::BTreeMap,
-    fs::File,
     path::{Path, PathBuf},
 };
 
@@ -14,13 +13,14 @@ use crate::{
     base::exit::{refused, usage},
     fs::{files, sys::Rename},
     model::{
+        database,
         label::Label,
         lock::Lock,
         manifest::{
             Absent, FORMAT, FileEntry, Kind, MANIFEST_FILE, Manifest, SUMS_FILE,
             TAG_MANIFEST_FIELD, WorktreeChange,
         },
-        migrations::{Graph, revision_files},
+        migrations::Graph,
         profile::Tree,
     },
 };
@@ -140,9 +140,14 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
     if !tree.fs.expect_file_or_nothing(&db)? {
         return Err(usage(format!("database {} is missing", profile.database)));
     }
-    tree.fs.open_read(&db)?;
-    if !sqlite::has_sqlite_header(&db) {
+    if !sqlite::has_sqlite_header(tree.fs.open_read(&db)?) {
         return Err(usage(format!("database {} is not an SQLite database", profile.database)));
+    }
+    // Its sidecars are part of it: never a link, and never a hot journal,
+    // which the copy through SQLite would roll back in the live file.
+    database::check_files(&tree.fs, &db)?;
+    if database::hot_journal(&tree.fs, &db) {
+        return Err(database::hot_journal_refusal(&profile.database));
     }
     check_revision_known(tree)?;
     let db_name = Path::new(&profile.database).file_name().unwrap_or_default().to_string_lossy();
@@ -151,7 +156,7 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
         source: profile.database.clone(),
         backup: format!("{}/{db_name}.backup", Kind::Database.folder()),
     }];
-    for file in revision_files(&tree.migrations())? {
+    for file in tree.revision_files()? {
         let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
         plan.push(Planned {
             kind: Kind::Migration,
@@ -198,7 +203,7 @@ fn worktree_changes(tree: &Tree, repo: Option<&git2::Repository>) -> Result<Vec<
     Ok(git::modified_tracked(repo)?
         .into_iter()
         .map(|path| {
-            let sha256 = files::sha256_file(&tree.path(&path)).ok().map(|(s, _)| s);
+            let sha256 = tree.fs.sha256(&tree.path(&path)).ok().map(|(s, _)| s);
             WorktreeChange { sha256, path }
         })
         .collect())
@@ -207,7 +212,7 @@ fn worktree_changes(tree: &Tree, repo: Option<&git2::Repository>) -> Result<Vec<
 /// A backup whose database is at a revision its migrations do not define
 /// could never verify: refuse it before anything is written.
 fn check_revision_known(tree: &Tree) -> Result<()> {
-    let revisions = sqlite::open_to_read(&tree.database())
+    let revisions = sqlite::open_tree_database(tree)
         .and_then(|conn| sqlite::alembic_revisions(&conn))
         .map_err(|err| {
             usage(format!(
@@ -215,7 +220,7 @@ fn check_revision_known(tree: &Tree) -> Result<()> {
                 tree.profile.database
             ))
         })?;
-    let graph = Graph::load(&tree.migrations()).context("read the migrations' revision graph")?;
+    let graph = tree.graph().context("read the migrations' revision graph")?;
     let unknown: Vec<&String> = revisions.iter().filter(|r| !graph.contains(r)).collect();
     if !unknown.is_empty() {
         return Err(refused(format!(
@@ -253,14 +258,14 @@ fn build(
     })?;
     let tables = sqlite::table_counts(&conn)?;
     drop(conn);
-    let journal_mode = sqlite::journal_mode_of_file(&tree.database())?;
+    let journal_mode = sqlite::journal_mode_of(tree.fs.open_read(&tree.database())?)?;
     let migration_files: Vec<PathBuf> = entries
         .iter()
         .filter(|f| f.kind == Kind::Migration)
         .map(|f| stage.join(&f.backup_path))
         .collect();
-    let graph =
-        Graph::from_files(&migration_files).context("read the migrations' revision graph")?;
+    let graph = Graph::from_files(&tree.fs, &migration_files)
+        .context("read the migrations' revision graph")?;
 
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -317,10 +322,10 @@ fn copy_files(tree: &Tree, plan: &[Planned], stage: &Path) -> Result<Vec<FileEnt
             sqlite::online_backup(&source, &dest)?;
             // The fsync (disk) and the hash (CPU) of the copy overlap.
             let syncing = {
-                let dest = dest.clone();
-                std::thread::spawn(move || File::open(&dest).and_then(|f| f.sync_all()))
+                let copy = tree.fs.open_read(&dest)?;
+                std::thread::spawn(move || copy.sync_all())
             };
-            let hashed = files::sha256_file(&dest);
+            let hashed = tree.fs.sha256(&dest);
             syncing.join().map_err(|_| anyhow::anyhow!("the fsync thread panicked"))??;
             hashed?
         } else {
@@ -389,7 +394,7 @@ fn empty_manifest(
         migration_heads: Vec::new(),
         migration_count: 0,
         sqlite_version: sqlite::sqlite_version().into(),
-        journal_mode: sqlite::journal_mode_of_file(&tree.database())?,
+        journal_mode: sqlite::journal_mode_of(tree.fs.open_read(&tree.database())?)?,
         tables: Vec::new(),
         files: Vec::new(),
         absent: Vec::new(),

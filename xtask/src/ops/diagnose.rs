@@ -8,14 +8,12 @@ use xshell::Shell;
 
 use crate::{
     adapters::{git, python::Python, sqlite},
-    fs::files,
     model::label::Label,
     model::{
         advice,
         backup::Backup,
         check::{Check, Status, check_ids},
         manifest::{Kind, Manifest},
-        migrations::Graph,
         profile::Tree,
         scenario::{Recommendation, Scenario},
     },
@@ -166,7 +164,7 @@ fn imports_of_the_deploy(
         [format!("{base}.py"), format!("{base}/__init__.py")].iter().any(|path| {
             manifest.files_of(Kind::Critical).any(|f| {
                 &f.source_path == path
-                    && files::sha256_file(&tree.path(path)).is_ok_and(|(s, _)| s == f.sha256)
+                    && tree.fs.sha256(&tree.path(path)).is_ok_and(|(s, _)| s == f.sha256)
             })
         })
     };
@@ -181,7 +179,7 @@ fn imports_of_the_deploy(
 }
 
 fn integrity(tree: &Tree) -> Check {
-    let result = sqlite::open_to_read(&tree.database()).and_then(|c| sqlite::integrity_check(&c));
+    let result = sqlite::open_tree_database(tree).and_then(|c| sqlite::integrity_check(&c));
     match result {
         Ok(rows) if rows == ["ok"] => Check::pass(DiagnoseCheck::DatabaseIntegrity, "ok"),
         Ok(rows) => Check::fail(
@@ -195,7 +193,7 @@ fn integrity(tree: &Tree) -> Check {
 /// The database's revision against the code's migrations, and a migration
 /// that created its tables without bumping `alembic_version`.
 fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
-    let graph = match Graph::load(&tree.migrations()) {
+    let graph = match tree.graph() {
         Ok(graph) => graph,
         Err(err) => {
             return vec![Check::fail(
@@ -204,7 +202,7 @@ fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
             )];
         }
     };
-    let conn = sqlite::open_to_read(&tree.database());
+    let conn = sqlite::open_tree_database(tree);
     let revisions = conn
         .as_ref()
         .map_err(|e| format!("{e:#}"))
@@ -325,7 +323,7 @@ fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifes
         out.push(format!("{path}: {what}, {how}"));
     };
     for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
-        let now = files::sha256_file(&tree.path(&entry.source_path)).map(|(s, _)| s).ok();
+        let now = tree.fs.sha256(&tree.path(&entry.source_path)).map(|(s, _)| s).ok();
         match now {
             None => describe(&entry.source_path, "deleted since the backup"),
             Some(sha) if sha != entry.sha256 => describe(&entry.source_path, "changed"),
@@ -339,7 +337,7 @@ fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifes
     }
     let known: Vec<&str> =
         manifest.files_of(Kind::Migration).map(|f| f.source_path.as_str()).collect();
-    for file in crate::model::migrations::revision_files(&tree.migrations()).unwrap_or_default() {
+    for file in tree.revision_files().unwrap_or_default() {
         let relative = file.strip_prefix(&tree.root).unwrap_or(&file).display().to_string();
         if !known.contains(&relative.as_str()) {
             describe(&relative, "added since the backup");

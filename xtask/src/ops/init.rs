@@ -38,7 +38,7 @@ pub fn propose(root: Option<&Path>) -> Result<Proposal> {
             target.display()
         )));
     }
-    let text = render(&inspect(&root)?);
+    let text = render(&inspect(&RootDir::open(&root)?, &root)?);
     Ok(Proposal { root, target, text })
 }
 
@@ -65,7 +65,9 @@ struct Found {
     config_files: Vec<String>,
 }
 
-fn inspect(root: &Path) -> Result<Found> {
+/// What the checkout at `root` says about itself, every file read through
+/// `fs` (never a link out of the root, never a FIFO).
+fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
     let defaults = Profile::default();
     let ini_path = ["alembic.ini"]
         .into_iter()
@@ -78,7 +80,7 @@ fn inspect(root: &Path) -> Result<Found> {
                 root.display()
             ))
         })?;
-    let ini = fs::read_to_string(root.join(&ini_path))?;
+    let ini = fs.read_to_string(&root.join(&ini_path))?;
     let ini_dir = Path::new(&ini_path).parent().unwrap_or(Path::new("")).to_path_buf();
     let setting = |key: &str| {
         ini.lines().find_map(|l| {
@@ -99,14 +101,14 @@ fn inspect(root: &Path) -> Result<Found> {
         ),
     };
     let env_py = script_dir.join("env.py");
-    let url_env = match fs::read_to_string(root.join(&env_py)).ok().and_then(|t| url_variable(&t)) {
+    let url_env = match fs.read_to_string(&root.join(&env_py)).ok().and_then(|t| url_variable(&t)) {
         Some(name) => (name, format!("{} reads its database URL from it", rel_path(&env_py)?)),
         None => (
             String::new(),
             format!("{} reads no URL variable that could be found", rel_path(&env_py)?),
         ),
     };
-    let app = find_app(root).unwrap_or_else(|| {
+    let app = find_app(fs, root).unwrap_or_else(|| {
         (defaults.app.clone(), "the runbook's default (no ASGI app found)".into())
     });
     let by_name = |path: &str| {
@@ -198,14 +200,14 @@ fn url_variable(text: &str) -> Option<String> {
 
 /// The ASGI app, from the usual entry points: a `main.py`, `app.py` or
 /// `asgi.py` that defines `app`.
-fn find_app(root: &Path) -> Option<(String, String)> {
+fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
     let mut candidates: Vec<PathBuf> = ["main.py", "app.py", "asgi.py"]
         .iter()
         .flat_map(|name| files_named(root, name, 5))
         .collect();
     candidates.sort_by_key(|p| p.components().count());
     candidates.into_iter().find_map(|path| {
-        let text = fs::read_to_string(&path).ok()?;
+        let text = fs.read_to_string(&path).ok()?;
         let defines = text.lines().any(|l| {
             l.starts_with("app =")
                 || l.starts_with("app=")

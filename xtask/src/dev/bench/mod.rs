@@ -285,8 +285,10 @@ fn ours_with(args: &[&str], root: &Path, envs: &[(&str, &Path)], stdout: Stdio) 
     command.args(args).arg("--root").arg(root).env(PEAK_FILE_ENV, &peak_file);
     command.envs(envs.iter().copied());
     let mut run = measured_to(command, stdout)?;
-    run.peak_kib =
-        fs::read_to_string(&peak_file).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    run.peak_kib = unconfined::read_to_string(&peak_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
     unconfined::remove_file(&peak_file)?;
     Ok(run)
 }

@@ -192,7 +192,7 @@ fn one_table_changed(
         )?;
         Ok((ours, repos.by_hand(&r, &changed, &["backup", "-q", "."])?))
     })?;
-    let said = fs::read_to_string(&added).unwrap_or_default();
+    let said = unconfined::read_to_string(&added).unwrap_or_default();
     let mut row = pair("push (one table changed)", c, db_mib, &a, &b, c.gib.then_some(1.1));
     // "pushed …: 23 files, 1.0 MiB, of which 0.5 MiB new to the repository; …"
     row.note = said

@@ -1,7 +1,7 @@
 //! How the drill breaks a Phase 4 sandbox, one way per row of the decision
 //! matrix, leaving what the real failure would leave, and which post-check
 //! groups then prove the row's rollback: a new row is added here.
-use std::{fs, path::Path};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
@@ -9,9 +9,8 @@ use xshell::Shell;
 use super::Broken;
 use xtask::{
     adapters::{git, python::Python, sqlite},
-    fs::files,
     fs::unconfined,
-    model::{label::Label, migrations::Graph, profile::Tree, scenario::Scenario},
+    model::{label::Label, profile::Tree, scenario::Scenario},
 };
 
 pub(super) fn break_tree(
@@ -49,7 +48,7 @@ pub(super) fn break_tree(
 /// Downgrades the head migration and recreates its tables without bumping
 /// `alembic_version`: what a migration that failed half-way leaves on SQLite.
 fn half_apply_head(sh: &Shell, python: &Python, tree: &Tree) -> Result<String> {
-    let graph = Graph::load(&tree.migrations())?;
+    let graph = tree.graph()?;
     let [head] = graph
         .heads()
         .try_into()
@@ -100,15 +99,15 @@ fn break_critical_file(tree: &Tree) -> Result<(String, String)> {
     let backup = tree.backup(&Label::pre_deploy()).join("critical_files");
     let unchanged = candidates.iter().find(|f| {
         let name = Path::new(f.as_str()).file_name().unwrap_or_default();
-        fs::read(backup.join(name)).ok() == fs::read(tree.path(f)).ok()
+        tree.fs.read(&backup.join(name)).ok() == tree.fs.read(&tree.path(f)).ok()
     });
     let target =
         unchanged.or(candidates.first()).context("no critical Python file to break")?.to_string();
     let path = tree.path(&target);
-    let mut text = fs::read_to_string(&path)?;
+    let mut text = tree.fs.read_to_string(&path)?;
     text.push_str("\nimport tmws_phase4_dependency_that_was_never_installed  # noqa\n");
     unconfined::write(&path, text)?;
-    Ok((target, files::sha256_file(&path)?.0))
+    Ok((target, tree.fs.sha256(&path)?.0))
 }
 
 /// Damages a b-tree page the database uses, after a checkpoint so the damage
@@ -126,7 +125,7 @@ fn corrupt_database(tree: &Tree) -> Result<String> {
         let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         ((page - 1) * size, size)
     };
-    let mut bytes = fs::read(&db)?;
+    let mut bytes = tree.fs.read(&db)?;
     // The page header: type, first freeblock, cell count.
     for i in 0..8.min(page_size) {
         bytes[(offset + i) as usize] ^= 0x5a;
@@ -136,7 +135,7 @@ fn corrupt_database(tree: &Tree) -> Result<String> {
     if check.is_ok_and(|rows| rows == ["ok"]) {
         bail!("the damage did not show in integrity_check");
     }
-    Ok(files::sha256_file(&db)?.0)
+    Ok(tree.fs.sha256(&db)?.0)
 }
 
 /// The post-check groups that prove a scenario's rollback: what that row of

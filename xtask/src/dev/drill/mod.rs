@@ -259,7 +259,8 @@ fn roll_back(
 }
 
 fn check_evidence(bundle: &Path, broken: &Broken) -> Result<String> {
-    let facts: Facts = serde_json::from_str(&fs::read_to_string(bundle.join("failure.json"))?)?;
+    let facts: Facts =
+        serde_json::from_str(&unconfined::read_to_string(bundle.join("failure.json"))?)?;
     anyhow::ensure!(bundle.join("FAILURE_REPORT.md").is_file(), "no FAILURE_REPORT.md");
     let mut found = Vec::new();
     if let Some(sha) = &broken.database_sha {

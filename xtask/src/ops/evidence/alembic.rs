@@ -8,10 +8,7 @@ use super::Bundle;
 use crate::{
     adapters::python::Python,
     fs::files,
-    model::{
-        migrations::{Graph, revisions_in},
-        profile::Tree,
-    },
+    model::{migrations::revisions_in, profile::Tree},
 };
 
 /// What one alembic call left: the text kept in the bundle, and alembic's
@@ -87,7 +84,7 @@ impl Bundle {
         for (name, (text, stdout)) in answers {
             if name == "alembic-current.txt" && runs.preserved {
                 // It must have read the preserved database, not the restored one.
-                let graph = Graph::load(&self.tree.migrations()).unwrap_or_default();
+                let graph = self.tree.graph().unwrap_or_default();
                 let said = revisions_in(stdout.as_deref().unwrap_or(""), &graph);
                 let mut expected = self.facts.database_revision.clone();
                 expected.sort();

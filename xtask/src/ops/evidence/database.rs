@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{Bundle, DatabaseCapture, EvidenceFile, db_name, rel, sidecars};
-use crate::{adapters::sqlite, fs::files, fs::sys::Rename};
+use super::{Bundle, DatabaseCapture, EvidenceFile, db_name, rel};
+use crate::{adapters::sqlite, fs::files, fs::sys::Rename, model::database};
 
 /// A database file hashed where it lay, before it moved: a rename keeps its
 /// inode, size and mtime, so the hash still names the moved file.
@@ -41,7 +41,7 @@ impl Bundle {
         tree.fs.create_dir_all(&target)?;
         let mut found = false;
         let mut moved = Vec::new();
-        for (name, source) in sidecars(&db) {
+        for (name, source) in database::files(&db) {
             if !tree.fs.expect_file_or_nothing(&source)? {
                 continue;
             }
@@ -110,13 +110,14 @@ impl Bundle {
     /// service is stopped and nothing opens them), so that the restore's
     /// copy and these hashes overlap; the move then needs no second read.
     pub fn hash_ahead(&mut self) {
-        let files: Vec<(String, PathBuf)> = sidecars(&self.tree.database()).into();
+        let files: Vec<(String, PathBuf)> = database::files(&self.tree.database()).into();
+        let fs = self.tree.fs.clone();
         self.ahead = Some(std::thread::spawn(move || {
             files
                 .into_iter()
                 .filter_map(|(name, path)| {
                     let before = crate::fs::files::Identity::of(&path).ok()?;
-                    let (sha256, size) = files::sha256_file(&path).ok()?;
+                    let (sha256, size) = fs.sha256(&path).ok()?;
                     let after = crate::fs::files::Identity::of(&path).ok()?;
                     // Changed while it was read: not trusted, hashed again later.
                     (before == after).then_some(Ahead {
@@ -137,6 +138,7 @@ impl Bundle {
     pub(super) fn analyse_moved(&mut self, moved: Vec<PathBuf>) {
         let (dir, name) = (self.dir.clone(), db_name(&self.tree));
         let ahead = self.ahead.take();
+        let fs = self.tree.fs.clone();
         self.analysis = Some(std::thread::spawn(move || {
             let ahead: Vec<Ahead> = ahead.and_then(|h| h.join().ok()).unwrap_or_default();
             // A moved file whose hash was taken where it lay, unchanged since.
@@ -168,12 +170,12 @@ impl Bundle {
                         .as_ref()
                         .map(|s| s.path().join(path.file_name().unwrap_or_default()));
                     copy.map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|copy| {
-                        let input = crate::fs::sys::open_regular(path)?;
+                        let input = fs.open_read(path)?;
                         let output = crate::fs::unconfined::create(&copy)?;
                         files::copy_hashed(&input, &output)
                     })
                 } else {
-                    known(path).map_or_else(|| files::sha256_file(path), Ok)
+                    known(path).map_or_else(|| fs.sha256(path), Ok)
                 };
                 match hashed {
                     Ok((sha256, size)) => {
@@ -230,7 +232,7 @@ impl Bundle {
                 if !raw || listed {
                     continue;
                 }
-                match files::sha256_file(&entry.path()) {
+                match self.tree.fs.sha256(&entry.path()) {
                     Ok((sha256, size)) => self.facts.database_files.push(EvidenceFile {
                         path: relative,
                         sha256,
@@ -247,7 +249,7 @@ impl Bundle {
     }
 
     pub(super) fn inspect_database(&mut self, copy: &Path) {
-        match files::sha256_file(copy) {
+        match self.tree.fs.sha256(copy) {
             Ok((sha256, size)) => {
                 self.facts.database_copy =
                     Some(EvidenceFile { path: rel(&self.dir, copy), sha256, size })

@@ -180,7 +180,7 @@ impl Bundle {
     ) -> Result<()> {
         let migrations_dir = tree.migrations();
         if migrations_dir.is_dir() {
-            for file in migrations::revision_files(&migrations_dir)? {
+            for file in migrations::revision_files(&tree.fs, &migrations_dir)? {
                 let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
                 let dest = self.dir.join("migrations").join(&name);
                 if let Some(kept) = self.copy_in(&file, &dest) {
@@ -273,7 +273,7 @@ impl Bundle {
         // Revision files that are in the tree but not in the backup (Phase 4's).
         let known: Vec<&str> =
             manifest.files_of(Kind::Migration).map(|f| f.source_path.as_str()).collect();
-        for file in migrations::revision_files(&tree.migrations()).unwrap_or_default() {
+        for file in tree.revision_files().unwrap_or_default() {
             let relative = rel(&tree.root, &file);
             if !known.contains(&relative.as_str()) {
                 self.facts.diffs.push(format!("{relative}: not in the backup (added since)"));
@@ -346,12 +346,6 @@ impl Bundle {
 
 fn rel(base: &Path, path: &Path) -> String {
     path.strip_prefix(base).unwrap_or(path).display().to_string()
-}
-
-/// The database's files: itself, its `-wal` and its `-shm`, by name.
-pub fn sidecars(db: &Path) -> [(String, PathBuf); 3] {
-    let name = db.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    ["", "-wal", "-shm"].map(|s| (format!("{name}{s}"), db.with_file_name(format!("{name}{s}"))))
 }
 
 fn db_name(tree: &Tree) -> String {

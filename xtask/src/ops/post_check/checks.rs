@@ -1,7 +1,7 @@
 //! The checks of post-check, one function each. Each returns its verdict,
 //! or an error when it cannot run: the table's runner turns that error into
 //! the check's failure, with the reason.
-use std::{collections::BTreeSet, fs, path::Path};
+use std::{collections::BTreeSet, fs};
 
 use anyhow::{Context, Result, anyhow};
 use xshell::Shell;
@@ -9,13 +9,12 @@ use xshell::Shell;
 use super::Expected;
 use crate::{
     adapters::{git, process, python::Python, sqlite},
-    fs::files,
     model::label::Label,
     model::{
         advice,
         check::{Check, check_ids},
         manifest::{Kind, table_differences},
-        migrations::{Graph, revision_files, revisions_in},
+        migrations::revisions_in,
         profile::Tree,
     },
 };
@@ -24,7 +23,6 @@ use crate::{
 pub(super) struct Ctx<'a> {
     pub sh: &'a Shell,
     pub tree: &'a Tree,
-    pub db: std::path::PathBuf,
     pub expected: &'a Expected,
     /// The interpreter, or why there is none.
     pub python: Result<&'a Python, &'a anyhow::Error>,
@@ -86,13 +84,10 @@ check_ids! {
 pub(super) const CHECKS: [(PostCheck, Run); 17] = [
     (PostCheck::RollbackUnfinished, Run::Quick(|c| rollback_finished(c.tree))),
     (PostCheck::DatabaseFile, Run::Quick(|c| database_file(c.tree))),
-    (PostCheck::DatabaseTables, Run::Quick(|c| database_tables(&c.db, c.expected))),
-    (PostCheck::DatabaseRevision, Run::Quick(|c| database_revision(&c.db, c.expected))),
-    (PostCheck::DatabaseIntegrity, Run::Quick(|c| database_integrity(&c.db))),
-    (
-        PostCheck::MigrationsCurrent,
-        Run::Quick(|c| alembic_current(c.alembic(0)?, &c.db, &c.tree.migrations())),
-    ),
+    (PostCheck::DatabaseTables, Run::Quick(|c| database_tables(c.tree, c.expected))),
+    (PostCheck::DatabaseRevision, Run::Quick(|c| database_revision(c.tree, c.expected))),
+    (PostCheck::DatabaseIntegrity, Run::Quick(|c| database_integrity(c.tree))),
+    (PostCheck::MigrationsCurrent, Run::Quick(|c| alembic_current(c.alembic(0)?, c.tree))),
     (PostCheck::MigrationsHistory, Run::Quick(|c| alembic_history(c.alembic(1)?))),
     (PostCheck::MigrationsCount, Run::Quick(|c| migrations_count(c.tree, c.expected))),
     (PostCheck::Imports, Run::Quick(|c| imports(c.sh, c.python()?, c.tree))),
@@ -130,21 +125,23 @@ pub(super) fn rollback_finished(tree: &Tree) -> Result<Check> {
 }
 
 pub(super) fn database_file(tree: &Tree) -> Result<Check> {
-    let meta = fs::metadata(tree.database()).context(tree.profile.database.clone())?;
+    let meta =
+        tree.fs.open_read(&tree.database())?.metadata().context(tree.profile.database.clone())?;
     let detail = format!("{} ({} bytes)", tree.profile.database, meta.len());
     Ok(Check::pass(PostCheck::DatabaseFile, detail))
 }
 
-/// Reads without leaving a -wal or -shm beside a closed database.
-fn open(db: &Path) -> Result<rusqlite::Connection> {
-    sqlite::open_to_read(db)
+/// Reads without leaving a -wal or -shm beside a closed database, and never
+/// through a link, a FIFO or a hot journal.
+fn open(tree: &Tree) -> Result<rusqlite::Connection> {
+    sqlite::open_tree_database(tree)
 }
 
-pub(super) fn database_tables(db: &Path, expected: &Expected) -> Result<Check> {
+pub(super) fn database_tables(tree: &Tree, expected: &Expected) -> Result<Check> {
     let Some((_, manifest)) = &expected.manifest else {
         return Ok(expected.no_backup(PostCheck::DatabaseTables));
     };
-    let names = sqlite::table_names(&open(db)?)?;
+    let names = sqlite::table_names(&open(tree)?)?;
     let named = |name: &String| sqlite::TableCount { name: name.clone(), rows: 0 };
     let actual: Vec<_> = names.iter().map(named).collect();
     let wanted: Vec<_> = manifest.tables.iter().map(|t| named(&t.name)).collect();
@@ -153,11 +150,11 @@ pub(super) fn database_tables(db: &Path, expected: &Expected) -> Result<Check> {
     Ok(Check::unless(PostCheck::DatabaseTables, &differences, ok))
 }
 
-pub(super) fn database_revision(db: &Path, expected: &Expected) -> Result<Check> {
+pub(super) fn database_revision(tree: &Tree, expected: &Expected) -> Result<Check> {
     let Some(revision) = &expected.revision else {
         return Ok(Check::fail(PostCheck::DatabaseRevision, expected.missing.clone()));
     };
-    let revs = sqlite::alembic_revisions(&open(db)?)?;
+    let revs = sqlite::alembic_revisions(&open(tree)?)?;
     Ok(Check::from(
         PostCheck::DatabaseRevision,
         revs == [revision.clone()],
@@ -165,26 +162,21 @@ pub(super) fn database_revision(db: &Path, expected: &Expected) -> Result<Check>
     ))
 }
 
-pub(super) fn database_integrity(db: &Path) -> Result<Check> {
-    let rows = sqlite::integrity_check(&open(db)?)?;
+pub(super) fn database_integrity(tree: &Tree) -> Result<Check> {
+    let rows = sqlite::integrity_check(&open(tree)?)?;
     Ok(match rows.as_slice() {
         [ok] if ok == "ok" => Check::pass(PostCheck::DatabaseIntegrity, "ok"),
         _ => Check::fail(PostCheck::DatabaseIntegrity, rows[..rows.len().min(5)].join("\n")),
     })
 }
 
-pub(super) fn alembic_current(
-    out: &process::Output,
-    db: &Path,
-    migrations: &Path,
-) -> Result<Check> {
+pub(super) fn alembic_current(out: &process::Output, tree: &Tree) -> Result<Check> {
     if !out.success() {
         let why = format!("alembic current failed ({}):\n{}", out.describe_status(), out.tail(6));
         return Ok(Check::fail(PostCheck::MigrationsCurrent, why));
     }
-    let shown: BTreeSet<String> =
-        revisions_in(&out.stdout, &Graph::load(migrations)?).into_iter().collect();
-    let stored: BTreeSet<String> = sqlite::alembic_revisions(&open(db)?)?.into_iter().collect();
+    let shown: BTreeSet<String> = revisions_in(&out.stdout, &tree.graph()?).into_iter().collect();
+    let stored: BTreeSet<String> = sqlite::alembic_revisions(&open(tree)?)?.into_iter().collect();
     Ok(Check::from(
         PostCheck::MigrationsCurrent,
         shown == stored && !shown.is_empty(),
@@ -206,7 +198,7 @@ pub(super) fn migrations_count(tree: &Tree, expected: &Expected) -> Result<Check
     let Some((_, manifest)) = &expected.manifest else {
         return Ok(expected.no_backup(PostCheck::MigrationsCount));
     };
-    let files = revision_files(&tree.migrations())?;
+    let files = tree.revision_files()?;
     Ok(Check::from(
         PostCheck::MigrationsCount,
         files.len() == manifest.migration_count,
@@ -247,8 +239,7 @@ pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Result<Check> {
     let as_backed_up = |path: &String| {
         recorded.is_some_and(|changes| {
             changes.iter().any(|w| {
-                &w.path == path
-                    && w.sha256 == files::sha256_file(&tree.path(path)).ok().map(|(s, _)| s)
+                &w.path == path && w.sha256 == tree.fs.sha256(&tree.path(path)).ok().map(|(s, _)| s)
             })
         })
     };
@@ -308,7 +299,7 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
     let entries: Vec<_> =
         manifest.files.iter().filter(|f| matches!(f.kind, Kind::Config | Kind::Critical)).collect();
     for entry in &entries {
-        match files::sha256_file(&tree.path(&entry.source_path)) {
+        match tree.fs.sha256(&tree.path(&entry.source_path)) {
             Ok((sha, _)) if sha == entry.sha256 => {}
             Ok(_) => differ.push(format!("{} differs from the backup", entry.source_path)),
             Err(_) => differ.push(format!("{} is missing", entry.source_path)),

@@ -24,7 +24,6 @@ use crate::{
         check::{Check, CheckId, Report, Status},
         label::Label,
         manifest::Manifest,
-        migrations::Graph,
         profile::Tree,
     },
 };
@@ -85,7 +84,6 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     let ctx = Ctx {
         sh,
         tree,
-        db: tree.database(),
         expected: &expected,
         python: python.as_ref(),
         label: &o.label,
@@ -242,7 +240,7 @@ fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
     let manifest = Backup::find(tree, &o.label)?.map(|b| (b.dir, b.manifest));
     let (revision, missing) = match (&o.expect_revision, &manifest) {
         (Some(rev), _) if rev == "head" => {
-            let heads = Graph::load(&tree.migrations()).map(|g| g.heads()).unwrap_or_default();
+            let heads = tree.graph().map(|g| g.heads()).unwrap_or_default();
             match heads.as_slice() {
                 [one] => (Some(one.clone()), String::new()),
                 _ => (None, format!("the migrations have {} heads, not one", heads.len())),

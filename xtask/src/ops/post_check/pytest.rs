@@ -7,7 +7,8 @@ use xshell::Shell;
 
 use super::checks::PostCheck;
 use crate::{
-    adapters::process, adapters::python::Python, model::check::Check, model::profile::Tree,
+    adapters::process, adapters::python::Python, fs::unconfined, model::check::Check,
+    model::profile::Tree,
 };
 
 /// One test case from pytest's JUnit XML.
@@ -32,7 +33,7 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
     // The checkout's own configuration, minus what writes reports or
     // enforces thresholds: its addopts are replaced by the same options
     // without them, and the cache goes to the scratch folder.
-    let addopts = checkout_addopts(&tree.root).map(|opts| without_reports(&opts).join(" "));
+    let addopts = checkout_addopts(tree).map(|opts| without_reports(&opts).join(" "));
     let mut cmd = python
         .tool(sh, tree, "python")
         .env("COVERAGE_FILE", scratch.join("coverage"))
@@ -47,7 +48,8 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
         .args(&tree.profile.pytest_args)
         .args(&tree.profile.test_files);
     let out = process::run(cmd, Duration::from_secs(600))?;
-    let cases = std::fs::read_to_string(&xml_path).map(|xml| parse_junit(&xml)).unwrap_or_default();
+    let cases =
+        unconfined::read_to_string(&xml_path).map(|xml| parse_junit(&xml)).unwrap_or_default();
     let is_integration = |c: &Case| is_integration(&c.file);
     let groups = [
         (
@@ -82,9 +84,9 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
 
 /// The `addopts` of the checkout's pytest configuration, if it has any:
 /// pytest.ini, pyproject.toml, tox.ini or setup.cfg, in pytest's order.
-fn checkout_addopts(root: &Path) -> Option<Vec<String>> {
+fn checkout_addopts(tree: &Tree) -> Option<Vec<String>> {
     let ini = |file: &str, section: &str| -> Option<Option<Vec<String>>> {
-        let text = std::fs::read_to_string(root.join(file)).ok()?;
+        let text = tree.fs.read_to_string(&tree.path(file)).ok()?;
         let mut in_section = false;
         let mut value: Option<String> = None;
         for line in text.lines() {
@@ -118,7 +120,7 @@ fn checkout_addopts(root: &Path) -> Option<Vec<String>> {
         Some(value.map(|v| v.split_whitespace().map(String::from).collect()))
     };
     let pyproject = || -> Option<Option<Vec<String>>> {
-        let text = std::fs::read_to_string(root.join("pyproject.toml")).ok()?;
+        let text = tree.fs.read_to_string(&tree.path("pyproject.toml")).ok()?;
         let doc: toml::Table = toml::from_str(&text).ok()?;
         let options = doc.get("tool")?.get("pytest")?.get("ini_options")?;
         Some(match options.get("addopts") {

@@ -93,7 +93,7 @@ pub fn check(
         Err(err) => return fail_both(format!("{err:#}")),
     };
     let tail = |n: usize| {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let text = unconfined::read_to_string(&log_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     };

@@ -8,6 +8,7 @@ use super::plan::{Step, rel};
 use crate::{
     adapters::services,
     model::{
+        database::SIDECARS,
         manifest::{JournalMode, Kind, Manifest},
         profile::Tree,
     },
@@ -102,7 +103,10 @@ impl Step {
     /// the revisions or commits it goes to, what it preserves first.
     pub fn touches(&self, tree: &Tree, manifest: &Manifest) -> PlanTouches {
         let p = &tree.profile;
-        let sidecars = |db: &str| vec![db.to_string(), format!("{db}-wal"), format!("{db}-shm")];
+        let sidecars = |db: &str| {
+            let files = std::iter::once(String::new()).chain(SIDECARS.map(String::from));
+            files.map(|suffix| format!("{db}{suffix}")).collect::<Vec<_>>()
+        };
         let mut t = PlanTouches::default();
         match self {
             Step::StopServices => {}

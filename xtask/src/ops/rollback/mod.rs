@@ -175,7 +175,7 @@ fn prepare(
         .filter(|(_, done)| !**done)
         .map(|(s, _)| s.clone())
         .collect();
-    plan::check_paths(tree, &pending, &manifest)?;
+    plan::check_paths(tree, &backup, &pending, &manifest)?;
     let bundle_dir = tree.root.join(&journal.bundle);
     let plan =
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();

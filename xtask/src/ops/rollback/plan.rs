@@ -9,6 +9,7 @@ use crate::{
     adapters::{git, sqlite},
     base::exit::{refused, usage},
     model::{
+        database,
         manifest::{Kind, Manifest},
         migrations::Graph,
         profile::Tree,
@@ -231,7 +232,7 @@ fn check_database_fits(
     force: bool,
 ) -> Result<()> {
     let Ok(revisions) =
-        sqlite::open_to_read(&tree.database()).and_then(|c| sqlite::alembic_revisions(&c))
+        sqlite::open_tree_database(tree).and_then(|c| sqlite::alembic_revisions(&c))
     else {
         return Ok(());
     };
@@ -263,18 +264,33 @@ fn check_database_fits(
 
 /// Checks, before step 1, that every path the plan will write is one the
 /// file-access layer accepts (no link on the way, a regular file or nothing
-/// where a file goes, a folder where a folder goes): a plan that would stop
-/// half-way on one of them does not start.
-pub fn check_paths(tree: &Tree, steps: &[Step], manifest: &Manifest) -> Result<()> {
+/// where a file goes, a folder where a folder goes), that the database's
+/// files are regular files, and that every backup file a step restores is
+/// there to read (a backup damaged since it was verified, or never verified
+/// with `--skip-verify`): a plan that would stop half-way does not start.
+pub fn check_paths(tree: &Tree, backup: &Path, steps: &[Step], manifest: &Manifest) -> Result<()> {
     let fs = &tree.fs;
     fs.expect_dir_or_nothing(&tree.forensics_dir())?;
+    let sources = |kind: Kind| -> Result<()> {
+        for entry in manifest.files_of(kind) {
+            crate::fs::files::check_relative(&entry.backup_path)?;
+            fs.open_read(&backup.join(&entry.backup_path)).map_err(|err| {
+                refused(format!(
+                    "the backup's {} cannot be read ({err:#}): it is not restored, and nothing was changed",
+                    entry.backup_path
+                ))
+            })?;
+        }
+        Ok(())
+    };
     for step in steps {
         match step {
             Step::RestoreDatabase => {
-                let db = tree.database();
-                for (_, path) in crate::ops::evidence::sidecars(&db) {
-                    fs.expect_file_or_nothing(&path)?;
-                }
+                database::check_files(fs, &tree.database())?;
+                sources(Kind::Database)?;
+            }
+            Step::Preserve { database: Some(_) } | Step::CheckAlembic | Step::Downgrade { .. } => {
+                database::check_files(fs, &tree.database())?;
             }
             Step::RestoreConfig | Step::RestoreFiles { .. } => {
                 let kind = if *step == Step::RestoreConfig { Kind::Config } else { Kind::Critical };
@@ -286,9 +302,11 @@ pub fn check_paths(tree: &Tree, steps: &[Step], manifest: &Manifest) -> Result<(
                     crate::fs::files::check_relative(path)?;
                     fs.expect_file_or_nothing(&tree.path(path))?;
                 }
+                sources(kind)?;
             }
             Step::RestoreMigrations => {
                 fs.expect_dir_or_nothing(&tree.migrations())?;
+                sources(Kind::Migration)?;
             }
             _ => {}
         }
@@ -299,8 +317,8 @@ pub fn check_paths(tree: &Tree, steps: &[Step], manifest: &Manifest) -> Result<(
 /// The revision a migration rollback goes down to, resolved now so that a
 /// resumed run goes to the same place (a relative `-1` would not).
 fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<String> {
-    let graph = Graph::load(&tree.migrations())
-        .map_err(|e| usage(format!("the tree's migrations cannot be read: {e:#}")))?;
+    let graph =
+        tree.graph().map_err(|e| usage(format!("the tree's migrations cannot be read: {e:#}")))?;
     if let Some(to) = &c.to {
         if to != "base" && !graph.contains(to) {
             let known: Vec<&String> = graph.revisions.keys().collect();
@@ -325,7 +343,7 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
         }
         return Ok(revision);
     };
-    let conn = sqlite::open_to_read(&tree.database())?;
+    let conn = sqlite::open_tree_database(tree)?;
     let current = sqlite::alembic_revisions(&conn)?;
     let [revision] = <[String; 1]>::try_from(current).map_err(|_| {
         usage("the database has several revisions: pass --to REV instead of --steps")

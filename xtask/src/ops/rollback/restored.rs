@@ -31,7 +31,7 @@ pub fn record(tree: &Tree, db: &Path, backup_sha256: &str) -> Result<()> {
 
 /// Whether `db` is, unchanged, the restore of the backup with that sha256.
 pub fn is_restore_of(tree: &Tree, db: &Path, backup_sha256: &str) -> bool {
-    let Ok(text) = std::fs::read_to_string(path(&tree.state_dir())) else { return false };
+    let Ok(text) = tree.fs.read_to_string(&path(&tree.state_dir())) else { return false };
     let Ok(restored) = serde_json::from_str::<Restored>(&text) else { return false };
     restored.backup_sha256 == backup_sha256
         && Identity::of(db).is_ok_and(|identity| identity == restored.identity)

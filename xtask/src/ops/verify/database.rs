@@ -56,7 +56,8 @@ fn open(
         Err(err) => Check::fail(VerifyCheck::DatabaseSize, format!("{}: {err}", entry.backup_path)),
     });
     size.ok()?;
-    if !sqlite::has_sqlite_header(&path) {
+    let header = backup_fs.open_read(Path::new(&entry.backup_path)).map(sqlite::has_sqlite_header);
+    if !header.unwrap_or(false) {
         let detail = format!("{} is not an SQLite database", entry.backup_path);
         checks.push(Check::fail(VerifyCheck::DatabaseOpen, detail));
         return None;

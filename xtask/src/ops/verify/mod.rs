@@ -176,7 +176,7 @@ pub fn verify(
     checks.extend(check_completeness(dir, &manifest));
     let (database_checks, revisions) = check_database(dir, &manifest, &backup_fs);
     checks.extend(database_checks);
-    checks.extend(check_migrations(dir, &manifest, revisions));
+    checks.extend(check_migrations(&backup_fs, &manifest, revisions));
     let python = Python::find(sh, tree.map(|t| t.root.as_path()), python);
     let interpreter = python.as_ref().ok().map(Python::describe);
     checks.push(check_python(sh, dir, &manifest, python, &backup_fs));
@@ -313,16 +313,16 @@ fn check_hashes(manifest: &Manifest, hashes: &[Option<(String, u64)>]) -> Check 
 }
 
 fn check_migrations(
-    dir: &Path,
+    backup_fs: &RootDir,
     manifest: &Manifest,
     db_revisions: Option<Vec<String>>,
 ) -> Vec<Check> {
     let files: Vec<PathBuf> = manifest
         .files_of(Kind::Migration)
-        .map(|f| dir.join(&f.backup_path))
-        .filter(|p| p.is_file())
+        .map(|f| PathBuf::from(&f.backup_path))
+        .filter(|p| backup_fs.is_file(p))
         .collect();
-    let graph = match Graph::from_files(&files) {
+    let graph = match Graph::from_files(backup_fs, &files) {
         Ok(graph) => graph,
         Err(err) => return vec![Check::fail(VerifyCheck::MigrationsGraph, format!("{err:#}"))],
     };

@@ -106,7 +106,7 @@ pub fn remember(tree: &Tree, dir: &Path, before: Snapshot) {
 
 /// The state of a backup's last verification, for `list`.
 pub fn state(tree: &Tree, dir: &Path) -> String {
-    let Ok(text) = std::fs::read_to_string(path(tree, dir)) else {
+    let Ok(text) = tree.fs.read_to_string(&path(tree, dir)) else {
         return "never verified".into();
     };
     let Ok(stamp) = serde_json::from_str::<Stamp>(&text) else {
@@ -121,7 +121,7 @@ pub fn state(tree: &Tree, dir: &Path) -> String {
 /// When the backup passed verify-backup and no file of it changed since:
 /// the time it was verified, and the identities it was verified with.
 pub fn unchanged_since(tree: &Tree, dir: &Path) -> Option<(String, Snapshot)> {
-    let text = std::fs::read_to_string(path(tree, dir)).ok()?;
+    let text = tree.fs.read_to_string(&path(tree, dir)).ok()?;
     let stamp: Stamp = serde_json::from_str(&text).ok()?;
     let now = identities(dir).ok()?;
     (now == stamp.files).then_some((stamp.verified, Snapshot(now)))

@@ -12,11 +12,7 @@ use crate::{
     adapters::{python::Python, sqlite},
     base::exit::{failed, refused},
     fs::files,
-    model::{
-        advice,
-        manifest::JournalMode,
-        migrations::{Graph, revisions_in},
-    },
+    model::{advice, manifest::JournalMode, migrations::revisions_in},
     ops::{evidence::DatabaseCapture, rollback::restored},
 };
 
@@ -38,7 +34,7 @@ impl Ctx<'_> {
         }
         let in_place = fs.expect_file_or_nothing(&db)?
             && (restored::is_restore_of(self.tree, &db, &entry.sha256)
-                || files::sha256_file(&db)?.0 == entry.sha256);
+                || self.tree.fs.sha256(&db)?.0 == entry.sha256);
         if in_place && !leftover {
             if !self.backup_verified && !restored::is_restore_of(self.tree, &db, &entry.sha256) {
                 self.integrity_of(&db, "the database in place")?;
@@ -106,7 +102,7 @@ impl Ctx<'_> {
         let stored = sqlite::alembic_revisions(&sqlite::open_live_read_only(&db)?)?;
         let python = self.python()?;
         let out = python.alembic(self.sh, self.tree, &["current"])?;
-        let graph = Graph::load(&self.tree.migrations())?;
+        let graph = self.tree.graph()?;
         let said = if out.success() {
             revisions_in(&out.stdout, &graph)
         } else {
@@ -187,7 +183,7 @@ impl Ctx<'_> {
             )));
         }
         let shown = python.alembic(self.sh, self.tree, &["current"])?;
-        let alembic_says = revisions_in(&shown.stdout, &Graph::load(&self.tree.migrations())?);
+        let alembic_says = revisions_in(&shown.stdout, &self.tree.graph()?);
         if now != want || alembic_says != want {
             return Err(failed(format!(
                 "after the downgrade alembic_version holds {now:?} and alembic current says {alembic_says:?}, expected {target}\n{}",
@@ -221,7 +217,7 @@ impl Ctx<'_> {
         current: &[String],
     ) -> Result<Option<String>> {
         let [revision] = current else { return Ok(None) };
-        let graph = Graph::load(&self.tree.migrations())?;
+        let graph = self.tree.graph()?;
         let db = self.tree.database();
         let tables: BTreeSet<String> =
             sqlite::table_names(&sqlite::open_live_read_only(&db)?)?.into_iter().collect();

@@ -28,7 +28,8 @@ impl Ctx<'_> {
         for entry in &entries {
             files::check_relative(&entry.source_path)?;
             let target = self.tree.path(&entry.source_path);
-            if fs.expect_file_or_nothing(&target)? && files::sha256_file(&target)?.0 == entry.sha256
+            if fs.expect_file_or_nothing(&target)?
+                && self.tree.fs.sha256(&target)?.0 == entry.sha256
             {
                 continue;
             }
@@ -147,13 +148,13 @@ impl Ctx<'_> {
         dir: &Path,
         entries: &[crate::model::manifest::FileEntry],
     ) -> Result<bool> {
-        let present = revision_files(dir)?;
+        let present = revision_files(&self.tree.fs, dir)?;
         if present.len() != entries.len() {
             return Ok(false);
         }
         for entry in entries {
             let path = self.tree.path(&entry.source_path);
-            if !path.is_file() || files::sha256_file(&path)?.0 != entry.sha256 {
+            if !self.tree.fs.is_file(&path) || self.tree.fs.sha256(&path)?.0 != entry.sha256 {
                 return Ok(false);
             }
         }

@@ -136,7 +136,8 @@ impl<'a> Ctx<'a> {
             )));
         }
         let db = self.tree.database();
-        let files = vec![db.clone(), files::with_suffix(&db, "-wal")];
+        let files: Vec<PathBuf> =
+            crate::model::database::files(&db).into_iter().map(|(_, p)| p).collect();
         let holders = services::holders(&files);
         if !holders.is_empty() {
             return Err(refused(format!(
