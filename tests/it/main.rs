@@ -15,6 +15,7 @@ mod drill;
 mod forensics;
 mod forgery;
 mod house;
+mod identity;
 mod junit;
 mod manual_restore;
 mod offsite;

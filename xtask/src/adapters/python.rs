@@ -273,6 +273,56 @@ impl Python {
     }
 }
 
+/// A database connection alembic's `env.py` asked for, as the probe
+/// recorded it: the file SQLite would have opened, and its device and inode
+/// when it exists.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Target {
+    pub dialect: String,
+    pub file: Option<PathBuf>,
+    pub dev: Option<u64>,
+    pub ino: Option<u64>,
+}
+
+impl Python {
+    /// Every connection `alembic current` would open, recorded and refused
+    /// before the DBAPI opens it (`alembic_probe.py`): which file alembic
+    /// acts on, without opening any.
+    pub fn alembic_targets(&self, sh: &Shell, tree: &Tree) -> Result<Vec<Target>> {
+        let _d = sh.push_dir(&tree.root);
+        let mut argv = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
+        argv.extend(tree.profile.alembic_args.iter().cloned());
+        argv.push("current".into());
+        crate::base::events::command("alembic current (probe: which database it would open)");
+        let cmd = self
+            .tool(sh, tree, "python")
+            .arg("-c")
+            .arg(include_str!("alembic_probe.py"))
+            .arg(serde_json::Value::from(argv).to_string());
+        let out = process::run_quiet(cmd, TOOL_TIMEOUT)?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            targets: Vec<Target>,
+            error: Option<String>,
+        }
+        let answer = out.stdout.rsplit_once("--- tmws alembic-probe result ---\n");
+        let answer: Answer =
+            serde_json::from_str(answer.map_or("", |(_, json)| json)).map_err(|_| {
+                anyhow::anyhow!(
+                    "the probe gave no answer ({}):\n{}",
+                    out.describe_status(),
+                    out.tail(8)
+                )
+            })?;
+        match (answer.error, answer.targets.is_empty()) {
+            (Some(error), true) => {
+                anyhow::bail!("alembic failed before it connected: {error}\n{}", out.tail(8))
+            }
+            _ => Ok(answer.targets),
+        }
+    }
+}
+
 /// Where our virtualenvs live: the workspace's `target/`, beside the build.
 fn venv_home() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmws-venv")

@@ -7,6 +7,7 @@ pub mod destination;
 pub mod diagnose;
 pub mod evidence;
 pub mod forensics;
+pub mod identity;
 pub mod init;
 pub mod list;
 pub mod offsite;

@@ -20,6 +20,7 @@ use plan::Step;
 pub use plan::{Choices, check_choices};
 
 use crate::{
+    adapters::python::Python,
     base::{
         clock, events,
         exit::{interrupted, refused, usage},
@@ -33,7 +34,7 @@ use crate::{
         manifest::Manifest,
         profile::Tree,
     },
-    ops::{evidence, verify},
+    ops::{evidence, identity, verify},
 };
 
 /// The result of one step, as reported.
@@ -176,6 +177,12 @@ fn prepare(
         .map(|(s, _)| s.clone())
         .collect();
     plan::check_paths(tree, &backup, &pending, &manifest)?;
+    // Before alembic changes anything, the file its connection opens must
+    // be the tree's database itself: proven now, without opening it.
+    if pending.iter().any(|s| matches!(s, Step::CheckAlembic | Step::Downgrade { .. })) {
+        let python = Python::find(sh, Some(&tree.root), o.python.as_deref())?;
+        identity::prove_alembic_opens_the_tree_database(sh, tree, &python)?;
+    }
     let bundle_dir = tree.root.join(&journal.bundle);
     let plan =
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
