@@ -10,6 +10,7 @@ mod backup;
 mod bench;
 mod breakage;
 mod checkouts;
+mod confinement;
 mod diagnose;
 mod drill;
 mod forensics;

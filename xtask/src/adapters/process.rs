@@ -2,8 +2,10 @@
 //! that a hung tool is stopped whole instead of hanging the xtask.
 use std::{
     io::Read,
-    os::unix::process::CommandExt,
+    os::{fd::OwnedFd, unix::process::CommandExt},
+    path::Path,
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -11,7 +13,13 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::Cmd;
 
-use crate::fs::sys::{self, Sig};
+use crate::{
+    base::events,
+    fs::{
+        files,
+        sys::{self, Sig},
+    },
+};
 
 /// What a finished (or stopped) program left behind.
 #[derive(Debug, Clone)]
@@ -46,17 +54,25 @@ impl Output {
 
 /// Runs a command built with `cmd!`, echoing it on stderr, capturing its
 /// output, and killing its whole process group if it outlives `timeout`.
-pub fn run(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
+/// A program of the tree runs `confined` (see `Confinement`).
+pub fn run(cmd: Cmd<'_>, timeout: Duration, confined: Option<&Confinement>) -> Result<Output> {
     crate::base::events::command(&cmd.to_string());
-    run_quiet(cmd, timeout)
+    run_quiet(cmd, timeout, confined)
 }
 
 /// `run`, for a caller that has shown the command its own way.
-pub fn run_quiet(cmd: Cmd<'_>, timeout: Duration) -> Result<Output> {
+pub fn run_quiet(
+    cmd: Cmd<'_>,
+    timeout: Duration,
+    confined: Option<&Confinement>,
+) -> Result<Output> {
     let display = cmd.to_string();
     let mut command: Command = cmd.into();
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     sys::die_with_parent(&mut command);
+    if let Some(confinement) = confined {
+        confinement.apply(&mut command);
+    }
     let mut child = command.spawn().with_context(|| format!("start `{display}`"))?;
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
@@ -79,6 +95,55 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String
         String::from_utf8_lossy(&text).into_owned()
     })
 }
+
+/// Where a program we start may write: beneath the folders given and its
+/// own scratch folder (its `HOME` and `TMPDIR`), and into `/dev/null`;
+/// nowhere else. The kernel enforces it (Landlock) where it offers it;
+/// elsewhere the tool says so once, and the checks before step 1 (the
+/// database alembic would open, the paths a plan writes) still hold.
+pub struct Confinement {
+    ruleset: Option<OwnedFd>,
+    scratch: tempfile::TempDir,
+}
+
+impl Confinement {
+    pub fn beneath(writable: &[&Path]) -> Result<Confinement> {
+        let scratch = files::scratch_dir("tmws-program")?;
+        let mut folders = writable.to_vec();
+        folders.push(scratch.path());
+        let devices: Vec<&Path> =
+            ["/dev/null", "/dev/zero"].into_iter().map(Path::new).filter(|p| p.exists()).collect();
+        let ruleset =
+            sys::write_ruleset(&folders, &devices).context("build the Landlock ruleset")?;
+        if ruleset.is_none() && !UNCONFINED_SAID.swap(true, Ordering::Relaxed) {
+            events::note(
+                "this kernel offers no Landlock: the programs the tool runs (alembic, pytest, uvicorn, pip) are not confined by the kernel; every check before step 1 still holds",
+            );
+        }
+        Ok(Confinement { ruleset, scratch })
+    }
+
+    /// The scratch folder the program gets as `HOME` and `TMPDIR`.
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    pub fn apply(&self, command: &mut Command) {
+        let scratch = self.scratch.path();
+        command.env("HOME", scratch).env("TMPDIR", scratch);
+        for (variable, folder) in
+            [("XDG_CACHE_HOME", "cache"), ("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data")]
+        {
+            command.env(variable, scratch.join(folder));
+        }
+        if let Some(ruleset) = &self.ruleset {
+            sys::confine_on_exec(command, ruleset);
+        }
+    }
+}
+
+/// Whether the missing Landlock has been said already.
+static UNCONFINED_SAID: AtomicBool = AtomicBool::new(false);
 
 /// Waits for a child; past the deadline its process group gets SIGKILL.
 pub fn wait_or_kill(

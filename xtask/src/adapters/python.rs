@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use xshell::{Cmd, Shell, cmd};
 
 use crate::{
-    adapters::process::{self, Output},
+    adapters::process::{self, Confinement, Output},
     base::exit::usage,
     fs::{files::sha256_bytes, unconfined},
     model::profile::Tree,
@@ -108,8 +108,14 @@ impl Python {
                 interpreter.display()
             )));
         }
-        let created = cmd!(sh, "{interpreter} -m venv --clear {venv}").quiet().output();
-        if !matches!(&created, Ok(out) if out.status.success()) {
+        // venv and pip may write only beneath the virtualenvs' folder.
+        let confined = Confinement::beneath(&[&home])?;
+        let created = process::run_quiet(
+            cmd!(sh, "{interpreter} -m venv --clear {venv}"),
+            Duration::from_secs(120),
+            Some(&confined),
+        );
+        if !matches!(&created, Ok(out) if out.success()) {
             return Err(usage(format!(
                 "{} could not create a virtualenv in {}: install the venv module (Debian: apt-get install python3-venv)",
                 interpreter.display(),
@@ -122,6 +128,7 @@ impl Python {
         let installed = process::run(
             cmd!(sh, "{pip} install --disable-pip-version-check --quiet -r {requirements}"),
             Duration::from_secs(600),
+            Some(&confined),
         )?;
         if !installed.success() {
             return Err(usage(format!(
@@ -193,7 +200,7 @@ impl Python {
             .arg("-c")
             .arg(include_str!("alembic_each.py"))
             .arg(serde_json::Value::from(spec).to_string());
-        let out = process::run_quiet(cmd, TOOL_TIMEOUT)?;
+        let out = process::run_quiet(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))?;
         #[derive(serde::Deserialize)]
         struct One {
             code: i32,
@@ -230,7 +237,7 @@ impl Python {
         for (key, value) in env {
             cmd = cmd.env(key, value);
         }
-        process::run(cmd.args(args), TOOL_TIMEOUT)
+        process::run(cmd.args(args), TOOL_TIMEOUT, Some(&confined(tree)?))
     }
 
     /// Imports each of the profile's critical modules and compiles its
@@ -243,7 +250,7 @@ impl Python {
             tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
         let _d = sh.push_dir(&tree.root);
         let cmd = self.tool(sh, tree, "python").args(["-c", CODE]).arg(&modules).args(files);
-        process::run(cmd, TOOL_TIMEOUT)
+        process::run(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))
     }
 
     /// The tables a revision creates, from Alembic's offline SQL for that step.
@@ -299,7 +306,7 @@ impl Python {
             .arg("-c")
             .arg(include_str!("alembic_probe.py"))
             .arg(serde_json::Value::from(argv).to_string());
-        let out = process::run_quiet(cmd, TOOL_TIMEOUT)?;
+        let out = process::run_quiet(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))?;
         #[derive(serde::Deserialize)]
         struct Answer {
             targets: Vec<Target>,
@@ -321,6 +328,12 @@ impl Python {
             _ => Ok(answer.targets),
         }
     }
+}
+
+/// The confinement of a program of the tree: it may write beneath the tree
+/// and its own scratch folder, nowhere else.
+pub fn confined(tree: &Tree) -> Result<Confinement> {
+    Confinement::beneath(&[&tree.root])
 }
 
 /// Where our virtualenvs live: the workspace's `target/`, beside the build.

@@ -41,7 +41,7 @@ fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<p
         return Err(usage("restic is not installed: install it (Debian: apt-get install restic)"));
     }
     let _d = dir.map(|d| sh.push_dir(d));
-    let out = process::run(cmd!(sh, "restic -r {repo} --no-cache {args...}"), TIMEOUT)?;
+    let out = process::run(cmd!(sh, "restic -r {repo} --no-cache {args...}"), TIMEOUT, None)?;
     if !out.success() {
         let reason = out
             .stderr

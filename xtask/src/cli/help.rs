@@ -110,11 +110,16 @@ pub fn help(full: &str, args: &[OsString]) -> String {
     }
 }
 
-/// `--version`: the tool's, and the bundled SQLite's and libgit2's.
+/// `--version`: the tool's, the bundled SQLite's and libgit2's, and the
+/// kernel's confinement of the programs it runs.
 pub fn version() -> String {
     let (major, minor, patch) = git2::Version::get().libgit2_version();
+    let landlock = match xtask::fs::sys::landlock_abi() {
+        Some(abi) => format!("Landlock ABI {abi}: the programs it runs are confined"),
+        None => "no Landlock in this kernel: the programs it runs are not confined".into(),
+    };
     format!(
-        "xtask {} (SQLite {}, libgit2 {major}.{minor}.{patch})",
+        "xtask {} (SQLite {}, libgit2 {major}.{minor}.{patch}; {landlock})",
         env!("CARGO_PKG_VERSION"),
         rusqlite::version()
     )

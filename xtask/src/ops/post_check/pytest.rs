@@ -47,7 +47,9 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
         .arg(format!("--junitxml={}", xml_path.display()))
         .args(&tree.profile.pytest_args)
         .args(&tree.profile.test_files);
-    let out = process::run(cmd, Duration::from_secs(600))?;
+    // pytest may write beneath the tree and post-check's scratch folder.
+    let confined = process::Confinement::beneath(&[&tree.root, scratch])?;
+    let out = process::run(cmd, Duration::from_secs(600), Some(&confined))?;
     let cases =
         unconfined::read_to_string(&xml_path).map(|xml| parse_junit(&xml)).unwrap_or_default();
     let is_integration = |c: &Case| is_integration(&c.file);

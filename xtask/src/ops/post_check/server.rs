@@ -33,6 +33,9 @@ pub struct Outcome {
 /// A server we started; dropping it stops its whole process group.
 struct Server {
     child: Child,
+    /// The server's confinement, whose scratch folder it works in: kept
+    /// as long as the server runs.
+    _confined: process::Confinement,
 }
 
 impl Server {
@@ -191,8 +194,12 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
     let log_file = unconfined::create(log).context("create the server log")?;
     command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
     sys::die_with_parent(&mut command);
+    // The app may write beneath the tree and post-check's scratch folder.
+    let scratch = log.parent().unwrap_or(&tree.root);
+    let confined = process::Confinement::beneath(&[&tree.root, scratch])?;
+    confined.apply(&mut command);
     let child = command.spawn().context("start uvicorn")?;
-    Ok(Server { child })
+    Ok(Server { child, _confined: confined })
 }
 
 /// What one GET met.

@@ -399,7 +399,12 @@ fn check_python(
     const CODE: &str = "import sys\nbad = 0\nfor path in sys.argv[1:]:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except (SyntaxError, ValueError) as error:\n        bad += 1\n        print(f'{path}:{getattr(error, \"lineno\", \"?\")}: {error.__class__.__name__}: {getattr(error, \"msg\", error)}')\nsys.exit(1 if bad else 0)\n";
     let exe = python.exe("python");
     let cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1").arg("-c").arg(CODE).args(&files);
-    match process::run(cmd.quiet(), TOOL_TIMEOUT) {
+    // Compiling reads; the interpreter may write nothing but its scratch.
+    let confined = match process::Confinement::beneath(&[]) {
+        Ok(confined) => confined,
+        Err(err) => return Check::fail(VerifyCheck::PythonCompile, format!("{err:#}")),
+    };
+    match process::run(cmd.quiet(), TOOL_TIMEOUT, Some(&confined)) {
         Ok(out) if out.success() => {
             Check::pass(VerifyCheck::PythonCompile, format!("{} files", files.len()))
         }

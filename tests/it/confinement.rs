@@ -1,0 +1,89 @@
+//! The programs the tool runs are confined by the kernel (Landlock): they
+//! may write beneath the tree (or the scratch copy they work on) and their
+//! own scratch folder, which is their HOME, and nowhere else. Each route a
+//! real service takes out of its tree is tried: an env.py that writes
+//! beside the tree, a settings module that makes its folders in HOME, an
+//! app that writes elsewhere when it starts.
+use std::{fs, path::Path};
+
+use predicates::{prelude::*, str::contains};
+
+use crate::{breakage::half_apply_phase4_head, digest, root, run, run_in, sandbox, xtask};
+
+fn prepend(path: &Path, code: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    fs::write(path, format!("{code}\n{text}")).unwrap();
+}
+
+#[test]
+fn the_kernel_offers_landlock_here() {
+    // The guarantees below are the kernel's on this machine; --version says
+    // which the tool found.
+    let version = run(xtask().arg("--version"));
+    version.exits(0).stdout_has(contains("Landlock ABI"));
+}
+
+#[test]
+fn an_env_py_that_writes_beside_the_tree_is_stopped_before_anything_changes() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    half_apply_phase4_head(&root);
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let escape = outside.join("written-by-env.py");
+    prepend(
+        &root.join("migrations/env.py"),
+        &format!("open({:?}, 'w').write('escaped')", escape.display().to_string()),
+    );
+    let before = digest(&root);
+    let rollback = run_in(&root, &["rollback", "--scenario", "migration", "--yes"]);
+    rollback.exits(4).stderr_has(contains("Permission denied").or(contains("PermissionError")));
+    assert_eq!(digest(&root), before, "the rollback changed the tree");
+    let check = run_in(&root, &["post-check", "--only", "migrations", "--expect-revision", "head"]);
+    check.exits(1).stdout_has(contains("migrations.current").and(contains("FAIL")));
+    assert!(!escape.exists(), "a program the tool ran wrote outside the tree");
+}
+
+#[test]
+fn a_settings_module_that_makes_its_folders_in_home_makes_them_in_scratch() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    // As a pydantic settings class does on import: a data folder and a
+    // secret key under ~/.tmws.
+    let settings = "import os as _os\n\
+                    _data = _os.path.expanduser('~/.tmws/data')\n\
+                    _os.makedirs(_data, exist_ok=True)\n\
+                    open(_os.path.expanduser('~/.tmws/.secret_key'), 'w').write('k')";
+    prepend(&root.join("migrations/env.py"), settings);
+    prepend(&root.join("src/main.py"), settings);
+    let rollback = run(xtask()
+        .args(["rollback", "--scenario", "migration", "--yes", "--root"])
+        .arg(&root)
+        .env("HOME", &home));
+    rollback.exits(0);
+    let check = run(xtask()
+        .args(["post-check", "--only", "migrations,server", "--root"])
+        .arg(&root)
+        .env("HOME", &home));
+    check.stdout_has(contains("server.start").and(contains("uvicorn")));
+    assert!(
+        fs::read_dir(&home).unwrap().next().is_none(),
+        "the programs wrote into the caller's HOME"
+    );
+}
+
+#[test]
+fn an_app_that_writes_elsewhere_when_it_starts_fails_to_start() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let escape = dir.path().join("written-by-the-app");
+    prepend(
+        &root.join("src/main.py"),
+        &format!("open({:?}, 'w').write('escaped')", escape.display().to_string()),
+    );
+    let check = run_in(&root, &["post-check", "--only", "server", "--expect-revision", "head"]);
+    check.exits(1).stdout_has(contains("server.start").and(contains("Permission")));
+    assert!(!escape.exists(), "the app wrote outside the tree");
+}
