@@ -21,11 +21,13 @@ mod junit;
 mod manual_restore;
 mod offsite;
 mod post_check;
+mod preconditions;
 mod readme;
 mod rollback;
 mod sandbox;
 mod schema;
 mod sidecars;
+mod signals;
 mod verify_backup;
 
 use std::{

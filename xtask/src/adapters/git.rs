@@ -275,6 +275,30 @@ fn fault_hook() -> Result<()> {
     Ok(())
 }
 
+/// Refuses (exit 4) what would stop a git step half-way, before step 1: an
+/// `index.lock` (a git process running, or one that crashed), and a branch
+/// of the name the step creates that points elsewhere.
+pub fn refuse_unready(repo: &Repository, branch: Option<(&str, Oid)>) -> Result<()> {
+    let lock = repo.path().join("index.lock");
+    if std::fs::symlink_metadata(&lock).is_ok() {
+        return Err(crate::base::exit::refused(format!(
+            "{} exists: a git command is running in this repository, or one crashed and left it. Wait for it, or remove the file if no git command runs. Nothing was changed",
+            lock.display()
+        )));
+    }
+    if let Some((name, target)) = branch
+        && let Ok(existing) = repo.find_branch(name, BranchType::Local)
+    {
+        let at = existing.get().peel_to_commit()?.id();
+        if at != target {
+            return Err(crate::base::exit::refused(format!(
+                "branch {name} exists already, at {at}, not at {target} (an earlier rollback's?): rename or delete it (`git branch -m {name} {name}-old`), then run again. Nothing was changed"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a move that cannot finish or would destroy local changes.
 pub fn refuse_move(planned: &Move, overwrite: bool) -> Result<()> {
     if !planned.missing.is_empty() {

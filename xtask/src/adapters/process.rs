@@ -5,7 +5,10 @@ use std::{
     os::{fd::OwnedFd, unix::process::CommandExt},
     path::Path,
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -68,15 +71,17 @@ pub fn run_quiet(
 ) -> Result<Output> {
     let display = cmd.to_string();
     let mut command: Command = cmd.into();
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     sys::die_with_parent(&mut command);
     if let Some(confinement) = confined {
         confinement.apply(&mut command);
     }
-    let mut child = command.spawn().with_context(|| format!("start `{display}`"))?;
+    let mut child = spawn_ours(&mut command).with_context(|| format!("start `{display}`"))?;
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
-    let (status, timed_out) = wait_or_kill(&mut child, timeout)?;
+    let waited = wait_or_kill(&mut child, timeout);
+    forget_group(child.id() as i32);
+    let (status, timed_out) = waited?;
     Ok(Output {
         code: status.code(),
         stdout: stdout.join().unwrap_or_default(),
@@ -94,6 +99,72 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String
         }
         String::from_utf8_lossy(&text).into_owned()
     })
+}
+
+/// The process groups of the programs running for this xtask: what a
+/// termination signal stops before the xtask exits.
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// The variable that marks every program the tool starts with the pid of
+/// the xtask that started it, so a later run can tell its orphans.
+pub const RUN_MARK: &str = "TMWS_XTASK_RUN";
+
+/// Spawns a command in a process group of its own, marked as this run's,
+/// and remembers the group until `forget_group`.
+pub fn spawn_ours(command: &mut Command) -> std::io::Result<Child> {
+    command.process_group(0).env(RUN_MARK, std::process::id().to_string());
+    let child = command.spawn()?;
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).push(child.id() as i32);
+    Ok(child)
+}
+
+/// The group has ended (or is being stopped by its owner).
+pub fn forget_group(pgid: i32) {
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).retain(|g| *g != pgid);
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop every group this xtask started (SIGTERM,
+/// then SIGKILL after two seconds), the workers of a server included, and
+/// then end the xtask with 128 + the signal's number (130 for Ctrl-C). Call
+/// once, before any other thread starts.
+pub fn stop_children_on_signals() {
+    if sys::block_termination_signals().is_err() {
+        return;
+    }
+    thread::spawn(|| {
+        let signal = sys::wait_termination_signal();
+        // Held until the groups are gone: the main thread, done meanwhile,
+        // waits on it in `terminated` instead of exiting with its own code.
+        let _stopping = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
+        TERMINATED.store(signal, Ordering::SeqCst);
+        let groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for &group in &groups {
+            signal_group(group, Sig::Term);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while groups.iter().any(|g| sys::group_alive(*g)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        for &group in &groups {
+            signal_group(group, Sig::Kill);
+        }
+        std::process::exit(128 + signal);
+    });
+}
+
+/// The termination signal received, 0 before one.
+static TERMINATED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static STOPPING: Mutex<()> = Mutex::new(());
+
+/// When a termination signal arrived: the exit code it means (128 + its
+/// number), once every group is stopped. The caller exits with it, saying
+/// nothing more.
+pub fn terminated() -> Option<u8> {
+    let _stopped = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
+    match TERMINATED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some((128 + signal) as u8),
+    }
 }
 
 /// Where a program we start may write: beneath the folders given and its

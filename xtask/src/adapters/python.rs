@@ -17,6 +17,10 @@ use crate::{
 
 const REQUIREMENTS: &str = include_str!("../../python-requirements.txt");
 
+/// The variable that marks a program with the tree it runs for, so that a
+/// later run can find what an earlier one, killed, left behind.
+pub const ROOT_MARK: &str = "TMWS_XTASK_ROOT";
+
 /// How long one alembic or python call may take before it is stopped.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -152,7 +156,8 @@ impl Python {
     /// another instance); only the profile's own `[env]` may say otherwise.
     pub fn tool<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str) -> Cmd<'a> {
         let exe = self.exe(program);
-        let mut cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1");
+        let mut cmd =
+            sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1").env(ROOT_MARK, tree.root.as_os_str());
         if !tree.profile.database_url_env.is_empty() {
             cmd = cmd.env(&tree.profile.database_url_env, tree.database_url());
         }

@@ -79,6 +79,60 @@ pub fn find(tree: &Tree) -> Vec<Proc> {
     found
 }
 
+/// Programs an earlier run of the tool started for this root and left
+/// running (it was killed before it could stop them: a SIGKILL, a power
+/// cut of its terminal): marked with the root, and with the pid of an xtask
+/// that no longer runs.
+pub fn orphans(tree: &Tree) -> Vec<Proc> {
+    let root = tree.root.as_os_str().as_encoded_bytes();
+    let mut found = Vec::new();
+    for pid in pids() {
+        let Ok(environ) = unconfined::read(format!("/proc/{pid}/environ")) else { continue };
+        let value = |name: &str| {
+            let prefix = format!("{name}=");
+            environ
+                .split(|&b| b == 0)
+                .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+                .map(<[u8]>::to_vec)
+        };
+        let ours = value(crate::adapters::python::ROOT_MARK).is_some_and(|r| r == root);
+        let run: Option<i32> = value(process::RUN_MARK)
+            .and_then(|r| String::from_utf8(r).ok())
+            .and_then(|r| r.parse().ok());
+        let Some(run) = run.filter(|_| ours) else { continue };
+        if running(run) || zombie(pid) {
+            continue;
+        }
+        let (Some(args), Some(started)) = (cmdline(pid), start_time(pid)) else { continue };
+        let reason = format!("left by run {run} of the tool, which no longer runs");
+        found.push(Proc {
+            pid,
+            pgid: pgid(pid).unwrap_or(pid),
+            started,
+            cmdline: args.join(" "),
+            reason,
+        });
+    }
+    found
+}
+
+/// A note naming the orphans of the root, if any, and how to stop them.
+pub fn orphans_note(tree: &Tree) -> Option<String> {
+    let found = orphans(tree);
+    if found.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> =
+        found.iter().map(|p| format!("pid {} ({})", p.pid, p.cmdline)).collect();
+    let pids: Vec<String> = found.iter().map(|p| p.pid.to_string()).collect();
+    Some(format!(
+        "an earlier run of the tool for {} was killed before it could stop what it started, and left: {}; stop them with `kill {}`",
+        tree.root.display(),
+        listed.join(", "),
+        pids.join(" ")
+    ))
+}
+
 /// `python` matches `python`, `python3` and `python3.11`, never `pythonista`.
 fn program_matches(program: &str, wanted: &str) -> bool {
     program
@@ -219,12 +273,14 @@ fn ancestors() -> BTreeSet<i32> {
     out
 }
 
-/// Whether an argument names `root` or a path inside it: `/srv/tmws` and
-/// `--app-dir=/srv/tmws/src` do, `/srv/tmws2` does not.
+/// Whether an argument names `root` or a path inside it, from the start of
+/// the argument or of an option's value: `/srv/tmws` and
+/// `--app-dir=/srv/tmws/src` do; `/srv/tmws2` and `/var/srv/tmws/x` (the
+/// root's path, but inside another one) do not.
 fn mentions_path(arg: &str, root: &str) -> bool {
-    arg.match_indices(root).any(|(at, _)| {
-        let after = &arg[at + root.len()..];
-        after.is_empty() || after.starts_with('/')
+    let value = arg.split_once('=').map_or(arg, |(_, value)| value);
+    [arg, value].iter().any(|candidate| {
+        candidate.strip_prefix(root).is_some_and(|after| after.is_empty() || after.starts_with('/'))
     })
 }
 
@@ -247,5 +303,7 @@ mod tests {
         assert!(super::mentions_path("--app-dir=/srv/tmws/src", "/srv/tmws"));
         assert!(!super::mentions_path("/srv/tmws2/app.py", "/srv/tmws"));
         assert!(!super::mentions_path("tmws", "/srv/tmws"));
+        assert!(!super::mentions_path("/var/srv/tmws/app.py", "/srv/tmws"), "another tree's path");
+        assert!(!super::mentions_path("--log=/var/srv/tmws/x", "/srv/tmws"));
     }
 }

@@ -44,8 +44,15 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
         }
     };
     ui::install(verbosity(&flags.subcommand));
+    // Before any thread starts: a termination signal stops this run's
+    // children (their whole process groups) before the xtask exits.
+    xtask::adapters::process::stop_children_on_signals();
     let result =
         Shell::new().map_err(anyhow::Error::from).and_then(|sh| dispatch(flags.subcommand, &sh));
+    // Stopped by a signal: its code, once this run's programs are stopped.
+    if let Some(code) = xtask::adapters::process::terminated() {
+        return ExitCode::from(code);
+    }
     ui::report_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,

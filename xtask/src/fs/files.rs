@@ -4,13 +4,14 @@ use std::{
     fs::{self, File},
     io::{self, Write},
     os::unix::fs::{MetadataExt, PermissionsExt},
-    path::{Component, Path, PathBuf},
+    path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result, bail};
 
 use super::hash::sha256_at;
 pub use super::hash::{copy_hashed, sha256_bytes, sha256_open};
+pub use super::paths::{check_inside, check_relative, staging_path, with_suffix};
 
 use crate::{
     fs::root_dir::RootDir,
@@ -192,12 +193,6 @@ pub fn free_name(path: &Path) -> PathBuf {
     candidate
 }
 
-/// The temporary name used beside a target while it is staged.
-pub fn staging_path(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    target.with_file_name(format!(".{name}.xtask-staged"))
-}
-
 pub fn fsync_parent(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent() {
         File::open(parent)
@@ -260,32 +255,6 @@ fn walk(base: &Path, relative: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// A path from a manifest or a profile must be relative and must not climb.
-pub fn check_relative(path: &str) -> Result<()> {
-    let p = Path::new(path);
-    let climbs = p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-    if path.is_empty() || climbs || path.contains(['\n', '\t']) {
-        bail!(
-            "path {path:?} must be relative and stay inside its folder (no '..', no leading '/')"
-        );
-    }
-    Ok(())
-}
-
-/// Fails when a path inside `base` is, or passes through, a symlink that
-/// leads outside `base`. A path that does not exist passes: only where it
-/// would lead is judged here; opening it is the file-access layer's job.
-pub fn check_inside(base: &Path, relative: &str) -> Result<()> {
-    check_relative(relative)?;
-    let full = base.join(relative);
-    let Ok(resolved) = full.canonicalize() else { return Ok(()) };
-    let base = base.canonicalize().with_context(|| format!("resolve {}", base.display()))?;
-    if !resolved.starts_with(&base) {
-        bail!("{relative} leads outside {} (to {})", base.display(), resolved.display());
-    }
-    Ok(())
-}
-
 /// Copies a directory tree of regular files; symlinks are refused.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     fs::create_dir_all(dst)?;
@@ -310,10 +279,4 @@ pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
         .prefix(&format!("{prefix}-"))
         .tempdir()
         .context("create a scratch folder")
-}
-
-/// `tmws.db` + `-wal` → `tmws.db-wal`.
-pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!("{name}{suffix}"))
 }

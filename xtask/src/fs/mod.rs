@@ -6,6 +6,7 @@
 //! each one is visible here.
 pub mod files;
 pub mod hash;
+pub mod paths;
 pub mod root_dir;
 pub mod sys;
 pub mod unconfined;

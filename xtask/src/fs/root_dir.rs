@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use crate::{
     base::exit::refused,
     fs::{
-        hash,
+        hash, paths,
         sys::{self, FileType, Rename, Resolve},
     },
 };
@@ -184,6 +184,62 @@ impl RootDir {
             File::from(dir_for_sync(&dir)?).sync_all().context("fsync a folder")?;
         }
         Ok(())
+    }
+
+    /// Moves a file or a folder to a new name inside the root (never over
+    /// anything). Within one file system it is a rename; across two (a
+    /// `forensics/` or `data/` that is a mount point), the file or folder
+    /// is copied byte for byte beside its new name's final place, fsynced,
+    /// renamed there, and only then removed where it was: a crash leaves it
+    /// in both places, never in neither.
+    pub fn move_across(&self, from: &Path, to: &Path) -> Result<()> {
+        let (from_dir, from_name) = self.parent_of(from)?;
+        let (to_dir, to_name) = self.parent_of(to)?;
+        match sys::rename_in(&from_dir, &from_name, &to_dir, &to_name, Rename::NoReplace) {
+            Ok(()) => {
+                for dir in [from_dir, to_dir] {
+                    File::from(dir_for_sync(&dir)?).sync_all().context("fsync a folder")?;
+                }
+                Ok(())
+            }
+            Err(err) if sys::is_cross_device(&err) => {
+                self.copy_whole(from, to)?;
+                match self.kind(from)? {
+                    Some(FileType::Directory) => self.remove_dir_all(from),
+                    _ => self.remove_file(from),
+                }
+            }
+            Err(err) => {
+                Err(err).with_context(|| format!("move {} to {}", self.shown(from), self.shown(to)))
+            }
+        }
+    }
+
+    /// Copies a file (or a folder, whole) to a new name through a staging
+    /// name, fsynced, then renamed into place.
+    fn copy_whole(&self, from: &Path, to: &Path) -> Result<()> {
+        let stage = paths::staging_path(to);
+        if self.kind(&stage)?.is_some() {
+            self.discard(&stage, anyhow::anyhow!("an earlier copy"));
+        }
+        match self.kind(from)? {
+            Some(FileType::Directory) => {
+                self.create_dir(&stage, 0o755)
+                    .with_context(|| format!("create {}", self.shown(&stage)))?;
+                for (name, _) in self.list(from)? {
+                    self.copy_whole(&from.join(&name), &stage.join(&name))?;
+                }
+            }
+            _ => {
+                let input = self.open_read(from)?;
+                let mode =
+                    std::os::unix::fs::PermissionsExt::mode(&input.metadata()?.permissions());
+                let output = self.create_new(&stage, mode & 0o7777)?;
+                hash::copy_hashed(&input, &output)
+                    .with_context(|| format!("copy {} across file systems", self.shown(from)))?;
+            }
+        }
+        self.rename(&stage, to, Rename::NoReplace)
     }
 
     /// Removes a file (a link is removed itself, never followed).

@@ -194,6 +194,11 @@ pub fn copy_unsupported(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EXDEV | libc::EINVAL | libc::EOPNOTSUPP))
 }
 
+/// Whether a rename failed because it would cross a file system.
+pub fn is_cross_device(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::EXDEV)
+}
+
 /// Whether an error is openat2's refusal of a path that leads out of its folder.
 pub fn is_escape(err: &io::Error) -> bool {
     err.raw_os_error() == Some(libc::EXDEV)
@@ -403,4 +408,39 @@ pub fn confine_on_exec(command: &mut Command, ruleset: &OwnedFd) {
             Ok(())
         });
     }
+}
+
+/// The signals that end the xtask on a person's or a supervisor's request.
+const TERMINATION: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+fn termination_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, filled by sigemptyset and sigaddset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in TERMINATION {
+            libc::sigaddset(&mut set, signal);
+        }
+        set
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread
+/// it starts afterwards, so that only `wait_termination_signal` receives
+/// them. The children the tool spawns start with no signal blocked (std
+/// resets the mask before exec).
+pub fn block_termination_signals() -> io::Result<()> {
+    let set = termination_set();
+    // SAFETY: a valid set; the old mask is not wanted.
+    let status = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if status == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(status)) }
+}
+
+/// Waits for one of the blocked termination signals; returns its number.
+pub fn wait_termination_signal() -> i32 {
+    let set = termination_set();
+    let mut signal = 0;
+    // SAFETY: a valid set and a place for the signal number.
+    unsafe { libc::sigwait(&set, &mut signal) };
+    signal
 }

@@ -19,6 +19,12 @@ pub fn abandon(scenario: Scenario, root: &Path) -> String {
     rollback(scenario, "--abandon", root)
 }
 
+/// The command that closes a run whose journal cannot be read (any
+/// scenario does: the journal no longer says which it was).
+pub fn abandon_unreadable(root: &Path) -> String {
+    abandon(Scenario::Complete, root)
+}
+
 /// After a migration rollback that cannot finish: close it, then restore the
 /// database from the backup instead.
 pub fn database_instead(root: &Path) -> String {

@@ -10,8 +10,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
+    base::exit::interrupted,
     fs::files,
-    model::{label::Label, profile::Tree, scenario::Scenario},
+    model::{advice, label::Label, profile::Tree, scenario::Scenario},
 };
 
 /// Where a run stands.
@@ -49,22 +50,49 @@ pub struct Journal<S> {
     pub failure: Option<String>,
 }
 
+/// What the state folder holds.
+pub enum Peek<S> {
+    None,
+    Found(Journal<S>),
+    /// A journal file that cannot be read, and why.
+    Unreadable(String),
+}
+
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("journal.json")
 }
 
 impl<S: Serialize + DeserializeOwned> Journal<S> {
+    /// The journal of an unfinished run, if there is one. One that cannot be
+    /// read (a garbled file, a link, a FIFO) is an interrupted run too (exit
+    /// 5), whose way out `--abandon` takes.
     pub fn load(tree: &Tree) -> Result<Option<Journal<S>>> {
+        match Journal::peek(tree) {
+            Peek::None => Ok(None),
+            Peek::Found(journal) => Ok(Some(journal)),
+            Peek::Unreadable(why) => Err(interrupted(format!(
+                "{why}. An earlier rollback left it so; `{}` keeps it in forensics/ and closes the run, leaving the tree as it is",
+                advice::abandon_unreadable(&tree.root)
+            ))),
+        }
+    }
+
+    /// What the state folder holds: no journal, a journal, or a file that is
+    /// not one (and why).
+    pub fn peek(tree: &Tree) -> Peek<S> {
         let file = path(&tree.state_dir());
         if tree.fs.kind(&file).unwrap_or(None).is_none() {
-            return Ok(None);
+            return Peek::None;
         }
         let mut text = String::new();
-        tree.fs.open_read(&file)?.read_to_string(&mut text)?;
-        Ok(Some(
-            serde_json::from_str(&text)
-                .with_context(|| format!("read the journal {}", file.display()))?,
-        ))
+        let read = tree.fs.open_read(&file).and_then(|mut f| Ok(f.read_to_string(&mut text)?));
+        match read.and_then(|_| Ok(serde_json::from_str(&text)?)) {
+            Ok(journal) => Peek::Found(journal),
+            Err(err) => Peek::Unreadable(format!(
+                "the rollback journal {} cannot be read ({err:#})",
+                file.display()
+            )),
+        }
     }
 
     pub fn save(&self, tree: &Tree) -> Result<()> {

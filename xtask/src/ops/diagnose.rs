@@ -60,6 +60,9 @@ pub fn diagnose(
     expect_commit: Option<&str>,
     python: Option<&Path>,
 ) -> Result<Diagnosis> {
+    if let Some(note) = crate::adapters::services::orphans_note(tree) {
+        crate::base::events::note(&note);
+    }
     let python = Python::find(sh, Some(&tree.root), python)?;
     // Evidence without a backup to compare with is still evidence.
     let manifest = Backup::find(tree, label).ok().flatten().map(|b| b.manifest);
@@ -106,9 +109,16 @@ pub fn diagnose(
 
 /// A rollback journal left by an interrupted or failed run.
 fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
-    let journal: Option<crate::model::journal::Journal<serde_json::Value>> =
-        crate::model::journal::Journal::load(tree)?;
-    let Some(j) = journal else { return Ok(None) };
+    use crate::model::journal::{Journal, Peek};
+    let j = match Journal::<serde_json::Value>::peek(tree) {
+        Peek::None => return Ok(None),
+        Peek::Found(j) => j,
+        Peek::Unreadable(why) => {
+            let check = Check::fail(DiagnoseCheck::RollbackUnfinished, why);
+            let next = format!("`{}` to close it", advice::abandon_unreadable(&tree.root));
+            return Ok(Some(resume_first(check, next)));
+        }
+    };
     let at = j.stopped_at();
     let next = format!(
         "`{}` to finish it, or `{}` to close it",
@@ -127,7 +137,12 @@ fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
             j.bundle.display()
         ),
     );
-    Ok(Some(Diagnosis {
+    Ok(Some(resume_first(check, next)))
+}
+
+/// The diagnosis while a rollback is unfinished: resume (or close) it first.
+fn resume_first(check: Check, next: String) -> Diagnosis {
+    Diagnosis {
         schema: crate::model::check::SCHEMA,
         command: "diagnose",
         recommendation: Recommendation::Resume,
@@ -135,7 +150,7 @@ fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
         next: Some(next),
         interpreter: String::new(),
         checks: vec![check],
-    }))
+    }
 }
 
 /// The import check, and whether its failure is the deploy's: a critical

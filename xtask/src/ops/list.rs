@@ -11,7 +11,7 @@ use crate::{
     model::label::Label,
     model::{
         backup::Backup,
-        journal::Journal,
+        journal::{Journal, Peek},
         lock::Lock,
         profile::{Tree, labels},
         repository::Entry,
@@ -87,16 +87,17 @@ pub fn list(tree: &Tree) -> Result<Listing> {
         a.created.cmp(&b.created).then_with(|| written(&a.label).cmp(&written(&b.label)))
     });
     let lock = Lock::holder(tree);
-    let journal: Option<Journal<serde_json::Value>> = Journal::load(tree)?;
-    let unfinished_rollback = journal.map(|j| {
-        format!(
+    let unfinished_rollback = match Journal::<serde_json::Value>::peek(tree) {
+        Peek::None => None,
+        Peek::Found(j) => Some(format!(
             "--scenario {} (run {}, {:?}, stopped at step {})",
             j.scenario,
             j.run,
             j.status,
             j.stopped_at() + 1
-        )
-    });
+        )),
+        Peek::Unreadable(why) => Some(format!("of an unknown scenario: {why}")),
+    };
     Ok(Listing {
         schema: crate::model::check::SCHEMA,
         command: "list",

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::{Bundle, DatabaseCapture, EvidenceFile, db_name, rel};
-use crate::{adapters::sqlite, fs::files, fs::sys::Rename, model::database};
+use crate::{adapters::sqlite, fs::files, model::database};
 
 /// A database file hashed where it lay, before it moved: a rename keeps its
 /// inode, size and mtime, so the hash still names the moved file.
@@ -61,7 +61,7 @@ impl Bundle {
                     // is in the bundle is never replaced.
                     let dest = files::free_name(&target.join(&name));
                     tree.fs
-                        .rename(&source, &dest, Rename::NoReplace)
+                        .move_across(&source, &dest)
                         .with_context(|| format!("move {} into the bundle", source.display()))?;
                     moved.push(dest);
                 }

@@ -70,6 +70,9 @@ impl Expected {
 /// Runs the selected checks on `tree`: the slow ones (pytest, the server)
 /// each in a thread of its own, the quick ones meanwhile.
 pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
+    if let Some(note) = crate::adapters::services::orphans_note(tree) {
+        crate::base::events::note(&note);
+    }
     let selection = Selection::new(&o.only, &o.skip)?;
     let expected = expectations(tree, o)?;
     // Outside the tree: pytest's XML report and the server's log.

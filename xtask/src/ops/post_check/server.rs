@@ -4,7 +4,6 @@
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    os::unix::process::CommandExt,
     path::Path,
     process::{Child, Command, Stdio},
     thread,
@@ -63,6 +62,7 @@ impl Drop for Server {
             process::signal_group(pgid, Sig::Kill);
             let _reaped = self.child.wait();
         }
+        process::forget_group(pgid);
     }
 }
 
@@ -192,13 +192,13 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
     crate::base::events::command(&cmd.to_string());
     let mut command: Command = cmd.into();
     let log_file = unconfined::create(log).context("create the server log")?;
-    command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
+    command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
     sys::die_with_parent(&mut command);
     // The app may write beneath the tree and post-check's scratch folder.
     let scratch = log.parent().unwrap_or(&tree.root);
     let confined = process::Confinement::beneath(&[&tree.root, scratch])?;
     confined.apply(&mut command);
-    let child = command.spawn().context("start uvicorn")?;
+    let child = process::spawn_ours(&mut command).context("start uvicorn")?;
     Ok(Server { child, _confined: confined })
 }
 

@@ -29,7 +29,7 @@ use crate::{
     model::{
         advice,
         backup::Backup,
-        journal::{Journal, RunStatus},
+        journal::{Journal, Peek, RunStatus},
         lock::Lock,
         manifest::Manifest,
         profile::Tree,
@@ -104,6 +104,12 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
     if let (true, Some(holder)) = (o.break_lock, _lock.as_ref().and_then(|l| l.left_by.as_deref()))
     {
         events::note(&format!("the lock file held a record left by {holder}; it never blocked"));
+    }
+    if let Some(note) = crate::adapters::services::orphans_note(tree) {
+        events::note(&note);
+    }
+    if let (true, Peek::Unreadable(why)) = (o.abandon, Journal::<Step>::peek(tree)) {
+        return abandon_unreadable(tree, o, &why, &say);
     }
     let journal = triage(tree, o)?;
     if o.abandon {
@@ -281,6 +287,40 @@ fn triage(tree: &Tree, o: &Options) -> Result<Option<Journal<Step>>> {
         ))),
         _ => Ok(journal),
     }
+}
+
+/// Closes a run whose journal cannot be read: the file (whatever it is: it
+/// is moved, never opened) goes into a folder of its own under
+/// `forensics/`, and the tree stays as it is.
+fn abandon_unreadable(
+    tree: &Tree,
+    o: &Options,
+    why: &str,
+    say: &dyn Fn(String),
+) -> Result<Outcome> {
+    let kept = tree.forensics_dir().join(format!(
+        "unreadable-journal-{}-{}",
+        clock::now_compact(),
+        std::process::id()
+    ));
+    tree.fs.create_dir_all(&kept)?;
+    let journal = crate::model::journal::path(&tree.state_dir());
+    tree.fs.rename(&journal, &kept.join("journal.json"), crate::fs::sys::Rename::NoReplace)?;
+    let relative = kept.strip_prefix(&tree.root).unwrap_or(&kept).display().to_string();
+    say(format!(
+        "abandoned an unfinished rollback whose journal could not be read: {why}. The file is kept in {relative}/journal.json; the tree stays as it is (check it with `cargo xtask diagnose --root {}`)",
+        tree.root.display()
+    ));
+    Ok(Outcome {
+        schema: crate::model::check::SCHEMA,
+        command: "rollback",
+        scenario: o.scenario,
+        dry_run: false,
+        plan: Vec::new(),
+        steps: Vec::new(),
+        bundle: Some(relative),
+        result: "abandoned",
+    })
 }
 
 /// Closes an unfinished run on purpose: its journal goes into its bundle,

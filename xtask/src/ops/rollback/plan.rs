@@ -306,10 +306,40 @@ pub fn check_paths(tree: &Tree, backup: &Path, steps: &[Step], manifest: &Manife
             }
             Step::RestoreMigrations => {
                 fs.expect_dir_or_nothing(&tree.migrations())?;
+                refuse_mount_point(tree, &tree.migrations())?;
                 sources(Kind::Migration)?;
+            }
+            Step::GitBranch { branch, commit, .. } => {
+                let repo = git::open(&tree.root)?.context("the root is not a git repository")?;
+                git::refuse_unready(&repo, Some((branch, git2::Oid::from_str(commit)?)))?;
+            }
+            Step::GitSoftReset { .. }
+            | Step::GitHardReset { .. }
+            | Step::GitRestorePaths { .. } => {
+                let repo = git::open(&tree.root)?.context("the root is not a git repository")?;
+                git::refuse_unready(&repo, None)?;
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// A folder the plan swaps whole must not be a mount point: it cannot be
+/// renamed (a mount point beneath it, like `forensics/` or `data/`, is
+/// fine: what moves across is copied).
+fn refuse_mount_point(tree: &Tree, folder: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(here), Some(Ok(above))) =
+        (std::fs::symlink_metadata(folder), folder.parent().map(std::fs::symlink_metadata))
+    else {
+        return Ok(());
+    };
+    if here.dev() != above.dev() {
+        return Err(refused(format!(
+            "{} is a mount point: a migration restore swaps that folder whole, which a mount point cannot be. Mount its parent instead, or restore the files by hand (docs/backup-format.md). Nothing was changed",
+            tree.profile.migrations
+        )));
     }
     Ok(())
 }

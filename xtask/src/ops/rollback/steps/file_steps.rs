@@ -58,7 +58,7 @@ impl Ctx<'_> {
                 if let Some(parent) = dest.parent() {
                     self.tree.fs.create_dir_all(parent)?;
                 }
-                self.tree.fs.rename(&target, &dest, Rename::NoReplace)?;
+                self.tree.fs.move_across(&target, &dest)?;
                 removed.push(path);
             }
         }
@@ -140,7 +140,7 @@ impl Ctx<'_> {
     pub(super) fn keep_replaced(&mut self, folder: &Path) -> Result<()> {
         self.bundle()?;
         let replaced = files::free_name(&self.bundle_dir.join("migrations-replaced"));
-        self.tree.fs.rename(folder, &replaced, Rename::NoReplace)
+        self.tree.fs.move_across(folder, &replaced)
     }
 
     pub(super) fn migrations_match(

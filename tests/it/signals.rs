@@ -1,0 +1,102 @@
+//! Only our processes, and all of them: a termination signal to the xtask
+//! stops every program it started (a server's workers included) before it
+//! exits; after a SIGKILL, which nothing can catch, the next run reports
+//! what was left behind for the root.
+use std::{
+    fs,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use predicates::{prelude::*, str::contains};
+
+use crate::{root, run_in, sandbox, xtask_path};
+
+/// The processes the tool started for this root that still run.
+fn marked(root: &Path) -> Vec<i32> {
+    let wanted = format!("TMWS_XTASK_ROOT={}", root.display());
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(environ) = fs::read(entry.path().join("environ")) else { continue };
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if !zombie && environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A tree whose app takes long to import, served by two workers: while
+/// post-check waits for /health, the server and both workers run.
+fn slow_server(root: &Path) {
+    fs::write(
+        root.join("tmws-rollback.toml"),
+        "server_args = [\"--workers\", \"2\"]\nserver_timeout = 120\n",
+    )
+    .unwrap();
+    let main = root.join("src/main.py");
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("import time\ntime.sleep(60)\n{text}")).unwrap();
+}
+
+fn post_check_in_background(root: &Path) -> std::process::Child {
+    Command::new(xtask_path())
+        .args(["post-check", "--only", "server", "--expect-revision", "head", "--root"])
+        .arg(root)
+        .env_remove("TMWS_ROOT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_termination_signal_stops_every_program_the_run_started() {
+    for signal in ["-TERM", "-INT"] {
+        let dir = sandbox("phase4");
+        let root = root(&dir);
+        slow_server(&root);
+        let mut xtask = post_check_in_background(&root);
+        wait_for("the server and its two workers", || marked(&root).len() >= 3);
+        let killed = Command::new("kill").arg(signal).arg(xtask.id().to_string()).status();
+        assert!(killed.unwrap().success());
+        let status = xtask.wait().unwrap();
+        let expected = if signal == "-TERM" { 143 } else { 130 };
+        assert_eq!(status.code(), Some(expected), "{signal}");
+        wait_for("every program of the run to stop", || marked(&root).is_empty());
+    }
+}
+
+#[test]
+fn after_a_sigkill_the_next_run_reports_what_was_left_behind() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    slow_server(&root);
+    let mut xtask = post_check_in_background(&root);
+    wait_for("the server and its two workers", || marked(&root).len() >= 3);
+    xtask.kill().unwrap();
+    xtask.wait().unwrap();
+    // The server dies with the xtask; its workers may not.
+    std::thread::sleep(Duration::from_millis(500));
+    let left = marked(&root);
+    let report = run_in(&root, &["diagnose"]);
+    for pid in &left {
+        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+    assert!(!left.is_empty(), "nothing was left behind: the test proves nothing");
+    report.stderr_has(
+        contains("was killed before it could stop what it started")
+            .and(contains(format!("pid {}", left[0]))),
+    );
+}
