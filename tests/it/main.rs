@@ -15,6 +15,7 @@ mod diagnose;
 mod drill;
 mod forensics;
 mod forgery;
+mod git_writes;
 mod house;
 mod identity;
 mod junit;

@@ -137,7 +137,7 @@ pub fn build(
             steps.push(Step::Preserve { database: None });
             steps.push(Step::RestoreFiles { paths });
         }
-        Scenario::Complete => steps = complete(manifest, repo.as_ref())?,
+        Scenario::Complete => steps = complete(tree, manifest, repo.as_ref())?,
         Scenario::Git => {
             let Some(repo) = &repo else {
                 return Err(usage(format!("{} is not a git repository", tree.root.display())));
@@ -149,7 +149,11 @@ pub fn build(
 }
 
 /// The complete row: everything, the code included when git has the tag.
-fn complete(manifest: &Manifest, repo: Option<&git2::Repository>) -> Result<Vec<Step>> {
+fn complete(
+    tree: &Tree,
+    manifest: &Manifest,
+    repo: Option<&git2::Repository>,
+) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     steps.push(Step::StopServices);
     steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
@@ -162,7 +166,7 @@ fn complete(manifest: &Manifest, repo: Option<&git2::Repository>) -> Result<Vec<
         && let Some(commit) = git::tag_commit(repo, &manifest.label)
     {
         // Every object the checkout needs is present before step 1.
-        git::refuse_move(&git::plan_move(repo, commit)?, true)?;
+        git::refuse_move(&git::plan_move(repo, &tree.fs, commit)?, true)?;
         steps.push(Step::GitBranch {
             branch: format!("rollback-{}", manifest.label),
             tag: manifest.label.to_string(),
@@ -189,13 +193,13 @@ fn git(
     steps.push(Step::Preserve { database: None });
     if let Some(from) = &c.from {
         let from = git::resolve(repo, from).map_err(|e| usage(format!("{e:#}")))?;
-        git::plan_restore(repo, from, &c.paths)?;
+        git::plan_restore(repo, &tree.fs, from, &c.paths)?;
         steps.push(Step::GitRestorePaths { from: from.to_string(), paths: c.paths.clone() });
     } else if let Some(commit) = &c.commit {
         let commit = git::resolve(repo, commit).map_err(|e| usage(format!("{e:#}")))?.to_string();
         if c.hard {
             let oid = git2::Oid::from_str(&commit)?;
-            git::refuse_move(&git::plan_move(repo, oid)?, true)?;
+            git::refuse_move(&git::plan_reset(repo, &tree.fs, oid)?, true)?;
             let keep_ref = format!("refs/tmws-rollback/discarded-{run}");
             steps.push(Step::GitHardReset { commit, keep_ref });
         } else {
@@ -211,7 +215,7 @@ fn git(
                 )),
             });
         };
-        git::refuse_move(&git::plan_move(repo, commit)?, false)?;
+        git::refuse_move(&git::plan_move(repo, &tree.fs, commit)?, false)?;
         check_database_fits(tree, repo, commit, c.force)?;
         steps.push(Step::GitBranch {
             branch: format!("rollback-{}", manifest.label),
