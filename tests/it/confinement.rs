@@ -87,3 +87,27 @@ fn an_app_that_writes_elsewhere_when_it_starts_fails_to_start() {
     check.exits(1).stdout_has(contains("server.start").and(contains("Permission")));
     assert!(!escape.exists(), "the app wrote outside the tree");
 }
+
+#[test]
+fn without_landlock_the_tool_says_so_once_and_identity_still_holds() {
+    let version = run(xtask().arg("--version").env("XTASK_PRETEND_NO_LANDLOCK", "1"));
+    version.exits(0).stdout_has(contains("no Landlock"));
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    half_apply_phase4_head(&root);
+    let other = dir.path().join("other.db");
+    fs::copy(root.join("data/tmws.db"), &other).unwrap();
+    let env_py = root.join("migrations/env.py");
+    let text = fs::read_to_string(&env_py).unwrap();
+    let hard = format!("url = \"sqlite:///{}\"", other.display());
+    fs::write(&env_py, text.replace("url = os.environ.get(\"TMWS_DATABASE_URL\")", &hard)).unwrap();
+    let (other_before, tree_before) = (fs::read(&other).unwrap(), digest(&root));
+    let mut cmd = xtask();
+    cmd.args(["rollback", "--scenario", "migration", "--yes", "--root"]).arg(&root);
+    let result = run(cmd.env("XTASK_PRETEND_NO_LANDLOCK", "1"));
+    result.exits(4).stderr_has(contains("alembic would act on another database"));
+    let warnings = result.stderr.matches("this kernel offers no Landlock").count();
+    assert_eq!(warnings, 1, "the warning is said once: {}", result.stderr);
+    assert_eq!(fs::read(&other).unwrap(), other_before, "the other database changed");
+    assert_eq!(digest(&root), tree_before, "the tree changed");
+}

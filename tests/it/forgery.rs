@@ -143,3 +143,46 @@ fn a_fifo_where_the_manifest_should_be_never_hangs_a_command() {
     assert_eq!(digest(&root), before, "a command changed the tree");
     fs::write(&manifest, kept).unwrap();
 }
+
+#[test]
+fn a_fifo_anywhere_the_tool_reads_never_hangs_it() {
+    let cases: [(&str, &[&[&str]]); 4] = [
+        ("data/tmws.db", &[&["diagnose"], &["post-check", "--only", "database"]]),
+        // list only reports the lock (it never opens it): it may pass.
+        (".tmws-rollback/lock", &[&["backup", "--label", "fifo-lock"]]),
+        ("tmws-rollback.toml", &[&["list"], &["diagnose"], &["backup", "--label", "fifo-profile"]]),
+        (".git/info/exclude", &[&["backup", "--label", "fifo-exclude"]]),
+    ];
+    for (path, commands) in cases {
+        let dir = sandbox("backed-up");
+        let root = root(&dir);
+        let fifo = root.join(path);
+        fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+        if fifo.exists() {
+            fs::remove_file(&fifo).unwrap();
+        }
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        for args in commands {
+            let result = crate::run(
+                Command::new("timeout")
+                    .arg("60")
+                    .arg(crate::xtask_path())
+                    .args(*args)
+                    .arg("--root")
+                    .arg(&root)
+                    .env_remove("TMWS_ROOT"),
+            );
+            assert_ne!(result.code, 124, "{args:?} hung on a FIFO at {path}");
+            assert_ne!(result.code, 0, "{args:?} passed with a FIFO at {path}: {result:?}");
+        }
+        let list = crate::run(
+            Command::new("timeout")
+                .arg("60")
+                .arg(crate::xtask_path())
+                .arg("list")
+                .arg("--root")
+                .arg(&root),
+        );
+        assert_ne!(list.code, 124, "list hung on a FIFO at {path}");
+    }
+}

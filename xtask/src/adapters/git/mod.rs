@@ -22,9 +22,30 @@ pub fn open(root: &Path) -> Result<Option<Repository>> {
     if std::fs::symlink_metadata(root.join(".git")).is_err() {
         return Ok(None);
     }
-    Repository::open(root)
-        .map(Some)
-        .with_context(|| format!("{} has a .git that git cannot open", root.display()))
+    refuse_special_files(root, &root.join(".git"))?;
+    let repo = Repository::open(root)
+        .with_context(|| format!("{} has a .git that git cannot open", root.display()))?;
+    refuse_special_files(root, repo.path())?;
+    Ok(Some(repo))
+}
+
+/// libgit2 opens these files as it needs them and would wait forever on a
+/// FIFO (or read a device): anything but a regular file there, or a link to
+/// one, is refused before git reads anything (exit 4, naming it).
+fn refuse_special_files(root: &Path, git_dir: &Path) -> Result<()> {
+    let in_git = ["config", "HEAD", "index", "packed-refs", "info/exclude", "info/attributes"];
+    let in_tree = [".gitignore", ".gitattributes"].map(|name| root.join(name));
+    for path in in_git.iter().map(|name| git_dir.join(name)).chain(in_tree) {
+        // Followed on purpose: a link to a FIFO is as bad as a FIFO.
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(crate::base::exit::refused(format!(
+                "{} is a FIFO, socket or device (or a link to one): git would wait on it or read it; replace it with a regular file. Nothing was read or changed",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The message of an annotated tag (`None` for a lightweight tag).
