@@ -9,6 +9,7 @@ mod attacks;
 mod backup;
 mod bench;
 mod breakage;
+mod check_copies;
 mod checkouts;
 mod confinement;
 mod diagnose;
@@ -245,6 +246,16 @@ pub fn sandbox(stage: &str) -> TempDir {
     })
 }
 
+/// A fresh copy of a sandbox of a fixture variant (fixtures/variants/) at
+/// `stage`, its template built once per test process.
+pub fn sandbox_variant(stage: &str, variant: &str) -> TempDir {
+    from_template(&format!("{stage}-{variant}"), |template| {
+        let mut cmd = xtask();
+        cmd.args(["sandbox", "--stage", stage, "--variant", variant, "--out"]).arg(template);
+        assert_code(&run(&mut cmd), 0);
+    })
+}
+
 /// A fresh copy of the tree `build` makes at the path it is given, built
 /// once per test process (the first test to ask builds it; the others wait
 /// for that one only).
@@ -380,6 +391,7 @@ pub fn filters(root: &Path) -> Vec<(String, String)> {
         (r"127\.0\.0\.1:\d+".into(), "127.0.0.1:[PORT]".into()),
         (r"\b[0-9a-f]{12}\b(\))".into(), "[HASH]$1".into()),
         (r"pid \d+".into(), "pid [PID]".into()),
+        (r"\d+ files, [0-9.]+ MiB \(\d+ reflinked\), \[S\]".into(), "[COPY COST]".into()),
         // A `$ command` line is cut at a width, so where depends on the
         // length of the path it starts with: keep the program only.
         (r"(?m)^\$ (\[VENV\]/bin/[a-z0-9]+) .*…$".into(), "$$ $1 […]".into()),

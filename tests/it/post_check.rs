@@ -51,26 +51,21 @@ fn post_check_json(root: &Path, extra: &[&str]) -> Run {
 fn assert_no_server(root: &Path) {
     let root = root.canonicalize().unwrap();
     for _ in 0..100 {
-        let alive: Vec<String> = fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
-            .filter(|e| fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&root)))
-            .filter(|e| {
-                fs::read(e.path().join("cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("uvicorn"))
-            })
-            .filter(|e| {
-                !fs::read_to_string(e.path().join("stat")).unwrap_or_default().contains(") Z ")
-            })
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        if alive.is_empty() {
+        if uvicorns_of(&root).is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("a server of {} is still running", root.display());
+}
+
+/// The uvicorn processes the tool started for `root` that still run.
+fn uvicorns_of(root: &Path) -> Vec<i32> {
+    let uvicorn = |pid: &i32| {
+        fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("uvicorn"))
+    };
+    crate::signals::marked(root).into_iter().filter(uvicorn).collect()
 }
 
 #[test]
@@ -288,11 +283,7 @@ fn ctrl_c_on_the_xtask_stops_the_server() {
     let canonical = root.canonicalize().unwrap();
     let mut seen = false;
     for _ in 0..400 {
-        seen = fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&canonical))
-                && fs::read(e.path().join("cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("uvicorn"))
-        });
+        seen = !uvicorns_of(&canonical).is_empty();
         if seen {
             break;
         }

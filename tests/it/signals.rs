@@ -13,8 +13,9 @@ use predicates::{prelude::*, str::contains};
 
 use crate::{root, run_in, sandbox, xtask_path};
 
-/// The processes the tool started for this root that still run.
-fn marked(root: &Path) -> Vec<i32> {
+/// The processes the tool started for this root that still run (by the
+/// mark they carry: they may run in a scratch copy of the tree).
+pub fn marked(root: &Path) -> Vec<i32> {
     let wanted = format!("TMWS_XTASK_ROOT={}", root.display());
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {

@@ -156,8 +156,10 @@ impl Python {
     /// another instance); only the profile's own `[env]` may say otherwise.
     pub fn tool<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str) -> Cmd<'a> {
         let exe = self.exe(program);
-        let mut cmd =
-            sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1").env(ROOT_MARK, tree.root.as_os_str());
+        let mut cmd = sh
+            .cmd(exe)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env(ROOT_MARK, tree.live_root().as_os_str());
         if !tree.profile.database_url_env.is_empty() {
             cmd = cmd.env(&tree.profile.database_url_env, tree.database_url());
         }

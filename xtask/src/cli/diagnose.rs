@@ -49,6 +49,7 @@ fn human(tree: &Tree, diagnosis: &Diagnosis) -> String {
     let table = render::human(&report, false);
     let mut out = table.rsplit_once("\n\n").map_or(table.as_str(), |(t, _)| t).to_string();
     out.push_str(&format!("\npython: {}\n", diagnosis.interpreter));
+    out.push_str(&format!("programs ran on: {}\n", diagnosis.programs_ran_on));
     match (&diagnosis.recommendation, &diagnosis.next) {
         (Recommendation::Healthy, _) => out.push_str("\nhealthy: nothing to roll back\n"),
         (_, Some(next)) => out.push_str(&format!("\nrecommendation: {next}\n")),

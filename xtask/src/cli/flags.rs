@@ -20,6 +20,8 @@ xflags::xflags! {
             required --out dir: PathBuf
             /// pre-phase4 (default), backed-up (also runs backup) or phase4 (also deploys Phase 4).
             optional --stage stage: Stage
+            /// A fixture variant from fixtures/variants/ (a real service's property).
+            optional --variant name: String
             /// Python interpreter for the tools' virtualenv (or TMWS_PYTHON).
             optional --python python: PathBuf
             /// Print what would be built; write nothing.
@@ -145,6 +147,9 @@ xflags::xflags! {
             /// Fail the checks that compare with a backup when there is none
             /// (default: they are not applicable).
             optional --require-backup
+            /// Run the app, pytest and alembic on the live tree instead of a
+            /// scratch copy; the database is hashed before and after.
+            optional --live
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
@@ -335,6 +340,7 @@ pub struct Sandbox {
     pub verbose: bool,
     pub out: PathBuf,
     pub stage: Option<Stage>,
+    pub variant: Option<String>,
     pub python: Option<PathBuf>,
     pub dry_run: bool,
 }
@@ -405,6 +411,7 @@ pub struct PostCheck {
     pub expect_revision: Option<String>,
     pub port: Option<u16>,
     pub require_backup: bool,
+    pub live: bool,
     pub python: Option<PathBuf>,
 }
 

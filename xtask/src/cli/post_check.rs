@@ -38,6 +38,7 @@ impl flags::PostCheck {
                 port: self.port,
                 python: self.python,
                 require_backup: self.require_backup,
+                live: self.live,
             };
             post_check(sh, &tree, &options).map(|report| (tree, report))
         })();

@@ -5,3 +5,4 @@ pub mod bench;
 pub mod drill;
 pub mod sandbox;
 pub mod seed;
+pub mod variant;

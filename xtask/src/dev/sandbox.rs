@@ -22,7 +22,7 @@ use xtask::{
 use crate::{
     cli::flags::{self, Stage},
     cli::ui,
-    dev::seed,
+    dev::{seed, variant::Variant},
 };
 
 impl flags::Sandbox {
@@ -51,13 +51,18 @@ impl flags::Sandbox {
             return Ok(());
         }
         let started = Instant::now();
-        let tree = build(sh, &self.out, stage, self.python.as_deref())?;
+        let variant =
+            self.variant.as_deref().map(|v| Variant::load(&fixtures_dir(), v)).transpose()?;
+        let tree = build(sh, &self.out, stage, self.python.as_deref(), variant.as_ref())?;
         ui::line(&format!(
             "sandbox ready at {} ({}, {:.1}s)",
             tree.root.display(),
             stage.name(),
             started.elapsed().as_secs_f64()
         ));
+        if let Some(variant) = &variant {
+            ui::line(&format!("variant {}: {}", variant.name, variant.about));
+        }
         Ok(())
     }
 }
@@ -82,10 +87,19 @@ fn check_out_dir(out: &Path) -> Result<()> {
 }
 
 /// Builds a sandbox at `out` (missing or empty) up to `stage`.
-pub fn build(sh: &Shell, out: &Path, stage: Stage, python: Option<&Path>) -> Result<Tree> {
+pub fn build(
+    sh: &Shell,
+    out: &Path,
+    stage: Stage,
+    python: Option<&Path>,
+    variant: Option<&Variant>,
+) -> Result<Tree> {
     check_out_dir(out)?;
     unconfined::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     files::copy_tree(&fixtures_dir().join("tmws"), out).context("copy the fake TMWS tree")?;
+    if let Some(variant) = variant {
+        variant.apply(out)?;
+    }
     let repo = init_history(out).context("create the git history")?;
     let tree = Tree::locate(Some(out))?;
     let python = Python::find(sh, Some(&tree.root), python)?;
@@ -106,7 +120,7 @@ pub fn build(sh: &Shell, out: &Path, stage: Stage, python: Option<&Path>) -> Res
     }
     backup::take(sh, &tree, &BackupOptions::new(Label::pre_deploy()))?;
     if stage == Stage::Phase4 {
-        deploy_phase4(&repo, &tree)?;
+        deploy_phase4(&repo, &tree, variant)?;
         upgrade(sh, &python, &tree)?;
     }
     Ok(tree)
@@ -165,9 +179,16 @@ fn commit(
     Ok(repo.commit(Some("HEAD"), &author, &author, message, &tree, &parents)?)
 }
 
-/// Applies `fixtures/phase4/` over the tree and commits it.
-fn deploy_phase4(repo: &Repository, tree: &Tree) -> Result<()> {
-    files::copy_tree(&fixtures_dir().join("phase4"), &tree.root).context("apply Phase 4")?;
+/// Applies `fixtures/phase4/` over the tree (where the variant moved its
+/// paths) and commits it.
+fn deploy_phase4(repo: &Repository, tree: &Tree, variant: Option<&Variant>) -> Result<()> {
+    let deploy = fixtures_dir().join("phase4");
+    for relative in files::list_files(&deploy)? {
+        let moved = variant.map_or(relative.clone(), |v| v.moved(&relative));
+        let to = tree.root.join(moved);
+        unconfined::create_dir_all(to.parent().context("a deployed file has a folder")?)?;
+        unconfined::write(&to, unconfined::read(deploy.join(&relative))?)?;
+    }
     let mut index = repo.index()?;
     index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
     commit(repo, &mut index, "Phase 4: tool usage stats, learning feedback, orchestration", 7)?;

@@ -8,6 +8,7 @@ pub mod files;
 pub mod hash;
 pub mod paths;
 pub mod root_dir;
+pub mod scratch_copy;
 pub mod sys;
 pub mod unconfined;
 

@@ -363,6 +363,13 @@ impl RootDir {
         Ok(entries)
     }
 
+    /// The target of the symbolic link at `path`, read without following it.
+    pub fn read_link(&self, path: &Path) -> Result<PathBuf> {
+        let (dir, name) = self.parent_of(path)?;
+        sys::read_link_in(&dir, &name)
+            .with_context(|| format!("read the link {}", self.shown(path)))
+    }
+
     /// Whether `path` is a regular file reachable for reading.
     pub fn is_file(&self, path: &Path) -> bool {
         self.open_read(path).is_ok()

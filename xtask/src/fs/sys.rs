@@ -114,6 +114,21 @@ pub fn file_type(stat: &Stat) -> FileType {
     FileType::from_raw_mode(stat.st_mode)
 }
 
+/// The target of a symbolic link in `dir`, read, never followed.
+pub fn read_link_in(dir: impl AsFd, name: &Path) -> io::Result<std::path::PathBuf> {
+    let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+    let bytes = target.into_bytes();
+    Ok(std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+        bytes,
+    )))
+}
+
+/// Makes `output` share `input`'s blocks (a reflink, `FICLONE`), where the
+/// file system offers it: instant, and no space used until one changes.
+pub fn clone_file(input: impl AsFd, output: impl AsFd) -> io::Result<()> {
+    Ok(rustix::fs::ioctl_ficlone(output, input)?)
+}
+
 pub fn mkdir_in(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode))?)
 }

@@ -72,3 +72,9 @@ pub fn remove_file(path: impl AsRef<Path>) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Renames within a folder of our own (a sandbox being built).
+pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    fs::rename(from, to).with_context(|| format!("rename {} to {}", from.display(), to.display()))
+}

@@ -144,6 +144,10 @@ pub struct Report {
     /// The Python interpreter the checks ran, and why it was chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interpreter: Option<String>,
+    /// Where the tree's programs ran: a scratch copy (and what it cost), or
+    /// the live tree (`--live`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub programs_ran_on: Option<String>,
     pub checks: Vec<Check>,
 }
 
@@ -167,6 +171,7 @@ impl Report {
             skipped,
             not_applicable,
             interpreter: None,
+            programs_ran_on: None,
             checks,
         }
     }

@@ -117,6 +117,9 @@ pub struct Tree {
     pub root: PathBuf,
     pub profile: Profile,
     pub fs: Arc<RootDir>,
+    /// The live tree, when this one is a scratch copy of it that checks run
+    /// the tree's programs on.
+    pub copy_of: Option<PathBuf>,
 }
 
 impl Tree {
@@ -144,7 +147,7 @@ impl Tree {
         }
         let fs = Arc::new(RootDir::open(&root)?);
         let profile = Profile::load(&fs, &root)?;
-        let tree = Tree { root, profile, fs };
+        let tree = Tree { root, profile, fs, copy_of: None };
         let ini = tree.path(&tree.profile.alembic_ini);
         if !ini.is_file() || !tree.path(&tree.profile.migrations).is_dir() {
             return Err(usage(format!(
@@ -161,6 +164,11 @@ impl Tree {
     /// given, else the pre-deploy backup's.
     pub fn with_label(root: Option<&Path>, label: Option<Label>) -> Result<(Tree, Label)> {
         Ok((Tree::locate(root)?, label.unwrap_or_else(Label::pre_deploy)))
+    }
+
+    /// The live tree's root: this root, or the one this tree is a copy of.
+    pub fn live_root(&self) -> &Path {
+        self.copy_of.as_deref().unwrap_or(&self.root)
     }
 
     /// A path of the tree, from a profile-relative path.

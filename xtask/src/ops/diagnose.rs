@@ -17,6 +17,7 @@ use crate::{
         profile::Tree,
         scenario::{Recommendation, Scenario},
     },
+    ops::check_copy::CheckCopy,
 };
 
 check_ids! {
@@ -43,6 +44,8 @@ pub struct Diagnosis {
     pub next: Option<String>,
     /// The Python interpreter the evidence came from, and why it was chosen.
     pub interpreter: String,
+    /// Where the tree's programs ran: a scratch copy, and what it cost.
+    pub programs_ran_on: String,
     pub checks: Vec<Check>,
 }
 
@@ -72,11 +75,17 @@ pub fn diagnose(
         unfinished.interpreter = python.describe();
         return Ok(unfinished);
     }
+    // The tree's programs (the import check, alembic's offline SQL) run on
+    // a scratch copy: whatever they write never reaches the tree.
+    let copy = CheckCopy::of(tree)?;
+    let programs = &copy.tree;
     let mut evidence: Vec<(Option<Scenario>, Check)> = Vec::new();
     evidence.push((Some(Scenario::Database), integrity(tree)));
-    evidence
-        .extend(revision(sh, &python, tree).into_iter().map(|c| (Some(Scenario::Migration), c)));
-    let (imports, deploy_fault) = imports_of_the_deploy(sh, &python, tree, manifest.as_ref());
+    evidence.extend(
+        revision(sh, &python, tree, programs).into_iter().map(|c| (Some(Scenario::Migration), c)),
+    );
+    let (imports, deploy_fault) =
+        imports_of_the_deploy(sh, &python, tree, programs, manifest.as_ref());
     evidence.push((deploy_fault.then_some(Scenario::Files), imports));
     evidence.push((Some(Scenario::Files), changed_files(tree, manifest.as_ref())));
     evidence.extend(
@@ -103,6 +112,7 @@ pub fn diagnose(
         scenarios,
         next,
         interpreter: python.describe(),
+        programs_ran_on: format!("a scratch copy of the tree ({})", copy.cost),
         checks,
     })
 }
@@ -149,6 +159,7 @@ fn resume_first(check: Check, next: String) -> Diagnosis {
         scenarios: Vec::new(),
         next: Some(next),
         interpreter: String::new(),
+        programs_ran_on: "no program ran: an unfinished rollback comes first".into(),
         checks: vec![check],
     }
 }
@@ -161,9 +172,10 @@ fn imports_of_the_deploy(
     sh: &Shell,
     python: &Python,
     tree: &Tree,
+    programs: &Tree,
     manifest: Option<&Manifest>,
 ) -> (Check, bool) {
-    let mut check = imports(sh, python, tree);
+    let mut check = imports(sh, python, programs);
     if check.status != Status::Fail {
         return (check, true);
     }
@@ -207,7 +219,7 @@ fn integrity(tree: &Tree) -> Check {
 
 /// The database's revision against the code's migrations, and a migration
 /// that created its tables without bumping `alembic_version`.
-fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
+fn revision(sh: &Shell, python: &Python, tree: &Tree, programs: &Tree) -> Vec<Check> {
     let graph = match tree.graph() {
         Ok(graph) => graph,
         Err(err) => {
@@ -253,7 +265,7 @@ fn revision(sh: &Shell, python: &Python, tree: &Tree) -> Vec<Check> {
             .children(current)
             .into_iter()
             .filter_map(|child| {
-                let created = python.tables_created_by(sh, tree, current, &child).ok()?;
+                let created = python.tables_created_by(sh, programs, current, &child).ok()?;
                 let present: Vec<String> =
                     created.into_iter().filter(|t| tables.contains(t)).collect();
                 (!present.is_empty()).then(|| {

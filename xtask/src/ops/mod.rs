@@ -3,6 +3,7 @@
 //! pull them. Each returns values for the command line to render; none
 //! prints or parses flags.
 pub mod backup;
+pub mod check_copy;
 pub mod destination;
 pub mod diagnose;
 pub mod evidence;

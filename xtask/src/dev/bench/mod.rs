@@ -212,7 +212,7 @@ fn prepare(
     if dir.exists() {
         unconfined::remove_dir_all(&dir)?;
     }
-    let tree = sandbox::build(sh, &dir, Stage::PrePhase4, Some(&python.exe("python")))?;
+    let tree = sandbox::build(sh, &dir, Stage::PrePhase4, Some(&python.exe("python")), None)?;
     let started = Instant::now();
     let mut conn = rusqlite::Connection::open(tree.database())?;
     seed::grow(&mut conn, bytes, shape)?;

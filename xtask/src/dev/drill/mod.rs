@@ -82,7 +82,7 @@ impl flags::Drill {
             work.display()
         ));
         let template = work.join("template");
-        let tree = sandbox::build(sh, &template, Stage::Phase4, self.python.as_deref())?;
+        let tree = sandbox::build(sh, &template, Stage::Phase4, self.python.as_deref(), None)?;
         let python = Python::find(sh, Some(&tree.root), self.python.as_deref())?;
         let mut rehearsals = Vec::new();
         for scenario in scenarios {

@@ -23,6 +23,9 @@ use crate::{
 pub(super) struct Ctx<'a> {
     pub sh: &'a Shell,
     pub tree: &'a Tree,
+    /// Where the tree's programs run: a scratch copy of it, or, with
+    /// `--live`, the tree itself.
+    pub programs: &'a Tree,
     pub expected: &'a Expected,
     /// The interpreter, or why there is none.
     pub python: Result<&'a Python, &'a anyhow::Error>,
@@ -42,7 +45,7 @@ impl Ctx<'_> {
         let outs = self.alembic.get_or_init(|| {
             let commands: [crate::adapters::python::AlembicCommand<'_>; 2] =
                 [(&["current"], &[]), (&["history"], &[])];
-            self.python()?.alembic_each(self.sh, self.tree, &commands)
+            self.python()?.alembic_each(self.sh, self.programs, &commands)
         });
         outs.as_ref().map(|outs| &outs[which]).map_err(|e| anyhow!("{e:#}"))
     }
@@ -55,6 +58,21 @@ pub(super) enum Run {
     Tests,
     Server,
 }
+
+/// The quick checks that run a program of the tree, on a scratch copy.
+pub(super) const QUICK_PROGRAMS: [PostCheck; 3] =
+    [PostCheck::MigrationsCurrent, PostCheck::MigrationsHistory, PostCheck::Imports];
+
+/// Every check that runs a program of the tree.
+pub(super) const RUN_PROGRAMS: [PostCheck; 7] = [
+    QUICK_PROGRAMS[0],
+    QUICK_PROGRAMS[1],
+    QUICK_PROGRAMS[2],
+    PostCheck::TestsUnit,
+    PostCheck::TestsIntegration,
+    PostCheck::ServerStart,
+    PostCheck::ServerHealth,
+];
 
 check_ids! {
     /// The checks of post-check, in report order.
@@ -90,7 +108,7 @@ pub(super) const CHECKS: [(PostCheck, Run); 17] = [
     (PostCheck::MigrationsCurrent, Run::Quick(|c| alembic_current(c.alembic(0)?, c.tree))),
     (PostCheck::MigrationsHistory, Run::Quick(|c| alembic_history(c.alembic(1)?))),
     (PostCheck::MigrationsCount, Run::Quick(|c| migrations_count(c.tree, c.expected))),
-    (PostCheck::Imports, Run::Quick(|c| imports(c.sh, c.python()?, c.tree))),
+    (PostCheck::Imports, Run::Quick(|c| imports(c.sh, c.python()?, c.programs))),
     (PostCheck::TestsUnit, Run::Tests),
     (PostCheck::TestsIntegration, Run::Tests),
     (PostCheck::ServerStart, Run::Server),

@@ -1,16 +1,12 @@
 //! `cargo xtask post-check`: the runbook's "Verification Tests" and its
 //! post-rollback checklist, as checks with exact results for CI and people.
 mod checks;
+mod live;
 mod pytest;
 mod server;
+mod slow;
 
-use std::{
-    fmt::Write as _,
-    fs,
-    path::{Path, PathBuf},
-    thread,
-    time::Instant,
-};
+use std::{fmt::Write as _, fs, path::PathBuf, time::Instant};
 
 use anyhow::Result;
 use xshell::Shell;
@@ -26,10 +22,12 @@ use crate::{
         manifest::Manifest,
         profile::Tree,
     },
+    ops::check_copy::CheckCopy,
 };
 
 use checks::*;
 pub use server::free_port;
+use slow::Slow;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -40,6 +38,8 @@ pub struct Options {
     pub port: Option<u16>,
     pub python: Option<PathBuf>,
     pub require_backup: bool,
+    /// Run the tree's programs on the live tree, not on a scratch copy.
+    pub live: bool,
 }
 
 /// What the checks compare against: the backup's manifest, or the code.
@@ -83,10 +83,26 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         None if tree.profile.port != 0 => tree.profile.port,
         None => free_port()?,
     };
-    let slow = Slow::start(&selection, python.as_ref().ok(), tree, &expected, port, scratch.path());
+    // The tree's programs run on scratch copies of it, one per group of
+    // checks (so the app's writes never meet alembic's answer), or, with
+    // --live, on the tree, its database watched.
+    let quick_copy = match o.live || !QUICK_PROGRAMS.iter().any(|id| selection.runs(*id)) {
+        true => None,
+        false => Some(CheckCopy::of(tree)?),
+    };
+    let programs = quick_copy.as_ref().map_or(tree, |c| &c.tree);
+    let watch = o.live.then(|| live::Watch::start(tree)).transpose()?;
+    let slow = Slow::start(
+        &selection,
+        python.as_ref().ok(),
+        tree,
+        &expected,
+        slow::Where { port, scratch: scratch.path(), live: o.live },
+    );
     let ctx = Ctx {
         sh,
         tree,
+        programs,
         expected: &expected,
         python: python.as_ref(),
         label: &o.label,
@@ -100,7 +116,12 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         }
     }
     let no_python = python.as_ref().err().map(|e| format!("no Python to run it: {e:#}"));
-    checks.extend(slow.finish(no_python).into_iter().filter(|c| selection.runs_id(c.id)));
+    let (slow_checks, mut copies) = slow.finish(no_python);
+    checks.extend(slow_checks.into_iter().filter(|c| selection.runs_id(c.id)));
+    copies.extend(quick_copy.map(|c| c.cost));
+    if let Some(watch) = watch {
+        watch.judge(tree, &mut checks)?;
+    }
     // A check is `skip` only when the user skipped it by name.
     checks.extend(
         PostCheck::ALL.iter().filter(|id| selection.skips(**id)).map(|id| Check::skip(*id)),
@@ -108,6 +129,11 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     checks.sort_by_key(|c| PostCheck::ALL.iter().position(|id| id.id() == c.id));
     let mut report = Report::new("post-check", tree.root.display().to_string(), checks);
     report.interpreter = python.as_ref().ok().map(Python::describe);
+    report.programs_ran_on = match (copies.is_empty(), o.live) {
+        (_, true) => Some("the live tree (--live)".into()),
+        (true, false) => None,
+        (false, false) => Some(slow::describe(&copies)),
+    };
     Ok(report)
 }
 
@@ -169,74 +195,6 @@ impl<'a> Selection<'a> {
 
 fn group(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
-}
-
-type Pending = Option<thread::JoinHandle<Result<Vec<Check>>>>;
-
-/// The slow checks, started first, each in its own thread with its own
-/// shell: pytest's two groups and the server's two checks.
-struct Slow {
-    tests: Option<Pending>,
-    server: Option<Pending>,
-}
-
-impl Slow {
-    fn start(
-        selection: &Selection<'_>,
-        python: Option<&Python>,
-        tree: &Tree,
-        expected: &Expected,
-        port: u16,
-        scratch: &Path,
-    ) -> Slow {
-        let spawn = |run: fn(&Shell, &Python, &Tree, &Path) -> Result<Vec<Check>>| {
-            let (py, tree, scratch) = (python.cloned(), tree.clone(), scratch.to_path_buf());
-            py.map(|py| {
-                thread::spawn(move || {
-                    let started = Instant::now();
-                    let checks = run(&Shell::new()?, &py, &tree, &scratch)?;
-                    Ok(checks.into_iter().map(|c| c.since(started)).collect())
-                })
-            })
-        };
-        let tests = selection.runs_any(|r| matches!(r, Run::Tests)).then(|| spawn(pytest::run));
-        let revision = expected.revision.clone();
-        let server = selection.runs_any(|r| matches!(r, Run::Server)).then(|| {
-            let (py, tree, scratch) = (python.cloned(), tree.clone(), scratch.to_path_buf());
-            py.map(|py| {
-                thread::spawn(move || {
-                    let sh = Shell::new()?;
-                    let outcome =
-                        server::check(&sh, &py, &tree, port, revision.as_deref(), &scratch);
-                    Ok(vec![outcome.start, outcome.health])
-                })
-            })
-        });
-        Slow { tests, server }
-    }
-
-    /// Their checks; a group that could not run fails each of its checks
-    /// with the reason (`no_python` when there was no interpreter).
-    fn finish(self, no_python: Option<String>) -> Vec<Check> {
-        let mut checks = Vec::new();
-        let groups = [(self.tests, Run::Tests), (self.server, Run::Server)];
-        for (pending, kind) in groups {
-            let Some(pending) = pending else { continue };
-            let outcome = match pending {
-                Some(handle) => {
-                    handle.join().unwrap_or_else(|_| Err(anyhow::anyhow!("its thread panicked")))
-                }
-                None => Err(anyhow::anyhow!("{}", no_python.clone().unwrap_or_default())),
-            };
-            checks.extend(outcome.unwrap_or_else(|err| {
-                let ids = CHECKS.iter().filter(|(_, run)| {
-                    std::mem::discriminant(run) == std::mem::discriminant(&kind)
-                });
-                ids.map(|(id, _)| Check::fail(*id, format!("{err:#}"))).collect()
-            }));
-        }
-        checks
-    }
 }
 
 fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {

@@ -37,9 +37,7 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
     let mut cmd = python
         .tool(sh, tree, "python")
         .env("COVERAGE_FILE", scratch.join("coverage"))
-        .args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "junit_family=xunit1"])
-        .arg("-o")
-        .arg(format!("cache_dir={}", scratch.join("pytest-cache").display()));
+        .args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "junit_family=xunit1"]);
     if let Some(addopts) = addopts {
         cmd = cmd.arg("-o").arg(format!("addopts={addopts}"));
     }

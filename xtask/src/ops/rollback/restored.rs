@@ -49,6 +49,7 @@ mod tests {
             root: root.clone(),
             profile: Default::default(),
             fs: std::sync::Arc::new(crate::fs::root_dir::RootDir::open(&root).unwrap()),
+            copy_of: None,
         };
         let db = root.join("tmws.db");
         std::fs::write(&db, "restored").unwrap();

@@ -1,0 +1,88 @@
+//! Fixture variants: the fake TMWS tree with one property of a real
+//! service it lacks (an app that migrates when it starts, alembic at the
+//! repository's root, a settings class, a strict pytest configuration...).
+//! Each is a folder under `fixtures/variants/`: `variant.toml` says which
+//! property it reproduces and which paths of the base tree move, and
+//! `tree/` holds the files laid over the base tree.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use xtask::{base::exit::usage, fs::files, fs::unconfined};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    #[serde(skip)]
+    pub name: String,
+    #[serde(skip)]
+    dir: PathBuf,
+    /// The property of a real service this variant reproduces.
+    pub about: String,
+    /// Paths of the base tree (and of the Phase 4 deploy) that move, as
+    /// `[from, to]`: a folder moves with everything in it.
+    #[serde(default)]
+    rename: Vec<[String; 2]>,
+    /// Paths of the base tree this variant removes.
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+impl Variant {
+    pub fn load(fixtures: &Path, name: &str) -> Result<Variant> {
+        let dir = fixtures.join("variants").join(name);
+        let file = dir.join("variant.toml");
+        let Ok(text) = unconfined::read_to_string(&file) else {
+            return Err(usage(format!(
+                "no fixture variant {name:?}; the variants are: {}",
+                Variant::names(fixtures).join(", ")
+            )));
+        };
+        let mut variant: Variant =
+            toml::from_str(&text).with_context(|| format!("read {}", file.display()))?;
+        variant.name = name.to_string();
+        variant.dir = dir;
+        Ok(variant)
+    }
+
+    /// Every variant's name, sorted.
+    pub fn names(fixtures: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(fixtures.join("variants"))
+            .map(|entries| {
+                entries.flatten().filter_map(|e| e.file_name().to_str().map(String::from)).collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Where a path of the base tree or the deploy lives in this variant.
+    pub fn moved(&self, relative: &Path) -> PathBuf {
+        for [from, to] in &self.rename {
+            if let Ok(rest) = relative.strip_prefix(from) {
+                return Path::new(to).join(rest);
+            }
+        }
+        relative.to_path_buf()
+    }
+
+    /// Turns the copied base tree at `root` into this variant.
+    pub fn apply(&self, root: &Path) -> Result<()> {
+        for [from, to] in &self.rename {
+            let target = root.join(to);
+            if let Some(parent) = target.parent() {
+                unconfined::create_dir_all(parent)?;
+            }
+            unconfined::rename(root.join(from), &target)?;
+        }
+        for path in &self.remove {
+            unconfined::remove_file(root.join(path))?;
+        }
+        let overlay = self.dir.join("tree");
+        if overlay.is_dir() {
+            files::copy_tree(&overlay, root)
+                .with_context(|| format!("lay variant {} over the tree", self.name))?;
+        }
+        Ok(())
+    }
+}
