@@ -197,6 +197,8 @@ fn init_writes_a_profile_that_backup_verify_and_diagnose_accept() {
     for variant in [false, true] {
         let dir = sandbox("pre-phase4");
         let root = root(&dir);
+        // A checkout that has no profile yet.
+        fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
         if variant {
             fs::create_dir_all(root.join("var")).unwrap();
             fs::rename(root.join("data/tmws.db"), root.join("var/service.sqlite")).unwrap();
@@ -233,8 +235,15 @@ fn init_writes_a_profile_that_backup_verify_and_diagnose_accept() {
         let diagnosis = run_in(&root, &["diagnose"]);
         assert_code(&diagnosis, 0);
         let again = run(xtask().arg("init").arg("--root").arg(&root));
-        assert_code(&again, 2);
-        again.stderr_has(contains("never overwrites"));
+        assert_code(&again, 0);
+        again.stderr_has(contains("agrees with what init found"));
+        let edited = profile.replace(&format!("database = \"{db}\""), "database = \"x.db\"");
+        fs::write(root.join("tmws-rollback.toml"), edited).unwrap();
+        let disagreeing = run(xtask().arg("init").arg("--root").arg(&root));
+        assert_code(&disagreeing, 2);
+        disagreeing.stderr_has(
+            contains("never overwrites").and(contains("database: the profile says \"x.db\"")),
+        );
     }
 }
 

@@ -30,6 +30,7 @@ mod sandbox;
 mod schema;
 mod sidecars;
 mod signals;
+mod variants;
 mod verify_backup;
 
 use std::{

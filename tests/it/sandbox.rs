@@ -138,5 +138,5 @@ fn phase4_stage_answers_health_at_its_head() {
     );
     assert_code(&result, 0);
     crate::schema::assert_valid("report", &serde_json::from_str(&result.stdout).unwrap());
-    result.stdout_has(contains("healthy, version 2.3.0, revision f1c7e3a9b5d4"));
+    result.stdout_has(contains("HTTP 200, /status \\\"healthy\\\", revision f1c7e3a9b5d4"));
 }

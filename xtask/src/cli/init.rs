@@ -8,6 +8,13 @@ use super::flags;
 impl flags::Init {
     pub fn run(self, _sh: &Shell) -> Result<()> {
         let proposal = init::propose(self.root.as_deref())?;
+        if proposal.existing {
+            eprintln!(
+                "{} exists already and agrees with what init found; it is left as it is",
+                proposal.target.display()
+            );
+            return Ok(());
+        }
         if self.dry_run {
             print!("{}", proposal.text);
             eprintln!("dry run: {} was not written", proposal.target.display());

@@ -15,7 +15,10 @@ use xtask::{
     base::exit::usage,
     fs::files,
     fs::unconfined,
-    model::{label::Label, profile::Tree},
+    model::{
+        label::Label,
+        profile::{PROFILE_FILE, Tree},
+    },
     ops::backup::{self, BackupOptions},
 };
 
@@ -35,7 +38,7 @@ impl flags::Sandbox {
                 self.out.display()
             ));
             ui::line(&format!(
-                "  copy      {} with a git history of 3 commits",
+                "  copy      {} and a profile, with a git history of 3 commits",
                 fixtures_dir().join("tmws").display()
             ));
             ui::line("  $ alembic upgrade heads, then seed data/tmws.db (WAL mode)");
@@ -66,6 +69,10 @@ impl flags::Sandbox {
         Ok(())
     }
 }
+
+/// What healthy means for the fixture's app: `/health` answers 200 with
+/// `"status": "healthy"` and the database's revision.
+const FIXTURE_HEALTH: &str = "# What healthy means for this service's /health answer.\nhealth_json = { \"/status\" = \"healthy\" }\nhealth_revision = \"/revision\"\n";
 
 /// The bundled fixtures: the fake TMWS tree and the Phase 4 deployment.
 pub fn fixtures_dir() -> PathBuf {
@@ -100,6 +107,10 @@ pub fn build(
     if let Some(variant) = variant {
         variant.apply(out)?;
     }
+    // What `cargo xtask init` writes, and what healthy means here: committed
+    // with the service, as README advises.
+    let found = xtask::ops::init::propose(Some(out))?.text;
+    unconfined::write(out.join(PROFILE_FILE), format!("{found}{FIXTURE_HEALTH}"))?;
     let repo = init_history(out).context("create the git history")?;
     let tree = Tree::locate(Some(out))?;
     let python = Python::find(sh, Some(&tree.root), python)?;
@@ -183,14 +194,15 @@ fn commit(
 /// paths) and commits it.
 fn deploy_phase4(repo: &Repository, tree: &Tree, variant: Option<&Variant>) -> Result<()> {
     let deploy = fixtures_dir().join("phase4");
+    // Only what the deploy brings is committed (never the untracked profile).
+    let mut index = repo.index()?;
     for relative in files::list_files(&deploy)? {
         let moved = variant.map_or(relative.clone(), |v| v.moved(&relative));
-        let to = tree.root.join(moved);
+        let to = tree.root.join(&moved);
         unconfined::create_dir_all(to.parent().context("a deployed file has a folder")?)?;
         unconfined::write(&to, unconfined::read(deploy.join(&relative))?)?;
+        index.add_path(&moved)?;
     }
-    let mut index = repo.index()?;
-    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
     commit(repo, &mut index, "Phase 4: tool usage stats, learning feedback, orchestration", 7)?;
     Ok(())
 }

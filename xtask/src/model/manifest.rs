@@ -153,6 +153,12 @@ pub struct WorktreeChange {
 }
 
 impl Manifest {
+    /// Whether `path`'s uncommitted state now (its sha256, `None` when
+    /// deleted) is the one the backup recorded: a change the backup explains.
+    pub fn records_change(&self, path: &str, now: Option<&str>) -> bool {
+        self.worktree.iter().any(|w| w.path == path && w.sha256.as_deref() == now)
+    }
+
     pub fn files_of(&self, kind: Kind) -> impl Iterator<Item = &FileEntry> {
         self.files.iter().filter(move |f| f.kind == kind)
     }

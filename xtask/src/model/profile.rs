@@ -50,6 +50,14 @@ pub struct Profile {
     /// (0: any free loopback port).
     pub port: u16,
     pub health_path: String,
+    /// The HTTP status a healthy service answers with.
+    pub health_status: u16,
+    /// What a healthy answer holds: JSON pointers (RFC 6901, `/status`)
+    /// and the text each must have. Empty: the status alone decides.
+    pub health_json: BTreeMap<String, String>,
+    /// Where the answer names the database's revision (a JSON pointer),
+    /// compared with the expected one; "" when the service does not say.
+    pub health_revision: String,
     /// Seconds the server check waits for `/health` to answer.
     pub server_timeout: u64,
     pub log_file: String,
@@ -97,6 +105,9 @@ impl Default for Profile {
             app: "src.main:app".into(),
             port: 0,
             health_path: "/health".into(),
+            health_status: 200,
+            health_json: BTreeMap::new(),
+            health_revision: String::new(),
             server_timeout: 20,
             log_file: "logs/tmws.log".into(),
             pid_file: None,
@@ -244,6 +255,14 @@ impl Profile {
             if Path::new(path).components().all(|c| c == std::path::Component::CurDir) {
                 anyhow::bail!(
                     "path {path:?} names the root itself: name a file or folder inside it"
+                );
+            }
+        }
+        let pointers = self.health_json.keys().chain(Some(&self.health_revision));
+        for pointer in pointers.filter(|p| !p.is_empty()) {
+            if !pointer.starts_with('/') {
+                anyhow::bail!(
+                    "health pointer {pointer:?} is not a JSON pointer: start it with / (\"/status\", \"/database/revision\")"
                 );
             }
         }

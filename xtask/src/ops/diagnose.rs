@@ -89,7 +89,9 @@ pub fn diagnose(
     evidence.push((deploy_fault.then_some(Scenario::Files), imports));
     evidence.push((Some(Scenario::Files), changed_files(tree, manifest.as_ref())));
     evidence.extend(
-        git_state(tree, label, expect_commit).into_iter().map(|c| (Some(Scenario::Git), c)),
+        git_state(tree, label, expect_commit, manifest.as_ref())
+            .into_iter()
+            .map(|c| (Some(Scenario::Git), c)),
     );
 
     let failed =
@@ -373,9 +375,15 @@ fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifes
     out
 }
 
-/// HEAD attached, where it should be, and no uncommitted change outside the
-/// critical files (those point to the files row).
-fn git_state(tree: &Tree, label: &Label, expect_commit: Option<&str>) -> Vec<Check> {
+/// HEAD where it should be (attached or detached: a deploy may check out
+/// a commit), and no uncommitted change outside the critical files (those
+/// point to the files row) beyond the ones the backup recorded.
+fn git_state(
+    tree: &Tree,
+    label: &Label,
+    expect_commit: Option<&str>,
+    manifest: Option<&Manifest>,
+) -> Vec<Check> {
     let repo = match git::open(&tree.root) {
         Ok(Some(repo)) => repo,
         Ok(None) => return Vec::new(),
@@ -385,16 +393,15 @@ fn git_state(tree: &Tree, label: &Label, expect_commit: Option<&str>) -> Vec<Che
     };
     let (commit, branch) = git::head(&repo);
     let head = commit.clone().unwrap_or_default();
+    let on = branch.map_or("detached".to_string(), |b| format!("on {b}"));
     let expected = expect_commit.map(|rev| git::resolve(&repo, rev).map(|o| o.to_string()));
     let tag = git::tag_commit(&repo, label);
-    let head_check = if branch.is_none() {
-        Check::fail(DiagnoseCheck::GitHead, format!("detached HEAD at {head}"))
-    } else if let Some(expected) = expected {
+    let head_check = if let Some(expected) = expected {
         match expected {
             Ok(expected) => Check::from(
                 DiagnoseCheck::GitHead,
                 head == expected,
-                format!("HEAD {head}, expected {expected}"),
+                format!("HEAD {head} ({on}), expected {expected}"),
             ),
             Err(err) => Check::fail(DiagnoseCheck::GitHead, format!("{err:#}")),
         }
@@ -406,25 +413,29 @@ fn git_state(tree: &Tree, label: &Label, expect_commit: Option<&str>) -> Vec<Che
             DiagnoseCheck::GitHead,
             descends,
             format!(
-                "HEAD {head} {} tag {label}",
+                "HEAD {head} ({on}) {} tag {label}",
                 if descends { "contains" } else { "does not contain" }
             ),
         )
     } else {
-        Check::pass(
-            DiagnoseCheck::GitHead,
-            format!("HEAD {head} on {}", branch.unwrap_or_default()),
-        )
+        Check::pass(DiagnoseCheck::GitHead, format!("HEAD {head} ({on})"))
     };
     let critical = &tree.profile.critical_files;
-    let dirty: Vec<String> = match git::dirty_paths(&repo) {
-        Ok(paths) => paths.into_iter().filter(|p| !critical.contains(p)).collect(),
-        Err(err) => vec![format!("git status failed: {err:#}")],
+    let recorded = |path: &String| {
+        let now = tree.fs.sha256(&tree.path(path)).ok().map(|(s, _)| s);
+        manifest.is_some_and(|m| m.records_change(path, now.as_deref()))
     };
-    let clean = Check::from(
-        DiagnoseCheck::GitClean,
-        dirty.is_empty(),
-        if dirty.is_empty() { "clean".to_string() } else { dirty.join(", ") },
-    );
-    vec![head_check, clean]
+    let (explained, dirty): (Vec<String>, Vec<String>) = match git::dirty_paths(&repo) {
+        Ok(paths) => paths.into_iter().filter(|p| !critical.contains(p)).partition(recorded),
+        Err(err) => (Vec::new(), vec![format!("git status failed: {err:#}")]),
+    };
+    let detail = match (dirty.is_empty(), explained.is_empty()) {
+        (true, true) => "clean".to_string(),
+        (true, false) => format!(
+            "clean but for the changes the backup recorded as uncommitted: {}",
+            explained.join(", ")
+        ),
+        (false, _) => dirty.join(", "),
+    };
+    vec![head_check, Check::from(DiagnoseCheck::GitClean, dirty.is_empty(), detail)]
 }

@@ -21,10 +21,14 @@ pub struct Proposal {
     pub root: PathBuf,
     pub target: PathBuf,
     pub text: String,
+    /// A profile exists already: it is never replaced, only compared.
+    pub existing: bool,
 }
 
 /// Inspects the checkout at `root` (or the current folder) and proposes its
-/// profile; one that exists already is never replaced.
+/// profile. One that exists already is never replaced: when it agrees with
+/// what was found (it may say more, such as what healthy means), the
+/// proposal says so; when it disagrees, the error names each difference.
 pub fn propose(root: Option<&Path>) -> Result<Proposal> {
     let given = match root {
         Some(root) => root.to_path_buf(),
@@ -32,14 +36,59 @@ pub fn propose(root: Option<&Path>) -> Result<Proposal> {
     };
     let root = given.canonicalize().map_err(|err| usage(format!("{}: {err}", given.display())))?;
     let target = root.join(PROFILE_FILE);
-    if fs::symlink_metadata(&target).is_ok() {
-        return Err(usage(format!(
-            "{} exists already: init never overwrites a profile; edit it, or remove it first",
-            target.display()
-        )));
+    let fs = RootDir::open(&root)?;
+    let text = render(&inspect(&fs, &root)?);
+    let existing = fs.kind(&target)?.is_some();
+    if existing {
+        let differences = disagreements(&fs.read_to_string(&target)?, &text)?;
+        if !differences.is_empty() {
+            return Err(usage(format!(
+                "{} exists already and init never overwrites a profile; it disagrees with what init found:\n{}\nedit it, or remove it and run init again",
+                target.display(),
+                differences.join("\n")
+            )));
+        }
     }
-    let text = render(&inspect(&RootDir::open(&root)?, &root)?);
-    Ok(Proposal { root, target, text })
+    Ok(Proposal { root, target, text, existing })
+}
+
+/// Where an existing profile differs from the proposed one, field by field
+/// (only the fields init finds; a field the profile leaves out has its
+/// default).
+fn disagreements(existing: &str, proposed: &str) -> Result<Vec<String>> {
+    let parse = |text: &str| -> Result<Profile> {
+        toml::from_str(text)
+            .map_err(|err| usage(format!("the existing profile does not parse: {err}")))
+    };
+    let (have, found) = (parse(existing)?, parse(proposed)?);
+    let fields: [(&str, String, String); 9] = [
+        ("database", format!("{:?}", have.database), format!("{:?}", found.database)),
+        (
+            "database_url_env",
+            format!("{:?}", have.database_url_env),
+            format!("{:?}", found.database_url_env),
+        ),
+        ("alembic_ini", format!("{:?}", have.alembic_ini), format!("{:?}", found.alembic_ini)),
+        ("migrations", format!("{:?}", have.migrations), format!("{:?}", found.migrations)),
+        ("config_files", format!("{:?}", have.config_files), format!("{:?}", found.config_files)),
+        (
+            "critical_files",
+            format!("{:?}", have.critical_files),
+            format!("{:?}", found.critical_files),
+        ),
+        (
+            "critical_modules",
+            format!("{:?}", have.critical_modules),
+            format!("{:?}", found.critical_modules),
+        ),
+        ("test_files", format!("{:?}", have.test_files), format!("{:?}", found.test_files)),
+        ("app", format!("{:?}", have.app), format!("{:?}", found.app)),
+    ];
+    Ok(fields
+        .into_iter()
+        .filter(|(_, have, found)| have != found)
+        .map(|(key, have, found)| format!("  {key}: the profile says {have}, init found {found}"))
+        .collect())
 }
 
 /// Writes the proposed profile as a new file, never over one that appeared

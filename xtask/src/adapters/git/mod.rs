@@ -193,7 +193,10 @@ pub fn exclude_tool_dirs(repo: &Repository, fs: &RootDir) -> Result<()> {
             .read_to_string(&mut current)
             .with_context(|| format!("read {}", exclude.display()))?;
     }
-    let lines: Vec<String> = TOOL_PATHS.iter().map(|p| format!("/{p}")).collect();
+    // The folders only: the profile is meant to be committed, and while it
+    // is not, `dirty_paths` leaves it out by itself.
+    let folders = TOOL_PATHS.iter().filter(|p| p.ends_with('/'));
+    let lines: Vec<String> = folders.map(|p| format!("/{p}")).collect();
     let missing: Vec<&str> = lines
         .iter()
         .map(String::as_str)

@@ -253,13 +253,9 @@ pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Result<Check> {
             "git status: nothing to commit, working tree clean",
         ));
     }
-    let recorded = expected.manifest.as_ref().map(|(_, m)| &m.worktree);
     let as_backed_up = |path: &String| {
-        recorded.is_some_and(|changes| {
-            changes.iter().any(|w| {
-                &w.path == path && w.sha256 == tree.fs.sha256(&tree.path(path)).ok().map(|(s, _)| s)
-            })
-        })
+        let now = tree.fs.sha256(&tree.path(path)).ok().map(|(s, _)| s);
+        expected.manifest.as_ref().is_some_and(|(_, m)| m.records_change(path, now.as_deref()))
     };
     Ok(if paths.iter().all(as_backed_up) {
         Check::pass(

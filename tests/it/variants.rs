@@ -1,0 +1,66 @@
+//! The checks on fixture variants, each a property of a real service
+//! (fixtures/variants/): a strict pytest configuration, a health endpoint
+//! of another shape, a detached HEAD after a deploy.
+use std::fs;
+
+use predicates::{prelude::*, str::contains};
+
+use crate::{breakage::git, root, run_in, sandbox, sandbox_variant};
+
+#[test]
+fn a_strict_pytest_configuration_runs_as_configured() {
+    let dir = sandbox_variant("backed-up", "strict-pytest");
+    let root = root(&dir);
+    let result = run_in(&root, &["post-check", "--only", "tests"]);
+    result.exits(0).stdout_has(contains("6 passed, 0 failed of 6"));
+}
+
+#[test]
+fn health_is_what_the_profile_says_it_is() {
+    let dir = sandbox_variant("backed-up", "other-health");
+    let root = root(&dir);
+    let profile = root.join("tmws-rollback.toml");
+    let base = fs::read_to_string(&profile).unwrap();
+    let base = base.split("# What healthy means").next().unwrap().to_string();
+    for (health, code, detail) in [
+        ("health_path = \"/healthz\"\n", 0, "HTTP 200"),
+        (
+            "health_path = \"/healthz\"\nhealth_json = { \"/ok\" = \"true\", \"/checks/db\" = \"up\" }\n",
+            0,
+            "HTTP 200, /checks/db \\\"up\\\", /ok \\\"true\\\"",
+        ),
+        (
+            "health_path = \"/healthz\"\nhealth_json = { \"/status\" = \"healthy\" }\n",
+            1,
+            "no /status in the answer",
+        ),
+        (
+            "health_path = \"/healthz\"\nhealth_revision = \"/revision\"\n",
+            1,
+            "no revision at /revision",
+        ),
+    ] {
+        fs::write(&profile, format!("{base}{health}")).unwrap();
+        let result = run_in(&root, &["post-check", "--only", "server", "--format", "json"]);
+        result.exits(code).stdout_has(contains(detail));
+    }
+    fs::write(&profile, format!("{base}health_json = {{ \"ok\" = \"true\" }}\n")).unwrap();
+    let bad = run_in(&root, &["post-check", "--only", "server"]);
+    bad.exits(2).stderr_has(contains("is not a JSON pointer"));
+}
+
+#[test]
+fn a_detached_head_at_the_deploy_is_not_a_fault() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let deployed = git(&root, &["rev-parse", "HEAD"]).trim().to_string();
+    git(&root, &["checkout", "-q", "--detach"]);
+    let plain = run_in(&root, &["diagnose"]);
+    plain.stdout_has(contains("(detached) contains tag pre-phase4"));
+    let expected = run_in(&root, &["diagnose", "--expect-commit", &deployed]);
+    expected.stdout_has(contains("git.head").and(contains("expected")));
+    assert!(
+        expected.stdout.lines().any(|l| l.starts_with("git.head") && l.contains(" pass ")),
+        "{expected:?}"
+    );
+}
