@@ -28,6 +28,7 @@ mod readme;
 mod rollback;
 mod sandbox;
 mod schema;
+mod schema_facts;
 mod sidecars;
 mod signals;
 mod variants;

@@ -14,7 +14,12 @@ use rusqlite::{
 };
 
 pub use crate::model::manifest::TableCount;
-use crate::model::{database, manifest::JournalMode, profile::Tree};
+use crate::model::{
+    database,
+    manifest::JournalMode,
+    profile::Tree,
+    schema::{Column, Schema, Table, index_line},
+};
 
 /// Whether an open file starts with SQLite's header.
 pub fn has_sqlite_header(mut file: File) -> bool {
@@ -169,6 +174,38 @@ pub fn table_counts(conn: &Connection) -> Result<Vec<TableCount>> {
             Ok(TableCount { name, rows: rows as u64 })
         })
         .collect()
+}
+
+/// Every table's columns and indexes, from SQLite's own description of them.
+pub fn schema(conn: &Connection) -> Result<Schema> {
+    let mut tables = std::collections::BTreeMap::new();
+    for name in table_names(conn)? {
+        let quoted = name.replace('"', "\"\"");
+        let mut info = conn.prepare(&format!("PRAGMA table_info(\"{quoted}\")"))?;
+        let columns = info
+            .query_map([], |row| {
+                let (name, declared): (String, String) = (row.get(1)?, row.get(2)?);
+                let (not_null, primary_key): (bool, i64) = (row.get(3)?, row.get(5)?);
+                Ok(Column { name: &name, declared: &declared, not_null, primary_key }.line())
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut list = conn.prepare(&format!("PRAGMA index_list(\"{quoted}\")"))?;
+        let listed: Vec<(String, bool)> =
+            list.query_map([], |row| Ok((row.get(1)?, row.get(2)?)))?.collect::<Result<_, _>>()?;
+        let mut indexes = Vec::new();
+        for (index, unique) in listed {
+            let mut info =
+                conn.prepare(&format!("PRAGMA index_info(\"{}\")", index.replace('"', "\"\"")))?;
+            let named: Vec<Option<String>> =
+                info.query_map([], |row| row.get(2))?.collect::<Result<_, _>>()?;
+            let named: Vec<String> =
+                named.into_iter().map(|c| c.unwrap_or_else(|| "(expression)".into())).collect();
+            indexes.push(index_line(&index, unique, &named));
+        }
+        indexes.sort();
+        tables.insert(name, Table { columns, indexes });
+    }
+    Ok(Schema(tables))
 }
 
 pub fn table_names(conn: &Connection) -> Result<Vec<String>> {

@@ -193,15 +193,18 @@ fn commit(
 /// Applies `fixtures/phase4/` over the tree (where the variant moved its
 /// paths) and commits it.
 fn deploy_phase4(repo: &Repository, tree: &Tree, variant: Option<&Variant>) -> Result<()> {
-    let deploy = fixtures_dir().join("phase4");
-    // Only what the deploy brings is committed (never the untracked profile).
+    // Only what the deploy brings is committed; a variant's own deploy
+    // files come after the base deploy's, over them.
     let mut index = repo.index()?;
-    for relative in files::list_files(&deploy)? {
-        let moved = variant.map_or(relative.clone(), |v| v.moved(&relative));
-        let to = tree.root.join(&moved);
-        unconfined::create_dir_all(to.parent().context("a deployed file has a folder")?)?;
-        unconfined::write(&to, unconfined::read(deploy.join(&relative))?)?;
-        index.add_path(&moved)?;
+    let deploys = [Some(fixtures_dir().join("phase4")), variant.and_then(Variant::deploy_overlay)];
+    for deploy in deploys.into_iter().flatten() {
+        for relative in files::list_files(&deploy)? {
+            let moved = variant.map_or(relative.clone(), |v| v.moved(&relative));
+            let to = tree.root.join(&moved);
+            unconfined::create_dir_all(to.parent().context("a deployed file has a folder")?)?;
+            unconfined::write(&to, unconfined::read(deploy.join(&relative))?)?;
+            index.add_path(&moved)?;
+        }
     }
     commit(repo, &mut index, "Phase 4: tool usage stats, learning feedback, orchestration", 7)?;
     Ok(())

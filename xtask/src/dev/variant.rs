@@ -2,8 +2,9 @@
 //! service it lacks (an app that migrates when it starts, alembic at the
 //! repository's root, a settings class, a strict pytest configuration...).
 //! Each is a folder under `fixtures/variants/`: `variant.toml` says which
-//! property it reproduces and which paths of the base tree move, and
-//! `tree/` holds the files laid over the base tree.
+//! property it reproduces and which paths of the base tree move, `tree/`
+//! holds the files laid over the base tree and `phase4/` those laid over
+//! the Phase 4 deploy.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -64,6 +65,11 @@ impl Variant {
             }
         }
         relative.to_path_buf()
+    }
+
+    /// This variant's own files of the Phase 4 deploy, if it has any.
+    pub fn deploy_overlay(&self) -> Option<PathBuf> {
+        Some(self.dir.join("phase4")).filter(|dir| dir.is_dir())
     }
 
     /// Turns the copied base tree at `root` into this variant.

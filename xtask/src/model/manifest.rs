@@ -2,15 +2,15 @@
 //! `SHA256SUMS` beside it so anyone can check a backup with coreutils.
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use super::label::Label;
+use super::{label::Label, schema::Schema};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-/// The format written. Version 2 added `absent:` and `worktree:` lines;
-/// version 1 manifests (without them) are still read.
-pub const FORMAT: &str = "tmws-backup/2";
-const READABLE: [&str; 2] = ["tmws-backup/1", FORMAT];
+/// The format written. Version 2 added `absent:` and `worktree:` lines,
+/// version 3 `schema:` lines; older manifests (without them) are still read.
+pub const FORMAT: &str = "tmws-backup/3";
+const READABLE: [&str; 3] = ["tmws-backup/1", "tmws-backup/2", FORMAT];
 pub const MANIFEST_FILE: &str = "BACKUP_MANIFEST.txt";
 pub const SUMS_FILE: &str = "SHA256SUMS";
 /// The line of a backup tag's message that records the manifest's hash.
@@ -129,6 +129,8 @@ pub struct Manifest {
     pub sqlite_version: String,
     pub journal_mode: JournalMode,
     pub tables: Vec<TableCount>,
+    /// Each table's columns and indexes (empty in manifests before version 3).
+    pub schema: Schema,
     pub files: Vec<FileEntry>,
     /// Files of the profile that did not exist when the backup was taken (a
     /// test file the deploy adds): a rollback removes them into the bundle.
@@ -205,6 +207,15 @@ impl Manifest {
         for table in &self.tables {
             let _ = writeln!(out, "table: {} {}", table.name, table.rows);
         }
+        if !self.schema.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n# schema: table columns (name TYPE, NOT NULL, PK n) and indexes (tab-separated)"
+            );
+            for line in self.schema.lines() {
+                let _ = writeln!(out, "{line}");
+            }
+        }
         let _ = writeln!(
             out,
             "\n# file: kind sha256 size mode backup-path original-path (tab-separated)"
@@ -241,7 +252,8 @@ impl Manifest {
     }
 
     pub fn parse(text: &str) -> Result<Manifest> {
-        let Sections { mut fields, tables, files, absent, worktree } = Sections::read(text)?;
+        let Sections { mut fields, tables, schema, files, absent, worktree } =
+            Sections::read(text)?;
         let mut take = |key: &str| fields.remove(key).with_context(|| format!("missing `{key}:`"));
         let format = take("format")?;
         if !READABLE.contains(&format.as_str()) {
@@ -266,6 +278,7 @@ impl Manifest {
             sqlite_version: take("sqlite-version")?,
             journal_mode: take("journal-mode")?.parse()?,
             tables,
+            schema,
             files,
             absent,
             worktree,
@@ -293,6 +306,7 @@ struct Sections {
     /// `key: value` lines, each key once.
     fields: BTreeMap<String, String>,
     tables: Vec<TableCount>,
+    schema: Schema,
     files: Vec<FileEntry>,
     absent: Vec<Absent>,
     worktree: Vec<WorktreeChange>,
@@ -319,6 +333,7 @@ impl Sections {
                         rows.parse().with_context(|| format!("line {line_no}: row count"))?;
                     s.tables.push(TableCount { name: name.to_string(), rows });
                 }
+                "schema" => s.schema.read_line(value).with_context(|| format!("line {line_no}"))?,
                 "file" => s.files.push(
                     parse_file(value.strip_prefix('\t').unwrap_or(value))
                         .with_context(|| format!("line {line_no}"))?,
@@ -444,7 +459,7 @@ mod tests {
                 source_path: g.path(),
             })
             .collect();
-        let v2 = version == 2;
+        let v2 = version >= 2;
         Manifest {
             format: READABLE[version - 1].to_string(),
             label: format!("l{}", g.word())
@@ -455,8 +470,9 @@ mod tests {
             created: "2026-11-30T03:00:00Z".into(),
             tool: "xtask 0.1.0".into(),
             git_commit: optional(g),
-            git_branch: (g.below(2) == 0).then(|| g.word()),
-            git_tag: (g.below(2) == 0).then(|| g.word()),
+            // A word may be "-", which the manifest writes for "none".
+            git_branch: (g.below(2) == 0).then(|| format!("b{}", g.word())),
+            git_tag: (g.below(2) == 0).then(|| format!("t{}", g.word())),
             database_revision: (0..g.below(3)).map(|_| g.word()).collect(),
             migration_heads: (0..1 + g.below(2)).map(|_| g.word()).collect(),
             migration_count: g.below(40) as usize,
@@ -465,6 +481,17 @@ mod tests {
             tables: (0..g.below(5))
                 .map(|_| TableCount { name: g.word(), rows: g.below(1 << 30) })
                 .collect(),
+            schema: Schema(
+                (0..g.below(4) * u64::from(version == 3))
+                    .map(|_| {
+                        let columns: Vec<String> =
+                            (0..1 + g.below(3)).map(|_| format!("{} TEXT", g.word())).collect();
+                        let index = format!("index ix_{} UNIQUE (a, b)", g.word());
+                        let table = crate::model::schema::Table { columns, indexes: vec![index] };
+                        (g.word(), table)
+                    })
+                    .collect(),
+            ),
             files,
             absent: (0..g.below(3) * u64::from(v2))
                 .map(|_| Absent { kind: Kind::Critical, source_path: g.path() })
@@ -479,7 +506,7 @@ mod tests {
     fn a_manifest_reads_back_as_it_was_written_in_both_formats() {
         let mut g = Lcg(7);
         for round in 0..300 {
-            let version = 1 + round % 2;
+            let version = 1 + round % 3;
             let written = manifest(&mut g, version);
             let text = written.render();
             let read = Manifest::parse(&text).unwrap_or_else(|e| panic!("{e:#}\n{text}"));
@@ -491,10 +518,10 @@ mod tests {
 
     #[test]
     fn a_damaged_manifest_says_what_and_where() {
-        let text = manifest(&mut Lcg(3), 2).render();
+        let text = manifest(&mut Lcg(3), 3).render();
         let cases = [
             (
-                text.replace("format: tmws-backup/2", "format: tmws-backup/9"),
+                text.replace("format: tmws-backup/3", "format: tmws-backup/9"),
                 "unknown manifest format",
             ),
             (text.replace("journal-mode: ", "journal-mode: x"), "journal mode"),

@@ -13,3 +13,4 @@ pub mod migrations;
 pub mod profile;
 pub mod repository;
 pub mod scenario;
+pub mod schema;

@@ -257,6 +257,7 @@ fn build(
         usage(format!("{} has no readable alembic_version table: {err:#}", tree.profile.database))
     })?;
     let tables = sqlite::table_counts(&conn)?;
+    let schema = sqlite::schema(&conn)?;
     drop(conn);
     let journal_mode = sqlite::journal_mode_of(tree.fs.open_read(&tree.database())?)?;
     let migration_files: Vec<PathBuf> = entries
@@ -281,6 +282,7 @@ fn build(
         sqlite_version: sqlite::sqlite_version().into(),
         journal_mode,
         tables,
+        schema,
         files: entries,
         absent,
         worktree,
@@ -396,6 +398,7 @@ fn empty_manifest(
         sqlite_version: sqlite::sqlite_version().into(),
         journal_mode: sqlite::journal_mode_of(tree.fs.open_read(&tree.database())?)?,
         tables: Vec::new(),
+        schema: Default::default(),
         files: Vec::new(),
         absent: Vec::new(),
         worktree: Vec::new(),

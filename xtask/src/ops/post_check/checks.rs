@@ -16,6 +16,7 @@ use crate::{
         manifest::{Kind, table_differences},
         migrations::revisions_in,
         profile::Tree,
+        schema::Schema,
     },
 };
 
@@ -79,7 +80,7 @@ check_ids! {
     PostCheck {
         RollbackUnfinished = "rollback.unfinished", "no rollback is unfinished";
         DatabaseFile = "database.file", "database file exists";
-        DatabaseTables = "database.tables", "tables equal the backup's";
+        DatabaseTables = "database.tables", "tables, columns and indexes equal the backup's";
         DatabaseRevision = "database.revision", "alembic_version is the expected revision";
         DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
         MigrationsCurrent = "migrations.current", "alembic current agrees with the database";
@@ -155,16 +156,24 @@ fn open(tree: &Tree) -> Result<rusqlite::Connection> {
     sqlite::open_tree_database(tree)
 }
 
+/// The tables, and with a manifest that records it, every table's columns
+/// and indexes: a leftover column is not a rollback.
 pub(super) fn database_tables(tree: &Tree, expected: &Expected) -> Result<Check> {
     let Some((_, manifest)) = &expected.manifest else {
         return Ok(expected.no_backup(PostCheck::DatabaseTables));
     };
-    let names = sqlite::table_names(&open(tree)?)?;
+    let conn = open(tree)?;
+    let names = sqlite::table_names(&conn)?;
     let named = |name: &String| sqlite::TableCount { name: name.clone(), rows: 0 };
     let actual: Vec<_> = names.iter().map(named).collect();
     let wanted: Vec<_> = manifest.tables.iter().map(|t| named(&t.name)).collect();
-    let differences = table_differences(&actual, &wanted);
-    let ok = format!("{} tables: {}", names.len(), names.join(", "));
+    let mut differences = table_differences(&actual, &wanted);
+    let mut ok = format!("{} tables: {}", names.len(), names.join(", "));
+    if !manifest.schema.is_empty() {
+        differences.extend(Schema::differences(&sqlite::schema(&conn)?, &manifest.schema));
+        differences.dedup();
+        ok = format!("{ok}; their columns and indexes equal the backup's");
+    }
     Ok(Check::unless(PostCheck::DatabaseTables, &differences, ok))
 }
 

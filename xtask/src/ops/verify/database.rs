@@ -9,6 +9,7 @@ use crate::{
     fs::root_dir::RootDir,
     model::check::Check,
     model::manifest::{Manifest, table_differences},
+    model::schema::Schema,
 };
 
 /// The database checks, and the revisions the database holds when readable.
@@ -111,6 +112,19 @@ fn content(
             )
         }
         Err(err) => Check::fail(VerifyCheck::DatabaseTables, format!("{err:#}")),
+    });
+    checks.push(if manifest.schema.is_empty() {
+        let why = format!("the manifest ({}) records no schema", manifest.format);
+        Check::not_applicable(VerifyCheck::DatabaseSchema, why)
+    } else {
+        match sqlite::schema(conn) {
+            Ok(schema) => Check::unless(
+                VerifyCheck::DatabaseSchema,
+                &Schema::differences(&schema, &manifest.schema),
+                format!("{} tables' columns and indexes", schema.0.len()),
+            ),
+            Err(err) => Check::fail(VerifyCheck::DatabaseSchema, format!("{err:#}")),
+        }
     });
     revisions.ok()
 }

@@ -50,6 +50,7 @@ check_ids! {
         DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
         DatabaseRevision = "database.revision", "alembic_version holds the manifest's revision";
         DatabaseTables = "database.tables", "tables and row counts equal the manifest's";
+        DatabaseSchema = "database.schema", "columns and indexes equal the manifest's";
         MigrationsGraph = "migrations.graph", "migrations form a revision graph with the manifest's heads";
         MigrationsRevision = "migrations.revision", "the database's revision is a head of the migrations";
         PythonCompile = "python.compile", "every Python file compiles";

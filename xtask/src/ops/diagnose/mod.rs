@@ -1,6 +1,8 @@
 //! `cargo xtask diagnose`: looks at a live tree and recommends one row of the
 //! decision matrix, with the evidence for it.
-use std::{collections::BTreeSet, path::Path};
+mod migration;
+
+use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -80,9 +82,17 @@ pub fn diagnose(
     let copy = CheckCopy::of(tree)?;
     let programs = &copy.tree;
     let mut evidence: Vec<(Option<Scenario>, Check)> = Vec::new();
-    evidence.push((Some(Scenario::Database), integrity(tree)));
+    let integrity = integrity(tree);
+    let migration = migration::Evidence {
+        sh,
+        python: &python,
+        programs,
+        manifest: manifest.as_ref(),
+        corrupt: integrity.status == Status::Fail,
+    };
+    evidence.push((Some(Scenario::Database), integrity));
     evidence.extend(
-        revision(sh, &python, tree, programs).into_iter().map(|c| (Some(Scenario::Migration), c)),
+        migration::checks(tree, &migration).into_iter().map(|c| (Some(Scenario::Migration), c)),
     );
     let (imports, deploy_fault) =
         imports_of_the_deploy(sh, &python, tree, programs, manifest.as_ref());
@@ -217,74 +227,6 @@ fn integrity(tree: &Tree) -> Check {
         ),
         Err(err) => Check::fail(DiagnoseCheck::DatabaseIntegrity, format!("{err:#}")),
     }
-}
-
-/// The database's revision against the code's migrations, and a migration
-/// that created its tables without bumping `alembic_version`.
-fn revision(sh: &Shell, python: &Python, tree: &Tree, programs: &Tree) -> Vec<Check> {
-    let graph = match tree.graph() {
-        Ok(graph) => graph,
-        Err(err) => {
-            return vec![Check::fail(
-                DiagnoseCheck::MigrationRevision,
-                format!("the migrations do not parse: {err:#}"),
-            )];
-        }
-    };
-    let conn = sqlite::open_tree_database(tree);
-    let revisions = conn
-        .as_ref()
-        .map_err(|e| format!("{e:#}"))
-        .and_then(|c| sqlite::alembic_revisions(c).map_err(|e| format!("{e:#}")));
-    let revisions = match revisions {
-        Ok(r) => r,
-        Err(err) => {
-            return vec![Check::fail(
-                DiagnoseCheck::MigrationRevision,
-                format!("alembic_version cannot be read: {err}"),
-            )];
-        }
-    };
-    let heads = graph.heads();
-    let unknown: Vec<&String> = revisions.iter().filter(|r| !graph.contains(r)).collect();
-    let mut checks = vec![if !unknown.is_empty() {
-        Check::fail(
-            DiagnoseCheck::MigrationRevision,
-            format!("revision {} is unknown to {}", revisions.join(" "), tree.profile.migrations),
-        )
-    } else if revisions.iter().collect::<BTreeSet<_>>() != heads.iter().collect::<BTreeSet<_>>() {
-        Check::fail(
-            DiagnoseCheck::MigrationRevision,
-            format!("database at {}, code head {}", revisions.join(" "), heads.join(" ")),
-        )
-    } else {
-        Check::pass(DiagnoseCheck::MigrationRevision, format!("{} is the head", heads.join(" ")))
-    }];
-    if let ([current], Ok(conn)) = (revisions.as_slice(), &conn) {
-        let tables: BTreeSet<String> =
-            sqlite::table_names(conn).unwrap_or_default().into_iter().collect();
-        let half: Vec<String> = graph
-            .children(current)
-            .into_iter()
-            .filter_map(|child| {
-                let created = python.tables_created_by(sh, programs, current, &child).ok()?;
-                let present: Vec<String> =
-                    created.into_iter().filter(|t| tables.contains(t)).collect();
-                (!present.is_empty()).then(|| {
-                    format!(
-                        "{child} created {} but alembic_version still says {current}",
-                        present.join(", ")
-                    )
-                })
-            })
-            .collect();
-        checks.push(Check::from(
-            DiagnoseCheck::MigrationHalfApplied,
-            half.is_empty(),
-            if half.is_empty() { "none".to_string() } else { half.join("\n") },
-        ));
-    }
-    checks
 }
 
 /// The critical modules import and the critical files compile.
