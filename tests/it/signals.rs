@@ -86,6 +86,8 @@ fn after_a_sigkill_the_next_run_reports_what_was_left_behind() {
     slow_server(&root);
     let mut xtask = post_check_in_background(&root);
     wait_for("the server and its two workers", || marked(&root).len() >= 3);
+    // multiprocessing's helper counts too: give both workers time to start.
+    std::thread::sleep(Duration::from_millis(1500));
     xtask.kill().unwrap();
     xtask.wait().unwrap();
     // The server dies with the xtask; its workers may not.

@@ -64,3 +64,39 @@ fn a_detached_head_at_the_deploy_is_not_a_fault() {
         "{expected:?}"
     );
 }
+
+#[test]
+fn alembic_at_the_root_logging_to_stdout_rolls_back_and_checks_clean() {
+    let dir = sandbox_variant("phase4", "alembic-at-root");
+    let root = root(&dir);
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    assert!(profile.contains("migrations = \"alembic/versions\""), "init found: {profile}");
+    run_in(&root, &["verify-backup"]).exits(0);
+    run_in(&root, &["rollback", "--scenario", "migration", "--yes"]).exits(0);
+    // Judged as what the migration scenario restored; the code it keeps is
+    // not held against it.
+    let check = run_in(&root, &["post-check"]);
+    check.exits(0).stdout_has(contains("judged: the last rollback (--scenario migration)"));
+    check.stdout_has(contains("which keeps what this check judges"));
+}
+
+#[test]
+fn after_a_deploy_nothing_is_compared_with_the_backup() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let check = run_in(&root, &["post-check", "--after", "deploy", "--skip", "tests,server"]);
+    check.exits(0).stdout_has(contains("f1c7e3a9b5d4, expected f1c7e3a9b5d4"));
+    check.stdout_has(contains("after a deploy (--after deploy) nothing is compared"));
+    let typo = run_in(&root, &["post-check", "--after", "deplyo"]);
+    typo.exits(2).stderr_has(contains("use deploy or rollback"));
+}
+
+#[test]
+fn an_unknown_label_is_a_usage_error_that_lists_the_labels() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    for command in ["post-check", "diagnose", "verify-backup"] {
+        let result = run_in(&root, &[command, "--label", "pre-phase5"]);
+        result.exits(2).stderr_has(contains("pre-phase4"));
+    }
+}

@@ -18,6 +18,9 @@ impl flags::Diagnose {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = self.format.unwrap_or_default();
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
+        if self.label.is_some() {
+            xtask::model::backup::Backup::folder(&tree, &label)?;
+        }
         // A commit that does not resolve is a typo, not a diagnosis.
         if let (Some(rev), Some(repo)) = (&self.expect_commit, git::open(&tree.root)?) {
             git::resolve(&repo, rev).map_err(|e| usage(format!("--expect-commit: {e:#}")))?;

@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use xtask::model::{label::Label, scenario::Scenario};
+use xtask::{
+    model::{label::Label, scenario::Scenario},
+    ops::post_check::After,
+};
 
 xflags::xflags! {
     src "./src/cli/flags.rs"
@@ -150,6 +153,10 @@ xflags::xflags! {
             /// Run the app, pytest and alembic on the live tree instead of a
             /// scratch copy; the database is hashed before and after.
             optional --live
+            /// What is judged: deploy (the migrations' head, no backup
+            /// comparison) or rollback (what the last rollback restored;
+            /// the default once one finished).
+            optional --after when: After
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
         }
@@ -412,6 +419,7 @@ pub struct PostCheck {
     pub port: Option<u16>,
     pub require_backup: bool,
     pub live: bool,
+    pub after: Option<After>,
     pub python: Option<PathBuf>,
 }
 

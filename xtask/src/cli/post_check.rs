@@ -5,7 +5,7 @@ use xshell::Shell;
 use xtask::{
     base::exit::failed,
     fs::unconfined,
-    model::profile::Tree,
+    model::{backup::Backup, profile::Tree},
     ops::post_check::{Options, checklist, post_check},
 };
 
@@ -30,8 +30,14 @@ impl flags::PostCheck {
         let junit = self.junit.clone();
         let report = (|| {
             let tree = Tree::locate(self.root.as_deref())?;
+            // A label given by name must be a backup of this tree (a typo
+            // would turn every comparison into "not applicable").
+            if let Some(label) = &self.label {
+                Backup::folder(&tree, label)?;
+            }
             let options = Options {
                 label: self.label.unwrap_or_default(),
+                after: self.after,
                 only: split(self.only),
                 skip: split(self.skip),
                 expect_revision: self.expect_revision,

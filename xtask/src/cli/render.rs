@@ -43,6 +43,9 @@ pub fn human(report: &Report, with_time: bool) -> String {
     if let Some(interpreter) = &report.interpreter {
         let _ = writeln!(out, "python: {interpreter}");
     }
+    if let Some(judged) = &report.judged {
+        let _ = writeln!(out, "judged: {judged}");
+    }
     if let Some(on) = &report.programs_ran_on {
         let _ = writeln!(out, "programs ran on: {on}");
     }

@@ -111,7 +111,9 @@ pub fn build(
     // with the service, as README advises.
     let found = xtask::ops::init::propose(Some(out))?.text;
     unconfined::write(out.join(PROFILE_FILE), format!("{found}{FIXTURE_HEALTH}"))?;
-    let repo = init_history(out).context("create the git history")?;
+    let versions = Path::new("migrations/versions");
+    let versions = variant.map_or(versions.to_path_buf(), |v| v.moved(versions));
+    let repo = init_history(out, &versions).context("create the git history")?;
     let tree = Tree::locate(Some(out))?;
     let python = Python::find(sh, Some(&tree.root), python)?;
 
@@ -147,12 +149,11 @@ fn upgrade(sh: &Shell, python: &Python, tree: &Tree) -> Result<()> {
 
 /// A short, realistic history with a fixed author and fixed times, so that
 /// every sandbox has the same commits.
-fn init_history(root: &Path) -> Result<Repository> {
+fn init_history(root: &Path, versions: &Path) -> Result<Repository> {
     let repo = Repository::init_opts(root, RepositoryInitOptions::new().initial_head("main"))?;
     let root = &root.canonicalize()?;
     let fs = xtask::fs::RootDir::open(root)?;
-    let migrations =
-        xtask::model::migrations::revision_files(&fs, &root.join("migrations/versions"))?;
+    let migrations = xtask::model::migrations::revision_files(&fs, &root.join(versions))?;
     let relative = |p: &PathBuf| p.strip_prefix(root).map(Path::to_path_buf);
     let later: Vec<PathBuf> = migrations.iter().map(relative).collect::<Result<_, _>>()?;
     let (_, rest) = later.split_at(later.len().min(4));

@@ -148,6 +148,10 @@ pub struct Report {
     /// the live tree (`--live`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub programs_ran_on: Option<String>,
+    /// What post-check judged: a deploy, the last rollback, or the tree
+    /// against its backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged: Option<String>,
     pub checks: Vec<Check>,
 }
 
@@ -172,6 +176,7 @@ impl Report {
             not_applicable,
             interpreter: None,
             programs_ran_on: None,
+            judged: None,
             checks,
         }
     }

@@ -118,6 +118,22 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
         self.current.or_else(|| self.done.iter().position(|d| !d)).unwrap_or(0)
     }
 
+    /// The scenario of the newest finished run, from the journals sealed
+    /// in the forensics bundles; `None` when no run finished here.
+    pub fn last_done(tree: &Tree) -> Option<Scenario> {
+        let bundles = tree.fs.list(&tree.forensics_dir()).ok()?;
+        bundles
+            .into_iter()
+            .filter_map(|(name, _)| {
+                let file = tree.forensics_dir().join(name).join("journal.json");
+                let text = tree.fs.read_to_string(&file).ok()?;
+                let journal: Journal<serde_json::Value> = serde_json::from_str(&text).ok()?;
+                (journal.status == RunStatus::Done).then_some(journal)
+            })
+            .max_by(|a, b| a.started.cmp(&b.started))
+            .map(|journal| journal.scenario)
+    }
+
     /// The run is over (done or abandoned): the journal moves into the run's
     /// bundle as a record.
     pub fn close(&mut self, tree: &Tree, status: RunStatus) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `cargo xtask post-check`: the runbook's "Verification Tests" and its
 //! post-rollback checklist, as checks with exact results for CI and people.
 mod checks;
+mod judging;
 mod live;
 mod pytest;
 mod server;
@@ -26,6 +27,8 @@ use crate::{
 };
 
 use checks::*;
+pub use judging::After;
+use judging::Judging;
 pub use server::free_port;
 use slow::Slow;
 
@@ -40,6 +43,8 @@ pub struct Options {
     pub require_backup: bool,
     /// Run the tree's programs on the live tree, not on a scratch copy.
     pub live: bool,
+    /// `--after`: what is judged (a deploy, a rollback).
+    pub after: Option<After>,
 }
 
 /// What the checks compare against: the backup's manifest, or the code.
@@ -74,7 +79,8 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         crate::base::events::note(&note);
     }
     let selection = Selection::new(&o.only, &o.skip)?;
-    let expected = expectations(tree, o)?;
+    let judging = Judging::of(tree, o.after);
+    let expected = expectations(tree, o, &judging)?;
     // Outside the tree: pytest's XML report and the server's log.
     let scratch = files::scratch_dir("tmws-post-check")?;
     let python = Python::find(sh, Some(&tree.root), o.python.as_deref());
@@ -122,6 +128,14 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     if let Some(watch) = watch {
         watch.judge(tree, &mut checks)?;
     }
+    for check in checks.iter_mut() {
+        let id = PostCheck::ALL.iter().find(|id| id.id() == check.id);
+        if let Some(why) = id.and_then(|id| judging.not_judged(*id)) {
+            let took = check.duration_ms;
+            *check = Check::not_applicable(*id.expect("found above"), why);
+            check.duration_ms = took;
+        }
+    }
     // A check is `skip` only when the user skipped it by name.
     checks.extend(
         PostCheck::ALL.iter().filter(|id| selection.skips(**id)).map(|id| Check::skip(*id)),
@@ -129,6 +143,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     checks.sort_by_key(|c| PostCheck::ALL.iter().position(|id| id.id() == c.id));
     let mut report = Report::new("post-check", tree.root.display().to_string(), checks);
     report.interpreter = python.as_ref().ok().map(Python::describe);
+    report.judged = Some(judging.describe());
     report.programs_ran_on = match (copies.is_empty(), o.live) {
         (_, true) => Some("the live tree (--live)".into()),
         (true, false) => None,
@@ -197,9 +212,13 @@ fn group(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
 }
 
-fn expectations(tree: &Tree, o: &Options) -> Result<Expected> {
+fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected> {
     let manifest = Backup::find(tree, &o.label)?.map(|b| (b.dir, b.manifest));
-    let (revision, missing) = match (&o.expect_revision, &manifest) {
+    // After a deploy the database is expected at the migrations' head.
+    let head = || Some("head".to_string());
+    let expect =
+        o.expect_revision.clone().or_else(|| (*judging == Judging::Deploy).then(head).flatten());
+    let (revision, missing) = match (&expect, &manifest) {
         (Some(rev), _) if rev == "head" => {
             let heads = tree.graph().map(|g| g.heads()).unwrap_or_default();
             match heads.as_slice() {

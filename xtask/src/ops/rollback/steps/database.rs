@@ -115,7 +115,7 @@ impl Ctx<'_> {
         };
         if said != stored {
             return Err(refused(format!(
-                "alembic current says {:?} but {} holds {:?}: alembic would act on another database (check {} in migrations/env.py and the environment); nothing was changed",
+                "alembic current says {:?} but {} holds {:?}: alembic would act on another database (check {} in {} and the environment); nothing was changed. alembic's output:\n{}",
                 said,
                 self.tree.profile.database,
                 stored,
@@ -123,7 +123,9 @@ impl Ctx<'_> {
                     "database_url_env in the profile"
                 } else {
                     &self.tree.profile.database_url_env
-                }
+                },
+                crate::ops::identity::env_py(self.tree),
+                out.stdout.trim(),
             )));
         }
         Ok(format!(
