@@ -175,6 +175,34 @@ fn a_module_missing_from_the_interpreter_is_the_environment_not_the_deploy() {
 }
 
 #[test]
+fn a_module_of_the_tree_that_raises_is_the_deploy_not_the_environment() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    // A critical module that imports a helper of the tree, backed up; then
+    // a bad commit in the helper: the critical module itself is unchanged.
+    fs::write(root.join("src/services/helper.py"), "VALUE = 1\n").unwrap();
+    fs::write(root.join("src/services/metrics.py"), "from src.services import helper\n").unwrap();
+    git(&root, &["add", "src/services"]);
+    git(&root, &["commit", "-q", "-m", "metrics"]);
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    let profile =
+        profile.replace("critical_modules = [", "critical_modules = [\"src.services.metrics\", ");
+    let profile =
+        profile.replace("critical_files = [", "critical_files = [\"src/services/metrics.py\", ");
+    fs::write(root.join("tmws-rollback.toml"), profile).unwrap();
+    git(&root, &["commit", "-q", "-am", "profile"]);
+    assert_code(&run_in(&root, &["backup", "--label", "pre-helper"]), 0);
+    fs::write(root.join("src/services/helper.py"), "raise RuntimeError(\"bad settings\")\n")
+        .unwrap();
+    git(&root, &["commit", "-q", "-am", "helper"]);
+    let result = run_in(&root, &["diagnose", "--label", "pre-helper"]);
+    assert_code(&result, 1);
+    result.stdout_has(contains("RuntimeError: bad settings"));
+    result.stdout_has(contains("the environment, not the deploy").not());
+    result.stdout_has(contains("recommendation: cargo xtask rollback --scenario"));
+}
+
+#[test]
 fn diagnose_and_post_check_report_an_unfinished_rollback_first() {
     let dir = sandbox("phase4");
     let root = root(&dir);

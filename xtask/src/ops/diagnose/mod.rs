@@ -192,12 +192,29 @@ fn imports_of_the_deploy(
         return (check, true);
     }
     let Some(manifest) = manifest else { return (check, true) };
-    let failing: Vec<&str> = check
+    let failures: Vec<(&str, &str)> = check
         .detail
         .lines()
-        .filter_map(|l| l.split_once(": ").map(|(module, _)| module))
-        .filter(|m| tree.profile.critical_modules.iter().any(|c| c == m))
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(m, _)| tree.profile.critical_modules.iter().any(|c| c == m))
         .collect();
+    // Only a module that is not the tree's own, missing from the
+    // interpreter, is the environment's fault; a module of the tree that
+    // raises (a RuntimeError, or one the deploy removed) is the deploy's.
+    let third_party_missing = |why: &str| {
+        let missing = why
+            .strip_prefix("ModuleNotFoundError: No module named '")
+            .and_then(|rest| rest.split(['\'', '.']).next());
+        missing.is_some_and(|top| {
+            [format!("{top}.py"), top.to_string()]
+                .iter()
+                .all(|p| tree.fs.kind(&tree.path(p)).ok().flatten().is_none())
+        })
+    };
+    if !failures.iter().all(|(_, why)| third_party_missing(why)) {
+        return (check, true);
+    }
+    let failing: Vec<&str> = failures.iter().map(|(module, _)| *module).collect();
     let unchanged = |module: &str| {
         let base = module.replace('.', "/");
         [format!("{base}.py"), format!("{base}/__init__.py")].iter().any(|path| {
