@@ -110,7 +110,9 @@ pub fn build(
     // What `cargo xtask init` writes, and what healthy means here: committed
     // with the service, as README advises.
     let found = xtask::ops::init::propose(Some(out))?.text;
-    unconfined::write(out.join(PROFILE_FILE), format!("{found}{FIXTURE_HEALTH}"))?;
+    // The fixture's own /health; a variant with another route keeps init's.
+    let health = if found.contains("health_path = \"/health\"") { FIXTURE_HEALTH } else { "" };
+    unconfined::write(out.join(PROFILE_FILE), format!("{found}{health}"))?;
     let versions = Path::new("migrations/versions");
     let versions = variant.map_or(versions.to_path_buf(), |v| v.moved(versions));
     let repo = init_history(out, &versions).context("create the git history")?;

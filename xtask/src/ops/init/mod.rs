@@ -4,14 +4,17 @@
 //! commands need nothing more. It never overwrites a profile.
 use std::{
     fmt::Write as _,
-    fs,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result};
 
+mod finds;
+
+use finds::{files_named, find_app, health_path, settings_database, sqlite_path, url_variable};
+
 use crate::{
-    base::exit::usage,
+    base::exit::{failed, usage},
     fs::{RootDir, files},
     model::profile::{PROFILE_FILE, Profile},
 };
@@ -61,7 +64,7 @@ fn disagreements(existing: &str, proposed: &str) -> Result<Vec<String>> {
             .map_err(|err| usage(format!("the existing profile does not parse: {err}")))
     };
     let (have, found) = (parse(existing)?, parse(proposed)?);
-    let fields: [(&str, String, String); 9] = [
+    let fields: [(&str, String, String); 10] = [
         ("database", format!("{:?}", have.database), format!("{:?}", found.database)),
         (
             "database_url_env",
@@ -83,6 +86,7 @@ fn disagreements(existing: &str, proposed: &str) -> Result<Vec<String>> {
         ),
         ("test_files", format!("{:?}", have.test_files), format!("{:?}", found.test_files)),
         ("app", format!("{:?}", have.app), format!("{:?}", found.app)),
+        ("health_path", format!("{:?}", have.health_path), format!("{:?}", found.health_path)),
     ];
     Ok(fields
         .into_iter()
@@ -108,6 +112,7 @@ struct Found {
     database: (String, String),
     url_env: (String, String),
     app: (String, String),
+    health: (String, String),
     critical_files: Vec<String>,
     critical_modules: Vec<String>,
     test_files: Vec<String>,
@@ -142,24 +147,17 @@ fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
     let script_dir = ini_dir.join(script.trim_start_matches("./"));
     let migrations =
         (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}"));
-    let database = match setting("sqlalchemy.url").and_then(|u| sqlite_path(&u)) {
-        Some(path) => (rel_path(&ini_dir.join(path))?, format!("sqlalchemy.url in {ini_path}")),
-        None => (
-            defaults.database.clone(),
-            "the runbook's default (no sqlite URL in alembic.ini)".into(),
-        ),
+    let (database, url_env) = database_and_variable(fs, root, &ini_path, &ini_dir, &script_dir)?;
+    let Some(app) = find_app(fs, root) else {
+        return Err(failed(format!(
+            "{}: no ASGI app found (a main.py, app.py or asgi.py that defines app, or a module with app = FastAPI(...)): write tmws-rollback.toml by hand with `app = \"package.module:app\"`",
+            root.display()
+        )));
     };
-    let env_py = script_dir.join("env.py");
-    let url_env = match fs.read_to_string(&root.join(&env_py)).ok().and_then(|t| url_variable(&t)) {
-        Some(name) => (name, format!("{} reads its database URL from it", rel_path(&env_py)?)),
-        None => (
-            String::new(),
-            format!("{} reads no URL variable that could be found", rel_path(&env_py)?),
-        ),
-    };
-    let app = find_app(fs, root).unwrap_or_else(|| {
-        (defaults.app.clone(), "the runbook's default (no ASGI app found)".into())
-    });
+    let health = health_path(fs, root).map_or_else(
+        || (defaults.health_path.clone(), "the default: no health route found in the code".into()),
+        |(route, file)| (route, format!("the route {file} declares")),
+    );
     let by_name = |path: &str| {
         let name = Path::new(path).file_name().unwrap_or_default().to_string_lossy().into_owned();
         files_named(root, &name, 6).first().map(|p| rel(root, p))
@@ -184,10 +182,71 @@ fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
         database,
         url_env,
         app,
+        health,
         critical_files,
         critical_modules,
         test_files,
         config_files,
+    })
+}
+
+/// The database and the variable that carries its URL: from alembic.ini's
+/// `sqlalchemy.url` and env.py, else from a settings module that env.py
+/// reads. No database found is exit 1: init never writes a guess.
+fn database_and_variable(
+    fs: &RootDir,
+    root: &Path,
+    ini_path: &str,
+    ini_dir: &Path,
+    script_dir: &Path,
+) -> Result<((String, String), (String, String))> {
+    let settings = settings_database(fs, root);
+    let url = ini_setting(&fs.read_to_string(&root.join(ini_path))?, "sqlalchemy.url");
+    let database = match (url.and_then(|u| sqlite_path(&u)), &settings) {
+        (Some(path), _) => {
+            (rel_path(&ini_dir.join(path))?, format!("sqlalchemy.url in {ini_path}"))
+        }
+        (None, Some((path, _, file))) => {
+            (rel_path(Path::new(path))?, format!("the SQLite URL {file} defaults to"))
+        }
+        (None, None) => {
+            return Err(failed(format!(
+                "{}: no SQLite database found (no sqlite:/// URL in {ini_path}'s sqlalchemy.url, nor in a settings module): write tmws-rollback.toml by hand with `database = \"path/to/db\"`",
+                root.display()
+            )));
+        }
+    };
+    let env_py = script_dir.join("env.py");
+    let env_text = fs.read_to_string(&root.join(&env_py)).unwrap_or_default();
+    let through_settings = settings.as_ref().and_then(|(_, variable, file)| {
+        let module = file.trim_end_matches(".py").replace('/', ".");
+        let imports = env_text.contains(&module)
+            || env_text.contains("settings")
+            || env_text.contains("Settings");
+        variable.clone().filter(|_| imports).map(|v| (v, file.clone()))
+    });
+    let url_env = match (url_variable(&env_text), through_settings) {
+        (Some(name), _) => (name, format!("{} reads its database URL from it", rel_path(&env_py)?)),
+        (None, Some((name, file))) => (
+            name,
+            format!(
+                "{} takes its URL from the settings in {file}, which read it",
+                rel_path(&env_py)?
+            ),
+        ),
+        (None, None) => (
+            String::new(),
+            format!("{} reads no URL variable that could be found", rel_path(&env_py)?),
+        ),
+    };
+    Ok((database, url_env))
+}
+
+/// A `key = value` setting of an ini file's text.
+fn ini_setting(ini: &str, key: &str) -> Option<String> {
+    ini.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().to_string())
     })
 }
 
@@ -219,79 +278,8 @@ fn render(f: &Found) -> String {
     let _ = writeln!(out, "test_files = {}", list(&f.test_files));
     let _ = writeln!(out, "# From {}.", f.app.1);
     let _ = writeln!(out, "app = {:?}", f.app.0);
-    out
-}
-
-/// `data/x.db` from `sqlite:///data/x.db`; `None` for other databases.
-fn sqlite_path(url: &str) -> Option<String> {
-    let path = url.strip_prefix("sqlite:///")?;
-    let path = path.split('?').next()?;
-    (!path.is_empty() && !path.starts_with('/') && !path.contains("%(")).then(|| path.to_string())
-}
-
-/// The environment variable an env.py reads its database URL from.
-fn url_variable(text: &str) -> Option<String> {
-    let patterns = ["os.environ.get(", "os.getenv(", "os.environ["];
-    text.lines()
-        .flat_map(|line| {
-            patterns.iter().filter_map(move |p| {
-                let after = &line[line.find(p)? + p.len()..];
-                let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-                let name: String = after[1..].chars().take_while(|c| *c != quote).collect();
-                Some(name)
-            })
-        })
-        .find(|name| {
-            let upper = name.to_uppercase();
-            upper.contains("URL") || upper.contains("DATABASE") || upper.contains("DB")
-        })
-}
-
-/// The ASGI app, from the usual entry points: a `main.py`, `app.py` or
-/// `asgi.py` that defines `app`.
-fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
-    let mut candidates: Vec<PathBuf> = ["main.py", "app.py", "asgi.py"]
-        .iter()
-        .flat_map(|name| files_named(root, name, 5))
-        .collect();
-    candidates.sort_by_key(|p| p.components().count());
-    candidates.into_iter().find_map(|path| {
-        let text = fs.read_to_string(&path).ok()?;
-        let defines = text.lines().any(|l| {
-            l.starts_with("app =")
-                || l.starts_with("app=")
-                || l.starts_with("def app(")
-                || l.starts_with("async def app(")
-        });
-        let relative = rel(root, &path);
-        let module = relative.trim_end_matches(".py").replace('/', ".");
-        defines.then(|| (format!("{module}:app"), format!("{relative}, which defines app")))
-    })
-}
-
-/// Files of that name below `root`, up to `depth` folders down, skipping
-/// hidden folders, virtualenvs and the tool's own folders.
-fn files_named(root: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![(root.to_path_buf(), 0)];
-    while let Some((dir, level)) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            let Ok(kind) = entry.file_type() else { continue };
-            let skipped = file.starts_with('.')
-                || ["node_modules", "venv", "backups", "forensics", "__pycache__", "site-packages"]
-                    .contains(&file.as_str());
-            if kind.is_dir() && !skipped && level < depth {
-                stack.push((entry.path(), level + 1));
-            } else if kind.is_file() && file == name {
-                out.push(entry.path());
-            }
-        }
-    }
-    out.sort_by_key(|p| (p.components().count(), p.clone()));
+    let _ = writeln!(out, "# From {}.", f.health.1);
+    let _ = writeln!(out, "health_path = {:?}", f.health.0);
     out
 }
 
@@ -315,11 +303,11 @@ mod tests {
     fn reads_the_url_variable_and_the_sqlite_path() {
         let env_py =
             "import os\nurl = os.environ.get(\"SERVICE_DB_URL\")\nlevel = os.getenv('LOG_LEVEL')\n";
-        assert_eq!(super::url_variable(env_py).as_deref(), Some("SERVICE_DB_URL"));
+        assert_eq!(super::finds::url_variable(env_py).as_deref(), Some("SERVICE_DB_URL"));
         assert_eq!(
-            super::sqlite_path("sqlite:///var/app.sqlite").as_deref(),
+            super::finds::sqlite_path("sqlite:///var/app.sqlite").as_deref(),
             Some("var/app.sqlite")
         );
-        assert_eq!(super::sqlite_path("postgresql://x/y"), None);
+        assert_eq!(super::finds::sqlite_path("postgresql://x/y"), None);
     }
 }

@@ -1,0 +1,190 @@
+//! What init looks for in a checkout's files: SQLite URLs, the variables
+//! that carry them (in env.py or a settings class), the ASGI app, its
+//! health route, and files by name.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use crate::fs::RootDir;
+
+use super::rel;
+
+/// `data/x.db` from `sqlite:///data/x.db`; `None` for other databases.
+pub(super) fn sqlite_path(url: &str) -> Option<String> {
+    let path = url.strip_prefix("sqlite:///")?;
+    let path = path.split('?').next()?;
+    (!path.is_empty() && !path.starts_with('/') && !path.contains("%(")).then(|| path.to_string())
+}
+
+/// The environment variable an env.py reads its database URL from.
+pub(super) fn url_variable(text: &str) -> Option<String> {
+    let patterns = ["os.environ.get(", "os.getenv(", "os.environ["];
+    text.lines()
+        .flat_map(|line| {
+            patterns.iter().filter_map(move |p| {
+                let after = &line[line.find(p)? + p.len()..];
+                let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+                let name: String = after[1..].chars().take_while(|c| *c != quote).collect();
+                Some(name)
+            })
+        })
+        .find(|name| {
+            let upper = name.to_uppercase();
+            upper.contains("URL") || upper.contains("DATABASE") || upper.contains("DB")
+        })
+}
+
+/// The service's Python files (not its tests, migrations or
+/// virtualenvs), up to four folders down, shallowest first.
+pub(super) fn python_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, level)) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else { continue };
+            let skipped = name.starts_with('.')
+                || ["tests", "test", "node_modules", "venv", "backups", "forensics", "versions"]
+                    .contains(&name.as_str())
+                || entry.path().join("pyvenv.cfg").exists();
+            if kind.is_dir() && !skipped && level < 4 {
+                stack.push((entry.path(), level + 1));
+            } else if kind.is_file() && name.ends_with(".py") {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort_by_key(|p| (p.components().count(), p.clone()));
+    out
+}
+
+/// A SQLite URL a settings class or module defaults to, and the variable
+/// that overrides it: `os.environ.get("VAR", "sqlite:///var/x.db")`, or a
+/// pydantic `BaseSettings` field `database_url: str = "sqlite:///..."`
+/// (the variable then is the class's `env_prefix` and the field's name).
+/// Returns (path, variable, file).
+pub(super) fn settings_database(
+    fs: &RootDir,
+    root: &Path,
+) -> Option<(String, Option<String>, String)> {
+    for file in python_files(root) {
+        let Ok(text) = fs.read_to_string(&file) else { continue };
+        let prefix = text.lines().find_map(|l| {
+            let rest = l.trim().strip_prefix("env_prefix")?.trim_start().strip_prefix('=')?;
+            Some(rest.trim().trim_matches(['"', '\'', ',']).to_string())
+        });
+        for line in text.lines() {
+            let Some(at) = line.find("sqlite:///") else { continue };
+            let literal: String = line[at + "sqlite:///".len()..]
+                .chars()
+                .take_while(|c| !"\"'".contains(*c))
+                .collect();
+            let Some(path) = sqlite_path(&format!("sqlite:///{literal}")) else { continue };
+            let variable = url_variable_in(line).or_else(|| {
+                let field = line.trim().split([':', '=']).next()?.trim();
+                let is_field =
+                    !field.is_empty() && field.chars().all(|c| c.is_alphanumeric() || c == '_');
+                (is_field && text.contains("BaseSettings")).then(|| {
+                    format!("{}{}", prefix.clone().unwrap_or_default(), field).to_uppercase()
+                })
+            });
+            return Some((path, variable, rel(root, &file)));
+        }
+    }
+    None
+}
+
+/// The variable a line reads with `os.environ.get("X"`, `os.getenv("X"`
+/// or `os.environ["X"`, whatever its name.
+fn url_variable_in(line: &str) -> Option<String> {
+    ["os.environ.get(", "os.getenv(", "os.environ["].iter().find_map(|p| {
+        let after = &line[line.find(p)? + p.len()..];
+        let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        Some(after[1..].chars().take_while(|c| *c != quote).collect())
+    })
+}
+
+/// The health route the app's code declares (`"/health"`, `"/healthz"`,
+/// `"/api/health"`...), and the file that declares it.
+pub(super) fn health_path(fs: &RootDir, root: &Path) -> Option<(String, String)> {
+    python_files(root).into_iter().find_map(|file| {
+        let text = fs.read_to_string(&file).ok()?;
+        text.split(['"', '\''])
+            .find(|piece| {
+                piece.starts_with('/')
+                    && piece.rsplit('/').next().is_some_and(|last| last.starts_with("health"))
+            })
+            .map(|route| (route.to_string(), rel(root, &file)))
+    })
+}
+
+/// The ASGI app, from the usual entry points: a `main.py`, `app.py` or
+/// `asgi.py` that defines `app`; else any module of the service that makes
+/// one (`app = FastAPI(`, `app = Starlette(`).
+pub(super) fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
+    let mut candidates: Vec<PathBuf> = ["main.py", "app.py", "asgi.py"]
+        .iter()
+        .flat_map(|name| files_named(root, name, 5))
+        .collect();
+    candidates.sort_by_key(|p| p.components().count());
+    candidates
+        .into_iter()
+        .find_map(|path| {
+            let text = fs.read_to_string(&path).ok()?;
+            let defines = text.lines().any(|l| {
+                // `from src.service import app`: the entry point re-exports it.
+                let imported = l.starts_with("from ")
+                    && l.split(" import ").nth(1).is_some_and(|names| {
+                        names.split([',', ' ', '#']).next().is_some_and(|first| first == "app")
+                    });
+                l.starts_with("app =")
+                    || l.starts_with("app=")
+                    || l.starts_with("def app(")
+                    || l.starts_with("async def app(")
+                    || imported
+            });
+            let relative = rel(root, &path);
+            let module = relative.trim_end_matches(".py").replace('/', ".");
+            defines.then(|| (format!("{module}:app"), format!("{relative}, which defines app")))
+        })
+        .or_else(|| {
+            python_files(root).into_iter().find_map(|path| {
+                let text = fs.read_to_string(&path).ok()?;
+                let makes = text.lines().any(|l| {
+                    let l = l.replace(' ', "");
+                    l.starts_with("app=FastAPI(") || l.starts_with("app=Starlette(")
+                });
+                let relative = rel(root, &path);
+                let module = relative.trim_end_matches(".py").replace('/', ".");
+                makes.then(|| (format!("{module}:app"), format!("{relative}, which makes app")))
+            })
+        })
+}
+
+/// Files of that name below `root`, up to `depth` folders down, skipping
+/// hidden folders, virtualenvs and the tool's own folders.
+pub(super) fn files_named(root: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, level)) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else { continue };
+            let skipped = file.starts_with('.')
+                || ["node_modules", "venv", "backups", "forensics", "__pycache__", "site-packages"]
+                    .contains(&file.as_str());
+            if kind.is_dir() && !skipped && level < depth {
+                stack.push((entry.path(), level + 1));
+            } else if kind.is_file() && file == name {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort_by_key(|p| (p.components().count(), p.clone()));
+    out
+}
