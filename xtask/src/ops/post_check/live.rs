@@ -24,16 +24,20 @@ pub struct Watch {
     copy: PathBuf,
 }
 
+/// The hashes of what holds the database's content: the file, its `-wal`
+/// and its `-journal`. A `-shm` is an index every reader rewrites, and an
+/// empty `-wal` (a reader opens one) holds nothing: neither is a change.
 fn hashes(tree: &Tree) -> Result<Vec<(String, Option<String>)>> {
     database::check_files(&tree.fs, &tree.database())?;
     database::files(&tree.database())
         .into_iter()
+        .filter(|(name, _)| !name.ends_with("-shm"))
         .map(|(name, path)| {
             let hash = match tree.fs.kind(&path)? {
-                Some(_) => Some(tree.fs.sha256(&path)?.0),
+                Some(_) => Some(tree.fs.sha256(&path)?).filter(|(_, size)| *size > 0),
                 None => None,
             };
-            Ok((name, hash))
+            Ok((name, hash.map(|(sha, _)| sha)))
         })
         .collect()
 }
