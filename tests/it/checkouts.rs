@@ -73,6 +73,27 @@ fn an_object_the_checkout_needs_is_confirmed_present_before_step_one() {
 }
 
 #[test]
+fn a_hard_reset_confirms_the_objects_it_writes_back_before_step_one() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    // A locally edited file the reset must write back, whose blob is lost.
+    let path = "src/config.py";
+    let id = git(&root, &["rev-parse", &format!("pre-phase4:{path}")]).trim().to_string();
+    fs::remove_file(root.join(".git/objects").join(&id[..2]).join(&id[2..])).unwrap();
+    fs::write(root.join(path), "# edited\n").unwrap();
+    let before = digest(&root);
+    for extra in [&["--dry-run"][..], &["--yes"]] {
+        let mut args = vec!["rollback", "--scenario", "git", "--commit", "pre-phase4", "--hard"];
+        args.extend_from_slice(&["--force"]);
+        args.extend_from_slice(extra);
+        let result = run_in(&root, &args);
+        assert_code(&result, 4);
+        result.stderr_has(contains("lacks objects").and(contains(path)));
+        assert_eq!(digest(&root), before, "{extra:?} changed the tree");
+    }
+}
+
+#[test]
 fn a_checkout_that_fails_half_way_puts_the_tree_and_head_back() {
     let variants: [&[&str]; 3] = [
         &["--force"],

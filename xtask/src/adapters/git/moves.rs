@@ -151,9 +151,14 @@ pub fn refuse_move(planned: &Move, overwrite: bool) -> Result<()> {
 pub fn plan_reset(repo: &Repository, fs: &RootDir, target: Oid) -> Result<Move> {
     let mut planned = plan_move(repo, fs, target)?;
     let tree = repo.find_commit(target)?.tree()?;
+    let odb = repo.odb()?;
     for path in modified_tracked(repo)? {
         if !planned.paths.contains(&path) {
             planned.unwritable.extend(worktree::unwritable(repo, fs, &tree, &path));
+            // The blob the reset writes back must be there too.
+            if tree.get_path(Path::new(&path)).is_ok_and(|entry| !odb.exists(entry.id())) {
+                planned.missing.push(path.clone());
+            }
             planned.paths.push(path);
         }
     }
