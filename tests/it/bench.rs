@@ -42,7 +42,7 @@ fn the_readme_quick_bench_writes_a_complete_report() {
     assert!(commands.contains(&("post-check", "-")), "post-check runs on the fixture");
     let changed = pairs.iter().find(|p| p["command"] == "push (one table changed)").unwrap();
     let note = changed["note"].as_str().unwrap_or_default();
-    assert!(note.contains("MiB new to the repository"), "what the push added: {changed}");
+    assert!(note.contains("the repository grew by"), "what the push added: {changed}");
     for pair in pairs {
         assert_eq!(pair["ours_ok"], true, "{pair}");
         assert_eq!(pair["baseline_ok"], true, "{pair}");

@@ -103,7 +103,11 @@ fn a_checkout_that_fails_half_way_puts_the_tree_and_head_back() {
     for extra in variants {
         let dir = sandbox("phase4");
         let root = root(&dir);
-        lose_an_unchanged_blob(&root);
+        // A hard reset writes a deleted file back, so it refuses a lost blob
+        // before step 1 (a_hard_reset_confirms_the_objects_it_writes_back…).
+        if !extra.contains(&"--hard") {
+            lose_an_unchanged_blob(&root);
+        }
         let (head_before, status_before) = (head(&root), git(&root, &["status", "--porcelain"]));
         let files_before = digest(&root.join("src"));
         let migrations_before = digest(&root.join("migrations"));
@@ -414,9 +418,13 @@ fn quiet_hides_the_command_lines_and_verbose_shows_them_whole() {
     assert_code(&quiet, 0);
     quiet.stderr_has(is_match(r"(?m)^\$ ").unwrap().not());
     let normal = run_in(&root, &["diagnose"]);
-    normal.stderr_has(is_match(r"(?m)^\$ .*…$").unwrap());
+    // A long line is named, never cut into something that looks runnable.
+    normal.stderr_has(
+        is_match(r"(?m)^\$ \S+ \[a line of \d+ characters: -v shows it whole\]$").unwrap(),
+    );
+    normal.stderr_has(is_match(r"(?m)^\$ .*…$").unwrap().not());
     let verbose = run_in(&root, &["diagnose", "-v"]);
-    verbose.stderr_has(contains("traceback").and(contains('…').not()));
+    verbose.stderr_has(contains("traceback").and(contains("-v shows it").not()));
 }
 
 /// Progress shows on a terminal (here after 0 ms instead of a second), and
@@ -491,8 +499,9 @@ fn list_shows_each_backup_and_its_state() {
     let (old, new) = (&json["backups"][0], &json["backups"][1]);
     assert_eq!(old["tag_here"], true);
     assert_eq!(new["tag_here"], false);
-    assert!(old["verification"].as_str().unwrap().ends_with("unchanged since"), "{old}");
-    assert_eq!(new["verification"], "never verified");
+    assert_eq!(old["verification"]["state"], "unchanged", "{old}");
+    assert!(old["verification"]["verified"].is_string(), "{old}");
+    assert_eq!(new["verification"], serde_json::json!({"state": "never", "verified": null}));
     assert!(json["unfinished_rollback"].as_str().unwrap().contains("--scenario files"), "{json}");
     let human = run_in(&root, &["list"]);
     human.stdout_has(contains("unfinished rollback --scenario files"));

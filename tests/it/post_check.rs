@@ -41,8 +41,9 @@ fn post_check_json(root: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["post-check", "--format", "json"];
     args.extend_from_slice(extra);
     let result = run_in(root, &args);
-    if let Ok(json) = serde_json::from_str(&result.stdout) {
-        crate::schema::assert_valid("report", &json);
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&result.stdout) {
+        let schema = if json["result"] == "error" { "error" } else { "report" };
+        crate::schema::assert_valid(schema, &json);
     }
     result
 }

@@ -61,7 +61,7 @@ fn a_non_empty_out_folder_is_refused() {
 
 /// The interpreter of the virtualenv the xtask built for the sandboxes.
 pub fn python_of_sandbox() -> std::path::PathBuf {
-    let home = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmws-venv");
+    let home = crate::test_cache().join("tmws-xtask/venv");
     let venv = fs::read_dir(&home)
         .unwrap()
         .flatten()

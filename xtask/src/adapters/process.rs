@@ -59,8 +59,15 @@ impl Output {
 /// output, and killing its whole process group if it outlives `timeout`.
 /// A program of the tree runs `confined` (see `Confinement`).
 pub fn run(cmd: Cmd<'_>, timeout: Duration, confined: Option<&Confinement>) -> Result<Output> {
-    crate::base::events::command(&cmd.to_string());
-    run_quiet(cmd, timeout, confined)
+    let command: Command = cmd.into();
+    crate::base::events::command(&shown(&command));
+    run_command(command, timeout, confined)
+}
+
+/// The command line of `command` as a shell reads it back (xshell's own
+/// display does not quote).
+pub fn shown(command: &Command) -> String {
+    crate::base::shell_words::line(command.get_program(), command.get_args())
 }
 
 /// `run`, for a caller that has shown the command its own way.
@@ -69,8 +76,15 @@ pub fn run_quiet(
     timeout: Duration,
     confined: Option<&Confinement>,
 ) -> Result<Output> {
-    let display = cmd.to_string();
-    let mut command: Command = cmd.into();
+    run_command(cmd.into(), timeout, confined)
+}
+
+fn run_command(
+    mut command: Command,
+    timeout: Duration,
+    confined: Option<&Confinement>,
+) -> Result<Output> {
+    let display = shown(&command);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     sys::die_with_parent(&mut command);
     if let Some(confinement) = confined {

@@ -343,9 +343,15 @@ pub fn confined(tree: &Tree) -> Result<Confinement> {
     Confinement::beneath(&[&tree.root])
 }
 
-/// Where our virtualenvs live: the workspace's `target/`, beside the build.
+/// Where our virtualenvs live: the user's cache folder (XDG), so that a
+/// binary outside the workspace finds them too.
 fn venv_home() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmws-venv")
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("tmws-xtask/venv")
 }
 
 /// An exclusive lock on an open file, held until dropped.

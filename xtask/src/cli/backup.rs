@@ -16,7 +16,10 @@ use xtask::{
     },
 };
 
-use super::flags::{self, Format};
+use super::{
+    flags::{self, Format},
+    ui,
+};
 
 impl flags::Backup {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -44,11 +47,9 @@ impl flags::Backup {
                 "backup": tree.backup(&options.label),
                 "plan": plan,
                 "manifest": manifest,
+                "offsite": offsite,
             });
-            println!("{}", serde_json::to_string_pretty(&document)?);
-            if let Some(line) = &offsite {
-                eprintln!("{line}");
-            }
+            ui::document(&document)?;
         } else if options.dry_run {
             print_plan(&tree.backup(&options.label), &plan);
         } else {
@@ -66,8 +67,8 @@ impl flags::Backup {
                 notes(&manifest),
                 tag_note(&tree, &manifest, &options),
             );
-            if let Some(line) = &offsite {
-                println!("{line}");
+            if let Some(pushed) = &offsite {
+                println!("{}", pushed.summary());
             }
         }
         Ok(())

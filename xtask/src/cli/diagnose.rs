@@ -11,7 +11,7 @@ use xtask::{
 
 use super::{
     flags::{self, Format},
-    render,
+    render, ui,
 };
 
 impl flags::Diagnose {
@@ -28,7 +28,7 @@ impl flags::Diagnose {
         let diagnosis =
             diagnose(sh, &tree, &label, self.expect_commit.as_deref(), self.python.as_deref())?;
         match format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&diagnosis)?),
+            Format::Json => ui::document(&diagnosis)?,
             Format::Human => print!("{}", human(&tree, &diagnosis)),
         }
         match diagnosis.recommendation {
@@ -40,7 +40,9 @@ impl flags::Diagnose {
                 Err(failed("an earlier rollback is unfinished: resume or abandon it first"))
             }
             Recommendation::Rollback(row) => {
-                Err(failed(format!("a rollback is recommended: --scenario {row}")))
+                let command =
+                    xtask::model::advice::xtask(&format!("rollback --scenario {row}"), &tree.root);
+                Err(failed(format!("a rollback is recommended: `{command}`")))
             }
         }
     }
@@ -62,10 +64,11 @@ fn human(tree: &Tree, diagnosis: &Diagnosis) -> String {
                 Recommendation::Rollback(row) => format!("{} minutes", row.runbook_minutes()),
                 _ => "unknown".into(),
             };
-            out.push_str(&format!(
-                "\nrecommendation: cargo xtask rollback --scenario {} (runbook estimate {estimate})\n",
-                recommendation.word()
-            ));
+            let command = xtask::model::advice::xtask(
+                &format!("rollback --scenario {}", recommendation.word()),
+                &tree.root,
+            );
+            out.push_str(&format!("\nrecommendation: {command} (runbook estimate {estimate})\n"));
         }
     }
     out

@@ -29,6 +29,8 @@ xflags::xflags! {
             optional --python python: PathBuf
             /// Print what would be built; write nothing.
             optional --dry-run
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
         }
 
         /// Take the pre-deploy backup with its manifest, and tag git HEAD.
@@ -79,8 +81,8 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// database, migration, files, complete or git.
-            required --scenario scenario: Scenario
+            /// database, migration, files, complete or git (with --resume or --abandon: the unfinished run's).
+            optional --scenario scenario: Scenario
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
@@ -102,7 +104,7 @@ xflags::xflags! {
             /// migration: downgrade to this revision instead of the backup's.
             optional --to rev: String
             /// migration: downgrade this many steps.
-            optional --steps n: u32
+            optional --steps n: Count
             /// migration: allow a downgrade to base, which destroys data.
             optional --allow-data-loss
             /// files and git: only these paths or pathspecs.
@@ -234,7 +236,7 @@ xflags::xflags! {
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
             /// How many of the newest backups stay.
-            required --keep n: u32
+            required --keep n: Count
             /// TMWS root (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Also remove this protected backup (pre-deploy, or used by an unfinished rollback).
@@ -245,6 +247,8 @@ xflags::xflags! {
             optional --dry-run
             /// Confirm without a terminal.
             optional --yes
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
         }
 
         /// Store a verified local backup in a restic repository, and check what it holds.
@@ -261,6 +265,8 @@ xflags::xflags! {
             optional --repo repo: String
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
         }
 
         /// Restore a backup from a restic repository into backups/, verified, never over one.
@@ -277,6 +283,8 @@ xflags::xflags! {
             optional --repo repo: String
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
         }
 
         /// Inspect a checkout and write a commented tmws-rollback.toml for it.
@@ -289,6 +297,8 @@ xflags::xflags! {
             optional --root dir: PathBuf
             /// Print the profile it would write; write nothing.
             optional --dry-run
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
         }
 
         /// Measure the commands against the runbook's shell baseline.
@@ -300,7 +310,7 @@ xflags::xflags! {
             /// Database sizes, e.g. 1MiB,64MiB,1GiB.
             optional --sizes sizes: String
             /// Runs of each measurement (default 3).
-            optional --runs n: u32
+            optional --runs n: Count
             /// Report folder (default target/bench).
             optional --out dir: PathBuf
             /// Skip the flush of every file system before each run: for a
@@ -350,6 +360,7 @@ pub struct Sandbox {
     pub variant: Option<String>,
     pub python: Option<PathBuf>,
     pub dry_run: bool,
+    pub format: Option<Format>,
 }
 
 #[derive(Debug)]
@@ -381,7 +392,7 @@ pub struct VerifyBackup {
 pub struct Rollback {
     pub quiet: bool,
     pub verbose: bool,
-    pub scenario: Scenario,
+    pub scenario: Option<Scenario>,
     pub root: Option<PathBuf>,
     pub label: Option<Label>,
     pub dry_run: bool,
@@ -392,7 +403,7 @@ pub struct Rollback {
     pub skip_verify: bool,
     pub repo: Option<String>,
     pub to: Option<String>,
-    pub steps: Option<u32>,
+    pub steps: Option<Count>,
     pub allow_data_loss: bool,
     pub paths: Vec<String>,
     pub commit: Option<String>,
@@ -468,12 +479,13 @@ pub struct List {
 pub struct Prune {
     pub quiet: bool,
     pub verbose: bool,
-    pub keep: u32,
+    pub keep: Count,
     pub root: Option<PathBuf>,
     pub force: Vec<Label>,
     pub repo: Option<String>,
     pub dry_run: bool,
     pub yes: bool,
+    pub format: Option<Format>,
 }
 
 #[derive(Debug)]
@@ -484,6 +496,7 @@ pub struct Push {
     pub label: Option<Label>,
     pub repo: Option<String>,
     pub python: Option<PathBuf>,
+    pub format: Option<Format>,
 }
 
 #[derive(Debug)]
@@ -494,6 +507,7 @@ pub struct Pull {
     pub label: Option<Label>,
     pub repo: Option<String>,
     pub python: Option<PathBuf>,
+    pub format: Option<Format>,
 }
 
 #[derive(Debug)]
@@ -502,6 +516,7 @@ pub struct Init {
     pub verbose: bool,
     pub root: Option<PathBuf>,
     pub dry_run: bool,
+    pub format: Option<Format>,
 }
 
 #[derive(Debug)]
@@ -509,7 +524,7 @@ pub struct Bench {
     pub quiet: bool,
     pub verbose: bool,
     pub sizes: Option<String>,
-    pub runs: Option<u32>,
+    pub runs: Option<Count>,
     pub out: Option<PathBuf>,
     pub no_sync: bool,
     pub only: Option<Measures>,
@@ -552,6 +567,21 @@ impl std::str::FromStr for Format {
             "human" => Ok(Format::Human),
             "json" => Ok(Format::Json),
             other => Err(format!("unknown --format {other:?}: use human or json")),
+        }
+    }
+}
+
+/// A number of things that must be at least one (`--keep`, `--steps`, `--runs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub u32);
+
+impl std::str::FromStr for Count {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Count, String> {
+        match text.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Count(n)),
+            _ => Err(format!("expected a count of at least 1, not {text:?}")),
         }
     }
 }

@@ -6,7 +6,10 @@ use xtask::{
     ops::forensics,
 };
 
-use super::flags::{self, Format};
+use super::{
+    flags::{self, Format},
+    ui,
+};
 
 impl flags::Forensics {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -25,7 +28,7 @@ impl flags::Forensics {
                         "bundle": dir,
                         "plan": plan,
                     });
-                    println!("{}", serde_json::to_string_pretty(&document)?);
+                    ui::document(&document)?;
                 }
                 Format::Human => {
                     println!(
@@ -50,7 +53,7 @@ impl flags::Forensics {
                     "bundle": bundle.dir,
                     "facts": bundle.facts,
                 });
-                println!("{}", serde_json::to_string_pretty(&document)?);
+                ui::document(&document)?;
             }
             Format::Human => println!(
                 "forensics bundle written to {} ({} database files, {} diffs{})",

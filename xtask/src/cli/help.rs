@@ -125,6 +125,15 @@ pub fn version() -> String {
     )
 }
 
+/// The command the arguments name, if any.
+pub fn command_in(args: &[OsString]) -> Option<String> {
+    let list = commands(&full_help());
+    args.iter()
+        .filter_map(|a| a.to_str())
+        .find(|a| list.iter().any(|(name, _)| name == a))
+        .map(str::to_string)
+}
+
 /// A usage error, with the closest valid word when there is one.
 pub fn usage_error(full: &str, args: &[OsString], err: &str) -> String {
     let list = commands(full);

@@ -3,26 +3,35 @@ use anyhow::Result;
 use xshell::Shell;
 use xtask::ops::init;
 
-use super::flags;
+use super::{
+    flags::{self, Format},
+    ui,
+};
 
 impl flags::Init {
     pub fn run(self, _sh: &Shell) -> Result<()> {
         let proposal = init::propose(self.root.as_deref())?;
-        if proposal.existing {
-            eprintln!(
-                "{} exists already and agrees with what init found; it is left as it is",
-                proposal.target.display()
-            );
-            return Ok(());
+        let (result, note) = if proposal.existing {
+            ("agrees", "exists already and agrees with what init found; it is left as it is")
+        } else if self.dry_run {
+            ("planned", "was not written (dry run)")
+        } else {
+            init::write(&proposal)?;
+            ("written", "was written; commit it with the checkout")
+        };
+        ui::note(&format!("{} {note}", proposal.target.display()));
+        match self.format.unwrap_or_default() {
+            Format::Json => ui::document(&serde_json::json!({
+                "schema": xtask::model::check::SCHEMA,
+                "command": "init",
+                "result": result,
+                "dry_run": self.dry_run,
+                "profile": proposal.target,
+                "text": proposal.text,
+            }))?,
+            Format::Human if proposal.existing => {}
+            Format::Human => ui::out(&proposal.text),
         }
-        if self.dry_run {
-            print!("{}", proposal.text);
-            eprintln!("dry run: {} was not written", proposal.target.display());
-            return Ok(());
-        }
-        init::write(&proposal)?;
-        print!("{}", proposal.text);
-        eprintln!("wrote {}; commit it with the checkout", proposal.target.display());
         Ok(())
     }
 }

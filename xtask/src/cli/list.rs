@@ -10,7 +10,10 @@ use xtask::{
     },
 };
 
-use super::flags::{self, Format};
+use super::{
+    flags::{self, Format},
+    ui,
+};
 
 impl flags::List {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -21,18 +24,19 @@ impl flags::List {
             listing.repository = Some(destination::remote(&repo).entries(sh)?);
         }
         match format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&listing)?),
-            Format::Human => print!("{}", human(&listing)),
+            Format::Json => ui::document(&listing)?,
+            Format::Human => print!("{}", human(&tree, &listing)),
         }
         Ok(())
     }
 }
 
-fn human(listing: &Listing) -> String {
+fn human(tree: &Tree, listing: &Listing) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     if listing.backups.is_empty() {
-        out.push_str("no backup in this tree: take one with `cargo xtask backup`\n");
+        let take = xtask::model::advice::xtask("backup", &tree.root);
+        out.push_str(&format!("no backup in this tree: take one with `{take}`\n"));
     } else {
         let _ = writeln!(
             out,

@@ -2,6 +2,7 @@
 //! rendering of results, and one module per command that parses its flags,
 //! calls the operation and prints what it returned. The only layer that
 //! prints.
+mod args;
 pub mod flags;
 pub mod help;
 pub mod render;
@@ -27,7 +28,8 @@ use xtask::base::exit;
 /// Parses the command line, runs the command through `dispatch`, and turns
 /// its error into the documented exit code.
 pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let args = args::normalize(std::env::args_os().skip(1).collect());
+    let json = args::wants_json(&args);
     if matches!(args.as_slice(), [only] if only == "--version" || only == "-V") {
         println!("{}", help::version());
         return ExitCode::SUCCESS;
@@ -39,7 +41,17 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            eprintln!("{}", help::usage_error(&help::full_help(), &args, &err.to_string()));
+            let message = help::usage_error(&help::full_help(), &args, &err.to_string());
+            eprintln!("{message}");
+            if json {
+                let command = help::command_in(&args);
+                ui::document(&render::error_document(
+                    command.as_deref(),
+                    exit::Kind::Usage,
+                    message.strip_prefix("error: ").unwrap_or(&message),
+                ))
+                .expect("an error document always serializes");
+            }
             return ExitCode::from(exit::Kind::Usage as u8);
         }
     };
@@ -57,8 +69,15 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(exit::kind_of(&err) as u8)
+            let message = format!("{err:#}");
+            eprintln!("error: {message}");
+            let kind = exit::kind_of(&err);
+            if json && !ui::document_printed() {
+                let command = help::command_in(&args);
+                ui::document(&render::error_document(command.as_deref(), kind, &message))
+                    .expect("an error document always serializes");
+            }
+            ExitCode::from(kind as u8)
         }
     }
 }

@@ -9,7 +9,7 @@ use xtask::{
     ops::post_check::{Options, checklist, post_check},
 };
 
-use super::{flags, render};
+use super::{flags, render, ui};
 
 impl flags::PostCheck {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -50,7 +50,7 @@ impl flags::PostCheck {
         })();
         // A JUnit file on every exit: when no check could run, one error says why.
         let (tree, report) = render::or_junit_error(report, "post-check", junit.as_deref())?;
-        print!("{}", render::emit(&report, format, junit.as_deref(), true)?);
+        ui::result(format, &render::emit(&report, format, junit.as_deref(), true)?);
         if let Some(path) = &self.checklist {
             unconfined::write(path, checklist(&tree, &report).as_bytes())
                 .with_context(|| format!("write the checklist to {}", path.display()))?;

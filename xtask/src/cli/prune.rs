@@ -9,11 +9,17 @@ use xtask::{
     },
 };
 
-use super::{flags, ui};
+use super::{
+    flags::{self, Format},
+    ui,
+};
 
 impl flags::Prune {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let keep = self.keep as usize;
+        let keep = self.keep.0 as usize;
+        let json = self.format.unwrap_or_default() == Format::Json;
+        // With --format json the plan is for people, on stderr.
+        let say = |line: String| if json { ui::note(&line) } else { ui::line(&line) };
         let tree = Tree::locate(self.root.as_deref())?;
         let _lock = if self.dry_run { None } else { Some(Lock::acquire(&tree)?) };
         let repository = Repository::resolve(self.repo.as_deref(), &tree.profile);
@@ -25,29 +31,45 @@ impl flags::Prune {
         }
         let plan = prune::plan(sh, &tree, &holders, keep, &self.force)?;
         for (i, pruned) in plan.holders.iter().enumerate() {
-            println!("prune --keep {keep} in {}:", pruned.holder);
+            say(format!("prune --keep {keep} in {}:", pruned.holder));
             for entry in &pruned.remove {
                 match i {
-                    0 => println!("  remove backups/{}", entry.label),
-                    _ => println!("  forget snapshot {} ({})", entry.id, entry.label),
+                    0 => say(format!("  remove backups/{}", entry.label)),
+                    _ => say(format!("  forget snapshot {} ({})", entry.id, entry.label)),
                 }
             }
             for line in &pruned.kept_back {
-                println!("  keep   {line}");
+                say(format!("  keep   {line}"));
             }
         }
-        if plan.is_empty() {
-            println!("nothing to remove");
-            return Ok(());
+        let result = if plan.is_empty() {
+            say("nothing to remove".into());
+            "nothing"
+        } else if self.dry_run {
+            say("dry run: nothing was removed".into());
+            "planned"
+        } else {
+            ui::confirm(self.yes, "Remove these backups?", "nothing was removed")?;
+            prune::execute(sh, &holders, &plan)?;
+            let count = |i: usize| plan.holders.get(i).map_or(0, |p| p.remove.len());
+            match remote {
+                Some(_) => {
+                    say(format!("removed {} backup(s), forgot {} snapshot(s)", count(0), count(1)))
+                }
+                None => say(format!("removed {} backup(s)", count(0))),
+            }
+            "done"
+        };
+        if json {
+            ui::document(&serde_json::json!({
+                "schema": xtask::model::check::SCHEMA,
+                "command": "prune",
+                "result": result,
+                "dry_run": self.dry_run,
+                "keep": keep,
+                "holders": plan.holders,
+            }))?;
         }
-        if self.dry_run {
-            println!("dry run: nothing was removed");
-            return Ok(());
-        }
-        ui::confirm(self.yes, "Remove these backups?", "nothing was removed")?;
-        prune::execute(sh, &holders, &plan)?;
-        let count = |i: usize| plan.holders.get(i).map_or(0, |p| p.remove.len());
-        println!("removed {} backup(s), forgot {} snapshot(s)", count(0), count(1));
         Ok(())
     }
 }

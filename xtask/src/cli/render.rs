@@ -4,7 +4,7 @@ use std::{fmt::Write as _, path::Path};
 
 use anyhow::{Context, Result};
 use xtask::{
-    base::exit::{kind_of, usage},
+    base::exit::{Kind, kind_of, usage},
     fs::unconfined,
     model::check::{Report, Status},
 };
@@ -50,6 +50,39 @@ pub fn human(report: &Report, with_time: bool) -> String {
         let _ = writeln!(out, "programs ran on: {on}");
     }
     out
+}
+
+/// The document of a command that stopped before its result (exit 1 to 5),
+/// so that `--format json` always puts one document on stdout.
+pub fn error_document(command: Option<&str>, kind: Kind, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "schema": xtask::model::check::SCHEMA,
+        "command": command,
+        "result": "error",
+        "exit": kind as u8,
+        "message": message,
+        "next": next_step(command, kind, message),
+    })
+}
+
+/// The next step an error names: its first quoted command, else what its
+/// exit code calls for.
+fn next_step(command: Option<&str>, kind: Kind, message: &str) -> Option<String> {
+    let quoted = message.split('`').skip(1).step_by(2);
+    let named = quoted
+        .filter(|q| ["cargo xtask ", "restic ", "git "].iter().any(|p| q.starts_with(p)))
+        .map(str::to_string)
+        .next();
+    named.or_else(|| match kind {
+        Kind::Usage => Some(match command {
+            Some(c) => format!("cargo xtask {c} --help"),
+            None => "cargo xtask --help".to_string(),
+        }),
+        Kind::Locked => {
+            Some("wait for the run that holds the lock to end, then run this again".into())
+        }
+        _ => None,
+    })
 }
 
 pub fn json(report: &Report) -> String {

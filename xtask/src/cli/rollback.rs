@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use xshell::Shell;
 use xtask::{
-    base::events,
+    base::{events, exit::usage},
     model::{profile::Tree, repository::Repository},
     ops::{
         self,
@@ -22,10 +22,14 @@ use super::{
 impl flags::Rollback {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = self.format.unwrap_or_default();
-        let scenario = self.scenario;
+        if self.scenario.is_none() && !self.resume && !self.abandon {
+            return Err(usage(
+                "--scenario is required: database, migration, files, complete or git (with --resume or --abandon it comes from the unfinished run's journal)",
+            ));
+        }
         let choices = Choices {
             to: self.to.clone(),
-            steps: self.steps,
+            steps: self.steps.map(|count| count.0),
             allow_data_loss: self.allow_data_loss,
             paths: self.paths.clone(),
             commit: self.commit.clone(),
@@ -33,14 +37,27 @@ impl flags::Rollback {
             force: self.force,
             from: self.from.clone(),
         };
-        ops::rollback::check_choices(scenario, &choices)?;
+        // The flags are checked before the tree is looked at.
+        if let Some(scenario) = self.scenario {
+            ops::rollback::check_choices(scenario, &choices)?;
+        }
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
+        let scenario = match self.scenario {
+            Some(scenario) => scenario,
+            None => {
+                let scenario = ops::rollback::unfinished_scenario(&tree)?;
+                ops::rollback::check_choices(scenario, &choices)?;
+                scenario
+            }
+        };
         // A backup kept off-site only: pulled (verified) before anything else.
         let repository = Repository::resolve(self.repo.as_deref(), &tree.profile);
         if let (Some(repo), false) = (&repository, self.dry_run)
             && tree.fs.kind(&tree.backup(&label))?.is_none()
         {
-            events::note(&ops::offsite::pull(sh, &tree, &label, repo, self.python.as_deref())?);
+            events::note(
+                &ops::offsite::pull(sh, &tree, &label, repo, self.python.as_deref())?.summary(),
+            );
         }
         let options = Options {
             scenario,
@@ -61,7 +78,7 @@ impl flags::Rollback {
         let voice = Voice { say: &say, confirm: &confirm };
         let outcome = ops::rollback::rollback(sh, &tree, &options, &voice)?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&outcome)?);
+            ui::document(&outcome)?;
         }
         Ok(())
     }

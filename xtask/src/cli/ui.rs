@@ -54,12 +54,43 @@ pub fn install(verbosity: Verbosity) {
     events::install(Box::new(Terminal { verbosity }));
 }
 
+/// A command line short enough to read is shown whole, so it can be pasted
+/// and re-run; a longer one (an inline script, many paths) is named by its
+/// program, never cut into something that looks runnable.
 fn shortened(display: &str) -> String {
-    let line = display.replace('\n', "; ");
-    if line.chars().count() > 160 {
-        format!("{}…", line.chars().take(160).collect::<String>())
-    } else {
-        line
+    const READABLE: usize = 200;
+    if display.chars().count() <= READABLE && !display.contains('\n') {
+        return display.to_string();
+    }
+    let program = display.split(' ').next().unwrap_or(display);
+    format!("{program} [a line of {} characters: -v shows it whole]", display.chars().count())
+}
+
+/// Whether this run printed its JSON document: with `--format json`, stdout
+/// holds exactly one, and an error that comes before it prints the error's.
+static DOCUMENT_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints the command's JSON document on stdout (once).
+pub fn document(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    document_text(&serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints an already rendered JSON document on stdout.
+pub fn document_text(text: &str) {
+    DOCUMENT_PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    println!("{}", text.trim_end());
+}
+
+pub fn document_printed() -> bool {
+    DOCUMENT_PRINTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A command's result in its format: the JSON document, or text for people.
+pub fn result(format: super::flags::Format, text: &str) {
+    match format {
+        super::flags::Format::Json => document_text(text),
+        super::flags::Format::Human => print!("{text}"),
     }
 }
 

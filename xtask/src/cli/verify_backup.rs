@@ -8,7 +8,7 @@ use xtask::{
     ops::verify,
 };
 
-use super::{flags, render};
+use super::{flags, render, ui};
 
 impl flags::VerifyBackup {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -36,7 +36,7 @@ impl flags::VerifyBackup {
         })();
         // A JUnit file on every exit: when no check could run, one error says why.
         let report = render::or_junit_error(report, "verify-backup", self.junit.as_deref())?;
-        print!("{}", render::emit(&report, format, self.junit.as_deref(), false)?);
+        ui::result(format, &render::emit(&report, format, self.junit.as_deref(), false)?);
         if !report.ok() {
             return Err(failed(format!("{} of the backup's checks failed", report.failed)));
         }

@@ -23,7 +23,7 @@ use xtask::{
 };
 
 use crate::{
-    cli::flags::{self, Stage},
+    cli::flags::{self, Format, Stage},
     cli::ui,
     dev::{seed, variant::Variant},
 };
@@ -31,40 +31,58 @@ use crate::{
 impl flags::Sandbox {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let stage = self.stage.unwrap_or(Stage::PrePhase4);
-        if self.dry_run {
+        let json = self.format.unwrap_or_default() == Format::Json;
+        // With --format json the lines for people go to stderr.
+        let say = |line: &str| if json { ui::note(line) } else { ui::line(line) };
+        let variant =
+            self.variant.as_deref().map(|v| Variant::load(&fixtures_dir(), v)).transpose()?;
+        let result = if self.dry_run {
             check_out_dir(&self.out)?;
-            ui::line(&format!(
+            say(&format!(
                 "dry run: nothing is written. The sandbox would be {}:",
                 self.out.display()
             ));
-            ui::line(&format!(
+            say(&format!(
                 "  copy      {} and a profile, with a git history of 3 commits",
                 fixtures_dir().join("tmws").display()
             ));
-            ui::line("  $ alembic upgrade heads, then seed data/tmws.db (WAL mode)");
+            say("  $ alembic upgrade heads, then seed data/tmws.db (WAL mode)");
             if stage != Stage::PrePhase4 {
-                ui::line("  backup    backups/pre-phase4 and git tag pre-phase4");
+                say("  backup    backups/pre-phase4 and git tag pre-phase4");
             }
             if stage == Stage::Phase4 {
-                ui::line(&format!(
+                say(&format!(
                     "  deploy    {} as a commit, then $ alembic upgrade heads",
                     fixtures_dir().join("phase4").display()
                 ));
             }
-            return Ok(());
-        }
-        let started = Instant::now();
-        let variant =
-            self.variant.as_deref().map(|v| Variant::load(&fixtures_dir(), v)).transpose()?;
-        let tree = build(sh, &self.out, stage, self.python.as_deref(), variant.as_ref())?;
-        ui::line(&format!(
-            "sandbox ready at {} ({}, {:.1}s)",
-            tree.root.display(),
-            stage.name(),
-            started.elapsed().as_secs_f64()
-        ));
-        if let Some(variant) = &variant {
-            ui::line(&format!("variant {}: {}", variant.name, variant.about));
+            "planned"
+        } else {
+            let started = Instant::now();
+            let tree = build(sh, &self.out, stage, self.python.as_deref(), variant.as_ref())?;
+            say(&format!(
+                "sandbox ready at {} ({}, {:.1}s)",
+                tree.root.display(),
+                stage.name(),
+                started.elapsed().as_secs_f64()
+            ));
+            if let Some(variant) = &variant {
+                say(&format!("variant {}: {}", variant.name, variant.about));
+            }
+            "done"
+        };
+        if json {
+            let root = self.out.canonicalize().unwrap_or_else(|_| self.out.clone());
+            ui::document(&serde_json::json!({
+                "schema": xtask::model::check::SCHEMA,
+                "command": "sandbox",
+                "result": result,
+                "dry_run": self.dry_run,
+                "root": root,
+                "stage": stage.name(),
+                "variant": variant.as_ref().map(|v| v.name.clone()),
+                "backup": (stage != Stage::PrePhase4).then_some("pre-phase4"),
+            }))?;
         }
         Ok(())
     }

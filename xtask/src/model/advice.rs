@@ -4,10 +4,27 @@ use std::path::Path;
 
 use super::{label::Label, scenario::Scenario};
 
+/// `cargo xtask COMMAND --root ROOT`: every suggested command names its
+/// tree, so that it runs as pasted from any folder.
+pub fn xtask(command: &str, root: &Path) -> String {
+    format!("cargo xtask {command} --root {}", quoted(&root.display().to_string()))
+}
+
 /// `cargo xtask rollback --scenario S FLAGS --root ROOT`.
 pub fn rollback(scenario: Scenario, flags: &str, root: &Path) -> String {
-    format!("cargo xtask rollback --scenario {scenario} {flags} --root {}", root.display())
+    xtask(&format!("rollback --scenario {scenario} {flags}"), root)
 }
+
+/// `cargo xtask backup --root ROOT [--label L]`: the backup a command needs.
+pub fn take_backup(label: &Label, root: &Path) -> String {
+    if *label == Label::pre_deploy() {
+        xtask("backup", root)
+    } else {
+        xtask(&format!("backup --label {label}"), root)
+    }
+}
+
+pub use crate::base::shell_words::quote as quoted;
 
 /// The command that finishes an unfinished rollback.
 pub fn resume(scenario: Scenario, root: &Path) -> String {
@@ -66,5 +83,10 @@ mod tests {
         );
         assert!(database_instead(root).contains("--scenario database --yes --root /srv/tmws"));
         assert_eq!(labels_here(&[]), "; this tree has no backup yet");
+        assert_eq!(
+            xtask("list", Path::new("/srv/my tree's")),
+            "cargo xtask list --root '/srv/my tree'\\''s'"
+        );
+        assert_eq!(quoted("a=b"), "a=b");
     }
 }

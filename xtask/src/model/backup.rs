@@ -55,8 +55,9 @@ impl Backup {
                 dir.display()
             ))),
             Err(_) => Err(usage(format!(
-                "no backup at {}: take one with `cargo xtask backup`{}",
+                "no backup at {}: take one with `{}`{}",
                 dir.display(),
+                advice::take_backup(label, &tree.root),
                 advice::labels_here(&labels(tree))
             ))),
         }

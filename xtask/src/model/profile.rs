@@ -121,6 +121,13 @@ impl Default for Profile {
     }
 }
 
+/// The folder, from `here` up, that holds a profile; else the nearest that
+/// holds an alembic.ini (a checkout without a profile yet).
+fn discover(here: &Path) -> Option<PathBuf> {
+    let holding = |name: &str| here.ancestors().find(|dir| dir.join(name).is_file());
+    holding(PROFILE_FILE).or_else(|| holding("alembic.ini")).map(Path::to_path_buf)
+}
+
 /// A TMWS tree: its canonical root, its profile, and the file-access layer
 /// every write below the root goes through.
 #[derive(Debug, Clone)]
@@ -134,14 +141,27 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Finds the tree from `--root`, then `TMWS_ROOT`, then the current directory.
+    /// Finds the tree as git finds its repository: `--root`, then
+    /// `TMWS_ROOT`, then the current directory or the nearest of its parents
+    /// that holds a profile, else the nearest that holds an alembic.ini.
     pub fn locate(flag: Option<&Path>) -> Result<Tree> {
-        let given = match flag {
-            Some(path) => path.to_path_buf(),
-            None => match std::env::var_os("TMWS_ROOT") {
-                Some(path) => PathBuf::from(path),
-                None => std::env::current_dir().context("read the current directory")?,
-            },
+        let given = match (flag, std::env::var_os("TMWS_ROOT")) {
+            (Some(path), _) => path.to_path_buf(),
+            (None, Some(path)) if !path.is_empty() => PathBuf::from(path),
+            (None, Some(_)) => {
+                return Err(usage(
+                    "TMWS_ROOT is set but empty: set it to the tree's folder, or pass --root",
+                ));
+            }
+            (None, None) => {
+                let here = std::env::current_dir().context("read the current directory")?;
+                discover(&here).ok_or_else(|| {
+                    usage(format!(
+                        "no TMWS tree here: neither {} nor a folder above it holds {PROFILE_FILE} or alembic.ini; pass --root DIR or set TMWS_ROOT=DIR (cargo xtask sandbox --out DIR makes a tree to try)",
+                        here.display()
+                    ))
+                })?
+            }
         };
         if !given.is_dir() {
             return Err(usage(format!(

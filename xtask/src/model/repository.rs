@@ -67,11 +67,22 @@ impl fmt::Display for Repository {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Entry {
     /// The repository's own id of it (a snapshot id).
+    #[serde(rename = "snapshot")]
     pub id: String,
+    /// Named as in a local backup's listing.
+    #[serde(rename = "created")]
     pub time: String,
     pub label: String,
+    #[serde(rename = "git_commit")]
     pub commit: String,
+    #[serde(rename = "database_revision", serialize_with = "words")]
     pub revision: String,
+}
+
+/// The revisions a tag holds (`a+b` for several heads), as a list like a
+/// manifest's.
+fn words<S: serde::Serializer>(text: &str, to: S) -> Result<S::Ok, S::Error> {
+    to.collect_seq(text.split('+').filter(|w| !w.is_empty()))
 }
 
 /// What storing one backup folder did, by the repository's own account.

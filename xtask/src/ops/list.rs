@@ -29,7 +29,7 @@ pub struct Listed {
     pub database_revision: Vec<String>,
     /// Bytes of the files the manifest lists.
     pub size: u64,
-    pub verification: String,
+    pub verification: stamp::Verification,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,7 +59,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
                 tag_here: false,
                 database_revision: Vec::new(),
                 size: 0,
-                verification: "unreadable manifest".into(),
+                verification: stamp::Verification { state: "never", verified: None },
             });
             continue;
         };

@@ -5,14 +5,18 @@
 //! into place, never over an existing backup.
 
 use anyhow::{Context, Result};
+use serde::Serialize;
 use xshell::Shell;
 
 use crate::{
-    base::exit::{failed, refused, usage},
+    base::{
+        exit::{failed, refused, usage},
+        units,
+    },
     fs::sys::Rename,
     model::label::Label,
     model::{
-        advice::labels_here,
+        advice::{self, labels_here},
         backup::Backup,
         manifest::{MANIFEST_FILE, Manifest},
         profile::{Tree, labels},
@@ -23,6 +27,71 @@ use crate::{
         verify::{self, stamp},
     },
 };
+
+/// What a push did, by restic's own account.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pushed {
+    pub label: Label,
+    pub repository: String,
+    pub snapshot: String,
+    /// The files restic stored, and their bytes.
+    pub files: usize,
+    pub bytes: u64,
+    /// How much the repository grew: new data after de-duplication, plus
+    /// restic's own index and tree records (so it can exceed `bytes`).
+    pub added: u64,
+    /// When the backup passed verify-backup: `now`, or `at TIME` when it
+    /// had passed earlier and no file changed since.
+    pub verified: String,
+    #[serde(skip)]
+    root: std::path::PathBuf,
+}
+
+impl Pushed {
+    /// The line for people.
+    pub fn summary(&self) -> String {
+        format!(
+            "pushed backups/{} to restic repository {} as snapshot {}: {} files, {}; the repository grew by {} (new data and restic's index); restic read them unchanged since they passed verify-backup {}\n(to check the stored bytes themselves: `{}`)",
+            self.label,
+            self.repository,
+            self.snapshot,
+            self.files,
+            units::size(self.bytes),
+            units::size(self.added),
+            self.verified,
+            advice::xtask(
+                &format!(
+                    "verify-backup --repo {} --label {}",
+                    advice::quoted(&self.repository),
+                    self.label
+                ),
+                &self.root
+            ),
+        )
+    }
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pulled {
+    pub label: Label,
+    pub repository: String,
+    pub snapshot: String,
+    /// Where the backup now lies, verified.
+    pub backup: std::path::PathBuf,
+}
+
+impl Pulled {
+    pub fn summary(&self) -> String {
+        format!(
+            "pulled backup {} from restic repository {} (snapshot {}) into {}; it passed verify-backup",
+            self.label,
+            self.repository,
+            self.snapshot,
+            self.backup.display()
+        )
+    }
+}
 
 /// Stores a verified local backup in the repository and checks that what
 /// restic stored is what was verified; says what it did.
@@ -39,7 +108,7 @@ pub fn push(
     label: &Label,
     repo: &Repository,
     python: Option<&std::path::Path>,
-) -> Result<String> {
+) -> Result<Pushed> {
     let remote = destination::remote(repo);
     let dir = tree.backup(label);
     if tree.fs.dir(&dir).is_err() {
@@ -63,14 +132,16 @@ pub fn push(
             differ.join("; ")
         )));
     }
-    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
-    Ok(format!(
-        "pushed backups/{label} to {repo} as snapshot {}: {} files, {:.1} MiB, of which {:.1} MiB new to the repository; restic read them unchanged since they passed verify-backup {verified}\n(to check the stored bytes themselves: cargo xtask verify-backup --repo {repo} --label {label})",
-        pushed.id,
-        pushed.files.len(),
-        mib(pushed.bytes),
-        mib(pushed.added),
-    ))
+    Ok(Pushed {
+        label: label.clone(),
+        repository: repo.to_string(),
+        snapshot: pushed.id,
+        files: pushed.files.len(),
+        bytes: pushed.bytes,
+        added: pushed.added,
+        verified,
+        root: tree.root.clone(),
+    })
 }
 
 /// The backup passes verify-backup: earlier, with every file unchanged since
@@ -113,7 +184,7 @@ pub fn pull(
     label: &Label,
     repo: &Repository,
     python: Option<&std::path::Path>,
-) -> Result<String> {
+) -> Result<Pulled> {
     let target = tree.backup(label);
     // Another machine's checkout may have no backups/ at all yet.
     tree.fs.create_dir_all(&tree.backups())?;
@@ -141,12 +212,8 @@ pub fn pull(
         stamp::remember(tree, &target, before);
         Ok(id)
     })();
-    let pulled = pulled.map_err(|err| tree.fs.discard(&stage, err));
-    Ok(format!(
-        "pulled backup {label} from {repo} (snapshot {}) into {}; it passed verify-backup",
-        pulled?,
-        target.display()
-    ))
+    let snapshot = pulled.map_err(|err| tree.fs.discard(&stage, err))?;
+    Ok(Pulled { label: label.clone(), repository: repo.to_string(), snapshot, backup: target })
 }
 
 /// The tree, the label and the repository of a push or a pull.

@@ -4,6 +4,7 @@
 //! unfinished rollback uses, unless named with `--force`. The plan is made
 //! first; nothing is removed that it did not list.
 use anyhow::Result;
+use serde::Serialize;
 use xshell::Shell;
 
 use crate::{
@@ -20,6 +21,7 @@ use crate::{
 };
 
 /// What a prune removes from one holder and what it keeps back.
+#[derive(Debug, Serialize)]
 pub struct Pruned {
     pub holder: String,
     /// The entries to remove (a label may have several in a repository).
@@ -29,6 +31,7 @@ pub struct Pruned {
 }
 
 /// What a prune removes, per holder, in the order the holders were given.
+#[derive(Debug, Serialize)]
 pub struct Plan {
     pub keep: usize,
     pub holders: Vec<Pruned>,

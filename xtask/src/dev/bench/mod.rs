@@ -78,11 +78,8 @@ pub struct BenchReport {
 impl flags::Bench {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let sizes = parse_sizes(self.sizes.as_deref().unwrap_or("1MiB,64MiB,1GiB"))?;
-        let runs = self.runs.unwrap_or(3);
+        let runs = self.runs.map_or(3, |count| count.0);
         FLUSH.store(!self.no_sync, std::sync::atomic::Ordering::Relaxed);
-        if runs == 0 {
-            return Err(usage("--runs must be at least 1"));
-        }
         let out = self
             .out
             .clone()

@@ -111,7 +111,7 @@ impl flags::Drill {
                     "result": if passed { "pass" } else { "fail" },
                     "scenarios": rehearsals,
                 });
-                ui::line(&serde_json::to_string_pretty(&document)?);
+                ui::document(&document)?;
             }
             Format::Human => ui::out(&table(&rehearsals)),
         }

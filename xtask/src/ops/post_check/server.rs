@@ -189,8 +189,8 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
         .arg(&tree.profile.app)
         .args(["--host", "127.0.0.1", "--port", &port, "--no-access-log"])
         .args(&tree.profile.server_args);
-    crate::base::events::command(&cmd.to_string());
     let mut command: Command = cmd.into();
+    crate::base::events::command(&crate::adapters::process::shown(&command));
     let log_file = unconfined::create(log).context("create the server log")?;
     command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
     sys::die_with_parent(&mut command);

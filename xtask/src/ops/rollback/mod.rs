@@ -252,6 +252,19 @@ fn seal(
 
 /// What the journal says about earlier runs, read under the lock: an
 /// unfinished run blocks a new one (exit 5) until it is resumed or abandoned.
+/// The scenario of `--resume` and `--abandon` without `--scenario`: the
+/// unfinished run's, from its journal (any, when the journal cannot be read:
+/// abandoning it moves the file away unread).
+pub fn unfinished_scenario(tree: &Tree) -> Result<Scenario> {
+    match Journal::<Step>::peek(tree) {
+        Peek::Found(journal) => Ok(journal.scenario),
+        Peek::Unreadable(_) => Ok(Scenario::Complete),
+        Peek::None => Err(usage(
+            "there is no interrupted or failed rollback to resume or abandon (a new rollback needs --scenario)",
+        )),
+    }
+}
+
 fn triage(tree: &Tree, o: &Options) -> Result<Option<Journal<Step>>> {
     let journal: Option<Journal<Step>> = Journal::load(tree)?;
     match (&journal, o.resume || o.abandon) {

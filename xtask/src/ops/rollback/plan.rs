@@ -362,7 +362,8 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
                 known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
-        return Ok(to.clone());
+        return below_backup(&graph, manifest, to, &format!("--to {to}"), c.allow_data_loss)
+            .map(|()| to.clone());
     }
     let Some(steps) = c.steps else {
         let revision = manifest
@@ -382,8 +383,41 @@ fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<Str
     let [revision] = <[String; 1]>::try_from(current).map_err(|_| {
         usage("the database has several revisions: pass --to REV instead of --steps")
     })?;
-    steps_down(&graph, revision, steps, c.allow_data_loss)
-        .with_context(|| format!("in the revisions of {}", tree.profile.migrations))
+    let target = steps_down(&graph, revision, steps, c.allow_data_loss)
+        .with_context(|| format!("in the revisions of {}", tree.profile.migrations))?;
+    below_backup(&graph, manifest, &target, &format!("--steps {steps}"), c.allow_data_loss)?;
+    Ok(target)
+}
+
+/// A downgrade to a revision below the backup's drops what the backup's
+/// schema holds (the tables and columns of the revisions in between): it
+/// needs `--allow-data-loss`, as base does.
+fn below_backup(
+    graph: &Graph,
+    manifest: &Manifest,
+    target: &str,
+    flag: &str,
+    allow_data_loss: bool,
+) -> Result<()> {
+    let Some(backup) = manifest.revision() else { return Ok(()) };
+    let mut below = Vec::new();
+    let mut next = vec![backup.to_string()];
+    while let Some(revision) = next.pop() {
+        for down in graph.revisions.get(&revision).map(|r| r.down.clone()).unwrap_or_default() {
+            if !below.contains(&down) {
+                below.push(down.clone());
+                next.push(down);
+            }
+        }
+    }
+    let is_below = target == "base" || below.iter().any(|r| r == target);
+    if is_below && !allow_data_loss {
+        return Err(refused(format!(
+            "{flag} goes down to {target}, below the backup's revision {backup}: the downgrades between them drop tables or columns the backup's schema holds, with their data. Pass --allow-data-loss to go there anyway, or leave out {} to stop at the backup's revision",
+            flag.split(' ').next().unwrap_or(flag)
+        )));
+    }
+    Ok(())
 }
 
 /// The revision `steps` below `revision`, following each one's single

@@ -105,17 +105,33 @@ pub fn remember(tree: &Tree, dir: &Path, before: Snapshot) {
 }
 
 /// The state of a backup's last verification, for `list`.
-pub fn state(tree: &Tree, dir: &Path) -> String {
-    let Ok(text) = tree.fs.read_to_string(&path(tree, dir)) else {
-        return "never verified".into();
-    };
-    let Ok(stamp) = serde_json::from_str::<Stamp>(&text) else {
-        return "never verified (unreadable record)".into();
-    };
-    match identities(dir) {
-        Ok(now) if now == stamp.files => format!("verified {}, unchanged since", stamp.verified),
-        _ => format!("verified {}, changed since", stamp.verified),
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verification {
+    /// `never` (or an unreadable record), `unchanged` since it passed, or
+    /// `changed` since (it must be verified again).
+    pub state: &'static str,
+    /// When it last passed verify-backup.
+    pub verified: Option<String>,
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.verified, self.state) {
+            (None, _) => f.write_str("never verified"),
+            (Some(at), state) => write!(f, "verified {at}, {state} since"),
+        }
     }
+}
+
+pub fn state(tree: &Tree, dir: &Path) -> Verification {
+    let never = Verification { state: "never", verified: None };
+    let Ok(text) = tree.fs.read_to_string(&path(tree, dir)) else { return never };
+    let Ok(stamp) = serde_json::from_str::<Stamp>(&text) else { return never };
+    let state = match identities(dir) {
+        Ok(now) if now == stamp.files => "unchanged",
+        _ => "changed",
+    };
+    Verification { state, verified: Some(stamp.verified) }
 }
 
 /// When the backup passed verify-backup and no file of it changed since:

@@ -1,0 +1,112 @@
+//! The command line as people type it, made into the one xflags parses:
+//! `help` and `help COMMAND` become `--help`; the flags every command
+//! shares (`-q`, `-v`, `--format`, `--root`) may come before the command's
+//! name, as with git and cargo; and `--flag=value` is `--flag value`.
+use std::ffi::OsString;
+
+/// Flags every command shares, with whether each takes a value.
+const SHARED: [(&str, bool); 6] = [
+    ("-q", false),
+    ("--quiet", false),
+    ("-v", false),
+    ("--verbose", false),
+    ("--format", true),
+    ("--root", true),
+];
+
+/// The arguments xflags is given for the ones typed.
+pub fn normalize(typed: Vec<OsString>) -> Vec<OsString> {
+    let args = split_equals(typed);
+    if let Some(first) = args.first().and_then(|a| a.to_str())
+        && first == "help"
+    {
+        return match args.get(1) {
+            Some(command) => vec![command.clone(), "--help".into()],
+            None => vec!["--help".into()],
+        };
+    }
+    let mut leading = Vec::new();
+    let mut i = 0;
+    while let Some(arg) = args.get(i).and_then(|a| a.to_str()) {
+        let Some(&(_, takes_value)) = SHARED.iter().find(|(name, _)| *name == arg) else { break };
+        let width = if takes_value { 2 } else { 1 };
+        leading.extend(args[i..(i + width).min(args.len())].iter().cloned());
+        i += width;
+    }
+    match args.get(i) {
+        // Only shared flags (or nothing) before a command that is not there:
+        // xflags says what is missing.
+        None => args,
+        Some(command) => {
+            let mut out = vec![command.clone()];
+            out.extend(leading);
+            out.extend(args[i + 1..].iter().cloned());
+            out
+        }
+    }
+}
+
+/// `--flag=value` as two arguments, up to a `--` (after which nothing is a flag).
+fn split_equals(typed: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(typed.len());
+    let mut flags_end = false;
+    for arg in typed {
+        let text = arg.to_str().unwrap_or_default();
+        flags_end |= text == "--";
+        match text.strip_prefix("--").and_then(|rest| rest.split_once('=')) {
+            Some((name, value))
+                if !flags_end
+                    && !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_lowercase() || c == '-') =>
+            {
+                out.push(format!("--{name}").into());
+                out.push(value.into());
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
+/// The value of `--format` among the normalized arguments, when it is json.
+pub fn wants_json(args: &[OsString]) -> bool {
+    args.windows(2).any(|pair| pair[0] == "--format" && pair[1] == "json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(line: &str) -> Vec<String> {
+        let typed = line.split_whitespace().map(OsString::from).collect();
+        normalize(typed).into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn shared_flags_move_after_the_command() {
+        assert_eq!(norm("-q sandbox --out x"), ["sandbox", "-q", "--out", "x"]);
+        assert_eq!(
+            norm("--root /t --format json list -v"),
+            ["list", "--root", "/t", "--format", "json", "-v"]
+        );
+        assert_eq!(norm("--format=json backup"), ["backup", "--format", "json"]);
+        assert_eq!(norm("-q"), ["-q"]);
+        // A flag of one command only stays where it is, for xflags to refuse.
+        assert_eq!(norm("--yes rollback"), ["--yes", "rollback"]);
+    }
+
+    #[test]
+    fn help_is_the_help_flag() {
+        assert_eq!(norm("help"), ["--help"]);
+        assert_eq!(norm("help backup"), ["backup", "--help"]);
+    }
+
+    #[test]
+    fn equals_splits_only_flags() {
+        assert_eq!(
+            norm("rollback --to=abc --paths a=b"),
+            ["rollback", "--to", "abc", "--paths", "a=b"]
+        );
+        assert!(wants_json(&normalize(vec!["--format=json".into(), "list".into()])));
+    }
+}
