@@ -179,7 +179,7 @@ fn a_repository_takes_backups_and_serves_list_verify_rollback_and_prune() {
     crate::breakage::corrupt_database(&root);
     let rolled = offsite(&root, &repo, PASSWORD, &["rollback", "--scenario", "database", "--yes"]);
     assert_code(&rolled, 0);
-    rolled.stderr_has(contains("pulled backup pre-phase4"));
+    rolled.stdout_has(contains("pulled backup pre-phase4"));
     // Prune applies its policy to the repository too.
     let pruned = offsite(
         &root,

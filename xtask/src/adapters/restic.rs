@@ -43,17 +43,33 @@ fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<p
     let _d = dir.map(|d| sh.push_dir(d));
     let out = process::run(cmd!(sh, "restic -r {repo} --no-cache {args...}"), TIMEOUT, None)?;
     if !out.success() {
-        let reason = out
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no reason given")
-            .trim()
-            .to_string();
-        return Err(failed(format!("restic {} on {repo} failed: {reason}", args[0])));
+        return Err(failed(format!(
+            "restic {} on {repo} failed: {}",
+            args[0],
+            reason(&out.stderr, repo)
+        )));
     }
     Ok(out)
+}
+
+/// restic's whole reason, on one line (from its `Fatal:` line on, when it
+/// printed one), and the next step when the repository was never created.
+fn reason(stderr: &str, repo: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let from =
+        lines.iter().position(|l| l.starts_with("Fatal:")).unwrap_or(lines.len().saturating_sub(2));
+    let said = lines[from..].join(" ");
+    let said = if said.is_empty() { "no reason given".to_string() } else { said };
+    if said.contains("Is there a repository at the following location?")
+        || said.contains("unable to open config file")
+    {
+        format!(
+            "{said}\nthe repository was never initialised: create it once with `restic -r {} init` (with the same RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD), then run this again",
+            crate::base::shell_words::quote(repo)
+        )
+    } else {
+        said
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,9 +158,20 @@ pub fn forget(sh: &Shell, repo: &str, ids: &[&str]) -> Result<()> {
     restic(sh, repo, None, &args).map(|_| ())
 }
 
-/// `restic check --read-data`: every pack of the repository read and checked.
-pub fn check_data(sh: &Shell, repo: &str) -> Result<()> {
-    restic(sh, repo, None, &["check", "--read-data"]).map(|_| ())
+/// `restic check`: the repository's structure (its index, every pack's
+/// header, every snapshot's trees). The data of one snapshot is read in
+/// full by restoring it (restic checks each blob as it restores); restic
+/// 0.14 cannot read only one snapshot's packs (`--read-data-subset` takes a
+/// fraction or a size, not pack ids), and `--read-data` reads the whole
+/// repository.
+pub fn check_structure(sh: &Shell, repo: &str) -> Result<()> {
+    restic(sh, repo, None, &["check"]).map(|_| ())
+}
+
+/// The text of one file of a snapshot (`restic dump`), without restoring it.
+pub fn dump(sh: &Shell, repo: &str, snapshot: &str, file: &str) -> Result<String> {
+    let path = format!("/{file}");
+    Ok(restic(sh, repo, None, &["dump", snapshot, &path])?.stdout)
 }
 
 /// Restores the newest snapshot of `label` into the folder `target`, in one

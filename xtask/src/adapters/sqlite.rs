@@ -94,8 +94,37 @@ pub fn online_backup(source: &Path, dest: &Path) -> Result<()> {
     // The copy is a new file that is discarded if anything fails, so SQLite's
     // own journal and fsyncs for it buy nothing: the caller fsyncs it once.
     dst.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")?;
+    // One step gives no progress of its own: the copy's pages, as the
+    // destination file grows, are watched beside it.
+    let total = crate::fs::files::Identity::of(source).map_or(0, |id| id.size);
+    let copying = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(|| watch_copy(dest, total, &copying));
+        let copied = copy_pages(&src, &mut dst, source);
+        copying.store(false, std::sync::atomic::Ordering::Relaxed);
+        copied
+    })?;
+    let mode: String = dst.query_row("PRAGMA journal_mode=DELETE", [], |row| row.get(0))?;
+    anyhow::ensure!(mode == "delete", "could not switch the copy to rollback journal mode");
+    dst.close().map_err(|(_, err)| err).context("close the copy")?;
+    Ok(())
+}
+
+/// Shows the pages written to `dest` against the source's size until the
+/// copy ends.
+fn watch_copy(dest: &Path, total: u64, copying: &std::sync::atomic::AtomicBool) {
+    let mut progress = crate::base::events::Progress::bytes("SQLite copy (pages written)", total);
+    while copying.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        progress.update(crate::fs::files::Identity::of(dest).map_or(0, |id| id.size));
+    }
+    progress.finish();
+}
+
+/// The backup API's copy of every page, in one step.
+fn copy_pages(src: &Connection, dst: &mut Connection, source: &Path) -> Result<()> {
     {
-        let backup = Backup::new(&src, &mut dst).context("start the online backup")?;
+        let backup = Backup::new(src, dst).context("start the online backup")?;
         // One step of all pages: one read transaction, so one consistent
         // snapshot. In WAL mode writers go on meanwhile; only a writer in
         // rollback-journal mode can make the step busy, and then we retry.
@@ -113,9 +142,6 @@ pub fn online_backup(source: &Path, dest: &Path) -> Result<()> {
             }
         }
     }
-    let mode: String = dst.query_row("PRAGMA journal_mode=DELETE", [], |row| row.get(0))?;
-    anyhow::ensure!(mode == "delete", "could not switch the copy to rollback journal mode");
-    dst.close().map_err(|(_, err)| err).context("close the copy")?;
     Ok(())
 }
 

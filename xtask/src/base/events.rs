@@ -4,7 +4,10 @@
 //! the one sink the command line installs. Without a sink (a unit test, a
 //! library caller) the events go nowhere.
 use std::{
-    sync::OnceLock,
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -47,6 +50,8 @@ pub fn note(line: &str) {
 /// (`XTASK_PROGRESS_AFTER_MS` changes that, for tests), and at most ten
 /// times a second.
 pub struct Progress {
+    /// Its place among the work drawn at once (two threads of verify).
+    id: u64,
     what: String,
     total: Option<u64>,
     started: Instant,
@@ -70,7 +75,9 @@ impl Progress {
             .ok()
             .and_then(|v| v.parse().ok())
             .map_or(Duration::from_secs(1), Duration::from_millis);
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         Progress {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             what: what.to_string(),
             total,
             started: Instant::now(),
@@ -88,33 +95,52 @@ impl Progress {
             return;
         }
         self.last = Some(Instant::now());
-        let line = line(&self.what, self.total, done, elapsed);
-        if let Some(sink) = SINK.get() {
-            sink.progress(&line);
-        }
+        draw(Some((self.id, line(&self.what, self.total, done, elapsed))), None);
     }
 
-    /// Clears the line, if one was drawn.
+    /// Takes its part off the line (the line is cleared when none is left).
     pub fn finish(self) {
-        if self.last.is_some()
-            && let Some(sink) = SINK.get()
-        {
-            sink.clear_progress();
+        if self.last.is_some() {
+            draw(None, Some(self.id));
         }
     }
 }
 
-/// `copy: 12 of 1024 MiB, 310 MiB/s, 3 s left`, or `integrity_check: 4 s`.
+/// The work drawn now, each with its latest line: several at once share the
+/// one progress line instead of drawing over each other in turn.
+static DRAWN: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+
+fn draw(update: Option<(u64, String)>, gone: Option<u64>) {
+    let Some(sink) = SINK.get() else { return };
+    let mut drawn = DRAWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((id, line)) = update {
+        match drawn.iter_mut().find(|(i, _)| *i == id) {
+            Some(entry) => entry.1 = line,
+            None => drawn.push((id, line)),
+        }
+    }
+    drawn.retain(|(i, _)| Some(*i) != gone);
+    if drawn.is_empty() {
+        sink.clear_progress();
+    } else {
+        let lines: Vec<&str> = drawn.iter().map(|(_, l)| l.as_str()).collect();
+        sink.progress(&lines.join("  |  "));
+    }
+}
+
+/// `copy: 12.0 MiB of 1.0 GiB, 310.0 MiB/s, 3 s left`, or
+/// `integrity_check: 4 s`.
 fn line(what: &str, total: Option<u64>, done: u64, elapsed: Duration) -> String {
+    use super::units::size;
     match total {
         Some(total) => {
             let rate = done as f64 / elapsed.as_secs_f64().max(0.001);
             let left = (total.saturating_sub(done)) as f64 / rate.max(1.0);
             format!(
-                "{what}: {} of {} MiB, {:.0} MiB/s, {:.0} s left",
-                done >> 20,
-                total >> 20,
-                rate / f64::from(1 << 20),
+                "{what}: {} of {}, {}/s, {:.0} s left",
+                size(done),
+                size(total),
+                size(rate as u64),
                 left
             )
         }
@@ -129,7 +155,7 @@ mod tests {
     #[test]
     fn a_line_says_what_how_far_and_how_long() {
         let line = super::line("copy", Some(1024 << 20), 512 << 20, Duration::from_secs(2));
-        assert_eq!(line, "copy: 512 of 1024 MiB, 256 MiB/s, 2 s left");
+        assert_eq!(line, "copy: 512.0 MiB of 1.0 GiB, 256.0 MiB/s, 2 s left");
         assert_eq!(
             super::line("integrity_check", None, 0, Duration::from_secs(4)),
             "integrity_check: 4 s"

@@ -39,7 +39,7 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Backup label, the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: Label
@@ -59,13 +59,13 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: Label
             /// A backup folder to verify on its own, without a TMWS root.
             optional --backup dir: PathBuf
-            /// Verify the newest snapshot of the label in this restic repository instead (restored to a scratch folder), with restic check --read-data.
+            /// Verify the newest snapshot of the label in this restic repository instead (restored to a scratch folder, every blob checked), and restic check on the repository.
             optional --repo repo: String
             /// Output format: human (default) or json (one document on stdout).
             optional --format format: Format
@@ -83,7 +83,7 @@ xflags::xflags! {
             optional -v, --verbose
             /// database, migration, files, complete or git (with --resume or --abandon: the unfinished run's).
             optional --scenario scenario: Scenario
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: Label
@@ -131,7 +131,7 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: Label
@@ -169,7 +169,7 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: Label
@@ -187,7 +187,7 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ and the git tag (default pre-phase4).
             optional --label label: Label
@@ -221,7 +221,7 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Also list the backups held in this restic repository.
             optional --repo repo: String
@@ -237,12 +237,14 @@ xflags::xflags! {
             optional -v, --verbose
             /// How many of the newest backups stay.
             required --keep n: Count
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Also remove this protected backup (pre-deploy, or used by an unfinished rollback).
             repeated --force label: Label
             /// Apply the same policy to this restic repository (restic forget, then prune).
             optional --repo repo: String
+            /// Prune the forensics bundles under forensics/ instead of the backups.
+            optional --bundles
             /// Print what would be removed; remove nothing.
             optional --dry-run
             /// Confirm without a terminal.
@@ -257,7 +259,7 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ (default pre-phase4).
             optional --label label: Label
@@ -275,7 +277,7 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// TMWS root (or TMWS_ROOT; default: the current directory).
+            /// TMWS root (or TMWS_ROOT; default: the current folder or the nearest above it with a profile or alembic.ini).
             optional --root dir: PathBuf
             /// Backup label: the folder under backups/ (default pre-phase4).
             optional --label label: Label
@@ -293,7 +295,7 @@ xflags::xflags! {
             optional -q, --quiet
             /// Verbose: each external command with its full arguments.
             optional -v, --verbose
-            /// The checkout (default: the current directory).
+            /// The checkout (or TMWS_ROOT; default: the current directory).
             optional --root dir: PathBuf
             /// Print the profile it would write; write nothing.
             optional --dry-run
@@ -483,6 +485,7 @@ pub struct Prune {
     pub root: Option<PathBuf>,
     pub force: Vec<Label>,
     pub repo: Option<String>,
+    pub bundles: bool,
     pub dry_run: bool,
     pub yes: bool,
     pub format: Option<Format>,

@@ -98,7 +98,7 @@ pub fn help(full: &str, args: &[OsString]) -> String {
         None => {
             let width = list.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
             let mut out = String::from(
-                "cargo xtask: safe, checked commands for the TMWS Phase 4 rollback runbook.\n\nUSAGE:\n    cargo xtask COMMAND [FLAGS]    (cargo xtask COMMAND --help for its flags and examples)\n    cargo xtask --version\n\nCOMMANDS:\n",
+                "cargo xtask: safe, checked commands for the TMWS Phase 4 rollback runbook.\n\nUSAGE:\n    cargo xtask COMMAND [FLAGS]    (cargo xtask help COMMAND for its flags and examples)\n    cargo xtask [-q|-v] [--format json] [--root DIR] COMMAND [FLAGS]\n    cargo xtask --version\n\nThe tree: --root DIR, else TMWS_ROOT, else the current folder or the nearest\nabove it that holds tmws-rollback.toml (else alembic.ini).\n\nCOMMANDS:\n",
             );
             for (name, summary) in &list {
                 out.push_str(&format!("    {name:width$}  {summary}\n"));

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use xshell::Shell;
 use xtask::{
+    base::units,
     model::{profile::Tree, repository::Repository},
     ops::{
         destination,
@@ -41,18 +42,18 @@ fn human(tree: &Tree, listing: &Listing) -> String {
         let _ = writeln!(
             out,
             "{:<16} {:<20} {:<12} {:<4} {:<14} {:>10}  verification",
-            "label", "created", "commit", "tag", "revision", "MiB"
+            "label", "created", "commit", "tag", "revision", "size"
         );
         for b in &listing.backups {
             let _ = writeln!(
                 out,
-                "{:<16} {:<20} {:<12} {:<4} {:<14} {:>10.1}  {}",
-                b.label,
+                "{:<16} {:<20} {:<12} {:<4} {:<14} {:>10}  {}",
+                b.label.as_str(),
                 b.created,
                 b.git_commit.as_deref().map_or("-", |c| &c[..12.min(c.len())]),
                 if b.tag_here { "yes" } else { "no" },
                 b.database_revision.join(" "),
-                b.size as f64 / f64::from(1 << 20),
+                units::size(b.size),
                 b.verification
             );
         }
@@ -72,6 +73,18 @@ fn human(tree: &Tree, listing: &Listing) -> String {
                 s.revision,
                 s.id
             );
+        }
+    }
+    if !listing.bundles.is_empty() {
+        let total: u64 = listing.bundles.iter().map(|b| b.size).sum();
+        let _ = writeln!(
+            out,
+            "\nforensics bundles: {}, {} (prune --bundles --keep N removes old ones)",
+            listing.bundles.len(),
+            units::size(total)
+        );
+        for b in &listing.bundles {
+            let _ = writeln!(out, "  {:<48} {:>10}", b.name, units::size(b.size));
         }
     }
     if let Some(lock) = &listing.lock {

@@ -2,9 +2,10 @@
 use anyhow::Result;
 use xshell::Shell;
 use xtask::{
+    base::exit::usage,
     model::{lock::Lock, profile::Tree, repository::Repository},
     ops::{
-        destination::{self, Holder, Local},
+        destination::{self, Bundles, Holder, Local},
         prune,
     },
 };
@@ -22,10 +23,15 @@ impl flags::Prune {
         let say = |line: String| if json { ui::note(&line) } else { ui::line(&line) };
         let tree = Tree::locate(self.root.as_deref())?;
         let _lock = if self.dry_run { None } else { Some(Lock::acquire(&tree)?) };
-        let repository = Repository::resolve(self.repo.as_deref(), &tree.profile);
+        if self.bundles && self.repo.is_some() {
+            return Err(usage("--bundles prunes forensics/ only: leave out --repo"));
+        }
+        // With --bundles, forensics/ alone; else backups/ and the repository.
+        let repository =
+            Repository::resolve(self.repo.as_deref(), &tree.profile).filter(|_| !self.bundles);
         let remote = repository.as_ref().map(destination::remote);
-        let local = Local(&tree);
-        let mut holders: Vec<&dyn Holder> = vec![&local];
+        let (local, bundles) = (Local(&tree), Bundles(&tree));
+        let mut holders: Vec<&dyn Holder> = vec![if self.bundles { &bundles } else { &local }];
         if let Some(remote) = &remote {
             holders.push(remote.as_ref());
         }
@@ -33,8 +39,9 @@ impl flags::Prune {
         for (i, pruned) in plan.holders.iter().enumerate() {
             say(format!("prune --keep {keep} in {}:", pruned.holder));
             for entry in &pruned.remove {
-                match i {
-                    0 => say(format!("  remove backups/{}", entry.label)),
+                match (i, self.bundles) {
+                    (0, true) => say(format!("  remove forensics/{}", entry.label)),
+                    (0, false) => say(format!("  remove backups/{}", entry.label)),
                     _ => say(format!("  forget snapshot {} ({})", entry.id, entry.label)),
                 }
             }
@@ -49,13 +56,15 @@ impl flags::Prune {
             say("dry run: nothing was removed".into());
             "planned"
         } else {
-            ui::confirm(self.yes, "Remove these backups?", "nothing was removed")?;
+            let what = if self.bundles { "bundles" } else { "backups" };
+            ui::confirm(self.yes, &format!("Remove these {what}?"), "nothing was removed")?;
             prune::execute(sh, &holders, &plan)?;
             let count = |i: usize| plan.holders.get(i).map_or(0, |p| p.remove.len());
             match remote {
                 Some(_) => {
                     say(format!("removed {} backup(s), forgot {} snapshot(s)", count(0), count(1)))
                 }
+                None if self.bundles => say(format!("removed {} bundle(s)", count(0))),
                 None => say(format!("removed {} backup(s)", count(0))),
             }
             "done"
@@ -67,6 +76,7 @@ impl flags::Prune {
                 "result": result,
                 "dry_run": self.dry_run,
                 "keep": keep,
+                "bundles": self.bundles,
                 "holders": plan.holders,
             }))?;
         }

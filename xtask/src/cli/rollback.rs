@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use xshell::Shell;
 use xtask::{
-    base::{events, exit::usage},
+    base::exit::usage,
     model::{profile::Tree, repository::Repository},
     ops::{
         self,
@@ -50,15 +50,8 @@ impl flags::Rollback {
                 scenario
             }
         };
-        // A backup kept off-site only: pulled (verified) before anything else.
-        let repository = Repository::resolve(self.repo.as_deref(), &tree.profile);
-        if let (Some(repo), false) = (&repository, self.dry_run)
-            && tree.fs.kind(&tree.backup(&label))?.is_none()
-        {
-            events::note(
-                &ops::offsite::pull(sh, &tree, &label, repo, self.python.as_deref())?.summary(),
-            );
-        }
+        // A backup kept off-site only: pulled (verified) under the lock.
+        let repo = Repository::resolve(self.repo.as_deref(), &tree.profile);
         let options = Options {
             scenario,
             label,
@@ -70,6 +63,7 @@ impl flags::Rollback {
             skip_verify: self.skip_verify,
             grace: Duration::from_secs(self.grace.unwrap_or(10)),
             python: self.python.clone(),
+            repo,
         };
         let json = format == Format::Json;
         let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };

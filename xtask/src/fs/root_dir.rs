@@ -97,7 +97,13 @@ impl RootDir {
 
     /// What is at `path` (not followed): `None` when nothing is there.
     pub fn kind(&self, path: &Path) -> Result<Option<FileType>> {
-        let (dir, name) = self.parent_of(path)?;
+        // A folder on the way that does not exist (a fresh clone has no
+        // data/ yet) means nothing is there; a link on the way is refused.
+        let (dir, name) = match self.parent_of(path) {
+            Ok(found) => found,
+            Err(err) if not_found(&err) => return Ok(None),
+            Err(err) => return Err(err),
+        };
         let stat =
             sys::stat_in(&dir, &name).with_context(|| format!("stat {}", self.shown(path)))?;
         Ok(stat.map(|s| sys::file_type(&s)))
@@ -363,6 +369,21 @@ impl RootDir {
         Ok(entries)
     }
 
+    /// The bytes of the regular files beneath the folder `path` (links are
+    /// not followed).
+    pub fn size_of(&self, path: &Path) -> Result<u64> {
+        let mut total = 0;
+        for (name, kind) in self.list(path)? {
+            let child = path.join(&name);
+            total += match kind {
+                FileType::Directory => self.size_of(&child)?,
+                FileType::RegularFile => self.open_read(&child)?.metadata()?.len(),
+                _ => 0,
+            };
+        }
+        Ok(total)
+    }
+
     /// The target of the symbolic link at `path`, read without following it.
     pub fn read_link(&self, path: &Path) -> Result<PathBuf> {
         let (dir, name) = self.parent_of(path)?;
@@ -397,6 +418,15 @@ fn describe(kind: FileType) -> &'static str {
         FileType::RegularFile => "regular file",
         _ => "special file",
     }
+}
+
+/// Whether an error says a path does not exist.
+fn not_found(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    })
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub struct Listing {
     pub lock: Option<String>,
     /// An unfinished rollback: scenario, run and status.
     pub unfinished_rollback: Option<String>,
+    /// The forensics bundles under forensics/, oldest first.
+    pub bundles: Vec<crate::ops::destination::ListedBundle>,
     /// With `--repo`: the backups that restic repository holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<Vec<Entry>>,
@@ -102,6 +104,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
         schema: crate::model::check::SCHEMA,
         command: "list",
         backups,
+        bundles: crate::ops::destination::Bundles(tree).listed()?,
         lock,
         unfinished_rollback,
         repository: None,

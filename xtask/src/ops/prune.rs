@@ -47,12 +47,18 @@ impl Plan {
 struct Protection {
     git: Option<git2::Repository>,
     in_use: Option<Label>,
+    /// The bundle folder of an unfinished rollback.
+    bundle_in_use: Option<String>,
 }
 
 impl Protection {
     fn of(tree: &Tree) -> Result<Protection> {
-        let in_use = Journal::<serde_json::Value>::load(tree)?.map(|j| j.label);
-        Ok(Protection { git: git::open(&tree.root)?, in_use })
+        let journal = Journal::<serde_json::Value>::load(tree)?;
+        let bundle_in_use = journal
+            .as_ref()
+            .and_then(|j| j.bundle.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let in_use = journal.map(|j| j.label);
+        Ok(Protection { git: git::open(&tree.root)?, in_use, bundle_in_use })
     }
 
     fn why(&self, label: &str) -> Option<&'static str> {
@@ -61,6 +67,8 @@ impl Protection {
             Some("the pre-deploy backup (its tag exists)")
         } else if self.in_use.as_deref() == Some(label) {
             Some("an unfinished rollback uses it")
+        } else if self.bundle_in_use.as_deref() == Some(label) {
+            Some("the bundle of an unfinished rollback")
         } else {
             None
         }
@@ -77,10 +85,16 @@ pub fn plan(
     keep: usize,
     force: &[Label],
 ) -> Result<Plan> {
-    let local = labels(tree);
+    // A forced label must be one the first holder has (backups/ or
+    // forensics/), unless a repository may hold it.
+    let first: Vec<String> = match holders.first() {
+        Some(holder) => holder.entries(sh)?.into_iter().map(|e| e.label).collect(),
+        None => Vec::new(),
+    };
     for label in force {
-        if !local.contains(label) && holders.len() < 2 {
-            return Err(usage(format!("--force {label}: no such backup{}", labels_here(&local))));
+        if !first.iter().any(|l| l == label.as_str()) && holders.len() < 2 {
+            let here = labels_here(&labels(tree));
+            return Err(usage(format!("--force {label}: no such backup or bundle{here}")));
         }
     }
     let protection = Protection::of(tree)?;

@@ -185,7 +185,7 @@ fn one_table_changed(
         let stdout = unconfined::create(&added)?;
         let repo = o.display().to_string();
         let ours = ours_with(
-            &["push", "--label", label, "--repo", &repo],
+            &["push", "--label", label, "--repo", &repo, "--format", "json"],
             root,
             &repos.env(),
             stdout.into(),
@@ -194,12 +194,16 @@ fn one_table_changed(
     })?;
     let said = unconfined::read_to_string(&added).unwrap_or_default();
     let mut row = pair("push (one table changed)", c, db_mib, &a, &b, c.gib.then_some(1.1));
-    // "pushed …: 23 files, 1.0 MiB, of which 0.5 MiB new to the repository; …"
-    row.note = said
-        .lines()
-        .next()
-        .and_then(|l| l.split_once(": "))
-        .map(|(_, what)| what.split(';').next().unwrap_or(what).to_string());
+    // From push's document: what it stored and how much the repository grew.
+    row.note = serde_json::from_str::<serde_json::Value>(&said).ok().map(|pushed| {
+        let bytes = |key: &str| xtask::base::units::size(pushed[key].as_u64().unwrap_or(0));
+        format!(
+            "{} files, {}; the repository grew by {}",
+            pushed["files"],
+            bytes("bytes"),
+            bytes("added")
+        )
+    });
     Ok(row)
 }
 

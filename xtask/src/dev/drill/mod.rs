@@ -239,6 +239,7 @@ fn roll_back(
         skip_verify: false,
         grace: Duration::from_secs(10),
         python: Some(python.exe("python")),
+        repo: None,
     };
     // The rollback's lines go to stderr, beside the drill's progress.
     let say = |line: String| ui::note(&line);

@@ -4,6 +4,7 @@
 //! `rollback --repo` store in and fetch from a remote one. A new kind of
 //! remote (another tool, another service) is one module here that
 //! implements `Remote`, and one arm in `remote`.
+mod bundles;
 mod local;
 mod restic;
 
@@ -12,6 +13,7 @@ use std::path::Path;
 use anyhow::Result;
 use xshell::Shell;
 
+pub use bundles::{Bundles, Listed as ListedBundle};
 pub use local::Local;
 
 use crate::model::{
@@ -42,7 +44,12 @@ pub trait Remote: Holder {
     /// `target`; returns its id.
     fn fetch(&self, sh: &Shell, label: &Label, target: &Path) -> Result<String>;
 
-    /// Reads back every byte it holds and checks it.
+    /// The manifest of the newest copy of backup `label`, and its id, read
+    /// without restoring the backup (for a plan).
+    fn manifest(&self, sh: &Shell, label: &Label) -> Result<(String, String)>;
+
+    /// Checks its own consistency (the data of one backup is read back by
+    /// `fetch`).
     fn check(&self, sh: &Shell) -> Result<()>;
 }
 

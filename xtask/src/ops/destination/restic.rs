@@ -8,9 +8,10 @@ use xshell::Shell;
 use super::{Holder, Remote};
 use crate::{
     adapters::restic,
+    base::exit::usage,
     model::{
         label::Label,
-        manifest::Manifest,
+        manifest::{MANIFEST_FILE, Manifest},
         repository::{Entry, Stored},
     },
 };
@@ -41,7 +42,19 @@ impl Remote for Restic {
         restic::restore_latest(sh, &self.0, label, target)
     }
 
+    fn manifest(&self, sh: &Shell, label: &Label) -> Result<(String, String)> {
+        let newest = restic::snapshots(sh, &self.0)?
+            .into_iter()
+            .rev()
+            .find(|entry| entry.label == label.as_str())
+            .ok_or_else(|| {
+                usage(format!("the repository {} holds no snapshot of backup {label}", self.0))
+            })?;
+        let text = restic::dump(sh, &self.0, &newest.id, MANIFEST_FILE)?;
+        Ok((newest.id, text))
+    }
+
     fn check(&self, sh: &Shell) -> Result<()> {
-        restic::check_data(sh, &self.0)
+        restic::check_structure(sh, &self.0)
     }
 }

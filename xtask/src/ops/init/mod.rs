@@ -28,14 +28,16 @@ pub struct Proposal {
     pub existing: bool,
 }
 
-/// Inspects the checkout at `root` (or the current folder) and proposes its
+/// Inspects the checkout at `root` (else `TMWS_ROOT`, else the current
+/// folder, as every command finds its tree) and proposes its
 /// profile. One that exists already is never replaced: when it agrees with
 /// what was found (it may say more, such as what healthy means), the
 /// proposal says so; when it disagrees, the error names each difference.
 pub fn propose(root: Option<&Path>) -> Result<Proposal> {
-    let given = match root {
-        Some(root) => root.to_path_buf(),
-        None => std::env::current_dir().context("read the current directory")?,
+    let given = match (root, std::env::var_os("TMWS_ROOT").filter(|r| !r.is_empty())) {
+        (Some(root), _) => root.to_path_buf(),
+        (None, Some(env)) => std::path::PathBuf::from(env),
+        (None, None) => std::env::current_dir().context("read the current directory")?,
     };
     let root = given.canonicalize().map_err(|err| usage(format!("{}: {err}", given.display())))?;
     let target = root.join(PROFILE_FILE);

@@ -2,6 +2,7 @@
 //! backup, plan first, confirmation), atomically (staged restores) and
 //! resumably (a journal of every step).
 mod describe;
+mod offsite_first;
 mod plan;
 mod restored;
 mod steps;
@@ -70,6 +71,9 @@ pub struct Outcome {
     pub steps: Vec<StepResult>,
     pub bundle: Option<String>,
     pub result: &'static str,
+    /// The backup pulled from the repository before step 1 (or, in a dry
+    /// run, the pull it would make), when backups/ did not hold it.
+    pub pull: Option<String>,
 }
 
 pub struct Options {
@@ -83,6 +87,8 @@ pub struct Options {
     pub skip_verify: bool,
     pub grace: Duration,
     pub python: Option<PathBuf>,
+    /// Where the backup is pulled from when backups/ does not hold it.
+    pub repo: Option<crate::model::repository::Repository>,
 }
 
 /// How a rollback talks to the person running it: the command line
@@ -117,8 +123,14 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
             .ok_or_else(|| usage("there is no failed or interrupted rollback to abandon"))?;
         return abandon(tree, journal, o, &say);
     }
-    let mut run = prepare(sh, tree, o, journal)?;
+    let pulled = offsite_first::pull(sh, tree, o)?;
+    if let Some(line) = &pulled {
+        say(line.clone());
+    }
+    let planned_pull = offsite_first::plan(sh, tree, o)?;
+    let mut run = prepare(sh, tree, o, journal, planned_pull)?;
     let mut outcome = present(tree, o, &run, &say);
+    outcome.pull = pulled.or(outcome.pull);
     if o.dry_run {
         say("dry run: nothing was written, not even the lock or the journal".into());
         return Ok(outcome);
@@ -136,12 +148,15 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
     ctx.backup_verified = verified != Verified::Skipped;
     let started = Instant::now();
     execute(&mut ctx, &mut journal, &plan, &mut outcome, &say)?;
-    seal(&mut ctx, &mut journal, &mut outcome)?;
+    let kept = seal(&mut ctx, &mut journal, &mut outcome)?;
     say(format!(
-        "rollback --scenario {} done in {:.2}s; the failed state is in {}",
+        "rollback --scenario {} done in {:.2}s; {}",
         journal.scenario,
         started.elapsed().as_secs_f64(),
-        journal.bundle.display()
+        match kept {
+            true => format!("the failed state is in {}", journal.bundle.display()),
+            false => "nothing changed (the tree already held what the backup holds), so no bundle was kept".to_string(),
+        }
     ));
     Ok(outcome)
 }
@@ -157,6 +172,8 @@ struct Prepared {
     resuming: bool,
     /// Each step's line for a person.
     plan: Vec<String>,
+    /// The pull a dry run would make before step 1.
+    pull: Option<String>,
 }
 
 /// The backup verified, its manifest read, the plan built (or resumed) and
@@ -166,7 +183,11 @@ fn prepare(
     tree: &Tree,
     o: &Options,
     journal: Option<Journal<Step>>,
+    planned_pull: Option<offsite_first::PlannedPull>,
 ) -> Result<Prepared> {
+    if let Some(pull) = planned_pull {
+        return prepare_from_repository(sh, tree, o, journal, pull);
+    }
     let backup = Backup::folder(tree, &o.label)?;
     let before = verify::stamp::snapshot(&backup).ok();
     let verified = preflight(sh, tree, &backup, o)?;
@@ -192,7 +213,34 @@ fn prepare(
     let bundle_dir = tree.root.join(&journal.bundle);
     let plan =
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
-    Ok(Prepared { backup, before, verified, manifest, journal, resuming, plan })
+    Ok(Prepared { backup, before, verified, manifest, journal, resuming, plan, pull: None })
+}
+
+/// A dry run's plan when the backup is only in the repository: made from
+/// the manifest of the snapshot the real run would pull.
+fn prepare_from_repository(
+    sh: &Shell,
+    tree: &Tree,
+    o: &Options,
+    journal: Option<Journal<Step>>,
+    pull: offsite_first::PlannedPull,
+) -> Result<Prepared> {
+    let backup = tree.backup(&o.label);
+    let manifest = pull.manifest;
+    let (journal, resuming) = match journal {
+        Some(j) => (j, true),
+        None => (new_journal(tree, &manifest, o)?, false),
+    };
+    if journal.steps.iter().any(|s| matches!(s, Step::CheckAlembic | Step::Downgrade { .. })) {
+        let python = Python::find(sh, Some(&tree.root), o.python.as_deref())?;
+        identity::prove_alembic_opens_the_tree_database(sh, tree, &python)?;
+    }
+    let bundle_dir = tree.root.join(&journal.bundle);
+    let plan =
+        journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
+    let verified = Verified::Earlier;
+    let pull = Some(pull.line);
+    Ok(Prepared { backup, before: None, verified, manifest, journal, resuming, plan, pull })
 }
 
 /// Prints the plan and returns the outcome it will fill.
@@ -209,6 +257,9 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
         tree.root.display(),
         plan::rel(&tree.root, &run.backup)
     ));
+    if let Some(pull) = &run.pull {
+        say(format!("  before step 1: {pull}"));
+    }
     for (i, line) in run.plan.iter().enumerate() {
         let mark = if journal.done[i] { " (done before the interruption; re-checked)" } else { "" };
         say(format!("  {}. {line}{mark}", i + 1));
@@ -234,24 +285,34 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
         steps: Vec::new(),
         bundle: Some(journal.bundle.display().to_string()),
         result: "planned",
+        pull: run.pull.clone(),
     }
 }
 
 /// Ends a finished run: the bundle sealed, the journal moved into it.
+/// A run that changed nothing keeps no bundle (it would hold what the backup
+/// holds); returns whether one was kept.
 fn seal(
     ctx: &mut steps::Ctx<'_>,
     journal: &mut Journal<Step>,
     outcome: &mut Outcome,
-) -> Result<()> {
+) -> Result<bool> {
+    outcome.result = "done";
+    let bundle = ctx.tree.root.join(&journal.bundle);
+    if !ctx.changed {
+        if ctx.tree.fs.expect_dir_or_nothing(&bundle)? {
+            ctx.tree.fs.remove_dir_all(&bundle)?;
+        }
+        journal.close(ctx.tree, RunStatus::Done)?;
+        outcome.bundle = None;
+        return Ok(false);
+    }
     ctx.seal_bundle()?;
     journal.close(ctx.tree, RunStatus::Done)?;
-    outcome.result = "done";
     outcome.bundle = Some(journal.bundle.display().to_string());
-    Ok(())
+    Ok(true)
 }
 
-/// What the journal says about earlier runs, read under the lock: an
-/// unfinished run blocks a new one (exit 5) until it is resumed or abandoned.
 /// The scenario of `--resume` and `--abandon` without `--scenario`: the
 /// unfinished run's, from its journal (any, when the journal cannot be read:
 /// abandoning it moves the file away unread).
@@ -265,6 +326,8 @@ pub fn unfinished_scenario(tree: &Tree) -> Result<Scenario> {
     }
 }
 
+/// What the journal says about earlier runs, read under the lock: an
+/// unfinished run blocks a new one (exit 5) until it is resumed or abandoned.
 fn triage(tree: &Tree, o: &Options) -> Result<Option<Journal<Step>>> {
     let journal: Option<Journal<Step>> = Journal::load(tree)?;
     match (&journal, o.resume || o.abandon) {
@@ -333,6 +396,7 @@ fn abandon_unreadable(
         steps: Vec::new(),
         bundle: Some(relative),
         result: "abandoned",
+        pull: None,
     })
 }
 
@@ -369,6 +433,7 @@ fn abandon(
         steps: Vec::new(),
         bundle: Some(journal.bundle.display().to_string()),
         result: "abandoned",
+        pull: None,
     })
 }
 

@@ -44,6 +44,7 @@ impl Ctx<'_> {
             let mode = self.recorded_journal_mode(&db, &entry.sha256)?;
             return Ok(format!("already restored from the backup{mode}"));
         }
+        self.changed = true;
         if let Some(parent) = db.parent() {
             fs.create_dir_all(parent)?;
         }
@@ -163,6 +164,7 @@ impl Ctx<'_> {
         let python = self.python()?;
         let mut notes = Vec::new();
         if let Some(stamped) = self.repair_half_applied(&python, &current()?)? {
+            self.changed = true;
             notes.push(stamped);
         }
         if current()? == want {
@@ -172,6 +174,7 @@ impl Ctx<'_> {
             notes.push(format!("already at {target}, and the schema is the backup's"));
             return Ok(notes.join("; "));
         }
+        self.changed = true;
         let out = python.alembic(self.sh, self.tree, &["downgrade", target])?;
         let now = current().unwrap_or_default();
         if !out.success() {

@@ -72,6 +72,7 @@ impl Ctx<'_> {
                 removed.join(", ")
             ));
         }
+        self.changed |= !done.is_empty();
         Ok(if done.is_empty() {
             format!("all {} {} files already equal the backup", entries.len(), kind.name())
         } else {
@@ -97,6 +98,7 @@ impl Ctx<'_> {
             }
             return Ok("migrations already equal the backup".into());
         }
+        self.changed = true;
         if fs.expect_dir_or_nothing(&staged)? {
             // An earlier staging folder is never deleted: it may be what a
             // crash left after the exchange.

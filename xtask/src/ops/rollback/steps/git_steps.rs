@@ -16,6 +16,7 @@ impl Ctx<'_> {
         {
             return Ok(format!("already on {branch}"));
         }
+        self.changed = true;
         // A complete rollback kept every local change in the bundle first
         // and restores the tree whole; a git rollback leaves them alone.
         let overwrite = self.scenario == Scenario::Complete;
@@ -32,6 +33,7 @@ impl Ctx<'_> {
         {
             return Ok(format!("HEAD is already {}", &commit[..12]));
         }
+        self.changed = true;
         if let (Some(name), Some(head)) = (keep_ref, &head) {
             git::keep_ref(&repo, name, git2::Oid::from_str(head)?)?;
         }
@@ -43,6 +45,7 @@ impl Ctx<'_> {
 
     pub(super) fn git_restore_paths(&mut self, from: &str, paths: &[String]) -> Result<String> {
         let repo = git::open(&self.tree.root)?.context("the root is no longer a git repository")?;
+        self.changed = true;
         git::restore_paths(&repo, &self.tree.fs, git2::Oid::from_str(from)?, paths)?;
         Ok(format!("restored {} from {}", paths.join(" "), &from[..12]))
     }

@@ -40,6 +40,9 @@ pub struct Ctx<'a> {
     /// The backup passed verify-backup (its integrity_check included), so a
     /// restored file with the same sha256 needs no second integrity check.
     pub backup_verified: bool,
+    /// A step changed the tree (or stopped its service): without one, the
+    /// run keeps no bundle, which would only repeat the backup.
+    pub changed: bool,
     python: Option<Python>,
 }
 
@@ -65,6 +68,8 @@ impl<'a> Ctx<'a> {
             scenario: journal.scenario,
             run: journal.run.clone(),
             backup_verified: false,
+            // The steps done before an interruption may have changed it.
+            changed: journal.done.iter().any(|done| *done),
             python: None,
         }
     }
@@ -145,6 +150,7 @@ impl<'a> Ctx<'a> {
                 self.tree.profile.database, holders
             )));
         }
+        self.changed |= !found.is_empty();
         Ok(if found.is_empty() {
             "no service process of this root was running".into()
         } else {
