@@ -63,7 +63,14 @@ fn head_moved_to_a_bad_commit_means_git() {
     let root = root(&dir);
     let deployed = git(&root, &["rev-parse", "HEAD"]).trim().to_string();
     bad_commit(&root);
-    assert_recommends(&diagnose(&root, &["--expect-commit", &deployed]), "git");
+    let result = diagnose(&root, &["--expect-commit", &deployed]);
+    assert_recommends(&result, "git");
+    // The git row back to the expected commit, as a command that runs.
+    let command = result.1["rollback"].as_str().unwrap();
+    assert!(command.contains(&format!("--scenario git --commit {deployed} --root ")), "{command}");
+    let args = ["rollback", "--scenario", "git", "--commit", &deployed, "--yes"];
+    assert_code(&run_in(&root, &args), 0);
+    assert_eq!(git(&root, &["rev-parse", "HEAD"]).trim(), deployed);
 }
 
 #[test]

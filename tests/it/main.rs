@@ -11,8 +11,10 @@ mod bench;
 mod breakage;
 mod check_copies;
 mod checkouts;
+mod command_line;
 mod confinement;
 mod diagnose;
+mod dist;
 mod drill;
 mod forensics;
 mod forgery;
@@ -25,6 +27,7 @@ mod offsite;
 mod post_check;
 mod preconditions;
 mod readme;
+mod recovery;
 mod rollback;
 mod sandbox;
 mod schema;
@@ -68,7 +71,8 @@ pub fn xtask() -> Command {
 /// The tests' cache folder (the virtualenvs the xtask bootstraps): one for
 /// every test run, in the workspace's target/, never the user's own.
 pub fn test_cache() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache")
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    target.canonicalize().unwrap_or(target).join("test-cache")
 }
 
 /// The xtask binary cargo built for the tests, for commands that run it

@@ -11,10 +11,10 @@ use std::{
 
 use crate::{Run, assert_code, digest, root, run, sandbox, xtask};
 
-const PASSWORD: &str = "correct-horse-offsite-7f3a";
+pub const PASSWORD: &str = "correct-horse-offsite-7f3a";
 
 /// `xtask ARGS --root ROOT --repo REPO` with the repository's password.
-fn offsite(root: &Path, repo: &str, password: &str, args: &[&str]) -> Run {
+pub fn offsite(root: &Path, repo: &str, password: &str, args: &[&str]) -> Run {
     run(xtask()
         .args(args)
         .arg("--root")
@@ -34,7 +34,7 @@ fn init(repo: &str) {
 
 /// A new empty repository at `repo`: a copy of one made once per test
 /// process (`init` tunes its key derivation for seconds each time).
-fn fresh_repository(repo: &Path) {
+pub fn fresh_repository(repo: &Path) {
     static EMPTY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     let empty = EMPTY.get_or_init(|| {
         let empty = crate::templates_dir_of_this_process().join("empty-restic-repository");
@@ -220,7 +220,7 @@ fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
 }
 
 /// A server we started, stopped by its own pid.
-struct Server(Child);
+pub struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -233,8 +233,22 @@ impl Drop for Server {
 fn push_and_pull_through_a_rest_server_on_loopback() {
     let dir = sandbox("phase4");
     let root = root(&dir);
+    let (server, repo) = rest_server(dir.path());
+    round_trip(&root, &repo);
+    // The server gone: restic's reason in one line, nothing changed here.
+    drop(server);
+    let before = digest(&root);
+    let unreachable = offsite(&root, &repo, PASSWORD, &["push"]);
+    assert_code(&unreachable, 1);
+    unreachable.stderr_has(contains("restic backup on rest:"));
+    assert_eq!(digest(&root), before);
+}
+
+/// `rclone serve restic` on a free loopback port, serving a fresh
+/// repository under `dir`; the server and the repository's restic name.
+pub fn rest_server(dir: &Path) -> (Server, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let store = dir.path().join("rest-store");
+    let store = dir.join("rest-store");
     fs::create_dir_all(&store).unwrap();
     let server = Server(
         Command::new("rclone")
@@ -251,15 +265,6 @@ fn push_and_pull_through_a_rest_server_on_loopback() {
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
-    let repo = format!("rest:http://127.0.0.1:{port}/");
     fresh_repository(&store.join("repository"));
-    let repo = format!("{repo}repository");
-    round_trip(&root, &repo);
-    // The server gone: restic's reason in one line, nothing changed here.
-    drop(server);
-    let before = digest(&root);
-    let unreachable = offsite(&root, &repo, PASSWORD, &["push"]);
-    assert_code(&unreachable, 1);
-    unreachable.stderr_has(contains("restic backup on rest:"));
-    assert_eq!(digest(&root), before);
+    (server, format!("rest:http://127.0.0.1:{port}/repository"))
 }

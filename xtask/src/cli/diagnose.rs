@@ -40,8 +40,9 @@ impl flags::Diagnose {
                 Err(failed("an earlier rollback is unfinished: resume or abandon it first"))
             }
             Recommendation::Rollback(row) => {
-                let command =
-                    xtask::model::advice::xtask(&format!("rollback --scenario {row}"), &tree.root);
+                let command = diagnosis.command_line.clone().unwrap_or_else(|| {
+                    xtask::model::advice::xtask(&format!("rollback --scenario {row}"), &tree.root)
+                });
                 Err(failed(format!("a rollback is recommended: `{command}`")))
             }
         }
@@ -64,10 +65,12 @@ fn human(tree: &Tree, diagnosis: &Diagnosis) -> String {
                 Recommendation::Rollback(row) => format!("{} minutes", row.runbook_minutes()),
                 _ => "unknown".into(),
             };
-            let command = xtask::model::advice::xtask(
-                &format!("rollback --scenario {}", recommendation.word()),
-                &tree.root,
-            );
+            let command = diagnosis.command_line.clone().unwrap_or_else(|| {
+                xtask::model::advice::xtask(
+                    &format!("rollback --scenario {}", recommendation.word()),
+                    &tree.root,
+                )
+            });
             out.push_str(&format!("\nrecommendation: {command} (runbook estimate {estimate})\n"));
         }
     }

@@ -303,6 +303,20 @@ xflags::xflags! {
             optional --format format: Format
         }
 
+        /// Build the release binary and a tarball (binary, README, docs, Python requirements) that runs without cargo.
+        cmd dist {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// Folder for the tarball (default target/dist).
+            optional --out dir: PathBuf
+            /// Package this binary instead of building one with cargo build --release.
+            optional --binary file: PathBuf
+            /// Output format: human (default) or json (one document on stdout).
+            optional --format format: Format
+        }
+
         /// Measure the commands against the runbook's shell baseline.
         cmd bench {
             /// Quiet: no `$ command` lines and no progress on stderr.
@@ -350,6 +364,7 @@ pub enum XtaskCmd {
     Push(Push),
     Pull(Pull),
     Init(Init),
+    Dist(Dist),
     Bench(Bench),
 }
 
@@ -519,6 +534,15 @@ pub struct Init {
     pub verbose: bool,
     pub root: Option<PathBuf>,
     pub dry_run: bool,
+    pub format: Option<Format>,
+}
+
+#[derive(Debug)]
+pub struct Dist {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub out: Option<PathBuf>,
+    pub binary: Option<PathBuf>,
     pub format: Option<Format>,
 }
 

@@ -37,11 +37,11 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     let flags = match flags::Xtask::from_vec(args.clone()) {
         Ok(flags) => flags,
         Err(err) if err.is_help() => {
-            print!("{}", help::help(&err.to_string(), &args));
+            print!("{}", as_run(&help::help(&err.to_string(), &args)));
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            let message = help::usage_error(&help::full_help(), &args, &err.to_string());
+            let message = as_run(&help::usage_error(&help::full_help(), &args, &err.to_string()));
             eprintln!("{message}");
             if json {
                 let command = help::command_in(&args);
@@ -82,6 +82,12 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Text that names the tool as `cargo xtask`, as this binary is run (the
+/// released one is run by its own name).
+fn as_run(text: &str) -> String {
+    text.replace("cargo xtask", xtask::model::advice::program())
+}
+
 /// Runs a command of the product (not a developer tool).
 pub fn run(command: XtaskCmd, sh: &Shell) -> anyhow::Result<()> {
     match command {
@@ -96,7 +102,7 @@ pub fn run(command: XtaskCmd, sh: &Shell) -> anyhow::Result<()> {
         XtaskCmd::Prune(cmd) => cmd.run(sh),
         XtaskCmd::Push(cmd) => cmd.run(sh),
         XtaskCmd::Pull(cmd) => cmd.run(sh),
-        XtaskCmd::Sandbox(_) | XtaskCmd::Drill(_) | XtaskCmd::Bench(_) => {
+        XtaskCmd::Sandbox(_) | XtaskCmd::Drill(_) | XtaskCmd::Bench(_) | XtaskCmd::Dist(_) => {
             unreachable!("the developer tools are dispatched by main.rs")
         }
     }
@@ -120,6 +126,7 @@ fn verbosity(command: &XtaskCmd) -> ui::Verbosity {
         Push(c) => (c.quiet, c.verbose),
         Pull(c) => (c.quiet, c.verbose),
         Bench(c) => (c.quiet, c.verbose),
+        Dist(c) => (c.quiet, c.verbose),
     };
     match (quiet, verbose) {
         (true, _) => ui::Verbosity::Quiet,

@@ -1,8 +1,28 @@
 //! Tools for this repository, off the product path: the sandbox (a fake
-//! TMWS tree), the drill (rehearse every row of the decision matrix) and the
-//! bench (our commands against the runbook's shell commands).
+//! TMWS tree), the drill (rehearse every row of the decision matrix), the
+//! bench (our commands against the runbook's shell commands) and dist (the
+//! release tarball). They need the workspace; the released binary says so.
 pub mod bench;
+pub mod dist;
 pub mod drill;
 pub mod sandbox;
 pub mod seed;
 pub mod variant;
+
+use std::path::PathBuf;
+
+/// The workspace a developer tool works in (its fixtures, scripts and
+/// `target/`): the one this binary was built from, when it is run as
+/// `cargo xtask` and that folder is still there. The released binary
+/// carries the product's commands only.
+pub fn workspace(tool: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let in_workspace = xtask::model::advice::program() == "cargo xtask";
+    if in_workspace && dir.join("fixtures").is_dir() {
+        return Ok(dir.canonicalize().unwrap_or(dir));
+    }
+    Err(xtask::base::exit::usage(format!(
+        "{tool} is a developer tool: it needs this tool's workspace (its fixtures/ and target/), which {} does not carry; run `cargo xtask {tool}` in a clone of the workspace",
+        xtask::model::advice::program()
+    )))
+}

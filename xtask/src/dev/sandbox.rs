@@ -30,6 +30,7 @@ use crate::{
 
 impl flags::Sandbox {
     pub fn run(self, sh: &Shell) -> Result<()> {
+        crate::dev::workspace("sandbox")?;
         let stage = self.stage.unwrap_or(Stage::PrePhase4);
         let json = self.format.unwrap_or_default() == Format::Json;
         // With --format json the lines for people go to stderr.

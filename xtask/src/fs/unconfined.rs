@@ -73,6 +73,15 @@ pub fn remove_file(path: impl AsRef<Path>) -> Result<()> {
     }
 }
 
+/// Copies a file into a folder of our own (a release's layout), with its
+/// permissions.
+pub fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    fs::copy(from, to)
+        .map(|_| ())
+        .with_context(|| format!("copy {} to {}", from.display(), to.display()))
+}
+
 /// Renames within a folder of our own (a sandbox being built).
 pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
     let (from, to) = (from.as_ref(), to.as_ref());

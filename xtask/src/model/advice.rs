@@ -4,10 +4,24 @@ use std::path::Path;
 
 use super::{label::Label, scenario::Scenario};
 
+/// How this tool is run: `cargo xtask` in its workspace (the binary cargo
+/// builds is named `xtask`), or the name of the released binary (`cargo
+/// xtask dist` names it `tmws-xtask`), where there is no cargo.
+pub fn program() -> &'static str {
+    static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let exe = std::env::args_os().next().map(std::path::PathBuf::from);
+        match exe.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()) {
+            Some("xtask") | None => "cargo xtask".to_string(),
+            Some(name) => name.to_string(),
+        }
+    })
+}
+
 /// `cargo xtask COMMAND --root ROOT`: every suggested command names its
 /// tree, so that it runs as pasted from any folder.
 pub fn xtask(command: &str, root: &Path) -> String {
-    format!("cargo xtask {command} --root {}", quoted(&root.display().to_string()))
+    format!("{} {command} --root {}", program(), quoted(&root.display().to_string()))
 }
 
 /// `cargo xtask rollback --scenario S FLAGS --root ROOT`.

@@ -129,6 +129,31 @@ pub fn modified_tracked(repo: &Repository) -> Result<Vec<String>> {
     Ok(statuses.iter().filter_map(|s| s.path().ok().map(String::from)).collect())
 }
 
+/// The alembic revisions the migration files of `commit` define (its
+/// `migrations` folder, read from git's objects, not the working tree).
+pub fn revisions_defined_at(
+    repo: &Repository,
+    commit: Oid,
+    migrations: &str,
+) -> Result<Vec<String>> {
+    let folder = repo.find_commit(commit)?.tree()?.get_path(Path::new(migrations));
+    let mut defined = Vec::new();
+    if let Ok(entry) = folder
+        && let Ok(object) = entry.to_object(repo)
+        && let Some(files) = object.as_tree()
+    {
+        for file in files.iter() {
+            if let Ok(blob) = file.to_object(repo).and_then(|o| o.peel_to_blob())
+                && let Some(id) =
+                    crate::model::migrations::revision_of(&String::from_utf8_lossy(blob.content()))
+            {
+                defined.push(id);
+            }
+        }
+    }
+    Ok(defined)
+}
+
 /// Keeps a commit reachable under a ref so that a hard reset can be undone.
 pub fn keep_ref(repo: &Repository, name: &str, target: Oid) -> Result<()> {
     repo.reference(name, target, true, "tmws rollback: keep the discarded HEAD")?;

@@ -77,6 +77,7 @@ pub struct BenchReport {
 
 impl flags::Bench {
     pub fn run(self, sh: &Shell) -> Result<()> {
+        crate::dev::workspace("bench")?;
         let sizes = parse_sizes(self.sizes.as_deref().unwrap_or("1MiB,64MiB,1GiB"))?;
         let runs = self.runs.map_or(3, |count| count.0);
         FLUSH.store(!self.no_sync, std::sync::atomic::Ordering::Relaxed);

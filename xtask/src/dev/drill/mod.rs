@@ -55,6 +55,7 @@ use breakage::{break_tree, post_check_groups};
 
 impl flags::Drill {
     pub fn run(self, sh: &Shell) -> Result<()> {
+        crate::dev::workspace("drill")?;
         let format = self.format.unwrap_or_default();
         let scenarios = match self.scenario.unwrap_or(Rows::All) {
             Rows::All => Scenario::ALL.to_vec(),

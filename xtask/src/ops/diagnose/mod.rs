@@ -44,6 +44,10 @@ pub struct Diagnosis {
     pub scenarios: Vec<Scenario>,
     /// The command to run next, when it is not a rollback row.
     pub next: Option<String>,
+    /// The rollback the recommended row means, as a command line to paste
+    /// (the git row back to `--expect-commit` carries `--commit`).
+    #[serde(rename = "rollback")]
+    pub command_line: Option<String>,
     /// The Python interpreter the evidence came from, and why it was chosen.
     pub interpreter: String,
     /// Where the tree's programs ran: a scratch copy, and what it cost.
@@ -113,20 +117,57 @@ pub fn diagnose(
             Some("the interpreter lacks a module that code unchanged since the backup imports: install it (the imports check names it); no rollback row applies".to_string()),
         ),
         [] => (Recommendation::Healthy, None),
+        // The git row alone would leave the database ahead of the code it
+        // goes back to (and refuses to start): the complete row restores both.
+        [Scenario::Git] if database_ahead_of(tree, label, expect_commit) => {
+            (Recommendation::Rollback(Scenario::Complete), None)
+        }
         [one] => (Recommendation::Rollback(*one), None),
         _ => (Recommendation::Rollback(Scenario::Complete), None),
     };
     let checks = evidence.into_iter().map(|(_, c)| c).collect();
+    let suggested = match (recommendation, expect_commit) {
+        (Recommendation::Rollback(Scenario::Git), Some(rev)) => Some(advice::xtask(
+            &format!("rollback --scenario git --commit {}", advice::quoted(rev)),
+            &tree.root,
+        )),
+        (Recommendation::Rollback(row), _) => {
+            Some(advice::xtask(&format!("rollback --scenario {row}"), &tree.root))
+        }
+        _ => None,
+    };
     Ok(Diagnosis {
         schema: crate::model::check::SCHEMA,
         command: "diagnose",
         recommendation,
         scenarios,
         next,
+        command_line: suggested,
         interpreter: python.describe(),
         programs_ran_on: format!("a scratch copy of the tree ({})", copy.cost),
         checks,
     })
+}
+
+/// Whether the database is at a revision the commit the git row goes back
+/// to (the expected one, else the backup's tag) does not define: a git
+/// rollback to it would leave the database ahead of its code.
+fn database_ahead_of(tree: &Tree, label: &Label, expect_commit: Option<&str>) -> bool {
+    use crate::adapters::git;
+    let Ok(Some(repo)) = git::open(&tree.root) else { return false };
+    let target = match expect_commit {
+        Some(rev) => git::resolve(&repo, rev).ok(),
+        None => git::tag_commit(&repo, label.as_str()),
+    };
+    let Some(tagged) = target else { return false };
+    let Ok(revisions) = crate::adapters::sqlite::open_tree_database(tree)
+        .and_then(|c| crate::adapters::sqlite::alembic_revisions(&c))
+    else {
+        return false;
+    };
+    let defined =
+        git::revisions_defined_at(&repo, tagged, &tree.profile.migrations).unwrap_or_default();
+    revisions.iter().any(|r| !defined.contains(r))
 }
 
 /// A rollback journal left by an interrupted or failed run.
@@ -170,6 +211,7 @@ fn resume_first(check: Check, next: String) -> Diagnosis {
         recommendation: Recommendation::Resume,
         scenarios: Vec::new(),
         next: Some(next),
+        command_line: None,
         interpreter: String::new(),
         programs_ran_on: "no program ran: an unfinished rollback comes first".into(),
         checks: vec![check],

@@ -384,8 +384,8 @@ fn abandon_unreadable(
     tree.fs.rename(&journal, &kept.join("journal.json"), crate::fs::sys::Rename::NoReplace)?;
     let relative = kept.strip_prefix(&tree.root).unwrap_or(&kept).display().to_string();
     say(format!(
-        "abandoned an unfinished rollback whose journal could not be read: {why}. The file is kept in {relative}/journal.json; the tree stays as it is (check it with `cargo xtask diagnose --root {}`)",
-        tree.root.display()
+        "abandoned an unfinished rollback whose journal could not be read: {why}. The file is kept in {relative}/journal.json; the tree stays as it is (check it with `{}`)",
+        advice::xtask("diagnose", &tree.root)
     ));
     Ok(Outcome {
         schema: crate::model::check::SCHEMA,

@@ -240,21 +240,7 @@ fn check_database_fits(
     else {
         return Ok(());
     };
-    let folder = repo.find_commit(commit)?.tree()?.get_path(Path::new(&tree.profile.migrations));
-    let mut defined = Vec::new();
-    if let Ok(entry) = folder
-        && let Ok(object) = entry.to_object(repo)
-        && let Some(files) = object.as_tree()
-    {
-        for file in files.iter() {
-            if let Ok(blob) = file.to_object(repo).and_then(|o| o.peel_to_blob())
-                && let Some(id) =
-                    crate::model::migrations::revision_of(&String::from_utf8_lossy(blob.content()))
-            {
-                defined.push(id);
-            }
-        }
-    }
+    let defined = git::revisions_defined_at(repo, commit, &tree.profile.migrations)?;
     let missing: Vec<&String> = revisions.iter().filter(|r| !defined.contains(r)).collect();
     if missing.is_empty() || force {
         return Ok(());

@@ -1,0 +1,68 @@
+//! `cargo xtask dist`: the tarball unpacked in an empty folder runs the
+//! product's commands on a sandbox without cargo or the workspace, names
+//! itself in what it suggests, and says that the developer tools need the
+//! workspace. The binary packed is the one these tests run (`--binary`): a
+//! release build would only add minutes of compiling to the suite, and the
+//! packing is the same.
+use std::process::Command;
+
+use predicates::{prelude::*, str::contains};
+
+use crate::{assert_code, root, run, sandbox, xtask, xtask_path};
+
+#[test]
+fn the_tarball_runs_the_product_commands_outside_the_workspace() {
+    let out = tempfile::TempDir::new().unwrap();
+    let packed = run(xtask()
+        .args(["dist", "--format", "json", "--binary"])
+        .arg(xtask_path())
+        .arg("--out")
+        .arg(out.path()));
+    assert_code(&packed, 0);
+    let json: serde_json::Value = serde_json::from_str(&packed.stdout).unwrap();
+    crate::schema::assert_valid("dist", &json);
+    let tarball = json["tarball"].as_str().unwrap();
+    let empty = tempfile::TempDir::new().unwrap();
+    let unpacked = Command::new("tar").args(["-xzf", tarball]).current_dir(empty.path()).status();
+    assert!(unpacked.unwrap().success());
+    let binary = empty.path().join(json["binary"].as_str().unwrap());
+    let top = binary.parent().unwrap();
+    for file in
+        ["README.md", "python-requirements.txt", "docs/runbook.md", "docs/schema/error.schema.json"]
+    {
+        assert!(top.join(file).is_file(), "{file} is in the tarball");
+    }
+    // A sandbox made by the workspace; the binary run from the empty folder,
+    // with nothing of the workspace on its way (no cargo, its own folder).
+    let dir = sandbox("phase4");
+    let tree = root(&dir);
+    let released = |args: &[&str]| {
+        let mut command = xtask();
+        let mut moved = Command::new(&binary);
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => moved.env(key, value),
+                None => moved.env_remove(key),
+            };
+        }
+        command = moved;
+        run(command.args(args).env("TMWS_ROOT", &tree).current_dir(empty.path()))
+    };
+    for args in [
+        &["backup", "--label", "release-check", "--no-tag"][..],
+        &["verify-backup"],
+        &["rollback", "--scenario", "database", "--yes"],
+        &["post-check"],
+    ] {
+        assert_code(&released(args), 0);
+    }
+    // It names itself in what it suggests, and sends the developer tools
+    // to the workspace.
+    let mistyped = released(&["bakup"]);
+    assert_code(&mistyped, 2);
+    mistyped.stderr_has(contains("tmws-xtask --help").and(contains("cargo").not()));
+    let sandboxed = released(&["sandbox", "--out", "elsewhere"]);
+    assert_code(&sandboxed, 2);
+    sandboxed.stderr_has(contains("needs this tool's workspace"));
+    assert!(!empty.path().join("elsewhere").exists());
+}
