@@ -85,7 +85,12 @@ impl Python {
     }
 
     fn bootstrap(sh: &Shell, interpreter: &Path, why: &str) -> Result<Python> {
-        let key = sha256_bytes(format!("{}\n{REQUIREMENTS}", interpreter.display()).as_bytes());
+        // Keyed on the interpreter's real file (python3 -> python3.11), so a
+        // new Python, or a cache restored on another machine, gets its own.
+        let real = interpreter.canonicalize().unwrap_or_else(|_| interpreter.to_path_buf());
+        let key = sha256_bytes(
+            format!("{}\n{}\n{REQUIREMENTS}", interpreter.display(), real.display()).as_bytes(),
+        );
         let home = venv_home();
         unconfined::create_dir_all(&home)?;
         let venv = home.join(&key[..16]);
