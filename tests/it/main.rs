@@ -26,6 +26,7 @@ mod manual_restore;
 mod offsite;
 mod post_check;
 mod preconditions;
+mod progress;
 mod readme;
 mod recovery;
 mod rollback;

@@ -61,7 +61,19 @@ impl Output {
 pub fn run(cmd: Cmd<'_>, timeout: Duration, confined: Option<&Confinement>) -> Result<Output> {
     let command: Command = cmd.into();
     crate::base::events::command(&shown(&command));
-    run_command(command, timeout, confined)
+    run_command(command, timeout, confined, None)
+}
+
+/// `run`, handing each line of the program's stdout to `watch` as it comes
+/// (restic's `--json` status, for progress); the whole output is kept too.
+pub fn run_watching(
+    cmd: Cmd<'_>,
+    timeout: Duration,
+    watch: Box<dyn FnMut(&str) + Send>,
+) -> Result<Output> {
+    let command: Command = cmd.into();
+    crate::base::events::command(&shown(&command));
+    run_command(command, timeout, None, Some(watch))
 }
 
 /// The command line of `command` as a shell reads it back (xshell's own
@@ -76,13 +88,14 @@ pub fn run_quiet(
     timeout: Duration,
     confined: Option<&Confinement>,
 ) -> Result<Output> {
-    run_command(cmd.into(), timeout, confined)
+    run_command(cmd.into(), timeout, confined, None)
 }
 
 fn run_command(
     mut command: Command,
     timeout: Duration,
     confined: Option<&Confinement>,
+    watch: Option<Box<dyn FnMut(&str) + Send>>,
 ) -> Result<Output> {
     let display = shown(&command);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -91,8 +104,8 @@ fn run_command(
         confinement.apply(&mut command);
     }
     let mut child = spawn_ours(&mut command).with_context(|| format!("start `{display}`"))?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
+    let stdout = drain(child.stdout.take(), watch);
+    let stderr = drain(child.stderr.take(), None);
     let waited = wait_or_kill(&mut child, timeout);
     forget_group(child.id() as i32);
     let (status, timed_out) = waited?;
@@ -104,12 +117,27 @@ fn run_command(
     })
 }
 
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String> {
+fn drain<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    watch: Option<Box<dyn FnMut(&str) + Send>>,
+) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut text = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // What was read before a failure is kept: it is for a report.
-            let _partial = pipe.read_to_end(&mut text);
+        match (pipe, watch) {
+            (Some(pipe), Some(mut watch)) => {
+                use std::io::BufRead;
+                let mut lines = std::io::BufReader::new(pipe);
+                let mut line = Vec::new();
+                // What was read before a failure is kept: it is for a report.
+                while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                    watch(String::from_utf8_lossy(&line).trim_end());
+                    text.append(&mut line);
+                }
+            }
+            (Some(mut pipe), None) => {
+                let _partial = pipe.read_to_end(&mut text);
+            }
+            (None, _) => {}
         }
         String::from_utf8_lossy(&text).into_owned()
     })

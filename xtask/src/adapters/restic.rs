@@ -37,11 +37,33 @@ fn installed() -> bool {
 /// Runs restic on `repo`, in `dir` when given; its reason in one line when
 /// it fails (an unreachable repository, a wrong password).
 fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<process::Output> {
+    restic_watched(sh, repo, dir, args, None)
+}
+
+/// `restic`, relaying the `--json` status lines restic prints as it works
+/// (`bytes_done` of `total_bytes`) as progress named `what`.
+fn restic_watched(
+    sh: &Shell,
+    repo: &str,
+    dir: Option<&Path>,
+    args: &[&str],
+    what: Option<&str>,
+) -> Result<process::Output> {
     if !installed() {
         return Err(usage("restic is not installed: install it (Debian: apt-get install restic)"));
     }
     let _d = dir.map(|d| sh.push_dir(d));
-    let out = process::run(cmd!(sh, "restic -r {repo} --no-cache {args...}"), TIMEOUT, None)?;
+    let cmd = cmd!(sh, "restic -r {repo} --no-cache {args...}");
+    let out = match what {
+        // restic paces its status lines to 1 a minute when stdout is no
+        // terminal: twice a second is enough for a progress line.
+        Some(what) => process::run_watching(
+            cmd.env("RESTIC_PROGRESS_FPS", "2"),
+            TIMEOUT,
+            Box::new(status_progress(what)),
+        )?,
+        None => process::run(cmd, TIMEOUT, None)?,
+    };
     if !out.success() {
         return Err(failed(format!(
             "restic {} on {repo} failed: {}",
@@ -50,6 +72,28 @@ fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<p
         )));
     }
     Ok(out)
+}
+
+/// A watcher of restic's JSON lines that draws its `status` messages.
+fn status_progress(what: &str) -> impl FnMut(&str) + Send + use<> {
+    let what = what.to_string();
+    let mut progress: Option<crate::base::events::Progress> = None;
+    move |line: &str| {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { return };
+        if message["message_type"] == "status"
+            && let (Some(total), Some(done)) =
+                (message["total_bytes"].as_u64(), message["bytes_done"].as_u64())
+        {
+            progress
+                .get_or_insert_with(|| crate::base::events::Progress::bytes(&what, total))
+                .update(done);
+        }
+        if message["message_type"] == "summary"
+            && let Some(progress) = progress.take()
+        {
+            progress.finish();
+        }
+    }
 }
 
 /// restic's whole reason, on one line (from its `Fatal:` line on, when it
@@ -86,7 +130,7 @@ pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<S
     let label = format!("label={}", manifest.label);
     let commit = format!("commit={}", manifest.git_commit.as_deref().unwrap_or("-"));
     let revision = format!("revision={}", manifest.database_revision.join("+"));
-    let out = restic(
+    let out = restic_watched(
         sh,
         repo,
         Some(dir),
@@ -94,6 +138,7 @@ pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<S
             "backup", "--json", "-vv", "--tag", "tmws", "--tag", &label, "--tag", &commit, "--tag",
             &revision, ".",
         ],
+        Some("restic backup"),
     )?;
     pushed(&out.stdout)
 }
@@ -180,7 +225,23 @@ pub fn restore_latest(sh: &Shell, repo: &str, label: &Label, target: &Path) -> R
     let tags = format!("tmws,label={label}");
     let target = target.display().to_string();
     let args = ["restore", "latest", "--tag", &tags, "--target", &target];
-    let out = restic(sh, repo, None, &args).map_err(|err| {
+    // restic 0.14 reports no progress while it restores: the bytes written
+    // under the target are watched instead.
+    let restoring = std::sync::atomic::AtomicBool::new(true);
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut progress = crate::base::events::Progress::timer("restic restore");
+            while restoring.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                progress.update(crate::fs::files::bytes_beneath(Path::new(&target)));
+            }
+            progress.finish();
+        });
+        let out = restic(sh, repo, None, &args);
+        restoring.store(false, std::sync::atomic::Ordering::Relaxed);
+        out
+    });
+    let out = out.map_err(|err| {
         if format!("{err:#}").contains("no snapshot found") {
             usage(format!("the repository {repo} holds no snapshot of backup {label}"))
         } else {

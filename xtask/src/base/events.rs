@@ -144,7 +144,9 @@ fn line(what: &str, total: Option<u64>, done: u64, elapsed: Duration) -> String 
                 left
             )
         }
-        None => format!("{what}: {:.0} s", elapsed.as_secs_f64()),
+        None if done == 0 => format!("{what}: {:.0} s", elapsed.as_secs_f64()),
+        // Bytes whose total is not known beforehand (a restore).
+        None => format!("{what}: {} so far, {:.0} s", size(done), elapsed.as_secs_f64()),
     }
 }
 

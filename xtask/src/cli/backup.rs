@@ -55,11 +55,11 @@ impl flags::Backup {
         } else {
             let db = manifest.database().map_or(0, |f| f.size);
             println!(
-                "backed up {} files to {} in {:.2}s: database {} bytes at revision {}, {} migrations, {} config, {} critical files{}{}",
+                "backed up {} files to {} in {:.2}s: database {} at revision {}, {} migrations, {} config, {} critical files{}{}",
                 manifest.files.len(),
                 tree.backup(&options.label).display(),
                 started.elapsed().as_secs_f64(),
-                db,
+                xtask::base::units::size(db),
                 manifest.database_revision.join(" "),
                 manifest.count(Kind::Migration),
                 manifest.count(Kind::Config),
@@ -96,7 +96,7 @@ fn notes(manifest: &Manifest) -> String {
 fn tag_note(tree: &Tree, manifest: &Manifest, options: &BackupOptions) -> String {
     match (&manifest.git_commit, options.tag) {
         (Some(commit), true) => format!(
-            "; tagged {} at {}. This tool never pushes: share the tag with `git push {} refs/tags/{}`",
+            "; git tag {} at {}, in this clone only (the tool never runs git push; to share the tag: `git push {} refs/tags/{}`)",
             options.label,
             &commit[..12],
             git::open(&tree.root)

@@ -272,6 +272,20 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The bytes of the regular files beneath `dir` (links not followed;
+/// what cannot be read counts nothing): how far a restore has come.
+pub fn bytes_beneath(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => bytes_beneath(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// A folder of our own under the system's temporary folder (a new random
 /// name, created exclusively), removed with everything in it when dropped.
 pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {

@@ -11,9 +11,10 @@ pub fn program() -> &'static str {
     static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PROGRAM.get_or_init(|| {
         let exe = std::env::args_os().next().map(std::path::PathBuf::from);
+        // cargo's own builds of it: `xtask`, and `xtask-HASH` for tests.
         match exe.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()) {
-            Some("xtask") | None => "cargo xtask".to_string(),
-            Some(name) => name.to_string(),
+            Some(name) if name != "xtask" && !name.starts_with("xtask-") => name.to_string(),
+            _ => "cargo xtask".to_string(),
         }
     })
 }

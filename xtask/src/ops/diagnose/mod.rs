@@ -108,6 +108,30 @@ pub fn diagnose(
             .map(|c| (Some(Scenario::Git), c)),
     );
 
+    let (recommendation, scenarios, next, suggested) =
+        recommend(tree, label, expect_commit, &evidence);
+    let checks = evidence.into_iter().map(|(_, c)| c).collect();
+    Ok(Diagnosis {
+        schema: crate::model::check::SCHEMA,
+        command: "diagnose",
+        recommendation,
+        scenarios,
+        next,
+        command_line: suggested,
+        interpreter: python.describe(),
+        programs_ran_on: format!("a scratch copy of the tree ({})", copy.cost),
+        checks,
+    })
+}
+
+/// The row the evidence points to (each failed check names one), what to
+/// do next when no row applies, and the rollback as a command to paste.
+fn recommend(
+    tree: &Tree,
+    label: &Label,
+    expect_commit: Option<&str>,
+    evidence: &[(Option<Scenario>, Check)],
+) -> (Recommendation, Vec<Scenario>, Option<String>, Option<String>) {
     let failed =
         |of: Option<Scenario>| evidence.iter().any(|(s, c)| *s == of && c.status == Status::Fail);
     let scenarios: Vec<Scenario> = Scenario::ALL.into_iter().filter(|s| failed(Some(*s))).collect();
@@ -125,7 +149,6 @@ pub fn diagnose(
         [one] => (Recommendation::Rollback(*one), None),
         _ => (Recommendation::Rollback(Scenario::Complete), None),
     };
-    let checks = evidence.into_iter().map(|(_, c)| c).collect();
     let suggested = match (recommendation, expect_commit) {
         (Recommendation::Rollback(Scenario::Git), Some(rev)) => Some(advice::xtask(
             &format!("rollback --scenario git --commit {}", advice::quoted(rev)),
@@ -136,17 +159,7 @@ pub fn diagnose(
         }
         _ => None,
     };
-    Ok(Diagnosis {
-        schema: crate::model::check::SCHEMA,
-        command: "diagnose",
-        recommendation,
-        scenarios,
-        next,
-        command_line: suggested,
-        interpreter: python.describe(),
-        programs_ran_on: format!("a scratch copy of the tree ({})", copy.cost),
-        checks,
-    })
+    (recommendation, scenarios, next, suggested)
 }
 
 /// Whether the database is at a revision the commit the git row goes back

@@ -146,7 +146,7 @@ pub(super) fn rollback_finished(tree: &Tree) -> Result<Check> {
 pub(super) fn database_file(tree: &Tree) -> Result<Check> {
     let meta =
         tree.fs.open_read(&tree.database())?.metadata().context(tree.profile.database.clone())?;
-    let detail = format!("{} ({} bytes)", tree.profile.database, meta.len());
+    let detail = format!("{} ({})", tree.profile.database, crate::base::units::size(meta.len()));
     Ok(Check::pass(PostCheck::DatabaseFile, detail))
 }
 

@@ -75,9 +75,9 @@ impl Ctx<'_> {
         crate::ops::rollback::fault_hook("inside", "restore-committed");
         let mode = self.recorded_journal_mode(&db, &entry.sha256)?;
         Ok(format!(
-            "restored {} ({} bytes); {checked}; the failed files are in {}/database{mode}",
+            "restored {} ({}); {checked}; the failed files are in {}/database{mode}",
             self.tree.profile.database,
-            entry.size,
+            crate::base::units::size(entry.size),
             self.rel(&self.bundle_dir)
         ))
     }
