@@ -64,12 +64,15 @@ pub fn run(cmd: Cmd<'_>, timeout: Duration, confined: Option<&Confinement>) -> R
     run_command(command, timeout, confined, None)
 }
 
+/// What is handed each line of a program's stdout as it comes.
+pub type LineWatcher = Box<dyn FnMut(&str) + Send>;
+
 /// `run`, handing each line of the program's stdout to `watch` as it comes
 /// (restic's `--json` status, for progress); the whole output is kept too.
 pub fn run_watching(
     cmd: Cmd<'_>,
     timeout: Duration,
-    watch: Box<dyn FnMut(&str) + Send>,
+    watch: LineWatcher,
 ) -> Result<Output> {
     let command: Command = cmd.into();
     crate::base::events::command(&shown(&command));
@@ -95,7 +98,7 @@ fn run_command(
     mut command: Command,
     timeout: Duration,
     confined: Option<&Confinement>,
-    watch: Option<Box<dyn FnMut(&str) + Send>>,
+    watch: Option<LineWatcher>,
 ) -> Result<Output> {
     let display = shown(&command);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -119,7 +122,7 @@ fn run_command(
 
 fn drain<R: Read + Send + 'static>(
     pipe: Option<R>,
-    watch: Option<Box<dyn FnMut(&str) + Send>>,
+    watch: Option<LineWatcher>,
 ) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut text = Vec::new();
