@@ -16,6 +16,7 @@ mod confinement;
 mod diagnose;
 mod dist;
 mod drill;
+mod files_row;
 mod forensics;
 mod forgery;
 mod git_writes;

@@ -69,11 +69,7 @@ pub type LineWatcher = Box<dyn FnMut(&str) + Send>;
 
 /// `run`, handing each line of the program's stdout to `watch` as it comes
 /// (restic's `--json` status, for progress); the whole output is kept too.
-pub fn run_watching(
-    cmd: Cmd<'_>,
-    timeout: Duration,
-    watch: LineWatcher,
-) -> Result<Output> {
+pub fn run_watching(cmd: Cmd<'_>, timeout: Duration, watch: LineWatcher) -> Result<Output> {
     let command: Command = cmd.into();
     crate::base::events::command(&shown(&command));
     run_command(command, timeout, None, Some(watch))

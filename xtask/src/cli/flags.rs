@@ -109,6 +109,8 @@ xflags::xflags! {
             optional --allow-data-loss
             /// files and git: only these paths or pathspecs.
             repeated --paths path: String
+            /// files: also the critical files the deploy's commits changed (by default they stay).
+            optional --all
             /// git: soft reset to this commit.
             optional --commit rev: String
             /// git: hard reset (needs --force).
@@ -423,6 +425,7 @@ pub struct Rollback {
     pub steps: Option<Count>,
     pub allow_data_loss: bool,
     pub paths: Vec<String>,
+    pub all: bool,
     pub commit: Option<String>,
     pub hard: bool,
     pub force: bool,

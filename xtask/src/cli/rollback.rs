@@ -32,6 +32,7 @@ impl flags::Rollback {
             steps: self.steps.map(|count| count.0),
             allow_data_loss: self.allow_data_loss,
             paths: self.paths.clone(),
+            all: self.all,
             commit: self.commit.clone(),
             hard: self.hard,
             force: self.force,

@@ -121,6 +121,11 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
     /// The scenario of the newest finished run, from the journals sealed
     /// in the forensics bundles; `None` when no run finished here.
     pub fn last_done(tree: &Tree) -> Option<Scenario> {
+        Journal::<serde_json::Value>::last_done_run(tree).map(|journal| journal.scenario)
+    }
+
+    /// The journal of the last rollback that finished, its steps as JSON.
+    pub fn last_done_run(tree: &Tree) -> Option<Journal<serde_json::Value>> {
         let bundles = tree.fs.list(&tree.forensics_dir()).ok()?;
         bundles
             .into_iter()
@@ -131,7 +136,6 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
                 (journal.status == RunStatus::Done).then_some(journal)
             })
             .max_by(|a, b| a.started.cmp(&b.started))
-            .map(|journal| journal.scenario)
     }
 
     /// The run is over (done or abandoned): the journal moves into the run's

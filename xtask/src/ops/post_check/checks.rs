@@ -319,8 +319,12 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
         return Ok(expected.no_backup(PostCheck::FilesRestored));
     };
     let mut differ = Vec::new();
-    let entries: Vec<_> =
-        manifest.files.iter().filter(|f| matches!(f.kind, Kind::Config | Kind::Critical)).collect();
+    let entries: Vec<_> = manifest
+        .files
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Config | Kind::Critical))
+        .filter(|f| !expected.kept.contains(&f.source_path))
+        .collect();
     for entry in &entries {
         match tree.fs.sha256(&tree.path(&entry.source_path)) {
             Ok((sha, _)) if sha == entry.sha256 => {}
@@ -330,6 +334,9 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
     }
     let mut absent = 0;
     for path in manifest.absent.iter().map(|a| a.source_path.as_str()) {
+        if expected.kept.iter().any(|k| k == path) {
+            continue;
+        }
         if tree.fs.kind(&tree.path(path)).ok().flatten().is_some() {
             differ.push(format!("{path} exists, but it was absent at backup time"));
         } else {
@@ -339,6 +346,12 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
     let mut ok = format!("{} files equal the backup's hashes", entries.len());
     if absent > 0 {
         ok.push_str(&format!("; {absent} absent, as at backup time"));
+    }
+    if !expected.kept.is_empty() {
+        ok.push_str(&format!(
+            "; {} kept as the deploy's commits left them by the last rollback (--scenario files)",
+            expected.kept.len()
+        ));
     }
     Ok(Check::unless(PostCheck::FilesRestored, &differ, ok))
 }

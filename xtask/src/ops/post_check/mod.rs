@@ -56,6 +56,9 @@ struct Expected {
     /// `--require-backup`: a missing backup fails the checks that need one.
     require_backup: bool,
     label: Label,
+    /// Critical files the last rollback (files) kept as the deploy's commits
+    /// left them: not compared with the backup.
+    kept: Vec<String>,
 }
 
 impl Expected {
@@ -212,12 +215,36 @@ fn group(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
 }
 
+/// The paths the last files rollback kept (its restore-files step's `kept`,
+/// each `path (commit)`), when that rollback is what is judged.
+fn kept_by_the_last_rollback(tree: &Tree, judging: &Judging) -> Vec<String> {
+    use crate::model::scenario::Scenario;
+    if !matches!(judging, Judging::Rollback(Some(Scenario::Files))) {
+        return Vec::new();
+    }
+    let Some(run) = crate::model::journal::Journal::<serde_json::Value>::last_done_run(tree) else {
+        return Vec::new();
+    };
+    run.steps
+        .iter()
+        .filter(|step| step["step"] == "restore-files")
+        .flat_map(|step| step["kept"].as_array().cloned().unwrap_or_default())
+        .filter_map(|kept| kept.as_str().map(|k| k.split(" (").next().unwrap_or(k).to_string()))
+        .collect()
+}
+
 fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected> {
     let manifest = Backup::find(tree, &o.label)?.map(|b| (b.dir, b.manifest));
-    // After a deploy the database is expected at the migrations' head.
+    // After a deploy the database is expected at the migrations' head; so
+    // after a rollback that kept the database (files, git): it must fit the
+    // code it runs with, not the backup.
+    use crate::model::scenario::Scenario;
+    let keeps_the_database = matches!(
+        judging,
+        Judging::Deploy | Judging::Rollback(Some(Scenario::Files | Scenario::Git))
+    );
     let head = || Some("head".to_string());
-    let expect =
-        o.expect_revision.clone().or_else(|| (*judging == Judging::Deploy).then(head).flatten());
+    let expect = o.expect_revision.clone().or_else(|| keeps_the_database.then(head).flatten());
     let (revision, missing) = match (&expect, &manifest) {
         (Some(rev), _) if rev == "head" => {
             let heads = tree.graph().map(|g| g.heads()).unwrap_or_default();
@@ -244,6 +271,7 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
         missing,
         require_backup: o.require_backup,
         label: o.label.clone(),
+        kept: kept_by_the_last_rollback(tree, judging),
     })
 }
 

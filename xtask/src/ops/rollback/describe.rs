@@ -80,7 +80,7 @@ impl Step {
                 tree.profile.migrations,
                 manifest.count(Kind::Migration)
             ),
-            Step::RestoreFiles { paths } => restore_files(manifest, paths, &from),
+            Step::RestoreFiles { paths, kept } => restore_files(manifest, paths, kept, &from),
             Step::GitBranch { branch, tag, commit } => {
                 format!(
                     "git: create branch {branch} at tag {tag} ({}) and check it out",
@@ -134,7 +134,7 @@ impl Step {
                 t.paths.push(p.migrations.clone());
                 t.preserves.push(p.migrations.clone());
             }
-            Step::RestoreFiles { paths } => t.paths = paths.clone(),
+            Step::RestoreFiles { paths, .. } => t.paths = paths.clone(),
             Step::GitBranch { commit, .. }
             | Step::GitSoftReset { commit }
             | Step::GitHardReset { commit, .. } => t.revisions.push(commit.clone()),
@@ -194,7 +194,12 @@ fn preserve(tree: &Tree, database: Option<DatabaseCapture>, bundle: &Path) -> St
     )
 }
 
-fn restore_files(manifest: &Manifest, paths: &[String], from: &dyn Fn(&str) -> String) -> String {
+fn restore_files(
+    manifest: &Manifest,
+    paths: &[String],
+    kept: &[String],
+    from: &dyn Fn(&str) -> String,
+) -> String {
     let files: Vec<String> = manifest
         .files_of(Kind::Critical)
         .filter(|f| paths.contains(&f.source_path))
@@ -211,6 +216,12 @@ fn restore_files(manifest: &Manifest, paths: &[String], from: &dyn Fn(&str) -> S
         line.push_str(&format!(
             "; move into the bundle what did not exist at backup time: {}",
             absent.join(", ")
+        ));
+    }
+    if !kept.is_empty() {
+        line.push_str(&format!(
+            "; keep as the deploy's commits left them (--all restores them too): {}",
+            kept.join(", ")
         ));
     }
     line

@@ -37,6 +37,10 @@ pub enum Step {
     RestoreMigrations,
     RestoreFiles {
         paths: Vec<String>,
+        /// Critical files that differ from the backup because the deploy's
+        /// commits changed them: left as they are (`--all` restores them).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept: Vec<String>,
     },
     GitBranch {
         branch: String,
@@ -63,6 +67,8 @@ pub struct Choices {
     pub steps: Option<u32>,
     pub allow_data_loss: bool,
     pub paths: Vec<String>,
+    /// files: also the critical files the deploy's commits changed.
+    pub all: bool,
     pub commit: Option<String>,
     pub hard: bool,
     pub force: bool,
@@ -134,8 +140,14 @@ pub fn build(
         }
         Scenario::Files => {
             let paths = critical_paths(manifest, &c.paths)?;
+            // Without --paths or --all, what the deploy's commits changed on
+            // purpose stays; what changed beside them is restored.
+            let (paths, kept) = match (&repo, c.paths.is_empty() && !c.all) {
+                (Some(repo), true) => split_by_commits(tree, manifest, repo, paths),
+                _ => (paths, Vec::new()),
+            };
             steps.push(Step::Preserve { database: None });
-            steps.push(Step::RestoreFiles { paths });
+            steps.push(Step::RestoreFiles { paths, kept });
         }
         Scenario::Complete => steps = complete(tree, manifest, repo.as_ref())?,
         Scenario::Git => {
@@ -176,7 +188,7 @@ fn complete(
     steps.push(Step::RestoreDatabase);
     steps.push(Step::RestoreConfig);
     steps.push(Step::RestoreMigrations);
-    steps.push(Step::RestoreFiles { paths: critical_paths(manifest, &[])? });
+    steps.push(Step::RestoreFiles { paths: critical_paths(manifest, &[])?, kept: Vec::new() });
     Ok(steps)
 }
 
@@ -434,6 +446,34 @@ fn steps_down(
         }
     }
     Ok(revision)
+}
+
+/// Splits the critical files into those to restore and those the deploy's
+/// commits changed (since the backup's commit; the working file is the
+/// committed one), with the commit that did, for the plan.
+fn split_by_commits(
+    tree: &Tree,
+    manifest: &Manifest,
+    repo: &git2::Repository,
+    paths: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let since = manifest.git_commit.as_deref();
+    let (mut restore, mut kept) = (Vec::new(), Vec::new());
+    for path in paths {
+        let backed_up = manifest.files_of(Kind::Critical).find(|f| f.source_path == path);
+        let now = tree.fs.sha256(&tree.path(&path)).ok().map(|(sha, _)| sha);
+        let differs = match (backed_up, &now) {
+            (Some(entry), Some(sha)) => entry.sha256 != *sha,
+            (Some(_), None) => true,
+            // Absent at backup time: it differs when it exists now.
+            (None, now) => now.is_some(),
+        };
+        match git::committed_in(repo, &path, since).filter(|_| differs && now.is_some()) {
+            Some(commit) => kept.push(format!("{path} ({commit})")),
+            None => restore.push(path),
+        }
+    }
+    (restore, kept)
 }
 
 /// The critical files to restore: all, or those named by `--paths`.

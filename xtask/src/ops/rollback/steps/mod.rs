@@ -115,7 +115,7 @@ impl<'a> Ctx<'a> {
             Step::Downgrade { target } => self.downgrade(target)?,
             Step::RestoreConfig => self.restore_kind(Kind::Config, None)?,
             Step::RestoreMigrations => self.restore_migrations()?,
-            Step::RestoreFiles { paths } => self.restore_kind(Kind::Critical, Some(paths))?,
+            Step::RestoreFiles { paths, .. } => self.restore_kind(Kind::Critical, Some(paths))?,
             Step::GitBranch { branch, commit, .. } => self.git_branch(branch, commit)?,
             Step::GitSoftReset { commit } => self.git_reset(commit, None)?,
             Step::GitHardReset { commit, keep_ref } => self.git_reset(commit, Some(keep_ref))?,
