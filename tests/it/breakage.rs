@@ -30,13 +30,24 @@ pub fn sha256(path: &Path) -> String {
     format!("{:x}", Sha256::digest(fs::read(path).unwrap()))
 }
 
+/// The tree's database, as its profile names it (the fixture's is
+/// data/tmws.db; a variant's may be elsewhere).
+pub fn database_of(root: &Path) -> std::path::PathBuf {
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap_or_default();
+    let named = profile.lines().find_map(|l| {
+        let value = l.strip_prefix("database = ")?;
+        Some(value.trim().trim_matches('"').to_string())
+    });
+    root.join(named.unwrap_or_else(|| "data/tmws.db".into()))
+}
+
 pub fn revision(root: &Path) -> String {
-    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    let conn = rusqlite::Connection::open(database_of(root)).unwrap();
     conn.query_row("SELECT version_num FROM alembic_version", [], |r| r.get(0)).unwrap()
 }
 
 pub fn tables(root: &Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    let conn = rusqlite::Connection::open(database_of(root)).unwrap();
     let mut stmt = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .unwrap();
@@ -46,7 +57,7 @@ pub fn tables(root: &Path) -> Vec<String> {
 /// Damages the header of an index's root page (after a checkpoint, so the
 /// damage is in the main file) and returns the damaged file's sha256.
 pub fn corrupt_database(root: &Path) -> String {
-    let db = root.join("data/tmws.db");
+    let db = database_of(root);
     let (offset, size) = {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
@@ -72,7 +83,7 @@ pub fn corrupt_database(root: &Path) -> String {
 /// row still names its parent.
 pub fn half_apply_phase4_head(root: &Path) {
     alembic(root, &["downgrade", PHASE4_PARENT]);
-    let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
+    let conn = rusqlite::Connection::open(database_of(root)).unwrap();
     conn.execute_batch(
         "CREATE TABLE learning_feedback (id INTEGER NOT NULL, pattern_id INTEGER NOT NULL, \
          verdict VARCHAR(20) NOT NULL, PRIMARY KEY (id), FOREIGN KEY(pattern_id) REFERENCES learning_patterns (id))",

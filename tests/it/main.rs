@@ -14,6 +14,7 @@ mod checkouts;
 mod command_line;
 mod confinement;
 mod diagnose;
+mod diagnose_table;
 mod dist;
 mod drill;
 mod files_row;
