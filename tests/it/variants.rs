@@ -143,3 +143,50 @@ fn init_describes_every_variant_well_enough_to_roll_it_back() {
         assert_eq!(failed, expected, "{variant}: {check:?}");
     }
 }
+
+/// A checkout without the runbook's files: init names the service from
+/// pyproject.toml, finds the app through its [project.scripts] entry, takes
+/// the test folder whole, and does not borrow the runbook's label; backup
+/// and verify-backup then work on that label, and the bundle is the
+/// service's.
+#[test]
+fn init_on_a_service_without_the_runbooks_files_borrows_nothing_from_it() {
+    let dir = crate::sandbox("pre-phase4");
+    let root = root(&dir);
+    let profile = crate::breakage::git(&root, &["show", "HEAD:tmws-rollback.toml"]);
+    let defaults: toml::Table = profile.parse().unwrap();
+    let runbook = ["critical_files", "test_files"]
+        .iter()
+        .flat_map(|key| defaults[*key].as_array().unwrap().clone())
+        .map(|f| f.as_str().unwrap().to_string());
+    for file in runbook {
+        let _ = std::fs::remove_file(root.join(file));
+    }
+    std::fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let pyproject = std::fs::read_to_string(root.join("pyproject.toml")).unwrap();
+    let pyproject = pyproject.replace("name = \"tmws\"", "name = \"ledger\"")
+        + "\n[project.scripts]\nledger-serve = \"src.main:run\"\n";
+    std::fs::write(root.join("pyproject.toml"), pyproject).unwrap();
+    let init = run_in(&root, &["init", "--format", "json"]);
+    init.exits(0);
+    let json: serde_json::Value = serde_json::from_str(&init.stdout).unwrap();
+    crate::schema::assert_valid("init", &json);
+    let text = json["text"].as_str().unwrap();
+    for line in [
+        "service = \"ledger\"",
+        "label = \"pre-deploy\"",
+        "critical_files = []",
+        "test_files = [\"tests\"]",
+        "app = \"src.main:app\"",
+        "the entry point ledger-serve in pyproject.toml",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    run_in(&root, &["backup", "--no-tag"]).exits(0);
+    assert!(root.join("backups/pre-deploy").is_dir());
+    run_in(&root, &["verify-backup"]).exits(0);
+    run_in(&root, &["forensics"]).exits(0);
+    let report = std::fs::read_dir(root.join("forensics")).unwrap().next().unwrap().unwrap();
+    let report = std::fs::read_to_string(report.path().join("FAILURE_REPORT.md")).unwrap();
+    assert!(report.starts_with("# ledger Deployment Failure Report"), "{report}");
+}

@@ -26,7 +26,7 @@ impl flags::Backup {
         let format = self.format.unwrap_or_default();
         let tree = Tree::locate(self.root.as_deref())?;
         let options = BackupOptions {
-            label: self.label.unwrap_or_default(),
+            label: self.label.unwrap_or_else(|| tree.profile.label.clone()),
             dry_run: self.dry_run,
             tag: !self.no_tag,
         };

@@ -36,7 +36,7 @@ impl flags::PostCheck {
                 Backup::folder(&tree, label)?;
             }
             let options = Options {
-                label: self.label.unwrap_or_default(),
+                label: self.label.unwrap_or_else(|| tree.profile.label.clone()),
                 after: self.after,
                 only: split(self.only),
                 skip: split(self.skip),

@@ -61,13 +61,6 @@ fn problem(text: &str) -> Option<&'static str> {
     }
 }
 
-/// The pre-deploy backup's label.
-impl Default for Label {
-    fn default() -> Label {
-        Label::pre_deploy()
-    }
-}
-
 impl FromStr for Label {
     type Err = String;
 

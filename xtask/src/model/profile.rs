@@ -27,6 +27,11 @@ pub const PROFILE_FILE: &str = "tmws-rollback.toml";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Profile {
+    /// The service's name, in reports, bundles and tags.
+    pub service: String,
+    /// The label of the pre-deploy backup: what a command works on when
+    /// `--label` is not given, and what prune keeps while its tag exists.
+    pub label: Label,
     /// The SQLite database the service and Alembic use.
     pub database: String,
     /// The environment variable the tree's `migrations/env.py` takes its
@@ -80,6 +85,8 @@ impl Default for Profile {
     fn default() -> Self {
         let strings = |items: &[&str]| items.iter().map(|it| it.to_string()).collect();
         Profile {
+            service: "TMWS".into(),
+            label: Label::pre_deploy(),
             database: "data/tmws.db".into(),
             database_url_env: "TMWS_DATABASE_URL".into(),
             alembic_ini: "alembic.ini".into(),
@@ -194,7 +201,9 @@ impl Tree {
     /// The tree (see `locate`) and the label a command works on: the one
     /// given, else the pre-deploy backup's.
     pub fn with_label(root: Option<&Path>, label: Option<Label>) -> Result<(Tree, Label)> {
-        Ok((Tree::locate(root)?, label.unwrap_or_else(Label::pre_deploy)))
+        let tree = Tree::locate(root)?;
+        let label = label.unwrap_or_else(|| tree.profile.label.clone());
+        Ok((tree, label))
     }
 
     /// The live tree's root: this root, or the one this tree is a copy of.

@@ -119,8 +119,8 @@ pub fn take(
         // The manifest's hash in the tag: a manifest rewritten together with
         // SHA256SUMS still differs from what the tag recorded.
         let message = format!(
-            "TMWS backup {} ({})\n\n{TAG_MANIFEST_FIELD} {manifest_sha}\n",
-            options.label, manifest.created
+            "{} backup {} ({})\n\n{TAG_MANIFEST_FIELD} {manifest_sha}\n",
+            tree.profile.service, options.label, manifest.created
         );
         git::tag_head(repo, &options.label, &message)?;
     }

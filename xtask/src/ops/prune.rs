@@ -49,6 +49,8 @@ struct Protection {
     in_use: Option<Label>,
     /// The bundle folder of an unfinished rollback.
     bundle_in_use: Option<String>,
+    /// The profile's pre-deploy label.
+    pre_deploy: String,
 }
 
 impl Protection {
@@ -58,12 +60,13 @@ impl Protection {
             .as_ref()
             .and_then(|j| j.bundle.file_name().map(|n| n.to_string_lossy().into_owned()));
         let in_use = journal.map(|j| j.label);
-        Ok(Protection { git: git::open(&tree.root)?, in_use, bundle_in_use })
+        let pre_deploy = tree.profile.label.to_string();
+        Ok(Protection { git: git::open(&tree.root)?, in_use, bundle_in_use, pre_deploy })
     }
 
     fn why(&self, label: &str) -> Option<&'static str> {
         let tagged = self.git.as_ref().is_some_and(|r| git::tag_commit(r, label).is_some());
-        if label.starts_with("pre-") && tagged {
+        if (label.starts_with("pre-") || label == self.pre_deploy) && tagged {
             Some("the pre-deploy backup (its tag exists)")
         } else if self.in_use.as_deref() == Some(label) {
             Some("an unfinished rollback uses it")

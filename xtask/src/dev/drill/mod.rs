@@ -195,10 +195,9 @@ fn rehearse_into(
         sh,
         tree,
         &post_check::Options {
-            label: Label::pre_deploy(),
             only,
             python: Some(python.exe("python")),
-            ..Default::default()
+            ..post_check::Options::of(Label::pre_deploy())
         },
     )?;
     r.post_check_ms = ms(started.elapsed());

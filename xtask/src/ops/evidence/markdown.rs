@@ -34,7 +34,7 @@ impl Bundle {
     fn heading(&self) -> String {
         let f = &self.facts;
         let mut out = String::new();
-        let _ = writeln!(out, "# Phase 4 Deployment Failure Report\n");
+        let _ = writeln!(out, "# {} Deployment Failure Report\n", self.tree.profile.service);
         let _ = writeln!(out, "**Label**: {}  ", f.label);
         let _ = writeln!(out, "**Tree**: {}  ", f.root);
         let _ = writeln!(

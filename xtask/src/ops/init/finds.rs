@@ -124,30 +124,45 @@ pub(super) fn health_path(fs: &RootDir, root: &Path) -> Option<(String, String)>
 /// `asgi.py` that defines `app`; else any module of the service that makes
 /// one (`app = FastAPI(`, `app = Starlette(`).
 pub(super) fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
+    let defines_app = |path: &Path| {
+        let text = fs.read_to_string(path).ok()?;
+        let defines = text.lines().any(|l| {
+            // `from src.service import app`: the entry point re-exports it.
+            let imported = l.starts_with("from ")
+                && l.split(" import ").nth(1).is_some_and(|names| {
+                    names.split([',', ' ', '#']).next().is_some_and(|first| first == "app")
+                });
+            l.starts_with("app =")
+                || l.starts_with("app=")
+                || l.starts_with("def app(")
+                || l.starts_with("async def app(")
+                || imported
+        });
+        let relative = rel(root, path);
+        let module = relative.trim_end_matches(".py").replace('/', ".");
+        defines.then(|| (format!("{module}:app"), relative))
+    };
+    // The package's own entry points first: a [project.scripts] module
+    // that defines (or imports) app.
+    let scripts = fs.read_to_string(&root.join("pyproject.toml")).ok().map(|t| script_modules(&t));
+    let from_scripts = scripts.unwrap_or_default().into_iter().find_map(|(name, module)| {
+        let file = module.replace('.', "/") + ".py";
+        ["", "src/"].iter().map(|prefix| root.join(format!("{prefix}{file}"))).find_map(|path| {
+            let (app, relative) = defines_app(&path)?;
+            Some((app, format!("{relative}, the module of the entry point {name} in pyproject.toml, which defines app")))
+        })
+    });
     let mut candidates: Vec<PathBuf> = ["main.py", "app.py", "asgi.py"]
         .iter()
         .flat_map(|name| files_named(root, name, 5))
         .collect();
     candidates.sort_by_key(|p| p.components().count());
-    candidates
-        .into_iter()
-        .find_map(|path| {
-            let text = fs.read_to_string(&path).ok()?;
-            let defines = text.lines().any(|l| {
-                // `from src.service import app`: the entry point re-exports it.
-                let imported = l.starts_with("from ")
-                    && l.split(" import ").nth(1).is_some_and(|names| {
-                        names.split([',', ' ', '#']).next().is_some_and(|first| first == "app")
-                    });
-                l.starts_with("app =")
-                    || l.starts_with("app=")
-                    || l.starts_with("def app(")
-                    || l.starts_with("async def app(")
-                    || imported
-            });
-            let relative = rel(root, &path);
-            let module = relative.trim_end_matches(".py").replace('/', ".");
-            defines.then(|| (format!("{module}:app"), format!("{relative}, which defines app")))
+    from_scripts
+        .or_else(|| {
+            candidates.into_iter().find_map(|path| {
+                let (app, relative) = defines_app(&path)?;
+                Some((app, format!("{relative}, which defines app")))
+            })
         })
         .or_else(|| {
             python_files(root).into_iter().find_map(|path| {
@@ -161,6 +176,36 @@ pub(super) fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
                 makes.then(|| (format!("{module}:app"), format!("{relative}, which makes app")))
             })
         })
+}
+
+/// The project's name in pyproject.toml (`[project]`, or Poetry's).
+pub(super) fn project_name(fs: &RootDir, root: &Path) -> Option<String> {
+    let doc = fs.read_to_string(&root.join("pyproject.toml")).ok()?.parse::<toml::Table>().ok()?;
+    let named = |table: Option<&toml::Value>| table?.get("name")?.as_str().map(str::to_string);
+    named(doc.get("project"))
+        .or_else(|| named(doc.get("tool").and_then(|t| t.get("poetry"))))
+        .filter(|name| !name.trim().is_empty())
+}
+
+/// The entry points of a pyproject.toml (`[project.scripts]`, and Poetry's
+/// `[tool.poetry.scripts]`): each name with the module its `module:function`
+/// names.
+pub(super) fn script_modules(pyproject: &str) -> Vec<(String, String)> {
+    let Ok(doc) = pyproject.parse::<toml::Table>() else { return Vec::new() };
+    let tables = [
+        doc.get("project").and_then(|p| p.get("scripts")),
+        doc.get("tool").and_then(|t| t.get("poetry")).and_then(|p| p.get("scripts")),
+    ];
+    tables
+        .into_iter()
+        .flatten()
+        .filter_map(toml::Value::as_table)
+        .flat_map(|scripts| scripts.iter())
+        .filter_map(|(name, target)| {
+            let module = target.as_str()?.split(':').next()?.trim().to_string();
+            (!module.is_empty()).then(|| (name.clone(), module))
+        })
+        .collect()
 }
 
 /// Files of that name below `root`, up to `depth` folders down, skipping

@@ -109,6 +109,8 @@ pub fn write(proposal: &Proposal) -> Result<()> {
 
 /// What the inspection found, each with where it came from.
 struct Found {
+    service: (String, String),
+    label: (String, String),
     alembic_ini: String,
     migrations: (String, String),
     database: (String, String),
@@ -171,14 +173,42 @@ fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
         .filter(|f| f.ends_with(".py") && !f.split('/').any(|part| part == "tests"))
         .map(|f| f.trim_end_matches(".py").trim_end_matches("/__init__").replace('/', "."))
         .collect();
-    let test_files = defaults.test_files.iter().filter_map(|f| by_name(f)).collect();
+    let mut test_files: Vec<String> =
+        defaults.test_files.iter().filter_map(|f| by_name(f)).collect();
+    if test_files.is_empty() {
+        // Not the runbook's tests: the checkout's test folders, whole
+        // (post-check counts a test under a folder named like
+        // *integration* as an integration test).
+        test_files = ["tests", "test"]
+            .into_iter()
+            .filter(|dir| {
+                fs.kind(&root.join(dir)).ok().flatten() == Some(crate::fs::sys::FileType::Directory)
+            })
+            .map(String::from)
+            .collect();
+    }
     let config_files = ["pyproject.toml", ".env.example"]
         .into_iter()
         .map(String::from)
         .filter(|f| root.join(f).is_file())
         .chain(std::iter::once(ini_path.clone()))
         .collect();
+    let service = finds::project_name(fs, root).map_or_else(
+        || {
+            let folder = root.file_name().map(|n| n.to_string_lossy().into_owned());
+            (folder.unwrap_or_else(|| "service".into()), "the checkout's folder".into())
+        },
+        |name| (name, "pyproject.toml's name".into()),
+    );
+    // The runbook's label only where the runbook's files are.
+    let label = if critical_files.is_empty() {
+        ("pre-deploy".to_string(), "none of the runbook's critical files is here".to_string())
+    } else {
+        (defaults.label.to_string(), "the runbook's, whose critical files are here".to_string())
+    };
     Ok(Found {
+        service,
+        label,
         alembic_ini: ini_path,
         migrations,
         database,
@@ -262,6 +292,10 @@ fn render(f: &Found) -> String {
         writeln!(out, "# {PROFILE_FILE}: where this checkout keeps what the TMWS rollback tool");
     let _ = writeln!(out, "# works on. Written by `cargo xtask init`; every path is relative to");
     let _ = writeln!(out, "# this folder. Commit it with the checkout.\n");
+    let _ = writeln!(out, "# The service's name in reports and bundles, from {}.", f.service.1);
+    let _ = writeln!(out, "service = {:?}", f.service.0);
+    let _ = writeln!(out, "# The pre-deploy backup's label: {}.", f.label.1);
+    let _ = writeln!(out, "label = {:?}", f.label.0);
     let _ = writeln!(out, "# From {}.", f.database.1);
     let _ = writeln!(out, "database = {:?}", f.database.0);
     let _ = writeln!(
@@ -277,6 +311,10 @@ fn render(f: &Found) -> String {
     let _ = writeln!(out, "# The runbook's critical files that exist in this checkout.");
     let _ = writeln!(out, "critical_files = {}", list(&f.critical_files));
     let _ = writeln!(out, "critical_modules = {}", list(&f.critical_modules));
+    let _ = writeln!(
+        out,
+        "# The runbook's test files that exist, else the test folders; a test under a\n# folder named like *integration* counts as an integration test."
+    );
     let _ = writeln!(out, "test_files = {}", list(&f.test_files));
     let _ = writeln!(out, "# From {}.", f.app.1);
     let _ = writeln!(out, "app = {:?}", f.app.0);

@@ -32,7 +32,7 @@ use judging::Judging;
 pub use server::free_port;
 use slow::Slow;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub label: Label,
     pub only: Vec<String>,
@@ -45,6 +45,23 @@ pub struct Options {
     pub live: bool,
     /// `--after`: what is judged (a deploy, a rollback).
     pub after: Option<After>,
+}
+
+impl Options {
+    /// Every check, against backup `label`, on scratch copies.
+    pub fn of(label: Label) -> Options {
+        Options {
+            label,
+            only: Vec::new(),
+            skip: Vec::new(),
+            expect_revision: None,
+            port: None,
+            python: None,
+            require_backup: false,
+            live: false,
+            after: None,
+        }
+    }
 }
 
 /// What the checks compare against: the backup's manifest, or the code.

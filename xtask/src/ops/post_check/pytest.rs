@@ -24,7 +24,7 @@ pub struct Case {
 /// integration checks. Nothing is written into the tree: no cache, no
 /// bytecode, the XML report goes to `scratch`.
 pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<Vec<Check>> {
-    let is_integration = |path: &str| path.split('/').any(|part| part == "integration");
+    let is_integration = |path: &str| is_integration(path);
     let configured = |integration: bool| {
         tree.profile.test_files.iter().any(|f| is_integration(f) == integration)
     };
@@ -252,6 +252,14 @@ pub fn parse_junit(xml: &str) -> Vec<Case> {
         .collect()
 }
 
+/// A test under a folder named like *integration* (tests/integration/,
+/// integration_tests/) is an integration test; its file's name does not
+/// count (test_verification_learning_integration.py is a unit test).
+fn is_integration(path: &str) -> bool {
+    let folders = path.rsplit_once('/').map_or("", |(dirs, _)| dirs);
+    folders.split('/').any(|part| part.contains("integration"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +279,9 @@ mod tests {
             [("test_ok", None), ("test_bad", Some("failure")), ("test_err", Some("error"))]
         );
         assert_eq!(cases[2].file, "tests/integration/test_b.py");
+        assert!(super::is_integration("tests/integration_api/test_b.py"));
+        assert!(super::is_integration("integration/test_b.py"));
+        assert!(!super::is_integration("tests/unit/test_learning_integration.py"));
     }
 
     #[test]
