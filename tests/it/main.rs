@@ -406,6 +406,9 @@ pub fn filters(root: &Path) -> Vec<(String, String)> {
         (r"sqlite-version: [0-9.]+".into(), "sqlite-version: [VERSION]".into()),
         (r"127\.0\.0\.1:\d+".into(), "127.0.0.1:[PORT]".into()),
         (r"\b[0-9a-f]{12}\b(\))".into(), "[HASH]$1".into()),
+        // A short commit id before its summary: the sandbox's commits
+        // change with the profile they commit.
+        (r"\b[0-9a-f]{12}\b( \()".into(), "[SHORT COMMIT]$1".into()),
         (r"pid \d+".into(), "pid [PID]".into()),
         (r"\d+ files, [0-9.]+ MiB \(\d+ reflinked\), \[S\]".into(), "[COPY COST]".into()),
         // A long `$ command` line is named by its length, which depends on

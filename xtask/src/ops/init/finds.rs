@@ -81,7 +81,21 @@ pub(super) fn settings_database(
                 .chars()
                 .take_while(|c| !"\"'".contains(*c))
                 .collect();
+            // `f"sqlite:///{DATA_DIR}/x.db"`: the data folder's default,
+            // from where the module sets it (`os.environ.get("VAR", "data")`).
+            let (literal, data_variable) = match data_folder(&text, &literal) {
+                Some((expanded, variable)) => (expanded, Some(variable)),
+                None if literal.contains('{') => continue,
+                None => (literal, None),
+            };
             let Some(path) = sqlite_path(&format!("sqlite:///{literal}")) else { continue };
+            if let Some(variable) = data_variable {
+                return Some((
+                    path,
+                    None,
+                    format!("{} (its data folder: {variable})", rel(root, &file)),
+                ));
+            }
             let variable = url_variable_in(line).or_else(|| {
                 let field = line.trim().split([':', '=']).next()?.trim();
                 let is_field =
@@ -94,6 +108,27 @@ pub(super) fn settings_database(
         }
     }
     None
+}
+
+/// `{NAME}/x.db` with NAME's default folder put in, and the variable that
+/// overrides NAME (`NAME = os.environ.get("VAR", "data")`, or wrapped in
+/// `Path(...)`), when the module sets NAME that way.
+fn data_folder(text: &str, literal: &str) -> Option<(String, String)> {
+    let name = literal.strip_prefix('{')?.split('}').next()?.trim().to_string();
+    let rest = &literal[name.len() + 2..];
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once('=')?;
+        let left = left.trim().split(':').next()?.trim();
+        if left != name && left.to_uppercase() != name.to_uppercase() {
+            return None;
+        }
+        let variable = url_variable_in(right)?;
+        // The default: the second quoted string of the call.
+        let after = right.split_once(&variable)?.1;
+        let quote = after.chars().find(|c| *c == '"' || *c == '\'')?;
+        let default = after.split(quote).nth(2)?;
+        Some((format!("{}{rest}", default.trim_end_matches('/')), variable))
+    })
 }
 
 /// The variable a line reads with `os.environ.get("X"`, `os.getenv("X"`
@@ -232,4 +267,30 @@ pub(super) fn files_named(root: &Path, name: &str, depth: usize) -> Vec<PathBuf>
     }
     out.sort_by_key(|p| (p.components().count(), p.clone()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_under_a_data_folder_variable_is_found() {
+        let module = "DATA_DIR = Path(os.environ.get(\"LEDGER_DATA\", \"var/data\"))\nURL = f\"sqlite:///{DATA_DIR}/ledger.db\"\n";
+        assert_eq!(
+            super::data_folder(module, "{DATA_DIR}/ledger.db"),
+            Some(("var/data/ledger.db".to_string(), "LEDGER_DATA".to_string()))
+        );
+        assert_eq!(super::data_folder(module, "{OTHER}/x.db"), None);
+    }
+
+    #[test]
+    fn entry_points_name_their_modules() {
+        let pyproject = "[project]\nname = \"ledger\"\n[project.scripts]\nledger-serve = \"ledger.server:run\"\n[tool.poetry.scripts]\nold = \"ledger.cli:main\"\n";
+        let found = super::script_modules(pyproject);
+        assert_eq!(
+            found,
+            [
+                ("ledger-serve".to_string(), "ledger.server".to_string()),
+                ("old".into(), "ledger.cli".into())
+            ]
+        );
+    }
 }

@@ -173,42 +173,16 @@ fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
         .filter(|f| f.ends_with(".py") && !f.split('/').any(|part| part == "tests"))
         .map(|f| f.trim_end_matches(".py").trim_end_matches("/__init__").replace('/', "."))
         .collect();
-    let mut test_files: Vec<String> =
-        defaults.test_files.iter().filter_map(|f| by_name(f)).collect();
-    if test_files.is_empty() {
-        // Not the runbook's tests: the checkout's test folders, whole
-        // (post-check counts a test under a folder named like
-        // *integration* as an integration test).
-        test_files = ["tests", "test"]
-            .into_iter()
-            .filter(|dir| {
-                fs.kind(&root.join(dir)).ok().flatten() == Some(crate::fs::sys::FileType::Directory)
-            })
-            .map(String::from)
-            .collect();
-    }
+    let test_files = test_files(fs, root, defaults.test_files.iter().filter_map(|f| by_name(f)));
     let config_files = ["pyproject.toml", ".env.example"]
         .into_iter()
         .map(String::from)
         .filter(|f| root.join(f).is_file())
         .chain(std::iter::once(ini_path.clone()))
         .collect();
-    let service = finds::project_name(fs, root).map_or_else(
-        || {
-            let folder = root.file_name().map(|n| n.to_string_lossy().into_owned());
-            (folder.unwrap_or_else(|| "service".into()), "the checkout's folder".into())
-        },
-        |name| (name, "pyproject.toml's name".into()),
-    );
-    // The runbook's label only where the runbook's files are.
-    let label = if critical_files.is_empty() {
-        ("pre-deploy".to_string(), "none of the runbook's critical files is here".to_string())
-    } else {
-        (defaults.label.to_string(), "the runbook's, whose critical files are here".to_string())
-    };
     Ok(Found {
-        service,
-        label,
+        service: service(fs, root),
+        label: label(&critical_files),
         alembic_ini: ini_path,
         migrations,
         database,
@@ -220,6 +194,43 @@ fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
         test_files,
         config_files,
     })
+}
+
+/// The runbook's test files that exist, else the checkout's test folders
+/// whole (post-check counts a test under a folder named like *integration*
+/// as an integration test).
+fn test_files(fs: &RootDir, root: &Path, runbook: impl Iterator<Item = String>) -> Vec<String> {
+    let found: Vec<String> = runbook.collect();
+    if !found.is_empty() {
+        return found;
+    }
+    let is_dir = |dir: &&str| {
+        fs.kind(&root.join(dir)).ok().flatten() == Some(crate::fs::sys::FileType::Directory)
+    };
+    ["tests", "test"].into_iter().filter(is_dir).map(String::from).collect()
+}
+
+/// The service's name: pyproject.toml's, else the checkout's folder's.
+fn service(fs: &RootDir, root: &Path) -> (String, String) {
+    match finds::project_name(fs, root) {
+        Some(name) => (name, "pyproject.toml's name".into()),
+        None => {
+            let folder = root.file_name().map(|n| n.to_string_lossy().into_owned());
+            (folder.unwrap_or_else(|| "service".into()), "the checkout's folder".into())
+        }
+    }
+}
+
+/// The pre-deploy label: the runbook's only where the runbook's files are.
+fn label(critical_files: &[String]) -> (String, String) {
+    if critical_files.is_empty() {
+        ("pre-deploy".into(), "none of the runbook's critical files is here".into())
+    } else {
+        (
+            crate::model::label::Label::pre_deploy().to_string(),
+            "the runbook's, whose critical files are here".into(),
+        )
+    }
 }
 
 /// The database and the variable that carries its URL: from alembic.ini's
