@@ -114,6 +114,14 @@ fn the_tree_is_found_from_a_folder_inside_it_and_shared_flags_go_anywhere() {
         .current_dir(&inside));
     assert_code(&by_flag, 2);
     by_flag.stderr_has(contains("is not a TMWS tree"));
+    // The nearest wins: a checkout nested inside (its own alembic.ini) is
+    // never passed over for the tree above it.
+    let nested = inside.join("vendored");
+    fs::create_dir_all(&nested).unwrap();
+    fs::write(nested.join("alembic.ini"), "[alembic]\nscript_location = m\n").unwrap();
+    let near = run(xtask().arg("list").current_dir(&nested));
+    assert_code(&near, 2);
+    near.stderr_has(contains(nested.display().to_string()).and(contains("is not a TMWS tree")));
     let blank = run(xtask().arg("list").env("TMWS_ROOT", "").current_dir(&inside));
     assert_code(&blank, 2);
     blank.stderr_has(contains("TMWS_ROOT is set but empty"));
@@ -144,6 +152,9 @@ fn counts_refuse_what_is_not_one_and_resume_knows_its_scenario() {
         assert_code(&result, 2);
         result.stderr_has(contains("expected a count of at least 1"));
     }
+    let both = run_in(&root, &["rollback", "--resume", "--abandon", "--yes"]);
+    assert_code(&both, 2);
+    both.stderr_has(contains("choose one"));
     let no_scenario = run_in(&root, &["rollback", "--yes"]);
     assert_code(&no_scenario, 2);
     no_scenario.stderr_has(contains("--scenario is required"));
@@ -223,13 +234,18 @@ fn a_rollback_that_changes_nothing_keeps_no_bundle_and_bundles_are_listed_and_pr
     assert!(listed_bundles.iter().all(|b| b["size"].as_u64().unwrap() > 0), "{json}");
     run_in(&root, &["list"]).stdout_has(contains("forensics bundles: 2"));
     let oldest = listed_bundles[0]["name"].as_str().unwrap().to_string();
+    // A folder a person put in forensics/ is not a bundle: never listed, never pruned.
+    let theirs = root.join("forensics/notes-20261130T000000Z-1");
+    fs::create_dir_all(&theirs).unwrap();
+    fs::write(theirs.join("mine.txt"), "mine").unwrap();
     let pruned = run_in(&root, &["prune", "--bundles", "--keep", "1", "--yes", "--format", "json"]);
     assert_code(&pruned, 0);
     let json = json_of(&pruned);
     crate::schema::assert_valid("prune", &json);
     assert_eq!(json["holders"][0]["remove"][0]["label"], oldest.as_str());
     assert!(!root.join("forensics").join(&oldest).exists());
-    assert_eq!(bundles(), 1);
+    assert!(theirs.join("mine.txt").is_file(), "a person's folder survives");
+    assert_eq!(bundles(), 2, "the newest bundle and the person's folder");
     assert!(Path::new(&root.join("backups/pre-phase4")).is_dir(), "backups untouched");
 }
 

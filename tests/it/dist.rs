@@ -61,6 +61,11 @@ fn the_tarball_runs_the_product_commands_outside_the_workspace() {
     let mistyped = released(&["bakup"]);
     assert_code(&mistyped, 2);
     mistyped.stderr_has(contains("tmws-xtask --help").and(contains("cargo").not()));
+    let flagged = released(&["list", "--nope", "--format", "json"]);
+    assert_code(&flagged, 2);
+    let error: serde_json::Value = serde_json::from_str(&flagged.stdout).unwrap();
+    assert_eq!(error["next"], "tmws-xtask list --help");
+    released(&["--version"]).stdout_has(contains("tmws-xtask 0."));
     let sandboxed = released(&["sandbox", "--out", "elsewhere"]);
     assert_code(&sandboxed, 2);
     sandboxed.stderr_has(contains("needs this tool's workspace"));

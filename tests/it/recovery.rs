@@ -70,11 +70,20 @@ fn a_database_rollback_on_a_fresh_clone_pulls_from_a_rest_server() {
     let root = root(&dir);
     let (_server, repo) = rest_server(dir.path());
     let fresh = new_machine(&root, &repo, dir.path());
+    // A label the repository does not hold: exit 2, and no backups/ made.
+    let missing = offsite(&fresh, &repo, PASSWORD, &["pull", "--label", "nosuch"]);
+    assert_code(&missing, 2);
+    assert!(!fresh.join("backups").exists());
+    // What an earlier pull killed half-way left is cleared, not kept forever.
+    let stale = fresh.join("backups/.pre-phase4.pulling-999999999");
+    std::fs::create_dir_all(&stale).unwrap();
     assert_planned(&fresh, &repo, "database");
     let restored =
         offsite(&fresh, &repo, PASSWORD, &["rollback", "--scenario", "database", "--yes"]);
     assert_code(&restored, 0);
     restored.stdout_has(contains("pulled backup pre-phase4"));
+    restored.stderr_has(contains("that an interrupted pull left"));
+    assert!(!stale.exists());
     let listed = run_in(&fresh, &["list", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
     let backed_up = json["backups"][0]["database_revision"][0].as_str().unwrap().to_string();

@@ -17,14 +17,6 @@ const SHARED: [(&str, bool); 6] = [
 /// The arguments xflags is given for the ones typed.
 pub fn normalize(typed: Vec<OsString>) -> Vec<OsString> {
     let args = split_equals(typed);
-    if let Some(first) = args.first().and_then(|a| a.to_str())
-        && first == "help"
-    {
-        return match args.get(1) {
-            Some(command) => vec![command.clone(), "--help".into()],
-            None => vec!["--help".into()],
-        };
-    }
     let mut leading = Vec::new();
     let mut i = 0;
     while let Some(arg) = args.get(i).and_then(|a| a.to_str()) {
@@ -34,9 +26,15 @@ pub fn normalize(typed: Vec<OsString>) -> Vec<OsString> {
         i += width;
     }
     match args.get(i) {
-        // Only shared flags (or nothing) before a command that is not there:
-        // xflags says what is missing.
+        // Only shared flags (or nothing), or `--` before any command: xflags
+        // says what is missing.
         None => args,
+        Some(word) if word == "--" => args,
+        // `help`, `help COMMAND`, after shared flags or not.
+        Some(word) if word == "help" => match args.get(i + 1).filter(|c| *c != "help") {
+            Some(command) => vec![command.clone(), "--help".into()],
+            None => vec!["--help".into()],
+        },
         Some(command) => {
             let mut out = vec![command.clone()];
             out.extend(leading);
@@ -99,6 +97,9 @@ mod tests {
     fn help_is_the_help_flag() {
         assert_eq!(norm("help"), ["--help"]);
         assert_eq!(norm("help backup"), ["backup", "--help"]);
+        assert_eq!(norm("-q --format json help backup"), ["backup", "--help"]);
+        assert_eq!(norm("help help"), ["--help"]);
+        assert_eq!(norm("--format json -- list"), ["--format", "json", "--", "list"]);
     }
 
     #[test]

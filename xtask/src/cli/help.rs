@@ -119,7 +119,8 @@ pub fn version() -> String {
         None => "no Landlock in this kernel: the programs it runs are not confined".into(),
     };
     format!(
-        "xtask {} (SQLite {}, libgit2 {major}.{minor}.{patch}; {landlock})",
+        "{} {} (SQLite {}, libgit2 {major}.{minor}.{patch}; {landlock})",
+        xtask::model::advice::program().trim_start_matches("cargo "),
         env!("CARGO_PKG_VERSION"),
         rusqlite::version()
     )

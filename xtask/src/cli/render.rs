@@ -68,15 +68,17 @@ pub fn error_document(command: Option<&str>, kind: Kind, message: &str) -> serde
 /// The next step an error names: its first quoted command, else what its
 /// exit code calls for.
 fn next_step(command: Option<&str>, kind: Kind, message: &str) -> Option<String> {
+    let program = xtask::model::advice::program();
     let quoted = message.split('`').skip(1).step_by(2);
+    let ours = format!("{program} ");
     let named = quoted
-        .filter(|q| ["cargo xtask ", "restic ", "git "].iter().any(|p| q.starts_with(p)))
+        .filter(|q| [ours.as_str(), "restic ", "git "].iter().any(|p| q.starts_with(p)))
         .map(str::to_string)
         .next();
     named.or_else(|| match kind {
         Kind::Usage => Some(match command {
-            Some(c) => format!("cargo xtask {c} --help"),
-            None => "cargo xtask --help".to_string(),
+            Some(c) => format!("{program} {c} --help"),
+            None => format!("{program} --help"),
         }),
         Kind::Locked => {
             Some("wait for the run that holds the lock to end, then run this again".into())

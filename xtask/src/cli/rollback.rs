@@ -22,6 +22,11 @@ use super::{
 impl flags::Rollback {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let format = self.format.unwrap_or_default();
+        if self.resume && self.abandon {
+            return Err(usage(
+                "--resume finishes an unfinished run and --abandon closes it: choose one",
+            ));
+        }
         if self.scenario.is_none() && !self.resume && !self.abandon {
             return Err(usage(
                 "--scenario is required: database, migration, files, complete or git (with --resume or --abandon it comes from the unfinished run's journal)",

@@ -23,10 +23,13 @@ impl flags::Dist {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let workspace = workspace("dist")?;
         let out = self.out.clone().unwrap_or_else(|| workspace.join("target/dist"));
+        if out.exists() && !out.is_dir() {
+            return Err(usage(format!("--out {}: not a folder", out.display())));
+        }
         let binary = match &self.binary {
             Some(binary) if binary.is_file() => binary.clone(),
             Some(binary) => {
-                return Err(usage(format!("--binary {}: no such file", binary.display())));
+                return Err(usage(format!("--binary {}: not a file", binary.display())));
             }
             None => {
                 let _dir = sh.push_dir(&workspace);

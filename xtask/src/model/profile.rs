@@ -128,11 +128,13 @@ impl Default for Profile {
     }
 }
 
-/// The folder, from `here` up, that holds a profile; else the nearest that
-/// holds an alembic.ini (a checkout without a profile yet).
+/// The nearest folder, from `here` up, that holds a profile or an
+/// alembic.ini (a checkout without a profile yet): as with git, the nearest
+/// wins, so a command never acts on a tree above the one it was run in.
 fn discover(here: &Path) -> Option<PathBuf> {
-    let holding = |name: &str| here.ancestors().find(|dir| dir.join(name).is_file());
-    holding(PROFILE_FILE).or_else(|| holding("alembic.ini")).map(Path::to_path_buf)
+    here.ancestors()
+        .find(|dir| dir.join(PROFILE_FILE).is_file() || dir.join("alembic.ini").is_file())
+        .map(Path::to_path_buf)
 }
 
 /// A TMWS tree: its canonical root, its profile, and the file-access layer
@@ -150,7 +152,7 @@ pub struct Tree {
 impl Tree {
     /// Finds the tree as git finds its repository: `--root`, then
     /// `TMWS_ROOT`, then the current directory or the nearest of its parents
-    /// that holds a profile, else the nearest that holds an alembic.ini.
+    /// that holds a profile or an alembic.ini.
     pub fn locate(flag: Option<&Path>) -> Result<Tree> {
         let given = match (flag, std::env::var_os("TMWS_ROOT")) {
             (Some(path), _) => path.to_path_buf(),
@@ -164,7 +166,7 @@ impl Tree {
                 let here = std::env::current_dir().context("read the current directory")?;
                 discover(&here).ok_or_else(|| {
                     usage(format!(
-                        "no TMWS tree here: neither {} nor a folder above it holds {PROFILE_FILE} or alembic.ini; pass --root DIR or set TMWS_ROOT=DIR (cargo xtask sandbox --out DIR makes a tree to try)",
+                        "no TMWS tree here: neither {} nor a folder above it holds {PROFILE_FILE} or alembic.ini; pass --root DIR or set TMWS_ROOT=DIR (cargo xtask sandbox --out DIR, in this tool's workspace, makes one to try)",
                         here.display()
                     ))
                 })?

@@ -186,18 +186,24 @@ pub fn pull(
     python: Option<&std::path::Path>,
 ) -> Result<Pulled> {
     let target = tree.backup(label);
-    // Another machine's checkout may have no backups/ at all yet.
-    tree.fs.create_dir_all(&tree.backups())?;
     if tree.fs.kind(&target)?.is_some() {
         return Err(usage(format!(
             "{} exists: a backup is never overwritten; remove or rename it first",
             target.display()
         )));
     }
+    // Nothing is written before the repository is known to hold the label.
+    let remote = destination::remote(repo);
+    if !remote.entries(sh)?.iter().any(|e| e.label == label.as_str()) {
+        return Err(usage(format!("the repository {repo} holds no snapshot of backup {label}")));
+    }
+    // Another machine's checkout may have no backups/ at all yet.
+    tree.fs.create_dir_all(&tree.backups())?;
+    remove_stale_stages(tree, label)?;
     let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
     tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
     let pulled = (|| {
-        let id = destination::remote(repo).fetch(sh, label, &stage)?;
+        let id = remote.fetch(sh, label, &stage)?;
         let before = stamp::snapshot(&stage)?;
         let report = verify::verify(sh, &stage, Some(label), Some(tree), python)?;
         if !report.ok() {
@@ -214,6 +220,24 @@ pub fn pull(
     })();
     let snapshot = pulled.map_err(|err| tree.fs.discard(&stage, err))?;
     Ok(Pulled { label: label.clone(), repository: repo.to_string(), snapshot, backup: target })
+}
+
+/// Removes what a pull killed half-way left (`.LABEL.pulling-PID` of a pid
+/// that is gone): an unverified copy, never a backup.
+fn remove_stale_stages(tree: &Tree, label: &Label) -> Result<()> {
+    let prefix = format!(".{label}.pulling-");
+    for (name, _) in tree.fs.list(&tree.backups())? {
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let gone = pid.parse::<i32>().is_ok_and(|pid| !crate::fs::sys::alive(pid));
+        if gone {
+            tree.fs.remove_dir_all(&tree.backups().join(&name))?;
+            crate::base::events::note(&format!(
+                "removed backups/{} that an interrupted pull left (never verified)",
+                name.to_string_lossy()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The tree, the label and the repository of a push or a pull.

@@ -10,13 +10,7 @@ use xshell::Shell;
 use crate::{
     adapters::git,
     base::exit::usage,
-    model::{
-        advice::labels_here,
-        journal::Journal,
-        label::Label,
-        profile::{Tree, labels},
-        repository::Entry,
-    },
+    model::{journal::Journal, label::Label, profile::Tree, repository::Entry},
     ops::destination::Holder,
 };
 
@@ -96,8 +90,11 @@ pub fn plan(
     };
     for label in force {
         if !first.iter().any(|l| l == label.as_str()) && holders.len() < 2 {
-            let here = labels_here(&labels(tree));
-            return Err(usage(format!("--force {label}: no such backup or bundle{here}")));
+            let holder = holders.first().map(|h| h.name()).unwrap_or_default();
+            let here = if first.is_empty() { "none".to_string() } else { first.join(", ") };
+            return Err(usage(format!(
+                "--force {label}: {holder} holds no {label}; it holds: {here}"
+            )));
         }
     }
     let protection = Protection::of(tree)?;

@@ -37,6 +37,15 @@ impl Bundles<'_> {
             let Some(name) = name.to_str().filter(|_| kind == FileType::Directory) else {
                 continue;
             };
+            // Only what the tool made: a bundle marked with its run, a live
+            // check's or an unreadable journal's copy, named with its stamp.
+            // A folder a person put there is theirs.
+            let marked = tree.fs.is_file(&dir.join(name).join(crate::ops::evidence::RUN_FILE))
+                || name.starts_with("live-check-")
+                || name.starts_with("unreadable-journal-");
+            if !marked || stamp_in(name) == "-" {
+                continue;
+            }
             let size = tree.fs.size_of(&dir.join(name))?;
             out.push(Listed { name: name.to_string(), created: stamp_in(name), size });
         }

@@ -100,7 +100,8 @@ pub fn new_bundle_path(tree: &Tree, label: &Label) -> PathBuf {
 }
 
 /// The file that names the run a bundle belongs to.
-const RUN_FILE: &str = ".run";
+/// The file that marks a bundle folder with the run that made it.
+pub const RUN_FILE: &str = ".run";
 
 impl Bundle {
     /// Creates the bundle folder at `dir` for run `run`, or a numbered

@@ -301,7 +301,11 @@ fn render(f: &Found) -> String {
     let mut out = String::new();
     let _ =
         writeln!(out, "# {PROFILE_FILE}: where this checkout keeps what the TMWS rollback tool");
-    let _ = writeln!(out, "# works on. Written by `cargo xtask init`; every path is relative to");
+    let _ = writeln!(
+        out,
+        "# works on. Written by `{} init`; every path is relative to",
+        crate::model::advice::program()
+    );
     let _ = writeln!(out, "# this folder. Commit it with the checkout.\n");
     let _ = writeln!(out, "# The service's name in reports and bundles, from {}.", f.service.1);
     let _ = writeln!(out, "service = {:?}", f.service.0);

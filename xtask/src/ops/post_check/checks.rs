@@ -369,7 +369,10 @@ pub(super) fn forensics(tree: &Tree) -> Result<Check> {
     Ok(if bundles.is_empty() {
         Check::fail(
             PostCheck::Forensics,
-            "no bundle under forensics/ (cargo xtask forensics writes one)",
+            format!(
+                "no bundle under forensics/ (`{}` writes one)",
+                crate::model::advice::xtask("forensics", &tree.root)
+            ),
         )
     } else {
         Check::pass(PostCheck::Forensics, format!("{} bundle(s), latest {latest}", bundles.len()))
