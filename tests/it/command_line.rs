@@ -194,7 +194,7 @@ fn suggested_commands_carry_a_quoted_root() {
     diagnosed.stdout_has(
         is_match(format!(
             "recommendation: cargo xtask rollback --scenario [a-z]+ {}",
-            regex_escape(&quoted)
+            crate::regex_escape(&quoted)
         ))
         .unwrap(),
     );
@@ -247,10 +247,4 @@ fn a_rollback_that_changes_nothing_keeps_no_bundle_and_bundles_are_listed_and_pr
     assert!(theirs.join("mine.txt").is_file(), "a person's folder survives");
     assert_eq!(bundles(), 2, "the newest bundle and the person's folder");
     assert!(Path::new(&root.join("backups/pre-phase4")).is_dir(), "backups untouched");
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| if "\\.+*?()|[]{}^$".contains(c) { format!("\\{c}") } else { c.to_string() })
-        .collect()
 }

@@ -408,7 +408,7 @@ pub fn filters(root: &Path) -> Vec<(String, String)> {
         (r"\b[0-9a-f]{12}\b(\))".into(), "[HASH]$1".into()),
         // A short commit id before its summary: the sandbox's commits
         // change with the profile they commit.
-        (r"\b[0-9a-f]{12}\b( \()".into(), "[SHORT COMMIT]$1".into()),
+        (r"\b[0-9a-f]{12}( \([^)]*:)".into(), "[SHORT COMMIT]$1".into()),
         (r"pid \d+".into(), "pid [PID]".into()),
         (r"\d+ files, [0-9.]+ MiB \(\d+ reflinked\), \[S\]".into(), "[COPY COST]".into()),
         // A long `$ command` line is named by its length, which depends on
@@ -417,7 +417,7 @@ pub fn filters(root: &Path) -> Vec<(String, String)> {
     ]
 }
 
-fn regex_escape(text: &str) -> String {
+pub fn regex_escape(text: &str) -> String {
     text.chars()
         .map(|c| if "\\.+*?()|[]{}^$".contains(c) { format!("\\{c}") } else { c.to_string() })
         .collect()

@@ -192,12 +192,10 @@ pub fn pull(
             target.display()
         )));
     }
-    // Nothing is written before the repository is known to hold the label.
     let remote = destination::remote(repo);
-    if !remote.entries(sh)?.iter().any(|e| e.label == label.as_str()) {
-        return Err(usage(format!("the repository {repo} holds no snapshot of backup {label}")));
-    }
-    // Another machine's checkout may have no backups/ at all yet.
+    // Another machine's checkout may have no backups/ at all yet; a pull
+    // that fails takes away the folder it made (an exit 2 changes nothing).
+    let made_backups = tree.fs.kind(&tree.backups())?.is_none();
     tree.fs.create_dir_all(&tree.backups())?;
     remove_stale_stages(tree, label)?;
     let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
@@ -218,7 +216,11 @@ pub fn pull(
         stamp::remember(tree, &target, before);
         Ok(id)
     })();
-    let snapshot = pulled.map_err(|err| tree.fs.discard(&stage, err))?;
+    let snapshot = pulled.map_err(|err| {
+        let err = tree.fs.discard(&stage, err);
+        let empty = tree.fs.list(&tree.backups()).is_ok_and(|left| left.is_empty());
+        if made_backups && empty { tree.fs.discard(&tree.backups(), err) } else { err }
+    })?;
     Ok(Pulled { label: label.clone(), repository: repo.to_string(), snapshot, backup: target })
 }
 

@@ -90,10 +90,15 @@ pub fn plan(
     };
     for label in force {
         if !first.iter().any(|l| l == label.as_str()) && holders.len() < 2 {
-            let holder = holders.first().map(|h| h.name()).unwrap_or_default();
-            let here = if first.is_empty() { "none".to_string() } else { first.join(", ") };
+            let mut here = first.clone();
+            here.sort();
+            let kind = match holders.first().map(|h| h.name()) {
+                Some(name) if name.ends_with("forensics") => "bundle",
+                _ => "backup",
+            };
+            let here = if here.is_empty() { "none".to_string() } else { here.join(", ") };
             return Err(usage(format!(
-                "--force {label}: {holder} holds no {label}; it holds: {here}"
+                "--force {label}: no such {kind}; the {kind}s here are: {here}"
             )));
         }
     }
