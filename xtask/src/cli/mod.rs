@@ -42,17 +42,8 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
         }
         Err(err) => {
             let message = as_run(&help::usage_error(&help::full_help(), &args, &err.to_string()));
-            eprintln!("{message}");
-            if json {
-                let command = help::command_in(&args);
-                ui::document(&render::error_document(
-                    command.as_deref(),
-                    exit::Kind::Usage,
-                    message.strip_prefix("error: ").unwrap_or(&message),
-                ))
-                .expect("an error document always serializes");
-            }
-            return ExitCode::from(exit::Kind::Usage as u8);
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            return stopped(&args, json, exit::Kind::Usage, message);
         }
     };
     ui::install(verbosity(&flags.subcommand));
@@ -68,18 +59,21 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     ui::report_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let message = format!("{err:#}");
-            eprintln!("error: {message}");
-            let kind = exit::kind_of(&err);
-            if json && !ui::document_printed() {
-                let command = help::command_in(&args);
-                ui::document(&render::error_document(command.as_deref(), kind, &message))
-                    .expect("an error document always serializes");
-            }
-            ExitCode::from(kind as u8)
-        }
+        Err(err) => stopped(&args, json, exit::kind_of(&err), &format!("{err:#}")),
     }
+}
+
+/// A command that stopped before its result: the error on stderr and, with
+/// `--format json`, the error document on stdout unless the command printed
+/// its own; the exit code of its kind.
+fn stopped(args: &[std::ffi::OsString], json: bool, kind: exit::Kind, message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    if json && !ui::document_printed() {
+        let command = help::command_in(args);
+        ui::document(&render::error_document(command.as_deref(), kind, message))
+            .expect("an error document always serializes");
+    }
+    ExitCode::from(kind as u8)
 }
 
 /// Text that names the tool as `cargo xtask`, as this binary is run (the
