@@ -76,6 +76,23 @@ pub struct Outcome {
     pub pull: Option<String>,
 }
 
+impl Outcome {
+    /// A run closed on purpose: no step ran now; its bundle is kept.
+    fn abandoned(scenario: Scenario, bundle: String) -> Outcome {
+        Outcome {
+            schema: crate::model::check::SCHEMA,
+            command: "rollback",
+            scenario,
+            dry_run: false,
+            plan: Vec::new(),
+            steps: Vec::new(),
+            bundle: Some(bundle),
+            result: "abandoned",
+            pull: None,
+        }
+    }
+}
+
 pub struct Options {
     pub scenario: Scenario,
     pub label: Label,
@@ -387,17 +404,7 @@ fn abandon_unreadable(
         "abandoned an unfinished rollback whose journal could not be read: {why}. The file is kept in {relative}/journal.json; the tree stays as it is (check it with `{}`)",
         advice::xtask("diagnose", &tree.root)
     ));
-    Ok(Outcome {
-        schema: crate::model::check::SCHEMA,
-        command: "rollback",
-        scenario: o.scenario,
-        dry_run: false,
-        plan: Vec::new(),
-        steps: Vec::new(),
-        bundle: Some(relative),
-        result: "abandoned",
-        pull: None,
-    })
+    Ok(Outcome::abandoned(o.scenario, relative))
 }
 
 /// Closes an unfinished run on purpose: its journal goes into its bundle,
@@ -424,17 +431,7 @@ fn abandon(
         if done.is_empty() { "none finished, nothing was changed".into() } else { done.join(", ") },
         journal.bundle.display()
     ));
-    Ok(Outcome {
-        schema: crate::model::check::SCHEMA,
-        command: "rollback",
-        scenario: o.scenario,
-        dry_run: false,
-        plan: Vec::new(),
-        steps: Vec::new(),
-        bundle: Some(journal.bundle.display().to_string()),
-        result: "abandoned",
-        pull: None,
-    })
+    Ok(Outcome::abandoned(o.scenario, journal.bundle.display().to_string()))
 }
 
 fn new_journal(tree: &Tree, manifest: &Manifest, o: &Options) -> Result<Journal<Step>> {
