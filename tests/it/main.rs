@@ -1,4 +1,5 @@
 //! Integration tests: the real `xtask` binary on temporary sandboxes, with
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types)]
 //! real SQLite, real git and the real alembic, pytest and uvicorn.
 //!
 //! One test binary (as in xshell's own tests), a module per area. Sandboxes
@@ -21,7 +22,6 @@ mod files_row;
 mod forensics;
 mod forgery;
 mod git_writes;
-mod house;
 mod identity;
 mod junit;
 mod manual_restore;
@@ -37,6 +37,7 @@ mod schema;
 mod schema_facts;
 mod sidecars;
 mod signals;
+mod tidy;
 mod variants;
 mod verify_backup;
 

@@ -1,7 +1,12 @@
 //! `xtask post-check`: a rolled-back tree passes; each failure is its own
 //! check; the server never outlives the check.
 use predicates::str::contains;
-use std::{fs, path::Path, process::Stdio, time::Duration};
+use std::{
+    fs,
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use crate::{Run, assert_code, breakage::*, root, run, run_in, sandbox, snapshot, xtask};
 
@@ -291,8 +296,9 @@ fn ctrl_c_on_the_xtask_stops_the_server() {
         std::thread::sleep(Duration::from_millis(25));
     }
     assert!(seen, "the server never started");
-    // SAFETY: sending SIGINT to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // Ctrl-C, as a person would send it, to our own child by its pid.
+    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(interrupted.unwrap().success(), "kill -INT {}", child.id());
     let status = child.wait().unwrap();
     assert!(!status.success());
     assert_no_server(&root);

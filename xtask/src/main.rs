@@ -2,7 +2,6 @@
 //!
 //! This file only hands the command line to `cli` and dispatches each
 //! command: the product's to `cli`, the developer tools' to `dev`.
-#![deny(unsafe_code)]
 
 mod cli;
 mod dev;

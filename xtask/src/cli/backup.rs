@@ -3,17 +3,15 @@ use std::{path::Path, time::Instant};
 
 use anyhow::Result;
 use xshell::Shell;
-use xtask::{
-    adapters::git,
-    model::{
-        manifest::{Kind, Manifest},
-        profile::Tree,
-        repository::Repository,
-    },
-    ops::{
-        self,
-        backup::{BackupOptions, PlanItem},
-    },
+use xtask_adapters::git;
+use xtask_model::{
+    manifest::{Kind, Manifest},
+    profile::Tree,
+    repository::Repository,
+};
+use xtask_ops::{
+    self,
+    backup::{BackupOptions, PlanItem},
 };
 
 use super::{
@@ -31,16 +29,18 @@ impl flags::Backup {
             tag: !self.no_tag,
         };
         let started = Instant::now();
-        let (manifest, plan) = ops::backup::take(sh, &tree, &options)?;
+        let (manifest, plan) = xtask_ops::backup::take(sh, &tree, &options)?;
         // Off-site too: verified, stored, and checked against what restic read.
         let repository = Repository::resolve(self.repo.as_deref(), &tree.profile);
         let offsite = match (&repository, options.dry_run) {
-            (Some(repo), false) => Some(ops::offsite::push(sh, &tree, &options.label, repo, None)?),
+            (Some(repo), false) => {
+                Some(xtask_ops::offsite::push(sh, &tree, &options.label, repo, None)?)
+            }
             _ => None,
         };
         if format == Format::Json {
             let document = serde_json::json!({
-                "schema": xtask::model::check::SCHEMA,
+                "schema": xtask_model::check::SCHEMA,
                 "command": "backup",
                 "result": if options.dry_run { "planned" } else { "done" },
                 "dry_run": options.dry_run,
@@ -54,21 +54,21 @@ impl flags::Backup {
             print_plan(&tree.backup(&options.label), &plan);
         } else {
             let db = manifest.database().map_or(0, |f| f.size);
-            println!(
+            super::ui::line(&format!(
                 "backed up {} files to {} in {:.2}s: database {} at revision {}, {} migrations, {} config, {} critical files{}{}",
                 manifest.files.len(),
                 tree.backup(&options.label).display(),
                 started.elapsed().as_secs_f64(),
-                xtask::base::units::size(db),
+                xtask_base::units::size(db),
                 manifest.database_revision.join(" "),
                 manifest.count(Kind::Migration),
                 manifest.count(Kind::Config),
                 manifest.count(Kind::Critical),
                 notes(&manifest),
                 tag_note(&tree, &manifest, &options),
-            );
+            ));
             if let Some(pushed) = &offsite {
-                println!("{}", pushed.summary());
+                super::ui::line(&pushed.summary());
             }
         }
         Ok(())
@@ -111,7 +111,10 @@ fn tag_note(tree: &Tree, manifest: &Manifest, options: &BackupOptions) -> String
 }
 
 fn print_plan(target: &Path, plan: &[PlanItem]) {
-    println!("dry run: nothing is written. The backup would be {}:", target.display());
+    super::ui::line(&format!(
+        "dry run: nothing is written. The backup would be {}:",
+        target.display()
+    ));
     for item in plan {
         let how = match item.action {
             "sqlite-online-backup" => "SQLite online backup",
@@ -123,6 +126,6 @@ fn print_plan(target: &Path, plan: &[PlanItem]) {
         } else {
             format!("{} -> {}", item.source, item.target)
         };
-        println!("  {how:<20} {what}");
+        super::ui::line(&format!("  {how:<20} {what}"));
     }
 }

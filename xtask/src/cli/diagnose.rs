@@ -2,12 +2,10 @@
 //! or one JSON document; exit 1 when a rollback (or something else) is due.
 use anyhow::Result;
 use xshell::Shell;
-use xtask::{
-    adapters::git,
-    base::exit::{failed, usage},
-    model::{check::Report, profile::Tree, scenario::Recommendation},
-    ops::diagnose::{Diagnosis, diagnose},
-};
+use xtask_adapters::git;
+use xtask_base::exit::{failed, usage};
+use xtask_model::{check::Report, profile::Tree, scenario::Recommendation};
+use xtask_ops::diagnose::{Diagnosis, diagnose};
 
 use super::{
     flags::{self, Format},
@@ -19,7 +17,7 @@ impl flags::Diagnose {
         let format = self.format.unwrap_or_default();
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
         if self.label.is_some() {
-            xtask::model::backup::Backup::folder(&tree, &label)?;
+            xtask_model::backup::Backup::folder(&tree, &label)?;
         }
         // A commit that does not resolve is a typo, not a diagnosis.
         if let (Some(rev), Some(repo)) = (&self.expect_commit, git::open(&tree.root)?) {
@@ -29,7 +27,7 @@ impl flags::Diagnose {
             diagnose(sh, &tree, &label, self.expect_commit.as_deref(), self.python.as_deref())?;
         match format {
             Format::Json => ui::document(&diagnosis)?,
-            Format::Human => print!("{}", human(&tree, &diagnosis)),
+            Format::Human => super::ui::out(&human(&tree, &diagnosis)),
         }
         match diagnosis.recommendation {
             Recommendation::Healthy => Ok(()),
@@ -41,7 +39,7 @@ impl flags::Diagnose {
             }
             Recommendation::Rollback(row) => {
                 let command = diagnosis.command_line.clone().unwrap_or_else(|| {
-                    xtask::model::advice::xtask(&format!("rollback --scenario {row}"), &tree.root)
+                    xtask_model::advice::xtask(&format!("rollback --scenario {row}"), &tree.root)
                 });
                 Err(failed(format!("a rollback is recommended: `{command}`")))
             }
@@ -66,7 +64,7 @@ fn human(tree: &Tree, diagnosis: &Diagnosis) -> String {
                 _ => "unknown".into(),
             };
             let command = diagnosis.command_line.clone().unwrap_or_else(|| {
-                xtask::model::advice::xtask(
+                xtask_model::advice::xtask(
                     &format!("rollback --scenario {}", recommendation.word()),
                     &tree.root,
                 )

@@ -3,10 +3,8 @@
 
 use std::path::PathBuf;
 
-use xtask::{
-    model::{label::Label, scenario::Scenario},
-    ops::post_check::After,
-};
+use xtask_model::{label::Label, scenario::Scenario};
+use xtask_ops::post_check::After;
 
 xflags::xflags! {
     src "./src/cli/flags.rs"

@@ -1,10 +1,8 @@
 //! `cargo xtask forensics`: a bundle of the current state, or its plan.
 use anyhow::Result;
 use xshell::Shell;
-use xtask::{
-    model::{check::SCHEMA, profile::Tree},
-    ops::forensics,
-};
+use xtask_model::{check::SCHEMA, profile::Tree};
+use xtask_ops::forensics;
 
 use super::{
     flags::{self, Format},
@@ -31,12 +29,12 @@ impl flags::Forensics {
                     ui::document(&document)?;
                 }
                 Format::Human => {
-                    println!(
+                    super::ui::line(&format!(
                         "dry run: nothing is written. The bundle would be {} (mode 0700):",
                         dir.display()
-                    );
+                    ));
                     for line in plan {
-                        println!("  {line}");
+                        super::ui::line(&format!("  {line}"));
                     }
                 }
             }
@@ -55,7 +53,7 @@ impl flags::Forensics {
                 });
                 ui::document(&document)?;
             }
-            Format::Human => println!(
+            Format::Human => super::ui::line(&format!(
                 "forensics bundle written to {} ({} database files, {} diffs{})",
                 bundle.dir.display(),
                 bundle.facts.database_files.len()
@@ -66,7 +64,7 @@ impl flags::Forensics {
                 } else {
                     format!("; {} problems noted in FAILURE_REPORT.md", bundle.facts.problems.len())
                 }
-            ),
+            )),
         }
         Ok(())
     }

@@ -114,13 +114,13 @@ pub fn help(full: &str, args: &[OsString]) -> String {
 /// kernel's confinement of the programs it runs.
 pub fn version() -> String {
     let (major, minor, patch) = git2::Version::get().libgit2_version();
-    let landlock = match xtask::fs::sys::landlock_abi() {
+    let landlock = match xtask_fs::sys::landlock_abi() {
         Some(abi) => format!("Landlock ABI {abi}: the programs it runs are confined"),
         None => "no Landlock in this kernel: the programs it runs are not confined".into(),
     };
     format!(
         "{} {} (SQLite {}, libgit2 {major}.{minor}.{patch}; {landlock})",
-        xtask::model::advice::program().trim_start_matches("cargo "),
+        xtask_model::advice::program().trim_start_matches("cargo "),
         env!("CARGO_PKG_VERSION"),
         rusqlite::version()
     )

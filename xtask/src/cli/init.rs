@@ -1,7 +1,7 @@
 //! `cargo xtask init`: shows the profile found for a checkout, and writes it.
 use anyhow::Result;
 use xshell::Shell;
-use xtask::ops::init;
+use xtask_ops::init;
 
 use super::{
     flags::{self, Format},
@@ -22,7 +22,7 @@ impl flags::Init {
         ui::note(&format!("{} {note}", proposal.target.display()));
         match self.format.unwrap_or_default() {
             Format::Json => ui::document(&serde_json::json!({
-                "schema": xtask::model::check::SCHEMA,
+                "schema": xtask_model::check::SCHEMA,
                 "command": "init",
                 "result": result,
                 "dry_run": self.dry_run,

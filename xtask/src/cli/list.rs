@@ -2,13 +2,11 @@
 //! table or a JSON document.
 use anyhow::Result;
 use xshell::Shell;
-use xtask::{
-    base::units,
-    model::{profile::Tree, repository::Repository},
-    ops::{
-        destination,
-        list::{Listing, list},
-    },
+use xtask_base::units;
+use xtask_model::{profile::Tree, repository::Repository};
+use xtask_ops::{
+    destination,
+    list::{Listing, list},
 };
 
 use super::{
@@ -26,7 +24,7 @@ impl flags::List {
         }
         match format {
             Format::Json => ui::document(&listing)?,
-            Format::Human => print!("{}", human(&tree, &listing)),
+            Format::Human => super::ui::out(&human(&tree, &listing)),
         }
         Ok(())
     }
@@ -36,7 +34,7 @@ fn human(tree: &Tree, listing: &Listing) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     if listing.backups.is_empty() {
-        let take = xtask::model::advice::xtask("backup", &tree.root);
+        let take = xtask_model::advice::xtask("backup", &tree.root);
         out.push_str(&format!("no backup in this tree: take one with `{take}`\n"));
     } else {
         let _ = writeln!(

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use flags::XtaskCmd;
 use xshell::Shell;
-use xtask::base::exit;
+use xtask_base::exit;
 
 /// Parses the command line, runs the command through `dispatch`, and turns
 /// its error into the documented exit code.
@@ -31,13 +31,13 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     let args = args::normalize(std::env::args_os().skip(1).collect());
     let json = args::wants_json(&args);
     if matches!(args.as_slice(), [only] if only == "--version" || only == "-V") {
-        println!("{}", help::version());
+        ui::line(&help::version());
         return ExitCode::SUCCESS;
     }
     let flags = match flags::Xtask::from_vec(args.clone()) {
         Ok(flags) => flags,
         Err(err) if err.is_help() => {
-            print!("{}", as_run(&help::help(&err.to_string(), &args)));
+            ui::out(&as_run(&help::help(&err.to_string(), &args)));
             return ExitCode::SUCCESS;
         }
         Err(err) => {
@@ -49,11 +49,11 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     ui::install(verbosity(&flags.subcommand));
     // Before any thread starts: a termination signal stops this run's
     // children (their whole process groups) before the xtask exits.
-    xtask::adapters::process::stop_children_on_signals();
+    xtask_adapters::process::stop_children_on_signals();
     let result =
         Shell::new().map_err(anyhow::Error::from).and_then(|sh| dispatch(flags.subcommand, &sh));
     // Stopped by a signal: its code, once this run's programs are stopped.
-    if let Some(code) = xtask::adapters::process::terminated() {
+    if let Some(code) = xtask_adapters::process::terminated() {
         return ExitCode::from(code);
     }
     ui::report_peak_memory();
@@ -67,7 +67,7 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
 /// `--format json`, the error document on stdout unless the command printed
 /// its own; the exit code of its kind.
 fn stopped(args: &[std::ffi::OsString], json: bool, kind: exit::Kind, message: &str) -> ExitCode {
-    eprintln!("error: {message}");
+    ui::note(&format!("error: {message}"));
     if json && !ui::document_printed() {
         let command = help::command_in(args);
         ui::document(&render::error_document(command.as_deref(), kind, message))
@@ -79,7 +79,7 @@ fn stopped(args: &[std::ffi::OsString], json: bool, kind: exit::Kind, message: &
 /// Text that names the tool as `cargo xtask`, as this binary is run (the
 /// released one is run by its own name).
 fn as_run(text: &str) -> String {
-    text.replace("cargo xtask", xtask::model::advice::program())
+    text.replace("cargo xtask", xtask_model::advice::program())
 }
 
 /// Runs a command of the product (not a developer tool).

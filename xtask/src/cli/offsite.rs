@@ -2,7 +2,7 @@
 use anyhow::Result;
 use serde::Serialize;
 use xshell::Shell;
-use xtask::ops::offsite::{pull, push, resolve};
+use xtask_ops::offsite::{pull, push, resolve};
 
 use super::{
     flags::{self, Format},
@@ -34,7 +34,7 @@ fn show(format: Format, command: &str, result: &impl Serialize, summary: &str) -
         Format::Human => ui::line(summary),
         Format::Json => {
             let mut document = serde_json::json!({
-                "schema": xtask::model::check::SCHEMA,
+                "schema": xtask_model::check::SCHEMA,
                 "command": command,
                 "result": "done",
             });

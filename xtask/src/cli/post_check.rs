@@ -2,12 +2,10 @@
 //! XML on every exit, and the runbook's checklist ticked from the results.
 use anyhow::{Context, Result};
 use xshell::Shell;
-use xtask::{
-    base::exit::failed,
-    fs::unconfined,
-    model::{backup::Backup, profile::Tree},
-    ops::post_check::{Options, checklist, post_check},
-};
+use xtask_base::exit::failed;
+use xtask_fs::unconfined;
+use xtask_model::{backup::Backup, profile::Tree};
+use xtask_ops::post_check::{Options, checklist, post_check};
 
 use super::{flags, render, ui};
 

@@ -1,13 +1,11 @@
 //! `cargo xtask prune`: the plan first, confirmed, then removed.
 use anyhow::Result;
 use xshell::Shell;
-use xtask::{
-    base::exit::usage,
-    model::{lock::Lock, profile::Tree, repository::Repository},
-    ops::{
-        destination::{self, Bundles, Holder, Local},
-        prune,
-    },
+use xtask_base::exit::usage;
+use xtask_model::{lock::Lock, profile::Tree, repository::Repository};
+use xtask_ops::{
+    destination::{self, Bundles, Holder, Local},
+    prune,
 };
 
 use super::{
@@ -71,7 +69,7 @@ impl flags::Prune {
         };
         if json {
             ui::document(&serde_json::json!({
-                "schema": xtask::model::check::SCHEMA,
+                "schema": xtask_model::check::SCHEMA,
                 "command": "prune",
                 "result": result,
                 "dry_run": self.dry_run,

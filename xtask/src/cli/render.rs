@@ -3,11 +3,9 @@
 use std::{fmt::Write as _, path::Path};
 
 use anyhow::{Context, Result};
-use xtask::{
-    base::exit::{Kind, kind_of, usage},
-    fs::unconfined,
-    model::check::{Report, Status},
-};
+use xtask_base::exit::{Kind, kind_of, usage};
+use xtask_fs::unconfined;
+use xtask_model::check::{Report, Status};
 
 use super::flags::Format;
 
@@ -56,7 +54,7 @@ pub fn human(report: &Report, with_time: bool) -> String {
 /// so that `--format json` always puts one document on stdout.
 pub fn error_document(command: Option<&str>, kind: Kind, message: &str) -> serde_json::Value {
     serde_json::json!({
-        "schema": xtask::model::check::SCHEMA,
+        "schema": xtask_model::check::SCHEMA,
         "command": command,
         "result": "error",
         "exit": kind as u8,
@@ -68,7 +66,7 @@ pub fn error_document(command: Option<&str>, kind: Kind, message: &str) -> serde
 /// The next step an error names: its first quoted command, else what its
 /// exit code calls for.
 fn next_step(command: Option<&str>, kind: Kind, message: &str) -> Option<String> {
-    let program = xtask::model::advice::program();
+    let program = xtask_model::advice::program();
     let quoted = message.split('`').skip(1).step_by(2);
     let ours = format!("{program} ");
     let named = quoted
@@ -185,7 +183,7 @@ pub fn check_output_file(flag: &str, path: &Path) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    if path.is_dir() || !xtask::fs::sys::writable_dir(parent) {
+    if xtask_fs::outside::is_dir(path) || !xtask_fs::sys::writable_dir(parent) {
         return Err(usage(format!(
             "{flag} {}: its folder {} does not exist or cannot be written (nothing was run)",
             path.display(),
@@ -213,7 +211,7 @@ pub fn xml(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use xtask::model::check::{Check, CheckId, Report};
+    use xtask_model::check::{Check, CheckId, Report};
 
     use super::junit;
 

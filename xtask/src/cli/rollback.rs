@@ -5,13 +5,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use xshell::Shell;
-use xtask::{
-    base::exit::usage,
-    model::{profile::Tree, repository::Repository},
-    ops::{
-        self,
-        rollback::{Choices, Options, Voice},
-    },
+use xtask_base::exit::usage;
+use xtask_model::{profile::Tree, repository::Repository};
+use xtask_ops::{
+    self,
+    rollback::{Choices, Options, Voice},
 };
 
 use super::{
@@ -45,14 +43,14 @@ impl flags::Rollback {
         };
         // The flags are checked before the tree is looked at.
         if let Some(scenario) = self.scenario {
-            ops::rollback::check_choices(scenario, &choices)?;
+            xtask_ops::rollback::check_choices(scenario, &choices)?;
         }
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
         let scenario = match self.scenario {
             Some(scenario) => scenario,
             None => {
-                let scenario = ops::rollback::unfinished_scenario(&tree)?;
-                ops::rollback::check_choices(scenario, &choices)?;
+                let scenario = xtask_ops::rollback::unfinished_scenario(&tree)?;
+                xtask_ops::rollback::check_choices(scenario, &choices)?;
                 scenario
             }
         };
@@ -72,11 +70,13 @@ impl flags::Rollback {
             repo,
         };
         let json = format == Format::Json;
-        let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
+        let say = |line: String| {
+            if json { super::ui::note(&line) } else { super::ui::line(&line) }
+        };
         let yes = self.yes;
         let confirm = || ui::confirm(yes, "Run this plan?", "nothing was changed");
         let voice = Voice { say: &say, confirm: &confirm };
-        let outcome = ops::rollback::rollback(sh, &tree, &options, &voice)?;
+        let outcome = xtask_ops::rollback::rollback(sh, &tree, &options, &voice)?;
         if json {
             ui::document(&outcome)?;
         }

@@ -1,14 +1,17 @@
 //! What the tool says on stderr beside its result: the `$ command` echo of
 //! each program it runs (in full with `-v`, shortened, or not at all with
 //! `-q`), notes, progress on a terminal, and the confirmation prompt. The
-//! layers below report these as events (`xtask::base::events`); this is the
+//! layers below report these as events (`xtask_base::events`); this is the
 //! sink that shows them.
+//!
+//! Everything the tool prints goes through this file: the workspace's lints
+//! refuse `print!`, `eprint!` and `std::io::stdout`/`stderr` everywhere
+//! else, and the tidy test keeps these allows here.
+#![allow(clippy::disallowed_macros, clippy::disallowed_methods)]
 use std::io::IsTerminal;
 
-use xtask::{
-    base::{events, exit::refused},
-    fs::{sys, unconfined},
-};
+use xtask_base::{events, exit::refused};
+use xtask_fs::{sys, unconfined};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verbosity {

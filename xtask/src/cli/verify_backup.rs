@@ -2,11 +2,9 @@
 //! folder of its own, or a repository's newest snapshot) and reports them.
 use anyhow::Result;
 use xshell::Shell;
-use xtask::{
-    base::exit::failed,
-    model::{profile::Tree, repository::Repository},
-    ops::verify,
-};
+use xtask_base::exit::failed;
+use xtask_model::{profile::Tree, repository::Repository};
+use xtask_ops::verify;
 
 use super::{flags, render, ui};
 

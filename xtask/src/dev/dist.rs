@@ -6,7 +6,7 @@
 //! developer tools (sandbox, drill, bench) need the workspace and say so.
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use xshell::{Shell, cmd};
 
 use super::workspace;
@@ -14,7 +14,8 @@ use crate::cli::{
     flags::{self, Format},
     ui,
 };
-use xtask::{base::exit::usage, fs::unconfined};
+use xtask_base::exit::usage;
+use xtask_fs::unconfined;
 
 /// The released binary's name: what its messages call it.
 pub const BINARY: &str = "tmws-xtask";
@@ -23,11 +24,11 @@ impl flags::Dist {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let workspace = workspace("dist")?;
         let out = self.out.clone().unwrap_or_else(|| workspace.join("target/dist"));
-        if out.exists() && !out.is_dir() {
+        if xtask_fs::outside::exists(&out) && !xtask_fs::outside::is_dir(&out) {
             return Err(usage(format!("--out {}: not a folder", out.display())));
         }
         let binary = match &self.binary {
-            Some(binary) if binary.is_file() => binary.clone(),
+            Some(binary) if xtask_fs::outside::is_file(binary) => binary.clone(),
             Some(binary) => {
                 return Err(usage(format!("--binary {}: not a file", binary.display())));
             }
@@ -40,10 +41,10 @@ impl flags::Dist {
         let name =
             format!("{BINARY}-{}-linux-{}", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
         let tarball = pack(sh, &workspace, &binary, &out, &name)?;
-        let size = xtask::fs::files::Identity::of(&tarball).map_or(0, |id| id.size);
+        let size = xtask_fs::files::Identity::of(&tarball).map_or(0, |id| id.size);
         match self.format.unwrap_or_default() {
             Format::Json => ui::document(&serde_json::json!({
-                "schema": xtask::model::check::SCHEMA,
+                "schema": xtask_model::check::SCHEMA,
                 "command": "dist",
                 "result": "done",
                 "tarball": tarball,
@@ -53,7 +54,7 @@ impl flags::Dist {
             Format::Human => ui::line(&format!(
                 "wrote {} ({}): unpack it anywhere and run {name}/{BINARY} COMMAND as README says cargo xtask COMMAND",
                 tarball.display(),
-                xtask::base::units::size(size)
+                xtask_base::units::size(size)
             )),
         }
         Ok(())
@@ -63,7 +64,7 @@ impl flags::Dist {
 /// Lays out `name/` (the binary, README, docs, requirements) in a scratch
 /// folder and packs it into `out/name.tar.gz`.
 fn pack(sh: &Shell, workspace: &Path, binary: &Path, out: &Path, name: &str) -> Result<PathBuf> {
-    let scratch = xtask::fs::files::scratch_dir("tmws-dist")?;
+    let scratch = xtask_fs::files::scratch_dir("tmws-dist")?;
     let top = scratch.path().join(name);
     let copy = |from: &Path, to: &Path| -> Result<()> {
         unconfined::create_dir_all(to.parent().expect("a file in the layout"))?;
@@ -76,8 +77,7 @@ fn pack(sh: &Shell, workspace: &Path, binary: &Path, out: &Path, name: &str) -> 
         copy(&workspace.join("docs").join(doc), &top.join("docs").join(doc))?;
     }
     let schemas = workspace.join("docs/schema");
-    for entry in std::fs::read_dir(&schemas).context("list docs/schema")? {
-        let name = entry?.file_name();
+    for name in xtask_fs::outside::names(&schemas)? {
         copy(&schemas.join(&name), &top.join("docs/schema").join(&name))?;
     }
     unconfined::create_dir_all(out)?;

@@ -17,12 +17,12 @@ use std::path::PathBuf;
 /// carries the product's commands only.
 pub fn workspace(tool: &str) -> anyhow::Result<PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let in_workspace = xtask::model::advice::program() == "cargo xtask";
-    if in_workspace && dir.join("fixtures").is_dir() {
-        return Ok(dir.canonicalize().unwrap_or(dir));
+    let in_workspace = xtask_model::advice::program() == "cargo xtask";
+    if in_workspace && xtask_fs::outside::is_dir(dir.join("fixtures")) {
+        return Ok(xtask_fs::outside::canonicalize(&dir).unwrap_or(dir));
     }
-    Err(xtask::base::exit::usage(format!(
+    Err(xtask_base::exit::usage(format!(
         "{tool} is a developer tool: it needs this tool's workspace (its fixtures/ and target/), which {} does not carry; run `cargo xtask {tool}` in a clone of the workspace",
-        xtask::model::advice::program()
+        xtask_model::advice::program()
     )))
 }

@@ -1,7 +1,6 @@
 //! `cargo xtask sandbox`: a real TMWS-shaped tree from `fixtures/`, with git
 //! history, a database built by the real `alembic upgrade`, and seed data.
 use std::{
-    fs,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -10,17 +9,15 @@ use anyhow::{Context, Result, bail};
 use git2::{IndexAddOption, Repository, RepositoryInitOptions, Signature, Time};
 use xshell::Shell;
 
-use xtask::{
-    adapters::python::Python,
-    base::exit::usage,
-    fs::files,
-    fs::unconfined,
-    model::{
-        label::Label,
-        profile::{PROFILE_FILE, Tree},
-    },
-    ops::backup::{self, BackupOptions},
+use xtask_adapters::python::Python;
+use xtask_base::exit::usage;
+use xtask_fs::files;
+use xtask_fs::unconfined;
+use xtask_model::{
+    label::Label,
+    profile::{PROFILE_FILE, Tree},
 };
+use xtask_ops::backup::{self, BackupOptions};
 
 use crate::{
     cli::flags::{self, Format, Stage},
@@ -73,9 +70,10 @@ impl flags::Sandbox {
             "done"
         };
         if json {
-            let root = self.out.canonicalize().unwrap_or_else(|_| self.out.clone());
+            let root =
+                xtask_fs::outside::canonicalize(&self.out).unwrap_or_else(|_| self.out.clone());
             ui::document(&serde_json::json!({
-                "schema": xtask::model::check::SCHEMA,
+                "schema": xtask_model::check::SCHEMA,
                 "command": "sandbox",
                 "result": result,
                 "dry_run": self.dry_run,
@@ -100,9 +98,9 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// A sandbox is only built in a new or empty folder.
 fn check_out_dir(out: &Path) -> Result<()> {
-    if out.exists() {
-        let empty = fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
-        if !out.is_dir() || !empty {
+    if xtask_fs::outside::exists(out) {
+        let empty = xtask_fs::outside::names(out).is_ok_and(|names| names.is_empty());
+        if !xtask_fs::outside::is_dir(out) || !empty {
             return Err(usage(format!(
                 "{} is not an empty folder: the sandbox is only built in a new or empty one",
                 out.display()
@@ -128,7 +126,7 @@ pub fn build(
     }
     // What `cargo xtask init` writes, and what healthy means here: committed
     // with the service, as README advises.
-    let found = xtask::ops::init::propose(Some(out))?.text;
+    let found = xtask_ops::init::propose(Some(out))?.text;
     // The fixture's own /health; a variant with another route keeps init's.
     let health = if found.contains("health_path = \"/health\"") { FIXTURE_HEALTH } else { "" };
     unconfined::write(out.join(PROFILE_FILE), format!("{found}{health}"))?;
@@ -172,9 +170,9 @@ fn upgrade(sh: &Shell, python: &Python, tree: &Tree) -> Result<()> {
 /// every sandbox has the same commits.
 fn init_history(root: &Path, versions: &Path) -> Result<Repository> {
     let repo = Repository::init_opts(root, RepositoryInitOptions::new().initial_head("main"))?;
-    let root = &root.canonicalize()?;
-    let fs = xtask::fs::RootDir::open(root)?;
-    let migrations = xtask::model::migrations::revision_files(&fs, &root.join(versions))?;
+    let root = &xtask_fs::outside::canonicalize(root)?;
+    let fs = xtask_fs::RootDir::open(root)?;
+    let migrations = xtask_model::migrations::revision_files(&fs, &root.join(versions))?;
     let relative = |p: &PathBuf| p.strip_prefix(root).map(Path::to_path_buf);
     let later: Vec<PathBuf> = migrations.iter().map(relative).collect::<Result<_, _>>()?;
     let (_, rest) = later.split_at(later.len().min(4));
@@ -224,7 +222,7 @@ fn deploy_phase4(repo: &Repository, tree: &Tree, variant: Option<&Variant>) -> R
             let moved = variant.map_or(relative.clone(), |v| v.moved(&relative));
             let to = tree.root.join(&moved);
             unconfined::create_dir_all(to.parent().context("a deployed file has a folder")?)?;
-            unconfined::write(&to, unconfined::read(deploy.join(&relative))?)?;
+            unconfined::write(&to, xtask_fs::outside::read(deploy.join(&relative))?)?;
             index.add_path(&moved)?;
         }
     }

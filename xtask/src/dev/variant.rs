@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use xtask::{base::exit::usage, fs::files, fs::unconfined};
+use xtask_base::exit::usage;
+use xtask_fs::files;
+use xtask_fs::unconfined;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +35,7 @@ impl Variant {
     pub fn load(fixtures: &Path, name: &str) -> Result<Variant> {
         let dir = fixtures.join("variants").join(name);
         let file = dir.join("variant.toml");
-        let Ok(text) = unconfined::read_to_string(&file) else {
+        let Ok(text) = xtask_fs::outside::read_to_string(&file) else {
             return Err(usage(format!(
                 "no fixture variant {name:?}; the variants are: {}",
                 Variant::names(fixtures).join(", ")
@@ -48,10 +50,8 @@ impl Variant {
 
     /// Every variant's name, sorted.
     pub fn names(fixtures: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(fixtures.join("variants"))
-            .map(|entries| {
-                entries.flatten().filter_map(|e| e.file_name().to_str().map(String::from)).collect()
-            })
+        let mut names: Vec<String> = xtask_fs::outside::names(fixtures.join("variants"))
+            .map(|names| names.into_iter().filter_map(|n| n.to_str().map(String::from)).collect())
             .unwrap_or_default();
         names.sort();
         names
@@ -69,7 +69,7 @@ impl Variant {
 
     /// This variant's own files of the Phase 4 deploy, if it has any.
     pub fn deploy_overlay(&self) -> Option<PathBuf> {
-        Some(self.dir.join("phase4")).filter(|dir| dir.is_dir())
+        Some(self.dir.join("phase4")).filter(|dir| xtask_fs::outside::is_dir(dir))
     }
 
     /// Turns the copied base tree at `root` into this variant.
@@ -85,7 +85,7 @@ impl Variant {
             unconfined::remove_file(root.join(path))?;
         }
         let overlay = self.dir.join("tree");
-        if overlay.is_dir() {
+        if xtask_fs::outside::is_dir(&overlay) {
             files::copy_tree(&overlay, root)
                 .with_context(|| format!("lay variant {} over the tree", self.name))?;
         }

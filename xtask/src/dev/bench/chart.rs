@@ -206,12 +206,13 @@ mod tests {
             let svg = match std::env::var_os("XTASK_CHART_FROM") {
                 Some(report) => {
                     let report: serde_json::Value =
-                        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+                        serde_json::from_str(&xtask_fs::outside::read_to_string(report).unwrap())
+                            .unwrap();
                     chart(&serde_json::from_value::<Vec<Pair>>(report["pairs"].clone()).unwrap())
                 }
                 None => svg.clone(),
             };
-            std::fs::write(path, svg).unwrap();
+            xtask_fs::unconfined::write(path, svg).unwrap();
         }
         assert_eq!(svg.matches("<polyline").count(), 2, "post-check is not drawn against size");
         assert_eq!(svg.matches("stroke-dasharray").count(), 1);

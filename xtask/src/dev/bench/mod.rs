@@ -3,7 +3,6 @@
 //! reported as ratios with the peak memory the kernel accounted to us.
 use std::{
     fmt::Write as _,
-    fs,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -14,12 +13,10 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use xshell::Shell;
 
-use xtask::{
-    adapters::{process, python::Python},
-    base::exit::usage,
-    fs::sys,
-    fs::unconfined,
-};
+use xtask_adapters::{process, python::Python};
+use xtask_base::exit::usage;
+use xtask_fs::sys;
+use xtask_fs::unconfined;
 
 use crate::{
     cli::{
@@ -90,7 +87,7 @@ impl flags::Bench {
         // Without restic the push and pull rows are left out, and it says so.
         let restic = (only.has("push") || only.has("pull")) && offsite::restic_found();
         unconfined::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-        let out = out.canonicalize()?;
+        let out = xtask_fs::outside::canonicalize(&out)?;
         let repos = if restic { Some(offsite::Repos::new(&out)?) } else { None };
         let python = Python::find(sh, None, self.python.as_deref())?;
         let mut pairs = Vec::new();
@@ -125,7 +122,7 @@ impl flags::Bench {
         if let Some(repos) = repos {
             repos.remove()?;
         }
-        let report = BenchReport { schema: xtask::model::check::SCHEMA, runs, sqlite_cli, pairs };
+        let report = BenchReport { schema: xtask_model::check::SCHEMA, runs, sqlite_cli, pairs };
         let table = render(&report);
         unconfined::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
         unconfined::write(
@@ -204,10 +201,10 @@ fn prepare(
         .join(format!("{label}-{}", if shape == Shape::Rows { "rows" } else { "blobs" }));
     // The marker lives beside the tree: inside, it would make git unclean.
     let ready = dir.with_extension("ready");
-    if ready.is_file() {
+    if xtask_fs::outside::is_file(&ready) {
         return Ok(dir);
     }
-    if dir.exists() {
+    if xtask_fs::outside::exists(&dir) {
         unconfined::remove_dir_all(&dir)?;
     }
     let tree = sandbox::build(sh, &dir, Stage::PrePhase4, Some(&python.exe("python")), None)?;
@@ -283,7 +280,7 @@ fn ours_with(args: &[&str], root: &Path, envs: &[(&str, &Path)], stdout: Stdio) 
     command.args(args).arg("--root").arg(root).env(PEAK_FILE_ENV, &peak_file);
     command.envs(envs.iter().copied());
     let mut run = measured_to(command, stdout)?;
-    run.peak_kib = unconfined::read_to_string(&peak_file)
+    run.peak_kib = xtask_fs::outside::read_to_string(&peak_file)
         .ok()
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(0);
@@ -323,9 +320,16 @@ fn interleaved(
     Ok((ours, base))
 }
 
+/// The size of a bench tree's database, in MiB.
+fn database_mib(root: &Path) -> Result<f64> {
+    let meta = xtask_fs::outside::followed(root.join("data/tmws.db"))
+        .context("the bench tree has no data/tmws.db")?;
+    Ok(meta.len() as f64 / (1 << 20) as f64)
+}
+
 fn measure_size(c: &Setup<'_>, only: &Measures) -> Result<Vec<Pair>> {
     let root = c.tree;
-    let db_mib = fs::metadata(root.join("data/tmws.db"))?.len() as f64 / (1 << 20) as f64;
+    let db_mib = database_mib(root)?;
     let root_s = root.display().to_string();
     let backup_dir = root.join("backups/bench").display().to_string();
     let scratch = c.out.join("scratch");
@@ -390,12 +394,12 @@ fn measure_size(c: &Setup<'_>, only: &Measures) -> Result<Vec<Pair>> {
 
 fn measure_post_check(c: &Setup<'_>, python: &Python) -> Result<Pair> {
     let root = c.tree;
-    let db_mib = fs::metadata(root.join("data/tmws.db"))?.len() as f64 / (1 << 20) as f64;
+    let db_mib = database_mib(root)?;
     let path = format!("{}:{}", python.bin.display(), std::env::var("PATH").unwrap_or_default());
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..c.runs {
         a.push(ours(&["post-check", "--label", "bench", "--skip", "forensics"], root)?);
-        let port = xtask::ops::post_check::free_port()?.to_string();
+        let port = xtask_ops::post_check::free_port()?.to_string();
         b.push(baseline(
             &["runbook-verification.sh"],
             root,

@@ -4,11 +4,10 @@
 //! key derivation at `init` is paid once, not per run).
 use crate::cli::{flags::Measures, ui};
 use std::{
-    fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
-use xtask::fs::unconfined;
+use xtask_fs::unconfined;
 
 use anyhow::{Context, Result, ensure};
 
@@ -43,9 +42,7 @@ impl Repos {
         // A password of the bench's own: the repositories hold sandbox data.
         unconfined::write(
             &password,
-            xtask::fs::files::sha256_bytes(
-                format!("{:?}", std::time::SystemTime::now()).as_bytes(),
-            ),
+            xtask_fs::files::sha256_bytes(format!("{:?}", std::time::SystemTime::now()).as_bytes()),
         )?;
         let repos = Repos { empty: dir.join("empty"), dir, password };
         let init = repos.restic(&repos.empty, Path::new("."), &["init", "-q"]).output()?;
@@ -55,8 +52,8 @@ impl Repos {
 
     /// Everything a size left behind, but the empty repository and the password.
     fn clear(&self) -> Result<()> {
-        for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
+        for name in xtask_fs::outside::names(&self.dir)? {
+            let path = self.dir.join(name);
             if path != self.empty && path != self.password {
                 unconfined::remove_dir_all(&path).or_else(|_| unconfined::remove_file(&path))?;
             }
@@ -98,7 +95,7 @@ impl Repos {
 pub fn measure(c: &Setup<'_>, only: &Measures, repos: &Repos) -> Result<Vec<Pair>> {
     let root = c.tree;
     let backup = root.join("backups/bench");
-    let db_mib = fs::metadata(root.join("data/tmws.db"))?.len() as f64 / (1 << 20) as f64;
+    let db_mib = super::database_mib(root)?;
     let env = repos.env();
     let progress = |what: &str| {
         ui::note(&format!("bench: {} {}: {what}, {} runs each", c.label, c.shape, c.runs))
@@ -159,7 +156,7 @@ fn one_table_changed(
     let root = c.tree;
     let label = "bench-changed";
     let changed = root.join("backups").join(label);
-    if !changed.is_dir() {
+    if !xtask_fs::outside::is_dir(&changed) {
         let conn = rusqlite::Connection::open(root.join("data/tmws.db"))?;
         conn.execute("UPDATE tools SET name = name || '-renamed'", [])?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -192,11 +189,11 @@ fn one_table_changed(
         )?;
         Ok((ours, repos.by_hand(&r, &changed, &["backup", "-q", "."])?))
     })?;
-    let said = unconfined::read_to_string(&added).unwrap_or_default();
+    let said = xtask_fs::outside::read_to_string(&added).unwrap_or_default();
     let mut row = pair("push (one table changed)", c, db_mib, &a, &b, c.gib.then_some(1.1));
     // From push's document: what it stored and how much the repository grew.
     row.note = serde_json::from_str::<serde_json::Value>(&said).ok().map(|pushed| {
-        let bytes = |key: &str| xtask::base::units::size(pushed[key].as_u64().unwrap_or(0));
+        let bytes = |key: &str| xtask_base::units::size(pushed[key].as_u64().unwrap_or(0));
         format!(
             "{} files, {}; the repository grew by {}",
             pushed["files"],

@@ -7,11 +7,9 @@ use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
 use super::Broken;
-use xtask::{
-    adapters::{git, python::Python, sqlite},
-    fs::unconfined,
-    model::{label::Label, profile::Tree, scenario::Scenario},
-};
+use xtask_adapters::{git, python::Python, sqlite};
+use xtask_fs::unconfined;
+use xtask_model::{label::Label, profile::Tree, scenario::Scenario};
 
 pub(super) fn break_tree(
     sh: &Shell,

@@ -2,7 +2,6 @@
 //! scenario: a Phase 4 sandbox with its backup, broken the way the scenario
 //! says, diagnosed, rolled back, checked, and its evidence verified.
 use std::{
-    fs,
     path::Path,
     time::{Duration, Instant},
 };
@@ -11,18 +10,16 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use xshell::Shell;
 
-use xtask::{
-    adapters::python::Python,
-    base::exit::{failed, usage},
-    fs::files,
-    fs::unconfined,
-    model::{
-        label::Label,
-        profile::Tree,
-        scenario::{Recommendation, Scenario},
-    },
-    ops::{diagnose, evidence::Facts, post_check, rollback},
+use xtask_adapters::python::Python;
+use xtask_base::exit::{failed, usage};
+use xtask_fs::files;
+use xtask_fs::unconfined;
+use xtask_model::{
+    label::Label,
+    profile::Tree,
+    scenario::{Recommendation, Scenario},
 };
+use xtask_ops::{diagnose, evidence::Facts, post_check, rollback};
 
 use crate::{
     cli::{
@@ -63,7 +60,8 @@ impl flags::Drill {
         };
         let (work, _temp) = match &self.keep {
             Some(dir) => {
-                if dir.exists() && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true)
+                if xtask_fs::outside::exists(dir)
+                    && xtask_fs::outside::names(dir).map_or(true, |names| !names.is_empty())
                 {
                     return Err(usage(format!(
                         "--keep {} must be a new or empty folder",
@@ -71,7 +69,7 @@ impl flags::Drill {
                     )));
                 }
                 unconfined::create_dir_all(dir)?;
-                (dir.canonicalize()?, None)
+                (xtask_fs::outside::canonicalize(dir)?, None)
             }
             None => {
                 let temp = files::scratch_dir("tmws-drill")?;
@@ -107,7 +105,7 @@ impl flags::Drill {
             Format::Json => {
                 let passed = rehearsals.iter().all(|r| r.passed);
                 let document = serde_json::json!({
-                    "schema": xtask::model::check::SCHEMA,
+                    "schema": xtask_model::check::SCHEMA,
                     "command": "drill",
                     "result": if passed { "pass" } else { "fail" },
                     "scenarios": rehearsals,
@@ -261,8 +259,11 @@ fn roll_back(
 
 fn check_evidence(bundle: &Path, broken: &Broken) -> Result<String> {
     let facts: Facts =
-        serde_json::from_str(&unconfined::read_to_string(bundle.join("failure.json"))?)?;
-    anyhow::ensure!(bundle.join("FAILURE_REPORT.md").is_file(), "no FAILURE_REPORT.md");
+        serde_json::from_str(&xtask_fs::outside::read_to_string(bundle.join("failure.json"))?)?;
+    anyhow::ensure!(
+        xtask_fs::outside::is_file(bundle.join("FAILURE_REPORT.md")),
+        "no FAILURE_REPORT.md"
+    );
     let mut found = Vec::new();
     if let Some(sha) = &broken.database_sha {
         let kept = facts.database_files.iter().any(|f| f.path.ends_with(".db") && &f.sha256 == sha);

@@ -1,0 +1,376 @@
+//! The Python side: a pinned virtualenv with alembic, pytest and uvicorn,
+//! created on first use and reused, and the tree's tools run through it.
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use xshell::{Cmd, Shell, cmd};
+
+use crate::process::{self, Confinement, Output};
+use xtask_base::exit::usage;
+use xtask_fs::{files::sha256_bytes, outside, unconfined};
+use xtask_model::profile::Tree;
+
+const REQUIREMENTS: &str = include_str!("../../python-requirements.txt");
+
+/// The variable that marks a program with the tree it runs for, so that a
+/// later run can find what an earlier one, killed, left behind.
+pub const ROOT_MARK: &str = "TMWS_XTASK_ROOT";
+
+/// How long one alembic or python call may take before it is stopped.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One alembic command for `alembic_each`: its arguments after the
+/// configuration, and extra environment variables.
+pub type AlembicCommand<'a> = (&'a [&'a str], &'a [(String, String)]);
+
+/// A folder of Python executables: `python`, `alembic`, `pytest`, `uvicorn`.
+#[derive(Debug, Clone)]
+pub struct Python {
+    pub bin: PathBuf,
+    /// Why this interpreter was chosen, for reports.
+    pub why: String,
+}
+
+impl Python {
+    /// Chooses the interpreter: `--python` or `TMWS_PYTHON` (used as is when it
+    /// is a virtualenv with alembic, else the base of ours), then the tree's own
+    /// `.venv`, then our pinned virtualenv built from `python3`.
+    pub fn find(sh: &Shell, root: Option<&Path>, choice: Option<&Path>) -> Result<Python> {
+        let choice = choice.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os("TMWS_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from)
+        });
+        if let Some(interpreter) = choice {
+            if let Some(found) =
+                Python::complete_env(&interpreter, "chosen with --python or TMWS_PYTHON")
+            {
+                return Ok(found);
+            }
+            return Python::bootstrap(
+                sh,
+                &interpreter,
+                "the pinned virtualenv built from the interpreter chosen with --python or TMWS_PYTHON, which lacks alembic, pytest or uvicorn",
+            );
+        }
+        if let Some(found) = root.and_then(|r| {
+            Python::complete_env(
+                &r.join(".venv/bin/python"),
+                "the checkout's own .venv, which has alembic, pytest and uvicorn",
+            )
+        }) {
+            return Ok(found);
+        }
+        Python::bootstrap(
+            sh,
+            Path::new("python3"),
+            "the tool's pinned virtualenv: no --python, no TMWS_PYTHON, and no .venv in the checkout with alembic, pytest and uvicorn",
+        )
+    }
+
+    /// An interpreter whose folder already holds every tool the runbook uses.
+    fn complete_env(interpreter: &Path, why: &str) -> Option<Python> {
+        let bin = interpreter.parent()?.to_path_buf();
+        let complete = outside::is_file(interpreter)
+            && ["alembic", "pytest", "uvicorn"].iter().all(|tool| outside::is_file(bin.join(tool)));
+        complete.then(|| Python { bin, why: why.into() })
+    }
+
+    /// `path (why)`, for a report.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.exe("python").display(), self.why)
+    }
+
+    fn bootstrap(sh: &Shell, interpreter: &Path, why: &str) -> Result<Python> {
+        // Keyed on the interpreter's real file (python3 -> python3.11), found
+        // through PATH as the shell would, so a new Python, or a cache
+        // restored on another machine, gets its own.
+        let found = match interpreter.components().count() {
+            1 => outside::on_path(&interpreter.to_string_lossy()),
+            _ => Some(interpreter.to_path_buf()),
+        };
+        let real = found
+            .and_then(|path| outside::canonicalize(path).ok())
+            .unwrap_or_else(|| interpreter.to_path_buf());
+        let key = sha256_bytes(
+            format!("{}\n{}\n{REQUIREMENTS}", interpreter.display(), real.display()).as_bytes(),
+        );
+        let home = venv_home();
+        unconfined::create_dir_all(&home)?;
+        let venv = home.join(&key[..16]);
+        let ready = venv.join(".ready");
+        let python = Python { bin: venv.join("bin"), why: why.into() };
+        if outside::is_file(&ready) {
+            return Ok(python);
+        }
+        // Several xtask processes (parallel tests, two terminals) may start at
+        // once: one builds the virtualenv while the others wait for it.
+        let _lock = FileLock::acquire(&home.join(".lock"))?;
+        if outside::is_file(&ready) {
+            return Ok(python);
+        }
+        xtask_base::events::note(&format!(
+            "Creating the Python virtualenv with alembic, pytest and uvicorn in {} (once; it is reused)",
+            venv.display()
+        ));
+        let found =
+            cmd!(sh, "{interpreter} --version").quiet().ignore_stdout().ignore_stderr().run();
+        if found.is_err() {
+            return Err(usage(format!(
+                "no Python interpreter at {}: install Python 3.10 or newer (python3), or pass --python PATH / set TMWS_PYTHON",
+                interpreter.display()
+            )));
+        }
+        // venv and pip may write only beneath the virtualenvs' folder.
+        let confined = Confinement::beneath(&[&home])?;
+        let created = process::run_quiet(
+            cmd!(sh, "{interpreter} -m venv --clear {venv}"),
+            Duration::from_secs(120),
+            Some(&confined),
+        );
+        if !matches!(&created, Ok(out) if out.success()) {
+            return Err(usage(format!(
+                "{} could not create a virtualenv in {}: install the venv module (Debian: apt-get install python3-venv)",
+                interpreter.display(),
+                venv.display()
+            )));
+        }
+        let requirements = venv.join("requirements.txt");
+        unconfined::write(&requirements, REQUIREMENTS.as_bytes())?;
+        let pip = python.bin.join("pip");
+        let installed = process::run(
+            cmd!(sh, "{pip} install --disable-pip-version-check --quiet -r {requirements}"),
+            Duration::from_secs(600),
+            Some(&confined),
+        )?;
+        if !installed.success() {
+            return Err(usage(format!(
+                "pip could not install the pinned Python tools ({}): check the network access to PyPI or pass --python with a virtualenv that has alembic, pytest and uvicorn\n{}",
+                installed.describe_status(),
+                installed.tail(5)
+            )));
+        }
+        unconfined::write(&ready, key.as_bytes())?;
+        Ok(python)
+    }
+
+    pub fn exe(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// A command for a tool of this environment, run inside the tree with the
+    /// profile's environment. Bytecode is never written into the tree. The
+    /// profile's URL variable names this tree's database whatever the
+    /// caller's environment holds (an operator may have exported it for
+    /// another instance); only the profile's own `[env]` may say otherwise.
+    pub fn tool<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str) -> Cmd<'a> {
+        let exe = self.exe(program);
+        let mut cmd = sh
+            .cmd(exe)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env(ROOT_MARK, tree.live_root().as_os_str());
+        if !tree.profile.database_url_env.is_empty() {
+            cmd = cmd.env(&tree.profile.database_url_env, tree.database_url());
+        }
+        for (key, value) in &tree.profile.env {
+            cmd = cmd.env(key, value);
+        }
+        cmd
+    }
+
+    /// Runs alembic with the profile's extra arguments before the subcommand.
+    pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
+        self.alembic_with_env(sh, tree, args, &[])
+    }
+
+    /// Runs several alembic commands (arguments, extra environment) in one
+    /// Python process: SQLAlchemy's import, most of an alembic start, is paid
+    /// once. Each command sees the environment and the working folder it
+    /// would see alone, and gets its own output. When the process itself
+    /// fails (alembic missing, a timeout), every command gets that failure.
+    pub fn alembic_each(
+        &self,
+        sh: &Shell,
+        tree: &Tree,
+        commands: &[AlembicCommand<'_>],
+    ) -> Result<Vec<Output>> {
+        let _d = sh.push_dir(&tree.root);
+        let spec: Vec<serde_json::Value> = commands
+            .iter()
+            .map(|(args, env)| {
+                let mut argv = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
+                argv.extend(tree.profile.alembic_args.iter().cloned());
+                argv.extend(args.iter().map(|a| a.to_string()));
+                let env: serde_json::Map<String, serde_json::Value> =
+                    env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                serde_json::json!({ "argv": argv, "env": env })
+            })
+            .collect();
+        let shown = commands.iter().map(|(args, _)| format!("alembic {}", args.join(" ")));
+        xtask_base::events::command(&format!(
+            "{} (one Python process)",
+            shown.collect::<Vec<_>>().join("; ")
+        ));
+        let cmd = self
+            .tool(sh, tree, "python")
+            .arg("-c")
+            .arg(include_str!("alembic_each.py"))
+            .arg(serde_json::Value::from(spec).to_string());
+        let out = process::run_quiet(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))?;
+        #[derive(serde::Deserialize)]
+        struct One {
+            code: i32,
+            stdout: String,
+            stderr: String,
+        }
+        let results = out.stdout.rsplit_once("--- tmws alembic-each results ---\n");
+        match serde_json::from_str::<Vec<One>>(results.map_or("", |(_, json)| json)) {
+            Ok(each) if out.success() && each.len() == commands.len() => Ok(each
+                .into_iter()
+                .map(|o| Output {
+                    code: Some(o.code),
+                    stdout: o.stdout,
+                    stderr: o.stderr,
+                    timed_out: false,
+                })
+                .collect()),
+            _ => Ok(commands.iter().map(|_| out.clone()).collect()),
+        }
+    }
+
+    /// Runs alembic with extra environment variables (a database URL).
+    pub fn alembic_with_env(
+        &self,
+        sh: &Shell,
+        tree: &Tree,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Output> {
+        let _d = sh.push_dir(&tree.root);
+        let ini = &tree.profile.alembic_ini;
+        let mut cmd =
+            self.tool(sh, tree, "alembic").arg("-c").arg(ini).args(&tree.profile.alembic_args);
+        for (key, value) in env {
+            cmd = cmd.env(key, value);
+        }
+        process::run(cmd.args(args), TOOL_TIMEOUT, Some(&confined(tree)?))
+    }
+
+    /// Imports each of the profile's critical modules and compiles its
+    /// critical Python files in one interpreter, inside the tree, without
+    /// writing bytecode: one line per failure (`module: Error: why`).
+    pub fn import_check(&self, sh: &Shell, tree: &Tree) -> Result<Output> {
+        const CODE: &str = "import importlib, sys, traceback\nbad = 0\nmodules, files = sys.argv[1].split(','), sys.argv[2:]\nfor name in filter(None, modules):\n    try:\n        importlib.import_module(name)\n    except BaseException as error:\n        bad += 1\n        print(f'{name}: {error.__class__.__name__}: {error}')\nfor path in files:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except SyntaxError as error:\n        bad += 1\n        print(f'{path}:{error.lineno}: SyntaxError: {error.msg}')\nsys.exit(1 if bad else 0)\n";
+        let modules = tree.profile.critical_modules.join(",");
+        let files: Vec<&String> =
+            tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
+        let _d = sh.push_dir(&tree.root);
+        let cmd = self.tool(sh, tree, "python").args(["-c", CODE]).arg(&modules).args(files);
+        process::run(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))
+    }
+
+    /// The tables a revision creates, from Alembic's offline SQL for that step.
+    pub fn tables_created_by(
+        &self,
+        sh: &Shell,
+        tree: &Tree,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<String>> {
+        let range = format!("{from}:{to}");
+        let out = self.alembic(sh, tree, &["upgrade", &range, "--sql"])?;
+        if !out.success() {
+            anyhow::bail!(
+                "alembic upgrade {range} --sql failed ({}), so the tables it creates are unknown:\n{}",
+                out.describe_status(),
+                out.tail(5)
+            );
+        }
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("CREATE TABLE "))
+            .filter_map(|rest| rest.split([' ', '(']).next())
+            .map(|name| name.trim_matches(['"', '`', '[', ']']).to_string())
+            .collect())
+    }
+}
+
+/// A database connection alembic's `env.py` asked for, as the probe
+/// recorded it: the file SQLite would have opened, and its device and inode
+/// when it exists.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Target {
+    pub dialect: String,
+    pub file: Option<PathBuf>,
+    pub dev: Option<u64>,
+    pub ino: Option<u64>,
+}
+
+impl Python {
+    /// Every connection `alembic current` would open, recorded and refused
+    /// before the DBAPI opens it (`alembic_probe.py`): which file alembic
+    /// acts on, without opening any.
+    pub fn alembic_targets(&self, sh: &Shell, tree: &Tree) -> Result<Vec<Target>> {
+        let _d = sh.push_dir(&tree.root);
+        let mut argv = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
+        argv.extend(tree.profile.alembic_args.iter().cloned());
+        argv.push("current".into());
+        xtask_base::events::command("alembic current (probe: which database it would open)");
+        let cmd = self
+            .tool(sh, tree, "python")
+            .arg("-c")
+            .arg(include_str!("alembic_probe.py"))
+            .arg(serde_json::Value::from(argv).to_string());
+        let out = process::run_quiet(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            targets: Vec<Target>,
+            error: Option<String>,
+        }
+        let answer = out.stdout.rsplit_once("--- tmws alembic-probe result ---\n");
+        let answer: Answer =
+            serde_json::from_str(answer.map_or("", |(_, json)| json)).map_err(|_| {
+                anyhow::anyhow!(
+                    "the probe gave no answer ({}):\n{}",
+                    out.describe_status(),
+                    out.tail(8)
+                )
+            })?;
+        match (answer.error, answer.targets.is_empty()) {
+            (Some(error), true) => {
+                anyhow::bail!("alembic failed before it connected: {error}\n{}", out.tail(8))
+            }
+            _ => Ok(answer.targets),
+        }
+    }
+}
+
+/// The confinement of a program of the tree: it may write beneath the tree
+/// and its own scratch folder, nowhere else.
+pub fn confined(tree: &Tree) -> Result<Confinement> {
+    Confinement::beneath(&[&tree.root])
+}
+
+/// Where our virtualenvs live: the user's cache folder (XDG), so that a
+/// binary outside the workspace finds them too.
+fn venv_home() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("tmws-xtask/venv")
+}
+
+/// An exclusive lock on an open file, held until dropped.
+struct FileLock(#[allow(dead_code)] std::fs::File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock> {
+        let file = unconfined::create(path)?;
+        file.lock().context("lock the virtualenv folder")?;
+        Ok(FileLock(file))
+    }
+}

@@ -1,0 +1,251 @@
+//! Off-site backups through restic: a backup folder stored as a restic
+//! snapshot tagged with its label, commit and revision, and restored from
+//! one. The repository is named in restic's own syntax (a path, `rest:`,
+//! `sftp:`, `s3:`…); the password only ever comes from restic's own
+//! environment (`RESTIC_PASSWORD_FILE`, `RESTIC_PASSWORD_COMMAND`,
+//! `RESTIC_PASSWORD`), never a flag, and is never written anywhere.
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use xshell::{Shell, cmd};
+
+use crate::process;
+use xtask_base::exit::{failed, usage};
+use xtask_model::{
+    label::Label,
+    manifest::Manifest,
+    repository::{Entry, Stored},
+};
+
+/// How long one restic call may take.
+const TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Whether `restic` is an executable file on PATH: looked up rather than
+/// run (`restic version` would add a process start to every call).
+fn installed() -> bool {
+    xtask_fs::outside::on_path("restic").is_some()
+}
+
+/// Runs restic on `repo`, in `dir` when given; its reason in one line when
+/// it fails (an unreachable repository, a wrong password).
+fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<process::Output> {
+    restic_watched(sh, repo, dir, args, None)
+}
+
+/// `restic`, relaying the `--json` status lines restic prints as it works
+/// (`bytes_done` of `total_bytes`) as progress named `what`.
+fn restic_watched(
+    sh: &Shell,
+    repo: &str,
+    dir: Option<&Path>,
+    args: &[&str],
+    what: Option<&str>,
+) -> Result<process::Output> {
+    if !installed() {
+        return Err(usage("restic is not installed: install it (Debian: apt-get install restic)"));
+    }
+    let _d = dir.map(|d| sh.push_dir(d));
+    let cmd = cmd!(sh, "restic -r {repo} --no-cache {args...}");
+    let out = match what {
+        // restic paces its status lines to 1 a minute when stdout is no
+        // terminal: twice a second is enough for a progress line.
+        Some(what) => process::run_watching(
+            cmd.env("RESTIC_PROGRESS_FPS", "2"),
+            TIMEOUT,
+            Box::new(status_progress(what)),
+        )?,
+        None => process::run(cmd, TIMEOUT, None)?,
+    };
+    if !out.success() {
+        return Err(failed(format!(
+            "restic {} on {repo} failed: {}",
+            args[0],
+            reason(&out.stderr, repo)
+        )));
+    }
+    Ok(out)
+}
+
+/// A watcher of restic's JSON lines that draws its `status` messages.
+fn status_progress(what: &str) -> impl FnMut(&str) + Send + use<> {
+    let what = what.to_string();
+    let mut progress: Option<xtask_base::events::Progress> = None;
+    move |line: &str| {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { return };
+        if message["message_type"] == "status"
+            && let (Some(total), Some(done)) =
+                (message["total_bytes"].as_u64(), message["bytes_done"].as_u64())
+        {
+            progress
+                .get_or_insert_with(|| xtask_base::events::Progress::bytes(&what, total))
+                .update(done);
+        }
+        if message["message_type"] == "summary"
+            && let Some(progress) = progress.take()
+        {
+            progress.finish();
+        }
+    }
+}
+
+/// restic's whole reason, on one line (from its `Fatal:` line on, when it
+/// printed one), and the next step when the repository was never created.
+fn reason(stderr: &str, repo: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let from =
+        lines.iter().position(|l| l.starts_with("Fatal:")).unwrap_or(lines.len().saturating_sub(2));
+    let said = lines[from..].join(" ");
+    let said = if said.is_empty() { "no reason given".to_string() } else { said };
+    if said.contains("Is there a repository at the following location?")
+        || said.contains("unable to open config file")
+    {
+        format!(
+            "{said}\nthe repository was never initialised: create it once with `restic -r {} init` (with the same RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD), then run this again",
+            xtask_base::shell_words::quote(repo)
+        )
+    } else {
+        said
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Snapshot {
+    id: String,
+    time: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// Stores the backup folder `dir` (label `label`) as a snapshot tagged
+/// `tmws`, `label=…`, `commit=…` and `revision=…`.
+pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<Stored> {
+    let label = format!("label={}", manifest.label);
+    let commit = format!("commit={}", manifest.git_commit.as_deref().unwrap_or("-"));
+    let revision = format!("revision={}", manifest.database_revision.join("+"));
+    let out = restic_watched(
+        sh,
+        repo,
+        Some(dir),
+        &[
+            "backup", "--json", "-vv", "--tag", "tmws", "--tag", &label, "--tag", &commit, "--tag",
+            &revision, ".",
+        ],
+        Some("restic backup"),
+    )?;
+    pushed(&out.stdout)
+}
+
+/// Reads restic's JSON lines: a `verbose_status` per file and folder (a
+/// folder's item ends in `/`), then the `summary`.
+fn pushed(stdout: &str) -> Result<Stored> {
+    let mut files = Vec::new();
+    let mut summary = None;
+    for line in stdout.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        match message["message_type"].as_str() {
+            Some("verbose_status") => {
+                if let Some(item) = message["item"].as_str().filter(|i| !i.ends_with('/')) {
+                    files.push(item.trim_start_matches('/').to_string());
+                }
+            }
+            Some("summary") => summary = Some(message),
+            _ => {}
+        }
+    }
+    let summary = summary.context("restic backup printed no summary")?;
+    files.sort();
+    Ok(Stored {
+        id: summary["snapshot_id"].as_str().context("no snapshot id")?.to_string(),
+        files,
+        bytes: summary["total_bytes_processed"].as_u64().unwrap_or(0),
+        added: summary["data_added"].as_u64().unwrap_or(0),
+    })
+}
+
+/// Every snapshot of ours (tag `tmws`) in the repository, oldest first. A
+/// snapshot with more than one `label=` tag is not one this tool stored
+/// (its labels never hold a comma): it is left out.
+pub fn snapshots(sh: &Shell, repo: &str) -> Result<Vec<Entry>> {
+    let out = restic(sh, repo, None, &["snapshots", "--json", "--tag", "tmws"])?;
+    let mut snapshots: Vec<Snapshot> =
+        serde_json::from_str(&out.stdout).context("read restic's list of snapshots")?;
+    snapshots.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok(snapshots
+        .into_iter()
+        .filter(|s| s.tags.iter().filter(|t| t.starts_with("label=")).count() == 1)
+        .map(|s| {
+            let tag = |key: &str| {
+                s.tags.iter().find_map(|t| t.strip_prefix(key)).unwrap_or("-").to_string()
+            };
+            Entry {
+                label: tag("label="),
+                commit: tag("commit="),
+                revision: tag("revision="),
+                id: s.id.chars().take(8).collect(),
+                time: s.time,
+            }
+        })
+        .collect())
+}
+
+/// Forgets snapshots by id and prunes the data only they used.
+pub fn forget(sh: &Shell, repo: &str, ids: &[&str]) -> Result<()> {
+    let mut args = vec!["forget", "--prune"];
+    args.extend_from_slice(ids);
+    restic(sh, repo, None, &args).map(|_| ())
+}
+
+/// `restic check`: the repository's structure (its index, every pack's
+/// header, every snapshot's trees). The data of one snapshot is read in
+/// full by restoring it (restic checks each blob as it restores); restic
+/// 0.14 cannot read only one snapshot's packs (`--read-data-subset` takes a
+/// fraction or a size, not pack ids), and `--read-data` reads the whole
+/// repository.
+pub fn check_structure(sh: &Shell, repo: &str) -> Result<()> {
+    restic(sh, repo, None, &["check"]).map(|_| ())
+}
+
+/// The text of one file of a snapshot (`restic dump`), without restoring it.
+pub fn dump(sh: &Shell, repo: &str, snapshot: &str, file: &str) -> Result<String> {
+    let path = format!("/{file}");
+    Ok(restic(sh, repo, None, &["dump", snapshot, &path])?.stdout)
+}
+
+/// Restores the newest snapshot of `label` into the folder `target`, in one
+/// call (each call derives the repository key again); returns its short id.
+pub fn restore_latest(sh: &Shell, repo: &str, label: &Label, target: &Path) -> Result<String> {
+    let tags = format!("tmws,label={label}");
+    let target = target.display().to_string();
+    let args = ["restore", "latest", "--tag", &tags, "--target", &target];
+    // restic 0.14 reports no progress while it restores: the bytes written
+    // under the target are watched instead.
+    let restoring = std::sync::atomic::AtomicBool::new(true);
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut progress = xtask_base::events::Progress::timer("restic restore");
+            while restoring.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                progress.update(xtask_fs::files::bytes_beneath(Path::new(&target)));
+            }
+            progress.finish();
+        });
+        let out = restic(sh, repo, None, &args);
+        restoring.store(false, std::sync::atomic::Ordering::Relaxed);
+        out
+    });
+    let out = out.map_err(|err| {
+        if format!("{err:#}").contains("no snapshot found") {
+            usage(format!("the repository {repo} holds no snapshot of backup {label}"))
+        } else {
+            err
+        }
+    })?;
+    // "restoring <Snapshot 1a2b3c4d of [...] at ...> to ..."
+    Ok(out
+        .stdout
+        .split_once("<Snapshot ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("latest")
+        .to_string())
+}

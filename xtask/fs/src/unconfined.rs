@@ -1,0 +1,66 @@
+//! Writes that are not below a tree's root, so `RootDir` cannot anchor them
+//! (`outside` holds the reads):
+//! a report file the user names (`--junit`, `--checklist`), our own scratch
+//! and cache folders (the virtualenv, the bench's trees), a new sandbox.
+//! They are few, and all here, so that a write below a root through plain
+//! `std::fs` stands out anywhere else.
+use std::{
+    fs::{self, File},
+    path::Path,
+};
+
+use anyhow::{Context, Result};
+
+/// Writes a whole file, replacing what is there.
+pub fn write(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> Result<()> {
+    let path = path.as_ref();
+    fs::write(path, bytes).with_context(|| format!("write {}", path.display()))
+}
+
+/// Creates (or truncates) a file to write into.
+pub fn create(path: impl AsRef<Path>) -> Result<File> {
+    let path = path.as_ref();
+    File::create(path).with_context(|| format!("create {}", path.display()))
+}
+
+pub fn create_dir_all(path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    fs::create_dir_all(path).with_context(|| format!("create {}", path.display()))
+}
+
+/// Removes a folder of our own with everything in it; nothing there is fine.
+pub fn remove_dir_all(path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    match fs::remove_dir_all(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes a file of our own; nothing there is fine.
+pub fn remove_file(path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Copies a file into a folder of our own (a release's layout), with its
+/// permissions.
+pub fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    fs::copy(from, to)
+        .map(|_| ())
+        .with_context(|| format!("copy {} to {}", from.display(), to.display()))
+}
+
+/// Renames within a folder of our own (a sandbox being built).
+pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    fs::rename(from, to).with_context(|| format!("rename {} to {}", from.display(), to.display()))
+}

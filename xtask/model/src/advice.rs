@@ -1,0 +1,114 @@
+//! What to do next: every command line or hint the tool suggests is built
+//! here, once, so that the same advice reads the same everywhere.
+use std::path::Path;
+
+use super::{label::Label, scenario::Scenario};
+
+/// How this tool is run: `cargo xtask` in its workspace (the binary cargo
+/// builds is named `xtask`), or the name of the released binary (`cargo
+/// xtask dist` names it `tmws-xtask`), where there is no cargo.
+pub fn program() -> &'static str {
+    static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let exe = std::env::args_os().next().map(std::path::PathBuf::from);
+        // cargo's own builds of it: `xtask`, and `xtask-HASH` or
+        // `xtask_CRATE-HASH` for tests.
+        match exe.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()) {
+            Some(name)
+                if name != "xtask"
+                    && !name.starts_with("xtask-")
+                    && !name.starts_with("xtask_") =>
+            {
+                name.to_string()
+            }
+            _ => "cargo xtask".to_string(),
+        }
+    })
+}
+
+/// `cargo xtask COMMAND --root ROOT`: every suggested command names its
+/// tree, so that it runs as pasted from any folder.
+pub fn xtask(command: &str, root: &Path) -> String {
+    format!("{} {command} --root {}", program(), quoted(&root.display().to_string()))
+}
+
+/// `cargo xtask rollback --scenario S FLAGS --root ROOT`.
+pub fn rollback(scenario: Scenario, flags: &str, root: &Path) -> String {
+    xtask(&format!("rollback --scenario {scenario} {flags}"), root)
+}
+
+/// `cargo xtask backup --root ROOT [--label L]`: the backup a command needs.
+pub fn take_backup(label: &Label, root: &Path) -> String {
+    if *label == Label::pre_deploy() {
+        xtask("backup", root)
+    } else {
+        xtask(&format!("backup --label {label}"), root)
+    }
+}
+
+pub use xtask_base::shell_words::quote as quoted;
+
+/// The command that finishes an unfinished rollback.
+pub fn resume(scenario: Scenario, root: &Path) -> String {
+    format!("{} --yes", rollback(scenario, "--resume", root))
+}
+
+/// The command that closes an unfinished rollback, keeping its bundle.
+pub fn abandon(scenario: Scenario, root: &Path) -> String {
+    rollback(scenario, "--abandon", root)
+}
+
+/// The command that closes a run whose journal cannot be read (any
+/// scenario does: the journal no longer says which it was).
+pub fn abandon_unreadable(root: &Path) -> String {
+    abandon(Scenario::Complete, root)
+}
+
+/// After a migration rollback that cannot finish: close it, then restore the
+/// database from the backup instead.
+pub fn database_instead(root: &Path) -> String {
+    format!(
+        "close this run with `{}`, then restore the database from the backup with `{}`",
+        abandon(Scenario::Migration, root),
+        rollback(Scenario::Database, "--yes", root)
+    )
+}
+
+/// What to do when a backup's tag is not in this repository.
+pub fn missing_tag(tag: &str, commit: &str) -> String {
+    format!(
+        "no tag {tag} in this repository (the manifest's commit is {commit}): recreate it with `git tag {tag} {commit}` or fetch it with `git fetch origin tag {tag}`; only the git and complete rollbacks need it"
+    )
+}
+
+/// `; the backups here are: a, b` (or that there is none), for an error
+/// about a label that does not exist.
+pub fn labels_here(labels: &[Label]) -> String {
+    if labels.is_empty() {
+        "; this tree has no backup yet".to_string()
+    } else {
+        let names: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
+        format!("; the backups here are: {}", names.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_carry_the_root() {
+        let root = Path::new("/srv/tmws");
+        assert_eq!(
+            resume(Scenario::Complete, root),
+            "cargo xtask rollback --scenario complete --resume --root /srv/tmws --yes"
+        );
+        assert!(database_instead(root).contains("--scenario database --yes --root /srv/tmws"));
+        assert_eq!(labels_here(&[]), "; this tree has no backup yet");
+        assert_eq!(
+            xtask("list", Path::new("/srv/my tree's")),
+            "cargo xtask list --root '/srv/my tree'\\''s'"
+        );
+        assert_eq!(quoted("a=b"), "a=b");
+    }
+}

@@ -1,0 +1,86 @@
+//! A backup: its folder under `backups/` and its parsed manifest, opened one
+//! way. The folder must be a real folder inside the root; the manifest is
+//! read through the file-access layer (never through a link out of it, never
+//! from a FIFO) and must name the folder's own label.
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+
+use crate::{
+    advice,
+    label::Label,
+    manifest::{MANIFEST_FILE, Manifest},
+    profile::{Tree, labels},
+};
+use xtask_base::exit::{Kind, kind_of, refused, usage};
+use xtask_fs::RootDir;
+
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub label: Label,
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Backup {
+    /// The tree's backup `label`, manifest and all.
+    pub fn open(tree: &Tree, label: &Label) -> Result<Backup> {
+        let dir = Backup::folder(tree, label)?;
+        let manifest = Backup::read_manifest(&tree.fs, &dir, Some(label))?;
+        Ok(Backup { label: label.clone(), dir, manifest })
+    }
+
+    /// The tree's backup `label`, or `None` when the tree has none of that
+    /// name; one that is there but cannot be read is an error.
+    pub fn find(tree: &Tree, label: &Label) -> Result<Option<Backup>> {
+        if tree.fs.kind(&tree.backup(label)).ok().flatten().is_none() {
+            return Ok(None);
+        }
+        Backup::open(tree, label).map(Some)
+    }
+
+    /// The folder of the tree's backup `label`: a real folder inside the
+    /// root; otherwise a usage error (exit 2) that names the backups there are.
+    pub fn folder(tree: &Tree, label: &Label) -> Result<PathBuf> {
+        let dir = tree.backup(label);
+        match tree.fs.dir(&dir) {
+            Ok(_) => Ok(dir),
+            Err(err) if kind_of(&err) == Kind::Unsafe => Err(usage(format!(
+                "the backup folder {} must be a real folder inside the root: {err:#}",
+                dir.display()
+            ))),
+            Err(_) => Err(usage(format!(
+                "no backup at {}: take one with `{}`{}",
+                dir.display(),
+                advice::take_backup(label, &tree.root),
+                advice::labels_here(&labels(tree))
+            ))),
+        }
+    }
+
+    /// The manifest of the backup folder `dir`, read through `fs` (the
+    /// tree's, or the backup folder's own). When `label` is given, the
+    /// manifest must name it: a backup renamed to another label is not that
+    /// backup. Every failure is a refusal (exit 4) that says why.
+    pub fn read_manifest(fs: &RootDir, dir: &Path, label: Option<&Label>) -> Result<Manifest> {
+        let path = dir.join(MANIFEST_FILE);
+        let mut text = String::new();
+        fs.open_read(&path)
+            .and_then(|mut file| Ok(file.read_to_string(&mut text)?))
+            .map_err(|err| refused(format!("{MANIFEST_FILE} cannot be read: {err:#}")))?;
+        let manifest = Manifest::parse(&text)
+            .map_err(|err| refused(format!("{MANIFEST_FILE} is unreadable: {err:#}")))?;
+        if let Some(label) = label
+            && manifest.label != *label
+        {
+            return Err(refused(format!(
+                "{MANIFEST_FILE} is the manifest of backup {}, not of {label}: a backup renamed to another label is not that backup",
+                manifest.label
+            )));
+        }
+        Ok(manifest)
+    }
+}

@@ -1,0 +1,330 @@
+//! Where things live in a TMWS tree: the runbook's layout, overridable per tree.
+//!
+//! The built-in defaults are the runbook's paths. A real checkout differs, so
+//! an optional `tmws-rollback.toml` at the root may override any field.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::{
+    label::Label,
+    migrations::{Graph, revision_files},
+};
+use xtask_base::exit::usage;
+use xtask_fs::{files::check_relative, outside, root_dir::RootDir};
+
+/// The name of the optional per-tree profile file.
+pub const PROFILE_FILE: &str = "tmws-rollback.toml";
+
+/// Paths and commands of one TMWS tree, all relative to its root.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Profile {
+    /// The service's name, in reports, bundles and tags.
+    pub service: String,
+    /// The label of the pre-deploy backup: what a command works on when
+    /// `--label` is not given, and what prune keeps while its tag exists.
+    pub label: Label,
+    /// The SQLite database the service and Alembic use.
+    pub database: String,
+    /// The environment variable the tree's `migrations/env.py` takes its
+    /// database URL from ("" when it has none). With it, a rollback asks
+    /// `alembic current` about the preserved database while it restores.
+    pub database_url_env: String,
+    pub alembic_ini: String,
+    /// The folder of revision files.
+    pub migrations: String,
+    /// Configuration files backed up under `config/`.
+    pub config_files: Vec<String>,
+    /// The runbook's critical files, backed up under `critical_files/`.
+    pub critical_files: Vec<String>,
+    /// Modules that must import after a rollback.
+    pub critical_modules: Vec<String>,
+    /// The pytest files the runbook runs after a rollback.
+    pub test_files: Vec<String>,
+    /// The ASGI application uvicorn serves.
+    pub app: String,
+    /// The port the runbook's server check uses when `--port` is not given
+    /// (0: any free loopback port).
+    pub port: u16,
+    pub health_path: String,
+    /// The HTTP status a healthy service answers with.
+    pub health_status: u16,
+    /// What a healthy answer holds: JSON pointers (RFC 6901, `/status`)
+    /// and the text each must have. Empty: the status alone decides.
+    pub health_json: BTreeMap<String, String>,
+    /// Where the answer names the database's revision (a JSON pointer),
+    /// compared with the expected one; "" when the service does not say.
+    pub health_revision: String,
+    /// Seconds the server check waits for `/health` to answer.
+    pub server_timeout: u64,
+    pub log_file: String,
+    /// A pid file the service writes, if any.
+    pub pid_file: Option<String>,
+    /// Programs that run the service (the start of argv[0]'s file name). A
+    /// process is stopped only if it is one of these *and* belongs to the root.
+    pub service_programs: Vec<String>,
+    /// Environment for alembic, pytest and the server in this tree.
+    pub env: BTreeMap<String, String>,
+    pub alembic_args: Vec<String>,
+    pub pytest_args: Vec<String>,
+    pub server_args: Vec<String>,
+    /// A restic repository for `push` and `pull`, in restic's own syntax
+    /// (`--repo` and `TMWS_BACKUP_REPO` come first).
+    pub backup_repo: Option<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        let strings = |items: &[&str]| items.iter().map(|it| it.to_string()).collect();
+        Profile {
+            service: "TMWS".into(),
+            label: Label::pre_deploy(),
+            database: "data/tmws.db".into(),
+            database_url_env: "TMWS_DATABASE_URL".into(),
+            alembic_ini: "alembic.ini".into(),
+            migrations: "migrations/versions".into(),
+            config_files: strings(&["pyproject.toml", ".env.example", "alembic.ini"]),
+            critical_files: strings(&[
+                "src/domain/value_objects/tool_category.py",
+                "src/services/verification_service.py",
+                "src/services/learning_trust_integration.py",
+                "tests/integration/test_go_python_category_sync.py",
+                "tests/unit/services/test_verification_learning_integration.py",
+            ]),
+            critical_modules: strings(&[
+                "src.domain.value_objects.tool_category",
+                "src.services.verification_service",
+                "src.services.learning_trust_integration",
+            ]),
+            test_files: strings(&[
+                "tests/unit/services/test_verification_service.py",
+                "tests/unit/services/test_verification_learning_integration.py",
+                "tests/integration/test_go_python_category_sync.py",
+            ]),
+            app: "src.main:app".into(),
+            port: 0,
+            health_path: "/health".into(),
+            health_status: 200,
+            health_json: BTreeMap::new(),
+            health_revision: String::new(),
+            server_timeout: 20,
+            log_file: "logs/tmws.log".into(),
+            pid_file: None,
+            service_programs: strings(&["python", "uvicorn", "gunicorn"]),
+            env: BTreeMap::new(),
+            alembic_args: Vec::new(),
+            pytest_args: Vec::new(),
+            server_args: Vec::new(),
+            backup_repo: None,
+        }
+    }
+}
+
+/// The nearest folder, from `here` up, that holds a profile or an
+/// alembic.ini (a checkout without a profile yet): as with git, the nearest
+/// wins, so a command never acts on a tree above the one it was run in.
+fn discover(here: &Path) -> Option<PathBuf> {
+    here.ancestors()
+        .find(|dir| {
+            outside::is_file(dir.join(PROFILE_FILE)) || outside::is_file(dir.join("alembic.ini"))
+        })
+        .map(Path::to_path_buf)
+}
+
+/// A TMWS tree: its canonical root, its profile, and the file-access layer
+/// every write below the root goes through.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub root: PathBuf,
+    pub profile: Profile,
+    pub fs: Arc<RootDir>,
+    /// The live tree, when this one is a scratch copy of it that checks run
+    /// the tree's programs on.
+    pub copy_of: Option<PathBuf>,
+}
+
+impl Tree {
+    /// Finds the tree as git finds its repository: `--root`, then
+    /// `TMWS_ROOT`, then the current directory or the nearest of its parents
+    /// that holds a profile or an alembic.ini.
+    pub fn locate(flag: Option<&Path>) -> Result<Tree> {
+        let given = match (flag, std::env::var_os("TMWS_ROOT")) {
+            (Some(path), _) => path.to_path_buf(),
+            (None, Some(path)) if !path.is_empty() => PathBuf::from(path),
+            (None, Some(_)) => {
+                return Err(usage(
+                    "TMWS_ROOT is set but empty: set it to the tree's folder, or pass --root",
+                ));
+            }
+            (None, None) => {
+                let here = std::env::current_dir().context("read the current directory")?;
+                discover(&here).ok_or_else(|| {
+                    usage(format!(
+                        "no TMWS tree here: neither {} nor a folder above it holds {PROFILE_FILE} or alembic.ini; pass --root DIR or set TMWS_ROOT=DIR (cargo xtask sandbox --out DIR, in this tool's workspace, makes one to try)",
+                        here.display()
+                    ))
+                })?
+            }
+        };
+        if !outside::is_dir(&given) {
+            return Err(usage(format!(
+                "TMWS root {} does not exist or is not a directory",
+                given.display()
+            )));
+        }
+        let root = outside::canonicalize(&given)?;
+        if root.to_str().is_none() {
+            return Err(usage(format!(
+                "TMWS root {} is not valid UTF-8: the tool names every path it writes in its reports and commands, so it needs a root whose path is text; rename the folder",
+                root.display()
+            )));
+        }
+        let fs = Arc::new(RootDir::open(&root)?);
+        let profile = Profile::load(&fs, &root)?;
+        let tree = Tree { root, profile, fs, copy_of: None };
+        let ini = tree.path(&tree.profile.alembic_ini);
+        let kind = |path: &Path| tree.fs.kind(path).ok().flatten();
+        let migrations = tree.path(&tree.profile.migrations);
+        if !kind(&ini).is_some_and(|k| k.is_file())
+            || !kind(&migrations).is_some_and(|k| k.is_dir())
+        {
+            return Err(usage(format!(
+                "{} is not a TMWS tree: it needs {} and {}/ (pass --root, or describe the tree in {PROFILE_FILE})",
+                tree.root.display(),
+                tree.profile.alembic_ini,
+                tree.profile.migrations,
+            )));
+        }
+        Ok(tree)
+    }
+
+    /// The tree (see `locate`) and the label a command works on: the one
+    /// given, else the pre-deploy backup's.
+    pub fn with_label(root: Option<&Path>, label: Option<Label>) -> Result<(Tree, Label)> {
+        let tree = Tree::locate(root)?;
+        let label = label.unwrap_or_else(|| tree.profile.label.clone());
+        Ok((tree, label))
+    }
+
+    /// The live tree's root: this root, or the one this tree is a copy of.
+    pub fn live_root(&self) -> &Path {
+        self.copy_of.as_deref().unwrap_or(&self.root)
+    }
+
+    /// A path of the tree, from a profile-relative path.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path(&self.profile.database)
+    }
+
+    /// The SQLAlchemy URL of the tree's database, for the profile's URL variable.
+    pub fn database_url(&self) -> String {
+        format!("sqlite:///{}", self.database().display())
+    }
+
+    pub fn migrations(&self) -> PathBuf {
+        self.path(&self.profile.migrations)
+    }
+
+    /// The revision graph of the tree's migrations, read through its root.
+    pub fn graph(&self) -> Result<Graph> {
+        Graph::load(&self.fs, &self.migrations())
+    }
+
+    /// The tree's revision files (see `migrations::revision_files`).
+    pub fn revision_files(&self) -> Result<Vec<PathBuf>> {
+        revision_files(&self.fs, &self.migrations())
+    }
+
+    pub fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    pub fn backup(&self, label: &Label) -> PathBuf {
+        self.backups().join(label.as_str())
+    }
+
+    /// Where the tool keeps its lock and journal inside the tree.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".tmws-rollback")
+    }
+
+    pub fn forensics_dir(&self) -> PathBuf {
+        self.root.join("forensics")
+    }
+}
+
+impl Profile {
+    /// The profile file of the root, read through the file-access layer (a
+    /// link out of the root or a FIFO is refused, never followed or waited
+    /// on); the built-in defaults when there is none.
+    fn load(fs: &RootDir, root: &Path) -> Result<Profile> {
+        let file = root.join(PROFILE_FILE);
+        if fs.kind(&file)?.is_none() {
+            return Ok(Profile::default());
+        }
+        let text = fs.read_to_string(&file)?;
+        let profile: Profile = toml::from_str(&text)
+            .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
+        profile.check().map_err(|err| usage(format!("{}: {err}", file.display())))?;
+        Ok(profile)
+    }
+
+    /// Every path of the profile names something strictly inside the root
+    /// (never the root itself: `migrations = "."` would make a rollback swap
+    /// the whole tree), and every service program is a real name.
+    fn check(&self) -> Result<()> {
+        let singles = [&self.database, &self.alembic_ini, &self.migrations, &self.log_file];
+        let lists = self.config_files.iter().chain(&self.critical_files).chain(&self.test_files);
+        for path in singles.into_iter().chain(lists).chain(self.pid_file.as_ref()) {
+            check_relative(path)?;
+            if Path::new(path).components().all(|c| c == std::path::Component::CurDir) {
+                anyhow::bail!(
+                    "path {path:?} names the root itself: name a file or folder inside it"
+                );
+            }
+        }
+        let pointers = self.health_json.keys().chain(Some(&self.health_revision));
+        for pointer in pointers.filter(|p| !p.is_empty()) {
+            if !pointer.starts_with('/') {
+                anyhow::bail!(
+                    "health pointer {pointer:?} is not a JSON pointer: start it with / (\"/status\", \"/database/revision\")"
+                );
+            }
+        }
+        for program in &self.service_programs {
+            let wildcard = program.contains(['*', '?', '[', '/']) || program.trim() != program;
+            if program.is_empty() || wildcard {
+                anyhow::bail!(
+                    "service_programs entry {program:?} would match processes by a pattern: give program names such as \"python\" or \"uvicorn\""
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The labels of the backups this tree holds (folders under `backups/`
+/// with a manifest), sorted.
+pub fn labels(tree: &Tree) -> Vec<Label> {
+    let folders = tree.fs.list(&tree.backups()).unwrap_or_default();
+    let mut labels: Vec<Label> = folders
+        .into_iter()
+        .filter(|(name, kind)| {
+            let manifest = tree.backups().join(name).join(crate::manifest::MANIFEST_FILE);
+            kind.is_dir() && tree.fs.is_file(&manifest)
+        })
+        .filter_map(|(name, _)| name.to_str()?.parse().ok())
+        .collect();
+    labels.sort();
+    labels
+}

@@ -1,0 +1,113 @@
+//! An off-site repository and what it holds. The repository is named in its
+//! tool's own syntax (restic: a path, `rest:`, `sftp:`, `s3:`…) and found one
+//! way for every command: `--repo`, else `TMWS_BACKUP_REPO`, else the
+//! profile's `backup_repo`.
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::profile::Profile;
+use xtask_base::exit::usage;
+
+/// The environment variable that names the repository.
+pub const REPO_ENV: &str = "TMWS_BACKUP_REPO";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repository {
+    /// A restic repository.
+    Restic(String),
+}
+
+impl Repository {
+    /// The repository of a command: `--repo`, else `TMWS_BACKUP_REPO`, else
+    /// the profile's `backup_repo`; `None` when none names one.
+    pub fn resolve(flag: Option<&str>, profile: &Profile) -> Option<Repository> {
+        Repository::from_sources(
+            flag,
+            std::env::var(REPO_ENV).ok().as_deref(),
+            profile.backup_repo.as_deref(),
+        )
+    }
+
+    /// `resolve`, for a command that needs a repository.
+    pub fn required(flag: Option<&str>, profile: &Profile) -> anyhow::Result<Repository> {
+        Repository::resolve(flag, profile).ok_or_else(|| {
+            usage(format!(
+                "no restic repository: pass --repo, set {REPO_ENV}, or set backup_repo in tmws-rollback.toml"
+            ))
+        })
+    }
+
+    fn from_sources(
+        flag: Option<&str>,
+        env: Option<&str>,
+        profile: Option<&str>,
+    ) -> Option<Repository> {
+        [flag, env, profile]
+            .into_iter()
+            .flatten()
+            .find(|spec| !spec.is_empty())
+            .map(|spec| Repository::Restic(spec.to_string()))
+    }
+
+    /// The repository in its tool's syntax.
+    pub fn spec(&self) -> &str {
+        match self {
+            Repository::Restic(spec) => spec,
+        }
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.spec())
+    }
+}
+
+/// One backup a repository holds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Entry {
+    /// The repository's own id of it (a snapshot id).
+    #[serde(rename = "snapshot")]
+    pub id: String,
+    /// Named as in a local backup's listing.
+    #[serde(rename = "created")]
+    pub time: String,
+    pub label: String,
+    #[serde(rename = "git_commit")]
+    pub commit: String,
+    #[serde(rename = "database_revision", serialize_with = "words")]
+    pub revision: String,
+}
+
+/// The revisions a tag holds (`a+b` for several heads), as a list like a
+/// manifest's.
+fn words<S: serde::Serializer>(text: &str, to: S) -> Result<S::Ok, S::Error> {
+    to.collect_seq(text.split('+').filter(|w| !w.is_empty()))
+}
+
+/// What storing one backup folder did, by the repository's own account.
+#[derive(Debug)]
+pub struct Stored {
+    pub id: String,
+    /// The files it stored, relative to the backup folder, sorted.
+    pub files: Vec<String>,
+    /// The bytes of those files.
+    pub bytes: u64,
+    /// The bytes it added to the repository: new data after de-duplication.
+    pub added: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_comes_first_then_the_environment_then_the_profile() {
+        let restic = |s: &str| Some(Repository::Restic(s.into()));
+        assert_eq!(Repository::from_sources(Some("a"), Some("b"), Some("c")), restic("a"));
+        assert_eq!(Repository::from_sources(None, Some("b"), Some("c")), restic("b"));
+        assert_eq!(Repository::from_sources(None, Some(""), Some("c")), restic("c"));
+        assert_eq!(Repository::from_sources(None, None, None), None);
+    }
+}

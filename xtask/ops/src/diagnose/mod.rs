@@ -1,0 +1,453 @@
+//! `cargo xtask diagnose`: looks at a live tree and recommends one row of the
+//! decision matrix, with the evidence for it.
+mod migration;
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::check_copy::CheckCopy;
+use xtask_adapters::{git, python::Python, sqlite};
+use xtask_model::label::Label;
+use xtask_model::{
+    advice,
+    backup::Backup,
+    check::{Check, Status},
+    manifest::{Kind, Manifest},
+    profile::Tree,
+    scenario::{Recommendation, Scenario},
+};
+
+xtask_model::check_ids! {
+    /// The evidence diagnose collects, besides post-check's import check.
+    DiagnoseCheck {
+        RollbackUnfinished = "rollback.unfinished", "no rollback is unfinished";
+        DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
+        MigrationRevision = "migration.revision", "the database is at the code's migration head";
+        MigrationHalfApplied = "migration.half-applied", "no migration is half-applied";
+        FilesChanged = "files.changed", "critical files are as committed";
+        Imports = "imports", "critical modules import and compile";
+        GitHead = "git.head", "HEAD is attached and at the expected commit";
+        GitClean = "git.clean", "no uncommitted change outside the critical files";
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    pub schema: u32,
+    pub command: &'static str,
+    pub recommendation: Recommendation,
+    pub scenarios: Vec<Scenario>,
+    /// The command to run next, when it is not a rollback row.
+    pub next: Option<String>,
+    /// The rollback the recommended row means, as a command line to paste
+    /// (the git row back to `--expect-commit` carries `--commit`).
+    #[serde(rename = "rollback")]
+    pub command_line: Option<String>,
+    /// The Python interpreter the evidence came from, and why it was chosen.
+    pub interpreter: String,
+    /// Where the tree's programs ran: a scratch copy, and what it cost.
+    pub programs_ran_on: String,
+    pub checks: Vec<Check>,
+}
+
+impl Diagnosis {
+    pub fn healthy(&self) -> bool {
+        self.recommendation == Recommendation::Healthy
+    }
+}
+
+/// Each piece of evidence names the scenario it points to when it fails.
+pub fn diagnose(
+    sh: &Shell,
+    tree: &Tree,
+    label: &Label,
+    expect_commit: Option<&str>,
+    python: Option<&Path>,
+) -> Result<Diagnosis> {
+    if let Some(note) = xtask_adapters::services::orphans_note(tree) {
+        xtask_base::events::note(&note);
+    }
+    let python = Python::find(sh, Some(&tree.root), python)?;
+    // Evidence without a backup to compare with is still evidence.
+    let manifest = Backup::find(tree, label).ok().flatten().map(|b| b.manifest);
+    // An unfinished rollback comes first: any row recommended now would
+    // exit 5 until it is resumed or abandoned.
+    if let Some(mut unfinished) = unfinished_rollback(tree)? {
+        unfinished.interpreter = python.describe();
+        return Ok(unfinished);
+    }
+    // The tree's programs (the import check, alembic's offline SQL) run on
+    // a scratch copy: whatever they write never reaches the tree.
+    let copy = CheckCopy::of(tree)?;
+    let programs = &copy.tree;
+    let mut evidence: Vec<(Option<Scenario>, Check)> = Vec::new();
+    let integrity = integrity(tree);
+    let migration = migration::Evidence {
+        sh,
+        python: &python,
+        programs,
+        manifest: manifest.as_ref(),
+        corrupt: integrity.status == Status::Fail,
+    };
+    evidence.push((Some(Scenario::Database), integrity));
+    evidence.extend(
+        migration::checks(tree, &migration).into_iter().map(|c| (Some(Scenario::Migration), c)),
+    );
+    let (imports, deploy_fault) =
+        imports_of_the_deploy(sh, &python, tree, programs, manifest.as_ref());
+    evidence.push((deploy_fault.then_some(Scenario::Files), imports));
+    evidence.push((Some(Scenario::Files), changed_files(tree, manifest.as_ref())));
+    evidence.extend(
+        git_state(tree, label, expect_commit, manifest.as_ref())
+            .into_iter()
+            .map(|c| (Some(Scenario::Git), c)),
+    );
+
+    let (recommendation, scenarios, next, suggested) =
+        recommend(tree, label, expect_commit, &evidence);
+    let checks = evidence.into_iter().map(|(_, c)| c).collect();
+    Ok(Diagnosis {
+        schema: xtask_model::check::SCHEMA,
+        command: "diagnose",
+        recommendation,
+        scenarios,
+        next,
+        command_line: suggested,
+        interpreter: python.describe(),
+        programs_ran_on: format!("a scratch copy of the tree ({})", copy.cost),
+        checks,
+    })
+}
+
+/// The row the evidence points to (each failed check names one), what to
+/// do next when no row applies, and the rollback as a command to paste.
+fn recommend(
+    tree: &Tree,
+    label: &Label,
+    expect_commit: Option<&str>,
+    evidence: &[(Option<Scenario>, Check)],
+) -> (Recommendation, Vec<Scenario>, Option<String>, Option<String>) {
+    let failed =
+        |of: Option<Scenario>| evidence.iter().any(|(s, c)| *s == of && c.status == Status::Fail);
+    let scenarios: Vec<Scenario> = Scenario::ALL.into_iter().filter(|s| failed(Some(*s))).collect();
+    let (recommendation, next) = match scenarios.as_slice() {
+        [] if failed(None) => (
+            Recommendation::Environment,
+            Some("the interpreter lacks a module that code unchanged since the backup imports: install it (the imports check names it); no rollback row applies".to_string()),
+        ),
+        [] => (Recommendation::Healthy, None),
+        // The git row alone would leave the database ahead of the code it
+        // goes back to (and refuses to start): the complete row restores both.
+        [Scenario::Git] if database_ahead_of(tree, label, expect_commit) => {
+            (Recommendation::Rollback(Scenario::Complete), None)
+        }
+        [one] => (Recommendation::Rollback(*one), None),
+        _ => (Recommendation::Rollback(Scenario::Complete), None),
+    };
+    let suggested = match (recommendation, expect_commit) {
+        (Recommendation::Rollback(Scenario::Git), Some(rev)) => Some(advice::xtask(
+            &format!("rollback --scenario git --commit {}", advice::quoted(rev)),
+            &tree.root,
+        )),
+        (Recommendation::Rollback(row), _) => {
+            Some(advice::xtask(&format!("rollback --scenario {row}"), &tree.root))
+        }
+        _ => None,
+    };
+    (recommendation, scenarios, next, suggested)
+}
+
+/// Whether the database is at a revision the commit the git row goes back
+/// to (the expected one, else the backup's tag) does not define: a git
+/// rollback to it would leave the database ahead of its code.
+fn database_ahead_of(tree: &Tree, label: &Label, expect_commit: Option<&str>) -> bool {
+    use xtask_adapters::git;
+    let Ok(Some(repo)) = git::open(&tree.root) else { return false };
+    let target = match expect_commit {
+        Some(rev) => git::resolve(&repo, rev).ok(),
+        None => git::tag_commit(&repo, label.as_str()),
+    };
+    let Some(tagged) = target else { return false };
+    let Ok(revisions) = xtask_adapters::sqlite::open_tree_database(tree)
+        .and_then(|c| xtask_adapters::sqlite::alembic_revisions(&c))
+    else {
+        return false;
+    };
+    let defined =
+        git::revisions_defined_at(&repo, tagged, &tree.profile.migrations).unwrap_or_default();
+    revisions.iter().any(|r| !defined.contains(r))
+}
+
+/// A rollback journal left by an interrupted or failed run.
+fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
+    use xtask_model::journal::{Journal, Peek};
+    let j = match Journal::<serde_json::Value>::peek(tree) {
+        Peek::None => return Ok(None),
+        Peek::Found(j) => j,
+        Peek::Unreadable(why) => {
+            let check = Check::fail(DiagnoseCheck::RollbackUnfinished, why);
+            let next = format!("`{}` to close it", advice::abandon_unreadable(&tree.root));
+            return Ok(Some(resume_first(check, next)));
+        }
+    };
+    let at = j.stopped_at();
+    let next = format!(
+        "`{}` to finish it, or `{}` to close it",
+        advice::resume(j.scenario, &tree.root),
+        advice::abandon(j.scenario, &tree.root)
+    );
+    let check = Check::fail(
+        DiagnoseCheck::RollbackUnfinished,
+        format!(
+            "rollback --scenario {} (run {}, started {}) stopped at step {} ({:?}); its bundle is {}",
+            j.scenario,
+            j.run,
+            j.started,
+            at + 1,
+            j.status,
+            j.bundle.display()
+        ),
+    );
+    Ok(Some(resume_first(check, next)))
+}
+
+/// The diagnosis while a rollback is unfinished: resume (or close) it first.
+fn resume_first(check: Check, next: String) -> Diagnosis {
+    Diagnosis {
+        schema: xtask_model::check::SCHEMA,
+        command: "diagnose",
+        recommendation: Recommendation::Resume,
+        scenarios: Vec::new(),
+        next: Some(next),
+        command_line: None,
+        interpreter: String::new(),
+        programs_ran_on: "no program ran: an unfinished rollback comes first".into(),
+        checks: vec![check],
+    }
+}
+
+/// The import check, and whether its failure is the deploy's: a critical
+/// module that fails to import while its file still equals the backup's is
+/// the environment's fault (a third-party module missing from the
+/// interpreter), and points to no row of the matrix.
+fn imports_of_the_deploy(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    programs: &Tree,
+    manifest: Option<&Manifest>,
+) -> (Check, bool) {
+    let mut check = imports(sh, python, programs);
+    if check.status != Status::Fail {
+        return (check, true);
+    }
+    let Some(manifest) = manifest else { return (check, true) };
+    let failures: Vec<(&str, &str)> = check
+        .detail
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(m, _)| tree.profile.critical_modules.iter().any(|c| c == m))
+        .collect();
+    // Only a module that is not the tree's own, missing from the
+    // interpreter, is the environment's fault; a module of the tree that
+    // raises (a RuntimeError, or one the deploy removed) is the deploy's.
+    let third_party_missing = |why: &str| {
+        let missing = why
+            .strip_prefix("ModuleNotFoundError: No module named '")
+            .and_then(|rest| rest.split(['\'', '.']).next());
+        missing.is_some_and(|top| {
+            [format!("{top}.py"), top.to_string()]
+                .iter()
+                .all(|p| tree.fs.kind(&tree.path(p)).ok().flatten().is_none())
+        })
+    };
+    if !failures.iter().all(|(_, why)| third_party_missing(why)) {
+        return (check, true);
+    }
+    let failing: Vec<&str> = failures.iter().map(|(module, _)| *module).collect();
+    let unchanged = |module: &str| {
+        let base = module.replace('.', "/");
+        [format!("{base}.py"), format!("{base}/__init__.py")].iter().any(|path| {
+            manifest.files_of(Kind::Critical).any(|f| {
+                &f.source_path == path
+                    && tree.fs.sha256(&tree.path(path)).is_ok_and(|(s, _)| s == f.sha256)
+            })
+        })
+    };
+    if failing.is_empty() || !failing.iter().all(|m| unchanged(m)) {
+        return (check, true);
+    }
+    check.detail = format!(
+        "the environment, not the deploy: these modules equal the backup's yet fail to import:\n{}",
+        check.detail
+    );
+    (check, false)
+}
+
+fn integrity(tree: &Tree) -> Check {
+    let result = sqlite::open_tree_database(tree).and_then(|c| sqlite::integrity_check(&c));
+    match result {
+        Ok(rows) if rows == ["ok"] => Check::pass(DiagnoseCheck::DatabaseIntegrity, "ok"),
+        Ok(rows) => Check::fail(
+            DiagnoseCheck::DatabaseIntegrity,
+            rows.into_iter().take(3).collect::<Vec<_>>().join("\n"),
+        ),
+        Err(err) => Check::fail(DiagnoseCheck::DatabaseIntegrity, format!("{err:#}")),
+    }
+}
+
+/// The critical modules import and the critical files compile.
+fn imports(sh: &Shell, python: &Python, tree: &Tree) -> Check {
+    let checked = python.import_check(sh, tree).map(|out| {
+        let modules = &tree.profile.critical_modules;
+        if out.success() {
+            let detail = format!("{} modules import: {}", modules.len(), modules.join(", "));
+            Check::pass(DiagnoseCheck::Imports, detail)
+        } else {
+            Check::fail(DiagnoseCheck::Imports, out.tail(8))
+        }
+    });
+    Check::of(DiagnoseCheck::Imports, checked)
+}
+
+/// Critical files with uncommitted changes (they point to the files row),
+/// and, as evidence beside them, every critical file, config file and
+/// migration that differs from the backup: committed (in which commit) or
+/// not. Without git, the files that differ from the backup.
+fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
+    let critical = &tree.profile.critical_files;
+    let repo = match git::open(&tree.root) {
+        Ok(repo) => repo,
+        Err(err) => return Check::fail(DiagnoseCheck::FilesChanged, format!("{err:#}")),
+    };
+    let since = manifest.map(|m| since_backup(tree, repo.as_ref(), m)).unwrap_or_default();
+    let changed: Vec<String> = match &repo {
+        Some(repo) => match git::modified_tracked(repo) {
+            Ok(paths) => paths.into_iter().filter(|p| critical.contains(p)).collect(),
+            Err(err) => {
+                return Check::fail(DiagnoseCheck::FilesChanged, format!("git status: {err:#}"));
+            }
+        },
+        None => since
+            .iter()
+            .filter(|line| critical.iter().any(|c| line.starts_with(&format!("{c}:"))))
+            .cloned()
+            .collect(),
+    };
+    let mut detail = if changed.is_empty() {
+        "no uncommitted change to a critical file".to_string()
+    } else {
+        format!("uncommitted changes: {}", changed.join(", "))
+    };
+    if !since.is_empty() {
+        detail.push_str("\ndiffers from the backup:\n");
+        detail.push_str(&since.join("\n"));
+    }
+    Check::from(DiagnoseCheck::FilesChanged, changed.is_empty(), detail)
+}
+
+/// One line per file that differs from the backup, saying whether the
+/// change is committed (and in which commit since the backup's) or not.
+fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifest) -> Vec<String> {
+    let kinds = [Kind::Config, Kind::Critical, Kind::Migration];
+    let mut out = Vec::new();
+    let mut describe = |path: &str, what: &str| {
+        let how = match repo {
+            Some(repo) => git::committed_in(repo, path, manifest.git_commit.as_deref())
+                .map(|c| format!("committed in {c}"))
+                .unwrap_or_else(|| "uncommitted".into()),
+            None => "no git repository".into(),
+        };
+        out.push(format!("{path}: {what}, {how}"));
+    };
+    for entry in manifest.files.iter().filter(|f| kinds.contains(&f.kind)) {
+        let now = tree.fs.sha256(&tree.path(&entry.source_path)).map(|(s, _)| s).ok();
+        match now {
+            None => describe(&entry.source_path, "deleted since the backup"),
+            Some(sha) if sha != entry.sha256 => describe(&entry.source_path, "changed"),
+            Some(_) => {}
+        }
+    }
+    for path in manifest.absent.iter().map(|a| a.source_path.as_str()) {
+        if tree.fs.exists(&tree.path(path)) {
+            describe(path, "added since the backup");
+        }
+    }
+    let known: Vec<&str> =
+        manifest.files_of(Kind::Migration).map(|f| f.source_path.as_str()).collect();
+    for file in tree.revision_files().unwrap_or_default() {
+        let relative = file.strip_prefix(&tree.root).unwrap_or(&file).display().to_string();
+        if !known.contains(&relative.as_str()) {
+            describe(&relative, "added since the backup");
+        }
+    }
+    out
+}
+
+/// HEAD where it should be (attached or detached: a deploy may check out
+/// a commit), and no uncommitted change outside the critical files (those
+/// point to the files row) beyond the ones the backup recorded.
+fn git_state(
+    tree: &Tree,
+    label: &Label,
+    expect_commit: Option<&str>,
+    manifest: Option<&Manifest>,
+) -> Vec<Check> {
+    let repo = match git::open(&tree.root) {
+        Ok(Some(repo)) => repo,
+        Ok(None) => return Vec::new(),
+        Err(err) => {
+            return vec![Check::fail(DiagnoseCheck::GitHead, format!("{err:#}"))];
+        }
+    };
+    let (commit, branch) = git::head(&repo);
+    let head = commit.clone().unwrap_or_default();
+    let on = branch.map_or("detached".to_string(), |b| format!("on {b}"));
+    let expected = expect_commit.map(|rev| git::resolve(&repo, rev).map(|o| o.to_string()));
+    let tag = git::tag_commit(&repo, label);
+    let head_check = if let Some(expected) = expected {
+        match expected {
+            Ok(expected) => Check::from(
+                DiagnoseCheck::GitHead,
+                head == expected,
+                format!("HEAD {head} ({on}), expected {expected}"),
+            ),
+            Err(err) => Check::fail(DiagnoseCheck::GitHead, format!("{err:#}")),
+        }
+    } else if let Some(tag) = tag {
+        let descends = git2::Oid::from_str(&head)
+            .ok()
+            .is_some_and(|h| h == tag || repo.graph_descendant_of(h, tag).unwrap_or(false));
+        Check::from(
+            DiagnoseCheck::GitHead,
+            descends,
+            format!(
+                "HEAD {head} ({on}) {} tag {label}",
+                if descends { "contains" } else { "does not contain" }
+            ),
+        )
+    } else {
+        Check::pass(DiagnoseCheck::GitHead, format!("HEAD {head} ({on})"))
+    };
+    let critical = &tree.profile.critical_files;
+    let recorded = |path: &String| {
+        let now = tree.fs.sha256(&tree.path(path)).ok().map(|(s, _)| s);
+        manifest.is_some_and(|m| m.records_change(path, now.as_deref()))
+    };
+    let (explained, dirty): (Vec<String>, Vec<String>) = match git::dirty_paths(&repo) {
+        Ok(paths) => paths.into_iter().filter(|p| !critical.contains(p)).partition(recorded),
+        Err(err) => (Vec::new(), vec![format!("git status failed: {err:#}")]),
+    };
+    let detail = match (dirty.is_empty(), explained.is_empty()) {
+        (true, true) => "clean".to_string(),
+        (true, false) => format!(
+            "clean but for the changes the backup recorded as uncommitted: {}",
+            explained.join(", ")
+        ),
+        (false, _) => dirty.join(", "),
+    };
+    vec![head_check, Check::from(DiagnoseCheck::GitClean, dirty.is_empty(), detail)]
+}

@@ -1,0 +1,366 @@
+//! `cargo xtask init`: inspects a checkout and writes a commented
+//! `tmws-rollback.toml` from what it finds (alembic.ini, `env.py`, the app's
+//! entry point, the runbook's critical files and tests), so that the other
+//! commands need nothing more. It never overwrites a profile.
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+
+mod finds;
+
+use finds::{files_named, find_app, health_path, settings_database, sqlite_path, url_variable};
+
+use xtask_base::exit::{failed, usage};
+use xtask_fs::{RootDir, files};
+use xtask_model::profile::{PROFILE_FILE, Profile};
+
+/// The profile `init` would write: where, and its text.
+pub struct Proposal {
+    pub root: PathBuf,
+    pub target: PathBuf,
+    pub text: String,
+    /// A profile exists already: it is never replaced, only compared.
+    pub existing: bool,
+}
+
+/// Inspects the checkout at `root` (else `TMWS_ROOT`, else the current
+/// folder, as every command finds its tree) and proposes its
+/// profile. One that exists already is never replaced: when it agrees with
+/// what was found (it may say more, such as what healthy means), the
+/// proposal says so; when it disagrees, the error names each difference.
+pub fn propose(root: Option<&Path>) -> Result<Proposal> {
+    let given = match (root, std::env::var_os("TMWS_ROOT").filter(|r| !r.is_empty())) {
+        (Some(root), _) => root.to_path_buf(),
+        (None, Some(env)) => std::path::PathBuf::from(env),
+        (None, None) => std::env::current_dir().context("read the current directory")?,
+    };
+    let root = xtask_fs::outside::canonicalize(&given).map_err(|err| usage(format!("{err:#}")))?;
+    let target = root.join(PROFILE_FILE);
+    let fs = RootDir::open(&root)?;
+    let text = render(&inspect(&fs, &root)?);
+    let existing = fs.kind(&target)?.is_some();
+    if existing {
+        let differences = disagreements(&fs.read_to_string(&target)?, &text)?;
+        if !differences.is_empty() {
+            return Err(usage(format!(
+                "{} exists already and init never overwrites a profile; it disagrees with what init found:\n{}\nedit it, or remove it and run init again",
+                target.display(),
+                differences.join("\n")
+            )));
+        }
+    }
+    Ok(Proposal { root, target, text, existing })
+}
+
+/// Where an existing profile differs from the proposed one, field by field
+/// (only the fields init finds; a field the profile leaves out has its
+/// default).
+fn disagreements(existing: &str, proposed: &str) -> Result<Vec<String>> {
+    let parse = |text: &str| -> Result<Profile> {
+        toml::from_str(text)
+            .map_err(|err| usage(format!("the existing profile does not parse: {err}")))
+    };
+    let (have, found) = (parse(existing)?, parse(proposed)?);
+    let fields: [(&str, String, String); 10] = [
+        ("database", format!("{:?}", have.database), format!("{:?}", found.database)),
+        (
+            "database_url_env",
+            format!("{:?}", have.database_url_env),
+            format!("{:?}", found.database_url_env),
+        ),
+        ("alembic_ini", format!("{:?}", have.alembic_ini), format!("{:?}", found.alembic_ini)),
+        ("migrations", format!("{:?}", have.migrations), format!("{:?}", found.migrations)),
+        ("config_files", format!("{:?}", have.config_files), format!("{:?}", found.config_files)),
+        (
+            "critical_files",
+            format!("{:?}", have.critical_files),
+            format!("{:?}", found.critical_files),
+        ),
+        (
+            "critical_modules",
+            format!("{:?}", have.critical_modules),
+            format!("{:?}", found.critical_modules),
+        ),
+        ("test_files", format!("{:?}", have.test_files), format!("{:?}", found.test_files)),
+        ("app", format!("{:?}", have.app), format!("{:?}", found.app)),
+        ("health_path", format!("{:?}", have.health_path), format!("{:?}", found.health_path)),
+    ];
+    Ok(fields
+        .into_iter()
+        .filter(|(_, have, found)| have != found)
+        .map(|(key, have, found)| format!("  {key}: the profile says {have}, init found {found}"))
+        .collect())
+}
+
+/// Writes the proposed profile as a new file, never over one that appeared
+/// meanwhile.
+pub fn write(proposal: &Proposal) -> Result<()> {
+    let fs = RootDir::open(&proposal.root)?;
+    let mut file = fs.create_new(&proposal.target, 0o644)?;
+    std::io::Write::write_all(&mut file, proposal.text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// What the inspection found, each with where it came from.
+struct Found {
+    service: (String, String),
+    label: (String, String),
+    alembic_ini: String,
+    migrations: (String, String),
+    database: (String, String),
+    url_env: (String, String),
+    app: (String, String),
+    health: (String, String),
+    critical_files: Vec<String>,
+    critical_modules: Vec<String>,
+    test_files: Vec<String>,
+    config_files: Vec<String>,
+}
+
+/// What the checkout at `root` says about itself, every file read through
+/// `fs` (never a link out of the root, never a FIFO).
+fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
+    let defaults = Profile::default();
+    let ini_path = ["alembic.ini"]
+        .into_iter()
+        .map(String::from)
+        .chain(files_named(fs, root, "alembic.ini", 2).into_iter().map(|p| rel(root, &p)))
+        .find(|p| fs.is_file(&root.join(p)))
+        .ok_or_else(|| {
+            usage(format!(
+                "{}: no alembic.ini found (at the root or one level down)",
+                root.display()
+            ))
+        })?;
+    let ini = fs.read_to_string(&root.join(&ini_path))?;
+    let ini_dir = Path::new(&ini_path).parent().unwrap_or(Path::new("")).to_path_buf();
+    let setting = |key: &str| {
+        ini.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    };
+    let script = setting("script_location").unwrap_or_else(|| "migrations".into());
+    let script = script.replace("%(here)s/", "").replace("%(here)s", ".");
+    let script_dir = ini_dir.join(script.trim_start_matches("./"));
+    let migrations =
+        (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}"));
+    let (database, url_env) = database_and_variable(fs, root, &ini_path, &ini_dir, &script_dir)?;
+    let Some(app) = find_app(fs, root) else {
+        return Err(failed(format!(
+            "{}: no ASGI app found (a main.py, app.py or asgi.py that defines app, or a module with app = FastAPI(...)): write tmws-rollback.toml by hand with `app = \"package.module:app\"`",
+            root.display()
+        )));
+    };
+    let health = health_path(fs, root).map_or_else(
+        || (defaults.health_path.clone(), "the default: no health route found in the code".into()),
+        |(route, file)| (route, format!("the route {file} declares")),
+    );
+    let by_name = |path: &str| {
+        let name = Path::new(path).file_name().unwrap_or_default().to_string_lossy().into_owned();
+        files_named(fs, root, &name, 6).first().map(|p| rel(root, p))
+    };
+    let critical_files: Vec<String> =
+        defaults.critical_files.iter().filter_map(|f| by_name(f)).collect();
+    let critical_modules = critical_files
+        .iter()
+        .filter(|f| f.ends_with(".py") && !f.split('/').any(|part| part == "tests"))
+        .map(|f| f.trim_end_matches(".py").trim_end_matches("/__init__").replace('/', "."))
+        .collect();
+    let test_files = test_files(fs, root, defaults.test_files.iter().filter_map(|f| by_name(f)));
+    let config_files = ["pyproject.toml", ".env.example"]
+        .into_iter()
+        .map(String::from)
+        .filter(|f| fs.is_file(&root.join(f)))
+        .chain(std::iter::once(ini_path.clone()))
+        .collect();
+    Ok(Found {
+        service: service(fs, root),
+        label: label(&critical_files),
+        alembic_ini: ini_path,
+        migrations,
+        database,
+        url_env,
+        app,
+        health,
+        critical_files,
+        critical_modules,
+        test_files,
+        config_files,
+    })
+}
+
+/// The runbook's test files that exist, else the checkout's test folders
+/// whole (post-check counts a test under a folder named like *integration*
+/// as an integration test).
+fn test_files(fs: &RootDir, root: &Path, runbook: impl Iterator<Item = String>) -> Vec<String> {
+    let found: Vec<String> = runbook.collect();
+    if !found.is_empty() {
+        return found;
+    }
+    let is_dir = |dir: &&str| {
+        fs.kind(&root.join(dir)).ok().flatten() == Some(xtask_fs::sys::FileType::Directory)
+    };
+    ["tests", "test"].into_iter().filter(is_dir).map(String::from).collect()
+}
+
+/// The service's name: pyproject.toml's, else the checkout's folder's.
+fn service(fs: &RootDir, root: &Path) -> (String, String) {
+    match finds::project_name(fs, root) {
+        Some(name) => (name, "pyproject.toml's name".into()),
+        None => {
+            let folder = root.file_name().map(|n| n.to_string_lossy().into_owned());
+            (folder.unwrap_or_else(|| "service".into()), "the checkout's folder".into())
+        }
+    }
+}
+
+/// The pre-deploy label: the runbook's only where the runbook's files are.
+fn label(critical_files: &[String]) -> (String, String) {
+    if critical_files.is_empty() {
+        ("pre-deploy".into(), "none of the runbook's critical files is here".into())
+    } else {
+        (
+            xtask_model::label::Label::pre_deploy().to_string(),
+            "the runbook's, whose critical files are here".into(),
+        )
+    }
+}
+
+/// The database and the variable that carries its URL: from alembic.ini's
+/// `sqlalchemy.url` and env.py, else from a settings module that env.py
+/// reads. No database found is exit 1: init never writes a guess.
+fn database_and_variable(
+    fs: &RootDir,
+    root: &Path,
+    ini_path: &str,
+    ini_dir: &Path,
+    script_dir: &Path,
+) -> Result<((String, String), (String, String))> {
+    let settings = settings_database(fs, root);
+    let url = ini_setting(&fs.read_to_string(&root.join(ini_path))?, "sqlalchemy.url");
+    let database = match (url.and_then(|u| sqlite_path(&u)), &settings) {
+        (Some(path), _) => {
+            (rel_path(&ini_dir.join(path))?, format!("sqlalchemy.url in {ini_path}"))
+        }
+        (None, Some((path, _, file))) => {
+            (rel_path(Path::new(path))?, format!("the SQLite URL {file} defaults to"))
+        }
+        (None, None) => {
+            return Err(failed(format!(
+                "{}: no SQLite database found (no sqlite:/// URL in {ini_path}'s sqlalchemy.url, nor in a settings module): write tmws-rollback.toml by hand with `database = \"path/to/db\"`",
+                root.display()
+            )));
+        }
+    };
+    let env_py = script_dir.join("env.py");
+    let env_text = fs.read_to_string(&root.join(&env_py)).unwrap_or_default();
+    let through_settings = settings.as_ref().and_then(|(_, variable, file)| {
+        let module = file.trim_end_matches(".py").replace('/', ".");
+        let imports = env_text.contains(&module)
+            || env_text.contains("settings")
+            || env_text.contains("Settings");
+        variable.clone().filter(|_| imports).map(|v| (v, file.clone()))
+    });
+    let url_env = match (url_variable(&env_text), through_settings) {
+        (Some(name), _) => (name, format!("{} reads its database URL from it", rel_path(&env_py)?)),
+        (None, Some((name, file))) => (
+            name,
+            format!(
+                "{} takes its URL from the settings in {file}, which read it",
+                rel_path(&env_py)?
+            ),
+        ),
+        (None, None) => (
+            String::new(),
+            format!("{} reads no URL variable that could be found", rel_path(&env_py)?),
+        ),
+    };
+    Ok((database, url_env))
+}
+
+/// A `key = value` setting of an ini file's text.
+fn ini_setting(ini: &str, key: &str) -> Option<String> {
+    ini.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().to_string())
+    })
+}
+
+fn render(f: &Found) -> String {
+    let list = |items: &[String]| {
+        let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut out = String::new();
+    let _ =
+        writeln!(out, "# {PROFILE_FILE}: where this checkout keeps what the TMWS rollback tool");
+    let _ = writeln!(
+        out,
+        "# works on. Written by `{} init`; every path is relative to",
+        xtask_model::advice::program()
+    );
+    let _ = writeln!(out, "# this folder. Commit it with the checkout.\n");
+    let _ = writeln!(out, "# The service's name in reports and bundles, from {}.", f.service.1);
+    let _ = writeln!(out, "service = {:?}", f.service.0);
+    let _ = writeln!(out, "# The pre-deploy backup's label: {}.", f.label.1);
+    let _ = writeln!(out, "label = {:?}", f.label.0);
+    let _ = writeln!(out, "# From {}.", f.database.1);
+    let _ = writeln!(out, "database = {:?}", f.database.0);
+    let _ = writeln!(
+        out,
+        "# Set for alembic, pytest and the server to this database: {}.",
+        f.url_env.1
+    );
+    let _ = writeln!(out, "database_url_env = {:?}", f.url_env.0);
+    let _ = writeln!(out, "alembic_ini = {:?}", f.alembic_ini);
+    let _ = writeln!(out, "# From {}.", f.migrations.1);
+    let _ = writeln!(out, "migrations = {:?}", f.migrations.0);
+    let _ = writeln!(out, "config_files = {}", list(&f.config_files));
+    let _ = writeln!(out, "# The runbook's critical files that exist in this checkout.");
+    let _ = writeln!(out, "critical_files = {}", list(&f.critical_files));
+    let _ = writeln!(out, "critical_modules = {}", list(&f.critical_modules));
+    let _ = writeln!(
+        out,
+        "# The runbook's test files that exist, else the test folders; a test under a\n# folder named like *integration* counts as an integration test."
+    );
+    let _ = writeln!(out, "test_files = {}", list(&f.test_files));
+    let _ = writeln!(out, "# From {}.", f.app.1);
+    let _ = writeln!(out, "app = {:?}", f.app.0);
+    let _ = writeln!(out, "# From {}.", f.health.1);
+    let _ = writeln!(out, "health_path = {:?}", f.health.0);
+    out
+}
+
+fn rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}
+
+/// A relative path without `./`, in the profile's form; one that climbs out
+/// of the root (`script_location = ../elsewhere`) is refused, since the
+/// profile would be refused too.
+fn rel_path(path: &Path) -> Result<String> {
+    let text = path.display().to_string();
+    let text = text.trim_start_matches("./").to_string();
+    files::check_relative(&text).map_err(|err| usage(format!("{err:#}")))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_url_variable_and_the_sqlite_path() {
+        let env_py =
+            "import os\nurl = os.environ.get(\"SERVICE_DB_URL\")\nlevel = os.getenv('LOG_LEVEL')\n";
+        assert_eq!(super::finds::url_variable(env_py).as_deref(), Some("SERVICE_DB_URL"));
+        assert_eq!(
+            super::finds::sqlite_path("sqlite:///var/app.sqlite").as_deref(),
+            Some("var/app.sqlite")
+        );
+        assert_eq!(super::finds::sqlite_path("postgresql://x/y"), None);
+    }
+}

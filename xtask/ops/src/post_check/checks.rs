@@ -1,0 +1,383 @@
+//! The checks of post-check, one function each. Each returns its verdict,
+//! or an error when it cannot run: the table's runner turns that error into
+//! the check's failure, with the reason.
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, anyhow};
+use xshell::Shell;
+
+use super::Expected;
+use xtask_adapters::{git, process, python::Python, sqlite};
+use xtask_model::label::Label;
+use xtask_model::{
+    advice,
+    check::Check,
+    manifest::{Kind, table_differences},
+    migrations::revisions_in,
+    profile::Tree,
+    schema::Schema,
+};
+
+/// What every quick check is given.
+pub(super) struct Ctx<'a> {
+    pub sh: &'a Shell,
+    pub tree: &'a Tree,
+    /// Where the tree's programs run: a scratch copy of it, or, with
+    /// `--live`, the tree itself.
+    pub programs: &'a Tree,
+    pub expected: &'a Expected,
+    /// The interpreter, or why there is none.
+    pub python: Result<&'a Python, &'a anyhow::Error>,
+    pub label: &'a Label,
+    /// `alembic current` and `alembic history`, run together once for the
+    /// two checks that read them.
+    pub alembic: std::cell::OnceCell<Result<Vec<process::Output>>>,
+}
+
+impl Ctx<'_> {
+    fn python(&self) -> Result<&Python> {
+        self.python.map_err(|e| anyhow!("no Python: {e:#}"))
+    }
+
+    /// alembic's answer to `current` (0) or `history` (1).
+    fn alembic(&self, which: usize) -> Result<&process::Output> {
+        let outs = self.alembic.get_or_init(|| {
+            let commands: [xtask_adapters::python::AlembicCommand<'_>; 2] =
+                [(&["current"], &[]), (&["history"], &[])];
+            self.python()?.alembic_each(self.sh, self.programs, &commands)
+        });
+        outs.as_ref().map(|outs| &outs[which]).map_err(|e| anyhow!("{e:#}"))
+    }
+}
+
+/// How a check runs: quickly, in the main thread, or in the thread of its
+/// slow group (pytest; the server), which gives several checks at once.
+pub(super) enum Run {
+    Quick(fn(&Ctx) -> Result<Check>),
+    Tests,
+    Server,
+}
+
+/// The quick checks that run a program of the tree, on a scratch copy.
+pub(super) const QUICK_PROGRAMS: [PostCheck; 3] =
+    [PostCheck::MigrationsCurrent, PostCheck::MigrationsHistory, PostCheck::Imports];
+
+/// Every check that runs a program of the tree.
+pub(super) const RUN_PROGRAMS: [PostCheck; 7] = [
+    QUICK_PROGRAMS[0],
+    QUICK_PROGRAMS[1],
+    QUICK_PROGRAMS[2],
+    PostCheck::TestsUnit,
+    PostCheck::TestsIntegration,
+    PostCheck::ServerStart,
+    PostCheck::ServerHealth,
+];
+
+xtask_model::check_ids! {
+    /// The checks of post-check, in report order.
+    PostCheck {
+        RollbackUnfinished = "rollback.unfinished", "no rollback is unfinished";
+        DatabaseFile = "database.file", "database file exists";
+        DatabaseTables = "database.tables", "tables, columns and indexes equal the backup's";
+        DatabaseRevision = "database.revision", "alembic_version is the expected revision";
+        DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
+        MigrationsCurrent = "migrations.current", "alembic current agrees with the database";
+        MigrationsHistory = "migrations.history", "alembic history runs";
+        MigrationsCount = "migrations.count", "revision files equal the backup's count";
+        Imports = "imports", "critical modules import and compile";
+        TestsUnit = "tests.unit", "unit tests pass";
+        TestsIntegration = "tests.integration", "integration tests pass";
+        ServerStart = "server.start", "server starts without errors";
+        ServerHealth = "server.health", "health endpoint responds";
+        GitClean = "git.clean", "git state is clean";
+        GitHead = "git.head", "HEAD is on the rollback branch or the tag";
+        FilesRestored = "files.restored", "config and critical files equal the backup's";
+        Forensics = "forensics", "a forensics bundle exists";
+    }
+}
+
+/// Every check with how it runs, in report order. `--only`, `--skip`, the
+/// titles and the checklist all come from here and `PostCheck`.
+pub(super) const CHECKS: [(PostCheck, Run); 17] = [
+    (PostCheck::RollbackUnfinished, Run::Quick(|c| rollback_finished(c.tree))),
+    (PostCheck::DatabaseFile, Run::Quick(|c| database_file(c.tree))),
+    (PostCheck::DatabaseTables, Run::Quick(|c| database_tables(c.tree, c.expected))),
+    (PostCheck::DatabaseRevision, Run::Quick(|c| database_revision(c.tree, c.expected))),
+    (PostCheck::DatabaseIntegrity, Run::Quick(|c| database_integrity(c.tree))),
+    (PostCheck::MigrationsCurrent, Run::Quick(|c| alembic_current(c.alembic(0)?, c.tree))),
+    (PostCheck::MigrationsHistory, Run::Quick(|c| alembic_history(c.alembic(1)?))),
+    (PostCheck::MigrationsCount, Run::Quick(|c| migrations_count(c.tree, c.expected))),
+    (PostCheck::Imports, Run::Quick(|c| imports(c.sh, c.python()?, c.programs))),
+    (PostCheck::TestsUnit, Run::Tests),
+    (PostCheck::TestsIntegration, Run::Tests),
+    (PostCheck::ServerStart, Run::Server),
+    (PostCheck::ServerHealth, Run::Server),
+    (PostCheck::GitClean, Run::Quick(|c| git_clean(c.tree, c.expected))),
+    (PostCheck::GitHead, Run::Quick(|c| git_head(c.tree, c.label, c.expected))),
+    (PostCheck::FilesRestored, Run::Quick(|c| files_restored(c.tree, c.expected))),
+    (PostCheck::Forensics, Run::Quick(|c| forensics(c.tree))),
+];
+
+/// A rollback journal means a run that was interrupted or failed: the tree
+/// is between two states, whatever the other checks find.
+pub(super) fn rollback_finished(tree: &Tree) -> Result<Check> {
+    let id = PostCheck::RollbackUnfinished;
+    let journal = xtask_model::journal::Journal::<serde_json::Value>::load(tree)
+        .context("the rollback journal cannot be read")?;
+    Ok(match journal {
+        None => Check::pass(id, "no rollback journal"),
+        Some(j) => Check::fail(
+            id,
+            format!(
+                "rollback --scenario {} (run {}) stopped at step {} ({:?}): `{}` finishes it, `{}` closes it",
+                j.scenario,
+                j.run,
+                j.stopped_at() + 1,
+                j.status,
+                advice::resume(j.scenario, &tree.root),
+                advice::abandon(j.scenario, &tree.root),
+            ),
+        ),
+    })
+}
+
+pub(super) fn database_file(tree: &Tree) -> Result<Check> {
+    let meta =
+        tree.fs.open_read(&tree.database())?.metadata().context(tree.profile.database.clone())?;
+    let detail = format!("{} ({})", tree.profile.database, xtask_base::units::size(meta.len()));
+    Ok(Check::pass(PostCheck::DatabaseFile, detail))
+}
+
+/// Reads without leaving a -wal or -shm beside a closed database, and never
+/// through a link, a FIFO or a hot journal.
+fn open(tree: &Tree) -> Result<rusqlite::Connection> {
+    sqlite::open_tree_database(tree)
+}
+
+/// The tables, and with a manifest that records it, every table's columns
+/// and indexes: a leftover column is not a rollback.
+pub(super) fn database_tables(tree: &Tree, expected: &Expected) -> Result<Check> {
+    let Some((_, manifest)) = &expected.manifest else {
+        return Ok(expected.no_backup(PostCheck::DatabaseTables));
+    };
+    let conn = open(tree)?;
+    let names = sqlite::table_names(&conn)?;
+    let named = |name: &String| sqlite::TableCount { name: name.clone(), rows: 0 };
+    let actual: Vec<_> = names.iter().map(named).collect();
+    let wanted: Vec<_> = manifest.tables.iter().map(|t| named(&t.name)).collect();
+    let mut differences = table_differences(&actual, &wanted);
+    let mut ok = format!("{} tables: {}", names.len(), names.join(", "));
+    if !manifest.schema.is_empty() {
+        differences.extend(Schema::differences(&sqlite::schema(&conn)?, &manifest.schema));
+        differences.dedup();
+        ok = format!("{ok}; their columns and indexes equal the backup's");
+    }
+    Ok(Check::unless(PostCheck::DatabaseTables, &differences, ok))
+}
+
+pub(super) fn database_revision(tree: &Tree, expected: &Expected) -> Result<Check> {
+    let Some(revision) = &expected.revision else {
+        return Ok(Check::fail(PostCheck::DatabaseRevision, expected.missing.clone()));
+    };
+    let revs = sqlite::alembic_revisions(&open(tree)?)?;
+    Ok(Check::from(
+        PostCheck::DatabaseRevision,
+        revs == [revision.clone()],
+        format!("{}, expected {revision}", revs.join(" ")),
+    ))
+}
+
+pub(super) fn database_integrity(tree: &Tree) -> Result<Check> {
+    let rows = sqlite::integrity_check(&open(tree)?)?;
+    Ok(match rows.as_slice() {
+        [ok] if ok == "ok" => Check::pass(PostCheck::DatabaseIntegrity, "ok"),
+        _ => Check::fail(PostCheck::DatabaseIntegrity, rows[..rows.len().min(5)].join("\n")),
+    })
+}
+
+pub(super) fn alembic_current(out: &process::Output, tree: &Tree) -> Result<Check> {
+    if !out.success() {
+        let why = format!("alembic current failed ({}):\n{}", out.describe_status(), out.tail(6));
+        return Ok(Check::fail(PostCheck::MigrationsCurrent, why));
+    }
+    let shown: BTreeSet<String> = revisions_in(&out.stdout, &tree.graph()?).into_iter().collect();
+    let stored: BTreeSet<String> = sqlite::alembic_revisions(&open(tree)?)?.into_iter().collect();
+    Ok(Check::from(
+        PostCheck::MigrationsCurrent,
+        shown == stored && !shown.is_empty(),
+        format!("alembic current: {}", out.stdout.trim()),
+    ))
+}
+
+pub(super) fn alembic_history(out: &process::Output) -> Result<Check> {
+    Ok(if out.success() {
+        let listed = format!("{} revisions listed", out.stdout.lines().count());
+        Check::pass(PostCheck::MigrationsHistory, listed)
+    } else {
+        let why = format!("alembic history failed ({}):\n{}", out.describe_status(), out.tail(6));
+        Check::fail(PostCheck::MigrationsHistory, why)
+    })
+}
+
+pub(super) fn migrations_count(tree: &Tree, expected: &Expected) -> Result<Check> {
+    let Some((_, manifest)) = &expected.manifest else {
+        return Ok(expected.no_backup(PostCheck::MigrationsCount));
+    };
+    let files = tree.revision_files()?;
+    Ok(Check::from(
+        PostCheck::MigrationsCount,
+        files.len() == manifest.migration_count,
+        format!(
+            "{} revision files (not counting __pycache__ or other files), backup {}",
+            files.len(),
+            manifest.migration_count
+        ),
+    ))
+}
+
+/// Each critical module imports and each critical file compiles, in one
+/// interpreter, without writing bytecode into the tree.
+pub(super) fn imports(sh: &Shell, python: &Python, tree: &Tree) -> Result<Check> {
+    let out = python.import_check(sh, tree)?;
+    let modules = &tree.profile.critical_modules;
+    Ok(if out.success() {
+        let detail = format!("{} modules import: {}", modules.len(), modules.join(", "));
+        Check::pass(PostCheck::Imports, detail)
+    } else {
+        Check::fail(PostCheck::Imports, out.tail(8))
+    })
+}
+
+/// Clean, or dirty exactly as the tree was when the backup was taken (the
+/// manifest records those uncommitted changes): then it says so.
+pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Result<Check> {
+    let repo = git::open(&tree.root)?
+        .with_context(|| format!("{} is not a git repository", tree.root.display()))?;
+    let paths = git::dirty_paths(&repo)?;
+    if paths.is_empty() {
+        return Ok(Check::pass(
+            PostCheck::GitClean,
+            "git status: nothing to commit, working tree clean",
+        ));
+    }
+    let as_backed_up = |path: &String| {
+        let now = tree.fs.sha256(&tree.path(path)).ok().map(|(s, _)| s);
+        expected.manifest.as_ref().is_some_and(|(_, m)| m.records_change(path, now.as_deref()))
+    };
+    Ok(if paths.iter().all(as_backed_up) {
+        Check::pass(
+            PostCheck::GitClean,
+            format!(
+                "the only changes are the ones uncommitted when the backup was taken (its manifest records them): {}",
+                paths.join(", ")
+            ),
+        )
+    } else {
+        let detail = format!("{} changed or untracked: {}", paths.len(), paths.join(", "));
+        Check::fail(PostCheck::GitClean, detail)
+    })
+}
+
+pub(super) fn git_head(tree: &Tree, label: &Label, expected: &Expected) -> Result<Check> {
+    let repo = git::open(&tree.root)?
+        .with_context(|| format!("{} is not a git repository", tree.root.display()))?;
+    let (commit, branch) = git::head(&repo);
+    let rollback_branch = format!("rollback-{label}");
+    let tag = git::tag_commit(&repo, label).map(|o| o.to_string());
+    let has_rollback_branch = repo.find_branch(&rollback_branch, git2::BranchType::Local).is_ok();
+    let at = format!(
+        "HEAD {} on {}",
+        commit.as_deref().unwrap_or("none"),
+        branch.as_deref().unwrap_or("a detached HEAD")
+    );
+    // A detached HEAD is the backup's commit, or wrong.
+    let backup_commit = expected.manifest.as_ref().and_then(|(_, m)| m.git_commit.clone());
+    if branch.is_none()
+        && let Some(want) = &backup_commit
+        && commit.as_ref() != Some(want)
+    {
+        return Ok(Check::fail(
+            PostCheck::GitHead,
+            format!("{at}, not the backup's commit {want}"),
+        ));
+    }
+    if !has_rollback_branch {
+        return Ok(Check::pass(
+            PostCheck::GitHead,
+            format!("no rollback branch {rollback_branch}; {at}"),
+        ));
+    }
+    let ok =
+        branch.as_deref() == Some(rollback_branch.as_str()) || (tag.is_some() && commit == tag);
+    Ok(Check::from(PostCheck::GitHead, ok, at))
+}
+
+pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> {
+    let Some((_, manifest)) = &expected.manifest else {
+        return Ok(expected.no_backup(PostCheck::FilesRestored));
+    };
+    let mut differ = Vec::new();
+    let entries: Vec<_> = manifest
+        .files
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Config | Kind::Critical))
+        .filter(|f| !expected.kept.contains(&f.source_path))
+        .collect();
+    for entry in &entries {
+        match tree.fs.sha256(&tree.path(&entry.source_path)) {
+            Ok((sha, _)) if sha == entry.sha256 => {}
+            Ok(_) => differ.push(format!("{} differs from the backup", entry.source_path)),
+            Err(_) => differ.push(format!("{} is missing", entry.source_path)),
+        }
+    }
+    let mut absent = 0;
+    for path in manifest.absent.iter().map(|a| a.source_path.as_str()) {
+        if expected.kept.iter().any(|k| k == path) {
+            continue;
+        }
+        if tree.fs.kind(&tree.path(path)).ok().flatten().is_some() {
+            differ.push(format!("{path} exists, but it was absent at backup time"));
+        } else {
+            absent += 1;
+        }
+    }
+    let mut ok = format!("{} files equal the backup's hashes", entries.len());
+    if absent > 0 {
+        ok.push_str(&format!("; {absent} absent, as at backup time"));
+    }
+    if !expected.kept.is_empty() {
+        ok.push_str(&format!(
+            "; {} kept as the deploy's commits left them by the last rollback (--scenario files)",
+            expected.kept.len()
+        ));
+    }
+    Ok(Check::unless(PostCheck::FilesRestored, &differ, ok))
+}
+
+/// The folders of forensics/ that hold a file of that name.
+pub(super) fn bundles_with(tree: &Tree, file: &str) -> Vec<String> {
+    let folders = tree.fs.list(&tree.forensics_dir()).unwrap_or_default();
+    let holds =
+        |name: &std::ffi::OsString| tree.fs.is_file(&tree.forensics_dir().join(name).join(file));
+    folders
+        .into_iter()
+        .filter(|(name, kind)| kind.is_dir() && holds(name))
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .collect()
+}
+
+pub(super) fn forensics(tree: &Tree) -> Result<Check> {
+    let bundles: Vec<String> = bundles_with(tree, "FAILURE_REPORT.md");
+    let latest = bundles.iter().max().cloned().unwrap_or_default();
+    Ok(if bundles.is_empty() {
+        Check::fail(
+            PostCheck::Forensics,
+            format!(
+                "no bundle under forensics/ (`{}` writes one)",
+                xtask_model::advice::xtask("forensics", &tree.root)
+            ),
+        )
+    } else {
+        Check::pass(PostCheck::Forensics, format!("{} bundle(s), latest {latest}", bundles.len()))
+    })
+}

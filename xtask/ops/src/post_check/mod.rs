@@ -1,0 +1,325 @@
+//! `cargo xtask post-check`: the runbook's "Verification Tests" and its
+//! post-rollback checklist, as checks with exact results for CI and people.
+mod checks;
+mod judging;
+mod live;
+mod pytest;
+mod server;
+mod slow;
+
+use std::{fmt::Write as _, path::PathBuf, time::Instant};
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::check_copy::CheckCopy;
+use xtask_adapters::python::Python;
+use xtask_base::exit::usage;
+use xtask_fs::files;
+use xtask_model::{
+    backup::Backup,
+    check::{Check, CheckId, Report, Status},
+    label::Label,
+    manifest::Manifest,
+    profile::Tree,
+};
+
+use checks::*;
+pub use judging::After;
+use judging::Judging;
+pub use server::free_port;
+use slow::Slow;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub label: Label,
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub expect_revision: Option<String>,
+    pub port: Option<u16>,
+    pub python: Option<PathBuf>,
+    pub require_backup: bool,
+    /// Run the tree's programs on the live tree, not on a scratch copy.
+    pub live: bool,
+    /// `--after`: what is judged (a deploy, a rollback).
+    pub after: Option<After>,
+}
+
+impl Options {
+    /// Every check, against backup `label`, on scratch copies.
+    pub fn of(label: Label) -> Options {
+        Options {
+            label,
+            only: Vec::new(),
+            skip: Vec::new(),
+            expect_revision: None,
+            port: None,
+            python: None,
+            require_backup: false,
+            live: false,
+            after: None,
+        }
+    }
+}
+
+/// What the checks compare against: the backup's manifest, or the code.
+struct Expected {
+    manifest: Option<(PathBuf, Manifest)>,
+    revision: Option<String>,
+    /// Why there is no expected revision, when there is none.
+    missing: String,
+    /// `--require-backup`: a missing backup fails the checks that need one.
+    require_backup: bool,
+    label: Label,
+    /// Critical files the last rollback (files) kept as the deploy's commits
+    /// left them: not compared with the backup.
+    kept: Vec<String>,
+}
+
+impl Expected {
+    /// The verdict of a check that compares with a backup when there is none:
+    /// not applicable (after a normal deploy there is no backup to compare
+    /// with), or a failure with `--require-backup`.
+    fn no_backup(&self, id: PostCheck) -> Check {
+        let why = format!("there is no backup {} to compare with", self.label);
+        if self.require_backup {
+            Check::fail(id, format!("{why} (--require-backup)"))
+        } else {
+            Check::not_applicable(id, why)
+        }
+    }
+}
+
+/// Runs the selected checks on `tree`: the slow ones (pytest, the server)
+/// each in a thread of its own, the quick ones meanwhile.
+pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
+    if let Some(note) = xtask_adapters::services::orphans_note(tree) {
+        xtask_base::events::note(&note);
+    }
+    let selection = Selection::new(&o.only, &o.skip)?;
+    let judging = Judging::of(tree, o.after);
+    let expected = expectations(tree, o, &judging)?;
+    // Outside the tree: pytest's XML report and the server's log.
+    let scratch = files::scratch_dir("tmws-post-check")?;
+    let python = Python::find(sh, Some(&tree.root), o.python.as_deref());
+    let port = match o.port {
+        Some(port) => port,
+        None if tree.profile.port != 0 => tree.profile.port,
+        None => free_port()?,
+    };
+    // The tree's programs run on scratch copies of it, one per group of
+    // checks (so the app's writes never meet alembic's answer), or, with
+    // --live, on the tree, its database watched.
+    let quick_copy = match o.live || !QUICK_PROGRAMS.iter().any(|id| selection.runs(*id)) {
+        true => None,
+        false => Some(CheckCopy::of(tree)?),
+    };
+    let programs = quick_copy.as_ref().map_or(tree, |c| &c.tree);
+    let watch = o.live.then(|| live::Watch::start(tree)).transpose()?;
+    let slow = Slow::start(
+        &selection,
+        python.as_ref().ok(),
+        tree,
+        &expected,
+        slow::Where { port, scratch: scratch.path(), live: o.live },
+    );
+    let ctx = Ctx {
+        sh,
+        tree,
+        programs,
+        expected: &expected,
+        python: python.as_ref(),
+        label: &o.label,
+        alembic: Default::default(),
+    };
+    let mut checks = Vec::new();
+    for (id, how) in &CHECKS {
+        if let (Run::Quick(check), true) = (how, selection.runs(*id)) {
+            let started = Instant::now();
+            checks.push(Check::of(*id, check(&ctx)).since(started));
+        }
+    }
+    let no_python = python.as_ref().err().map(|e| format!("no Python to run it: {e:#}"));
+    let (slow_checks, mut copies) = slow.finish(no_python);
+    checks.extend(slow_checks.into_iter().filter(|c| selection.runs_id(c.id)));
+    copies.extend(quick_copy.map(|c| c.cost));
+    if let Some(watch) = watch {
+        watch.judge(tree, &mut checks)?;
+    }
+    for check in checks.iter_mut() {
+        let id = PostCheck::ALL.iter().find(|id| id.id() == check.id);
+        if let Some(why) = id.and_then(|id| judging.not_judged(*id)) {
+            let took = check.duration_ms;
+            *check = Check::not_applicable(*id.expect("found above"), why);
+            check.duration_ms = took;
+        }
+    }
+    // A check is `skip` only when the user skipped it by name.
+    checks.extend(
+        PostCheck::ALL.iter().filter(|id| selection.skips(**id)).map(|id| Check::skip(*id)),
+    );
+    checks.sort_by_key(|c| PostCheck::ALL.iter().position(|id| id.id() == c.id));
+    let mut report = Report::new("post-check", tree.root.display().to_string(), checks);
+    report.interpreter = python.as_ref().ok().map(Python::describe);
+    report.judged = Some(judging.describe());
+    report.programs_ran_on = match (copies.is_empty(), o.live) {
+        (_, true) => Some("the live tree (--live)".into()),
+        (true, false) => None,
+        (false, false) => Some(slow::describe(&copies)),
+    };
+    Ok(report)
+}
+
+/// Which checks `--only` and `--skip` leave, by id or by group (the part of
+/// an id before its dot).
+struct Selection<'a> {
+    only: &'a [String],
+    skip: &'a [String],
+}
+
+impl<'a> Selection<'a> {
+    /// Every name must be a check or a group, and some check must be left.
+    fn new(only: &'a [String], skip: &'a [String]) -> Result<Selection<'a>> {
+        let ids = || PostCheck::ALL.iter().map(|c| c.id());
+        for name in only.iter().chain(skip) {
+            if !ids().any(|id| id == name || group(id) == name) {
+                return Err(usage(format!(
+                    "unknown check {name:?}; the checks are: {}",
+                    ids().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let selection = Selection { only, skip };
+        if !PostCheck::ALL.iter().any(|id| selection.runs(*id)) {
+            return Err(usage(format!(
+                "--only {} with --skip {} leaves no check to run",
+                only.join(","),
+                skip.join(",")
+            )));
+        }
+        Ok(selection)
+    }
+
+    fn named(list: &[String], id: &str) -> bool {
+        list.iter().any(|n| n == id || n == group(id))
+    }
+
+    fn wanted(&self, id: &str) -> bool {
+        self.only.is_empty() || Selection::named(self.only, id)
+    }
+
+    fn runs_id(&self, id: &str) -> bool {
+        self.wanted(id) && !Selection::named(self.skip, id)
+    }
+
+    fn runs(&self, id: PostCheck) -> bool {
+        self.runs_id(id.id())
+    }
+
+    fn skips(&self, id: PostCheck) -> bool {
+        self.wanted(id.id()) && Selection::named(self.skip, id.id())
+    }
+
+    /// Whether any check that runs `how` is selected.
+    fn runs_any(&self, how: fn(&Run) -> bool) -> bool {
+        CHECKS.iter().any(|(id, run)| how(run) && self.runs(*id))
+    }
+}
+
+fn group(id: &str) -> &str {
+    id.split('.').next().unwrap_or(id)
+}
+
+/// The paths the last files rollback kept (its restore-files step's `kept`,
+/// each `path (commit)`), when that rollback is what is judged.
+fn kept_by_the_last_rollback(tree: &Tree, judging: &Judging) -> Vec<String> {
+    use xtask_model::scenario::Scenario;
+    if !matches!(judging, Judging::Rollback(Some(Scenario::Files))) {
+        return Vec::new();
+    }
+    let Some(run) = xtask_model::journal::Journal::<serde_json::Value>::last_done_run(tree) else {
+        return Vec::new();
+    };
+    run.steps
+        .iter()
+        .filter(|step| step["step"] == "restore-files")
+        .flat_map(|step| step["kept"].as_array().cloned().unwrap_or_default())
+        .filter_map(|kept| kept.as_str().map(|k| k.split(" (").next().unwrap_or(k).to_string()))
+        .collect()
+}
+
+fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected> {
+    let manifest = Backup::find(tree, &o.label)?.map(|b| (b.dir, b.manifest));
+    // After a deploy the database is expected at the migrations' head; so
+    // after a rollback that kept the database (files, git): it must fit the
+    // code it runs with, not the backup.
+    use xtask_model::scenario::Scenario;
+    let keeps_the_database = matches!(
+        judging,
+        Judging::Deploy | Judging::Rollback(Some(Scenario::Files | Scenario::Git))
+    );
+    let head = || Some("head".to_string());
+    let expect = o.expect_revision.clone().or_else(|| keeps_the_database.then(head).flatten());
+    let (revision, missing) = match (&expect, &manifest) {
+        (Some(rev), _) if rev == "head" => {
+            let heads = tree.graph().map(|g| g.heads()).unwrap_or_default();
+            match heads.as_slice() {
+                [one] => (Some(one.clone()), String::new()),
+                _ => (None, format!("the migrations have {} heads, not one", heads.len())),
+            }
+        }
+        (Some(rev), _) => (Some(rev.clone()), String::new()),
+        (None, Some((_, m))) => {
+            (m.revision().map(String::from), "the backup records several revisions".into())
+        }
+        (None, None) => (
+            None,
+            format!(
+                "no backup {} and no --expect-revision: pass --expect-revision head or a revision",
+                o.label
+            ),
+        ),
+    };
+    Ok(Expected {
+        manifest,
+        revision,
+        missing,
+        require_backup: o.require_backup,
+        label: o.label.clone(),
+        kept: kept_by_the_last_rollback(tree, judging),
+    })
+}
+
+/// The runbook's post-rollback checklist, ticked from the real results.
+pub fn checklist(tree: &Tree, report: &Report) -> String {
+    let passed = |ids: &[&str]| {
+        ids.iter().all(|id| report.checks.iter().any(|c| c.id == *id && c.status == Status::Pass))
+    };
+    let postmortem = ["POSTMORTEM.md", "post-mortem.md", "docs/POSTMORTEM.md"]
+        .iter()
+        .any(|p| tree.fs.is_file(&tree.path(p)))
+        || !checks::bundles_with(tree, "POSTMORTEM.md").is_empty();
+    let rows = [
+        (passed(&["database.integrity"]), "Database integrity verified (`PRAGMA integrity_check`)"),
+        (passed(&["database.revision"]), "Alembic revision matches pre-Phase4"),
+        (passed(&["files.restored"]), "All critical files restored"),
+        (passed(&["tests.unit"]), "Unit tests pass (100%)"),
+        (passed(&["tests.integration"]), "Integration tests pass"),
+        (passed(&["server.start"]), "Server starts without errors"),
+        (passed(&["server.health"]), "Health endpoint responds"),
+        (passed(&["git.clean"]), "Git state is clean (`git status`)"),
+        (passed(&["forensics"]), "Backup forensics performed (analyze failure)"),
+        (postmortem, "Post-mortem document created"),
+    ];
+    let mut out = String::from("# Post-Rollback Checklist\n\n");
+    let _ = writeln!(
+        out,
+        "Tree: {}  \nChecked: {}\n",
+        tree.root.display(),
+        xtask_base::clock::now_rfc3339()
+    );
+    for (ok, text) in rows {
+        let _ = writeln!(out, "- [{}] {text}", if ok { "x" } else { " " });
+    }
+    out
+}

@@ -1,0 +1,294 @@
+//! The runbook's functional validation, without its hazards: uvicorn on a
+//! loopback port, `/health` polled until it answers (no fixed sleep), then
+//! exactly the process group we started is stopped and checked gone.
+use std::{
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use super::checks::PostCheck;
+use xtask_adapters::{process, python::Python, services};
+use xtask_fs::{
+    outside,
+    sys::{self, Sig},
+    unconfined,
+};
+use xtask_model::{check::Check, profile::Tree};
+
+/// What the server check found, for the two checks it feeds.
+pub struct Outcome {
+    pub start: Check,
+    pub health: Check,
+}
+
+/// A server we started; dropping it stops its whole process group.
+struct Server {
+    child: Child,
+    /// The server's confinement, whose scratch folder it works in: kept
+    /// as long as the server runs.
+    _confined: process::Confinement,
+}
+
+impl Server {
+    /// SIGTERM to the group, SIGKILL after a grace period; true when no
+    /// process of the group remains. The grace is short: this is post-check's
+    /// own server, and one that hangs on a request would make uvicorn's
+    /// graceful shutdown wait for it.
+    fn stop(&mut self) -> bool {
+        let pgid = self.child.id() as i32;
+        process::signal_group(pgid, Sig::Term);
+        // Whether it went is judged below, by its group, not by this wait.
+        let _judged_below = process::wait_or_kill(&mut self.child, Duration::from_secs(2));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while sys::group_alive(pgid) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        !sys::group_alive(pgid)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as i32;
+        if services::running(pgid) {
+            process::signal_group(pgid, Sig::Kill);
+            let _reaped = self.child.wait();
+        }
+        process::forget_group(pgid);
+    }
+}
+
+/// Picks a free loopback port by letting the kernel choose one.
+pub fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub fn check(
+    sh: &Shell,
+    python: &Python,
+    tree: &Tree,
+    port: u16,
+    expected: Option<&str>,
+    scratch: &Path,
+) -> Outcome {
+    let log_path = scratch.join("server.log");
+    let timeout = Duration::from_secs(tree.profile.server_timeout);
+    let started = Instant::now();
+    let fail_both = |detail: String| Outcome {
+        start: Check::fail(PostCheck::ServerStart, detail.clone()),
+        health: Check::fail(
+            PostCheck::ServerHealth,
+            format!("not reached: {}", detail.lines().next().unwrap_or("")),
+        ),
+    };
+    let mut server = match spawn(sh, python, tree, port, &log_path) {
+        Ok(server) => server,
+        Err(err) => return fail_both(format!("{err:#}")),
+    };
+    let tail = |n: usize| {
+        let text = outside::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    };
+    let answer = match wait(&mut server, port, &tree.profile.health_path, timeout, started) {
+        Waited::Answer(answer) => answer,
+        Waited::Exited(status) => {
+            return fail_both(format!("uvicorn exited ({status}) before answering:\n{}", tail(8)));
+        }
+        Waited::Listening => {
+            server.stop();
+            let start = format!("uvicorn {} listens on 127.0.0.1:{port}", tree.profile.app);
+            let health = format!(
+                "{} did not answer within {}s:\n{}",
+                tree.profile.health_path,
+                timeout.as_secs(),
+                tail(8)
+            );
+            return Outcome {
+                start: Check::pass(PostCheck::ServerStart, start).since(started),
+                health: Check::fail(PostCheck::ServerHealth, health).since(started),
+            };
+        }
+        Waited::Nothing => {
+            server.stop();
+            return fail_both(format!(
+                "no answer on 127.0.0.1:{port} within {}s:\n{}",
+                timeout.as_secs(),
+                tail(8)
+            ));
+        }
+    };
+    let start = Check::pass(
+        PostCheck::ServerStart,
+        format!("uvicorn {} answered on 127.0.0.1:{port}", tree.profile.app),
+    )
+    .since(started);
+    let health_started = Instant::now();
+    let health = judge_health(&answer, tree, expected, &tail(8));
+    let stopped = server.stop();
+    let health = if stopped {
+        health
+    } else {
+        Check::fail(
+            PostCheck::ServerHealth,
+            format!("{}; and the server's process group did not stop", health.detail),
+        )
+    };
+    Outcome { start, health: health.since(health_started) }
+}
+
+/// How waiting for the server's answer ended.
+enum Waited {
+    Answer((u16, String)),
+    /// The server exited first.
+    Exited(std::process::ExitStatus),
+    /// It accepted connections but did not answer in time: it started.
+    Listening,
+    /// Nothing listened in time.
+    Nothing,
+}
+
+/// Polls `path` until it answers, the server exits, or `timeout` passes
+/// since `started`.
+fn wait(server: &mut Server, port: u16, path: &str, timeout: Duration, started: Instant) -> Waited {
+    let mut listening = false;
+    loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Waited::Exited(status);
+        }
+        // A GET waits no longer than what is left of the timeout.
+        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
+        match get(port, path, left) {
+            Reply::Answer(answer) => return Waited::Answer(answer),
+            Reply::Silent => listening = true,
+            Reply::NotListening => {}
+        }
+        if started.elapsed() > timeout {
+            return if listening { Waited::Listening } else { Waited::Nothing };
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Result<Server> {
+    let _d = sh.push_dir(&tree.root);
+    let port = port.to_string();
+    let cmd = python
+        .tool(sh, tree, "uvicorn")
+        .env("TMWS_ENVIRONMENT", "development")
+        .arg(&tree.profile.app)
+        .args(["--host", "127.0.0.1", "--port", &port, "--no-access-log"])
+        .args(&tree.profile.server_args);
+    let mut command: Command = cmd.into();
+    xtask_base::events::command(&xtask_adapters::process::shown(&command));
+    let log_file = unconfined::create(log).context("create the server log")?;
+    command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    sys::die_with_parent(&mut command);
+    // The app may write beneath the tree and post-check's scratch folder.
+    let scratch = log.parent().unwrap_or(&tree.root);
+    let confined = process::Confinement::beneath(&[&tree.root, scratch])?;
+    confined.apply(&mut command);
+    let child = process::spawn_ours(&mut command).context("start uvicorn")?;
+    Ok(Server { child, _confined: confined })
+}
+
+/// What one GET met.
+enum Reply {
+    Answer((u16, String)),
+    /// Something accepted the connection and did not answer in time.
+    Silent,
+    NotListening,
+}
+
+/// One HTTP/1.0 GET on loopback, waiting at most `wait` (and 5 s) for the
+/// answer: the status code and the body.
+fn get(port: u16, path: &str, wait: Duration) -> Reply {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
+        return Reply::NotListening;
+    };
+    let answer = (|| {
+        stream.set_read_timeout(Some(wait.min(Duration::from_secs(5)))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Some((status, body))
+    })();
+    answer.map_or(Reply::Silent, Reply::Answer)
+}
+
+/// Healthy as the profile defines it: the status code, the JSON values it
+/// names, and the revision where it says the answer holds one.
+fn judge_health(
+    (status, body): &(u16, String),
+    tree: &Tree,
+    expected: Option<&str>,
+    log: &str,
+) -> Check {
+    let id = PostCheck::ServerHealth;
+    let profile = &tree.profile;
+    if *status != profile.health_status {
+        let wanted = profile.health_status;
+        return Check::fail(
+            id,
+            format!("HTTP {status}, expected {wanted}: {}\n{log}", body.trim()),
+        );
+    }
+    let mut seen = vec![format!("HTTP {status}")];
+    let pointers = !profile.health_json.is_empty() || !profile.health_revision.is_empty();
+    if !pointers {
+        return Check::pass(id, seen.join(", "));
+    }
+    let json: serde_json::Value = match serde_json::from_str(body) {
+        Ok(json) => json,
+        Err(err) => return Check::fail(id, format!("not JSON ({err}): {}", body.trim())),
+    };
+    let text = |pointer: &str| match json.pointer(pointer) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+        None => None,
+    };
+    for (pointer, wanted) in &profile.health_json {
+        match text(pointer) {
+            Some(value) if value == *wanted => seen.push(format!("{pointer} {value:?}")),
+            Some(value) => {
+                return Check::fail(
+                    id,
+                    format!("{pointer} is {value:?}, expected {wanted:?}: {}", body.trim()),
+                );
+            }
+            None => return Check::fail(id, format!("no {pointer} in the answer: {}", body.trim())),
+        }
+    }
+    if let (false, Some(expected)) = (profile.health_revision.is_empty(), expected) {
+        let pointer = &profile.health_revision;
+        match text(pointer) {
+            Some(revision) if revision == expected => seen.push(format!("revision {revision}")),
+            Some(revision) => {
+                let shown = seen.join(", ");
+                return Check::fail(
+                    id,
+                    format!("{shown}, but at revision {revision}, expected {expected}"),
+                );
+            }
+            None => {
+                return Check::fail(
+                    id,
+                    format!("no revision at {pointer} in the answer: {}", body.trim()),
+                );
+            }
+        }
+    }
+    Check::pass(id, seen.join(", "))
+}

@@ -1,0 +1,231 @@
+//! How a plan reads: each step as one line for a person (the dry run and
+//! the confirmation show it) and as what it touches (the JSON plan).
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::plan::{Step, rel};
+use crate::evidence::DatabaseCapture;
+use xtask_adapters::services;
+use xtask_model::{
+    database::SIDECARS,
+    manifest::{JournalMode, Kind, Manifest},
+    profile::Tree,
+};
+
+/// What one step touches, in a JSON plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanTouches {
+    pub paths: Vec<String>,
+    pub revisions: Vec<String>,
+    pub preserves: Vec<String>,
+}
+
+impl Step {
+    /// One line for the plan, with every detail a person checks before saying yes.
+    pub fn describe(
+        &self,
+        tree: &Tree,
+        backup: &Path,
+        manifest: &Manifest,
+        bundle: &Path,
+    ) -> String {
+        let from = |backup_path: &str| rel(&tree.root, &backup.join(backup_path));
+        match self {
+            Step::StopServices => stop_services(tree),
+            Step::Preserve { database } => preserve(tree, *database, bundle),
+            Step::RestoreDatabase => match manifest.database() {
+                Some(db) => format!(
+                    "restore {} from {} (sha256 {}): staged beside it, fsynced, hash-checked (integrity-checked unless verified); then the failed files go to the bundle and the copy is renamed into place{}",
+                    tree.profile.database,
+                    from(&db.backup_path),
+                    short(&db.sha256),
+                    if manifest.journal_mode == JournalMode::Wal {
+                        "; back to WAL mode"
+                    } else {
+                        ""
+                    }
+                ),
+                // Only with --skip-verify: the step itself then fails and says so.
+                None => format!(
+                    "restore {}: the backup's manifest lists no database",
+                    tree.profile.database
+                ),
+            },
+            Step::CheckAlembic => format!(
+                "$ alembic current with {} set to {}; it must name the revision stored in that file, else nothing is changed",
+                if tree.profile.database_url_env.is_empty() {
+                    "no URL variable"
+                } else {
+                    &tree.profile.database_url_env
+                },
+                tree.profile.database
+            ),
+            Step::Downgrade { target } => {
+                format!(
+                    "$ alembic downgrade {target}; then alembic current and alembic_version must be {target}"
+                )
+            }
+            Step::RestoreConfig => {
+                let files: Vec<String> = manifest
+                    .files_of(Kind::Config)
+                    .map(|f| format!("{} ({})", f.source_path, short(&f.sha256)))
+                    .collect();
+                format!("restore config from {}: {}", from(Kind::Config.folder()), files.join(", "))
+            }
+            Step::RestoreMigrations => format!(
+                "swap {} for the backup's {} revision files (staged beside it; the old folder goes to the bundle)",
+                tree.profile.migrations,
+                manifest.count(Kind::Migration)
+            ),
+            Step::RestoreFiles { paths, kept } => restore_files(manifest, paths, kept, &from),
+            Step::GitBranch { branch, tag, commit } => {
+                format!(
+                    "git: create branch {branch} at tag {tag} ({}) and check it out",
+                    short(commit)
+                )
+            }
+            Step::GitSoftReset { commit } => {
+                format!("git: reset --soft to {} (changes stay staged)", short(commit))
+            }
+            Step::GitHardReset { commit, keep_ref } => {
+                format!("git: keep HEAD as {keep_ref}, then reset --hard to {}", short(commit))
+            }
+            Step::GitRestorePaths { from, paths } => {
+                format!("git: restore {} from {}", paths.join(" "), short(from))
+            }
+        }
+    }
+
+    /// What a step touches, for the structured plan: the paths it writes,
+    /// the revisions or commits it goes to, what it preserves first.
+    pub fn touches(&self, tree: &Tree, manifest: &Manifest) -> PlanTouches {
+        let p = &tree.profile;
+        let sidecars = |db: &str| {
+            let files = std::iter::once(String::new()).chain(SIDECARS.map(String::from));
+            files.map(|suffix| format!("{db}{suffix}")).collect::<Vec<_>>()
+        };
+        let mut t = PlanTouches::default();
+        match self {
+            Step::StopServices => {}
+            Step::Preserve { database } => {
+                t.preserves.extend(p.config_files.iter().chain(&p.critical_files).cloned());
+                t.preserves.push(p.migrations.clone());
+                if database.is_some() {
+                    t.preserves.extend(sidecars(&p.database));
+                }
+            }
+            Step::RestoreDatabase => {
+                t.paths = sidecars(&p.database);
+                t.revisions = manifest.database_revision.clone();
+                t.preserves = sidecars(&p.database);
+            }
+            Step::CheckAlembic => t.paths.push(p.database.clone()),
+            Step::Downgrade { target } => {
+                t.paths.push(p.database.clone());
+                t.revisions.push(target.clone());
+            }
+            Step::RestoreConfig => {
+                t.paths = manifest.files_of(Kind::Config).map(|f| f.source_path.clone()).collect()
+            }
+            Step::RestoreMigrations => {
+                t.paths.push(p.migrations.clone());
+                t.preserves.push(p.migrations.clone());
+            }
+            Step::RestoreFiles { paths, .. } => t.paths = paths.clone(),
+            Step::GitBranch { commit, .. }
+            | Step::GitSoftReset { commit }
+            | Step::GitHardReset { commit, .. } => t.revisions.push(commit.clone()),
+            Step::GitRestorePaths { from, paths } => {
+                t.paths = paths.clone();
+                t.revisions.push(from.clone());
+            }
+        }
+        t
+    }
+
+    /// A short name for tables and journals.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::StopServices => "stop-services",
+            Step::Preserve { .. } => "preserve",
+            Step::RestoreDatabase => "restore-database",
+            Step::CheckAlembic => "check-alembic",
+            Step::Downgrade { .. } => "downgrade",
+            Step::RestoreConfig => "restore-config",
+            Step::RestoreMigrations => "restore-migrations",
+            Step::RestoreFiles { .. } => "restore-files",
+            Step::GitBranch { .. } => "git-branch",
+            Step::GitSoftReset { .. } => "git-soft-reset",
+            Step::GitHardReset { .. } => "git-hard-reset",
+            Step::GitRestorePaths { .. } => "git-restore-paths",
+        }
+    }
+}
+
+fn stop_services(tree: &Tree) -> String {
+    let found = services::find(tree);
+    if found.is_empty() {
+        "stop the service: no process of this root is running now".into()
+    } else {
+        let list: Vec<String> =
+            found.iter().map(|p| format!("pid {} ({})", p.pid, p.reason)).collect();
+        format!("stop the service: SIGTERM then SIGKILL to {}", list.join(", "))
+    }
+}
+
+fn preserve(tree: &Tree, database: Option<DatabaseCapture>, bundle: &Path) -> String {
+    let db = match database {
+        Some(DatabaseCapture::Move) => format!(
+            "{} with its -wal/-shm is moved in by the restore, byte for byte, once the backup's copy is staged",
+            tree.profile.database
+        ),
+        Some(DatabaseCapture::Copy) => format!(
+            "{} with its -wal/-shm copied byte for byte before anything opens it",
+            tree.profile.database
+        ),
+        None => "no database (it is not overwritten)".into(),
+    };
+    format!(
+        "preserve the failed state in {}: {db}, migrations, config and critical files, diffs, alembic output, log",
+        rel(&tree.root, bundle)
+    )
+}
+
+fn restore_files(
+    manifest: &Manifest,
+    paths: &[String],
+    kept: &[String],
+    from: &dyn Fn(&str) -> String,
+) -> String {
+    let files: Vec<String> = manifest
+        .files_of(Kind::Critical)
+        .filter(|f| paths.contains(&f.source_path))
+        .map(|f| format!("{} ({})", f.source_path, short(&f.sha256)))
+        .collect();
+    let absent: Vec<&str> =
+        manifest.absent_of(Kind::Critical).filter(|p| paths.iter().any(|q| q == p)).collect();
+    let mut line = format!(
+        "restore critical files from {}: {}",
+        from(Kind::Critical.folder()),
+        files.join(", ")
+    );
+    if !absent.is_empty() {
+        line.push_str(&format!(
+            "; move into the bundle what did not exist at backup time: {}",
+            absent.join(", ")
+        ));
+    }
+    if !kept.is_empty() {
+        line.push_str(&format!(
+            "; keep as the deploy's commits left them (--all restores them too): {}",
+            kept.join(", ")
+        ));
+    }
+    line
+}
+
+/// The first 12 characters of a hash or commit id.
+fn short(sha: &str) -> String {
+    sha.chars().take(12).collect()
+}

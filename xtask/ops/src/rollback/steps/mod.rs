@@ -1,0 +1,243 @@
+//! Executing the steps of a plan. Each step first checks whether its effect
+//! already holds (a resumed run), and checks its own result afterwards.
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use xshell::Shell;
+
+mod database;
+mod file_steps;
+mod git_steps;
+
+use super::plan::Step;
+use crate::evidence::{Bundle, DatabaseCapture};
+use xtask_adapters::python::Python;
+use xtask_adapters::services;
+use xtask_base::exit::refused;
+use xtask_fs::files;
+use xtask_model::journal::Journal;
+use xtask_model::manifest::{Kind, Manifest};
+use xtask_model::profile::Tree;
+use xtask_model::scenario::Scenario;
+
+pub struct Ctx<'a> {
+    pub sh: &'a Shell,
+    pub tree: &'a Tree,
+    pub backup: PathBuf,
+    pub manifest: Manifest,
+    pub python_choice: Option<PathBuf>,
+    pub grace: Duration,
+    pub bundle_dir: PathBuf,
+    pub bundle: Option<Bundle>,
+    pub scenario: Scenario,
+    /// This run's id: a bundle folder is this run's only if it says so.
+    pub run: String,
+    /// The backup passed verify-backup (its integrity_check included), so a
+    /// restored file with the same sha256 needs no second integrity check.
+    pub backup_verified: bool,
+    /// A step changed the tree (or stopped its service): without one, the
+    /// run keeps no bundle, which would only repeat the backup.
+    pub changed: bool,
+    python: Option<Python>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        sh: &'a Shell,
+        tree: &'a Tree,
+        backup: PathBuf,
+        manifest: Manifest,
+        options: &super::Options,
+        bundle_dir: PathBuf,
+        journal: &Journal<Step>,
+    ) -> Ctx<'a> {
+        Ctx {
+            sh,
+            tree,
+            backup,
+            manifest,
+            python_choice: options.python.clone(),
+            grace: options.grace,
+            bundle_dir,
+            bundle: None,
+            scenario: journal.scenario,
+            run: journal.run.clone(),
+            backup_verified: false,
+            // The steps done before an interruption may have changed it.
+            changed: journal.done.iter().any(|done| *done),
+            python: None,
+        }
+    }
+
+    fn python(&mut self) -> Result<Python> {
+        if self.python.is_none() {
+            self.python =
+                Some(Python::find(self.sh, Some(&self.tree.root), self.python_choice.as_deref())?);
+        }
+        Ok(self.python.clone().expect("set above"))
+    }
+
+    /// The bundle of this run: created by the preserve step, reopened on
+    /// resume, and never another run's folder.
+    fn bundle(&mut self) -> Result<&mut Bundle> {
+        if self.bundle.is_none() {
+            if !Bundle::belongs_to(self.tree, &self.bundle_dir, &self.run) {
+                bail!(
+                    "{} is not this run's forensics bundle: it is never written into",
+                    self.rel(&self.bundle_dir)
+                );
+            }
+            let reopened = Bundle::reopen(self.tree, &self.manifest.label, &self.bundle_dir)
+                .context("reopen this run's forensics bundle")?;
+            self.bundle = Some(reopened);
+        }
+        Ok(self.bundle.as_mut().expect("set above"))
+    }
+
+    fn note(&mut self, line: String) {
+        if let Ok(bundle) = self.bundle() {
+            bundle.facts.steps.push(line);
+        }
+    }
+
+    /// Runs one step; returns what it did, for the report.
+    pub fn run(&mut self, step: &Step) -> Result<String> {
+        let done = match step {
+            Step::StopServices => self.stop_services()?,
+            Step::Preserve { database } => self.preserve(*database)?,
+            Step::RestoreDatabase => self.restore_database()?,
+            Step::CheckAlembic => self.check_alembic()?,
+            Step::Downgrade { target } => self.downgrade(target)?,
+            Step::RestoreConfig => self.restore_kind(Kind::Config, None)?,
+            Step::RestoreMigrations => self.restore_migrations()?,
+            Step::RestoreFiles { paths, .. } => self.restore_kind(Kind::Critical, Some(paths))?,
+            Step::GitBranch { branch, commit, .. } => self.git_branch(branch, commit)?,
+            Step::GitSoftReset { commit } => self.git_reset(commit, None)?,
+            Step::GitHardReset { commit, keep_ref } => self.git_reset(commit, Some(keep_ref))?,
+            Step::GitRestorePaths { from, paths } => self.git_restore_paths(from, paths)?,
+        };
+        if !matches!(step, Step::Preserve { .. }) {
+            self.note(format!("{}: {done}", step.name()));
+        }
+        if let Some(bundle) = &self.bundle {
+            bundle.write_reports()?;
+        }
+        Ok(done)
+    }
+
+    fn stop_services(&mut self) -> Result<String> {
+        let found = services::find(self.tree);
+        let survivors = services::stop(&found, self.grace);
+        if !survivors.is_empty() {
+            let pids: Vec<String> = survivors.iter().map(|p| p.pid.to_string()).collect();
+            return Err(refused(format!(
+                "the service is still running after SIGKILL: pids {}",
+                pids.join(", ")
+            )));
+        }
+        let db = self.tree.database();
+        let files: Vec<PathBuf> =
+            xtask_model::database::files(&db).into_iter().map(|(_, p)| p).collect();
+        let holders = services::holders(&files);
+        if !holders.is_empty() {
+            return Err(refused(format!(
+                "{} is still open in pids {:?}: stop them before rolling back",
+                self.tree.profile.database, holders
+            )));
+        }
+        self.changed |= !found.is_empty();
+        Ok(if found.is_empty() {
+            "no service process of this root was running".into()
+        } else {
+            let pids: Vec<String> = found.iter().map(|p| p.pid.to_string()).collect();
+            format!("stopped pids {}", pids.join(", "))
+        })
+    }
+
+    /// Keeps the failed state in this run's bundle. The database's files are
+    /// copied byte for byte first (`Copy`), before alembic or SQLite opens
+    /// them; with `Move` they stay in place until the restore has its
+    /// replacement staged, and alembic is asked about them later, through a
+    /// copy.
+    fn preserve(&mut self, database: Option<DatabaseCapture>) -> Result<String> {
+        let ours = Bundle::belongs_to(self.tree, &self.bundle_dir, &self.run);
+        if ours && self.tree.fs.is_file(&self.bundle_dir.join(".complete")) {
+            return Ok(format!("already preserved in {}", self.rel(&self.bundle_dir)));
+        }
+        let mut bundle = if ours {
+            Bundle::reopen(self.tree, &self.manifest.label, &self.bundle_dir)?
+        } else {
+            Bundle::create(self.tree, &self.manifest.label, &self.bundle_dir, &self.run)?
+        };
+        // A name collision makes `create` pick a sibling: follow it.
+        self.bundle_dir = bundle.dir.clone();
+        bundle.facts.scenario = Some(self.scenario.name().to_string());
+        bundle.write_reports()?;
+        let copy = database == Some(DatabaseCapture::Copy);
+        let db_in_place = self.tree.fs.kind(&self.tree.database())?.is_some();
+        if copy && db_in_place && bundle.facts.database_files.is_empty() {
+            bundle.capture_database(DatabaseCapture::Copy)?;
+        }
+        // alembic reads the tree's database only once its bytes are kept.
+        let alembic = if copy && db_in_place {
+            Some(bundle.start_alembic(&self.python()?, self.tree, None))
+        } else {
+            None
+        };
+        bundle.preserve_files(self.sh, self.tree, Some((&self.backup, &self.manifest)))?;
+        bundle.capture_log(self.tree);
+        if let Some(runs) = alembic {
+            bundle.finish_alembic(runs);
+        }
+        bundle
+            .facts
+            .steps
+            .push(format!("preserve: the failed state is in {}", self.rel(&bundle.dir)));
+        bundle.write_reports()?;
+        files::write_atomic(&self.tree.fs, &bundle.dir.join(".complete"), b"")?;
+        let summary = format!("preserved in {}", self.rel(&bundle.dir));
+        self.bundle = Some(bundle);
+        Ok(summary)
+    }
+
+    /// Ends the run's evidence: the moved database's analysis, alembic's
+    /// answer about it (from a consolidated copy, read-only), the hashes,
+    /// the completion time.
+    pub fn seal_bundle(&mut self) -> Result<()> {
+        if self.bundle.is_none() && !Bundle::belongs_to(self.tree, &self.bundle_dir, &self.run) {
+            return Ok(());
+        }
+        let python = self.python().ok();
+        let tree = self.tree;
+        let bundle = self.bundle()?;
+        let consolidated = bundle.finish_analysis();
+        let asked = tree.fs.is_file(&bundle.dir.join("alembic-current.txt"));
+        match (asked, consolidated, python) {
+            (true, _, _) => {}
+            (false, Some(copy), Some(python)) if !tree.profile.database_url_env.is_empty() => {
+                let runs = bundle.start_alembic(&python, tree, Some(&copy));
+                bundle.finish_alembic(runs);
+            }
+            _ => bundle.facts.problems.push(
+                "alembic's view of the failed database was not captured (no consolidated copy, no Python, or no database_url_env in the profile)".into(),
+            ),
+        }
+        bundle.facts.completed = Some(xtask_base::clock::now_rfc3339());
+        bundle.seal()
+    }
+
+    /// A file of the backup, opened by its manifest path through the
+    /// file-access layer: never a link out of the root, never a FIFO.
+    /// Verify checks these paths too, but `--skip-verify` skips that.
+    fn backup_file(&self, backup_path: &str) -> Result<std::fs::File> {
+        files::check_relative(backup_path)?;
+        self.tree.fs.open_read(&self.backup.join(backup_path))
+    }
+
+    fn rel(&self, path: &Path) -> String {
+        super::plan::rel(&self.tree.root, path)
+    }
+}
