@@ -18,5 +18,6 @@
 pub mod clock;
 pub mod events;
 pub mod exit;
+pub mod faults;
 pub mod shell_words;
 pub mod units;

@@ -93,7 +93,7 @@ pub fn checkout_new_branch(
 /// A test-only fault: `XTASK_GIT_FAULT=checkout` fails a checkout after it
 /// has written the working tree, as a failure half-way would.
 fn fault_hook() -> Result<()> {
-    if std::env::var("XTASK_GIT_FAULT").is_ok_and(|v| v == "checkout") {
+    if xtask_base::faults::git().is_some_and(|v| v == "checkout") {
         bail!("fault injected after the checkout wrote the working tree");
     }
     Ok(())

@@ -567,11 +567,10 @@ fn preflight(sh: &Shell, tree: &Tree, backup: &Path, o: &Options) -> Result<Veri
     )))
 }
 
-/// A test-only fault hook: `XTASK_ROLLBACK_FAULT=after:3` aborts the process
-/// right after step 3 is journaled, as a crash or power loss would;
-/// `inside:restore-moved` at that point inside a step.
+/// The crash tests' hook (`xtask_base::faults::rollback`): aborts the process
+/// at this instant, as a crash or power loss would, when a test armed it.
 pub(super) fn fault_hook(when: &str, at: impl std::fmt::Display) {
-    if let Ok(fault) = std::env::var("XTASK_ROLLBACK_FAULT")
+    if let Some(fault) = xtask_base::faults::rollback()
         && fault == format!("{when}:{at}")
     {
         events::note(&format!("fault injected {when} {at}: aborting"));
