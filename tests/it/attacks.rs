@@ -409,9 +409,9 @@ fn an_interrupted_downgrade_leaves_no_alembic_behind_and_says_resume() {
         root.join("migrations/versions/20251122_1042-f1c7e3a9b5d4_create_learning_feedback.py");
     let text = fs::read_to_string(&file).unwrap().replace(
         "def downgrade() -> None:\n",
-        "def downgrade() -> None:\n    import time\n    time.sleep(120)\n",
+        "def downgrade() -> None:\n    import os, signal\n    os.kill(os.getpid(), signal.SIGSTOP)\n",
     );
-    assert!(text.contains("time.sleep(120)"), "the downgrade was made slow:\n{text}");
+    assert!(text.contains("SIGSTOP"), "the downgrade was made to stop half-way:\n{text}");
     fs::write(&file, text).unwrap();
     let mut xtask_run = xtask()
         .args(["rollback", "--scenario", "migration", "--yes", "--root"])
@@ -420,18 +420,19 @@ fn an_interrupted_downgrade_leaves_no_alembic_behind_and_says_resume() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // The barrier: the helper stops itself inside the downgrade (state T).
     let mut alembic = None;
-    for _ in 0..600 {
+    for _ in 0..1200 {
         alembic = children(xtask_run.id()).into_iter().find(|&child| {
-            fs::read(format!("/proc/{child}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("downgrade"))
+            let stat = fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
         });
         if alembic.is_some() {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(25));
     }
-    let alembic = alembic.expect("alembic downgrade started");
+    let alembic = alembic.expect("the downgrade reached its stop");
     let status = Command::new("kill").args(["-INT", &xtask_run.id().to_string()]).status();
     assert!(status.unwrap().success());
     let _ = xtask_run.wait();

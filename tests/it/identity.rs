@@ -81,3 +81,60 @@ fn every_route_to_another_database_is_refused_before_step_1() {
         }
     }
 }
+
+/// What alembic does beside the probe changes nothing but the copy it is
+/// given: a database hard-linked to a file outside the tree, an env.py
+/// that names another database only when it downgrades, and an engine made
+/// with `creator=` (which SQLAlchemy's connect hook never sees).
+#[test]
+fn what_env_py_does_beside_the_probe_changes_only_the_copy() {
+    // A hard link: the rollback succeeds, and the file outside keeps its bytes.
+    let dir = sandbox("phase4");
+    let tree = root(&dir);
+    let outside = dir.path().join("outside.db");
+    fs::hard_link(tree.join("data/tmws.db"), &outside).unwrap();
+    let before = sha256(&outside);
+    let result =
+        run(xtask().args(["rollback", "--scenario", "migration", "--yes", "--root"]).arg(&tree));
+    result.exits(0);
+    assert_eq!(sha256(&outside), before, "the hard-linked file outside the tree changed");
+    assert_ne!(sha256(&tree.join("data/tmws.db")), before, "the database was rolled back");
+
+    type Trick = fn(&Path) -> String;
+    let tricks: [(&str, Trick, &str); 2] = [
+        (
+            "an env.py that downgrades another database",
+            |other| {
+                format!(
+                    "if \"downgrade\" in repr(getattr(config, \"cmd_opts\", \"\")):\n    url = \"sqlite:///{}\"\nif url:",
+                    other.display()
+                )
+            },
+            "not the copy it was given",
+        ),
+        (
+            "a creator= engine",
+            |other| {
+                format!(
+                    "import sqlite3\nfrom sqlalchemy import create_engine\nengine_from_config = lambda *a, **k: create_engine(\"sqlite://\", creator=lambda: sqlite3.connect(\"{}\"))\nif url:",
+                    other.display()
+                )
+            },
+            "cannot be shown to act on",
+        ),
+    ];
+    for (trick, code, message) in tricks {
+        let dir = sandbox("phase4");
+        let root = root(&dir);
+        let other = another_instance(&root);
+        edit(&root.join("migrations/env.py"), "if url:", &code(&other));
+        let (other_before, db_before) = (sha256(&other), sha256(&root.join("data/tmws.db")));
+        let result = run(xtask()
+            .args(["rollback", "--scenario", "migration", "--yes", "--root"])
+            .arg(&root));
+        result.exits(4).stderr_has(contains(message));
+        assert_eq!(sha256(&other), other_before, "{trick}: the other database changed");
+        let db = root.join("data/tmws.db");
+        assert_eq!(sha256(&db), db_before, "{trick}: the live database changed");
+    }
+}

@@ -51,7 +51,8 @@ fn a_half_applied_migration_the_probe_cannot_render_is_not_called_rolled_back() 
     diagnose.stdout_has(contains("but the schema is not the backup's"));
     diagnose.stdout_has(contains("table tool_usage_stats is extra"));
     let rollback = run_in(&root, &["rollback", "--scenario", "migration", "--yes"]);
-    rollback.exits(1).stderr_has(contains("its schema is not the backup's"));
+    rollback.exits(1).stderr_has(contains("the downgraded copy is not what 47a9e2c8b6f0 must be"));
+    rollback.stderr_has(contains("table tool_usage_stats is extra"));
     rollback.stderr_has(contains("--scenario database"));
     let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
     let left: i64 = conn
@@ -60,4 +61,15 @@ fn a_half_applied_migration_the_probe_cannot_render_is_not_called_rolled_back() 
         })
         .unwrap();
     assert_eq!(left, 1, "the step changed the database before refusing");
+    drop(conn);
+    let mut names: Vec<String> = fs::read_dir(root.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        2,
+        "the copy's folder stays to look at, beside the database: {names:?}"
+    );
 }

@@ -157,6 +157,11 @@ pub fn spawn_ours(command: &mut Command) -> std::io::Result<Child> {
     Ok(child)
 }
 
+/// The process groups of the programs this xtask started and still runs.
+pub fn our_groups() -> Vec<i32> {
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// The group has ended (or is being stopped by its owner).
 pub fn forget_group(pgid: i32) {
     GROUPS.lock().unwrap_or_else(|e| e.into_inner()).retain(|g| *g != pgid);

@@ -29,20 +29,21 @@ pub struct Proc {
     pub reason: String,
 }
 
-/// The service processes of this tree, excluding this process and its
-/// ancestors. A process qualifies only when it runs one of the profile's
+/// The service processes of this tree, excluding this process, its
+/// ancestors and the programs it started (its Python helper). A process qualifies only when it runs one of the profile's
 /// programs *and* belongs to the root: its working directory is inside it, a
 /// path of the root is in its arguments, or it holds a file of the root open.
 /// A pid file only names which of those it is; it is never enough alone.
 pub fn find(tree: &Tree) -> Vec<Proc> {
     let ours = ancestors();
+    let started = process::our_groups();
     let pid_file =
         tree.profile.pid_file.as_ref().and_then(|p| tree.fs.read_to_string(&tree.path(p)).ok());
     let pid_from_file: Option<i32> = pid_file.and_then(|t| t.trim().parse().ok());
     let root = tree.root.display().to_string();
     let mut found = Vec::new();
     for pid in pids() {
-        if ours.contains(&pid) || zombie(pid) {
+        if ours.contains(&pid) || zombie(pid) || pgid(pid).is_some_and(|g| started.contains(&g)) {
             continue;
         }
         let Some(args) = cmdline(pid) else { continue };

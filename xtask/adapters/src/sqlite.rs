@@ -13,6 +13,7 @@ use rusqlite::{
     types::ValueRef,
 };
 
+use xtask_fs::RootDir;
 pub use xtask_model::manifest::TableCount;
 use xtask_model::{
     database,
@@ -20,6 +21,49 @@ use xtask_model::{
     profile::Tree,
     schema::{Column, Schema, Table, index_line},
 };
+
+/// A connection to a database below a root that SQLite opened through a
+/// handle of its folder (`RootDir::anchored`): the file itself, and every
+/// file SQLite makes beside it (journal, WAL, index), are in that folder,
+/// proven again when it is closed. Closed before the handle.
+pub struct Anchored {
+    conn: Connection,
+    _folder: xtask_fs::root_dir::Anchored,
+}
+
+impl std::ops::Deref for Anchored {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Anchored {
+    /// Opens `path` read-write (`create`: a new file) through `fs`.
+    pub fn open(fs: &xtask_fs::RootDir, path: &Path, create: bool) -> Result<Anchored> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        Anchored::open_with(fs, path, flags)
+    }
+
+    fn open_with(fs: &xtask_fs::RootDir, path: &Path, flags: OpenFlags) -> Result<Anchored> {
+        let folder = fs.anchored(path)?;
+        let conn = Connection::open_with_flags(folder.path(), flags)
+            .with_context(|| format!("open {}", path.display()))?;
+        Ok(Anchored { conn, _folder: folder })
+    }
+
+    /// Closes the connection, saying what went wrong: the last connection's
+    /// close checkpoints a WAL and removes the `-wal` and `-shm` files.
+    pub fn close(self, fs: &xtask_fs::RootDir) -> Result<()> {
+        let shown = self._folder.shown().display().to_string();
+        self.conn.close().map_err(|(_, err)| err).with_context(|| format!("close {shown}"))?;
+        self._folder.still_in_place(fs)
+    }
+}
 
 /// Whether an open file starts with SQLite's header.
 pub fn has_sqlite_header(mut file: File) -> bool {
@@ -80,17 +124,20 @@ fn uri_path(path: &Path) -> String {
 /// transaction committed before it started. The copy is left in rollback
 /// journal mode so that opening it read-only never creates files beside it;
 /// the caller fsyncs it.
-pub fn online_backup(source: &Path, dest: &Path) -> Result<()> {
+///
+/// Both files are opened through handles of their folders that `from` and
+/// `to` opened (see `Anchored`), and proven in place once closed.
+pub fn online_backup(from: (&RootDir, &Path), to: (&RootDir, &Path)) -> Result<()> {
+    let ((from, source), (to, dest)) = (from, to);
     // The backup API only reads the source (`query_only` makes sure). A
     // read-write connection is used because, when it is the last one to
     // close, SQLite removes the -wal and -shm files it needed: a read-only
     // one would leave them in the tree. Without write access, read-only.
-    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .and_then(|c| c.execute_batch("PRAGMA query_only=1").map(|()| c))
-        .or_else(|_| Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY))
-        .with_context(|| format!("open {}", source.display()))?;
+    let src = Anchored::open(from, source, false)
+        .and_then(|c| Ok(c.execute_batch("PRAGMA query_only=1").map(|()| c)?))
+        .or_else(|_| Anchored::open_with(from, source, OpenFlags::SQLITE_OPEN_READ_ONLY))?;
     src.busy_timeout(std::time::Duration::from_secs(10))?;
-    let mut dst = Connection::open(dest).with_context(|| format!("create {}", dest.display()))?;
+    let mut dst = Anchored::open(to, dest, true)?;
     // The copy is a new file that is discarded if anything fails, so SQLite's
     // own journal and fsyncs for it buy nothing: the caller fsyncs it once.
     dst.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")?;
@@ -100,14 +147,14 @@ pub fn online_backup(source: &Path, dest: &Path) -> Result<()> {
     let copying = std::sync::atomic::AtomicBool::new(true);
     std::thread::scope(|scope| -> Result<()> {
         scope.spawn(|| watch_copy(dest, total, &copying));
-        let copied = copy_pages(&src, &mut dst, source);
+        let copied = copy_pages(&src, &mut dst.conn, source);
         copying.store(false, std::sync::atomic::Ordering::Relaxed);
         copied
     })?;
     let mode: String = dst.query_row("PRAGMA journal_mode=DELETE", [], |row| row.get(0))?;
     anyhow::ensure!(mode == "delete", "could not switch the copy to rollback journal mode");
-    dst.close().map_err(|(_, err)| err).context("close the copy")?;
-    Ok(())
+    dst.close(to)?;
+    src.close(from)
 }
 
 /// Shows the pages written to `dest` against the source's size until the
@@ -150,12 +197,11 @@ fn copy_pages(src: &Connection, dst: &mut Connection, source: &Path) -> Result<(
 /// (see `online_backup`), so a restored database gets the service's mode
 /// back here. Closing the only connection removes the `-wal` and `-shm`
 /// files it created.
-pub fn switch_to_wal(path: &Path) -> Result<()> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .with_context(|| format!("open {}", path.display()))?;
+pub fn switch_to_wal(fs: &RootDir, path: &Path) -> Result<()> {
+    let conn = Anchored::open(fs, path, false)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
     anyhow::ensure!(mode == "wal", "{} stayed in journal mode {mode}", path.display());
-    conn.close().map_err(|(_, err)| err).with_context(|| format!("close {}", path.display()))
+    conn.close(fs)
 }
 
 /// `PRAGMA integrity_check` (the full one): `["ok"]` when the file is sound.

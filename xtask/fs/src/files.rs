@@ -163,6 +163,26 @@ pub fn copy_new(from: &RootDir, source: &Path, to: &RootDir, dest: &Path) -> Res
     copy_hashed(&input, &output).with_context(|| format!("copy {}", source.display()))
 }
 
+/// Copies `source` into a new file `dest` of the same root as the service
+/// would have it: its permission bits (never setuid, setgid or sticky), its
+/// owner and group when this runs as root, fsynced. The copy a migration
+/// works on takes the database's place later, so it must be the same file
+/// to its service.
+pub fn copy_like(root: &RootDir, source: &Path, dest: &Path) -> Result<(String, u64)> {
+    let input = root.open_read(source)?;
+    let meta = input.metadata()?;
+    let output = root.create_new(dest, 0o600)?;
+    let copied =
+        copy_hashed(&input, &output).with_context(|| format!("copy {}", source.display()))?;
+    if sys::running_as_root() {
+        sys::fchown(&output, meta.uid(), meta.gid())
+            .with_context(|| format!("give {} its owner", dest.display()))?;
+    }
+    sys::fchmod(&output, meta.mode() & 0o777)?;
+    output.sync_all().with_context(|| format!("fsync {}", dest.display()))?;
+    Ok(copied)
+}
+
 /// Writes bytes to `path` through a staged, fsynced file and a rename.
 pub fn write_atomic(root: &RootDir, path: &Path, bytes: &[u8]) -> Result<()> {
     let stage = staging_path(path);

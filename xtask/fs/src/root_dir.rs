@@ -84,6 +84,20 @@ impl RootDir {
         })
     }
 
+    /// A name for `path` that a library opening files by name (SQLite) can
+    /// be given, anchored at a handle of its folder opened here (no link on
+    /// the way, nothing out of the root), with a regular file or nothing as
+    /// its last component: the kernel resolves the name to that very
+    /// folder, wherever it is moved meanwhile. The library resolves it to a
+    /// path itself (SQLite does, for its journal and WAL), so the caller
+    /// proves with `Anchored::still_in_place` once it is done that the
+    /// folder never left its place below the root.
+    pub fn anchored(&self, path: &Path) -> Result<Anchored> {
+        self.expect_file_or_nothing(path)?;
+        let (dir, name) = self.parent_of(path)?;
+        Ok(Anchored { dir, name, shown: path.to_path_buf() })
+    }
+
     /// The folder holding `path` and `path`'s last component.
     fn parent_of(&self, path: &Path) -> Result<(OwnedFd, PathBuf)> {
         let relative = self.relative(path)?;
@@ -422,6 +436,41 @@ impl RootDir {
         }
         out.sort_by_key(|p| (p.components().count(), p.clone()));
         out
+    }
+}
+
+/// A file's name through a handle of its folder (see `RootDir::anchored`):
+/// valid while this value lives.
+pub struct Anchored {
+    dir: OwnedFd,
+    name: PathBuf,
+    shown: PathBuf,
+}
+
+impl Anchored {
+    /// `/proc/self/fd/N/NAME`: the kernel resolves N to the folder itself.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", raw(&self.dir))).join(&self.name)
+    }
+
+    /// The path as the user knows it, for messages.
+    pub fn shown(&self) -> &Path {
+        &self.shown
+    }
+
+    /// The folder reached now from the root, without links, is the one this
+    /// name was anchored at, and the file is a regular file (or gone):
+    /// nothing was swapped for a link while the library worked.
+    pub fn still_in_place(&self, root: &RootDir) -> Result<()> {
+        let now = root.dir(self.shown.parent().unwrap_or(Path::new("")))?;
+        let (a, b) = (sys::fd_identity(&now)?, sys::fd_identity(&self.dir)?);
+        if a != b {
+            return Err(refused(format!(
+                "the folder of {} was replaced while SQLite worked in it",
+                self.shown.display()
+            )));
+        }
+        root.expect_file_or_nothing(&self.shown).map(|_| ())
     }
 }
 

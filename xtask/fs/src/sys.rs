@@ -177,6 +177,23 @@ pub fn fchmod(file: impl AsFd, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::fchmod(file, Mode::from_raw_mode(mode))?)
 }
 
+/// The device and inode of an open file or folder (an O_PATH handle too).
+pub fn fd_identity(fd: impl AsFd) -> io::Result<(u64, u64)> {
+    let stat = rustix::fs::fstat(fd)?;
+    Ok((stat.st_dev, stat.st_ino))
+}
+
+/// Gives a file the owner and group given (only root can give another's).
+pub fn fchown(file: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+    Ok(rustix::fs::fchown(file, Some(uid), Some(gid))?)
+}
+
+/// Whether this process runs as root (it may then give files to others).
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 /// `copy_file_range` at explicit offsets: the kernel moves the bytes, and
 /// the files' own positions are left alone (another thread reads the source).
 pub fn copy_range(

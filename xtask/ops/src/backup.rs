@@ -320,7 +320,7 @@ fn copy_files(tree: &Tree, plan: &[Planned], stage: &Path) -> Result<Vec<FileEnt
         let source = tree.path(&item.source);
         let dest = stage.join(&item.backup);
         let (sha256, size) = if item.kind == Kind::Database {
-            sqlite::online_backup(&source, &dest)?;
+            sqlite::online_backup((&tree.fs, &source), (&tree.fs, &dest))?;
             // The fsync (disk) and the hash (CPU) of the copy overlap.
             let syncing = {
                 let copy = tree.fs.open_read(&dest)?;

@@ -52,9 +52,11 @@ pub fn collect(
             None
         }
     };
-    let alembic = match Python::find(sh, Some(&tree.root), python) {
-        Ok(python) => Some(bundle.start_alembic(&python, tree, None)),
-        Err(err) => {
+    // alembic reads the kept copy, never the tree's database.
+    let alembic = match (Python::find(sh, Some(&tree.root), python), bundle.consolidated()) {
+        (Ok(python), Some(kept)) => Some(bundle.start_alembic(&python, tree, &kept)),
+        (Ok(_), None) => None,
+        (Err(err), _) => {
             bundle.facts.problems.push(format!("no Python for alembic: {err:#}"));
             None
         }

@@ -1,50 +1,56 @@
 //! Identity, not equality: before alembic changes a database, prove that the
-//! connection its `env.py` opens is the tree's database file itself (same
-//! device and inode), not another database that merely holds the same
-//! revision (an `env.py` with a hard-coded URL, an exported variable the
-//! profile does not set, a profile `[env]` that names another file).
-use std::os::unix::fs::MetadataExt;
+//! connection its `env.py` opens is the very file the tool gave it (same
+//! device and inode, or, for a file not made yet, the same path), not
+//! another database that merely holds the same revision (an `env.py` with a
+//! hard-coded URL, an exported variable the profile does not set, a profile
+//! `[env]` that names another file). The migration rollback checks every
+//! answer alembic gives on its copy the same way; this probe is the early
+//! warning, before step 1.
+use std::{os::unix::fs::MetadataExt, path::Path};
 
 use anyhow::Result;
-use xshell::Shell;
 
-use xtask_adapters::python::{Python, Target};
+use xtask_adapters::python::{Connection, Session};
 use xtask_base::exit::refused;
 use xtask_model::profile::Tree;
 
-/// Ok when every connection alembic would open is the tree's database; a
+/// Ok when every connection `alembic current` would open is `file`; a
 /// refusal (exit 4) naming both files otherwise, or when alembic opens none.
-pub fn prove_alembic_opens_the_tree_database(
-    sh: &Shell,
-    tree: &Tree,
-    python: &Python,
-) -> Result<()> {
-    let db = tree.database();
-    let meta = tree.fs.open_read(&db)?.metadata()?;
-    let targets = python.alembic_targets(sh, tree).map_err(|err| {
+/// `file` is the tree's database, or a copy of it the migration works on.
+pub fn prove_alembic_opens(session: &mut Session, tree: &Tree, file: &Path) -> Result<()> {
+    let given = match file == tree.database() {
+        true => file.display().to_string(),
+        false => {
+            format!("{} ({}, the copy it is given)", tree.database().display(), file.display())
+        }
+    };
+    let meta = tree.fs.open_read(file).ok().and_then(|f| f.metadata().ok());
+    let connections = session.probe().map_err(|err| {
         refused(format!(
             "alembic's connection could not be traced to a file, so it cannot be shown to act on {}: nothing was changed.\n{err:#}",
             tree.profile.database
         ))
     })?;
-    if targets.is_empty() {
+    if connections.is_empty() {
         return Err(refused(format!(
             "alembic current opened no database connection, so it cannot be shown to act on {}: nothing was changed",
             tree.profile.database
         )));
     }
-    let ours = |t: &Target| t.dev == Some(meta.dev()) && t.ino == Some(meta.ino());
-    if let Some(other) = targets.iter().find(|t| !ours(t)) {
-        let file = match (&other.file, other.dev) {
-            (Some(file), Some(_)) => file.display().to_string(),
-            (Some(file), None) => {
-                format!("{} (which does not exist: SQLite would create it)", file.display())
+    let is_given = |c: &Connection| match &meta {
+        Some(meta) => c.dev == Some(meta.dev()) && c.ino == Some(meta.ino()),
+        None => c.dev.is_none() && c.file.as_deref() == Some(file),
+    };
+    if let Some(other) = connections.iter().find(|c| !is_given(c)) {
+        let opened = match (&other.file, other.dev) {
+            (Some(opened), Some(_)) => opened.display().to_string(),
+            (Some(opened), None) => {
+                format!("{} (which does not exist: SQLite would create it)", opened.display())
             }
             (None, _) => format!("a {} database, not a file", other.dialect),
         };
         return Err(refused(format!(
-            "alembic would act on another database: its connection opens {file}, not the tree's database {}; its env.py ({}) or the environment names another database ({}); nothing was changed",
-            db.display(),
+            "alembic would act on another database: its connection opens {opened}, not {given}; its env.py ({}) or the environment names another database ({}); nothing was changed",
             env_py(tree),
             if tree.profile.database_url_env.is_empty() {
                 "the profile sets no URL variable: database_url_env".to_string()

@@ -4,20 +4,17 @@
 use std::collections::BTreeSet;
 
 use rusqlite::Connection;
-use xshell::Shell;
 
 use super::DiagnoseCheck;
-use xtask_adapters::{python::Python, sqlite};
+use xtask_adapters::{python::OnFirstUse, sqlite};
 use xtask_model::{
     check::Check, manifest::Manifest, migrations::Graph, profile::Tree, schema::Schema,
 };
 
 /// What the migration checks need beyond the tree.
 pub(super) struct Evidence<'a> {
-    pub sh: &'a Shell,
-    pub python: &'a Python,
-    /// Where the tree's programs run (a scratch copy).
-    pub programs: &'a Tree,
+    /// The Python helper, on a scratch copy of the tree.
+    pub helper: &'a OnFirstUse<'a>,
     pub manifest: Option<&'a Manifest>,
     /// The database failed its integrity check: what it says of its
     /// revision follows from that, and is no second finding.
@@ -110,7 +107,7 @@ fn half_applied(conn: &Connection, graph: &Graph, current: &str, e: &Evidence<'_
     };
     let mut half = Vec::new();
     for child in graph.children(current) {
-        match e.python.tables_created_by(e.sh, e.programs, current, &child) {
+        match e.helper.ask(|session| session.tables_created_by(current, &child)) {
             Ok(created) => {
                 let present: Vec<String> =
                     created.into_iter().filter(|t| tables.contains(t)).collect();

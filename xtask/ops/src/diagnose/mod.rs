@@ -9,7 +9,11 @@ use serde::Serialize;
 use xshell::Shell;
 
 use crate::check_copy::CheckCopy;
-use xtask_adapters::{git, python::Python, sqlite};
+use xtask_adapters::{
+    git,
+    python::{OnFirstUse, Python},
+    sqlite,
+};
 use xtask_model::label::Label;
 use xtask_model::{
     advice,
@@ -85,10 +89,9 @@ pub fn diagnose(
     let programs = &copy.tree;
     let mut evidence: Vec<(Option<Scenario>, Check)> = Vec::new();
     let integrity = integrity(tree);
+    let helper = OnFirstUse::on(Ok(&python), sh, programs);
     let migration = migration::Evidence {
-        sh,
-        python: &python,
-        programs,
+        helper: &helper,
         manifest: manifest.as_ref(),
         corrupt: integrity.status == Status::Fail,
     };
@@ -96,8 +99,7 @@ pub fn diagnose(
     evidence.extend(
         migration::checks(tree, &migration).into_iter().map(|c| (Some(Scenario::Migration), c)),
     );
-    let (imports, deploy_fault) =
-        imports_of_the_deploy(sh, &python, tree, programs, manifest.as_ref());
+    let (imports, deploy_fault) = imports_of_the_deploy(&helper, tree, programs, manifest.as_ref());
     evidence.push((deploy_fault.then_some(Scenario::Files), imports));
     evidence.push((Some(Scenario::Files), changed_files(tree, manifest.as_ref())));
     evidence.extend(
@@ -234,13 +236,12 @@ fn resume_first(check: Check, next: String) -> Diagnosis {
 /// the environment's fault (a third-party module missing from the
 /// interpreter), and points to no row of the matrix.
 fn imports_of_the_deploy(
-    sh: &Shell,
-    python: &Python,
+    helper: &OnFirstUse<'_>,
     tree: &Tree,
     programs: &Tree,
     manifest: Option<&Manifest>,
 ) -> (Check, bool) {
-    let mut check = imports(sh, python, programs);
+    let mut check = imports(helper, programs);
     if check.status != Status::Fail {
         return (check, true);
     }
@@ -300,8 +301,8 @@ fn integrity(tree: &Tree) -> Check {
 }
 
 /// The critical modules import and the critical files compile.
-fn imports(sh: &Shell, python: &Python, tree: &Tree) -> Check {
-    let checked = python.import_check(sh, tree).map(|out| {
+fn imports(helper: &OnFirstUse<'_>, tree: &Tree) -> Check {
+    let checked = helper.ask(|session| session.import_check(tree)).map(|out| {
         let modules = &tree.profile.critical_modules;
         if out.success() {
             let detail = format!("{} modules import: {}", modules.len(), modules.join(", "));

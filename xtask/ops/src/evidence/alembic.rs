@@ -1,97 +1,96 @@
 //! alembic's view of the failed state in the bundle: `alembic current` and
-//! `alembic history`, run in one Python process beside the other work.
-use std::path::Path;
+//! `alembic history` about the preserved database, asked of the Python
+//! helper beside the other work, or handed in by a step that asked its own.
+use std::path::{Path, PathBuf};
 
+use anyhow::Result;
 use xshell::Shell;
 
 use super::Bundle;
-use xtask_adapters::python::Python;
+use xtask_adapters::{
+    process::Output,
+    python::{Python, Scope},
+};
 use xtask_fs::files;
 use xtask_model::{migrations::revisions_in, profile::Tree};
 
-/// What one alembic call left: the text kept in the bundle, and alembic's
-/// stdout when it succeeded.
-type AlembicAnswer = (String, Option<String>);
+/// alembic's answers to `current` and `history`, or why it could not answer.
+pub type AlembicAnswers = [Result<Output>; 2];
 
-/// `alembic current` and `alembic history`, running in one Python process.
-pub struct AlembicRuns {
-    /// Each file's name, text, and alembic's stdout when it succeeded.
-    runs: std::thread::JoinHandle<Vec<(&'static str, AlembicAnswer)>>,
-    /// `alembic current` reads the preserved database, not the tree's.
-    preserved: bool,
-}
+/// `alembic current` and `alembic history`, being asked in the background.
+pub struct AlembicRuns(std::thread::JoinHandle<AlembicAnswers>);
 
 impl Bundle {
-    /// Starts `alembic current` and `alembic history` in the background
-    /// (each is mostly Python start-up); `finish_alembic` keeps their output.
-    /// Without `preserved`, they read the tree's database, so they must finish
-    /// before it is moved. With `preserved` (a moved database in this bundle)
-    /// `alembic current` reads that file, read-only, through the URL variable
-    /// of the profile, and may run while the tree's database is restored.
-    pub fn start_alembic(
-        &self,
-        python: &Python,
-        tree: &Tree,
-        preserved: Option<&Path>,
-    ) -> AlembicRuns {
-        let url_env = &tree.profile.database_url_env;
-        let current_env: Vec<(String, String)> = match preserved {
-            Some(db) if !url_env.is_empty() => {
-                vec![(url_env.clone(), format!("sqlite:///file:{}?mode=ro&uri=true", db.display()))]
-            }
-            _ => Vec::new(),
-        };
-        const FILES: [(&str, &str); 2] =
-            [("alembic-current.txt", "current"), ("alembic-history.txt", "history")];
+    /// The preserved database as one file (made through SQLite from the
+    /// bytes kept), when there is one.
+    pub fn consolidated(&self) -> Option<PathBuf> {
+        let file =
+            self.dir.join("database").join(format!("{}.consolidated", super::db_name(&self.tree)));
+        self.tree.fs.is_file(&file).then_some(file)
+    }
+
+    /// Starts asking alembic about `preserved` (a file of this bundle), read
+    /// only: the helper runs in the tree with the profile's URL variable
+    /// naming that file, and may write nowhere but its own scratch folder.
+    /// `finish_alembic` keeps the answers.
+    pub fn start_alembic(&self, python: &Python, tree: &Tree, preserved: &Path) -> AlembicRuns {
         let (python, tree) = (python.clone(), tree.clone());
-        let runs = std::thread::spawn(move || {
-            let no_env = Vec::new();
-            let commands: [xtask_adapters::python::AlembicCommand<'_>; 2] =
-                [(&["current"], &current_env), (&["history"], &no_env)];
-            let outs = Shell::new()
+        let url = format!("sqlite:///file:{}?mode=ro&uri=true", preserved.display());
+        AlembicRuns(std::thread::spawn(move || {
+            let lost = |err: &anyhow::Error| {
+                [Err(anyhow::anyhow!("{err:#}")), Err(anyhow::anyhow!("{err:#}"))]
+            };
+            let session = Shell::new()
                 .map_err(anyhow::Error::from)
-                .and_then(|sh| python.alembic_each(&sh, &tree, &commands));
-            FILES
-                .iter()
-                .enumerate()
-                .map(|(i, (name, arg))| {
-                    let answer = match &outs {
-                        Ok(outs) => (
-                            format!(
-                                "$ alembic {arg}\n({})\n{}{}",
-                                outs[i].describe_status(),
-                                outs[i].stdout,
-                                outs[i].stderr
-                            ),
-                            outs[i].success().then(|| outs[i].stdout.clone()),
-                        ),
-                        Err(err) => (format!("alembic {arg} could not run: {err:#}\n"), None),
-                    };
-                    (*name, answer)
-                })
-                .collect()
-        });
-        AlembicRuns { runs, preserved: preserved.is_some() }
+                .and_then(|sh| python.session(&sh, &tree, Scope { url, writable: &[] }));
+            match session {
+                Ok(mut session) => [
+                    session.alembic(&["current"]).map(|a| a.output),
+                    session.alembic(&["history"]).map(|a| a.output),
+                ],
+                Err(err) => lost(&err),
+            }
+        }))
     }
 
     pub fn finish_alembic(&mut self, runs: AlembicRuns) {
-        let answers = runs.runs.join().unwrap_or_else(|_| {
-            let lost = || ("alembic could not run\n".to_string(), None);
-            vec![("alembic-current.txt", lost()), ("alembic-history.txt", lost())]
+        let answers = runs.0.join().unwrap_or_else(|_| {
+            [
+                Err(anyhow::anyhow!("alembic could not run")),
+                Err(anyhow::anyhow!("alembic could not run")),
+            ]
         });
-        for (name, (text, stdout)) in answers {
-            if name == "alembic-current.txt" && runs.preserved {
-                // It must have read the preserved database, not the restored one.
-                let graph = self.tree.graph().unwrap_or_default();
-                let said = revisions_in(stdout.as_deref().unwrap_or(""), &graph);
-                let mut expected = self.facts.database_revision.clone();
-                expected.sort();
-                if said != expected {
-                    self.facts.problems.push(format!(
-                        "alembic current reported {said:?} for the preserved database at {expected:?}: check that migrations/env.py reads its URL from the profile's database_url_env"
-                    ));
-                }
+        self.keep_alembic(answers);
+    }
+
+    /// Keeps alembic's answers about the preserved database; `current` must
+    /// name the revision that database holds, or the report says so.
+    pub fn keep_alembic(&mut self, answers: AlembicAnswers) {
+        let [current, history] = answers;
+        if let Ok(out) = &current {
+            let graph = self.tree.graph().unwrap_or_default();
+            let said = revisions_in(if out.success() { &out.stdout } else { "" }, &graph);
+            let mut expected = self.facts.database_revision.clone();
+            expected.sort();
+            if said != expected {
+                self.facts.problems.push(format!(
+                    "alembic current reported {said:?} for the preserved database at {expected:?}: check that the migrations' env.py reads its URL from the profile's database_url_env"
+                ));
             }
+        }
+        for (name, arg, answer) in [
+            ("alembic-current.txt", "current", current),
+            ("alembic-history.txt", "history", history),
+        ] {
+            let text = match answer {
+                Ok(out) => format!(
+                    "$ alembic {arg}\n({})\n{}{}",
+                    out.describe_status(),
+                    out.stdout,
+                    out.stderr
+                ),
+                Err(err) => format!("alembic {arg} could not run: {err:#}\n"),
+            };
             if let Err(err) =
                 files::write_atomic(&self.tree.fs, &self.dir.join(name), text.as_bytes())
             {

@@ -76,7 +76,7 @@ impl Bundle {
         match how {
             DatabaseCapture::Copy => {
                 let consolidated = target.join(format!("{}.consolidated", db_name(&tree)));
-                match sqlite::online_backup(&db, &consolidated) {
+                match sqlite::online_backup((&tree.fs, &db), (&tree.fs, &consolidated)) {
                     Ok(()) => self.inspect_database(&consolidated),
                     Err(err) => self
                         .facts
@@ -190,7 +190,11 @@ impl Bundle {
             }
             if let (true, Ok(scratch)) = (analyse, &scratch) {
                 let consolidated = dir.join("database").join(format!("{name}.consolidated"));
-                match sqlite::online_backup(&scratch.path().join(&name), &consolidated) {
+                let from = xtask_fs::RootDir::open(scratch.path());
+                let from = from.and_then(|from| {
+                    sqlite::online_backup((&from, &scratch.path().join(&name)), (&fs, &consolidated))
+                });
+                match from {
                     Ok(()) => analysis.consolidated = Some(consolidated),
                     Err(err) => analysis
                         .problems

@@ -4,10 +4,13 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, anyhow};
-use xshell::Shell;
 
 use super::Expected;
-use xtask_adapters::{git, process, python::Python, sqlite};
+use xtask_adapters::{
+    git, process,
+    python::{OnFirstUse, Session},
+    sqlite,
+};
 use xtask_model::label::Label;
 use xtask_model::{
     advice,
@@ -20,33 +23,35 @@ use xtask_model::{
 
 /// What every quick check is given.
 pub(super) struct Ctx<'a> {
-    pub sh: &'a Shell,
     pub tree: &'a Tree,
     /// Where the tree's programs run: a scratch copy of it, or, with
     /// `--live`, the tree itself.
     pub programs: &'a Tree,
     pub expected: &'a Expected,
-    /// The interpreter, or why there is none.
-    pub python: Result<&'a Python, &'a anyhow::Error>,
     pub label: &'a Label,
-    /// `alembic current` and `alembic history`, run together once for the
-    /// two checks that read them.
+    /// `alembic current` and `alembic history`, asked once for the two
+    /// checks that read them.
     pub alembic: std::cell::OnceCell<Result<Vec<process::Output>>>,
+    /// The Python helper that answers every quick check's question, started
+    /// by the first check that has one: confined to where the programs run.
+    pub helper: OnFirstUse<'a>,
 }
 
 impl Ctx<'_> {
-    fn python(&self) -> Result<&Python> {
-        self.python.map_err(|e| anyhow!("no Python: {e:#}"))
-    }
-
     /// alembic's answer to `current` (0) or `history` (1).
     fn alembic(&self, which: usize) -> Result<&process::Output> {
         let outs = self.alembic.get_or_init(|| {
-            let commands: [xtask_adapters::python::AlembicCommand<'_>; 2] =
-                [(&["current"], &[]), (&["history"], &[])];
-            self.python()?.alembic_each(self.sh, self.programs, &commands)
+            self.ask(|session| {
+                let current = session.alembic(&["current"])?.output;
+                let history = session.alembic(&["history"])?.output;
+                Ok(vec![current, history])
+            })
         });
         outs.as_ref().map(|outs| &outs[which]).map_err(|e| anyhow!("{e:#}"))
+    }
+
+    fn ask<T>(&self, question: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
+        self.helper.ask(question)
     }
 }
 
@@ -107,7 +112,7 @@ pub(super) const CHECKS: [(PostCheck, Run); 17] = [
     (PostCheck::MigrationsCurrent, Run::Quick(|c| alembic_current(c.alembic(0)?, c.tree))),
     (PostCheck::MigrationsHistory, Run::Quick(|c| alembic_history(c.alembic(1)?))),
     (PostCheck::MigrationsCount, Run::Quick(|c| migrations_count(c.tree, c.expected))),
-    (PostCheck::Imports, Run::Quick(|c| imports(c.sh, c.python()?, c.programs))),
+    (PostCheck::Imports, Run::Quick(|c| c.ask(|session| imports(session, c.programs)))),
     (PostCheck::TestsUnit, Run::Tests),
     (PostCheck::TestsIntegration, Run::Tests),
     (PostCheck::ServerStart, Run::Server),
@@ -237,8 +242,8 @@ pub(super) fn migrations_count(tree: &Tree, expected: &Expected) -> Result<Check
 
 /// Each critical module imports and each critical file compiles, in one
 /// interpreter, without writing bytecode into the tree.
-pub(super) fn imports(sh: &Shell, python: &Python, tree: &Tree) -> Result<Check> {
-    let out = python.import_check(sh, tree)?;
+pub(super) fn imports(session: &mut Session, tree: &Tree) -> Result<Check> {
+    let out = session.import_check(tree)?;
     let modules = &tree.profile.critical_modules;
     Ok(if out.success() {
         let detail = format!("{} modules import: {}", modules.len(), modules.join(", "));

@@ -13,7 +13,7 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::check_copy::CheckCopy;
-use xtask_adapters::python::Python;
+use xtask_adapters::python::{OnFirstUse, Python};
 use xtask_base::exit::usage;
 use xtask_fs::files;
 use xtask_model::{
@@ -124,13 +124,12 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         slow::Where { port, scratch: scratch.path(), live: o.live },
     );
     let ctx = Ctx {
-        sh,
         tree,
         programs,
         expected: &expected,
-        python: python.as_ref(),
         label: &o.label,
         alembic: Default::default(),
+        helper: OnFirstUse::on(python.as_ref().map_err(|e| format!("{e:#}")), sh, programs),
     };
     let mut checks = Vec::new();
     for (id, how) in &CHECKS {

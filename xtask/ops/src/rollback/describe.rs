@@ -52,20 +52,25 @@ impl Step {
                     tree.profile.database
                 ),
             },
-            Step::CheckAlembic => format!(
-                "$ alembic current with {} set to {}; it must name the revision stored in that file, else nothing is changed",
-                if tree.profile.database_url_env.is_empty() {
+            Step::MigrateCopy { target, folder } => format!(
+                "downgrade a copy of {db} to {target}: its files are copied into {copy}/, and alembic, with {url} naming the copy and allowed to write only there, must open that copy, then runs downgrade {target}; the copy must pass integrity_check and hold {target}{schema}. {db} itself is not touched",
+                db = tree.profile.database,
+                copy = folder,
+                url = if tree.profile.database_url_env.is_empty() {
                     "no URL variable"
                 } else {
                     &tree.profile.database_url_env
                 },
+                schema = if manifest.revision() == Some(target.as_str()) {
+                    " and the backup's schema"
+                } else {
+                    ""
+                },
+            ),
+            Step::SwapMigrated { .. } => format!(
+                "put the downgraded copy in place: the failed {} with its -wal/-shm goes to the bundle byte for byte, and the checked copy is renamed over it",
                 tree.profile.database
             ),
-            Step::Downgrade { target } => {
-                format!(
-                    "$ alembic downgrade {target}; then alembic current and alembic_version must be {target}"
-                )
-            }
             Step::RestoreConfig => {
                 let files: Vec<String> = manifest
                     .files_of(Kind::Config)
@@ -120,10 +125,13 @@ impl Step {
                 t.revisions = manifest.database_revision.clone();
                 t.preserves = sidecars(&p.database);
             }
-            Step::CheckAlembic => t.paths.push(p.database.clone()),
-            Step::Downgrade { target } => {
-                t.paths.push(p.database.clone());
+            Step::MigrateCopy { target, folder } => {
+                t.paths.push(folder.clone());
                 t.revisions.push(target.clone());
+            }
+            Step::SwapMigrated { .. } => {
+                t.paths = sidecars(&p.database);
+                t.preserves = sidecars(&p.database);
             }
             Step::RestoreConfig => {
                 t.paths = manifest.files_of(Kind::Config).map(|f| f.source_path.clone()).collect()
@@ -150,8 +158,8 @@ impl Step {
             Step::StopServices => "stop-services",
             Step::Preserve { .. } => "preserve",
             Step::RestoreDatabase => "restore-database",
-            Step::CheckAlembic => "check-alembic",
-            Step::Downgrade { .. } => "downgrade",
+            Step::MigrateCopy { .. } => "migrate-copy",
+            Step::SwapMigrated { .. } => "swap-migrated",
             Step::RestoreConfig => "restore-config",
             Step::RestoreMigrations => "restore-migrations",
             Step::RestoreFiles { .. } => "restore-files",
@@ -177,7 +185,7 @@ fn stop_services(tree: &Tree) -> String {
 fn preserve(tree: &Tree, database: Option<DatabaseCapture>, bundle: &Path) -> String {
     let db = match database {
         Some(DatabaseCapture::Move) => format!(
-            "{} with its -wal/-shm is moved in by the restore, byte for byte, once the backup's copy is staged",
+            "{} with its -wal/-shm is moved in byte for byte once its replacement is ready",
             tree.profile.database
         ),
         Some(DatabaseCapture::Copy) => format!(

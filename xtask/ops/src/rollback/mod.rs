@@ -2,6 +2,7 @@
 //! backup, plan first, confirmation), atomically (staged restores) and
 //! resumably (a journal of every step).
 mod describe;
+mod helper;
 mod offsite_first;
 mod plan;
 mod restored;
@@ -20,8 +21,7 @@ use plan::Step;
 pub use plan::{Choices, check_choices};
 pub use xtask_model::scenario::Scenario;
 
-use crate::{evidence, identity, verify};
-use xtask_adapters::python::Python;
+use crate::{evidence, verify};
 use xtask_base::{
     clock, events,
     exit::{interrupted, refused, usage},
@@ -151,6 +151,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
         return Ok(outcome);
     }
     (voice.confirm)()?;
+    let session = helper::start(sh, tree, o, &run.journal)?;
     if let (Verified::Now, Some(before)) = (run.verified, run.before.take()) {
         verify::stamp::remember(tree, &run.backup, before);
     }
@@ -160,6 +161,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
     let Prepared { backup, manifest, mut journal, verified, plan, .. } = run;
     let bundle_dir = tree.root.join(&journal.bundle);
     let mut ctx = steps::Ctx::new(sh, tree, backup, manifest, o, bundle_dir, &journal);
+    ctx.session = session;
     ctx.backup_verified = verified != Verified::Skipped;
     let started = Instant::now();
     execute(&mut ctx, &mut journal, &plan, &mut outcome, &say)?;
@@ -220,10 +222,10 @@ fn prepare(
         .collect();
     plan::check_paths(tree, &backup, &pending, &manifest)?;
     // Before alembic changes anything, the file its connection opens must
-    // be the tree's database itself: proven now, without opening it.
-    if pending.iter().any(|s| matches!(s, Step::CheckAlembic | Step::Downgrade { .. })) {
-        let python = Python::find(sh, Some(&tree.root), o.python.as_deref())?;
-        identity::prove_alembic_opens_the_tree_database(sh, tree, &python)?;
+    // be the one it is given: proven in a dry run for the tree's database,
+    // and before step 1 of a real run for the copy it works on.
+    if o.dry_run {
+        helper::probe_live(sh, tree, o, &journal)?;
     }
     let bundle_dir = tree.root.join(&journal.bundle);
     let plan =
@@ -246,10 +248,7 @@ fn prepare_from_repository(
         Some(j) => (j, true),
         None => (new_journal(tree, &manifest, o)?, false),
     };
-    if journal.steps.iter().any(|s| matches!(s, Step::CheckAlembic | Step::Downgrade { .. })) {
-        let python = Python::find(sh, Some(&tree.root), o.python.as_deref())?;
-        identity::prove_alembic_opens_the_tree_database(sh, tree, &python)?;
-    }
+    helper::probe_live(sh, tree, o, &journal)?;
     let bundle_dir = tree.root.join(&journal.bundle);
     let plan =
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
@@ -421,15 +420,34 @@ fn abandon(
         .filter(|(_, (_, done))| **done)
         .map(|(i, (s, _))| format!("{}. {}", i + 1, s.name()))
         .collect();
+    let copy = keep_migration_copy(tree, &journal)?;
     journal.close(tree, RunStatus::Abandoned)?;
     say(format!(
-        "abandoned rollback run {} (--scenario {}). The tree stays as its finished steps left it: {}. Its bundle (the failed state, and journal.json) is kept in {}",
+        "abandoned rollback run {} (--scenario {}). The tree stays as its finished steps left it: {}. Its bundle (the failed state, and journal.json{copy}) is kept in {}",
         journal.run,
         journal.scenario,
         if done.is_empty() { "none finished, nothing was changed".into() } else { done.join(", ") },
         journal.bundle.display()
     ));
     Ok(Outcome::abandoned(o.scenario, journal.bundle.display().to_string()))
+}
+
+/// The copy a migration step left (to look at, when the downgrade failed)
+/// goes into the bundle, so that nothing of the run stays beside the
+/// database: ", the migration's copy in migration-copy/" when it did.
+fn keep_migration_copy(tree: &Tree, journal: &Journal<Step>) -> Result<&'static str> {
+    let bundle = tree.root.join(&journal.bundle);
+    for step in &journal.steps {
+        let Step::MigrateCopy { folder, .. } = step else { continue };
+        let dir = tree.path(folder);
+        if tree.fs.expect_dir_or_nothing(&dir)? {
+            tree.fs.create_dir_all(&bundle)?;
+            let kept = xtask_fs::files::free_name(&bundle.join("migration-copy"));
+            tree.fs.rename(&dir, &kept, xtask_fs::sys::Rename::NoReplace)?;
+            return Ok(", the migration's copy in migration-copy/");
+        }
+    }
+    Ok("")
 }
 
 fn new_journal(tree: &Tree, manifest: &Manifest, o: &Options) -> Result<Journal<Step>> {

@@ -26,9 +26,19 @@ pub enum Step {
         database: Option<DatabaseCapture>,
     },
     RestoreDatabase,
-    /// `alembic current` must answer for the tree's own database file.
-    CheckAlembic,
-    Downgrade {
+    /// The database copied into a folder of its own beside it, and
+    /// downgraded there by alembic, which may write nowhere else; the copy
+    /// checked (integrity, revision, schema). The live file is not touched.
+    MigrateCopy {
+        target: String,
+        /// The copy's folder, relative to the root: beside the database, so
+        /// that the swap is a rename on one file system.
+        folder: String,
+    },
+    /// The failed files moved into the bundle, the checked copy renamed
+    /// into their place.
+    SwapMigrated {
+        folder: String,
         target: String,
     },
     RestoreConfig,
@@ -132,9 +142,10 @@ pub fn build(
         Scenario::Migration => {
             let target = downgrade_target(tree, manifest, c)?;
             steps.push(Step::StopServices);
-            steps.push(Step::Preserve { database: Some(DatabaseCapture::Copy) });
-            steps.push(Step::CheckAlembic);
-            steps.push(Step::Downgrade { target });
+            steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
+            let folder = migration_folder(tree, run);
+            steps.push(Step::MigrateCopy { target: target.clone(), folder: folder.clone() });
+            steps.push(Step::SwapMigrated { folder, target });
         }
         Scenario::Files => {
             let paths = critical_paths(manifest, &c.paths)?;
@@ -289,8 +300,10 @@ pub fn check_paths(tree: &Tree, backup: &Path, steps: &[Step], manifest: &Manife
                 database::check_files(fs, &tree.database())?;
                 sources(Kind::Database)?;
             }
-            Step::Preserve { database: Some(_) } | Step::CheckAlembic | Step::Downgrade { .. } => {
+            Step::Preserve { database: Some(_) } => database::check_files(fs, &tree.database())?,
+            Step::MigrateCopy { folder, .. } | Step::SwapMigrated { folder, .. } => {
                 database::check_files(fs, &tree.database())?;
+                fs.expect_dir_or_nothing(&tree.path(folder))?;
             }
             Step::RestoreConfig | Step::RestoreFiles { .. } => {
                 let kind = if *step == Step::RestoreConfig { Kind::Config } else { Kind::Critical };
@@ -492,6 +505,16 @@ fn critical_paths(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>>
         }
     }
     Ok(wanted.to_vec())
+}
+
+/// The folder a migration rollback's copy of the database lives in while
+/// alembic works on it: beside the database (one file system, so the swap
+/// is a rename), hidden, named after the run.
+pub fn migration_folder(tree: &Tree, run: &str) -> String {
+    let db = Path::new(&tree.profile.database);
+    let name = db.file_name().unwrap_or_default().to_string_lossy();
+    let folder = db.with_file_name(format!(".{name}.migration-{run}"));
+    folder.display().to_string()
 }
 
 pub fn rel(root: &Path, path: &Path) -> String {

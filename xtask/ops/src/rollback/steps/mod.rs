@@ -11,10 +11,11 @@ use xshell::Shell;
 mod database;
 mod file_steps;
 mod git_steps;
+mod migration;
 
 use super::plan::Step;
 use crate::evidence::{Bundle, DatabaseCapture};
-use xtask_adapters::python::Python;
+use xtask_adapters::python::{Python, Session};
 use xtask_adapters::services;
 use xtask_base::exit::refused;
 use xtask_fs::files;
@@ -42,6 +43,10 @@ pub struct Ctx<'a> {
     /// run keeps no bundle, which would only repeat the backup.
     pub changed: bool,
     python: Option<Python>,
+    /// The Python helper of a plan that runs alembic, started before step
+    /// 1 (its probe is the plan's last check) and confined to the copy's
+    /// folder.
+    pub session: Option<Session>,
 }
 
 impl<'a> Ctx<'a> {
@@ -69,6 +74,7 @@ impl<'a> Ctx<'a> {
             // The steps done before an interruption may have changed it.
             changed: journal.done.iter().any(|done| *done),
             python: None,
+            session: None,
         }
     }
 
@@ -109,8 +115,8 @@ impl<'a> Ctx<'a> {
             Step::StopServices => self.stop_services()?,
             Step::Preserve { database } => self.preserve(*database)?,
             Step::RestoreDatabase => self.restore_database()?,
-            Step::CheckAlembic => self.check_alembic()?,
-            Step::Downgrade { target } => self.downgrade(target)?,
+            Step::MigrateCopy { target, folder } => self.migrate_copy(target, folder)?,
+            Step::SwapMigrated { folder, target } => self.swap_migrated(folder, target)?,
             Step::RestoreConfig => self.restore_kind(Kind::Config, None)?,
             Step::RestoreMigrations => self.restore_migrations()?,
             Step::RestoreFiles { paths, .. } => self.restore_kind(Kind::Critical, Some(paths))?,
@@ -181,11 +187,10 @@ impl<'a> Ctx<'a> {
         if copy && db_in_place && bundle.facts.database_files.is_empty() {
             bundle.capture_database(DatabaseCapture::Copy)?;
         }
-        // alembic reads the tree's database only once its bytes are kept.
-        let alembic = if copy && db_in_place {
-            Some(bundle.start_alembic(&self.python()?, self.tree, None))
-        } else {
-            None
+        // alembic reads the kept copy, never the tree's database.
+        let alembic = match (copy, bundle.consolidated()) {
+            (true, Some(kept)) => Some(bundle.start_alembic(&self.python()?, self.tree, &kept)),
+            _ => None,
         };
         bundle.preserve_files(self.sh, self.tree, Some((&self.backup, &self.manifest)))?;
         bundle.capture_log(self.tree);
@@ -218,7 +223,7 @@ impl<'a> Ctx<'a> {
         match (asked, consolidated, python) {
             (true, _, _) => {}
             (false, Some(copy), Some(python)) if !tree.profile.database_url_env.is_empty() => {
-                let runs = bundle.start_alembic(&python, tree, Some(&copy));
+                let runs = bundle.start_alembic(&python, tree, &copy);
                 bundle.finish_alembic(runs);
             }
             _ => bundle.facts.problems.push(

@@ -1,5 +1,10 @@
 //! The Python side: a pinned virtualenv with alembic, pytest and uvicorn,
-//! created on first use and reused, and the tree's tools run through it.
+//! created on first use and reused, and the tree's tools run through it:
+//! alembic through one helper process per command (`session`), pytest and
+//! the app as programs of their own.
+mod session;
+
+pub use session::{Answer, Connection, OnFirstUse, Scope, Session};
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -13,7 +18,7 @@ use xtask_base::exit::usage;
 use xtask_fs::{files::sha256_bytes, outside, unconfined};
 use xtask_model::profile::Tree;
 
-const REQUIREMENTS: &str = include_str!("../../python-requirements.txt");
+const REQUIREMENTS: &str = include_str!("../../../python-requirements.txt");
 
 /// The variable that marks a program with the tree it runs for, so that a
 /// later run can find what an earlier one, killed, left behind.
@@ -21,10 +26,6 @@ pub const ROOT_MARK: &str = "TMWS_XTASK_ROOT";
 
 /// How long one alembic or python call may take before it is stopped.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// One alembic command for `alembic_each`: its arguments after the
-/// configuration, and extra environment variables.
-pub type AlembicCommand<'a> = (&'a [&'a str], &'a [(String, String)]);
 
 /// A folder of Python executables: `python`, `alembic`, `pytest`, `uvicorn`.
 #[derive(Debug, Clone)]
@@ -165,13 +166,19 @@ impl Python {
     /// caller's environment holds (an operator may have exported it for
     /// another instance); only the profile's own `[env]` may say otherwise.
     pub fn tool<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str) -> Cmd<'a> {
+        self.tool_on(sh, tree, program, &tree.database_url())
+    }
+
+    /// `tool`, with the profile's URL variable naming the database `url`
+    /// (a copy the migration works on, a preserved file).
+    pub fn tool_on<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str, url: &str) -> Cmd<'a> {
         let exe = self.exe(program);
         let mut cmd = sh
             .cmd(exe)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env(ROOT_MARK, tree.live_root().as_os_str());
         if !tree.profile.database_url_env.is_empty() {
-            cmd = cmd.env(&tree.profile.database_url_env, tree.database_url());
+            cmd = cmd.env(&tree.profile.database_url_env, url);
         }
         for (key, value) in &tree.profile.env {
             cmd = cmd.env(key, value);
@@ -182,61 +189,6 @@ impl Python {
     /// Runs alembic with the profile's extra arguments before the subcommand.
     pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
         self.alembic_with_env(sh, tree, args, &[])
-    }
-
-    /// Runs several alembic commands (arguments, extra environment) in one
-    /// Python process: SQLAlchemy's import, most of an alembic start, is paid
-    /// once. Each command sees the environment and the working folder it
-    /// would see alone, and gets its own output. When the process itself
-    /// fails (alembic missing, a timeout), every command gets that failure.
-    pub fn alembic_each(
-        &self,
-        sh: &Shell,
-        tree: &Tree,
-        commands: &[AlembicCommand<'_>],
-    ) -> Result<Vec<Output>> {
-        let _d = sh.push_dir(&tree.root);
-        let spec: Vec<serde_json::Value> = commands
-            .iter()
-            .map(|(args, env)| {
-                let mut argv = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
-                argv.extend(tree.profile.alembic_args.iter().cloned());
-                argv.extend(args.iter().map(|a| a.to_string()));
-                let env: serde_json::Map<String, serde_json::Value> =
-                    env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-                serde_json::json!({ "argv": argv, "env": env })
-            })
-            .collect();
-        let shown = commands.iter().map(|(args, _)| format!("alembic {}", args.join(" ")));
-        xtask_base::events::command(&format!(
-            "{} (one Python process)",
-            shown.collect::<Vec<_>>().join("; ")
-        ));
-        let cmd = self
-            .tool(sh, tree, "python")
-            .arg("-c")
-            .arg(include_str!("alembic_each.py"))
-            .arg(serde_json::Value::from(spec).to_string());
-        let out = process::run_quiet(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))?;
-        #[derive(serde::Deserialize)]
-        struct One {
-            code: i32,
-            stdout: String,
-            stderr: String,
-        }
-        let results = out.stdout.rsplit_once("--- tmws alembic-each results ---\n");
-        match serde_json::from_str::<Vec<One>>(results.map_or("", |(_, json)| json)) {
-            Ok(each) if out.success() && each.len() == commands.len() => Ok(each
-                .into_iter()
-                .map(|o| Output {
-                    code: Some(o.code),
-                    stdout: o.stdout,
-                    stderr: o.stderr,
-                    timed_out: false,
-                })
-                .collect()),
-            _ => Ok(commands.iter().map(|_| out.clone()).collect()),
-        }
     }
 
     /// Runs alembic with extra environment variables (a database URL).
@@ -255,95 +207,6 @@ impl Python {
             cmd = cmd.env(key, value);
         }
         process::run(cmd.args(args), TOOL_TIMEOUT, Some(&confined(tree)?))
-    }
-
-    /// Imports each of the profile's critical modules and compiles its
-    /// critical Python files in one interpreter, inside the tree, without
-    /// writing bytecode: one line per failure (`module: Error: why`).
-    pub fn import_check(&self, sh: &Shell, tree: &Tree) -> Result<Output> {
-        const CODE: &str = "import importlib, sys, traceback\nbad = 0\nmodules, files = sys.argv[1].split(','), sys.argv[2:]\nfor name in filter(None, modules):\n    try:\n        importlib.import_module(name)\n    except BaseException as error:\n        bad += 1\n        print(f'{name}: {error.__class__.__name__}: {error}')\nfor path in files:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except SyntaxError as error:\n        bad += 1\n        print(f'{path}:{error.lineno}: SyntaxError: {error.msg}')\nsys.exit(1 if bad else 0)\n";
-        let modules = tree.profile.critical_modules.join(",");
-        let files: Vec<&String> =
-            tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
-        let _d = sh.push_dir(&tree.root);
-        let cmd = self.tool(sh, tree, "python").args(["-c", CODE]).arg(&modules).args(files);
-        process::run(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))
-    }
-
-    /// The tables a revision creates, from Alembic's offline SQL for that step.
-    pub fn tables_created_by(
-        &self,
-        sh: &Shell,
-        tree: &Tree,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<String>> {
-        let range = format!("{from}:{to}");
-        let out = self.alembic(sh, tree, &["upgrade", &range, "--sql"])?;
-        if !out.success() {
-            anyhow::bail!(
-                "alembic upgrade {range} --sql failed ({}), so the tables it creates are unknown:\n{}",
-                out.describe_status(),
-                out.tail(5)
-            );
-        }
-        Ok(out
-            .stdout
-            .lines()
-            .filter_map(|line| line.trim().strip_prefix("CREATE TABLE "))
-            .filter_map(|rest| rest.split([' ', '(']).next())
-            .map(|name| name.trim_matches(['"', '`', '[', ']']).to_string())
-            .collect())
-    }
-}
-
-/// A database connection alembic's `env.py` asked for, as the probe
-/// recorded it: the file SQLite would have opened, and its device and inode
-/// when it exists.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Target {
-    pub dialect: String,
-    pub file: Option<PathBuf>,
-    pub dev: Option<u64>,
-    pub ino: Option<u64>,
-}
-
-impl Python {
-    /// Every connection `alembic current` would open, recorded and refused
-    /// before the DBAPI opens it (`alembic_probe.py`): which file alembic
-    /// acts on, without opening any.
-    pub fn alembic_targets(&self, sh: &Shell, tree: &Tree) -> Result<Vec<Target>> {
-        let _d = sh.push_dir(&tree.root);
-        let mut argv = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
-        argv.extend(tree.profile.alembic_args.iter().cloned());
-        argv.push("current".into());
-        xtask_base::events::command("alembic current (probe: which database it would open)");
-        let cmd = self
-            .tool(sh, tree, "python")
-            .arg("-c")
-            .arg(include_str!("alembic_probe.py"))
-            .arg(serde_json::Value::from(argv).to_string());
-        let out = process::run_quiet(cmd, TOOL_TIMEOUT, Some(&confined(tree)?))?;
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            targets: Vec<Target>,
-            error: Option<String>,
-        }
-        let answer = out.stdout.rsplit_once("--- tmws alembic-probe result ---\n");
-        let answer: Answer =
-            serde_json::from_str(answer.map_or("", |(_, json)| json)).map_err(|_| {
-                anyhow::anyhow!(
-                    "the probe gave no answer ({}):\n{}",
-                    out.describe_status(),
-                    out.tail(8)
-                )
-            })?;
-        match (answer.error, answer.targets.is_empty()) {
-            (Some(error), true) => {
-                anyhow::bail!("alembic failed before it connected: {error}\n{}", out.tail(8))
-            }
-            _ => Ok(answer.targets),
-        }
     }
 }
 

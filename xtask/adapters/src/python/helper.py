@@ -1,0 +1,145 @@
+# The tool's Python helper: one process per command that imports Alembic and
+# SQLAlchemy once (most of an alembic start) and then answers the command's
+# questions, one JSON request a line on stdin, one JSON answer a line on the
+# stdout it was started with. What alembic, env.py or the service's code
+# prints is captured per request at the file descriptors (alembic binds
+# sys.stdout when it is imported), never mixed with the answers.
+#
+# Requests:
+#   {"op": "alembic", "argv": [...]}           alembic ARGV, as the CLI runs it
+#   {"op": "probe", "argv": [...]}             the same, every connection refused
+#   {"op": "imports", "modules": [...], "files": [...]}
+#                                              import modules, compile files
+# Every answer: {"code", "stdout", "stderr", "connections"}: each database
+# connection the request opened (or, probing, would have opened), with the
+# file SQLite was given, and its device and inode when it exists.
+#
+# Each request sees the process as it was after start-up: the modules the
+# service's code imported are forgotten, and sys.path, os.environ and the
+# working folder are put back, so one request's imports (a settings module
+# read at import time) never answer for the next.
+import json
+import os
+import sys
+import tempfile
+import traceback
+from urllib.parse import unquote
+
+# alembic first: without it, that is what the error names.
+import alembic.command  # noqa: F401  (imported once, for every request)
+from alembic.config import main as alembic_main
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+
+class Probed(Exception):
+    """A connection recorded and refused on purpose."""
+
+
+state = {"probing": False, "connections": []}
+
+
+@event.listens_for(Engine, "do_connect")
+def record(dialect, conn_rec, cargs, cparams):
+    name = cargs[0] if cargs else cparams.get("database", "")
+    if isinstance(name, str) and name.startswith("file:"):
+        name = unquote(name[len("file:"):].split("?", 1)[0])
+    entry = {"dialect": dialect.name, "file": None, "dev": None, "ino": None}
+    if dialect.name == "sqlite" and isinstance(name, str) and name not in ("", ":memory:"):
+        entry["file"] = os.path.abspath(name)
+        try:
+            stat = os.stat(entry["file"])
+            entry["dev"], entry["ino"] = stat.st_dev, stat.st_ino
+        except OSError:
+            pass
+    state["connections"].append(entry)
+    if state["probing"]:
+        raise Probed()
+
+
+def exit_code(exit):
+    # As the process's exit status would be: sys.exit(-1) is 255.
+    if exit.code is None:
+        return 0
+    return exit.code % 256 if isinstance(exit.code, int) else 1
+
+
+def run_alembic(request):
+    try:
+        alembic_main(argv=request["argv"], prog="alembic")
+        return 0
+    except SystemExit as exit:
+        return exit_code(exit)
+    except Probed:
+        return 0
+
+
+def run_imports(request):
+    import importlib
+
+    bad = 0
+    for name in request.get("modules", []):
+        try:
+            importlib.import_module(name)
+        except BaseException as error:
+            bad += 1
+            print(f"{name}: {error.__class__.__name__}: {error}")
+    for path in request.get("files", []):
+        try:
+            with open(path, "rb") as source:
+                compile(source.read(), path, "exec", dont_inherit=True)
+        except SyntaxError as error:
+            bad += 1
+            print(f"{path}:{error.lineno}: SyntaxError: {error.msg}")
+    return 1 if bad else 0
+
+
+OPS = {"alembic": run_alembic, "probe": run_alembic, "imports": run_imports}
+
+answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+os.dup2(2, 1)
+baseline_modules = set(sys.modules)
+baseline_path = list(sys.path)
+baseline_env = dict(os.environ)
+baseline_cwd = os.getcwd()
+real_out, real_err = os.dup(1), os.dup(2)
+
+for line in sys.stdin:
+    if not line.strip():
+        continue
+    request = json.loads(line)
+    state["probing"] = request["op"] == "probe"
+    state["connections"] = []
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            code = OPS[request["op"]](request)
+        except Probed:
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(real_out, 1)
+            os.dup2(real_err, 2)
+        out.seek(0)
+        err.seek(0)
+        answer = {
+            "code": code,
+            "stdout": out.read().decode("utf-8", "replace"),
+            "stderr": err.read().decode("utf-8", "replace"),
+            "connections": state["connections"],
+        }
+    for name in [m for m in sys.modules if m not in baseline_modules]:
+        del sys.modules[name]
+    sys.path[:] = baseline_path
+    os.environ.clear()
+    os.environ.update(baseline_env)
+    os.chdir(baseline_cwd)
+    answers.write(json.dumps(answer) + "\n")
+    answers.flush()

@@ -1,0 +1,305 @@
+//! One confined Python process per command: the helper (`helper.py`)
+//! imports Alembic and SQLAlchemy once, then answers the command's
+//! questions (current, heads, history, the identity probe, a downgrade, the
+//! offline SQL of a step, the import check) one request at a time. Starting
+//! Python and importing SQLAlchemy is most of what an alembic call costs;
+//! paid once, a migration rollback asks five questions for the price of one.
+//!
+//! The process is started with the environment every request sees (the
+//! profile's URL variable naming the session's database) and the Landlock
+//! confinement of the work it is started for; neither changes while it runs.
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Stdio},
+    sync::mpsc::{self, Receiver},
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use xshell::Shell;
+
+use super::{Python, TOOL_TIMEOUT};
+use crate::process::{self, Confinement, Output};
+use xtask_base::events;
+use xtask_fs::sys::{self, Sig};
+use xtask_model::profile::Tree;
+
+/// A database connection a request opened (or, probing, would have opened):
+/// the file SQLite was given, and its device and inode when it exists.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Connection {
+    pub dialect: String,
+    pub file: Option<PathBuf>,
+    pub dev: Option<u64>,
+    pub ino: Option<u64>,
+}
+
+/// What one request left: alembic's (or the import check's) output, and the
+/// connections it opened.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub output: Output,
+    pub connections: Vec<Connection>,
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    connections: Vec<Connection>,
+}
+
+/// Where a session's programs act: the database its URL variable names, and
+/// the folders its process may write beneath (besides its own scratch).
+pub struct Scope<'a> {
+    /// The SQLAlchemy URL the profile's URL variable is set to.
+    pub url: String,
+    pub writable: &'a [&'a Path],
+}
+
+impl<'a> Scope<'a> {
+    /// The tree's own database, the tree writable: for a scratch copy.
+    pub fn tree(tree: &Tree, writable: &'a [&'a Path]) -> Scope<'a> {
+        Scope { url: tree.database_url(), writable }
+    }
+
+    /// Another database file (a copy being migrated, a preserved file).
+    pub fn database(file: &Path, writable: &'a [&'a Path]) -> Scope<'a> {
+        Scope { url: format!("sqlite:///{}", file.display()), writable }
+    }
+}
+
+/// The helper process of one command.
+pub struct Session {
+    child: Child,
+    requests: Option<ChildStdin>,
+    answers: Receiver<String>,
+    errors: Option<thread::JoinHandle<String>>,
+    /// `-c INI` and the profile's alembic arguments, before every command.
+    alembic_prefix: Vec<String>,
+    /// Why the process can answer no more (it exited, or timed out).
+    dead: Option<String>,
+    _confinement: Confinement,
+}
+
+impl Python {
+    /// Starts the helper for `tree`: inside its root, with the profile's
+    /// environment and `scope`'s URL, confined to `scope`'s folders.
+    pub fn session(&self, sh: &Shell, tree: &Tree, scope: Scope<'_>) -> Result<Session> {
+        let confinement = Confinement::beneath(scope.writable)?;
+        let _d = sh.push_dir(&tree.root);
+        let cmd = self.tool_on(sh, tree, "python", &scope.url);
+        let mut command: std::process::Command =
+            cmd.arg("-c").arg(include_str!("helper.py")).into();
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        sys::die_with_parent(&mut command);
+        confinement.apply(&mut command);
+        events::command(&process::shown(&command));
+        let mut child = process::spawn_ours(&mut command).context("start the Python helper")?;
+        let (sender, answers) = mpsc::channel();
+        let stdout = child.stdout.take().context("the helper's stdout")?;
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().context("the helper's stderr")?;
+        let errors = thread::spawn(move || {
+            let mut text = String::new();
+            let _partial = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let mut alembic_prefix = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
+        alembic_prefix.extend(tree.profile.alembic_args.iter().cloned());
+        Ok(Session {
+            requests: child.stdin.take(),
+            child,
+            answers,
+            errors: Some(errors),
+            alembic_prefix,
+            dead: None,
+            _confinement: confinement,
+        })
+    }
+}
+
+impl Session {
+    /// `alembic ARGS`, as the command line would run it.
+    pub fn alembic(&mut self, args: &[&str]) -> Result<Answer> {
+        events::command(&format!("alembic {} (in the Python helper)", args.join(" ")));
+        let argv = self.argv(args);
+        self.ask(serde_json::json!({ "op": "alembic", "argv": argv }))
+    }
+
+    /// Every connection `alembic current` would open, each recorded and
+    /// refused before the DBAPI opens it: which file alembic acts on,
+    /// without opening (or creating) any.
+    pub fn probe(&mut self) -> Result<Vec<Connection>> {
+        events::command("alembic current (in the Python helper: which database it would open)");
+        let argv = self.argv(&["current"]);
+        let answer = self.ask(serde_json::json!({ "op": "probe", "argv": argv }))?;
+        if answer.connections.is_empty() && !answer.output.success() {
+            bail!(
+                "alembic failed before it connected ({}):\n{}",
+                answer.output.describe_status(),
+                answer.output.tail(8)
+            );
+        }
+        Ok(answer.connections)
+    }
+
+    /// Imports each of the profile's critical modules and compiles its
+    /// critical Python files (paths relative to the tree the session runs
+    /// in), writing no bytecode: one line per failure (`module: Error: why`).
+    pub fn import_check(&mut self, tree: &Tree) -> Result<Output> {
+        events::command("python: import the critical modules (in the Python helper)");
+        let modules = &tree.profile.critical_modules;
+        let files: Vec<&String> =
+            tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
+        let request = serde_json::json!({ "op": "imports", "modules": modules, "files": files });
+        Ok(self.ask(request)?.output)
+    }
+
+    /// The tables a revision creates, from Alembic's offline SQL for that step.
+    pub fn tables_created_by(&mut self, from: &str, to: &str) -> Result<Vec<String>> {
+        let range = format!("{from}:{to}");
+        let answer = self.alembic(&["upgrade", &range, "--sql"])?;
+        let out = answer.output;
+        if !out.success() {
+            bail!(
+                "alembic upgrade {range} --sql failed ({}), so the tables it creates are unknown:\n{}",
+                out.describe_status(),
+                out.tail(5)
+            );
+        }
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("CREATE TABLE "))
+            .filter_map(|rest| rest.split([' ', '(']).next())
+            .map(|name| name.trim_matches(['"', '`', '[', ']']).to_string())
+            .collect())
+    }
+
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        let mut argv = self.alembic_prefix.clone();
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv
+    }
+
+    /// Sends one request and waits for its answer; a helper that does not
+    /// answer in time is stopped, and every later request fails with why.
+    fn ask(&mut self, request: serde_json::Value) -> Result<Answer> {
+        if let Some(why) = &self.dead {
+            bail!("the Python helper can answer no more: {why}");
+        }
+        let sent = self.requests.as_mut().map(|pipe| writeln!(pipe, "{request}"));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(self.died("it stopped reading requests"));
+        }
+        match self.answers.recv_timeout(TOOL_TIMEOUT) {
+            Ok(line) => {
+                let wire: Wire = serde_json::from_str(&line)
+                    .with_context(|| format!("the Python helper's answer: {line}"))?;
+                Ok(Answer {
+                    output: Output {
+                        code: Some(wire.code),
+                        stdout: wire.stdout,
+                        stderr: wire.stderr,
+                        timed_out: false,
+                    },
+                    connections: wire.connections,
+                })
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                process::signal_group(self.child.id() as i32, Sig::Kill);
+                let why = format!("no answer within {}s: stopped", TOOL_TIMEOUT.as_secs());
+                self.dead = Some(why.clone());
+                Ok(Answer {
+                    output: Output {
+                        code: None,
+                        stdout: String::new(),
+                        stderr: why,
+                        timed_out: true,
+                    },
+                    connections: Vec::new(),
+                })
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.died("it exited")),
+        }
+    }
+
+    /// The helper is gone: why, with what it said on its way out (a missing
+    /// alembic, a syntax error in the service's code at start-up).
+    fn died(&mut self, how: &str) -> anyhow::Error {
+        let _ = self.child.wait();
+        let said = self.errors.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let tail: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+        let why = format!("{how}: {}", tail[tail.len().saturating_sub(6)..].join("\n"));
+        self.dead = Some(why.clone());
+        anyhow!("the Python helper stopped ({why})")
+    }
+}
+
+impl Drop for Session {
+    /// The helper ends when its requests end; one that lingers is stopped
+    /// with its process group.
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        let pgid = self.child.id() as i32;
+        let waited = process::wait_or_kill(&mut self.child, Duration::from_secs(5));
+        if waited.is_err() {
+            process::signal_group(pgid, Sig::Kill);
+        }
+        process::forget_group(pgid);
+    }
+}
+
+/// A helper started by the first question, for a command whose questions
+/// may not come at all (checks that were skipped, a tree without Python):
+/// a helper that could not start is the answer to every question.
+pub struct OnFirstUse<'a> {
+    python: Result<&'a Python, String>,
+    sh: &'a Shell,
+    tree: &'a Tree,
+    url: String,
+    writable: Vec<PathBuf>,
+    session: std::cell::RefCell<Option<Result<Session, String>>>,
+}
+
+impl<'a> OnFirstUse<'a> {
+    /// The helper of `tree`'s own programs, writing beneath `tree` only.
+    pub fn on(python: Result<&'a Python, String>, sh: &'a Shell, tree: &'a Tree) -> Self {
+        OnFirstUse {
+            python,
+            sh,
+            tree,
+            url: tree.database_url(),
+            writable: vec![tree.root.clone()],
+            session: Default::default(),
+        }
+    }
+
+    /// Asks the helper, starting it first when this is the first question.
+    pub fn ask<T>(&self, question: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
+        let mut slot = self.session.borrow_mut();
+        let session = slot.get_or_insert_with(|| {
+            let writable: Vec<&Path> = self.writable.iter().map(PathBuf::as_path).collect();
+            let scope = Scope { url: self.url.clone(), writable: &writable };
+            let python = self.python.clone().map_err(|why| anyhow!("no Python: {why}"));
+            let started = python.and_then(|python| python.session(self.sh, self.tree, scope));
+            started.map_err(|e| format!("{e:#}"))
+        });
+        match session {
+            Ok(session) => question(session),
+            Err(why) => Err(anyhow!("{why}")),
+        }
+    }
+}
