@@ -7,6 +7,7 @@
 #   runbook-baseline.sh backup            ROOT BACKUP_DIR
 #   runbook-baseline.sh verify            BACKUP_DIR
 #   runbook-baseline.sh rollback-database ROOT BACKUP_DIR
+#   runbook-baseline.sh rollback-migration ROOT REVISION   (alembic on PATH)
 set -euo pipefail
 
 op=$1
@@ -35,8 +36,14 @@ case "$op" in
     cp "$root/data/tmws.db" "$root/data/tmws.db.failed-phase4"
     cp "$backup/database/tmws.db.backup" "$root/data/tmws.db"
     ;;
+  rollback-migration)
+    root=$2 revision=$3
+    # The runbook's "Database Rollback": the optional copy, then alembic.
+    cp "$root/data/tmws.db" "$root/data/tmws.db.failed-phase4"
+    (cd "$root" && alembic downgrade "$revision" >/dev/null && alembic current >/dev/null)
+    ;;
   *)
-    echo "usage: $0 backup|verify|rollback-database ..." >&2
+    echo "usage: $0 backup|verify|rollback-database|rollback-migration ..." >&2
     exit 2
     ;;
 esac

@@ -668,8 +668,8 @@ impl std::str::FromStr for Rows {
 pub struct Measures(Vec<String>);
 
 /// The names `--only` knows, in the order the rows are measured.
-pub const MEASURES: [&str; 6] =
-    ["post-check", "backup", "verify-backup", "rollback", "push", "pull"];
+pub const MEASURES: [&str; 7] =
+    ["post-check", "backup", "verify-backup", "rollback", "migration", "push", "pull"];
 
 impl std::str::FromStr for Measures {
     type Err = String;

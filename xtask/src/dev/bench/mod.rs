@@ -114,6 +114,9 @@ impl flags::Bench {
                     gib: bytes >= 1 << 30,
                 };
                 pairs.extend(measure_size(&context, &only)?);
+                if only.has("migration") {
+                    pairs.push(measure_migration(&context, &python)?);
+                }
                 if let Some(repos) = &repos {
                     pairs.extend(offsite::measure(&context, &only, repos)?);
                 }
@@ -390,6 +393,50 @@ fn measure_size(c: &Setup<'_>, only: &Measures) -> Result<Vec<Pair>> {
     }
     unconfined::remove_dir_all(&scratch)?;
     Ok(pairs)
+}
+
+/// rollback --scenario migration (one step down, on a copy, with every
+/// check) against the runbook's `cp` of the database, `alembic downgrade
+/// REV` and `alembic current`, from the same database each time.
+fn measure_migration(c: &Setup<'_>, python: &Python) -> Result<Pair> {
+    ui::note(&format!(
+        "bench: {} {}: rollback --scenario migration, {} runs each",
+        c.label, c.shape, c.runs
+    ));
+    let root = c.tree;
+    let db_mib = database_mib(root)?;
+    let db = root.join("data/tmws.db");
+    let graph = xtask_model::profile::Tree::locate(Some(root))?.graph()?;
+    let head = graph.heads().first().cloned().context("the bench tree has no head revision")?;
+    let parent = graph.revisions[&head].down.first().cloned().context("the head has no parent")?;
+    // Every run starts from the same database, with its WAL folded in.
+    rusqlite::Connection::open(&db)?.query_row(
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+        [],
+        |_| Ok(()),
+    )?;
+    let pristine = c.out.join("pristine.db");
+    unconfined::copy(&db, &pristine)?;
+    let restore = || -> Result<()> {
+        unconfined::copy(&pristine, &db)?;
+        for leftover in ["tmws.db-wal", "tmws.db-shm", "tmws.db.failed-phase4"] {
+            unconfined::remove_file(root.join("data").join(leftover))?;
+        }
+        unconfined::remove_dir_all(root.join("forensics"))
+    };
+    let path = format!("{}:{}", python.bin.display(), std::env::var("PATH").unwrap_or_default());
+    let (a, b) = interleaved(c.runs, |_| {
+        let args = ["rollback", "--scenario", "migration", "--label", "bench", "--steps", "1"];
+        let ours = ours(&[&args[..], &["--allow-data-loss", "--yes"]].concat(), root)?;
+        restore()?;
+        let root_s = root.display().to_string();
+        let script = ["runbook-baseline.sh", "rollback-migration", &root_s, &parent];
+        let base = baseline(&script, root, &[("PATH", path.clone())])?;
+        restore()?;
+        Ok((ours, base))
+    })?;
+    unconfined::remove_file(&pristine)?;
+    Ok(pair("rollback --scenario migration", c, db_mib, &a, &b, Some(1.5)))
 }
 
 fn measure_post_check(c: &Setup<'_>, python: &Python) -> Result<Pair> {
