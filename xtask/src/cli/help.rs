@@ -49,7 +49,7 @@ fn examples(command: &str) -> &'static str {
         }
         "list" => "    cargo xtask list --root /srv/tmws\n    cargo xtask list --format json\n",
         "prune" => {
-            "    cargo xtask prune --keep 3 --dry-run\n    cargo xtask prune --keep 3 --yes\n"
+            "    cargo xtask prune --keep 3 --dry-run                              # backups/\n    cargo xtask prune --keep 3 --repo /mnt/offsite/tmws --yes         # the repository only\n    cargo xtask prune --keep 3 --local --repo /mnt/offsite/tmws --yes # both\n"
         }
         "push" => {
             "    RESTIC_PASSWORD_FILE=~/.restic-pw cargo xtask push --repo /mnt/offsite/tmws\n    cargo xtask push --label pre-phase4 --repo rest:http://127.0.0.1:8000/\n"
