@@ -135,6 +135,17 @@ pub fn command_in(args: &[OsString]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether `command` has `flag` (`--junit`), as its help lists its flags.
+pub fn takes_flag(command: &str, flag: &str) -> bool {
+    let full = full_help();
+    section(&full, command).is_some_and(|text| {
+        text.lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+            .any(|l| l.split([' ', ',']).any(|word| word == flag))
+    })
+}
+
 /// A usage error, with the closest valid word when there is one.
 pub fn usage_error(full: &str, args: &[OsString], err: &str) -> String {
     let list = commands(full);
@@ -207,5 +218,13 @@ mod tests {
             super::usage_error(&help, &["rolback".into()], "unexpected argument: \"rolback\"");
         assert!(message.contains("did you mean `rollback`?"), "{message}");
         assert!(message.contains("cargo xtask --help"), "{message}");
+    }
+
+    #[test]
+    fn the_commands_that_take_junit_are_found_in_the_help() {
+        assert!(super::takes_flag("post-check", "--junit"));
+        assert!(super::takes_flag("verify-backup", "--junit"));
+        assert!(!super::takes_flag("backup", "--junit"));
+        assert!(!super::takes_flag("no-such-command", "--junit"));
     }
 }
