@@ -447,39 +447,55 @@ fn progress_shows_on_a_terminal_only() {
 }
 
 /// A backup folder copied to another checkout of the repository, where its
-/// tag does not exist: verify-backup says so and how to get it back; the
-/// database, migration and files rollbacks work; git and complete refuse
-/// with the same advice. A missing label lists the labels that exist.
+/// tag does not exist: verify-backup says so and what makes it again; the
+/// git and complete rollbacks make it again at the manifest's commit (the
+/// plan says so first); a `--no-tag` backup gets no tag made for it (exit
+/// 4, with the command). A missing label lists the labels that exist.
 #[test]
 fn a_backup_copied_to_another_checkout_works_without_its_tag() {
     let dir = sandbox("phase4");
     let root = root(&dir);
+    assert_code(&run_in(&root, &["backup", "--label", "nightly", "--no-tag"]), 0);
     git(&root, &["tag", "-d", "pre-phase4"]);
-    let commit = {
+    let commit = |label: &str| {
         let manifest =
-            fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
+            fs::read_to_string(root.join(format!("backups/{label}/BACKUP_MANIFEST.txt"))).unwrap();
         manifest.lines().find_map(|l| l.strip_prefix("git-commit: ")).unwrap().to_string()
     };
+    let (tagged, untagged) = (commit("pre-phase4"), commit("nightly"));
     let verify = run_in(&root, &["verify-backup"]);
     assert_code(&verify, 0);
-    for advice in
-        [format!("git tag pre-phase4 {commit}"), "git fetch origin tag pre-phase4".to_string()]
-    {
-        verify.stdout_has(contains(advice.clone()));
-    }
-    for scenario in ["git", "complete"] {
-        let before = digest(&root);
-        let refused = run_in(&root, &["rollback", "--scenario", scenario, "--yes", "--force"]);
-        assert_code(&refused, 4);
-        refused.stderr_has(contains(format!("git tag pre-phase4 {commit}")));
-        assert_eq!(digest(&root), before);
-    }
+    verify.stdout_has(
+        contains("the git and complete rollbacks make it again at that commit")
+            .and(contains(format!("git tag pre-phase4 {tagged}"))),
+    );
+    let before = digest(&root);
+    let refused = run_in(&root, &["rollback", "--scenario", "complete", "--label", "nightly"]);
+    assert_code(&refused, 4);
+    refused.stderr_has(
+        contains("backup nightly was taken with --no-tag")
+            .and(contains(format!("git tag nightly {untagged}"))),
+    );
+    let planned = run_in(&root, &["rollback", "--scenario", "complete", "--dry-run"]);
+    assert_code(&planned, 0);
+    let remake = format!("make tag pre-phase4 again at the manifest's commit {}", &tagged[..12]);
+    planned.stdout_has(contains(remake.as_str()));
+    assert_eq!(digest(&root), before, "the refusal and the dry run changed nothing");
+    let rolled = run_in(&root, &["rollback", "--scenario", "git", "--yes", "--force"]);
+    assert_code(&rolled, 0);
+    rolled.stdout_has(contains(format!(
+        "made tag pre-phase4 again at the manifest's commit {}; checked out rollback-pre-phase4",
+        &tagged[..12]
+    )));
+    assert_eq!(git(&root, &["rev-parse", "pre-phase4^{commit}"]).trim(), tagged);
+    assert_eq!(head(&root), tagged);
+    assert!(git(&root, &["tag", "--list", "nightly"]).trim().is_empty());
     corrupt_database(&root);
     assert_code(&run_in(&root, &["rollback", "--scenario", "database", "--yes"]), 0);
     let missing =
-        run_in(&root, &["rollback", "--scenario", "database", "--yes", "--label", "nightly"]);
+        run_in(&root, &["rollback", "--scenario", "database", "--yes", "--label", "nosuch"]);
     assert_code(&missing, 2);
-    missing.stderr_has(contains("the backups here are: pre-phase4"));
+    missing.stderr_has(contains("the backups here are: nightly, pre-phase4"));
 }
 
 #[test]

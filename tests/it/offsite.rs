@@ -180,7 +180,8 @@ fn a_repository_takes_backups_and_serves_list_verify_rollback_and_prune() {
     let rolled = offsite(&root, &repo, PASSWORD, &["rollback", "--scenario", "database", "--yes"]);
     assert_code(&rolled, 0);
     rolled.stdout_has(contains("pulled backup pre-phase4"));
-    // Prune applies its policy to the repository too.
+    // Prune applies its policy to the repository, and to it alone.
+    let local = digest(&root.join("backups"));
     let pruned = offsite(
         &root,
         &repo,
@@ -188,10 +189,83 @@ fn a_repository_takes_backups_and_serves_list_verify_rollback_and_prune() {
         &["prune", "--keep", "1", "--yes", "--force", "pre-phase4"],
     );
     assert_code(&pruned, 0);
-    pruned.stdout_has(contains("forgot 1 snapshot"));
+    pruned.stdout_has(contains("forgot 1 snapshot(s)").and(contains("removed").not()));
     let listed = offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]);
     assert_eq!(stored_labels(&listed), ["nightly"], "{listed:?}");
+    assert_eq!(digest(&root.join("backups")), local, "backups/ untouched");
     assert_no_password(&root);
+}
+
+/// The labels in backups/, sorted.
+fn local_labels(root: &Path) -> Vec<String> {
+    let mut labels: Vec<String> = fs::read_dir(root.join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    labels.sort();
+    labels
+}
+
+/// `prune` without --repo prunes backups/ alone, even with a repository
+/// configured (and says how to prune that one); `--local --repo` prunes
+/// both; --bundles with either, or an empty --repo, is exit 2 with nothing
+/// removed anywhere.
+#[test]
+fn prune_prunes_backups_the_repository_or_both_as_asked() {
+    let (_dir, root, repo) = tree_and_repository();
+    for label in ["nightly", "weekly"] {
+        let taken = offsite(&root, &repo, PASSWORD, &["backup", "--label", label, "--no-tag"]);
+        assert_code(&taken, 0);
+    }
+    let stored = || stored_labels(&offsite(&root, &repo, PASSWORD, &["list", "--format", "json"]));
+    assert_eq!(stored(), ["nightly", "weekly"]);
+    let before = (digest(&root.join("backups")), stored());
+    for (args, message) in [
+        (&["--bundles", "--repo", repo.as_str()][..], "--bundles prunes forensics/ only"),
+        (&["--bundles", "--local"], "--bundles prunes forensics/ only"),
+        (&["--repo", ""], "--repo names the restic repository to prune; it was empty"),
+    ] {
+        let mut full = vec!["prune", "--keep", "1", "--yes"];
+        full.extend_from_slice(args);
+        crate::assert_refused(&root, &full, 2, message);
+        assert_eq!((digest(&root.join("backups")), stored()), before, "{args:?}");
+    }
+    // A repository configured in the environment is not pruned unless
+    // named; backups/ keeps its newest two and the pre-deploy backup.
+    let local = run(xtask()
+        .args(["prune", "--keep", "2", "--yes", "--root"])
+        .arg(&root)
+        .env("TMWS_BACKUP_REPO", &repo)
+        .env("RESTIC_PASSWORD", PASSWORD));
+    assert_code(&local, 0);
+    local.stdout_has(contains("nothing to remove"));
+    local.stderr_has(contains(format!("the configured repository {repo} is not pruned")));
+    assert_eq!((digest(&root.join("backups")), stored()), before);
+    let keep_one = ["prune", "--keep", "1", "--yes", "--local"];
+    let local = run(xtask().args(keep_one).arg("--root").arg(&root).env("TMWS_BACKUP_REPO", &repo));
+    assert_code(&local, 0);
+    local.stdout_has(contains("removed 1 backup(s)").and(contains("forgot").not()));
+    assert_eq!(local_labels(&root), ["pre-phase4", "weekly"], "nightly removed; pre-deploy kept");
+    assert_eq!(stored(), ["nightly", "weekly"], "the repository untouched");
+    // Both, in one plan: the JSON document names each holder.
+    assert_code(&offsite(&root, &repo, PASSWORD, &["backup", "--label", "monthly", "--no-tag"]), 0);
+    let both = offsite(
+        &root,
+        &repo,
+        PASSWORD,
+        &["prune", "--keep", "1", "--local", "--yes", "--format", "json"],
+    );
+    assert_code(&both, 0);
+    let json: serde_json::Value = serde_json::from_str(&both.stdout).unwrap();
+    crate::schema::assert_valid("prune", &json);
+    let holders = json["holders"].as_array().unwrap();
+    assert_eq!(holders.len(), 2, "{json}");
+    assert!(holders[0]["holder"].as_str().unwrap().ends_with("backups"), "{json}");
+    assert_eq!(holders[1]["holder"], repo.as_str());
+    both.stderr_has(contains("removed 1 backup(s), forgot 2 snapshot(s)"));
+    assert_eq!(local_labels(&root), ["monthly", "pre-phase4"]);
+    assert_eq!(stored(), ["monthly"]);
 }
 
 #[test]

@@ -143,6 +143,14 @@ fn every_readme_command_runs_as_pasted() {
         .output()
         .unwrap();
     assert!(status.status.success());
+    // The clone of the origin had no tag; the complete rollback made the
+    // backup's tag again there.
+    let tag = Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet", "pre-phase4^{commit}"])
+        .current_dir(scratch.path().join("tmws-new"))
+        .output()
+        .unwrap();
+    assert!(tag.status.success(), "tag pre-phase4 in the clone");
 }
 
 /// The shell lines of a CI job: GitHub's `run:` lines, GitLab's

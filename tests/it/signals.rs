@@ -30,7 +30,7 @@ pub fn marked(root: &Path) -> Vec<i32> {
     found
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -40,7 +40,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 /// A tree whose app takes long to import, served by two workers: while
 /// post-check waits for /health, the server and both workers run.
-fn slow_server(root: &Path) {
+pub fn slow_server(root: &Path) {
     fs::write(
         root.join("tmws-rollback.toml"),
         "server_args = [\"--workers\", \"2\"]\nserver_timeout = 120\n",
@@ -51,10 +51,12 @@ fn slow_server(root: &Path) {
     fs::write(&main, format!("import time\ntime.sleep(60)\n{text}")).unwrap();
 }
 
-fn post_check_in_background(root: &Path) -> std::process::Child {
+/// `post-check --only server ... EXTRA`, running while the test signals it.
+pub fn post_check_in_background(root: &Path, extra: &[&str]) -> std::process::Child {
     Command::new(xtask_path())
         .args(["post-check", "--only", "server", "--expect-revision", "head", "--root"])
         .arg(root)
+        .args(extra)
         .env_remove("TMWS_ROOT")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -68,7 +70,7 @@ fn a_termination_signal_stops_every_program_the_run_started() {
         let dir = sandbox("phase4");
         let root = root(&dir);
         slow_server(&root);
-        let mut xtask = post_check_in_background(&root);
+        let mut xtask = post_check_in_background(&root, &[]);
         wait_for("the server and its two workers", || marked(&root).len() >= 3);
         let killed = Command::new("kill").arg(signal).arg(xtask.id().to_string()).status();
         assert!(killed.unwrap().success());
@@ -84,7 +86,7 @@ fn after_a_sigkill_the_next_run_reports_what_was_left_behind() {
     let dir = sandbox("phase4");
     let root = root(&dir);
     slow_server(&root);
-    let mut xtask = post_check_in_background(&root);
+    let mut xtask = post_check_in_background(&root, &[]);
     wait_for("the server and its two workers", || marked(&root).len() >= 3);
     // multiprocessing's helper counts too: give both workers time to start.
     std::thread::sleep(Duration::from_millis(1500));

@@ -65,12 +65,25 @@ pub fn run(cmd: Cmd<'_>, timeout: Duration, confined: Option<&Confinement>) -> R
 /// What is handed each line of a program's stdout as it comes.
 pub type LineWatcher = Box<dyn FnMut(&str) + Send>;
 
-/// `run`, handing each line of the program's stdout to `watch` as it comes
-/// (restic's `--json` status, for progress); the whole output is kept too.
-pub fn run_watching(cmd: Cmd<'_>, timeout: Duration, watch: LineWatcher) -> Result<Output> {
+/// Which output of a program a `LineWatcher` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// `run`, handing each line of the program's `stream` to `watch` as it
+/// comes (restic's `--json` status on stdout, cargo's `Compiling` lines on
+/// stderr, for progress); the whole output is kept too.
+pub fn run_watching(
+    cmd: Cmd<'_>,
+    timeout: Duration,
+    stream: Stream,
+    watch: LineWatcher,
+) -> Result<Output> {
     let command: Command = cmd.into();
     xtask_base::events::command(&shown(&command));
-    run_command(command, timeout, None, Some(watch))
+    run_command(command, timeout, None, Some((stream, watch)))
 }
 
 /// The command line of `command` as a shell reads it back (xshell's own
@@ -92,7 +105,7 @@ fn run_command(
     mut command: Command,
     timeout: Duration,
     confined: Option<&Confinement>,
-    watch: Option<LineWatcher>,
+    watch: Option<(Stream, LineWatcher)>,
 ) -> Result<Output> {
     let display = shown(&command);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -101,8 +114,13 @@ fn run_command(
         confinement.apply(&mut command);
     }
     let mut child = spawn_ours(&mut command).with_context(|| format!("start `{display}`"))?;
-    let stdout = drain(child.stdout.take(), watch);
-    let stderr = drain(child.stderr.take(), None);
+    let (stdout_watch, stderr_watch) = match watch {
+        Some((Stream::Stdout, watch)) => (Some(watch), None),
+        Some((Stream::Stderr, watch)) => (None, Some(watch)),
+        None => (None, None),
+    };
+    let stdout = drain(child.stdout.take(), stdout_watch);
+    let stderr = drain(child.stderr.take(), stderr_watch);
     let waited = wait_or_kill(&mut child, timeout);
     forget_group(child.id() as i32);
     let (status, timed_out) = waited?;
@@ -192,8 +210,21 @@ pub fn stop_children_on_signals() {
         for &group in &groups {
             signal_group(group, Sig::Kill);
         }
+        if let Some(last_word) = LAST_WORD.get() {
+            last_word((128 + signal) as u8);
+        }
         std::process::exit(128 + signal);
     });
+}
+
+/// What the command line does before a termination signal ends the xtask
+/// (its JUnit file: CI must have one on every exit), given the exit code.
+static LAST_WORD: std::sync::OnceLock<fn(u8)> = std::sync::OnceLock::new();
+
+/// Sets the last word (once): called on the signal's thread after every
+/// group is stopped, just before the xtask exits.
+pub fn before_exit_on_signal(last_word: fn(u8)) {
+    let _first_only = LAST_WORD.set(last_word);
 }
 
 /// The termination signal received, 0 before one.

@@ -53,6 +53,7 @@ fn restic_watched(
         Some(what) => process::run_watching(
             cmd.env("RESTIC_PROGRESS_FPS", "2"),
             TIMEOUT,
+            process::Stream::Stdout,
             Box::new(status_progress(what)),
         )?,
         None => process::run(cmd, TIMEOUT, None)?,

@@ -87,6 +87,11 @@ impl Progress {
         }
     }
 
+    /// Names the work anew (the crate a build compiles now); its clock runs on.
+    pub fn rename(&mut self, what: &str) {
+        self.what = what.to_string();
+    }
+
     /// `done` bytes (ignored by a timer).
     pub fn update(&mut self, done: u64) {
         let elapsed = self.started.elapsed();

@@ -77,7 +77,25 @@ pub fn database_instead(root: &Path) -> String {
 /// What to do when a backup's tag is not in this repository.
 pub fn missing_tag(tag: &str, commit: &str) -> String {
     format!(
-        "no tag {tag} in this repository (the manifest's commit is {commit}): recreate it with `git tag {tag} {commit}` or fetch it with `git fetch origin tag {tag}`; only the git and complete rollbacks need it"
+        "no tag {tag} in this repository (the manifest's commit is {commit}): the git and complete rollbacks make it again at that commit, or make it by hand with `git tag {tag} {commit}`"
+    )
+}
+
+/// What to do when a backup taken with `--no-tag` meets a rollback that
+/// starts its branch at the backup's tag.
+pub fn untagged_backup(label: &str, commit: &str) -> String {
+    format!(
+        "backup {label} was taken with --no-tag and this repository has no tag {label}: the git and complete rollbacks start their branch at it. Make it at the manifest's commit with `git tag {label} {commit}`, then run this again. Nothing was changed"
+    )
+}
+
+/// What to do when the commit a backup was taken at is not in this
+/// repository (a clone of a history rewritten since, or fetched in part):
+/// the tag cannot be made again and the code cannot go back.
+pub fn missing_commit(tag: &str, commit: &str, root: &Path) -> String {
+    format!(
+        "the backup's commit {commit} is not in this repository, so its tag {tag} cannot be made again and the code cannot go back to it. Fetch that commit into this clone (`git fetch origin` when a branch of origin holds it; `git fetch origin {commit}` where the server serves commits by id) and run this again, or restore without the code: `{}`. Nothing was changed",
+        rollback(Scenario::Database, "--yes", root)
     )
 }
 
@@ -110,5 +128,16 @@ mod tests {
             "cargo xtask list --root '/srv/my tree'\\''s'"
         );
         assert_eq!(quoted("a=b"), "a=b");
+    }
+
+    #[test]
+    fn a_missing_commit_names_it_and_both_ways_on() {
+        let advice = missing_commit("pre-phase4", "0123abcd", Path::new("/srv/tmws"));
+        assert!(advice.contains("commit 0123abcd is not in this repository"), "{advice}");
+        assert!(advice.contains("`git fetch origin 0123abcd`"), "{advice}");
+        assert!(
+            advice.contains("rollback --scenario database --yes --root /srv/tmws`"),
+            "{advice}"
+        );
     }
 }

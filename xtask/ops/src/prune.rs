@@ -1,5 +1,6 @@
 //! `cargo xtask prune --keep N`: removes the backups beyond the newest N, in
-//! every holder alike (`backups/`, and a repository when one is given).
+//! every holder it is given alike (`backups/`, a repository, or both; or
+//! `forensics/`'s bundles).
 //! Never the pre-deploy one (a `pre-…` label whose tag exists) nor the one an
 //! unfinished rollback uses, unless named with `--force`. The plan is made
 //! first; nothing is removed that it did not list.
@@ -71,8 +72,8 @@ impl Protection {
 }
 
 /// Works out what `--keep keep` removes from each holder; `force` names
-/// protected labels that go too. `holders[0]` is the tree's `backups/`: a
-/// forced label must be one of its backups unless a repository is given.
+/// protected labels that go too, each of which must be held by one of the
+/// holders (a typo removes nothing and names what there is).
 pub fn plan(
     sh: &Shell,
     tree: &Tree,
@@ -80,33 +81,26 @@ pub fn plan(
     keep: usize,
     force: &[Label],
 ) -> Result<Plan> {
-    // A forced label must be one the first holder has (backups/ or
-    // forensics/), unless a repository may hold it.
-    let first: Vec<String> = match holders.first() {
-        Some(holder) => holder.entries(sh)?.into_iter().map(|e| e.label).collect(),
-        None => Vec::new(),
-    };
-    for label in force {
-        if !first.iter().any(|l| l == label.as_str()) && holders.len() < 2 {
-            let mut here = first.clone();
-            here.sort();
-            let kind = match holders.first().map(|h| h.name()) {
-                Some(name) if name.ends_with("forensics") => "bundle",
-                _ => "backup",
-            };
-            let here = if here.is_empty() { "none".to_string() } else { here.join(", ") };
-            return Err(usage(format!(
-                "--force {label}: no such {kind}; the {kind}s here are: {here}"
-            )));
-        }
+    let held: Vec<Vec<Entry>> = holders.iter().map(|h| h.entries(sh)).collect::<Result<_>>()?;
+    let mut labels: Vec<&str> = held.iter().flatten().map(|e| e.label.as_str()).collect();
+    labels.sort();
+    labels.dedup();
+    if let Some(label) = force.iter().find(|f| !labels.contains(&f.as_str())) {
+        let kind = match holders {
+            [only] if only.name().ends_with("forensics") => "bundle",
+            _ => "backup",
+        };
+        let here = if labels.is_empty() { "none".to_string() } else { labels.join(", ") };
+        return Err(usage(format!(
+            "--force {label}: no such {kind}; the {kind}s here are: {here}"
+        )));
     }
     let protection = Protection::of(tree)?;
     let mut pruned = Vec::new();
-    for holder in holders {
-        let entries = holder.entries(sh)?;
+    for (holder, entries) in holders.iter().zip(&held) {
         // The labels, oldest first by their newest entry.
         let mut oldest_first: Vec<&str> = Vec::new();
-        for entry in &entries {
+        for entry in entries {
             oldest_first.retain(|l| *l != entry.label);
             oldest_first.push(&entry.label);
         }

@@ -71,6 +71,16 @@ pub fn wants_json(args: &[OsString]) -> bool {
     args.windows(2).any(|pair| pair[0] == "--format" && pair[1] == "json")
 }
 
+/// The value of the last `flag` among the normalized arguments, up to a
+/// `--`, when they have not parsed (or not yet): a value that looks like a
+/// flag is none, never a file name.
+pub fn last_value(args: &[OsString], flag: &str) -> Option<OsString> {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let args = &args[..end];
+    let at = args.iter().rposition(|a| a == flag)?;
+    args.get(at + 1).filter(|v| !v.is_empty() && !v.to_string_lossy().starts_with('-')).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +119,18 @@ mod tests {
             ["rollback", "--to", "abc", "--paths", "a=b"]
         );
         assert!(wants_json(&normalize(vec!["--format=json".into(), "list".into()])));
+    }
+
+    #[test]
+    fn a_flags_last_value_is_found_before_any_parse() {
+        let value = |line: &str| {
+            let typed = line.split_whitespace().map(OsString::from).collect();
+            last_value(&normalize(typed), "--junit").map(|v| v.into_string().unwrap())
+        };
+        assert_eq!(value("post-check --bogus --junit x.xml").as_deref(), Some("x.xml"));
+        assert_eq!(value("post-check --junit=a.xml --junit b.xml").as_deref(), Some("b.xml"));
+        assert_eq!(value("post-check --junit --bogus"), None, "a flag is no file name");
+        assert_eq!(value("post-check --junit"), None);
+        assert_eq!(value("post-check -- --junit x.xml"), None, "after --, nothing is a flag");
     }
 }

@@ -229,7 +229,7 @@ xflags::xflags! {
             optional --format format: Format
         }
 
-        /// Remove local backups beyond the newest N (never the pre-deploy one without --force).
+        /// Remove backups beyond the newest N from backups/ or a restic repository (never the pre-deploy one without --force).
         cmd prune {
             /// Quiet: no `$ command` lines and no progress on stderr.
             optional -q, --quiet
@@ -241,9 +241,11 @@ xflags::xflags! {
             optional --root dir: PathBuf
             /// Also remove this protected backup (pre-deploy, or used by an unfinished rollback).
             repeated --force label: Label
-            /// Apply the same policy to this restic repository (restic forget, then prune).
+            /// Prune this restic repository (restic forget, then prune) and not backups/; a configured one (TMWS_BACKUP_REPO, backup_repo) only when named here.
             optional --repo repo: String
-            /// Prune the forensics bundles under forensics/ instead of the backups.
+            /// Prune backups/ (the default without --repo; with --repo, both).
+            optional --local
+            /// Prune the forensics bundles under forensics/ instead of the backups (not with --repo or --local).
             optional --bundles
             /// Print what would be removed; remove nothing.
             optional --dry-run
@@ -501,6 +503,7 @@ pub struct Prune {
     pub root: Option<PathBuf>,
     pub force: Vec<Label>,
     pub repo: Option<String>,
+    pub local: bool,
     pub bundles: bool,
     pub dry_run: bool,
     pub yes: bool,

@@ -49,7 +49,7 @@ fn examples(command: &str) -> &'static str {
         }
         "list" => "    cargo xtask list --root /srv/tmws\n    cargo xtask list --format json\n",
         "prune" => {
-            "    cargo xtask prune --keep 3 --dry-run\n    cargo xtask prune --keep 3 --yes\n"
+            "    cargo xtask prune --keep 3 --dry-run                              # backups/\n    cargo xtask prune --keep 3 --repo /mnt/offsite/tmws --yes         # the repository only\n    cargo xtask prune --keep 3 --local --repo /mnt/offsite/tmws --yes # both\n"
         }
         "push" => {
             "    RESTIC_PASSWORD_FILE=~/.restic-pw cargo xtask push --repo /mnt/offsite/tmws\n    cargo xtask push --label pre-phase4 --repo rest:http://127.0.0.1:8000/\n"
@@ -135,6 +135,17 @@ pub fn command_in(args: &[OsString]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether `command` has `flag` (`--junit`), as its help lists its flags.
+pub fn takes_flag(command: &str, flag: &str) -> bool {
+    let full = full_help();
+    section(&full, command).is_some_and(|text| {
+        text.lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+            .any(|l| l.split([' ', ',']).any(|word| word == flag))
+    })
+}
+
 /// A usage error, with the closest valid word when there is one.
 pub fn usage_error(full: &str, args: &[OsString], err: &str) -> String {
     let list = commands(full);
@@ -207,5 +218,13 @@ mod tests {
             super::usage_error(&help, &["rolback".into()], "unexpected argument: \"rolback\"");
         assert!(message.contains("did you mean `rollback`?"), "{message}");
         assert!(message.contains("cargo xtask --help"), "{message}");
+    }
+
+    #[test]
+    fn the_commands_that_take_junit_are_found_in_the_help() {
+        assert!(super::takes_flag("post-check", "--junit"));
+        assert!(super::takes_flag("verify-backup", "--junit"));
+        assert!(!super::takes_flag("backup", "--junit"));
+        assert!(!super::takes_flag("no-such-command", "--junit"));
     }
 }

@@ -19,7 +19,7 @@ mod prune;
 mod rollback;
 mod verify_backup;
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use flags::XtaskCmd;
 use xshell::Shell;
@@ -30,6 +30,7 @@ use xtask_base::exit;
 pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     let args = args::normalize(std::env::args_os().skip(1).collect());
     let json = args::wants_json(&args);
+    let _first = JUNIT.set(junit_target(&args));
     if matches!(args.as_slice(), [only] if only == "--version" || only == "-V") {
         ui::line(&help::version());
         return ExitCode::SUCCESS;
@@ -50,10 +51,12 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     // Before any thread starts: a termination signal stops this run's
     // children (their whole process groups) before the xtask exits.
     xtask_adapters::process::stop_children_on_signals();
+    xtask_adapters::process::before_exit_on_signal(junit_on_signal);
     let result =
         Shell::new().map_err(anyhow::Error::from).and_then(|sh| dispatch(flags.subcommand, &sh));
     // Stopped by a signal: its code, once this run's programs are stopped.
     if let Some(code) = xtask_adapters::process::terminated() {
+        junit_on_signal(code);
         return ExitCode::from(code);
     }
     ui::report_peak_memory();
@@ -68,12 +71,48 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
 /// its own; the exit code of its kind.
 fn stopped(args: &[std::ffi::OsString], json: bool, kind: exit::Kind, message: &str) -> ExitCode {
     ui::note(&format!("error: {message}"));
+    junit_at_exit(kind as u8, message, false);
     if json && !ui::document_printed() {
         let command = help::command_in(args);
         ui::document(&render::error_document(command.as_deref(), kind, message))
             .expect("an error document always serializes");
     }
     ExitCode::from(kind as u8)
+}
+
+/// The command and the JUnit file of this run, when its command takes
+/// `--junit` and one was given: read from the arguments as typed, since a
+/// usage error stops the run before its flags are parsed.
+static JUNIT: std::sync::OnceLock<Option<(String, PathBuf)>> = std::sync::OnceLock::new();
+
+fn junit_target(args: &[std::ffi::OsString]) -> Option<(String, PathBuf)> {
+    let command = help::command_in(args).filter(|c| help::takes_flag(c, "--junit"))?;
+    Some((command, args::last_value(args, "--junit")?.into()))
+}
+
+/// A run that stops before its report still leaves its JUnit file (CI
+/// reads one on every exit): one error that says why. Not when the file
+/// itself is the problem: that refusal is the whole answer.
+fn junit_at_exit(code: u8, message: &str, signalled: bool) {
+    let Some(Some((command, path))) = JUNIT.get() else { return };
+    if let Err(refused) = render::check_output_file("--junit", path) {
+        // Said once: the command's own refusal of the file is this message.
+        if !message.starts_with("--junit ") {
+            ui::note(&format!("{refused:#}"));
+        }
+        return;
+    }
+    if let Err(err) = render::write_junit_error(path, command, code, message, signalled) {
+        ui::note(&format!("the JUnit file could not be written: {err:#}"));
+    }
+}
+
+/// The last word before a termination signal ends the run: its JUnit file
+/// says so, in place of a report whose checks failed because their
+/// programs were stopped.
+fn junit_on_signal(code: u8) {
+    let signal = code.saturating_sub(128);
+    junit_at_exit(code, &format!("stopped by signal {signal}: the run did not finish"), true);
 }
 
 /// Text that names the tool as `cargo xtask`, as this binary is run (the

@@ -46,8 +46,9 @@ impl flags::PostCheck {
             };
             post_check(sh, &tree, &options).map(|report| (tree, report))
         })();
-        // A JUnit file on every exit: when no check could run, one error says why.
-        let (tree, report) = render::or_junit_error(report, "post-check", junit.as_deref())?;
+        // An error here still leaves a JUnit file: `cli::stopped` writes one
+        // that says why no check ran.
+        let (tree, report) = report?;
         ui::result(format, &render::emit(&report, format, junit.as_deref(), true)?);
         if let Some(path) = &self.checklist {
             unconfined::write(path, checklist(&tree, &report).as_bytes())

@@ -13,6 +13,14 @@ use super::{
     ui,
 };
 
+/// What one holder of the plan is, for its lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Backups,
+    Bundles,
+    Repository,
+}
+
 impl flags::Prune {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let keep = self.keep.0 as usize;
@@ -20,27 +28,29 @@ impl flags::Prune {
         // With --format json the plan is for people, on stderr.
         let say = |line: String| if json { ui::note(&line) } else { ui::line(&line) };
         let tree = Tree::locate(self.root.as_deref())?;
+        let remote = self.repository(&tree)?.map(|r| destination::remote(&r));
         let _lock = if self.dry_run { None } else { Some(Lock::acquire(&tree)?) };
-        if self.bundles && self.repo.is_some() {
-            return Err(usage("--bundles prunes forensics/ only: leave out --repo"));
-        }
-        // With --bundles, forensics/ alone; else backups/ and the repository.
-        let repository =
-            Repository::resolve(self.repo.as_deref(), &tree.profile).filter(|_| !self.bundles);
-        let remote = repository.as_ref().map(destination::remote);
         let (local, bundles) = (Local(&tree), Bundles(&tree));
-        let mut holders: Vec<&dyn Holder> = vec![if self.bundles { &bundles } else { &local }];
-        if let Some(remote) = &remote {
-            holders.push(remote.as_ref());
+        let mut held: Vec<(Held, &dyn Holder)> = Vec::new();
+        if self.bundles {
+            held.push((Held::Bundles, &bundles));
+        } else if self.local || remote.is_none() {
+            held.push((Held::Backups, &local));
         }
+        if let Some(remote) = &remote {
+            held.push((Held::Repository, remote.as_ref() as &dyn Holder));
+        }
+        let holders: Vec<&dyn Holder> = held.iter().map(|(_, h)| *h).collect();
         let plan = prune::plan(sh, &tree, &holders, keep, &self.force)?;
-        for (i, pruned) in plan.holders.iter().enumerate() {
+        for ((kind, _), pruned) in held.iter().zip(&plan.holders) {
             say(format!("prune --keep {keep} in {}:", pruned.holder));
             for entry in &pruned.remove {
-                match (i, self.bundles) {
-                    (0, true) => say(format!("  remove forensics/{}", entry.label)),
-                    (0, false) => say(format!("  remove backups/{}", entry.label)),
-                    _ => say(format!("  forget snapshot {} ({})", entry.id, entry.label)),
+                match kind {
+                    Held::Bundles => say(format!("  remove forensics/{}", entry.label)),
+                    Held::Backups => say(format!("  remove backups/{}", entry.label)),
+                    Held::Repository => {
+                        say(format!("  forget snapshot {} ({})", entry.id, entry.label))
+                    }
                 }
             }
             for line in &pruned.kept_back {
@@ -57,14 +67,7 @@ impl flags::Prune {
             let what = if self.bundles { "bundles" } else { "backups" };
             ui::confirm(self.yes, &format!("Remove these {what}?"), "nothing was removed")?;
             prune::execute(sh, &holders, &plan)?;
-            let count = |i: usize| plan.holders.get(i).map_or(0, |p| p.remove.len());
-            match remote {
-                Some(_) => {
-                    say(format!("removed {} backup(s), forgot {} snapshot(s)", count(0), count(1)))
-                }
-                None if self.bundles => say(format!("removed {} bundle(s)", count(0))),
-                None => say(format!("removed {} backup(s)", count(0))),
-            }
+            say(removed(&held, &plan));
             "done"
         };
         if json {
@@ -80,4 +83,47 @@ impl flags::Prune {
         }
         Ok(())
     }
+
+    /// The repository to prune: only the one `--repo` names. One that is
+    /// configured (TMWS_BACKUP_REPO, backup_repo) but not named is left
+    /// alone, and a note says how to prune it: forgetting snapshots off-site
+    /// is asked for by name, never implied by a local prune.
+    fn repository(&self, tree: &Tree) -> Result<Option<Repository>> {
+        if self.bundles && (self.repo.is_some() || self.local) {
+            return Err(usage("--bundles prunes forensics/ only: leave out --repo and --local"));
+        }
+        match self.repo.as_deref() {
+            Some("") => Err(usage("--repo names the restic repository to prune; it was empty")),
+            Some(spec) => Ok(Some(Repository::Restic(spec.to_string()))),
+            None => {
+                if let (false, Some(configured)) =
+                    (self.bundles, Repository::resolve(None, &tree.profile))
+                {
+                    ui::note(&format!(
+                        "the configured repository {} is not pruned: pass --repo {} for it (and --local for backups/ as well)",
+                        configured.spec(),
+                        xtask_model::advice::quoted(configured.spec())
+                    ));
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// `removed 2 backup(s), forgot 1 snapshot(s)`: what went from each holder.
+fn removed(held: &[(Held, &dyn Holder)], plan: &prune::Plan) -> String {
+    let parts: Vec<String> = held
+        .iter()
+        .zip(&plan.holders)
+        .map(|((kind, _), pruned)| {
+            let n = pruned.remove.len();
+            match kind {
+                Held::Backups => format!("removed {n} backup(s)"),
+                Held::Bundles => format!("removed {n} bundle(s)"),
+                Held::Repository => format!("forgot {n} snapshot(s)"),
+            }
+        })
+        .collect();
+    parts.join(", ")
 }

@@ -3,7 +3,7 @@
 use std::{fmt::Write as _, path::Path};
 
 use anyhow::{Context, Result};
-use xtask_base::exit::{Kind, kind_of, usage};
+use xtask_base::exit::{Kind, usage};
 use xtask_fs::unconfined;
 use xtask_model::check::{Report, Status};
 
@@ -141,8 +141,7 @@ pub fn emit(
     with_time: bool,
 ) -> Result<String> {
     if let Some(path) = junit_file {
-        unconfined::write(path, junit(report).as_bytes())
-            .with_context(|| format!("write JUnit XML to {}", path.display()))?;
+        write_junit(path, &junit(report))?;
     }
     Ok(match format {
         Format::Human => human(report, with_time),
@@ -150,30 +149,65 @@ pub fn emit(
     })
 }
 
-/// Passes a result through; when it is an error and `--junit` was given,
-/// first writes a JUnit file with one `<error>` that says why no check ran
-/// (a usage error, the lock, an interrupted run), so CI always has a file.
-pub fn or_junit_error<T>(result: Result<T>, command: &str, junit: Option<&Path>) -> Result<T> {
-    let (err, path) = match (result, junit) {
-        (Err(err), Some(path)) => (err, path),
-        (result, _) => return result,
-    };
-    {
-        let message = format!("{err:#}");
-        let first = message.lines().next().unwrap_or("");
-        let xml = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"{c}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">\n  <testcase classname=\"{c}\" name=\"{c}: no check ran\" time=\"0.000\"><error message=\"{}\" type=\"exit {}\">{}</error></testcase>\n</testsuite></testsuites>\n",
-            xml(first),
-            kind_of(&err) as i32,
-            xml(&message),
-            c = xml(command)
-        );
-        if let Err(write) = unconfined::write(path, xml.as_bytes()) {
-            let note = format!("the JUnit file {} could not be written: {write}", path.display());
-            return Err(err.context(note));
-        }
+/// This run's JUnit file, held while one is written so that the file a
+/// signal's last word writes never interleaves with the report's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Junit {
+    NotYet,
+    Written,
+    /// Written for a termination signal: whatever the run still finishes
+    /// (checks that failed because their programs were stopped) is not the
+    /// truth of this exit.
+    Signalled,
+}
+
+static JUNIT: std::sync::Mutex<Junit> = std::sync::Mutex::new(Junit::NotYet);
+
+/// Writes the JUnit file of a report, unless a signal already ended the run.
+pub fn write_junit(path: &Path, xml: &str) -> Result<()> {
+    let mut state = JUNIT.lock().unwrap_or_else(|e| e.into_inner());
+    if *state != Junit::Signalled {
+        unconfined::write(path, xml.as_bytes())
+            .with_context(|| format!("write JUnit XML to {}", path.display()))?;
+        *state = Junit::Written;
     }
-    Err(err)
+    Ok(())
+}
+
+/// Writes the JUnit file of a run that stopped before its report (a usage
+/// error, even one xflags found, the lock, an interrupted run) unless the
+/// run wrote one; for a termination signal (`signalled`), in any case: one
+/// testcase whose `<error>` says why, with the exit code.
+pub fn write_junit_error(
+    path: &Path,
+    command: &str,
+    code: u8,
+    message: &str,
+    signalled: bool,
+) -> Result<()> {
+    let mut state = JUNIT.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = match *state {
+        Junit::NotYet => true,
+        Junit::Written => signalled,
+        Junit::Signalled => false,
+    };
+    if wanted {
+        unconfined::write(path, junit_error(command, code, message).as_bytes())
+            .with_context(|| format!("write JUnit XML to {}", path.display()))?;
+        *state = if signalled { Junit::Signalled } else { Junit::Written };
+    }
+    Ok(())
+}
+
+/// The JUnit XML of a run that stopped before any check ran.
+pub fn junit_error(command: &str, code: u8, message: &str) -> String {
+    let first = message.lines().next().unwrap_or("");
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"{c}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">\n  <testcase classname=\"{c}\" name=\"{c}: no check ran\" time=\"0.000\"><error message=\"{}\" type=\"exit {code}\">{}</error></testcase>\n</testsuite></testsuites>\n",
+        xml(first),
+        xml(message),
+        c = xml(command)
+    )
 }
 
 /// Checks, before anything runs, that a report file (`--junit`,

@@ -83,19 +83,39 @@ pub fn tag_commit(repo: &Repository, tag: &str) -> Option<Oid> {
 /// the same tag on HEAD already is fine (a resumed or repeated backup).
 pub fn tag_head(repo: &Repository, tag: &str, message: &str) -> Result<Oid> {
     let head = repo.head()?.peel_to_commit().context("HEAD has no commit to tag")?;
-    if let Some(existing) = tag_commit(repo, tag) {
-        if existing == head.id() {
-            return Ok(existing);
-        }
+    if let Some(existing) = tag_commit(repo, tag)
+        && existing != head.id()
+    {
         bail!(
             "git tag {tag} already points at {existing}, not at HEAD {}: choose another --label or pass --no-tag",
             head.id()
         );
     }
+    tag_at(repo, tag, head.id(), message)?;
+    Ok(head.id())
+}
+
+/// Whether the repository holds `commit` (a clone may lack it: a history
+/// rewritten or fetched only in part).
+pub fn has_commit(repo: &Repository, commit: Oid) -> bool {
+    repo.find_commit(commit).is_ok()
+}
+
+/// Makes the annotated tag `tag` at `commit`; `false` when it is already
+/// there (a resumed run), an error when a tag of that name points elsewhere.
+pub fn tag_at(repo: &Repository, tag: &str, commit: Oid, message: &str) -> Result<bool> {
+    match tag_commit(repo, tag) {
+        Some(existing) if existing == commit => return Ok(false),
+        Some(existing) => bail!("git tag {tag} already points at {existing}, not at {commit}"),
+        None => {}
+    }
+    let target = repo
+        .find_commit(commit)
+        .with_context(|| format!("commit {commit} is not in this repository"))?;
     let signature =
         repo.signature().or_else(|_| git2::Signature::now("tmws xtask", "xtask@localhost"))?;
-    repo.tag(tag, head.as_object(), &signature, message, false).context("create the git tag")?;
-    Ok(head.id())
+    repo.tag(tag, target.as_object(), &signature, message, false).context("create the git tag")?;
+    Ok(true)
 }
 
 /// What the tool itself keeps in a tree: never a reason for an unclean

@@ -84,9 +84,15 @@ impl Step {
                 manifest.count(Kind::Migration)
             ),
             Step::RestoreFiles { paths, kept } => restore_files(manifest, paths, kept, &from),
-            Step::GitBranch { branch, tag, commit } => {
+            Step::GitBranch { branch, tag, commit, recreate_tag: false } => {
                 format!(
                     "git: create branch {branch} at tag {tag} ({}) and check it out",
+                    short(commit)
+                )
+            }
+            Step::GitBranch { branch, tag, commit, recreate_tag: true } => {
+                format!(
+                    "git: make tag {tag} again at the manifest's commit {} (this repository has that commit but not the tag: a clone never gets it, the tool never pushes), then create branch {branch} at it and check it out",
                     short(commit)
                 )
             }

@@ -138,11 +138,17 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
             .ok_or_else(|| usage("there is no failed or interrupted rollback to abandon"))?;
         return abandon(tree, journal, o, &say);
     }
+    let planned_pull = offsite_first::plan(sh, tree, o)?;
+    if let (false, Some(pull), None) = (o.dry_run, &planned_pull, &journal) {
+        // What the plan refuses (a commit this clone lacks, a path that is
+        // not the backup's) is refused before the pull writes backups/.
+        plan::build(o.scenario, tree, &pull.manifest, &o.choices, "before-the-pull")?;
+    }
     let pulled = offsite_first::pull(sh, tree, o)?;
     if let Some(line) = &pulled {
         say(line.clone());
     }
-    let planned_pull = offsite_first::plan(sh, tree, o)?;
+    let planned_pull = planned_pull.filter(|_| o.dry_run);
     let mut run = prepare(sh, tree, o, journal, planned_pull)?;
     let mut outcome = present(tree, o, &run, &say);
     outcome.pull = pulled.or(outcome.pull);

@@ -3,7 +3,8 @@
 //! The real run pulls the backup first (verified, under the lock, never over
 //! one); the dry run reads only its manifest from the newest snapshot, so
 //! the plan it shows is the one the pulled backup gives, with the pull
-//! before step 1.
+//! before step 1. The real run reads that manifest too, so that a plan the
+//! tree refuses is refused before the pull writes anything.
 use anyhow::{Context, Result};
 use xshell::Shell;
 
@@ -40,9 +41,10 @@ pub(super) fn pull(sh: &Shell, tree: &Tree, o: &Options) -> Result<Option<String
     Ok(Some(pulled.summary()))
 }
 
-/// The dry run: the pull it would make, when it is needed.
+/// The pull a run would make, when it is needed, with the manifest of the
+/// snapshot it would pull.
 pub(super) fn plan(sh: &Shell, tree: &Tree, o: &Options) -> Result<Option<PlannedPull>> {
-    let Some(repo) = o.repo.as_ref().filter(|_| o.dry_run) else { return Ok(None) };
+    let Some(repo) = o.repo.as_ref() else { return Ok(None) };
     if !needed(tree, o)? {
         return Ok(None);
     }

@@ -54,6 +54,11 @@ pub enum Step {
         branch: String,
         tag: String,
         commit: String,
+        /// The repository lacks the backup's tag (a clone of the origin,
+        /// which never received it: the tool never pushes), so the step
+        /// makes it again at the manifest's commit first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recreate_tag: bool,
     },
     GitSoftReset {
         commit: String,
@@ -178,13 +183,8 @@ fn complete(
     let mut steps = Vec::new();
     steps.push(Step::StopServices);
     steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
-    if let (Some(_), None, Some(commit)) =
-        (repo, repo.and_then(|r| git::tag_commit(r, &manifest.label)), &manifest.git_commit)
-    {
-        return Err(refused(xtask_model::advice::missing_tag(&manifest.label, commit)));
-    }
     if let Some(repo) = repo
-        && let Some(commit) = git::tag_commit(repo, &manifest.label)
+        && let Some((commit, recreate_tag)) = backup_commit(tree, manifest, repo)?
     {
         // Every object the checkout needs is present before step 1.
         git::refuse_move(&git::plan_move(repo, &tree.fs, commit)?, true)?;
@@ -192,6 +192,7 @@ fn complete(
             branch: format!("rollback-{}", manifest.label),
             tag: manifest.label.to_string(),
             commit: commit.to_string(),
+            recreate_tag,
         });
     }
     steps.push(Step::RestoreDatabase);
@@ -227,14 +228,11 @@ fn git(
             steps.push(Step::GitSoftReset { commit });
         }
     } else {
-        let Some(commit) = git::tag_commit(repo, &manifest.label) else {
-            return Err(match &manifest.git_commit {
-                Some(commit) => refused(xtask_model::advice::missing_tag(&manifest.label, commit)),
-                None => usage(format!(
-                    "no git tag {}: pass --commit REV, or take backups with their tag",
-                    manifest.label
-                )),
-            });
+        let Some((commit, recreate_tag)) = backup_commit(tree, manifest, repo)? else {
+            return Err(usage(format!(
+                "no git tag {}: pass --commit REV, or take backups with their tag",
+                manifest.label
+            )));
         };
         git::refuse_move(&git::plan_move(repo, &tree.fs, commit)?, false)?;
         check_database_fits(tree, repo, commit, c.force)?;
@@ -242,9 +240,35 @@ fn git(
             branch: format!("rollback-{}", manifest.label),
             tag: manifest.label.to_string(),
             commit: commit.to_string(),
+            recreate_tag,
         });
     }
     Ok(steps)
+}
+
+/// The commit the backup's branch starts at, and whether its tag must be
+/// made again first: the tag's commit when this repository has the tag;
+/// else the manifest's commit when the repository holds it and the backup
+/// was tagged (a fresh clone of the origin has the history, never the
+/// tool's tags); `None` when the backup records no commit. A commit the
+/// repository lacks, or a `--no-tag` backup, is refused with what to do.
+fn backup_commit(
+    tree: &Tree,
+    manifest: &Manifest,
+    repo: &git2::Repository,
+) -> Result<Option<(git2::Oid, bool)>> {
+    if let Some(commit) = git::tag_commit(repo, &manifest.label) {
+        return Ok(Some((commit, false)));
+    }
+    let Some(recorded) = &manifest.git_commit else { return Ok(None) };
+    let label = manifest.label.as_str();
+    match git2::Oid::from_str(recorded) {
+        Ok(commit) if git::has_commit(repo, commit) => match manifest.git_tag {
+            Some(_) => Ok(Some((commit, true))),
+            None => Err(refused(xtask_model::advice::untagged_backup(label, recorded))),
+        },
+        _ => Err(refused(xtask_model::advice::missing_commit(label, recorded, &tree.root))),
+    }
 }
 
 /// A git-only rollback that moves the code below the database's revision

@@ -4,9 +4,39 @@ use anyhow::{Context, Result};
 
 use super::Ctx;
 use xtask_adapters::git;
+use xtask_model::manifest::{MANIFEST_FILE, TAG_MANIFEST_FIELD};
 use xtask_model::scenario::Scenario;
 
 impl Ctx<'_> {
+    /// Makes the backup's tag again at the manifest's commit (the plan found
+    /// the commit here and the tag missing). It records the manifest's hash,
+    /// as the backup's own tag did, only when the backup passed verification
+    /// in this run or earlier: an unverified manifest is vouched for by nothing.
+    pub(super) fn recreate_tag(&mut self, tag: &str, commit: &str) -> Result<String> {
+        let repo = git::open(&self.tree.root)?.context("the root is no longer a git repository")?;
+        let sha = match self.backup_verified {
+            true => self.tree.fs.sha256(&self.backup.join(MANIFEST_FILE)).ok().map(|(s, _)| s),
+            false => None,
+        };
+        let message = format!(
+            "{} backup {} ({}); tag made again by rollback at the manifest's commit\n{}",
+            self.tree.profile.service,
+            self.manifest.label,
+            self.manifest.created,
+            sha.map(|sha| format!("\n{TAG_MANIFEST_FIELD} {sha}\n")).unwrap_or_default()
+        );
+        let target = git2::Oid::from_str(commit)?;
+        match git::tag_at(&repo, tag, target, &message)
+            .with_context(|| format!("make tag {tag}"))?
+        {
+            true => {
+                self.changed = true;
+                Ok(format!("made tag {tag} again at the manifest's commit {}; ", &commit[..12]))
+            }
+            false => Ok(format!("tag {tag} is at {} already; ", &commit[..12])),
+        }
+    }
+
     pub(super) fn git_branch(&mut self, branch: &str, commit: &str) -> Result<String> {
         let repo = git::open(&self.tree.root)?.context("the root is no longer a git repository")?;
         let target = git2::Oid::from_str(commit)?;

@@ -120,7 +120,13 @@ impl<'a> Ctx<'a> {
             Step::RestoreConfig => self.restore_kind(Kind::Config, None)?,
             Step::RestoreMigrations => self.restore_migrations()?,
             Step::RestoreFiles { paths, .. } => self.restore_kind(Kind::Critical, Some(paths))?,
-            Step::GitBranch { branch, commit, .. } => self.git_branch(branch, commit)?,
+            Step::GitBranch { branch, tag, commit, recreate_tag } => {
+                let recreated = match recreate_tag {
+                    true => self.recreate_tag(tag, commit)?,
+                    false => String::new(),
+                };
+                format!("{recreated}{}", self.git_branch(branch, commit)?)
+            }
             Step::GitSoftReset { commit } => self.git_reset(commit, None)?,
             Step::GitHardReset { commit, keep_ref } => self.git_reset(commit, Some(keep_ref))?,
             Step::GitRestorePaths { from, paths } => self.git_restore_paths(from, paths)?,
