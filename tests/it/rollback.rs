@@ -8,8 +8,8 @@ use std::{
 };
 
 use crate::{
-    Run, assert_code, breakage::*, crash_rollback, digest, on_a_terminal, root, run, run_in,
-    sandbox, snapshot, xtask,
+    Run, assert_code, assert_refused, breakage::*, crash_rollback, digest, on_a_terminal, root,
+    run, run_in, sandbox, snapshot, xtask,
 };
 
 const BACKUP: &str = "backups/pre-phase4";
@@ -241,10 +241,12 @@ fn plans_are_shown_before_anything_changes() {
     let root = root(&dir);
     let before = digest(&root);
     let mut plans = String::new();
-    for scenario in ["database", "migration", "files", "complete", "git"] {
-        let result = run_in(&root, &["rollback", "--scenario", scenario, "--dry-run", "--force"]);
+    for scenario in ["database", "migration", "files", "complete", "git --force"] {
+        let mut args = vec!["rollback", "--scenario"];
+        args.extend(scenario.split(' '));
+        let result = run_in(&root, &[&args[..], &["--dry-run"]].concat());
         assert_code(&result, 0);
-        plans.push_str(&format!("$ rollback --scenario {scenario} --dry-run --force\n"));
+        plans.push_str(&format!("$ rollback --scenario {scenario} --dry-run\n"));
         plans.push_str(&result.rendered());
         plans.push_str("\n\n");
     }
@@ -702,4 +704,16 @@ fn a_crash_around_the_restore_rename_loses_nothing() {
             assert!(!root.join("migrations/.versions.xtask-staged").exists());
         }
     }
+}
+
+#[test]
+fn a_flag_the_scenario_does_not_take_is_refused_before_anything() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let database = ["rollback", "--scenario", "database", "--force", "--all", "--yes"];
+    assert_refused(&root, &database, 2, "--scenario database does not take --all, --force");
+    let complete = ["rollback", "--scenario", "complete", "--steps", "1", "--yes"];
+    assert_refused(&root, &complete, 2, "--scenario complete does not take --steps");
+    let soft = ["rollback", "--scenario", "git", "--commit", "HEAD~1", "--force", "--yes"];
+    assert_refused(&root, &soft, 2, "not with a soft reset");
 }

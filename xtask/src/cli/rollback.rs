@@ -9,7 +9,7 @@ use xtask_base::exit::usage;
 use xtask_model::{profile::Tree, repository::Repository};
 use xtask_ops::{
     self,
-    rollback::{Choices, Options, Voice},
+    rollback::{Flags, Options, Voice},
 };
 
 use super::{
@@ -30,7 +30,7 @@ impl flags::Rollback {
                 "--scenario is required: database, migration, files, complete or git (with --resume or --abandon it comes from the unfinished run's journal)",
             ));
         }
-        let choices = Choices {
+        let flags = Flags {
             to: self.to.clone(),
             steps: self.steps.map(|count| count.0),
             allow_data_loss: self.allow_data_loss,
@@ -41,23 +41,17 @@ impl flags::Rollback {
             force: self.force,
             from: self.from.clone(),
         };
-        // The flags are checked before the tree is looked at.
-        if let Some(scenario) = self.scenario {
-            xtask_ops::rollback::check_choices(scenario, &choices)?;
-        }
+        // The flags are read for the scenario before the tree is looked at.
+        let given =
+            self.scenario.map(|scenario| flags.clone().for_scenario(scenario)).transpose()?;
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
-        let scenario = match self.scenario {
-            Some(scenario) => scenario,
-            None => {
-                let scenario = xtask_ops::rollback::unfinished_scenario(&tree)?;
-                xtask_ops::rollback::check_choices(scenario, &choices)?;
-                scenario
-            }
+        let choices = match given {
+            Some(choices) => choices,
+            None => flags.for_scenario(xtask_ops::rollback::unfinished_scenario(&tree)?)?,
         };
         // A backup kept off-site only: pulled (verified) under the lock.
         let repo = Repository::resolve(self.repo.as_deref(), &tree.profile);
         let options = Options {
-            scenario,
             label,
             choices,
             dry_run: self.dry_run,

@@ -192,7 +192,10 @@ impl Bundle {
                 let consolidated = dir.join("database").join(format!("{name}.consolidated"));
                 let from = xtask_fs::RootDir::open(scratch.path());
                 let from = from.and_then(|from| {
-                    sqlite::online_backup((&from, &scratch.path().join(&name)), (&fs, &consolidated))
+                    sqlite::online_backup(
+                        (&from, &scratch.path().join(&name)),
+                        (&fs, &consolidated),
+                    )
                 });
                 match from {
                     Ok(()) => analysis.consolidated = Some(consolidated),

@@ -1,12 +1,15 @@
 //! `cargo xtask rollback`: the runbook's decision matrix, run safely (verified
 //! backup, plan first, confirmation), atomically (staged restores) and
 //! resumably (a journal of every step).
+mod choices;
 mod describe;
 mod helper;
 mod offsite_first;
 mod plan;
 mod restored;
 mod steps;
+mod target;
+mod unfinished;
 
 use std::{
     path::{Path, PathBuf},
@@ -17,14 +20,16 @@ use anyhow::Result;
 use serde::Serialize;
 use xshell::Shell;
 
+pub use choices::{Choices, Down, Flags, GitMove};
 use plan::Step;
-pub use plan::{Choices, check_choices};
+pub use unfinished::unfinished_scenario;
+use unfinished::{abandon, abandon_unreadable, triage};
 pub use xtask_model::scenario::Scenario;
 
 use crate::{evidence, verify};
 use xtask_base::{
     clock, events,
-    exit::{interrupted, refused, usage},
+    exit::{refused, usage},
 };
 use xtask_model::label::Label;
 use xtask_model::{
@@ -92,8 +97,8 @@ impl Outcome {
 }
 
 pub struct Options {
-    pub scenario: Scenario,
     pub label: Label,
+    /// The scenario, with what it was asked for.
     pub choices: Choices,
     pub dry_run: bool,
     pub resume: bool,
@@ -142,7 +147,7 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
     if let (false, Some(pull), None) = (o.dry_run, &planned_pull, &journal) {
         // What the plan refuses (a commit this clone lacks, a path that is
         // not the backup's) is refused before the pull writes backups/.
-        plan::build(o.scenario, tree, &pull.manifest, &o.choices, "before-the-pull")?;
+        plan::build(&o.choices, tree, &pull.manifest, "before-the-pull")?;
     }
     let pulled = offsite_first::pull(sh, tree, o)?;
     if let Some(line) = &pulled {
@@ -299,7 +304,7 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
     Outcome {
         schema: xtask_model::check::SCHEMA,
         command: "rollback",
-        scenario: o.scenario,
+        scenario: o.choices.scenario(),
         dry_run: o.dry_run,
         plan: planned,
         steps: Vec::new(),
@@ -333,136 +338,13 @@ fn seal(
     Ok(true)
 }
 
-/// The scenario of `--resume` and `--abandon` without `--scenario`: the
-/// unfinished run's, from its journal (any, when the journal cannot be read:
-/// abandoning it moves the file away unread).
-pub fn unfinished_scenario(tree: &Tree) -> Result<Scenario> {
-    match Journal::<Step>::peek(tree) {
-        Peek::Found(journal) => Ok(journal.scenario),
-        Peek::Unreadable(_) => Ok(Scenario::Complete),
-        Peek::None => Err(usage(
-            "there is no interrupted or failed rollback to resume or abandon (a new rollback needs --scenario)",
-        )),
-    }
-}
-
-/// What the journal says about earlier runs, read under the lock: an
-/// unfinished run blocks a new one (exit 5) until it is resumed or abandoned.
-fn triage(tree: &Tree, o: &Options) -> Result<Option<Journal<Step>>> {
-    let journal: Option<Journal<Step>> = Journal::load(tree)?;
-    match (&journal, o.resume || o.abandon) {
-        (Some(j), false) => {
-            let at = j.stopped_at();
-            let what = match j.status {
-                RunStatus::Failed => format!(
-                    "failed at step {} ({}): {}",
-                    at + 1,
-                    j.steps.get(at).map_or("?", |s| s.name()),
-                    j.failure.as_deref().unwrap_or("no reason recorded")
-                ),
-                _ => format!(
-                    "was interrupted at step {} ({})",
-                    at + 1,
-                    j.steps.get(at).map_or("?", |s| s.name())
-                ),
-            };
-            Err(interrupted(format!(
-                "an earlier rollback (--scenario {}, run {}, started {}) {what}.\nIts failed state is in {}. Finish it with `{}`, or close it and keep the tree as it is with `{}`",
-                j.scenario,
-                j.run,
-                j.started,
-                j.bundle.display(),
-                advice::resume(j.scenario, &tree.root),
-                advice::abandon(j.scenario, &tree.root)
-            )))
-        }
-        (None, true) if o.resume => Err(usage("there is no interrupted rollback to resume")),
-        (Some(j), true) if j.scenario != o.scenario => Err(usage(format!(
-            "the unfinished rollback is --scenario {}: use --scenario {} with --resume or --abandon",
-            j.scenario, j.scenario
-        ))),
-        _ => Ok(journal),
-    }
-}
-
-/// Closes a run whose journal cannot be read: the file (whatever it is: it
-/// is moved, never opened) goes into a folder of its own under
-/// `forensics/`, and the tree stays as it is.
-fn abandon_unreadable(
-    tree: &Tree,
-    o: &Options,
-    why: &str,
-    say: &dyn Fn(String),
-) -> Result<Outcome> {
-    let kept = tree.forensics_dir().join(format!(
-        "unreadable-journal-{}-{}",
-        clock::now_compact(),
-        std::process::id()
-    ));
-    tree.fs.create_dir_all(&kept)?;
-    let journal = xtask_model::journal::path(&tree.state_dir());
-    tree.fs.rename(&journal, &kept.join("journal.json"), xtask_fs::sys::Rename::NoReplace)?;
-    let relative = kept.strip_prefix(&tree.root).unwrap_or(&kept).display().to_string();
-    say(format!(
-        "abandoned an unfinished rollback whose journal could not be read: {why}. The file is kept in {relative}/journal.json; the tree stays as it is (check it with `{}`)",
-        advice::xtask("diagnose", &tree.root)
-    ));
-    Ok(Outcome::abandoned(o.scenario, relative))
-}
-
-/// Closes an unfinished run on purpose: its journal goes into its bundle,
-/// and the tree stays as the finished steps left it.
-fn abandon(
-    tree: &Tree,
-    mut journal: Journal<Step>,
-    o: &Options,
-    say: &dyn Fn(String),
-) -> Result<Outcome> {
-    let done: Vec<String> = journal
-        .steps
-        .iter()
-        .zip(&journal.done)
-        .enumerate()
-        .filter(|(_, (_, done))| **done)
-        .map(|(i, (s, _))| format!("{}. {}", i + 1, s.name()))
-        .collect();
-    let copy = keep_migration_copy(tree, &journal)?;
-    journal.close(tree, RunStatus::Abandoned)?;
-    say(format!(
-        "abandoned rollback run {} (--scenario {}). The tree stays as its finished steps left it: {}. Its bundle (the failed state, and journal.json{copy}) is kept in {}",
-        journal.run,
-        journal.scenario,
-        if done.is_empty() { "none finished, nothing was changed".into() } else { done.join(", ") },
-        journal.bundle.display()
-    ));
-    Ok(Outcome::abandoned(o.scenario, journal.bundle.display().to_string()))
-}
-
-/// The copy a migration step left (to look at, when the downgrade failed)
-/// goes into the bundle, so that nothing of the run stays beside the
-/// database: ", the migration's copy in migration-copy/" when it did.
-fn keep_migration_copy(tree: &Tree, journal: &Journal<Step>) -> Result<&'static str> {
-    let bundle = tree.root.join(&journal.bundle);
-    for step in &journal.steps {
-        let Step::MigrateCopy { folder, .. } = step else { continue };
-        let dir = tree.path(folder);
-        if tree.fs.expect_dir_or_nothing(&dir)? {
-            tree.fs.create_dir_all(&bundle)?;
-            let kept = xtask_fs::files::free_name(&bundle.join("migration-copy"));
-            tree.fs.rename(&dir, &kept, xtask_fs::sys::Rename::NoReplace)?;
-            return Ok(", the migration's copy in migration-copy/");
-        }
-    }
-    Ok("")
-}
-
 fn new_journal(tree: &Tree, manifest: &Manifest, o: &Options) -> Result<Journal<Step>> {
     let run = format!("{}-{}", clock::now_compact(), std::process::id());
-    let steps = plan::build(o.scenario, tree, manifest, &o.choices, &run)?;
+    let steps = plan::build(&o.choices, tree, manifest, &run)?;
     let bundle = evidence::new_bundle_path(tree, &o.label);
     Ok(Journal {
         run,
-        scenario: o.scenario,
+        scenario: o.choices.scenario(),
         label: o.label.clone(),
         started: clock::now_rfc3339(),
         bundle: bundle.strip_prefix(&tree.root).unwrap_or(&bundle).to_path_buf(),

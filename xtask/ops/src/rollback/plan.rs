@@ -2,18 +2,17 @@
 //! (that is the dry run), journaled, and then executed exactly as printed.
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::choices::{Choices, GitMove};
 use crate::evidence::DatabaseCapture;
 use xtask_adapters::{git, sqlite};
 use xtask_base::exit::{refused, usage};
 use xtask_model::{
     database,
     manifest::{Kind, Manifest},
-    migrations::Graph,
     profile::Tree,
-    scenario::Scenario,
 };
 
 /// One step of a rollback. Every step checks whether its effect already
@@ -73,102 +72,41 @@ pub enum Step {
     },
 }
 
-/// What the user asked for, beyond the scenario.
-#[derive(Debug, Default, Clone)]
-pub struct Choices {
-    pub to: Option<String>,
-    pub steps: Option<u32>,
-    pub allow_data_loss: bool,
-    pub paths: Vec<String>,
-    /// files: also the critical files the deploy's commits changed.
-    pub all: bool,
-    pub commit: Option<String>,
-    pub hard: bool,
-    pub force: bool,
-    pub from: Option<String>,
-}
-
-/// Checks flag combinations before anything else (exit 2 or 4).
-pub fn check_choices(scenario: Scenario, c: &Choices) -> Result<()> {
-    let git_flags = c.commit.is_some() || c.hard || c.from.is_some();
-    if git_flags && scenario != Scenario::Git {
-        return Err(usage("--commit, --hard and --from belong to --scenario git"));
-    }
-    if (c.to.is_some() || c.steps.is_some()) && scenario != Scenario::Migration {
-        return Err(usage("--to and --steps belong to --scenario migration"));
-    }
-    if c.to.is_some() && c.steps.is_some() {
-        return Err(usage("--to and --steps are alternatives: give one"));
-    }
-    if c.steps == Some(0) {
-        return Err(usage("--steps must be at least 1"));
-    }
-    if !c.paths.is_empty() && !matches!(scenario, Scenario::Files | Scenario::Git) {
-        return Err(usage("--paths belongs to --scenario files or git"));
-    }
-    if c.from.is_some() && c.paths.is_empty() {
-        return Err(usage("--from needs --paths: which files to restore from that commit"));
-    }
-    if c.hard && !c.force {
-        return Err(refused(
-            "--hard discards commits and uncommitted changes: it needs --force as well",
-        ));
-    }
-    if c.hard && c.commit.is_none() {
-        return Err(usage("--hard needs --commit REV: the commit to reset to"));
-    }
-    if c.to.as_deref() == Some("base") && !c.allow_data_loss {
-        return Err(refused(
-            "downgrading to base drops every table and destroys all data: it needs --allow-data-loss",
-        ));
-    }
-    for path in &c.paths {
-        xtask_fs::files::check_relative(path).map_err(|e| usage(format!("--paths: {e:#}")))?;
-    }
-    Ok(())
-}
-
 /// Builds the ordered steps of a scenario for this tree and backup.
-pub fn build(
-    scenario: Scenario,
-    tree: &Tree,
-    manifest: &Manifest,
-    c: &Choices,
-    run: &str,
-) -> Result<Vec<Step>> {
+pub fn build(choices: &Choices, tree: &Tree, manifest: &Manifest, run: &str) -> Result<Vec<Step>> {
     let repo = git::open(&tree.root)?;
     let mut steps = Vec::new();
-    match scenario {
-        Scenario::Database => {
+    match choices {
+        Choices::Database => {
             steps.push(Step::StopServices);
             steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
             steps.push(Step::RestoreDatabase);
         }
-        Scenario::Migration => {
-            let target = downgrade_target(tree, manifest, c)?;
+        Choices::Migration { down, allow_data_loss } => {
+            let target = super::target::downgrade_target(tree, manifest, down, *allow_data_loss)?;
             steps.push(Step::StopServices);
             steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
             let folder = migration_folder(tree, run);
             steps.push(Step::MigrateCopy { target: target.clone(), folder: folder.clone() });
             steps.push(Step::SwapMigrated { folder, target });
         }
-        Scenario::Files => {
-            let paths = critical_paths(manifest, &c.paths)?;
+        Choices::Files { paths: wanted, all } => {
+            let paths = critical_paths(manifest, wanted)?;
             // Without --paths or --all, what the deploy's commits changed on
             // purpose stays; what changed beside them is restored.
-            let (paths, kept) = match (&repo, c.paths.is_empty() && !c.all) {
+            let (paths, kept) = match (&repo, wanted.is_empty() && !all) {
                 (Some(repo), true) => split_by_commits(tree, manifest, repo, paths),
                 _ => (paths, Vec::new()),
             };
             steps.push(Step::Preserve { database: None });
             steps.push(Step::RestoreFiles { paths, kept });
         }
-        Scenario::Complete => steps = complete(tree, manifest, repo.as_ref())?,
-        Scenario::Git => {
+        Choices::Complete => steps = complete(tree, manifest, repo.as_ref())?,
+        Choices::Git(how) => {
             let Some(repo) = &repo else {
                 return Err(usage(format!("{} is not a git repository", tree.root.display())));
             };
-            steps = git(tree, manifest, c, run, repo)?;
+            steps = git(tree, manifest, how, run, repo)?;
         }
     }
     Ok(steps)
@@ -207,43 +145,56 @@ fn complete(
 fn git(
     tree: &Tree,
     manifest: &Manifest,
-    c: &Choices,
+    how: &GitMove,
     run: &str,
     repo: &git2::Repository,
 ) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     steps.push(Step::Preserve { database: None });
-    if let Some(from) = &c.from {
-        let from = git::resolve(repo, from).map_err(|e| usage(format!("{e:#}")))?;
-        git::plan_restore(repo, &tree.fs, from, &c.paths)?;
-        steps.push(Step::GitRestorePaths { from: from.to_string(), paths: c.paths.clone() });
-    } else if let Some(commit) = &c.commit {
-        let commit = git::resolve(repo, commit).map_err(|e| usage(format!("{e:#}")))?.to_string();
-        if c.hard {
-            let oid = git2::Oid::from_str(&commit)?;
+    let resolve = |rev: &str| git::resolve(repo, rev).map_err(|e| usage(format!("{e:#}")));
+    match how {
+        GitMove::Paths { from, paths } => {
+            let from = resolve(from)?;
+            git::plan_restore(repo, &tree.fs, from, paths)?;
+            steps.push(Step::GitRestorePaths { from: from.to_string(), paths: paths.clone() });
+        }
+        GitMove::Hard { commit } => {
+            let oid = resolve(commit)?;
             git::refuse_move(&git::plan_reset(repo, &tree.fs, oid)?, true)?;
             let keep_ref = format!("refs/tmws-rollback/discarded-{run}");
-            steps.push(Step::GitHardReset { commit, keep_ref });
-        } else {
-            steps.push(Step::GitSoftReset { commit });
+            steps.push(Step::GitHardReset { commit: oid.to_string(), keep_ref });
         }
-    } else {
-        let Some((commit, recreate_tag)) = backup_commit(tree, manifest, repo)? else {
-            return Err(usage(format!(
-                "no git tag {}: pass --commit REV, or take backups with their tag",
-                manifest.label
-            )));
-        };
-        git::refuse_move(&git::plan_move(repo, &tree.fs, commit)?, false)?;
-        check_database_fits(tree, repo, commit, c.force)?;
-        steps.push(Step::GitBranch {
-            branch: format!("rollback-{}", manifest.label),
-            tag: manifest.label.to_string(),
-            commit: commit.to_string(),
-            recreate_tag,
-        });
+        GitMove::Soft { commit } => {
+            steps.push(Step::GitSoftReset { commit: resolve(commit)?.to_string() })
+        }
+        GitMove::Tag { force } => steps.push(tag_branch(tree, manifest, repo, *force)?),
     }
     Ok(steps)
+}
+
+/// The git row's branch at the backup's tag (made again when a clone of
+/// the origin lacks it), refused when the database is ahead of that code
+/// unless `force` says to move only the code.
+fn tag_branch(
+    tree: &Tree,
+    manifest: &Manifest,
+    repo: &git2::Repository,
+    force: bool,
+) -> Result<Step> {
+    let Some((commit, recreate_tag)) = backup_commit(tree, manifest, repo)? else {
+        return Err(usage(format!(
+            "no git tag {}: pass --commit REV, or take backups with their tag",
+            manifest.label
+        )));
+    };
+    git::refuse_move(&git::plan_move(repo, &tree.fs, commit)?, false)?;
+    check_database_fits(tree, repo, commit, force)?;
+    Ok(Step::GitBranch {
+        branch: format!("rollback-{}", manifest.label),
+        tag: manifest.label.to_string(),
+        commit: commit.to_string(),
+        recreate_tag,
+    })
 }
 
 /// The commit the backup's branch starts at, and whether its tag must be
@@ -380,108 +331,6 @@ fn refuse_mount_point(tree: &Tree, folder: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The revision a migration rollback goes down to, resolved now so that a
-/// resumed run goes to the same place (a relative `-1` would not).
-fn downgrade_target(tree: &Tree, manifest: &Manifest, c: &Choices) -> Result<String> {
-    let graph =
-        tree.graph().map_err(|e| usage(format!("the tree's migrations cannot be read: {e:#}")))?;
-    if let Some(to) = &c.to {
-        if to != "base" && !graph.contains(to) {
-            let known: Vec<&String> = graph.revisions.keys().collect();
-            return Err(usage(format!(
-                "--to {to}: no revision file of {} defines it (known: {})",
-                tree.profile.migrations,
-                known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        }
-        return below_backup(&graph, manifest, to, &format!("--to {to}"), c.allow_data_loss)
-            .map(|()| to.clone());
-    }
-    let Some(steps) = c.steps else {
-        let revision = manifest
-            .revision()
-            .map(String::from)
-            .ok_or_else(|| usage("the backup's database has several revisions: pass --to REV"))?;
-        if !graph.contains(&revision) {
-            return Err(usage(format!(
-                "the backup's revision {revision} is not defined by {}: restore the migrations first (--scenario complete)",
-                tree.profile.migrations
-            )));
-        }
-        return Ok(revision);
-    };
-    let conn = sqlite::open_tree_database(tree)?;
-    let current = sqlite::alembic_revisions(&conn)?;
-    let [revision] = <[String; 1]>::try_from(current).map_err(|_| {
-        usage("the database has several revisions: pass --to REV instead of --steps")
-    })?;
-    let target = steps_down(&graph, revision, steps, c.allow_data_loss)
-        .with_context(|| format!("in the revisions of {}", tree.profile.migrations))?;
-    below_backup(&graph, manifest, &target, &format!("--steps {steps}"), c.allow_data_loss)?;
-    Ok(target)
-}
-
-/// A downgrade to a revision below the backup's drops what the backup's
-/// schema holds (the tables and columns of the revisions in between): it
-/// needs `--allow-data-loss`, as base does.
-fn below_backup(
-    graph: &Graph,
-    manifest: &Manifest,
-    target: &str,
-    flag: &str,
-    allow_data_loss: bool,
-) -> Result<()> {
-    let Some(backup) = manifest.revision() else { return Ok(()) };
-    let mut below = Vec::new();
-    let mut next = vec![backup.to_string()];
-    while let Some(revision) = next.pop() {
-        for down in graph.revisions.get(&revision).map(|r| r.down.clone()).unwrap_or_default() {
-            if !below.contains(&down) {
-                below.push(down.clone());
-                next.push(down);
-            }
-        }
-    }
-    let is_below = target == "base" || below.iter().any(|r| r == target);
-    if is_below && !allow_data_loss {
-        return Err(refused(format!(
-            "{flag} goes down to {target}, below the backup's revision {backup}: the downgrades between them drop tables or columns the backup's schema holds, with their data. Pass --allow-data-loss to go there anyway, or leave out {} to stop at the backup's revision",
-            flag.split(' ').next().unwrap_or(flag)
-        )));
-    }
-    Ok(())
-}
-
-/// The revision `steps` below `revision`, following each one's single
-/// parent; `base` (below the first) only with `allow_data_loss`.
-fn steps_down(
-    graph: &Graph,
-    mut revision: String,
-    steps: u32,
-    allow_data_loss: bool,
-) -> Result<String> {
-    for _ in 0..steps {
-        let Some(node) = graph.revisions.get(&revision) else {
-            bail!("revision {revision} is not defined");
-        };
-        match node.down.as_slice() {
-            [] if !allow_data_loss => {
-                return Err(refused(format!(
-                    "--steps {steps} goes below the first revision to base, which drops every table and destroys all data: it needs --allow-data-loss"
-                )));
-            }
-            [] => return Ok("base".into()),
-            [one] => revision = one.clone(),
-            _ => {
-                return Err(usage(format!(
-                    "{revision} is a merge of several revisions: pass --to REV"
-                )));
-            }
-        }
-    }
-    Ok(revision)
-}
-
 /// Splits the critical files into those to restore and those the deploy's
 /// commits changed (since the backup's commit; the working file is the
 /// committed one), with the commit that did, for the plan.
@@ -543,65 +392,4 @@ pub fn migration_folder(tree: &Tree, run: &str) -> String {
 
 pub fn rel(root: &Path, path: &Path) -> String {
     path.strip_prefix(root).unwrap_or(path).display().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use xtask_base::exit::{Kind as ExitKind, kind_of};
-    use xtask_model::migrations::Revision;
-
-    /// a <- b <- (c, d) <- m: two branches merged.
-    fn graph() -> Graph {
-        let mut graph = Graph::default();
-        for (id, down) in
-            [("a", &[][..]), ("b", &["a"]), ("c", &["b"]), ("d", &["b"]), ("m", &["c", "d"])]
-        {
-            let down = down.iter().map(|d| d.to_string()).collect();
-            graph.revisions.insert(id.into(), Revision { id: id.into(), down, file: id.into() });
-        }
-        graph
-    }
-
-    #[test]
-    fn steps_follow_single_parents_and_stop_at_a_merge_or_base() {
-        let g = graph();
-        assert_eq!(steps_down(&g, "c".into(), 1, false).unwrap(), "b");
-        assert_eq!(steps_down(&g, "c".into(), 2, false).unwrap(), "a");
-        let base = steps_down(&g, "c".into(), 3, false).unwrap_err();
-        assert_eq!(kind_of(&base), ExitKind::Unsafe, "{base:#}");
-        assert_eq!(steps_down(&g, "c".into(), 3, true).unwrap(), "base");
-        let merge = steps_down(&g, "m".into(), 1, false).unwrap_err();
-        assert!(format!("{merge:#}").contains("merge of several revisions"), "{merge:#}");
-        assert!(steps_down(&g, "x".into(), 1, false).is_err());
-    }
-
-    #[test]
-    fn flags_that_belong_to_another_scenario_are_refused() {
-        let code = |scenario, c: Choices| check_choices(scenario, &c).map_err(|e| kind_of(&e));
-        assert_eq!(code(Scenario::Migration, Choices::default()), Ok(()));
-        let hard = Choices { hard: true, commit: Some("HEAD".into()), ..Default::default() };
-        assert_eq!(
-            code(Scenario::Git, hard.clone()),
-            Err(ExitKind::Unsafe),
-            "--hard without --force"
-        );
-        assert_eq!(code(Scenario::Git, Choices { force: true, ..hard }), Ok(()));
-        let to = Choices { to: Some("x".into()), ..Default::default() };
-        assert_eq!(code(Scenario::Database, to.clone()), Err(ExitKind::Usage));
-        let both = Choices { steps: Some(1), ..to };
-        assert_eq!(code(Scenario::Migration, both), Err(ExitKind::Usage));
-        let zero = Choices { steps: Some(0), ..Default::default() };
-        assert_eq!(code(Scenario::Migration, zero), Err(ExitKind::Usage));
-        let base = Choices { to: Some("base".into()), ..Default::default() };
-        assert_eq!(code(Scenario::Migration, base.clone()), Err(ExitKind::Unsafe));
-        let allowed = Choices { allow_data_loss: true, ..base };
-        assert_eq!(code(Scenario::Migration, allowed), Ok(()));
-        let from = Choices { from: Some("HEAD".into()), ..Default::default() };
-        assert_eq!(code(Scenario::Git, from), Err(ExitKind::Usage), "--from without --paths");
-        let climbs = Choices { paths: vec!["../x".into()], ..Default::default() };
-        assert_eq!(code(Scenario::Files, climbs), Err(ExitKind::Usage));
-        let paths = Choices { paths: vec!["src/x.py".into()], ..Default::default() };
-        assert_eq!(code(Scenario::Database, paths), Err(ExitKind::Usage));
-    }
 }

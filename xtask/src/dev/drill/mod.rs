@@ -220,16 +220,19 @@ fn roll_back(
     r: &mut Rehearsal,
 ) -> Result<rollback::Outcome> {
     let started = Instant::now();
-    let options = rollback::Options {
-        scenario,
-        label: Label::pre_deploy(),
-        choices: rollback::Choices {
+    let choices = match scenario {
+        Scenario::Files => rollback::Choices::Files {
             paths: broken.file.iter().map(|(p, _)| p.clone()).collect(),
-            // The git row moves only the code, as the runbook's does: the
-            // database stays at the deployed revision, which the tag lacks.
-            force: scenario == Scenario::Git,
-            ..Default::default()
+            all: false,
         },
+        // The git row moves only the code, as the runbook's does: the
+        // database stays at the deployed revision, which the tag lacks.
+        Scenario::Git => rollback::Choices::Git(rollback::GitMove::Tag { force: true }),
+        other => rollback::Choices::plain(other),
+    };
+    let options = rollback::Options {
+        label: Label::pre_deploy(),
+        choices,
         dry_run: false,
         resume: false,
         abandon: false,

@@ -102,7 +102,8 @@ impl Ctx<'_> {
         if self.manifest.journal_mode != JournalMode::Wal {
             return Ok("");
         }
-        sqlite::switch_to_wal(&self.tree.fs, db).context("put the restored database back in WAL mode")?;
+        sqlite::switch_to_wal(&self.tree.fs, db)
+            .context("put the restored database back in WAL mode")?;
         restored::record(self.tree, db, backup_sha256)?;
         Ok(", back in WAL mode as when it was backed up")
     }
