@@ -245,19 +245,8 @@ fn build(
     options: &BackupOptions,
     [git_commit, git_branch, git_tag]: [Option<String>; 3],
 ) -> Result<(Manifest, String)> {
-    let entries = copy_files(tree, plan, stage)?;
-    let database = entries
-        .iter()
-        .find(|f| f.kind == Kind::Database)
-        .map(|f| stage.join(&f.backup_path))
-        .context("no database in the plan")?;
-    let conn = sqlite::open_snapshot(&database)?;
-    let revisions = sqlite::alembic_revisions(&conn).map_err(|err| {
-        usage(format!("{} has no readable alembic_version table: {err:#}", tree.profile.database))
-    })?;
-    let tables = sqlite::table_counts(&conn)?;
-    let schema = sqlite::schema(&conn)?;
-    drop(conn);
+    let (entries, facts) = copy_files(tree, plan, stage)?;
+    let DatabaseFacts { revisions, tables, schema } = facts.context("no database in the plan")?;
     let journal_mode = sqlite::journal_mode_of(tree.fs.open_read(&tree.database())?)?;
     let migration_files: Vec<PathBuf> = entries
         .iter()
@@ -309,24 +298,60 @@ fn write_manifest(tree: &Tree, stage: &Path, manifest: &Manifest) -> Result<Stri
     Ok(manifest_sha)
 }
 
+/// What the manifest records of the database, read from the backup's copy.
+struct DatabaseFacts {
+    revisions: Vec<String>,
+    tables: Vec<sqlite::TableCount>,
+    schema: xtask_model::schema::Schema,
+}
+
+impl DatabaseFacts {
+    fn of(copy: &Path, tree: &Tree) -> Result<DatabaseFacts> {
+        let conn = sqlite::open_snapshot(copy)?;
+        let revisions = sqlite::alembic_revisions(&conn).map_err(|err| {
+            usage(format!(
+                "{} has no readable alembic_version table: {err:#}",
+                tree.profile.database
+            ))
+        })?;
+        Ok(DatabaseFacts {
+            revisions,
+            tables: sqlite::table_counts(&conn)?,
+            schema: sqlite::schema(&conn)?,
+        })
+    }
+}
+
 /// Copies every planned file into the staged backup (the database through
-/// SQLite), read-only, and describes each.
-fn copy_files(tree: &Tree, plan: &[Planned], stage: &Path) -> Result<Vec<FileEntry>> {
+/// SQLite), read-only, and describes each; with the database's facts.
+fn copy_files(
+    tree: &Tree,
+    plan: &[Planned],
+    stage: &Path,
+) -> Result<(Vec<FileEntry>, Option<DatabaseFacts>)> {
     for kind in Kind::ALL {
         tree.fs.create_dir_all(&stage.join(kind.folder()))?;
     }
     let mut entries = Vec::new();
+    let mut facts = None;
     for item in plan {
         let source = tree.path(&item.source);
         let dest = stage.join(&item.backup);
         let (sha256, size) = if item.kind == Kind::Database {
             sqlite::online_backup((&tree.fs, &source), (&tree.fs, &dest))?;
-            // The fsync (disk) and the hash (CPU) of the copy overlap.
+            // The fsync (disk), the hash (CPU) and the facts (a scan of every
+            // table) of the copy overlap: all of it is in the page cache.
             let syncing = {
                 let copy = tree.fs.open_read(&dest)?;
                 std::thread::spawn(move || copy.sync_all())
             };
+            let reading = {
+                let (dest, tree) = (dest.clone(), tree.clone());
+                std::thread::spawn(move || DatabaseFacts::of(&dest, &tree))
+            };
             let hashed = tree.fs.sha256(&dest);
+            let read = reading.join().map_err(|_| anyhow::anyhow!("the facts thread panicked"))?;
+            facts = Some(read?);
             syncing.join().map_err(|_| anyhow::anyhow!("the fsync thread panicked"))??;
             hashed?
         } else {
@@ -344,7 +369,7 @@ fn copy_files(tree: &Tree, plan: &[Planned], stage: &Path) -> Result<Vec<FileEnt
             source_path: item.source.clone(),
         });
     }
-    Ok(entries)
+    Ok((entries, facts))
 }
 
 fn plan_items(

@@ -359,7 +359,7 @@ fn measure_size(c: &Setup<'_>, only: &Measures) -> Result<Vec<Pair>> {
             unconfined::remove_dir_all(&target)?;
             Ok((ours, base))
         })?;
-        pairs.push(pair("backup", c, db_mib, &a, &b, c.gib.then_some(1.2)));
+        pairs.push(pair("backup", c, db_mib, &a, &b, c.gib.then_some(1.3)));
     }
 
     // verify-backup vs sha256sum then PRAGMA integrity_check
