@@ -8,6 +8,7 @@
 #   runbook-baseline.sh verify            BACKUP_DIR
 #   runbook-baseline.sh rollback-database ROOT BACKUP_DIR
 #   runbook-baseline.sh rollback-migration ROOT REVISION   (alembic on PATH)
+#   runbook-baseline.sh verify-restored DIR                (a restic restore)
 set -euo pipefail
 
 op=$1
@@ -36,6 +37,14 @@ case "$op" in
     cp "$root/data/tmws.db" "$root/data/tmws.db.failed-phase4"
     cp "$backup/database/tmws.db.backup" "$root/data/tmws.db"
     ;;
+  verify-restored)
+    # The backup restic restored somewhere below DIR, checked as the
+    # runbook would: every hash in SHA256SUMS, then integrity_check.
+    sums=$(find "$2" -name SHA256SUMS -print -quit)
+    backup=$(dirname "$sums")
+    (cd "$backup" && sha256sum -c --quiet SHA256SUMS)
+    sqlite3 "$backup/database/tmws.db.backup" "PRAGMA integrity_check;" >/dev/null
+    ;;
   rollback-migration)
     root=$2 revision=$3
     # The runbook's "Database Rollback": the optional copy, then alembic.
@@ -43,7 +52,7 @@ case "$op" in
     (cd "$root" && alembic downgrade "$revision" >/dev/null && alembic current >/dev/null)
     ;;
   *)
-    echo "usage: $0 backup|verify|rollback-database|rollback-migration ..." >&2
+    echo "usage: $0 backup|verify|verify-restored|rollback-database|rollback-migration ..." >&2
     exit 2
     ;;
 esac

@@ -235,6 +235,18 @@ struct Run {
     ok: bool,
 }
 
+impl Run {
+    /// Two runs one after the other, as one: their times added.
+    fn then(self, next: Run) -> Run {
+        Run {
+            seconds: self.seconds + next.seconds,
+            peak_kib: self.peak_kib.max(next.peak_kib),
+            peak_with_children_kib: self.peak_with_children_kib.max(next.peak_with_children_kib),
+            ok: self.ok && next.ok,
+        }
+    }
+}
+
 /// Whether each run starts with a flush of every file system (not with
 /// `--no-sync`, which the tests use: a flush of the whole machine is slow).
 static FLUSH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);

@@ -11,7 +11,7 @@ use xtask_fs::unconfined;
 
 use anyhow::{Context, Result, ensure};
 
-use super::{Pair, Run, Setup, interleaved, measured, ours, ours_with, pair};
+use super::{Pair, Run, Setup, baseline, interleaved, measured, ours, ours_with, pair};
 
 /// Whether restic is installed; when it is not, the rows are left out and
 /// the bench says so.
@@ -205,7 +205,9 @@ fn one_table_changed(
 }
 
 /// `pull` into a second tree (hard links of the first, without its
-/// backups) against `restic restore` of the same snapshot.
+/// backups) against `restic restore` of the same snapshot and the
+/// runbook's own checks of what it restored (`sha256sum -c SHA256SUMS`,
+/// `PRAGMA integrity_check`): a pull verifies what it restores too.
 fn pull(c: &Setup<'_>, repos: &Repos, db_mib: f64, repo: &Path) -> Result<Pair> {
     let other = c.out.join("restic").join("tree");
     unconfined::remove_dir_all(&other)?;
@@ -225,12 +227,11 @@ fn pull(c: &Setup<'_>, repos: &Repos, db_mib: f64, repo: &Path) -> Result<Pair> 
             &repos.env(),
             Stdio::null(),
         )?;
-        let base = repos.by_hand(
-            repo,
-            c.out,
-            &["restore", "latest", "-q", "--target", &target.display().to_string()],
-        )?;
-        Ok((ours, base))
+        let target_s = target.display().to_string();
+        let restored =
+            repos.by_hand(repo, c.out, &["restore", "latest", "-q", "--target", &target_s])?;
+        let checked = baseline(&["runbook-baseline.sh", "verify-restored", &target_s], c.out, &[])?;
+        Ok((ours, restored.then(checked)))
     })
     .context("pull")?;
     unconfined::remove_dir_all(&other)?;
