@@ -358,7 +358,7 @@ fn a_fifo_where_the_log_should_be_never_hangs_the_run() {
     fs::remove_file(root.join("logs/tmws.log")).unwrap();
     let status = Command::new("mkfifo").arg(root.join("logs/tmws.log")).status().unwrap();
     assert!(status.success());
-    let result = run(Command::new("timeout")
+    let result = run(crate::with_test_env(&mut Command::new("timeout"))
         .arg("60")
         .arg(crate::xtask_path())
         .args(["rollback", "--scenario", "database", "--yes", "--root"])

@@ -202,7 +202,7 @@ fn suggested_commands_carry_a_quoted_root() {
     let line = diagnosed.stdout.lines().find(|l| l.starts_with("recommendation: ")).unwrap();
     let command = line["recommendation: ".len()..].split(" (runbook").next().unwrap();
     let pasted = command.replacen("cargo xtask", &crate::xtask_path().display().to_string(), 1);
-    let planned = Command::new("sh")
+    let planned = crate::with_test_env(&mut Command::new("sh"))
         .args(["-c", &format!("{pasted} --dry-run")])
         .current_dir("/")
         .env("XDG_CACHE_HOME", crate::test_cache())

@@ -129,7 +129,7 @@ fn a_fifo_where_the_manifest_should_be_never_hangs_a_command() {
         &["list"],
     ] {
         let result = crate::run(
-            Command::new("timeout")
+            crate::with_test_env(&mut Command::new("timeout"))
                 .arg("60")
                 .arg(crate::xtask_path())
                 .args(args)
@@ -176,7 +176,7 @@ fn a_fifo_anywhere_the_tool_reads_never_hangs_it() {
             assert_ne!(result.code, 0, "{args:?} passed with a FIFO at {path}: {result:?}");
         }
         let list = crate::run(
-            Command::new("timeout")
+            crate::with_test_env(&mut Command::new("timeout"))
                 .arg("60")
                 .arg(crate::xtask_path())
                 .arg("list")

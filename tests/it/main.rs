@@ -45,7 +45,7 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
 };
 
 use assert_cmd::{assert::AssertResult, prelude::*};
@@ -57,19 +57,21 @@ use tempfile::TempDir;
 /// scratch folders go under cargo's test scratch folder, not /tmp: a run
 /// that a test aborts on purpose leaves nothing in the machine's /tmp.
 pub fn xtask() -> Command {
-    static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
-    let scratch = SCRATCH.get_or_init(|| {
-        let dir = templates_dir_of_this_process().join("tmp");
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    });
     let mut cmd = Command::cargo_bin("xtask").expect("cargo builds xtask for its tests");
+    with_test_env(&mut cmd);
+    cmd
+}
+
+/// The environment every program a test starts gets (the xtask, or a
+/// program that starts it: `script`, `setpriv`, `bash`): no variable of
+/// ours from the caller, no colour, this process's scratch folder as
+/// `TMPDIR`, and the tests' cache folder for the virtualenv.
+pub fn with_test_env(cmd: &mut Command) -> &mut Command {
     cmd.env_remove("TMWS_ROOT")
         .env_remove("TMWS_PYTHON")
         .env("NO_COLOR", "1")
-        .env("TMPDIR", scratch)
-        .env("XDG_CACHE_HOME", test_cache());
-    cmd
+        .env("TMPDIR", scratch_of_this_process())
+        .env("XDG_CACHE_HOME", test_cache())
 }
 
 /// The tests' cache folder (the virtualenvs the xtask bootstraps): one for
@@ -231,7 +233,7 @@ pub fn assert_refused(root: &Path, args: &[&str], code: i32, message: &str) {
 /// `answer` typed in.
 pub fn on_a_terminal(root: &Path, args: &str, answer: &str, env: &str) -> Run {
     let command = format!("{env} {} {args} --root {}", xtask_path().display(), root.display());
-    let mut child = Command::new("script")
+    let mut child = with_test_env(&mut Command::new("script"))
         .args(["-qec", &command, "/dev/null"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -273,28 +275,18 @@ pub fn sandbox_variant(stage: &str, variant: &str) -> TempDir {
     })
 }
 
-/// A fresh copy of the tree `build` makes at the path it is given, built
-/// once per test process (the first test to ask builds it; the others wait
-/// for that one only).
+/// A fresh copy of the tree `build` makes at the path it is given. The
+/// tree is built once for every test process of a run (cargo test's
+/// threads, nextest's processes) and kept for later runs while the xtask
+/// binary, the fixtures and the Python requirements stay the same: a file
+/// lock makes the others wait for the one that builds it.
 pub fn from_template(name: &str, build: impl FnOnce(&Path)) -> TempDir {
-    static LOCKS: std::sync::Mutex<Vec<(String, Arc<std::sync::Mutex<()>>)>> =
-        std::sync::Mutex::new(Vec::new());
-    let lock = {
-        let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
-        match locks.iter().find(|(n, _)| n == name) {
-            Some((_, lock)) => lock.clone(),
-            None => {
-                let lock = Arc::new(std::sync::Mutex::new(()));
-                locks.push((name.to_string(), lock.clone()));
-                lock
-            }
-        }
-    };
-    let template = templates_dir_of_this_process().join(name);
-    {
-        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        if !template.exists() {
-            let building = template.with_extension("building");
+    let template = templates_dir().join(name);
+    if !template.is_dir() {
+        let lock = fs::File::create(templates_dir().join(format!("{name}.lock"))).unwrap();
+        lock.lock().unwrap();
+        if !template.is_dir() {
+            let building = templates_dir().join(format!("{name}.building-{}", std::process::id()));
             let _ = fs::remove_dir_all(&building);
             build(&building);
             fs::rename(&building, &template).unwrap();
@@ -305,31 +297,64 @@ pub fn from_template(name: &str, build: impl FnOnce(&Path)) -> TempDir {
     copy
 }
 
-pub fn templates_dir_of_this_process() -> &'static Path {
+/// The templates of this build: a folder named after what they are made
+/// of (the xtask binary, the fixtures, the Python requirements), under
+/// cargo's folder for test scratch. Folders of other builds go once a day
+/// has passed since they were made.
+pub fn templates_dir() -> &'static Path {
     static TEMPLATES: OnceLock<PathBuf> = OnceLock::new();
-    TEMPLATES.get_or_init(templates_dir)
-}
-
-/// The templates of this test process, under cargo's folder for test
-/// scratch (not /tmp, where they would outlive the run); those of earlier
-/// test processes are removed first.
-fn templates_dir() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    if let Ok(entries) = fs::read_dir(base) {
-        for entry in entries.flatten() {
-            let stale =
-                entry.file_name().to_string_lossy().strip_prefix("sandboxes-").is_some_and(|pid| {
-                    pid.parse::<u32>().is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists())
-                });
-            if stale {
+    TEMPLATES.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dir = base.join(format!("templates-{}", &template_key()[..16]));
+        fs::create_dir_all(&dir).unwrap();
+        let day = std::time::Duration::from_secs(24 * 3600);
+        for entry in fs::read_dir(base).unwrap().flatten() {
+            let old =
+                entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            let other = entry.file_name().to_string_lossy().starts_with("templates-");
+            if other && entry.path() != dir && old.is_some_and(|age| age > day) {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
-    }
-    let dir = base.join(format!("sandboxes-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+        dir
+    })
+}
+
+/// What the templates are made of: the xtask binary (its size and time,
+/// which every build changes), every file under fixtures/, and the Python
+/// requirements.
+fn template_key() -> String {
+    let mut hasher = Sha256::new();
+    let binary = fs::metadata(xtask_path()).unwrap();
+    hasher.update(format!("{} {:?}", binary.len(), binary.modified().unwrap()).as_bytes());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    hasher.update(fs::read(workspace.join("xtask/python-requirements.txt")).unwrap());
+    hasher.update(digest(&workspace.join("fixtures")).as_bytes());
+    format!("{:x}", hasher.finalize())
+}
+
+/// This test process's scratch folder (the xtask's `TMPDIR`), under cargo's
+/// folder for test scratch; those of test processes that ended go first.
+pub fn scratch_of_this_process() -> &'static Path {
+    static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+    SCRATCH.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        if let Ok(entries) = fs::read_dir(base) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let stale = name.strip_prefix("scratch-").is_some_and(|pid| {
+                    pid.parse::<u32>().is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists())
+                });
+                if stale {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = base.join(format!("scratch-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    })
 }
 
 /// The tree inside a sandbox copy.

@@ -32,16 +32,13 @@ fn init(repo: &str) {
     assert!(status.success(), "restic init {repo}");
 }
 
-/// A new empty repository at `repo`: a copy of one made once per test
-/// process (`init` tunes its key derivation for seconds each time).
+/// A new empty repository at `repo`: a copy of one made once (`init`
+/// tunes its key derivation for seconds each time).
 pub fn fresh_repository(repo: &Path) {
-    static EMPTY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let empty = EMPTY.get_or_init(|| {
-        let empty = crate::templates_dir_of_this_process().join("empty-restic-repository");
+    let empty = crate::from_template("empty-restic-repository", |empty| {
         init(&empty.display().to_string());
-        empty
     });
-    let copied = Command::new("cp").arg("-a").arg(empty).arg(repo).status().unwrap();
+    let copied = Command::new("cp").arg("-a").arg(crate::root(&empty)).arg(repo).status().unwrap();
     assert!(copied.success(), "copy the empty repository to {}", repo.display());
 }
 

@@ -78,10 +78,12 @@ fn database_scenario_restores_the_backup_and_keeps_the_corrupt_file() {
         corrupt,
         "the failed database is kept as it was"
     );
-    // alembic was asked about the preserved database while the restore ran.
-    let current = fs::read_to_string(bundle.join("alembic-current.txt")).unwrap();
-    assert!(current.contains(&format!("{PHASE4_HEAD} (head)")), "{current}");
+    // The preserved database's revision, read through SQLite: a database
+    // rollback starts no Python.
+    assert_eq!(facts(&bundle)["database_revision"][0], PHASE4_HEAD);
+    assert!(!bundle.join("alembic-current.txt").exists());
     assert_eq!(facts(&bundle)["problems"], serde_json::json!([]));
+    result.stderr_has(contains("alembic").not());
     assert_eq!(digest(&root.join(BACKUP)), backup_before, "the backup was modified");
 }
 
@@ -648,21 +650,22 @@ fn on_a_terminal_the_plan_is_confirmed_first() {
     assert_eq!(sha256(&root.join(file)), manifest_sha(&root, file));
 }
 
-/// Without a URL variable alembic cannot be pointed at a copy of the failed
-/// database, and it never opens the failed files themselves: the bundle says
-/// why its view is missing, and the rollback goes on.
+/// Without a URL variable alembic cannot be pointed at the kept copy of the
+/// failed database, and it never reads the tree's instead: the bundle says
+/// why its view is missing, and the bundle is made all the same.
 #[test]
 fn without_a_database_url_variable_the_bundle_says_why_alembic_was_not_asked() {
     let dir = sandbox("phase4");
     let root = root(&dir);
     fs::write(root.join("tmws-rollback.toml"), "database_url_env = \"\"\n").unwrap();
     let failed_db = sha256(&root.join("data/tmws.db"));
-    let result = rollback(&root, "database", &[]);
+    let result = run_in(&root, &["forensics"]);
     assert_code(&result, 0);
     let bundle = only_bundle(&root);
     assert_eq!(sha256(&bundle.join("database/tmws.db")), failed_db);
     let problems = facts(&bundle)["problems"].to_string();
     assert!(problems.contains("database_url_env"), "{problems}");
+    assert!(!bundle.join("alembic-current.txt").exists(), "alembic read the tree's database");
 }
 
 /// The instants around the restore's rename: after the backup's copy is

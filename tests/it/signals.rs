@@ -53,7 +53,7 @@ pub fn slow_server(root: &Path) {
 
 /// `post-check --only server ... EXTRA`, running while the test signals it.
 pub fn post_check_in_background(root: &Path, extra: &[&str]) -> std::process::Child {
-    Command::new(xtask_path())
+    crate::with_test_env(&mut Command::new(xtask_path()))
         .args(["post-check", "--only", "server", "--expect-revision", "head", "--root"])
         .arg(root)
         .args(extra)

@@ -110,38 +110,45 @@ fn an_unknown_label_is_a_usage_error_that_lists_the_labels() {
 /// (the sandbox writes init's profile, plus the fixture's health answer),
 /// and with it backup, verify-backup, a migration rollback and post-check
 /// need no hand edit.
-#[test]
-fn init_describes_every_variant_well_enough_to_roll_it_back() {
-    let variants = [
-        "alembic-at-root",
-        "migrates-at-start",
-        "other-health",
-        "probe-fails",
-        "settings-class",
-        "strict-pytest",
-    ];
-    for variant in variants {
-        let dir = sandbox_variant("phase4", variant);
-        let root = root(&dir);
-        let init = run_in(&root, &["init", "--dry-run"]);
-        init.exits(0).stderr_has(contains("agrees with what init found"));
-        run_in(&root, &["verify-backup"]).exits(0);
-        run_in(&root, &["rollback", "--scenario", "migration", "--yes"]).exits(0);
-        let check = run_in(&root, &["post-check", "--format", "json"]);
-        let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
-        let failed: Vec<&str> = report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["status"] == "fail")
-            .map(|c| c["id"].as_str().unwrap())
-            .collect();
-        // The app that migrates when it starts would undo the rollback: the
-        // health check says so (on its copy) and nothing else fails.
-        let expected: &[&str] =
-            if variant == "migrates-at-start" { &["server.health"] } else { &[] };
-        assert_eq!(failed, expected, "{variant}: {check:?}");
-    }
+fn init_describes_the_variant_well_enough_to_roll_it_back(variant: &str) {
+    let dir = sandbox_variant("phase4", variant);
+    let root = root(&dir);
+    let init = run_in(&root, &["init", "--dry-run"]);
+    init.exits(0).stderr_has(contains("agrees with what init found"));
+    run_in(&root, &["verify-backup"]).exits(0);
+    run_in(&root, &["rollback", "--scenario", "migration", "--yes"]).exits(0);
+    let check = run_in(&root, &["post-check", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    // The app that migrates when it starts would undo the rollback: the
+    // health check says so (on its copy) and nothing else fails.
+    let expected: &[&str] = if variant == "migrates-at-start" { &["server.health"] } else { &[] };
+    assert_eq!(failed, expected, "{variant}: {check:?}");
+}
+
+/// One test per variant, so that they run side by side.
+macro_rules! init_describes {
+    ($($test:ident: $variant:literal,)*) => {$(
+        #[test]
+        fn $test() {
+            init_describes_the_variant_well_enough_to_roll_it_back($variant);
+        }
+    )*};
+}
+
+init_describes! {
+    init_describes_alembic_at_the_root: "alembic-at-root",
+    init_describes_an_app_that_migrates_at_start: "migrates-at-start",
+    init_describes_another_health_shape: "other-health",
+    init_describes_a_migration_the_probe_cannot_render: "probe-fails",
+    init_describes_a_settings_class: "settings-class",
+    init_describes_a_strict_pytest: "strict-pytest",
 }
 
 /// A checkout without the runbook's files: init names the service from

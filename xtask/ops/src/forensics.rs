@@ -52,8 +52,15 @@ pub fn collect(
             None
         }
     };
-    // alembic reads the kept copy, never the tree's database.
+    // alembic reads the kept copy, never the tree's database: the URL
+    // variable is the only way to point it there.
     let alembic = match (Python::find(sh, Some(&tree.root), python), bundle.consolidated()) {
+        _ if tree.profile.database_url_env.is_empty() => {
+            bundle.facts.problems.push(
+                "alembic's view of the kept database was not asked: the profile sets no database_url_env to point alembic at the copy (it would read the tree's database)".into(),
+            );
+            None
+        }
         (Ok(python), Some(kept)) => Some(bundle.start_alembic(&python, tree, &kept)),
         (Ok(_), None) => None,
         (Err(err), _) => {

@@ -93,9 +93,12 @@ impl Bundle {
             "integrity_check: {}",
             if f.integrity.is_empty() { "not run".into() } else { f.integrity.join("; ") }
         ));
-        links.push(
-            "[alembic current](alembic-current.txt), [alembic history](alembic-history.txt)".into(),
-        );
+        if self.tree.fs.is_file(&self.dir.join("alembic-current.txt")) {
+            links.push(
+                "[alembic current](alembic-current.txt), [alembic history](alembic-history.txt)"
+                    .into(),
+            );
+        }
         links.push(format!("{} migration files in [migrations/](migrations/)", f.migrations.len()));
         links.push(format!("{} config and critical files in [files/](files/)", f.files.len()));
         for diff in &f.diffs {

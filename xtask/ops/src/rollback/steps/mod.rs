@@ -221,21 +221,12 @@ impl<'a> Ctx<'a> {
         if self.bundle.is_none() && !Bundle::belongs_to(self.tree, &self.bundle_dir, &self.run) {
             return Ok(());
         }
-        let python = self.python().ok();
-        let tree = self.tree;
+        // alembic's view is in the bundle when the run asked alembic anyway
+        // (a migration rollback); a database or complete rollback starts no
+        // Python at all: the preserved database's revision is read through
+        // SQLite, and `forensics` asks alembic when a person wants its view.
         let bundle = self.bundle()?;
-        let consolidated = bundle.finish_analysis();
-        let asked = tree.fs.is_file(&bundle.dir.join("alembic-current.txt"));
-        match (asked, consolidated, python) {
-            (true, _, _) => {}
-            (false, Some(copy), Some(python)) if !tree.profile.database_url_env.is_empty() => {
-                let runs = bundle.start_alembic(&python, tree, &copy);
-                bundle.finish_alembic(runs);
-            }
-            _ => bundle.facts.problems.push(
-                "alembic's view of the failed database was not captured (no consolidated copy, no Python, or no database_url_env in the profile)".into(),
-            ),
-        }
+        bundle.finish_analysis();
         bundle.facts.completed = Some(xtask_base::clock::now_rfc3339());
         bundle.seal()
     }
