@@ -3,7 +3,8 @@
 //! `cargo xtask` is the binary under test (a shell function, since `cargo`
 //! itself is not run from the tests) and `/tmp/` is a scratch folder. A line's
 //! comment `# exit N` gives its exit code, 0 otherwise. Lines with their own
-//! test are left to it: `cargo test`, `cargo xtask drill` (all rows),
+//! test are left to it: `cargo test` and `cargo xtask test` (the suite
+//! itself), `cargo xtask drill` (all rows),
 //! `bench` and `dist` (which packs the test binary instead of a release
 //! build). The CI section's jobs run their shell lines the same way.
 use std::{
@@ -64,7 +65,7 @@ fn expected_code(comment: &str) -> i32 {
 fn has_its_own_test(line: &str) -> bool {
     let words: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().collect();
     matches!(words.as_slice(), ["cargo", "test", ..] | ["cargo", "xtask", "drill"])
-        || matches!(words.as_slice(), ["cargo", "xtask", "bench" | "dist", ..])
+        || matches!(words.as_slice(), ["cargo", "xtask", "bench" | "dist" | "test", ..])
 }
 
 /// A bash script that runs `lines` one by one and stops at the first whose

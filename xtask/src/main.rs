@@ -21,6 +21,7 @@ fn run(command: XtaskCmd, sh: &Shell) -> anyhow::Result<()> {
         XtaskCmd::Drill(cmd) => cmd.run(sh),
         XtaskCmd::Bench(cmd) => cmd.run(sh),
         XtaskCmd::Dist(cmd) => cmd.run(sh),
+        XtaskCmd::Test(cmd) => cmd.run(sh),
         product => cli::run(product, sh),
     }
 }

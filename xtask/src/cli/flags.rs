@@ -335,11 +335,23 @@ xflags::xflags! {
             /// quick look at the report, not for figures.
             optional --no-sync
             /// Only these rows, a comma list of backup, verify-backup,
-            /// rollback, post-check, push, pull (default: all of them; push
-            /// and pull need restic).
+            /// rollback, migration, post-check, push, pull (default: all of
+            /// them; push and pull need restic).
             optional --only rows: Measures
             /// Python interpreter for alembic, pytest and uvicorn (or TMWS_PYTHON).
             optional --python python: PathBuf
+        }
+
+        /// Run the test suite: installs the system programs the tests use when they are missing (as root, with apt-get), then every test.
+        cmd test {
+            /// Quiet: no `$ command` lines and no progress on stderr.
+            optional -q, --quiet
+            /// Verbose: each external command with its full arguments.
+            optional -v, --verbose
+            /// The nextest profile: default (every day: all but the tests that re-run README and the bench) or ci (everything).
+            optional --profile name: String
+            /// Only the tests whose names contain one of these.
+            repeated filters: String
         }
     }
 }
@@ -368,6 +380,7 @@ pub enum XtaskCmd {
     Init(Init),
     Dist(Dist),
     Bench(Bench),
+    Test(Test),
 }
 
 #[derive(Debug)]
@@ -560,6 +573,15 @@ pub struct Bench {
     pub no_sync: bool,
     pub only: Option<Measures>,
     pub python: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Test {
+    pub filters: Vec<String>,
+
+    pub quiet: bool,
+    pub verbose: bool,
+    pub profile: Option<String>,
 }
 
 impl Xtask {

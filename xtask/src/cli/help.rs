@@ -60,6 +60,9 @@ fn examples(command: &str) -> &'static str {
         "bench" => {
             "    cargo xtask bench --sizes 1GiB --runs 5\n    cargo xtask bench --sizes 1MiB --runs 1 --out /tmp/bench\n"
         }
+        "test" => {
+            "    cargo xtask test\n    cargo xtask test --profile ci\n    cargo xtask test rollback::crash\n"
+        }
         _ => "",
     }
 }

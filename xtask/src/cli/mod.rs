@@ -135,7 +135,11 @@ pub fn run(command: XtaskCmd, sh: &Shell) -> anyhow::Result<()> {
         XtaskCmd::Prune(cmd) => cmd.run(sh),
         XtaskCmd::Push(cmd) => cmd.run(sh),
         XtaskCmd::Pull(cmd) => cmd.run(sh),
-        XtaskCmd::Sandbox(_) | XtaskCmd::Drill(_) | XtaskCmd::Bench(_) | XtaskCmd::Dist(_) => {
+        XtaskCmd::Sandbox(_)
+        | XtaskCmd::Drill(_)
+        | XtaskCmd::Bench(_)
+        | XtaskCmd::Dist(_)
+        | XtaskCmd::Test(_) => {
             unreachable!("the developer tools are dispatched by main.rs")
         }
     }
@@ -160,6 +164,7 @@ fn verbosity(command: &XtaskCmd) -> ui::Verbosity {
         Pull(c) => (c.quiet, c.verbose),
         Bench(c) => (c.quiet, c.verbose),
         Dist(c) => (c.quiet, c.verbose),
+        Test(c) => (c.quiet, c.verbose),
     };
     match (quiet, verbose) {
         (true, _) => ui::Verbosity::Quiet,

@@ -7,6 +7,7 @@ pub mod dist;
 pub mod drill;
 pub mod sandbox;
 pub mod seed;
+pub mod test;
 pub mod variant;
 
 use std::path::PathBuf;
