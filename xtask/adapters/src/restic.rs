@@ -59,11 +59,14 @@ fn restic_watched(
         None => process::run(cmd, TIMEOUT, None)?,
     };
     if !out.success() {
-        return Err(failed(format!(
-            "restic {} on {repo} failed: {}",
-            args[0],
-            reason(&out.stderr, repo)
-        )));
+        let (reason, init) = reason(&out.stderr, repo);
+        let message = format!("restic {} on {repo} failed: {reason}", args[0]);
+        return Err(match init {
+            Some(init) => {
+                xtask_base::exit::with_next(xtask_base::exit::Kind::Failed, message, init)
+            }
+            None => failed(message),
+        });
     }
     Ok(out)
 }
@@ -92,7 +95,7 @@ fn status_progress(what: &str) -> impl FnMut(&str) + Send + use<> {
 
 /// restic's whole reason, on one line (from its `Fatal:` line on, when it
 /// printed one), and the next step when the repository was never created.
-fn reason(stderr: &str, repo: &str) -> String {
+fn reason(stderr: &str, repo: &str) -> (String, Option<String>) {
     let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let from =
         lines.iter().position(|l| l.starts_with("Fatal:")).unwrap_or(lines.len().saturating_sub(2));
@@ -101,12 +104,13 @@ fn reason(stderr: &str, repo: &str) -> String {
     if said.contains("Is there a repository at the following location?")
         || said.contains("unable to open config file")
     {
-        format!(
-            "{said}\nthe repository was never initialised: create it once with `restic -r {} init` (with the same RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD), then run this again",
-            xtask_base::shell_words::quote(repo)
-        )
+        let init = format!("restic -r {} init", xtask_base::shell_words::quote(repo));
+        let said = format!(
+            "{said}\nthe repository was never initialised: create it once with `{init}` (with the same RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD), then run this again"
+        );
+        (said, Some(init))
     } else {
-        said
+        (said, None)
     }
 }
 

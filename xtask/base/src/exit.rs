@@ -16,11 +16,14 @@ pub enum Kind {
     Interrupted = 5,
 }
 
-/// An error that chooses its exit code. Anything else exits 1.
+/// An error that chooses its exit code (anything else exits 1), and the
+/// command that goes on from it, when there is one: the error document's
+/// `next` is this field, never words picked out of the message.
 #[derive(Debug)]
 pub struct Exit {
     pub kind: Kind,
     pub message: String,
+    pub next: Option<String>,
 }
 
 impl fmt::Display for Exit {
@@ -32,7 +35,13 @@ impl fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 fn exit(kind: Kind, message: impl Into<String>) -> anyhow::Error {
-    Exit { kind, message: message.into() }.into()
+    Exit { kind, message: message.into(), next: None }.into()
+}
+
+/// An error of `kind` whose message names `next`, the command to run from
+/// there (built by the caller from the same value it put in the message).
+pub fn with_next(kind: Kind, message: impl Into<String>, next: impl Into<String>) -> anyhow::Error {
+    Exit { kind, message: message.into(), next: Some(next.into()) }.into()
 }
 
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -58,12 +67,20 @@ pub fn interrupted(message: impl Into<String>) -> anyhow::Error {
 /// Why an error stopped the command: the first `Exit` in its chain decides;
 /// an error without one is a failure.
 pub fn kind_of(error: &anyhow::Error) -> Kind {
+    first_exit(error).map_or(Kind::Failed, |exit| exit.kind)
+}
+
+/// The command the first `Exit` in the chain names as the way on.
+pub fn next_of(error: &anyhow::Error) -> Option<&str> {
+    first_exit(error).and_then(|exit| exit.next.as_deref())
+}
+
+fn first_exit(error: &anyhow::Error) -> Option<&Exit> {
     // `downcast_ref` sees an `Exit` given as context; the chain, one given
     // as the error that the contexts wrap.
     error
         .downcast_ref::<Exit>()
         .or_else(|| error.chain().find_map(|cause| cause.downcast_ref::<Exit>()))
-        .map_or(Kind::Failed, |exit| exit.kind)
 }
 
 #[cfg(test)]
@@ -77,8 +94,15 @@ mod tests {
         let err = Err::<(), _>(refused("a link")).context("restore config").unwrap_err();
         assert_eq!(kind_of(&err), Kind::Unsafe);
         assert_eq!(kind_of(&anyhow::anyhow!("disk full")), Kind::Failed);
-        let outer = Err::<(), _>(usage("bad flag"))
-            .context(Exit { kind: Kind::Locked, message: "held".into() });
+        let outer = Err::<(), _>(usage("bad flag")).context(Exit {
+            kind: Kind::Locked,
+            message: "held".into(),
+            next: None,
+        });
         assert_eq!(kind_of(&outer.unwrap_err()), Kind::Locked);
+        let resumable =
+            Err::<(), _>(with_next(Kind::Interrupted, "stopped", "go on")).context("roll back");
+        assert_eq!(next_of(&resumable.unwrap_err()), Some("go on"));
+        assert_eq!(next_of(&refused("a link")), None);
     }
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::{label::Label, scenario::Scenario};
+use xtask_base::exit::{Kind, with_next};
 
 /// How this tool is run: `cargo xtask` in its workspace (the binary cargo
 /// builds is named `xtask`), or the name of the released binary (`cargo
@@ -65,13 +66,38 @@ pub fn abandon_unreadable(root: &Path) -> String {
 }
 
 /// After a migration rollback that cannot finish: close it, then restore the
-/// database from the backup instead.
-pub fn database_instead(root: &Path) -> String {
-    format!(
-        "close this run with `{}`, then restore the database from the backup with `{}`",
-        abandon(Scenario::Migration, root),
-        rollback(Scenario::Database, "--yes", root)
-    )
+/// database from the backup instead. The way on is the first of the two.
+pub fn database_instead(root: &Path) -> Advised {
+    let close = abandon(Scenario::Migration, root);
+    Advised {
+        message: format!(
+            "close this run with `{close}`, then restore the database from the backup with `{}`",
+            rollback(Scenario::Database, "--yes", root)
+        ),
+        next: close,
+    }
+}
+
+/// Words for a person that name a command, and that command: the message
+/// of an error and its way on (the error document's `next`), made from one
+/// value so that they cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advised {
+    pub message: String,
+    pub next: String,
+}
+
+impl Advised {
+    /// An error of `kind` saying `before` then this advice.
+    pub fn error(self, kind: Kind, before: &str) -> anyhow::Error {
+        with_next(kind, format!("{before}{}", self.message), self.next)
+    }
+}
+
+impl std::fmt::Display for Advised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// What to do when a backup's tag is not in this repository.
@@ -83,20 +109,27 @@ pub fn missing_tag(tag: &str, commit: &str) -> String {
 
 /// What to do when a backup taken with `--no-tag` meets a rollback that
 /// starts its branch at the backup's tag.
-pub fn untagged_backup(label: &str, commit: &str) -> String {
-    format!(
-        "backup {label} was taken with --no-tag and this repository has no tag {label}: the git and complete rollbacks start their branch at it. Make it at the manifest's commit with `git tag {label} {commit}`, then run this again. Nothing was changed"
-    )
+pub fn untagged_backup(label: &str, commit: &str) -> Advised {
+    let tag = format!("git tag {label} {commit}");
+    Advised {
+        message: format!(
+            "backup {label} was taken with --no-tag and this repository has no tag {label}: the git and complete rollbacks start their branch at it. Make it at the manifest's commit with `{tag}`, then run this again. Nothing was changed"
+        ),
+        next: tag,
+    }
 }
 
 /// What to do when the commit a backup was taken at is not in this
 /// repository (a clone of a history rewritten since, or fetched in part):
 /// the tag cannot be made again and the code cannot go back.
-pub fn missing_commit(tag: &str, commit: &str, root: &Path) -> String {
-    format!(
-        "the backup's commit {commit} is not in this repository, so its tag {tag} cannot be made again and the code cannot go back to it. Fetch that commit into this clone (`git fetch origin` when a branch of origin holds it; `git fetch origin {commit}` where the server serves commits by id) and run this again, or restore without the code: `{}`. Nothing was changed",
-        rollback(Scenario::Database, "--yes", root)
-    )
+pub fn missing_commit(tag: &str, commit: &str, root: &Path) -> Advised {
+    Advised {
+        message: format!(
+            "the backup's commit {commit} is not in this repository, so its tag {tag} cannot be made again and the code cannot go back to it. Fetch that commit into this clone (`git fetch origin` when a branch of origin holds it; `git fetch origin {commit}` where the server serves commits by id) and run this again, or restore without the code: `{}`. Nothing was changed",
+            rollback(Scenario::Database, "--yes", root)
+        ),
+        next: "git fetch origin".into(),
+    }
 }
 
 /// `; the backups here are: a, b` (or that there is none), for an error
@@ -121,7 +154,9 @@ mod tests {
             resume(Scenario::Complete, root),
             "cargo xtask rollback --scenario complete --resume --root /srv/tmws --yes"
         );
-        assert!(database_instead(root).contains("--scenario database --yes --root /srv/tmws"));
+        let instead = database_instead(root);
+        assert!(instead.message.contains("--scenario database --yes --root /srv/tmws"));
+        assert_eq!(instead.next, abandon(Scenario::Migration, root), "the first way on");
         assert_eq!(labels_here(&[]), "; this tree has no backup yet");
         assert_eq!(
             xtask("list", Path::new("/srv/my tree's")),
@@ -132,7 +167,9 @@ mod tests {
 
     #[test]
     fn a_missing_commit_names_it_and_both_ways_on() {
-        let advice = missing_commit("pre-phase4", "0123abcd", Path::new("/srv/tmws"));
+        let advised = missing_commit("pre-phase4", "0123abcd", Path::new("/srv/tmws"));
+        assert_eq!(advised.next, "git fetch origin");
+        let advice = advised.message;
         assert!(advice.contains("commit 0123abcd is not in this repository"), "{advice}");
         assert!(advice.contains("`git fetch origin 0123abcd`"), "{advice}");
         assert!(

@@ -15,7 +15,7 @@ use crate::{
     manifest::{MANIFEST_FILE, Manifest},
     profile::{Tree, labels},
 };
-use xtask_base::exit::{Kind, kind_of, refused, usage};
+use xtask_base::exit::{Kind, kind_of, refused, usage, with_next};
 use xtask_fs::RootDir;
 
 #[derive(Debug, Clone)]
@@ -52,12 +52,18 @@ impl Backup {
                 "the backup folder {} must be a real folder inside the root: {err:#}",
                 dir.display()
             ))),
-            Err(_) => Err(usage(format!(
-                "no backup at {}: take one with `{}`{}",
-                dir.display(),
-                advice::take_backup(label, &tree.root),
-                advice::labels_here(&labels(tree))
-            ))),
+            Err(_) => {
+                let take = advice::take_backup(label, &tree.root);
+                Err(with_next(
+                    Kind::Usage,
+                    format!(
+                        "no backup at {}: take one with `{take}`{}",
+                        dir.display(),
+                        advice::labels_here(&labels(tree))
+                    ),
+                    take,
+                ))
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{advice, label::Label, profile::Tree, scenario::Scenario};
-use xtask_base::exit::interrupted;
+use xtask_base::exit::{Kind, with_next};
 use xtask_fs::files;
 
 /// Where a run stands.
@@ -68,10 +68,16 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
         match Journal::peek(tree) {
             Peek::None => Ok(None),
             Peek::Found(journal) => Ok(Some(journal)),
-            Peek::Unreadable(why) => Err(interrupted(format!(
-                "{why}. An earlier rollback left it so; `{}` keeps it in forensics/ and closes the run, leaving the tree as it is",
-                advice::abandon_unreadable(&tree.root)
-            ))),
+            Peek::Unreadable(why) => {
+                let abandon = advice::abandon_unreadable(&tree.root);
+                Err(with_next(
+                    Kind::Interrupted,
+                    format!(
+                        "{why}. An earlier rollback left it so; `{abandon}` keeps it in forensics/ and closes the run, leaving the tree as it is"
+                    ),
+                    abandon,
+                ))
+            }
         }
     }
 
@@ -119,18 +125,19 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
     /// The scenario of the newest finished run, from the journals sealed
     /// in the forensics bundles; `None` when no run finished here.
     pub fn last_done(tree: &Tree) -> Option<Scenario> {
-        Journal::<serde_json::Value>::last_done_run(tree).map(|journal| journal.scenario)
+        Journal::<S>::last_done_run(tree).map(|journal| journal.scenario)
     }
 
-    /// The journal of the last rollback that finished, its steps as JSON.
-    pub fn last_done_run(tree: &Tree) -> Option<Journal<serde_json::Value>> {
+    /// The journal of the last rollback that finished (one whose steps do
+    /// not read as this version's steps is none).
+    pub fn last_done_run(tree: &Tree) -> Option<Journal<S>> {
         let bundles = tree.fs.list(&tree.forensics_dir()).ok()?;
         bundles
             .into_iter()
             .filter_map(|(name, _)| {
                 let file = tree.forensics_dir().join(name).join("journal.json");
                 let text = tree.fs.read_to_string(&file).ok()?;
-                let journal: Journal<serde_json::Value> = serde_json::from_str(&text).ok()?;
+                let journal: Journal<S> = serde_json::from_str(&text).ok()?;
                 (journal.status == RunStatus::Done).then_some(journal)
             })
             .max_by(|a, b| a.started.cmp(&b.started))

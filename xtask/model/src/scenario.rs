@@ -1,4 +1,7 @@
-//! The rows of the runbook's decision matrix, and what diagnose recommends.
+//! The rows of the runbook's decision matrix as data: what each one puts
+//! back as the backup has it (the plan's steps, post-check's "not
+//! applicable" and the drill's breakage read it), and what diagnose
+//! recommends.
 use serde::{Deserialize, Serialize};
 
 /// The runbook's decision matrix.
@@ -12,7 +15,43 @@ pub enum Scenario {
     Git,
 }
 
+/// A part of the tree that a rollback may put back as the backup has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The database's rows.
+    Rows,
+    /// The database's revision and schema.
+    Schema,
+    /// The revision files of the migrations folder.
+    Migrations,
+    /// The config files (pyproject.toml, .env.example, alembic.ini).
+    Config,
+    /// The critical files.
+    Files,
+    /// The commit checked out.
+    Code,
+}
+
 impl Scenario {
+    /// What a rollback of this row puts back; the rest stays as it is.
+    pub fn restores(self) -> &'static [Part] {
+        use Part::*;
+        match self {
+            Scenario::Database => &[Rows, Schema],
+            Scenario::Migration => &[Schema],
+            Scenario::Files => &[Files],
+            Scenario::Complete => &[Rows, Schema, Migrations, Config, Files, Code],
+            // The code moves to the tag's commit: its migrations, config
+            // and critical files with it; the database stays.
+            Scenario::Git => &[Migrations, Config, Files, Code],
+        }
+    }
+
+    /// Whether a rollback of this row puts `part` back.
+    pub fn puts_back(self, part: Part) -> bool {
+        self.restores().contains(&part)
+    }
+
     pub const ALL: [Scenario; 5] = [
         Scenario::Database,
         Scenario::Migration,

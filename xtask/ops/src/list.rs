@@ -87,7 +87,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
         a.created.cmp(&b.created).then_with(|| written(&a.label).cmp(&written(&b.label)))
     });
     let lock = Lock::holder(tree);
-    let unfinished_rollback = match Journal::<serde_json::Value>::peek(tree) {
+    let unfinished_rollback = match Journal::<crate::rollback::Step>::peek(tree) {
         Peek::None => None,
         Peek::Found(j) => Some(format!(
             "--scenario {} (run {}, {:?}, stopped at step {})",

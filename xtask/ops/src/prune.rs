@@ -48,7 +48,7 @@ struct Protection {
 
 impl Protection {
     fn of(tree: &Tree) -> Result<Protection> {
-        let journal = Journal::<serde_json::Value>::load(tree)?;
+        let journal = Journal::<crate::rollback::Step>::load(tree)?;
         let bundle_in_use = journal
             .as_ref()
             .and_then(|j| j.bundle.file_name().map(|n| n.to_string_lossy().into_owned()));

@@ -41,7 +41,8 @@ impl flags::Diagnose {
                 let command = diagnosis.command_line.clone().unwrap_or_else(|| {
                     xtask_model::advice::xtask(&format!("rollback --scenario {row}"), &tree.root)
                 });
-                Err(failed(format!("a rollback is recommended: `{command}`")))
+                let message = format!("a rollback is recommended: `{command}`");
+                Err(xtask_base::exit::with_next(xtask_base::exit::Kind::Failed, message, command))
             }
         }
     }

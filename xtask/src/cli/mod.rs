@@ -44,7 +44,7 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
         Err(err) => {
             let message = as_run(&help::usage_error(&help::full_help(), &args, &err.to_string()));
             let message = message.strip_prefix("error: ").unwrap_or(&message);
-            return stopped(&args, json, exit::Kind::Usage, message);
+            return stopped(&args, json, exit::Kind::Usage, message, None);
         }
     };
     ui::install(verbosity(&flags.subcommand));
@@ -62,19 +62,27 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     ui::report_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => stopped(&args, json, exit::kind_of(&err), &format!("{err:#}")),
+        Err(err) => {
+            stopped(&args, json, exit::kind_of(&err), &format!("{err:#}"), exit::next_of(&err))
+        }
     }
 }
 
 /// A command that stopped before its result: the error on stderr and, with
 /// `--format json`, the error document on stdout unless the command printed
 /// its own; the exit code of its kind.
-fn stopped(args: &[std::ffi::OsString], json: bool, kind: exit::Kind, message: &str) -> ExitCode {
+fn stopped(
+    args: &[std::ffi::OsString],
+    json: bool,
+    kind: exit::Kind,
+    message: &str,
+    next: Option<&str>,
+) -> ExitCode {
     ui::note(&format!("error: {message}"));
     junit_at_exit(kind as u8, message, false);
     if json && !ui::document_printed() {
         let command = help::command_in(args);
-        ui::document(&render::error_document(command.as_deref(), kind, message))
+        ui::document(&render::error_document(command.as_deref(), kind, message, next))
             .expect("an error document always serializes");
     }
     ExitCode::from(kind as u8)

@@ -52,28 +52,26 @@ pub fn human(report: &Report, with_time: bool) -> String {
 
 /// The document of a command that stopped before its result (exit 1 to 5),
 /// so that `--format json` always puts one document on stdout.
-pub fn error_document(command: Option<&str>, kind: Kind, message: &str) -> serde_json::Value {
+pub fn error_document(
+    command: Option<&str>,
+    kind: Kind,
+    message: &str,
+    next: Option<&str>,
+) -> serde_json::Value {
     serde_json::json!({
         "schema": xtask_model::check::SCHEMA,
         "command": command,
         "result": "error",
         "exit": kind as u8,
         "message": message,
-        "next": next_step(command, kind, message),
+        "next": next.map(str::to_string).or_else(|| next_by_kind(command, kind)),
     })
 }
 
-/// The next step an error names: its first quoted command, else what its
-/// exit code calls for.
-fn next_step(command: Option<&str>, kind: Kind, message: &str) -> Option<String> {
+/// The way on from an error that names none: what its exit code calls for.
+fn next_by_kind(command: Option<&str>, kind: Kind) -> Option<String> {
     let program = xtask_model::advice::program();
-    let quoted = message.split('`').skip(1).step_by(2);
-    let ours = format!("{program} ");
-    let named = quoted
-        .filter(|q| [ours.as_str(), "restic ", "git "].iter().any(|p| q.starts_with(p)))
-        .map(str::to_string)
-        .next();
-    named.or_else(|| match kind {
+    match kind {
         Kind::Usage => Some(match command {
             Some(c) => format!("{program} {c} --help"),
             None => format!("{program} --help"),
@@ -82,7 +80,7 @@ fn next_step(command: Option<&str>, kind: Kind, message: &str) -> Option<String>
             Some("wait for the run that holds the lock to end, then run this again".into())
         }
         _ => None,
-    })
+    }
 }
 
 pub fn json(report: &Report) -> String {

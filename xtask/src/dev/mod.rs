@@ -22,8 +22,13 @@ pub fn workspace(tool: &str) -> anyhow::Result<PathBuf> {
     if in_workspace && xtask_fs::outside::is_dir(dir.join("fixtures")) {
         return Ok(xtask_fs::outside::canonicalize(&dir).unwrap_or(dir));
     }
-    Err(xtask_base::exit::usage(format!(
-        "{tool} is a developer tool: it needs this tool's workspace (its fixtures/ and target/), which {} does not carry; run `cargo xtask {tool}` in a clone of the workspace",
-        xtask_model::advice::program()
-    )))
+    let there = format!("cargo xtask {tool}");
+    Err(xtask_base::exit::with_next(
+        xtask_base::exit::Kind::Usage,
+        format!(
+            "{tool} is a developer tool: it needs this tool's workspace (its fixtures/ and target/), which {} does not carry; run `{there}` in a clone of the workspace",
+            xtask_model::advice::program()
+        ),
+        there,
+    ))
 }

@@ -115,9 +115,14 @@ pub fn refuse_unready(repo: &Repository, branch: Option<(&str, Oid)>) -> Result<
     {
         let at = existing.get().peel_to_commit()?.id();
         if at != target {
-            return Err(xtask_base::exit::refused(format!(
-                "branch {name} exists already, at {at}, not at {target} (an earlier rollback's?): rename or delete it (`git branch -m {name} {name}-old`), then run again. Nothing was changed"
-            )));
+            let rename = format!("git branch -m {name} {name}-old");
+            return Err(xtask_base::exit::with_next(
+                xtask_base::exit::Kind::Unsafe,
+                format!(
+                    "branch {name} exists already, at {at}, not at {target} (an earlier rollback's?): rename or delete it (`{rename}`), then run again. Nothing was changed"
+                ),
+                rename,
+            ));
         }
     }
     Ok(())
@@ -132,10 +137,14 @@ pub fn refuse_move(planned: &Move, overwrite: bool) -> Result<()> {
         )));
     }
     if !planned.missing.is_empty() {
-        return Err(xtask_base::exit::refused(format!(
-            "the repository lacks objects this checkout needs, for {}: `git fsck` names them; fetch them (`git fetch`) or restore them first. Nothing was changed",
-            planned.missing.join(", ")
-        )));
+        return Err(xtask_base::exit::with_next(
+            xtask_base::exit::Kind::Unsafe,
+            format!(
+                "the repository lacks objects this checkout needs, for {}: `git fsck` names them; fetch them (`git fetch`) or restore them first. Nothing was changed",
+                planned.missing.join(", ")
+            ),
+            "git fsck",
+        ));
     }
     if !overwrite && !planned.conflicts.is_empty() {
         return Err(xtask_base::exit::refused(format!(

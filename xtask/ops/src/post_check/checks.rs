@@ -127,7 +127,7 @@ pub(super) const CHECKS: [(PostCheck, Run); 17] = [
 /// is between two states, whatever the other checks find.
 pub(super) fn rollback_finished(tree: &Tree) -> Result<Check> {
     let id = PostCheck::RollbackUnfinished;
-    let journal = xtask_model::journal::Journal::<serde_json::Value>::load(tree)
+    let journal = xtask_model::journal::Journal::<crate::rollback::Step>::load(tree)
         .context("the rollback journal cannot be read")?;
     Ok(match journal {
         None => Check::pass(id, "no rollback journal"),

@@ -3,7 +3,12 @@
 //! checks of what it keeps are not applicable), or, with neither, the tree
 //! against its backup.
 use super::checks::PostCheck;
-use xtask_model::{journal::Journal, profile::Tree, scenario::Scenario};
+use crate::rollback::Step;
+use xtask_model::{
+    journal::Journal,
+    profile::Tree,
+    scenario::{Part, Scenario},
+};
 
 /// `--after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +44,8 @@ impl Judging {
     pub fn of(tree: &Tree, after: Option<After>) -> Judging {
         match after {
             Some(After::Deploy) => Judging::Deploy,
-            Some(After::Rollback) => {
-                Judging::Rollback(Journal::<serde_json::Value>::last_done(tree))
-            }
-            None => Journal::<serde_json::Value>::last_done(tree)
+            Some(After::Rollback) => Judging::Rollback(Journal::<Step>::last_done(tree)),
+            None => Journal::<Step>::last_done(tree)
                 .map_or(Judging::Backup, |s| Judging::Rollback(Some(s))),
         }
     }
@@ -58,16 +61,14 @@ impl Judging {
                     })
             }
             Judging::Rollback(Some(scenario)) => {
-                let kept = match scenario {
-                    Scenario::Database => &[FilesRestored, MigrationsCount, GitHead][..],
-                    Scenario::Migration => &[FilesRestored, MigrationsCount, GitHead],
-                    Scenario::Files => {
-                        &[DatabaseTables, DatabaseRevision, MigrationsCount, GitHead]
-                    }
-                    Scenario::Git => &[DatabaseTables, DatabaseRevision],
-                    Scenario::Complete => &[],
+                let judged = match id {
+                    DatabaseTables | DatabaseRevision => Some(Part::Schema),
+                    MigrationsCount => Some(Part::Migrations),
+                    FilesRestored => Some(Part::Files),
+                    GitHead => Some(Part::Code),
+                    _ => None,
                 };
-                kept.contains(&id).then(|| {
+                judged.filter(|part| !scenario.puts_back(*part)).map(|_| {
                     format!("the last rollback was --scenario {scenario}, which keeps what this check judges")
                 })
             }

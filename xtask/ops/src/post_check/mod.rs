@@ -12,7 +12,7 @@ use std::{fmt::Write as _, path::PathBuf, time::Instant};
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::check_copy::CheckCopy;
+use crate::{check_copy::CheckCopy, rollback::Step};
 use xtask_adapters::python::{OnFirstUse, Python};
 use xtask_base::exit::usage;
 use xtask_fs::files;
@@ -229,22 +229,21 @@ fn group(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
 }
 
-/// The paths the last files rollback kept (its restore-files step's `kept`,
-/// each `path (commit)`), when that rollback is what is judged.
+/// The paths the last files rollback kept (its restore-files step's
+/// `kept`), when that rollback is what is judged.
 fn kept_by_the_last_rollback(tree: &Tree, judging: &Judging) -> Vec<String> {
     use xtask_model::scenario::Scenario;
     if !matches!(judging, Judging::Rollback(Some(Scenario::Files))) {
         return Vec::new();
     }
-    let Some(run) = xtask_model::journal::Journal::<serde_json::Value>::last_done_run(tree) else {
+    let Some(run) = xtask_model::journal::Journal::<Step>::last_done_run(tree) else {
         return Vec::new();
     };
-    run.steps
-        .iter()
-        .filter(|step| step["step"] == "restore-files")
-        .flat_map(|step| step["kept"].as_array().cloned().unwrap_or_default())
-        .filter_map(|kept| kept.as_str().map(|k| k.split(" (").next().unwrap_or(k).to_string()))
-        .collect()
+    let kept = run.steps.into_iter().flat_map(|step| match step {
+        Step::RestoreFiles { kept, .. } => kept,
+        _ => Vec::new(),
+    });
+    kept.map(|kept| kept.path).collect()
 }
 
 fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected> {
@@ -252,11 +251,12 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
     // After a deploy the database is expected at the migrations' head; so
     // after a rollback that kept the database (files, git): it must fit the
     // code it runs with, not the backup.
-    use xtask_model::scenario::Scenario;
-    let keeps_the_database = matches!(
-        judging,
-        Judging::Deploy | Judging::Rollback(Some(Scenario::Files | Scenario::Git))
-    );
+    use xtask_model::scenario::Part;
+    let keeps_the_database = match judging {
+        Judging::Deploy => true,
+        Judging::Rollback(Some(scenario)) => !scenario.puts_back(Part::Schema),
+        Judging::Rollback(None) | Judging::Backup => false,
+    };
     let head = || Some("head".to_string());
     let expect = o.expect_revision.clone().or_else(|| keeps_the_database.then(head).flatten());
     let (revision, missing) = match (&expect, &manifest) {

@@ -209,7 +209,7 @@ fn preserve(tree: &Tree, database: Option<DatabaseCapture>, bundle: &Path) -> St
 fn restore_files(
     manifest: &Manifest,
     paths: &[String],
-    kept: &[String],
+    kept: &[super::plan::Kept],
     from: &dyn Fn(&str) -> String,
 ) -> String {
     let files: Vec<String> = manifest
@@ -233,7 +233,7 @@ fn restore_files(
     if !kept.is_empty() {
         line.push_str(&format!(
             "; keep as the deploy's commits left them (--all restores them too): {}",
-            kept.join(", ")
+            kept.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         ));
     }
     line

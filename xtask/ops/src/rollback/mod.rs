@@ -21,7 +21,7 @@ use serde::Serialize;
 use xshell::Shell;
 
 pub use choices::{Choices, Down, Flags, GitMove};
-use plan::Step;
+pub use plan::{Kept, Step};
 pub use unfinished::unfinished_scenario;
 use unfinished::{abandon, abandon_unreadable, triage};
 pub use xtask_model::scenario::Scenario;
@@ -29,7 +29,7 @@ pub use xtask_model::scenario::Scenario;
 use crate::{evidence, verify};
 use xtask_base::{
     clock, events,
-    exit::{refused, usage},
+    exit::{kind_of, refused, usage},
 };
 use xtask_model::label::Label;
 use xtask_model::{
@@ -424,7 +424,15 @@ fn fail(
         i + 1,
         advice::abandon(journal.scenario, &tree.root)
     );
-    let mut err = err.context(state);
+    // The step's own way on, when it names one (restore the database
+    // instead); else the resume.
+    let mut err = match xtask_base::exit::next_of(&err) {
+        Some(_) => err.context(state),
+        None => {
+            let (kind, next) = (kind_of(&err), advice::resume(journal.scenario, &tree.root));
+            err.context(xtask_base::exit::Exit { kind, message: state, next: Some(next) })
+        }
+    };
     if let Err(save) = saved {
         err = err.context(format!("and the journal could not record the failure: {save:#}"));
     }

@@ -15,6 +15,20 @@ use xtask_model::{
     profile::Tree,
 };
 
+/// A critical file a files rollback leaves as the deploy's commits made it,
+/// and the commit that last changed it (`abc123def456 (its summary)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    pub path: String,
+    pub commit: String,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.path, self.commit)
+    }
+}
+
 /// One step of a rollback. Every step checks whether its effect already
 /// holds, so running it again (on `--resume`) is safe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +61,7 @@ pub enum Step {
         /// Critical files that differ from the backup because the deploy's
         /// commits changed them: left as they are (`--all` restores them).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        kept: Vec<String>,
+        kept: Vec<Kept>,
     },
     GitBranch {
         branch: String,
@@ -216,9 +230,11 @@ fn backup_commit(
     match git2::Oid::from_str(recorded) {
         Ok(commit) if git::has_commit(repo, commit) => match manifest.git_tag {
             Some(_) => Ok(Some((commit, true))),
-            None => Err(refused(xtask_model::advice::untagged_backup(label, recorded))),
+            None => Err(xtask_model::advice::untagged_backup(label, recorded)
+                .error(xtask_base::exit::Kind::Unsafe, "")),
         },
-        _ => Err(refused(xtask_model::advice::missing_commit(label, recorded, &tree.root))),
+        _ => Err(xtask_model::advice::missing_commit(label, recorded, &tree.root)
+            .error(xtask_base::exit::Kind::Unsafe, "")),
     }
 }
 
@@ -339,7 +355,7 @@ fn split_by_commits(
     manifest: &Manifest,
     repo: &git2::Repository,
     paths: Vec<String>,
-) -> (Vec<String>, Vec<String>) {
+) -> (Vec<String>, Vec<Kept>) {
     let since = manifest.git_commit.as_deref();
     let (mut restore, mut kept) = (Vec::new(), Vec::new());
     for path in paths {
@@ -352,7 +368,7 @@ fn split_by_commits(
             (None, now) => now.is_some(),
         };
         match git::committed_in(repo, &path, since).filter(|_| differs && now.is_some()) {
-            Some(commit) => kept.push(format!("{path} ({commit})")),
+            Some(commit) => kept.push(Kept { path, commit }),
             None => restore.push(path),
         }
     }

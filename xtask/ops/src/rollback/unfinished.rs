@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::{Options, Outcome, plan::Step};
 use xtask_base::{
     clock,
-    exit::{interrupted, usage},
+    exit::{Kind, usage, with_next},
 };
 use xtask_model::{
     advice,
@@ -48,15 +48,19 @@ pub(super) fn triage(tree: &Tree, o: &Options) -> Result<Option<Journal<Step>>> 
                     j.steps.get(at).map_or("?", |s| s.name())
                 ),
             };
-            Err(interrupted(format!(
-                "an earlier rollback (--scenario {}, run {}, started {}) {what}.\nIts failed state is in {}. Finish it with `{}`, or close it and keep the tree as it is with `{}`",
-                j.scenario,
-                j.run,
-                j.started,
-                j.bundle.display(),
-                advice::resume(j.scenario, &tree.root),
-                advice::abandon(j.scenario, &tree.root)
-            )))
+            let resume = advice::resume(j.scenario, &tree.root);
+            Err(with_next(
+                Kind::Interrupted,
+                format!(
+                    "an earlier rollback (--scenario {}, run {}, started {}) {what}.\nIts failed state is in {}. Finish it with `{resume}`, or close it and keep the tree as it is with `{}`",
+                    j.scenario,
+                    j.run,
+                    j.started,
+                    j.bundle.display(),
+                    advice::abandon(j.scenario, &tree.root)
+                ),
+                resume,
+            ))
         }
         (None, true) if o.resume => Err(usage("there is no interrupted rollback to resume")),
         (Some(j), true) if j.scenario != o.choices.scenario() => Err(usage(format!(

@@ -17,7 +17,7 @@ use xtask_adapters::{
     python::{Answer, Session},
     sqlite,
 };
-use xtask_base::exit::{failed, refused};
+use xtask_base::exit::{Kind, refused};
 use xtask_fs::{files, sys::Rename};
 use xtask_model::{advice, database, migrations::revisions_in, schema::Schema};
 
@@ -95,14 +95,16 @@ impl Ctx<'_> {
         let downgraded = session.alembic(&["downgrade", target])?;
         only_the_copy(&downgraded, copy, self)?;
         if !downgraded.output.success() {
-            return Err(failed(format!(
-                "alembic downgrade {target} failed on the copy ({}); {} is as it was, and the copy is left in {} to look at.\n{}\nNext steps: {}",
-                downgraded.output.describe_status(),
-                self.tree.profile.database,
-                self.rel(copy.parent().unwrap_or(copy)),
-                downgraded.output.tail(8),
-                advice::database_instead(&self.tree.root)
-            )));
+            return Err(advice::database_instead(&self.tree.root).error(
+                Kind::Failed,
+                &format!(
+                    "alembic downgrade {target} failed on the copy ({}); {} is as it was, and the copy is left in {} to look at.\n{}\nNext steps: ",
+                    downgraded.output.describe_status(),
+                    self.tree.profile.database,
+                    self.rel(copy.parent().unwrap_or(copy)),
+                    downgraded.output.tail(8),
+                ),
+            ));
         }
         let after = session.alembic(&["current"])?;
         only_the_copy(&after, copy, self)?;
@@ -138,12 +140,14 @@ impl Ctx<'_> {
         }
         problems.extend(differences);
         if !problems.is_empty() {
-            return Err(failed(format!(
-                "the downgraded copy is not what {target} must be, so it does not take the database's place ({} is as it was):\n  {}\nA downgrade cannot remove what no revision's downgrade knows of. Next steps: {}",
-                self.tree.profile.database,
-                problems.join("\n  "),
-                advice::database_instead(&self.tree.root)
-            )));
+            return Err(advice::database_instead(&self.tree.root).error(
+                Kind::Failed,
+                &format!(
+                    "the downgraded copy is not what {target} must be, so it does not take the database's place ({} is as it was):\n  {}\nA downgrade cannot remove what no revision's downgrade knows of. Next steps: ",
+                    self.tree.profile.database,
+                    problems.join("\n  "),
+                ),
+            ));
         }
         Ok(format!("the copy passes integrity_check and holds {target}"))
     }
