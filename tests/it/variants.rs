@@ -63,9 +63,12 @@ fn a_detached_head_at_the_deploy_is_not_a_fault() {
     let plain = run_in(&root, &["diagnose"]);
     plain.stdout_has(contains("(detached) contains tag pre-phase4"));
     let expected = run_in(&root, &["diagnose", "--expect-commit", &deployed]);
-    expected.stdout_has(contains("git.head").and(contains("expected")));
+    expected.stdout_has(contains("git.expected-commit").and(contains("expected")));
     assert!(
-        expected.stdout.lines().any(|l| l.starts_with("git.head") && l.contains(" pass ")),
+        expected
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("git.expected-commit") && l.contains(" pass ")),
         "{expected:?}"
     );
 }

@@ -191,7 +191,7 @@ fn an_edited_manifest_fails() {
         fs::write(&file, text).unwrap();
     });
     assert_failed(&result, "sums", "BACKUP_MANIFEST.txt was changed");
-    assert_failed(&result, "database.tables", "table agents has 12 rows, expected 13");
+    assert_failed(&result, "database.row-counts", "table agents has 12 rows, expected 13");
 }
 
 #[test]
@@ -245,5 +245,5 @@ fn an_alembic_version_outside_the_graph_fails() {
         "migrations.revision",
         "deadbeef0000 is not a revision of the backed-up migrations",
     );
-    assert_failed(&result, "database.revision", "deadbeef0000, manifest 47a9e2c8b6f0");
+    assert_failed(&result, "database.recorded-revision", "deadbeef0000, manifest 47a9e2c8b6f0");
 }

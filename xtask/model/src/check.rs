@@ -33,49 +33,101 @@ impl Status {
     }
 }
 
-/// Names a check: its id and its title, fixed together, so that no check is
-/// made with an id that does not exist (a typo does not compile).
-pub trait CheckId: Copy + 'static {
-    /// `database.integrity`: the part before the dot is its group.
-    fn id(self) -> &'static str;
-    fn title(self) -> &'static str;
-}
-
-/// Declares the checks of a command as an enum: each variant with its id and
-/// its title, in report order (`ALL`).
-#[macro_export]
-macro_rules! check_ids {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $id:literal, $title:literal;)* }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name {
-            $($variant,)*
+/// Declares every check the tool makes, in one enum: each variant with its
+/// id and title. One id means one check, whichever command makes it.
+macro_rules! checks {
+    ($($(#[$doc:meta])* $variant:ident = $id:literal, $title:literal;)*) => {
+        /// Every check of every command: post-check, verify-backup and
+        /// diagnose each run those of their list (`POST_CHECK`, `VERIFY`,
+        /// `DIAGNOSE` in their modules); a check two commands make is one
+        /// variant, made the same way.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum CheckId {
+            $($(#[$doc])* $variant,)*
         }
 
-        impl $name {
-            /// Every check, in report order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
-        }
+        impl CheckId {
+            /// Every check, in declaration order.
+            pub const ALL: &'static [CheckId] = &[$(CheckId::$variant,)*];
 
-        impl $crate::check::CheckId for $name {
-            fn id(self) -> &'static str {
+            /// `database.integrity`: the part before the dot is its group.
+            pub fn id(self) -> &'static str {
                 match self {
-                    $($name::$variant => $id,)*
+                    $(CheckId::$variant => $id,)*
                 }
             }
 
-            fn title(self) -> &'static str {
+            pub fn title(self) -> &'static str {
                 match self {
-                    $($name::$variant => $title,)*
+                    $(CheckId::$variant => $title,)*
                 }
             }
         }
     };
 }
 
+checks! {
+    // Checks of a tree, after a deploy or a rollback, and of a diagnosis.
+    RollbackUnfinished = "rollback.unfinished", "no rollback is unfinished";
+    DatabaseFile = "database.file", "database file exists";
+    DatabaseTables = "database.tables", "tables, columns and indexes equal the backup's";
+    DatabaseRevision = "database.revision", "alembic_version is the expected revision";
+    DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
+    MigrationsCurrent = "migrations.current", "alembic current agrees with the database";
+    MigrationsHistory = "migrations.history", "alembic history runs";
+    MigrationsCount = "migrations.count", "revision files equal the backup's count";
+    MigrationRevision = "migration.revision", "the database is at the code's migration head";
+    MigrationHalfApplied = "migration.half-applied", "no migration is half-applied";
+    Imports = "imports", "critical modules import and compile";
+    TestsUnit = "tests.unit", "unit tests pass";
+    TestsIntegration = "tests.integration", "integration tests pass";
+    ServerStart = "server.start", "server starts without errors";
+    ServerHealth = "server.health", "health endpoint responds";
+    GitClean = "git.clean", "git state is clean";
+    GitHead = "git.head", "HEAD is on the rollback branch or the tag";
+    GitExpectedCommit = "git.expected-commit", "HEAD is attached and at the expected commit";
+    FilesRestored = "files.restored", "config and critical files equal the backup's";
+    FilesChanged = "files.changed", "critical files are as committed";
+    Forensics = "forensics", "a forensics bundle exists";
+    // Checks of a backup.
+    Folder = "folder", "backup folder exists";
+    Manifest = "manifest", "manifest is present and parses";
+    ManifestPaths = "manifest.paths", "manifest paths stay inside the backup";
+    Sums = "sums", "SHA256SUMS agrees with the manifest";
+    Hashes = "hashes", "every file's sha256 and size equal the manifest's";
+    FilesMissing = "files.missing", "no listed file is missing";
+    FilesUnlisted = "files.unlisted", "no unlisted file is present";
+    FilesCounts = "files.counts", "file counts per category equal the manifest's";
+    Database = "database", "the backup has a database";
+    DatabaseSize = "database.size", "database size equals the manifest's";
+    DatabaseOpen = "database.open", "database opens as SQLite";
+    DatabaseQuery = "database.query", "SELECT COUNT(*) FROM alembic_version works";
+    DatabaseRecordedRevision = "database.recorded-revision", "alembic_version holds the manifest's revision";
+    DatabaseRowCounts = "database.row-counts", "tables and row counts equal the manifest's";
+    DatabaseSchema = "database.schema", "columns and indexes equal the manifest's";
+    MigrationsGraph = "migrations.graph", "migrations form a revision graph with the manifest's heads";
+    MigrationsRevision = "migrations.revision", "the database's revision is a head of the migrations";
+    PythonCompile = "python.compile", "every Python file compiles";
+    GitTag = "git.tag", "git tag points at the manifest's commit";
+    RepositoryCheck = "repository.check", "the snapshot restores blob by blob and restic check passes";
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.id())
+    }
+}
+
+impl std::fmt::Display for CheckId {
+    /// The id, padded as the format asks (a table's column).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.id())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    pub id: &'static str,
+    pub id: CheckId,
     pub title: &'static str,
     pub status: Status,
     pub detail: String,
@@ -83,30 +135,30 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn pass(id: impl CheckId, detail: impl Into<String>) -> Check {
+    pub fn pass(id: CheckId, detail: impl Into<String>) -> Check {
         Check::new(id, Status::Pass, detail.into())
     }
 
-    pub fn fail(id: impl CheckId, detail: impl Into<String>) -> Check {
+    pub fn fail(id: CheckId, detail: impl Into<String>) -> Check {
         Check::new(id, Status::Fail, detail.into())
     }
 
-    pub fn skip(id: impl CheckId) -> Check {
+    pub fn skip(id: CheckId) -> Check {
         Check::new(id, Status::Skip, "skipped by --skip".into())
     }
 
-    pub fn not_applicable(id: impl CheckId, why: impl Into<String>) -> Check {
+    pub fn not_applicable(id: CheckId, why: impl Into<String>) -> Check {
         Check::new(id, Status::NotApplicable, format!("not applicable: {}", why.into()))
     }
 
     /// Pass when `ok`, fail otherwise, with the same detail.
-    pub fn from(id: impl CheckId, ok: bool, detail: impl Into<String>) -> Check {
+    pub fn from(id: CheckId, ok: bool, detail: impl Into<String>) -> Check {
         Check::new(id, if ok { Status::Pass } else { Status::Fail }, detail.into())
     }
 
     /// Passes with `ok_detail` when there is no problem, else fails with the
     /// problems, one a line.
-    pub fn unless(id: impl CheckId, problems: &[String], ok_detail: impl Into<String>) -> Check {
+    pub fn unless(id: CheckId, problems: &[String], ok_detail: impl Into<String>) -> Check {
         if problems.is_empty() {
             Check::pass(id, ok_detail)
         } else {
@@ -116,12 +168,12 @@ impl Check {
 
     /// The outcome of a check that could run or not: its error is the
     /// failure's detail.
-    pub fn of(id: impl CheckId, outcome: anyhow::Result<Check>) -> Check {
+    pub fn of(id: CheckId, outcome: anyhow::Result<Check>) -> Check {
         outcome.unwrap_or_else(|err| Check::fail(id, format!("{err:#}")))
     }
 
-    fn new(id: impl CheckId, status: Status, detail: String) -> Check {
-        Check { id: id.id(), title: id.title(), status, detail, duration_ms: 0 }
+    fn new(id: CheckId, status: Status, detail: String) -> Check {
+        Check { id, title: id.title(), status, detail, duration_ms: 0 }
     }
 
     /// Times a check: its duration is the time since `started`.
@@ -189,5 +241,19 @@ impl Report {
     pub fn failures(&self) -> Vec<String> {
         let failed = self.checks.iter().filter(|c| c.status == Status::Fail);
         failed.map(|c| format!("{}: {}", c.id, c.detail.lines().next().unwrap_or(""))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_id_names_one_check() {
+        let mut ids: Vec<&str> = CheckId::ALL.iter().map(|c| c.id()).collect();
+        ids.sort();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "an id names two checks");
     }
 }

@@ -11,7 +11,7 @@ use super::flags::Format;
 
 /// `check  status  time  detail`, one row per check, detail lines indented.
 pub fn human(report: &Report, with_time: bool) -> String {
-    let id_width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(5).max(5);
+    let id_width = report.checks.iter().map(|c| c.id.id().len()).max().unwrap_or(5).max(5);
     let mut out = String::new();
     let header = if with_time { "status  time     detail" } else { "status  detail" };
     let _ = writeln!(out, "{:id_width$}  {header}", "check");
@@ -105,7 +105,7 @@ pub fn junit(report: &Report) -> String {
             out,
             "  <testcase classname=\"{}\" name=\"{}: {}\" time=\"{:.3}\">",
             xml(&report.command),
-            xml(check.id),
+            xml(check.id.id()),
             xml(check.title),
             check.duration_ms as f64 / 1000.0
         );
@@ -247,33 +247,15 @@ mod tests {
 
     use super::junit;
 
-    #[derive(Debug, Clone, Copy)]
-    enum Id {
-        A,
-        B,
-        C,
-        D,
-    }
-
-    impl CheckId for Id {
-        fn id(self) -> &'static str {
-            ["a.one", "a.two", "b", "c"][self as usize]
-        }
-
-        fn title(self) -> &'static str {
-            "a title with <angle> & \"quotes\""
-        }
-    }
-
     /// Every count in the XML agrees with its elements, a failure's message
     /// is its reason's first meaningful line, and its body the whole detail.
     #[test]
     fn junit_counts_agree_with_its_elements() {
         let checks = vec![
-            Check::pass(Id::A, "fine"),
-            Check::fail(Id::B, "\n  \nthe reason <here>\nmore & more"),
-            Check::skip(Id::C),
-            Check::not_applicable(Id::D, "no backup to compare with"),
+            Check::pass(CheckId::DatabaseTables, "fine"),
+            Check::fail(CheckId::DatabaseRevision, "\n  \nthe reason <here>\nmore & more"),
+            Check::skip(CheckId::TestsUnit),
+            Check::not_applicable(CheckId::Forensics, "no backup to compare with"),
         ];
         let xml = junit(&Report::new("post-check", "/srv/tmws".into(), checks));
         let doc = roxmltree::Document::parse(&xml).unwrap();
@@ -288,6 +270,7 @@ mod tests {
         assert_eq!(failure.attribute("message"), Some("the reason <here>"));
         assert_eq!(failure.text(), Some("\n  \nthe reason <here>\nmore & more"));
         let case = doc.descendants().find(|n| n.has_tag_name("testcase")).unwrap();
-        assert_eq!(case.attribute("name"), Some("a.one: a title with <angle> & \"quotes\""));
+        let name = "database.tables: tables, columns and indexes equal the backup's";
+        assert_eq!(case.attribute("name"), Some(name));
     }
 }

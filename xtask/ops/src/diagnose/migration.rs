@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use rusqlite::Connection;
 
-use super::DiagnoseCheck;
 use xtask_adapters::{python::OnFirstUse, sqlite};
+use xtask_model::check::CheckId;
 use xtask_model::{
     check::Check, manifest::Manifest, migrations::Graph, profile::Tree, schema::Schema,
 };
@@ -26,7 +26,7 @@ pub(super) fn checks(tree: &Tree, e: &Evidence<'_>) -> Vec<Check> {
         Ok(graph) => graph,
         Err(err) => {
             let why = format!("the migrations do not parse: {err:#}");
-            return vec![Check::fail(DiagnoseCheck::MigrationRevision, why)];
+            return vec![Check::fail(CheckId::MigrationRevision, why)];
         }
     };
     let conn = sqlite::open_tree_database(tree);
@@ -40,11 +40,11 @@ pub(super) fn checks(tree: &Tree, e: &Evidence<'_>) -> Vec<Check> {
             let why = format!(
                 "unknown: the database fails its integrity check, so alembic_version says nothing of its own ({err})"
             );
-            return vec![Check::not_applicable(DiagnoseCheck::MigrationRevision, why)];
+            return vec![Check::not_applicable(CheckId::MigrationRevision, why)];
         }
         (Err(err), false) => {
             let why = format!("alembic_version cannot be read: {err}");
-            return vec![Check::fail(DiagnoseCheck::MigrationRevision, why)];
+            return vec![Check::fail(CheckId::MigrationRevision, why)];
         }
     };
     let mut checks = vec![revision(tree, &graph, &revisions)];
@@ -60,12 +60,12 @@ fn revision(tree: &Tree, graph: &Graph, revisions: &[String]) -> Check {
     if unknown {
         let why =
             format!("revision {} is unknown to {}", revisions.join(" "), tree.profile.migrations);
-        Check::fail(DiagnoseCheck::MigrationRevision, why)
+        Check::fail(CheckId::MigrationRevision, why)
     } else if revisions.iter().collect::<BTreeSet<_>>() != heads.iter().collect::<BTreeSet<_>>() {
         let why = format!("database at {}, code head {}", revisions.join(" "), heads.join(" "));
-        Check::fail(DiagnoseCheck::MigrationRevision, why)
+        Check::fail(CheckId::MigrationRevision, why)
     } else {
-        Check::pass(DiagnoseCheck::MigrationRevision, format!("{} is the head", heads.join(" ")))
+        Check::pass(CheckId::MigrationRevision, format!("{} is the head", heads.join(" ")))
     }
 }
 
@@ -74,7 +74,7 @@ fn revision(tree: &Tree, graph: &Graph, revisions: &[String]) -> Check {
 /// revision's offline SQL names the tables it creates, none of which may
 /// exist yet; a probe that fails says "unknown" and why.
 fn half_applied(conn: &Connection, graph: &Graph, current: &str, e: &Evidence<'_>) -> Check {
-    let id = DiagnoseCheck::MigrationHalfApplied;
+    let id = CheckId::MigrationHalfApplied;
     if let Some(manifest) = e.manifest.filter(|m| !m.schema.is_empty())
         && manifest.database_revision == [current]
     {

@@ -18,25 +18,11 @@ use xtask_model::label::Label;
 use xtask_model::{
     advice,
     backup::Backup,
-    check::{Check, Status},
+    check::{Check, CheckId, Status},
     manifest::{Kind, Manifest},
     profile::Tree,
     scenario::{Recommendation, Scenario},
 };
-
-xtask_model::check_ids! {
-    /// The evidence diagnose collects, besides post-check's import check.
-    DiagnoseCheck {
-        RollbackUnfinished = "rollback.unfinished", "no rollback is unfinished";
-        DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
-        MigrationRevision = "migration.revision", "the database is at the code's migration head";
-        MigrationHalfApplied = "migration.half-applied", "no migration is half-applied";
-        FilesChanged = "files.changed", "critical files are as committed";
-        Imports = "imports", "critical modules import and compile";
-        GitHead = "git.head", "HEAD is attached and at the expected commit";
-        GitClean = "git.clean", "no uncommitted change outside the critical files";
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnosis {
@@ -190,7 +176,7 @@ fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
         Peek::None => return Ok(None),
         Peek::Found(j) => j,
         Peek::Unreadable(why) => {
-            let check = Check::fail(DiagnoseCheck::RollbackUnfinished, why);
+            let check = Check::fail(CheckId::RollbackUnfinished, why);
             let next = format!("`{}` to close it", advice::abandon_unreadable(&tree.root));
             return Ok(Some(resume_first(check, next)));
         }
@@ -202,7 +188,7 @@ fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
         advice::abandon(j.scenario, &tree.root)
     );
     let check = Check::fail(
-        DiagnoseCheck::RollbackUnfinished,
+        CheckId::RollbackUnfinished,
         format!(
             "rollback --scenario {} (run {}, started {}) stopped at step {} ({:?}); its bundle is {}",
             j.scenario,
@@ -291,12 +277,12 @@ fn imports_of_the_deploy(
 fn integrity(tree: &Tree) -> Check {
     let result = sqlite::open_tree_database(tree).and_then(|c| sqlite::integrity_check(&c));
     match result {
-        Ok(rows) if rows == ["ok"] => Check::pass(DiagnoseCheck::DatabaseIntegrity, "ok"),
+        Ok(rows) if rows == ["ok"] => Check::pass(CheckId::DatabaseIntegrity, "ok"),
         Ok(rows) => Check::fail(
-            DiagnoseCheck::DatabaseIntegrity,
+            CheckId::DatabaseIntegrity,
             rows.into_iter().take(3).collect::<Vec<_>>().join("\n"),
         ),
-        Err(err) => Check::fail(DiagnoseCheck::DatabaseIntegrity, format!("{err:#}")),
+        Err(err) => Check::fail(CheckId::DatabaseIntegrity, format!("{err:#}")),
     }
 }
 
@@ -306,12 +292,12 @@ fn imports(helper: &OnFirstUse<'_>, tree: &Tree) -> Check {
         let modules = &tree.profile.critical_modules;
         if out.success() {
             let detail = format!("{} modules import: {}", modules.len(), modules.join(", "));
-            Check::pass(DiagnoseCheck::Imports, detail)
+            Check::pass(CheckId::Imports, detail)
         } else {
-            Check::fail(DiagnoseCheck::Imports, out.tail(8))
+            Check::fail(CheckId::Imports, out.tail(8))
         }
     });
-    Check::of(DiagnoseCheck::Imports, checked)
+    Check::of(CheckId::Imports, checked)
 }
 
 /// Critical files with uncommitted changes (they point to the files row),
@@ -322,14 +308,14 @@ fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
     let critical = &tree.profile.critical_files;
     let repo = match git::open(&tree.root) {
         Ok(repo) => repo,
-        Err(err) => return Check::fail(DiagnoseCheck::FilesChanged, format!("{err:#}")),
+        Err(err) => return Check::fail(CheckId::FilesChanged, format!("{err:#}")),
     };
     let since = manifest.map(|m| since_backup(tree, repo.as_ref(), m)).unwrap_or_default();
     let changed: Vec<String> = match &repo {
         Some(repo) => match git::modified_tracked(repo) {
             Ok(paths) => paths.into_iter().filter(|p| critical.contains(p)).collect(),
             Err(err) => {
-                return Check::fail(DiagnoseCheck::FilesChanged, format!("git status: {err:#}"));
+                return Check::fail(CheckId::FilesChanged, format!("git status: {err:#}"));
             }
         },
         None => since
@@ -347,7 +333,7 @@ fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
         detail.push_str("\ndiffers from the backup:\n");
         detail.push_str(&since.join("\n"));
     }
-    Check::from(DiagnoseCheck::FilesChanged, changed.is_empty(), detail)
+    Check::from(CheckId::FilesChanged, changed.is_empty(), detail)
 }
 
 /// One line per file that differs from the backup, saying whether the
@@ -401,7 +387,7 @@ fn git_state(
         Ok(Some(repo)) => repo,
         Ok(None) => return Vec::new(),
         Err(err) => {
-            return vec![Check::fail(DiagnoseCheck::GitHead, format!("{err:#}"))];
+            return vec![Check::fail(CheckId::GitExpectedCommit, format!("{err:#}"))];
         }
     };
     let (commit, branch) = git::head(&repo);
@@ -412,18 +398,18 @@ fn git_state(
     let head_check = if let Some(expected) = expected {
         match expected {
             Ok(expected) => Check::from(
-                DiagnoseCheck::GitHead,
+                CheckId::GitExpectedCommit,
                 head == expected,
                 format!("HEAD {head} ({on}), expected {expected}"),
             ),
-            Err(err) => Check::fail(DiagnoseCheck::GitHead, format!("{err:#}")),
+            Err(err) => Check::fail(CheckId::GitExpectedCommit, format!("{err:#}")),
         }
     } else if let Some(tag) = tag {
         let descends = git2::Oid::from_str(&head)
             .ok()
             .is_some_and(|h| h == tag || repo.graph_descendant_of(h, tag).unwrap_or(false));
         Check::from(
-            DiagnoseCheck::GitHead,
+            CheckId::GitExpectedCommit,
             descends,
             format!(
                 "HEAD {head} ({on}) {} tag {label}",
@@ -431,7 +417,7 @@ fn git_state(
             ),
         )
     } else {
-        Check::pass(DiagnoseCheck::GitHead, format!("HEAD {head} ({on})"))
+        Check::pass(CheckId::GitExpectedCommit, format!("HEAD {head} ({on})"))
     };
     let critical = &tree.profile.critical_files;
     let recorded = |path: &String| {
@@ -450,5 +436,5 @@ fn git_state(
         ),
         (false, _) => dirty.join(", "),
     };
-    vec![head_check, Check::from(DiagnoseCheck::GitClean, dirty.is_empty(), detail)]
+    vec![head_check, Check::from(CheckId::GitClean, dirty.is_empty(), detail)]
 }

@@ -14,7 +14,7 @@ use xtask_adapters::{
 use xtask_model::label::Label;
 use xtask_model::{
     advice,
-    check::Check,
+    check::{Check, CheckId},
     manifest::{Kind, table_differences},
     migrations::revisions_in,
     profile::Tree,
@@ -64,69 +64,51 @@ pub(super) enum Run {
 }
 
 /// The quick checks that run a program of the tree, on a scratch copy.
-pub(super) const QUICK_PROGRAMS: [PostCheck; 3] =
-    [PostCheck::MigrationsCurrent, PostCheck::MigrationsHistory, PostCheck::Imports];
+pub(super) const QUICK_PROGRAMS: [CheckId; 3] =
+    [CheckId::MigrationsCurrent, CheckId::MigrationsHistory, CheckId::Imports];
 
 /// Every check that runs a program of the tree.
-pub(super) const RUN_PROGRAMS: [PostCheck; 7] = [
+pub(super) const RUN_PROGRAMS: [CheckId; 7] = [
     QUICK_PROGRAMS[0],
     QUICK_PROGRAMS[1],
     QUICK_PROGRAMS[2],
-    PostCheck::TestsUnit,
-    PostCheck::TestsIntegration,
-    PostCheck::ServerStart,
-    PostCheck::ServerHealth,
+    CheckId::TestsUnit,
+    CheckId::TestsIntegration,
+    CheckId::ServerStart,
+    CheckId::ServerHealth,
 ];
 
-xtask_model::check_ids! {
-    /// The checks of post-check, in report order.
-    PostCheck {
-        RollbackUnfinished = "rollback.unfinished", "no rollback is unfinished";
-        DatabaseFile = "database.file", "database file exists";
-        DatabaseTables = "database.tables", "tables, columns and indexes equal the backup's";
-        DatabaseRevision = "database.revision", "alembic_version is the expected revision";
-        DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
-        MigrationsCurrent = "migrations.current", "alembic current agrees with the database";
-        MigrationsHistory = "migrations.history", "alembic history runs";
-        MigrationsCount = "migrations.count", "revision files equal the backup's count";
-        Imports = "imports", "critical modules import and compile";
-        TestsUnit = "tests.unit", "unit tests pass";
-        TestsIntegration = "tests.integration", "integration tests pass";
-        ServerStart = "server.start", "server starts without errors";
-        ServerHealth = "server.health", "health endpoint responds";
-        GitClean = "git.clean", "git state is clean";
-        GitHead = "git.head", "HEAD is on the rollback branch or the tag";
-        FilesRestored = "files.restored", "config and critical files equal the backup's";
-        Forensics = "forensics", "a forensics bundle exists";
-    }
+/// Post-check's checks, in report order.
+pub(super) fn ids() -> impl Iterator<Item = CheckId> {
+    CHECKS.iter().map(|(id, _)| *id)
 }
 
-/// Every check with how it runs, in report order. `--only`, `--skip`, the
-/// titles and the checklist all come from here and `PostCheck`.
-pub(super) const CHECKS: [(PostCheck, Run); 17] = [
-    (PostCheck::RollbackUnfinished, Run::Quick(|c| rollback_finished(c.tree))),
-    (PostCheck::DatabaseFile, Run::Quick(|c| database_file(c.tree))),
-    (PostCheck::DatabaseTables, Run::Quick(|c| database_tables(c.tree, c.expected))),
-    (PostCheck::DatabaseRevision, Run::Quick(|c| database_revision(c.tree, c.expected))),
-    (PostCheck::DatabaseIntegrity, Run::Quick(|c| database_integrity(c.tree))),
-    (PostCheck::MigrationsCurrent, Run::Quick(|c| alembic_current(c.alembic(0)?, c.tree))),
-    (PostCheck::MigrationsHistory, Run::Quick(|c| alembic_history(c.alembic(1)?))),
-    (PostCheck::MigrationsCount, Run::Quick(|c| migrations_count(c.tree, c.expected))),
-    (PostCheck::Imports, Run::Quick(|c| c.ask(|session| imports(session, c.programs)))),
-    (PostCheck::TestsUnit, Run::Tests),
-    (PostCheck::TestsIntegration, Run::Tests),
-    (PostCheck::ServerStart, Run::Server),
-    (PostCheck::ServerHealth, Run::Server),
-    (PostCheck::GitClean, Run::Quick(|c| git_clean(c.tree, c.expected))),
-    (PostCheck::GitHead, Run::Quick(|c| git_head(c.tree, c.label, c.expected))),
-    (PostCheck::FilesRestored, Run::Quick(|c| files_restored(c.tree, c.expected))),
-    (PostCheck::Forensics, Run::Quick(|c| forensics(c.tree))),
+/// Every check of post-check with how it runs, in report order. `--only`,
+/// `--skip`, the titles and the checklist all come from here.
+pub(super) const CHECKS: [(CheckId, Run); 17] = [
+    (CheckId::RollbackUnfinished, Run::Quick(|c| rollback_finished(c.tree))),
+    (CheckId::DatabaseFile, Run::Quick(|c| database_file(c.tree))),
+    (CheckId::DatabaseTables, Run::Quick(|c| database_tables(c.tree, c.expected))),
+    (CheckId::DatabaseRevision, Run::Quick(|c| database_revision(c.tree, c.expected))),
+    (CheckId::DatabaseIntegrity, Run::Quick(|c| database_integrity(c.tree))),
+    (CheckId::MigrationsCurrent, Run::Quick(|c| alembic_current(c.alembic(0)?, c.tree))),
+    (CheckId::MigrationsHistory, Run::Quick(|c| alembic_history(c.alembic(1)?))),
+    (CheckId::MigrationsCount, Run::Quick(|c| migrations_count(c.tree, c.expected))),
+    (CheckId::Imports, Run::Quick(|c| c.ask(|session| imports(session, c.programs)))),
+    (CheckId::TestsUnit, Run::Tests),
+    (CheckId::TestsIntegration, Run::Tests),
+    (CheckId::ServerStart, Run::Server),
+    (CheckId::ServerHealth, Run::Server),
+    (CheckId::GitClean, Run::Quick(|c| git_clean(c.tree, c.expected))),
+    (CheckId::GitHead, Run::Quick(|c| git_head(c.tree, c.label, c.expected))),
+    (CheckId::FilesRestored, Run::Quick(|c| files_restored(c.tree, c.expected))),
+    (CheckId::Forensics, Run::Quick(|c| forensics(c.tree))),
 ];
 
 /// A rollback journal means a run that was interrupted or failed: the tree
 /// is between two states, whatever the other checks find.
 pub(super) fn rollback_finished(tree: &Tree) -> Result<Check> {
-    let id = PostCheck::RollbackUnfinished;
+    let id = CheckId::RollbackUnfinished;
     let journal = xtask_model::journal::Journal::<crate::rollback::Step>::load(tree)
         .context("the rollback journal cannot be read")?;
     Ok(match journal {
@@ -150,7 +132,7 @@ pub(super) fn database_file(tree: &Tree) -> Result<Check> {
     let meta =
         tree.fs.open_read(&tree.database())?.metadata().context(tree.profile.database.clone())?;
     let detail = format!("{} ({})", tree.profile.database, xtask_base::units::size(meta.len()));
-    Ok(Check::pass(PostCheck::DatabaseFile, detail))
+    Ok(Check::pass(CheckId::DatabaseFile, detail))
 }
 
 /// Reads without leaving a -wal or -shm beside a closed database, and never
@@ -163,7 +145,7 @@ fn open(tree: &Tree) -> Result<rusqlite::Connection> {
 /// and indexes: a leftover column is not a rollback.
 pub(super) fn database_tables(tree: &Tree, expected: &Expected) -> Result<Check> {
     let Some((_, manifest)) = &expected.manifest else {
-        return Ok(expected.no_backup(PostCheck::DatabaseTables));
+        return Ok(expected.no_backup(CheckId::DatabaseTables));
     };
     let conn = open(tree)?;
     let names = sqlite::table_names(&conn)?;
@@ -177,16 +159,16 @@ pub(super) fn database_tables(tree: &Tree, expected: &Expected) -> Result<Check>
         differences.dedup();
         ok = format!("{ok}; their columns and indexes equal the backup's");
     }
-    Ok(Check::unless(PostCheck::DatabaseTables, &differences, ok))
+    Ok(Check::unless(CheckId::DatabaseTables, &differences, ok))
 }
 
 pub(super) fn database_revision(tree: &Tree, expected: &Expected) -> Result<Check> {
     let Some(revision) = &expected.revision else {
-        return Ok(Check::fail(PostCheck::DatabaseRevision, expected.missing.clone()));
+        return Ok(Check::fail(CheckId::DatabaseRevision, expected.missing.clone()));
     };
     let revs = sqlite::alembic_revisions(&open(tree)?)?;
     Ok(Check::from(
-        PostCheck::DatabaseRevision,
+        CheckId::DatabaseRevision,
         revs == [revision.clone()],
         format!("{}, expected {revision}", revs.join(" ")),
     ))
@@ -195,20 +177,20 @@ pub(super) fn database_revision(tree: &Tree, expected: &Expected) -> Result<Chec
 pub(super) fn database_integrity(tree: &Tree) -> Result<Check> {
     let rows = sqlite::integrity_check(&open(tree)?)?;
     Ok(match rows.as_slice() {
-        [ok] if ok == "ok" => Check::pass(PostCheck::DatabaseIntegrity, "ok"),
-        _ => Check::fail(PostCheck::DatabaseIntegrity, rows[..rows.len().min(5)].join("\n")),
+        [ok] if ok == "ok" => Check::pass(CheckId::DatabaseIntegrity, "ok"),
+        _ => Check::fail(CheckId::DatabaseIntegrity, rows[..rows.len().min(5)].join("\n")),
     })
 }
 
 pub(super) fn alembic_current(out: &process::Output, tree: &Tree) -> Result<Check> {
     if !out.success() {
         let why = format!("alembic current failed ({}):\n{}", out.describe_status(), out.tail(6));
-        return Ok(Check::fail(PostCheck::MigrationsCurrent, why));
+        return Ok(Check::fail(CheckId::MigrationsCurrent, why));
     }
     let shown: BTreeSet<String> = revisions_in(&out.stdout, &tree.graph()?).into_iter().collect();
     let stored: BTreeSet<String> = sqlite::alembic_revisions(&open(tree)?)?.into_iter().collect();
     Ok(Check::from(
-        PostCheck::MigrationsCurrent,
+        CheckId::MigrationsCurrent,
         shown == stored && !shown.is_empty(),
         format!("alembic current: {}", out.stdout.trim()),
     ))
@@ -217,20 +199,20 @@ pub(super) fn alembic_current(out: &process::Output, tree: &Tree) -> Result<Chec
 pub(super) fn alembic_history(out: &process::Output) -> Result<Check> {
     Ok(if out.success() {
         let listed = format!("{} revisions listed", out.stdout.lines().count());
-        Check::pass(PostCheck::MigrationsHistory, listed)
+        Check::pass(CheckId::MigrationsHistory, listed)
     } else {
         let why = format!("alembic history failed ({}):\n{}", out.describe_status(), out.tail(6));
-        Check::fail(PostCheck::MigrationsHistory, why)
+        Check::fail(CheckId::MigrationsHistory, why)
     })
 }
 
 pub(super) fn migrations_count(tree: &Tree, expected: &Expected) -> Result<Check> {
     let Some((_, manifest)) = &expected.manifest else {
-        return Ok(expected.no_backup(PostCheck::MigrationsCount));
+        return Ok(expected.no_backup(CheckId::MigrationsCount));
     };
     let files = tree.revision_files()?;
     Ok(Check::from(
-        PostCheck::MigrationsCount,
+        CheckId::MigrationsCount,
         files.len() == manifest.migration_count,
         format!(
             "{} revision files (not counting __pycache__ or other files), backup {}",
@@ -247,9 +229,9 @@ pub(super) fn imports(session: &mut Session, tree: &Tree) -> Result<Check> {
     let modules = &tree.profile.critical_modules;
     Ok(if out.success() {
         let detail = format!("{} modules import: {}", modules.len(), modules.join(", "));
-        Check::pass(PostCheck::Imports, detail)
+        Check::pass(CheckId::Imports, detail)
     } else {
-        Check::fail(PostCheck::Imports, out.tail(8))
+        Check::fail(CheckId::Imports, out.tail(8))
     })
 }
 
@@ -261,7 +243,7 @@ pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Result<Check> {
     let paths = git::dirty_paths(&repo)?;
     if paths.is_empty() {
         return Ok(Check::pass(
-            PostCheck::GitClean,
+            CheckId::GitClean,
             "git status: nothing to commit, working tree clean",
         ));
     }
@@ -271,7 +253,7 @@ pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Result<Check> {
     };
     Ok(if paths.iter().all(as_backed_up) {
         Check::pass(
-            PostCheck::GitClean,
+            CheckId::GitClean,
             format!(
                 "the only changes are the ones uncommitted when the backup was taken (its manifest records them): {}",
                 paths.join(", ")
@@ -279,7 +261,7 @@ pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Result<Check> {
         )
     } else {
         let detail = format!("{} changed or untracked: {}", paths.len(), paths.join(", "));
-        Check::fail(PostCheck::GitClean, detail)
+        Check::fail(CheckId::GitClean, detail)
     })
 }
 
@@ -301,25 +283,22 @@ pub(super) fn git_head(tree: &Tree, label: &Label, expected: &Expected) -> Resul
         && let Some(want) = &backup_commit
         && commit.as_ref() != Some(want)
     {
-        return Ok(Check::fail(
-            PostCheck::GitHead,
-            format!("{at}, not the backup's commit {want}"),
-        ));
+        return Ok(Check::fail(CheckId::GitHead, format!("{at}, not the backup's commit {want}")));
     }
     if !has_rollback_branch {
         return Ok(Check::pass(
-            PostCheck::GitHead,
+            CheckId::GitHead,
             format!("no rollback branch {rollback_branch}; {at}"),
         ));
     }
     let ok =
         branch.as_deref() == Some(rollback_branch.as_str()) || (tag.is_some() && commit == tag);
-    Ok(Check::from(PostCheck::GitHead, ok, at))
+    Ok(Check::from(CheckId::GitHead, ok, at))
 }
 
 pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> {
     let Some((_, manifest)) = &expected.manifest else {
-        return Ok(expected.no_backup(PostCheck::FilesRestored));
+        return Ok(expected.no_backup(CheckId::FilesRestored));
     };
     let mut differ = Vec::new();
     let entries: Vec<_> = manifest
@@ -356,7 +335,7 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
             expected.kept.len()
         ));
     }
-    Ok(Check::unless(PostCheck::FilesRestored, &differ, ok))
+    Ok(Check::unless(CheckId::FilesRestored, &differ, ok))
 }
 
 /// The folders of forensics/ that hold a file of that name.
@@ -376,13 +355,13 @@ pub(super) fn forensics(tree: &Tree) -> Result<Check> {
     let latest = bundles.iter().max().cloned().unwrap_or_default();
     Ok(if bundles.is_empty() {
         Check::fail(
-            PostCheck::Forensics,
+            CheckId::Forensics,
             format!(
                 "no bundle under forensics/ (`{}` writes one)",
                 xtask_model::advice::xtask("forensics", &tree.root)
             ),
         )
     } else {
-        Check::pass(PostCheck::Forensics, format!("{} bundle(s), latest {latest}", bundles.len()))
+        Check::pass(CheckId::Forensics, format!("{} bundle(s), latest {latest}", bundles.len()))
     })
 }

@@ -2,8 +2,8 @@
 //! with the backup), the last rollback (what its scenario restored; the
 //! checks of what it keeps are not applicable), or, with neither, the tree
 //! against its backup.
-use super::checks::PostCheck;
 use crate::rollback::Step;
+use xtask_model::check::CheckId;
 use xtask_model::{
     journal::Journal,
     profile::Tree,
@@ -51,8 +51,8 @@ impl Judging {
     }
 
     /// Why check `id` does not apply to what is judged, if it does not.
-    pub fn not_judged(&self, id: PostCheck) -> Option<String> {
-        use PostCheck::*;
+    pub fn not_judged(&self, id: CheckId) -> Option<String> {
+        use CheckId::*;
         match self {
             Judging::Deploy => {
                 matches!(id, DatabaseTables | MigrationsCount | FilesRestored | GitHead | Forensics)

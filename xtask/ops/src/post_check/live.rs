@@ -10,7 +10,7 @@ use super::checks::RUN_PROGRAMS;
 use xtask_base::clock;
 use xtask_fs::files;
 use xtask_model::{
-    check::{Check, CheckId, Status},
+    check::{Check, Status},
     database,
     profile::Tree,
 };
@@ -75,7 +75,7 @@ impl Watch {
             "the live database changed while the tree's programs ran (--live): {} differ from before; the files as they were are kept in {shown}",
             changed.join(", ")
         );
-        let program = |c: &&mut Check| RUN_PROGRAMS.iter().any(|id| id.id() == c.id);
+        let program = |c: &&mut Check| RUN_PROGRAMS.contains(&c.id);
         if let Some(check) = checks.iter_mut().find(program) {
             check.status = Status::Fail;
             check.detail = format!("{why}\n{}", check.detail);

@@ -80,7 +80,7 @@ impl Expected {
     /// The verdict of a check that compares with a backup when there is none:
     /// not applicable (after a normal deploy there is no backup to compare
     /// with), or a failure with `--require-backup`.
-    fn no_backup(&self, id: PostCheck) -> Check {
+    fn no_backup(&self, id: CheckId) -> Check {
         let why = format!("there is no backup {} to compare with", self.label);
         if self.require_backup {
             Check::fail(id, format!("{why} (--require-backup)"))
@@ -140,24 +140,21 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     }
     let no_python = python.as_ref().err().map(|e| format!("no Python to run it: {e:#}"));
     let (slow_checks, mut copies) = slow.finish(no_python);
-    checks.extend(slow_checks.into_iter().filter(|c| selection.runs_id(c.id)));
+    checks.extend(slow_checks.into_iter().filter(|c| selection.runs(c.id)));
     copies.extend(quick_copy.map(|c| c.cost));
     if let Some(watch) = watch {
         watch.judge(tree, &mut checks)?;
     }
     for check in checks.iter_mut() {
-        let id = PostCheck::ALL.iter().find(|id| id.id() == check.id);
-        if let Some(why) = id.and_then(|id| judging.not_judged(*id)) {
+        if let Some(why) = judging.not_judged(check.id) {
             let took = check.duration_ms;
-            *check = Check::not_applicable(*id.expect("found above"), why);
+            *check = Check::not_applicable(check.id, why);
             check.duration_ms = took;
         }
     }
     // A check is `skip` only when the user skipped it by name.
-    checks.extend(
-        PostCheck::ALL.iter().filter(|id| selection.skips(**id)).map(|id| Check::skip(*id)),
-    );
-    checks.sort_by_key(|c| PostCheck::ALL.iter().position(|id| id.id() == c.id));
+    checks.extend(checks::ids().filter(|id| selection.skips(*id)).map(Check::skip));
+    checks.sort_by_key(|c| checks::ids().position(|id| id == c.id));
     let mut report = Report::new("post-check", tree.root.display().to_string(), checks);
     report.interpreter = python.as_ref().ok().map(Python::describe);
     report.judged = Some(judging.describe());
@@ -179,7 +176,7 @@ struct Selection<'a> {
 impl<'a> Selection<'a> {
     /// Every name must be a check or a group, and some check must be left.
     fn new(only: &'a [String], skip: &'a [String]) -> Result<Selection<'a>> {
-        let ids = || PostCheck::ALL.iter().map(|c| c.id());
+        let ids = || checks::ids().map(|c| c.id());
         for name in only.iter().chain(skip) {
             if !ids().any(|id| id == name || group(id) == name) {
                 return Err(usage(format!(
@@ -189,7 +186,7 @@ impl<'a> Selection<'a> {
             }
         }
         let selection = Selection { only, skip };
-        if !PostCheck::ALL.iter().any(|id| selection.runs(*id)) {
+        if !checks::ids().any(|id| selection.runs(id)) {
             return Err(usage(format!(
                 "--only {} with --skip {} leaves no check to run",
                 only.join(","),
@@ -207,15 +204,11 @@ impl<'a> Selection<'a> {
         self.only.is_empty() || Selection::named(self.only, id)
     }
 
-    fn runs_id(&self, id: &str) -> bool {
-        self.wanted(id) && !Selection::named(self.skip, id)
+    fn runs(&self, id: CheckId) -> bool {
+        self.wanted(id.id()) && !Selection::named(self.skip, id.id())
     }
 
-    fn runs(&self, id: PostCheck) -> bool {
-        self.runs_id(id.id())
-    }
-
-    fn skips(&self, id: PostCheck) -> bool {
+    fn skips(&self, id: CheckId) -> bool {
         self.wanted(id.id()) && Selection::named(self.skip, id.id())
     }
 
@@ -291,7 +284,7 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
 
 /// The runbook's post-rollback checklist, ticked from the real results.
 pub fn checklist(tree: &Tree, report: &Report) -> String {
-    let passed = |ids: &[&str]| {
+    let passed = |ids: &[CheckId]| {
         ids.iter().all(|id| report.checks.iter().any(|c| c.id == *id && c.status == Status::Pass))
     };
     let postmortem = ["POSTMORTEM.md", "post-mortem.md", "docs/POSTMORTEM.md"]
@@ -299,15 +292,18 @@ pub fn checklist(tree: &Tree, report: &Report) -> String {
         .any(|p| tree.fs.is_file(&tree.path(p)))
         || !checks::bundles_with(tree, "POSTMORTEM.md").is_empty();
     let rows = [
-        (passed(&["database.integrity"]), "Database integrity verified (`PRAGMA integrity_check`)"),
-        (passed(&["database.revision"]), "Alembic revision matches pre-Phase4"),
-        (passed(&["files.restored"]), "All critical files restored"),
-        (passed(&["tests.unit"]), "Unit tests pass (100%)"),
-        (passed(&["tests.integration"]), "Integration tests pass"),
-        (passed(&["server.start"]), "Server starts without errors"),
-        (passed(&["server.health"]), "Health endpoint responds"),
-        (passed(&["git.clean"]), "Git state is clean (`git status`)"),
-        (passed(&["forensics"]), "Backup forensics performed (analyze failure)"),
+        (
+            passed(&[CheckId::DatabaseIntegrity]),
+            "Database integrity verified (`PRAGMA integrity_check`)",
+        ),
+        (passed(&[CheckId::DatabaseRevision]), "Alembic revision matches pre-Phase4"),
+        (passed(&[CheckId::FilesRestored]), "All critical files restored"),
+        (passed(&[CheckId::TestsUnit]), "Unit tests pass (100%)"),
+        (passed(&[CheckId::TestsIntegration]), "Integration tests pass"),
+        (passed(&[CheckId::ServerStart]), "Server starts without errors"),
+        (passed(&[CheckId::ServerHealth]), "Health endpoint responds"),
+        (passed(&[CheckId::GitClean]), "Git state is clean (`git status`)"),
+        (passed(&[CheckId::Forensics]), "Backup forensics performed (analyze failure)"),
         (postmortem, "Post-mortem document created"),
     ];
     let mut out = String::from("# Post-Rollback Checklist\n\n");

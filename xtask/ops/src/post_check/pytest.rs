@@ -5,11 +5,11 @@ use std::{path::Path, time::Duration};
 use anyhow::Result;
 use xshell::Shell;
 
-use super::checks::PostCheck;
 use xtask_adapters::process;
 use xtask_adapters::python::Python;
 use xtask_fs::outside;
 use xtask_model::check::Check;
+use xtask_model::check::CheckId;
 use xtask_model::profile::Tree;
 
 /// One test case from pytest's JUnit XML.
@@ -53,13 +53,10 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
     let is_integration = |c: &Case| is_integration(&c.file);
     let groups = [
         (
-            PostCheck::TestsUnit,
+            CheckId::TestsUnit,
             cases.iter().filter(|c| !is_integration(c)).cloned().collect::<Vec<_>>(),
         ),
-        (
-            PostCheck::TestsIntegration,
-            cases.iter().filter(|c| is_integration(c)).cloned().collect(),
-        ),
+        (CheckId::TestsIntegration, cases.iter().filter(|c| is_integration(c)).cloned().collect()),
     ];
     // Exit code 1 means "some test failed": that is the failing group's
     // verdict, not a failure of pytest itself for the other group.
@@ -69,7 +66,7 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
     Ok(groups
         .into_iter()
         .map(|(id, group)| {
-            let integration = id == PostCheck::TestsIntegration;
+            let integration = id == CheckId::TestsIntegration;
             if !configured(integration) && group.is_empty() {
                 let kind = if integration { "integration" } else { "unit" };
                 return Check::not_applicable(
@@ -197,7 +194,7 @@ fn explanation(out: &process::Output) -> Option<String> {
     patterns.iter().find_map(|p| lines.iter().find(|l| l.contains(p)).map(|l| l.to_string()))
 }
 
-fn judge(id: PostCheck, cases: &[Case], out: &process::Output, pytest_ok: bool) -> Check {
+fn judge(id: CheckId, cases: &[Case], out: &process::Output, pytest_ok: bool) -> Check {
     let failed: Vec<String> = cases
         .iter()
         .filter(|c| matches!(c.outcome.as_deref(), Some("failure" | "error")))

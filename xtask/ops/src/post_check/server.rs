@@ -13,13 +13,13 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::Shell;
 
-use super::checks::PostCheck;
 use xtask_adapters::{process, python::Python, services};
 use xtask_fs::{
     outside,
     sys::{self, Sig},
     unconfined,
 };
+use xtask_model::check::CheckId;
 use xtask_model::{check::Check, profile::Tree};
 
 /// What the server check found, for the two checks it feeds.
@@ -84,9 +84,9 @@ pub fn check(
     let timeout = Duration::from_secs(tree.profile.server_timeout);
     let started = Instant::now();
     let fail_both = |detail: String| Outcome {
-        start: Check::fail(PostCheck::ServerStart, detail.clone()),
+        start: Check::fail(CheckId::ServerStart, detail.clone()),
         health: Check::fail(
-            PostCheck::ServerHealth,
+            CheckId::ServerHealth,
             format!("not reached: {}", detail.lines().next().unwrap_or("")),
         ),
     };
@@ -114,8 +114,8 @@ pub fn check(
                 tail(8)
             );
             return Outcome {
-                start: Check::pass(PostCheck::ServerStart, start).since(started),
-                health: Check::fail(PostCheck::ServerHealth, health).since(started),
+                start: Check::pass(CheckId::ServerStart, start).since(started),
+                health: Check::fail(CheckId::ServerHealth, health).since(started),
             };
         }
         Waited::Nothing => {
@@ -128,7 +128,7 @@ pub fn check(
         }
     };
     let start = Check::pass(
-        PostCheck::ServerStart,
+        CheckId::ServerStart,
         format!("uvicorn {} answered on 127.0.0.1:{port}", tree.profile.app),
     )
     .since(started);
@@ -139,7 +139,7 @@ pub fn check(
         health
     } else {
         Check::fail(
-            PostCheck::ServerHealth,
+            CheckId::ServerHealth,
             format!("{}; and the server's process group did not stop", health.detail),
         )
     };
@@ -236,7 +236,7 @@ fn judge_health(
     expected: Option<&str>,
     log: &str,
 ) -> Check {
-    let id = PostCheck::ServerHealth;
+    let id = CheckId::ServerHealth;
     let profile = &tree.profile;
     if *status != profile.health_status {
         let wanted = profile.health_status;

@@ -9,13 +9,16 @@ use xshell::Shell;
 
 use super::{
     Expected, Selection,
-    checks::{CHECKS, PostCheck, Run},
+    checks::{CHECKS, Run},
     live, pytest, server,
 };
 use crate::check_copy::CheckCopy;
 use xtask_adapters::python::Python;
 use xtask_fs::scratch_copy::Cost;
-use xtask_model::{check::Check, profile::Tree};
+use xtask_model::{
+    check::{Check, CheckId},
+    profile::Tree,
+};
 
 /// A group's checks and what its copy of the tree cost.
 type Finished = Result<(Vec<Check>, Option<Cost>)>;
@@ -73,7 +76,7 @@ impl Slow {
         let server = selection.runs_any(|r| matches!(r, Run::Server)).then(|| match barred {
             Some(why) => {
                 let barred = |id| Check::not_applicable(id, why.clone());
-                let checks = vec![barred(PostCheck::ServerStart), barred(PostCheck::ServerHealth)];
+                let checks = vec![barred(CheckId::ServerStart), barred(CheckId::ServerHealth)];
                 Some(thread::spawn(move || Ok((checks, None))))
             }
             None => spawn(Box::new(move |sh, py, on, scratch| {

@@ -3,10 +3,10 @@
 //! query, the full integrity_check, the revision and the tables.
 use std::{path::Path, time::Instant};
 
-use super::VerifyCheck;
 use xtask_adapters::sqlite;
 use xtask_fs::root_dir::RootDir;
 use xtask_model::check::Check;
+use xtask_model::check::CheckId;
 use xtask_model::manifest::{Manifest, table_differences};
 use xtask_model::schema::Schema;
 
@@ -35,7 +35,7 @@ fn open(
     checks: &mut Vec<Check>,
 ) -> Option<rusqlite::Connection> {
     let Some(entry) = manifest.database() else {
-        checks.push(Check::fail(VerifyCheck::Database, "the manifest lists no database"));
+        checks.push(Check::fail(CheckId::Database, "the manifest lists no database"));
         return None;
     };
     let path = dir.join(&entry.backup_path);
@@ -48,21 +48,21 @@ fn open(
         .map(|m| m.len());
     checks.push(match &size {
         Ok(size) => Check::from(
-            VerifyCheck::DatabaseSize,
+            CheckId::DatabaseSize,
             *size == entry.size,
             format!("{size} bytes, manifest {}", entry.size),
         ),
-        Err(err) => Check::fail(VerifyCheck::DatabaseSize, format!("{}: {err}", entry.backup_path)),
+        Err(err) => Check::fail(CheckId::DatabaseSize, format!("{}: {err}", entry.backup_path)),
     });
     size.ok()?;
     let header = backup_fs.open_read(Path::new(&entry.backup_path)).map(sqlite::has_sqlite_header);
     if !header.unwrap_or(false) {
         let detail = format!("{} is not an SQLite database", entry.backup_path);
-        checks.push(Check::fail(VerifyCheck::DatabaseOpen, detail));
+        checks.push(Check::fail(CheckId::DatabaseOpen, detail));
         return None;
     }
     sqlite::open_snapshot(&path)
-        .map_err(|err| checks.push(Check::fail(VerifyCheck::DatabaseOpen, format!("{err:#}"))))
+        .map_err(|err| checks.push(Check::fail(CheckId::DatabaseOpen, format!("{err:#}"))))
         .ok()
 }
 
@@ -76,52 +76,52 @@ fn content(
     let count: Result<i64, _> =
         conn.query_row("SELECT COUNT(*) FROM alembic_version", [], |r| r.get(0));
     checks.push(match count {
-        Ok(n) => Check::pass(VerifyCheck::DatabaseQuery, format!("{n} row(s)")),
-        Err(err) => Check::fail(VerifyCheck::DatabaseQuery, err.to_string()),
+        Ok(n) => Check::pass(CheckId::DatabaseQuery, format!("{n} row(s)")),
+        Err(err) => Check::fail(CheckId::DatabaseQuery, err.to_string()),
     });
     let started = Instant::now();
     checks.push(
         match sqlite::integrity_check(conn) {
-            Ok(rows) if rows == ["ok"] => Check::pass(VerifyCheck::DatabaseIntegrity, "ok"),
+            Ok(rows) if rows == ["ok"] => Check::pass(CheckId::DatabaseIntegrity, "ok"),
             Ok(rows) => Check::fail(
-                VerifyCheck::DatabaseIntegrity,
+                CheckId::DatabaseIntegrity,
                 rows.into_iter().take(5).collect::<Vec<_>>().join("\n"),
             ),
-            Err(err) => Check::fail(VerifyCheck::DatabaseIntegrity, format!("{err:#}")),
+            Err(err) => Check::fail(CheckId::DatabaseIntegrity, format!("{err:#}")),
         }
         .since(started),
     );
     let revisions = sqlite::alembic_revisions(conn);
     checks.push(match &revisions {
         Ok(revs) => Check::from(
-            VerifyCheck::DatabaseRevision,
+            CheckId::DatabaseRecordedRevision,
             *revs == manifest.database_revision,
             format!("{}, manifest {}", revs.join(" "), manifest.database_revision.join(" ")),
         ),
-        Err(err) => Check::fail(VerifyCheck::DatabaseRevision, format!("{err:#}")),
+        Err(err) => Check::fail(CheckId::DatabaseRecordedRevision, format!("{err:#}")),
     });
     checks.push(match sqlite::table_counts(conn) {
         Ok(tables) => {
             let differences = table_differences(&tables, &manifest.tables);
             Check::unless(
-                VerifyCheck::DatabaseTables,
+                CheckId::DatabaseRowCounts,
                 &differences,
                 format!("{} tables", tables.len()),
             )
         }
-        Err(err) => Check::fail(VerifyCheck::DatabaseTables, format!("{err:#}")),
+        Err(err) => Check::fail(CheckId::DatabaseRowCounts, format!("{err:#}")),
     });
     checks.push(if manifest.schema.is_empty() {
         let why = format!("the manifest ({}) records no schema", manifest.format);
-        Check::not_applicable(VerifyCheck::DatabaseSchema, why)
+        Check::not_applicable(CheckId::DatabaseSchema, why)
     } else {
         match sqlite::schema(conn) {
             Ok(schema) => Check::unless(
-                VerifyCheck::DatabaseSchema,
+                CheckId::DatabaseSchema,
                 &Schema::differences(&schema, &manifest.schema),
                 format!("{} tables' columns and indexes", schema.0.len()),
             ),
-            Err(err) => Check::fail(VerifyCheck::DatabaseSchema, format!("{err:#}")),
+            Err(err) => Check::fail(CheckId::DatabaseSchema, format!("{err:#}")),
         }
     });
     revisions.ok()

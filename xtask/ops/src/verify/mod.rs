@@ -22,40 +22,13 @@ use xtask_fs::{files, root_dir::RootDir};
 use xtask_model::{
     advice,
     backup::Backup,
-    check::{Check, Report},
+    check::{Check, CheckId, Report},
     label::Label,
     manifest::{Kind, MANIFEST_FILE, Manifest, SUMS_FILE, TAG_MANIFEST_FIELD, parse_sums},
     migrations::Graph,
     profile::Tree,
     repository::Repository,
 };
-
-xtask_model::check_ids! {
-    /// The checks of verify-backup.
-    VerifyCheck {
-        Folder = "folder", "backup folder exists";
-        Manifest = "manifest", "manifest is present and parses";
-        ManifestPaths = "manifest.paths", "manifest paths stay inside the backup";
-        Sums = "sums", "SHA256SUMS agrees with the manifest";
-        Hashes = "hashes", "every file's sha256 and size equal the manifest's";
-        FilesMissing = "files.missing", "no listed file is missing";
-        FilesUnlisted = "files.unlisted", "no unlisted file is present";
-        FilesCounts = "files.counts", "file counts per category equal the manifest's";
-        Database = "database", "the backup has a database";
-        DatabaseSize = "database.size", "database size equals the manifest's";
-        DatabaseOpen = "database.open", "database opens as SQLite";
-        DatabaseQuery = "database.query", "SELECT COUNT(*) FROM alembic_version works";
-        DatabaseIntegrity = "database.integrity", "PRAGMA integrity_check is ok";
-        DatabaseRevision = "database.revision", "alembic_version holds the manifest's revision";
-        DatabaseTables = "database.tables", "tables and row counts equal the manifest's";
-        DatabaseSchema = "database.schema", "columns and indexes equal the manifest's";
-        MigrationsGraph = "migrations.graph", "migrations form a revision graph with the manifest's heads";
-        MigrationsRevision = "migrations.revision", "the database's revision is a head of the migrations";
-        PythonCompile = "python.compile", "every Python file compiles";
-        GitTag = "git.tag", "git tag points at the manifest's commit";
-        RepositoryCheck = "repository.check", "the snapshot restores blob by blob and restic check passes";
-    }
-}
 
 mod database;
 pub mod stamp;
@@ -106,13 +79,13 @@ pub fn verify_repository(
     let short = &id[..id.len().min(8)];
     let data = match remote.check(sh) {
         Ok(()) => Check::pass(
-            VerifyCheck::RepositoryCheck,
+            CheckId::RepositoryCheck,
             format!(
                 "snapshot {short} of {label} in {repo}: every blob read and checked by its restore, every file hashed above; restic check passed on the repository's structure (restic 0.14 cannot read only this snapshot's packs, so the whole-repository read is left to `restic -r {} check --read-data`)",
                 xtask_base::shell_words::quote(&repo.to_string())
             ),
         ),
-        Err(err) => Check::fail(VerifyCheck::RepositoryCheck, format!("{err:#}")),
+        Err(err) => Check::fail(CheckId::RepositoryCheck, format!("{err:#}")),
     }
     .since(started);
     let mut checks = std::mem::take(&mut report.checks);
@@ -148,16 +121,16 @@ pub fn verify(
     // Every file is read through the file-access layer anchored at the
     // backup: a link that leads out of it is never followed, a FIFO never read.
     let backup_fs = std::sync::Arc::new(RootDir::open(&xtask_fs::outside::canonicalize(dir)?)?);
-    let mut checks = vec![Check::pass(VerifyCheck::Folder, dir.display().to_string())];
+    let mut checks = vec![Check::pass(CheckId::Folder, dir.display().to_string())];
     let manifest = match Backup::read_manifest(&backup_fs, Path::new(""), label) {
         Ok(manifest) => {
             let detail =
                 format!("{} {}, {} files", manifest.format, manifest.label, manifest.files.len());
-            checks.push(Check::pass(VerifyCheck::Manifest, detail));
+            checks.push(Check::pass(CheckId::Manifest, detail));
             manifest
         }
         Err(err) => {
-            checks.push(Check::fail(VerifyCheck::Manifest, format!("{err:#}")));
+            checks.push(Check::fail(CheckId::Manifest, format!("{err:#}")));
             return Ok(Report::new("verify-backup", dir.display().to_string(), checks));
         }
     };
@@ -193,7 +166,7 @@ pub fn verify(
         match git::open(&tree.root) {
             Ok(Some(repo)) => checks.push(check_tag(&repo, &manifest, &backup_fs)),
             Ok(None) => {}
-            Err(err) => checks.push(Check::fail(VerifyCheck::GitTag, format!("{err:#}"))),
+            Err(err) => checks.push(Check::fail(CheckId::GitTag, format!("{err:#}"))),
         }
     }
     let (hashes, started) = hashing.join().expect("the hashing thread does not panic");
@@ -217,7 +190,7 @@ fn check_paths(dir: &Path, manifest: &Manifest) -> Check {
             backup.into_iter().chain(original).map(|e| format!("{e:#}"))
         })
         .collect();
-    Check::unless(VerifyCheck::ManifestPaths, &problems, format!("{} paths", manifest.files.len()))
+    Check::unless(CheckId::ManifestPaths, &problems, format!("{} paths", manifest.files.len()))
 }
 
 /// SHA256SUMS must list exactly the manifest's files, and the manifest's own
@@ -230,7 +203,7 @@ fn check_sums(backup_fs: &RootDir, manifest: &Manifest) -> Check {
     };
     let sums = match read().and_then(|t| parse_sums(&t)) {
         Ok(sums) => sums,
-        Err(err) => return Check::fail(VerifyCheck::Sums, format!("{SUMS_FILE}: {err:#}")),
+        Err(err) => return Check::fail(CheckId::Sums, format!("{SUMS_FILE}: {err:#}")),
     };
     let mut problems = Vec::new();
     let listed: BTreeMap<&str, &str> = sums.iter().map(|(s, p)| (p.as_str(), s.as_str())).collect();
@@ -252,7 +225,7 @@ fn check_sums(backup_fs: &RootDir, manifest: &Manifest) -> Check {
             manifest.files.len() + 1
         ));
     }
-    Check::unless(VerifyCheck::Sums, &problems, format!("{} entries", sums.len()))
+    Check::unless(CheckId::Sums, &problems, format!("{} entries", sums.len()))
 }
 
 fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
@@ -270,7 +243,7 @@ fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
         .collect();
     let mut checks = vec![
         Check::from(
-            VerifyCheck::FilesMissing,
+            CheckId::FilesMissing,
             missing.is_empty(),
             if missing.is_empty() {
                 format!("{} files listed, all present", listed.len())
@@ -279,7 +252,7 @@ fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
             },
         ),
         Check::from(
-            VerifyCheck::FilesUnlisted,
+            CheckId::FilesUnlisted,
             extra.is_empty(),
             if extra.is_empty() {
                 "none".to_string()
@@ -299,7 +272,7 @@ fn check_completeness(dir: &Path, manifest: &Manifest) -> Vec<Check> {
     }
     ok &= manifest.count(Kind::Database) == 1
         && manifest.count(Kind::Migration) == manifest.migration_count;
-    checks.push(Check::from(VerifyCheck::FilesCounts, ok, counts.join(", ")));
+    checks.push(Check::from(CheckId::FilesCounts, ok, counts.join(", ")));
     checks
 }
 
@@ -318,7 +291,7 @@ fn check_hashes(manifest: &Manifest, hashes: &[Option<(String, u64)>]) -> Check 
             Some(_) => {}
         }
     }
-    Check::unless(VerifyCheck::Hashes, &problems, format!("{} files", manifest.files.len()))
+    Check::unless(CheckId::Hashes, &problems, format!("{} files", manifest.files.len()))
 }
 
 fn check_migrations(
@@ -333,12 +306,12 @@ fn check_migrations(
         .collect();
     let graph = match Graph::from_files(backup_fs, &files) {
         Ok(graph) => graph,
-        Err(err) => return vec![Check::fail(VerifyCheck::MigrationsGraph, format!("{err:#}"))],
+        Err(err) => return vec![Check::fail(CheckId::MigrationsGraph, format!("{err:#}"))],
     };
     let heads = graph.heads();
     let ok = heads == manifest.migration_heads && graph.len() == manifest.migration_count;
     let mut checks = vec![Check::from(
-        VerifyCheck::MigrationsGraph,
+        CheckId::MigrationsGraph,
         ok,
         format!(
             "{} revisions, heads {}; manifest {} revisions, heads {}",
@@ -350,7 +323,7 @@ fn check_migrations(
     )];
     checks.push(match db_revisions {
         None => Check::fail(
-            VerifyCheck::MigrationsRevision,
+            CheckId::MigrationsRevision,
             "the database's alembic_version cannot be read",
         ),
         Some(revisions) => {
@@ -358,7 +331,7 @@ fn check_migrations(
                 revisions.iter().filter(|r| !heads.contains(r)).map(String::as_str).collect();
             let ok = unknown.is_empty() && !revisions.is_empty();
             Check::from(
-                VerifyCheck::MigrationsRevision,
+                CheckId::MigrationsRevision,
                 ok,
                 if ok {
                     format!("{} is a head", revisions.join(" "))
@@ -400,7 +373,7 @@ fn check_python(
         Ok(python) => python,
         Err(err) => {
             return Check::fail(
-                VerifyCheck::PythonCompile,
+                CheckId::PythonCompile,
                 format!("no Python to compile with: {err:#}"),
             );
         }
@@ -411,14 +384,14 @@ fn check_python(
     // Compiling reads; the interpreter may write nothing but its scratch.
     let confined = match process::Confinement::beneath(&[]) {
         Ok(confined) => confined,
-        Err(err) => return Check::fail(VerifyCheck::PythonCompile, format!("{err:#}")),
+        Err(err) => return Check::fail(CheckId::PythonCompile, format!("{err:#}")),
     };
     match process::run(cmd.quiet(), TOOL_TIMEOUT, Some(&confined)) {
         Ok(out) if out.success() => {
-            Check::pass(VerifyCheck::PythonCompile, format!("{} files", files.len()))
+            Check::pass(CheckId::PythonCompile, format!("{} files", files.len()))
         }
-        Ok(out) => Check::fail(VerifyCheck::PythonCompile, relative_to(dir, &out.tail(10))),
-        Err(err) => Check::fail(VerifyCheck::PythonCompile, format!("{err:#}")),
+        Ok(out) => Check::fail(CheckId::PythonCompile, relative_to(dir, &out.tail(10))),
+        Err(err) => Check::fail(CheckId::PythonCompile, format!("{err:#}")),
     }
 }
 
@@ -441,7 +414,7 @@ fn check_tag(repo: &git2::Repository, manifest: &Manifest, backup_fs: &RootDir) 
     let Some(at) = git::tag_commit(repo, &tag) else {
         return match (&manifest.git_tag, &manifest.git_commit) {
             (None, _) => Check::pass(
-                VerifyCheck::GitTag,
+                CheckId::GitTag,
                 format!(
                     "the backup was taken without a tag (--no-tag) and no tag {tag} exists: nothing to check"
                 ),
@@ -449,25 +422,22 @@ fn check_tag(repo: &git2::Repository, manifest: &Manifest, backup_fs: &RootDir) 
             // A backup copied to another checkout: the tag is needed only by
             // what uses git (the git and complete rollbacks refuse without it).
             (Some(_), Some(expected)) => {
-                Check::not_applicable(VerifyCheck::GitTag, advice::missing_tag(&tag, expected))
+                Check::not_applicable(CheckId::GitTag, advice::missing_tag(&tag, expected))
             }
             (Some(_), None) => Check::fail(
-                VerifyCheck::GitTag,
+                CheckId::GitTag,
                 "the manifest records no git commit, but the root is a git repository",
             ),
         };
     };
     match &manifest.git_commit {
         Some(expected) if at.to_string() != *expected => {
-            return Check::fail(
-                VerifyCheck::GitTag,
-                format!("tag {tag} at {at}, manifest {expected}"),
-            );
+            return Check::fail(CheckId::GitTag, format!("tag {tag} at {at}, manifest {expected}"));
         }
         Some(_) => {}
         None => {
             return Check::fail(
-                VerifyCheck::GitTag,
+                CheckId::GitTag,
                 format!("tag {tag} exists at {at}, but the manifest records no git commit"),
             );
         }
@@ -480,18 +450,18 @@ fn check_tag(repo: &git2::Repository, manifest: &Manifest, backup_fs: &RootDir) 
     let actual = manifest_sha(backup_fs);
     match recorded {
         Some(recorded) if Some(&recorded) != actual.as_ref() => Check::fail(
-            VerifyCheck::GitTag,
+            CheckId::GitTag,
             format!(
                 "{MANIFEST_FILE} was rewritten after the backup: tag {tag} recorded sha256 {recorded}, the file has {}",
                 actual.unwrap_or_else(|| "none".into())
             ),
         ),
         Some(_) => Check::pass(
-            VerifyCheck::GitTag,
+            CheckId::GitTag,
             format!("tag {tag} at {at}; it records the manifest's sha256, unchanged"),
         ),
         None => Check::pass(
-            VerifyCheck::GitTag,
+            CheckId::GitTag,
             format!("tag {tag} at {at} (a tag without the manifest's hash)"),
         ),
     }
