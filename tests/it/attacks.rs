@@ -470,34 +470,47 @@ fn report_files_and_commits_are_checked_before_anything_runs() {
 }
 
 /// kill -9 right after the restored database is renamed into place: it has
-/// its final mode already, so its owner (not root) can resume.
+/// its final mode already, so its owner (not root), who ran the rollback,
+/// can resume it.
 #[test]
 fn a_crash_right_after_the_restore_rename_leaves_a_writable_database() {
     use std::os::unix::fs::MetadataExt;
     let dir = sandbox("phase4");
     let root = root(&dir);
-    crate::crash_rollback(&root, "database", "inside:restore-committed");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let own = |path: &Path| {
+        let owned = Command::new("chown").args(["-R", "nobody"]).arg(path).status().unwrap();
+        assert!(owned.success(), "chown nobody {}", path.display());
+    };
+    own(&root);
+    // The owner's own state folder (its key) and scratch folder.
+    let (state, scratch) = (dir.path().join("nobody-state"), dir.path().join("nobody-tmp"));
+    for folder in [&state, &scratch] {
+        fs::create_dir(folder).unwrap();
+        own(folder);
+    }
+    let as_owner = |args: &[&str], fault: Option<&str>| {
+        let mut command = Command::new("setpriv");
+        crate::with_test_env(&mut command)
+            .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+            .arg(crate::xtask_path())
+            .args(args)
+            .arg("--root")
+            .arg(&root)
+            .env("XDG_STATE_HOME", &state)
+            .env("HOME", &state)
+            .env("TMPDIR", &scratch)
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        if let Some(fault) = fault {
+            command.env("XTASK_ROLLBACK_FAULT", fault);
+        }
+        run(&mut command)
+    };
+    let args = ["rollback", "--scenario", "database", "--yes", "--skip-verify"];
+    as_owner(&args, Some("inside:restore-committed")).exits(-1);
     let mode = fs::metadata(root.join("data/tmws.db")).unwrap().mode() & 0o777;
     assert_eq!(mode, 0o644, "the restored database is in place with the manifest's mode");
-    // Its owner is not root: the resumed run must still work.
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let owned = Command::new("chown").args(["-R", "nobody"]).arg(&root).status().unwrap();
-    assert!(owned.success());
-    let resumed = run(Command::new("setpriv")
-        .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--reset-env"])
-        .arg(crate::xtask_path())
-        .args([
-            "rollback",
-            "--scenario",
-            "database",
-            "--resume",
-            "--yes",
-            "--skip-verify",
-            "--root",
-        ])
-        .arg(&root)
-        .env("PYTHONDONTWRITEBYTECODE", "1"));
-    assert_code(&resumed, 0);
+    assert_code(&as_owner(&[&args[..], &["--resume"]].concat(), None), 0);
 }
 
 /// Bundle folders are unique per run, whatever the clock says: a folder of
@@ -512,7 +525,7 @@ fn another_runs_bundle_of_the_same_name_is_never_written_into() {
     )
     .unwrap();
     // Another run, in the same second, made a folder of that very name.
-    let theirs = root.join(journal["bundle"].as_str().unwrap());
+    let theirs = root.join(journal["record"]["bundle"].as_str().unwrap());
     fs::create_dir_all(&theirs).unwrap();
     fs::write(theirs.join("failure.json"), "{\"theirs\": true}").unwrap();
     let before = digest(&theirs);

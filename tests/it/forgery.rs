@@ -186,3 +186,84 @@ fn a_fifo_anywhere_the_tool_reads_never_hangs_it() {
         assert_ne!(list.code, 124, "list hung on a FIFO at {path}");
     }
 }
+
+/// The tool's own records are sealed with a key of this user's kept outside
+/// every tree: a journal written by hand (one step: a downgrade to base) is
+/// refused (exit 5, naming it) and changes nothing, and so is one the tool
+/// sealed for another tree.
+#[test]
+fn a_journal_the_tool_did_not_write_for_this_tree_is_refused() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let forged = serde_json::json!({
+        "run": "forged",
+        "scenario": "migration",
+        "label": "pre-phase4",
+        "started": "2026-01-01T00:00:00Z",
+        "bundle": "forensics/none",
+        "steps": [{"step": "migrate-copy", "target": "base", "folder": "data/.x"}],
+        "done": [false],
+        "current": null,
+    });
+    fs::create_dir_all(root.join(".tmws-rollback")).unwrap();
+    let journal = root.join(".tmws-rollback/journal.json");
+    fs::write(&journal, forged.to_string()).unwrap();
+    let args = ["rollback", "--scenario", "migration", "--resume", "--yes"];
+    assert_refused(&root, &args, 5, "journal.json cannot be read");
+    assert_refused(&root, &args, 5, "it is not a sealed rollback journal");
+    // A journal the tool sealed, for another tree.
+    let other = sandbox("phase4");
+    let other_root = crate::root(&other);
+    crate::crash_rollback(&other_root, "database", "after:1");
+    fs::copy(other_root.join(".tmws-rollback/journal.json"), &journal).unwrap();
+    let resumed = ["rollback", "--scenario", "database", "--resume", "--yes"];
+    assert_refused(&root, &resumed, 5, "its seal does not match");
+    // The way on that it names works: the journal goes, unread, into forensics/.
+    let abandoned = run_in(&root, &["rollback", "--abandon"]);
+    abandoned.exits(0).stdout_has(contains("could not be read"));
+    assert!(!journal.exists());
+}
+
+/// A verification stamp written by hand (the record of a real one, made to
+/// match a corrupted backup database) is no stamp: the rollback verifies
+/// the backup, finds it corrupt, and changes nothing.
+#[test]
+fn a_forged_verification_stamp_is_ignored_and_the_backup_checked() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    run_in(&root, &["verify-backup"]).exits(0);
+    let state = root.join(".tmws-rollback");
+    let stamp = fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("verified-"))
+        .expect("verify-backup left its stamp")
+        .path();
+    let sealed: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&stamp).unwrap()).unwrap();
+    // The backup's database corrupted, its hash rewritten in the manifest's
+    // sums, and the stamp's record kept as it was, its seal gone.
+    let db = root.join(BACKUP).join("database/tmws.db.backup");
+    fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(&db).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 4096].fill(0xA5);
+    fs::write(&db, &bytes).unwrap();
+    // The record made to match the corrupted file's identity, unsealed.
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(&db).unwrap();
+    let ns = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+    let mut record = sealed["record"].clone();
+    for entry in record["files"].as_array_mut().unwrap() {
+        if entry["path"] == "database/tmws.db.backup" {
+            entry["identity"] = serde_json::json!({
+                "size": meta.size(), "inode": meta.ino(), "device": meta.dev(),
+                "mtime_ns": ns(meta.mtime(), meta.mtime_nsec()),
+                "ctime_ns": ns(meta.ctime(), meta.ctime_nsec()),
+            });
+        }
+    }
+    fs::write(&stamp, record.to_string()).unwrap();
+    let result = run_in(&root, &["rollback", "--scenario", "database", "--yes"]);
+    result.exits(4).stderr_has(contains("failed verification"));
+}

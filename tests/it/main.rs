@@ -72,6 +72,7 @@ pub fn with_test_env(cmd: &mut Command) -> &mut Command {
         .env("NO_COLOR", "1")
         .env("TMPDIR", scratch_of_this_process())
         .env("XDG_CACHE_HOME", test_cache())
+        .env("XDG_STATE_HOME", test_cache().with_file_name("test-state"))
 }
 
 /// The tests' cache folder (the virtualenvs the xtask bootstraps): one for

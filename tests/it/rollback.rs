@@ -359,8 +359,9 @@ fn an_unverified_backup_is_refused() {
 }
 
 /// The lock is an OS lock on an open file: a live holder means exit 3 with
-/// its name, and whatever a dead holder (or a full disk) left in the file
-/// never blocks the next run that takes the lock.
+/// its record (one this tool did not seal is shown as it is, never read
+/// as who holds it), and whatever a dead holder (or a full disk) left in
+/// the file never blocks the next run that takes the lock.
 #[test]
 fn a_live_lock_holder_blocks_and_a_leftover_lock_file_never_does() {
     let dir = sandbox("phase4");
@@ -375,15 +376,21 @@ fn a_live_lock_holder_blocks_and_a_leftover_lock_file_never_does() {
         format!("{{\"pid\":{pid},\"host\":\"{host}\",\"started\":\"2026-11-30T03:00:00Z\"}}")
     };
     fs::write(&lock, record(holder.id(), "h")).unwrap();
-    // flock(1) takes the lock right after it starts.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The barrier: flock(1) holds the lock once a try of our own fails.
+    let held =
+        || !Command::new("flock").arg("-n").arg(&lock).arg("true").status().unwrap().success();
+    while !held() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let busy = rollback(&root, "database", &[]);
     let listed = run_in(&root, &["list"]);
     let _ = holder.kill();
     let _ = holder.wait();
     assert_code(&busy, 3);
-    busy.stderr_has(contains(format!("pid {} on h", holder.id())));
-    listed.stdout_has(contains(format!("lock: held by pid {} on h", holder.id())));
+    let unsealed =
+        format!("a holder whose record this tool did not write (\"{{\\\"pid\\\":{}", holder.id());
+    busy.stderr_has(contains("another run holds the lock").and(contains(unsealed.clone())));
+    listed.stdout_has(contains("lock: held by a holder whose record this tool did not write"));
 
     // What a crash or a full disk leaves in the file does not matter to a
     // run that takes the lock (prune does, and finds nothing to remove).
@@ -397,7 +404,7 @@ fn a_live_lock_holder_blocks_and_a_leftover_lock_file_never_does() {
     let taken = rollback(&root, "database", &["--break-lock"]);
     assert_code(&taken, 0);
     taken.stderr_has(
-        contains("a record left by pid 999999 on elsewhere, started")
+        contains("a record left by a holder whose record this tool did not write")
             .and(contains("it never blocked")),
     );
     assert_eq!(fs::read_to_string(&lock).unwrap(), "", "the lock names nobody once released");
@@ -719,4 +726,37 @@ fn a_flag_the_scenario_does_not_take_is_refused_before_anything() {
     assert_refused(&root, &complete, 2, "--scenario complete does not take --steps");
     let soft = ["rollback", "--scenario", "git", "--commit", "HEAD~1", "--force", "--yes"];
     assert_refused(&root, &soft, 2, "not with a soft reset");
+}
+
+/// A run that holds the lock (here, waiting for its plan to be confirmed)
+/// names itself in the record it seals: the next run says who holds it.
+#[test]
+fn a_run_waiting_for_its_confirmation_is_named_as_the_lock_holder() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let command = format!(
+        "{} rollback --scenario database --root {}",
+        crate::xtask_path().display(),
+        root.display()
+    );
+    let mut waiting = crate::with_test_env(&mut Command::new("script"))
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The barrier: the lock file holds the waiting run's record.
+    let lock = root.join(".tmws-rollback/lock");
+    while fs::read_to_string(&lock).map_or(true, |record| record.is_empty()) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let busy = rollback(&root, "database", &[]);
+    drop(waiting.stdin.take());
+    let _ = waiting.wait();
+    assert_code(&busy, 3);
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    busy.stderr_has(
+        contains("another run holds the lock")
+            .and(contains(format!(" on {}, started ", host.trim()))),
+    );
 }

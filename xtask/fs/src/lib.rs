@@ -24,6 +24,7 @@ pub mod outside;
 pub mod paths;
 pub mod root_dir;
 pub mod scratch_copy;
+pub mod seal;
 pub mod sys;
 pub mod unconfined;
 

@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::{advice, label::Label, profile::Tree, scenario::Scenario};
+use crate::{advice, label::Label, profile::Tree, scenario::Scenario, sealed};
 use xtask_base::exit::{Kind, with_next};
 use xtask_fs::files;
 
@@ -56,6 +56,12 @@ pub enum Peek<S> {
     Unreadable(String),
 }
 
+/// What the journal's seal names it: bound to its tree while the run is
+/// unfinished (another tree's plan never runs here); once the run is over,
+/// its record in the bundle is not (a tree moved or copied keeps it).
+const KIND: &str = "rollback journal";
+const FINISHED: &str = "finished rollback journal";
+
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("journal.json")
 }
@@ -90,7 +96,7 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
         }
         let mut text = String::new();
         let read = tree.fs.open_read(&file).and_then(|mut f| Ok(f.read_to_string(&mut text)?));
-        match read.and_then(|_| Ok(serde_json::from_str(&text)?)) {
+        match read.and_then(|_| sealed::open(KIND, &tree.root, &text)) {
             Ok(journal) => Peek::Found(journal),
             Err(err) => Peek::Unreadable(format!(
                 "the rollback journal {} cannot be read ({err:#})",
@@ -101,7 +107,7 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
 
     pub fn save(&self, tree: &Tree) -> Result<()> {
         tree.fs.create_dir_all(&tree.state_dir())?;
-        let text = serde_json::to_string_pretty(self)?;
+        let text = sealed::seal(KIND, &tree.root, self)?;
         files::write_atomic(&tree.fs, &path(&tree.state_dir()), text.as_bytes())
             .context("write the journal")
     }
@@ -137,7 +143,7 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
             .filter_map(|(name, _)| {
                 let file = tree.forensics_dir().join(name).join("journal.json");
                 let text = tree.fs.read_to_string(&file).ok()?;
-                let journal: Journal<S> = serde_json::from_str(&text).ok()?;
+                let journal: Journal<S> = sealed::open(FINISHED, Path::new(""), &text).ok()?;
                 (journal.status == RunStatus::Done).then_some(journal)
             })
             .max_by(|a, b| a.started.cmp(&b.started))
@@ -148,7 +154,7 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
     pub fn close(&mut self, tree: &Tree, status: RunStatus) -> Result<()> {
         self.status = status;
         let bundle = tree.root.join(&self.bundle);
-        let text = serde_json::to_string_pretty(self)?;
+        let text = sealed::seal(FINISHED, Path::new(""), self)?;
         if tree.fs.expect_dir_or_nothing(&bundle)? {
             files::write_atomic(&tree.fs, &bundle.join("journal.json"), text.as_bytes())?;
         }

@@ -28,3 +28,4 @@ pub mod profile;
 pub mod repository;
 pub mod scenario;
 pub mod schema;
+pub mod sealed;

@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::profile::Tree;
+use crate::{profile::Tree, sealed};
 use xtask_base::{clock, exit::locked};
 use xtask_fs::sys;
 
@@ -54,7 +54,7 @@ impl Lock {
         let mut content = String::new();
         // Unreadable content (not UTF-8) is described as such below.
         let _unreadable = file.read_to_string(&mut content);
-        let holder = describe(&content);
+        let holder = describe(tree, &content);
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -67,7 +67,7 @@ impl Lock {
                 return Err(err).with_context(|| format!("lock {}", path.display()));
             }
         }
-        let record = serde_json::to_string(&Holder::this_process())?;
+        let record = sealed::seal(KIND, &tree.root, &Holder::this_process())?;
         // Best effort: the content only informs; the OS lock is the lock.
         let _informative = file
             .set_len(0)
@@ -85,7 +85,7 @@ impl Lock {
         }
         let mut content = String::new();
         let _unreadable = file.read_to_string(&mut content);
-        Some(describe(&content))
+        Some(describe(tree, &content))
     }
 }
 
@@ -97,16 +97,24 @@ impl Drop for Lock {
     }
 }
 
+/// What the lock's seal names its record.
+const KIND: &str = "lock record";
+
 /// `pid 12 on host, started T` from the file's record; an empty file says
-/// nothing, and anything else is shown (shortened) as it is.
-pub fn describe(content: &str) -> String {
+/// nothing, and anything else (a record this tool did not write for this
+/// user) is shown, shortened, as it is.
+pub fn describe(tree: &Tree, content: &str) -> String {
+    describe_in(&tree.root, content)
+}
+
+fn describe_in(root: &std::path::Path, content: &str) -> String {
     if content.trim().is_empty() {
         return String::new();
     }
-    match serde_json::from_str::<Holder>(content) {
+    match sealed::open::<Holder>(KIND, root, content) {
         Ok(h) => format!("pid {} on {}, started {}", h.pid, h.host, h.started),
         Err(_) => format!(
-            "a holder whose record is unreadable ({:?})",
+            "a holder whose record this tool did not write ({:?})",
             content.chars().take(60).collect::<String>()
         ),
     }
@@ -116,21 +124,23 @@ pub fn describe(content: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A record this tool sealed reads as who and when (the integration
+    /// tests hold the lock and read it so); anything else, as it is.
     #[test]
-    fn a_record_reads_as_who_and_when_and_anything_else_as_it_is() {
-        let record = serde_json::to_string(&Holder {
+    fn a_record_this_tool_did_not_seal_reads_as_it_is() {
+        let root = std::path::Path::new("/srv/tmws");
+        let unsealed = serde_json::to_string(&Holder {
             pid: 12,
             host: "box".into(),
             started: "2026-11-30T03:00:00Z".into(),
         })
         .unwrap();
-        assert_eq!(describe(&record), "pid 12 on box, started 2026-11-30T03:00:00Z");
-        assert_eq!(describe("  \n"), "");
-        let garbled = describe("pid=12\nhost=\u{0}x");
-        assert!(garbled.starts_with("a holder whose record is unreadable"), "{garbled}");
+        let said = describe_in(root, &unsealed);
+        assert!(said.starts_with("a holder whose record this tool did not write"), "{said}");
+        assert_eq!(describe_in(root, "  \n"), "");
         assert_eq!(
-            describe(&"x".repeat(500)).len(),
-            "a holder whose record is unreadable (\"\")".len() + 60
+            describe_in(root, &"x".repeat(500)).len(),
+            "a holder whose record this tool did not write (\"\")".len() + 60
         );
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use xtask_base::events;
 use xtask_fs::files::{self, Identity};
-use xtask_model::profile::Tree;
+use xtask_model::{profile::Tree, sealed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
@@ -63,6 +63,9 @@ fn identities(dir: &Path) -> Result<Vec<Entry>> {
         .collect()
 }
 
+/// What the stamp's seal names it.
+const KIND: &str = "verification stamp";
+
 fn path(tree: &Tree, dir: &Path) -> std::path::PathBuf {
     let key = files::sha256_bytes(dir.display().to_string().as_bytes());
     tree.state_dir().join(format!("verified-{}.json", &key[..16]))
@@ -81,7 +84,7 @@ pub fn record(tree: &Tree, dir: &Path, before: Snapshot) -> Result<bool> {
         files: before.0,
     };
     tree.fs.create_dir_all(&tree.state_dir())?;
-    let text = serde_json::to_string_pretty(&stamp)?;
+    let text = sealed::seal(KIND, &tree.root, &stamp)?;
     files::write_atomic(&tree.fs, &path(tree, dir), text.as_bytes())?;
     Ok(true)
 }
@@ -124,7 +127,7 @@ impl std::fmt::Display for Verification {
 pub fn state(tree: &Tree, dir: &Path) -> Verification {
     let never = Verification { state: "never", verified: None };
     let Ok(text) = tree.fs.read_to_string(&path(tree, dir)) else { return never };
-    let Ok(stamp) = serde_json::from_str::<Stamp>(&text) else { return never };
+    let Ok(stamp) = sealed::open::<Stamp>(KIND, &tree.root, &text) else { return never };
     let state = match identities(dir) {
         Ok(now) if now == stamp.files => "unchanged",
         _ => "changed",
@@ -136,7 +139,9 @@ pub fn state(tree: &Tree, dir: &Path) -> Verification {
 /// the time it was verified, and the identities it was verified with.
 pub fn unchanged_since(tree: &Tree, dir: &Path) -> Option<(String, Snapshot)> {
     let text = tree.fs.read_to_string(&path(tree, dir)).ok()?;
-    let stamp: Stamp = serde_json::from_str(&text).ok()?;
+    // A stamp this tool did not write (its seal does not match) is none:
+    // the backup is verified again.
+    let stamp: Stamp = sealed::open(KIND, &tree.root, &text).ok()?;
     let now = identities(dir).ok()?;
     (now == stamp.files).then_some((stamp.verified, Snapshot(now)))
 }
