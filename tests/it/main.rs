@@ -26,6 +26,7 @@ mod identity;
 mod junit;
 mod manual_restore;
 mod offsite;
+mod ownership;
 mod post_check;
 mod preconditions;
 mod progress;

@@ -151,7 +151,11 @@ fn the_lints_are_waved_away_only_where_the_house_says() {
                     wrong.push(format!("{at}: {}", line.trim()));
                 }
             }
-            if line.contains("allow(unsafe_code)") && relative != "sys.rs" {
+            // The one libgit2 option the tool sets is unsafe to call; every
+            // operating-system call is in the fs crate's sys.rs.
+            let allowed =
+                relative == "sys.rs" || (krate == "xtask/adapters" && relative == "git/mod.rs");
+            if line.contains("allow(unsafe_code)") && !allowed {
                 wrong.push(format!("{at}: unsafe code belongs in the fs crate's sys.rs"));
             }
             if line.contains("allow(clippy::too_many_lines") {

@@ -28,6 +28,37 @@ pub fn create_dir_all(path: impl AsRef<Path>) -> Result<()> {
     fs::create_dir_all(path).with_context(|| format!("create {}", path.display()))
 }
 
+/// A folder of this user's own that nobody else may enter (the virtualenvs,
+/// the caches): made 0700 when missing, made 0700 again when it is ours
+/// and open to others, refused when another user owns it or it is a link.
+pub fn private_dir(path: impl AsRef<Path>) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let path = path.as_ref();
+    if let Some(parent) = path.parent() {
+        create_dir_all(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(err).with_context(|| format!("create {}", path.display()));
+        }
+        _ => {}
+    }
+    let meta = fs::symlink_metadata(path)?;
+    let me = super::sys::effective_uid();
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(xtask_base::exit::refused(format!(
+            "{} is not a folder of this user's ({}): the tool keeps its virtualenvs and caches only in a folder of its own user, never one another user could have filled; remove it or point XDG_CACHE_HOME elsewhere",
+            path.display(),
+            if meta.is_dir() { super::sys::user_name(meta.uid()) } else { "not a folder".into() }
+        )));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("make {} private", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Removes a folder of our own with everything in it; nothing there is fine.
 pub fn remove_dir_all(path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();

@@ -24,6 +24,7 @@ pub mod label;
 pub mod lock;
 pub mod manifest;
 pub mod migrations;
+pub mod ownership;
 pub mod profile;
 pub mod repository;
 pub mod scenario;

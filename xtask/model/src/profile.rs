@@ -129,12 +129,18 @@ impl Default for Profile {
 /// The nearest folder, from `here` up, that holds a profile or an
 /// alembic.ini (a checkout without a profile yet): as with git, the nearest
 /// wins, so a command never acts on a tree above the one it was run in.
+/// It never climbs into a folder another user owns or others may write (a
+/// profile planted in a shared folder above is never found).
 fn discover(here: &Path) -> Option<PathBuf> {
-    here.ancestors()
-        .find(|dir| {
-            outside::is_file(dir.join(PROFILE_FILE)) || outside::is_file(dir.join("alembic.ini"))
+    let mut climbed = here.ancestors().enumerate();
+    climbed
+        .find(|(up, dir)| {
+            let marked = outside::is_file(dir.join(PROFILE_FILE))
+                || outside::is_file(dir.join("alembic.ini"));
+            marked || (*up > 0 && !crate::ownership::may_climb_into(dir))
         })
-        .map(Path::to_path_buf)
+        .filter(|(up, dir)| *up == 0 || crate::ownership::may_climb_into(dir))
+        .map(|(_, dir)| dir.to_path_buf())
 }
 
 /// A TMWS tree: its canonical root, its profile, and the file-access layer
@@ -179,6 +185,7 @@ impl Tree {
             )));
         }
         let root = outside::canonicalize(&given)?;
+        crate::ownership::check(&root)?;
         if root.to_str().is_none() {
             return Err(usage(format!(
                 "TMWS root {} is not valid UTF-8: the tool names every path it writes in its reports and commands, so it needs a root whose path is text; rename the folder",

@@ -44,6 +44,28 @@ pub fn normalize(typed: Vec<OsString>) -> Vec<OsString> {
     }
 }
 
+/// `--trust-owner`, which every command that takes `--root` accepts: the
+/// tree of that `--root` is trusted for this run whoever owns it
+/// (`xtask_model::ownership`). Taken out of the arguments here; without
+/// `--root` it is a usage error.
+pub fn trust_owner(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    if !args[..end].iter().any(|a| a == "--trust-owner") {
+        return Ok(args);
+    }
+    let Some(root) = last_value(&args, "--root") else {
+        return Err("--trust-owner trusts the tree of --root: pass --root DIR with it".into());
+    };
+    xtask_model::ownership::trust(std::path::Path::new(&root));
+    let mut kept = args;
+    let mut i = 0;
+    kept.retain(|a| {
+        i += 1;
+        !(i <= end && a == "--trust-owner")
+    });
+    Ok(kept)
+}
+
 /// `--flag=value` as two arguments, up to a `--` (after which nothing is a flag).
 fn split_equals(typed: Vec<OsString>) -> Vec<OsString> {
     let mut out = Vec::with_capacity(typed.len());

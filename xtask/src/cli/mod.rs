@@ -31,6 +31,10 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     let args = args::normalize(std::env::args_os().skip(1).collect());
     let json = args::wants_json(&args);
     let _first = JUNIT.set(junit_target(&args));
+    let args = match args::trust_owner(args) {
+        Ok(args) => args,
+        Err(message) => return stopped(&[], json, exit::Kind::Usage, &message, None),
+    };
     if matches!(args.as_slice(), [only] if only == "--version" || only == "-V") {
         ui::line(&help::version());
         return ExitCode::SUCCESS;

@@ -23,10 +23,32 @@ pub fn open(root: &Path) -> Result<Option<Repository>> {
         return Ok(None);
     }
     refuse_special_files(root, &root.join(".git"))?;
+    trust_the_tree_s_owner(root);
     let repo = Repository::open(root)
         .with_context(|| format!("{} has a .git that git cannot open", root.display()))?;
     refuse_special_files(root, repo.path())?;
     Ok(Some(repo))
+}
+
+/// A tree reaches git only once the tool trusts it (`xtask_model::ownership`
+/// checks every tree it locates: the user's own, or one they named safe), so
+/// libgit2's own refusal of a repository another user owns would only stop
+/// a tree the user trusted. It is a process-wide option: switched off once,
+/// before the first repository another user owns is opened.
+fn trust_the_tree_s_owner(root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    static SWITCHED: std::sync::Once = std::sync::Once::new();
+    let theirs = xtask_fs::outside::entry(root)
+        .is_some_and(|meta| meta.uid() != xtask_fs::sys::effective_uid());
+    if theirs {
+        SWITCHED.call_once(|| {
+            // SAFETY: libgit2's options are read when a repository opens;
+            // the Once makes this one write, before that open.
+            #[allow(unsafe_code)]
+            let switched = unsafe { git2::opts::set_verify_owner_validation(false) };
+            let _ = switched;
+        });
+    }
 }
 
 /// libgit2 opens these files as it needs them and would wait forever on a

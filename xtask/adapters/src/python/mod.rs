@@ -97,8 +97,8 @@ impl Python {
         let key = sha256_bytes(
             format!("{}\n{}\n{REQUIREMENTS}", interpreter.display(), real.display()).as_bytes(),
         );
-        let home = venv_home();
-        unconfined::create_dir_all(&home)?;
+        let home = venv_home()?;
+        unconfined::private_dir(&home)?;
         let venv = home.join(&key[..16]);
         let ready = venv.join(".ready");
         let python = Python { bin: venv.join("bin"), why: why.into() };
@@ -217,14 +217,19 @@ pub fn confined(tree: &Tree) -> Result<Confinement> {
 }
 
 /// Where our virtualenvs live: the user's cache folder (XDG), so that a
-/// binary outside the workspace finds them too.
-fn venv_home() -> PathBuf {
+/// binary outside the workspace finds them too; never a shared temporary
+/// folder, where another user could have put one first.
+fn venv_home() -> Result<PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("tmws-xtask/venv")
+        .ok_or_else(|| {
+            usage("neither XDG_CACHE_HOME nor HOME is set: the tool keeps its virtualenv in the user's cache folder, never in a shared one; set one of them, or pass --python with a virtualenv that has alembic, pytest and uvicorn")
+        })?;
+    let ours = cache.join("tmws-xtask");
+    unconfined::private_dir(&ours)?;
+    Ok(ours.join("venv"))
 }
 
 /// An exclusive lock on an open file, held until dropped.

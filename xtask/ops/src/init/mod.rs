@@ -38,6 +38,7 @@ pub fn propose(root: Option<&Path>) -> Result<Proposal> {
         (None, None) => std::env::current_dir().context("read the current directory")?,
     };
     let root = xtask_fs::outside::canonicalize(&given).map_err(|err| usage(format!("{err:#}")))?;
+    xtask_model::ownership::check(&root)?;
     let target = root.join(PROFILE_FILE);
     let fs = RootDir::open(&root)?;
     let text = render(&inspect(&fs, &root)?);
