@@ -2,7 +2,7 @@
 //! link, a FIFO, a full disk, a forged backup, an exported URL, a stranger
 //! process, a bad flag. Each asserts the exit code, the message, that a
 //! folder beside the root is untouched, and what the tree holds afterwards.
-use predicates::str::contains;
+use predicates::{prelude::*, str::contains};
 use std::{
     fs,
     os::unix::fs::{PermissionsExt, symlink},
@@ -469,6 +469,48 @@ fn report_files_and_commits_are_checked_before_anything_runs() {
     }
 }
 
+/// A tree handed to `nobody`, with a state folder (its key) and a scratch
+/// folder of that user's, and a way to run the xtask on it as that user.
+struct AsNobody {
+    root: PathBuf,
+    state: PathBuf,
+    scratch: PathBuf,
+}
+
+impl AsNobody {
+    fn hand_over(dir: &tempfile::TempDir) -> AsNobody {
+        let root = root(dir);
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let (state, scratch) = (dir.path().join("nobody-state"), dir.path().join("nobody-tmp"));
+        for folder in [&state, &scratch] {
+            fs::create_dir(folder).unwrap();
+        }
+        for path in [&root, &state, &scratch] {
+            let owned = Command::new("chown").args(["-R", "nobody"]).arg(path).status().unwrap();
+            assert!(owned.success(), "chown nobody {}", path.display());
+        }
+        AsNobody { root, state, scratch }
+    }
+
+    fn run(&self, args: &[&str], fault: Option<&str>) -> crate::Run {
+        let mut command = Command::new("setpriv");
+        crate::with_test_env(&mut command)
+            .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+            .arg(crate::xtask_path())
+            .args(args)
+            .arg("--root")
+            .arg(&self.root)
+            .env("XDG_STATE_HOME", &self.state)
+            .env("HOME", &self.state)
+            .env("TMPDIR", &self.scratch)
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        if let Some(fault) = fault {
+            command.env("XTASK_ROLLBACK_FAULT", fault);
+        }
+        run(&mut command)
+    }
+}
+
 /// kill -9 right after the restored database is renamed into place: it has
 /// its final mode already, so its owner (not root), who ran the rollback,
 /// can resume it.
@@ -476,41 +518,36 @@ fn report_files_and_commits_are_checked_before_anything_runs() {
 fn a_crash_right_after_the_restore_rename_leaves_a_writable_database() {
     use std::os::unix::fs::MetadataExt;
     let dir = sandbox("phase4");
-    let root = root(&dir);
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let own = |path: &Path| {
-        let owned = Command::new("chown").args(["-R", "nobody"]).arg(path).status().unwrap();
-        assert!(owned.success(), "chown nobody {}", path.display());
-    };
-    own(&root);
-    // The owner's own state folder (its key) and scratch folder.
-    let (state, scratch) = (dir.path().join("nobody-state"), dir.path().join("nobody-tmp"));
-    for folder in [&state, &scratch] {
-        fs::create_dir(folder).unwrap();
-        own(folder);
-    }
-    let as_owner = |args: &[&str], fault: Option<&str>| {
-        let mut command = Command::new("setpriv");
-        crate::with_test_env(&mut command)
-            .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
-            .arg(crate::xtask_path())
-            .args(args)
-            .arg("--root")
-            .arg(&root)
-            .env("XDG_STATE_HOME", &state)
-            .env("HOME", &state)
-            .env("TMPDIR", &scratch)
-            .env("PYTHONDONTWRITEBYTECODE", "1");
-        if let Some(fault) = fault {
-            command.env("XTASK_ROLLBACK_FAULT", fault);
-        }
-        run(&mut command)
-    };
+    let owner = AsNobody::hand_over(&dir);
     let args = ["rollback", "--scenario", "database", "--yes", "--skip-verify"];
-    as_owner(&args, Some("inside:restore-committed")).exits(-1);
-    let mode = fs::metadata(root.join("data/tmws.db")).unwrap().mode() & 0o777;
+    owner.run(&args, Some("inside:restore-committed")).exits(-1);
+    let mode = fs::metadata(owner.root.join("data/tmws.db")).unwrap().mode() & 0o777;
     assert_eq!(mode, 0o644, "the restored database is in place with the manifest's mode");
-    assert_code(&as_owner(&[&args[..], &["--resume"]].concat(), None), 0);
+    assert_code(&owner.run(&[&args[..], &["--resume"]].concat(), None), 0);
+}
+
+/// A python that another user (here root) runs, whose working folder and
+/// open files the tree's owner cannot read, may be the tree's service: the
+/// owner's rollback stops before step 1, naming it, and changes nothing.
+#[test]
+fn a_service_the_tool_cannot_see_stops_the_rollback_before_step_1() {
+    let dir = sandbox("phase4");
+    let owner = AsNobody::hand_over(&dir);
+    let python = crate::sandbox::python_of_sandbox();
+    let mut hidden = Command::new(&python)
+        .args(["-c", "import time; time.sleep(60)"])
+        .current_dir("/")
+        .spawn()
+        .unwrap();
+    let before = digest(&owner.root);
+    let result = owner.run(&["rollback", "--scenario", "database", "--yes", "--skip-verify"], None);
+    let _ = hidden.kill();
+    let _ = hidden.wait();
+    result.exits(4).stderr_has(
+        contains(format!("pid {} of root (uid 0)", hidden.id()))
+            .and(contains("hidden from this user")),
+    );
+    assert_eq!(digest(&owner.root), before, "the rollback changed the tree");
 }
 
 /// Bundle folders are unique per run, whatever the clock says: a folder of

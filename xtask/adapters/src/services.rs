@@ -77,6 +77,47 @@ pub fn find(tree: &Tree) -> Vec<Proc> {
     found
 }
 
+/// A process that runs one of the service's programs but whose working
+/// folder or open files this user cannot read: it may be this tree's
+/// service, so a rollback does not start (what it cannot see is no proof
+/// that nothing is there).
+#[derive(Debug, Clone, Serialize)]
+pub struct Unseen {
+    pub pid: i32,
+    pub owner: String,
+    pub cmdline: String,
+}
+
+/// The processes `find` cannot tell about: service programs, not this
+/// run's, whose folder or files are hidden from this user (another user's).
+pub fn unseen(tree: &Tree) -> Vec<Unseen> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = ancestors();
+    let started = process::our_groups();
+    let root = tree.root.display().to_string();
+    let mut hidden = Vec::new();
+    for pid in pids() {
+        if ours.contains(&pid) || zombie(pid) || pgid(pid).is_some_and(|g| started.contains(&g)) {
+            continue;
+        }
+        let Some(args) = cmdline(pid) else { continue };
+        let program = args.first().map(|a| file_name(a)).unwrap_or_default();
+        let is_service = tree.profile.service_programs.iter().any(|p| program_matches(&program, p));
+        // A path of the root in its arguments is seen: `find` finds it.
+        if !is_service || args.iter().any(|a| mentions_path(a, &root)) {
+            continue;
+        }
+        let cwd = outside::read_link(format!("/proc/{pid}/cwd"));
+        if cwd.is_ok() && open_files(pid).is_some() {
+            continue;
+        }
+        let uid = outside::entry(format!("/proc/{pid}")).map(|m| m.uid());
+        let owner = uid.map_or_else(|| "an unknown user".into(), sys::user_name);
+        hidden.push(Unseen { pid, owner, cmdline: args.join(" ") });
+    }
+    hidden
+}
+
 /// Programs an earlier run of the tool started for this root and left
 /// running (it was killed before it could stop them: a SIGKILL, a power
 /// cut of its terminal): marked with the root, and with the pid of an xtask

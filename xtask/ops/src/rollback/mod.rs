@@ -232,6 +232,9 @@ fn prepare(
         .map(|(s, _)| s.clone())
         .collect();
     plan::check_paths(tree, &backup, &pending, &manifest)?;
+    if pending.contains(&Step::StopServices) {
+        refuse_what_cannot_be_seen(tree)?;
+    }
     // Before alembic changes anything, the file its connection opens must
     // be the one it is given: proven in a dry run for the tree's database,
     // and before step 1 of a real run for the copy it works on.
@@ -312,6 +315,23 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
         result: "planned",
         pull: run.pull.clone(),
     }
+}
+
+/// A process that may be this tree's service but whose folder and files
+/// this user cannot read stops the rollback before step 1: it could go on
+/// writing the database while the tool swaps it.
+fn refuse_what_cannot_be_seen(tree: &Tree) -> Result<()> {
+    let hidden = xtask_adapters::services::unseen(tree);
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> =
+        hidden.iter().map(|p| format!("pid {} of {} ({})", p.pid, p.owner, p.cmdline)).collect();
+    Err(refused(format!(
+        "these processes run one of the service's programs ({}), but their working folder and open files are hidden from this user, so the tool cannot tell whether they are this tree's service: {}. Run the rollback as their owner or as root, or stop them first. Nothing was changed",
+        tree.profile.service_programs.join(", "),
+        listed.join("; ")
+    )))
 }
 
 /// Ends a finished run: the bundle sealed, the journal moved into it.
