@@ -111,3 +111,64 @@ fn without_landlock_the_tool_says_so_once_and_identity_still_holds() {
     assert_eq!(fs::read(&other).unwrap(), other_before, "the other database changed");
     assert_eq!(digest(&root), tree_before, "the tree changed");
 }
+
+/// A critical module, imported by post-check's import check on a terminal
+/// (under `script`), with a descriptor 3 the xtask inherited, tries every
+/// way out the kernel can close: open the terminal (to type into the
+/// operator's shell), connect to a port on loopback, kill another process,
+/// write through the descriptor 3 it inherited. Each is blocked: a session of its own has
+/// no terminal, Landlock scopes signals and refuses TCP, and no descriptor
+/// beyond 0-2 crosses exec.
+#[test]
+fn a_program_the_tool_runs_has_no_terminal_no_network_no_signals_and_no_stray_descriptor() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut bystander = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let module = root.join("src/domain/value_objects/tool_category.py");
+    prepend(
+        &module,
+        &format!(
+            r#"import os, signal, socket
+_seen = []
+for _name, _try in [
+    ("tty", lambda: os.open("/dev/tty", os.O_RDWR)),
+    ("net", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2)),
+    ("signal", lambda: os.kill({pid}, signal.SIGKILL)),
+    ("fd", lambda: [os.write(int(fd), b"escaped") for fd in os.listdir("/proc/self/fd")
+                    if os.path.realpath(f"/proc/self/fd/{{fd}}") == {leaked:?}] or os.stat("/nonexistent")),
+]:
+    try:
+        _try()
+        _seen.append(_name + ":done")
+    except OSError:
+        _seen.append(_name + ":blocked")
+raise RuntimeError("ways out: " + " ".join(_seen))"#,
+            pid = bystander.id(),
+            leaked = dir.path().join("fd3").display().to_string(),
+        ),
+    );
+    let leaked = dir.path().join("fd3");
+    let command = format!(
+        "exec 3>{}; {} post-check --only imports --format json --root {}",
+        leaked.display(),
+        crate::xtask_path().display(),
+        root.display()
+    );
+    let run = crate::with_test_env(&mut std::process::Command::new("script"))
+        .args(["-qec", &format!("bash -c '{command}'"), "/dev/null"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout).into_owned();
+    let alive = bystander.try_wait().unwrap().is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    assert!(
+        said.contains("ways out: tty:blocked net:blocked signal:blocked fd:blocked"),
+        "{said}"
+    );
+    assert!(alive, "the bystander was killed");
+    assert_eq!(fs::read_to_string(&leaked).unwrap(), "", "descriptor 3 was written");
+    drop(listener);
+}

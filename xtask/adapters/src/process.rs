@@ -2,7 +2,7 @@
 //! that a hung tool is stopped whole instead of hanging the xtask.
 use std::{
     io::Read,
-    os::{fd::OwnedFd, unix::process::CommandExt},
+    os::fd::OwnedFd,
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
@@ -169,7 +169,8 @@ pub const RUN_MARK: &str = "TMWS_XTASK_RUN";
 /// Spawns a command in a process group of its own, marked as this run's,
 /// and remembers the group until `forget_group`.
 pub fn spawn_ours(command: &mut Command) -> std::io::Result<Child> {
-    command.process_group(0).env(RUN_MARK, std::process::id().to_string());
+    sys::alone_on_exec(command);
+    command.env(RUN_MARK, std::process::id().to_string());
     let child = command.spawn()?;
     GROUPS.lock().unwrap_or_else(|e| e.into_inner()).push(child.id() as i32);
     Ok(child)
@@ -254,6 +255,11 @@ pub struct Confinement {
 
 impl Confinement {
     pub fn beneath(writable: &[&Path]) -> Result<Confinement> {
+        Confinement::with_network(writable, sys::Net::Any)
+    }
+
+    /// `beneath`, and on the network only what `net` lets it do.
+    pub fn with_network(writable: &[&Path], net: sys::Net) -> Result<Confinement> {
         let scratch = files::scratch_dir("tmws-program")?;
         let mut folders = writable.to_vec();
         folders.push(scratch.path());
@@ -263,7 +269,7 @@ impl Confinement {
             .filter(|p| outside::exists(p))
             .collect();
         let ruleset =
-            sys::write_ruleset(&folders, &devices).context("build the Landlock ruleset")?;
+            sys::write_ruleset(&folders, &devices, net).context("build the Landlock ruleset")?;
         if ruleset.is_none() && !UNCONFINED_SAID.swap(true, Ordering::Relaxed) {
             events::note(
                 "this kernel offers no Landlock: the programs the tool runs (alembic, pytest, uvicorn, pip) are not confined by the kernel; every check before step 1 still holds",

@@ -350,9 +350,13 @@ pub fn sync_all_filesystems() {
 /// (Linux 5.13 and later): a ruleset that lets them write only beneath
 /// some folders. The ABI is stable; its few structures are declared here.
 mod landlock {
+    /// The ruleset's attribute; the kernel reads as much of it as its ABI
+    /// knows (8 bytes before ABI 4, 16 before ABI 6, 24 since).
     #[repr(C)]
     pub struct RulesetAttr {
         pub handled_access_fs: u64,
+        pub handled_access_net: u64,
+        pub scoped: u64,
     }
 
     #[repr(C, packed)]
@@ -361,8 +365,24 @@ mod landlock {
         pub parent_fd: i32,
     }
 
+    #[repr(C)]
+    pub struct NetPortAttr {
+        pub allowed_access: u64,
+        pub port: u64,
+    }
+
     pub const CREATE_RULESET_VERSION: u32 = 1;
     pub const RULE_PATH_BENEATH: u32 = 1;
+    pub const RULE_NET_PORT: u32 = 2;
+    /// ioctl on a device file: TIOCSTI on a terminal among them (ABI 5).
+    pub const IOCTL_DEV: u64 = 1 << 15;
+    /// Bind a TCP port; connect to one (ABI 4).
+    pub const BIND_TCP: u64 = 1 << 0;
+    pub const CONNECT_TCP: u64 = 1 << 1;
+    /// Reach no abstract UNIX socket and signal no process outside the
+    /// domain (ABI 6).
+    pub const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+    pub const SCOPE_SIGNAL: u64 = 1 << 1;
     pub const WRITE_FILE: u64 = 1 << 1;
     /// Remove a folder or a file; make a character device, a folder, a
     /// regular file, a socket, a FIFO, a block device, a symbolic link.
@@ -392,11 +412,25 @@ pub fn landlock_abi() -> Option<u32> {
     (abi >= 1).then_some(abi as u32)
 }
 
+/// What a confined program may do on the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    /// As it likes (pytest, pip).
+    Any,
+    /// Neither bind nor connect a TCP port (alembic, the import check).
+    Nothing,
+    /// Bind this port alone (the app); connect as it likes.
+    Bind(u16),
+}
+
 /// A Landlock ruleset that denies every kind of write (writing, truncating,
 /// creating, removing, renaming, linking) except beneath `writable` folders
-/// and into the `files` given (`/dev/null`); reads are not restricted. `None`
-/// where the kernel offers no Landlock.
-pub fn write_ruleset(writable: &[&Path], files: &[&Path]) -> io::Result<Option<OwnedFd>> {
+/// and into the `files` given (`/dev/null`), every ioctl on a device (ABI 5:
+/// no TIOCSTI into a terminal), the network beyond `net` (ABI 4), and,
+/// outside the program's own domain, every signal and abstract UNIX socket
+/// (ABI 6); reads are not restricted. `None` where the kernel offers no
+/// Landlock; what an older kernel lacks is left out.
+pub fn write_ruleset(writable: &[&Path], files: &[&Path], net: Net) -> io::Result<Option<OwnedFd>> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let Some(abi) = landlock_abi() else { return Ok(None) };
     let mut handled = landlock::WRITE_FILE | landlock::MODIFY_TREE;
@@ -406,13 +440,33 @@ pub fn write_ruleset(writable: &[&Path], files: &[&Path]) -> io::Result<Option<O
     if abi >= 3 {
         handled |= landlock::TRUNCATE;
     }
-    let attr = landlock::RulesetAttr { handled_access_fs: handled };
-    // SAFETY: a valid attribute of the size given; the kernel returns an fd.
+    if abi >= 5 {
+        handled |= landlock::IOCTL_DEV;
+    }
+    let handled_net = match (abi >= 4, net) {
+        (false, _) | (true, Net::Any) => 0,
+        (true, Net::Nothing) => landlock::BIND_TCP | landlock::CONNECT_TCP,
+        (true, Net::Bind(_)) => landlock::BIND_TCP,
+    };
+    let scoped =
+        if abi >= 6 { landlock::SCOPE_ABSTRACT_UNIX_SOCKET | landlock::SCOPE_SIGNAL } else { 0 };
+    let attr = landlock::RulesetAttr {
+        handled_access_fs: handled,
+        handled_access_net: handled_net,
+        scoped,
+    };
+    let size = match abi {
+        1..=3 => 8,
+        4 | 5 => 16,
+        _ => std::mem::size_of::<landlock::RulesetAttr>(),
+    };
+    // SAFETY: a valid attribute of at least the size given; the kernel
+    // returns an fd.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_landlock_create_ruleset,
             &attr as *const landlock::RulesetAttr,
-            std::mem::size_of::<landlock::RulesetAttr>(),
+            size,
             0u32,
         )
     };
@@ -422,7 +476,9 @@ pub fn write_ruleset(writable: &[&Path], files: &[&Path]) -> io::Result<Option<O
     // SAFETY: the kernel just returned this descriptor, owned by nobody else.
     let ruleset = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let file_rights = handled & (landlock::WRITE_FILE | landlock::TRUNCATE);
-    let rules = writable.iter().map(|p| (p, handled)).chain(files.iter().map(|p| (p, file_rights)));
+    let folder_rights = handled & !landlock::IOCTL_DEV;
+    let rules =
+        writable.iter().map(|p| (p, folder_rights)).chain(files.iter().map(|p| (p, file_rights)));
     for (path, allowed) in rules {
         let parent = rustix::fs::open(*path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
         let rule =
@@ -441,7 +497,46 @@ pub fn write_ruleset(writable: &[&Path], files: &[&Path]) -> io::Result<Option<O
             return Err(io::Error::last_os_error());
         }
     }
+    if let (Net::Bind(port), true) = (net, handled_net != 0) {
+        let rule = landlock::NetPortAttr { allowed_access: landlock::BIND_TCP, port: port.into() };
+        // SAFETY: a valid rule; nothing of it outlives the call.
+        let added = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset.as_raw_fd(),
+                landlock::RULE_NET_PORT,
+                &rule as *const landlock::NetPortAttr,
+                0u32,
+            )
+        };
+        if added < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     Ok(Some(ruleset))
+}
+
+/// Makes the child a session of its own, between fork and exec: it has no
+/// controlling terminal (it can open no `/dev/tty` to type into the
+/// operator's shell) and is the leader of a process group of its own (the
+/// one the run stops); and every descriptor it inherited beyond 0-2 closes
+/// at exec (the kernel marks them; std's own pipe is marked already).
+pub fn alone_on_exec(command: &mut Command) {
+    // SAFETY: setsid and close_range are async-signal-safe system calls
+    // that touch no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+            let marked = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+            // Before Linux 5.11 there is no such flag: the descriptors std
+            // opens are close-on-exec anyway; ours too.
+            let _ = marked;
+            Ok(())
+        });
+    }
 }
 
 /// Makes the child confine itself with `ruleset` between fork and exec:

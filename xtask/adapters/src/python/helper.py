@@ -106,7 +106,11 @@ OPS = {"alembic": run_alembic, "probe": run_alembic, "imports": run_imports}
 gc.freeze()
 gc.enable()
 
-answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+# The answers go out on a descriptor far from the low numbers the service's
+# code might write to by mistake (3, 4...), never inherited by its programs.
+import fcntl  # noqa: E402
+
+answers = os.fdopen(fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 200), "w", encoding="utf-8")
 os.dup2(2, 1)
 baseline_modules = set(sys.modules)
 baseline_path = list(sys.path)

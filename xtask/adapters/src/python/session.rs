@@ -24,7 +24,7 @@ use xshell::Shell;
 use super::{Python, TOOL_TIMEOUT};
 use crate::process::{self, Confinement, Output};
 use xtask_base::events;
-use xtask_fs::sys::{self, Sig};
+use xtask_fs::sys::{self, Net, Sig};
 use xtask_model::profile::Tree;
 
 /// A database connection a request opened (or, probing, would have opened):
@@ -90,7 +90,8 @@ impl Python {
     /// Starts the helper for `tree`: inside its root, with the profile's
     /// environment and `scope`'s URL, confined to `scope`'s folders.
     pub fn session(&self, sh: &Shell, tree: &Tree, scope: Scope<'_>) -> Result<Session> {
-        let confinement = Confinement::beneath(scope.writable)?;
+        // alembic and the import check reach no network.
+        let confinement = Confinement::with_network(scope.writable, Net::Nothing)?;
         let _d = sh.push_dir(&tree.root);
         let cmd = self.tool_on(sh, tree, "python", &scope.url);
         let mut command: std::process::Command =

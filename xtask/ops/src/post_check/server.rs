@@ -181,6 +181,7 @@ fn wait(server: &mut Server, port: u16, path: &str, timeout: Duration, started: 
 
 fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Result<Server> {
     let _d = sh.push_dir(&tree.root);
+    let bind = sys::Net::Bind(port);
     let port = port.to_string();
     let cmd = python
         .tool(sh, tree, "uvicorn")
@@ -193,9 +194,10 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
     let log_file = unconfined::create(log).context("create the server log")?;
     command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
     sys::die_with_parent(&mut command);
-    // The app may write beneath the tree and post-check's scratch folder.
+    // The app may write beneath the tree and post-check's scratch folder,
+    // and bind its own port alone.
     let scratch = log.parent().unwrap_or(&tree.root);
-    let confined = process::Confinement::beneath(&[&tree.root, scratch])?;
+    let confined = process::Confinement::with_network(&[&tree.root, scratch], bind)?;
     confined.apply(&mut command);
     let child = process::spawn_ours(&mut command).context("start uvicorn")?;
     Ok(Server { child, _confined: confined })

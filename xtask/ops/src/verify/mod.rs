@@ -382,7 +382,7 @@ fn check_python(
     let exe = python.exe("python");
     let cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1").arg("-c").arg(CODE).args(&files);
     // Compiling reads; the interpreter may write nothing but its scratch.
-    let confined = match process::Confinement::beneath(&[]) {
+    let confined = match process::Confinement::with_network(&[], xtask_fs::sys::Net::Nothing) {
         Ok(confined) => confined,
         Err(err) => return Check::fail(CheckId::PythonCompile, format!("{err:#}")),
     };
