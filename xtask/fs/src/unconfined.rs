@@ -30,7 +30,8 @@ pub fn create_dir_all(path: impl AsRef<Path>) -> Result<()> {
 
 /// A folder of this user's own that nobody else may enter (the virtualenvs,
 /// the caches): made 0700 when missing, made 0700 again when it is ours
-/// and open to others, refused when another user owns it or it is a link.
+/// and open to others, refused when another user owns it (or the link to
+/// it).
 pub fn private_dir(path: impl AsRef<Path>) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let path = path.as_ref();
@@ -43,13 +44,16 @@ pub fn private_dir(path: impl AsRef<Path>) -> Result<()> {
         }
         _ => {}
     }
-    let meta = fs::symlink_metadata(path)?;
+    // A link of the user's own to a folder of theirs is theirs (a cache
+    // moved to another disk); the folder it leads to is checked.
+    let link = fs::symlink_metadata(path)?;
+    let meta = fs::metadata(path)?;
     let me = super::sys::effective_uid();
-    if !meta.is_dir() || meta.uid() != me {
+    if !meta.is_dir() || meta.uid() != me || link.uid() != me {
         return Err(xtask_base::exit::refused(format!(
             "{} is not a folder of this user's ({}): the tool keeps its virtualenvs and caches only in a folder of its own user, never one another user could have filled; remove it or point XDG_CACHE_HOME elsewhere",
             path.display(),
-            if meta.is_dir() { super::sys::user_name(meta.uid()) } else { "not a folder".into() }
+            if meta.is_dir() { super::sys::user_name(meta.uid().max(link.uid())) } else { "not a folder".into() }
         )));
     }
     if meta.permissions().mode() & 0o077 != 0 {
