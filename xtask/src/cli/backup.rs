@@ -11,7 +11,7 @@ use xtask_model::{
 };
 use xtask_ops::{
     self,
-    backup::{BackupOptions, PlanItem},
+    backup::{Action, BackupOptions, PlanItem},
 };
 
 use super::{
@@ -117,9 +117,10 @@ fn print_plan(target: &Path, plan: &[PlanItem]) {
     ));
     for item in plan {
         let how = match item.action {
-            "sqlite-online-backup" => "SQLite online backup",
-            "git-tag" => "git tag",
-            other => other,
+            Action::SqliteOnlineBackup => "SQLite online backup",
+            Action::Copy => "copy",
+            Action::Write => "write",
+            Action::GitTag => "git tag",
         };
         let what = if item.source.is_empty() {
             item.target.clone()
