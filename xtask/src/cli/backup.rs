@@ -5,6 +5,7 @@ use anyhow::Result;
 use xshell::Shell;
 use xtask_adapters::git;
 use xtask_model::{
+    check::Version,
     manifest::{Kind, Manifest},
     profile::Tree,
     repository::Repository,
@@ -15,6 +16,7 @@ use xtask_ops::{
 };
 
 use super::{
+    documents::{BackupDocument, Effect},
     flags::{self, Format},
     ui,
 };
@@ -39,17 +41,16 @@ impl flags::Backup {
             _ => None,
         };
         if format == Format::Json {
-            let document = serde_json::json!({
-                "schema": xtask_model::check::SCHEMA,
-                "command": "backup",
-                "result": if options.dry_run { "planned" } else { "done" },
-                "dry_run": options.dry_run,
-                "backup": tree.backup(&options.label),
-                "plan": plan,
-                "manifest": manifest,
-                "offsite": offsite,
-            });
-            ui::document(&document)?;
+            ui::document(&BackupDocument {
+                schema: Version,
+                command: "backup",
+                result: Effect::of(options.dry_run),
+                dry_run: options.dry_run,
+                backup: tree.backup(&options.label),
+                plan,
+                manifest,
+                offsite,
+            })?;
         } else if options.dry_run {
             print_plan(&tree.backup(&options.label), &plan);
         } else {

@@ -7,7 +7,7 @@ use xtask_base::exit::{Kind, usage};
 use xtask_fs::unconfined;
 use xtask_model::check::{Check, Report, Status};
 
-use super::flags::Format;
+use super::{documents::ErrorDocument, flags::Format};
 
 /// The report's table, then its counts and what the checks ran with.
 pub fn human(report: &Report, with_time: bool) -> String {
@@ -63,15 +63,15 @@ pub fn error_document(
     kind: Kind,
     message: &str,
     next: Option<&str>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "schema": xtask_model::check::SCHEMA,
-        "command": command,
-        "result": "error",
-        "exit": kind as u8,
-        "message": message,
-        "next": next.map(str::to_string).or_else(|| next_by_kind(command, kind)),
-    })
+) -> ErrorDocument {
+    ErrorDocument {
+        schema: xtask_model::check::Version,
+        command: command.map(str::to_string),
+        result: "error",
+        exit: kind as u8,
+        message: message.to_string(),
+        next: next.map(str::to_string).or_else(|| next_by_kind(command, kind)),
+    }
 }
 
 /// The way on from an error that names none: what its exit code calls for.
