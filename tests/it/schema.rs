@@ -1,5 +1,7 @@
 //! The JSON documents the tool prints, checked against their schemas in
-//! `docs/schema/`. A small validator of the keywords schemas use (type,
+//! `docs/schema/`, which are generated from the documents' types
+//! (`dev/schemas.rs`): a document that fails here is a type whose output
+//! disagrees with it. A small validator of the keywords schemas use (type,
 //! const, enum, required, properties, additionalProperties, items, anyOf,
 //! oneOf, allOf, $ref, minimum, maximum; format is an annotation), so that
 //! a schema and the output that disagree fail a test.
