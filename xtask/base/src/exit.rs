@@ -16,6 +16,12 @@ pub enum Kind {
     Interrupted = 5,
 }
 
+impl Kind {
+    /// Every kind, by exit code.
+    pub const ALL: [Kind; 5] =
+        [Kind::Failed, Kind::Usage, Kind::Locked, Kind::Unsafe, Kind::Interrupted];
+}
+
 /// An error that chooses its exit code (anything else exits 1), and the
 /// command that goes on from it, when there is one: the error document's
 /// `next` is this field, never words picked out of the message.

@@ -1,15 +1,41 @@
 //! Checks and their reports, as data: each check's id, title, status and
 //! detail, and a command's report of them (`cli::render` draws them as a
 //! table, JSON or JUnit XML).
-use std::time::Instant;
+use std::{borrow::Cow, time::Instant};
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Serialize;
 
 /// The version of the JSON documents this tool prints. Version 2 added the
 /// `not_applicable` status and the `interpreter` of a report.
 pub const SCHEMA: u32 = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The `schema` field of every document: it serializes as `SCHEMA` and
+/// holds nothing else, so no document can claim another version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Version;
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(SCHEMA)
+    }
+}
+
+impl JsonSchema for Version {
+    fn schema_name() -> Cow<'static, str> {
+        "Version".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "const": SCHEMA,
+            "description": "The version of the document's shape; a change that is not backward compatible raises it."
+        })
+    }
+}
+
+/// How one check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -118,6 +144,22 @@ impl Serialize for CheckId {
     }
 }
 
+/// As it serializes: one of the ids.
+impl JsonSchema for CheckId {
+    fn schema_name() -> Cow<'static, str> {
+        "CheckId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let ids: Vec<&str> = CheckId::ALL.iter().map(|c| c.id()).collect();
+        json_schema!({
+            "type": "string",
+            "enum": ids,
+            "description": "The check's id: the part before the dot is its group."
+        })
+    }
+}
+
 impl std::fmt::Display for CheckId {
     /// The id, padded as the format asks (a table's column).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,11 +167,14 @@ impl std::fmt::Display for CheckId {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One check, as a report lists it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Check {
     pub id: CheckId,
     pub title: &'static str,
+    /// `skip` only when skipped by name; `not_applicable` says why in the detail.
     pub status: Status,
+    /// What the check found; a failure's first line says what is wrong.
     pub detail: String,
     pub duration_ms: u64,
 }
@@ -183,32 +228,64 @@ impl Check {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The command that made a report of checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Checker {
+    VerifyBackup,
+    PostCheck,
+}
+
+impl Checker {
+    pub fn name(self) -> &'static str {
+        match self {
+            Checker::VerifyBackup => "verify-backup",
+            Checker::PostCheck => "post-check",
+        }
+    }
+}
+
+/// A report's overall result: it fails when one check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// A report of checks: the document of verify-backup and post-check.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Report {
-    pub schema: u32,
-    pub command: String,
+    pub schema: Version,
+    pub command: Checker,
+    /// The backup folder (or the repository and label) or the TMWS root.
     pub target: String,
-    pub result: Status,
+    pub result: Verdict,
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
     pub not_applicable: usize,
+    // An absent field is left out of the document, never null: the
+    // schemas say so (`with`).
     /// The Python interpreter the checks ran, and why it was chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub interpreter: Option<String>,
     /// Where the tree's programs ran: a scratch copy (and what it cost), or
     /// the live tree (`--live`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub programs_ran_on: Option<String>,
-    /// What post-check judged: a deploy, the last rollback, or the tree
-    /// against its backup.
+    /// Post-check: what it judged (a deploy, the last rollback, or the
+    /// tree against its backup).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub judged: Option<String>,
     pub checks: Vec<Check>,
 }
 
 impl Report {
-    pub fn new(command: &str, target: String, checks: Vec<Check>) -> Report {
+    pub fn new(command: Checker, target: String, checks: Vec<Check>) -> Report {
         let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
         let (passed, failed, skipped, not_applicable) = (
             count(Status::Pass),
@@ -216,10 +293,10 @@ impl Report {
             count(Status::Skip),
             count(Status::NotApplicable),
         );
-        let result = if failed == 0 { Status::Pass } else { Status::Fail };
+        let result = if failed == 0 { Verdict::Pass } else { Verdict::Fail };
         Report {
-            schema: SCHEMA,
-            command: command.into(),
+            schema: Version,
+            command,
             target,
             result,
             passed,
@@ -234,7 +311,7 @@ impl Report {
     }
 
     pub fn ok(&self) -> bool {
-        self.result == Status::Pass
+        self.result == Verdict::Pass
     }
 
     /// `id: first line of the detail` for each failed check.

@@ -2,8 +2,9 @@
 //! a restic repository (`label=NAME`). Checked once, when it is made, so a
 //! label can never carry a `/` into a path, a `,` into restic's tag list, or
 //! a name git would refuse.
-use std::{fmt, ops::Deref, str::FromStr};
+use std::{borrow::Cow, fmt, ops::Deref, str::FromStr};
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use xtask_base::exit::usage;
@@ -86,6 +87,20 @@ impl TryFrom<String> for Label {
 impl From<Label> for String {
     fn from(label: Label) -> String {
         label.0
+    }
+}
+
+/// As it serializes: a string (checked when it was made).
+impl JsonSchema for Label {
+    fn schema_name() -> Cow<'static, str> {
+        "Label".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A backup's label: its folder under backups/ and its git tag."
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use super::{label::Label, schema::Schema};
 
 use anyhow::{Context, Result, bail};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// The format written. Version 2 added `absent:` and `worktree:` lines,
@@ -17,7 +18,7 @@ pub const SUMS_FILE: &str = "SHA256SUMS";
 pub const TAG_MANIFEST_FIELD: &str = "manifest-sha256:";
 
 /// A table and its row count.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TableCount {
     pub name: String,
     pub rows: u64,
@@ -25,7 +26,7 @@ pub struct TableCount {
 
 /// How SQLite journals a database: in the file's header, WAL or one of the
 /// rollback-journal modes (the manifest writes those `delete`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JournalMode {
     Wal,
@@ -60,7 +61,7 @@ impl std::str::FromStr for JournalMode {
 }
 
 /// What a backed-up file is; each kind has its folder in the backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Database,
@@ -100,7 +101,7 @@ impl Kind {
 }
 
 /// One file of the backup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct FileEntry {
     pub kind: Kind,
     pub sha256: String,
@@ -112,7 +113,7 @@ pub struct FileEntry {
     pub source_path: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Manifest {
     pub format: String,
     pub label: Label,
@@ -120,7 +121,7 @@ pub struct Manifest {
     pub tool: String,
     pub git_commit: Option<String>,
     pub git_branch: Option<String>,
-    /// The tag taken with the backup (`None` with `--no-tag` or without git).
+    /// The tag taken with the backup (none with `--no-tag` or without git).
     pub git_tag: Option<String>,
     /// The database's `alembic_version` rows (one, or several on unmerged heads).
     pub database_revision: Vec<String>,
@@ -136,19 +137,19 @@ pub struct Manifest {
     /// test file the deploy adds): a rollback removes them into the bundle.
     pub absent: Vec<Absent>,
     /// Tracked files whose working-tree content differed from the commit
-    /// when the backup was taken: their sha256 (`None`: deleted).
+    /// when the backup was taken: their sha256 (null: deleted).
     pub worktree: Vec<WorktreeChange>,
 }
 
 /// A file of the profile that was absent at backup time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Absent {
     pub kind: Kind,
     pub source_path: String,
 }
 
 /// An uncommitted change to a tracked file at backup time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct WorktreeChange {
     pub sha256: Option<String>,
     pub path: String,

@@ -4,6 +4,7 @@
 //! profile's `backup_repo`.
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::profile::Profile;
@@ -65,18 +66,21 @@ impl fmt::Display for Repository {
 }
 
 /// One backup a repository holds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct Entry {
-    /// The repository's own id of it (a snapshot id).
+    /// The repository's own id of it: restic's snapshot id; empty for a
+    /// local backup, the folder's name for a forensics bundle.
     #[serde(rename = "snapshot")]
     pub id: String,
-    /// Named as in a local backup's listing.
+    /// When it was taken (named as in a local backup's listing).
     #[serde(rename = "created")]
     pub time: String,
     pub label: String,
     #[serde(rename = "git_commit")]
     pub commit: String,
+    /// The database's revisions (several on unmerged heads).
     #[serde(rename = "database_revision", serialize_with = "words")]
+    #[schemars(with = "Vec<String>")]
     pub revision: String,
 }
 

@@ -2,10 +2,13 @@
 //! back as the backup has it (the plan's steps, post-check's "not
 //! applicable" and the drill's breakage read it), and what diagnose
 //! recommends.
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-/// The runbook's decision matrix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A row of the runbook's decision matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
     Database,
@@ -127,6 +130,26 @@ impl Recommendation {
 impl Serialize for Recommendation {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.word())
+    }
+}
+
+/// As it serializes: one of its words.
+impl JsonSchema for Recommendation {
+    fn schema_name() -> Cow<'static, str> {
+        "Recommendation".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let every = [Recommendation::Healthy]
+            .into_iter()
+            .chain(Scenario::ALL.map(Recommendation::Rollback))
+            .chain([Recommendation::Environment, Recommendation::Resume]);
+        let words: Vec<&str> = every.map(Recommendation::word).collect();
+        json_schema!({
+            "type": "string",
+            "enum": words,
+            "description": "healthy (nothing to roll back), a row of the decision matrix, environment (the interpreter lacks what unchanged code imports) or resume (an earlier rollback is unfinished)."
+        })
     }
 }
 

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// One table's columns and indexes, each as one normalised line.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Table {
     /// `name TYPE[ NOT NULL][ PK n]`, in the table's column order.
     pub columns: Vec<String>,
@@ -18,7 +19,7 @@ pub struct Table {
 }
 
 /// Every table of a database, by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Schema(pub BTreeMap<String, Table>);
 

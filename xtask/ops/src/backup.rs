@@ -36,12 +36,25 @@ impl BackupOptions {
 }
 
 /// One action of a backup's plan, as a dry run shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct PlanItem {
-    /// `sqlite-online-backup`, `copy`, `write` or `git-tag`.
-    pub action: &'static str,
+    pub action: Action,
+    /// The file of the tree it reads (empty when it reads none).
     pub source: String,
+    /// What it writes: a path in the backup, or the tag and its commit.
     pub target: String,
+}
+
+/// What an action of a backup's plan does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// The database, through SQLite's online backup API.
+    SqliteOnlineBackup,
+    Copy,
+    /// The manifest or SHA256SUMS.
+    Write,
+    GitTag,
 }
 
 /// A file to back up: where it is in the tree and where it goes in the backup.
@@ -381,13 +394,17 @@ fn plan_items(
     let mut items: Vec<PlanItem> = plan
         .iter()
         .map(|item| PlanItem {
-            action: if item.kind == Kind::Database { "sqlite-online-backup" } else { "copy" },
+            action: if item.kind == Kind::Database {
+                Action::SqliteOnlineBackup
+            } else {
+                Action::Copy
+            },
             source: item.source.clone(),
             target: item.backup.clone(),
         })
         .collect();
     for file in [MANIFEST_FILE, SUMS_FILE] {
-        items.push(PlanItem { action: "write", source: String::new(), target: file.into() });
+        items.push(PlanItem { action: Action::Write, source: String::new(), target: file.into() });
     }
     let tag = match (options.tag, commit) {
         (true, Some(commit)) => Some(format!("{} at {commit}", options.label)),
@@ -395,7 +412,7 @@ fn plan_items(
         (false, _) => None,
     };
     if let Some(tag) = tag {
-        items.push(PlanItem { action: "git-tag", source: String::new(), target: tag });
+        items.push(PlanItem { action: Action::GitTag, source: String::new(), target: tag });
     }
     items
 }

@@ -4,6 +4,7 @@
 //! unfinished.
 
 use anyhow::Result;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::verify::stamp;
@@ -11,28 +12,33 @@ use xtask_adapters::git;
 use xtask_model::label::Label;
 use xtask_model::{
     backup::Backup,
+    check::Version,
     journal::{Journal, Peek},
     lock::Lock,
     profile::{Tree, labels},
     repository::Entry,
 };
 
-#[derive(Debug, Serialize)]
+/// One backup of `backups/`.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Listed {
     pub label: Label,
     pub created: String,
     pub git_commit: Option<String>,
     /// The backup's tag exists in this repository and points at its commit.
     pub tag_here: bool,
+    /// The database's revisions (several on unmerged heads).
     pub database_revision: Vec<String>,
     /// Bytes of the files the manifest lists.
     pub size: u64,
     pub verification: stamp::Verification,
 }
 
-#[derive(Debug, Serialize)]
+/// The document of `list`.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Listing {
-    pub schema: u32,
+    pub schema: Version,
+    #[schemars(extend("const" = "list"))]
     pub command: &'static str,
     pub backups: Vec<Listed>,
     /// Who holds the lock, when a run does.
@@ -41,8 +47,9 @@ pub struct Listing {
     pub unfinished_rollback: Option<String>,
     /// The forensics bundles under forensics/, oldest first.
     pub bundles: Vec<crate::destination::ListedBundle>,
-    /// With `--repo`: the backups that restic repository holds.
+    /// With `--repo`: the backups that restic repository holds, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<Entry>")]
     pub repository: Option<Vec<Entry>>,
 }
 
@@ -59,7 +66,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
                 tag_here: false,
                 database_revision: Vec::new(),
                 size: 0,
-                verification: stamp::Verification { state: "never", verified: None },
+                verification: stamp::Verification::NEVER,
             });
             continue;
         };
@@ -99,7 +106,7 @@ pub fn list(tree: &Tree) -> Result<Listing> {
         Peek::Unreadable(why) => Some(format!("of an unknown scenario: {why}")),
     };
     Ok(Listing {
-        schema: xtask_model::check::SCHEMA,
+        schema: Version,
         command: "list",
         backups,
         bundles: crate::destination::Bundles(tree).listed()?,

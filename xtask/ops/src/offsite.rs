@@ -27,13 +27,16 @@ use xtask_model::{
 };
 
 /// What a push did, by restic's own account.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Pushed {
     pub label: Label,
+    /// The restic repository, in restic's syntax.
     pub repository: String,
+    /// Restic's id of the snapshot.
     pub snapshot: String,
-    /// The files restic stored, and their bytes.
+    /// The files restic stored.
     pub files: usize,
+    /// The bytes of those files.
     pub bytes: u64,
     /// How much the repository grew: new data after de-duplication, plus
     /// restic's own index and tree records (so it can exceed `bytes`).
@@ -70,10 +73,12 @@ impl Pushed {
 }
 
 /// What a pull did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Pulled {
     pub label: Label,
+    /// The restic repository, in restic's syntax.
     pub repository: String,
+    /// Restic's id of the snapshot.
     pub snapshot: String,
     /// Where the backup now lies, verified.
     pub backup: std::path::PathBuf,

@@ -14,8 +14,9 @@ use xtask_base::exit::usage;
 use xtask_model::{journal::Journal, label::Label, profile::Tree, repository::Entry};
 
 /// What a prune removes from one holder and what it keeps back.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Pruned {
+    /// The backups/ or forensics/ folder, or the restic repository.
     pub holder: String,
     /// The entries to remove (a label may have several in a repository).
     pub remove: Vec<Entry>,

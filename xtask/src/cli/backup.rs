@@ -5,16 +5,18 @@ use anyhow::Result;
 use xshell::Shell;
 use xtask_adapters::git;
 use xtask_model::{
+    check::Version,
     manifest::{Kind, Manifest},
     profile::Tree,
     repository::Repository,
 };
 use xtask_ops::{
     self,
-    backup::{BackupOptions, PlanItem},
+    backup::{Action, BackupOptions, PlanItem},
 };
 
 use super::{
+    documents::{BackupDocument, Effect},
     flags::{self, Format},
     ui,
 };
@@ -39,17 +41,16 @@ impl flags::Backup {
             _ => None,
         };
         if format == Format::Json {
-            let document = serde_json::json!({
-                "schema": xtask_model::check::SCHEMA,
-                "command": "backup",
-                "result": if options.dry_run { "planned" } else { "done" },
-                "dry_run": options.dry_run,
-                "backup": tree.backup(&options.label),
-                "plan": plan,
-                "manifest": manifest,
-                "offsite": offsite,
-            });
-            ui::document(&document)?;
+            ui::document(&BackupDocument {
+                schema: Version,
+                command: "backup",
+                result: Effect::of(options.dry_run),
+                dry_run: options.dry_run,
+                backup: tree.backup(&options.label),
+                plan,
+                manifest,
+                offsite,
+            })?;
         } else if options.dry_run {
             print_plan(&tree.backup(&options.label), &plan);
         } else {
@@ -117,9 +118,10 @@ fn print_plan(target: &Path, plan: &[PlanItem]) {
     ));
     for item in plan {
         let how = match item.action {
-            "sqlite-online-backup" => "SQLite online backup",
-            "git-tag" => "git tag",
-            other => other,
+            Action::SqliteOnlineBackup => "SQLite online backup",
+            Action::Copy => "copy",
+            Action::Write => "write",
+            Action::GitTag => "git tag",
         };
         let what = if item.source.is_empty() {
             item.target.clone()

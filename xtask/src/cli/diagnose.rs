@@ -4,7 +4,7 @@ use anyhow::Result;
 use xshell::Shell;
 use xtask_adapters::git;
 use xtask_base::exit::{failed, usage};
-use xtask_model::{check::Report, profile::Tree, scenario::Recommendation};
+use xtask_model::{profile::Tree, scenario::Recommendation};
 use xtask_ops::diagnose::{Diagnosis, diagnose};
 
 use super::{
@@ -50,10 +50,8 @@ impl flags::Diagnose {
 
 /// The evidence table, the interpreter, and what to do.
 fn human(tree: &Tree, diagnosis: &Diagnosis) -> String {
-    let report = Report::new("diagnose", tree.root.display().to_string(), diagnosis.checks.clone());
-    let table = render::human(&report, false);
-    let mut out = table.rsplit_once("\n\n").map_or(table.as_str(), |(t, _)| t).to_string();
-    out.push_str(&format!("\npython: {}\n", diagnosis.interpreter));
+    let mut out = render::table(&diagnosis.checks, false);
+    out.push_str(&format!("python: {}\n", diagnosis.interpreter));
     out.push_str(&format!("programs ran on: {}\n", diagnosis.programs_ran_on));
     match (&diagnosis.recommendation, &diagnosis.next) {
         (Recommendation::Healthy, _) => out.push_str("\nhealthy: nothing to roll back\n"),

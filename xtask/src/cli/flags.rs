@@ -661,12 +661,32 @@ impl std::str::FromStr for Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::PrePhase4, Stage::BackedUp, Stage::Phase4];
+
     pub fn name(self) -> &'static str {
         match self {
             Stage::PrePhase4 => "pre-phase4",
             Stage::BackedUp => "backed-up",
             Stage::Phase4 => "phase4",
         }
+    }
+}
+
+/// In the sandbox's document, by its name.
+impl serde::Serialize for Stage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl schemars::JsonSchema for Stage {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Stage".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names = Stage::ALL.map(Stage::name);
+        schemars::json_schema!({ "type": "string", "enum": names })
     }
 }
 

@@ -1,10 +1,11 @@
 //! `cargo xtask forensics`: a bundle of the current state, or its plan.
 use anyhow::Result;
 use xshell::Shell;
-use xtask_model::{check::SCHEMA, profile::Tree};
+use xtask_model::{check::Version, profile::Tree};
 use xtask_ops::forensics;
 
 use super::{
+    documents::{Effect, ForensicsDocument},
     flags::{self, Format},
     ui,
 };
@@ -17,17 +18,15 @@ impl flags::Forensics {
             let dir = forensics::new_bundle_path(&tree, &label);
             let plan = forensics::plan(&tree, &label);
             match format {
-                Format::Json => {
-                    let document = serde_json::json!({
-                        "schema": SCHEMA,
-                        "command": "forensics",
-                        "result": "planned",
-                        "dry_run": true,
-                        "bundle": dir,
-                        "plan": plan,
-                    });
-                    ui::document(&document)?;
-                }
+                Format::Json => ui::document(&ForensicsDocument {
+                    schema: Version,
+                    command: "forensics",
+                    result: Effect::Planned,
+                    dry_run: true,
+                    bundle: dir,
+                    plan: Some(plan),
+                    facts: None,
+                })?,
                 Format::Human => {
                     super::ui::line(&format!(
                         "dry run: nothing is written. The bundle would be {} (mode 0700):",
@@ -42,17 +41,15 @@ impl flags::Forensics {
         }
         let bundle = forensics::collect(sh, &tree, &label, self.python.as_deref())?;
         match format {
-            Format::Json => {
-                let document = serde_json::json!({
-                    "schema": SCHEMA,
-                    "command": "forensics",
-                    "result": "done",
-                    "dry_run": false,
-                    "bundle": bundle.dir,
-                    "facts": bundle.facts,
-                });
-                ui::document(&document)?;
-            }
+            Format::Json => ui::document(&ForensicsDocument {
+                schema: Version,
+                command: "forensics",
+                result: Effect::Done,
+                dry_run: false,
+                bundle: bundle.dir,
+                plan: None,
+                facts: Some(bundle.facts),
+            })?,
             Format::Human => super::ui::line(&format!(
                 "forensics bundle written to {} ({} database files, {} diffs{})",
                 bundle.dir.display(),

@@ -4,6 +4,7 @@ use xshell::Shell;
 use xtask_ops::init;
 
 use super::{
+    documents::{InitDocument, Profiled},
     flags::{self, Format},
     ui,
 };
@@ -12,23 +13,26 @@ impl flags::Init {
     pub fn run(self, _sh: &Shell) -> Result<()> {
         let proposal = init::propose(self.root.as_deref())?;
         let (result, note) = if proposal.existing {
-            ("agrees", "exists already and agrees with what init found; it is left as it is")
+            (
+                Profiled::Agrees,
+                "exists already and agrees with what init found; it is left as it is",
+            )
         } else if self.dry_run {
-            ("planned", "was not written (dry run)")
+            (Profiled::Planned, "was not written (dry run)")
         } else {
             init::write(&proposal)?;
-            ("written", "was written; commit it with the checkout")
+            (Profiled::Written, "was written; commit it with the checkout")
         };
         ui::note(&format!("{} {note}", proposal.target.display()));
         match self.format.unwrap_or_default() {
-            Format::Json => ui::document(&serde_json::json!({
-                "schema": xtask_model::check::SCHEMA,
-                "command": "init",
-                "result": result,
-                "dry_run": self.dry_run,
-                "profile": proposal.target,
-                "text": proposal.text,
-            }))?,
+            Format::Json => ui::document(&InitDocument {
+                schema: xtask_model::check::Version,
+                command: "init",
+                result,
+                dry_run: self.dry_run,
+                profile: proposal.target,
+                text: proposal.text,
+            })?,
             Format::Human if proposal.existing => {}
             Format::Human => ui::out(&proposal.text),
         }

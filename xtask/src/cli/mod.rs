@@ -3,6 +3,7 @@
 //! calls the operation and prints what it returned. The only layer that
 //! prints.
 mod args;
+pub mod documents;
 pub mod flags;
 pub mod help;
 pub mod render;

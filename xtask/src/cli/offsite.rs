@@ -2,9 +2,11 @@
 use anyhow::Result;
 use serde::Serialize;
 use xshell::Shell;
+use xtask_model::check::Version;
 use xtask_ops::offsite::{pull, push, resolve};
 
 use super::{
+    documents::{PullDocument, PushDocument},
     flags::{self, Format},
     ui,
 };
@@ -14,7 +16,9 @@ impl flags::Push {
         let (tree, label, repo) =
             resolve(self.root.as_deref(), self.label.clone(), self.repo.as_deref())?;
         let pushed = push(sh, &tree, &label, &repo, self.python.as_deref())?;
-        show(self.format.unwrap_or_default(), "push", &pushed, &pushed.summary())
+        let summary = pushed.summary();
+        let document = PushDocument { schema: Version, command: "push", result: "done", pushed };
+        show(self.format.unwrap_or_default(), &document, &summary)
     }
 }
 
@@ -23,28 +27,17 @@ impl flags::Pull {
         let (tree, label, repo) =
             resolve(self.root.as_deref(), self.label.clone(), self.repo.as_deref())?;
         let pulled = pull(sh, &tree, &label, &repo, self.python.as_deref())?;
-        show(self.format.unwrap_or_default(), "pull", &pulled, &pulled.summary())
+        let summary = pulled.summary();
+        let document = PullDocument { schema: Version, command: "pull", result: "done", pulled };
+        show(self.format.unwrap_or_default(), &document, &summary)
     }
 }
 
-/// The summary line, or the document: the result's fields beside the
-/// schema, the command and `result: done`.
-fn show(format: Format, command: &str, result: &impl Serialize, summary: &str) -> Result<()> {
+/// The summary line, or the document.
+fn show(format: Format, document: &impl Serialize, summary: &str) -> Result<()> {
     match format {
         Format::Human => ui::line(summary),
-        Format::Json => {
-            let mut document = serde_json::json!({
-                "schema": xtask_model::check::SCHEMA,
-                "command": command,
-                "result": "done",
-            });
-            if let (Some(all), serde_json::Value::Object(fields)) =
-                (document.as_object_mut(), serde_json::to_value(result)?)
-            {
-                all.extend(fields);
-            }
-            ui::document(&document)?;
-        }
+        Format::Json => ui::document(document)?,
     }
     Ok(())
 }

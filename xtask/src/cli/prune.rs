@@ -9,6 +9,7 @@ use xtask_ops::{
 };
 
 use super::{
+    documents::{PruneDocument, Pruning},
     flags::{self, Format},
     ui,
 };
@@ -59,27 +60,27 @@ impl flags::Prune {
         }
         let result = if plan.is_empty() {
             say("nothing to remove".into());
-            "nothing"
+            Pruning::Nothing
         } else if self.dry_run {
             say("dry run: nothing was removed".into());
-            "planned"
+            Pruning::Planned
         } else {
             let what = if self.bundles { "bundles" } else { "backups" };
             ui::confirm(self.yes, &format!("Remove these {what}?"), "nothing was removed")?;
             prune::execute(sh, &holders, &plan)?;
             say(removed(&held, &plan));
-            "done"
+            Pruning::Done
         };
         if json {
-            ui::document(&serde_json::json!({
-                "schema": xtask_model::check::SCHEMA,
-                "command": "prune",
-                "result": result,
-                "dry_run": self.dry_run,
-                "keep": keep,
-                "bundles": self.bundles,
-                "holders": plan.holders,
-            }))?;
+            ui::document(&PruneDocument {
+                schema: xtask_model::check::Version,
+                command: "prune",
+                result,
+                dry_run: self.dry_run,
+                keep,
+                bundles: self.bundles,
+                holders: plan.holders,
+            })?;
         }
         Ok(())
     }

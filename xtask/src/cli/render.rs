@@ -5,26 +5,13 @@ use std::{fmt::Write as _, path::Path};
 use anyhow::{Context, Result};
 use xtask_base::exit::{Kind, usage};
 use xtask_fs::unconfined;
-use xtask_model::check::{Report, Status};
+use xtask_model::check::{Check, Report, Status};
 
-use super::flags::Format;
+use super::{documents::ErrorDocument, flags::Format};
 
-/// `check  status  time  detail`, one row per check, detail lines indented.
+/// The report's table, then its counts and what the checks ran with.
 pub fn human(report: &Report, with_time: bool) -> String {
-    let id_width = report.checks.iter().map(|c| c.id.id().len()).max().unwrap_or(5).max(5);
-    let mut out = String::new();
-    let header = if with_time { "status  time     detail" } else { "status  detail" };
-    let _ = writeln!(out, "{:id_width$}  {header}", "check");
-    for check in &report.checks {
-        let time = if with_time { format!("{:>6}ms ", check.duration_ms) } else { String::new() };
-        let mut lines = check.detail.lines();
-        let first = lines.next().unwrap_or("");
-        let _ = writeln!(out, "{:id_width$}  {:<6}  {time}{first}", check.id, check.status.word());
-        let indent = id_width + 10 + time.len();
-        for line in lines {
-            let _ = writeln!(out, "{:indent$}{line}", "");
-        }
-    }
+    let mut out = table(&report.checks, with_time);
     let _ = writeln!(
         out,
         "\n{}: {} passed, {} failed, {} skipped{}",
@@ -50,6 +37,25 @@ pub fn human(report: &Report, with_time: bool) -> String {
     out
 }
 
+/// `check  status  time  detail`, one row per check, detail lines indented.
+pub fn table(checks: &[Check], with_time: bool) -> String {
+    let id_width = checks.iter().map(|c| c.id.id().len()).max().unwrap_or(5).max(5);
+    let mut out = String::new();
+    let header = if with_time { "status  time     detail" } else { "status  detail" };
+    let _ = writeln!(out, "{:id_width$}  {header}", "check");
+    for check in checks {
+        let time = if with_time { format!("{:>6}ms ", check.duration_ms) } else { String::new() };
+        let mut lines = check.detail.lines();
+        let first = lines.next().unwrap_or("");
+        let _ = writeln!(out, "{:id_width$}  {:<6}  {time}{first}", check.id, check.status.word());
+        let indent = id_width + 10 + time.len();
+        for line in lines {
+            let _ = writeln!(out, "{:indent$}{line}", "");
+        }
+    }
+    out
+}
+
 /// The document of a command that stopped before its result (exit 1 to 5),
 /// so that `--format json` always puts one document on stdout.
 pub fn error_document(
@@ -57,15 +63,15 @@ pub fn error_document(
     kind: Kind,
     message: &str,
     next: Option<&str>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "schema": xtask_model::check::SCHEMA,
-        "command": command,
-        "result": "error",
-        "exit": kind as u8,
-        "message": message,
-        "next": next.map(str::to_string).or_else(|| next_by_kind(command, kind)),
-    })
+) -> ErrorDocument {
+    ErrorDocument {
+        schema: xtask_model::check::Version,
+        command: command.map(str::to_string),
+        result: "error",
+        exit: kind as u8,
+        message: message.to_string(),
+        next: next.map(str::to_string).or_else(|| next_by_kind(command, kind)),
+    }
 }
 
 /// The way on from an error that names none: what its exit code calls for.
@@ -93,7 +99,7 @@ pub fn junit(report: &Report) -> String {
     let _ = writeln!(
         out,
         "<testsuites><testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
-        xml(&report.command),
+        xml(report.command.name()),
         report.checks.len(),
         report.failed,
         // Not applicable checks are written as <skipped> too: counted so.
@@ -104,7 +110,7 @@ pub fn junit(report: &Report) -> String {
         let _ = write!(
             out,
             "  <testcase classname=\"{}\" name=\"{}: {}\" time=\"{:.3}\">",
-            xml(&report.command),
+            xml(report.command.name()),
             xml(check.id.id()),
             xml(check.title),
             check.duration_ms as f64 / 1000.0
@@ -257,7 +263,8 @@ mod tests {
             Check::skip(CheckId::TestsUnit),
             Check::not_applicable(CheckId::Forensics, "no backup to compare with"),
         ];
-        let xml = junit(&Report::new("post-check", "/srv/tmws".into(), checks));
+        let xml =
+            junit(&Report::new(xtask_model::check::Checker::PostCheck, "/srv/tmws".into(), checks));
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
         let count = |tag: &str| doc.descendants().filter(|n| n.has_tag_name(tag)).count();

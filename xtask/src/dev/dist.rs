@@ -29,6 +29,22 @@ use xtask_fs::unconfined;
 /// The released binary's name: what its messages call it.
 pub const BINARY: &str = "tmws-xtask";
 
+/// `dist --format json`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct DistDocument {
+    pub schema: xtask_model::check::Version,
+    #[schemars(extend("const" = "dist"))]
+    pub command: &'static str,
+    #[schemars(extend("const" = "done"))]
+    pub result: &'static str,
+    /// The tarball's path.
+    pub tarball: PathBuf,
+    /// The binary's path inside the tarball.
+    pub binary: String,
+    /// Bytes of the tarball.
+    pub size: u64,
+}
+
 impl flags::Dist {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let workspace = workspace("dist")?;
@@ -48,14 +64,14 @@ impl flags::Dist {
         let tarball = pack(sh, &workspace, &binary, &out, &name)?;
         let size = xtask_fs::files::Identity::of(&tarball).map_or(0, |id| id.size);
         match self.format.unwrap_or_default() {
-            Format::Json => ui::document(&serde_json::json!({
-                "schema": xtask_model::check::SCHEMA,
-                "command": "dist",
-                "result": "done",
-                "tarball": tarball,
-                "binary": format!("{name}/{BINARY}"),
-                "size": size,
-            }))?,
+            Format::Json => ui::document(&DistDocument {
+                schema: xtask_model::check::Version,
+                command: "dist",
+                result: "done",
+                tarball,
+                binary: format!("{name}/{BINARY}"),
+                size,
+            })?,
             Format::Human => ui::line(&format!(
                 "wrote {} ({}): unpack it anywhere and run {name}/{BINARY} COMMAND as README says cargo xtask COMMAND",
                 tarball.display(),

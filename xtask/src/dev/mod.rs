@@ -6,6 +6,9 @@ pub mod bench;
 pub mod dist;
 pub mod drill;
 pub mod sandbox;
+// Only its test runs it: it compares docs/schema/ with the documents' types.
+#[cfg(test)]
+mod schemas;
 pub mod seed;
 pub mod test;
 pub mod variant;

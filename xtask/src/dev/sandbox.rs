@@ -20,10 +20,28 @@ use xtask_model::{
 use xtask_ops::backup::{self, BackupOptions};
 
 use crate::{
+    cli::documents::Effect,
     cli::flags::{self, Format, Stage},
     cli::ui,
     dev::{seed, variant::Variant},
 };
+
+/// `sandbox --format json`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct SandboxDocument {
+    pub schema: xtask_model::check::Version,
+    #[schemars(extend("const" = "sandbox"))]
+    pub command: &'static str,
+    pub result: Effect,
+    pub dry_run: bool,
+    /// The sandbox's folder.
+    pub root: PathBuf,
+    pub stage: Stage,
+    /// The fixture variant it was built as, if any.
+    pub variant: Option<String>,
+    /// The label of the backup the sandbox holds.
+    pub backup: Option<Label>,
+}
 
 impl flags::Sandbox {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -54,7 +72,7 @@ impl flags::Sandbox {
                     fixtures_dir().join("phase4").display()
                 ));
             }
-            "planned"
+            Effect::Planned
         } else {
             let started = Instant::now();
             let tree = build(sh, &self.out, stage, self.python.as_deref(), variant.as_ref())?;
@@ -67,21 +85,21 @@ impl flags::Sandbox {
             if let Some(variant) = &variant {
                 say(&format!("variant {}: {}", variant.name, variant.about));
             }
-            "done"
+            Effect::Done
         };
         if json {
             let root =
                 xtask_fs::outside::canonicalize(&self.out).unwrap_or_else(|_| self.out.clone());
-            ui::document(&serde_json::json!({
-                "schema": xtask_model::check::SCHEMA,
-                "command": "sandbox",
-                "result": result,
-                "dry_run": self.dry_run,
-                "root": root,
-                "stage": stage.name(),
-                "variant": variant.as_ref().map(|v| v.name.clone()),
-                "backup": (stage != Stage::PrePhase4).then_some("pre-phase4"),
-            }))?;
+            ui::document(&SandboxDocument {
+                schema: xtask_model::check::Version,
+                command: "sandbox",
+                result,
+                dry_run: self.dry_run,
+                root,
+                stage,
+                variant: variant.as_ref().map(|v| v.name.clone()),
+                backup: (stage != Stage::PrePhase4).then(Label::pre_deploy),
+            })?;
         }
         Ok(())
     }

@@ -12,10 +12,11 @@ use xtask_model::{profile::Tree, repository::Entry};
 pub struct Bundles<'a>(pub &'a Tree);
 
 /// One bundle, for `list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Listed {
     pub name: String,
-    /// When it was written: the UTC stamp in its name (`20261130T082338Z`).
+    /// When it was written: the UTC stamp in its name (`20261130T082338Z`),
+    /// or `-`.
     pub created: String,
     /// The bytes of its files.
     pub size: u64,

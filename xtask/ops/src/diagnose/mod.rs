@@ -5,6 +5,7 @@ mod migration;
 use std::path::Path;
 
 use anyhow::Result;
+use schemars::JsonSchema;
 use serde::Serialize;
 use xshell::Shell;
 
@@ -18,22 +19,26 @@ use xtask_model::label::Label;
 use xtask_model::{
     advice,
     backup::Backup,
-    check::{Check, CheckId, Status},
+    check::{Check, CheckId, Status, Version},
     manifest::{Kind, Manifest},
     profile::Tree,
     scenario::{Recommendation, Scenario},
 };
 
-#[derive(Debug, Clone, Serialize)]
+/// The document of `diagnose`: the row it recommends, and its evidence.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Diagnosis {
-    pub schema: u32,
+    pub schema: Version,
+    #[schemars(extend("const" = "diagnose"))]
     pub command: &'static str,
     pub recommendation: Recommendation,
+    /// The rows the failed evidence points to.
     pub scenarios: Vec<Scenario>,
     /// The command to run next, when it is not a rollback row.
     pub next: Option<String>,
     /// The rollback the recommended row means, as a command line to paste
-    /// (the git row back to `--expect-commit` carries `--commit`).
+    /// (with `--root`; the git row back to `--expect-commit` carries
+    /// `--commit`); null when no row is recommended.
     #[serde(rename = "rollback")]
     pub command_line: Option<String>,
     /// The Python interpreter the evidence came from, and why it was chosen.
@@ -98,7 +103,7 @@ pub fn diagnose(
         recommend(tree, label, expect_commit, &evidence);
     let checks = evidence.into_iter().map(|(_, c)| c).collect();
     Ok(Diagnosis {
-        schema: xtask_model::check::SCHEMA,
+        schema: Version,
         command: "diagnose",
         recommendation,
         scenarios,
@@ -205,7 +210,7 @@ fn unfinished_rollback(tree: &Tree) -> Result<Option<Diagnosis>> {
 /// The diagnosis while a rollback is unfinished: resume (or close) it first.
 fn resume_first(check: Check, next: String) -> Diagnosis {
     Diagnosis {
-        schema: xtask_model::check::SCHEMA,
+        schema: Version,
         command: "diagnose",
         recommendation: Recommendation::Resume,
         scenarios: Vec::new(),

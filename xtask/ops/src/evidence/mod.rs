@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use xshell::{Shell, cmd};
 
@@ -42,7 +43,8 @@ pub enum DatabaseCapture {
     Copy,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A file the bundle keeps, with its hash.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct EvidenceFile {
     pub path: String,
     pub sha256: String,
@@ -51,11 +53,14 @@ pub struct EvidenceFile {
 
 /// Everything the bundle records; `failure.json` is this, and
 /// `FAILURE_REPORT.md` says the same for a person.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Facts {
+    /// The version of the documents when the bundle was written.
     pub schema: u32,
+    /// The backup it is compared with.
     pub label: String,
     pub root: String,
+    /// The rollback's row, when a rollback made the bundle.
     pub scenario: Option<String>,
     pub initiated: String,
     pub completed: Option<String>,
@@ -64,7 +69,10 @@ pub struct Facts {
     pub database_revision: Vec<String>,
     pub integrity: Vec<String>,
     pub database_files: Vec<EvidenceFile>,
+    /// A consolidated copy of the failed database, made after its files
+    /// were kept as they were.
     pub database_copy: Option<EvidenceFile>,
+    /// The SQL dump of that copy, in the bundle.
     pub dump: Option<String>,
     pub migrations: Vec<EvidenceFile>,
     pub files: Vec<EvidenceFile>,
@@ -72,7 +80,9 @@ pub struct Facts {
     pub worktree_changes: Vec<String>,
     pub log: String,
     pub symptoms: Vec<String>,
+    /// What the rollback did, a line a step.
     pub steps: Vec<String>,
+    /// What could not be kept or learnt, and why.
     pub problems: Vec<String>,
 }
 

@@ -18,7 +18,7 @@ use xtask_base::exit::usage;
 use xtask_fs::files;
 use xtask_model::{
     backup::Backup,
-    check::{Check, CheckId, Report, Status},
+    check::{Check, CheckId, Checker, Report, Status},
     label::Label,
     manifest::Manifest,
     profile::Tree,
@@ -155,7 +155,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     // A check is `skip` only when the user skipped it by name.
     checks.extend(checks::ids().filter(|id| selection.skips(*id)).map(Check::skip));
     checks.sort_by_key(|c| checks::ids().position(|id| id == c.id));
-    let mut report = Report::new("post-check", tree.root.display().to_string(), checks);
+    let mut report = Report::new(Checker::PostCheck, tree.root.display().to_string(), checks);
     report.interpreter = python.as_ref().ok().map(Python::describe);
     report.judged = Some(judging.describe());
     report.programs_ran_on = match (copies.is_empty(), o.live) {

@@ -2,6 +2,7 @@
 //! the confirmation show it) and as what it touches (the JSON plan).
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::plan::{Step, rel};
@@ -14,11 +15,52 @@ use xtask_model::{
 };
 
 /// What one step touches, in a JSON plan.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct PlanTouches {
+    /// Paths of the tree the step writes.
     pub paths: Vec<String>,
+    /// Alembic revisions or git commits it goes to.
     pub revisions: Vec<String>,
+    /// What it keeps in the forensics bundle first.
     pub preserves: Vec<String>,
+}
+
+/// What kind of step a step is: its id in the JSON document, and its
+/// name in tables and journals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepId {
+    StopServices,
+    Preserve,
+    RestoreDatabase,
+    MigrateCopy,
+    SwapMigrated,
+    RestoreConfig,
+    RestoreMigrations,
+    RestoreFiles,
+    GitBranch,
+    GitSoftReset,
+    GitHardReset,
+    GitRestorePaths,
+}
+
+impl StepId {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepId::StopServices => "stop-services",
+            StepId::Preserve => "preserve",
+            StepId::RestoreDatabase => "restore-database",
+            StepId::MigrateCopy => "migrate-copy",
+            StepId::SwapMigrated => "swap-migrated",
+            StepId::RestoreConfig => "restore-config",
+            StepId::RestoreMigrations => "restore-migrations",
+            StepId::RestoreFiles => "restore-files",
+            StepId::GitBranch => "git-branch",
+            StepId::GitSoftReset => "git-soft-reset",
+            StepId::GitHardReset => "git-hard-reset",
+            StepId::GitRestorePaths => "git-restore-paths",
+        }
+    }
 }
 
 impl Step {
@@ -158,22 +200,26 @@ impl Step {
         t
     }
 
+    pub fn id(&self) -> StepId {
+        match self {
+            Step::StopServices => StepId::StopServices,
+            Step::Preserve { .. } => StepId::Preserve,
+            Step::RestoreDatabase => StepId::RestoreDatabase,
+            Step::MigrateCopy { .. } => StepId::MigrateCopy,
+            Step::SwapMigrated { .. } => StepId::SwapMigrated,
+            Step::RestoreConfig => StepId::RestoreConfig,
+            Step::RestoreMigrations => StepId::RestoreMigrations,
+            Step::RestoreFiles { .. } => StepId::RestoreFiles,
+            Step::GitBranch { .. } => StepId::GitBranch,
+            Step::GitSoftReset { .. } => StepId::GitSoftReset,
+            Step::GitHardReset { .. } => StepId::GitHardReset,
+            Step::GitRestorePaths { .. } => StepId::GitRestorePaths,
+        }
+    }
+
     /// A short name for tables and journals.
     pub fn name(&self) -> &'static str {
-        match self {
-            Step::StopServices => "stop-services",
-            Step::Preserve { .. } => "preserve",
-            Step::RestoreDatabase => "restore-database",
-            Step::MigrateCopy { .. } => "migrate-copy",
-            Step::SwapMigrated { .. } => "swap-migrated",
-            Step::RestoreConfig => "restore-config",
-            Step::RestoreMigrations => "restore-migrations",
-            Step::RestoreFiles { .. } => "restore-files",
-            Step::GitBranch { .. } => "git-branch",
-            Step::GitSoftReset { .. } => "git-soft-reset",
-            Step::GitHardReset { .. } => "git-hard-reset",
-            Step::GitRestorePaths { .. } => "git-restore-paths",
-        }
+        self.id().name()
     }
 }
 
@@ -242,4 +288,35 @@ fn restore_files(
 /// The first 12 characters of a hash or commit id.
 fn short(sha: &str) -> String {
     sha.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One name per step everywhere: the journal's tag, the table's name
+    /// and the JSON document's id.
+    #[test]
+    fn a_step_has_one_name() {
+        let text = || String::from("x");
+        let steps = [
+            Step::StopServices,
+            Step::Preserve { database: None },
+            Step::RestoreDatabase,
+            Step::MigrateCopy { target: text(), folder: text() },
+            Step::SwapMigrated { folder: text(), target: text() },
+            Step::RestoreConfig,
+            Step::RestoreMigrations,
+            Step::RestoreFiles { paths: Vec::new(), kept: Vec::new() },
+            Step::GitBranch { branch: text(), tag: text(), commit: text(), recreate_tag: false },
+            Step::GitSoftReset { commit: text() },
+            Step::GitHardReset { commit: text(), keep_ref: text() },
+            Step::GitRestorePaths { from: text(), paths: Vec::new() },
+        ];
+        for step in steps {
+            let tag = serde_json::to_value(&step).unwrap()["step"].clone();
+            assert_eq!(tag, step.name(), "{step:?}");
+            assert_eq!(serde_json::to_value(step.id()).unwrap(), step.name(), "{step:?}");
+        }
+    }
 }

@@ -17,10 +17,12 @@ use std::{
 };
 
 use anyhow::Result;
+use schemars::JsonSchema;
 use serde::Serialize;
 use xshell::Shell;
 
 pub use choices::{Choices, Down, Flags, GitMove};
+pub use describe::StepId;
 pub use plan::{Kept, Step};
 pub use unfinished::unfinished_scenario;
 use unfinished::{abandon, abandon_unreadable, triage};
@@ -35,6 +37,7 @@ use xtask_model::label::Label;
 use xtask_model::{
     advice,
     backup::Backup,
+    check::Version,
     journal::{Journal, Peek, RunStatus},
     lock::Lock,
     manifest::Manifest,
@@ -42,20 +45,22 @@ use xtask_model::{
 };
 
 /// The result of one step, as reported.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct StepResult {
-    pub step: String,
+    pub step: StepId,
+    /// The plan's line for a person.
     pub plan: String,
+    /// What the step did.
     pub result: String,
     pub duration_ms: u64,
 }
 
 /// One step of the plan, as the JSON document gives it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PlannedStep {
     /// 1-based, as printed.
     pub step: usize,
-    pub id: &'static str,
+    pub id: StepId,
     /// The plan's line for a person.
     pub action: String,
     /// Finished before an interruption (a resumed run re-checks it).
@@ -64,33 +69,50 @@ pub struct PlannedStep {
     pub touches: describe::PlanTouches,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What a rollback did or would do: the document of `rollback` (a plan
+/// with `--dry-run`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Outcome {
-    pub schema: u32,
+    pub schema: Version,
+    #[schemars(extend("const" = "rollback"))]
     pub command: &'static str,
     pub scenario: Scenario,
     pub dry_run: bool,
     pub plan: Vec<PlannedStep>,
+    /// The steps this run made, in order.
     pub steps: Vec<StepResult>,
+    /// The run's forensics bundle; null when the run changed nothing (no
+    /// bundle is kept) or planned none.
     pub bundle: Option<String>,
-    pub result: &'static str,
+    pub result: Ending,
     /// The backup pulled from the repository before step 1 (or, in a dry
     /// run, the pull it would make), when backups/ did not hold it.
     pub pull: Option<String>,
+}
+
+/// How a rollback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Ending {
+    /// A dry run: the plan, nothing changed.
+    Planned,
+    Done,
+    /// An unfinished run closed with `--abandon`.
+    Abandoned,
 }
 
 impl Outcome {
     /// A run closed on purpose: no step ran now; its bundle is kept.
     fn abandoned(scenario: Scenario, bundle: String) -> Outcome {
         Outcome {
-            schema: xtask_model::check::SCHEMA,
+            schema: Version,
             command: "rollback",
             scenario,
             dry_run: false,
             plan: Vec::new(),
             steps: Vec::new(),
             bundle: Some(bundle),
-            result: "abandoned",
+            result: Ending::Abandoned,
             pull: None,
         }
     }
@@ -298,21 +320,21 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
         .enumerate()
         .map(|(i, step)| PlannedStep {
             step: i + 1,
-            id: step.name(),
+            id: step.id(),
             action: run.plan[i].clone(),
             done: journal.done[i],
             touches: step.touches(tree, &run.manifest),
         })
         .collect();
     Outcome {
-        schema: xtask_model::check::SCHEMA,
+        schema: Version,
         command: "rollback",
         scenario: o.choices.scenario(),
         dry_run: o.dry_run,
         plan: planned,
         steps: Vec::new(),
         bundle: Some(journal.bundle.display().to_string()),
-        result: "planned",
+        result: Ending::Planned,
         pull: run.pull.clone(),
     }
 }
@@ -342,7 +364,7 @@ fn seal(
     journal: &mut Journal<Step>,
     outcome: &mut Outcome,
 ) -> Result<bool> {
-    outcome.result = "done";
+    outcome.result = Ending::Done;
     let bundle = ctx.tree.root.join(&journal.bundle);
     if !ctx.changed {
         if ctx.tree.fs.expect_dir_or_nothing(&bundle)? {
@@ -404,7 +426,7 @@ fn execute(
         let duration_ms = step_started.elapsed().as_millis() as u64;
         say(format!("  ✓ {}. {} ({duration_ms} ms): {result}", i + 1, step.name()));
         outcome.steps.push(StepResult {
-            step: step.name().into(),
+            step: step.id(),
             plan: planned.clone(),
             result,
             duration_ms,

@@ -22,7 +22,7 @@ use xtask_fs::{files, root_dir::RootDir};
 use xtask_model::{
     advice,
     backup::Backup,
-    check::{Check, CheckId, Report},
+    check::{Check, CheckId, Checker, Report},
     label::Label,
     manifest::{Kind, MANIFEST_FILE, Manifest, SUMS_FILE, TAG_MANIFEST_FIELD, parse_sums},
     migrations::Graph,
@@ -95,7 +95,7 @@ pub fn verify_repository(
     }
     checks.push(data);
     let interpreter = report.interpreter.take();
-    let mut report = Report::new("verify-backup", format!("{repo} ({label})"), checks);
+    let mut report = Report::new(Checker::VerifyBackup, format!("{repo} ({label})"), checks);
     report.interpreter = interpreter;
     Ok(report)
 }
@@ -131,7 +131,7 @@ pub fn verify(
         }
         Err(err) => {
             checks.push(Check::fail(CheckId::Manifest, format!("{err:#}")));
-            return Ok(Report::new("verify-backup", dir.display().to_string(), checks));
+            return Ok(Report::new(Checker::VerifyBackup, dir.display().to_string(), checks));
         }
     };
     checks.push(check_paths(dir, &manifest));
@@ -171,7 +171,7 @@ pub fn verify(
     }
     let (hashes, started) = hashing.join().expect("the hashing thread does not panic");
     checks.insert(4, check_hashes(&manifest, &hashes).since(started));
-    let mut report = Report::new("verify-backup", dir.display().to_string(), checks);
+    let mut report = Report::new(Checker::VerifyBackup, dir.display().to_string(), checks);
     report.interpreter = interpreter;
     Ok(report)
 }

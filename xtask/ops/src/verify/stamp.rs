@@ -106,13 +106,38 @@ pub fn remember(tree: &Tree, dir: &Path, before: Snapshot) {
 }
 
 /// The state of a backup's last verification, for `list`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Verification {
-    /// `never` (or an unreadable record), `unchanged` since it passed, or
-    /// `changed` since (it must be verified again).
-    pub state: &'static str,
+    pub state: State,
     /// When it last passed verify-backup.
     pub verified: Option<String>,
+}
+
+/// Whether a backup passed verify-backup, and whether a file of it
+/// changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Never verified, or its record is unreadable.
+    Never,
+    /// Unchanged since it passed.
+    Unchanged,
+    /// Changed since it passed: it must be verified again.
+    Changed,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Never => "never",
+            State::Unchanged => "unchanged",
+            State::Changed => "changed",
+        })
+    }
+}
+
+impl Verification {
+    pub const NEVER: Verification = Verification { state: State::Never, verified: None };
 }
 
 impl std::fmt::Display for Verification {
@@ -125,12 +150,12 @@ impl std::fmt::Display for Verification {
 }
 
 pub fn state(tree: &Tree, dir: &Path) -> Verification {
-    let never = Verification { state: "never", verified: None };
+    let never = Verification::NEVER;
     let Ok(text) = tree.fs.read_to_string(&path(tree, dir)) else { return never };
     let Ok(stamp) = sealed::open::<Stamp>(KIND, &tree.root, &text) else { return never };
     let state = match identities(dir) {
-        Ok(now) if now == stamp.files => "unchanged",
-        _ => "changed",
+        Ok(now) if now == stamp.files => State::Unchanged,
+        _ => State::Changed,
     };
     Verification { state, verified: Some(stamp.verified) }
 }

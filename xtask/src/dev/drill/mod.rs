@@ -7,6 +7,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use schemars::JsonSchema;
 use serde::Serialize;
 use xshell::Shell;
 
@@ -15,6 +16,7 @@ use xtask_base::exit::{failed, usage};
 use xtask_fs::files;
 use xtask_fs::unconfined;
 use xtask_model::{
+    check::{Verdict, Version},
     label::Label,
     profile::Tree,
     scenario::{Recommendation, Scenario},
@@ -30,20 +32,38 @@ use crate::{
 };
 
 /// One rehearsed scenario, as the table shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Rehearsal {
     pub scenario: Scenario,
+    /// What diagnose recommended (`-` when it did not run).
     pub diagnosis: String,
+    /// What the rollback did (`-` when it did not run).
     pub rollback: String,
+    /// What post-check found (`-` when it did not run).
     pub post_check: String,
+    /// What of the broken state the forensics bundle was found to hold
+    /// (`-` when not looked at).
     pub evidence: String,
     pub passed: bool,
     pub break_ms: u64,
     pub diagnose_ms: u64,
     pub rollback_ms: u64,
     pub post_check_ms: u64,
+    /// The runbook's estimate for this row.
     pub runbook_minutes: u32,
+    /// Why it failed, when it did.
     pub problem: Option<String>,
+}
+
+/// `drill --format json`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DrillDocument {
+    pub schema: Version,
+    #[schemars(extend("const" = "drill"))]
+    pub command: &'static str,
+    /// `pass` when every scenario passed.
+    pub result: Verdict,
+    pub scenarios: Vec<Rehearsal>,
 }
 
 mod breakage;
@@ -101,19 +121,18 @@ impl flags::Drill {
             ));
             rehearsals.push(rehearsal);
         }
+        let passed = rehearsals.iter().all(|r| r.passed);
+        let document = DrillDocument {
+            schema: Version,
+            command: "drill",
+            result: if passed { Verdict::Pass } else { Verdict::Fail },
+            scenarios: rehearsals,
+        };
         match format {
-            Format::Json => {
-                let passed = rehearsals.iter().all(|r| r.passed);
-                let document = serde_json::json!({
-                    "schema": xtask_model::check::SCHEMA,
-                    "command": "drill",
-                    "result": if passed { "pass" } else { "fail" },
-                    "scenarios": rehearsals,
-                });
-                ui::document(&document)?;
-            }
-            Format::Human => ui::out(&table(&rehearsals)),
+            Format::Json => ui::document(&document)?,
+            Format::Human => ui::out(&table(&document.scenarios)),
         }
+        let rehearsals = document.scenarios;
         if let Some(dir) = &self.keep {
             ui::note(&format!("sandboxes kept in {}", dir.display()));
         }
