@@ -164,10 +164,7 @@ raise RuntimeError("ways out: " + " ".join(_seen))"#,
     let alive = bystander.try_wait().unwrap().is_none();
     let _ = bystander.kill();
     let _ = bystander.wait();
-    assert!(
-        said.contains("ways out: tty:blocked net:blocked signal:blocked fd:blocked"),
-        "{said}"
-    );
+    assert!(said.contains("ways out: tty:blocked net:blocked signal:blocked fd:blocked"), "{said}");
     assert!(alive, "the bystander was killed");
     assert_eq!(fs::read_to_string(&leaked).unwrap(), "", "descriptor 3 was written");
     drop(listener);

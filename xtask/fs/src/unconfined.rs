@@ -53,7 +53,11 @@ pub fn private_dir(path: impl AsRef<Path>) -> Result<()> {
         return Err(xtask_base::exit::refused(format!(
             "{} is not a folder of this user's ({}): the tool keeps its virtualenvs and caches only in a folder of its own user, never one another user could have filled; remove it or point XDG_CACHE_HOME elsewhere",
             path.display(),
-            if meta.is_dir() { super::sys::user_name(meta.uid().max(link.uid())) } else { "not a folder".into() }
+            if meta.is_dir() {
+                super::sys::user_name(meta.uid().max(link.uid()))
+            } else {
+                "not a folder".into()
+            }
         )));
     }
     if meta.permissions().mode() & 0o077 != 0 {
