@@ -633,3 +633,60 @@ fn verify_never_follows_a_backup_file_out_of_the_backup() {
     assert!(failed.contains(&"manifest.paths") && failed.contains(&"hashes"), "{failed:?}");
     assert_eq!(digest(&out), before);
 }
+
+/// A report file (`--junit`, `--checklist`) is written beside its name and
+/// renamed over it: a link of one's own there is replaced, never written
+/// through; a name another user planted in a shared folder is refused
+/// before anything runs.
+#[test]
+fn a_report_file_never_goes_through_a_link() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    let shared = tempfile::TempDir::new().unwrap();
+    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "keep me").unwrap();
+    // Another user's link in the shared folder: refused, nothing run.
+    let planted = shared.path().join("verify.xml");
+    symlink(&victim, &planted).unwrap();
+    let owned = Command::new("chown").args(["-h", "nobody"]).arg(&planted).status().unwrap();
+    assert!(owned.success());
+    let refused = run_in(&root, &["verify-backup", "--junit", planted.to_str().unwrap()]);
+    refused.exits(2).stderr_has(contains("belongs to nobody"));
+    // One's own link: replaced by the report.
+    let mine = shared.path().join("mine.xml");
+    symlink(&victim, &mine).unwrap();
+    run_in(&root, &["verify-backup", "--junit", mine.to_str().unwrap()]).exits(0);
+    assert!(!fs::symlink_metadata(&mine).unwrap().file_type().is_symlink());
+    assert!(fs::read_to_string(&mine).unwrap().contains("<testsuites>"));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+}
+
+/// A manifest whose mode for a file asks for setuid, setgid and sticky
+/// bits (6777) restores the file with its permission bits alone.
+#[test]
+fn a_restored_file_never_gets_setuid_setgid_or_sticky_bits() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let manifest = root.join("backups/pre-phase4/BACKUP_MANIFEST.txt");
+    fs::set_permissions(&manifest, fs::Permissions::from_mode(0o644)).unwrap();
+    let text = fs::read_to_string(&manifest).unwrap();
+    let file = "src/services/learning_trust_integration.py";
+    let forged: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split('\t').collect();
+            if fields.len() == 7 && fields[6] == file {
+                fields[4] = "6777";
+            }
+            fields.join("\t")
+        })
+        .collect();
+    fs::write(&manifest, forged.join("\n") + "\n").unwrap();
+    crate::breakage::break_import(&root, file);
+    let args = ["rollback", "--scenario", "files", "--paths", file, "--yes", "--skip-verify"];
+    run_in(&root, &args).exits(0);
+    let mode = fs::metadata(root.join(file)).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o777, "the restored file's mode: {mode:o}");
+}

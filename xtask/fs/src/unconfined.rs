@@ -17,6 +17,47 @@ pub fn write(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> Result<()> {
     fs::write(path, bytes).with_context(|| format!("write {}", path.display()))
 }
 
+/// Writes a report file the user named (`--junit`, `--checklist`): into a
+/// new file beside it, made exclusively and never through a link, fsynced,
+/// then renamed over the name (which replaces a link there, never writes
+/// through it). A file of that name another user owns is refused: in a
+/// shared folder (`/tmp`) it is theirs to keep, and their link leads
+/// wherever they chose.
+pub fn write_report(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let path = path.as_ref();
+    if let Some(theirs) = foreign_owner(path) {
+        return Err(xtask_base::exit::usage(format!(
+            "{} belongs to {theirs}: a report is never written over another user's file or link; name another path",
+            path.display()
+        )));
+    }
+    let name = path.file_name().context("a report file has a name")?.to_string_lossy();
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let stage = parent.join(format!(".{name}.{}.writing", std::process::id()));
+    let _ = fs::remove_file(&stage);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&stage)
+        .with_context(|| format!("create {}", stage.display()))?;
+    let written = file.write_all(bytes.as_ref()).and_then(|()| file.sync_all());
+    if let Err(err) = written.and_then(|()| fs::rename(&stage, path)) {
+        let _ = fs::remove_file(&stage);
+        return Err(err).with_context(|| format!("write {}", path.display()));
+    }
+    Ok(())
+}
+
+/// The owner of what is at `path`, when it is another user's.
+pub fn foreign_owner(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).ok()?;
+    (meta.uid() != super::sys::effective_uid()).then(|| super::sys::user_name(meta.uid()))
+}
+
 /// Creates (or truncates) a file to write into.
 pub fn create(path: impl AsRef<Path>) -> Result<File> {
     let path = path.as_ref();

@@ -113,6 +113,15 @@ pub struct FileEntry {
     pub source_path: String,
 }
 
+impl FileEntry {
+    /// The mode a restore gives the file: the manifest's permission bits,
+    /// never setuid, setgid or sticky (a manifest that asks for them is
+    /// not believed that far).
+    pub fn restored_mode(&self) -> u32 {
+        self.mode & 0o777
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Manifest {
     pub format: String,

@@ -51,7 +51,7 @@ impl flags::PostCheck {
         let (tree, report) = report?;
         ui::result(format, &render::emit(&report, format, junit.as_deref(), true)?);
         if let Some(path) = &self.checklist {
-            unconfined::write(path, checklist(&tree, &report).as_bytes())
+            unconfined::write_report(path, checklist(&tree, &report).as_bytes())
                 .with_context(|| format!("write the checklist to {}", path.display()))?;
         }
         if !report.ok() {

@@ -171,7 +171,7 @@ static JUNIT: std::sync::Mutex<Junit> = std::sync::Mutex::new(Junit::NotYet);
 pub fn write_junit(path: &Path, xml: &str) -> Result<()> {
     let mut state = JUNIT.lock().unwrap_or_else(|e| e.into_inner());
     if *state != Junit::Signalled {
-        unconfined::write(path, xml.as_bytes())
+        unconfined::write_report(path, xml.as_bytes())
             .with_context(|| format!("write JUnit XML to {}", path.display()))?;
         *state = Junit::Written;
     }
@@ -196,7 +196,7 @@ pub fn write_junit_error(
         Junit::Signalled => false,
     };
     if wanted {
-        unconfined::write(path, junit_error(command, code, message).as_bytes())
+        unconfined::write_report(path, junit_error(command, code, message).as_bytes())
             .with_context(|| format!("write JUnit XML to {}", path.display()))?;
         *state = if signalled { Junit::Signalled } else { Junit::Written };
     }
@@ -226,6 +226,12 @@ pub fn check_output_file(flag: &str, path: &Path) -> Result<()> {
             "{flag} {}: its folder {} does not exist or cannot be written (nothing was run)",
             path.display(),
             parent.display()
+        )));
+    }
+    if let Some(theirs) = unconfined::foreign_owner(path) {
+        return Err(usage(format!(
+            "{flag} {}: that name belongs to {theirs}, and a report is never written over another user's file or link: name another path (nothing was run)",
+            path.display()
         )));
     }
     Ok(())

@@ -47,7 +47,7 @@ impl Ctx<'_> {
         // The failed files are hashed where they lie while the copy is staged.
         self.bundle()?;
         self.bundle.as_mut().expect("opened above").hash_ahead();
-        let staged = files::stage_copy(fs, &source, &db, Some(&entry.sha256), entry.mode)
+        let staged = files::stage_copy(fs, &source, &db, Some(&entry.sha256), entry.restored_mode())
             .with_context(|| {
                 format!(
                     "stage the backup's database beside {}; nothing was moved: the failed database is still in place",

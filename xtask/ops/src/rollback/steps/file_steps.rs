@@ -35,7 +35,7 @@ impl Ctx<'_> {
                 fs.create_dir_all(parent)?;
             }
             let source = self.backup_file(&entry.backup_path)?;
-            files::copy_staged(fs, &source, &target, Some(&entry.sha256), entry.mode)
+            files::copy_staged(fs, &source, &target, Some(&entry.sha256), entry.restored_mode())
                 .with_context(|| format!("restore {}", entry.source_path))?;
             restored.push(entry.source_path.clone());
         }
@@ -107,7 +107,7 @@ impl Ctx<'_> {
             let name =
                 Path::new(&entry.source_path).file_name().context("a revision file has a name")?;
             let source = self.backup_file(&entry.backup_path)?;
-            let output = fs.create_new(&staged.join(name), entry.mode)?;
+            let output = fs.create_new(&staged.join(name), entry.restored_mode())?;
             let (sha, _) = files::copy_hashed(&source, &output)?;
             anyhow::ensure!(
                 sha == entry.sha256,
