@@ -248,3 +248,32 @@ fn a_rollback_that_changes_nothing_keeps_no_bundle_and_bundles_are_listed_and_pr
     assert_eq!(bundles(), 2, "the newest bundle and the person's folder");
     assert!(Path::new(&root.join("backups/pre-phase4")).is_dir(), "backups untouched");
 }
+
+/// A profile is text a person wrote: a control character in any value is
+/// refused naming its key, and so is a profile that is not UTF-8 (exit 2,
+/// nothing changed); init writes a control character of pyproject.toml's
+/// name as TOML reads it, or not at all.
+#[test]
+fn a_profile_with_a_control_character_or_not_utf8_is_a_usage_error() {
+    let dir = crate::sandbox("phase4");
+    let root = crate::root(&dir);
+    let profile = root.join("tmws-rollback.toml");
+    let text = fs::read_to_string(&profile).unwrap();
+    fs::write(&profile, text.replace("service = \"tmws\"", "service = \"tmws\\u0007\"")).unwrap();
+    crate::assert_refused(&root, &["list"], 2, "tmws-rollback.toml: service holds a control character");
+    let env = "[env]\nLOG = \"a\\u0000b\"\n";
+    fs::write(&profile, format!("{text}{env}")).unwrap();
+    crate::assert_refused(&root, &["diagnose"], 2, "env.LOG holds a control character");
+    fs::write(&profile, b"service = \"tm\xffws\"\n").unwrap();
+    crate::assert_refused(&root, &["list"], 2, "it is not UTF-8 text");
+    // init, on a pyproject.toml whose name holds a bell, writes a profile
+    // every command reads.
+    fs::remove_file(&profile).unwrap();
+    let pyproject = root.join("pyproject.toml");
+    let project = fs::read_to_string(&pyproject).unwrap();
+    let named = project.replacen("name = \"tmws\"", "name = \"tmws\\u0007\"", 1);
+    assert_ne!(named, project, "the fixture's pyproject.toml names the project tmws");
+    fs::write(&pyproject, named).unwrap();
+    crate::run_in(&root, &["init"]).exits(0);
+    crate::run_in(&root, &["list"]).exits(0);
+}

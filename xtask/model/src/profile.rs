@@ -279,8 +279,19 @@ impl Profile {
         if fs.kind(&file)?.is_none() {
             return Ok(Profile::default());
         }
-        let text = fs.read_to_string(&file)?;
-        let profile: Profile = toml::from_str(&text)
+        let text = String::from_utf8(fs.read(&file)?).map_err(|_| {
+            usage(format!("{} is not a valid profile: it is not UTF-8 text", file.display()))
+        })?;
+        let table: toml::Table = toml::from_str(&text)
+            .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
+        if let Some(key) = control_character_in(&toml::Value::Table(table.clone()), "") {
+            return Err(usage(format!(
+                "{}: {key} holds a control character (a newline, a bell, NUL...): no path, name or value of a profile does",
+                file.display()
+            )));
+        }
+        let profile: Profile = table
+            .try_into()
             .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
         profile.check().map_err(|err| usage(format!("{}: {err}", file.display())))?;
         Ok(profile)
@@ -317,6 +328,26 @@ impl Profile {
             }
         }
         Ok(())
+    }
+}
+
+/// The key (`env.DATABASE_URL`, `test_files[2]`) of the first string that
+/// holds a control character, if one does.
+fn control_character_in(value: &toml::Value, key: &str) -> Option<String> {
+    let at = |sub: &str| if key.is_empty() { sub.to_string() } else { format!("{key}.{sub}") };
+    match value {
+        toml::Value::String(s) => s.chars().any(char::is_control).then(|| key.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| control_character_in(item, &format!("{key}[{i}]"))),
+        toml::Value::Table(table) => table.iter().find_map(|(name, item)| {
+            if name.chars().any(char::is_control) {
+                return Some(at(&format!("{name:?}")));
+            }
+            control_character_in(item, &at(name))
+        }),
+        _ => None,
     }
 }
 

@@ -209,15 +209,18 @@ fn test_files(fs: &RootDir, root: &Path, runbook: impl Iterator<Item = String>) 
     ["tests", "test"].into_iter().filter(is_dir).map(String::from).collect()
 }
 
-/// The service's name: pyproject.toml's, else the checkout's folder's.
+/// The service's name: pyproject.toml's, else the checkout's folder's,
+/// without control characters (a name is for reports; the profile loader
+/// refuses a control character in any value).
 fn service(fs: &RootDir, root: &Path) -> (String, String) {
-    match finds::project_name(fs, root) {
-        Some(name) => (name, "pyproject.toml's name".into()),
+    let (name, from) = match finds::project_name(fs, root) {
+        Some(name) => (name, "pyproject.toml's name"),
         None => {
             let folder = root.file_name().map(|n| n.to_string_lossy().into_owned());
-            (folder.unwrap_or_else(|| "service".into()), "the checkout's folder".into())
+            (folder.unwrap_or_else(|| "service".into()), "the checkout's folder")
         }
-    }
+    };
+    (name.chars().filter(|c| !c.is_control()).collect(), from.into())
 }
 
 /// The pre-deploy label: the runbook's only where the runbook's files are.
@@ -292,9 +295,33 @@ fn ini_setting(ini: &str, key: &str) -> Option<String> {
     })
 }
 
+/// A TOML basic string: quoted, with backslash, quote and every control
+/// character escaped as TOML spells them (Rust's `{:?}` spells `\u{7}`,
+/// which TOML does not read).
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A comment's text on one line.
+fn comment(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 fn render(f: &Found) -> String {
     let list = |items: &[String]| {
-        let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+        let quoted: Vec<String> = items.iter().map(|i| toml_string(i)).collect();
         format!("[{}]", quoted.join(", "))
     };
     let mut out = String::new();
@@ -306,21 +333,25 @@ fn render(f: &Found) -> String {
         xtask_model::advice::program()
     );
     let _ = writeln!(out, "# this folder. Commit it with the checkout.\n");
-    let _ = writeln!(out, "# The service's name in reports and bundles, from {}.", f.service.1);
-    let _ = writeln!(out, "service = {:?}", f.service.0);
-    let _ = writeln!(out, "# The pre-deploy backup's label: {}.", f.label.1);
-    let _ = writeln!(out, "label = {:?}", f.label.0);
-    let _ = writeln!(out, "# From {}.", f.database.1);
-    let _ = writeln!(out, "database = {:?}", f.database.0);
+    let _ = writeln!(
+        out,
+        "# The service's name in reports and bundles, from {}.",
+        comment(&f.service.1)
+    );
+    let _ = writeln!(out, "service = {}", toml_string(&f.service.0));
+    let _ = writeln!(out, "# The pre-deploy backup's label: {}.", comment(&f.label.1));
+    let _ = writeln!(out, "label = {}", toml_string(&f.label.0));
+    let _ = writeln!(out, "# From {}.", comment(&f.database.1));
+    let _ = writeln!(out, "database = {}", toml_string(&f.database.0));
     let _ = writeln!(
         out,
         "# Set for alembic, pytest and the server to this database: {}.",
-        f.url_env.1
+        comment(&f.url_env.1)
     );
-    let _ = writeln!(out, "database_url_env = {:?}", f.url_env.0);
-    let _ = writeln!(out, "alembic_ini = {:?}", f.alembic_ini);
-    let _ = writeln!(out, "# From {}.", f.migrations.1);
-    let _ = writeln!(out, "migrations = {:?}", f.migrations.0);
+    let _ = writeln!(out, "database_url_env = {}", toml_string(&f.url_env.0));
+    let _ = writeln!(out, "alembic_ini = {}", toml_string(&f.alembic_ini));
+    let _ = writeln!(out, "# From {}.", comment(&f.migrations.1));
+    let _ = writeln!(out, "migrations = {}", toml_string(&f.migrations.0));
     let _ = writeln!(out, "config_files = {}", list(&f.config_files));
     let _ = writeln!(out, "# The runbook's critical files that exist in this checkout.");
     let _ = writeln!(out, "critical_files = {}", list(&f.critical_files));
@@ -330,10 +361,10 @@ fn render(f: &Found) -> String {
         "# The runbook's test files that exist, else the test folders; a test under a\n# folder named like *integration* counts as an integration test."
     );
     let _ = writeln!(out, "test_files = {}", list(&f.test_files));
-    let _ = writeln!(out, "# From {}.", f.app.1);
-    let _ = writeln!(out, "app = {:?}", f.app.0);
-    let _ = writeln!(out, "# From {}.", f.health.1);
-    let _ = writeln!(out, "health_path = {:?}", f.health.0);
+    let _ = writeln!(out, "# From {}.", comment(&f.app.1));
+    let _ = writeln!(out, "app = {}", toml_string(&f.app.0));
+    let _ = writeln!(out, "# From {}.", comment(&f.health.1));
+    let _ = writeln!(out, "health_path = {}", toml_string(&f.health.0));
     out
 }
 
