@@ -338,3 +338,11 @@ fn a_health_endpoint_that_hangs_fails_health_not_start() {
     assert_check_fails(&result, "server.health", "/health did not answer within 3s");
     assert_no_server(&root);
 }
+
+#[test]
+fn an_expected_revision_no_migration_defines_is_a_usage_error() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let result = run_in(&root, &["post-check", "--expect-revision", "zzzz"]);
+    result.exits(2).stderr_has(contains("--expect-revision zzzz: no revision file"));
+}

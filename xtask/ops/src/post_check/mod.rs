@@ -260,7 +260,20 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
                 _ => (None, format!("the migrations have {} heads, not one", heads.len())),
             }
         }
-        (Some(rev), _) => (Some(rev.clone()), String::new()),
+        (Some(rev), _) => {
+            // A revision no migration defines can never be met: the flag is
+            // wrong, not the tree (exit 2, before any check runs).
+            let graph = tree.graph().map_err(|e| usage(format!("--expect-revision: {e:#}")))?;
+            if rev != "base" && !graph.contains(rev) {
+                let known: Vec<&str> = graph.revisions.keys().map(String::as_str).collect();
+                return Err(usage(format!(
+                    "--expect-revision {rev}: no revision file of {} defines it (head, base, or one of {})",
+                    tree.profile.migrations,
+                    known.join(", ")
+                )));
+            }
+            (Some(rev.clone()), String::new())
+        }
         (None, Some((_, m))) => {
             (m.revision().map(String::from), "the backup records several revisions".into())
         }
