@@ -260,7 +260,12 @@ fn a_profile_with_a_control_character_or_not_utf8_is_a_usage_error() {
     let profile = root.join("tmws-rollback.toml");
     let text = fs::read_to_string(&profile).unwrap();
     fs::write(&profile, text.replace("service = \"tmws\"", "service = \"tmws\\u0007\"")).unwrap();
-    crate::assert_refused(&root, &["list"], 2, "tmws-rollback.toml: service holds a control character");
+    crate::assert_refused(
+        &root,
+        &["list"],
+        2,
+        "tmws-rollback.toml: service holds a control character",
+    );
     let env = "[env]\nLOG = \"a\\u0000b\"\n";
     fs::write(&profile, format!("{text}{env}")).unwrap();
     crate::assert_refused(&root, &["diagnose"], 2, "env.LOG holds a control character");

@@ -105,3 +105,30 @@ fn after_a_sigkill_the_next_run_reports_what_was_left_behind() {
             .and(contains(format!("pid {}", left[0]))),
     );
 }
+
+/// Ctrl-C during `post-check --format json`: stdout still holds one JSON
+/// document, the error's, with exit 130 (and its schema allows it).
+#[test]
+fn a_json_run_stopped_by_ctrl_c_prints_its_error_document() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    slow_server(&root);
+    let xtask = crate::with_test_env(&mut Command::new(xtask_path()))
+        .args(["post-check", "--only", "server", "--expect-revision", "head", "--format", "json"])
+        .arg("--root")
+        .arg(&root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the server and its two workers", || marked(&root).len() >= 3);
+    let killed = Command::new("kill").arg("-INT").arg(xtask.id().to_string()).status();
+    assert!(killed.unwrap().success());
+    let out = xtask.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::schema::assert_valid("error", &document);
+    assert_eq!(document["exit"], 130);
+    assert_eq!(document["command"], "post-check");
+    wait_for("every program of the run to stop", || marked(&root).is_empty());
+}

@@ -232,6 +232,13 @@ pub fn before_exit_on_signal(last_word: fn(u8)) {
 static TERMINATED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 static STOPPING: Mutex<()> = Mutex::new(());
 
+/// Whether a termination signal has arrived (the run is being stopped):
+/// asked without waiting, by what would otherwise print a result the
+/// signal made meaningless.
+pub fn signal_received() -> bool {
+    TERMINATED.load(Ordering::SeqCst) != 0
+}
+
 /// When a termination signal arrived: the exit code it means (128 + its
 /// number), once every group is stopped. The caller exits with it, saying
 /// nothing more.

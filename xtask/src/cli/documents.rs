@@ -164,8 +164,10 @@ pub struct ErrorDocument {
     pub next: Option<String>,
 }
 
-/// The exit codes an error has: one per kind.
+/// The exit codes an error has: one per kind, and 128 + the signal when a
+/// termination signal stopped the run (SIGHUP, SIGINT, SIGTERM).
 fn exit_codes(_: &mut SchemaGenerator) -> Schema {
-    let codes = Kind::ALL.map(|kind| kind as u8);
+    let mut codes: Vec<u8> = Kind::ALL.map(|kind| kind as u8).to_vec();
+    codes.extend([129, 130, 143]);
     json_schema!({ "type": "integer", "enum": codes })
 }

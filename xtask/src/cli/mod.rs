@@ -32,6 +32,7 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     let args = args::normalize(std::env::args_os().skip(1).collect());
     let json = args::wants_json(&args);
     let _first = JUNIT.set(junit_target(&args));
+    let _first = SIGNALLED_DOCUMENT.set(json.then(|| help::command_in(&args)));
     let args = match args::trust_owner(args) {
         Ok(args) => args,
         Err(message) => return stopped(&[], json, exit::Kind::Usage, &message, None),
@@ -56,12 +57,12 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     // Before any thread starts: a termination signal stops this run's
     // children (their whole process groups) before the xtask exits.
     xtask_adapters::process::stop_children_on_signals();
-    xtask_adapters::process::before_exit_on_signal(junit_on_signal);
+    xtask_adapters::process::before_exit_on_signal(on_signal);
     let result =
         Shell::new().map_err(anyhow::Error::from).and_then(|sh| dispatch(flags.subcommand, &sh));
     // Stopped by a signal: its code, once this run's programs are stopped.
     if let Some(code) = xtask_adapters::process::terminated() {
-        junit_on_signal(code);
+        on_signal(code);
         return ExitCode::from(code);
     }
     ui::report_peak_memory();
@@ -120,12 +121,22 @@ fn junit_at_exit(code: u8, message: &str, signalled: bool) {
     }
 }
 
+/// With `--format json`, the command the error document of a run stopped
+/// by a signal names (`None` inside: no command was named).
+static SIGNALLED_DOCUMENT: std::sync::OnceLock<Option<Option<String>>> = std::sync::OnceLock::new();
+
 /// The last word before a termination signal ends the run: its JUnit file
 /// says so, in place of a report whose checks failed because their
-/// programs were stopped.
-fn junit_on_signal(code: u8) {
+/// programs were stopped; and with `--format json`, stdout still holds one
+/// document, the error's, unless the command printed its own.
+fn on_signal(code: u8) {
     let signal = code.saturating_sub(128);
-    junit_at_exit(code, &format!("stopped by signal {signal}: the run did not finish"), true);
+    let message = format!("stopped by signal {signal}: the run did not finish");
+    junit_at_exit(code, &message, true);
+    if let Some(Some(command)) = SIGNALLED_DOCUMENT.get() {
+        let document = render::signal_document(command.as_deref(), code, &message);
+        let _printed = ui::signal_document(&document);
+    }
 }
 
 /// Text that names the tool as `cargo xtask`, as this binary is run (the

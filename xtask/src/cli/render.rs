@@ -74,6 +74,19 @@ pub fn error_document(
     }
 }
 
+/// The error document of a run a termination signal stopped (exit 128 +
+/// the signal: 130 for Ctrl-C).
+pub fn signal_document(command: Option<&str>, code: u8, message: &str) -> ErrorDocument {
+    ErrorDocument {
+        schema: xtask_model::check::Version,
+        command: command.map(str::to_string),
+        result: "error",
+        exit: code,
+        message: message.to_string(),
+        next: None,
+    }
+}
+
 /// The way on from an error that names none: what its exit code calls for.
 fn next_by_kind(command: Option<&str>, kind: Kind) -> Option<String> {
     let program = xtask_model::advice::program();

@@ -79,10 +79,27 @@ pub fn document(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints an already rendered JSON document on stdout.
+/// Prints an already rendered JSON document on stdout, unless a signal is
+/// stopping the run: its error document takes the place of a report whose
+/// checks failed because their programs were stopped.
 pub fn document_text(text: &str) {
-    DOCUMENT_PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
-    println!("{}", text.trim_end());
+    if xtask_adapters::process::signal_received() {
+        return;
+    }
+    print_once(text);
+}
+
+/// The error document of a run stopped by a signal, unless the command's
+/// own was printed first: stdout holds exactly one.
+pub fn signal_document(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    print_once(&serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn print_once(text: &str) {
+    if !DOCUMENT_PRINTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        println!("{}", text.trim_end());
+    }
 }
 
 pub fn document_printed() -> bool {
