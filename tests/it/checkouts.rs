@@ -39,6 +39,9 @@ fn a_missing_object_of_an_unchanged_deleted_file_does_not_stop_the_checkout() {
         assert!(!root.join(lost).exists(), "{scenario}: the local deletion was not kept");
         let status = git(&root, &["status", "--porcelain"]);
         assert!(status.contains(&format!(" D {lost}")), "{scenario}: {status}");
+        if scenario == "complete" {
+            result.stdout_has(contains("left deleted").and(contains(lost)));
+        }
     }
 }
 
@@ -551,4 +554,35 @@ fn prune_keeps_the_newest_and_the_pre_deploy_backup() {
         .collect();
     left.sort();
     assert_eq!(left, ["c", "pre-phase4"]);
+}
+
+/// README: after a complete rollback the tree equals the tag and `git
+/// status` is clean, over a detached HEAD too; a local edit of a tracked
+/// file the deploy did not change is kept in the bundle, not in the tree.
+#[test]
+fn a_complete_rollback_leaves_git_status_clean_and_keeps_local_edits_in_the_bundle() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    git(&root, &["checkout", "-q", "--detach"]);
+    let unchanged = git(&root, &["diff", "--name-only", "pre-phase4", "HEAD"]);
+    let tracked = git(&root, &["ls-files", "*.md"]);
+    let path = tracked
+        .lines()
+        .find(|p| !unchanged.lines().any(|c| c == *p))
+        .expect("a tracked file the deploy did not change")
+        .to_string();
+    fs::write(root.join(&path), "an operator's local edit\n").unwrap();
+    fs::write(root.join("src/config.py"), "# staged edit\n").unwrap();
+    git(&root, &["add", "src/config.py"]);
+    let result = run_in(&root, &["rollback", "--scenario", "complete", "--yes"]);
+    assert_code(&result, 0);
+    let status = git(&root, &["status", "--porcelain"]);
+    assert_eq!(status, "", "git status after a complete rollback");
+    assert_eq!(head(&root), git(&root, &["rev-parse", "pre-phase4^{commit}"]).trim());
+    let bundles: Vec<_> = fs::read_dir(root.join("forensics")).unwrap().flatten().collect();
+    assert_eq!(bundles.len(), 1);
+    let kept = bundles[0].path().join("worktree").join(&path);
+    let kept = fs::read_to_string(&kept)
+        .unwrap_or_else(|e| panic!("{} not kept in the bundle: {e}", kept.display()));
+    assert_eq!(kept, "an operator's local edit\n");
 }

@@ -10,8 +10,8 @@ use anyhow::{Context, Result, bail};
 use git2::{Oid, Repository, StatusOptions};
 
 pub use self::moves::{
-    Move, checkout_new_branch, plan_move, plan_reset, plan_restore, refuse_move, refuse_unready,
-    reset, restore_paths,
+    Move, checkout_new_branch, plan_forced_checkout, plan_move, plan_reset, plan_restore,
+    refuse_move, refuse_unready, reset, restore_paths,
 };
 use xtask_fs::{RootDir, files};
 

@@ -22,6 +22,10 @@ pub struct Move {
     pub missing: Vec<String>,
     /// Paths the tool cannot write safely, each with the reason.
     pub unwritable: Vec<String>,
+    /// Files deleted locally whose object is lost and which the target has
+    /// as HEAD does: nothing can write them back, and nothing needs to for
+    /// the move, so they stay deleted (`git fsck` names the object).
+    pub left_deleted: Vec<String>,
 }
 
 /// Works out, without touching anything, what a checkout of `target` from
@@ -52,18 +56,23 @@ pub fn plan_move(repo: &Repository, fs: &RootDir, target: Oid) -> Result<Move> {
 
 /// Creates (or reuses) `branch` at `target` and checks it out the way git's
 /// own checkout does: only the paths that differ between HEAD and the target
-/// are written, so unrelated local changes and deletions stay. Local changes
-/// to those paths are overwritten only with `overwrite` (the caller has kept
-/// them in the forensics bundle). If anything fails, the paths, the index
-/// and HEAD are put back as they were, and the error says so.
+/// are written, so unrelated local changes and deletions stay. With
+/// `overwrite` (the caller has kept local changes in the forensics bundle)
+/// it is a forced checkout: every local change to a tracked file, staged or
+/// not, is replaced too, so the tree equals the target and `git status` is
+/// clean. If anything fails, the paths, the index and HEAD are put back as
+/// they were, and the error says so. Returns the files it left deleted.
 pub fn checkout_new_branch(
     repo: &Repository,
     fs: &RootDir,
     branch: &str,
     target: Oid,
     overwrite: bool,
-) -> Result<()> {
-    let planned = plan_move(repo, fs, target)?;
+) -> Result<Vec<String>> {
+    let planned = match overwrite {
+        true => plan_forced_checkout(repo, fs, target)?,
+        false => plan_move(repo, fs, target)?,
+    };
     refuse_move(&planned, overwrite)?;
     let commit = repo.find_commit(target)?;
     let mut undo = Undo::take(repo, fs, &planned.paths)?;
@@ -87,7 +96,8 @@ pub fn checkout_new_branch(
         repo.set_head(&format!("refs/heads/{branch}"))?;
         Ok(())
     })();
-    undo_on_error(repo, fs, undo, moved, "the checkout")
+    undo_on_error(repo, fs, undo, moved, "the checkout")?;
+    Ok(planned.left_deleted)
 }
 
 /// A test-only fault: `XTASK_GIT_FAULT=checkout` fails a checkout after it
@@ -171,6 +181,26 @@ pub fn plan_reset(repo: &Repository, fs: &RootDir, target: Oid) -> Result<Move> 
             planned.paths.push(path);
         }
     }
+    Ok(planned)
+}
+
+/// What a forced checkout of `target` writes: a hard reset's paths, less
+/// the locally deleted files whose object is lost and that the target did
+/// not change (a plain checkout would not write them either).
+pub fn plan_forced_checkout(repo: &Repository, fs: &RootDir, target: Oid) -> Result<Move> {
+    let mut planned = plan_reset(repo, fs, target)?;
+    let head = repo.head()?.peel_to_tree()?;
+    let tree = repo.find_commit(target)?.tree()?;
+    let id_in = |tree: &git2::Tree, path: &str| tree.get_path(Path::new(path)).ok().map(|e| e.id());
+    let workdir = repo.workdir().context("the repository has no working tree")?;
+    let (left, missing): (Vec<String>, Vec<String>) =
+        std::mem::take(&mut planned.missing).into_iter().partition(|path| {
+            id_in(&head, path) == id_in(&tree, path)
+                && fs.kind(&workdir.join(path)).ok().flatten().is_none()
+        });
+    planned.missing = missing;
+    planned.paths.retain(|path| !left.contains(path));
+    planned.left_deleted = left;
     Ok(planned)
 }
 

@@ -138,8 +138,9 @@ fn complete(
     if let Some(repo) = repo
         && let Some((commit, recreate_tag)) = backup_commit(tree, manifest, repo)?
     {
-        // Every object the checkout needs is present before step 1.
-        git::refuse_move(&git::plan_move(repo, &tree.fs, commit)?, true)?;
+        // Every object the checkout needs is present before step 1: the
+        // forced checkout writes back every locally changed file too.
+        git::refuse_move(&git::plan_forced_checkout(repo, &tree.fs, commit)?, true)?;
         steps.push(Step::GitBranch {
             branch: format!("rollback-{}", manifest.label),
             tag: manifest.label.to_string(),

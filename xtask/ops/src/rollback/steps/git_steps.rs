@@ -51,8 +51,19 @@ impl Ctx<'_> {
         // A complete rollback kept every local change in the bundle first
         // and restores the tree whole; a git rollback leaves them alone.
         let overwrite = self.scenario == Scenario::Complete;
-        git::checkout_new_branch(&repo, &self.tree.fs, branch, target, overwrite)?;
-        Ok(format!("checked out {branch} at {}{}", &commit[..12], self.push_hint(&repo, branch)))
+        let left = git::checkout_new_branch(&repo, &self.tree.fs, branch, target, overwrite)?;
+        let left = match left.is_empty() {
+            true => String::new(),
+            false => format!(
+                "; left deleted, as the deploy left them and their object is lost (`git fsck` names it): {}",
+                left.join(", ")
+            ),
+        };
+        Ok(format!(
+            "checked out {branch} at {}{left}{}",
+            &commit[..12],
+            self.push_hint(&repo, branch)
+        ))
     }
 
     pub(super) fn git_reset(&mut self, commit: &str, keep_ref: Option<&String>) -> Result<String> {
