@@ -132,3 +132,50 @@ fn a_json_run_stopped_by_ctrl_c_prints_its_error_document() {
     assert_eq!(document["command"], "post-check");
     wait_for("every program of the run to stop", || marked(&root).is_empty());
 }
+
+/// Ctrl-C while alembic downgrades the copy: the run stops then, not when
+/// the downgrade is done (its programs get the signal: they do not inherit
+/// the mask that keeps it for the xtask's own signal thread), the live
+/// database is as it was, and the first `--resume` finishes the rollback.
+#[test]
+fn ctrl_c_during_a_migration_rollback_stops_it_and_one_resume_finishes_it() {
+    use std::io::BufRead;
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let hold = dir.path().join("hold-the-downgrade");
+    fs::write(&hold, "").unwrap();
+    let env_py = root.join("migrations/env.py");
+    let text = fs::read_to_string(&env_py).unwrap();
+    let slow = format!(
+        "import os as _os, time as _time\nfrom alembic import context as _context\n\
+         _cmd = getattr(getattr(_context.config, 'cmd_opts', None), 'cmd', None)\n\
+         if _cmd and _cmd[0].__name__ == 'downgrade' and _os.path.exists({hold:?}):\n    \
+         _time.sleep(120)\n",
+        hold = hold.display().to_string()
+    );
+    fs::write(&env_py, format!("{slow}{text}")).unwrap();
+    let before = crate::breakage::revision(&root);
+    let mut xtask = crate::with_test_env(&mut Command::new(xtask_path()))
+        .args(["rollback", "--scenario", "migration", "--yes", "--root"])
+        .arg(&root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(xtask.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("alembic downgrade") {
+        line.clear();
+        assert!(said.read_line(&mut line).unwrap() > 0, "the rollback ended before the downgrade");
+    }
+    wait_for("alembic to run env.py", || marked(&root).len() == 1);
+    let killed = Command::new("kill").arg("-INT").arg(xtask.id().to_string()).status();
+    assert!(killed.unwrap().success());
+    assert_eq!(xtask.wait().unwrap().code(), Some(130));
+    assert!(marked(&root).is_empty(), "a program of the stopped run still runs");
+    assert_eq!(crate::breakage::revision(&root), before, "the live database changed");
+    fs::remove_file(&hold).unwrap();
+    let resumed = run_in(&root, &["rollback", "--resume", "--yes"]);
+    resumed.exits(0);
+    assert_eq!(crate::breakage::revision(&root), crate::breakage::PRE_PHASE4_HEAD);
+}

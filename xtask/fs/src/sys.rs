@@ -520,14 +520,31 @@ pub fn write_ruleset(writable: &[&Path], files: &[&Path], net: Net) -> io::Resul
 /// controlling terminal (it can open no `/dev/tty` to type into the
 /// operator's shell) and is the leader of a process group of its own (the
 /// one the run stops); and every descriptor it inherited beyond 0-2 closes
-/// at exec (the kernel marks them; std's own pipe is marked already).
+/// at exec (the kernel marks them; std's own pipe is marked already). It
+/// starts with no signal blocked and the termination signals and SIGPIPE
+/// at their default action: it inherits neither the mask that keeps them
+/// for the xtask's signal thread (with it, a stopped run's programs lived
+/// on until SIGKILL) nor a shell's ignored SIGINT.
 pub fn alone_on_exec(command: &mut Command) {
-    // SAFETY: setsid and close_range are async-signal-safe system calls
-    // that touch no memory of the parent.
+    // SAFETY: setsid, sigprocmask, sigaction and close_range are
+    // async-signal-safe system calls; the sets and actions are built on the
+    // child's own stack and touch no memory of the parent.
     unsafe {
         command.pre_exec(|| {
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut default: libc::sigaction = std::mem::zeroed();
+            default.sa_sigaction = libc::SIG_DFL;
+            for signal in TERMINATION.into_iter().chain([libc::SIGPIPE]) {
+                if libc::sigaction(signal, &default, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
             let marked = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
@@ -578,8 +595,7 @@ fn termination_set() -> libc::sigset_t {
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread
 /// it starts afterwards, so that only `wait_termination_signal` receives
-/// them. The children the tool spawns start with no signal blocked (std
-/// resets the mask before exec).
+/// them. The children the tool spawns unblock them (`alone_on_exec`).
 pub fn block_termination_signals() -> io::Result<()> {
     let set = termination_set();
     // SAFETY: a valid set; the old mask is not wanted.
