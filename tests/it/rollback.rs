@@ -127,6 +127,28 @@ fn migration_scenario_downgrades_a_half_applied_migration() {
         facts["database_revision"][0], PHASE4_PARENT,
         "the half-applied database is preserved"
     );
+    assert_eq!(facts["problems"], serde_json::json!([]), "alembic's answer about the copy");
+}
+
+/// A migration rollback aborted at any instant, as a crash would (a Ctrl-C
+/// ends it the same way once its programs are stopped), and resumed: the
+/// first `--resume` finishes it, with the failed database in the bundle.
+#[test]
+fn an_interrupted_migration_rollback_resumes_the_first_time() {
+    let faults = ["after:1", "after:2", "after:3", "inside:migrated-moved", "after:4"];
+    for fault in faults {
+        let dir = sandbox("phase4");
+        let root = root(&dir);
+        let failed_db = sha256(&root.join("data/tmws.db"));
+        crash_rollback(&root, "migration", fault);
+        let resumed = rollback(&root, "migration", &["--resume"]);
+        assert_code(&resumed, 0);
+        assert_eq!(revision(&root), PRE_PHASE4_HEAD, "{fault}");
+        let bundle = only_bundle(&root);
+        assert_eq!(sha256(&bundle.join("database/tmws.db")), failed_db, "{fault}");
+        let left: Vec<_> = fs::read_dir(root.join("data")).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "{fault}: the copy's folder is left: {left:?}");
+    }
 }
 
 #[test]

@@ -30,8 +30,13 @@ impl Ctx<'_> {
 
     /// Copies the database's files (not the index SQLite rebuilds) into
     /// `folder`, has alembic downgrade that copy to `target`, and checks it.
-    /// A resumed run starts the copy again: the live files are untouched.
+    /// A resumed run keeps a copy that is at `target` and passes the checks
+    /// (the step ended, or the swap began), and starts any other copy again:
+    /// the live files are untouched.
     pub(super) fn migrate_copy(&mut self, target: &str, folder: &str) -> Result<String> {
+        if let Some(done) = self.migrated_before(target, folder)? {
+            return Ok(done);
+        }
         let fs = &self.tree.fs;
         let dir = self.tree.path(folder);
         // The folder is the one the helper was confined to before step 1:
@@ -58,6 +63,29 @@ impl Ctx<'_> {
         Ok(notes.join("; "))
     }
 
+    /// The effect of an interrupted run's migration step, when it holds: a
+    /// copy at `target` that passes the checks, or the copy in place (its
+    /// folder gone, the database at `target`).
+    fn migrated_before(&self, target: &str, folder: &str) -> Result<Option<String>> {
+        let fs = &self.tree.fs;
+        let copy = self.migrated_copy(folder);
+        let want = wanted(target);
+        if fs.exists(&copy)
+            && revisions_of(&copy).is_ok_and(|now| now == want)
+            && let Ok(checked) = self.check_copy(&copy, target)
+        {
+            return Ok(Some(format!("the copy was downgraded before the interruption; {checked}")));
+        }
+        let db = self.tree.database();
+        if !fs.expect_dir_or_nothing(&self.tree.path(folder))?
+            && fs.exists(&db)
+            && revisions_of(&db)? == want
+        {
+            return Ok(Some(format!("the downgraded copy is in place already: {target}")));
+        }
+        Ok(None)
+    }
+
     /// alembic's work on the copy: every answer must come from the copy
     /// itself (device and inode), whatever env.py does when it is probed.
     fn downgrade_copy(
@@ -80,13 +108,12 @@ impl Ctx<'_> {
             )));
         }
         let history = session.alembic(&["history"]).map(|a| a.output);
-        self.bundle()?.keep_alembic([Ok(current.output), history]);
+        self.bundle()?.keep_alembic([Ok(current.output), history], stored.to_vec());
         let mut notes = vec![format!("alembic opens the copy: {}", stored.join(" "))];
         if let Some(stamped) = self.repair_half_applied(session, copy, stored)? {
             notes.push(stamped);
         }
-        let want: Vec<String> =
-            if target == "base" { Vec::new() } else { vec![target.to_string()] };
+        let want = wanted(target);
         if revisions_of(copy)? == want {
             notes.push(format!("already at {target}"));
             return Ok(notes);
@@ -129,8 +156,7 @@ impl Ctx<'_> {
         let now = sqlite::alembic_revisions(&conn)?;
         let differences = self.schema_differences(&conn, target)?;
         conn.close(&self.tree.fs)?;
-        let want: Vec<String> =
-            if target == "base" { Vec::new() } else { vec![target.to_string()] };
+        let want = wanted(target);
         let mut problems = Vec::new();
         if integrity != ["ok"] {
             problems.push(format!("integrity_check: {}", integrity.join("; ")));
@@ -214,9 +240,7 @@ impl Ctx<'_> {
         let copy = self.migrated_copy(folder);
         let dir = self.tree.path(folder);
         if !fs.exists(&copy) {
-            let want: Vec<String> =
-                if target == "base" { Vec::new() } else { vec![target.to_string()] };
-            if fs.exists(&db) && revisions_of(&db)? == want {
+            if fs.exists(&db) && revisions_of(&db)? == wanted(target) {
                 if fs.expect_dir_or_nothing(&dir)? {
                     fs.remove_dir_all(&dir)?;
                 }
@@ -241,6 +265,11 @@ impl Ctx<'_> {
             self.rel(&self.bundle_dir)
         ))
     }
+}
+
+/// The revisions a database at `target` holds: none at `base`.
+fn wanted(target: &str) -> Vec<String> {
+    if target == "base" { Vec::new() } else { vec![target.to_string()] }
 }
 
 /// The revisions a database file holds, read without writing to it.
