@@ -60,17 +60,20 @@ impl Bundle {
                 Err(anyhow::anyhow!("alembic could not run")),
             ]
         });
-        self.keep_alembic(answers);
+        let held = self.facts.database_revision.clone();
+        self.keep_alembic(answers, held);
     }
 
     /// Keeps alembic's answers about the preserved database; `current` must
-    /// name the revision that database holds, or the report says so.
-    pub fn keep_alembic(&mut self, answers: AlembicAnswers) {
+    /// name the revisions it `holds`, or the report says so. (A migration
+    /// step asks alembic about its copy of the database before the failed
+    /// file reaches the bundle: it says what the copy held.)
+    pub fn keep_alembic(&mut self, answers: AlembicAnswers, holds: Vec<String>) {
         let [current, history] = answers;
         if let Ok(out) = &current {
             let graph = self.tree.graph().unwrap_or_default();
             let said = revisions_in(if out.success() { &out.stdout } else { "" }, &graph);
-            let mut expected = self.facts.database_revision.clone();
+            let mut expected = holds;
             expected.sort();
             if said != expected {
                 self.facts.problems.push(format!(
