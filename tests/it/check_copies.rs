@@ -90,3 +90,41 @@ fn a_profile_that_sends_the_app_to_the_live_tree_bars_the_server_check() {
         .exits(0)
         .stdout_has(contains("not applicable: the profile's [env] sets TMWS_DATABASE_URL"));
 }
+
+/// `--live` runs the app and pytest on the tree itself, where they may
+/// write their own folders (data, logs) but never the tool's: its journal
+/// and lock, the backups, the forensics bundles.
+#[test]
+fn live_programs_cannot_write_the_tools_own_folders() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    for folder in [".tmws-rollback", "forensics"] {
+        fs::create_dir_all(root.join(folder)).unwrap();
+    }
+    let main = root.join("src/main.py");
+    let text = fs::read_to_string(&main).unwrap();
+    let tries = r#"import os as _os
+_seen = []
+for _where in [".tmws-rollback/journal.json", "backups/pre-phase4/BACKUP_MANIFEST.txt",
+               "forensics/planted", "planted-at-the-root", "data/written-by-the-app"]:
+    try:
+        with open(_where, "a") as _f:
+            _f.write("x")
+        _seen.append(_where.split("/")[0] + ":done")
+    except OSError:
+        _seen.append(_where.split("/")[0] + ":blocked")
+open("data/written-by-the-app", "a").write(" ".join(_seen) + "\n")
+"#;
+    fs::write(&main, format!("{tries}{text}")).unwrap();
+    let manifest = fs::read(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
+    check(&root, &["post-check", "--only", "server", "--live"]);
+    let seen = fs::read_to_string(root.join("data/written-by-the-app")).unwrap();
+    assert!(
+        seen.contains(
+            ".tmws-rollback:blocked backups:blocked forensics:blocked planted-at-the-root:blocked data:done"
+        ),
+        "{seen}"
+    );
+    assert_eq!(fs::read(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap(), manifest);
+    assert!(!root.join("forensics/planted").exists());
+}

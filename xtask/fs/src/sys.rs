@@ -425,7 +425,7 @@ pub enum Net {
 
 /// A Landlock ruleset that denies every kind of write (writing, truncating,
 /// creating, removing, renaming, linking) except beneath `writable` folders
-/// and into the `files` given (`/dev/null`), every ioctl on a device (ABI 5:
+/// (a file among them is writable in place) and into the `files` given (`/dev/null`), every ioctl on a device (ABI 5:
 /// no TIOCSTI into a terminal), the network beyond `net` (ABI 4), and,
 /// outside the program's own domain, every signal and abstract UNIX socket
 /// (ABI 6); reads are not restricted. `None` where the kernel offers no
@@ -480,22 +480,7 @@ pub fn write_ruleset(writable: &[&Path], files: &[&Path], net: Net) -> io::Resul
     let rules =
         writable.iter().map(|p| (p, folder_rights)).chain(files.iter().map(|p| (p, file_rights)));
     for (path, allowed) in rules {
-        let parent = rustix::fs::open(*path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
-        let rule =
-            landlock::PathBeneathAttr { allowed_access: allowed, parent_fd: parent.as_raw_fd() };
-        // SAFETY: a valid rule whose descriptor lives until the call returns.
-        let added = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_add_rule,
-                ruleset.as_raw_fd(),
-                landlock::RULE_PATH_BENEATH,
-                &rule as *const landlock::PathBeneathAttr,
-                0u32,
-            )
-        };
-        if added < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        add_path_rule(&ruleset, path, allowed, file_rights)?;
     }
     if let (Net::Bind(port), true) = (net, handled_net != 0) {
         let rule = landlock::NetPortAttr { allowed_access: landlock::BIND_TCP, port: port.into() };
@@ -514,6 +499,30 @@ pub fn write_ruleset(writable: &[&Path], files: &[&Path], net: Net) -> io::Resul
         }
     }
     Ok(Some(ruleset))
+}
+
+/// Grants `allowed` beneath `path`: a folder and all it holds, or a file
+/// alone (granted on its own, as a file at the top of a tree whose root is
+/// not granted, it takes only the rights that apply to a file).
+fn add_path_rule(ruleset: &OwnedFd, path: &Path, allowed: u64, file_rights: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let parent = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+    let allowed = match rustix::fs::fstat(&parent)?.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => allowed,
+        _ => allowed & file_rights,
+    };
+    let rule = landlock::PathBeneathAttr { allowed_access: allowed, parent_fd: parent.as_raw_fd() };
+    // SAFETY: a valid rule whose descriptor lives until the call returns.
+    let added = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            landlock::RULE_PATH_BENEATH,
+            &rule as *const landlock::PathBeneathAttr,
+            0u32,
+        )
+    };
+    if added < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Makes the child a session of its own, between fork and exec: it has no

@@ -268,6 +268,40 @@ impl Tree {
     pub fn forensics_dir(&self) -> PathBuf {
         self.root.join("forensics")
     }
+
+    /// Where the tree's programs (the app, pytest) may write: everything
+    /// beneath the root but the tool's own folders (its journal and lock,
+    /// the backups, the forensics bundles). Landlock grants whole
+    /// hierarchies, so the root itself is not granted: its other folders
+    /// and files are, one by one. Links are never granted (the kernel would
+    /// grant where they point).
+    pub fn writable_by_programs(&self) -> Result<Vec<PathBuf>> {
+        let kept = [self.state_dir(), self.backups(), self.forensics_dir()];
+        let mut writable = Vec::new();
+        self.grant_beside(&self.root, &kept, &mut writable)?;
+        Ok(writable)
+    }
+
+    fn grant_beside(
+        &self,
+        dir: &Path,
+        kept: &[PathBuf],
+        writable: &mut Vec<PathBuf>,
+    ) -> Result<()> {
+        use xtask_fs::sys::FileType;
+        for (name, kind) in self.fs.list(dir)? {
+            let path = dir.join(name);
+            match kind {
+                _ if kept.contains(&path) => {}
+                FileType::Directory if kept.iter().any(|k| k.starts_with(&path)) => {
+                    self.grant_beside(&path, kept, writable)?
+                }
+                FileType::Directory | FileType::RegularFile => writable.push(path),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Profile {

@@ -1,6 +1,9 @@
 //! The runbook's pytest files, run with the real pytest: counts come from its
 //! JUnit XML, and failing tests are told apart from pytest itself failing.
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Result;
 use xshell::Shell;
@@ -46,8 +49,12 @@ pub fn run(sh: &Shell, python: &Python, tree: &Tree, scratch: &Path) -> Result<V
         .arg(format!("--junitxml={}", xml_path.display()))
         .args(&tree.profile.pytest_args)
         .args(&tree.profile.test_files);
-    // pytest may write beneath the tree and post-check's scratch folder.
-    let confined = process::Confinement::beneath(&[&tree.root, scratch])?;
+    // pytest may write beneath the tree (not in the tool's own folders) and
+    // post-check's scratch folder.
+    let mut writable = tree.writable_by_programs()?;
+    writable.push(scratch.to_path_buf());
+    let writable: Vec<&Path> = writable.iter().map(PathBuf::as_path).collect();
+    let confined = process::Confinement::beneath(&writable)?;
     let out = process::run(cmd, Duration::from_secs(600), Some(&confined))?;
     let cases = outside::read_to_string(&xml_path).map(|xml| parse_junit(&xml)).unwrap_or_default();
     let is_integration = |c: &Case| is_integration(&c.file);

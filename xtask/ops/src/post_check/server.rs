@@ -4,7 +4,7 @@
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -194,10 +194,13 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
     let log_file = unconfined::create(log).context("create the server log")?;
     command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
     sys::die_with_parent(&mut command);
-    // The app may write beneath the tree and post-check's scratch folder,
-    // and bind its own port alone.
+    // The app may write beneath the tree (not in the tool's own folders)
+    // and post-check's scratch folder, and bind its own port alone.
     let scratch = log.parent().unwrap_or(&tree.root);
-    let confined = process::Confinement::with_network(&[&tree.root, scratch], bind)?;
+    let mut writable = tree.writable_by_programs()?;
+    writable.push(scratch.to_path_buf());
+    let writable: Vec<&Path> = writable.iter().map(PathBuf::as_path).collect();
+    let confined = process::Confinement::with_network(&writable, bind)?;
     confined.apply(&mut command);
     let child = process::spawn_ours(&mut command).context("start uvicorn")?;
     Ok(Server { child, _confined: confined })
