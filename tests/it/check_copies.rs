@@ -53,6 +53,45 @@ fn an_app_that_migrates_when_it_starts_is_judged_on_its_copy() {
         "alembic answered about a database the app had upgraded"
     );
     result.stdout_has(contains("programs ran on: scratch copies of the tree"));
+    // The next restart of the real service would do to it what the start
+    // did to the copy: said, with the revisions, as a failure of its own.
+    assert!(
+        result.stdout.lines().any(|l| l.starts_with("server.restart")
+            && l.contains(" FAIL ")
+            && l.contains("starting the service applies 47a9e2c8b6f0 → f1c7e3a9b5d4")),
+        "{}",
+        result.stdout
+    );
+    result.stdout_has(contains("a restart undoes this rollback"));
+    // After a deploy the start-up migration is the deploy's own: reported.
+    let deploy = check(&root, &["post-check", "--only", "server", "--after", "deploy"]);
+    assert!(
+        deploy.stdout.lines().any(|l| l.starts_with("server.restart")
+            && l.contains(" pass ")
+            && l.contains("the deploy's own start-up migration")),
+        "{}",
+        deploy.stdout
+    );
+}
+
+/// An app that needs longer than twenty seconds to start (the
+/// `slow-start` variant): the server check waits for its answer, up to the
+/// profile's server_timeout (120 s by default), and judges a start that
+/// leaves the database alone.
+#[test]
+fn an_app_slower_than_twenty_seconds_to_start_passes_the_server_check() {
+    let dir = sandbox_variant("backed-up", "slow-start");
+    let root = root(&dir);
+    let result = check(&root, &["post-check", "--only", "server"]);
+    result.exits(0);
+    for id in ["server.start", "server.health", "server.restart"] {
+        assert!(
+            result.stdout.lines().any(|l| l.starts_with(id) && l.contains(" pass ")),
+            "{id}: {}",
+            result.stdout
+        );
+    }
+    result.stdout_has(contains("left the database at"));
 }
 
 #[test]

@@ -130,8 +130,12 @@ fn init_describes_the_variant_well_enough_to_roll_it_back(variant: &str) {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     // The app that migrates when it starts would undo the rollback: the
-    // health check says so (on its copy) and nothing else fails.
-    let expected: &[&str] = if variant == "migrates-at-start" { &["server.health"] } else { &[] };
+    // health check (on its copy) and the restart check say so, and nothing
+    // else fails.
+    let expected: &[&str] = match variant {
+        "migrates-at-start" => &["server.health", "server.restart"],
+        _ => &[],
+    };
     assert_eq!(failed, expected, "{variant}: {check:?}");
 }
 
@@ -152,6 +156,7 @@ init_describes! {
     init_describes_a_migration_the_probe_cannot_render: "probe-fails",
     init_describes_a_settings_class: "settings-class",
     init_describes_a_strict_pytest: "strict-pytest",
+    init_describes_an_app_slow_to_start: "slow-start",
 }
 
 /// A checkout without the runbook's files: init names the service from

@@ -20,6 +20,7 @@
 //! ```
 pub mod files;
 pub mod hash;
+mod landlock;
 pub mod outside;
 pub mod paths;
 pub mod root_dir;

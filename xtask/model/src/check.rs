@@ -109,6 +109,7 @@ checks! {
     TestsIntegration = "tests.integration", "integration tests pass";
     ServerStart = "server.start", "server starts without errors";
     ServerHealth = "server.health", "health endpoint responds";
+    ServerRestart = "server.restart", "starting the service leaves the database as it is";
     GitClean = "git.clean", "git state is clean";
     GitHead = "git.head", "HEAD is on the rollback branch or the tag";
     GitExpectedCommit = "git.expected-commit", "HEAD is attached and at the expected commit";

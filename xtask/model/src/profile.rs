@@ -61,7 +61,9 @@ pub struct Profile {
     /// Where the answer names the database's revision (a JSON pointer),
     /// compared with the expected one; "" when the service does not say.
     pub health_revision: String,
-    /// Seconds the server check waits for `/health` to answer.
+    /// Seconds the server check waits at most for `/health` to answer (it
+    /// stops waiting when it answers or the server exits): an app that
+    /// migrates when it starts takes twenty seconds and more on a busy machine.
     pub server_timeout: u64,
     pub log_file: String,
     /// A pid file the service writes, if any.
@@ -113,7 +115,7 @@ impl Default for Profile {
             health_status: 200,
             health_json: BTreeMap::new(),
             health_revision: String::new(),
-            server_timeout: 20,
+            server_timeout: 120,
             log_file: "logs/tmws.log".into(),
             pid_file: None,
             service_programs: strings(&["python", "uvicorn", "gunicorn"]),

@@ -68,7 +68,7 @@ pub(super) const QUICK_PROGRAMS: [CheckId; 3] =
     [CheckId::MigrationsCurrent, CheckId::MigrationsHistory, CheckId::Imports];
 
 /// Every check that runs a program of the tree.
-pub(super) const RUN_PROGRAMS: [CheckId; 7] = [
+pub(super) const RUN_PROGRAMS: [CheckId; 8] = [
     QUICK_PROGRAMS[0],
     QUICK_PROGRAMS[1],
     QUICK_PROGRAMS[2],
@@ -76,6 +76,7 @@ pub(super) const RUN_PROGRAMS: [CheckId; 7] = [
     CheckId::TestsIntegration,
     CheckId::ServerStart,
     CheckId::ServerHealth,
+    CheckId::ServerRestart,
 ];
 
 /// Post-check's checks, in report order.
@@ -85,7 +86,7 @@ pub(super) fn ids() -> impl Iterator<Item = CheckId> {
 
 /// Every check of post-check with how it runs, in report order. `--only`,
 /// `--skip`, the titles and the checklist all come from here.
-pub(super) const CHECKS: [(CheckId, Run); 17] = [
+pub(super) const CHECKS: [(CheckId, Run); 18] = [
     (CheckId::RollbackUnfinished, Run::Quick(|c| rollback_finished(c.tree))),
     (CheckId::DatabaseFile, Run::Quick(|c| database_file(c.tree))),
     (CheckId::DatabaseTables, Run::Quick(|c| database_tables(c.tree, c.expected))),
@@ -99,6 +100,7 @@ pub(super) const CHECKS: [(CheckId, Run); 17] = [
     (CheckId::TestsIntegration, Run::Tests),
     (CheckId::ServerStart, Run::Server),
     (CheckId::ServerHealth, Run::Server),
+    (CheckId::ServerRestart, Run::Server),
     (CheckId::GitClean, Run::Quick(|c| git_clean(c.tree, c.expected))),
     (CheckId::GitHead, Run::Quick(|c| git_head(c.tree, c.label, c.expected))),
     (CheckId::FilesRestored, Run::Quick(|c| files_restored(c.tree, c.expected))),

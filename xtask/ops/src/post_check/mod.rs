@@ -4,6 +4,7 @@ mod checks;
 mod judging;
 mod live;
 mod pytest;
+mod restart;
 mod server;
 mod slow;
 
@@ -121,7 +122,12 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         python.as_ref().ok(),
         tree,
         &expected,
-        slow::Where { port, scratch: scratch.path(), live: o.live },
+        slow::Where {
+            port,
+            scratch: scratch.path(),
+            live: o.live,
+            after_deploy: judging == Judging::Deploy,
+        },
     );
     let ctx = Ctx {
         tree,

@@ -13,6 +13,7 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::Shell;
 
+use super::restart;
 use xtask_adapters::{process, python::Python, services};
 use xtask_fs::{
     outside,
@@ -22,10 +23,12 @@ use xtask_fs::{
 use xtask_model::check::CheckId;
 use xtask_model::{check::Check, profile::Tree};
 
-/// What the server check found, for the two checks it feeds.
+/// What the server check found, for the checks it feeds.
 pub struct Outcome {
     pub start: Check,
     pub health: Check,
+    /// What the start did to the database the app started on.
+    pub restart: Check,
 }
 
 /// A server we started; dropping it stops its whole process group.
@@ -72,23 +75,39 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-pub fn check(
-    sh: &Shell,
-    python: &Python,
-    tree: &Tree,
-    port: u16,
-    expected: Option<&str>,
-    scratch: &Path,
-) -> Outcome {
-    let log_path = scratch.join("server.log");
+/// The server checks: start, health, and what the start did to the
+/// database (read before the start and after the server stopped).
+pub fn check(sh: &Shell, python: &Python, tree: &Tree, at: &At<'_>) -> Outcome {
+    let before = restart::seen(tree);
+    let (start, health) = start_and_health(sh, python, tree, at);
+    let restart = restart::judge(before, restart::seen(tree), at.after_deploy);
+    Outcome { start, health, restart }
+}
+
+/// Where and how the server runs.
+pub struct At<'a> {
+    pub port: u16,
+    /// The revision the health route must report, where it reports one.
+    pub expected: Option<&'a str>,
+    /// Outside the tree: the server's log.
+    pub scratch: &'a Path,
+    /// post-check judges a deploy: a start-up migration is expected.
+    pub after_deploy: bool,
+}
+
+fn start_and_health(sh: &Shell, python: &Python, tree: &Tree, at: &At<'_>) -> (Check, Check) {
+    let (port, expected) = (at.port, at.expected);
+    let log_path = at.scratch.join("server.log");
     let timeout = Duration::from_secs(tree.profile.server_timeout);
     let started = Instant::now();
-    let fail_both = |detail: String| Outcome {
-        start: Check::fail(CheckId::ServerStart, detail.clone()),
-        health: Check::fail(
-            CheckId::ServerHealth,
-            format!("not reached: {}", detail.lines().next().unwrap_or("")),
-        ),
+    let fail_both = |detail: String| {
+        (
+            Check::fail(CheckId::ServerStart, detail.clone()),
+            Check::fail(
+                CheckId::ServerHealth,
+                format!("not reached: {}", detail.lines().next().unwrap_or("")),
+            ),
+        )
     };
     let mut server = match spawn(sh, python, tree, port, &log_path) {
         Ok(server) => server,
@@ -99,7 +118,8 @@ pub fn check(
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     };
-    let answer = match wait(&mut server, port, &tree.profile.health_path, timeout, started) {
+    let health_path = &tree.profile.health_path;
+    let answer = match wait(&mut server, port, health_path, timeout, started) {
         Waited::Answer(answer) => answer,
         Waited::Exited(status) => {
             return fail_both(format!("uvicorn exited ({status}) before answering:\n{}", tail(8)));
@@ -108,21 +128,22 @@ pub fn check(
             server.stop();
             let start = format!("uvicorn {} listens on 127.0.0.1:{port}", tree.profile.app);
             let health = format!(
-                "{} did not answer within {}s:\n{}",
-                tree.profile.health_path,
+                "{health_path} did not answer within {}s (server_timeout){}:\n{}",
                 timeout.as_secs(),
+                startup_complete(&log_path),
                 tail(8)
             );
-            return Outcome {
-                start: Check::pass(CheckId::ServerStart, start).since(started),
-                health: Check::fail(CheckId::ServerHealth, health).since(started),
-            };
+            return (
+                Check::pass(CheckId::ServerStart, start).since(started),
+                Check::fail(CheckId::ServerHealth, health).since(started),
+            );
         }
         Waited::Nothing => {
             server.stop();
             return fail_both(format!(
-                "no answer on 127.0.0.1:{port} within {}s:\n{}",
+                "no answer on 127.0.0.1:{port} within {}s (server_timeout){}:\n{}",
                 timeout.as_secs(),
+                startup_complete(&log_path),
                 tail(8)
             ));
         }
@@ -143,7 +164,21 @@ pub fn check(
             format!("{}; and the server's process group did not stop", health.detail),
         )
     };
-    Outcome { start, health: health.since(health_started) }
+    (start, health.since(health_started))
+}
+
+/// What the server's log says of a start that got no answer: uvicorn
+/// logging "Application startup complete" means the app started, and the
+/// answer went missing on the way (another host or port in server_args, a
+/// route that hangs), not that the app was slow.
+fn startup_complete(log: &Path) -> &'static str {
+    let text = outside::read_to_string(log).unwrap_or_default();
+    match text.contains("Application startup complete") {
+        true => {
+            ", though its log says \"Application startup complete\": the app started, and nothing answered on this port"
+        }
+        false => "",
+    }
 }
 
 /// How waiting for the server's answer ended.
@@ -160,23 +195,31 @@ enum Waited {
 /// Polls `path` until it answers, the server exits, or `timeout` passes
 /// since `started`.
 fn wait(server: &mut Server, port: u16, path: &str, timeout: Duration, started: Instant) -> Waited {
+    // On a terminal, how long it has waited, and for how long it may.
+    let mut waiting = xtask_base::events::Progress::timer(&format!(
+        "waiting for {path} on 127.0.0.1:{port} (server_timeout {}s)",
+        timeout.as_secs()
+    ));
     let mut listening = false;
-    loop {
+    let waited = loop {
+        waiting.update(0);
         if let Ok(Some(status)) = server.child.try_wait() {
-            return Waited::Exited(status);
+            break Waited::Exited(status);
         }
         // A GET waits no longer than what is left of the timeout.
         let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
         match get(port, path, left) {
-            Reply::Answer(answer) => return Waited::Answer(answer),
+            Reply::Answer(answer) => break Waited::Answer(answer),
             Reply::Silent => listening = true,
             Reply::NotListening => {}
         }
         if started.elapsed() > timeout {
-            return if listening { Waited::Listening } else { Waited::Nothing };
+            break if listening { Waited::Listening } else { Waited::Nothing };
         }
         thread::sleep(Duration::from_millis(25));
-    }
+    };
+    waiting.finish();
+    waited
 }
 
 fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Result<Server> {
@@ -296,4 +339,19 @@ fn judge_health(
         }
     }
     Check::pass(id, seen.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::startup_complete;
+
+    #[test]
+    fn a_start_logged_complete_without_an_answer_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        xtask_fs::unconfined::write(&log, b"INFO:     Waiting for application startup.\n").unwrap();
+        assert_eq!(startup_complete(&log), "");
+        xtask_fs::unconfined::write(&log, b"INFO:     Application startup complete.\n").unwrap();
+        assert!(startup_complete(&log).contains("the app started, and nothing answered"));
+    }
 }

@@ -38,6 +38,8 @@ pub(super) struct Where<'a> {
     pub scratch: &'a Path,
     /// On the live tree (`--live`), not on copies.
     pub live: bool,
+    /// A deploy is judged: the app's start-up migration is its own.
+    pub after_deploy: bool,
 }
 
 /// Runs `group` on a copy of `tree` (or on the tree itself when `live`).
@@ -57,7 +59,7 @@ impl Slow {
         expected: &Expected,
         at: Where<'_>,
     ) -> Slow {
-        let (live, port) = (at.live, at.port);
+        let (live, port, after_deploy) = (at.live, at.port, at.after_deploy);
         let spawn = |group: Group| {
             let (py, tree, scratch) = (python.cloned(), tree.clone(), at.scratch.to_path_buf());
             py.map(|py| {
@@ -76,12 +78,15 @@ impl Slow {
         let server = selection.runs_any(|r| matches!(r, Run::Server)).then(|| match barred {
             Some(why) => {
                 let barred = |id| Check::not_applicable(id, why.clone());
-                let checks = vec![barred(CheckId::ServerStart), barred(CheckId::ServerHealth)];
+                let ids = [CheckId::ServerStart, CheckId::ServerHealth, CheckId::ServerRestart];
+                let checks = ids.into_iter().map(barred).collect();
                 Some(thread::spawn(move || Ok((checks, None))))
             }
             None => spawn(Box::new(move |sh, py, on, scratch| {
-                let outcome = server::check(sh, py, on, port, revision.as_deref(), scratch);
-                Ok(vec![outcome.start, outcome.health])
+                let expected = revision.as_deref();
+                let at = server::At { port, expected, scratch, after_deploy };
+                let outcome = server::check(sh, py, on, &at);
+                Ok(vec![outcome.start, outcome.health, outcome.restart])
             })),
         });
         Slow { tests, server }
