@@ -346,3 +346,44 @@ fn an_expected_revision_no_migration_defines_is_a_usage_error() {
     let result = run_in(&root, &["post-check", "--expect-revision", "zzzz"]);
     result.exits(2).stderr_has(contains("--expect-revision zzzz: no revision file"));
 }
+
+#[test]
+fn after_a_files_rollback_only_what_it_wrote_is_judged() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let rollback = run_in(&root, &["rollback", "--scenario", "files", "--all", "--yes"]);
+    assert_code(&rollback, 0);
+    // A config file the files rollback never touches: the deploy's own.
+    let pyproject = root.join("pyproject.toml");
+    let text = fs::read_to_string(&pyproject).unwrap();
+    fs::write(&pyproject, format!("{text}\n# changed after the deploy\n")).unwrap();
+    let result = post_check_json(&root, &["--only", "files"]);
+    assert_code(&result, 0);
+    let check = json_check(&result, "files.restored");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.contains("the files the last rollback (--scenario files) wrote"), "{detail}");
+    // A file it wrote, changed again, still fails.
+    let written = root.join("src/services/verification_service.py");
+    fs::write(&written, "BROKEN = True\n").unwrap();
+    let result = post_check_json(&root, &["--only", "files"]);
+    assert_check_fails(&result, "files.restored", "verification_service.py differs");
+}
+
+#[test]
+fn a_history_that_lists_other_revisions_than_the_profiles_fails() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    // The profile names a folder holding one revision more than the one
+    // alembic.ini's script_location reads.
+    let other = root.join("elsewhere/versions");
+    fs::create_dir_all(&other).unwrap();
+    for entry in fs::read_dir(root.join("migrations/versions")).unwrap() {
+        let path = entry.unwrap().path();
+        fs::copy(&path, other.join(path.file_name().unwrap())).unwrap();
+    }
+    let extra = "revision = \"5e0c1f7a2b93\"\ndown_revision = \"47a9e2c8b6f0\"\n\ndef upgrade():\n    pass\n\ndef downgrade():\n    pass\n";
+    fs::write(other.join("5e0c1f7a2b93_extra.py"), extra).unwrap();
+    fs::write(root.join("tmws-rollback.toml"), "migrations = \"elsewhere/versions\"\n").unwrap();
+    let result = post_check_json(&root, &["--only", "migrations"]);
+    assert_check_fails(&result, "migrations.history", "lists 12 of the 13 revisions");
+}

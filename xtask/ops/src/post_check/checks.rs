@@ -93,7 +93,7 @@ pub(super) const CHECKS: [(CheckId, Run); 18] = [
     (CheckId::DatabaseRevision, Run::Quick(|c| database_revision(c.tree, c.expected))),
     (CheckId::DatabaseIntegrity, Run::Quick(|c| database_integrity(c.tree))),
     (CheckId::MigrationsCurrent, Run::Quick(|c| alembic_current(c.alembic(0)?, c.tree))),
-    (CheckId::MigrationsHistory, Run::Quick(|c| alembic_history(c.alembic(1)?))),
+    (CheckId::MigrationsHistory, Run::Quick(|c| alembic_history(c.alembic(1)?, c.tree))),
     (CheckId::MigrationsCount, Run::Quick(|c| migrations_count(c.tree, c.expected))),
     (CheckId::Imports, Run::Quick(|c| c.ask(|session| imports(session, c.programs)))),
     (CheckId::TestsUnit, Run::Tests),
@@ -198,13 +198,28 @@ pub(super) fn alembic_current(out: &process::Output, tree: &Tree) -> Result<Chec
     ))
 }
 
-pub(super) fn alembic_history(out: &process::Output) -> Result<Check> {
-    Ok(if out.success() {
-        let listed = format!("{} revisions listed", out.stdout.lines().count());
-        Check::pass(CheckId::MigrationsHistory, listed)
-    } else {
+/// alembic history runs and lists the revisions the tree's migrations
+/// define: a listing of none (another script location than the profile's,
+/// version_locations it does not read) is a failure, not "0 listed".
+pub(super) fn alembic_history(out: &process::Output, tree: &Tree) -> Result<Check> {
+    let id = CheckId::MigrationsHistory;
+    if !out.success() {
         let why = format!("alembic history failed ({}):\n{}", out.describe_status(), out.tail(6));
-        Check::fail(CheckId::MigrationsHistory, why)
+        return Ok(Check::fail(id, why));
+    }
+    let graph = tree.graph()?;
+    let listed = graph.revisions.keys().filter(|r| out.stdout.contains(r.as_str())).count();
+    let defined = graph.revisions.len();
+    Ok(match listed == defined {
+        true => Check::pass(id, format!("{listed} revisions listed")),
+        false => Check::fail(
+            id,
+            format!(
+                "alembic history lists {listed} of the {defined} revisions the files of {} define: alembic reads other migrations than the profile's (script_location, version_locations)\n{}",
+                tree.profile.migrations,
+                out.tail(6)
+            ),
+        ),
     })
 }
 
@@ -303,11 +318,18 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
         return Ok(expected.no_backup(CheckId::FilesRestored));
     };
     let mut differ = Vec::new();
+    // After a files rollback, what it wrote; otherwise every config and
+    // critical file.
+    let (wrote, kept) = match &expected.files {
+        Some((wrote, kept)) => (Some(wrote), kept.as_slice()),
+        None => (None, &[][..]),
+    };
+    let judged = |path: &String| wrote.is_none_or(|wrote| wrote.contains(path));
     let entries: Vec<_> = manifest
         .files
         .iter()
         .filter(|f| matches!(f.kind, Kind::Config | Kind::Critical))
-        .filter(|f| !expected.kept.contains(&f.source_path))
+        .filter(|f| judged(&f.source_path) && !kept.contains(&f.source_path))
         .collect();
     for entry in &entries {
         match tree.fs.sha256(&tree.path(&entry.source_path)) {
@@ -317,8 +339,8 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
         }
     }
     let mut absent = 0;
-    for path in manifest.absent.iter().map(|a| a.source_path.as_str()) {
-        if expected.kept.iter().any(|k| k == path) {
+    for path in manifest.absent.iter().map(|a| &a.source_path) {
+        if kept.contains(path) || !judged(path) {
             continue;
         }
         if tree.fs.kind(&tree.path(path)).ok().flatten().is_some() {
@@ -331,10 +353,13 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
     if absent > 0 {
         ok.push_str(&format!("; {absent} absent, as at backup time"));
     }
-    if !expected.kept.is_empty() {
+    if wrote.is_some() {
+        ok.push_str("; the files the last rollback (--scenario files) wrote");
+    }
+    if !kept.is_empty() {
         ok.push_str(&format!(
             "; {} kept as the deploy's commits left them by the last rollback (--scenario files)",
-            expected.kept.len()
+            kept.len()
         ));
     }
     Ok(Check::unless(CheckId::FilesRestored, &differ, ok))

@@ -72,9 +72,11 @@ struct Expected {
     /// `--require-backup`: a missing backup fails the checks that need one.
     require_backup: bool,
     label: Label,
-    /// Critical files the last rollback (files) kept as the deploy's commits
-    /// left them: not compared with the backup.
-    kept: Vec<String>,
+    /// When the last rollback is a files rollback: the critical files it
+    /// wrote (what files.restored judges) and those it kept as the deploy's
+    /// commits left them (not compared with the backup). `None`: every
+    /// config and critical file is judged.
+    files: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl Expected {
@@ -228,21 +230,26 @@ fn group(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
 }
 
-/// The paths the last files rollback kept (its restore-files step's
-/// `kept`), when that rollback is what is judged.
-fn kept_by_the_last_rollback(tree: &Tree, judging: &Judging) -> Vec<String> {
+/// What the last files rollback did with the critical files, when that
+/// rollback is what is judged: the paths its restore-files step wrote, and
+/// those it kept as the deploy's commits left them.
+fn files_of_the_last_rollback(
+    tree: &Tree,
+    judging: &Judging,
+) -> Option<(Vec<String>, Vec<String>)> {
     use xtask_model::scenario::Scenario;
     if !matches!(judging, Judging::Rollback(Some(Scenario::Files))) {
-        return Vec::new();
+        return None;
     }
-    let Some(run) = xtask_model::journal::Journal::<Step>::last_done_run(tree) else {
-        return Vec::new();
-    };
-    let kept = run.steps.into_iter().flat_map(|step| match step {
-        Step::RestoreFiles { kept, .. } => kept,
-        _ => Vec::new(),
-    });
-    kept.map(|kept| kept.path).collect()
+    let run = xtask_model::journal::Journal::<Step>::last_done_run(tree)?;
+    let (mut wrote, mut kept) = (Vec::new(), Vec::new());
+    for step in run.steps {
+        if let Step::RestoreFiles { paths, kept: left } = step {
+            wrote.extend(paths);
+            kept.extend(left.into_iter().map(|k| k.path));
+        }
+    }
+    Some((wrote, kept))
 }
 
 fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected> {
@@ -297,7 +304,7 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
         missing,
         require_backup: o.require_backup,
         label: o.label.clone(),
-        kept: kept_by_the_last_rollback(tree, judging),
+        files: files_of_the_last_rollback(tree, judging),
     })
 }
 
