@@ -14,6 +14,7 @@ mod check_copies;
 mod checkouts;
 mod command_line;
 mod confinement;
+mod convergence;
 mod diagnose;
 mod diagnose_table;
 mod dist;

@@ -51,7 +51,7 @@ fn a_half_applied_migration_the_probe_cannot_render_is_not_called_rolled_back() 
     diagnose.stdout_has(contains("but the schema is not the backup's"));
     diagnose.stdout_has(contains("table tool_usage_stats is extra"));
     let rollback = run_in(&root, &["rollback", "--scenario", "migration", "--yes"]);
-    rollback.exits(1).stderr_has(contains("the downgraded copy is not what 47a9e2c8b6f0 must be"));
+    rollback.exits(1).stderr_has(contains("the migrated copy is not what 47a9e2c8b6f0 must be"));
     rollback.stderr_has(contains("table tool_usage_stats is extra"));
     rollback.stderr_has(contains("--scenario database"));
     let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();

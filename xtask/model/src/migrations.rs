@@ -87,6 +87,21 @@ impl Graph {
         children.map(|r| r.id.clone()).collect()
     }
 
+    /// Every revision `id` revises, directly or through others: what an
+    /// upgrade to `id` has applied before it.
+    pub fn ancestors(&self, id: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let mut next = vec![id.to_string()];
+        while let Some(revision) = next.pop() {
+            for down in self.revisions.get(&revision).map(|r| r.down.as_slice()).unwrap_or(&[]) {
+                if found.insert(down.clone()) {
+                    next.push(down.clone());
+                }
+            }
+        }
+        found
+    }
+
     pub fn len(&self) -> usize {
         self.revisions.len()
     }

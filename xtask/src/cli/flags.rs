@@ -99,7 +99,7 @@ xflags::xflags! {
             optional --skip-verify
             /// Pull the backup from this restic repository first when it is not in backups/.
             optional --repo repo: String
-            /// migration: downgrade to this revision instead of the backup's.
+            /// migration: go to this revision instead of the backup's (head: the code's, upgrading).
             optional --to rev: String
             /// migration: downgrade this many steps.
             optional --steps n: Count

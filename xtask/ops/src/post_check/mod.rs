@@ -77,6 +77,10 @@ struct Expected {
     /// commits left them (not compared with the backup). `None`: every
     /// config and critical file is judged.
     files: Option<(Vec<String>, Vec<String>)>,
+    /// When the last rollback is a migration rollback that took the
+    /// database elsewhere than the backup's revision (`--to REV`, `--to
+    /// head`): that revision. Its tables are not the backup's to compare.
+    migrated_elsewhere: Option<String>,
 }
 
 impl Expected {
@@ -252,8 +256,25 @@ fn files_of_the_last_rollback(
     Some((wrote, kept))
 }
 
+/// Where the last migration rollback took the database, when that rollback
+/// is what is judged: its migrate-copy step's target.
+fn migration_target_of_the_last_rollback(tree: &Tree, judging: &Judging) -> Option<String> {
+    use xtask_model::scenario::Scenario;
+    if !matches!(judging, Judging::Rollback(Some(Scenario::Migration))) {
+        return None;
+    }
+    let run = xtask_model::journal::Journal::<Step>::last_done_run(tree)?;
+    run.steps.into_iter().find_map(|step| match step {
+        Step::MigrateCopy { target, .. } => Some(target),
+        _ => None,
+    })
+}
+
 fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected> {
     let manifest = Backup::find(tree, &o.label)?.map(|b| (b.dir, b.manifest));
+    let migrated_to = migration_target_of_the_last_rollback(tree, judging);
+    let backup_revision = manifest.as_ref().and_then(|(_, m)| m.revision().map(String::from));
+    let migrated_elsewhere = migrated_to.clone().filter(|t| Some(t) != backup_revision.as_ref());
     // After a deploy the database is expected at the migrations' head; so
     // after a rollback that kept the database (files, git): it must fit the
     // code it runs with, not the backup.
@@ -264,7 +285,11 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
         Judging::Rollback(None) | Judging::Backup => false,
     };
     let head = || Some("head".to_string());
-    let expect = o.expect_revision.clone().or_else(|| keeps_the_database.then(head).flatten());
+    let expect = o
+        .expect_revision
+        .clone()
+        .or_else(|| keeps_the_database.then(head).flatten())
+        .or_else(|| migrated_elsewhere.clone());
     let (revision, missing) = match (&expect, &manifest) {
         (Some(rev), _) if rev == "head" => {
             let heads = tree.graph().map(|g| g.heads()).unwrap_or_default();
@@ -305,6 +330,7 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
         require_backup: o.require_backup,
         label: o.label.clone(),
         files: files_of_the_last_rollback(tree, judging),
+        migrated_elsewhere,
     })
 }
 

@@ -94,8 +94,9 @@ impl Step {
                     tree.profile.database
                 ),
             },
-            Step::MigrateCopy { target, folder } => format!(
-                "downgrade a copy of {db} to {target}: its files are copied into {copy}/, and alembic, with {url} naming the copy and allowed to write only there, must open that copy, then runs downgrade {target}; the copy must pass integrity_check and hold {target}{schema}. {db} itself is not touched",
+            Step::MigrateCopy { target, up, folder } => format!(
+                "{verb} a copy of {db} to {target}: its files are copied into {copy}/, and alembic, with {url} naming the copy and allowed to write only there, must open that copy, then runs {verb} {target}; the copy must pass integrity_check and hold {target}{schema}. {db} itself is not touched",
+                verb = if *up { "upgrade" } else { "downgrade" },
                 db = tree.profile.database,
                 copy = folder,
                 url = if tree.profile.database_url_env.is_empty() {
@@ -110,7 +111,7 @@ impl Step {
                 },
             ),
             Step::SwapMigrated { .. } => format!(
-                "put the downgraded copy in place: the failed {} with its -wal/-shm goes to the bundle byte for byte, and the checked copy is renamed over it",
+                "put the migrated copy in place: the failed {} with its -wal/-shm goes to the bundle byte for byte, and the checked copy is renamed over it",
                 tree.profile.database
             ),
             Step::RestoreConfig => {
@@ -173,7 +174,7 @@ impl Step {
                 t.revisions = manifest.database_revision.clone();
                 t.preserves = sidecars(&p.database);
             }
-            Step::MigrateCopy { target, folder } => {
+            Step::MigrateCopy { target, folder, .. } => {
                 t.paths.push(folder.clone());
                 t.revisions.push(target.clone());
             }
@@ -303,7 +304,7 @@ mod tests {
             Step::StopServices,
             Step::Preserve { database: None },
             Step::RestoreDatabase,
-            Step::MigrateCopy { target: text(), folder: text() },
+            Step::MigrateCopy { target: text(), up: false, folder: text() },
             Step::SwapMigrated { folder: text(), target: text() },
             Step::RestoreConfig,
             Step::RestoreMigrations,

@@ -40,10 +40,16 @@ pub enum Step {
     },
     RestoreDatabase,
     /// The database copied into a folder of its own beside it, and
-    /// downgraded there by alembic, which may write nowhere else; the copy
+    /// downgraded (or upgraded) there by alembic, which may write nowhere
+    /// else; the copy
     /// checked (integrity, revision, schema). The live file is not touched.
     MigrateCopy {
         target: String,
+        /// alembic upgrades the copy to `target` (the database was below
+        /// it, as after a database rollback under the deployed code)
+        /// instead of downgrading it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        up: bool,
         /// The copy's folder, relative to the root: beside the database, so
         /// that the swap is a rename on one file system.
         folder: String,
@@ -97,11 +103,12 @@ pub fn build(choices: &Choices, tree: &Tree, manifest: &Manifest, run: &str) -> 
             steps.push(Step::RestoreDatabase);
         }
         Choices::Migration { down, allow_data_loss } => {
-            let target = super::target::downgrade_target(tree, manifest, down, *allow_data_loss)?;
+            let super::target::Target { revision: target, up } =
+                super::target::migration_target(tree, manifest, down, *allow_data_loss)?;
             steps.push(Step::StopServices);
             steps.push(Step::Preserve { database: Some(DatabaseCapture::Move) });
             let folder = migration_folder(tree, run);
-            steps.push(Step::MigrateCopy { target: target.clone(), folder: folder.clone() });
+            steps.push(Step::MigrateCopy { target: target.clone(), up, folder: folder.clone() });
             steps.push(Step::SwapMigrated { folder, target });
         }
         Choices::Files { paths: wanted, all } => {

@@ -1,6 +1,8 @@
-//! Where a migration rollback goes down to: the backup's revision, `--to
-//! REV` or `--steps N`, resolved when the plan is made (a relative `-1`
-//! would go further on every resume), and refused below the backup's
+//! Where a migration rollback takes the database: down to the backup's
+//! revision, `--to REV` or `--steps N`, or up to `--to head` (or any
+//! revision above the database's, as after a database rollback under the
+//! deployed code); resolved when the plan is made (a relative `-1` or
+//! `head` would move on every resume), and refused below the backup's
 //! revision without `--allow-data-loss`.
 use anyhow::{Context, Result, bail};
 
@@ -9,17 +11,65 @@ use xtask_adapters::sqlite;
 use xtask_base::exit::{refused, usage};
 use xtask_model::{manifest::Manifest, migrations::Graph, profile::Tree};
 
-/// The revision a migration rollback goes down to, resolved now so that a
+/// The revision a migration step takes the database to, and whether that
+/// is an upgrade (the database's revision is below it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Target {
+    pub revision: String,
+    pub up: bool,
+}
+
+/// Where a migration rollback takes the database, resolved now so that a
 /// resumed run goes to the same place (a relative `-1` would not).
-pub(super) fn downgrade_target(
+pub(super) fn migration_target(
     tree: &Tree,
     manifest: &Manifest,
     down: &Down,
     allow_data_loss: bool,
-) -> Result<String> {
+) -> Result<Target> {
     let graph =
         tree.graph().map_err(|e| usage(format!("the tree's migrations cannot be read: {e:#}")))?;
+    let revision = downgrade_target(tree, &graph, manifest, down, allow_data_loss)?;
+    // Up when the database's one revision is below the target: alembic
+    // upgrades to it, with the same copy, identity and checks.
+    let up = match current_revision(tree) {
+        Some(current) => graph.ancestors(&revision).contains(&current),
+        None => false,
+    };
+    Ok(Target { revision, up })
+}
+
+/// The database's one revision, when it can be read and there is one.
+fn current_revision(tree: &Tree) -> Option<String> {
+    let conn = sqlite::open_tree_database(tree).ok()?;
+    let [revision] = <[String; 1]>::try_from(sqlite::alembic_revisions(&conn).ok()?).ok()?;
+    Some(revision)
+}
+
+/// The code's one head, for `--to head`.
+fn head_of(graph: &Graph, tree: &Tree) -> Result<String> {
+    match graph.heads().as_slice() {
+        [one] => Ok(one.clone()),
+        heads => Err(usage(format!(
+            "--to head: the revisions of {} have {} heads ({}): pass --to REV",
+            tree.profile.migrations,
+            heads.len(),
+            heads.join(", ")
+        ))),
+    }
+}
+
+fn downgrade_target(
+    tree: &Tree,
+    graph: &Graph,
+    manifest: &Manifest,
+    down: &Down,
+    allow_data_loss: bool,
+) -> Result<String> {
     if let Down::To(to) = down {
+        if to == "head" {
+            return head_of(graph, tree);
+        }
         if to != "base" && !graph.contains(to) {
             let known: Vec<&String> = graph.revisions.keys().collect();
             return Err(usage(format!(
@@ -28,7 +78,7 @@ pub(super) fn downgrade_target(
                 known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
-        return below_backup(&graph, manifest, to, &format!("--to {to}"), allow_data_loss)
+        return below_backup(graph, manifest, to, &format!("--to {to}"), allow_data_loss)
             .map(|()| to.clone());
     }
     let Down::Steps(steps) = *down else {
@@ -49,9 +99,9 @@ pub(super) fn downgrade_target(
     let [revision] = <[String; 1]>::try_from(current).map_err(|_| {
         usage("the database has several revisions: pass --to REV instead of --steps")
     })?;
-    let target = steps_down(&graph, revision, steps, allow_data_loss)
+    let target = steps_down(graph, revision, steps, allow_data_loss)
         .with_context(|| format!("in the revisions of {}", tree.profile.migrations))?;
-    below_backup(&graph, manifest, &target, &format!("--steps {steps}"), allow_data_loss)?;
+    below_backup(graph, manifest, &target, &format!("--steps {steps}"), allow_data_loss)?;
     Ok(target)
 }
 

@@ -29,11 +29,12 @@ impl Ctx<'_> {
     }
 
     /// Copies the database's files (not the index SQLite rebuilds) into
-    /// `folder`, has alembic downgrade that copy to `target`, and checks it.
+    /// `folder`, has alembic downgrade (or, `up`, upgrade) that copy to
+    /// `target`, and checks it.
     /// A resumed run keeps a copy that is at `target` and passes the checks
     /// (the step ended, or the swap began), and starts any other copy again:
     /// the live files are untouched.
-    pub(super) fn migrate_copy(&mut self, target: &str, folder: &str) -> Result<String> {
+    pub(super) fn migrate_copy(&mut self, target: &str, up: bool, folder: &str) -> Result<String> {
         if let Some(done) = self.migrated_before(target, folder)? {
             return Ok(done);
         }
@@ -56,7 +57,7 @@ impl Ctx<'_> {
         }
         let stored = sqlite::alembic_revisions(&sqlite::open_live_read_only(&copy)?)?;
         let mut session = self.session.take().context("the Python helper was not started")?;
-        let done = self.downgrade_copy(&mut session, &copy, &stored, target);
+        let done = self.migrate_on_copy(&mut session, &copy, &stored, Move { target, up });
         self.session = Some(session);
         let mut notes = done?;
         notes.push(self.check_copy(&copy, target)?);
@@ -74,26 +75,26 @@ impl Ctx<'_> {
             && revisions_of(&copy).is_ok_and(|now| now == want)
             && let Ok(checked) = self.check_copy(&copy, target)
         {
-            return Ok(Some(format!("the copy was downgraded before the interruption; {checked}")));
+            return Ok(Some(format!("the copy was migrated before the interruption; {checked}")));
         }
         let db = self.tree.database();
         if !fs.expect_dir_or_nothing(&self.tree.path(folder))?
             && fs.exists(&db)
             && revisions_of(&db)? == want
         {
-            return Ok(Some(format!("the downgraded copy is in place already: {target}")));
+            return Ok(Some(format!("the migrated copy is in place already: {target}")));
         }
         Ok(None)
     }
 
     /// alembic's work on the copy: every answer must come from the copy
     /// itself (device and inode), whatever env.py does when it is probed.
-    fn downgrade_copy(
+    fn migrate_on_copy(
         &mut self,
         session: &mut Session,
         copy: &Path,
         stored: &[String],
-        target: &str,
+        Move { target, up }: Move<'_>,
     ) -> Result<Vec<String>> {
         let graph = self.tree.graph()?;
         let current = session.alembic(&["current"])?;
@@ -110,7 +111,9 @@ impl Ctx<'_> {
         let history = session.alembic(&["history"]).map(|a| a.output);
         self.bundle()?.keep_alembic([Ok(current.output), history], stored.to_vec());
         let mut notes = vec![format!("alembic opens the copy: {}", stored.join(" "))];
-        if let Some(stamped) = self.repair_half_applied(session, copy, stored)? {
+        // A half-applied child is stamped so its downgrade removes it; an
+        // upgrade goes through it again instead.
+        if !up && let Some(stamped) = self.repair_half_applied(session, copy, stored)? {
             notes.push(stamped);
         }
         let want = wanted(target);
@@ -119,17 +122,18 @@ impl Ctx<'_> {
             return Ok(notes);
         }
         self.changed = true;
-        let downgraded = session.alembic(&["downgrade", target])?;
-        only_the_copy(&downgraded, copy, self)?;
-        if !downgraded.output.success() {
+        let verb = if up { "upgrade" } else { "downgrade" };
+        let migrated = session.alembic(&[verb, target])?;
+        only_the_copy(&migrated, copy, self)?;
+        if !migrated.output.success() {
             return Err(advice::database_instead(&self.tree.root).error(
                 Kind::Failed,
                 &format!(
-                    "alembic downgrade {target} failed on the copy ({}); {} is as it was, and the copy is left in {} to look at.\n{}\nNext steps: ",
-                    downgraded.output.describe_status(),
+                    "alembic {verb} {target} failed on the copy ({}); {} is as it was, and the copy is left in {} to look at.\n{}\nNext steps: ",
+                    migrated.output.describe_status(),
                     self.tree.profile.database,
                     self.rel(copy.parent().unwrap_or(copy)),
-                    downgraded.output.tail(8),
+                    migrated.output.tail(8),
                 ),
             ));
         }
@@ -138,11 +142,11 @@ impl Ctx<'_> {
         let alembic_says = revisions_in(&after.output.stdout, &graph);
         if alembic_says != want {
             bail!(
-                "after the downgrade alembic current says {alembic_says:?}, expected {target}\n{}",
+                "after the {verb} alembic current says {alembic_says:?}, expected {target}\n{}",
                 after.output.tail(6)
             );
         }
-        notes.push(format!("alembic downgrade {target} on the copy"));
+        notes.push(format!("alembic {verb} {target} on the copy"));
         Ok(notes)
     }
 
@@ -169,7 +173,7 @@ impl Ctx<'_> {
             return Err(advice::database_instead(&self.tree.root).error(
                 Kind::Failed,
                 &format!(
-                    "the downgraded copy is not what {target} must be, so it does not take the database's place ({} is as it was):\n  {}\nA downgrade cannot remove what no revision's downgrade knows of. Next steps: ",
+                    "the migrated copy is not what {target} must be, so it does not take the database's place ({} is as it was):\n  {}\nA downgrade cannot remove what no revision's downgrade knows of. Next steps: ",
                     self.tree.profile.database,
                     problems.join("\n  "),
                 ),
@@ -244,10 +248,10 @@ impl Ctx<'_> {
                 if fs.expect_dir_or_nothing(&dir)? {
                     fs.remove_dir_all(&dir)?;
                 }
-                return Ok(format!("the downgraded copy is in place already: {target}"));
+                return Ok(format!("the migrated copy is in place already: {target}"));
             }
             bail!(
-                "the downgraded copy {} is gone and {} is not at {target}: abandon this run and roll back again",
+                "the migrated copy {} is gone and {} is not at {target}: abandon this run and roll back again",
                 self.rel(&copy),
                 self.tree.profile.database
             );
@@ -255,16 +259,22 @@ impl Ctx<'_> {
         self.changed = true;
         self.bundle()?.capture_database(DatabaseCapture::Move)?;
         crate::rollback::fault_hook("inside", "migrated-moved");
-        fs.rename(&copy, &db, Rename::NoReplace)
-            .context("rename the downgraded copy into place")?;
+        fs.rename(&copy, &db, Rename::NoReplace).context("rename the migrated copy into place")?;
         files::fsync_parent(&db)?;
         fs.remove_dir_all(&dir).with_context(|| format!("remove {folder}"))?;
         Ok(format!(
-            "{} is the downgraded copy ({target}); the failed files are in {}/database",
+            "{} is the migrated copy ({target}); the failed files are in {}/database",
             self.tree.profile.database,
             self.rel(&self.bundle_dir)
         ))
     }
+}
+
+/// Where alembic takes the copy: to `target`, upgrading when `up`.
+#[derive(Clone, Copy)]
+struct Move<'a> {
+    target: &'a str,
+    up: bool,
 }
 
 /// The revisions a database at `target` holds: none at `base`.

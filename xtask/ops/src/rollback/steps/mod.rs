@@ -115,7 +115,7 @@ impl<'a> Ctx<'a> {
             Step::StopServices => self.stop_services()?,
             Step::Preserve { database } => self.preserve(*database)?,
             Step::RestoreDatabase => self.restore_database()?,
-            Step::MigrateCopy { target, folder } => self.migrate_copy(target, folder)?,
+            Step::MigrateCopy { target, up, folder } => self.migrate_copy(target, *up, folder)?,
             Step::SwapMigrated { folder, target } => self.swap_migrated(folder, target)?,
             Step::RestoreConfig => self.restore_kind(Kind::Config, None)?,
             Step::RestoreMigrations => self.restore_migrations()?,
