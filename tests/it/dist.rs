@@ -71,3 +71,56 @@ fn the_tarball_runs_the_product_commands_outside_the_workspace() {
     sandboxed.stderr_has(contains("needs this tool's workspace"));
     assert!(!empty.path().join("elsewhere").exists());
 }
+
+/// Packed by an account that is not root, with a umask that leaves folders
+/// group-writable (0775): every entry still belongs to uid 0 and gid 0,
+/// folders and the binary are 0755 and every other file 0644, so root
+/// unpacks nothing that the builder's account may rewrite.
+#[test]
+fn the_tarball_belongs_to_root_with_fixed_modes_whoever_packs_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (out, scratch) = (dir.path().join("out"), dir.path().join("tmp"));
+    for folder in [&out, &scratch] {
+        std::fs::create_dir(folder).unwrap();
+        let owned = Command::new("chown").arg("nobody").arg(folder).status().unwrap();
+        assert!(owned.success(), "chown nobody {}", folder.display());
+    }
+    let mut command = Command::new("setpriv");
+    crate::with_test_env(&mut command)
+        .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+        .args(["sh", "-c", "umask 002 && exec \"$@\"", "sh"])
+        .arg(xtask_path())
+        .args(["dist", "--format", "json", "--binary"])
+        .arg(xtask_path())
+        .arg("--out")
+        .arg(&out)
+        .env("TMPDIR", &scratch);
+    let packed = run(&mut command);
+    assert_code(&packed, 0);
+    let json: serde_json::Value = serde_json::from_str(&packed.stdout).unwrap();
+    let listed = Command::new("tar")
+        .args(["--list", "--verbose", "--numeric-owner", "--gzip", "--file"])
+        .arg(json["tarball"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    let binary = json["binary"].as_str().unwrap();
+    let mut entries = 0;
+    for line in listing.lines() {
+        // `drwxr-xr-x 0/0 0 2026-12-06 11:15 name/`
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (mode, owner, path) = (fields[0], fields[1], fields[fields.len() - 1]);
+        let expected = match path {
+            _ if path.ends_with('/') => "drwxr-xr-x",
+            _ if path == binary => "-rwxr-xr-x",
+            _ => "-rw-r--r--",
+        };
+        assert_eq!((mode, owner), (expected, "0/0"), "{line}\n{listing}");
+        entries += 1;
+    }
+    assert!(listing.contains(&format!(" {binary}\n")), "{listing}");
+    assert!(entries > 5, "{listing}");
+}

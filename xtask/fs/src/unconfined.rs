@@ -139,6 +139,15 @@ pub fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
         .with_context(|| format!("copy {} to {}", from.display(), to.display()))
 }
 
+/// Sets the permission bits of a file or folder of our own (a release's
+/// layout, whose modes must not depend on the builder's umask).
+pub fn set_mode(path: impl AsRef<Path>, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = path.as_ref();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("set the mode of {}", path.display()))
+}
+
 /// Renames within a folder of our own (a sandbox being built).
 pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
     let (from, to) = (from.as_ref(), to.as_ref());

@@ -188,28 +188,41 @@ impl Build {
 }
 
 /// Lays out `name/` (the binary, README, docs, requirements) in a scratch
-/// folder and packs it into `out/name.tar.gz`.
+/// folder and packs it into `out/name.tar.gz`. Every entry belongs to uid 0
+/// and gid 0 with a fixed mode (folders and the binary 0755, the rest 0644):
+/// root unpacks a tarball with the owners it records, and must not end up
+/// running a binary that the builder's account may rewrite, nor inherit
+/// the builder's umask (a 0775 folder).
 fn pack(sh: &Shell, workspace: &Path, binary: &Path, out: &Path, name: &str) -> Result<PathBuf> {
     let scratch = xtask_fs::files::scratch_dir("tmws-dist")?;
     let top = scratch.path().join(name);
-    let copy = |from: &Path, to: &Path| -> Result<()> {
-        unconfined::create_dir_all(to.parent().expect("a file in the layout"))?;
-        unconfined::copy(from, to)
+    let folder = |dir: &Path| -> Result<()> {
+        unconfined::create_dir_all(dir)?;
+        unconfined::set_mode(dir, 0o755)
     };
-    copy(binary, &top.join(BINARY))?;
-    copy(&workspace.join("README.md"), &top.join("README.md"))?;
-    copy(&workspace.join("xtask/python-requirements.txt"), &top.join("python-requirements.txt"))?;
+    let copy = |from: &Path, to: &Path, mode: u32| -> Result<()> {
+        folder(to.parent().expect("a file in the layout"))?;
+        unconfined::copy(from, to)?;
+        unconfined::set_mode(to, mode)
+    };
+    copy(binary, &top.join(BINARY), 0o755)?;
+    copy(&workspace.join("README.md"), &top.join("README.md"), 0o644)?;
+    let requirements = workspace.join("xtask/python-requirements.txt");
+    copy(&requirements, &top.join("python-requirements.txt"), 0o644)?;
     for doc in ["runbook.md", "backup-format.md"] {
-        copy(&workspace.join("docs").join(doc), &top.join("docs").join(doc))?;
+        copy(&workspace.join("docs").join(doc), &top.join("docs").join(doc), 0o644)?;
     }
     let schemas = workspace.join("docs/schema");
     for name in xtask_fs::outside::names(&schemas)? {
-        copy(&schemas.join(&name), &top.join("docs/schema").join(&name))?;
+        copy(&schemas.join(&name), &top.join("docs/schema").join(&name), 0o644)?;
     }
     unconfined::create_dir_all(out)?;
     let tarball = out.join(format!("{name}.tar.gz"));
     let from = scratch.path();
-    cmd!(sh, "tar --create --gzip --file {tarball} --directory {from} {name}").quiet().run()?;
+    let owned_by_root = ["--owner=0", "--group=0", "--numeric-owner"];
+    cmd!(sh, "tar --create --gzip {owned_by_root...} --file {tarball} --directory {from} {name}")
+        .quiet()
+        .run()?;
     Ok(tarball)
 }
 
