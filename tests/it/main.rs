@@ -27,6 +27,7 @@ mod identity;
 mod junit;
 mod manual_restore;
 mod offsite;
+mod offsite_attacks;
 mod ownership;
 mod post_check;
 mod preconditions;

@@ -113,7 +113,7 @@ fn push_and_pull_through_a_local_repository() {
 }
 
 /// A Phase 4 sandbox and a fresh repository beside it.
-fn tree_and_repository() -> (tempfile::TempDir, std::path::PathBuf, String) {
+pub fn tree_and_repository() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = sandbox("phase4");
     let root = root(&dir);
     let repo = dir.path().join("offsite");
@@ -283,7 +283,7 @@ fn without_restic_the_error_names_the_package() {
     result.stderr_has(contains("apt-get install restic"));
 }
 
-fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
+pub fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
     let out =
         Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map_err(|_| ())?;
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();

@@ -217,9 +217,32 @@ pub fn dump(sh: &Shell, repo: &str, snapshot: &str, file: &str) -> Result<String
     Ok(restic(sh, repo, None, &["dump", snapshot, &path])?.stdout)
 }
 
+/// A snapshot holds whatever its writer put there (a setuid file among
+/// them): it is restored only into a folder of this user's that no other
+/// user may enter (0700), so nothing of it is within their reach while it
+/// is restored, checked, or kept. restic leaves the target's own mode as
+/// it finds it.
+fn refuse_shared_target(target: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match xtask_fs::outside::entry(target) {
+        Some(meta)
+            if meta.is_dir()
+                && meta.uid() == xtask_fs::sys::effective_uid()
+                && meta.mode() & 0o077 == 0 =>
+        {
+            Ok(())
+        }
+        _ => Err(failed(format!(
+            "a snapshot is restored only into a folder of this user's that no one else may enter (mode 0700); {} is not one",
+            target.display()
+        ))),
+    }
+}
+
 /// Restores the newest snapshot of `label` into the folder `target`, in one
 /// call (each call derives the repository key again); returns its short id.
 pub fn restore_latest(sh: &Shell, repo: &str, label: &Label, target: &Path) -> Result<String> {
+    refuse_shared_target(target)?;
     let tags = format!("tmws,label={label}");
     let target = target.display().to_string();
     let args = ["restore", "latest", "--tag", &tags, "--target", &target];

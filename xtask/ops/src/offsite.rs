@@ -202,7 +202,9 @@ pub fn pull(
     tree.fs.create_dir_all(&tree.backups())?;
     remove_stale_stages(tree, label)?;
     let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
-    tree.fs.create_dir(&stage, 0o755).with_context(|| format!("create {}", stage.display()))?;
+    // 0700, and it stays so as backups/LABEL: a snapshot may hold what its
+    // writer chose (a setuid file), never within another user's reach.
+    tree.fs.create_dir(&stage, 0o700).with_context(|| format!("create {}", stage.display()))?;
     let pulled = (|| {
         let id = remote.fetch(sh, label, &stage)?;
         let before = stamp::snapshot(&stage)?;

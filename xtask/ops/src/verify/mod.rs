@@ -73,8 +73,12 @@ pub fn verify_repository(
 ) -> Result<Report> {
     let remote = destination::remote(repo);
     let scratch = files::scratch_dir("tmws-verify-repo")?;
-    let id = remote.fetch(sh, label, scratch.path())?;
-    let mut report = verify(sh, scratch.path(), Some(label), Some(tree), python)?;
+    // Into a 0700 folder of its own: what the snapshot holds (a setuid file
+    // its writer put there) is never within another user's reach.
+    let restored = scratch.path().join("snapshot");
+    xtask_fs::unconfined::private_dir(&restored)?;
+    let id = remote.fetch(sh, label, &restored)?;
+    let mut report = verify(sh, &restored, Some(label), Some(tree), python)?;
     let started = Instant::now();
     let short = &id[..id.len().min(8)];
     let data = match remote.check(sh) {
@@ -89,7 +93,7 @@ pub fn verify_repository(
     }
     .since(started);
     let mut checks = std::mem::take(&mut report.checks);
-    let scratch_path = scratch.path().display().to_string();
+    let scratch_path = restored.display().to_string();
     for check in &mut checks {
         check.detail = check.detail.replace(&scratch_path, &format!("snapshot {short}"));
     }

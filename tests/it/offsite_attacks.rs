@@ -1,0 +1,120 @@
+//! What whoever can write to the restic repository, or stands between the
+//! tool and it, can throw at the tool: a snapshot that holds a setuid file.
+//! Every snapshot here is made by the real restic, as such a writer would.
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use predicates::{prelude::*, str::contains};
+
+use crate::{
+    assert_code,
+    offsite::{PASSWORD, offsite, tree_and_repository, which},
+};
+
+/// Stores a copy of the tree's backup `pre-phase4`, changed by `edit`, as
+/// the newest snapshot of that label, tagged as the tool tags its own.
+fn store_crafted(root: &Path, repo: &str, edit: impl FnOnce(&Path)) {
+    let crafted = root.with_file_name("crafted");
+    crate::copy_tree(&root.join("backups/pre-phase4"), &crafted);
+    let writable = Command::new("chmod").args(["-R", "u+w"]).arg(&crafted).status().unwrap();
+    assert!(writable.success());
+    edit(&crafted);
+    let stored = Command::new("restic")
+        .args(["-r", repo, "backup", "--quiet", "--tag", "tmws", "--tag", "label=pre-phase4"])
+        .args(["--tag", "commit=-", "--tag", "revision=-", "."])
+        .current_dir(&crafted)
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .status()
+        .unwrap();
+    assert!(stored.success(), "restic backup of the crafted copy");
+    fs::remove_dir_all(&crafted).unwrap();
+}
+
+/// A restic that runs the real one, then, after a restore, writes down
+/// how the folder it restored into looks while the xtask still holds it:
+/// its mode, whether `payload` in it is setuid, and what the user `nobody`
+/// can reach (the folder's parent, and `payload`). The folder and the log.
+fn spying_restic(dir: &Path) -> (PathBuf, PathBuf) {
+    let bin = dir.join("spy-bin");
+    fs::create_dir(&bin).unwrap();
+    let log = dir.join("restores.log");
+    let as_nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
+    let script = format!(
+        r#"#!/bin/sh
+{real} "$@"
+status=$?
+previous=; target=
+for arg in "$@"; do [ "$previous" = --target ] && target=$arg; previous=$arg; done
+if [ -n "$target" ]; then
+  {{
+    stat -c '%a' "$target"
+    test -u "$target/payload" && echo setuid
+    {as_nobody} test -x "$(dirname "$target")" && echo parent-reachable-by-nobody
+    {as_nobody} stat "$target/payload" >/dev/null 2>&1 && echo payload-reachable-by-nobody
+  }} | tr '\n' ' ' >> {log}
+  echo >> {log}
+fi
+exit $status
+"#,
+        real = which("restic").unwrap().display(),
+        log = log.display(),
+    );
+    fs::write(bin.join("restic"), script).unwrap();
+    fs::set_permissions(bin.join("restic"), fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, log)
+}
+
+/// A snapshot with a setuid file in it is restored into a 0700 folder by
+/// `verify-backup --repo`, `pull` and `rollback --repo`: `nobody` reaches
+/// the folder's parent but not the file, while the xtask holds it.
+#[test]
+fn a_snapshots_setuid_file_is_never_within_another_users_reach() {
+    let (dir, root, repo) = tree_and_repository();
+    // Every folder above the restores is open to others, as a shared
+    // machine's are: only the restore folder's own mode keeps them out.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    store_crafted(&root, &repo, |crafted| {
+        let payload = crafted.join("payload");
+        fs::write(&payload, "#!/bin/sh\nid\n").unwrap();
+        fs::set_permissions(&payload, fs::Permissions::from_mode(0o4755)).unwrap();
+    });
+    let (bin, log) = spying_restic(dir.path());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let with_spy = |args: &[&str]| {
+        crate::run(
+            crate::xtask()
+                .args(args)
+                .arg("--root")
+                .arg(&root)
+                .args(["--repo", &repo])
+                .env("RESTIC_PASSWORD", PASSWORD)
+                .env("PATH", &path),
+        )
+    };
+    // The payload is no file of the manifest: each command restores the
+    // snapshot, then fails its verification.
+    let unlisted = || contains("files.unlisted").and(contains("not in the manifest: payload"));
+    with_spy(&["verify-backup"]).exits(1).stdout_has(unlisted());
+    fs::remove_dir_all(root.join("backups")).unwrap();
+    with_spy(&["pull"]).exits(1).stderr_has(unlisted());
+    with_spy(&["rollback", "--scenario", "database", "--yes"]).exits(1).stderr_has(unlisted());
+    let restores = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = restores.lines().map(str::trim).collect();
+    assert_eq!(lines, ["700 setuid parent-reachable-by-nobody"; 3], "{restores}");
+    assert!(!root.join("backups/pre-phase4").exists(), "an unverified snapshot is never kept");
+}
+
+/// A pulled backup stays in its 0700 folder.
+#[test]
+fn a_pulled_backup_keeps_its_private_folder() {
+    let (_dir, root, repo) = tree_and_repository();
+    assert_code(&offsite(&root, &repo, PASSWORD, &["push"]), 0);
+    fs::remove_dir_all(root.join("backups")).unwrap();
+    assert_code(&offsite(&root, &repo, PASSWORD, &["pull"]), 0);
+    let mode = fs::metadata(root.join("backups/pre-phase4")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
