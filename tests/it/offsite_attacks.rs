@@ -1,5 +1,6 @@
 //! What whoever can write to the restic repository, or stands between the
-//! tool and it, can throw at the tool: a snapshot that holds a setuid file.
+//! tool and it, can throw at the tool: a snapshot that holds a setuid file,
+//! a snapshot whose manifest sends restores out of the tree.
 //! Every snapshot here is made by the real restic, as such a writer would.
 use std::{
     fs,
@@ -11,7 +12,7 @@ use std::{
 use predicates::{prelude::*, str::contains};
 
 use crate::{
-    assert_code,
+    assert_code, digest,
     offsite::{PASSWORD, offsite, tree_and_repository, which},
 };
 
@@ -117,4 +118,37 @@ fn a_pulled_backup_keeps_its_private_folder() {
     assert_code(&offsite(&root, &repo, PASSWORD, &["pull"]), 0);
     let mode = fs::metadata(root.join("backups/pre-phase4")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
+}
+
+/// A snapshot whose manifest sends restores to `../../../../etc/…` and
+/// `/etc/cron.d/…`: the dry run refuses it as the real run does (exit 4,
+/// the same words), before anything is pulled or changed.
+#[test]
+fn a_dry_run_refuses_a_snapshots_manifest_as_the_real_run_does() {
+    let (_dir, root, repo) = tree_and_repository();
+    store_crafted(&root, &repo, |crafted| {
+        let manifest = crafted.join("BACKUP_MANIFEST.txt");
+        let text = fs::read_to_string(&manifest)
+            .unwrap()
+            .replace("\tsrc/services/verification_service.py\n", "\t../../../../etc/cron.d/x\n")
+            .replace("\tpyproject.toml\n", "\t/etc/cron.d/y\n");
+        fs::write(&manifest, text).unwrap();
+    });
+    fs::remove_dir_all(root.join("backups")).unwrap();
+    let before = digest(&root);
+    let mut said = Vec::new();
+    for extra in ["--dry-run", "--yes"] {
+        let refused =
+            offsite(&root, &repo, PASSWORD, &["rollback", "--scenario", "complete", extra]);
+        refused.exits(4).stderr_has(
+            contains("names paths outside the backup or the tree, so nothing is pulled")
+                .and(contains("critical_files/verification_service.py: path \"../../../../etc/cron.d/x\" must be relative"))
+                .and(contains("config/pyproject.toml: path \"/etc/cron.d/y\" must be relative")),
+        );
+        let words: Vec<&str> = refused.stderr.lines().filter(|l| !l.starts_with("$ ")).collect();
+        said.push(words.join("\n"));
+        assert_eq!(digest(&root), before, "{extra} changed the tree");
+        assert!(!root.join("backups").exists(), "{extra} pulled the snapshot");
+    }
+    assert_eq!(said[0], said[1], "the dry run says what the real run says");
 }

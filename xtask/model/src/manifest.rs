@@ -299,6 +299,27 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// What is wrong with the paths a restore of this backup reads and
+    /// writes: each file's place in the backup and in the tree, and each
+    /// absent file's place in the tree must be relative and stay inside its
+    /// folder. One line a path; empty when every one does. verify-backup
+    /// and a plan made from a snapshot's manifest (dry run or not) judge
+    /// them here alike.
+    pub fn path_problems(&self) -> Vec<String> {
+        use xtask_fs::files::check_relative;
+        let files = self.files.iter().flat_map(|f| {
+            let backup = check_relative(&f.backup_path).err();
+            let original = check_relative(&f.source_path)
+                .err()
+                .map(|e| e.context(format!("the original path of {}", f.backup_path)));
+            backup.into_iter().chain(original)
+        });
+        let absent = self.absent.iter().filter_map(|a| {
+            check_relative(&a.source_path).err().map(|e| e.context("an absent file's path"))
+        });
+        files.chain(absent).map(|e| format!("{e:#}")).collect()
+    }
+
     /// `SHA256SUMS` in coreutils' format, for every file including the manifest.
     pub fn sums(&self, manifest_sha: &str) -> String {
         let mut out = String::new();
@@ -545,6 +566,28 @@ mod tests {
             let err = format!("{:#}", Manifest::parse(&damaged).unwrap_err());
             assert!(err.contains(says), "{says:?} not in {err:?}");
         }
+    }
+
+    #[test]
+    fn every_path_that_climbs_out_or_starts_at_the_root_is_named() {
+        let mut manifest = manifest(&mut Lcg(5), 3);
+        assert!(manifest.path_problems().is_empty(), "{:?}", manifest.path_problems());
+        let file = |backup: &str, source: &str| FileEntry {
+            kind: Kind::Critical,
+            sha256: "0".repeat(64),
+            size: 1,
+            mode: 0o644,
+            backup_path: backup.into(),
+            source_path: source.into(),
+        };
+        manifest.files.push(file("critical_files/a.py", "../../../../etc/cron.d/a"));
+        manifest.files.push(file("../elsewhere/b.py", "src/b.py"));
+        manifest.absent.push(Absent { kind: Kind::Config, source_path: "/etc/cron.d/c".into() });
+        let problems = manifest.path_problems();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("the original path of critical_files/a.py: path \"../../../../etc/cron.d/a\" must be relative"));
+        assert!(problems[1].starts_with("path \"../elsewhere/b.py\" must be relative"));
+        assert!(problems[2].starts_with("an absent file's path: path \"/etc/cron.d/c\""));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! The real run pulls the backup first (verified, under the lock, never over
 //! one); the dry run reads only its manifest from the newest snapshot, so
 //! the plan it shows is the one the pulled backup gives, with the pull
-//! before step 1. The real run reads that manifest too, so that a plan the
-//! tree refuses is refused before the pull writes anything.
+//! before step 1. The real run reads and checks that manifest the same way
+//! (`plan`), so that a plan the tree refuses is refused before the pull
+//! writes anything, and a dry run refuses what the real run refuses.
 use anyhow::{Context, Result};
 use xshell::Shell;
 
@@ -58,8 +59,17 @@ pub(super) fn plan(sh: &Shell, tree: &Tree, o: &Options) -> Result<Option<Planne
             o.label, manifest.label
         )));
     }
+    // Judged here for the dry run and the real run alike, before anything
+    // is pulled: a dry run must never show a plan the real run refuses.
+    let problems = manifest.path_problems();
+    if !problems.is_empty() {
+        return Err(refused(format!(
+            "the manifest of snapshot {snapshot} in {repo} names paths outside the backup or the tree, so nothing is pulled or changed:\n  {}",
+            problems.join("\n  ")
+        )));
+    }
     let line = format!(
-        "pull snapshot {snapshot} of backup {} from restic repository {repo} into {}/, verify it with every verify-backup check, and only then go on (the paths each step writes are checked once it is pulled)",
+        "pull snapshot {snapshot} of backup {} from restic repository {repo} into {}/, verify it with every verify-backup check, and only then go on (its manifest's paths are checked already; the files each step reads and writes are checked once it is pulled)",
         o.label,
         super::plan::rel(&tree.root, &tree.backup(&o.label))
     );

@@ -181,19 +181,17 @@ pub fn verify(
 }
 
 /// Backup paths stay inside the backup, and original paths are relative
-/// paths that stay inside the tree: a restore writes where they say.
+/// paths that stay inside the tree: a restore writes where they say. The
+/// manifest judges its paths as a plan from a snapshot does; here, a backup
+/// path must also lead to no link out of the backup.
 fn check_paths(dir: &Path, manifest: &Manifest) -> Check {
-    let problems: Vec<String> = manifest
-        .files
-        .iter()
-        .flat_map(|f| {
-            let backup = files::check_inside(dir, &f.backup_path).err();
-            let original = files::check_relative(&f.source_path)
-                .err()
-                .map(|e| e.context(format!("the original path of {}", f.backup_path)));
-            backup.into_iter().chain(original).map(|e| format!("{e:#}"))
-        })
-        .collect();
+    let mut problems = manifest.path_problems();
+    let relative = manifest.files.iter().filter(|f| files::check_relative(&f.backup_path).is_ok());
+    for f in relative {
+        if let Err(err) = files::check_inside(dir, &f.backup_path) {
+            problems.push(format!("{err:#}"));
+        }
+    }
     Check::unless(CheckId::ManifestPaths, &problems, format!("{} paths", manifest.files.len()))
 }
 
