@@ -1,12 +1,20 @@
 //! What whoever can write to the restic repository, or stands between the
-//! tool and it, can throw at the tool: a snapshot that holds a setuid file,
-//! a snapshot whose manifest sends restores out of the tree.
+//! tool and it, can throw at the tool: a repository that never answers, a
+//! snapshot that holds a setuid file, a snapshot whose manifest sends
+//! restores out of the tree.
 //! Every snapshot here is made by the real restic, as such a writer would.
 use std::{
     fs,
+    net::TcpListener,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::Duration,
 };
 
 use predicates::{prelude::*, str::contains};
@@ -14,7 +22,104 @@ use predicates::{prelude::*, str::contains};
 use crate::{
     assert_code, digest,
     offsite::{PASSWORD, offsite, tree_and_repository, which},
+    root, run, sandbox, xtask,
 };
+
+/// A loopback TCP server that accepts every connection and never answers:
+/// what a repository behind a hung proxy or a stopped process looks like
+/// to restic. Stopped when dropped.
+struct SilentServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    accepting: Option<thread::JoinHandle<()>>,
+}
+
+impl SilentServer {
+    fn start() -> SilentServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepting = thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                // Each connection is kept open, unread, until the end.
+                let mut held = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => held.push(stream),
+                        Err(_) => thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            }
+        });
+        SilentServer { port, stop, accepting: Some(accepting) }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
+    }
+}
+
+/// `xtask ARGS --root ROOT --repo REPO` with restic's deadline set to
+/// `deadline` seconds.
+fn with_deadline(root: &Path, repo: &str, deadline: &str, args: &[&str]) -> crate::Run {
+    run(xtask()
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .args(["--repo", repo])
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("TMWS_RESTIC_TIMEOUT", deadline))
+}
+
+/// `list`, `pull` and `push` on a repository that never answers say that
+/// they wait, naming the repository, and end at the deadline: exit 1 (the
+/// operation failed, and the message says what to do), nothing changed.
+#[test]
+fn a_repository_that_never_answers_ends_list_pull_and_push_at_the_deadline() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    // Verified beforehand, so that the push has nothing to record.
+    assert_code(&crate::run_in(&root, &["verify-backup"]), 0);
+    let server = SilentServer::start();
+    let repo = format!("rest:http://127.0.0.1:{}/repository", server.port);
+    let shown = &repo;
+    let before = digest(&root);
+    for args in [&["list"][..], &["pull", "--label", "nightly"], &["push"]] {
+        let ended = with_deadline(&root, &repo, "2", args);
+        ended.exits(1).stderr_has(
+            contains(format!("waiting for repository {shown}, no progress for"))
+                .and(contains(format!("on {shown} made no progress for 2 s, so it was stopped")))
+                .and(contains("the repository did not answer"))
+                .and(contains("TMWS_RESTIC_TIMEOUT=SECONDS")),
+        );
+        assert_eq!(digest(&root), before, "{args:?} changed the tree");
+        assert!(!root.join("backups/nightly").exists());
+    }
+}
+
+/// A deadline that is no whole number of seconds is a usage error before
+/// any work: `backup --repo` takes no backup.
+#[test]
+fn a_restic_deadline_that_is_no_number_is_refused_before_any_work() {
+    let (_dir, root, repo) = tree_and_repository();
+    let before = digest(&root);
+    for deadline in ["soon", "0", "-5"] {
+        let refused =
+            with_deadline(&root, &repo, deadline, &["backup", "--label", "nightly", "--no-tag"]);
+        refused.exits(2).stderr_has(
+            contains("TMWS_RESTIC_TIMEOUT is how many seconds")
+                .and(contains(format!("at least 1; it was {deadline:?}"))),
+        );
+        assert_eq!(digest(&root), before, "{deadline}: the backup was taken");
+    }
+}
 
 /// Stores a copy of the tree's backup `pre-phase4`, changed by `edit`, as
 /// the newest snapshot of that label, tagged as the tool tags its own.

@@ -16,6 +16,7 @@
 //! fn upward() { let _ = xtask_ops::some_macro!(); }
 //! ```
 pub mod git;
+pub mod patience;
 pub mod process;
 pub mod python;
 pub mod restic;

@@ -4,22 +4,27 @@
 //! `sftp:`, `s3:`…); the password only ever comes from restic's own
 //! environment (`RESTIC_PASSWORD_FILE`, `RESTIC_PASSWORD_COMMAND`,
 //! `RESTIC_PASSWORD`), never a flag, and is never written anywhere.
-use std::{path::Path, time::Duration};
+use std::{ffi::OsStr, path::Path, time::Duration};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use xshell::{Shell, cmd};
 
-use crate::process;
+use crate::{
+    patience::{self, Heartbeat, Patience},
+    process,
+};
 use xtask_base::exit::{failed, usage};
 use xtask_model::{
     label::Label,
     manifest::Manifest,
-    repository::{Entry, Stored},
+    repository::{DEADLINE_ENV, Entry, Stored, deadline},
 };
 
-/// How long one restic call may take.
-const TIMEOUT: Duration = Duration::from_secs(3600);
+/// After this long without progress a restic call says that it is waiting
+/// (or after half its deadline, when that is shorter, so that the word
+/// comes before the end).
+const WAITING_NOTE: Duration = Duration::from_secs(30);
 
 /// Whether `restic` is an executable file on PATH: looked up rather than
 /// run (`restic version` would add a process start to every call).
@@ -27,40 +32,71 @@ fn installed() -> bool {
     xtask_fs::outside::on_path("restic").is_some()
 }
 
+/// How one restic call is watched, beyond its stdout (each chunk of which
+/// is progress unless `progress` reads it).
+#[derive(Default)]
+struct Watch<'a> {
+    /// Relays restic's `--json` status lines as progress named so; only a
+    /// status that moves, or another message, is progress then.
+    progress: Option<&'a str>,
+    /// Beaten by whatever else sees restic get on (a restore's bytes).
+    heartbeat: Heartbeat,
+}
+
 /// Runs restic on `repo`, in `dir` when given; its reason in one line when
 /// it fails (an unreachable repository, a wrong password).
 fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<process::Output> {
-    restic_watched(sh, repo, dir, args, None)
+    restic_watched(sh, repo, dir, args, Watch::default())
 }
 
-/// `restic`, relaying the `--json` status lines restic prints as it works
-/// (`bytes_done` of `total_bytes`) as progress named `what`.
+/// `restic`, watched: a call that goes the deadline (`TMWS_RESTIC_TIMEOUT`)
+/// without progress is stopped, and one that goes 30 s says it is waiting,
+/// naming the repository.
 fn restic_watched(
     sh: &Shell,
     repo: &str,
     dir: Option<&Path>,
     args: &[&str],
-    what: Option<&str>,
+    watch: Watch<'_>,
 ) -> Result<process::Output> {
     if !installed() {
         return Err(usage("restic is not installed: install it (Debian: apt-get install restic)"));
     }
+    let shown = repo.to_string();
+    let words = ["-r", shown.as_str(), "--no-cache"].into_iter().chain(args.iter().copied());
+    xtask_base::events::command(&xtask_base::shell_words::line(
+        OsStr::new("restic"),
+        words.map(OsStr::new),
+    ));
+    let deadline = deadline()?;
+    let patience = Patience {
+        heartbeat: watch.heartbeat.clone(),
+        deadline,
+        note_after: WAITING_NOTE.min(deadline / 2),
+        waiting: Box::new(waiting_note(args[0], &shown, deadline)),
+    };
     let _d = dir.map(|d| sh.push_dir(d));
     let cmd = cmd!(sh, "restic -r {repo} --no-cache {args...}");
-    let out = match what {
+    let out = match watch.progress {
         // restic paces its status lines to 1 a minute when stdout is no
         // terminal: twice a second is enough for a progress line.
-        Some(what) => process::run_watching(
+        Some(what) => patience::run(
             cmd.env("RESTIC_PROGRESS_FPS", "2"),
-            TIMEOUT,
-            process::Stream::Stdout,
-            Box::new(status_progress(what)),
+            patience,
+            Some(Box::new(status_progress(what, watch.heartbeat))),
         )?,
-        None => process::run(cmd, TIMEOUT, None)?,
+        None => patience::run(cmd, patience, None)?,
     };
+    if out.timed_out {
+        return Err(failed(format!(
+            "restic {} on {shown} made no progress for {} s, so it was stopped: the repository did not answer. Check that it is reachable and run this again, or give restic longer with {DEADLINE_ENV}=SECONDS",
+            args[0],
+            deadline.as_secs()
+        )));
+    }
     if !out.success() {
-        let (reason, init) = reason(&out.stderr, repo);
-        let message = format!("restic {} on {repo} failed: {reason}", args[0]);
+        let (reason, init) = reason(&out.stderr, &shown);
+        let message = format!("restic {} on {shown} failed: {reason}", args[0]);
         return Err(match init {
             Some(init) => {
                 xtask_base::exit::with_next(xtask_base::exit::Kind::Failed, message, init)
@@ -71,12 +107,35 @@ fn restic_watched(
     Ok(out)
 }
 
-/// A watcher of restic's JSON lines that draws its `status` messages.
-fn status_progress(what: &str) -> impl FnMut(&str) + Send + use<> {
+/// What a restic call says once it has gone a while without progress.
+fn waiting_note(command: &str, shown: &str, deadline: Duration) -> impl FnMut(Duration) + use<> {
+    let (command, shown) = (command.to_string(), shown.to_string());
+    move |silence: Duration| {
+        xtask_base::events::note(&format!(
+            "restic {command}: waiting for repository {shown}, no progress for {} s; it is stopped after {} s without progress ({DEADLINE_ENV})",
+            silence.as_secs(),
+            deadline.as_secs()
+        ));
+    }
+}
+
+/// A watcher of restic's JSON lines that draws its `status` messages, and
+/// beats `heartbeat` when restic gets on: a status whose files or bytes
+/// moved, or any other message (restic repeats its status while it waits).
+fn status_progress(what: &str, heartbeat: Heartbeat) -> impl FnMut(&str) + Send + use<> {
     let what = what.to_string();
     let mut progress: Option<xtask_base::events::Progress> = None;
+    let mut last = None;
     move |line: &str| {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { return };
+        if message["message_type"] == "status" {
+            let done = (message["files_done"].as_u64(), message["bytes_done"].as_u64());
+            if last.replace(done) != Some(done) {
+                heartbeat.beat();
+            }
+        } else {
+            heartbeat.beat();
+        }
         if message["message_type"] == "status"
             && let (Some(total), Some(done)) =
                 (message["total_bytes"].as_u64(), message["bytes_done"].as_u64())
@@ -136,7 +195,7 @@ pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<S
             "backup", "--json", "-vv", "--tag", "tmws", "--tag", &label, "--tag", &commit, "--tag",
             &revision, ".",
         ],
-        Some("restic backup"),
+        Watch { progress: Some("restic backup"), ..Watch::default() },
     )?;
     pushed(&out.stdout)
 }
@@ -247,18 +306,27 @@ pub fn restore_latest(sh: &Shell, repo: &str, label: &Label, target: &Path) -> R
     let target = target.display().to_string();
     let args = ["restore", "latest", "--tag", &tags, "--target", &target];
     // restic 0.14 reports no progress while it restores: the bytes written
-    // under the target are watched instead.
+    // under the target are watched instead, for the progress line and as
+    // the sign that the restore gets on.
     let restoring = std::sync::atomic::AtomicBool::new(true);
+    let heartbeat = Heartbeat::default();
     let out = std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut progress = xtask_base::events::Progress::timer("restic restore");
+            let mut written = 0;
             while restoring.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
-                progress.update(xtask_fs::files::bytes_beneath(Path::new(&target)));
+                let now = xtask_fs::files::bytes_beneath(Path::new(&target));
+                if now > written {
+                    heartbeat.beat();
+                    written = now;
+                }
+                progress.update(now);
             }
             progress.finish();
         });
-        let out = restic(sh, repo, None, &args);
+        let watch = Watch { heartbeat: heartbeat.clone(), ..Watch::default() };
+        let out = restic_watched(sh, repo, None, &args, watch);
         restoring.store(false, std::sync::atomic::Ordering::Relaxed);
         out
     });

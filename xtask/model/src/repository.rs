@@ -1,8 +1,9 @@
 //! An off-site repository and what it holds. The repository is named in its
 //! tool's own syntax (restic: a path, `rest:`, `sftp:`, `s3:`…) and found one
 //! way for every command: `--repo`, else `TMWS_BACKUP_REPO`, else the
-//! profile's `backup_repo`.
-use std::fmt;
+//! profile's `backup_repo`. Every call to it has a deadline measured from
+//! its last progress (`TMWS_RESTIC_TIMEOUT`).
+use std::{fmt, time::Duration};
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -13,6 +14,30 @@ use xtask_base::exit::usage;
 /// The environment variable that names the repository.
 pub const REPO_ENV: &str = "TMWS_BACKUP_REPO";
 
+/// The environment variable that sets how many seconds a call to the
+/// repository may go without progress before it is stopped.
+pub const DEADLINE_ENV: &str = "TMWS_RESTIC_TIMEOUT";
+
+/// Five minutes without progress: far beyond what a repository that
+/// answers takes between two steps of its work (listing snapshots, loading
+/// the index, the next bytes of a restore), short enough that a repository
+/// that accepts a connection and never answers ends the command in minutes,
+/// not never.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// How long a call to the repository may go without progress:
+/// `TMWS_RESTIC_TIMEOUT` seconds (a whole number, at least 1), else five
+/// minutes. Anything else in the variable is a usage error.
+pub fn deadline() -> anyhow::Result<Duration> {
+    let Ok(value) = std::env::var(DEADLINE_ENV) else { return Ok(DEFAULT_DEADLINE) };
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(usage(format!(
+            "{DEADLINE_ENV} is how many seconds a restic call may go without progress: a whole number, at least 1; it was {value:?}"
+        ))),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Repository {
     /// A restic repository.
@@ -21,18 +46,24 @@ pub enum Repository {
 
 impl Repository {
     /// The repository of a command: `--repo`, else `TMWS_BACKUP_REPO`, else
-    /// the profile's `backup_repo`; `None` when none names one.
-    pub fn resolve(flag: Option<&str>, profile: &Profile) -> Option<Repository> {
-        Repository::from_sources(
+    /// the profile's `backup_repo`; `None` when none names one. A bad
+    /// `TMWS_RESTIC_TIMEOUT` is refused here, before the command does any
+    /// work.
+    pub fn resolve(flag: Option<&str>, profile: &Profile) -> anyhow::Result<Option<Repository>> {
+        let found = Repository::from_sources(
             flag,
             std::env::var(REPO_ENV).ok().as_deref(),
             profile.backup_repo.as_deref(),
-        )
+        );
+        if found.is_some() {
+            deadline()?;
+        }
+        Ok(found)
     }
 
     /// `resolve`, for a command that needs a repository.
     pub fn required(flag: Option<&str>, profile: &Profile) -> anyhow::Result<Repository> {
-        Repository::resolve(flag, profile).ok_or_else(|| {
+        Repository::resolve(flag, profile)?.ok_or_else(|| {
             usage(format!(
                 "no restic repository: pass --repo, set {REPO_ENV}, or set backup_repo in tmws-rollback.toml"
             ))
@@ -49,6 +80,13 @@ impl Repository {
             .flatten()
             .find(|spec| !spec.is_empty())
             .map(|spec| Repository::Restic(spec.to_string()))
+    }
+
+    /// The repository a command names itself (prune's `--repo`), under the
+    /// same rules as one `resolve` finds.
+    pub fn named(spec: &str) -> anyhow::Result<Repository> {
+        deadline()?;
+        Ok(Repository::Restic(spec.to_string()))
     }
 
     /// The repository in its tool's syntax.

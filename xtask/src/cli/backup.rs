@@ -30,10 +30,11 @@ impl flags::Backup {
             dry_run: self.dry_run,
             tag: !self.no_tag,
         };
+        // Resolved first: a repository setting that is refused takes no backup.
+        let repository = Repository::resolve(self.repo.as_deref(), &tree.profile)?;
         let started = Instant::now();
         let (manifest, plan) = xtask_ops::backup::take(sh, &tree, &options)?;
         // Off-site too: verified, stored, and checked against what restic read.
-        let repository = Repository::resolve(self.repo.as_deref(), &tree.profile);
         let offsite = match (&repository, options.dry_run) {
             (Some(repo), false) => {
                 Some(xtask_ops::offsite::push(sh, &tree, &options.label, repo, None)?)

@@ -19,7 +19,7 @@ impl flags::List {
         let format = self.format.unwrap_or_default();
         let tree = Tree::locate(self.root.as_deref())?;
         let mut listing = list(&tree)?;
-        if let Some(repo) = Repository::resolve(self.repo.as_deref(), &tree.profile) {
+        if let Some(repo) = Repository::resolve(self.repo.as_deref(), &tree.profile)? {
             listing.repository = Some(destination::remote(&repo).entries(sh)?);
         }
         match format {

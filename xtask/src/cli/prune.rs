@@ -95,10 +95,10 @@ impl flags::Prune {
         }
         match self.repo.as_deref() {
             Some("") => Err(usage("--repo names the restic repository to prune; it was empty")),
-            Some(spec) => Ok(Some(Repository::Restic(spec.to_string()))),
+            Some(spec) => Ok(Some(Repository::named(spec)?)),
             None => {
                 if let (false, Some(configured)) =
-                    (self.bundles, Repository::resolve(None, &tree.profile))
+                    (self.bundles, Repository::resolve(None, &tree.profile)?)
                 {
                     ui::note(&format!(
                         "the configured repository {} is not pruned: pass --repo {} for it (and --local for backups/ as well)",

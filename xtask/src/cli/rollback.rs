@@ -50,7 +50,7 @@ impl flags::Rollback {
             None => flags.for_scenario(xtask_ops::rollback::unfinished_scenario(&tree)?)?,
         };
         // A backup kept off-site only: pulled (verified) under the lock.
-        let repo = Repository::resolve(self.repo.as_deref(), &tree.profile);
+        let repo = Repository::resolve(self.repo.as_deref(), &tree.profile)?;
         let options = Options {
             label,
             choices,
