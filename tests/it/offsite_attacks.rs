@@ -79,8 +79,9 @@ fn with_deadline(root: &Path, repo: &str, deadline: &str, args: &[&str]) -> crat
 }
 
 /// `list`, `pull` and `push` on a repository that never answers say that
-/// they wait, naming the repository, and end at the deadline: exit 1 (the
-/// operation failed, and the message says what to do), nothing changed.
+/// they wait, naming the repository without the password its URL holds,
+/// and end at the deadline: exit 1 (the operation failed, and the message
+/// says what to do), nothing changed.
 #[test]
 fn a_repository_that_never_answers_ends_list_pull_and_push_at_the_deadline() {
     let dir = sandbox("phase4");
@@ -88,8 +89,8 @@ fn a_repository_that_never_answers_ends_list_pull_and_push_at_the_deadline() {
     // Verified beforehand, so that the push has nothing to record.
     assert_code(&crate::run_in(&root, &["verify-backup"]), 0);
     let server = SilentServer::start();
-    let repo = format!("rest:http://127.0.0.1:{}/repository", server.port);
-    let shown = &repo;
+    let repo = format!("rest:http://tmws:{PASSWORD}@127.0.0.1:{}/repository", server.port);
+    let shown = format!("rest:http://tmws:***@127.0.0.1:{}/repository", server.port);
     let before = digest(&root);
     for args in [&["list"][..], &["pull", "--label", "nightly"], &["push"]] {
         let ended = with_deadline(&root, &repo, "2", args);
@@ -99,6 +100,7 @@ fn a_repository_that_never_answers_ends_list_pull_and_push_at_the_deadline() {
                 .and(contains("the repository did not answer"))
                 .and(contains("TMWS_RESTIC_TIMEOUT=SECONDS")),
         );
+        ended.stdout_has(contains(PASSWORD).not()).stderr_has(contains(PASSWORD).not());
         assert_eq!(digest(&root), before, "{args:?} changed the tree");
         assert!(!root.join("backups/nightly").exists());
     }

@@ -18,7 +18,7 @@ use xtask_base::exit::{failed, usage};
 use xtask_model::{
     label::Label,
     manifest::Manifest,
-    repository::{DEADLINE_ENV, Entry, Stored, deadline},
+    repository::{DEADLINE_ENV, Entry, Stored, deadline, redacted},
 };
 
 /// After this long without progress a restic call says that it is waiting
@@ -51,7 +51,7 @@ fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<p
 
 /// `restic`, watched: a call that goes the deadline (`TMWS_RESTIC_TIMEOUT`)
 /// without progress is stopped, and one that goes 30 s says it is waiting,
-/// naming the repository.
+/// naming the repository (never its password).
 fn restic_watched(
     sh: &Shell,
     repo: &str,
@@ -62,7 +62,7 @@ fn restic_watched(
     if !installed() {
         return Err(usage("restic is not installed: install it (Debian: apt-get install restic)"));
     }
-    let shown = repo.to_string();
+    let shown = redacted(repo);
     let words = ["-r", shown.as_str(), "--no-cache"].into_iter().chain(args.iter().copied());
     xtask_base::events::command(&xtask_base::shell_words::line(
         OsStr::new("restic"),
@@ -332,7 +332,7 @@ pub fn restore_latest(sh: &Shell, repo: &str, label: &Label, target: &Path) -> R
     });
     let out = out.map_err(|err| {
         if format!("{err:#}").contains("no snapshot found") {
-            usage(format!("the repository {repo} holds no snapshot of backup {label}"))
+            usage(format!("the repository {} holds no snapshot of backup {label}", redacted(repo)))
         } else {
             err
         }

@@ -1,8 +1,9 @@
 //! An off-site repository and what it holds. The repository is named in its
 //! tool's own syntax (restic: a path, `rest:`, `sftp:`, `s3:`…) and found one
 //! way for every command: `--repo`, else `TMWS_BACKUP_REPO`, else the
-//! profile's `backup_repo`. Every call to it has a deadline measured from
-//! its last progress (`TMWS_RESTIC_TIMEOUT`).
+//! profile's `backup_repo`. It is shown without a password a URL may hold
+//! (`rest:https://user:***@host/`), and every call to it has a deadline
+//! measured from its last progress (`TMWS_RESTIC_TIMEOUT`).
 use std::{fmt, time::Duration};
 
 use schemars::JsonSchema;
@@ -36,6 +37,19 @@ pub fn deadline() -> anyhow::Result<Duration> {
             "{DEADLINE_ENV} is how many seconds a restic call may go without progress: a whole number, at least 1; it was {value:?}"
         ))),
     }
+}
+
+/// A repository's name as it may be shown: a password in a URL's user part
+/// (`rest:https://user:secret@host/`) becomes `***`, as restic shows it.
+/// Other names (a path, `sftp:user@host:/srv`, `s3:…`) hold none.
+pub fn redacted(spec: &str) -> String {
+    let Some(scheme) = spec.find("://") else { return spec.to_string() };
+    let start = scheme + 3;
+    let rest = &spec[start..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else { return spec.to_string() };
+    let Some(colon) = authority[..at].find(':') else { return spec.to_string() };
+    format!("{}:***{}", &spec[..start + colon], &spec[start + at..])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +103,8 @@ impl Repository {
         Ok(Repository::Restic(spec.to_string()))
     }
 
-    /// The repository in its tool's syntax.
+    /// The repository in its tool's syntax, password and all: for the tool
+    /// that opens it, never for a person (`Display` is for them).
     pub fn spec(&self) -> &str {
         match self {
             Repository::Restic(spec) => spec,
@@ -97,9 +112,10 @@ impl Repository {
     }
 }
 
+/// The repository without a password its name may hold.
 impl fmt::Display for Repository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.spec())
+        f.write_str(&redacted(self.spec()))
     }
 }
 
@@ -151,5 +167,28 @@ mod tests {
         assert_eq!(Repository::from_sources(None, Some("b"), Some("c")), restic("b"));
         assert_eq!(Repository::from_sources(None, Some(""), Some("c")), restic("c"));
         assert_eq!(Repository::from_sources(None, None, None), None);
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_never_shown() {
+        for (spec, shown) in [
+            (
+                "rest:https://tmws:s3cret@backup.example:8000/tmws",
+                "rest:https://tmws:***@backup.example:8000/tmws",
+            ),
+            ("rest:http://u:p:q@[::1]:8000/", "rest:http://u:***@[::1]:8000/"),
+            ("rest:http://127.0.0.1:8000/tmws", "rest:http://127.0.0.1:8000/tmws"),
+            ("rest:http://reader@host/", "rest:http://reader@host/"),
+            ("s3:https://s3.example/bucket/a@b:c", "s3:https://s3.example/bucket/a@b:c"),
+            ("sftp:backup@host:/srv/restic", "sftp:backup@host:/srv/restic"),
+            ("/mnt/offsite/tmws", "/mnt/offsite/tmws"),
+        ] {
+            assert_eq!(redacted(spec), shown, "{spec}");
+        }
+        let repo = Repository::Restic("rest:https://a:b@h/".into());
+        assert_eq!(
+            (repo.to_string().as_str(), repo.spec()),
+            ("rest:https://a:***@h/", "rest:https://a:b@h/")
+        );
     }
 }

@@ -102,8 +102,8 @@ impl flags::Prune {
                 {
                     ui::note(&format!(
                         "the configured repository {} is not pruned: pass --repo {} for it (and --local for backups/ as well)",
-                        configured.spec(),
-                        xtask_model::advice::quoted(configured.spec())
+                        configured,
+                        xtask_model::advice::quoted(&configured.to_string())
                     ));
                 }
                 Ok(None)

@@ -11,14 +11,14 @@ use xtask_base::exit::usage;
 use xtask_model::{
     label::Label,
     manifest::{MANIFEST_FILE, Manifest},
-    repository::{Entry, Stored},
+    repository::{Entry, Stored, redacted},
 };
 
 pub struct Restic(pub String);
 
 impl Holder for Restic {
     fn name(&self) -> String {
-        self.0.clone()
+        redacted(&self.0)
     }
 
     fn entries(&self, sh: &Shell) -> Result<Vec<Entry>> {
@@ -46,7 +46,7 @@ impl Remote for Restic {
             .rev()
             .find(|entry| entry.label == label.as_str())
             .ok_or_else(|| {
-                usage(format!("the repository {} holds no snapshot of backup {label}", self.0))
+                usage(format!("the repository {} holds no snapshot of backup {label}", self.name()))
             })?;
         let text = restic::dump(sh, &self.0, &newest.id, MANIFEST_FILE)?;
         Ok((newest.id, text))
