@@ -18,6 +18,21 @@ use crate::{
 use xtask_base::exit::{Kind, kind_of, refused, usage, with_next};
 use xtask_fs::RootDir;
 
+/// The most bytes a manifest may hold. A manifest has one short line per
+/// file, so even a service of a million files stays far below it; what is
+/// larger was not written by a backup, and reading it whole would let
+/// whoever wrote it (into a backup folder or a restic repository) make the
+/// tool take as much memory as they like. It is refused unread past this.
+pub const MANIFEST_LIMIT: u64 = 64 << 20;
+
+/// Why a manifest larger than `MANIFEST_LIMIT` is refused, in one line.
+pub fn manifest_too_large() -> String {
+    format!(
+        "{MANIFEST_FILE} is larger than {} MiB, which no backup writes, so it is not read",
+        MANIFEST_LIMIT >> 20
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct Backup {
     pub label: Label,
@@ -73,10 +88,16 @@ impl Backup {
     /// backup. Every failure is a refusal (exit 4) that says why.
     pub fn read_manifest(fs: &RootDir, dir: &Path, label: Option<&Label>) -> Result<Manifest> {
         let path = dir.join(MANIFEST_FILE);
-        let mut text = String::new();
+        let mut bytes = Vec::new();
+        // One byte past the limit tells a manifest that is too large.
         fs.open_read(&path)
-            .and_then(|mut file| Ok(file.read_to_string(&mut text)?))
+            .and_then(|file| Ok(file.take(MANIFEST_LIMIT + 1).read_to_end(&mut bytes)?))
             .map_err(|err| refused(format!("{MANIFEST_FILE} cannot be read: {err:#}")))?;
+        if bytes.len() as u64 > MANIFEST_LIMIT {
+            return Err(refused(manifest_too_large()));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|err| refused(format!("{MANIFEST_FILE} cannot be read: {err}")))?;
         let manifest = Manifest::parse(&text)
             .map_err(|err| refused(format!("{MANIFEST_FILE} is unreadable: {err:#}")))?;
         if let Some(label) = label
