@@ -1,7 +1,7 @@
 //! What whoever can write to the restic repository, or stands between the
 //! tool and it, can throw at the tool: a repository that never answers, a
 //! snapshot that holds a setuid file, a snapshot whose manifest sends
-//! restores out of the tree.
+//! restores out of the tree or is too large to read.
 //! Every snapshot here is made by the real restic, as such a writer would.
 use std::{
     fs,
@@ -258,4 +258,40 @@ fn a_dry_run_refuses_a_snapshots_manifest_as_the_real_run_does() {
         assert!(!root.join("backups").exists(), "{extra} pulled the snapshot");
     }
     assert_eq!(said[0], said[1], "the dry run says what the real run says");
+}
+
+/// A snapshot whose manifest is larger than any backup writes (65 MiB,
+/// zeros after the real text: restic stores them in a few compressed
+/// blobs): a 392 MiB one once took the tool 795 MiB of memory. The tool
+/// stops reading it at 64 MiB, whether restic dumps it or restores it, and
+/// says so in one line: `rollback --repo` (dry run or not) refuses it
+/// before it pulls anything (exit 4), `verify-backup --repo` and `pull`
+/// fail it as a backup that fails verification (exit 1). Nothing changes.
+#[test]
+fn a_snapshots_manifest_too_large_to_read_is_refused_unread() {
+    let (_dir, root, repo) = tree_and_repository();
+    store_crafted(&root, &repo, |crafted| {
+        let manifest =
+            fs::OpenOptions::new().write(true).open(crafted.join("BACKUP_MANIFEST.txt")).unwrap();
+        manifest.set_len(65 << 20).unwrap();
+    });
+    let too_large =
+        || contains("BACKUP_MANIFEST.txt is larger than 64 MiB, which no backup writes");
+    let before = digest(&root);
+    let verified = offsite(&root, &repo, PASSWORD, &["verify-backup"]);
+    verified.exits(1).stdout_has(contains("manifest").and(too_large()));
+    assert_eq!(digest(&root), before, "verify-backup --repo changed the tree");
+    fs::remove_dir_all(root.join("backups")).unwrap();
+    let before = digest(&root);
+    for extra in ["--dry-run", "--yes"] {
+        let refused =
+            offsite(&root, &repo, PASSWORD, &["rollback", "--scenario", "complete", extra]);
+        refused.exits(4).stderr_has(contains("snapshot ").and(too_large()));
+        assert_eq!(digest(&root), before, "{extra} changed the tree");
+        assert!(!root.join("backups").exists(), "{extra} pulled the snapshot");
+    }
+    let pulled = offsite(&root, &repo, PASSWORD, &["pull"]);
+    pulled.exits(1).stderr_has(contains("fails verification").and(too_large()));
+    assert_eq!(digest(&root), before, "pull changed the tree");
+    assert!(!root.join("backups").exists(), "pull kept the snapshot");
 }

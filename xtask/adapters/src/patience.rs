@@ -8,7 +8,10 @@
 use std::{
     io::{BufRead, BufReader, Read},
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -40,7 +43,8 @@ impl Heartbeat {
     }
 }
 
-/// How long a program may go without progress, and what is said meanwhile.
+/// How long a program may go without progress, what is said meanwhile, and
+/// how much of its stdout is kept.
 pub struct Patience {
     pub heartbeat: Heartbeat,
     /// It is stopped once it has gone this long without a beat.
@@ -49,41 +53,63 @@ pub struct Patience {
     /// been (once in each silence).
     pub note_after: Duration,
     pub waiting: Box<dyn FnMut(Duration) + Send>,
+    /// The most bytes of stdout kept: a program that writes more is
+    /// stopped there, and what it wrote is never held whole.
+    pub stdout_cap: Option<usize>,
 }
 
-/// Runs a command built with `cmd!`, capturing its output, until it ends or
-/// has gone `patience.deadline` without progress; then its process group is
-/// stopped and `timed_out` is set. With `watch`, each line of stdout goes to
-/// it (and it beats the heartbeat when a line is progress); without, each
-/// chunk of stdout is progress. It shows no command line: the caller shows
-/// its own, without what must not be shown (a password in a repository's
-/// name).
-pub fn run(cmd: Cmd<'_>, mut patience: Patience, watch: Option<LineWatcher>) -> Result<Output> {
+/// Why a run was stopped before it ended on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It went the deadline without progress.
+    Silent,
+    /// It wrote more to stdout than the cap.
+    TooMuchOutput,
+}
+
+/// Runs a command built with `cmd!`, capturing its output, until it ends,
+/// has gone `patience.deadline` without progress, or has written more than
+/// `patience.stdout_cap` to stdout; then its process group is stopped,
+/// `timed_out` is set and the reason returned. With `watch`, each line of
+/// stdout goes to it (and it beats the heartbeat when a line is progress);
+/// without, each chunk of stdout is progress. It shows no command line:
+/// the caller shows its own, without what must not be shown (a password in
+/// a repository's name).
+pub fn run(
+    cmd: Cmd<'_>,
+    mut patience: Patience,
+    watch: Option<LineWatcher>,
+) -> Result<(Output, Option<Stopped>)> {
     let mut command: Command = cmd.into();
     let program = command.get_program().to_string_lossy().into_owned();
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     sys::die_with_parent(&mut command);
     let mut child =
         process::spawn_ours(&mut command).with_context(|| format!("start {program}"))?;
-    let stdout = read(child.stdout.take(), watch, Some(patience.heartbeat.clone()));
-    let stderr = read(child.stderr.take(), None, None);
-    let waited = wait(&mut child, &mut patience);
+    let over = Arc::new(AtomicBool::new(false));
+    let cap = patience.stdout_cap.map(|cap| (cap, Arc::clone(&over)));
+    let stdout = read(child.stdout.take(), watch, Some(patience.heartbeat.clone()), cap);
+    let stderr = read(child.stderr.take(), None, None, None);
+    let waited = wait(&mut child, &mut patience, &over);
     process::forget_group(child.id() as i32);
-    let (status, timed_out) = waited?;
-    Ok(Output {
+    let (status, stopped) = waited?;
+    let output = Output {
         code: status.code(),
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
-        timed_out,
-    })
+        timed_out: stopped.is_some(),
+    };
+    Ok((output, stopped))
 }
 
 /// Reads a pipe to its end on a thread of its own: line by line into
-/// `watch`, or chunk by chunk, each a beat of `heartbeat` when given.
+/// `watch`, or chunk by chunk, each a beat of `heartbeat` when given. With
+/// a `cap`, it stops reading past that many bytes and raises its flag.
 fn read<R: Read + Send + 'static>(
     pipe: Option<R>,
     watch: Option<LineWatcher>,
     heartbeat: Option<Heartbeat>,
+    cap: Option<(usize, Arc<AtomicBool>)>,
 ) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let Some(pipe) = pipe else { return String::new() };
@@ -105,25 +131,45 @@ fn read<R: Read + Send + 'static>(
                         heartbeat.beat();
                     }
                     text.extend_from_slice(&chunk[..n]);
+                    if let Some((cap, over)) = &cap
+                        && text.len() > *cap
+                    {
+                        text.truncate(*cap);
+                        over.store(true, Ordering::SeqCst);
+                        break;
+                    }
                 }
             }
         }
-        String::from_utf8_lossy(&text).into_owned()
+        // Valid UTF-8 (the usual case) becomes the String without a copy.
+        String::from_utf8(text)
+            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
     })
 }
 
 /// Waits for the child, telling `waiting` once in each silence that passes
-/// `note_after`; a silence of `deadline` stops it. Whether it was stopped.
-fn wait(child: &mut Child, patience: &mut Patience) -> Result<(ExitStatus, bool)> {
+/// `note_after`; a silence of `deadline`, or stdout `over` its cap, stops
+/// it. Why it was stopped, when it was.
+fn wait(
+    child: &mut Child,
+    patience: &mut Patience,
+    over: &AtomicBool,
+) -> Result<(ExitStatus, Option<Stopped>)> {
     let mut told = false;
     loop {
         if let Some(status) = child.try_wait()? {
-            return Ok((status, false));
+            // Ended on its own, perhaps just as its stdout passed the cap.
+            let stopped = over.load(Ordering::SeqCst).then_some(Stopped::TooMuchOutput);
+            return Ok((status, stopped));
+        }
+        if over.load(Ordering::SeqCst) {
+            stop(child);
+            return Ok((child.wait()?, Some(Stopped::TooMuchOutput)));
         }
         let silence = patience.heartbeat.silence();
         if silence >= patience.deadline {
             stop(child);
-            return Ok((child.wait()?, true));
+            return Ok((child.wait()?, Some(Stopped::Silent)));
         }
         match (silence >= patience.note_after, told) {
             (true, false) => {

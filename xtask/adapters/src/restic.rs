@@ -11,7 +11,7 @@ use serde::Deserialize;
 use xshell::{Shell, cmd};
 
 use crate::{
-    patience::{self, Heartbeat, Patience},
+    patience::{self, Heartbeat, Patience, Stopped},
     process,
 };
 use xtask_base::exit::{failed, usage};
@@ -41,24 +41,27 @@ struct Watch<'a> {
     progress: Option<&'a str>,
     /// Beaten by whatever else sees restic get on (a restore's bytes).
     heartbeat: Heartbeat,
+    /// The most bytes of stdout read: restic is stopped past it.
+    stdout_cap: Option<usize>,
 }
 
 /// Runs restic on `repo`, in `dir` when given; its reason in one line when
 /// it fails (an unreachable repository, a wrong password).
 fn restic(sh: &Shell, repo: &str, dir: Option<&Path>, args: &[&str]) -> Result<process::Output> {
-    restic_watched(sh, repo, dir, args, Watch::default())
+    Ok(restic_watched(sh, repo, dir, args, Watch::default())?.0)
 }
 
 /// `restic`, watched: a call that goes the deadline (`TMWS_RESTIC_TIMEOUT`)
 /// without progress is stopped, and one that goes 30 s says it is waiting,
-/// naming the repository (never its password).
+/// naming the repository (never its password). With a cap on its stdout,
+/// whether it wrote more (it was stopped there, and is no failure).
 fn restic_watched(
     sh: &Shell,
     repo: &str,
     dir: Option<&Path>,
     args: &[&str],
     watch: Watch<'_>,
-) -> Result<process::Output> {
+) -> Result<(process::Output, bool)> {
     if !installed() {
         return Err(usage("restic is not installed: install it (Debian: apt-get install restic)"));
     }
@@ -74,10 +77,11 @@ fn restic_watched(
         deadline,
         note_after: WAITING_NOTE.min(deadline / 2),
         waiting: Box::new(waiting_note(args[0], &shown, deadline)),
+        stdout_cap: watch.stdout_cap,
     };
     let _d = dir.map(|d| sh.push_dir(d));
     let cmd = cmd!(sh, "restic -r {repo} --no-cache {args...}");
-    let out = match watch.progress {
+    let (out, stopped) = match watch.progress {
         // restic paces its status lines to 1 a minute when stdout is no
         // terminal: twice a second is enough for a progress line.
         Some(what) => patience::run(
@@ -87,7 +91,10 @@ fn restic_watched(
         )?,
         None => patience::run(cmd, patience, None)?,
     };
-    if out.timed_out {
+    if stopped == Some(Stopped::TooMuchOutput) {
+        return Ok((out, true));
+    }
+    if stopped == Some(Stopped::Silent) {
         return Err(failed(format!(
             "restic {} on {shown} made no progress for {} s, so it was stopped: the repository did not answer. Check that it is reachable and run this again, or give restic longer with {DEADLINE_ENV}=SECONDS",
             args[0],
@@ -104,7 +111,7 @@ fn restic_watched(
             None => failed(message),
         });
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 /// What a restic call says once it has gone a while without progress.
@@ -187,7 +194,7 @@ pub fn push(sh: &Shell, repo: &str, dir: &Path, manifest: &Manifest) -> Result<S
     let label = format!("label={}", manifest.label);
     let commit = format!("commit={}", manifest.git_commit.as_deref().unwrap_or("-"));
     let revision = format!("revision={}", manifest.database_revision.join("+"));
-    let out = restic_watched(
+    let (out, _) = restic_watched(
         sh,
         repo,
         Some(dir),
@@ -270,10 +277,21 @@ pub fn check_structure(sh: &Shell, repo: &str) -> Result<()> {
     restic(sh, repo, None, &["check"]).map(|_| ())
 }
 
-/// The text of one file of a snapshot (`restic dump`), without restoring it.
-pub fn dump(sh: &Shell, repo: &str, snapshot: &str, file: &str) -> Result<String> {
+/// The text of one file of a snapshot (`restic dump`), without restoring
+/// it; `None` when it is larger than `limit` bytes (restic is stopped once
+/// it has written that much, so no more is ever held).
+pub fn dump(
+    sh: &Shell,
+    repo: &str,
+    snapshot: &str,
+    file: &str,
+    limit: u64,
+) -> Result<Option<String>> {
     let path = format!("/{file}");
-    Ok(restic(sh, repo, None, &["dump", snapshot, &path])?.stdout)
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    let watch = Watch { stdout_cap: Some(cap), ..Watch::default() };
+    let (out, over) = restic_watched(sh, repo, None, &["dump", snapshot, &path], watch)?;
+    Ok((!over).then_some(out.stdout))
 }
 
 /// A snapshot holds whatever its writer put there (a setuid file among
@@ -339,6 +357,7 @@ pub fn restore_latest(sh: &Shell, repo: &str, label: &Label, target: &Path) -> R
     })?;
     // "restoring <Snapshot 1a2b3c4d of [...] at ...> to ..."
     Ok(out
+        .0
         .stdout
         .split_once("<Snapshot ")
         .and_then(|(_, rest)| rest.split_whitespace().next())

@@ -45,7 +45,8 @@ pub trait Remote: Holder {
     fn fetch(&self, sh: &Shell, label: &Label, target: &Path) -> Result<String>;
 
     /// The manifest of the newest copy of backup `label`, and its id, read
-    /// without restoring the backup (for a plan).
+    /// without restoring the backup (for a plan). A manifest larger than
+    /// `backup::MANIFEST_LIMIT` is refused, never held whole.
     fn manifest(&self, sh: &Shell, label: &Label) -> Result<(String, String)>;
 
     /// Checks its own consistency (the data of one backup is read back by

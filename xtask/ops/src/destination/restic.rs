@@ -7,8 +7,9 @@ use xshell::Shell;
 
 use super::{Holder, Remote};
 use xtask_adapters::restic;
-use xtask_base::exit::usage;
+use xtask_base::exit::{refused, usage};
 use xtask_model::{
+    backup::{MANIFEST_LIMIT, manifest_too_large},
     label::Label,
     manifest::{MANIFEST_FILE, Manifest},
     repository::{Entry, Stored, redacted},
@@ -48,7 +49,15 @@ impl Remote for Restic {
             .ok_or_else(|| {
                 usage(format!("the repository {} holds no snapshot of backup {label}", self.name()))
             })?;
-        let text = restic::dump(sh, &self.0, &newest.id, MANIFEST_FILE)?;
+        let text = restic::dump(sh, &self.0, &newest.id, MANIFEST_FILE, MANIFEST_LIMIT)?
+            .ok_or_else(|| {
+                refused(format!(
+                    "snapshot {} in {}: {}",
+                    newest.id,
+                    self.name(),
+                    manifest_too_large()
+                ))
+            })?;
         Ok((newest.id, text))
     }
 
