@@ -299,19 +299,16 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// What is wrong with the paths a restore of this backup reads and
-    /// writes: each file's place in the backup and in the tree, and each
-    /// absent file's place in the tree must be relative and stay inside its
-    /// folder. One line a path; empty when every one does. verify-backup
-    /// and a plan made from a snapshot's manifest (dry run or not) judge
-    /// them here alike.
+    /// What is wrong with the paths a restore reads and writes: each file's
+    /// place in the backup and in the tree, and each absent file's in the
+    /// tree, must be relative and stay inside its folder. One line a path;
+    /// verify-backup and a plan from a snapshot's manifest judge them here.
     pub fn path_problems(&self) -> Vec<String> {
         use xtask_fs::files::check_relative;
         let files = self.files.iter().flat_map(|f| {
             let backup = check_relative(&f.backup_path).err();
-            let original = check_relative(&f.source_path)
-                .err()
-                .map(|e| e.context(format!("the original path of {}", f.backup_path)));
+            let context = format!("the original path of {}", f.backup_path);
+            let original = check_relative(&f.source_path).err().map(|e| e.context(context));
             backup.into_iter().chain(original)
         });
         let absent = self.absent.iter().filter_map(|a| {
