@@ -81,9 +81,28 @@ struct Expected {
     /// database elsewhere than the backup's revision (`--to REV`, `--to
     /// head`): that revision. Its tables are not the backup's to compare.
     migrated_elsewhere: Option<String>,
+    /// When the last rollback is a git rollback that took the code
+    /// elsewhere than the backup's commit (`--commit REV`, `--from REV
+    /// --paths`): that commit. The code is not the backup's to compare.
+    code_elsewhere: Option<String>,
 }
 
 impl Expected {
+    /// Why a check that compares with the backup does not apply to what
+    /// the last rollback did: it put the database or the code elsewhere.
+    fn not_judged(&self, id: CheckId) -> Option<String> {
+        use CheckId::*;
+        match (id, &self.migrated_elsewhere, &self.code_elsewhere) {
+            (DatabaseTables, Some(target), _) => Some(format!(
+                "the last rollback took the database to {target}, not the backup's revision: its tables are not the backup's (database.revision and migrations.current judge it)"
+            )),
+            (MigrationsCount | FilesRestored | GitHead, _, Some(commit)) => Some(format!(
+                "the last rollback took the code to {commit}, not the backup's commit: it is not the backup's to compare (git.clean and the other checks judge it)"
+            )),
+            _ => None,
+        }
+    }
+
     /// The verdict of a check that compares with a backup when there is none:
     /// not applicable (after a normal deploy there is no backup to compare
     /// with), or a failure with `--require-backup`.
@@ -158,7 +177,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         watch.judge(tree, &mut checks)?;
     }
     for check in checks.iter_mut() {
-        if let Some(why) = judging.not_judged(check.id) {
+        if let Some(why) = judging.not_judged(check.id).or_else(|| expected.not_judged(check.id)) {
             let took = check.duration_ms;
             *check = Check::not_applicable(check.id, why);
             check.duration_ms = took;
@@ -256,6 +275,21 @@ fn files_of_the_last_rollback(
     Some((wrote, kept))
 }
 
+/// Where the last git rollback took the code, when that rollback is what
+/// is judged and it went elsewhere than the backup's tag.
+fn code_target_of_the_last_rollback(tree: &Tree, judging: &Judging) -> Option<String> {
+    use xtask_model::scenario::Scenario;
+    if !matches!(judging, Judging::Rollback(Some(Scenario::Git))) {
+        return None;
+    }
+    let run = xtask_model::journal::Journal::<Step>::last_done_run(tree)?;
+    run.steps.into_iter().find_map(|step| match step {
+        Step::GitSoftReset { commit } | Step::GitHardReset { commit, .. } => Some(commit),
+        Step::GitRestorePaths { from, .. } => Some(from),
+        _ => None,
+    })
+}
+
 /// Where the last migration rollback took the database, when that rollback
 /// is what is judged: its migrate-copy step's target.
 fn migration_target_of_the_last_rollback(tree: &Tree, judging: &Judging) -> Option<String> {
@@ -331,6 +365,7 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
         label: o.label.clone(),
         files: files_of_the_last_rollback(tree, judging),
         migrated_elsewhere,
+        code_elsewhere: code_target_of_the_last_rollback(tree, judging),
     })
 }
 
