@@ -81,6 +81,17 @@ def run_alembic(request):
         return 0
 
 
+def file_of(error):
+    """The file of the tree where an import failed, relative to the tree:
+    the file a SyntaxError names, else the innermost frame in the tree."""
+    root = os.getcwd() + os.sep
+    files = [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
+    if isinstance(error, SyntaxError) and error.filename:
+        files.append(error.filename)
+    ours = [f for f in files if os.path.abspath(f).startswith(root)]
+    return os.path.relpath(os.path.abspath(ours[-1]), root) if ours else None
+
+
 def run_imports(request):
     import importlib
 
@@ -91,6 +102,9 @@ def run_imports(request):
         except BaseException as error:
             bad += 1
             print(f"{name}: {error.__class__.__name__}: {error}")
+            where = file_of(error)
+            if where:
+                print(f"  in {where}")
     for path in request.get("files", []):
         try:
             with open(path, "rb") as source:
