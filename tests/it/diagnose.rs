@@ -65,10 +65,14 @@ fn head_moved_to_a_bad_commit_means_git() {
     bad_commit(&root);
     let result = diagnose(&root, &["--expect-commit", &deployed]);
     assert_recommends(&result, "git");
-    // The git row back to the expected commit, as a command that runs.
+    // The git row back to the expected commit, as a command that runs: a
+    // hard reset, so that the bad commit's changes do not stay staged (the
+    // discarded HEAD is kept as a ref).
     let command = result.1["rollback"].as_str().unwrap();
-    assert!(command.contains(&format!("--scenario git --commit {deployed} --root ")), "{command}");
-    let args = ["rollback", "--scenario", "git", "--commit", &deployed, "--yes"];
+    let flags = format!("--scenario git --commit {deployed} --hard --force --root ");
+    assert!(command.contains(&flags), "{command}");
+    let args =
+        ["rollback", "--scenario", "git", "--commit", &deployed, "--hard", "--force", "--yes"];
     assert_code(&run_in(&root, &args), 0);
     assert_eq!(git(&root, &["rev-parse", "HEAD"]).trim(), deployed);
 }

@@ -16,7 +16,6 @@ mod command_line;
 mod confinement;
 mod convergence;
 mod diagnose;
-mod diagnose_table;
 mod dist;
 mod drill;
 mod files_row;

@@ -112,17 +112,21 @@ pub enum Recommendation {
     Environment,
     /// An earlier rollback is unfinished: resume or abandon it first.
     Resume,
+    /// Something is wrong, and no rollback's dry run changes it: the
+    /// evidence says what, for a person to mend.
+    Manual,
 }
 
 impl Recommendation {
-    /// The word of the JSON document: `healthy`, a scenario, `environment`
-    /// or `resume`.
+    /// The word of the JSON document: `healthy`, a scenario, `environment`,
+    /// `resume` or `manual`.
     pub fn word(self) -> &'static str {
         match self {
             Recommendation::Healthy => "healthy",
             Recommendation::Rollback(scenario) => scenario.name(),
             Recommendation::Environment => "environment",
             Recommendation::Resume => "resume",
+            Recommendation::Manual => "manual",
         }
     }
 }
@@ -143,12 +147,12 @@ impl JsonSchema for Recommendation {
         let every = [Recommendation::Healthy]
             .into_iter()
             .chain(Scenario::ALL.map(Recommendation::Rollback))
-            .chain([Recommendation::Environment, Recommendation::Resume]);
+            .chain([Recommendation::Environment, Recommendation::Resume, Recommendation::Manual]);
         let words: Vec<&str> = every.map(Recommendation::word).collect();
         json_schema!({
             "type": "string",
             "enum": words,
-            "description": "healthy (nothing to roll back), a row of the decision matrix, environment (the interpreter lacks what unchanged code imports) or resume (an earlier rollback is unfinished)."
+            "description": "healthy (nothing to roll back), a row of the decision matrix, environment (the interpreter lacks what unchanged code imports) resume (an earlier rollback is unfinished) or manual (something is wrong that no rollback changes)."
         })
     }
 }

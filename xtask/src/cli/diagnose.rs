@@ -37,6 +37,9 @@ impl flags::Diagnose {
             Recommendation::Resume => {
                 Err(failed("an earlier rollback is unfinished: resume or abandon it first"))
             }
+            Recommendation::Manual => Err(failed(
+                "no rollback changes what the checks found: the evidence says what to mend",
+            )),
             Recommendation::Rollback(row) => {
                 let command = diagnosis.command_line.clone().unwrap_or_else(|| {
                     xtask_model::advice::xtask(&format!("rollback --scenario {row}"), &tree.root)
@@ -70,6 +73,15 @@ fn human(tree: &Tree, diagnosis: &Diagnosis) -> String {
             });
             out.push_str(&format!("\nrecommendation: {command} (runbook estimate {estimate})\n"));
         }
+    }
+    if let Some(why) = &diagnosis.why {
+        out.push_str(&format!("  why: {why}\n"));
+    }
+    if let Some(then) = &diagnosis.then {
+        out.push_str(&format!("  then: {then}\n"));
+    }
+    for passed in &diagnosis.passed_over {
+        out.push_str(&format!("  passed over: {passed}\n"));
     }
     out
 }

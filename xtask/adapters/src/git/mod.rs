@@ -215,6 +215,20 @@ pub fn committed_in(repo: &Repository, path: &str, since: Option<&str>) -> Optio
     if !(status.is_empty() || status == git2::Status::IGNORED) {
         return None;
     }
+    let oid = last_change(repo, path, since)?;
+    Some(describe_commit(repo, oid))
+}
+
+/// `abc123def456 (its summary)`.
+pub fn describe_commit(repo: &Repository, oid: Oid) -> String {
+    let summary = repo.find_commit(oid).ok();
+    let summary = summary.as_ref().and_then(|c| c.summary().ok().flatten()).unwrap_or("");
+    format!("{} ({summary})", &oid.to_string()[..12])
+}
+
+/// The newest commit of HEAD's history (after `since`, when this repository
+/// has it) whose first parent held `path` otherwise.
+pub fn last_change(repo: &Repository, path: &str, since: Option<&str>) -> Option<Oid> {
     let mut walk = repo.revwalk().ok()?;
     walk.push_head().ok()?;
     if let Some(base) = since.and_then(|s| Oid::from_str(s).ok()) {
@@ -228,8 +242,7 @@ pub fn committed_in(repo: &Repository, path: &str, since: Option<&str>) -> Optio
         let commit = repo.find_commit(oid).ok()?;
         let parent = commit.parent(0).ok();
         if entry_of(&commit) != parent.as_ref().and_then(entry_of) {
-            let short = &oid.to_string()[..12];
-            return Some(format!("{short} ({})", commit.summary().ok().flatten().unwrap_or("")));
+            return Some(oid);
         }
     }
     None

@@ -1,5 +1,6 @@
 //! `cargo xtask diagnose`: looks at a live tree and recommends one row of the
 //! decision matrix, with the evidence for it.
+mod converge;
 mod migration;
 
 use std::path::Path;
@@ -36,6 +37,14 @@ pub struct Diagnosis {
     pub scenarios: Vec<Scenario>,
     /// The command to run next, when it is not a rollback row.
     pub next: Option<String>,
+    /// Why the recommended rollback leads to a healthy tree.
+    pub why: Option<String>,
+    /// The command the recommended rollback leaves due, named up front
+    /// (a database rollback under newer code, then its upgrade).
+    pub then: Option<String>,
+    /// Rollbacks considered and passed over: their dry run changed nothing,
+    /// or their plan could not be made.
+    pub passed_over: Vec<String>,
     /// The rollback the recommended row means, as a command line to paste
     /// (with `--root`; the git row back to `--expect-commit` carries
     /// `--commit`); null when no row is recommended.
@@ -99,8 +108,8 @@ pub fn diagnose(
             .map(|c| (Some(Scenario::Git), c)),
     );
 
-    let (recommendation, scenarios, next, suggested) =
-        recommend(tree, label, expect_commit, &evidence);
+    let (recommendation, scenarios, next, chosen) =
+        advise(tree, label, expect_commit, manifest.as_ref(), &evidence);
     let checks = evidence.into_iter().map(|(_, c)| c).collect();
     Ok(Diagnosis {
         schema: Version,
@@ -108,70 +117,101 @@ pub fn diagnose(
         recommendation,
         scenarios,
         next,
-        command_line: suggested,
+        why: chosen.why,
+        then: chosen.then,
+        passed_over: chosen.passed_over,
+        command_line: chosen.command_line,
         interpreter: python.describe(),
         programs_ran_on: format!("a scratch copy of the tree ({})", copy.cost),
         checks,
     })
 }
 
-/// The row the evidence points to (each failed check names one), what to
-/// do next when no row applies, and the rollback as a command to paste.
-fn recommend(
+/// The row the evidence points to (each failed check names one), checked
+/// by its dry run; what to do next when no row applies.
+fn advise(
     tree: &Tree,
     label: &Label,
     expect_commit: Option<&str>,
+    manifest: Option<&Manifest>,
     evidence: &[(Option<Scenario>, Check)],
-) -> (Recommendation, Vec<Scenario>, Option<String>, Option<String>) {
+) -> (Recommendation, Vec<Scenario>, Option<String>, converge::Chosen) {
     let failed =
         |of: Option<Scenario>| evidence.iter().any(|(s, c)| *s == of && c.status == Status::Fail);
     let scenarios: Vec<Scenario> = Scenario::ALL.into_iter().filter(|s| failed(Some(*s))).collect();
-    let (recommendation, next) = match scenarios.as_slice() {
-        [] if failed(None) => (
+    let head_misplaced = evidence
+        .iter()
+        .any(|(_, c)| c.id == CheckId::GitExpectedCommit && c.status == Status::Fail);
+    let state = converge::State {
+        tree,
+        label,
+        expect_commit,
+        manifest,
+        scenarios: &scenarios,
+        head_misplaced,
+        failing_files: failing_files(tree, evidence),
+        half_applied: evidence
+            .iter()
+            .any(|(_, c)| c.id == CheckId::MigrationHalfApplied && c.status == Status::Fail),
+    };
+    let chosen = match scenarios.as_slice() {
+        [] => None,
+        _ => Some(converge::choose(&state)),
+    };
+    let (recommendation, next) = match (&chosen, failed(None)) {
+        (Some(chosen), _) if chosen.recommendation == Recommendation::Manual => {
+            (chosen.recommendation, chosen.why.clone())
+        }
+        (Some(chosen), _) => (chosen.recommendation, None),
+        (None, true) => (
             Recommendation::Environment,
             Some("the interpreter lacks a module that code unchanged since the backup imports: install it (the imports check names it); no rollback row applies".to_string()),
         ),
-        [] => (Recommendation::Healthy, None),
-        // The git row alone would leave the database ahead of the code it
-        // goes back to (and refuses to start): the complete row restores both.
-        [Scenario::Git] if database_ahead_of(tree, label, expect_commit) => {
-            (Recommendation::Rollback(Scenario::Complete), None)
-        }
-        [one] => (Recommendation::Rollback(*one), None),
-        _ => (Recommendation::Rollback(Scenario::Complete), None),
+        (None, false) => (Recommendation::Healthy, None),
     };
-    let suggested = match (recommendation, expect_commit) {
-        (Recommendation::Rollback(Scenario::Git), Some(rev)) => Some(advice::xtask(
-            &format!("rollback --scenario git --commit {}", advice::quoted(rev)),
-            &tree.root,
-        )),
-        (Recommendation::Rollback(row), _) => {
-            Some(advice::xtask(&format!("rollback --scenario {row}"), &tree.root))
-        }
-        _ => None,
-    };
-    (recommendation, scenarios, next, suggested)
+    let chosen = chosen.unwrap_or(converge::Chosen {
+        recommendation,
+        command_line: None,
+        why: None,
+        then: None,
+        passed_over: Vec::new(),
+    });
+    (recommendation, scenarios, next, chosen)
 }
 
-/// Whether the database is at a revision the commit the git row goes back
-/// to (the expected one, else the backup's tag) does not define: a git
-/// rollback to it would leave the database ahead of its code.
-fn database_ahead_of(tree: &Tree, label: &Label, expect_commit: Option<&str>) -> bool {
-    use xtask_adapters::git;
-    let Ok(Some(repo)) = git::open(&tree.root) else { return false };
-    let target = match expect_commit {
-        Some(rev) => git::resolve(&repo, rev).ok(),
-        None => git::tag_commit(&repo, label.as_str()),
+/// The files of the tree in which a critical module's import failed: the
+/// import check names each (`  in FILE`) under the module's line.
+fn failing_files(tree: &Tree, evidence: &[(Option<Scenario>, Check)]) -> Vec<String> {
+    let Some((_, imports)) = evidence.iter().find(|(_, c)| c.id == CheckId::Imports) else {
+        return Vec::new();
     };
-    let Some(tagged) = target else { return false };
-    let Ok(revisions) = xtask_adapters::sqlite::open_tree_database(tree)
-        .and_then(|c| xtask_adapters::sqlite::alembic_revisions(&c))
-    else {
-        return false;
-    };
-    let defined =
-        git::revisions_defined_at(&repo, tagged, &tree.profile.migrations).unwrap_or_default();
-    revisions.iter().any(|r| !defined.contains(r))
+    if imports.status != Status::Fail {
+        return Vec::new();
+    }
+    let mut files = Vec::new();
+    let mut module = None;
+    for line in imports.detail.lines() {
+        if let Some(file) = line.strip_prefix("  in ") {
+            files.push(file.to_string());
+            module = None;
+            continue;
+        }
+        if let Some(m) = module.take().and_then(|m: String| converge::module_file(tree, &m)) {
+            files.push(m);
+        }
+        // A critical file that does not compile: `path:line: SyntaxError`.
+        let compiled = line.split_once(": ").and_then(|(at, _)| at.rsplit_once(':'));
+        if let Some((path, _)) = compiled.filter(|(p, _)| tree.fs.exists(&tree.path(p))) {
+            files.push(path.to_string());
+            continue;
+        }
+        module = line.split_once(": ").map(|(m, _)| m.to_string());
+    }
+    if let Some(m) = module.and_then(|m| converge::module_file(tree, &m)) {
+        files.push(m);
+    }
+    files.dedup();
+    files
 }
 
 /// A rollback journal left by an interrupted or failed run.
@@ -215,6 +255,9 @@ fn resume_first(check: Check, next: String) -> Diagnosis {
         recommendation: Recommendation::Resume,
         scenarios: Vec::new(),
         next: Some(next),
+        why: None,
+        then: None,
+        passed_over: Vec::new(),
         command_line: None,
         interpreter: String::new(),
         programs_ran_on: "no program ran: an unfinished rollback comes first".into(),
@@ -317,8 +360,13 @@ fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
     };
     let since = manifest.map(|m| since_backup(tree, repo.as_ref(), m)).unwrap_or_default();
     let changed: Vec<String> = match &repo {
+        // A critical file that equals the backup's is what a files
+        // rollback put there, not a fault.
         Some(repo) => match git::modified_tracked(repo) {
-            Ok(paths) => paths.into_iter().filter(|p| critical.contains(p)).collect(),
+            Ok(paths) => paths
+                .into_iter()
+                .filter(|p| critical.contains(p) && !equals_backup(tree, manifest, p))
+                .collect(),
             Err(err) => {
                 return Check::fail(CheckId::FilesChanged, format!("git status: {err:#}"));
             }
@@ -339,6 +387,12 @@ fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
         detail.push_str(&since.join("\n"));
     }
     Check::from(CheckId::FilesChanged, changed.is_empty(), detail)
+}
+
+/// Whether a file of the tree equals the backup's copy of it.
+fn equals_backup(tree: &Tree, manifest: Option<&Manifest>, path: &str) -> bool {
+    let entry = manifest.and_then(|m| m.files.iter().find(|f| f.source_path == path));
+    entry.is_some_and(|f| tree.fs.sha256(&tree.path(path)).is_ok_and(|(sha, _)| sha == f.sha256))
 }
 
 /// One line per file that differs from the backup, saying whether the

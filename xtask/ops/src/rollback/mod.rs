@@ -10,6 +10,7 @@ mod restored;
 mod steps;
 mod target;
 mod unfinished;
+mod writes;
 
 use std::{
     path::{Path, PathBuf},
@@ -26,6 +27,7 @@ pub use describe::StepId;
 pub use plan::{Kept, Step};
 pub use unfinished::unfinished_scenario;
 use unfinished::{abandon, abandon_unreadable, triage};
+pub use writes::{DryRun, dry_run};
 pub use xtask_model::scenario::Scenario;
 
 use crate::{evidence, verify};
