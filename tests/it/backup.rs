@@ -145,7 +145,8 @@ fn missing_database_is_refused() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = fs::remove_file(root.join(format!("data/tmws.db{suffix}")));
     }
-    refused(&root, &["backup"], 2, "database data/tmws.db is missing");
+    refused(&root, &["backup"], 2, "database = \"data/tmws.db\" (");
+    refused(&root, &["backup"], 2, "tmws-rollback.toml): the database is missing");
 }
 
 #[test]
@@ -166,7 +167,8 @@ fn a_missing_config_file_is_named() {
     let dir = sandbox("pre-phase4");
     let root = root(&dir);
     fs::remove_file(root.join(".env.example")).unwrap();
-    refused(&root, &["backup"], 2, "config file .env.example is missing");
+    refused(&root, &["backup"], 2, "config_files[1] = \".env.example\" (");
+    refused(&root, &["backup"], 2, "tmws-rollback.toml): the config file is missing");
 }
 
 #[test]
@@ -229,7 +231,12 @@ fn a_profile_with_a_path_outside_the_root_is_refused() {
     let dir = sandbox("pre-phase4");
     let root = root(&dir);
     fs::write(root.join("tmws-rollback.toml"), "database = \"../elsewhere.db\"\n").unwrap();
-    refused(&root, &["backup"], 2, "must be relative and stay inside");
+    refused(
+        &root,
+        &["backup"],
+        2,
+        "tmws-rollback.toml: database = \"../elsewhere.db\": a path of the tree is relative to its root",
+    );
 }
 
 #[test]

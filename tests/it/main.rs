@@ -30,6 +30,7 @@ mod offsite_attacks;
 mod ownership;
 mod post_check;
 mod preconditions;
+mod profile_keys;
 mod progress;
 mod readme;
 mod recovery;

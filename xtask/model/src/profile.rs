@@ -16,7 +16,9 @@ use crate::{
     migrations::{Graph, revision_files},
 };
 use xtask_base::exit::usage;
-use xtask_fs::{files::check_relative, outside, root_dir::RootDir};
+use xtask_fs::{outside, root_dir::RootDir};
+
+mod keys;
 
 /// The name of the optional per-tree profile file.
 pub const PROFILE_FILE: &str = "tmws-rollback.toml";
@@ -65,8 +67,10 @@ pub struct Profile {
     /// stops waiting when it answers or the server exits): an app that
     /// migrates when it starts takes twenty seconds and more on a busy machine.
     pub server_timeout: u64,
+    /// The service's log, whose last lines a bundle keeps (`""`: none).
     pub log_file: String,
-    /// A pid file the service writes, if any.
+    /// A pid file the service writes, if any (`""`: none).
+    #[serde(deserialize_with = "keys::empty_is_none")]
     pub pid_file: Option<String>,
     /// Programs that run the service (the start of argv[0]'s file name). A
     /// process is stopped only if it is one of these *and* belongs to the root.
@@ -77,7 +81,8 @@ pub struct Profile {
     pub pytest_args: Vec<String>,
     pub server_args: Vec<String>,
     /// A restic repository for `push` and `pull`, in restic's own syntax
-    /// (`--repo` and `TMWS_BACKUP_REPO` come first).
+    /// (`--repo` and `TMWS_BACKUP_REPO` come first; `""`: none).
+    #[serde(deserialize_with = "keys::empty_is_none")]
     pub backup_repo: Option<String>,
 }
 
@@ -203,11 +208,19 @@ impl Tree {
         if !kind(&ini).is_some_and(|k| k.is_file())
             || !kind(&migrations).is_some_and(|k| k.is_dir())
         {
+            let (ini, versions) = (&tree.profile.alembic_ini, &tree.profile.migrations);
+            let said = match tree.fs.kind(&tree.root.join(PROFILE_FILE)).ok().flatten() {
+                Some(_) => format!(
+                    "alembic_ini = {ini:?} and migrations = {versions:?} in {}",
+                    tree.root.join(PROFILE_FILE).display()
+                ),
+                None => format!(
+                    "the defaults alembic_ini = {ini:?} and migrations = {versions:?} (no {PROFILE_FILE})"
+                ),
+            };
             return Err(usage(format!(
-                "{} is not a TMWS tree: it needs {} and {}/ (pass --root, or describe the tree in {PROFILE_FILE})",
+                "{} is not a TMWS tree: it needs {ini} and {versions}/, from {said} (pass --root, or describe the tree in {PROFILE_FILE})",
                 tree.root.display(),
-                tree.profile.alembic_ini,
-                tree.profile.migrations,
             )));
         }
         Ok(tree)
@@ -252,6 +265,16 @@ impl Tree {
     /// The tree's revision files (see `migrations::revision_files`).
     pub fn revision_files(&self) -> Result<Vec<PathBuf>> {
         revision_files(&self.fs, &self.migrations())
+    }
+
+    /// A key of the profile with its value and where it was set, for a
+    /// message about it: `database = "data/tmws.db" (ROOT/tmws-rollback.toml)`.
+    pub fn named(&self, key: &str, value: &str) -> String {
+        let file = self.root.join(PROFILE_FILE);
+        match self.fs.kind(&file).ok().flatten() {
+            Some(_) => format!("{key} = {value:?} ({})", file.display()),
+            None => format!("{key} = {value:?} (the default: there is no {PROFILE_FILE})"),
+        }
     }
 
     pub fn backups(&self) -> PathBuf {
@@ -328,42 +351,14 @@ impl Profile {
         }
         let profile: Profile = table
             .try_into()
-            .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
-        profile.check().map_err(|err| usage(format!("{}: {err}", file.display())))?;
+            .map_err(|err| usage(format!("{}: {}", file.display(), keys::key_first(&err))))?;
+        keys::check(&profile).map_err(|err| usage(format!("{}: {err}", file.display())))?;
         Ok(profile)
     }
 
-    /// Every path of the profile names something strictly inside the root
-    /// (never the root itself: `migrations = "."` would make a rollback swap
-    /// the whole tree), and every service program is a real name.
-    fn check(&self) -> Result<()> {
-        let singles = [&self.database, &self.alembic_ini, &self.migrations, &self.log_file];
-        let lists = self.config_files.iter().chain(&self.critical_files).chain(&self.test_files);
-        for path in singles.into_iter().chain(lists).chain(self.pid_file.as_ref()) {
-            check_relative(path)?;
-            if Path::new(path).components().all(|c| c == std::path::Component::CurDir) {
-                anyhow::bail!(
-                    "path {path:?} names the root itself: name a file or folder inside it"
-                );
-            }
-        }
-        let pointers = self.health_json.keys().chain(Some(&self.health_revision));
-        for pointer in pointers.filter(|p| !p.is_empty()) {
-            if !pointer.starts_with('/') {
-                anyhow::bail!(
-                    "health pointer {pointer:?} is not a JSON pointer: start it with / (\"/status\", \"/database/revision\")"
-                );
-            }
-        }
-        for program in &self.service_programs {
-            let wildcard = program.contains(['*', '?', '[', '/']) || program.trim() != program;
-            if program.is_empty() || wildcard {
-                anyhow::bail!(
-                    "service_programs entry {program:?} would match processes by a pattern: give program names such as \"python\" or \"uvicorn\""
-                );
-            }
-        }
-        Ok(())
+    /// The service's log, when the profile names one.
+    pub fn log_file(&self) -> Option<&str> {
+        Some(self.log_file.as_str()).filter(|path| !path.is_empty())
     }
 }
 

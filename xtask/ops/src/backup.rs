@@ -148,11 +148,12 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
     let mut absent = Vec::new();
     let profile = &tree.profile;
     let db = tree.database();
+    let named_db = || tree.named("database", &profile.database);
     if !tree.fs.expect_file_or_nothing(&db)? {
-        return Err(usage(format!("database {} is missing", profile.database)));
+        return Err(usage(format!("{}: the database is missing", named_db())));
     }
     if !sqlite::has_sqlite_header(tree.fs.open_read(&db)?) {
-        return Err(usage(format!("database {} is not an SQLite database", profile.database)));
+        return Err(usage(format!("{}: it is not an SQLite database", named_db())));
     }
     // Its sidecars are part of it: never a link, and never a hot journal,
     // which the copy through SQLite would roll back in the live file.
@@ -176,9 +177,13 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
         });
     }
     let mut seen = BTreeMap::new();
-    let groups = [(Kind::Config, &profile.config_files), (Kind::Critical, &profile.critical_files)];
-    for (kind, files) in groups {
-        for source in files {
+    let groups = [
+        (Kind::Config, "config_files", &profile.config_files),
+        (Kind::Critical, "critical_files", &profile.critical_files),
+    ];
+    for (kind, key, files) in groups {
+        for (i, source) in files.iter().enumerate() {
+            let key = format!("{key}[{i}]");
             let path = tree.path(source);
             // A link out of the root (a secret elsewhere) is refused here.
             if tree.fs.kind(&path)?.is_some() {
@@ -192,15 +197,15 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
                 let what = if kind == Kind::Critical { "critical file" } else { "config file" };
                 let how =
                     if tree.fs.exists(&path) { "is not a regular file" } else { "is missing" };
-                return Err(usage(format!("{what} {source} {how}")));
+                return Err(usage(format!("{}: the {what} {how}", tree.named(&key, source))));
             }
             let name =
                 Path::new(source).file_name().unwrap_or_default().to_string_lossy().into_owned();
             let backup = format!("{}/{name}", kind.folder());
-            if let Some(other) = seen.insert(backup.clone(), source.clone()) {
+            if let Some(other) = seen.insert(backup.clone(), key.clone()) {
                 return Err(usage(format!(
-                    "{other} and {source} would both be backed up as {backup}: rename one in {}",
-                    xtask_model::profile::PROFILE_FILE
+                    "{other} and {} would both be backed up as {backup}: name one of them only",
+                    tree.named(&key, source)
                 )));
             }
             plan.push(Planned { kind, source: source.clone(), backup });

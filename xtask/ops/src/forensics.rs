@@ -21,10 +21,10 @@ pub fn plan(tree: &Tree, label: &Label) -> Vec<String> {
             "the revision files of {}, the config and critical files, diffs against backups/{label}",
             tree.profile.migrations
         ),
-        format!(
-            "$ alembic current, $ alembic history, the last lines of {}",
-            tree.profile.log_file
-        ),
+        match tree.profile.log_file() {
+            Some(log) => format!("$ alembic current, $ alembic history, the last lines of {log}"),
+            None => "$ alembic current, $ alembic history (the profile names no log_file)".into(),
+        },
         "FAILURE_REPORT.md and failure.json".to_string(),
     ]
 }

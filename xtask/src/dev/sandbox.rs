@@ -162,8 +162,10 @@ pub fn build(
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
     seed::fixture(&mut conn).context("seed the database")?;
     drop(conn);
-    let log = tree.path(&tree.profile.log_file);
-    unconfined::write(&log, "2025-11-21T09:00:00+00:00 startup environment=production\n")?;
+    if let Some(log) = tree.profile.log_file() {
+        let line = "2025-11-21T09:00:00+00:00 startup environment=production\n";
+        unconfined::write(tree.path(log), line)?;
+    }
 
     if stage == Stage::PrePhase4 {
         return Ok(tree);

@@ -294,7 +294,11 @@ impl Bundle {
     pub fn capture_log(&mut self, tree: &Tree) {
         /// The tail is bounded: a log of gigabytes is not read whole.
         const TAIL_BYTES: u64 = 256 << 10;
-        let log = tree.path(&tree.profile.log_file);
+        let Some(log_file) = tree.profile.log_file() else {
+            self.facts.log = "no service log: the profile sets no log_file".into();
+            return;
+        };
+        let log = tree.path(log_file);
         let read = tree.fs.open_read(&log).and_then(|mut file| {
             let len = file.metadata()?.len();
             file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))?;
@@ -314,15 +318,10 @@ impl Bundle {
                 if let Err(err) = written {
                     self.facts.problems.push(format!("service.log: {err:#}"));
                 }
-                self.facts.log = format!(
-                    "last {} lines of {} in service.log",
-                    lines.len().min(200),
-                    tree.profile.log_file
-                );
+                self.facts.log =
+                    format!("last {} lines of {log_file} in service.log", lines.len().min(200));
             }
-            Err(err) => {
-                self.facts.log = format!("no service log at {}: {err:#}", tree.profile.log_file)
-            }
+            Err(err) => self.facts.log = format!("no service log at {log_file}: {err:#}"),
         }
     }
 
