@@ -1,6 +1,6 @@
 //! `xtask post-check`: a rolled-back tree passes; each failure is its own
 //! check; the server never outlives the check.
-use predicates::str::contains;
+use predicates::{prelude::*, str::contains};
 use std::{
     fs,
     path::Path,
@@ -386,4 +386,25 @@ fn a_history_that_lists_other_revisions_than_the_profiles_fails() {
     fs::write(root.join("tmws-rollback.toml"), "migrations = \"elsewhere/versions\"\n").unwrap();
     let result = post_check_json(&root, &["--only", "migrations"]);
     assert_check_fails(&result, "migrations.history", "lists 12 of the 13 revisions");
+}
+
+/// A backed-up tree that no rollback touched has no failure to keep: the
+/// forensics check is not applicable, and post-check passes; once a bundle
+/// is written it passes; with `--after rollback` a missing bundle fails.
+#[test]
+fn forensics_on_a_tree_never_rolled_back_is_not_applicable() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    let before = crate::digest(&root);
+    let check = run_in(&root, &["post-check", "--skip", "tests,server"]);
+    check.exits(0).stdout_has(
+        contains("forensics            n/a")
+            .and(contains("no rollback on record here and no bundle under forensics/")),
+    );
+    assert_eq!(crate::digest(&root), before, "post-check changed the tree");
+    let after = run_in(&root, &["post-check", "--only", "forensics", "--after", "rollback"]);
+    after.exits(1).stdout_has(contains("no bundle under forensics/"));
+    run_in(&root, &["forensics"]).exits(0);
+    let bundled = run_in(&root, &["post-check", "--only", "forensics"]);
+    bundled.exits(0).stdout_has(contains("1 bundle(s), latest"));
 }

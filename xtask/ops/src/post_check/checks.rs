@@ -28,6 +28,8 @@ pub(super) struct Ctx<'a> {
     /// `--live`, the tree itself.
     pub programs: &'a Tree,
     pub expected: &'a Expected,
+    /// What is judged: a tree never rolled back has no failure to keep.
+    pub judging: &'a super::Judging,
     pub label: &'a Label,
     /// `alembic current` and `alembic history`, asked once for the two
     /// checks that read them.
@@ -104,7 +106,7 @@ pub(super) const CHECKS: [(CheckId, Run); 18] = [
     (CheckId::GitClean, Run::Quick(|c| git_clean(c.tree, c.expected))),
     (CheckId::GitHead, Run::Quick(|c| git_head(c.tree, c.label, c.expected))),
     (CheckId::FilesRestored, Run::Quick(|c| files_restored(c.tree, c.expected))),
-    (CheckId::Forensics, Run::Quick(|c| forensics(c.tree))),
+    (CheckId::Forensics, Run::Quick(|c| forensics(c.tree, c.judging))),
 ];
 
 /// A rollback journal means a run that was interrupted or failed: the tree
@@ -377,18 +379,26 @@ pub(super) fn bundles_with(tree: &Tree, file: &str) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn forensics(tree: &Tree) -> Result<Check> {
+/// A bundle is what a rollback leaves (or `forensics` writes): on a tree
+/// with no rollback on record, and none asked for with `--after rollback`,
+/// there is no failure to keep, so no bundle is not a fault.
+pub(super) fn forensics(tree: &Tree, judging: &super::Judging) -> Result<Check> {
     let bundles: Vec<String> = bundles_with(tree, "FAILURE_REPORT.md");
     let latest = bundles.iter().max().cloned().unwrap_or_default();
-    Ok(if bundles.is_empty() {
-        Check::fail(
+    let write_one = xtask_model::advice::xtask("forensics", &tree.root);
+    Ok(match (bundles.is_empty(), judging) {
+        (true, super::Judging::Backup) => Check::not_applicable(
             CheckId::Forensics,
             format!(
-                "no bundle under forensics/ (`{}` writes one)",
-                xtask_model::advice::xtask("forensics", &tree.root)
+                "no rollback on record here and no bundle under forensics/: no failure to keep (`{write_one}` writes one of the tree as it is)"
             ),
-        )
-    } else {
-        Check::pass(CheckId::Forensics, format!("{} bundle(s), latest {latest}", bundles.len()))
+        ),
+        (true, _) => Check::fail(
+            CheckId::Forensics,
+            format!("no bundle under forensics/ (`{write_one}` writes one)"),
+        ),
+        (false, _) => {
+            Check::pass(CheckId::Forensics, format!("{} bundle(s), latest {latest}", bundles.len()))
+        }
     })
 }

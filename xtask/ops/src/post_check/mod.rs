@@ -158,6 +158,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         tree,
         programs,
         expected: &expected,
+        judging: &judging,
         label: &o.label,
         alembic: Default::default(),
         helper: OnFirstUse::on(python.as_ref().map_err(|e| format!("{e:#}")), sh, programs),
