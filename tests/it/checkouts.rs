@@ -383,7 +383,7 @@ fn a_backup_of_a_dirty_tree_records_and_explains_the_uncommitted_change() {
     assert_code(&result, 0);
     let check = run_in(&root, &["post-check", "--only", "git"]);
     assert_code(&check, 0);
-    check.stdout_has(contains("uncommitted when the backup was taken"));
+    check.stdout_has(contains("the changes the backup recorded as uncommitted"));
 }
 
 /// Revision ids of any form: a hand-named revision is what alembic reports

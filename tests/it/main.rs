@@ -21,6 +21,7 @@ mod drill;
 mod files_row;
 mod forensics;
 mod forgery;
+mod git_clean;
 mod git_writes;
 mod identity;
 mod junit;

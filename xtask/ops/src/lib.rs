@@ -8,6 +8,7 @@ pub mod destination;
 pub mod diagnose;
 pub mod evidence;
 pub mod forensics;
+pub mod git_clean;
 pub mod identity;
 pub mod init;
 pub mod list;

@@ -150,7 +150,8 @@ pub fn build(
     unconfined::write(out.join(PROFILE_FILE), format!("{found}{health}"))?;
     let versions = Path::new("migrations/versions");
     let versions = variant.map_or(versions.to_path_buf(), |v| v.moved(versions));
-    let repo = init_history(out, &versions).context("create the git history")?;
+    let untracked: Vec<&Path> = variant.into_iter().flat_map(Variant::untracked).collect();
+    let repo = init_history(out, &versions, &untracked).context("create the git history")?;
     let tree = Tree::locate(Some(out))?;
     let python = Python::find(sh, Some(&tree.root), python)?;
 
@@ -187,8 +188,9 @@ fn upgrade(sh: &Shell, python: &Python, tree: &Tree) -> Result<()> {
 }
 
 /// A short, realistic history with a fixed author and fixed times, so that
-/// every sandbox has the same commits.
-fn init_history(root: &Path, versions: &Path) -> Result<Repository> {
+/// every sandbox has the same commits. The `untracked` files (a variant's
+/// settings) stay out of every commit, as a service keeps them.
+fn init_history(root: &Path, versions: &Path, untracked: &[&Path]) -> Result<Repository> {
     let repo = Repository::init_opts(root, RepositoryInitOptions::new().initial_head("main"))?;
     let root = &xtask_fs::outside::canonicalize(root)?;
     let fs = xtask_fs::RootDir::open(root)?;
@@ -200,6 +202,9 @@ fn init_history(root: &Path, versions: &Path) -> Result<Repository> {
     // Stage everything, then take the later migrations out of the first commit.
     let mut index = repo.index()?;
     index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+    for path in untracked {
+        index.remove_path(path)?;
+    }
     for path in second.iter().chain(third) {
         index.remove_path(path)?;
     }

@@ -4,7 +4,7 @@
 //! Each is a folder under `fixtures/variants/`: `variant.toml` says which
 //! property it reproduces and which paths of the base tree move, `tree/`
 //! holds the files laid over the base tree and `phase4/` those laid over
-//! the Phase 4 deploy.
+//! the Phase 4 deploy; `untracked` names those of `tree/` never committed.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -29,6 +29,11 @@ pub struct Variant {
     /// Paths of the base tree this variant removes.
     #[serde(default)]
     remove: Vec<String>,
+    /// Files of `tree/` the service keeps beside its code but never
+    /// commits (its settings), without ignoring them: left out of every
+    /// commit of the sandbox's history.
+    #[serde(default)]
+    untracked: Vec<String>,
 }
 
 impl Variant {
@@ -65,6 +70,11 @@ impl Variant {
             }
         }
         relative.to_path_buf()
+    }
+
+    /// The files this variant keeps out of every commit.
+    pub fn untracked(&self) -> impl Iterator<Item = &Path> {
+        self.untracked.iter().map(Path::new)
     }
 
     /// This variant's own files of the Phase 4 deploy, if it has any.

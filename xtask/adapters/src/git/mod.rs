@@ -145,9 +145,17 @@ pub fn tag_at(repo: &Repository, tag: &str, commit: Oid, message: &str) -> Resul
 pub const TOOL_PATHS: [&str; 4] =
     ["backups/", "forensics/", ".tmws-rollback/", "tmws-rollback.toml"];
 
+/// A path that makes `git status` unclean, and whether git tracks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dirty {
+    pub path: String,
+    /// Untracked (and not ignored), rather than a change to a tracked file.
+    pub untracked: bool,
+}
+
 /// Paths that make `git status` unclean (changes and untracked files; ignored
 /// files and the tool's own untracked files do not count).
-pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
+pub fn dirty(repo: &Repository) -> Result<Vec<Dirty>> {
     let mut options = StatusOptions::new();
     options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
     let statuses = repo.statuses(Some(&mut options))?;
@@ -159,7 +167,10 @@ pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
             });
             !(ours && s.status() == git2::Status::WT_NEW)
         })
-        .filter_map(|s| s.path().ok().map(String::from))
+        .filter_map(|s| {
+            let untracked = s.status() == git2::Status::WT_NEW;
+            s.path().ok().map(|path| Dirty { path: path.to_string(), untracked })
+        })
         .collect())
 }
 
@@ -274,7 +285,7 @@ pub fn exclude_tool_dirs(repo: &Repository, fs: &RootDir) -> Result<()> {
             .with_context(|| format!("read {}", exclude.display()))?;
     }
     // The folders only: the profile is meant to be committed, and while it
-    // is not, `dirty_paths` leaves it out by itself.
+    // is not, `dirty` leaves it out by itself.
     let folders = TOOL_PATHS.iter().filter(|p| p.ends_with('/'));
     let lines: Vec<String> = folders.map(|p| format!("/{p}")).collect();
     let missing: Vec<&str> = lines

@@ -434,8 +434,8 @@ fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifes
 }
 
 /// HEAD where it should be (attached or detached: a deploy may check out
-/// a commit), and no uncommitted change outside the critical files (those
-/// point to the files row) beyond the ones the backup recorded.
+/// a commit), and git clean as post-check judges it (`crate::git_clean`),
+/// but for the critical files, which point to the files row.
 fn git_state(
     tree: &Tree,
     label: &Label,
@@ -478,22 +478,11 @@ fn git_state(
     } else {
         Check::pass(CheckId::GitExpectedCommit, format!("HEAD {head} ({on})"))
     };
-    let critical = &tree.profile.critical_files;
-    let recorded = |path: &String| {
-        let now = tree.fs.sha256(&tree.path(path)).ok().map(|(s, _)| s);
-        manifest.is_some_and(|m| m.records_change(path, now.as_deref()))
+    // Critical files point to the files row: files.changed judges them.
+    let critical = crate::git_clean::JudgedElsewhere {
+        paths: &tree.profile.critical_files,
+        by: "files.changed",
     };
-    let (explained, dirty): (Vec<String>, Vec<String>) = match git::dirty_paths(&repo) {
-        Ok(paths) => paths.into_iter().filter(|p| !critical.contains(p)).partition(recorded),
-        Err(err) => (Vec::new(), vec![format!("git status failed: {err:#}")]),
-    };
-    let detail = match (dirty.is_empty(), explained.is_empty()) {
-        (true, true) => "clean".to_string(),
-        (true, false) => format!(
-            "clean but for the changes the backup recorded as uncommitted: {}",
-            explained.join(", ")
-        ),
-        (false, _) => dirty.join(", "),
-    };
-    vec![head_check, Check::from(CheckId::GitClean, dirty.is_empty(), detail)]
+    let clean = crate::git_clean::judge(tree, &repo, manifest, Some(critical));
+    vec![head_check, clean]
 }

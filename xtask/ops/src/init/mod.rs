@@ -173,7 +173,9 @@ fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
         .map(|f| f.trim_end_matches(".py").trim_end_matches("/__init__").replace('/', "."))
         .collect();
     let test_files = test_files(fs, root, defaults.test_files.iter().filter_map(|f| by_name(f)));
-    let config_files = ["pyproject.toml", ".env.example"]
+    // `.env` is the settings file many services deploy with, untracked:
+    // backed up and restored as config, it is also the tree's own data.
+    let config_files = ["pyproject.toml", ".env.example", ".env"]
         .into_iter()
         .map(String::from)
         .filter(|f| fs.is_file(&root.join(f)))

@@ -254,34 +254,13 @@ pub(super) fn imports(session: &mut Session, tree: &Tree) -> Result<Check> {
     })
 }
 
-/// Clean, or dirty exactly as the tree was when the backup was taken (the
-/// manifest records those uncommitted changes): then it says so.
+/// Clean, or dirty only with the tree's own data and the changes the
+/// backup recorded (judged as diagnose judges it: `crate::git_clean`).
 pub(super) fn git_clean(tree: &Tree, expected: &Expected) -> Result<Check> {
     let repo = git::open(&tree.root)?
         .with_context(|| format!("{} is not a git repository", tree.root.display()))?;
-    let paths = git::dirty_paths(&repo)?;
-    if paths.is_empty() {
-        return Ok(Check::pass(
-            CheckId::GitClean,
-            "git status: nothing to commit, working tree clean",
-        ));
-    }
-    let as_backed_up = |path: &String| {
-        let now = tree.fs.sha256(&tree.path(path)).ok().map(|(s, _)| s);
-        expected.manifest.as_ref().is_some_and(|(_, m)| m.records_change(path, now.as_deref()))
-    };
-    Ok(if paths.iter().all(as_backed_up) {
-        Check::pass(
-            CheckId::GitClean,
-            format!(
-                "the only changes are the ones uncommitted when the backup was taken (its manifest records them): {}",
-                paths.join(", ")
-            ),
-        )
-    } else {
-        let detail = format!("{} changed or untracked: {}", paths.len(), paths.join(", "));
-        Check::fail(CheckId::GitClean, detail)
-    })
+    let manifest = expected.manifest.as_ref().map(|(_, m)| m);
+    Ok(crate::git_clean::judge(tree, &repo, manifest, None))
 }
 
 pub(super) fn git_head(tree: &Tree, label: &Label, expected: &Expected) -> Result<Check> {
