@@ -8,6 +8,7 @@
 use predicates::str::contains;
 mod attacks;
 mod backup;
+mod backup_paths;
 mod bench;
 mod breakage;
 mod check_copies;

@@ -9,9 +9,12 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 /// The format written. Version 2 added `absent:` and `worktree:` lines,
-/// version 3 `schema:` lines; older manifests (without them) are still read.
-pub const FORMAT: &str = "tmws-backup/3";
-const READABLE: [&str; 3] = ["tmws-backup/1", "tmws-backup/2", FORMAT];
+/// version 3 `schema:` lines; version 4 keeps config files under their
+/// path relative to the root (`config/deploy/alembic.ini`), where older
+/// versions kept them under their name. Older manifests are still read:
+/// every file line says where its file is in the backup.
+pub const FORMAT: &str = "tmws-backup/4";
+const READABLE: [&str; 4] = ["tmws-backup/1", "tmws-backup/2", "tmws-backup/3", FORMAT];
 pub const MANIFEST_FILE: &str = "BACKUP_MANIFEST.txt";
 pub const SUMS_FILE: &str = "SHA256SUMS";
 /// The line of a backup tag's message that records the manifest's hash.
@@ -267,10 +270,7 @@ impl Manifest {
         let mut take = |key: &str| fields.remove(key).with_context(|| format!("missing `{key}:`"));
         let format = take("format")?;
         if !READABLE.contains(&format.as_str()) {
-            bail!(
-                "unknown manifest format {format:?} (this tool reads {})",
-                READABLE.join(" and ")
-            );
+            bail!("unknown manifest format {format:?} (this tool reads {})", READABLE.join(", "));
         }
         let optional = |value: String| (value != "-").then_some(value);
         let words = |value: String| value.split_whitespace().map(String::from).collect();
@@ -510,7 +510,7 @@ mod tests {
                 .map(|_| TableCount { name: g.word(), rows: g.below(1 << 30) })
                 .collect(),
             schema: Schema(
-                (0..g.below(4) * u64::from(version == 3))
+                (0..g.below(4) * u64::from(version >= 3))
                     .map(|_| {
                         let columns: Vec<String> =
                             (0..1 + g.below(3)).map(|_| format!("{} TEXT", g.word())).collect();
@@ -531,10 +531,10 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_reads_back_as_it_was_written_in_both_formats() {
+    fn a_manifest_reads_back_as_it_was_written_in_every_format() {
         let mut g = Lcg(7);
         for round in 0..300 {
-            let version = 1 + round % 3;
+            let version = 1 + round % READABLE.len();
             let written = manifest(&mut g, version);
             let text = written.render();
             let read = Manifest::parse(&text).unwrap_or_else(|e| panic!("{e:#}\n{text}"));
@@ -546,10 +546,10 @@ mod tests {
 
     #[test]
     fn a_damaged_manifest_says_what_and_where() {
-        let text = manifest(&mut Lcg(3), 3).render();
+        let text = manifest(&mut Lcg(3), READABLE.len()).render();
         let cases = [
             (
-                text.replace("format: tmws-backup/3", "format: tmws-backup/9"),
+                text.replace(&format!("format: {FORMAT}"), "format: tmws-backup/9"),
                 "unknown manifest format",
             ),
             (text.replace("journal-mode: ", "journal-mode: x"), "journal mode"),

@@ -41,7 +41,7 @@ pub struct Profile {
     pub alembic_ini: String,
     /// The folder of revision files.
     pub migrations: String,
-    /// Configuration files backed up under `config/`.
+    /// Configuration files, backed up under `config/` at their path.
     pub config_files: Vec<String>,
     /// The runbook's critical files, backed up under `critical_files/`.
     pub critical_files: Vec<String>,

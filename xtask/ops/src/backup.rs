@@ -1,8 +1,8 @@
 //! `cargo xtask backup`: the runbook's Appendix A backup, taken through
 //! SQLite, hashed, described by a manifest, built aside and renamed into place.
 use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
+    collections::{BTreeMap, BTreeSet},
+    path::{Component, Path, PathBuf},
 };
 
 use anyhow::{Context, Result};
@@ -199,9 +199,7 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
                     if tree.fs.exists(&path) { "is not a regular file" } else { "is missing" };
                 return Err(usage(format!("{}: the {what} {how}", tree.named(&key, source))));
             }
-            let name =
-                Path::new(source).file_name().unwrap_or_default().to_string_lossy().into_owned();
-            let backup = format!("{}/{name}", kind.folder());
+            let backup = format!("{}/{}", kind.folder(), in_folder(kind, source));
             if let Some(other) = seen.insert(backup.clone(), key.clone()) {
                 return Err(usage(format!(
                     "{other} and {} would both be backed up as {backup}: name one of them only",
@@ -212,6 +210,19 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
         }
     }
     Ok((plan, absent))
+}
+
+/// Where a file of `kind` goes inside its folder of the backup: a config
+/// file under its path relative to the root (two `alembic.ini` in two
+/// folders never collide), a critical file under its name, as the
+/// runbook's Appendix A lays them out.
+fn in_folder(kind: Kind, source: &str) -> String {
+    let path = Path::new(source);
+    let kept: PathBuf = match kind {
+        Kind::Config => path.components().filter(|c| *c != Component::CurDir).collect(),
+        _ => path.file_name().map(PathBuf::from).unwrap_or_default(),
+    };
+    kept.to_string_lossy().into_owned()
 }
 
 /// Uncommitted changes to tracked files, with the sha256 of what is on disk.
@@ -309,8 +320,13 @@ fn write_manifest(tree: &Tree, stage: &Path, manifest: &Manifest) -> Result<Stri
     for path in [&manifest_path, &sums_path] {
         tree.fs.set_mode(path, 0o444)?;
     }
-    for kind in Kind::ALL {
-        files::fsync_parent(&stage.join(kind.folder()).join("x"))?;
+    // Every folder of the backup, nested ones too (a config file keeps its
+    // folders), holds its names durably.
+    let folders = manifest.files.iter().flat_map(|f| Path::new(&f.backup_path).ancestors().skip(1));
+    let folders: BTreeSet<&Path> =
+        Kind::ALL.iter().map(|k| Path::new(k.folder())).chain(folders).collect();
+    for folder in folders.into_iter().filter(|f| !f.as_os_str().is_empty()) {
+        files::fsync_parent(&stage.join(folder).join("x"))?;
     }
     files::fsync_parent(&manifest_path)?;
     Ok(manifest_sha)
@@ -355,6 +371,9 @@ fn copy_files(
     for item in plan {
         let source = tree.path(&item.source);
         let dest = stage.join(&item.backup);
+        if let Some(folder) = dest.parent() {
+            tree.fs.create_dir_all(folder)?;
+        }
         let (sha256, size) = if item.kind == Kind::Database {
             sqlite::online_backup((&tree.fs, &source), (&tree.fs, &dest))?;
             // The fsync (disk), the hash (CPU) and the facts (a scan of every
