@@ -19,6 +19,7 @@
 //! fn upward() { let _ = xtask_model::some_macro!(); }
 //! ```
 pub mod files;
+pub mod handles;
 pub mod hash;
 mod landlock;
 pub mod outside;

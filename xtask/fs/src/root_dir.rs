@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use crate::{
-    hash, paths,
+    handles, hash, paths,
     sys::{self, FileType, Rename, Resolve},
 };
 use xtask_base::exit::refused;
@@ -71,11 +71,12 @@ impl RootDir {
         ))
     }
 
-    /// A handle on a folder below the root, reached without any link.
+    /// A handle on a folder below the root, reached without any link, at
+    /// any depth (a path longer than the kernel takes in one call is
+    /// opened a piece at a time).
     pub fn dir(&self, path: &Path) -> Result<OwnedFd> {
         let relative = self.relative(path)?;
-        let relative = if relative.as_os_str().is_empty() { Path::new(".") } else { relative };
-        sys::open_dir_below(&self.fd, relative, Resolve::NoLinks).map_err(|err| {
+        handles::open_dir(&self.fd, relative, Resolve::NoLinks).map_err(|err| {
             if sys::is_link_refusal(&err) {
                 self.link_refusal(path, &err)
             } else {
@@ -308,7 +309,7 @@ impl RootDir {
     /// refused without being read (a FIFO never blocks the tool).
     pub fn open_read(&self, path: &Path) -> Result<File> {
         let relative = self.relative(path)?;
-        let file = sys::open_read_below(&self.fd, relative, Resolve::Beneath).map_err(|err| {
+        let file = handles::open_read(&self.fd, relative, Resolve::Beneath).map_err(|err| {
             if sys::is_escape(&err) {
                 refused(format!(
                     "{} leads out of {} through a symbolic link: it is not read",
@@ -333,7 +334,7 @@ impl RootDir {
     /// without any link (the file itself is opened, not followed).
     pub fn set_mode(&self, path: &Path, mode: u32) -> Result<()> {
         let relative = self.relative(path)?;
-        let file = sys::open_read_below(&self.fd, relative, Resolve::NoLinks)
+        let file = handles::open_read(&self.fd, relative, Resolve::NoLinks)
             .map_err(|err| self.link_refusal(path, &err))?;
         if !file.metadata()?.is_file() {
             bail!("{} is not a regular file: its mode is left alone", self.shown(path));
