@@ -40,6 +40,7 @@ mod rollback;
 mod sandbox;
 mod schema;
 mod schema_facts;
+mod scratch;
 mod sidecars;
 mod signals;
 mod tidy;

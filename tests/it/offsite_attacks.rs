@@ -178,7 +178,9 @@ exit $status
 
 /// A snapshot with a setuid file in it is restored into a 0700 folder by
 /// `verify-backup --repo`, `pull` and `rollback --repo`: `nobody` reaches
-/// the folder's parent but not the file, while the xtask holds it.
+/// the folder's parent but not the file, while the xtask holds it (the
+/// parent of `verify-backup --repo`'s folder is its 0700 scratch folder,
+/// which `nobody` does not reach either).
 #[test]
 fn a_snapshots_setuid_file_is_never_within_another_users_reach() {
     let (dir, root, repo) = tree_and_repository();
@@ -212,7 +214,8 @@ fn a_snapshots_setuid_file_is_never_within_another_users_reach() {
     with_spy(&["rollback", "--scenario", "database", "--yes"]).exits(1).stderr_has(unlisted());
     let restores = fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = restores.lines().map(str::trim).collect();
-    assert_eq!(lines, ["700 setuid parent-reachable-by-nobody"; 3], "{restores}");
+    let (private, shared) = ("700 setuid", "700 setuid parent-reachable-by-nobody");
+    assert_eq!(lines, [private, shared, shared], "{restores}");
     assert!(!root.join("backups/pre-phase4").exists(), "an unverified snapshot is never kept");
 }
 

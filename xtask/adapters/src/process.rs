@@ -187,9 +187,10 @@ pub fn forget_group(pgid: i32) {
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP stop every group this xtask started (SIGTERM,
-/// then SIGKILL after two seconds), the workers of a server included, and
-/// then end the xtask with 128 + the signal's number (130 for Ctrl-C). Call
-/// once, before any other thread starts.
+/// then SIGKILL after two seconds), the workers of a server included,
+/// remove the run's scratch folders, and then end the xtask with 128 + the
+/// signal's number (130 for Ctrl-C). Call once, before any other thread
+/// starts.
 pub fn stop_children_on_signals() {
     if sys::block_termination_signals().is_err() {
         return;
@@ -211,6 +212,10 @@ pub fn stop_children_on_signals() {
         for &group in &groups {
             signal_group(group, Sig::Kill);
         }
+        // No destructor runs past `exit`: the scratch folders (copies of
+        // the tree, the programs' homes, a restore, a pull's stage) go
+        // now, their programs stopped.
+        xtask_fs::scratch::remove_all_on_signal();
         if let Some(last_word) = LAST_WORD.get() {
             last_word((128 + signal) as u8);
         }
@@ -257,7 +262,7 @@ pub fn terminated() -> Option<u8> {
 /// database alembic would open, the paths a plan writes) still hold.
 pub struct Confinement {
     ruleset: Option<OwnedFd>,
-    scratch: tempfile::TempDir,
+    scratch: files::Scratch,
 }
 
 impl Confinement {

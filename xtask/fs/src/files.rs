@@ -14,6 +14,7 @@ pub use super::hash::{copy_hashed, sha256_bytes, sha256_open};
 pub use super::paths::{check_inside, check_relative, staging_path, with_suffix};
 
 use crate::root_dir::RootDir;
+pub use crate::scratch::Scratch;
 use crate::sys::{self, Rename};
 
 /// A copy staged beside its target: written, fsynced, hash-checked and given
@@ -304,11 +305,10 @@ pub fn bytes_beneath(dir: &Path) -> u64 {
         .sum()
 }
 
-/// A folder of our own under the system's temporary folder (a new random
-/// name, created exclusively), removed with everything in it when dropped.
-pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(&format!("{prefix}-"))
-        .tempdir()
-        .context("create a scratch folder")
+/// A folder of our own under the system's temporary folder (0700, a new
+/// name, created exclusively), removed with everything in it when dropped,
+/// and by the signal path when a termination signal ends the run (see
+/// `scratch`).
+pub fn scratch_dir(prefix: &str) -> Result<Scratch> {
+    Scratch::new(prefix).context("create a scratch folder")
 }

@@ -25,6 +25,7 @@ mod landlock;
 pub mod outside;
 pub mod paths;
 pub mod root_dir;
+pub mod scratch;
 pub mod scratch_copy;
 pub mod seal;
 pub mod sys;

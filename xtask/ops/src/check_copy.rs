@@ -3,7 +3,8 @@
 //! tree, confined to that copy, with the profile's URL variable naming the
 //! copy's database. An app that upgrades its schema at start-up, writes its
 //! data folder or its log, or leaves bytecode and caches, does so in the
-//! copy, which is removed afterwards.
+//! copy, which is removed afterwards (or by the signal path, see
+//! `xtask_fs::scratch`).
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -13,7 +14,7 @@ use xtask_model::profile::Tree;
 
 pub struct CheckCopy {
     /// Removed (with the copy) when this is dropped.
-    _dir: tempfile::TempDir,
+    _dir: files::Scratch,
     pub tree: Tree,
     pub cost: scratch_copy::Cost,
 }
