@@ -1,19 +1,29 @@
 //! Scratch folders: a termination signal removes every scratch folder of
-//! the run.
+//! the run, and a run removes what a killed run of the same user left,
+//! nothing else.
 //!
 //! Each test gives the xtask a temporary folder of its own (`TMPDIR`), so
 //! that what it finds there is what its runs left.
 use std::{
     fs,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
+use predicates::str::contains;
+
 use crate::{
-    root, sandbox,
+    root, run, sandbox,
     signals::{marked, slow_server, wait_for},
-    xtask_path,
+    xtask, xtask_path,
 };
+
+/// A temporary folder of the test's own, beside the tree.
+fn temp_of(dir: &tempfile::TempDir) -> PathBuf {
+    let temp = dir.path().join("temp");
+    fs::create_dir_all(&temp).unwrap();
+    temp
+}
 
 /// `post-check --only server` on a tree whose app sleeps when imported
 /// (`slow_server`), with `temp` as its temporary folder.
@@ -63,4 +73,48 @@ fn sigint_sigterm_and_sighup_remove_every_scratch_folder() {
         assert_eq!(scratch_folders(&temp), Vec::<String>::new(), "{signal} left them");
         wait_for("every program of the run to stop", || marked(&root).is_empty());
     }
+}
+
+/// When a process started, in clock ticks since boot (`/proc/PID/stat`).
+fn start_of(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_run_removes_what_killed_runs_of_its_user_left_and_nothing_else() {
+    let dir = sandbox("phase4");
+    let (root, temp) = (root(&dir), temp_of(&dir));
+    let mut finished = Command::new("true").spawn().unwrap();
+    let gone = finished.id();
+    finished.wait().unwrap();
+    let me = std::process::id();
+    let dead = temp.join(format!("tmws-check-copy-{gone}.1-Ab3xYz"));
+    // This very pid, but a process that started at another time.
+    let reused = temp.join(format!("tmws-program-{me}.{}-Cd4wVu", start_of(me) + 1));
+    let live = temp.join(format!("tmws-program-{me}.{}-Ef5tSr", start_of(me)));
+    let theirs = temp.join(format!("tmws-post-check-{gone}.1-Gh6qPo"));
+    for folder in [&dead, &reused, &live, &theirs] {
+        fs::create_dir_all(folder.join("tmws/src")).unwrap();
+        fs::write(folder.join("tmws/src/main.py"), "app = None\n").unwrap();
+    }
+    let chowned = Command::new("chown").args(["-R", "nobody"]).arg(&theirs).status();
+    assert!(chowned.unwrap().success());
+    // A link of a dead run's name is never followed into what it names.
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("keep"), "x").unwrap();
+    let link = temp.join(format!("tmws-evidence-{gone}.1-Ij7nMl"));
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+
+    let result = run(xtask().args(["list", "--root"]).arg(&root).env("TMPDIR", &temp));
+    result
+        .exits(0)
+        .stderr_has(contains(format!("removed tmws-check-copy-{gone}.1-Ab3xYz and 1 more")));
+    assert!(!dead.exists(), "a dead run's folder");
+    assert!(!reused.exists(), "the folder of a run whose pid was given again");
+    assert!(live.join("tmws/src/main.py").exists(), "a live run's folder");
+    assert!(theirs.join("tmws/src/main.py").exists(), "another user's folder");
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "a link");
+    assert!(elsewhere.join("keep").exists(), "what a link names");
 }

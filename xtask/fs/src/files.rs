@@ -306,9 +306,10 @@ pub fn bytes_beneath(dir: &Path) -> u64 {
 }
 
 /// A folder of our own under the system's temporary folder (0700, a new
-/// name, created exclusively), removed with everything in it when dropped,
-/// and by the signal path when a termination signal ends the run (see
-/// `scratch`).
+/// name that says which run made it, created exclusively), removed with
+/// everything in it when dropped, by the signal path when a termination
+/// signal ends the run (see `scratch`), or by a later run when this one
+/// was killed (see `leftovers`).
 pub fn scratch_dir(prefix: &str) -> Result<Scratch> {
     Scratch::new(prefix).context("create a scratch folder")
 }

@@ -22,6 +22,7 @@ pub mod files;
 pub mod handles;
 pub mod hash;
 mod landlock;
+pub mod leftovers;
 pub mod outside;
 pub mod paths;
 pub mod root_dir;

@@ -4,8 +4,9 @@
 //! while it lives, so that a termination signal, which ends the process
 //! without running any destructor, removes them before the run exits.
 //!
-//! A scratch folder is made 0700 in the temporary folder, under a name no
-//! other process can guess.
+//! A scratch folder is made 0700 in the temporary folder and named after
+//! the run that made it (`tmws-KIND-PID.START-RANDOM`, see `leftovers`), so
+//! that a later run can remove what a run killed by SIGKILL left.
 use std::{
     hash::{BuildHasher, Hasher},
     io,
@@ -16,7 +17,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{handles, sys};
+use crate::{handles, leftovers::RunId, sys};
 
 /// What the signal path does with a registered folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +118,7 @@ pub fn remove_all_on_signal() {
         std::mem::take(&mut registry.entries)
     };
     for entry in entries.into_iter().rev() {
-        // The run is ending: nothing more can be done for a folder that
-        // cannot go.
+        // The run is ending: a folder that cannot go is swept by the next run.
         let _left_for_the_next_run = remove(&entry);
     }
 }
@@ -139,13 +139,14 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// A new folder `PREFIX-RANDOM` in the temporary folder.
+    /// A new folder `PREFIX-PID.START-RANDOM` in the temporary folder.
     pub fn new(prefix: &str) -> Result<Scratch> {
         let temp = std::env::temp_dir();
+        let run = RunId::current();
         for _ in 0..100 {
             let parent = handles::open_dir_path(&temp)
                 .with_context(|| format!("open the temporary folder {}", temp.display()))?;
-            let name = PathBuf::from(format!("{prefix}-{}", random_word()));
+            let name = PathBuf::from(format!("{prefix}-{}-{}", run.tag(), random_word()));
             let mut registry = registry();
             if registry.closed {
                 return Err(stopped());
@@ -177,7 +178,8 @@ impl Drop for Scratch {
         let _removing = REMOVING.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Gone already when the signal path took it: it removes it itself.
         if let Some(entry) = self.registration.take() {
-            // Nothing to report from a destructor.
+            // Nothing to report from a destructor: what stays is swept by
+            // the next run, which sees this one gone.
             let _left_for_the_next_run = remove(&entry);
         }
     }

@@ -58,6 +58,7 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
     // children (their whole process groups) before the xtask exits.
     xtask_adapters::process::stop_children_on_signals();
     xtask_adapters::process::before_exit_on_signal(on_signal);
+    sweep_what_killed_runs_left();
     let result =
         Shell::new().map_err(anyhow::Error::from).and_then(|sh| dispatch(flags.subcommand, &sh));
     // Stopped by a signal: its code, once this run's programs are stopped.
@@ -71,6 +72,24 @@ pub fn main(dispatch: fn(XtaskCmd, &Shell) -> anyhow::Result<()>) -> ExitCode {
         Err(err) => {
             stopped(&args, json, exit::kind_of(&err), &format!("{err:#}"), exit::next_of(&err))
         }
+    }
+}
+
+/// A run killed by SIGKILL (or a crash) could not remove its scratch
+/// folders: this user's folders of runs that are gone go now, with a note.
+fn sweep_what_killed_runs_left() {
+    let removed = xtask_fs::leftovers::sweep();
+    if let [first, ..] = removed.as_slice() {
+        let temp = std::env::temp_dir();
+        let more = match removed.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        ui::note(&format!(
+            "removed {}{more} from {}: scratch folders that runs killed before they could clean up left",
+            first.to_string_lossy(),
+            temp.display()
+        ));
     }
 }
 
