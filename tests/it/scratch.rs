@@ -1,11 +1,14 @@
-//! Scratch folders: a termination signal removes every scratch folder of
-//! the run, and a run removes what a killed run of the same user left,
-//! nothing else.
+//! Scratch copies and scratch folders: the copy a check runs the tree's
+//! programs on is no more readable than the tree, sparse files sparse, at
+//! any depth; a termination signal removes every scratch folder of the
+//! run; and a run removes what a killed run of the same user left, nothing
+//! else.
 //!
 //! Each test gives the xtask a temporary folder of its own (`TMPDIR`), so
 //! that what it finds there is what its runs left.
 use std::{
     fs,
+    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
@@ -13,6 +16,7 @@ use std::{
 use predicates::str::contains;
 
 use crate::{
+    breakage::git,
     root, run, sandbox,
     signals::{marked, slow_server, wait_for},
     xtask, xtask_path,
@@ -48,6 +52,125 @@ fn scratch_folders(temp: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The copy of the tree the server runs on, while it runs: called with it,
+/// then the run is stopped with SIGTERM and must leave nothing behind.
+fn while_the_server_runs_on_its_copy(root: &Path, temp: &Path, look: impl FnOnce(&Path)) {
+    slow_server(root);
+    let mut xtask = slow_post_check(root, temp);
+    wait_for("the server to run on its copy", || !marked(root).is_empty());
+    let copies: Vec<String> =
+        scratch_folders(temp).into_iter().filter(|n| n.starts_with("tmws-check-copy-")).collect();
+    assert_eq!(copies.len(), 1, "one copy for the server: {copies:?}");
+    let copy = temp.join(&copies[0]).join("tmws");
+    let looked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| look(&copy)));
+    let stopped = Command::new("kill").arg("-TERM").arg(xtask.id().to_string()).status();
+    assert!(stopped.unwrap().success());
+    assert_eq!(xtask.wait().unwrap().code(), Some(143));
+    if let Err(failed) = looked {
+        std::panic::resume_unwind(failed);
+    }
+    assert_eq!(scratch_folders(temp), Vec::<String>::new(), "left behind");
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Every file and folder below `copy`, with its path relative to it.
+fn everything_below(copy: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(copy.join(&dir)).unwrap().flatten() {
+            let path = dir.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_check_copy_is_never_more_open_than_the_tree() {
+    let dir = sandbox("phase4");
+    let (root, temp) = (root(&dir), temp_of(&dir));
+    set_mode(&root.join("data"), 0o700);
+    set_mode(&root.join("src"), 0o750);
+    set_mode(&root.join("README.md"), 0o4755);
+    fs::write(root.join("helper.sh"), "#!/bin/sh\n").unwrap();
+    set_mode(&root.join("helper.sh"), 0o6755);
+    while_the_server_runs_on_its_copy(&root, &temp, |copy| {
+        assert_eq!(mode(copy.parent().unwrap()), 0o700, "the scratch folder");
+        assert_eq!(mode(&copy.join("data")), 0o700);
+        assert_eq!(mode(&copy.join("src")), 0o750);
+        assert_eq!(mode(&copy.join("README.md")), 0o755, "no setuid");
+        assert_eq!(mode(&copy.join("helper.sh")), 0o755, "no setuid, no setgid");
+        let below = everything_below(copy);
+        assert!(below.len() > 20, "the copy holds the tree: {below:?}");
+        for path in [PathBuf::new()].into_iter().chain(below) {
+            let (theirs, ours) = (mode(&root.join(&path)), mode(&copy.join(&path)));
+            assert_eq!(
+                ours & !(theirs & 0o777),
+                0,
+                "{} is {ours:o}, was {theirs:o}",
+                path.display()
+            );
+        }
+    });
+}
+
+#[test]
+fn a_sparse_database_stays_sparse_in_the_copy() {
+    let dir = sandbox("phase4");
+    let (root, temp) = (root(&dir), temp_of(&dir));
+    let database = root.join("data/tmws.db");
+    // 256 MiB of hole after the pages: SQLite reads the size its header
+    // gives, so the database is the same, and sparse.
+    let file = fs::OpenOptions::new().write(true).open(&database).unwrap();
+    file.set_len(file.metadata().unwrap().len() + (256 << 20)).unwrap();
+    let source = fs::metadata(&database).unwrap();
+    assert!(source.blocks() * 512 < source.len() / 4, "the database is sparse");
+    while_the_server_runs_on_its_copy(&root, &temp, |copy| {
+        let copied = fs::metadata(copy.join("data/tmws.db")).unwrap();
+        assert_eq!(copied.len(), source.len());
+        assert!(
+            copied.blocks() <= source.blocks(),
+            "{} blocks in the copy, {} in the tree",
+            copied.blocks(),
+            source.blocks()
+        );
+    });
+}
+
+#[test]
+fn a_path_longer_than_the_kernel_takes_in_one_call_is_copied() {
+    let dir = sandbox("phase4");
+    let (root, temp) = (root(&dir), temp_of(&dir));
+    // Relative to the root the path is short enough for git to add; its
+    // full path, in the tree and in the copy, is more than 4096 bytes.
+    let folder: PathBuf = std::iter::repeat_n("d".repeat(200), 20).collect();
+    let name = "f".repeat(4090 - folder.as_os_str().len() - 1);
+    let deep = folder.join(&name);
+    assert!(root.join(&deep).as_os_str().len() > 4096);
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!("mkdir -p {} && echo deep > {}", folder.display(), deep.display()))
+        .current_dir(&root)
+        .status();
+    assert!(made.unwrap().success());
+    git(&root, &["add", deep.to_str().unwrap()]);
+    while_the_server_runs_on_its_copy(&root, &temp, |copy| {
+        let read = Command::new("cat").arg(&deep).current_dir(copy).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&read.stdout), "deep\n", "{read:?}");
+    });
 }
 
 #[test]

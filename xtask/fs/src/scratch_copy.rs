@@ -1,20 +1,31 @@
 //! A scratch copy of a tree for the checks that run the tree's programs
 //! (the app, pytest, alembic, the import check): whatever they write (an
 //! upgrade at start-up, a data folder, logs, caches, bytecode) lands in
-//! the copy, never in the tree. Files are reflinked where the file system
-//! offers it, copied otherwise; the tree is read through its `RootDir`, so
-//! no link is followed out of it and no FIFO is opened.
+//! the copy, never in the tree.
+//!
+//! The copy holds the tree but for the folders no program needs, and is
+//! no more readable than the tree: a folder keeps at most its
+//! permission bits, a file its permission bits without setuid, setgid or
+//! sticky, and the copy lies in a 0700 scratch folder. Files are reflinked
+//! where the file system offers it; otherwise only their data is copied,
+//! so a sparse file stays sparse. Both trees are walked through folder
+//! handles, one component at a time, so a path of any length copies, no
+//! link is followed out of the tree and no FIFO is opened.
 use std::{
-    fs::{self, File},
-    io,
-    os::unix::fs::PermissionsExt,
-    path::Path,
+    collections::BTreeMap,
+    ffi::OsStr,
+    fs::File,
+    os::{fd::OwnedFd, unix::fs::FileExt},
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
 
-use super::{RootDir, sys::FileType};
+use super::{
+    RootDir, handles,
+    sys::{self, FileType, Resolve},
+};
 
 /// What a copy cost.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -44,14 +55,13 @@ impl std::fmt::Display for Cost {
     }
 }
 
-/// Folders no program of the tree needs in a copy: the tool's own, git's
-/// and caches, and virtualenvs (run from where they are).
-fn skipped(fs: &RootDir, path: &Path, name: &str) -> bool {
-    const NAMES: [&str; 11] = [
+/// Folders no program of the tree needs in a copy: the tool's own at the
+/// root, git's and the caches anywhere, and virtualenvs (run from where
+/// they are).
+fn skipped(parent: &OwnedFd, name: &OsStr, at_root: bool) -> bool {
+    const TOOL: [&str; 3] = ["backups", "forensics", ".tmws-rollback"];
+    const ANYWHERE: [&str; 8] = [
         ".git",
-        "backups",
-        "forensics",
-        ".tmws-rollback",
         "node_modules",
         "__pycache__",
         ".pytest_cache",
@@ -60,52 +70,166 @@ fn skipped(fs: &RootDir, path: &Path, name: &str) -> bool {
         ".tox",
         ".nox",
     ];
-    NAMES.contains(&name) || fs.kind(&path.join("pyvenv.cfg")).ok().flatten().is_some()
+    let named = name
+        .to_str()
+        .is_some_and(|name| ANYWHERE.contains(&name) || (at_root && TOOL.contains(&name)));
+    let venv = || {
+        sys::open_dir_below(parent, Path::new(name), Resolve::NoLinks)
+            .and_then(|dir| sys::stat_in(&dir, Path::new("pyvenv.cfg")))
+            .is_ok_and(|found| found.is_some())
+    };
+    named || venv()
 }
 
-/// Copies the tree below `root` into the new folder `to` (outside the
-/// tree), keeping modes and links as they are; FIFOs, sockets and devices
-/// are left out, never opened.
+/// Copies the tree below `root` into the new folder `to` (in a scratch
+/// folder of ours, outside the tree); FIFOs, sockets and devices are left
+/// out, never opened.
 pub fn copy_tree(fs: &RootDir, root: &Path, to: &Path) -> Result<Cost> {
     let started = Instant::now();
-    let mut cost = Cost::default();
-    fs::create_dir(to).with_context(|| format!("create {}", to.display()))?;
-    copy_dir(fs, root, to, &mut cost)?;
-    cost.took = started.elapsed();
-    Ok(cost)
+    let (scratch, name) = match (to.parent(), to.file_name()) {
+        (Some(parent), Some(name)) => (handles::open_dir_path(parent)?, Path::new(name)),
+        _ => anyhow::bail!("{} is no folder to copy into", to.display()),
+    };
+    sys::mkdir_in(&scratch, name, 0o700).with_context(|| format!("create {}", to.display()))?;
+    let source = fs.dir(root)?;
+    let mode = handles::stat(&source)?.st_mode & 0o777;
+    let target = sys::open_dir_below(&scratch, name, Resolve::NoLinks)?;
+    let mut copy = Copier { source, target, cost: Cost::default(), modes: BTreeMap::new() };
+    copy.modes.insert(PathBuf::new(), mode);
+    copy.folder(Path::new(""))
+        .with_context(|| format!("copy {} into {}", root.display(), to.display()))?;
+    copy.give_folders_their_modes()?;
+    copy.cost.took = started.elapsed();
+    Ok(copy.cost)
 }
 
-fn copy_dir(fs: &RootDir, from: &Path, to: &Path, cost: &mut Cost) -> Result<()> {
-    for (name, kind) in fs.list(from)? {
-        let (source, target) = (from.join(&name), to.join(&name));
-        match kind {
-            FileType::Directory if !skipped(fs, &source, &name.to_string_lossy()) => {
-                fs::create_dir(&target).with_context(|| format!("create {}", target.display()))?;
-                copy_dir(fs, &source, &target, cost)?;
+struct Copier {
+    /// Handles on the tree's root and the copy's.
+    source: OwnedFd,
+    target: OwnedFd,
+    cost: Cost,
+    /// Each folder made and the mode it gets once it is filled (made 0700,
+    /// so that a read-only folder can be filled first).
+    modes: BTreeMap<PathBuf, u32>,
+}
+
+impl Copier {
+    /// Copies everything below the folder `relative` (made on both sides).
+    fn folder(&mut self, relative: &Path) -> Result<()> {
+        let mut pending = vec![relative.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            let from = handles::open_dir(&self.source, &dir, Resolve::NoLinks)
+                .with_context(|| format!("open {}", dir.display()))?;
+            let to = handles::open_dir(&self.target, &dir, Resolve::NoLinks)?;
+            let mut entries =
+                handles::entries(&from).with_context(|| format!("list {}", dir.display()))?;
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, kind) in entries {
+                let path = dir.join(&name);
+                match kind {
+                    FileType::Directory if !skipped(&from, &name, dir.as_os_str().is_empty()) => {
+                        self.make_folder(&from, &to, &path)?;
+                        pending.push(path);
+                    }
+                    FileType::RegularFile => self.file(&from, &to, &path)?,
+                    FileType::Symlink => self.link(&from, &to, &path)?,
+                    _ => {}
+                }
             }
-            FileType::RegularFile => copy_file(fs, &source, &target, cost)?,
-            FileType::Symlink => {
-                std::os::unix::fs::symlink(fs.read_link(&source)?, &target)
-                    .with_context(|| format!("link {}", target.display()))?;
-            }
-            _ => {}
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Makes the folder `path` in the copy (its parent's handles given),
+    /// to get the source's permission bits once it is filled.
+    fn make_folder(&mut self, from: &OwnedFd, to: &OwnedFd, path: &Path) -> Result<()> {
+        let name = Path::new(path.file_name().unwrap_or_default());
+        let stat =
+            sys::stat_in(from, name)?.with_context(|| format!("{} vanished", path.display()))?;
+        sys::mkdir_in(to, name, 0o700).with_context(|| format!("create {}", path.display()))?;
+        self.modes.insert(path.to_path_buf(), stat.st_mode & 0o777);
+        Ok(())
+    }
+
+    fn link(&mut self, from: &OwnedFd, to: &OwnedFd, path: &Path) -> Result<()> {
+        let name = Path::new(path.file_name().unwrap_or_default());
+        let target = sys::read_link_in(from, name)?;
+        handles::symlink_in(&target, to, name).with_context(|| format!("link {}", path.display()))
+    }
+
+    /// Copies a regular file: a reflink, else its data only (holes stay
+    /// holes), with its permission bits but never setuid, setgid or sticky.
+    fn file(&mut self, from: &OwnedFd, to: &OwnedFd, path: &Path) -> Result<()> {
+        let name = Path::new(path.file_name().unwrap_or_default());
+        let input = sys::open_read_below(from, name, Resolve::NoLinks)
+            .with_context(|| format!("open {}", path.display()))?;
+        let meta = input.metadata()?;
+        if !meta.is_file() {
+            return Ok(());
+        }
+        let output = sys::create_new_in(to, name, 0o600)
+            .with_context(|| format!("create {}", path.display()))?;
+        if sys::clone_file(&input, &output).is_ok() {
+            self.cost.reflinked += 1;
+        } else {
+            copy_data(&input, &output, meta.len())
+                .with_context(|| format!("copy {}", path.display()))?;
+        }
+        sys::fchmod(&output, std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777)?;
+        self.cost.files += 1;
+        self.cost.bytes += meta.len();
+        Ok(())
+    }
+
+    /// Gives every folder made its mode, the deepest first (a folder that
+    /// becomes read-only is filled already).
+    fn give_folders_their_modes(&self) -> Result<()> {
+        let mut folders: Vec<(&PathBuf, &u32)> = self.modes.iter().collect();
+        folders.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+        for (path, mode) in folders {
+            let dir = handles::open_dir(&self.target, path, Resolve::NoLinks)?;
+            handles::set_dir_mode(&dir, *mode)
+                .with_context(|| format!("chmod {}", path.display()))?;
+        }
+        Ok(())
+    }
 }
 
-fn copy_file(fs: &RootDir, source: &Path, target: &Path, cost: &mut Cost) -> Result<()> {
-    let mut input = fs.open_read(source)?;
-    let meta = input.metadata()?;
-    let mut output =
-        File::create_new(target).with_context(|| format!("create {}", target.display()))?;
-    if super::sys::clone_file(&input, &output).is_ok() {
-        cost.reflinked += 1;
-    } else {
-        io::copy(&mut input, &mut output).with_context(|| format!("copy {}", source.display()))?;
+/// Copies the data of `input` into the new file `output`, stretch by
+/// stretch: the holes of a sparse file are skipped, and the copy is given
+/// the length of the file, so they stay holes. The kernel moves the bytes
+/// where it can (`copy_file_range`), else they are read and written.
+fn copy_data(input: &File, output: &File, len: u64) -> std::io::Result<()> {
+    let mut offset = 0;
+    while let Some((start, end)) = handles::data_after(input, offset, len)? {
+        let (mut from, mut to) = (start, start);
+        while from < end {
+            let chunk = (end - from).min(1 << 30) as usize;
+            match sys::copy_range(input, &mut from, output, &mut to, chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if sys::copy_unsupported(&err) => {
+                    read_and_write(input, output, from, end)?;
+                    break;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        offset = end;
     }
-    output.set_permissions(fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))?;
-    cost.files += 1;
-    cost.bytes += meta.len();
+    output.set_len(len)
+}
+
+fn read_and_write(input: &File, output: &File, mut at: u64, end: u64) -> std::io::Result<()> {
+    let mut buffer = vec![0; 1 << 20];
+    while at < end {
+        let want = (end - at).min(buffer.len() as u64) as usize;
+        let read = input.read_at(&mut buffer[..want], at)?;
+        if read == 0 {
+            break;
+        }
+        output.write_all_at(&buffer[..read], at)?;
+        at += read as u64;
+    }
     Ok(())
 }
