@@ -1,6 +1,6 @@
 //! Scratch copies and scratch folders: the copy a check runs the tree's
-//! programs on is no more readable than the tree, sparse files sparse, at
-//! any depth; a termination signal removes every scratch folder of the
+//! programs on holds what git tracks and what the profile names, no more
+//! readable than the tree, sparse files sparse, at any depth; a termination signal removes every scratch folder of the
 //! run; and a run removes what a killed run of the same user left, nothing
 //! else.
 //!
@@ -124,6 +124,27 @@ fn a_check_copy_is_never_more_open_than_the_tree() {
                 path.display()
             );
         }
+    });
+}
+
+#[test]
+fn a_check_copy_holds_what_git_tracks_and_the_profile_names_but_no_ignored_log() {
+    let dir = sandbox("phase4");
+    let (root, temp) = (root(&dir), temp_of(&dir));
+    // Ignored by `logs/*.log`: a gigabyte the checks never read.
+    fs::File::create(root.join("logs/huge.log")).unwrap().set_len(1 << 30).unwrap();
+    fs::write(root.join("notes.txt"), "untracked, not ignored\n").unwrap();
+    fs::write(root.join(".env"), "TMWS_ENVIRONMENT=development\n").unwrap();
+    git(&root, &["check-ignore", "--quiet", "logs/huge.log"]);
+    assert!(git(&root, &["ls-files"]).lines().any(|l| l == "src/main.py"));
+    while_the_server_runs_on_its_copy(&root, &temp, |copy| {
+        assert!(copy.join("src/main.py").is_file(), "a tracked file");
+        assert!(copy.join("notes.txt").is_file(), "an untracked file git does not ignore");
+        assert!(copy.join(".env").is_file(), "the settings at the root, ignored or not");
+        assert!(copy.join("data/tmws.db").is_file(), "the database git ignores");
+        assert!(copy.join("logs").is_dir(), "the log's folder, for the app to write in");
+        assert!(!copy.join("logs/huge.log").exists(), "an ignored log");
+        assert!(!copy.join(".git").exists());
     });
 }
 

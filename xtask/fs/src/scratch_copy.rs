@@ -3,8 +3,9 @@
 //! upgrade at start-up, a data folder, logs, caches, bytecode) lands in
 //! the copy, never in the tree.
 //!
-//! The copy holds the tree but for the folders no program needs, and is
-//! no more readable than the tree: a folder keeps at most its
+//! The copy holds what the checks use (the caller says which paths; a tree
+//! git does not track is copied whole, but for the folders no program
+//! needs), and no more readable than the tree: a folder keeps at most its
 //! permission bits, a file its permission bits without setuid, setgid or
 //! sticky, and the copy lies in a 0700 scratch folder. Files are reflinked
 //! where the file system offers it; otherwise only their data is copied,
@@ -12,11 +13,11 @@
 //! handles, one component at a time, so a path of any length copies, no
 //! link is followed out of the tree and no FIFO is opened.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     ffi::OsStr,
     fs::File,
     os::{fd::OwnedFd, unix::fs::FileExt},
-    path::{Path, PathBuf},
+    path::{Component, Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -55,6 +56,20 @@ impl std::fmt::Display for Cost {
     }
 }
 
+/// What goes into a copy.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Everything below the root but the folders no program needs (a tree
+    /// git does not track).
+    Whole,
+    /// Only these paths, relative to the root: each a file, a link, or a
+    /// folder copied whole; the `folders` alone, empty (where the app
+    /// writes its log). Each folder on their way is made with its mode; a
+    /// link on their way is copied as the link it is. What is missing is
+    /// left out.
+    Only { paths: Vec<PathBuf>, folders: Vec<PathBuf> },
+}
+
 /// Folders no program of the tree needs in a copy: the tool's own at the
 /// root, git's and the caches anywhere, and virtualenvs (run from where
 /// they are).
@@ -81,10 +96,10 @@ fn skipped(parent: &OwnedFd, name: &OsStr, at_root: bool) -> bool {
     named || venv()
 }
 
-/// Copies the tree below `root` into the new folder `to` (in a scratch
-/// folder of ours, outside the tree); FIFOs, sockets and devices are left
-/// out, never opened.
-pub fn copy_tree(fs: &RootDir, root: &Path, to: &Path) -> Result<Cost> {
+/// Copies what `selection` names of the tree below `root` into the new
+/// folder `to` (in a scratch folder of ours, outside the tree); FIFOs,
+/// sockets and devices are left out, never opened.
+pub fn copy_tree(fs: &RootDir, root: &Path, selection: &Selection, to: &Path) -> Result<Cost> {
     let started = Instant::now();
     let (scratch, name) = match (to.parent(), to.file_name()) {
         (Some(parent), Some(name)) => (handles::open_dir_path(parent)?, Path::new(name)),
@@ -94,10 +109,14 @@ pub fn copy_tree(fs: &RootDir, root: &Path, to: &Path) -> Result<Cost> {
     let source = fs.dir(root)?;
     let mode = handles::stat(&source)?.st_mode & 0o777;
     let target = sys::open_dir_below(&scratch, name, Resolve::NoLinks)?;
-    let mut copy = Copier { source, target, cost: Cost::default(), modes: BTreeMap::new() };
+    let mut copy =
+        Copier { source, target, cost: Cost::default(), modes: BTreeMap::new(), last: None };
     copy.modes.insert(PathBuf::new(), mode);
-    copy.folder(Path::new(""))
-        .with_context(|| format!("copy {} into {}", root.display(), to.display()))?;
+    match selection {
+        Selection::Whole => copy.folder(Path::new("")),
+        Selection::Only { paths, folders } => copy.only(paths, folders),
+    }
+    .with_context(|| format!("copy {} into {}", root.display(), to.display()))?;
     copy.give_folders_their_modes()?;
     copy.cost.took = started.elapsed();
     Ok(copy.cost)
@@ -111,6 +130,8 @@ struct Copier {
     /// Each folder made and the mode it gets once it is filled (made 0700,
     /// so that a read-only folder can be filled first).
     modes: BTreeMap<PathBuf, u32>,
+    /// The folder the last pick was in, and its handles on both sides.
+    last: Option<(PathBuf, OwnedFd, OwnedFd)>,
 }
 
 impl Copier {
@@ -140,13 +161,102 @@ impl Copier {
         Ok(())
     }
 
+    /// Copies each of `paths`, then makes each of `folders`; a path inside
+    /// a folder copied whole for an earlier one is there already.
+    fn only(&mut self, paths: &[PathBuf], folders: &[PathBuf]) -> Result<()> {
+        let paths: BTreeSet<&PathBuf> = paths.iter().collect();
+        let mut whole: BTreeSet<PathBuf> = BTreeSet::new();
+        for path in paths {
+            if !path.ancestors().any(|above| whole.contains(above))
+                && let Some(folder) = self.pick(path, true)?
+            {
+                whole.insert(folder);
+            }
+        }
+        for folder in folders {
+            self.pick(folder, false)?;
+        }
+        Ok(())
+    }
+
+    /// Copies `path` (a folder whole when `whole`, else only the folder);
+    /// returns it when it was a folder copied whole.
+    fn pick(&mut self, path: &Path, whole: bool) -> Result<Option<PathBuf>> {
+        let names: Vec<&OsStr> = path
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .map(|c| match c {
+                Component::Normal(name) => Ok(name),
+                _ => Err(anyhow::anyhow!("{} is not a path inside the tree", path.display())),
+            })
+            .collect::<Result<_>>()?;
+        let Some((last, folders)) = names.split_last() else { return Ok(None) };
+        let parent: PathBuf = folders.iter().collect();
+        let Some((from, to)) = self.reach(&parent, folders)? else { return Ok(None) };
+        let at = parent.join(last);
+        let copied_whole = match sys::stat_in(&from, Path::new(last))?.map(|s| sys::file_type(&s)) {
+            Some(FileType::Directory) if !skipped(&from, last, folders.is_empty()) => {
+                self.make_folder(&from, &to, &at)?;
+                whole.then_some(at)
+            }
+            Some(FileType::RegularFile) => {
+                self.file(&from, &to, &at)?;
+                None
+            }
+            Some(FileType::Symlink) => {
+                self.link(&from, &to, &at)?;
+                None
+            }
+            _ => None,
+        };
+        self.last = Some((parent, from, to));
+        if let Some(folder) = &copied_whole {
+            self.folder(folder)?;
+        }
+        Ok(copied_whole)
+    }
+
+    /// Handles on the folder `parent` in the tree and in the copy, reached
+    /// one component at a time, each folder on the way made in the copy
+    /// (the last pick's, kept: the paths come sorted). `None` when
+    /// something on the way is missing, left out, or a link, which is
+    /// copied as the link it is, never followed.
+    fn reach(&mut self, parent: &Path, folders: &[&OsStr]) -> Result<Option<(OwnedFd, OwnedFd)>> {
+        if let Some((dir, from, to)) = self.last.take()
+            && dir == parent
+        {
+            return Ok(Some((from, to)));
+        }
+        let here = |root: &OwnedFd| handles::open_dir(root, Path::new(""), Resolve::NoLinks);
+        let (mut from, mut to) = (here(&self.source)?, here(&self.target)?);
+        let mut at = PathBuf::new();
+        for (i, name) in folders.iter().enumerate() {
+            at.push(name);
+            match sys::stat_in(&from, Path::new(name))?.map(|s| sys::file_type(&s)) {
+                Some(FileType::Directory) if !skipped(&from, name, i == 0) => {
+                    self.make_folder(&from, &to, &at)?;
+                    let next =
+                        |dir: &OwnedFd| sys::open_dir_below(dir, Path::new(name), Resolve::NoLinks);
+                    (from, to) = (next(&from)?, next(&to)?);
+                }
+                Some(FileType::Symlink) => {
+                    self.link(&from, &to, &at)?;
+                    return Ok(None);
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some((from, to)))
+    }
+
     /// Makes the folder `path` in the copy (its parent's handles given),
     /// to get the source's permission bits once it is filled.
     fn make_folder(&mut self, from: &OwnedFd, to: &OwnedFd, path: &Path) -> Result<()> {
         let name = Path::new(path.file_name().unwrap_or_default());
         let stat =
             sys::stat_in(from, name)?.with_context(|| format!("{} vanished", path.display()))?;
-        sys::mkdir_in(to, name, 0o700).with_context(|| format!("create {}", path.display()))?;
+        handles::ensure_dir_in(to, name, 0o700)
+            .with_context(|| format!("create {}", path.display()))?;
         self.modes.insert(path.to_path_buf(), stat.st_mode & 0o777);
         Ok(())
     }
@@ -154,7 +264,12 @@ impl Copier {
     fn link(&mut self, from: &OwnedFd, to: &OwnedFd, path: &Path) -> Result<()> {
         let name = Path::new(path.file_name().unwrap_or_default());
         let target = sys::read_link_in(from, name)?;
-        handles::symlink_in(&target, to, name).with_context(|| format!("link {}", path.display()))
+        match handles::symlink_in(&target, to, name) {
+            Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+                Err(err).with_context(|| format!("link {}", path.display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Copies a regular file: a reflink, else its data only (holes stay
@@ -167,8 +282,12 @@ impl Copier {
         if !meta.is_file() {
             return Ok(());
         }
-        let output = sys::create_new_in(to, name, 0o600)
-            .with_context(|| format!("create {}", path.display()))?;
+        let output = match sys::create_new_in(to, name, 0o600) {
+            Ok(output) => output,
+            // Named twice (a tracked file the profile names too): copied.
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(err) => return Err(err).with_context(|| format!("create {}", path.display())),
+        };
         if sys::clone_file(&input, &output).is_ok() {
             self.cost.reflinked += 1;
         } else {

@@ -1,5 +1,6 @@
 //! Git through libgit2: the facts a manifest records, the backup tag, and the
 //! rollback moves. Nothing here pushes.
+mod copied;
 mod moves;
 mod undo;
 mod worktree;
@@ -9,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use git2::{Oid, Repository, StatusOptions};
 
+pub use self::copied::files_for_checks;
 pub use self::moves::{
     Move, checkout_new_branch, plan_forced_checkout, plan_move, plan_reset, plan_restore,
     refuse_move, refuse_unready, reset, restore_paths,
