@@ -1,8 +1,9 @@
 //! Scratch copies and scratch folders: the copy a check runs the tree's
 //! programs on holds what git tracks and what the profile names, no more
-//! readable than the tree, sparse files sparse, at any depth; a termination signal removes every scratch folder of the
-//! run; and a run removes what a killed run of the same user left, nothing
-//! else.
+//! readable than the tree, sparse files sparse, at any depth; a
+//! termination signal removes every scratch folder of the run (a restore of
+//! `verify-backup --repo` too) and what a stopped pull made in the tree;
+//! and a run removes what a killed run of the same user left, nothing else.
 //!
 //! Each test gives the xtask a temporary folder of its own (`TMPDIR`), so
 //! that what it finds there is what its runs left.
@@ -261,4 +262,69 @@ fn a_run_removes_what_killed_runs_of_its_user_left_and_nothing_else() {
     assert!(theirs.join("tmws/src/main.py").exists(), "another user's folder");
     assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "a link");
     assert!(elsewhere.join("keep").exists(), "what a link names");
+}
+
+/// A restic that, once the real one has restored, touches `marker` and
+/// waits, leaving behind a program in a session of its own that holds its
+/// output open (its pid in `holder`): the xtask, which reads that output to
+/// its end, stays busy after the signal stopped restic, so only the signal
+/// path can remove what the run made.
+fn slow_restic(dir: &Path, marker: &Path, holder: &Path) -> String {
+    let real = Command::new("sh").args(["-c", "command -v restic"]).output().unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
+    assert!(!real.is_empty(), "restic is installed by .ci/run");
+    let bin = dir.join("bin");
+    fs::create_dir(&bin).unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in\n*\" restore \"*) {real} \"$@\" || exit\n  setsid sleep 120 & echo $! > {holder}\n  touch {marker}; exec sleep 60 ;;\n*) exec {real} \"$@\" ;;\nesac\n",
+        holder = holder.display(),
+        marker = marker.display()
+    );
+    fs::write(bin.join("restic"), script).unwrap();
+    set_mode(&bin.join("restic"), 0o755);
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+}
+
+#[test]
+fn a_stopped_restore_of_verify_backup_repo_or_pull_leaves_nothing_behind() {
+    let dir = sandbox("phase4");
+    let (root, temp) = (root(&dir), temp_of(&dir));
+    let repo = dir.path().join("offsite");
+    crate::offsite::fresh_repository(&repo);
+    let repo = repo.display().to_string();
+    let pushed = crate::offsite::offsite(&root, &repo, crate::offsite::PASSWORD, &["push"]);
+    pushed.exits(0);
+    // Another machine's checkout: no backups/ until a pull makes one.
+    fs::remove_dir_all(root.join("backups")).unwrap();
+    let (marker, holder) = (dir.path().join("restored"), dir.path().join("holder"));
+    let path = slow_restic(dir.path(), &marker, &holder);
+    for command in ["verify-backup", "pull"] {
+        let mut xtask = crate::with_test_env(&mut Command::new(xtask_path()))
+            .args([command, "--repo", &repo, "--root"])
+            .arg(&root)
+            .env("RESTIC_PASSWORD", crate::offsite::PASSWORD)
+            .env("PATH", &path)
+            .env("TMPDIR", &temp)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("restic to restore the snapshot", || marker.exists());
+        let restored = match command {
+            "pull" => fs::read_dir(root.join("backups")).unwrap().count(),
+            _ => {
+                scratch_folders(&temp).iter().filter(|n| n.starts_with("tmws-verify-repo-")).count()
+            }
+        };
+        assert_eq!(restored, 1, "{command} restores into a folder of its own");
+        let sent = Command::new("kill").arg("-TERM").arg(xtask.id().to_string()).status();
+        assert!(sent.unwrap().success());
+        let code = xtask.wait().unwrap().code();
+        let held = fs::read_to_string(&holder).unwrap();
+        assert!(Command::new("kill").arg(held.trim()).status().unwrap().success());
+        assert_eq!(code, Some(143), "{command}");
+        fs::remove_file(&marker).unwrap();
+        assert_eq!(scratch_folders(&temp), Vec::<String>::new(), "{command} left them");
+        assert!(!root.join("backups").exists(), "{command} left backups/");
+    }
 }

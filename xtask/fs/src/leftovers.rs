@@ -83,6 +83,13 @@ impl RunId {
     }
 }
 
+/// Whether the run a name's `tag` (`RunId::tag`) stands for has surely
+/// ended: a folder it left in a tree is this run's to remove.
+pub fn run_gone(tag: &str) -> bool {
+    let me = RunId::current();
+    me.known() && RunId::parse(tag).is_some_and(|run| run.is_gone(&me))
+}
+
 /// Field 22 of `/proc/PID/stat`: when the process started.
 fn start_time(pid: u32) -> io::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;

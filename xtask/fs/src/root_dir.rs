@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use crate::{
-    handles, hash, paths,
+    handles, hash, paths, scratch,
     sys::{self, FileType, Rename, Resolve},
 };
 use xtask_base::exit::refused;
@@ -302,6 +302,19 @@ impl RootDir {
                 self.shown(path)
             )),
         }
+    }
+
+    /// Has a termination signal remove the folder `path` (with everything
+    /// in it, or only when it is empty) before the run exits, until the
+    /// registration is dropped: a pull's stage, which nothing must find
+    /// half-made.
+    pub fn remove_on_signal(
+        &self,
+        path: &Path,
+        how: scratch::Removal,
+    ) -> Result<scratch::Registration> {
+        let (dir, name) = self.parent_of(path)?;
+        scratch::on_signal(dir, &name, how)
     }
 
     /// Opens a regular file below the root for reading. Links are followed

@@ -16,7 +16,7 @@ use xtask_base::{
     exit::{failed, refused, usage},
     units,
 };
-use xtask_fs::sys::Rename;
+use xtask_fs::{scratch::Removal, sys::Rename};
 use xtask_model::label::Label;
 use xtask_model::{
     advice::{self, labels_here},
@@ -200,11 +200,20 @@ pub fn pull(
     // that fails takes away the folder it made (an exit 2 changes nothing).
     let made_backups = tree.fs.kind(&tree.backups())?.is_none();
     tree.fs.create_dir_all(&tree.backups())?;
+    // A signal ends the run without the clean-up below: it removes the
+    // stage, and the backups/ this pull made if nothing else is in it.
+    let _backups_on_signal = made_backups
+        .then(|| tree.fs.remove_on_signal(&tree.backups(), Removal::IfEmpty))
+        .transpose()?;
     remove_stale_stages(tree, label)?;
-    let stage = tree.backups().join(format!(".{label}.pulling-{}", std::process::id()));
+    let run = xtask_fs::leftovers::RunId::current().tag();
+    let stage = tree.backups().join(format!(".{label}.pulling-{run}"));
     // 0700, and it stays so as backups/LABEL: a snapshot may hold what its
     // writer chose (a setuid file), never within another user's reach.
     tree.fs.create_dir(&stage, 0o700).with_context(|| format!("create {}", stage.display()))?;
+    // Held to the end: once renamed into place, the stage's name is free
+    // and a signal finds nothing to remove there.
+    let _stage_on_signal = tree.fs.remove_on_signal(&stage, Removal::Whole)?;
     let pulled = (|| {
         let id = remote.fetch(sh, label, &stage)?;
         let before = stamp::snapshot(&stage)?;
@@ -229,13 +238,15 @@ pub fn pull(
     Ok(Pulled { label: label.clone(), repository: repo.to_string(), snapshot, backup: target })
 }
 
-/// Removes what a pull killed half-way left (`.LABEL.pulling-PID` of a pid
-/// that is gone): an unverified copy, never a backup.
+/// Removes what a pull killed half-way left (`.LABEL.pulling-RUN` of a run
+/// that is gone, see `xtask_fs::leftovers`; `.LABEL.pulling-PID` of a pid
+/// that is gone, as older runs named it): an unverified copy, never a backup.
 fn remove_stale_stages(tree: &Tree, label: &Label) -> Result<()> {
     let prefix = format!(".{label}.pulling-");
     for (name, _) in tree.fs.list(&tree.backups())? {
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
-        let gone = pid.parse::<i32>().is_ok_and(|pid| !xtask_fs::sys::alive(pid));
+        let Some(run) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let gone = xtask_fs::leftovers::run_gone(run)
+            || run.parse::<i32>().is_ok_and(|pid| !xtask_fs::sys::alive(pid));
         if gone {
             tree.fs.remove_dir_all(&tree.backups().join(&name))?;
             xtask_base::events::note(&format!(
