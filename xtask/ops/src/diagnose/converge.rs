@@ -120,6 +120,14 @@ fn actions(s: &State<'_>) -> Vec<Action> {
                 "critical files differ from the backup beside the deploy's commits",
             )];
             actions.extend(bad_commit(s));
+            actions.push(Action::plain(
+                Scenario::Git,
+                "the deploy's own commits changed what fails: the code goes back to the backup's commit",
+            ));
+            actions.push(Action::plain(
+                Scenario::Complete,
+                "the code goes back to the backup's commit, and the database with it",
+            ));
             actions
         }
         [Scenario::Git] => git_row(s),

@@ -31,16 +31,22 @@ pub(super) fn migration_target(
         tree.graph().map_err(|e| usage(format!("the tree's migrations cannot be read: {e:#}")))?;
     let revision = downgrade_target(tree, &graph, manifest, down, allow_data_loss)?;
     // Up when the database's one revision is below the target: alembic
-    // upgrades to it, with the same copy, identity and checks.
-    let up = match current_revision(tree) {
-        Some(current) => graph.ancestors(&revision).contains(&current),
-        None => false,
+    // upgrades to it, with the same copy, identity and checks. Only a
+    // target other than the backup's reads the database now: opening it
+    // rewrites its -shm, which the preserve step must keep as found.
+    let up = match (down, current_revision_unless_backup(tree, down)) {
+        (Down::Backup, _) | (_, None) => false,
+        (_, Some(current)) => graph.ancestors(&revision).contains(&current),
     };
     Ok(Target { revision, up })
 }
 
-/// The database's one revision, when it can be read and there is one.
-fn current_revision(tree: &Tree) -> Option<String> {
+/// The database's one revision, when it can be read and there is one;
+/// never read for the backup's revision.
+fn current_revision_unless_backup(tree: &Tree, down: &Down) -> Option<String> {
+    if *down == Down::Backup {
+        return None;
+    }
     let conn = sqlite::open_tree_database(tree).ok()?;
     let [revision] = <[String; 1]>::try_from(sqlite::alembic_revisions(&conn).ok()?).ok()?;
     Some(revision)

@@ -56,6 +56,12 @@ impl Ctx<'_> {
             }
         }
         let stored = sqlite::alembic_revisions(&sqlite::open_live_read_only(&copy)?)?;
+        // The copy says which way alembic goes, whatever the plan foresaw
+        // (it reads the live database only for a target it was given).
+        let up = match stored.as_slice() {
+            [current] => up || self.tree.graph()?.ancestors(target).contains(current),
+            _ => up,
+        };
         let mut session = self.session.take().context("the Python helper was not started")?;
         let done = self.migrate_on_copy(&mut session, &copy, &stored, Move { target, up });
         self.session = Some(session);
