@@ -47,7 +47,7 @@ fn a_half_applied_migration_means_migration() {
         .find(|c| c["id"] == "migration.half-applied")
         .unwrap()
         .clone();
-    assert!(half["detail"].as_str().unwrap().contains("created learning_feedback"), "{half}");
+    assert!(half["detail"].as_str().unwrap().contains("made table learning_feedback"), "{half}");
 }
 
 #[test]

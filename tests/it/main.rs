@@ -24,6 +24,7 @@ mod forensics;
 mod forgery;
 mod git_clean;
 mod git_writes;
+mod half_applied;
 mod identity;
 mod junit;
 mod manual_restore;

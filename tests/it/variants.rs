@@ -158,6 +158,7 @@ init_describes! {
     init_describes_a_strict_pytest: "strict-pytest",
     init_describes_an_app_slow_to_start: "slow-start",
     init_describes_untracked_data: "untracked-data",
+    init_describes_a_column_migration: "column-migration",
 }
 
 /// A checkout without the runbook's files: init names the service from

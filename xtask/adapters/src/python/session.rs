@@ -168,25 +168,20 @@ impl Session {
         Ok(self.ask(request)?.output)
     }
 
-    /// The tables a revision creates, from Alembic's offline SQL for that step.
-    pub fn tables_created_by(&mut self, from: &str, to: &str) -> Result<Vec<String>> {
+    /// What a revision makes, from Alembic's offline SQL for that step:
+    /// its tables, the columns it adds to tables, and its indexes.
+    pub fn made_by(&mut self, from: &str, to: &str) -> Result<Made> {
         let range = format!("{from}:{to}");
         let answer = self.alembic(&["upgrade", &range, "--sql"])?;
         let out = answer.output;
         if !out.success() {
             bail!(
-                "alembic upgrade {range} --sql failed ({}), so the tables it creates are unknown:\n{}",
+                "alembic upgrade {range} --sql failed ({}), so what it makes is unknown:\n{}",
                 out.describe_status(),
                 out.tail(5)
             );
         }
-        Ok(out
-            .stdout
-            .lines()
-            .filter_map(|line| line.trim().strip_prefix("CREATE TABLE "))
-            .filter_map(|rest| rest.split([' ', '(']).next())
-            .map(|name| name.trim_matches(['"', '`', '[', ']']).to_string())
-            .collect())
+        Ok(Made::from_sql(&out.stdout))
     }
 
     fn argv(&self, args: &[&str]) -> Vec<String> {
@@ -302,5 +297,102 @@ impl<'a> OnFirstUse<'a> {
             Ok(session) => question(session),
             Err(why) => Err(anyhow!("{why}")),
         }
+    }
+}
+
+/// What a migration makes, read from its offline SQL.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Made {
+    pub tables: Vec<String>,
+    /// `(table, column)` added by `ALTER TABLE .. ADD COLUMN`.
+    pub columns: Vec<(String, String)>,
+    /// `(index, table)`.
+    pub indexes: Vec<(String, String)>,
+}
+
+impl Made {
+    /// What of it a database with `schema` already holds, one line each
+    /// (`table T`, `column T.C`, `index I`).
+    pub fn present_in(&self, schema: &xtask_model::schema::Schema) -> Vec<String> {
+        let tables = &schema.0;
+        let column_of = |table: &str, column: &str| {
+            tables.get(table).is_some_and(|t| {
+                t.columns.iter().any(|line| line.split(' ').next() == Some(column))
+            })
+        };
+        let index_named = |index: &str| {
+            tables
+                .values()
+                .flat_map(|t| &t.indexes)
+                .any(|line| line.split(' ').nth(1) == Some(index))
+        };
+        let tables_made = self.tables.iter().filter(|t| tables.contains_key(*t));
+        let columns =
+            self.columns.iter().filter(|(t, c)| !self.tables.contains(t) && column_of(t, c));
+        let indexes =
+            self.indexes.iter().filter(|(i, t)| !self.tables.contains(t) && index_named(i));
+        tables_made
+            .map(|t| format!("table {t}"))
+            .chain(columns.map(|(t, c)| format!("column {t}.{c}")))
+            .chain(indexes.map(|(i, _)| format!("index {i}")))
+            .collect()
+    }
+
+    pub fn from_sql(sql: &str) -> Made {
+        let name = |word: &str| word.trim_matches(['"', '`', '[', ']', '(']).to_string();
+        let mut made = Made::default();
+        for line in sql.lines().map(str::trim) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+            let at = |i: usize| upper.get(i).map(String::as_str);
+            match (at(0), at(1)) {
+                (Some("CREATE"), Some("TABLE")) => {
+                    let skip = if at(2) == Some("IF") { 5 } else { 2 };
+                    if let Some(table) = words.get(skip) {
+                        made.tables.push(name(table.split('(').next().unwrap_or(table)));
+                    }
+                }
+                (Some("ALTER"), Some("TABLE")) if at(3) == Some("ADD") => {
+                    let column = if at(4) == Some("COLUMN") { words.get(5) } else { words.get(4) };
+                    if let (Some(table), Some(column)) = (words.get(2), column) {
+                        made.columns.push((name(table), name(column)));
+                    }
+                }
+                (Some("CREATE"), Some("INDEX" | "UNIQUE")) => {
+                    let words: Vec<&str> = words
+                        .iter()
+                        .zip(&upper)
+                        .filter(|(_, u)| !matches!(u.as_str(), "UNIQUE" | "IF" | "NOT" | "EXISTS"))
+                        .map(|(w, _)| *w)
+                        .collect();
+                    // CREATE INDEX name ON table (...)
+                    if let (Some(index), Some(table)) = (words.get(2), words.get(4)) {
+                        made.indexes
+                            .push((name(index), name(table.split('(').next().unwrap_or(table))));
+                    }
+                }
+                _ => {}
+            }
+        }
+        made
+    }
+}
+
+#[cfg(test)]
+mod made_tests {
+    use super::Made;
+
+    #[test]
+    fn tables_columns_and_indexes_read_from_offline_sql() {
+        let sql = "CREATE TABLE learning_feedback (\n    id INTEGER NOT NULL\n);\n\
+                   ALTER TABLE learning_patterns ADD COLUMN weight FLOAT;\n\
+                   CREATE UNIQUE INDEX IF NOT EXISTS ix_weight ON learning_patterns (weight);\n\
+                   CREATE INDEX \"ix_a\" ON \"t\"(a);";
+        let made = Made::from_sql(sql);
+        assert_eq!(made.tables, ["learning_feedback"]);
+        assert_eq!(made.columns, [("learning_patterns".to_string(), "weight".to_string())]);
+        let indexes = [("ix_weight", "learning_patterns"), ("ix_a", "t")]
+            .map(|(i, t)| (i.to_string(), t.to_string()));
+        assert_eq!(made.indexes, indexes);
     }
 }

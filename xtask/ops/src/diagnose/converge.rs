@@ -205,12 +205,16 @@ fn migration(s: &State<'_>) -> Vec<Action> {
             then: None,
         }];
     }
-    let mut action = Action::plain(
-        Scenario::Migration,
+    let why = if s.half_applied {
         format!(
-            "the database at {current} is not what the backup's revision and the code agree on"
-        ),
-    );
+            "a migration after {current} is half-applied: on a copy, its downgrade removes what it made, and the copy goes down to the backup's revision"
+        )
+    } else {
+        format!(
+            "the database at {current} is ahead of the backup's revision: on a copy, alembic downgrades it there"
+        )
+    };
+    let mut action = Action::plain(Scenario::Migration, why);
     let backup = s.manifest.and_then(Manifest::revision);
     if let (Some(backup), [head]) = (backup, heads.as_slice())
         && backup != head

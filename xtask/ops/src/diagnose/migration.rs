@@ -71,8 +71,8 @@ fn revision(tree: &Tree, graph: &Graph, revisions: &[String]) -> Check {
 
 /// When the stamp is the backup's revision and the backup recorded its
 /// schema, the live schema must be that one. Otherwise each next
-/// revision's offline SQL names the tables it creates, none of which may
-/// exist yet; a probe that fails says "unknown" and why.
+/// revision's offline SQL names the tables, columns and indexes it makes,
+/// none of which may exist yet; a probe that fails says "unknown" and why.
 fn half_applied(conn: &Connection, graph: &Graph, current: &str, e: &Evidence<'_>) -> Check {
     let id = CheckId::MigrationHalfApplied;
     if let Some(manifest) = e.manifest.filter(|m| !m.schema.is_empty())
@@ -96,24 +96,23 @@ fn half_applied(conn: &Connection, graph: &Graph, current: &str, e: &Evidence<'_
             }
         };
     }
-    let tables: BTreeSet<String> = match sqlite::table_names(conn) {
-        Ok(names) => names.into_iter().collect(),
+    let schema = match sqlite::schema(conn) {
+        Ok(schema) => schema,
         Err(err) => {
             return Check::not_applicable(
                 id,
-                format!("unknown: the tables cannot be listed ({err:#})"),
+                format!("unknown: the schema cannot be read ({err:#})"),
             );
         }
     };
     let mut half = Vec::new();
     for child in graph.children(current) {
-        match e.helper.ask(|session| session.tables_created_by(current, &child)) {
-            Ok(created) => {
-                let present: Vec<String> =
-                    created.into_iter().filter(|t| tables.contains(t)).collect();
+        match e.helper.ask(|session| session.made_by(current, &child)) {
+            Ok(made) => {
+                let present = made.present_in(&schema);
                 if !present.is_empty() {
                     half.push(format!(
-                        "{child} created {} but alembic_version still says {current}",
+                        "{child} made {} but alembic_version still says {current}",
                         present.join(", ")
                     ));
                 }
@@ -130,6 +129,6 @@ fn half_applied(conn: &Connection, graph: &Graph, current: &str, e: &Evidence<'_
             }
         }
     }
-    let none = format!("no table of a revision after {current} exists");
+    let none = format!("no table, column or index of a revision after {current} exists");
     Check::from(id, half.is_empty(), if half.is_empty() { none } else { half.join("\n") })
 }

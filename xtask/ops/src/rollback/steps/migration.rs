@@ -179,7 +179,7 @@ impl Ctx<'_> {
             return Err(advice::database_instead(&self.tree.root).error(
                 Kind::Failed,
                 &format!(
-                    "the migrated copy is not what {target} must be, so it does not take the database's place ({} is as it was):\n  {}\nA downgrade cannot remove what no revision's downgrade knows of. Next steps: ",
+                    "the migrated copy is not what {target} must be, so it does not take the database's place ({} is as it was):\n  {}\nWhat is left was made by no revision the copy's downgrades ran (a migration after {target} that left its stamp behind, when its offline SQL could not be read to recognise it, is one such). Next steps: ",
                     self.tree.profile.database,
                     problems.join("\n  "),
                 ),
@@ -217,14 +217,13 @@ impl Ctx<'_> {
     ) -> Result<Option<String>> {
         let [revision] = current else { return Ok(None) };
         let graph = self.tree.graph()?;
-        let tables: BTreeSet<String> =
-            sqlite::table_names(&sqlite::open_live_read_only(copy)?)?.into_iter().collect();
+        let schema = sqlite::schema(&sqlite::open_live_read_only(copy)?)?;
         for child in graph.children(revision) {
             // A probe that fails (a migration that needs a live connection
             // to render its SQL) finds nothing; the copy's schema is still
             // compared with the backup's before it takes the database's place.
-            let Ok(created) = session.tables_created_by(revision, &child) else { continue };
-            let present: Vec<&String> = created.iter().filter(|t| tables.contains(*t)).collect();
+            let Ok(made) = session.made_by(revision, &child) else { continue };
+            let present = made.present_in(&schema);
             if present.is_empty() {
                 continue;
             }
@@ -235,7 +234,8 @@ impl Ctx<'_> {
                 bail!("alembic stamp {child} failed on the copy: {}", stamped.output.tail(5));
             }
             return Ok(Some(format!(
-                "{child} was half-applied (tables {present:?} exist at {revision}): the copy was stamped {child} so its downgrade removes them"
+                "{child} was half-applied ({} exist at {revision}): the copy was stamped {child} so its downgrade removes them",
+                present.join(", ")
             )));
         }
         Ok(None)
