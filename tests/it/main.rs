@@ -27,6 +27,7 @@ mod git_writes;
 mod half_applied;
 mod identity;
 mod junit;
+mod losses;
 mod manual_restore;
 mod offsite;
 mod offsite_attacks;

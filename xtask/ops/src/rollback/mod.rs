@@ -4,6 +4,7 @@
 mod choices;
 mod describe;
 mod helper;
+mod losses;
 mod offsite_first;
 mod plan;
 mod restored;
@@ -90,6 +91,10 @@ pub struct Outcome {
     /// The backup pulled from the repository before step 1 (or, in a dry
     /// run, the pull it would make), when backups/ did not hold it.
     pub pull: Option<String>,
+    /// What the plan loses, measured before step 1: rows written since the
+    /// backup that its database discards, tables and columns (with their
+    /// rows and non-null values) that a downgrade drops.
+    pub losses: Vec<String>,
 }
 
 /// How a rollback ended.
@@ -116,6 +121,7 @@ impl Outcome {
             bundle: Some(bundle),
             result: Ending::Abandoned,
             pull: None,
+            losses: Vec::new(),
         }
     }
 }
@@ -210,6 +216,11 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
             false => "nothing changed (the tree already held what the backup holds), so no bundle was kept".to_string(),
         }
     ));
+    if kept {
+        for loss in &outcome.losses {
+            say(format!("  lost: {loss} (the failed database is kept in the bundle)"));
+        }
+    }
     Ok(outcome)
 }
 
@@ -226,6 +237,8 @@ struct Prepared {
     plan: Vec<String>,
     /// The pull a dry run would make before step 1.
     pull: Option<String>,
+    /// What the plan loses (see `Outcome::losses`).
+    losses: Vec<String>,
 }
 
 /// The backup verified, its manifest read, the plan built (or resumed) and
@@ -268,7 +281,8 @@ fn prepare(
     let bundle_dir = tree.root.join(&journal.bundle);
     let plan =
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
-    Ok(Prepared { backup, before, verified, manifest, journal, resuming, plan, pull: None })
+    let losses = losses::losses(tree, &manifest, &pending);
+    Ok(Prepared { backup, before, verified, manifest, journal, resuming, plan, pull: None, losses })
 }
 
 /// A dry run's plan when the backup is only in the repository: made from
@@ -292,7 +306,8 @@ fn prepare_from_repository(
         journal.steps.iter().map(|s| s.describe(tree, &backup, &manifest, &bundle_dir)).collect();
     let verified = Verified::Earlier;
     let pull = Some(pull.line);
-    Ok(Prepared { backup, before: None, verified, manifest, journal, resuming, plan, pull })
+    let losses = losses::losses(tree, &manifest, &journal.steps);
+    Ok(Prepared { backup, before: None, verified, manifest, journal, resuming, plan, pull, losses })
 }
 
 /// Prints the plan and returns the outcome it will fill.
@@ -316,6 +331,9 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
         let mark = if journal.done[i] { " (done before the interruption; re-checked)" } else { "" };
         say(format!("  {}. {line}{mark}", i + 1));
     }
+    for loss in &run.losses {
+        say(format!("  loses: {loss}"));
+    }
     let planned = journal
         .steps
         .iter()
@@ -338,6 +356,7 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
         bundle: Some(journal.bundle.display().to_string()),
         result: Ending::Planned,
         pull: run.pull.clone(),
+        losses: run.losses.clone(),
     }
 }
 
