@@ -40,7 +40,8 @@ fn an_env_py_that_writes_beside_the_tree_is_stopped_before_anything_changes() {
     rollback.exits(4).stderr_has(contains("Permission denied").or(contains("PermissionError")));
     assert_eq!(digest(&root), before, "the rollback changed the tree");
     let check = run_in(&root, &["post-check", "--only", "migrations", "--expect-revision", "head"]);
-    check.exits(1).stdout_has(contains("migrations.current").and(contains("FAIL")));
+    let refusal = format!("the confinement refused alembic a write to {}", escape.display());
+    check.exits(4).stdout_has(contains("migrations.current").and(contains(refusal.as_str())));
     assert!(!escape.exists(), "a program the tool ran wrote outside the tree");
 }
 
@@ -75,7 +76,7 @@ fn a_settings_module_that_makes_its_folders_in_home_makes_them_in_scratch() {
 }
 
 #[test]
-fn an_app_that_writes_elsewhere_when_it_starts_fails_to_start() {
+fn an_app_that_writes_elsewhere_is_refused_by_the_confinement_named_as_such() {
     let dir = sandbox("phase4");
     let root = root(&dir);
     let escape = dir.path().join("written-by-the-app");
@@ -84,7 +85,11 @@ fn an_app_that_writes_elsewhere_when_it_starts_fails_to_start() {
         &format!("open({:?}, 'w').write('escaped')", escape.display().to_string()),
     );
     let check = run_in(&root, &["post-check", "--only", "server", "--expect-revision", "head"]);
-    check.exits(1).stdout_has(contains("server.start").and(contains("Permission")));
+    // The confinement's refusal, named as such (program, path), exit 4: not
+    // the app's failure, and not Python's traceback alone.
+    let refusal = format!("the confinement refused the app a write to {}", escape.display());
+    check.exits(4).stdout_has(contains("server.start").and(contains(refusal.as_str())));
+    check.stderr_has(contains(refusal.as_str()));
     assert!(!escape.exists(), "the app wrote outside the tree");
 }
 

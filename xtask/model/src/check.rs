@@ -282,6 +282,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "String")]
     pub judged: Option<String>,
+    /// Post-check: writes the confinement refused the service's programs
+    /// (program and path), which make the run exit 4, not 1.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub confinement_refused: Vec<String>,
     pub checks: Vec<Check>,
 }
 
@@ -307,6 +311,7 @@ impl Report {
             interpreter: None,
             programs_ran_on: None,
             judged: None,
+            confinement_refused: Vec::new(),
             checks,
         }
     }

@@ -54,6 +54,12 @@ impl flags::PostCheck {
             unconfined::write_report(path, checklist(&tree, &report).as_bytes())
                 .with_context(|| format!("write the checklist to {}", path.display()))?;
         }
+        if let Some(first) = report.confinement_refused.first() {
+            return Err(xtask_base::exit::refused(format!(
+                "{} of the post-rollback checks failed; {first}",
+                report.failed
+            )));
+        }
         if !report.ok() {
             return Err(failed(format!("{} of the post-rollback checks failed", report.failed)));
         }

@@ -4,6 +4,7 @@ mod checks;
 mod judging;
 mod live;
 mod pytest;
+mod refused;
 mod restart;
 mod server;
 mod slow;
@@ -184,12 +185,14 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
             check.duration_ms = took;
         }
     }
+    let confinement_refused = refused::name_refusals(&mut checks);
     // A check is `skip` only when the user skipped it by name.
     checks.extend(checks::ids().filter(|id| selection.skips(*id)).map(Check::skip));
     checks.sort_by_key(|c| checks::ids().position(|id| id == c.id));
     let mut report = Report::new(Checker::PostCheck, tree.root.display().to_string(), checks);
     report.interpreter = python.as_ref().ok().map(Python::describe);
     report.judged = Some(judging.describe());
+    report.confinement_refused = confinement_refused;
     report.programs_ran_on = match (copies.is_empty(), o.live) {
         (_, true) => Some("the live tree (--live)".into()),
         (true, false) => None,
