@@ -159,6 +159,35 @@ init_describes! {
     init_describes_an_app_slow_to_start: "slow-start",
     init_describes_untracked_data: "untracked-data",
     init_describes_a_column_migration: "column-migration",
+    init_describes_a_computed_database_path: "computed-path",
+}
+
+/// Settings that compute the database's path, beside a docstring whose
+/// strings look like a path and a variable: init takes both from the
+/// service's own alembic environment, never from the strings, and a
+/// profile holding the strings' values is told apart from the right one.
+#[test]
+fn init_asks_the_service_not_its_strings() {
+    let dir = sandbox_variant("backed-up", "computed-path");
+    let root = root(&dir);
+    let right = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let init = run_in(&root, &["init", "--dry-run"]);
+    init.exits(0).stdout_has(
+        contains("database = \"state/service.sqlite\"")
+            .and(contains("database_url_env = \"TMWS_STATE_URL\""))
+            .and(contains("alembic opens it"))
+            .and(contains("path/to/your").not()),
+    );
+    let wrong = right.replace(
+        "database_url_env = \"TMWS_STATE_URL\"",
+        "database_url_env = \"TMWS_TMWS_DATABASE_URL\"",
+    );
+    fs::write(root.join("tmws-rollback.toml"), &wrong).unwrap();
+    let refused = run_in(&root, &["init", "--dry-run"]);
+    refused.exits(2).stderr_has(contains("TMWS_TMWS_DATABASE_URL"));
+    fs::write(root.join("tmws-rollback.toml"), &right).unwrap();
+    run_in(&root, &["init", "--dry-run"]).exits(0).stderr_has(contains("agrees"));
 }
 
 /// A checkout without the runbook's files: init names the service from

@@ -10,8 +10,9 @@ use super::{
 };
 
 impl flags::Init {
-    pub fn run(self, _sh: &Shell) -> Result<()> {
-        let proposal = init::propose(self.root.as_deref())?;
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let ask = init::Ask { sh, python: None };
+        let proposal = init::propose(self.root.as_deref(), Some(&ask))?;
         let (result, note) = if proposal.existing {
             (
                 Profiled::Agrees,

@@ -144,7 +144,10 @@ pub fn build(
     }
     // What `cargo xtask init` writes, and what healthy means here: committed
     // with the service, as README advises.
-    let found = xtask_ops::init::propose(Some(out))?.text;
+    // Asked of the service's own alembic environment, as init asks it.
+    let interpreter = Python::find(sh, Some(out), python)?.exe("python");
+    let ask = xtask_ops::init::Ask { sh, python: Some(&interpreter) };
+    let found = xtask_ops::init::propose(Some(out), Some(&ask))?.text;
     // The fixture's own /health; a variant with another route keeps init's.
     let health = if found.contains("health_path = \"/health\"") { FIXTURE_HEALTH } else { "" };
     unconfined::write(out.join(PROFILE_FILE), format!("{found}{health}"))?;

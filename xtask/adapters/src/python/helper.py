@@ -10,6 +10,8 @@
 #   {"op": "probe", "argv": [...]}             the same, every connection refused
 #   {"op": "imports", "modules": [...], "files": [...]}
 #                                              import modules, compile files
+# Any request may carry "env": {NAME: VALUE} and "unset": [NAME], applied
+# for that request alone.
 # Every answer: {"code", "stdout", "stderr", "connections"}: each database
 # connection the request opened (or, probing, would have opened), with the
 # file SQLite was given, and its device and inode when it exists.
@@ -136,6 +138,12 @@ for line in sys.stdin:
     if not line.strip():
         continue
     request = json.loads(line)
+    # A request may set and unset environment variables for itself (init
+    # asks which variable moves alembic's connection); they are put back
+    # with the rest after it.
+    for name in request.get("unset", []):
+        os.environ.pop(name, None)
+    os.environ.update(request.get("env", {}))
     state["probing"] = request["op"] == "probe"
     state["connections"] = []
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

@@ -143,9 +143,19 @@ impl Session {
     /// refused before the DBAPI opens it: which file alembic acts on,
     /// without opening (or creating) any.
     pub fn probe(&mut self) -> Result<Vec<Connection>> {
+        self.probe_with(&[], &[])
+    }
+
+    /// `probe`, with environment variables set (`NAME`, `VALUE`) and unset
+    /// for that one request: which variable moves alembic's connection.
+    pub fn probe_with(&mut self, set: &[(&str, &str)], unset: &[&str]) -> Result<Vec<Connection>> {
         events::command("alembic current (in the Python helper: which database it would open)");
         let argv = self.argv(&["current"]);
-        let answer = self.ask(serde_json::json!({ "op": "probe", "argv": argv }))?;
+        let env: serde_json::Map<String, serde_json::Value> =
+            set.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+        let request =
+            serde_json::json!({ "op": "probe", "argv": argv, "env": env, "unset": unset });
+        let answer = self.ask(request)?;
         if answer.connections.is_empty() && !answer.output.success() {
             bail!(
                 "alembic failed before it connected ({}):\n{}",

@@ -118,6 +118,24 @@ fn data_folder(text: &str, literal: &str) -> Option<(String, String)> {
     })
 }
 
+/// Every variable the service's Python files read (with the forms above)
+/// whose name speaks of a URL or a database: the candidates init asks the
+/// service's alembic environment about, never an answer by themselves.
+pub(super) fn variables_read(fs: &RootDir, root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = python_files(fs, root)
+        .iter()
+        .filter_map(|file| fs.read_to_string(file).ok())
+        .flat_map(|text| text.lines().filter_map(url_variable_in).collect::<Vec<_>>())
+        .filter(|name| {
+            let upper = name.to_uppercase();
+            upper.contains("URL") || upper.contains("DATABASE") || upper.contains("DB")
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The variable a line reads with `os.environ.get("X"`, `os.getenv("X"`
 /// or `os.environ["X"`, whatever its name.
 fn url_variable_in(line: &str) -> Option<String> {

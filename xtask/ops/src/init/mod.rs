@@ -8,7 +8,9 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use xshell::Shell;
 
+mod asked;
 mod finds;
 
 use finds::{files_named, find_app, health_path, settings_database, sqlite_path, url_variable};
@@ -31,7 +33,7 @@ pub struct Proposal {
 /// profile. One that exists already is never replaced: when it agrees with
 /// what was found (it may say more, such as what healthy means), the
 /// proposal says so; when it disagrees, the error names each difference.
-pub fn propose(root: Option<&Path>) -> Result<Proposal> {
+pub fn propose(root: Option<&Path>, ask: Option<&Ask<'_>>) -> Result<Proposal> {
     let given = match (root, std::env::var_os("TMWS_ROOT").filter(|r| !r.is_empty())) {
         (Some(root), _) => root.to_path_buf(),
         (None, Some(env)) => std::path::PathBuf::from(env),
@@ -41,7 +43,7 @@ pub fn propose(root: Option<&Path>) -> Result<Proposal> {
     xtask_model::ownership::check(&root)?;
     let target = root.join(PROFILE_FILE);
     let fs = RootDir::open(&root)?;
-    let text = render(&inspect(&fs, &root)?);
+    let text = render(&inspect(&fs, &root, ask)?);
     let existing = fs.kind(&target)?.is_some();
     if existing {
         let differences = disagreements(&fs.read_to_string(&target)?, &text)?;
@@ -122,9 +124,20 @@ struct Found {
     config_files: Vec<String>,
 }
 
+/// Where init has got to in a checkout: what database_and_variable needs.
+struct Inspecting<'a> {
+    fs: &'a RootDir,
+    root: &'a Path,
+    ini_path: &'a str,
+    ini_dir: &'a Path,
+    script_dir: &'a Path,
+    migrations: &'a str,
+}
+
 /// What the checkout at `root` says about itself, every file read through
-/// `fs` (never a link out of the root, never a FIFO).
-fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
+/// `fs` (never a link out of the root, never a FIFO), and what its own
+/// Alembic environment answers when `ask` is given.
+fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
     let defaults = Profile::default();
     let ini_path = ["alembic.ini"]
         .into_iter()
@@ -150,7 +163,15 @@ fn inspect(fs: &RootDir, root: &Path) -> Result<Found> {
     let script_dir = ini_dir.join(script.trim_start_matches("./"));
     let migrations =
         (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}"));
-    let (database, url_env) = database_and_variable(fs, root, &ini_path, &ini_dir, &script_dir)?;
+    let at = Inspecting {
+        fs,
+        root,
+        ini_path: &ini_path,
+        ini_dir: &ini_dir,
+        script_dir: &script_dir,
+        migrations: &migrations.0,
+    };
+    let (database, url_env) = database_and_variable(&at, ask)?;
     let Some(app) = find_app(fs, root) else {
         return Err(failed(format!(
             "{}: no ASGI app found (a main.py, app.py or asgi.py that defines app, or a module with app = FastAPI(...)): write tmws-rollback.toml by hand with `app = \"package.module:app\"`",
@@ -237,32 +258,110 @@ fn label(critical_files: &[String]) -> (String, String) {
     }
 }
 
-/// The database and the variable that carries its URL: from alembic.ini's
-/// `sqlalchemy.url` and env.py, else from a settings module that env.py
-/// reads. No database found is exit 1: init never writes a guess.
+/// How init asks the service itself (`None`: from its files alone, as the
+/// sandbox does before its virtualenv exists).
+pub struct Ask<'a> {
+    pub sh: &'a Shell,
+    pub python: Option<&'a Path>,
+}
+
+/// The database and the variable that carries its URL. Asked of the
+/// service's own Alembic environment when `ask` is given (its answers win);
+/// the code's strings (alembic.ini's `sqlalchemy.url`, env.py, a settings
+/// module) only name the candidates, or stand in when it cannot answer.
+/// No database found is exit 1: init never writes a guess.
 fn database_and_variable(
-    fs: &RootDir,
-    root: &Path,
-    ini_path: &str,
-    ini_dir: &Path,
-    script_dir: &Path,
+    at: &Inspecting<'_>,
+    ask: Option<&Ask<'_>>,
 ) -> Result<((String, String), (String, String))> {
+    let (fs, root, ini_path) = (at.fs, at.root, at.ini_path);
     let settings = settings_database(fs, root);
     let url = ini_setting(&fs.read_to_string(&root.join(ini_path))?, "sqlalchemy.url");
-    let database = match (url.and_then(|u| sqlite_path(&u)), &settings) {
+    let from_text = match (url.and_then(|u| sqlite_path(&u)), &settings) {
         (Some(path), _) => {
-            (rel_path(&ini_dir.join(path))?, format!("sqlalchemy.url in {ini_path}"))
+            Some((rel_path(&at.ini_dir.join(path))?, format!("sqlalchemy.url in {ini_path}")))
         }
         (None, Some((path, _, file))) => {
-            (rel_path(Path::new(path))?, format!("the SQLite URL {file} defaults to"))
+            Some((rel_path(Path::new(path))?, format!("the SQLite URL {file} defaults to")))
         }
-        (None, None) => {
-            return Err(failed(format!(
-                "{}: no SQLite database found (no sqlite:/// URL in {ini_path}'s sqlalchemy.url, nor in a settings module): write tmws-rollback.toml by hand with `database = \"path/to/db\"`",
-                root.display()
-            )));
-        }
+        (None, None) => None,
     };
+    let variable = variable_from_text(fs, root, at.script_dir, &settings)?;
+    let (database, variable) = match ask {
+        Some(ask) => asked_or_text(at, ask, from_text, variable, &settings),
+        None => (from_text, variable),
+    };
+    let Some(database) = database else {
+        return Err(failed(format!(
+            "{}: no SQLite database found (alembic, asked with no URL set, opened none under the checkout; no sqlite:/// URL in {ini_path}'s sqlalchemy.url, nor in a settings module): write tmws-rollback.toml by hand with `database = \"path/to/db\"`",
+            root.display()
+        )));
+    };
+    Ok((database, variable))
+}
+
+/// What the service's Alembic environment answers, else the text's
+/// findings with the reason it could not answer.
+fn asked_or_text(
+    at: &Inspecting<'_>,
+    ask: &Ask<'_>,
+    from_text: Option<(String, String)>,
+    variable: (String, String),
+    settings: &Option<(String, Option<String>, String)>,
+) -> (Option<(String, String)>, (String, String)) {
+    let service = service(at.fs, at.root).0;
+    let upper: String = service
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    let mut candidates: Vec<String> = [variable.0.clone()]
+        .into_iter()
+        .chain(settings.iter().filter_map(|(_, v, _)| v.clone()))
+        .chain(
+            ["DATABASE_URL", "SQLALCHEMY_DATABASE_URL", "SQLALCHEMY_DATABASE_URI"]
+                .map(String::from),
+        )
+        .chain([format!("{upper}_DATABASE_URL")])
+        .chain(finds::variables_read(at.fs, at.root))
+        .filter(|v| !v.is_empty())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    candidates.retain(|v| seen.insert(v.clone()));
+    let mut profile = Profile::default();
+    profile.alembic_ini = at.ini_path.to_string();
+    profile.migrations = at.migrations.to_string();
+    profile.database = from_text.as_ref().map_or(profile.database, |d| d.0.clone());
+    profile.database_url_env = String::new();
+    match asked::ask(ask.sh, ask.python, at.root, profile, &candidates) {
+        Ok(asked) => {
+            let database = asked
+                .database
+                .map(|d| (d, "the service's alembic environment: with no URL variable set, alembic opens it".to_string()))
+                .or(from_text);
+            let variable = asked.variable.map_or_else(
+                || (String::new(), format!("none of {} moves alembic's connection, asked of the service's alembic environment", candidates.join(", "))),
+                |v| (v, "the service's alembic environment: set to another file, it moves alembic's connection there".to_string()),
+            );
+            (database, variable)
+        }
+        Err(err) => {
+            let why = format!("{err:#}");
+            let why = why.lines().next().unwrap_or_default().to_string();
+            let note = |(value, from): (String, String)| {
+                (value, format!("{from} (the service's alembic environment did not answer: {why})"))
+            };
+            (from_text.map(note), note(variable))
+        }
+    }
+}
+
+/// The URL variable env.py (or the settings module it reads) names.
+fn variable_from_text(
+    fs: &RootDir,
+    root: &Path,
+    script_dir: &Path,
+    settings: &Option<(String, Option<String>, String)>,
+) -> Result<(String, String)> {
     let env_py = script_dir.join("env.py");
     let env_text = fs.read_to_string(&root.join(&env_py)).unwrap_or_default();
     let through_settings = settings.as_ref().and_then(|(_, variable, file)| {
@@ -272,7 +371,7 @@ fn database_and_variable(
             || env_text.contains("Settings");
         variable.clone().filter(|_| imports).map(|v| (v, file.clone()))
     });
-    let url_env = match (url_variable(&env_text), through_settings) {
+    Ok(match (url_variable(&env_text), through_settings) {
         (Some(name), _) => (name, format!("{} reads its database URL from it", rel_path(&env_py)?)),
         (None, Some((name, file))) => (
             name,
@@ -285,8 +384,7 @@ fn database_and_variable(
             String::new(),
             format!("{} reads no URL variable that could be found", rel_path(&env_py)?),
         ),
-    };
-    Ok((database, url_env))
+    })
 }
 
 /// A `key = value` setting of an ini file's text.

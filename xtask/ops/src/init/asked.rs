@@ -1,0 +1,61 @@
+//! What the service's own Alembic environment says of its database: run
+//! confined on a scratch copy of the checkout, every connection refused
+//! before it opens (the identity probe), once with no URL variable set
+//! (which file alembic opens by itself) and once per candidate variable set
+//! to a scratch path (which one moves the connection). The code's strings
+//! only name the candidates; the answers come from the service.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use crate::check_copy::CheckCopy;
+use xtask_adapters::python::{Python, Scope};
+use xtask_model::profile::{Profile, Tree};
+
+/// The answers, each with where it came from.
+pub(super) struct Asked {
+    /// The database alembic opens with no variable set, relative to the root.
+    pub database: Option<String>,
+    /// The variable whose URL alembic follows.
+    pub variable: Option<String>,
+}
+
+/// Asks the checkout at `root`, whose alembic.ini and migrations `profile`
+/// names, with `candidates` as the variables to try.
+pub(super) fn ask(
+    sh: &Shell,
+    python: Option<&Path>,
+    root: &Path,
+    profile: Profile,
+    candidates: &[String],
+) -> Result<Asked> {
+    let fs = std::sync::Arc::new(xtask_fs::RootDir::open(root)?);
+    let tree = Tree { root: root.to_path_buf(), profile, fs, copy_of: None };
+    let copy = CheckCopy::of(&tree)?;
+    let python = Python::find(sh, Some(root), python)?;
+    let writable = [copy.tree.root.as_path()];
+    let scope = Scope { url: String::new(), writable: &writable };
+    let mut session = python.session(sh, &copy.tree, scope)?;
+    let unset: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    let alone = session.probe_with(&[], &unset).context("alembic current, with no URL set")?;
+    let database =
+        alone.iter().find_map(|c| c.file.as_deref()).and_then(|file| inside(&copy.tree.root, file));
+    let probe: PathBuf = copy.tree.root.join(".tmws-init-probe.db");
+    let url = format!("sqlite:///{}", probe.display());
+    let mut variable = None;
+    for name in candidates {
+        let others: Vec<&str> = unset.iter().copied().filter(|n| n != name).collect();
+        let moved = session.probe_with(&[(name, &url)], &others)?;
+        if moved.iter().any(|c| c.file.as_deref() == Some(probe.as_path())) {
+            variable = Some(name.clone());
+            break;
+        }
+    }
+    Ok(Asked { database, variable })
+}
+
+/// `file` relative to `root`, when it lies beneath it.
+fn inside(root: &Path, file: &Path) -> Option<String> {
+    file.strip_prefix(root).ok().map(|p| p.display().to_string()).filter(|p| !p.is_empty())
+}
