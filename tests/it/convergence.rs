@@ -163,18 +163,12 @@ fn break_the_app(root: &Path) -> Vec<String> {
     Vec::new()
 }
 
-/// The breaks a variant's property takes part in: the runbook's five
-/// rows, the deployed state, and the database behind the code (the circle
-/// real services showed). The others (a break in the code or its history)
-/// run on the fixture alone: no variant changes how they converge.
-const ON_VARIANTS: &[&str] =
-    &["deployed", "database", "migration", "files", "git", "complete", "database behind the code"];
-
-/// Follows diagnose from each break on one tree kind to a healthy tree and
-/// a passing post-check (with `post_check`'s flags).
-fn table(variant: Option<&str>, post_check: &[&str]) {
-    let breaks = BREAKS.iter().filter(|b| variant.is_none() || ON_VARIANTS.contains(&b.name));
-    for b in breaks {
+/// Follows diagnose from each break of `breaks` (every one when `None`)
+/// on one tree kind to a healthy tree and a passing post-check (with
+/// `post_check`'s flags).
+fn table(variant: Option<&str>, breaks: Option<&[&str]>, post_check: &[&str]) {
+    let chosen = BREAKS.iter().filter(|b| breaks.is_none_or(|names| names.contains(&b.name)));
+    for b in chosen {
         let dir = match variant {
             Some(v) => sandbox_variant(b.stage, v),
             None => sandbox(b.stage),
@@ -197,31 +191,43 @@ fn table(variant: Option<&str>, post_check: &[&str]) {
 
 #[test]
 fn every_break_converges_on_the_fixture() {
-    table(None, &[]);
+    table(None, None, &[]);
 }
 
-/// One test per variant, so that they run side by side. Each post-check
-/// at the end runs the groups the variant's property reaches (pytest only
-/// for strict-pytest, the server only where the app differs); the fixture
-/// runs them all.
+/// One test per variant, so that they run side by side, each on the
+/// breaks its property takes part in (where the database is, how alembic
+/// runs, what the app does when it starts, what healthy means, how pytest
+/// runs), its post-check at the end on the groups that property reaches.
+/// The breaks in the code or its history converge the same way whatever
+/// the variant: the fixture runs them.
 macro_rules! tables {
-    ($($test:ident: $variant:literal skipping $skip:literal,)*) => {$(
+    ($($test:ident: $variant:literal on [$($break:literal),*] skipping $skip:literal,)*) => {$(
         #[test]
         fn $test() {
-            table(Some($variant), &["--skip", $skip]);
+            table(Some($variant), Some(&["deployed", $($break),*]), &["--skip", $skip]);
         }
     )*};
 }
 
 tables! {
-    every_break_converges_with_alembic_at_the_root: "alembic-at-root" skipping "tests,server",
-    every_break_converges_with_an_app_that_migrates_at_start: "migrates-at-start" skipping "tests",
-    every_break_converges_with_another_health_shape: "other-health" skipping "tests",
-    every_break_converges_with_a_migration_the_probe_cannot_render: "probe-fails" skipping "tests,server",
-    every_break_converges_with_a_settings_class: "settings-class" skipping "tests",
-    every_break_converges_with_a_strict_pytest: "strict-pytest" skipping "server",
-    every_break_converges_with_untracked_data: "untracked-data" skipping "tests",
-    every_break_converges_with_a_column_migration: "column-migration" skipping "tests,server",
+    every_break_converges_with_alembic_at_the_root: "alembic-at-root"
+        on ["database", "migration", "database behind the code"] skipping "tests,server",
+    every_break_converges_with_an_app_that_migrates_at_start: "migrates-at-start"
+        on ["database", "migration", "database behind the code"] skipping "tests",
+    every_break_converges_with_another_health_shape: "other-health"
+        on ["database"] skipping "tests",
+    every_break_converges_with_a_migration_the_probe_cannot_render: "probe-fails"
+        on ["migration", "complete", "database behind the code"] skipping "tests,server",
+    every_break_converges_with_a_settings_class: "settings-class"
+        on ["database", "migration", "database behind the code"] skipping "tests",
+    every_break_converges_with_a_computed_database_path: "computed-path"
+        on ["database", "migration", "database behind the code"] skipping "tests",
+    every_break_converges_with_a_strict_pytest: "strict-pytest"
+        on ["files"] skipping "server",
+    every_break_converges_with_untracked_data: "untracked-data"
+        on ["database", "files", "git", "database behind the code"] skipping "tests",
+    every_break_converges_with_a_column_migration: "column-migration"
+        on ["migration", "database behind the code"] skipping "tests,server",
 }
 
 #[test]
