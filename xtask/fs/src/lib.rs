@@ -3,7 +3,8 @@
 //! through `RootDir` (no link on the way, nothing out of the root); the few
 //! writes that are not below a root (a report file the user names, our own
 //! scratch and cache folders, a sandbox) go through `unconfined`, so that
-//! each one is visible here.
+//! each one is visible here. libgit2's own writes under `.git/` are the one
+//! exception: it takes paths (CONTRIBUTING says why that holds).
 //!
 //! This crate names only base: Cargo refuses an import that points up,
 //! however it is spelled (an alias of the crate, a macro exported from
