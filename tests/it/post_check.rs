@@ -408,3 +408,31 @@ fn forensics_on_a_tree_never_rolled_back_is_not_applicable() {
     let bundled = run_in(&root, &["post-check", "--only", "forensics"]);
     bundled.exits(0).stdout_has(contains("1 bundle(s), latest"));
 }
+
+/// The service's own virtualenv without uvicorn or pytest is used as it
+/// is (the tool never swaps it for its own silently): the checks that need
+/// them fail saying so, the others run in it.
+#[test]
+fn a_service_interpreter_without_uvicorn_or_pytest_is_kept_and_named() {
+    let dir = rolled_back();
+    let root = root(&dir);
+    let ours =
+        crate::sandbox::python_of_sandbox().parent().unwrap().parent().unwrap().to_path_buf();
+    let copied = Command::new("cp").arg("-a").arg(&ours).arg(root.join(".venv")).status().unwrap();
+    assert!(copied.success());
+    for tool in ["pytest", "py.test", "uvicorn"] {
+        fs::remove_file(root.join(".venv/bin").join(tool)).unwrap();
+    }
+    let result = post_check_json(&root, &["--skip", "git"]);
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    let interpreter = report["interpreter"].as_str().unwrap();
+    assert!(interpreter.contains(".venv/bin/python (the checkout's own .venv, which has alembic but no pytest and no uvicorn"), "{interpreter}");
+    assert_check_fails(&result, "tests.unit", "has no pytest: install pytest in that interpreter");
+    assert_check_fails(
+        &result,
+        "server.start",
+        "has no uvicorn: install uvicorn in that interpreter",
+    );
+    assert_eq!(json_check(&result, "migrations.current")["status"], "pass", "{result:?}");
+    assert_eq!(json_check(&result, "imports")["status"], "pass", "{result:?}");
+}

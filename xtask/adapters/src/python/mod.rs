@@ -36,46 +36,81 @@ pub struct Python {
 }
 
 impl Python {
-    /// Chooses the interpreter: `--python` or `TMWS_PYTHON` (used as is when it
-    /// is a virtualenv with alembic, else the base of ours), then the tree's own
-    /// `.venv`, then our pinned virtualenv built from `python3`.
+    /// Chooses the interpreter, never swapping the service's for ours
+    /// without saying so: `--python` or `TMWS_PYTHON` (a virtualenv's
+    /// interpreter is used as it is, and must have alembic; a base
+    /// interpreter builds our pinned virtualenv), then the tree's own
+    /// `.venv` when it has alembic (a check that needs pytest or uvicorn it
+    /// lacks says so), then our pinned virtualenv built from `python3`.
     pub fn find(sh: &Shell, root: Option<&Path>, choice: Option<&Path>) -> Result<Python> {
         let choice = choice.map(Path::to_path_buf).or_else(|| {
             std::env::var_os("TMWS_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from)
         });
         if let Some(interpreter) = choice {
             if let Some(found) =
-                Python::complete_env(&interpreter, "chosen with --python or TMWS_PYTHON")
+                Python::service_env(&interpreter, "chosen with --python or TMWS_PYTHON")
             {
                 return Ok(found);
+            }
+            if Python::in_a_virtualenv(&interpreter) {
+                return Err(usage(format!(
+                    "{} (chosen with --python or TMWS_PYTHON) is a virtualenv's interpreter without alembic: the tool runs alembic in the service's own interpreter, so install alembic there, or choose a base interpreter (python3) to build the tool's own virtualenv, which lacks the service's packages",
+                    interpreter.display()
+                )));
             }
             return Python::bootstrap(
                 sh,
                 &interpreter,
-                "the pinned virtualenv built from the interpreter chosen with --python or TMWS_PYTHON, which lacks alembic, pytest or uvicorn",
+                "the pinned virtualenv built from the base interpreter chosen with --python or TMWS_PYTHON",
             );
         }
-        if let Some(found) = root.and_then(|r| {
-            Python::complete_env(
-                &r.join(".venv/bin/python"),
-                "the checkout's own .venv, which has alembic, pytest and uvicorn",
-            )
-        }) {
+        let own = root.map(|r| r.join(".venv/bin/python"));
+        if let Some(found) =
+            own.as_deref().and_then(|p| Python::service_env(p, "the checkout's own .venv"))
+        {
             return Ok(found);
         }
-        Python::bootstrap(
-            sh,
-            Path::new("python3"),
-            "the tool's pinned virtualenv: no --python, no TMWS_PYTHON, and no .venv in the checkout with alembic, pytest and uvicorn",
-        )
+        let why = match own.filter(|p| outside::is_file(p)) {
+            Some(_) => {
+                "the tool's pinned virtualenv, WITHOUT the service's own packages: the checkout's .venv has no alembic"
+            }
+            None => {
+                "the tool's pinned virtualenv: no --python, no TMWS_PYTHON, and no .venv in the checkout"
+            }
+        };
+        Python::bootstrap(sh, Path::new("python3"), why)
     }
 
-    /// An interpreter whose folder already holds every tool the runbook uses.
-    fn complete_env(interpreter: &Path, why: &str) -> Option<Python> {
+    /// A virtualenv's interpreter (a `pyvenv.cfg` one folder above it).
+    fn in_a_virtualenv(interpreter: &Path) -> bool {
+        interpreter
+            .parent()
+            .and_then(Path::parent)
+            .is_some_and(|env| outside::is_file(env.join("pyvenv.cfg")))
+    }
+
+    /// An interpreter whose folder has alembic: the service's own, used as
+    /// it is. The `why` names the runbook's tools it lacks.
+    fn service_env(interpreter: &Path, why: &str) -> Option<Python> {
         let bin = interpreter.parent()?.to_path_buf();
-        let complete = outside::is_file(interpreter)
-            && ["alembic", "pytest", "uvicorn"].iter().all(|tool| outside::is_file(bin.join(tool)));
-        complete.then(|| Python { bin, why: why.into() })
+        let usable = outside::is_file(interpreter) && outside::is_file(bin.join("alembic"));
+        let python = Python { bin, why: String::new() };
+        let lacks: Vec<&str> =
+            ["pytest", "uvicorn"].into_iter().filter(|t| python.lacks(t)).collect();
+        let why = match lacks.as_slice() {
+            [] => format!("{why}, which has alembic, pytest and uvicorn"),
+            lacks => format!(
+                "{why}, which has alembic but no {}: the checks that need it say so",
+                lacks.join(" and no ")
+            ),
+        };
+        usable.then_some(Python { why, ..python })
+    }
+
+    /// Whether the interpreter's folder lacks one of the runbook's tools
+    /// (`pytest`, `uvicorn`): the check that needs it fails saying so.
+    pub fn lacks(&self, tool: &str) -> bool {
+        !outside::is_file(self.bin.join(tool))
     }
 
     /// `path (why)`, for a report.

@@ -42,6 +42,18 @@ pub(super) struct Where<'a> {
     pub after_deploy: bool,
 }
 
+/// The service's interpreter is never swapped for ours: a group whose tool
+/// it lacks fails each of its checks saying so.
+fn needs(python: &Python, tool: &str) -> Result<()> {
+    if python.lacks(tool) {
+        anyhow::bail!(
+            "{} has no {tool}: install {tool} in that interpreter, or choose another with --python (the tool never swaps the service's interpreter for its own)",
+            python.describe()
+        );
+    }
+    Ok(())
+}
+
 /// Runs `group` on a copy of `tree` (or on the tree itself when `live`).
 fn on_a_copy(tree: &Tree, live: bool, group: impl FnOnce(&Tree) -> Result<Vec<Check>>) -> Finished {
     if live {
@@ -71,8 +83,12 @@ impl Slow {
                 })
             })
         };
-        let tests =
-            selection.runs_any(|r| matches!(r, Run::Tests)).then(|| spawn(Box::new(pytest::run)));
+        let tests = selection.runs_any(|r| matches!(r, Run::Tests)).then(|| {
+            spawn(Box::new(|sh, py, on, scratch| {
+                needs(py, "pytest")?;
+                pytest::run(sh, py, on, scratch)
+            }))
+        });
         let revision = expected.revision.clone();
         let barred = live::server_barred(tree, live);
         let server = selection.runs_any(|r| matches!(r, Run::Server)).then(|| match barred {
@@ -83,6 +99,7 @@ impl Slow {
                 Some(thread::spawn(move || Ok((checks, None))))
             }
             None => spawn(Box::new(move |sh, py, on, scratch| {
+                needs(py, "uvicorn")?;
                 let expected = revision.as_deref();
                 let at = server::At { port, expected, scratch, after_deploy };
                 let outcome = server::check(sh, py, on, &at);
