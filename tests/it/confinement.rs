@@ -68,7 +68,7 @@ fn a_settings_module_that_makes_its_folders_in_home_makes_them_in_scratch() {
         .args(["post-check", "--only", "migrations,server", "--root"])
         .arg(&root)
         .env("HOME", &home));
-    check.stdout_has(contains("server.start").and(contains("uvicorn")));
+    check.stdout_has(contains("server.start").and(contains("answered on")));
     assert!(
         fs::read_dir(&home).unwrap().next().is_none(),
         "the programs wrote into the caller's HOME"

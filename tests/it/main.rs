@@ -48,6 +48,7 @@ mod signals;
 mod tidy;
 mod variants;
 mod verify_backup;
+mod wsgi;
 
 use std::{
     fs,

@@ -223,7 +223,7 @@ fn a_taken_port_fails_quickly() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let result = post_check_json(&root, &["--only", "server", "--port", &port]);
-    assert_check_fails(&result, "server.start", "uvicorn exited");
+    assert_check_fails(&result, "server.start", "the server exited");
 }
 
 #[test]
@@ -423,6 +423,8 @@ fn a_service_interpreter_without_uvicorn_or_pytest_is_kept_and_named() {
     for tool in ["pytest", "py.test", "uvicorn"] {
         fs::remove_file(root.join(".venv/bin").join(tool)).unwrap();
     }
+    let lib = fs::read_dir(root.join(".venv/lib")).unwrap().next().unwrap().unwrap().path();
+    fs::remove_dir_all(lib.join("site-packages/uvicorn")).unwrap();
     let result = post_check_json(&root, &["--skip", "git"]);
     let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
     let interpreter = report["interpreter"].as_str().unwrap();
@@ -431,7 +433,7 @@ fn a_service_interpreter_without_uvicorn_or_pytest_is_kept_and_named() {
     assert_check_fails(
         &result,
         "server.start",
-        "has no uvicorn: install uvicorn in that interpreter",
+        "is an ASGI app and this interpreter has no uvicorn",
     );
     assert_eq!(json_check(&result, "migrations.current")["status"], "pass", "{result:?}");
     assert_eq!(json_check(&result, "imports")["status"], "pass", "{result:?}");

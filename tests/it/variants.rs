@@ -160,6 +160,7 @@ init_describes! {
     init_describes_untracked_data: "untracked-data",
     init_describes_a_column_migration: "column-migration",
     init_describes_a_computed_database_path: "computed-path",
+    init_describes_a_wsgi_factory: "wsgi-factory",
 }
 
 /// Settings that compute the database's path, beside a docstring whose

@@ -49,7 +49,8 @@ pub struct Profile {
     pub critical_modules: Vec<String>,
     /// The pytest files the runbook runs after a rollback.
     pub test_files: Vec<String>,
-    /// The ASGI application uvicorn serves.
+    /// The application the server check serves: `module:attr` (an ASGI or
+    /// a WSGI app) or `module:factory()` (a factory called once).
     pub app: String,
     /// The port the runbook's server check uses when `--port` is not given
     /// (0: any free loopback port).

@@ -35,6 +35,10 @@ pub struct Python {
     pub why: String,
 }
 
+/// The server check's launcher (`python -c SERVE SPEC HOST PORT`): serves
+/// an ASGI or WSGI app, or a factory's, in the service's interpreter.
+pub const SERVE: &str = include_str!("serve.py");
+
 impl Python {
     /// Chooses the interpreter, never swapping the service's for ours
     /// without saying so: `--python` or `TMWS_PYTHON` (a virtualenv's

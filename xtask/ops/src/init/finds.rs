@@ -160,12 +160,22 @@ pub(super) fn health_path(fs: &RootDir, root: &Path) -> Option<(String, String)>
     })
 }
 
-/// The ASGI app, from the usual entry points: a `main.py`, `app.py` or
-/// `asgi.py` that defines `app`; else any module of the service that makes
-/// one (`app = FastAPI(`, `app = Starlette(`).
+/// The app, from the usual entry points: a `main.py`, `app.py`, `asgi.py`
+/// or `wsgi.py` that defines `app` (ASGI or WSGI), `application` (WSGI) or
+/// a factory `create_app` (`module:create_app()`); else any module of the
+/// service that makes one (`app = FastAPI(`, `app = Starlette(`).
 pub(super) fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
     let defines_app = |path: &Path| {
         let text = fs.read_to_string(path).ok()?;
+        let relative = rel(root, path);
+        let module = relative.trim_end_matches(".py").replace('/', ".");
+        // A WSGI module's `application`, or a factory (Flask's
+        // `create_app`), when the module has no `app`.
+        let other = |prefix: &str, spec: &str| {
+            text.lines()
+                .any(|l| l.starts_with(prefix))
+                .then(|| (format!("{module}:{spec}"), relative.clone()))
+        };
         let defines = text.lines().any(|l| {
             // `from src.service import app`: the entry point re-exports it.
             let imported = l.starts_with("from ")
@@ -178,9 +188,10 @@ pub(super) fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
                 || l.starts_with("async def app(")
                 || imported
         });
-        let relative = rel(root, path);
-        let module = relative.trim_end_matches(".py").replace('/', ".");
-        defines.then(|| (format!("{module}:app"), relative))
+        if defines {
+            return Some((format!("{module}:app"), relative));
+        }
+        other("application =", "application").or_else(|| other("def create_app(", "create_app()"))
     };
     // The package's own entry points first: a [project.scripts] module
     // that defines (or imports) app.
@@ -192,7 +203,7 @@ pub(super) fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
             Some((app, format!("{relative}, the module of the entry point {name} in pyproject.toml, which defines app")))
         })
     });
-    let mut candidates: Vec<PathBuf> = ["main.py", "app.py", "asgi.py"]
+    let mut candidates: Vec<PathBuf> = ["main.py", "app.py", "asgi.py", "wsgi.py"]
         .iter()
         .flat_map(|name| files_named(fs, root, name, 5))
         .collect();

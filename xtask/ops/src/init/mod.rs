@@ -174,7 +174,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
     let (database, url_env) = database_and_variable(&at, ask)?;
     let Some(app) = find_app(fs, root) else {
         return Err(failed(format!(
-            "{}: no ASGI app found (a main.py, app.py or asgi.py that defines app, or a module with app = FastAPI(...)): write tmws-rollback.toml by hand with `app = \"package.module:app\"`",
+            "{}: no app found (a main.py, app.py, asgi.py or wsgi.py that defines app or application or a create_app factory, or a module with app = FastAPI(...)): write tmws-rollback.toml by hand with `app = \"package.module:app\"` or `\"package.module:create_app()\"`",
             root.display()
         )));
     };

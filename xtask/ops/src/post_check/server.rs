@@ -122,11 +122,14 @@ fn start_and_health(sh: &Shell, python: &Python, tree: &Tree, at: &At<'_>) -> (C
     let answer = match wait(&mut server, port, health_path, timeout, started) {
         Waited::Answer(answer) => answer,
         Waited::Exited(status) => {
-            return fail_both(format!("uvicorn exited ({status}) before answering:\n{}", tail(8)));
+            return fail_both(format!(
+                "the server exited ({status}) before answering (uvicorn exited, or the app could not be served):\n{}",
+                tail(8)
+            ));
         }
         Waited::Listening => {
             server.stop();
-            let start = format!("uvicorn {} listens on 127.0.0.1:{port}", tree.profile.app);
+            let start = format!("{} listens on 127.0.0.1:{port}", tree.profile.app);
             let health = format!(
                 "{health_path} did not answer within {}s (server_timeout){}:\n{}",
                 timeout.as_secs(),
@@ -150,7 +153,7 @@ fn start_and_health(sh: &Shell, python: &Python, tree: &Tree, at: &At<'_>) -> (C
     };
     let start = Check::pass(
         CheckId::ServerStart,
-        format!("uvicorn {} answered on 127.0.0.1:{port}", tree.profile.app),
+        format!("{} answered on 127.0.0.1:{port}", tree.profile.app),
     )
     .since(started);
     let health_started = Instant::now();
@@ -226,12 +229,23 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
     let _d = sh.push_dir(&tree.root);
     let bind = sys::Net::Bind(port);
     let port = port.to_string();
-    let cmd = python
-        .tool(sh, tree, "uvicorn")
-        .env("TMWS_ENVIRONMENT", "development")
-        .arg(&tree.profile.app)
-        .args(["--host", "127.0.0.1", "--port", &port, "--no-access-log"])
-        .args(&tree.profile.server_args);
+    // With no uvicorn arguments of its own, the app is served by the
+    // tool's launcher in the service's interpreter: an ASGI or WSGI app, or
+    // a factory (`module:create_app()`), through uvicorn when it is there,
+    // else a WSGI app through the standard library's server.
+    let cmd = match tree.profile.server_args.is_empty() {
+        true => python
+            .tool(sh, tree, "python")
+            .arg("-c")
+            .arg(xtask_adapters::python::SERVE)
+            .args([tree.profile.app.as_str(), "127.0.0.1", port.as_str()]),
+        false => python
+            .tool(sh, tree, "uvicorn")
+            .arg(&tree.profile.app)
+            .args(["--host", "127.0.0.1", "--port", &port, "--no-access-log"])
+            .args(&tree.profile.server_args),
+    }
+    .env("TMWS_ENVIRONMENT", "development");
     let mut command: Command = cmd.into();
     xtask_base::events::command(&xtask_adapters::process::shown(&command));
     let log_file = unconfined::create(log).context("create the server log")?;
@@ -245,7 +259,7 @@ fn spawn(sh: &Shell, python: &Python, tree: &Tree, port: u16, log: &Path) -> Res
     let writable: Vec<&Path> = writable.iter().map(PathBuf::as_path).collect();
     let confined = process::Confinement::with_network(&writable, bind)?;
     confined.apply(&mut command);
-    let child = process::spawn_ours(&mut command).context("start uvicorn")?;
+    let child = process::spawn_ours(&mut command).context("start the server")?;
     Ok(Server { child, _confined: confined })
 }
 

@@ -99,7 +99,11 @@ impl Slow {
                 Some(thread::spawn(move || Ok((checks, None))))
             }
             None => spawn(Box::new(move |sh, py, on, scratch| {
-                needs(py, "uvicorn")?;
+                // The launcher serves a WSGI app without uvicorn, and says
+                // when it cannot; uvicorn's own arguments need uvicorn.
+                if !on.profile.server_args.is_empty() {
+                    needs(py, "uvicorn")?;
+                }
                 let expected = revision.as_deref();
                 let at = server::At { port, expected, scratch, after_deploy };
                 let outcome = server::check(sh, py, on, &at);
