@@ -237,3 +237,28 @@ fn init_on_a_service_without_the_runbooks_files_borrows_nothing_from_it() {
     let report = std::fs::read_to_string(report.path().join("FAILURE_REPORT.md")).unwrap();
     assert!(report.starts_with("# ledger Deployment Failure Report"), "{report}");
 }
+
+/// Tests inside the package, under names the runbook does not know: init
+/// takes their folders from pytest's own collection.
+#[test]
+fn init_finds_tests_inside_the_package_through_pytests_collection() {
+    let dir = crate::sandbox("pre-phase4");
+    let root = root(&dir);
+    std::fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    std::fs::rename(root.join("tests"), root.join("src/tests")).unwrap();
+    for (from, to) in [
+        ("unit/services/test_verification_service.py", "unit/services/test_checks.py"),
+        ("unit/services/test_verification_learning_integration.py", "unit/services/test_more.py"),
+        ("integration/test_go_python_category_sync.py", "integration/test_sync.py"),
+    ] {
+        let tests = root.join("src/tests");
+        std::fs::rename(tests.join(from), tests.join(to)).unwrap();
+    }
+    let pyproject = std::fs::read_to_string(root.join("pyproject.toml")).unwrap();
+    let pyproject = pyproject.replace("testpaths = [\"tests\"]", "testpaths = [\"src/tests\"]");
+    std::fs::write(root.join("pyproject.toml"), pyproject).unwrap();
+    let init = run_in(&root, &["init", "--dry-run"]);
+    init.exits(0).stdout_has(contains(
+        "test_files = [\"src/tests/integration\", \"src/tests/unit/services\"]",
+    ));
+}

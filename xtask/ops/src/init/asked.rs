@@ -19,6 +19,10 @@ pub(super) struct Asked {
     pub database: Option<String>,
     /// The variable whose URL alembic follows.
     pub variable: Option<String>,
+    /// The folders of the test files pytest's own collection finds,
+    /// wherever they live (inside the package too); `None` when pytest
+    /// could not collect.
+    pub tests: Option<Vec<String>>,
 }
 
 /// Asks the checkout at `root`, whose alembic.ini and migrations `profile`
@@ -52,7 +56,40 @@ pub(super) fn ask(
             break;
         }
     }
-    Ok(Asked { database, variable })
+    let tests = collected_test_folders(sh, &python, &copy.tree).ok();
+    Ok(Asked { database, variable, tests })
+}
+
+/// `pytest --collect-only` on the copy, confined to it: the folders of the
+/// test files it collects, each folder inside another left out.
+fn collected_test_folders(sh: &Shell, python: &Python, tree: &Tree) -> Result<Vec<String>> {
+    let _d = sh.push_dir(&tree.root);
+    let cmd = python.tool(sh, tree, "python").args([
+        "-m",
+        "pytest",
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]);
+    let writable = [tree.root.as_path()];
+    let confined = xtask_adapters::process::Confinement::beneath(&writable)?;
+    let out =
+        xtask_adapters::process::run(cmd, std::time::Duration::from_secs(120), Some(&confined))?;
+    anyhow::ensure!(out.success(), "pytest --collect-only failed ({})", out.describe_status());
+    let mut folders: Vec<String> = out
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_once("::").map(|(file, _)| file))
+        .filter(|file| file.ends_with(".py"))
+        .map(|file| Path::new(file).parent().map(|p| p.display().to_string()).unwrap_or_default())
+        .filter(|folder| !folder.is_empty())
+        .collect();
+    folders.sort();
+    folders.dedup();
+    let nested = |f: &String| folders.iter().any(|o| o != f && f.starts_with(&format!("{o}/")));
+    let top: Vec<String> = folders.iter().filter(|f| !nested(f)).cloned().collect();
+    Ok(top)
 }
 
 /// `file` relative to `root`, when it lies beneath it.

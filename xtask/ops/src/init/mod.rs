@@ -171,7 +171,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         script_dir: &script_dir,
         migrations: &migrations.0,
     };
-    let (database, url_env) = database_and_variable(&at, ask)?;
+    let (database, url_env, collected) = database_and_variable(&at, ask)?;
     let Some(app) = find_app(fs, root) else {
         return Err(failed(format!(
             "{}: no app found (a main.py, app.py, asgi.py or wsgi.py that defines app or application or a create_app factory, or a module with app = FastAPI(...)): write tmws-rollback.toml by hand with `app = \"package.module:app\"` or `\"package.module:create_app()\"`",
@@ -193,7 +193,8 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         .filter(|f| f.ends_with(".py") && !f.split('/').any(|part| part == "tests"))
         .map(|f| f.trim_end_matches(".py").trim_end_matches("/__init__").replace('/', "."))
         .collect();
-    let test_files = test_files(fs, root, defaults.test_files.iter().filter_map(|f| by_name(f)));
+    let runbook = defaults.test_files.iter().filter_map(|f| by_name(f));
+    let test_files = test_files(fs, root, runbook, collected);
     // `.env` is the settings file many services deploy with, untracked:
     // backed up and restored as config, it is also the tree's own data.
     let config_files = ["pyproject.toml", ".env.example", ".env"]
@@ -218,13 +219,23 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
     })
 }
 
-/// The runbook's test files that exist, else the checkout's test folders
+/// The runbook's test files that exist, else the folders of the tests
+/// pytest's own collection finds, else the checkout's test folders
 /// whole (post-check counts a test under a folder named like *integration*
 /// as an integration test).
-fn test_files(fs: &RootDir, root: &Path, runbook: impl Iterator<Item = String>) -> Vec<String> {
+fn test_files(
+    fs: &RootDir,
+    root: &Path,
+    runbook: impl Iterator<Item = String>,
+    collected: Option<Vec<String>>,
+) -> Vec<String> {
     let found: Vec<String> = runbook.collect();
     if !found.is_empty() {
         return found;
+    }
+    // Where pytest's own collection found tests (inside the package too).
+    if let Some(collected) = collected.filter(|c| !c.is_empty()) {
+        return collected;
     }
     let is_dir = |dir: &&str| {
         fs.kind(&root.join(dir)).ok().flatten() == Some(xtask_fs::sys::FileType::Directory)
@@ -258,6 +269,9 @@ fn label(critical_files: &[String]) -> (String, String) {
     }
 }
 
+/// A value init found, and where it came from (the profile's comment).
+type Sourced = (String, String);
+
 /// How init asks the service itself (`None`: from its files alone, as the
 /// sandbox does before its virtualenv exists).
 pub struct Ask<'a> {
@@ -273,7 +287,7 @@ pub struct Ask<'a> {
 fn database_and_variable(
     at: &Inspecting<'_>,
     ask: Option<&Ask<'_>>,
-) -> Result<((String, String), (String, String))> {
+) -> Result<(Sourced, Sourced, Option<Vec<String>>)> {
     let (fs, root, ini_path) = (at.fs, at.root, at.ini_path);
     let settings = settings_database(fs, root);
     let url = ini_setting(&fs.read_to_string(&root.join(ini_path))?, "sqlalchemy.url");
@@ -287,9 +301,9 @@ fn database_and_variable(
         (None, None) => None,
     };
     let variable = variable_from_text(fs, root, at.script_dir, &settings)?;
-    let (database, variable) = match ask {
+    let (database, variable, tests) = match ask {
         Some(ask) => asked_or_text(at, ask, from_text, variable, &settings),
-        None => (from_text, variable),
+        None => (from_text, variable, None),
     };
     let Some(database) = database else {
         return Err(failed(format!(
@@ -297,7 +311,7 @@ fn database_and_variable(
             root.display()
         )));
     };
-    Ok((database, variable))
+    Ok((database, variable, tests))
 }
 
 /// What the service's Alembic environment answers, else the text's
@@ -308,7 +322,7 @@ fn asked_or_text(
     from_text: Option<(String, String)>,
     variable: (String, String),
     settings: &Option<(String, Option<String>, String)>,
-) -> (Option<(String, String)>, (String, String)) {
+) -> (Option<Sourced>, Sourced, Option<Vec<String>>) {
     let service = service(at.fs, at.root).0;
     let upper: String = service
         .chars()
@@ -342,7 +356,7 @@ fn asked_or_text(
                 || (String::new(), format!("none of {} moves alembic's connection, asked of the service's alembic environment", candidates.join(", "))),
                 |v| (v, "the service's alembic environment: set to another file, it moves alembic's connection there".to_string()),
             );
-            (database, variable)
+            (database, variable, asked.tests)
         }
         Err(err) => {
             let why = format!("{err:#}");
@@ -350,7 +364,7 @@ fn asked_or_text(
             let note = |(value, from): (String, String)| {
                 (value, format!("{from} (the service's alembic environment did not answer: {why})"))
             };
-            (from_text.map(note), note(variable))
+            (from_text.map(note), note(variable), None)
         }
     }
 }
