@@ -26,6 +26,7 @@ mod git_clean;
 mod git_writes;
 mod half_applied;
 mod identity;
+mod init_proof;
 mod junit;
 mod losses;
 mod manual_restore;

@@ -342,7 +342,13 @@ impl Profile {
         let text = String::from_utf8(fs.read(&file)?).map_err(|_| {
             usage(format!("{} is not a valid profile: it is not UTF-8 text", file.display()))
         })?;
-        let table: toml::Table = toml::from_str(&text)
+        Profile::from_text(&text, &file)
+    }
+
+    /// A profile's text, as `file` would hold it (init proves the profile
+    /// it proposes before it writes it).
+    pub fn from_text(text: &str, file: &Path) -> Result<Profile> {
+        let table: toml::Table = toml::from_str(text)
             .map_err(|err| usage(format!("{} is not a valid profile: {err}", file.display())))?;
         if let Some(key) = control_character_in(&toml::Value::Table(table.clone()), "") {
             return Err(usage(format!(

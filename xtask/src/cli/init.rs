@@ -21,6 +21,9 @@ impl flags::Init {
         } else if self.dry_run {
             (Profiled::Planned, "was not written (dry run)")
         } else {
+            // Written only once it is proven on a scratch copy.
+            let proven = init::prove(sh, None, &proposal.root, &proposal.text)?;
+            ui::note(&proven);
             init::write(&proposal)?;
             (Profiled::Written, "was written; commit it with the checkout")
         };

@@ -12,6 +12,9 @@ use xshell::Shell;
 
 mod asked;
 mod finds;
+mod proof;
+
+pub use proof::prove;
 
 use finds::{files_named, find_app, health_path, settings_database, sqlite_path, url_variable};
 
