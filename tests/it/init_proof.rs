@@ -29,3 +29,34 @@ fn init_writes_only_a_profile_it_proved_on_a_copy() {
     assert!(root.join("tmws-rollback.toml").is_file());
     assert!(!root.join("backups/pre-phase4/BACKUP_MANIFEST.txt.new").exists());
 }
+
+/// The app is imported on a scratch copy: its own route table gives the
+/// health route (one the code's text does not spell out); an app that does
+/// not import is named in the proposal with Python's reason, and the proof
+/// refuses to write a profile whose app cannot start.
+#[test]
+fn init_imports_the_app_for_its_routes_and_names_one_that_fails() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let main = root.join("src/main.py");
+    let text = fs::read_to_string(&main).unwrap();
+    let table = "\n\nclass _Route:\n    def __init__(self, path):\n        self.path = path\n\n\napp.routes = [_Route(\"/\"), _Route(\"/ops/\" + \"healthz\")]\n";
+    fs::write(&main, format!("{text}{table}")).unwrap();
+    let init = run_in(&root, &["init", "--dry-run"]);
+    init.exits(0).stdout_has(
+        contains("health_path = \"/ops/healthz\"").and(contains("the app's own route table")),
+    );
+    fs::write(&main, format!("{text}{table}raise RuntimeError(\"settings missing\")\n")).unwrap();
+    let before = digest(&root);
+    let shown = run_in(&root, &["init", "--dry-run"]);
+    shown.exits(0).stdout_has(contains(
+        "(it did not import on a scratch copy: RuntimeError: settings missing)",
+    ));
+    let broken = run_in(&root, &["init"]);
+    broken.exits(1).stderr_has(
+        contains("could not prove it: post-check failed")
+            .and(contains("server.start: the server exited")),
+    );
+    assert_eq!(digest(&root), before, "init changed the checkout");
+}

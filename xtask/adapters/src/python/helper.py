@@ -10,6 +10,9 @@
 #   {"op": "probe", "argv": [...]}             the same, every connection refused
 #   {"op": "imports", "modules": [...], "files": [...]}
 #                                              import modules, compile files
+#   {"op": "app", "spec": "module:attr"}       import the app (a factory with
+#                                              `()` is called): its interface
+#                                              and its route table's paths
 # Any request may carry "env": {NAME: VALUE} and "unset": [NAME], applied
 # for that request alone.
 # Every answer: {"code", "stdout", "stderr", "connections"}: each database
@@ -117,7 +120,34 @@ def run_imports(request):
     return 1 if bad else 0
 
 
-OPS = {"alembic": run_alembic, "probe": run_alembic, "imports": run_imports}
+def run_app(request):
+    """Imports the app a profile names (calling a factory once) and prints
+    what it is: its interface and the paths of its route table."""
+    import asyncio
+    import importlib
+    import inspect
+
+    module_name, _, attribute = request["spec"].partition(":")
+    factory = attribute.endswith("()")
+    attribute = attribute[:-2] if factory else attribute
+    sys.path.insert(0, os.getcwd())
+    made = getattr(importlib.import_module(module_name), attribute)
+    app = made() if factory else made
+    if inspect.isclass(app):
+        asgi = True
+    else:
+        call = app if inspect.isfunction(app) or inspect.ismethod(app) else type(app).__call__
+        asgi = asyncio.iscoroutinefunction(call)
+    routes = [getattr(r, "path", None) for r in (getattr(app, "routes", None) or [])]
+    url_map = getattr(app, "url_map", None)
+    if url_map is not None:
+        routes += [rule.rule for rule in url_map.iter_rules()]
+    facts = {"interface": "asgi" if asgi else "wsgi", "routes": [r for r in routes if isinstance(r, str)]}
+    print("TMWS-APP " + json.dumps(facts))
+    return 0
+
+
+OPS = {"alembic": run_alembic, "probe": run_alembic, "imports": run_imports, "app": run_app}
 
 gc.freeze()
 gc.enable()

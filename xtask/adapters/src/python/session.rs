@@ -178,6 +178,24 @@ impl Session {
         Ok(self.ask(request)?.output)
     }
 
+    /// The app `spec` names, imported (a factory called once): its
+    /// interface and the paths of its route table (none for a bare ASGI or
+    /// WSGI callable). An app that does not import is an error with why.
+    pub fn app_facts(&mut self, spec: &str) -> Result<AppFacts> {
+        events::command(&format!("python: import the app {spec} (in the Python helper)"));
+        let answer = self.ask(serde_json::json!({ "op": "app", "spec": spec }))?;
+        let out = answer.output;
+        let facts = out.stdout.lines().find_map(|l| l.strip_prefix("TMWS-APP "));
+        match (out.success(), facts) {
+            (true, Some(json)) => Ok(serde_json::from_str(json)?),
+            _ => bail!(
+                "{spec} does not import as an app ({}):\n{}",
+                out.describe_status(),
+                out.tail(4)
+            ),
+        }
+    }
+
     /// What a revision makes, from Alembic's offline SQL for that step:
     /// its tables, the columns it adds to tables, and its indexes.
     pub fn made_by(&mut self, from: &str, to: &str) -> Result<Made> {
@@ -405,4 +423,12 @@ mod made_tests {
             .map(|(i, t)| (i.to_string(), t.to_string()));
         assert_eq!(made.indexes, indexes);
     }
+}
+
+/// What importing an app showed.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AppFacts {
+    /// `asgi` or `wsgi`.
+    pub interface: String,
+    pub routes: Vec<String>,
 }

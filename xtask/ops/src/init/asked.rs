@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::check_copy::CheckCopy;
-use xtask_adapters::python::{Python, Scope};
+use xtask_adapters::python::{AppFacts, Python, Scope};
 use xtask_model::profile::{Profile, Tree};
 
 /// The answers, each with where it came from.
@@ -23,6 +23,9 @@ pub(super) struct Asked {
     /// wherever they live (inside the package too); `None` when pytest
     /// could not collect.
     pub tests: Option<Vec<String>>,
+    /// The app init's reading proposed, imported: what it is, or why it
+    /// does not import.
+    pub app: Option<Result<AppFacts, String>>,
 }
 
 /// Asks the checkout at `root`, whose alembic.ini and migrations `profile`
@@ -33,6 +36,7 @@ pub(super) fn ask(
     root: &Path,
     profile: Profile,
     candidates: &[String],
+    app: Option<&str>,
 ) -> Result<Asked> {
     let fs = std::sync::Arc::new(xtask_fs::RootDir::open(root)?);
     let tree = Tree { root: root.to_path_buf(), profile, fs, copy_of: None };
@@ -56,8 +60,9 @@ pub(super) fn ask(
             break;
         }
     }
+    let app = app.map(|spec| session.app_facts(spec).map_err(|e| format!("{e:#}")));
     let tests = collected_test_folders(sh, &python, &copy.tree).ok();
-    Ok(Asked { database, variable, tests })
+    Ok(Asked { database, variable, tests, app })
 }
 
 /// `pytest --collect-only` on the copy, confined to it: the folders of the

@@ -135,6 +135,8 @@ struct Inspecting<'a> {
     ini_dir: &'a Path,
     script_dir: &'a Path,
     migrations: &'a str,
+    /// The app the code's text proposes, for the service to confirm.
+    app: Option<&'a str>,
 }
 
 /// What the checkout at `root` says about itself, every file read through
@@ -166,6 +168,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
     let script_dir = ini_dir.join(script.trim_start_matches("./"));
     let migrations =
         (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}"));
+    let found_app = find_app(fs, root);
     let at = Inspecting {
         fs,
         root,
@@ -173,18 +176,11 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         ini_dir: &ini_dir,
         script_dir: &script_dir,
         migrations: &migrations.0,
+        app: found_app.as_ref().map(|(spec, _)| spec.as_str()),
     };
-    let (database, url_env, collected) = database_and_variable(&at, ask)?;
-    let Some(app) = find_app(fs, root) else {
-        return Err(failed(format!(
-            "{}: no app found (a main.py, app.py, asgi.py or wsgi.py that defines app or application or a create_app factory, or a module with app = FastAPI(...)): write tmws-rollback.toml by hand with `app = \"package.module:app\"` or `\"package.module:create_app()\"`",
-            root.display()
-        )));
-    };
-    let health = health_path(fs, root).map_or_else(
-        || (defaults.health_path.clone(), "the default: no health route found in the code".into()),
-        |(route, file)| (route, format!("the route {file} declares")),
-    );
+    let answers = database_and_variable(&at, ask)?;
+    let (database, url_env, collected) = (answers.database, answers.variable, answers.tests);
+    let (app, health) = app_and_health(fs, root, found_app, answers.app)?;
     let by_name = |path: &str| {
         let name = Path::new(path).file_name().unwrap_or_default().to_string_lossy().into_owned();
         files_named(fs, root, &name, 6).first().map(|p| rel(root, p))
@@ -220,6 +216,50 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         test_files,
         config_files,
     })
+}
+
+/// The app (proposed by the code's text, imported on a scratch copy when
+/// init asks) and its health route: from the app's own
+/// route table, else from the code's text, else the default.
+fn app_and_health(
+    fs: &RootDir,
+    root: &Path,
+    found_app: Option<Sourced>,
+    imported: Option<Result<xtask_adapters::python::AppFacts, String>>,
+) -> Result<(Sourced, Sourced)> {
+    let defaults = Profile::default();
+    // An app that does not import on the copy (a start-up that needs what
+    // only the live tree has) keeps the text's finding, saying why; the
+    // proof before init writes runs it for real.
+    let (routes, not_imported) = match imported {
+        Some(Err(why)) => (None, Some(why.lines().last().unwrap_or_default().to_string())),
+        Some(Ok(facts)) => (Some(facts.routes), None),
+        None => (None, None),
+    };
+    let Some(app) = found_app else {
+        return Err(failed(format!(
+            "{}: no app found (a main.py, app.py, asgi.py or wsgi.py that defines app or application or a create_app factory, or a module with app = FastAPI(...)): write tmws-rollback.toml by hand with `app = \"package.module:app\"` or `\"package.module:create_app()\"`",
+            root.display()
+        )));
+    };
+    let app = match not_imported {
+        Some(why) => (app.0, format!("{} (it did not import on a scratch copy: {why})", app.1)),
+        None => app,
+    };
+    // The app's own route table first; the code's text for an app that
+    // has none (a bare ASGI or WSGI callable).
+    let from_table = routes
+        .into_iter()
+        .flatten()
+        .find(|route| route.rsplit('/').next().is_some_and(|last| last.starts_with("health")));
+    let health = match from_table {
+        Some(route) => (route, "the app's own route table, imported on a scratch copy".into()),
+        None => health_path(fs, root).map_or_else(
+            || (defaults.health_path.clone(), "the default: no health route found".into()),
+            |(route, file)| (route, format!("the route {file} declares")),
+        ),
+    };
+    Ok((app, health))
 }
 
 /// The runbook's test files that exist, else the folders of the tests
@@ -287,10 +327,7 @@ pub struct Ask<'a> {
 /// the code's strings (alembic.ini's `sqlalchemy.url`, env.py, a settings
 /// module) only name the candidates, or stand in when it cannot answer.
 /// No database found is exit 1: init never writes a guess.
-fn database_and_variable(
-    at: &Inspecting<'_>,
-    ask: Option<&Ask<'_>>,
-) -> Result<(Sourced, Sourced, Option<Vec<String>>)> {
+fn database_and_variable(at: &Inspecting<'_>, ask: Option<&Ask<'_>>) -> Result<Answers> {
     let (fs, root, ini_path) = (at.fs, at.root, at.ini_path);
     let settings = settings_database(fs, root);
     let url = ini_setting(&fs.read_to_string(&root.join(ini_path))?, "sqlalchemy.url");
@@ -304,9 +341,9 @@ fn database_and_variable(
         (None, None) => None,
     };
     let variable = variable_from_text(fs, root, at.script_dir, &settings)?;
-    let (database, variable, tests) = match ask {
+    let (database, variable, tests, app) = match ask {
         Some(ask) => asked_or_text(at, ask, from_text, variable, &settings),
-        None => (from_text, variable, None),
+        None => (from_text, variable, None, None),
     };
     let Some(database) = database else {
         return Err(failed(format!(
@@ -314,8 +351,24 @@ fn database_and_variable(
             root.display()
         )));
     };
-    Ok((database, variable, tests))
+    Ok(Answers { database, variable, tests, app })
 }
+
+/// What init found of the database, its variable, the tests and the app.
+struct Answers {
+    database: Sourced,
+    variable: Sourced,
+    tests: Option<Vec<String>>,
+    app: Option<Result<xtask_adapters::python::AppFacts, String>>,
+}
+
+/// What asking the service answered (see `asked_or_text`).
+type Asked = (
+    Option<Sourced>,
+    Sourced,
+    Option<Vec<String>>,
+    Option<Result<xtask_adapters::python::AppFacts, String>>,
+);
 
 /// What the service's Alembic environment answers, else the text's
 /// findings with the reason it could not answer.
@@ -325,7 +378,7 @@ fn asked_or_text(
     from_text: Option<(String, String)>,
     variable: (String, String),
     settings: &Option<(String, Option<String>, String)>,
-) -> (Option<Sourced>, Sourced, Option<Vec<String>>) {
+) -> Asked {
     let service = service(at.fs, at.root).0;
     let upper: String = service
         .chars()
@@ -349,7 +402,7 @@ fn asked_or_text(
     profile.migrations = at.migrations.to_string();
     profile.database = from_text.as_ref().map_or(profile.database, |d| d.0.clone());
     profile.database_url_env = String::new();
-    match asked::ask(ask.sh, ask.python, at.root, profile, &candidates) {
+    match asked::ask(ask.sh, ask.python, at.root, profile, &candidates, at.app) {
         Ok(asked) => {
             let database = asked
                 .database
@@ -359,7 +412,7 @@ fn asked_or_text(
                 || (String::new(), format!("none of {} moves alembic's connection, asked of the service's alembic environment", candidates.join(", "))),
                 |v| (v, "the service's alembic environment: set to another file, it moves alembic's connection there".to_string()),
             );
-            (database, variable, asked.tests)
+            (database, variable, asked.tests, asked.app)
         }
         Err(err) => {
             let why = format!("{err:#}");
@@ -367,7 +420,7 @@ fn asked_or_text(
             let note = |(value, from): (String, String)| {
                 (value, format!("{from} (the service's alembic environment did not answer: {why})"))
             };
-            (from_text.map(note), note(variable), None)
+            (from_text.map(note), note(variable), None, None)
         }
     }
 }
