@@ -169,6 +169,8 @@ fn an_app_that_crashes_on_start_fails_with_its_log() {
     fs::write(&main, text).unwrap();
     let result = post_check_json(&root, &["--only", "server"]);
     assert_check_fails(&result, "server.start", "configuration is missing");
+    // A server that never started says nothing of a restart.
+    assert_check_fails(&result, "server.restart", "not reached: the server did not start");
     assert_no_server(&root);
 }
 

@@ -80,7 +80,14 @@ pub fn free_port() -> Result<u16> {
 pub fn check(sh: &Shell, python: &Python, tree: &Tree, at: &At<'_>) -> Outcome {
     let before = restart::seen(tree);
     let (start, health) = start_and_health(sh, python, tree, at);
-    let restart = restart::judge(before, restart::seen(tree), at.after_deploy);
+    // A server that never started says nothing of what a restart does.
+    let restart = match start.status {
+        xtask_model::check::Status::Fail => xtask_model::check::Check::fail(
+            xtask_model::check::CheckId::ServerRestart,
+            "not reached: the server did not start (server.start says why)",
+        ),
+        _ => restart::judge(before, restart::seen(tree), at.after_deploy),
+    };
     Outcome { start, health, restart }
 }
 
