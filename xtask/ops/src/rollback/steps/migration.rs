@@ -262,6 +262,16 @@ impl Ctx<'_> {
                 self.tree.profile.database
             );
         }
+        // alembic changed nothing on the copy (the database was at the
+        // target already, nothing half-applied): the copy goes, the
+        // database stays.
+        if !self.changed && fs.exists(&db) && revisions_of(&db)? == wanted(target) {
+            fs.remove_dir_all(&dir).with_context(|| format!("remove {folder}"))?;
+            return Ok(format!(
+                "{} is at {target} already: nothing to swap",
+                self.tree.profile.database
+            ));
+        }
         self.changed = true;
         self.bundle()?.capture_database(DatabaseCapture::Move)?;
         crate::rollback::fault_hook("inside", "migrated-moved");
