@@ -40,6 +40,9 @@ fn measured(tree: &Tree, manifest: &Manifest, steps: &[Step]) -> Result<Vec<Stri
     let mut lines = Vec::new();
     if restores {
         lines.extend(rows_since_the_backup(&conn, manifest)?);
+        lines.push(
+            "rows changed in place or replaced since the backup are not counted: the failed database is kept in the bundle to compare".into(),
+        );
         if !manifest.schema.is_empty() {
             let columns = beyond_the_backups_schema(&conn, manifest, "the backup's database")?;
             lines.extend(columns.into_iter().filter(|l| l.starts_with("column ")));
