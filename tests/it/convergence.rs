@@ -255,3 +255,72 @@ fn a_database_behind_the_code_is_migrated_up_on_a_copy() {
     assert!(kept.map(|p| sha256(&p)).any(|s| s == behind), "the database behind is not kept");
     assert_code(&run_in(&root, &["post-check"]), 0);
 }
+
+/// What no rollback can put right is `manual`, never a command that exits
+/// 2 or changes nothing: a tree without a backup, and migrations with two
+/// heads.
+#[test]
+fn without_a_backup_or_with_two_heads_diagnose_says_manual() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    std::fs::rename(root.join("backups"), dir.path().join("elsewhere")).unwrap();
+    corrupt_database(&root);
+    let json = diagnose(&root, &[]);
+    assert_eq!(json["recommendation"], "manual", "{json}");
+    assert!(json["passed_over"].to_string().contains("no backup pre-phase4"), "{json}");
+
+    let dir = sandbox("phase4");
+    let root = crate::root(&dir);
+    let second = "revision = \"abcabcabc123\"\ndown_revision = \"a5f3c9e1b7d2\"\n\ndef upgrade():\n    pass\n\ndef downgrade():\n    pass\n";
+    std::fs::write(root.join("migrations/versions/abcabcabc123_second_head.py"), second).unwrap();
+    git(&root, &["add", "migrations"]);
+    git(&root, &["commit", "-q", "-m", "a second head"]);
+    let json = diagnose(&root, &[]);
+    assert_eq!(json["recommendation"], "manual", "{json}");
+    assert!(json["rollback"].is_null(), "{json}");
+}
+
+/// A migration rollback to where the database is already changes nothing
+/// and says so: no bundle, the same file.
+#[test]
+fn a_migration_to_the_revision_the_database_holds_changes_nothing() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    let before = sha256(&database_of(&root));
+    let result = run_in(&root, &["rollback", "--scenario", "migration", "--to", "head", "--yes"]);
+    assert_code(&result, 0);
+    result.stdout_has(contains("nothing changed"));
+    assert_eq!(sha256(&database_of(&root)), before);
+    assert!(
+        !root.join("forensics").exists()
+            || std::fs::read_dir(root.join("forensics")).unwrap().next().is_none()
+    );
+}
+
+/// An upgrade to head that fails (a migration that raises) leaves the
+/// database as it was; once its run is abandoned, diagnose sends the code
+/// back instead of recommending the same upgrade again.
+#[test]
+fn a_failed_upgrade_is_not_recommended_again() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    assert_code(&run_in(&root, &["rollback", "--scenario", "database", "--yes"]), 0);
+    let head =
+        root.join("migrations/versions/20251122_1042-f1c7e3a9b5d4_create_learning_feedback.py");
+    let text = std::fs::read_to_string(&head).unwrap();
+    let broken = text.replace(
+        "def upgrade() -> None:\n",
+        "def upgrade() -> None:\n    raise RuntimeError('broken upgrade')\n",
+    );
+    std::fs::write(&head, broken).unwrap();
+    git(&root, &["commit", "-q", "-am", "a broken upgrade"]);
+    let json = diagnose(&root, &[]);
+    let command = json["rollback"].as_str().unwrap();
+    assert!(command.contains("--scenario migration --to head"), "{json}");
+    assert_code(&run_printed(command), 1);
+    assert_code(&run_in(&root, &["rollback", "--scenario", "migration", "--abandon"]), 0);
+    let json = diagnose(&root, &[]);
+    assert_eq!(json["recommendation"], "git", "{json}");
+    assert_code(&run_printed(json["rollback"].as_str().unwrap()), 0);
+    assert_eq!(diagnose(&root, &[])["recommendation"], "healthy");
+}

@@ -137,6 +137,12 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
     /// The journal of the last rollback that finished (one whose steps do
     /// not read as this version's steps is none).
     pub fn last_done_run(tree: &Tree) -> Option<Journal<S>> {
+        Journal::<S>::last_closed_run(tree, |status| status == RunStatus::Done)
+    }
+
+    /// The journal of the last rollback closed (done or abandoned) whose
+    /// status `keep` accepts.
+    pub fn last_closed_run(tree: &Tree, keep: impl Fn(RunStatus) -> bool) -> Option<Journal<S>> {
         let bundles = tree.fs.list(&tree.forensics_dir()).ok()?;
         bundles
             .into_iter()
@@ -144,7 +150,7 @@ impl<S: Serialize + DeserializeOwned> Journal<S> {
                 let file = tree.forensics_dir().join(name).join("journal.json");
                 let text = tree.fs.read_to_string(&file).ok()?;
                 let journal: Journal<S> = sealed::open(FINISHED, Path::new(""), &text).ok()?;
-                (journal.status == RunStatus::Done).then_some(journal)
+                keep(journal.status).then_some(journal)
             })
             .max_by(|a, b| a.started.cmp(&b.started))
     }

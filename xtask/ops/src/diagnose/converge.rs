@@ -8,7 +8,7 @@ use crate::rollback::{Choices, Down, GitMove, Step, dry_run};
 use xtask_adapters::{git, sqlite};
 use xtask_model::{
     advice,
-    journal::Journal,
+    journal::{Journal, RunStatus},
     label::Label,
     manifest::Manifest,
     profile::Tree,
@@ -74,8 +74,12 @@ pub(super) fn choose(state: &State<'_>) -> Chosen {
                 Ok(_) => Ok(()),
                 Err(err) => Err(format!("its plan cannot be made: {err:#}")),
             },
-            // Without the backup no row runs; the row is still the answer.
-            None => Ok(()),
+            // Without the backup no row runs: recommending one would send
+            // people to a command that exits 2.
+            None => Err(format!(
+                "no backup {} to roll back from: mend what the evidence names by hand, then take one (`cargo xtask backup`)",
+                state.label
+            )),
         };
         match changes {
             Ok(()) => {
@@ -93,10 +97,12 @@ pub(super) fn choose(state: &State<'_>) -> Chosen {
     Chosen {
         recommendation: Recommendation::Manual,
         command_line: None,
-        why: Some(
-            "mend what the failed evidence names by hand: no rollback's dry run changes it (see passed_over)"
+        why: Some(match passed_over.is_empty() {
+            true => "mend what the failed evidence names by hand: no rollback row puts it right"
                 .into(),
-        ),
+            false => "mend what the failed evidence names by hand: no rollback's dry run changes it (see passed_over)"
+                .into(),
+        }),
         then: None,
         passed_over,
     }
@@ -170,6 +176,10 @@ fn migration(s: &State<'_>) -> Vec<Action> {
         }
     };
     let heads = graph.heads();
+    // Several heads need a person (a merge revision); no row ends healthy.
+    if heads.len() > 1 {
+        return Vec::new();
+    }
     if !graph.contains(&current) {
         let fits = s.manifest.and_then(Manifest::revision).is_some_and(|r| graph.contains(r));
         let why = format!(
@@ -191,6 +201,20 @@ fn migration(s: &State<'_>) -> Vec<Action> {
             Scenario::Git,
             format!(
                 "the last rollback took the database down to {current}: the code goes back to the backup's commit, whose migrations end there"
+            ),
+        )];
+    }
+    // An upgrade to head that failed before (its run abandoned) would fail
+    // again: the code goes back to the backup's commit instead.
+    let upgrade_failed = Journal::<Step>::last_closed_run(s.tree, |_| true).is_some_and(|run| {
+        run.status != RunStatus::Done
+            && run.steps.iter().any(|step| matches!(step, Step::MigrateCopy { up: true, .. }))
+    });
+    if behind && upgrade_failed {
+        return vec![Action::plain(
+            Scenario::Git,
+            format!(
+                "the upgrade to the code's head failed before (its run was abandoned): the code goes back to the backup's commit, whose migrations end at {current}"
             ),
         )];
     }
