@@ -110,6 +110,15 @@ const BREAKS: &[Break] = &[
         rows: &["git"],
     },
     Break {
+        name: "a detached HEAD before the deploy",
+        stage: "phase4",
+        make: |r| {
+            git(r, &["checkout", "-q", "--detach", "HEAD~1"]);
+            Vec::new()
+        },
+        rows: &["git"],
+    },
+    Break {
         name: "a broken file that is not critical",
         stage: "phase4",
         make: break_the_app,

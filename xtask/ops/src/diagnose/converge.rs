@@ -181,15 +181,7 @@ fn migration(s: &State<'_>) -> Vec<Action> {
         return Vec::new();
     }
     if !graph.contains(&current) {
-        let fits = s.manifest.and_then(Manifest::revision).is_some_and(|r| graph.contains(r));
-        let why = format!(
-            "the database is at {current}, which the code's migrations do not define (the code went back without it): alembic cannot downgrade it, and the backup's database fits this code"
-        );
-        return if fits {
-            vec![Action::plain(Scenario::Database, why)]
-        } else {
-            vec![Action::plain(Scenario::Complete, why)]
-        };
+        return code_lacks_the_revision(s, &graph, &current);
     }
     let behind = matches!(heads.as_slice(), [head] if graph.ancestors(head).contains(&current));
     let last = Journal::<Step>::last_done(s.tree);
@@ -249,6 +241,54 @@ fn migration(s: &State<'_>) -> Vec<Action> {
         ));
     }
     vec![action]
+}
+
+/// The database at a revision the code's migrations do not define (the
+/// code went back without it): HEAD back to a branch that defines it when
+/// HEAD is detached, else the backup's database (or everything).
+fn code_lacks_the_revision(
+    s: &State<'_>,
+    graph: &xtask_model::migrations::Graph,
+    current: &str,
+) -> Vec<Action> {
+    let fits = s.manifest.and_then(Manifest::revision).is_some_and(|r| graph.contains(r));
+    let why = format!(
+        "the database is at {current}, which the code's migrations do not define (the code went back without it): alembic cannot downgrade it, and the backup's database fits this code"
+    );
+    let back = if fits {
+        Action::plain(Scenario::Database, why)
+    } else {
+        Action::plain(Scenario::Complete, why)
+    };
+    reattach(s, current).into_iter().chain([back]).collect()
+}
+
+/// A detached HEAD (a checkout by hand) while a branch's tip defines the
+/// database's revision: HEAD goes to that commit, which loses nothing,
+/// rather than the database going back to the backup's.
+fn reattach(s: &State<'_>, current: &str) -> Option<Action> {
+    let repo = git::open(&s.tree.root).ok()??;
+    let (head, branch) = git::head(&repo);
+    if branch.is_some() {
+        return None;
+    }
+    let branches = repo.branches(Some(git2::BranchType::Local)).ok()?;
+    for (branch, _) in branches.flatten() {
+        let (Some(tip), Ok(Some(name))) = (branch.get().target(), branch.name()) else { continue };
+        let defined = git::revisions_defined_at(&repo, tip, &s.tree.profile.migrations);
+        if defined.is_ok_and(|d| d.iter().any(|r| r == current)) {
+            let head = head.as_deref().map_or("?", |h| &h[..h.len().min(12)]).to_string();
+            return Some(hard_reset(
+                &repo,
+                tip,
+                format!(
+                    "HEAD is detached at {head} while branch {name}, whose migrations define the database's revision {current}, is at {}: HEAD goes there, and no row is discarded",
+                    &tip.to_string()[..12]
+                ),
+            ));
+        }
+    }
+    None
 }
 
 /// A commit after the deploy that broke a critical module: HEAD goes back
