@@ -184,3 +184,16 @@ raise RuntimeError("ways out: " + " ".join(_seen))"#,
     assert_eq!(fs::read_to_string(&leaked).unwrap(), "", "descriptor 3 was written");
     drop(listener);
 }
+
+/// An env.py that takes a while (a slow settings source) is waited for,
+/// and the helper says so after 30 s instead of sitting silent.
+#[test]
+fn a_slow_env_py_is_waited_for_and_said_to_be_slow() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    prepend(&root.join("migrations/env.py"), "import time; time.sleep(31)");
+    let check = run_in(&root, &["post-check", "--only", "migrations", "--after", "deploy"]);
+    check.exits(0).stderr_has(contains(
+        "the Python helper has not answered for 30 s (alembic); it is stopped at 120 s",
+    ));
+}

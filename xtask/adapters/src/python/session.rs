@@ -73,6 +73,9 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// How long a request may go before the helper says it is waiting.
+const WAITING_NOTE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The helper process of one command.
 pub struct Session {
     child: Child,
@@ -228,7 +231,22 @@ impl Session {
         if !matches!(sent, Some(Ok(()))) {
             return Err(self.died("it stopped reading requests"));
         }
-        match self.answers.recv_timeout(TOOL_TIMEOUT) {
+        // A request that takes a while says so once (an env.py that waits
+        // on something), then gets the rest of its time.
+        let first = self.answers.recv_timeout(WAITING_NOTE);
+        let answer = match first {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                events::note(&format!(
+                    "the Python helper has not answered for {} s ({}); it is stopped at {} s",
+                    WAITING_NOTE.as_secs(),
+                    request["op"].as_str().unwrap_or("a request"),
+                    TOOL_TIMEOUT.as_secs()
+                ));
+                self.answers.recv_timeout(TOOL_TIMEOUT.saturating_sub(WAITING_NOTE))
+            }
+            other => other,
+        };
+        match answer {
             Ok(line) => {
                 let wire: Wire = serde_json::from_str(&line)
                     .with_context(|| format!("the Python helper's answer: {line}"))?;
