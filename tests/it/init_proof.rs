@@ -60,3 +60,21 @@ fn init_imports_the_app_for_its_routes_and_names_one_that_fails() {
     );
     assert_eq!(digest(&root), before, "init changed the checkout");
 }
+
+/// A database the service's alembic environment opens outside the
+/// checkout is named, exit 1: init never proposes a guess beneath it.
+#[test]
+fn a_database_outside_the_checkout_is_named_not_guessed() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let outside = dir.path().join("elsewhere/tmws.db");
+    fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    fs::rename(root.join("data/tmws.db"), &outside).unwrap();
+    let ini = fs::read_to_string(root.join("alembic.ini")).unwrap();
+    let ini = ini.replace("sqlite:///data/tmws.db", &format!("sqlite:///{}", outside.display()));
+    fs::write(root.join("alembic.ini"), ini).unwrap();
+    let init = run_in(&root, &["init", "--dry-run"]);
+    init.exits(1)
+        .stderr_has(contains(format!("opens {}, outside the checkout", outside.display())));
+}

@@ -47,8 +47,13 @@ pub(super) fn ask(
     let mut session = python.session(sh, &copy.tree, scope)?;
     let unset: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let alone = session.probe_with(&[], &unset).context("alembic current, with no URL set")?;
-    let database =
-        alone.iter().find_map(|c| c.file.as_deref()).and_then(|file| inside(&copy.tree.root, file));
+    let opened = alone.iter().find_map(|c| c.file.as_deref());
+    // A file outside the copy is outside the checkout: the tool works on a
+    // database beneath the tree, and init never guesses another.
+    if let Some(file) = opened.filter(|f| inside(&copy.tree.root, f).is_none()) {
+        return Err(Outside(file.to_path_buf()).into());
+    }
+    let database = opened.and_then(|file| inside(&copy.tree.root, file));
     let probe: PathBuf = copy.tree.root.join(".tmws-init-probe.db");
     let url = format!("sqlite:///{}", probe.display());
     let mut variable = None;
@@ -96,6 +101,23 @@ fn collected_test_folders(sh: &Shell, python: &Python, tree: &Tree) -> Result<Ve
     let top: Vec<String> = folders.iter().filter(|f| !nested(f)).cloned().collect();
     Ok(top)
 }
+
+/// The database the service's alembic environment opens lies outside the
+/// checkout: an answer, not a failure to answer.
+#[derive(Debug)]
+pub(super) struct Outside(pub PathBuf);
+
+impl std::fmt::Display for Outside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the service's alembic environment opens {}, outside the checkout: the tool rolls back a database beneath the tree; move it there (and point the service at it), then run init again",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for Outside {}
 
 /// `file` relative to `root`, when it lies beneath it.
 fn inside(root: &Path, file: &Path) -> Option<String> {

@@ -342,7 +342,7 @@ fn database_and_variable(at: &Inspecting<'_>, ask: Option<&Ask<'_>>) -> Result<A
     };
     let variable = variable_from_text(fs, root, at.script_dir, &settings)?;
     let (database, variable, tests, app) = match ask {
-        Some(ask) => asked_or_text(at, ask, from_text, variable, &settings),
+        Some(ask) => asked_or_text(at, ask, from_text, variable, &settings)?,
         None => (from_text, variable, None, None),
     };
     let Some(database) = database else {
@@ -378,7 +378,7 @@ fn asked_or_text(
     from_text: Option<(String, String)>,
     variable: (String, String),
     settings: &Option<(String, Option<String>, String)>,
-) -> Asked {
+) -> Result<Asked> {
     let service = service(at.fs, at.root).0;
     let upper: String = service
         .chars()
@@ -412,15 +412,16 @@ fn asked_or_text(
                 || (String::new(), format!("none of {} moves alembic's connection, asked of the service's alembic environment", candidates.join(", "))),
                 |v| (v, "the service's alembic environment: set to another file, it moves alembic's connection there".to_string()),
             );
-            (database, variable, asked.tests, asked.app)
+            Ok((database, variable, asked.tests, asked.app))
         }
+        Err(err) if err.downcast_ref::<asked::Outside>().is_some() => Err(failed(format!("{err}"))),
         Err(err) => {
             let why = format!("{err:#}");
             let why = why.lines().next().unwrap_or_default().to_string();
             let note = |(value, from): (String, String)| {
                 (value, format!("{from} (the service's alembic environment did not answer: {why})"))
             };
-            (from_text.map(note), note(variable), None, None)
+            Ok((from_text.map(note), note(variable), None, None))
         }
     }
 }
