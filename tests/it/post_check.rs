@@ -418,15 +418,7 @@ fn forensics_on_a_tree_never_rolled_back_is_not_applicable() {
 fn a_service_interpreter_without_uvicorn_or_pytest_is_kept_and_named() {
     let dir = rolled_back();
     let root = root(&dir);
-    let ours =
-        crate::sandbox::python_of_sandbox().parent().unwrap().parent().unwrap().to_path_buf();
-    let copied = Command::new("cp").arg("-a").arg(&ours).arg(root.join(".venv")).status().unwrap();
-    assert!(copied.success());
-    for tool in ["pytest", "py.test", "uvicorn"] {
-        fs::remove_file(root.join(".venv/bin").join(tool)).unwrap();
-    }
-    let lib = fs::read_dir(root.join(".venv/lib")).unwrap().next().unwrap().unwrap().path();
-    fs::remove_dir_all(lib.join("site-packages/uvicorn")).unwrap();
+    crate::sandbox::service_venv_without_uvicorn(&root, &["pytest", "py.test"]);
     let result = post_check_json(&root, &["--skip", "git"]);
     let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
     let interpreter = report["interpreter"].as_str().unwrap();

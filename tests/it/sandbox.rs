@@ -60,6 +60,21 @@ fn a_non_empty_out_folder_is_refused() {
 }
 
 /// The interpreter of the virtualenv the xtask built for the sandboxes.
+/// A `.venv` of the tree's own, as a service keeps one: a copy of the
+/// tests' virtualenv without uvicorn (its script and its package) and
+/// without the scripts named in `scripts`.
+pub fn service_venv_without_uvicorn(root: &std::path::Path, scripts: &[&str]) {
+    let ours = python_of_sandbox().parent().unwrap().parent().unwrap().to_path_buf();
+    let venv = root.join(".venv");
+    let copied = std::process::Command::new("cp").arg("-a").arg(&ours).arg(&venv).status();
+    assert!(copied.unwrap().success());
+    for script in scripts.iter().chain(&["uvicorn"]) {
+        fs::remove_file(venv.join("bin").join(script)).unwrap();
+    }
+    let lib = fs::read_dir(venv.join("lib")).unwrap().next().unwrap().unwrap().path();
+    fs::remove_dir_all(lib.join("site-packages/uvicorn")).unwrap();
+}
+
 pub fn python_of_sandbox() -> std::path::PathBuf {
     let home = crate::test_cache().join("tmws-xtask/venv");
     let venv = fs::read_dir(&home)

@@ -1,7 +1,7 @@
 //! Apps that are not ASGI: a WSGI app made by a factory is found by init
 //! and served in the service's own interpreter, through uvicorn's WSGI
 //! interface when it has uvicorn, else the standard library's server.
-use std::{fs, process::Command};
+use std::fs;
 
 use predicates::{prelude::*, str::contains};
 
@@ -22,13 +22,7 @@ fn without_uvicorn_a_wsgi_app_is_served_by_the_standard_library() {
     let dir = sandbox_variant("phase4", "wsgi-factory");
     let root = root(&dir);
     // The service's own virtualenv, without uvicorn.
-    let ours =
-        crate::sandbox::python_of_sandbox().parent().unwrap().parent().unwrap().to_path_buf();
-    let copied = Command::new("cp").arg("-a").arg(&ours).arg(root.join(".venv")).status().unwrap();
-    assert!(copied.success());
-    fs::remove_file(root.join(".venv/bin/uvicorn")).unwrap();
-    let lib = fs::read_dir(root.join(".venv/lib")).unwrap().next().unwrap().unwrap().path();
-    fs::remove_dir_all(lib.join("site-packages/uvicorn")).unwrap();
+    crate::sandbox::service_venv_without_uvicorn(&root, &[]);
     let check = run_in(&root, &["post-check", "--after", "deploy", "--only", "server"]);
     check.exits(0).stdout_has(
         contains("src.main:create_app() answered on 127.0.0.1:")
