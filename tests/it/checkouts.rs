@@ -16,9 +16,34 @@ fn lose_an_unchanged_blob(root: &Path) -> &'static str {
     let path = "src/config.py";
     let id = git(root, &["rev-parse", &format!("HEAD:{path}")]).trim().to_string();
     assert_eq!(id, git(root, &["rev-parse", &format!("pre-phase4:{path}")]).trim(), "unchanged");
-    fs::remove_file(root.join(".git/objects").join(&id[..2]).join(&id[2..])).unwrap();
+    lose_object(root, &id);
     fs::remove_file(root.join(path)).unwrap();
     path
+}
+
+/// Deletes one object from the repository, as a lost file in
+/// `.git/objects` does. The sandbox templates keep their objects in one
+/// pack, so the pack is unpacked into loose objects first.
+fn lose_object(root: &Path, id: &str) {
+    let packs = root.join(".git/objects/pack");
+    for entry in fs::read_dir(&packs).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "pack") {
+            let pack = fs::read(&path).unwrap();
+            for ext in ["pack", "idx", "rev"] {
+                let _ = fs::remove_file(path.with_extension(ext));
+            }
+            let mut unpack = std::process::Command::new("git")
+                .args(["unpack-objects", "-q"])
+                .current_dir(root)
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut unpack.stdin.take().unwrap(), &pack).unwrap();
+            assert!(unpack.wait().unwrap().success(), "git unpack-objects");
+        }
+    }
+    fs::remove_file(root.join(".git/objects").join(&id[..2]).join(&id[2..])).unwrap();
 }
 
 fn head(root: &Path) -> String {
@@ -67,7 +92,7 @@ fn an_object_the_checkout_needs_is_confirmed_present_before_step_one() {
     let root = root(&dir);
     let path = "src/services/verification_service.py";
     let id = git(&root, &["rev-parse", &format!("pre-phase4:{path}")]).trim().to_string();
-    fs::remove_file(root.join(".git/objects").join(&id[..2]).join(&id[2..])).unwrap();
+    lose_object(&root, &id);
     let before = digest(&root);
     let result = run_in(&root, &["rollback", "--scenario", "complete", "--yes"]);
     assert_code(&result, 4);
@@ -82,7 +107,7 @@ fn a_hard_reset_confirms_the_objects_it_writes_back_before_step_one() {
     // A locally edited file the reset must write back, whose blob is lost.
     let path = "src/config.py";
     let id = git(&root, &["rev-parse", &format!("pre-phase4:{path}")]).trim().to_string();
-    fs::remove_file(root.join(".git/objects").join(&id[..2]).join(&id[2..])).unwrap();
+    lose_object(&root, &id);
     fs::write(root.join(path), "# edited\n").unwrap();
     let before = digest(&root);
     for extra in [&["--dry-run"][..], &["--yes"]] {

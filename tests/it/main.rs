@@ -300,12 +300,26 @@ pub fn from_template(name: &str, build: impl FnOnce(&Path)) -> TempDir {
             let building = templates_dir().join(format!("{name}.building-{}", std::process::id()));
             let _ = fs::remove_dir_all(&building);
             build(&building);
+            pack_git_objects(&building);
             fs::rename(&building, &template).unwrap();
         }
     }
     let copy = TempDir::new().unwrap();
     copy_tree(&template, &copy.path().join("tmws"));
     copy
+}
+
+/// Packs a template's loose git objects into one pack: every copy of it
+/// then makes about 60 folders and 70 files fewer, which was a sixth of the
+/// suite's time. What git reads from the tree stays the same.
+fn pack_git_objects(tree: &Path) {
+    if !tree.join(".git").is_dir() {
+        return;
+    }
+    for args in [&["repack", "-a", "-d", "-q"][..], &["prune-packed", "-q"]] {
+        let status = Command::new("git").args(args).current_dir(tree).status().unwrap();
+        assert!(status.success(), "git {args:?} in {}", tree.display());
+    }
 }
 
 /// The templates of this build: a folder named after what they are made
