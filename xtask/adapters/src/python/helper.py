@@ -6,8 +6,11 @@
 # sys.stdout when it is imported), never mixed with the answers.
 #
 # Requests:
-#   {"op": "alembic", "argv": [...]}           alembic ARGV, as the CLI runs it
-#   {"op": "probe", "argv": [...]}             the same, every connection refused
+#   {"op": "alembic", "argv": [...], "app": "module:attr"}
+#                                              alembic ARGV, as the CLI runs it
+#                                              (inside the app's context when
+#                                              env.py needs one: Flask-Migrate)
+#   {"op": "probe", "argv": [...], "app": ...} the same, every connection refused
 #   {"op": "imports", "modules": [...], "files": [...]}
 #                                              import modules, compile files
 #   {"op": "app", "spec": "module:attr"}       import the app (a factory with
@@ -39,7 +42,7 @@ from urllib.parse import unquote  # noqa: E402
 
 # alembic first: without it, that is what the error names.
 import alembic.command  # noqa: E402,F401  (imported once, for every request)
-from alembic.config import main as alembic_main  # noqa: E402
+import alembic.config  # noqa: E402,F401
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
@@ -76,14 +79,82 @@ def exit_code(exit):
     return exit.code % 256 if isinstance(exit.code, int) else 1
 
 
-def run_alembic(request):
+class NeedsApp(Exception):
+    """An env.py that needs a Flask application context, with no app named."""
+
+
+def located(config):
+    """Resolves a relative script_location against the ini's folder when
+    that is where the scripts are (Flask-Migrate keeps `alembic.ini` in the
+    migrations folder and says `script_location = .`); alembic itself would
+    read it from the working folder."""
+    location = config.get_main_option("script_location")
+    if not location or os.path.isabs(location) or not config.config_file_name:
+        return
+    if os.path.isfile(os.path.join(location, "env.py")):
+        return
+    beside = os.path.join(os.path.dirname(os.path.abspath(config.config_file_name)), location)
+    if os.path.isfile(os.path.join(beside, "env.py")):
+        config.set_main_option("script_location", os.path.normpath(beside).replace("%", "%%"))
+
+
+def made_app(spec):
+    """The app a profile's `app` names (`module:attr`, or a factory
+    `module:create_app()` called once), imported from the working folder."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    factory = attribute.endswith("()")
+    attribute = attribute[:-2] if factory else attribute
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    made = getattr(importlib.import_module(module_name), attribute)
+    return made() if factory else made
+
+
+def in_app_context(run, request):
+    """Runs `run()`; an env.py that needs a Flask application context (as
+    Flask-Migrate's does, at its first line) runs again inside the profile
+    app's context, as `flask db` runs it."""
     try:
-        alembic_main(argv=request["argv"], prog="alembic")
+        return run()
+    except RuntimeError as error:
+        if "application context" not in str(error):
+            raise
+        if not request.get("app"):
+            raise NeedsApp() from None
+        app = made_app(request["app"])
+        if not hasattr(app, "app_context"):
+            raise
+        with app.app_context():
+            return run()
+
+
+def run_alembic(request):
+    from alembic.config import CommandLine
+
+    cli = CommandLine(prog="alembic")
+    plain = cli.run_cmd
+
+    def run_cmd(config, options):
+        located(config)
+        in_app_context(lambda: plain(config, options), request)
+
+    cli.run_cmd = run_cmd
+    try:
+        cli.main(argv=request["argv"])
         return 0
     except SystemExit as exit:
         return exit_code(exit)
     except Probed:
         return 0
+    except NeedsApp:
+        print(
+            "error: the env.py needs a Flask application context (Flask-Migrate): "
+            "name the Flask app or its factory as the profile's app (app = \"module:create_app()\")",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def file_of(error):
@@ -124,15 +195,9 @@ def run_app(request):
     """Imports the app a profile names (calling a factory once) and prints
     what it is: its interface and the paths of its route table."""
     import asyncio
-    import importlib
     import inspect
 
-    module_name, _, attribute = request["spec"].partition(":")
-    factory = attribute.endswith("()")
-    attribute = attribute[:-2] if factory else attribute
-    sys.path.insert(0, os.getcwd())
-    made = getattr(importlib.import_module(module_name), attribute)
-    app = made() if factory else made
+    app = made_app(request["spec"])
     if inspect.isclass(app):
         asgi = True
     else:

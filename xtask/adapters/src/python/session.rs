@@ -84,6 +84,9 @@ pub struct Session {
     errors: Option<thread::JoinHandle<String>>,
     /// `-c INI` and the profile's alembic arguments, before every command.
     alembic_prefix: Vec<String>,
+    /// The profile's app, in whose context an env.py that needs a Flask
+    /// application context (Flask-Migrate's) runs, as `flask db` runs it.
+    app: Option<String>,
     /// Why the process can answer no more (it exited, or timed out).
     dead: Option<String>,
     _confinement: Confinement,
@@ -128,6 +131,7 @@ impl Python {
             answers,
             errors: Some(errors),
             alembic_prefix,
+            app: Some(tree.profile.app.clone()).filter(|a| !a.is_empty()),
             dead: None,
             _confinement: confinement,
         })
@@ -139,7 +143,7 @@ impl Session {
     pub fn alembic(&mut self, args: &[&str]) -> Result<Answer> {
         events::command(&format!("alembic {} (in the Python helper)", args.join(" ")));
         let argv = self.argv(args);
-        self.ask(serde_json::json!({ "op": "alembic", "argv": argv }))
+        self.ask(serde_json::json!({ "op": "alembic", "argv": argv, "app": self.app }))
     }
 
     /// Every connection `alembic current` would open, each recorded and
@@ -156,8 +160,7 @@ impl Session {
         let argv = self.argv(&["current"]);
         let env: serde_json::Map<String, serde_json::Value> =
             set.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
-        let request =
-            serde_json::json!({ "op": "probe", "argv": argv, "env": env, "unset": unset });
+        let request = serde_json::json!({ "op": "probe", "argv": argv, "app": self.app, "env": env, "unset": unset });
         let answer = self.ask(request)?;
         if answer.connections.is_empty() && !answer.output.success() {
             bail!(

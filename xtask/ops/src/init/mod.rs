@@ -165,7 +165,12 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
     };
     let script = setting("script_location").unwrap_or_else(|| "migrations".into());
     let script = script.replace("%(here)s/", "").replace("%(here)s", ".");
-    let script_dir = ini_dir.join(script.trim_start_matches("./"));
+    // `script_location = .` (Flask-Migrate's) is the ini's own folder.
+    let script_dir: PathBuf = ini_dir
+        .join(&script)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
     let migrations =
         (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}"));
     let found_app = find_app(fs, root);
@@ -402,6 +407,8 @@ fn asked_or_text(
     profile.migrations = at.migrations.to_string();
     profile.database = from_text.as_ref().map_or(profile.database, |d| d.0.clone());
     profile.database_url_env = String::new();
+    // An env.py that needs the app's context (Flask-Migrate's) runs in it.
+    profile.app = at.app.unwrap_or_default().to_string();
     match asked::ask(ask.sh, ask.python, at.root, profile, &candidates, at.app) {
         Ok(asked) => {
             let database = asked
