@@ -8,15 +8,21 @@ pub const PRE_PHASE4_HEAD: &str = "47a9e2c8b6f0";
 pub const PHASE4_PARENT: &str = "a5f3c9e1b7d2";
 pub const PHASE4_HEAD: &str = "f1c7e3a9b5d4";
 
-/// Runs the sandbox virtualenv's alembic in a tree and returns stdout.
+/// Runs alembic in a tree as its service would and returns stdout: the
+/// sandbox virtualenv's alembic, or, where the tree's own `.venv` has
+/// Flask, `flask db` on the profile's app (Flask-Migrate's env.py runs only
+/// inside the app's context).
 pub fn alembic(root: &Path, args: &[&str]) -> String {
-    let output = Command::new(python_of_sandbox())
-        .args(["-m", "alembic"])
-        .args(args)
-        .current_dir(root)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
+    let mut command = Command::new(python_of_sandbox());
+    command.args(["-m", "alembic"]);
+    if root.join(".venv/bin/flask").is_file() {
+        let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+        let app = profile.lines().find_map(|l| l.strip_prefix("app = ")).expect("an app");
+        command = Command::new(root.join(".venv/bin/python"));
+        command.args(["-m", "flask", "--app", app.trim_matches('"'), "db"]);
+    }
+    let output =
+        command.args(args).current_dir(root).env("PYTHONDONTWRITEBYTECODE", "1").output().unwrap();
     assert!(
         output.status.success(),
         "alembic {args:?}: {}",

@@ -237,6 +237,8 @@ tables! {
         on ["database", "files", "git", "database behind the code"] skipping "tests",
     every_break_converges_with_a_column_migration: "column-migration"
         on ["migration", "database behind the code"] skipping "tests,server",
+    every_break_converges_with_flask_migrate: "flask-migrate"
+        on ["database", "migration", "database behind the code"] skipping "tests",
 }
 
 #[test]

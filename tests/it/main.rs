@@ -20,6 +20,7 @@ mod diagnose;
 mod dist;
 mod drill;
 mod files_row;
+mod flask_migrate;
 mod forensics;
 mod forgery;
 mod git_clean;

@@ -161,6 +161,7 @@ init_describes! {
     init_describes_a_column_migration: "column-migration",
     init_describes_a_computed_database_path: "computed-path",
     init_describes_a_wsgi_factory: "wsgi-factory",
+    init_describes_a_flask_migrate_service: "flask-migrate",
 }
 
 /// Settings that compute the database's path, beside a docstring whose

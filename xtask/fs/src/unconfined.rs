@@ -148,6 +148,13 @@ pub fn set_mode(path: impl AsRef<Path>, mode: u32) -> Result<()> {
         .with_context(|| format!("set the mode of {}", path.display()))
 }
 
+/// Makes `link` a symbolic link to `target` (the sandbox's `.venv`).
+pub fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) -> Result<()> {
+    let (target, link) = (target.as_ref(), link.as_ref());
+    std::os::unix::fs::symlink(target, link)
+        .with_context(|| format!("link {} to {}", link.display(), target.display()))
+}
+
 /// Renames within a folder of our own (a sandbox being built).
 pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
     let (from, to) = (from.as_ref(), to.as_ref());

@@ -141,6 +141,7 @@ pub fn build(
     files::copy_tree(&fixtures_dir().join("tmws"), out).context("copy the fake TMWS tree")?;
     if let Some(variant) = variant {
         variant.apply(out)?;
+        service_virtualenv(sh, out, variant, python)?;
     }
     // What `cargo xtask init` writes, and what healthy means here: committed
     // with the service, as README advises.
@@ -180,6 +181,22 @@ pub fn build(
         upgrade(sh, &python, &tree)?;
     }
     Ok(tree)
+}
+
+/// A variant with packages of its own (Flask...) gets a `.venv` as a
+/// service keeps one: a link to a virtualenv of them built once in the
+/// user's cache, which the tool then runs as the service's interpreter.
+fn service_virtualenv(
+    sh: &Shell,
+    out: &Path,
+    variant: &Variant,
+    python: Option<&Path>,
+) -> Result<()> {
+    let Some(requirements) = variant.requirements()? else { return Ok(()) };
+    let interpreter = python.unwrap_or(Path::new("python3"));
+    let what = format!("the packages of the {} variant", variant.name);
+    let venv = xtask_adapters::python::virtualenv(sh, interpreter, &requirements, &what)?;
+    unconfined::symlink(venv, out.join(".venv"))
 }
 
 fn upgrade(sh: &Shell, python: &Python, tree: &Tree) -> Result<()> {

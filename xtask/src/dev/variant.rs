@@ -4,7 +4,8 @@
 //! Each is a folder under `fixtures/variants/`: `variant.toml` says which
 //! property it reproduces and which paths of the base tree move, `tree/`
 //! holds the files laid over the base tree and `phase4/` those laid over
-//! the Phase 4 deploy; `untracked` names those of `tree/` never committed.
+//! the Phase 4 deploy; `untracked` names those of `tree/` never committed,
+//! and `requirements` the service's own packages, for its own `.venv`.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -34,6 +35,9 @@ pub struct Variant {
     /// commit of the sandbox's history.
     #[serde(default)]
     untracked: Vec<String>,
+    /// A file of the variant's folder (pip's format, pinned) naming the
+    /// service's own packages: the sandbox gives the tree a `.venv` of them.
+    requirements: Option<String>,
 }
 
 impl Variant {
@@ -75,6 +79,16 @@ impl Variant {
     /// The files this variant keeps out of every commit.
     pub fn untracked(&self) -> impl Iterator<Item = &Path> {
         self.untracked.iter().map(Path::new)
+    }
+
+    /// The service's own packages, pinned, when the variant has a
+    /// virtualenv of its own.
+    pub fn requirements(&self) -> Result<Option<String>> {
+        let Some(file) = &self.requirements else { return Ok(None) };
+        let path = self.dir.join(file);
+        let text = xtask_fs::outside::read_to_string(&path)
+            .with_context(|| format!("read {}", path.display()))?;
+        Ok(Some(text))
     }
 
     /// This variant's own files of the Phase 4 deploy, if it has any.

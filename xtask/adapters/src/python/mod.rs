@@ -123,76 +123,8 @@ impl Python {
     }
 
     fn bootstrap(sh: &Shell, interpreter: &Path, why: &str) -> Result<Python> {
-        // Keyed on the interpreter's real file (python3 -> python3.11), found
-        // through PATH as the shell would, so a new Python, or a cache
-        // restored on another machine, gets its own.
-        let found = match interpreter.components().count() {
-            1 => outside::on_path(&interpreter.to_string_lossy()),
-            _ => Some(interpreter.to_path_buf()),
-        };
-        let real = found
-            .and_then(|path| outside::canonicalize(path).ok())
-            .unwrap_or_else(|| interpreter.to_path_buf());
-        let key = sha256_bytes(
-            format!("{}\n{}\n{REQUIREMENTS}", interpreter.display(), real.display()).as_bytes(),
-        );
-        let home = venv_home()?;
-        unconfined::private_dir(&home)?;
-        let venv = home.join(&key[..16]);
-        let ready = venv.join(".ready");
-        let python = Python { bin: venv.join("bin"), why: why.into() };
-        if outside::is_file(&ready) {
-            return Ok(python);
-        }
-        // Several xtask processes (parallel tests, two terminals) may start at
-        // once: one builds the virtualenv while the others wait for it.
-        let _lock = FileLock::acquire(&home.join(".lock"))?;
-        if outside::is_file(&ready) {
-            return Ok(python);
-        }
-        xtask_base::events::note(&format!(
-            "Creating the Python virtualenv with alembic, pytest and uvicorn in {} (once; it is reused)",
-            venv.display()
-        ));
-        let found =
-            cmd!(sh, "{interpreter} --version").quiet().ignore_stdout().ignore_stderr().run();
-        if found.is_err() {
-            return Err(usage(format!(
-                "no Python interpreter at {}: install Python 3.10 or newer (python3), or pass --python PATH / set TMWS_PYTHON",
-                interpreter.display()
-            )));
-        }
-        // venv and pip may write only beneath the virtualenvs' folder.
-        let confined = Confinement::beneath(&[&home])?;
-        let created = process::run_quiet(
-            cmd!(sh, "{interpreter} -m venv --clear {venv}"),
-            Duration::from_secs(120),
-            Some(&confined),
-        );
-        if !matches!(&created, Ok(out) if out.success()) {
-            return Err(usage(format!(
-                "{} could not create a virtualenv in {}: install the venv module (Debian: apt-get install python3-venv)",
-                interpreter.display(),
-                venv.display()
-            )));
-        }
-        let requirements = venv.join("requirements.txt");
-        unconfined::write(&requirements, REQUIREMENTS.as_bytes())?;
-        let pip = python.bin.join("pip");
-        let installed = process::run(
-            cmd!(sh, "{pip} install --disable-pip-version-check --quiet -r {requirements}"),
-            Duration::from_secs(600),
-            Some(&confined),
-        )?;
-        if !installed.success() {
-            return Err(usage(format!(
-                "pip could not install the pinned Python tools ({}): check the network access to PyPI or pass --python with a virtualenv that has alembic, pytest and uvicorn\n{}",
-                installed.describe_status(),
-                installed.tail(5)
-            )));
-        }
-        unconfined::write(&ready, key.as_bytes())?;
-        Ok(python)
+        let venv = virtualenv(sh, interpreter, REQUIREMENTS, "alembic, pytest and uvicorn")?;
+        Ok(Python { bin: venv.join("bin"), why: why.into() })
     }
 
     pub fn exe(&self, name: &str) -> PathBuf {
@@ -225,28 +157,94 @@ impl Python {
         cmd
     }
 
-    /// Runs alembic with the profile's extra arguments before the subcommand.
+    /// Runs alembic with the profile's extra arguments before the subcommand,
+    /// in a helper of its own confined to the tree (the sandbox's and the
+    /// drill's alembic calls): the same way, Flask application context
+    /// included, as every command's helper runs it.
     pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
-        self.alembic_with_env(sh, tree, args, &[])
+        let writable = [tree.root.as_path()];
+        let mut session = self.session(sh, tree, Scope::tree(tree, &writable))?;
+        Ok(session.alembic(args)?.output)
     }
+}
 
-    /// Runs alembic with extra environment variables (a database URL).
-    pub fn alembic_with_env(
-        &self,
-        sh: &Shell,
-        tree: &Tree,
-        args: &[&str],
-        env: &[(String, String)],
-    ) -> Result<Output> {
-        let _d = sh.push_dir(&tree.root);
-        let ini = &tree.profile.alembic_ini;
-        let mut cmd =
-            self.tool(sh, tree, "alembic").arg("-c").arg(ini).args(&tree.profile.alembic_args);
-        for (key, value) in env {
-            cmd = cmd.env(key, value);
-        }
-        process::run(cmd.args(args), TOOL_TIMEOUT, Some(&confined(tree)?))
+/// A virtualenv of `requirements` (pip's format, pinned) built from
+/// `interpreter` in the user's cache, once: keyed on the interpreter's real
+/// file (python3 -> python3.11), found through PATH as the shell would, and
+/// on the requirements, so a new Python, a new pin, or a cache restored on
+/// another machine gets its own. `what` names the packages for the note.
+/// The sandbox builds a variant's service virtualenv with it too.
+pub fn virtualenv(
+    sh: &Shell,
+    interpreter: &Path,
+    requirements: &str,
+    what: &str,
+) -> Result<PathBuf> {
+    let found = match interpreter.components().count() {
+        1 => outside::on_path(&interpreter.to_string_lossy()),
+        _ => Some(interpreter.to_path_buf()),
+    };
+    let real = found
+        .and_then(|path| outside::canonicalize(path).ok())
+        .unwrap_or_else(|| interpreter.to_path_buf());
+    let key = sha256_bytes(
+        format!("{}\n{}\n{requirements}", interpreter.display(), real.display()).as_bytes(),
+    );
+    let home = venv_home()?;
+    unconfined::private_dir(&home)?;
+    let venv = home.join(&key[..16]);
+    let ready = venv.join(".ready");
+    if outside::is_file(&ready) {
+        return Ok(venv);
     }
+    // Several xtask processes (parallel tests, two terminals) may start at
+    // once: one builds the virtualenv while the others wait for it.
+    let _lock = FileLock::acquire(&home.join(".lock"))?;
+    if outside::is_file(&ready) {
+        return Ok(venv);
+    }
+    xtask_base::events::note(&format!(
+        "Creating the Python virtualenv with {what} in {} (once; it is reused)",
+        venv.display()
+    ));
+    let found = cmd!(sh, "{interpreter} --version").quiet().ignore_stdout().ignore_stderr().run();
+    if found.is_err() {
+        return Err(usage(format!(
+            "no Python interpreter at {}: install Python 3.10 or newer (python3), or pass --python PATH / set TMWS_PYTHON",
+            interpreter.display()
+        )));
+    }
+    // venv and pip may write only beneath the virtualenvs' folder.
+    let confined = Confinement::beneath(&[&home])?;
+    let created = process::run_quiet(
+        cmd!(sh, "{interpreter} -m venv --clear {venv}"),
+        Duration::from_secs(120),
+        Some(&confined),
+    );
+    if !matches!(&created, Ok(out) if out.success()) {
+        return Err(usage(format!(
+            "{} could not create a virtualenv in {}: install the venv module (Debian: apt-get install python3-venv)",
+            interpreter.display(),
+            venv.display()
+        )));
+    }
+    let pinned = venv.join("requirements.txt");
+    unconfined::write(&pinned, requirements.as_bytes())?;
+    let pip = venv.join("bin/pip");
+    let installed = process::run(
+        cmd!(sh, "{pip} install --disable-pip-version-check --quiet -r {pinned}"),
+        Duration::from_secs(600),
+        Some(&confined),
+    )?;
+    if !installed.success() {
+        return Err(usage(format!(
+            "pip could not install {what} ({}): check the network access to PyPI or pass --python with a virtualenv that has alembic, pytest and uvicorn\n{}",
+            installed.describe_status(),
+            installed.tail(5)
+        )));
+    }
+    unconfined::write(&ready, key.as_bytes())?;
+    Ok(venv)
 }
 
 /// The confinement of a program of the tree: it may write beneath the tree
