@@ -2,9 +2,14 @@
 //! write) is refused until the user names it safe; looking for a tree
 //! never climbs into a shared folder, where another user could plant a
 //! profile and a `.venv/`; the virtualenv's folder must be the user's own.
-use std::{fs, os::unix::fs::PermissionsExt, path::Path, process::Command};
+use std::{
+    fs,
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::Path,
+    process::Command,
+};
 
-use predicates::str::contains;
+use predicates::{prelude::*, str::contains};
 
 use crate::{assert_refused, digest, root, run, run_in, sandbox, xtask};
 
@@ -91,4 +96,73 @@ fn a_cache_folder_another_user_owns_is_refused() {
         .arg(&root)
         .env("XDG_CACHE_HOME", &cache));
     result.exits(1).stdout_has(contains("is not a folder of this user's (nobody"));
+}
+
+/// A virtualenv with the tool's pinned packages that `nobody` can run:
+/// from the system's python3 (the one the tests' virtualenv comes from
+/// lies under a folder only root may enter), inside the tree, as a
+/// service keeps its own.
+fn venv_nobody_can_run(root: &Path) {
+    let venv = root.join(".venv");
+    let made = Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv).status();
+    assert!(made.unwrap().success(), "python3 -m venv");
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("python-requirements.txt");
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(requirements)
+        .status();
+    assert!(installed.unwrap().success(), "pip install");
+}
+
+/// Root on a tree another user owns, named safe, runs the tree's programs
+/// as that user: alembic (its env.py refuses to run as root here), the
+/// import check (a critical module that refuses too), the app and pytest.
+/// What it gives them (the migrated copy) stays that user's; and with no
+/// virtualenv that user can run, it refuses before anything changes.
+#[test]
+fn root_runs_the_programs_of_another_users_tree_as_its_owner() {
+    let dir = sandbox("phase4");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let root = root(&dir);
+    let refuse_root = "import os\nif os.geteuid() == 0:\n    raise SystemExit(\"ran as root\")\n";
+    let refusing = [
+        "migrations/env.py",
+        "src/services/learning_trust_integration.py",
+        "src/main.py",
+        "tests/conftest.py",
+    ];
+    for file in refusing {
+        let text = fs::read_to_string(root.join(file)).unwrap();
+        fs::write(root.join(file), format!("{refuse_root}{text}")).unwrap();
+    }
+    crate::breakage::git(&root, &["commit", "-q", "-am", "Refuse to run as root"]);
+    chown("nobody", &root);
+    let trusted = |args: &[&str]| {
+        let mut cmd = xtask();
+        cmd.args(args).args(["--trust-owner", "--root"]).arg(&root);
+        run(&mut cmd)
+    };
+    // The tool's own virtualenv is root's: refused, naming the way out.
+    let before = digest(&root);
+    let refused = trusted(&["rollback", "--scenario", "migration", "--yes"]);
+    refused.exits(4).stderr_has(contains("the tree's programs run as its owner, nobody"));
+    assert_eq!(digest(&root), before);
+    venv_nobody_can_run(&root);
+    chown("nobody", &root.join(".venv"));
+    trusted(&["rollback", "--scenario", "migration", "--yes"]).exits(0);
+    let database = root.join("data/tmws.db");
+    let owner = fs::metadata(&database).unwrap().uid();
+    assert_ne!(owner, 0, "the migrated database is root's");
+    let check = trusted(&["post-check", "--only", "imports,tests,server"]);
+    check.exits(0).stdout_has(contains("3 modules import").and(contains("answered on")));
+    // diagnose runs the import check and alembic as the owner too.
+    let diagnosed = trusted(&["diagnose"]);
+    diagnosed.stdout_has(
+        contains("imports                 pass")
+            .and(contains("migration.revision      FAIL    database at 47a9e2c8b6f0")),
+    );
+    // As a control, the same checks as root on a tree of root's fail.
+    chown("root", &root);
+    let as_root = run_in(&root, &["post-check", "--only", "imports,tests,server"]);
+    as_root.exits(1).stdout_has(contains("ran as root"));
 }

@@ -3,7 +3,7 @@
 use std::{
     io::Read,
     os::fd::OwnedFd,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
         Mutex,
@@ -18,7 +18,7 @@ use xshell::Cmd;
 
 use xtask_base::events;
 use xtask_fs::{
-    files, outside,
+    files, outside, programs_owner,
     sys::{self, Sig},
 };
 
@@ -262,7 +262,14 @@ pub fn terminated() -> Option<u8> {
 /// database alembic would open, the paths a plan writes) still hold.
 pub struct Confinement {
     ruleset: Option<OwnedFd>,
-    scratch: files::Scratch,
+    /// The program's scratch folder, removed when the confinement goes.
+    _scratch: files::Scratch,
+    /// The program's `HOME` and `TMPDIR`: the scratch folder, or the
+    /// owner's folder inside it.
+    home: PathBuf,
+    /// The user and group the program runs as: the tree's owner when root
+    /// runs the tool on another's tree; `None` runs it as the tool runs.
+    run_as: Option<(u32, u32)>,
 }
 
 impl Confinement {
@@ -270,9 +277,23 @@ impl Confinement {
         Confinement::with_network(writable, sys::Net::Any)
     }
 
+    /// `beneath`, for a program of the tool's own (pip building its
+    /// virtualenv), which runs as the tool runs whoever owns the tree.
+    pub fn ours_beneath(writable: &[&Path]) -> Result<Confinement> {
+        Confinement::made(writable, sys::Net::Any, None)
+    }
+
     /// `beneath`, and on the network only what `net` lets it do.
     pub fn with_network(writable: &[&Path], net: sys::Net) -> Result<Confinement> {
+        Confinement::made(writable, net, programs_owner::programs_owner())
+    }
+
+    fn made(writable: &[&Path], net: sys::Net, run_as: Option<(u32, u32)>) -> Result<Confinement> {
         let scratch = files::scratch_dir("tmws-program")?;
+        let home = match run_as {
+            Some(_) => programs_owner::folder_for_programs(scratch.path())?,
+            None => scratch.path().to_path_buf(),
+        };
         let mut folders = writable.to_vec();
         folders.push(scratch.path());
         let devices: Vec<&Path> = ["/dev/null", "/dev/zero"]
@@ -287,21 +308,27 @@ impl Confinement {
                 "this kernel offers no Landlock: the programs the tool runs (alembic, pytest, uvicorn, pip) are not confined by the kernel; every check before step 1 still holds",
             );
         }
-        Ok(Confinement { ruleset, scratch })
+        Ok(Confinement { ruleset, _scratch: scratch, home, run_as })
     }
 
     /// The scratch folder the program gets as `HOME` and `TMPDIR`.
     pub fn scratch(&self) -> &Path {
-        self.scratch.path()
+        &self.home
     }
 
     pub fn apply(&self, command: &mut Command) {
-        let scratch = self.scratch.path();
+        let scratch = self.home.as_path();
         command.env("HOME", scratch).env("TMPDIR", scratch);
         for (variable, folder) in
             [("XDG_CACHE_HOME", "cache"), ("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data")]
         {
             command.env(variable, scratch.join(folder));
+        }
+        // std switches the user (groups dropped) before the hooks run, so
+        // the confinement below is the owner's own.
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
         }
         if let Some(ruleset) = &self.ruleset {
             sys::confine_on_exec(command, ruleset);

@@ -26,6 +26,7 @@ mod landlock;
 pub mod leftovers;
 pub mod outside;
 pub mod paths;
+pub mod programs_owner;
 pub mod root_dir;
 pub mod scratch;
 pub mod scratch_copy;

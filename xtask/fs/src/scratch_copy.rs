@@ -11,7 +11,8 @@
 //! where the file system offers it; otherwise only their data is copied,
 //! so a sparse file stays sparse. Both trees are walked through folder
 //! handles, one component at a time, so a path of any length copies, no
-//! link is followed out of the tree and no FIFO is opened.
+//! link is followed out of the tree and no FIFO is opened. When the tree's
+//! programs run as its owner (root runs the tool), the copy is theirs.
 use std::{
     collections::{BTreeMap, BTreeSet},
     ffi::OsStr,
@@ -24,7 +25,7 @@ use std::{
 use anyhow::{Context, Result};
 
 use super::{
-    RootDir, handles,
+    RootDir, handles, programs_owner,
     sys::{self, FileType, Resolve},
 };
 
@@ -295,6 +296,7 @@ impl Copier {
                 .with_context(|| format!("copy {}", path.display()))?;
         }
         sys::fchmod(&output, std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777)?;
+        programs_owner::give(&output)?;
         self.cost.files += 1;
         self.cost.bytes += meta.len();
         Ok(())
@@ -309,6 +311,7 @@ impl Copier {
             let dir = handles::open_dir(&self.target, path, Resolve::NoLinks)?;
             handles::set_dir_mode(&dir, *mode)
                 .with_context(|| format!("chmod {}", path.display()))?;
+            programs_owner::give(&dir)?;
         }
         Ok(())
     }

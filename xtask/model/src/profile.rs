@@ -194,6 +194,12 @@ impl Tree {
         }
         let root = outside::canonicalize(&given)?;
         crate::ownership::check(&root)?;
+        // Root on another user's tree (named safe) runs its programs as
+        // that user.
+        if let Some(meta) = outside::entry(&root) {
+            use std::os::unix::fs::MetadataExt;
+            xtask_fs::programs_owner::run_programs_as(meta.uid(), meta.gid());
+        }
         if root.to_str().is_none() {
             return Err(usage(format!(
                 "TMWS root {} is not valid UTF-8: the tool names every path it writes in its reports and commands, so it needs a root whose path is text; rename the folder",

@@ -40,6 +40,7 @@ impl CheckCopy {
     pub fn of(tree: &Tree) -> Result<CheckCopy> {
         let selection = selection(tree)?;
         let dir = files::scratch_dir("tmws-check-copy")?;
+        xtask_fs::programs_owner::open_to_programs(dir.path())?;
         // The copy keeps the tree's folder name: an app may use it.
         let name = tree.root.file_name().map_or("tree".into(), |n| n.to_os_string());
         let root = dir.path().join(name);

@@ -123,6 +123,14 @@ impl Python {
     }
 
     fn bootstrap(sh: &Shell, interpreter: &Path, why: &str) -> Result<Python> {
+        // The tool's virtualenv lives in root's private cache, where the
+        // tree's owner, whom its programs run as, cannot reach.
+        if let Some((uid, _)) = xtask_fs::programs_owner::programs_owner() {
+            let owner = xtask_fs::sys::user_name(uid);
+            return Err(xtask_base::exit::refused(format!(
+                "the tree's programs run as its owner, {owner}, since root runs the tool on another user's tree, and the tool's own virtualenv is root's and private ({why}): give the checkout a .venv with alembic that {owner} can run, or pass --python with the interpreter of such a virtualenv. Nothing was changed"
+            )));
+        }
         let venv = virtualenv(sh, interpreter, REQUIREMENTS, "alembic, pytest and uvicorn")?;
         Ok(Python { bin: venv.join("bin"), why: why.into() })
     }
@@ -215,7 +223,7 @@ pub fn virtualenv(
         )));
     }
     // venv and pip may write only beneath the virtualenvs' folder.
-    let confined = Confinement::beneath(&[&home])?;
+    let confined = Confinement::ours_beneath(&[&home])?;
     let created = process::run_quiet(
         cmd!(sh, "{interpreter} -m venv --clear {venv}"),
         Duration::from_secs(120),

@@ -127,7 +127,8 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     let judging = Judging::of(tree, o.after);
     let expected = expectations(tree, o, &judging)?;
     // Outside the tree: pytest's XML report and the server's log.
-    let scratch = files::scratch_dir("tmws-post-check")?;
+    let scratch_dir = files::scratch_dir("tmws-post-check")?;
+    let scratch = xtask_fs::programs_owner::folder_for_programs(scratch_dir.path())?;
     let python = Python::find(sh, Some(&tree.root), o.python.as_deref());
     let port = match o.port {
         Some(port) => port,
@@ -150,7 +151,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         &expected,
         slow::Where {
             port,
-            scratch: scratch.path(),
+            scratch: &scratch,
             live: o.live,
             after_deploy: judging == Judging::Deploy,
         },

@@ -50,6 +50,8 @@ pub(super) fn start(
     let made = !tree.fs.expect_dir_or_nothing(&dir)?;
     if made {
         tree.fs.create_dir(&dir, 0o700).with_context(|| format!("create {folder}"))?;
+        // alembic writes there as the tree's owner when root runs the tool.
+        xtask_fs::programs_owner::give(tree.fs.dir(&dir)?)?;
     }
     let copy = dir.join(tree.database().file_name().unwrap_or_default());
     let started = Python::find(sh, Some(&tree.root), o.python.as_deref()).and_then(|python| {
