@@ -78,3 +78,18 @@ fn a_database_outside_the_checkout_is_named_not_guessed() {
     init.exits(1)
         .stderr_has(contains(format!("opens {}, outside the checkout", outside.display())));
 }
+
+/// The code's text proposes every app it sees; init imports them in turn
+/// and takes the first that imports as an app: an `app.py` at the root
+/// that needs a package the service lacks is passed over for `src/main.py`.
+#[test]
+fn init_takes_the_first_candidate_app_that_imports() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let stale = "import a_package_this_service_lacks\n\napp = a_package_this_service_lacks.App()\n";
+    fs::write(root.join("app.py"), stale).unwrap();
+    let init = run_in(&root, &["init", "--dry-run"]);
+    init.exits(0)
+        .stdout_has(contains("app = \"src.main:app\"").and(contains("health_path = \"/health\"")));
+}

@@ -139,6 +139,12 @@ impl Python {
 }
 
 impl Session {
+    /// Runs later alembic requests in the context of the app `spec` (init,
+    /// once it has found which candidate imports).
+    pub fn use_app(&mut self, spec: &str) {
+        self.app = Some(spec.to_string());
+    }
+
     /// `alembic ARGS`, as the command line would run it.
     pub fn alembic(&mut self, args: &[&str]) -> Result<Answer> {
         events::command(&format!("alembic {} (in the Python helper)", args.join(" ")));

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::check_copy::CheckCopy;
-use xtask_adapters::python::{AppFacts, Python, Scope};
+use xtask_adapters::python::{AppFacts, Python, Scope, Session};
 use xtask_model::profile::{Profile, Tree};
 
 /// The answers, each with where it came from.
@@ -23,9 +23,9 @@ pub(super) struct Asked {
     /// wherever they live (inside the package too); `None` when pytest
     /// could not collect.
     pub tests: Option<Vec<String>>,
-    /// The app init's reading proposed, imported: what it is, or why it
-    /// does not import.
-    pub app: Option<Result<AppFacts, String>>,
+    /// The first of the apps init's reading proposed that imports as an
+    /// app (its index, what it is); else the first, and why it did not.
+    pub app: Option<(usize, Result<AppFacts, String>)>,
 }
 
 /// Asks the checkout at `root`, whose alembic.ini and migrations `profile`
@@ -36,7 +36,7 @@ pub(super) fn ask(
     root: &Path,
     profile: Profile,
     candidates: &[String],
-    app: Option<&str>,
+    apps: &[&str],
 ) -> Result<Asked> {
     let fs = std::sync::Arc::new(xtask_fs::RootDir::open(root)?);
     let tree = Tree { root: root.to_path_buf(), profile, fs, copy_of: None };
@@ -45,6 +45,12 @@ pub(super) fn ask(
     let writable = [copy.tree.root.as_path()];
     let scope = Scope { url: String::new(), writable: &writable };
     let mut session = python.session(sh, &copy.tree, scope)?;
+    // The apps first: an env.py that needs the app's context (Flask-
+    // Migrate's) is asked inside the one that imports.
+    let app = import_first(&mut session, apps);
+    if let Some((index, Ok(_))) = &app {
+        session.use_app(apps[*index]);
+    }
     let unset: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let alone = session.probe_with(&[], &unset).context("alembic current, with no URL set")?;
     let opened = alone.iter().find_map(|c| c.file.as_deref());
@@ -65,9 +71,24 @@ pub(super) fn ask(
             break;
         }
     }
-    let app = app.map(|spec| session.app_facts(spec).map_err(|e| format!("{e:#}")));
     let tests = collected_test_folders(sh, &python, &copy.tree).ok();
     Ok(Asked { database, variable, tests, app })
+}
+
+/// Imports the candidate apps in turn on the copy: the first that imports
+/// as an app, else the first with why it did not.
+fn import_first(session: &mut Session, apps: &[&str]) -> Option<(usize, Result<AppFacts, String>)> {
+    let mut first_failure = None;
+    for (index, spec) in apps.iter().enumerate() {
+        match session.app_facts(spec) {
+            Ok(facts) => return Some((index, Ok(facts))),
+            Err(err) if first_failure.is_none() => {
+                first_failure = Some((index, Err(format!("{err:#}"))))
+            }
+            Err(_) => {}
+        }
+    }
+    first_failure
 }
 
 /// `pytest --collect-only` on the copy, confined to it: the folders of the

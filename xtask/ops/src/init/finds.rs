@@ -160,73 +160,72 @@ pub(super) fn health_path(fs: &RootDir, root: &Path) -> Option<(String, String)>
     })
 }
 
-/// The app, from the usual entry points: a `main.py`, `app.py`, `asgi.py`
-/// or `wsgi.py` that defines `app` (ASGI or WSGI), `application` (WSGI) or
-/// a factory `create_app` (`module:create_app()`); else any module of the
-/// service that makes one (`app = FastAPI(`, `app = Starlette(`).
-pub(super) fn find_app(fs: &RootDir, root: &Path) -> Option<(String, String)> {
-    let defines_app = |path: &Path| {
-        let text = fs.read_to_string(path).ok()?;
+/// The apps the code's text proposes, for the service to confirm by
+/// importing them, in order: a `[project.scripts]` module, then the usual
+/// entry points (a `main.py`, `app.py`, `asgi.py` or `wsgi.py`, the
+/// shallowest first) that define `app` (ASGI or WSGI), `application`
+/// (WSGI) or a factory `create_app` (`module:create_app()`), then any
+/// module of the service that makes one (`app = FastAPI(`). Each with
+/// where it came from.
+pub(super) fn app_candidates(fs: &RootDir, root: &Path) -> Vec<(String, String)> {
+    let defined_in = |path: &Path| -> Vec<(String, String)> {
+        let Ok(text) = fs.read_to_string(path) else { return Vec::new() };
         let relative = rel(root, path);
         let module = relative.trim_end_matches(".py").replace('/', ".");
-        // A WSGI module's `application`, or a factory (Flask's
-        // `create_app`), when the module has no `app`.
-        let other = |prefix: &str, spec: &str| {
-            text.lines()
-                .any(|l| l.starts_with(prefix))
-                .then(|| (format!("{module}:{spec}"), relative.clone()))
-        };
-        let defines = text.lines().any(|l| {
+        let defines_app = text.lines().any(|l| {
             // `from src.service import app`: the entry point re-exports it.
             let imported = l.starts_with("from ")
                 && l.split(" import ").nth(1).is_some_and(|names| {
                     names.split([',', ' ', '#']).next().is_some_and(|first| first == "app")
                 });
-            l.starts_with("app =")
-                || l.starts_with("app=")
-                || l.starts_with("def app(")
-                || l.starts_with("async def app(")
+            ["app =", "app=", "def app(", "async def app("].iter().any(|p| l.starts_with(p))
                 || imported
         });
-        if defines {
-            return Some((format!("{module}:app"), relative));
-        }
-        other("application =", "application").or_else(|| other("def create_app(", "create_app()"))
+        let has = |prefix: &str| text.lines().any(|l| l.starts_with(prefix));
+        [
+            (defines_app, "app", "defines app"),
+            (has("application ="), "application", "defines a WSGI application"),
+            (has("def create_app("), "create_app()", "defines the factory create_app"),
+        ]
+        .into_iter()
+        .filter(|(found, ..)| *found)
+        .map(|(_, spec, what)| (format!("{module}:{spec}"), format!("{relative}, which {what}")))
+        .collect()
     };
-    // The package's own entry points first: a [project.scripts] module
-    // that defines (or imports) app.
+    let mut found = Vec::new();
+    // The package's own entry points first.
     let scripts = fs.read_to_string(&root.join("pyproject.toml")).ok().map(|t| script_modules(&t));
-    let from_scripts = scripts.unwrap_or_default().into_iter().find_map(|(name, module)| {
+    for (name, module) in scripts.unwrap_or_default() {
         let file = module.replace('.', "/") + ".py";
-        ["", "src/"].iter().map(|prefix| root.join(format!("{prefix}{file}"))).find_map(|path| {
-            let (app, relative) = defines_app(&path)?;
-            Some((app, format!("{relative}, the module of the entry point {name} in pyproject.toml, which defines app")))
-        })
-    });
-    let mut candidates: Vec<PathBuf> = ["main.py", "app.py", "asgi.py", "wsgi.py"]
+        for prefix in ["", "src/"] {
+            for (app, from) in defined_in(&root.join(format!("{prefix}{file}"))) {
+                let from =
+                    format!("{from}, the module of the entry point {name} in pyproject.toml");
+                found.push((app, from));
+            }
+        }
+    }
+    let mut entry_points: Vec<PathBuf> = ["main.py", "app.py", "asgi.py", "wsgi.py"]
         .iter()
         .flat_map(|name| files_named(fs, root, name, 5))
         .collect();
-    candidates.sort_by_key(|p| p.components().count());
-    from_scripts
-        .or_else(|| {
-            candidates.into_iter().find_map(|path| {
-                let (app, relative) = defines_app(&path)?;
-                Some((app, format!("{relative}, which defines app")))
-            })
-        })
-        .or_else(|| {
-            python_files(fs, root).into_iter().find_map(|path| {
-                let text = fs.read_to_string(&path).ok()?;
-                let makes = text.lines().any(|l| {
-                    let l = l.replace(' ', "");
-                    l.starts_with("app=FastAPI(") || l.starts_with("app=Starlette(")
-                });
-                let relative = rel(root, &path);
-                let module = relative.trim_end_matches(".py").replace('/', ".");
-                makes.then(|| (format!("{module}:app"), format!("{relative}, which makes app")))
-            })
-        })
+    entry_points.sort_by_key(|p| p.components().count());
+    found.extend(entry_points.iter().flat_map(|path| defined_in(path)));
+    for path in python_files(fs, root) {
+        let Ok(text) = fs.read_to_string(&path) else { continue };
+        let makes = text.lines().any(|l| {
+            let l = l.replace(' ', "");
+            l.starts_with("app=FastAPI(") || l.starts_with("app=Starlette(")
+        });
+        if makes {
+            let relative = rel(root, &path);
+            let module = relative.trim_end_matches(".py").replace('/', ".");
+            found.push((format!("{module}:app"), format!("{relative}, which makes app")));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    found.retain(|(app, _)| seen.insert(app.clone()));
+    found
 }
 
 /// The project's name in pyproject.toml (`[project]`, or Poetry's).

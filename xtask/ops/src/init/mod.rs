@@ -16,7 +16,9 @@ mod proof;
 
 pub use proof::prove;
 
-use finds::{files_named, find_app, health_path, settings_database, sqlite_path, url_variable};
+use finds::{
+    app_candidates, files_named, health_path, settings_database, sqlite_path, url_variable,
+};
 
 use xtask_base::exit::{failed, usage};
 use xtask_fs::{RootDir, files};
@@ -135,8 +137,8 @@ struct Inspecting<'a> {
     ini_dir: &'a Path,
     script_dir: &'a Path,
     migrations: &'a str,
-    /// The app the code's text proposes, for the service to confirm.
-    app: Option<&'a str>,
+    /// The apps the code's text proposes, for the service to confirm.
+    apps: &'a [Sourced],
 }
 
 /// What the checkout at `root` says about itself, every file read through
@@ -173,7 +175,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         .collect();
     let migrations =
         (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}"));
-    let found_app = find_app(fs, root);
+    let apps = app_candidates(fs, root);
     let at = Inspecting {
         fs,
         root,
@@ -181,11 +183,17 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         ini_dir: &ini_dir,
         script_dir: &script_dir,
         migrations: &migrations.0,
-        app: found_app.as_ref().map(|(spec, _)| spec.as_str()),
+        apps: &apps,
     };
     let answers = database_and_variable(&at, ask)?;
     let (database, url_env, collected) = (answers.database, answers.variable, answers.tests);
-    let (app, health) = app_and_health(fs, root, found_app, answers.app)?;
+    // The first candidate that imports as an app; else the first, saying
+    // why it did not import.
+    let (found_app, imported) = match answers.app {
+        Some((index, facts)) => (apps.get(index).cloned(), Some(facts)),
+        None => (apps.first().cloned(), None),
+    };
+    let (app, health) = app_and_health(fs, root, found_app, imported)?;
     let by_name = |path: &str| {
         let name = Path::new(path).file_name().unwrap_or_default().to_string_lossy().into_owned();
         files_named(fs, root, &name, 6).first().map(|p| rel(root, p))
@@ -364,16 +372,15 @@ struct Answers {
     database: Sourced,
     variable: Sourced,
     tests: Option<Vec<String>>,
-    app: Option<Result<xtask_adapters::python::AppFacts, String>>,
+    /// Which of the candidate apps imported (else the first, and why not).
+    app: Option<(usize, ImportedApp)>,
 }
 
+/// An app imported on a scratch copy: what it is, or why it did not import.
+type ImportedApp = Result<xtask_adapters::python::AppFacts, String>;
+
 /// What asking the service answered (see `asked_or_text`).
-type Asked = (
-    Option<Sourced>,
-    Sourced,
-    Option<Vec<String>>,
-    Option<Result<xtask_adapters::python::AppFacts, String>>,
-);
+type Asked = (Option<Sourced>, Sourced, Option<Vec<String>>, Option<(usize, ImportedApp)>);
 
 /// What the service's Alembic environment answers, else the text's
 /// findings with the reason it could not answer.
@@ -408,8 +415,9 @@ fn asked_or_text(
     profile.database = from_text.as_ref().map_or(profile.database, |d| d.0.clone());
     profile.database_url_env = String::new();
     // An env.py that needs the app's context (Flask-Migrate's) runs in it.
-    profile.app = at.app.unwrap_or_default().to_string();
-    match asked::ask(ask.sh, ask.python, at.root, profile, &candidates, at.app) {
+    profile.app = at.apps.first().map(|a| a.0.clone()).unwrap_or_default();
+    let apps: Vec<&str> = at.apps.iter().map(|a| a.0.as_str()).collect();
+    match asked::ask(ask.sh, ask.python, at.root, profile, &candidates, &apps) {
         Ok(asked) => {
             let database = asked
                 .database
