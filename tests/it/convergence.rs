@@ -124,6 +124,16 @@ const BREAKS: &[Break] = &[
         make: break_the_app,
         rows: &["git"],
     },
+    Break {
+        name: "a commit that breaks the app's module",
+        stage: "phase4",
+        make: |r| {
+            break_the_app(r);
+            git(r, &["commit", "-q", "-am", "WIP: breaks the app"]);
+            Vec::new()
+        },
+        rows: &["git"],
+    },
 ];
 
 const CRITICAL: &str = "src/services/learning_trust_integration.py";

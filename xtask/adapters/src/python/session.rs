@@ -182,8 +182,14 @@ impl Session {
     /// critical Python files (paths relative to the tree the session runs
     /// in), writing no bytecode: one line per failure (`module: Error: why`).
     pub fn import_check(&mut self, tree: &Tree) -> Result<Output> {
+        self.import_check_also(tree, &[])
+    }
+
+    /// `import_check`, importing the modules `also` after the critical
+    /// ones (diagnose: the module of the profile's app).
+    pub fn import_check_also(&mut self, tree: &Tree, also: &[String]) -> Result<Output> {
         events::command("python: import the critical modules (in the Python helper)");
-        let modules = &tree.profile.critical_modules;
+        let modules: Vec<&String> = tree.profile.critical_modules.iter().chain(also).collect();
         let files: Vec<&String> =
             tree.profile.critical_files.iter().filter(|f| f.ends_with(".py")).collect();
         let request = serde_json::json!({ "op": "imports", "modules": modules, "files": files });

@@ -137,6 +137,14 @@ fn actions(s: &State<'_>) -> Vec<Action> {
             actions
         }
         [Scenario::Git] => git_row(s),
+        // What fails to import is only in tracked files changed since HEAD
+        // that no critical list names (a broken app module, uncommitted):
+        // putting those back is the git row's, and discards no row.
+        [Scenario::Files, Scenario::Git] if only_uncommitted_files_fail(s) => {
+            let mut actions = git_row(s);
+            actions.push(complete());
+            actions
+        }
         _ => vec![complete()],
     }
 }
@@ -370,6 +378,14 @@ fn git_row(s: &State<'_>) -> Vec<Action> {
         ));
     }
     actions
+}
+
+/// Whether every file that fails to import is a tracked, non-critical file
+/// changed since HEAD (and some file fails).
+fn only_uncommitted_files_fail(s: &State<'_>) -> bool {
+    let Ok(Some(repo)) = git::open(&s.tree.root) else { return false };
+    let changed = changed_tracked(s, &repo);
+    !s.failing_files.is_empty() && s.failing_files.iter().all(|f| changed.contains(f))
 }
 
 /// Tracked files, not critical ones, that differ from HEAD and that the

@@ -3,7 +3,7 @@
 mod converge;
 mod migration;
 
-use std::path::Path;
+use std::{fmt::Write as _, path::Path};
 
 use anyhow::Result;
 use schemars::JsonSchema;
@@ -284,8 +284,23 @@ fn imports_of_the_deploy(
         .detail
         .lines()
         .filter_map(|l| l.split_once(": "))
-        .filter(|(m, _)| tree.profile.critical_modules.iter().any(|c| c == m))
+        .filter(|(m, _)| {
+            tree.profile.critical_modules.iter().any(|c| c == m)
+                || app_module(tree).is_some_and(|app| app == *m)
+        })
         .collect();
+    // Only the app's module fails, and its code is the backup's: what it
+    // trips on at import (a database it migrates as it loads, a setting)
+    // is the other evidence's to name, not the deploy's code.
+    let app_alone = !failures.is_empty()
+        && failures.iter().all(|(m, _)| app_module(tree).is_some_and(|app| app == *m));
+    if app_alone && app_code_is_the_backups(tree, manifest) {
+        check.detail = format!(
+            "the app's module fails to import, yet its code is the backup's: the cause is not the code\n{}",
+            check.detail
+        );
+        return (check, false);
+    }
     // Only a module that is not the tree's own, missing from the
     // interpreter, is the environment's fault; a module of the tree that
     // raises (a RuntimeError, or one the deploy removed) is the deploy's.
@@ -322,6 +337,16 @@ fn imports_of_the_deploy(
     (check, false)
 }
 
+/// Whether the app module's file is as the backup's commit has it: no
+/// commit since touched it, and it has no uncommitted change.
+fn app_code_is_the_backups(tree: &Tree, manifest: &Manifest) -> bool {
+    let file = app_module(tree).and_then(|m| converge::module_file(tree, &m));
+    let (Some(file), Some(since)) = (file, manifest.git_commit.as_deref()) else { return false };
+    let Ok(Some(repo)) = git::open(&tree.root) else { return false };
+    let modified = git::modified_tracked(&repo).unwrap_or_default();
+    git::last_change(&repo, &file, Some(since)).is_none() && !modified.contains(&file)
+}
+
 fn integrity(tree: &Tree) -> Check {
     let result = sqlite::open_tree_database(tree).and_then(|c| sqlite::integrity_check(&c));
     match result {
@@ -334,18 +359,51 @@ fn integrity(tree: &Tree) -> Check {
     }
 }
 
-/// The critical modules import and the critical files compile.
+/// The module of the profile's app (`pkg.main` of `pkg.main:app`), when it
+/// is not a critical module already: a broken app is as broken as a
+/// broken critical module, even where the profile does not list it.
+fn app_module(tree: &Tree) -> Option<String> {
+    let module = tree.profile.app.split(':').next().filter(|m| !m.is_empty())?;
+    let listed = tree.profile.critical_modules.iter().any(|c| c == module);
+    (!listed).then(|| module.to_string())
+}
+
+/// The critical modules and the app's module import, and the critical
+/// files compile.
 fn imports(helper: &OnFirstUse<'_>, tree: &Tree) -> Check {
-    let checked = helper.ask(|session| session.import_check(tree)).map(|out| {
+    let app: Vec<String> = app_module(tree).into_iter().collect();
+    let checked = helper.ask(|session| session.import_check_also(tree, &app)).map(|out| {
         let modules = &tree.profile.critical_modules;
         if out.success() {
-            let detail = format!("{} modules import: {}", modules.len(), modules.join(", "));
+            let mut detail = format!("{} modules import: {}", modules.len(), modules.join(", "));
+            if let Some(app) = app.first() {
+                let _ = write!(detail, "; the app's module {app} too");
+            }
             Check::pass(CheckId::Imports, detail)
         } else {
-            Check::fail(CheckId::Imports, out.tail(8))
+            Check::fail(CheckId::Imports, import_failures(tree, &app, &out))
         }
     });
     Check::of(CheckId::Imports, checked)
+}
+
+/// The import check's own lines of its output (`module: Error: why`, the
+/// `  in FILE` under it, `file:line: SyntaxError`), without what the code
+/// it imported logged around them (an app that migrates as it loads logs
+/// alembic's lines); its last lines when it printed none of its own.
+fn import_failures(tree: &Tree, app: &[String], out: &xtask_adapters::process::Output) -> String {
+    let modules: Vec<&String> = tree.profile.critical_modules.iter().chain(app).collect();
+    let own = |line: &&str| {
+        line.starts_with("  in ")
+            || line.split_once(": ").is_some_and(|(head, _)| {
+                modules.iter().any(|m| *m == head)
+                    || head.rsplit_once(':').is_some_and(|(file, _)| {
+                        tree.profile.critical_files.iter().any(|f| f == file)
+                    })
+            })
+    };
+    let lines: Vec<&str> = out.stdout.lines().filter(own).collect();
+    if lines.is_empty() { out.tail(8) } else { lines.join("\n") }
 }
 
 /// Critical files with uncommitted changes (they point to the files row),
