@@ -113,16 +113,41 @@ pub fn copy_staged(
 /// positioned reads, then fsyncs the copy. Falls back to a plain read and
 /// write where the kernel cannot copy between these files.
 fn copy_in_kernel(input: &File, output: &File) -> Result<(String, u64)> {
-    let len = input.metadata()?.len();
     let hashing = {
         let reader = input.try_clone()?;
         std::thread::spawn(move || sha256_at(&reader))
     };
+    let copied = kernel_copy(input, output);
+    // The hashing thread's result is moot once the copy fails or falls back
+    // to one that hashes as it copies.
+    let to = match copied {
+        Ok(Some(to)) => to,
+        Ok(None) => {
+            let _moot = hashing.join();
+            return copy_hashed(input, output);
+        }
+        Err(err) => {
+            let _moot = hashing.join();
+            return Err(err);
+        }
+    };
+    let (sha, size) =
+        hashing.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))??;
+    if size != to {
+        bail!("the source changed while it was copied ({size} bytes hashed, {to} copied)");
+    }
+    Ok((sha, size))
+}
+
+/// The kernel copies `input` into `output` (`copy_file_range`), in chunks
+/// of 64 MiB each handed to the disk as soon as it is copied, so the final
+/// fsync waits for little; the bytes copied, or `None` where the kernel
+/// cannot copy between these files (nothing was written then).
+fn kernel_copy(input: &File, output: &File) -> Result<Option<u64>> {
+    let len = input.metadata()?.len();
     let (mut from, mut to) = (0u64, 0u64);
     let mut progress = xtask_base::events::Progress::bytes("copy", len);
     while from < len {
-        // Chunks of 64 MiB, each handed to the disk as soon as it is copied:
-        // the final fsync then waits for little.
         let chunk = (len - from).min(64 << 20) as usize;
         let before = to;
         match sys::copy_range(input, &mut from, output, &mut to, chunk) {
@@ -131,26 +156,13 @@ fn copy_in_kernel(input: &File, output: &File) -> Result<(String, u64)> {
                 sys::start_writeback(output, before, n as u64);
                 progress.update(to);
             }
-            // The hashing thread's result is moot once the copy fails or
-            // falls back to one that hashes as it copies.
-            Err(err) if from == 0 && sys::copy_unsupported(&err) => {
-                let _moot = hashing.join();
-                return copy_hashed(input, output);
-            }
-            Err(err) => {
-                let _moot = hashing.join();
-                return Err(err).context("copy_file_range");
-            }
+            Err(err) if from == 0 && sys::copy_unsupported(&err) => return Ok(None),
+            Err(err) => return Err(err).context("copy_file_range"),
         }
     }
     progress.finish();
     output.sync_all().context("fsync the copy")?;
-    let (sha, size) =
-        hashing.join().map_err(|_| anyhow::anyhow!("the hashing thread panicked"))??;
-    if size != to {
-        bail!("the source changed while it was copied ({size} bytes hashed, {to} copied)");
-    }
-    Ok((sha, size))
+    Ok(Some(to))
 }
 
 /// Copies `source` (a path inside `from`) into a new file `dest` inside
@@ -166,17 +178,27 @@ pub fn copy_new(from: &RootDir, source: &Path, to: &RootDir, dest: &Path) -> Res
 
 /// Copies `source` into a new file `dest` of the same root as the service
 /// would have it: its permission bits (never setuid, setgid or sticky), its
-/// owner and group when this runs as root, fsynced. The copy a migration
-/// works on takes the database's place later, so it must be the same file
-/// to its service.
-pub fn copy_like(root: &RootDir, source: &Path, dest: &Path) -> Result<(String, u64)> {
+/// owner and group when this runs as root, fsynced; returns its size. The
+/// copy a migration works on takes the database's place later, so it must
+/// be the same file to its service. Nothing hashes it: the kernel copies
+/// at the disk's pace, and the copy is checked by what it holds.
+pub fn copy_like(root: &RootDir, source: &Path, dest: &Path) -> Result<u64> {
     let input = root.open_read(source)?;
     let meta = input.metadata()?;
     let output = root.create_new(dest, 0o600)?;
-    // The kernel copies while another thread hashes: a database of a GiB
-    // is copied at the disk's pace, not at the hash's.
-    let copied =
-        copy_in_kernel(&input, &output).with_context(|| format!("copy {}", source.display()))?;
+    let copied = match kernel_copy(&input, &output) {
+        Ok(Some(copied)) => Ok(copied),
+        Ok(None) => copy_hashed(&input, &output).map(|(_, size)| size),
+        Err(err) => Err(err),
+    }
+    .with_context(|| format!("copy {}", source.display()))?;
+    if copied != meta.len() {
+        bail!(
+            "{} changed while it was copied ({copied} of {} bytes)",
+            source.display(),
+            meta.len()
+        );
+    }
     if sys::running_as_root() {
         sys::fchown(&output, meta.uid(), meta.gid())
             .with_context(|| format!("give {} its owner", dest.display()))?;
