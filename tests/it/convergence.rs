@@ -1,9 +1,10 @@
 //! diagnose converges: from every break, following its recommended command
 //! leads to a tree it calls healthy, in one action (two only where it names
 //! the second up front), never through "nothing changed", and post-check
-//! passes at the end. Every break on the fixture; on each variant, the
-//! breaks its property takes part in (the slow-start variant's property,
-//! the server's wait, is no part of convergence: check_copies covers it).
+//! passes at the end. Every break, on the fixture and on each variant (the
+//! slow-start variant's property, the server's wait, is no part of
+//! convergence: check_copies covers it). The everyday test profile runs
+//! the fixture's table; CI's runs every variant's too.
 use std::path::Path;
 
 use predicates::str::contains;
@@ -182,12 +183,10 @@ fn break_the_app(root: &Path) -> Vec<String> {
     Vec::new()
 }
 
-/// Follows diagnose from each break of `breaks` (every one when `None`)
-/// on one tree kind to a healthy tree and a passing post-check (with
-/// `post_check`'s flags).
-fn table(variant: Option<&str>, breaks: Option<&[&str]>, post_check: &[&str]) {
-    let chosen = BREAKS.iter().filter(|b| breaks.is_none_or(|names| names.contains(&b.name)));
-    for b in chosen {
+/// Follows diagnose from each break on one tree kind to a healthy tree and
+/// a passing post-check (with `post_check`'s flags).
+fn table(variant: Option<&str>, post_check: &[&str]) {
+    for b in BREAKS {
         let dir = match variant {
             Some(v) => sandbox_variant(b.stage, v),
             None => sandbox(b.stage),
@@ -210,45 +209,33 @@ fn table(variant: Option<&str>, breaks: Option<&[&str]>, post_check: &[&str]) {
 
 #[test]
 fn every_break_converges_on_the_fixture() {
-    table(None, None, &[]);
+    table(None, &[]);
 }
 
-/// One test per variant, so that they run side by side, each on the
-/// breaks its property takes part in (where the database is, how alembic
-/// runs, what the app does when it starts, what healthy means, how pytest
-/// runs), its post-check at the end on the groups that property reaches.
-/// The breaks in the code or its history converge the same way whatever
-/// the variant: the fixture runs them.
+/// One test per variant, so that they run side by side, each on every
+/// break, its post-check at the end on the groups its property reaches
+/// (`skipping` what it cannot run: a variant without tests of its own, a
+/// server check the fixture's own tests already pass).
 macro_rules! tables {
-    ($($test:ident: $variant:literal on [$($break:literal),*] skipping $skip:literal,)*) => {$(
+    ($($test:ident: $variant:literal skipping $skip:literal,)*) => {$(
         #[test]
         fn $test() {
-            table(Some($variant), Some(&["deployed", $($break),*]), &["--skip", $skip]);
+            table(Some($variant), &["--skip", $skip]);
         }
     )*};
 }
 
 tables! {
-    every_break_converges_with_alembic_at_the_root: "alembic-at-root"
-        on ["database", "migration", "database behind the code"] skipping "tests,server",
-    every_break_converges_with_an_app_that_migrates_at_start: "migrates-at-start"
-        on ["database", "migration", "database behind the code"] skipping "tests",
-    every_break_converges_with_another_health_shape: "other-health"
-        on ["database"] skipping "tests",
-    every_break_converges_with_a_migration_the_probe_cannot_render: "probe-fails"
-        on ["migration", "complete", "database behind the code"] skipping "tests,server",
-    every_break_converges_with_a_settings_class: "settings-class"
-        on ["database", "migration", "database behind the code"] skipping "tests",
-    every_break_converges_with_a_computed_database_path: "computed-path"
-        on ["database", "migration", "database behind the code"] skipping "tests",
-    every_break_converges_with_a_strict_pytest: "strict-pytest"
-        on ["files"] skipping "server",
-    every_break_converges_with_untracked_data: "untracked-data"
-        on ["database", "files", "git", "database behind the code"] skipping "tests",
-    every_break_converges_with_a_column_migration: "column-migration"
-        on ["migration", "database behind the code"] skipping "tests,server",
-    every_break_converges_with_flask_migrate: "flask-migrate"
-        on ["database", "migration", "database behind the code"] skipping "tests",
+    every_break_converges_with_alembic_at_the_root: "alembic-at-root" skipping "tests,server",
+    every_break_converges_with_an_app_that_migrates_at_start: "migrates-at-start" skipping "tests",
+    every_break_converges_with_another_health_shape: "other-health" skipping "tests",
+    every_break_converges_with_a_migration_the_probe_cannot_render: "probe-fails" skipping "tests,server",
+    every_break_converges_with_a_settings_class: "settings-class" skipping "tests",
+    every_break_converges_with_a_computed_database_path: "computed-path" skipping "tests",
+    every_break_converges_with_a_strict_pytest: "strict-pytest" skipping "server",
+    every_break_converges_with_untracked_data: "untracked-data" skipping "tests",
+    every_break_converges_with_a_column_migration: "column-migration" skipping "tests,server",
+    every_break_converges_with_flask_migrate: "flask-migrate" skipping "tests",
 }
 
 #[test]
