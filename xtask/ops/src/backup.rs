@@ -323,8 +323,12 @@ fn write_manifest(tree: &Tree, stage: &Path, manifest: &Manifest) -> Result<Stri
     // Every folder of the backup, nested ones too (a config file keeps its
     // folders), holds its names durably.
     let folders = manifest.files.iter().flat_map(|f| Path::new(&f.backup_path).ancestors().skip(1));
-    let folders: BTreeSet<&Path> =
-        Kind::ALL.iter().map(|k| Path::new(k.folder())).chain(folders).collect();
+    let folders: BTreeSet<&Path> = Kind::ALL
+        .iter()
+        .filter(|k| **k != Kind::External || manifest.count(Kind::External) > 0)
+        .map(|k| Path::new(k.folder()))
+        .chain(folders)
+        .collect();
     for folder in folders.into_iter().filter(|f| !f.as_os_str().is_empty()) {
         files::fsync_parent(&stage.join(folder).join("x"))?;
     }
@@ -363,7 +367,10 @@ fn copy_files(
     plan: &[Planned],
     stage: &Path,
 ) -> Result<(Vec<FileEntry>, Option<DatabaseFacts>)> {
-    for kind in Kind::ALL {
+    // The runbook's folders, empty ones too; `external/` only when the
+    // profile names files outside the tree.
+    let external = plan.iter().any(|item| item.kind == Kind::External);
+    for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::External || external) {
         tree.fs.create_dir_all(&stage.join(kind.folder()))?;
     }
     let mut entries = Vec::new();
