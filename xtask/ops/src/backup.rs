@@ -209,6 +209,13 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
             plan.push(Planned { kind, source: source.clone(), backup });
         }
     }
+    for (i, source) in profile.external_files.iter().enumerate() {
+        // Missing, not a regular file, or a link: refused before anything
+        // is written.
+        crate::external::open_for_backup(tree, &format!("external_files[{i}]"), source)?;
+        let backup = crate::external::backup_path(source);
+        plan.push(Planned { kind: Kind::External, source: source.clone(), backup });
+    }
     Ok((plan, absent))
 }
 
@@ -381,6 +388,10 @@ fn copy_files(
         if let Some(folder) = dest.parent() {
             tree.fs.create_dir_all(folder)?;
         }
+        if item.kind == Kind::External {
+            entries.push(copy_external(tree, item, &dest)?);
+            continue;
+        }
         let (sha256, size) = if item.kind == Kind::Database {
             sqlite::online_backup((&tree.fs, &source), (&tree.fs, &dest))?;
             // The fsync (disk), the hash (CPU) and the facts (a scan of every
@@ -414,6 +425,27 @@ fn copy_files(
         });
     }
     Ok((entries, facts))
+}
+
+/// Copies a file outside the tree into the staged backup, read through
+/// its folder's handle (no link on the way or at it). The copy keeps no
+/// more than the file's own read bits: a settings file only its owner may
+/// read stays so in the backup.
+fn copy_external(tree: &Tree, item: &Planned, dest: &Path) -> Result<FileEntry> {
+    let key = "external_files";
+    let (input, mode) = crate::external::open_for_backup(tree, key, &item.source)?;
+    let output = tree.fs.create_new(dest, 0o400)?;
+    let (sha256, size) =
+        files::copy_hashed(&input, &output).with_context(|| format!("copy {}", item.source))?;
+    tree.fs.set_mode(dest, 0o444 & mode)?;
+    Ok(FileEntry {
+        kind: Kind::External,
+        sha256,
+        size,
+        mode,
+        backup_path: item.backup.clone(),
+        source_path: item.source.clone(),
+    })
 }
 
 fn plan_items(
