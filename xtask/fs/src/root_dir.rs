@@ -370,6 +370,15 @@ impl RootDir {
         sys::fchmod(&file, mode).with_context(|| format!("chmod {}", self.shown(path)))
     }
 
+    /// Gives a regular file below the root an owner and a group, reached
+    /// without any link (a restore as root keeps a file its service's).
+    pub fn set_owner(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
+        let relative = self.relative(path)?;
+        let file = handles::open_read(&self.fd, relative, Resolve::NoLinks)
+            .map_err(|err| self.link_refusal(path, &err))?;
+        sys::fchown(&file, uid, gid).with_context(|| format!("chown {}", self.shown(path)))
+    }
+
     /// The bytes of a regular file below the root (see `open_read`).
     pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();

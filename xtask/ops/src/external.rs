@@ -61,3 +61,24 @@ pub fn open_for_backup(tree: &Tree, key: &str, source: &str) -> Result<(File, u3
         }
     }
 }
+
+/// A file outside the tree as a rollback reads it: `None` when nothing is
+/// there (or its folder is gone); a link or anything but a regular file is
+/// refused (exit 4) naming it, never followed or read.
+pub fn open(source: &str) -> Result<Option<(File, u32)>> {
+    let Some(dir) = xtask_fs::external::folder(Path::new(source))? else { return Ok(None) };
+    if !dir.expect_file_or_nothing(Path::new(source))? {
+        return Ok(None);
+    }
+    let file = dir.open_read(Path::new(source))?;
+    let mode = file.metadata().with_context(|| format!("stat {source}"))?.permissions();
+    Ok(Some((file, mode.mode() & 0o7777)))
+}
+
+/// The sha256 of a file outside the tree now (see `open`).
+pub fn sha256(source: &str) -> Result<Option<String>> {
+    match open(source)? {
+        Some((file, _)) => Ok(Some(xtask_fs::files::sha256_open(file, Path::new(source))?.0)),
+        None => Ok(None),
+    }
+}
