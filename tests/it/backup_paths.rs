@@ -1,5 +1,5 @@
 //! Where config files go in a backup: under their path relative to the
-//! root (format `tmws-backup/4`), so two files of one name never collide;
+//! root (since format `tmws-backup/4`), so two files of one name never collide;
 //! a backup of the format before, which kept them under their name, still
 //! verifies and restores.
 use std::{fs, os::unix::fs::PermissionsExt, path::Path};
@@ -41,7 +41,7 @@ fn two_config_files_of_one_name_keep_their_folders() {
 
     run_in(&root, &["backup"]).exits(0);
     let manifest = fs::read_to_string(root.join(BACKUP).join("BACKUP_MANIFEST.txt")).unwrap();
-    assert!(manifest.contains("format: tmws-backup/4\n"), "{manifest}");
+    assert!(manifest.contains("format: tmws-backup/5\n"), "{manifest}");
     assert_eq!(config_line(&manifest, "alembic.ini")[5], "config/alembic.ini");
     assert_eq!(config_line(&manifest, "deploy/alembic.ini")[5], "config/deploy/alembic.ini");
     let kept = root.join(BACKUP).join("config/deploy/alembic.ini");
@@ -84,7 +84,7 @@ fn as_format_3(root: &Path, backup: &Path) {
         lines.push(fields.join("\t"));
     }
     let old =
-        (lines.join("\n") + "\n").replace("format: tmws-backup/4\n", "format: tmws-backup/3\n");
+        (lines.join("\n") + "\n").replace("format: tmws-backup/5\n", "format: tmws-backup/3\n");
     assert!(old.contains("format: tmws-backup/3\n"), "{old}");
     fs::write(backup.join("BACKUP_MANIFEST.txt"), &old).unwrap();
     let sha = sha256(&backup.join("BACKUP_MANIFEST.txt"));

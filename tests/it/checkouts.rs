@@ -172,7 +172,7 @@ fn a_critical_file_absent_at_backup_time_is_moved_into_the_bundle() {
         backup.stdout_has(contains(format!("absent, recorded as such: {added}")));
         let manifest =
             fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
-        assert!(manifest.contains("format: tmws-backup/4"), "{manifest}");
+        assert!(manifest.contains("format: tmws-backup/5"), "{manifest}");
         assert!(manifest.contains(&format!("absent:\tcritical\t{added}")), "{manifest}");
         assert_code(&run_in(&root, &["verify-backup"]), 0);
         fs::write(root.join(added), "ORCHESTRATION = True\n").unwrap();

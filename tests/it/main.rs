@@ -19,6 +19,7 @@ mod convergence;
 mod diagnose;
 mod dist;
 mod drill;
+mod external_files;
 mod files_row;
 mod flask_migrate;
 mod forensics;

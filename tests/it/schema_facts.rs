@@ -21,7 +21,7 @@ fn the_manifest_records_the_schema_and_verify_checks_it() {
     let dir = sandbox("backed-up");
     let root = root(&dir);
     let manifest = fs::read_to_string(root.join(BACKUP).join("BACKUP_MANIFEST.txt")).unwrap();
-    assert!(manifest.contains("format: tmws-backup/4"), "{manifest}");
+    assert!(manifest.contains("format: tmws-backup/5"), "{manifest}");
     let tools = manifest.lines().find(|l| l.starts_with("schema:\ttools\t")).expect("tools");
     assert!(tools.contains("id INTEGER NOT NULL PK 1"), "{tools}");
     let verify = run_in(&root, &["verify-backup"]);

@@ -19,6 +19,7 @@
 //! mod tests {}
 //! fn upward() { let _ = xtask_model::some_macro!(); }
 //! ```
+pub mod external;
 pub mod files;
 pub mod handles;
 pub mod hash;

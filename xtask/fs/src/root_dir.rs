@@ -26,6 +26,9 @@ use xtask_base::exit::refused;
 pub struct RootDir {
     path: PathBuf,
     fd: OwnedFd,
+    /// The folder of a file outside every tree (`external::folder`): its
+    /// names are shown whole, and reads follow no link either.
+    outside: bool,
 }
 
 impl std::fmt::Debug for RootDir {
@@ -38,7 +41,13 @@ impl RootDir {
     /// Opens `path` (already canonical) as the anchor of every access.
     pub fn open(path: &Path) -> Result<RootDir> {
         let fd = sys::open_dir_handle(path).with_context(|| format!("open {}", path.display()))?;
-        Ok(RootDir { path: path.to_path_buf(), fd })
+        Ok(RootDir { path: path.to_path_buf(), fd, outside: false })
+    }
+
+    /// The anchor of a folder outside every tree, from a handle reached
+    /// without any link (see `external::folder`).
+    pub(crate) fn outside(path: &Path, fd: OwnedFd) -> RootDir {
+        RootDir { path: path.to_path_buf(), fd, outside: true }
     }
 
     /// `path` relative to the root; it must be inside it and must not climb.
@@ -61,6 +70,9 @@ impl RootDir {
     }
 
     fn shown(&self, path: &Path) -> String {
+        if self.outside {
+            return self.path.join(path).display().to_string();
+        }
         path.strip_prefix(&self.path).unwrap_or(path).display().to_string()
     }
 
@@ -322,8 +334,11 @@ impl RootDir {
     /// refused without being read (a FIFO never blocks the tool).
     pub fn open_read(&self, path: &Path) -> Result<File> {
         let relative = self.relative(path)?;
-        let file = handles::open_read(&self.fd, relative, Resolve::Beneath).map_err(|err| {
-            if sys::is_escape(&err) {
+        let resolve = if self.outside { Resolve::NoLinks } else { Resolve::Beneath };
+        let file = handles::open_read(&self.fd, relative, resolve).map_err(|err| {
+            if self.outside && sys::is_link_refusal(&err) {
+                self.link_refusal(path, &err)
+            } else if sys::is_escape(&err) {
                 refused(format!(
                     "{} leads out of {} through a symbolic link: it is not read",
                     self.shown(path),
@@ -353,6 +368,15 @@ impl RootDir {
             bail!("{} is not a regular file: its mode is left alone", self.shown(path));
         }
         sys::fchmod(&file, mode).with_context(|| format!("chmod {}", self.shown(path)))
+    }
+
+    /// Gives a regular file below the root an owner and a group, reached
+    /// without any link (a restore as root keeps a file its service's).
+    pub fn set_owner(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
+        let relative = self.relative(path)?;
+        let file = handles::open_read(&self.fd, relative, Resolve::NoLinks)
+            .map_err(|err| self.link_refusal(path, &err))?;
+        sys::fchown(&file, uid, gid).with_context(|| format!("chown {}", self.shown(path)))
     }
 
     /// The bytes of a regular file below the root (see `open_read`).

@@ -54,6 +54,13 @@ pub fn resume(scenario: Scenario, root: &Path) -> String {
     format!("{} --yes", rollback(scenario, "--resume", root))
 }
 
+/// The command that restores the files outside the tree too: the complete
+/// row again with `--external` (what already equals the backup is left as
+/// it is).
+pub fn restore_external(root: &Path) -> String {
+    format!("{} --yes", rollback(Scenario::Complete, "--external", root))
+}
+
 /// The command that closes an unfinished rollback, keeping its bundle.
 pub fn abandon(scenario: Scenario, root: &Path) -> String {
     rollback(scenario, "--abandon", root)

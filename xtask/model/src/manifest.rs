@@ -1,8 +1,13 @@
 //! `BACKUP_MANIFEST.txt`: readable by a person, exact for a program, and
 //! `SHA256SUMS` beside it so anyone can check a backup with coreutils.
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use super::{label::Label, schema::Schema};
+
+mod read;
+
+use read::Sections;
+pub use read::parse_sums;
 
 use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
@@ -11,10 +16,12 @@ use serde::Serialize;
 /// The format written. Version 2 added `absent:` and `worktree:` lines,
 /// version 3 `schema:` lines; version 4 keeps config files under their
 /// path relative to the root (`config/deploy/alembic.ini`), where older
-/// versions kept them under their name. Older manifests are still read:
-/// every file line says where its file is in the backup.
-pub const FORMAT: &str = "tmws-backup/4";
-const READABLE: [&str; 4] = ["tmws-backup/1", "tmws-backup/2", "tmws-backup/3", FORMAT];
+/// versions kept them under their name; version 5 adds files outside the
+/// tree (`external`, under their absolute path). Older manifests are still
+/// read: every file line says where its file is in the backup.
+pub const FORMAT: &str = "tmws-backup/5";
+const READABLE: [&str; 5] =
+    ["tmws-backup/1", "tmws-backup/2", "tmws-backup/3", "tmws-backup/4", FORMAT];
 pub const MANIFEST_FILE: &str = "BACKUP_MANIFEST.txt";
 pub const SUMS_FILE: &str = "SHA256SUMS";
 /// The line of a backup tag's message that records the manifest's hash.
@@ -71,10 +78,13 @@ pub enum Kind {
     Config,
     Migration,
     Critical,
+    /// A file outside the tree (`external_files`): its original path is absolute.
+    External,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Database, Kind::Config, Kind::Migration, Kind::Critical];
+    pub const ALL: [Kind; 5] =
+        [Kind::Database, Kind::Config, Kind::Migration, Kind::Critical, Kind::External];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -82,6 +92,7 @@ impl Kind {
             Kind::Config => "config",
             Kind::Migration => "migration",
             Kind::Critical => "critical",
+            Kind::External => "external",
         }
     }
 
@@ -92,10 +103,11 @@ impl Kind {
             Kind::Config => "config",
             Kind::Migration => "migrations/alembic_versions",
             Kind::Critical => "critical_files",
+            Kind::External => "external",
         }
     }
 
-    fn parse(text: &str) -> Result<Kind> {
+    pub(crate) fn parse(text: &str) -> Result<Kind> {
         Kind::ALL
             .into_iter()
             .find(|k| k.name() == text)
@@ -296,20 +308,32 @@ impl Manifest {
         if let Some(key) = fields.keys().next() {
             bail!("unknown field `{key}:`");
         }
+        let before_5 = READABLE[..4].contains(&manifest.format.as_str());
+        if before_5 && manifest.count(Kind::External) > 0 {
+            bail!(
+                "{} has no files outside the tree: an `external` file line needs {FORMAT}",
+                manifest.format
+            );
+        }
         Ok(manifest)
     }
 
     /// What is wrong with the paths a restore reads and writes: each file's
     /// place in the backup and in the tree, and each absent file's in the
-    /// tree, must be relative and stay inside its folder. One line a path;
-    /// verify-backup and a plan from a snapshot's manifest judge them here.
+    /// tree, must be relative and stay inside its folder; a file outside
+    /// the tree is in `external/` of the backup, and its original path is
+    /// absolute and plain (no `..`). One line a path; verify-backup and a
+    /// plan from a snapshot's manifest judge them here.
     pub fn path_problems(&self) -> Vec<String> {
         use xtask_fs::files::check_relative;
         let files = self.files.iter().flat_map(|f| {
             let backup = check_relative(&f.backup_path).err();
             let context = format!("the original path of {}", f.backup_path);
-            let original = check_relative(&f.source_path).err().map(|e| e.context(context));
-            backup.into_iter().chain(original)
+            let original = match f.kind {
+                Kind::External => external_problem(f),
+                _ => check_relative(&f.source_path).err(),
+            };
+            backup.into_iter().chain(original.map(|e| e.context(context)))
         });
         let absent = self.absent.iter().filter_map(|a| {
             check_relative(&a.source_path).err().map(|e| e.context("an absent file's path"))
@@ -328,69 +352,20 @@ impl Manifest {
     }
 }
 
-/// A manifest's lines, sorted by what they are.
-#[derive(Default)]
-struct Sections {
-    /// `key: value` lines, each key once.
-    fields: BTreeMap<String, String>,
-    tables: Vec<TableCount>,
-    schema: Schema,
-    files: Vec<FileEntry>,
-    absent: Vec<Absent>,
-    worktree: Vec<WorktreeChange>,
-}
-
-impl Sections {
-    fn read(text: &str) -> Result<Sections> {
-        let mut s = Sections::default();
-        for (number, line) in text.lines().enumerate() {
-            let line_no = number + 1;
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line
-                .split_once(':')
-                .with_context(|| format!("line {line_no}: expected `key: value`"))?;
-            match key {
-                "table" => {
-                    let (name, rows) = value
-                        .trim()
-                        .rsplit_once(' ')
-                        .with_context(|| format!("line {line_no}: expected `table: NAME ROWS`"))?;
-                    let rows =
-                        rows.parse().with_context(|| format!("line {line_no}: row count"))?;
-                    s.tables.push(TableCount { name: name.to_string(), rows });
-                }
-                "schema" => s.schema.read_line(value).with_context(|| format!("line {line_no}"))?,
-                "file" => s.files.push(
-                    parse_file(value.strip_prefix('\t').unwrap_or(value))
-                        .with_context(|| format!("line {line_no}"))?,
-                ),
-                "absent" => {
-                    let (kind, path) =
-                        value.strip_prefix('\t').and_then(|v| v.split_once('\t')).with_context(
-                            || format!("line {line_no}: expected `absent:\tKIND\tPATH`"),
-                        )?;
-                    s.absent
-                        .push(Absent { kind: Kind::parse(kind)?, source_path: path.to_string() });
-                }
-                "worktree" => {
-                    let (sha, path) =
-                        value.strip_prefix('\t').and_then(|v| v.split_once('\t')).with_context(
-                            || format!("line {line_no}: expected `worktree:\tSHA256\tPATH`"),
-                        )?;
-                    let sha256 = (sha != "-").then(|| sha.to_string());
-                    s.worktree.push(WorktreeChange { sha256, path: path.to_string() });
-                }
-                _ => {
-                    if s.fields.insert(key.to_string(), value.trim().to_string()).is_some() {
-                        bail!("line {line_no}: `{key}` appears twice");
-                    }
-                }
-            }
-        }
-        Ok(s)
+/// What is wrong with a file outside the tree's two paths, if anything.
+fn external_problem(f: &FileEntry) -> Option<anyhow::Error> {
+    if let Some(why) = xtask_fs::external::not_plain(&f.source_path) {
+        return Some(anyhow::anyhow!("path {:?}: {why}", f.source_path));
     }
+    let folder = Path::new(Kind::External.folder());
+    let inside = Path::new(&f.backup_path).strip_prefix(folder).ok();
+    (inside != Path::new(&f.source_path).strip_prefix("/").ok()).then(|| {
+        anyhow::anyhow!(
+            "it is kept at {}, not under {}/ at its own path",
+            f.backup_path,
+            folder.display()
+        )
+    })
 }
 
 /// Lines that say how two lists of tables differ; empty when they agree.
@@ -412,36 +387,6 @@ pub fn table_differences(actual: &[TableCount], expected: &[TableCount]) -> Vec<
         out.push(format!("table {name} is not expected"));
     }
     out
-}
-
-fn parse_file(value: &str) -> Result<FileEntry> {
-    let parts: Vec<&str> = value.split('\t').collect();
-    let [kind, sha256, size, mode, backup_path, source_path] = parts[..] else {
-        bail!("expected 6 tab-separated fields after `file:`, found {}", parts.len());
-    };
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("{sha256:?} is not a sha256");
-    }
-    Ok(FileEntry {
-        kind: Kind::parse(kind)?,
-        sha256: sha256.to_string(),
-        size: size.parse().context("size")?,
-        mode: u32::from_str_radix(mode, 8).context("mode")?,
-        backup_path: backup_path.to_string(),
-        source_path: source_path.to_string(),
-    })
-}
-
-/// Parses `SHA256SUMS`: `(sha256, path)` pairs.
-pub fn parse_sums(text: &str) -> Result<Vec<(String, String)>> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let (sha, path) =
-                line.split_once("  ").with_context(|| format!("bad line {line:?}"))?;
-            Ok((sha.to_string(), path.to_string()))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -477,7 +422,7 @@ mod tests {
 
     fn manifest(g: &mut Lcg, version: usize) -> Manifest {
         let optional = |g: &mut Lcg| (g.below(3) > 0).then(|| g.sha()[..40].to_string());
-        let files = (0..g.below(6))
+        let mut files: Vec<FileEntry> = (0..g.below(6))
             .map(|_| FileEntry {
                 kind: Kind::ALL[g.below(4) as usize],
                 sha256: g.sha(),
@@ -487,6 +432,13 @@ mod tests {
                 source_path: g.path(),
             })
             .collect();
+        for _ in 0..g.below(3) * u64::from(version >= 5) {
+            let path = g.path();
+            let (sha256, size) = (g.sha(), g.below(1 << 20));
+            let (backup_path, source_path) = (format!("external/{path}"), format!("/{path}"));
+            let kind = Kind::External;
+            files.push(FileEntry { kind, sha256, size, mode: 0o640, backup_path, source_path });
+        }
         let v2 = version >= 2;
         Manifest {
             format: READABLE[version - 1].to_string(),
@@ -558,6 +510,11 @@ mod tests {
             (text.replace("sqlite-version: ", "sqlite-versio: "), "sqlite-version"),
             (format!("{text}file:\tdatabase\tnothex\t1\t0644\ta\tb\n"), "is not a sha256"),
             (format!("{text}bogus line\n"), "expected `key: value`"),
+            (
+                text.replace(&format!("format: {FORMAT}"), "format: tmws-backup/4")
+                    + &format!("file:\texternal\t{}\t1\t0644\texternal/x\t/x\n", "0".repeat(64)),
+                "needs tmws-backup/5",
+            ),
         ];
         for (damaged, says) in cases {
             let err = format!("{:#}", Manifest::parse(&damaged).unwrap_err());
@@ -580,8 +537,16 @@ mod tests {
         manifest.files.push(file("critical_files/a.py", "../../../../etc/cron.d/a"));
         manifest.files.push(file("../elsewhere/b.py", "src/b.py"));
         manifest.absent.push(Absent { kind: Kind::Config, source_path: "/etc/cron.d/c".into() });
-        let problems = manifest.path_problems();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        let external =
+            |backup: &str, source: &str| FileEntry { kind: Kind::External, ..file(backup, source) };
+        manifest.files.push(external("external/etc/svc/svc.cfg", "/etc/svc/svc.cfg"));
+        manifest.files.push(external("external/etc/x", "/etc/../etc/x"));
+        manifest.files.push(external("external/etc/cron.d/y", "/etc/svc/y"));
+        let mut problems = manifest.path_problems();
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems[2].contains("\"/etc/../etc/x\": the path must be plain"), "{problems:?}");
+        assert!(problems[3].contains("not under external/ at its own path"), "{problems:?}");
+        problems.swap(2, 4);
         assert!(problems[0].starts_with("the original path of critical_files/a.py: path \"../../../../etc/cron.d/a\" must be relative"));
         assert!(problems[1].starts_with("path \"../elsewhere/b.py\" must be relative"));
         assert!(problems[2].starts_with("an absent file's path: path \"/etc/cron.d/c\""));

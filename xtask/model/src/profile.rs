@@ -43,6 +43,10 @@ pub struct Profile {
     pub migrations: String,
     /// Configuration files, backed up under `config/` at their path.
     pub config_files: Vec<String>,
+    /// Files outside the tree, by their absolute path (a settings file
+    /// under `/etc`): backed up under `external/` at that path, preserved
+    /// before a rollback, and restored only with `--external`.
+    pub external_files: Vec<String>,
     /// The runbook's critical files, backed up under `critical_files/`.
     pub critical_files: Vec<String>,
     /// Modules that must import after a rollback.
@@ -98,6 +102,7 @@ impl Default for Profile {
             alembic_ini: "alembic.ini".into(),
             migrations: "migrations/versions".into(),
             config_files: strings(&["pyproject.toml", ".env.example", "alembic.ini"]),
+            external_files: Vec::new(),
             critical_files: strings(&[
                 "src/domain/value_objects/tool_category.py",
                 "src/services/verification_service.py",
@@ -348,7 +353,10 @@ impl Profile {
         let text = String::from_utf8(fs.read(&file)?).map_err(|_| {
             usage(format!("{} is not a valid profile: it is not UTF-8 text", file.display()))
         })?;
-        Profile::from_text(&text, &file)
+        let profile = Profile::from_text(&text, &file)?;
+        keys::check_external(&profile, root)
+            .map_err(|err| usage(format!("{}: {err}", file.display())))?;
+        Ok(profile)
     }
 
     /// A profile's text, as `file` would hold it (init proves the profile

@@ -209,6 +209,13 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
             plan.push(Planned { kind, source: source.clone(), backup });
         }
     }
+    for (i, source) in profile.external_files.iter().enumerate() {
+        // Missing, not a regular file, or a link: refused before anything
+        // is written.
+        crate::external::open_for_backup(tree, &format!("external_files[{i}]"), source)?;
+        let backup = crate::external::backup_path(source);
+        plan.push(Planned { kind: Kind::External, source: source.clone(), backup });
+    }
     Ok((plan, absent))
 }
 
@@ -323,8 +330,12 @@ fn write_manifest(tree: &Tree, stage: &Path, manifest: &Manifest) -> Result<Stri
     // Every folder of the backup, nested ones too (a config file keeps its
     // folders), holds its names durably.
     let folders = manifest.files.iter().flat_map(|f| Path::new(&f.backup_path).ancestors().skip(1));
-    let folders: BTreeSet<&Path> =
-        Kind::ALL.iter().map(|k| Path::new(k.folder())).chain(folders).collect();
+    let folders: BTreeSet<&Path> = Kind::ALL
+        .iter()
+        .filter(|k| **k != Kind::External || manifest.count(Kind::External) > 0)
+        .map(|k| Path::new(k.folder()))
+        .chain(folders)
+        .collect();
     for folder in folders.into_iter().filter(|f| !f.as_os_str().is_empty()) {
         files::fsync_parent(&stage.join(folder).join("x"))?;
     }
@@ -363,7 +374,10 @@ fn copy_files(
     plan: &[Planned],
     stage: &Path,
 ) -> Result<(Vec<FileEntry>, Option<DatabaseFacts>)> {
-    for kind in Kind::ALL {
+    // The runbook's folders, empty ones too; `external/` only when the
+    // profile names files outside the tree.
+    let external = plan.iter().any(|item| item.kind == Kind::External);
+    for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::External || external) {
         tree.fs.create_dir_all(&stage.join(kind.folder()))?;
     }
     let mut entries = Vec::new();
@@ -373,6 +387,10 @@ fn copy_files(
         let dest = stage.join(&item.backup);
         if let Some(folder) = dest.parent() {
             tree.fs.create_dir_all(folder)?;
+        }
+        if item.kind == Kind::External {
+            entries.push(copy_external(tree, item, &dest)?);
+            continue;
         }
         let (sha256, size) = if item.kind == Kind::Database {
             sqlite::online_backup((&tree.fs, &source), (&tree.fs, &dest))?;
@@ -407,6 +425,27 @@ fn copy_files(
         });
     }
     Ok((entries, facts))
+}
+
+/// Copies a file outside the tree into the staged backup, read through
+/// its folder's handle (no link on the way or at it). The copy keeps no
+/// more than the file's own read bits: a settings file only its owner may
+/// read stays so in the backup.
+fn copy_external(tree: &Tree, item: &Planned, dest: &Path) -> Result<FileEntry> {
+    let key = "external_files";
+    let (input, mode) = crate::external::open_for_backup(tree, key, &item.source)?;
+    let output = tree.fs.create_new(dest, 0o400)?;
+    let (sha256, size) =
+        files::copy_hashed(&input, &output).with_context(|| format!("copy {}", item.source))?;
+    tree.fs.set_mode(dest, 0o444 & mode)?;
+    Ok(FileEntry {
+        kind: Kind::External,
+        sha256,
+        size,
+        mode,
+        backup_path: item.backup.clone(),
+        source_path: item.source.clone(),
+    })
 }
 
 fn plan_items(

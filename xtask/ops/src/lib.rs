@@ -7,6 +7,7 @@ pub mod check_copy;
 pub mod destination;
 pub mod diagnose;
 pub mod evidence;
+pub mod external;
 pub mod forensics;
 pub mod git_clean;
 pub mod identity;

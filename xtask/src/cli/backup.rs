@@ -57,7 +57,7 @@ impl flags::Backup {
         } else {
             let db = manifest.database().map_or(0, |f| f.size);
             super::ui::line(&format!(
-                "backed up {} files to {} in {:.2}s: database {} at revision {}, {} migrations, {} config, {} critical files{}{}",
+                "backed up {} files to {} in {:.2}s: database {} at revision {}, {} migrations, {} config, {} critical files{}{}{}",
                 manifest.files.len(),
                 tree.backup(&options.label).display(),
                 started.elapsed().as_secs_f64(),
@@ -66,6 +66,10 @@ impl flags::Backup {
                 manifest.count(Kind::Migration),
                 manifest.count(Kind::Config),
                 manifest.count(Kind::Critical),
+                match manifest.count(Kind::External) {
+                    0 => String::new(),
+                    n => format!(", {n} outside the tree"),
+                },
                 notes(&manifest),
                 tag_note(&tree, &manifest, &options),
             ));

@@ -117,6 +117,8 @@ xflags::xflags! {
             optional --force
             /// git: restore --paths from this commit.
             optional --from rev: String
+            /// complete: also restore the profile's files outside the tree (external_files), each current one kept in the bundle first.
+            optional --external
             /// Seconds to wait for the service to stop before SIGKILL (default 10).
             optional --grace seconds: u64
             /// Output format: human (default) or json (one document on stdout).
@@ -443,6 +445,7 @@ pub struct Rollback {
     pub hard: bool,
     pub force: bool,
     pub from: Option<String>,
+    pub external: bool,
     pub grace: Option<u64>,
     pub format: Option<Format>,
     pub python: Option<PathBuf>,

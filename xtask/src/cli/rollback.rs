@@ -40,6 +40,7 @@ impl flags::Rollback {
             hard: self.hard,
             force: self.force,
             from: self.from.clone(),
+            external: self.external,
         };
         // The flags are read for the scenario before the tree is looked at.
         let given =

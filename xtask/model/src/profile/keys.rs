@@ -71,6 +71,15 @@ pub(super) fn check(profile: &Profile) -> Result<()> {
             bail!("{key} = {path:?}: {why}");
         }
     }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, path) in profile.external_files.iter().enumerate() {
+        if let Some(why) = xtask_fs::external::not_plain(path) {
+            bail!("external_files[{i}] = {path:?}: {why}");
+        }
+        if !seen.insert(path) {
+            bail!("external_files[{i}] = {path:?}: it is named twice: name each file once");
+        }
+    }
     for pointer in profile.health_json.keys() {
         check_pointer("health_json", pointer)?;
     }
@@ -83,6 +92,25 @@ pub(super) fn check(profile: &Profile) -> Result<()> {
             bail!(
                 "service_programs[{i}] = {program:?}: it would match processes by a pattern: give program names such as \"python\" or \"uvicorn\""
             );
+        }
+    }
+    Ok(())
+}
+
+/// What `check` cannot judge without the tree and the disk: a file
+/// outside the tree is outside it (a file of the tree is a config file,
+/// relative to the root), and no component of its folder's path is a link
+/// (a write there would land elsewhere).
+pub(super) fn check_external(profile: &Profile, root: &Path) -> Result<()> {
+    for (i, path) in profile.external_files.iter().enumerate() {
+        if Path::new(path).starts_with(root) {
+            bail!(
+                "external_files[{i}] = {path:?}: it is inside the tree ({}): name it in config_files, relative to the root",
+                root.display()
+            );
+        }
+        if let Err(err) = xtask_fs::external::folder(Path::new(path)) {
+            bail!("external_files[{i}] = {path:?}: {err:#}");
         }
     }
     Ok(())
@@ -126,7 +154,19 @@ mod tests {
 
     #[test]
     fn every_refusal_names_its_key() {
-        let cases: [(Edit, &str); 7] = [
+        let cases: [(Edit, &str); 10] = [
+            (
+                Box::new(|p| p.external_files = vec!["etc/x".into()]),
+                "external_files[0] = \"etc/x\": a file outside",
+            ),
+            (
+                Box::new(|p| p.external_files = vec!["/etc/../x".into()]),
+                "external_files[0] = \"/etc/../x\": the path must be plain",
+            ),
+            (
+                Box::new(|p| p.external_files = vec!["/x".into(), "/x".into()]),
+                "external_files[1] = \"/x\": it is named twice",
+            ),
             (Box::new(|p| p.database = String::new()), "database = \"\": this key needs a path"),
             (Box::new(|p| p.migrations = ".".into()), "migrations = \".\": it names the root"),
             (Box::new(|p| p.log_file = "/var/log/x".into()), "log_file = \"/var/log/x\": a path"),

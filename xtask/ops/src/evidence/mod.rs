@@ -206,6 +206,9 @@ impl Bundle {
                 self.facts.files.push(file);
             }
         }
+        for source in &profile.external_files {
+            self.keep_external(source);
+        }
         if let Some((backup_dir, manifest)) = backup {
             self.diff_against_backup(sh, tree, backup_dir, manifest);
         }
@@ -335,6 +338,37 @@ impl Bundle {
                 self.facts
                     .problems
                     .push(format!("{}: not kept: {err:#}", rel(&self.tree.root, source)));
+                None
+            }
+        }
+    }
+
+    /// Keeps a file outside the tree in the bundle, at `files/external/`
+    /// and its absolute path (a free name beside an earlier copy), read
+    /// through its folder's handle (never through a link), with no more
+    /// than its own read bits; recorded like the tree's files.
+    pub fn keep_external(&mut self, source: &str) -> Option<EvidenceFile> {
+        let dest = self.dir.join("files").join(crate::external::backup_path(source));
+        let kept = (|| -> Result<Option<EvidenceFile>> {
+            let Some((input, mode)) = crate::external::open(source)? else { return Ok(None) };
+            let dest = files::free_name(&dest);
+            self.tree.fs.create_dir_all(dest.parent().unwrap_or(&self.dir))?;
+            let output = self.tree.fs.create_new(&dest, 0o400)?;
+            let (sha256, size) = files::copy_hashed(&input, &output)?;
+            self.tree.fs.set_mode(&dest, 0o444 & mode)?;
+            Ok(Some(EvidenceFile { path: rel(&self.dir, &dest), sha256, size }))
+        })();
+        match kept {
+            Ok(Some(file)) => {
+                self.facts.files.push(file.clone());
+                Some(file)
+            }
+            Ok(None) => {
+                self.facts.problems.push(format!("{source} was missing"));
+                None
+            }
+            Err(err) => {
+                self.facts.problems.push(format!("{source}: not kept: {err:#}"));
                 None
             }
         }

@@ -53,7 +53,10 @@ pub enum Choices {
         paths: Vec<String>,
         all: bool,
     },
-    Complete,
+    /// `external`: the files outside the tree too (`--external`).
+    Complete {
+        external: bool,
+    },
     Git(GitMove),
 }
 
@@ -63,7 +66,7 @@ impl Choices {
             Choices::Database => Scenario::Database,
             Choices::Migration { .. } => Scenario::Migration,
             Choices::Files { .. } => Scenario::Files,
-            Choices::Complete => Scenario::Complete,
+            Choices::Complete { .. } => Scenario::Complete,
             Choices::Git(_) => Scenario::Git,
         }
     }
@@ -86,6 +89,7 @@ pub struct Flags {
     pub hard: bool,
     pub force: bool,
     pub from: Option<String>,
+    pub external: bool,
 }
 
 impl Flags {
@@ -101,6 +105,7 @@ impl Flags {
             ("--hard", self.hard),
             ("--force", self.force),
             ("--from", self.from.is_some()),
+            ("--external", self.external),
         ];
         named.into_iter().filter(|(_, given)| *given).map(|(name, _)| name).collect()
     }
@@ -127,7 +132,9 @@ impl Flags {
         }
         match scenario {
             Scenario::Database => self.only(scenario, &[]).map(|()| Choices::Database),
-            Scenario::Complete => self.only(scenario, &[]).map(|()| Choices::Complete),
+            Scenario::Complete => self
+                .only(scenario, &["--external"])
+                .map(|()| Choices::Complete { external: self.external }),
             Scenario::Files => {
                 self.only(scenario, &["--paths", "--all"])?;
                 Ok(Choices::Files { paths: self.paths, all: self.all })
@@ -201,6 +208,9 @@ mod tests {
         let force_all = Flags { force: true, all: true, ..Default::default() };
         assert_eq!(read(Scenario::Database, force_all.clone()), Err(Kind::Usage));
         assert_eq!(read(Scenario::Complete, force_all), Err(Kind::Usage));
+        let external = Flags { external: true, ..Default::default() };
+        assert_eq!(read(Scenario::Files, external.clone()), Err(Kind::Usage));
+        assert_eq!(read(Scenario::Complete, external), Ok(Choices::Complete { external: true }));
         let to = Flags { to: Some("x".into()), ..Default::default() };
         assert_eq!(read(Scenario::Files, to.clone()), Err(Kind::Usage));
         let paths = Flags { paths: vec!["src/x.py".into()], ..Default::default() };

@@ -42,6 +42,7 @@ pub enum StepId {
     GitSoftReset,
     GitHardReset,
     GitRestorePaths,
+    RestoreExternal,
 }
 
 impl StepId {
@@ -59,6 +60,7 @@ impl StepId {
             StepId::GitSoftReset => "git-soft-reset",
             StepId::GitHardReset => "git-hard-reset",
             StepId::GitRestorePaths => "git-restore-paths",
+            StepId::RestoreExternal => "restore-external",
         }
     }
 }
@@ -148,6 +150,7 @@ impl Step {
             Step::GitRestorePaths { from, paths } => {
                 format!("git: restore {} from {}", paths.join(" "), short(from))
             }
+            Step::RestoreExternal { paths } => restore_external(manifest, paths, &from),
         }
     }
 
@@ -163,7 +166,8 @@ impl Step {
         match self {
             Step::StopServices => {}
             Step::Preserve { database } => {
-                t.preserves.extend(p.config_files.iter().chain(&p.critical_files).cloned());
+                let named = p.config_files.iter().chain(&p.critical_files);
+                t.preserves.extend(named.chain(&p.external_files).cloned());
                 t.preserves.push(p.migrations.clone());
                 if database.is_some() {
                     t.preserves.extend(sidecars(&p.database));
@@ -197,6 +201,10 @@ impl Step {
                 t.paths = paths.clone();
                 t.revisions.push(from.clone());
             }
+            Step::RestoreExternal { paths } => {
+                t.paths = paths.clone();
+                t.preserves = paths.clone();
+            }
         }
         t
     }
@@ -215,6 +223,7 @@ impl Step {
             Step::GitSoftReset { .. } => StepId::GitSoftReset,
             Step::GitHardReset { .. } => StepId::GitHardReset,
             Step::GitRestorePaths { .. } => StepId::GitRestorePaths,
+            Step::RestoreExternal { .. } => StepId::RestoreExternal,
         }
     }
 
@@ -248,8 +257,9 @@ fn preserve(tree: &Tree, database: Option<DatabaseCapture>, bundle: &Path) -> St
         None => "no database (it is not overwritten)".into(),
     };
     format!(
-        "preserve the failed state in {}: {db}, migrations, config and critical files, diffs, alembic output, log",
-        rel(&tree.root, bundle)
+        "preserve the failed state in {}: {db}, migrations, config and critical files{}, diffs, alembic output, log",
+        rel(&tree.root, bundle),
+        if tree.profile.external_files.is_empty() { "" } else { ", files outside the tree" }
     )
 }
 
@@ -286,6 +296,23 @@ fn restore_files(
     line
 }
 
+fn restore_external(
+    manifest: &Manifest,
+    paths: &[String],
+    from: &dyn Fn(&str) -> String,
+) -> String {
+    let files: Vec<String> = manifest
+        .files_of(Kind::External)
+        .filter(|f| paths.contains(&f.source_path))
+        .map(|f| format!("{} ({})", f.source_path, short(&f.sha256)))
+        .collect();
+    format!(
+        "restore the files outside the tree (--external) from {}: {}; each current file is kept in the bundle first, and the copy is staged beside it (through no link) and renamed into place",
+        from(Kind::External.folder()),
+        files.join(", ")
+    )
+}
+
 /// The first 12 characters of a hash or commit id.
 fn short(sha: &str) -> String {
     sha.chars().take(12).collect()
@@ -313,6 +340,7 @@ mod tests {
             Step::GitSoftReset { commit: text() },
             Step::GitHardReset { commit: text(), keep_ref: text() },
             Step::GitRestorePaths { from: text(), paths: Vec::new() },
+            Step::RestoreExternal { paths: Vec::new() },
         ];
         for step in steps {
             let tag = serde_json::to_value(&step).unwrap()["step"].clone();

@@ -95,6 +95,9 @@ pub struct Outcome {
     /// backup that its database discards, tables and columns (with their
     /// rows and non-null values) that a downgrade drops.
     pub losses: Vec<String>,
+    /// The backup's files outside the tree this run leaves as they are (the
+    /// complete row without `--external`).
+    pub not_restored: Vec<String>,
 }
 
 /// How a rollback ended.
@@ -122,6 +125,7 @@ impl Outcome {
             result: Ending::Abandoned,
             pull: None,
             losses: Vec::new(),
+            not_restored: Vec::new(),
         }
     }
 }
@@ -220,6 +224,9 @@ pub fn rollback(sh: &Shell, tree: &Tree, o: &Options, voice: &Voice<'_>) -> Resu
         for loss in &outcome.losses {
             say(format!("  lost: {loss} (the failed database is kept in the bundle)"));
         }
+    }
+    if !outcome.not_restored.is_empty() {
+        say(format!("  {}", plan::external_left_line(&outcome.not_restored, &tree.root)));
     }
     Ok(outcome)
 }
@@ -334,6 +341,10 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
     for loss in &run.losses {
         say(format!("  loses: {loss}"));
     }
+    let not_restored = plan::external_left(journal.scenario, &journal.steps, &run.manifest);
+    if !not_restored.is_empty() {
+        say(format!("  {}", plan::external_left_line(&not_restored, &tree.root)));
+    }
     let planned = journal
         .steps
         .iter()
@@ -357,6 +368,7 @@ fn present(tree: &Tree, o: &Options, run: &Prepared, say: &dyn Fn(String)) -> Ou
         result: Ending::Planned,
         pull: run.pull.clone(),
         losses: run.losses.clone(),
+        not_restored,
     }
 }
 

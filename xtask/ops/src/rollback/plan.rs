@@ -13,6 +13,7 @@ use xtask_model::{
     database,
     manifest::{Kind, Manifest},
     profile::Tree,
+    scenario::Scenario,
 };
 
 /// A critical file a files rollback leaves as the deploy's commits made it,
@@ -90,6 +91,11 @@ pub enum Step {
         from: String,
         paths: Vec<String>,
     },
+    /// The backup's files outside the tree (`--external`), each current
+    /// one kept in the bundle first.
+    RestoreExternal {
+        paths: Vec<String>,
+    },
 }
 
 /// Builds the ordered steps of a scenario for this tree and backup.
@@ -122,7 +128,12 @@ pub fn build(choices: &Choices, tree: &Tree, manifest: &Manifest, run: &str) -> 
             steps.push(Step::Preserve { database: None });
             steps.push(Step::RestoreFiles { paths, kept });
         }
-        Choices::Complete => steps = complete(tree, manifest, repo.as_ref())?,
+        Choices::Complete { external } => {
+            steps = complete(tree, manifest, repo.as_ref())?;
+            if *external && manifest.count(Kind::External) > 0 {
+                steps.push(Step::RestoreExternal { paths: external_paths(tree, manifest)? });
+            }
+        }
         Choices::Git(how) => {
             let Some(repo) = &repo else {
                 return Err(usage(format!("{} is not a git repository", tree.root.display())));
@@ -316,6 +327,15 @@ pub fn check_paths(tree: &Tree, backup: &Path, steps: &[Step], manifest: &Manife
                 }
                 sources(kind)?;
             }
+            Step::RestoreExternal { paths } => {
+                for path in paths {
+                    if let Some(why) = xtask_fs::external::not_plain(path) {
+                        return Err(refused(format!("{path}: {why}; nothing was changed")));
+                    }
+                    crate::external::folder(path)?.expect_file_or_nothing(Path::new(path))?;
+                }
+                sources(Kind::External)?;
+            }
             Step::RestoreMigrations => {
                 fs.expect_dir_or_nothing(&tree.migrations())?;
                 refuse_mount_point(tree, &tree.migrations())?;
@@ -381,6 +401,44 @@ fn split_by_commits(
         }
     }
     (restore, kept)
+}
+
+/// The files outside the tree a restore writes: the backup's, each of
+/// which the profile names too. A manifest that lists another (a profile
+/// changed since, or a forged snapshot) is refused: nothing outside the
+/// tree is written but the files the profile names.
+fn external_paths(tree: &Tree, manifest: &Manifest) -> Result<Vec<String>> {
+    let named = &tree.profile.external_files;
+    let (paths, stray): (Vec<String>, Vec<String>) = manifest
+        .files_of(Kind::External)
+        .map(|f| f.source_path.clone())
+        .partition(|p| named.contains(p));
+    if !stray.is_empty() {
+        return Err(refused(format!(
+            "the backup holds files outside the tree that the profile's external_files does not name: {}; the tool writes outside the tree only the files the profile names, so nothing was changed (name them in external_files to restore them)",
+            stray.join(", ")
+        )));
+    }
+    Ok(paths)
+}
+
+/// The backup's files outside the tree that a complete rollback leaves as
+/// they are: all of them, unless `--external` put its step in the plan.
+pub fn external_left(scenario: Scenario, steps: &[Step], manifest: &Manifest) -> Vec<String> {
+    let restores = steps.iter().any(|s| matches!(s, Step::RestoreExternal { .. }));
+    if scenario != Scenario::Complete || restores {
+        return Vec::new();
+    }
+    manifest.files_of(Kind::External).map(|f| f.source_path.clone()).collect()
+}
+
+/// What the plan and the end of a run say of the files left outside the tree.
+pub fn external_left_line(paths: &[String], root: &Path) -> String {
+    format!(
+        "not restored: the files outside the tree ({}) stay as they are; to restore them too (each current one kept in the bundle first): `{}`",
+        paths.join(", "),
+        xtask_model::advice::restore_external(root)
+    )
 }
 
 /// The critical files to restore: all, or those named by `--paths`.

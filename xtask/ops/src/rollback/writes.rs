@@ -61,6 +61,11 @@ fn changes(
         Step::RestoreConfig => differs(tree, manifest, Kind::Config, None),
         Step::RestoreFiles { paths, .. } => differs(tree, manifest, Kind::Critical, Some(paths)),
         Step::RestoreMigrations => migrations_differ(tree, manifest)?,
+        Step::RestoreExternal { paths } => {
+            manifest.files_of(Kind::External).filter(|f| paths.contains(&f.source_path)).any(|f| {
+                crate::external::sha256(&f.source_path).ok().flatten() != Some(f.sha256.clone())
+            })
+        }
         Step::GitBranch { commit, .. } | Step::GitHardReset { commit, .. } => {
             repo.is_some_and(|repo| !at(repo, commit) || has_changes(repo))
         }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
 mod database;
+mod external;
 mod file_steps;
 mod git_steps;
 mod migration;
@@ -130,6 +131,7 @@ impl<'a> Ctx<'a> {
             Step::GitSoftReset { commit } => self.git_reset(commit, None)?,
             Step::GitHardReset { commit, keep_ref } => self.git_reset(commit, Some(keep_ref))?,
             Step::GitRestorePaths { from, paths } => self.git_restore_paths(from, paths)?,
+            Step::RestoreExternal { paths } => self.restore_external(paths)?,
         };
         if !matches!(step, Step::Preserve { .. }) {
             self.note(format!("{}: {done}", step.name()));

@@ -1,0 +1,212 @@
+//! Files outside the tree (`external_files`): backed up under `external/`
+//! at their absolute path and verified, kept in the bundle before a
+//! rollback overwrites them, restored only with `--external`, never
+//! through a link; a profile that names one wrongly is refused naming the
+//! key; a manifest of the format before still verifies.
+use std::{
+    fs,
+    os::unix::fs::{PermissionsExt, symlink},
+    path::{Path, PathBuf},
+};
+
+use predicates::str::contains;
+use tempfile::TempDir;
+
+use crate::{assert_refused, breakage::git, breakage::sha256, digest, root, run_in, sandbox};
+
+const LABEL: &str = "with-external";
+
+/// A settings file in a folder of its own outside the tree, 0640 as a
+/// service's secret would be: the folder (which holds `etc/svc/svc.cfg`),
+/// and the file's path.
+fn settings_outside() -> (TempDir, PathBuf) {
+    let outside = TempDir::new().unwrap();
+    let base = outside.path().canonicalize().unwrap();
+    fs::create_dir_all(base.join("etc/svc")).unwrap();
+    let file = base.join("etc/svc/svc.cfg");
+    fs::write(&file, "SECRET_KEY = 'before the deploy'\n").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
+    (outside, file)
+}
+
+/// Puts `external_files = [VALUES]` at the top of the profile (before any
+/// table), without committing it.
+fn name_external(root: &Path, values: &[&str]) {
+    let file = root.join("tmws-rollback.toml");
+    let profile = fs::read_to_string(&file).unwrap();
+    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    fs::write(&file, format!("external_files = [{}]\n{profile}", quoted.join(", "))).unwrap();
+}
+
+/// A sandbox whose committed profile names `file`, with a tagged backup
+/// `LABEL` that holds it.
+fn backed_up_with(file: &Path) -> TempDir {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    name_external(&root, &[file.to_str().unwrap()]);
+    git(&root, &["add", "tmws-rollback.toml"]);
+    git(&root, &["commit", "-qm", "Name the settings file outside the tree"]);
+    run_in(&root, &["backup", "--label", LABEL])
+        .exits(0)
+        .stdout_has(contains("1 outside the tree"));
+    dir
+}
+
+fn kept_at(file: &Path) -> String {
+    format!("external/{}", file.to_str().unwrap().trim_start_matches('/'))
+}
+
+#[test]
+fn a_file_outside_the_tree_is_backed_up_and_verified() {
+    let (outside, file) = settings_outside();
+    let before = digest(outside.path());
+    let dir = backed_up_with(&file);
+    let backup = root(&dir).join("backups").join(LABEL);
+    let manifest = fs::read_to_string(backup.join("BACKUP_MANIFEST.txt")).unwrap();
+    assert!(manifest.contains("format: tmws-backup/5\n"), "{manifest}");
+    let line = format!("\t{}\t{}\n", kept_at(&file), file.display());
+    let entry = manifest.lines().find(|l| l.starts_with("file:\texternal\t")).expect(&manifest);
+    assert!(format!("{entry}\n").ends_with(&line), "{entry}");
+    assert!(entry.contains(&format!("\t{}\t", sha256(&file))) && entry.contains("\t0640\t"));
+    let sums = fs::read_to_string(backup.join("SHA256SUMS")).unwrap();
+    assert!(sums.contains(&format!("{}  {}\n", sha256(&file), kept_at(&file))), "{sums}");
+    let copy = backup.join(kept_at(&file));
+    assert_eq!(sha256(&copy), sha256(&file));
+    // No more than the file's own read bits: a 0640 secret is kept 0440.
+    assert_eq!(fs::metadata(&copy).unwrap().permissions().mode() & 0o7777, 0o440);
+    run_in(&root(&dir), &["verify-backup", "--label", LABEL])
+        .exits(0)
+        .stdout_has(contains("external 1/1"));
+    assert_eq!(digest(outside.path()), before, "the file outside was changed");
+
+    // A copy that no longer matches its hash fails verification.
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::write(&copy, "SECRET_KEY = 'forged'\n").unwrap();
+    run_in(&root(&dir), &["verify-backup", "--label", LABEL])
+        .exits(1)
+        .stdout_has(contains(kept_at(&file)));
+}
+
+#[test]
+fn a_complete_rollback_restores_it_only_with_external_and_keeps_the_one_it_replaces() {
+    let (_outside, file) = settings_outside();
+    let dir = backed_up_with(&file);
+    let root = root(&dir);
+    let backed_up = sha256(&file);
+    fs::write(&file, "SECRET_KEY = 'the deploy's'\n").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o4755)).unwrap();
+    let deployed = sha256(&file);
+
+    let args = ["rollback", "--label", LABEL, "--scenario", "complete", "--yes"];
+    run_in(&root, &args)
+        .exits(0)
+        .stdout_has(contains(format!(
+            "not restored: the files outside the tree ({})",
+            file.display()
+        )))
+        .stdout_has(contains("--scenario complete --external"));
+    assert_eq!(sha256(&file), deployed, "restored without --external");
+
+    let with_flag = [&args[..], &["--external"]].concat();
+    let dry = [&with_flag[..], &["--dry-run"]].concat();
+    run_in(&root, &dry).exits(0).stdout_has(contains("restore the files outside the tree"));
+    assert_eq!(sha256(&file), deployed, "a dry run wrote");
+    run_in(&root, &with_flag)
+        .exits(0)
+        .stdout_has(contains("restore-external"))
+        .stdout_has(contains(format!("restored {}", file.display())));
+    assert_eq!(sha256(&file), backed_up);
+    // The manifest's permission bits, never setuid.
+    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o7777, 0o640);
+    let staged = file.with_file_name(".svc.cfg.xtask-staged");
+    assert!(!staged.exists(), "the staged copy was left behind");
+    // The file it replaced is in the run's bundle, byte for byte.
+    let bundles: Vec<PathBuf> = fs::read_dir(root.join("forensics"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("files").join(kept_at(&file)))
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(bundles.iter().all(|p| sha256(p) == deployed), "{bundles:?}");
+    assert_eq!(bundles.len(), 2, "each run kept it: {bundles:?}");
+}
+
+#[test]
+fn a_link_at_the_file_or_on_its_way_is_refused_and_nothing_changes() {
+    let (outside, file) = settings_outside();
+    let dir = backed_up_with(&file);
+    let root = root(&dir);
+    let args = ["rollback", "--label", LABEL, "--scenario", "complete", "--external", "--yes"];
+
+    // The file itself replaced by a link to another file.
+    let secret = outside.path().join("secret");
+    fs::write(&secret, "the other file\n").unwrap();
+    fs::remove_file(&file).unwrap();
+    symlink(&secret, &file).unwrap();
+    let before = digest(outside.path());
+    let said = format!("{} is a symbolic link", file.display());
+    assert_refused(&root, &args, 4, &said);
+    assert_eq!(digest(outside.path()), before, "written through the link");
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "the other file\n");
+    assert_refused(&root, &["backup", "--label", "again"], 4, "it is a symbolic link");
+
+    // A folder on its way replaced by a link: every command reads the
+    // profile first and refuses it, naming the key.
+    fs::remove_file(&file).unwrap();
+    let svc = file.parent().unwrap();
+    fs::rename(svc, outside.path().join("elsewhere")).unwrap();
+    fs::write(outside.path().join("elsewhere/svc.cfg"), "moved\n").unwrap();
+    symlink(outside.path().join("elsewhere"), svc).unwrap();
+    let before = digest(outside.path());
+    let said = format!("external_files[0] = \"{}\": {}", file.display(), svc.display());
+    assert_refused(&root, &args, 2, &said);
+    assert_refused(&root, &["backup", "--label", "again"], 2, &said);
+    assert_eq!(digest(outside.path()), before, "written through the folder's link");
+}
+
+#[test]
+fn an_external_path_that_is_relative_inside_the_tree_or_twice_is_refused_naming_the_key() {
+    let (_outside, file) = settings_outside();
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    let inside = root.join("alembic.ini");
+    let (file, inside) = (file.to_str().unwrap(), inside.to_str().unwrap());
+    let cases: [(&[&str], String); 4] = [
+        (&["etc/svc.cfg"], "external_files[0] = \"etc/svc.cfg\": a file outside the tree is named by its absolute path".into()),
+        (&["/etc/../etc/svc.cfg"], "external_files[0] = \"/etc/../etc/svc.cfg\": the path must be plain".into()),
+        (&[inside], format!("external_files[0] = \"{inside}\": it is inside the tree")),
+        (&[file, file], format!("external_files[1] = \"{file}\": it is named twice")),
+    ];
+    for (values, said) in cases {
+        fs::write(root.join("tmws-rollback.toml"), &profile).unwrap();
+        name_external(&root, values);
+        assert_refused(&root, &["backup", "--label", "refused"], 2, &said);
+        assert_refused(&root, &["verify-backup"], 2, "tmws-rollback.toml: external_files[");
+    }
+}
+
+#[test]
+fn a_manifest_of_the_format_before_still_verifies() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    run_in(&root, &["backup", "--label", "old", "--no-tag"]).exits(0);
+    let backup = root.join("backups/old");
+    for name in ["BACKUP_MANIFEST.txt", "SHA256SUMS"] {
+        fs::set_permissions(backup.join(name), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let manifest = fs::read_to_string(backup.join("BACKUP_MANIFEST.txt")).unwrap();
+    let old = manifest.replace("format: tmws-backup/5\n", "format: tmws-backup/4\n");
+    assert_ne!(old, manifest);
+    fs::write(backup.join("BACKUP_MANIFEST.txt"), &old).unwrap();
+    let sums = fs::read_to_string(backup.join("SHA256SUMS")).unwrap();
+    let (new_sha, old_sha) = (sha256(&backup.join("BACKUP_MANIFEST.txt")), {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(manifest.as_bytes()))
+    });
+    fs::write(backup.join("SHA256SUMS"), sums.replace(&old_sha, &new_sha)).unwrap();
+    let before = digest(&backup);
+    run_in(&root, &["verify-backup", "--label", "old"])
+        .exits(0)
+        .stdout_has(contains("tmws-backup/4 old"));
+    assert_eq!(digest(&backup), before, "verify-backup changed the backup");
+}
