@@ -50,6 +50,41 @@ impl Scenario {
         }
     }
 
+    /// The parts whose damage makes this row the one to take: what it puts
+    /// back that no narrower row does (a row whose parts are a strict
+    /// subset of its own). `git` puts the critical files back too, but a
+    /// broken critical file alone is the `files` row's; `database` puts
+    /// the schema back too, but that alone is the `migration` row's. A
+    /// row that every narrower row covers (`complete`) takes what each of
+    /// them defines at once. The drill breaks a sandbox this way.
+    pub fn defining_parts(self) -> Vec<Part> {
+        let own = self.restores();
+        let narrower: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|other| {
+                let theirs = other.restores();
+                *other != self
+                    && theirs.len() < own.len()
+                    && theirs.iter().all(|part| own.contains(part))
+            })
+            .collect();
+        let alone: Vec<Part> = own
+            .iter()
+            .copied()
+            .filter(|part| !narrower.iter().any(|other| other.puts_back(*part)))
+            .collect();
+        if !alone.is_empty() {
+            return alone;
+        }
+        let mut parts: Vec<Part> = Vec::new();
+        for part in narrower.into_iter().flat_map(Scenario::defining_parts) {
+            if !parts.contains(&part) {
+                parts.push(part);
+            }
+        }
+        parts
+    }
+
     /// Whether a rollback of this row puts `part` back.
     pub fn puts_back(self, part: Part) -> bool {
         self.restores().contains(&part)
@@ -160,6 +195,21 @@ impl JsonSchema for Recommendation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_row_is_defined_by_what_no_narrower_row_puts_back() {
+        use Part::*;
+        let defining = |s: Scenario| {
+            let mut parts = s.defining_parts();
+            parts.sort_by_key(|p| *p as u8);
+            parts
+        };
+        assert_eq!(defining(Scenario::Database), [Rows]);
+        assert_eq!(defining(Scenario::Migration), [Schema]);
+        assert_eq!(defining(Scenario::Files), [Files]);
+        assert_eq!(defining(Scenario::Git), [Migrations, Config, Code]);
+        assert_eq!(defining(Scenario::Complete), [Rows, Schema, Migrations, Config, Files, Code]);
+    }
 
     #[test]
     fn a_scenario_reads_back_from_its_name() {

@@ -9,7 +9,11 @@ use xshell::Shell;
 use super::Broken;
 use xtask_adapters::{git, python::Python, sqlite};
 use xtask_fs::unconfined;
-use xtask_model::{label::Label, profile::Tree, scenario::Scenario};
+use xtask_model::{
+    label::Label,
+    profile::Tree,
+    scenario::{Part, Scenario},
+};
 
 pub(super) fn break_tree(
     sh: &Shell,
@@ -18,14 +22,16 @@ pub(super) fn break_tree(
     scenario: Scenario,
 ) -> Result<Broken> {
     let mut broken = Broken::default();
-    let all = scenario == Scenario::Complete;
-    if scenario == Scenario::Migration || all {
+    // The parts that make this row the one to take, as the row declares
+    // them; a part no break here damages (migrations, config) is left.
+    let parts = scenario.defining_parts();
+    if parts.contains(&Part::Schema) {
         broken.revision = Some(half_apply_head(sh, python, tree)?);
     }
-    if scenario == Scenario::Files || all {
+    if parts.contains(&Part::Files) {
         broken.file = Some(break_critical_file(tree)?);
     }
-    if scenario == Scenario::Git || all {
+    if parts.contains(&Part::Code) {
         let repo = git::open(&tree.root)?.context("the sandbox is a git repository")?;
         broken.expect_commit = git::head(&repo).0;
         let bad = git::commit_file(
@@ -37,7 +43,7 @@ pub(super) fn break_tree(
         )?;
         broken.bad_commit = Some(bad.to_string());
     }
-    if scenario == Scenario::Database || all {
+    if parts.contains(&Part::Rows) {
         broken.database_sha = Some(corrupt_database(tree)?);
     }
     Ok(broken)
