@@ -149,6 +149,11 @@ fn root_runs_the_programs_of_another_users_tree_as_its_owner() {
     assert_eq!(digest(&root), before);
     venv_nobody_can_run(&root);
     chown("nobody", &root.join(".venv"));
+    // The backup root's and private, as a pulled backup is: the owner's
+    // interpreter compiles its sources from stdin, never from its folder.
+    chown("root", &root.join("backups"));
+    let private = fs::Permissions::from_mode(0o700);
+    fs::set_permissions(root.join("backups/pre-phase4"), private).unwrap();
     trusted(&["rollback", "--scenario", "migration", "--yes"]).exits(0);
     let database = root.join("data/tmws.db");
     let owner = fs::metadata(&database).unwrap().uid();

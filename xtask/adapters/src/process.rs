@@ -59,7 +59,20 @@ impl Output {
 pub fn run(cmd: Cmd<'_>, timeout: Duration, confined: Option<&Confinement>) -> Result<Output> {
     let command: Command = cmd.into();
     xtask_base::events::command(&shown(&command));
-    run_command(command, timeout, confined, None)
+    run_command(command, timeout, confined, None, None)
+}
+
+/// `run`, with `input` on the program's stdin: what it needs to read is
+/// handed to it, so it needs no access to where the tool keeps it.
+pub fn run_with_input(
+    cmd: Cmd<'_>,
+    input: Vec<u8>,
+    timeout: Duration,
+    confined: Option<&Confinement>,
+) -> Result<Output> {
+    let command: Command = cmd.into();
+    xtask_base::events::command(&shown(&command));
+    run_command(command, timeout, confined, None, Some(input))
 }
 
 /// What is handed each line of a program's stdout as it comes.
@@ -83,7 +96,7 @@ pub fn run_watching(
 ) -> Result<Output> {
     let command: Command = cmd.into();
     xtask_base::events::command(&shown(&command));
-    run_command(command, timeout, None, Some((stream, watch)))
+    run_command(command, timeout, None, Some((stream, watch)), None)
 }
 
 /// The command line of `command` as a shell reads it back (xshell's own
@@ -98,7 +111,7 @@ pub fn run_quiet(
     timeout: Duration,
     confined: Option<&Confinement>,
 ) -> Result<Output> {
-    run_command(cmd.into(), timeout, confined, None)
+    run_command(cmd.into(), timeout, confined, None, None)
 }
 
 fn run_command(
@@ -106,14 +119,23 @@ fn run_command(
     timeout: Duration,
     confined: Option<&Confinement>,
     watch: Option<(Stream, LineWatcher)>,
+    input: Option<Vec<u8>>,
 ) -> Result<Output> {
     let display = shown(&command);
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
+    command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
     sys::die_with_parent(&mut command);
     if let Some(confinement) = confined {
         confinement.apply(&mut command);
     }
     let mut child = spawn_ours(&mut command).with_context(|| format!("start `{display}`"))?;
+    // Written from a thread of its own, so a program that stops reading
+    // (or writes much before it reads) never blocks the tool.
+    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            let _closed_early = std::io::Write::write_all(&mut pipe, &input);
+        });
+    }
     let (stdout_watch, stderr_watch) = match watch {
         Some((Stream::Stdout, watch)) => (Some(watch), None),
         Some((Stream::Stderr, watch)) => (None, Some(watch)),

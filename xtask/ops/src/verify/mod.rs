@@ -359,7 +359,10 @@ fn check_migrations(
 }
 
 /// Compiles every Python file of the backup with the real interpreter.
-/// `compile()` never writes bytecode, unlike `python -m py_compile`.
+/// `compile()` never writes bytecode, unlike `python -m py_compile`. The
+/// sources go to it on stdin (`path`, length, bytes, each in turn): the
+/// interpreter, which may run as the tree's owner, needs no access to the
+/// backup's folder (a pulled backup's is private).
 fn check_python(
     sh: &Shell,
     dir: &Path,
@@ -367,13 +370,23 @@ fn check_python(
     python: Result<Python>,
     backup_fs: &RootDir,
 ) -> Check {
-    let files: Vec<String> = manifest
+    let files: Vec<&str> = manifest
         .files
         .iter()
         .filter(|f| f.backup_path.ends_with(".py"))
         .filter(|f| backup_fs.is_file(Path::new(&f.backup_path)))
-        .map(|f| dir.join(&f.backup_path).display().to_string())
+        .map(|f| f.backup_path.as_str())
         .collect();
+    let mut input = Vec::new();
+    for file in &files {
+        match backup_fs.read(Path::new(file)) {
+            Ok(source) => {
+                input.extend_from_slice(format!("{file}\n{}\n", source.len()).as_bytes());
+                input.extend_from_slice(&source);
+            }
+            Err(err) => return Check::fail(CheckId::PythonCompile, format!("{err:#}")),
+        }
+    }
     let python = match python {
         Ok(python) => python,
         Err(err) => {
@@ -383,15 +396,15 @@ fn check_python(
             );
         }
     };
-    const CODE: &str = "import sys\nbad = 0\nfor path in sys.argv[1:]:\n    try:\n        compile(open(path, 'rb').read(), path, 'exec', dont_inherit=True)\n    except (SyntaxError, ValueError) as error:\n        bad += 1\n        print(f'{path}:{getattr(error, \"lineno\", \"?\")}: {error.__class__.__name__}: {getattr(error, \"msg\", error)}')\nsys.exit(1 if bad else 0)\n";
+    const CODE: &str = "import sys\nbad = 0\nsources = sys.stdin.buffer\nwhile True:\n    name = sources.readline()\n    if not name:\n        break\n    path = name.decode('utf-8', 'replace').rstrip('\\n')\n    source = sources.read(int(sources.readline()))\n    try:\n        compile(source, path, 'exec', dont_inherit=True)\n    except (SyntaxError, ValueError) as error:\n        bad += 1\n        print(f'{path}:{getattr(error, \"lineno\", \"?\")}: {error.__class__.__name__}: {getattr(error, \"msg\", error)}')\nsys.exit(1 if bad else 0)\n";
     let exe = python.exe("python");
-    let cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1").arg("-c").arg(CODE).args(&files);
+    let cmd = sh.cmd(exe).env("PYTHONDONTWRITEBYTECODE", "1").arg("-c").arg(CODE);
     // Compiling reads; the interpreter may write nothing but its scratch.
     let confined = match process::Confinement::with_network(&[], xtask_fs::sys::Net::Nothing) {
         Ok(confined) => confined,
         Err(err) => return Check::fail(CheckId::PythonCompile, format!("{err:#}")),
     };
-    match process::run(cmd.quiet(), TOOL_TIMEOUT, Some(&confined)) {
+    match process::run_with_input(cmd.quiet(), input, TOOL_TIMEOUT, Some(&confined)) {
         Ok(out) if out.success() => {
             Check::pass(CheckId::PythonCompile, format!("{} files", files.len()))
         }
