@@ -93,3 +93,31 @@ fn init_takes_the_first_candidate_app_that_imports() {
     init.exits(0)
         .stdout_has(contains("app = \"src.main:app\"").and(contains("health_path = \"/health\"")));
 }
+
+/// alembic.ini's `version_locations` is where the revisions are: init
+/// takes the one folder it names (and proves the profile with it); two
+/// folders, which the tool cannot keep as one, are exit 1 naming both.
+#[test]
+fn init_takes_the_revisions_from_version_locations() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    fs::rename(root.join("migrations/versions"), root.join("migrations/revisions")).unwrap();
+    let ini = fs::read_to_string(root.join("alembic.ini")).unwrap();
+    let one = "[alembic]\nversion_locations = %(here)s/migrations/revisions\n";
+    fs::write(root.join("alembic.ini"), ini.replacen("[alembic]\n", one, 1)).unwrap();
+    let init = run_in(&root, &["init"]);
+    init.exits(0);
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    assert!(profile.contains("migrations = \"migrations/revisions\""), "{profile}");
+    assert!(profile.contains("# From version_locations in alembic.ini."), "{profile}");
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let two = "[alembic]\nversion_locations = %(here)s/migrations/revisions:%(here)s/extra\n";
+    fs::write(root.join("alembic.ini"), ini.replacen("[alembic]\n", two, 1)).unwrap();
+    let before = digest(&root);
+    let refused = run_in(&root, &["init"]);
+    refused.exits(1).stderr_has(contains(
+        "version_locations in alembic.ini names 2 folders (migrations/revisions, extra)",
+    ));
+    assert_eq!(digest(&root), before, "a refused init changed the checkout");
+}

@@ -13,6 +13,7 @@ use xshell::Shell;
 mod asked;
 mod finds;
 mod proof;
+mod versions;
 
 pub use proof::prove;
 
@@ -165,16 +166,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
             (k.trim() == key).then(|| v.trim().to_string())
         })
     };
-    let script = setting("script_location").unwrap_or_else(|| "migrations".into());
-    let script = script.replace("%(here)s/", "").replace("%(here)s", ".");
-    // `script_location = .` (Flask-Migrate's) is the ini's own folder.
-    let script_dir: PathBuf = ini_dir
-        .join(&script)
-        .components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect();
-    let migrations =
-        (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}"));
+    let (script_dir, migrations) = versions::folders(&setting, &ini_dir, &ini_path)?;
     let apps = app_candidates(fs, root);
     let at = Inspecting {
         fs,
@@ -561,7 +553,7 @@ fn rel(root: &Path, path: &Path) -> String {
 /// A relative path without `./`, in the profile's form; one that climbs out
 /// of the root (`script_location = ../elsewhere`) is refused, since the
 /// profile would be refused too.
-fn rel_path(path: &Path) -> Result<String> {
+pub(super) fn rel_path(path: &Path) -> Result<String> {
     let text = path.display().to_string();
     let text = text.trim_start_matches("./").to_string();
     files::check_relative(&text).map_err(|err| usage(format!("{err:#}")))?;
