@@ -236,6 +236,7 @@ tables! {
     every_break_converges_with_untracked_data: "untracked-data" skipping "tests",
     every_break_converges_with_a_column_migration: "column-migration" skipping "tests,server",
     every_break_converges_with_flask_migrate: "flask-migrate" skipping "tests",
+    every_break_converges_with_revisions_in_several_folders: "version-locations" skipping "tests,server",
 }
 
 #[test]

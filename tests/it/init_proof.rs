@@ -95,8 +95,9 @@ fn init_takes_the_first_candidate_app_that_imports() {
 }
 
 /// alembic.ini's `version_locations` is where the revisions are: init
-/// takes the one folder it names (and proves the profile with it); two
-/// folders, which the tool cannot keep as one, are exit 1 naming both.
+/// takes the folder it names (and proves the profile with it); two folders
+/// one inside the other, which a restore could not swap one by one, are
+/// exit 1 naming both. (Several folders side by side: version_locations.rs.)
 #[test]
 fn init_takes_the_revisions_from_version_locations() {
     let dir = sandbox("backed-up");
@@ -112,12 +113,13 @@ fn init_takes_the_revisions_from_version_locations() {
     assert!(profile.contains("migrations = \"migrations/revisions\""), "{profile}");
     assert!(profile.contains("# From version_locations in alembic.ini."), "{profile}");
     fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
-    let two = "[alembic]\nversion_locations = %(here)s/migrations/revisions:%(here)s/extra\n";
-    fs::write(root.join("alembic.ini"), ini.replacen("[alembic]\n", two, 1)).unwrap();
+    let nested =
+        "[alembic]\nversion_locations = %(here)s/migrations:%(here)s/migrations/revisions\n";
+    fs::write(root.join("alembic.ini"), ini.replacen("[alembic]\n", nested, 1)).unwrap();
     let before = digest(&root);
     let refused = run_in(&root, &["init"]);
     refused.exits(1).stderr_has(contains(
-        "version_locations in alembic.ini names 2 folders (migrations/revisions, extra)",
+        "version_locations in alembic.ini names folders the tool cannot restore one by one: migrations[1] = \"migrations/revisions\": it and migrations[0] = \"migrations\" hold one another",
     ));
     assert_eq!(digest(&root), before, "a refused init changed the checkout");
 }

@@ -51,6 +51,7 @@ mod signals;
 mod tidy;
 mod variants;
 mod verify_backup;
+mod version_locations;
 mod wsgi;
 
 use std::{

@@ -162,6 +162,7 @@ init_describes! {
     init_describes_a_computed_database_path: "computed-path",
     init_describes_a_wsgi_factory: "wsgi-factory",
     init_describes_a_flask_migrate_service: "flask-migrate",
+    init_describes_revisions_in_several_folders: "version-locations",
 }
 
 /// Settings that compute the database's path, beside a docstring whose

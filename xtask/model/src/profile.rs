@@ -18,7 +18,10 @@ use crate::{
 use xtask_base::exit::usage;
 use xtask_fs::{outside, root_dir::RootDir};
 
+mod folders;
 mod keys;
+
+pub use folders::MigrationFolders;
 
 /// The name of the optional per-tree profile file.
 pub const PROFILE_FILE: &str = "tmws-rollback.toml";
@@ -39,8 +42,9 @@ pub struct Profile {
     /// `alembic current` about the preserved database while it restores.
     pub database_url_env: String,
     pub alembic_ini: String,
-    /// The folder of revision files.
-    pub migrations: String,
+    /// The folders of revision files (one, or several as alembic.ini's
+    /// `version_locations` names them).
+    pub migrations: MigrationFolders,
     /// Configuration files, backed up under `config/` at their path.
     pub config_files: Vec<String>,
     /// Files outside the tree, by their absolute path (a settings file
@@ -100,7 +104,7 @@ impl Default for Profile {
             database: "data/tmws.db".into(),
             database_url_env: "TMWS_DATABASE_URL".into(),
             alembic_ini: "alembic.ini".into(),
-            migrations: "migrations/versions".into(),
+            migrations: MigrationFolders::from("migrations/versions"),
             config_files: strings(&["pyproject.toml", ".env.example", "alembic.ini"]),
             external_files: Vec::new(),
             critical_files: strings(&[
@@ -216,23 +220,19 @@ impl Tree {
         let tree = Tree { root, profile, fs, copy_of: None };
         let ini = tree.path(&tree.profile.alembic_ini);
         let kind = |path: &Path| tree.fs.kind(path).ok().flatten();
-        let migrations = tree.path(&tree.profile.migrations);
-        if !kind(&ini).is_some_and(|k| k.is_file())
-            || !kind(&migrations).is_some_and(|k| k.is_dir())
-        {
+        let is_dir = |folder: &str| kind(&tree.path(folder)).is_some_and(|k| k.is_dir());
+        if !kind(&ini).is_some_and(|k| k.is_file()) || !tree.profile.migrations.iter().all(is_dir) {
             let (ini, versions) = (&tree.profile.alembic_ini, &tree.profile.migrations);
+            let setting = format!("alembic_ini = {ini:?} and migrations = {}", versions.to_toml());
             let said = match tree.fs.kind(&tree.root.join(PROFILE_FILE)).ok().flatten() {
-                Some(_) => format!(
-                    "alembic_ini = {ini:?} and migrations = {versions:?} in {}",
-                    tree.root.join(PROFILE_FILE).display()
-                ),
-                None => format!(
-                    "the defaults alembic_ini = {ini:?} and migrations = {versions:?} (no {PROFILE_FILE})"
-                ),
+                Some(_) => format!("{setting} in {}", tree.root.join(PROFILE_FILE).display()),
+                None => format!("the defaults {setting} (no {PROFILE_FILE})"),
             };
+            let folders: Vec<String> = versions.iter().map(|f| format!("{f}/")).collect();
             return Err(usage(format!(
-                "{} is not a TMWS tree: it needs {ini} and {versions}/, from {said} (pass --root, or describe the tree in {PROFILE_FILE})",
+                "{} is not a TMWS tree: it needs {ini} and {}, from {said} (pass --root, or describe the tree in {PROFILE_FILE})",
                 tree.root.display(),
+                folders.join(" and "),
             )));
         }
         Ok(tree)
@@ -265,18 +265,25 @@ impl Tree {
         format!("sqlite:///{}", self.database().display())
     }
 
-    pub fn migrations(&self) -> PathBuf {
-        self.path(&self.profile.migrations)
+    /// The folders of revision files, in the profile's order.
+    pub fn migration_folders(&self) -> Vec<PathBuf> {
+        self.profile.migrations.iter().map(|folder| self.path(folder)).collect()
     }
 
-    /// The revision graph of the tree's migrations, read through its root.
+    /// The revision graph of the tree's migrations (every folder's, as one
+    /// history), read through its root.
     pub fn graph(&self) -> Result<Graph> {
-        Graph::load(&self.fs, &self.migrations())
+        Graph::from_files(&self.fs, &self.revision_files()?)
     }
 
-    /// The tree's revision files (see `migrations::revision_files`).
+    /// The tree's revision files, folder by folder (see
+    /// `migrations::revision_files`).
     pub fn revision_files(&self) -> Result<Vec<PathBuf>> {
-        revision_files(&self.fs, &self.migrations())
+        let mut files = Vec::new();
+        for folder in self.migration_folders() {
+            files.extend(revision_files(&self.fs, &folder)?);
+        }
+        Ok(files)
     }
 
     /// A key of the profile with its value and where it was set, for a

@@ -169,12 +169,10 @@ fn plan(tree: &Tree) -> Result<(Vec<Planned>, Vec<Absent>)> {
         backup: format!("{}/{db_name}.backup", Kind::Database.folder()),
     }];
     for file in tree.revision_files()? {
-        let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        plan.push(Planned {
-            kind: Kind::Migration,
-            source: format!("{}/{name}", profile.migrations),
-            backup: format!("{}/{name}", Kind::Migration.folder()),
-        });
+        let source = file.strip_prefix(&tree.root).unwrap_or(&file).to_string_lossy().into_owned();
+        let backup =
+            format!("{}/{}", Kind::Migration.folder(), profile.migrations.kept_as(&source));
+        plan.push(Planned { kind: Kind::Migration, source, backup });
     }
     let mut seen = BTreeMap::new();
     let groups = [

@@ -63,11 +63,11 @@ fn selection(tree: &Tree) -> Result<Selection> {
     let database = Path::new(&profile.database);
     paths.extend(["", "-journal", "-wal", "-shm"].map(|s| files::with_suffix(database, s)));
     // Alembic's script folder (env.py, script.py.mako, the revisions).
-    let versions = Path::new(&profile.migrations);
-    let scripts = versions.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(versions);
-    paths.extend(
-        [Path::new(&profile.alembic_ini), scripts, Path::new(PROFILE_FILE)].map(PathBuf::from),
-    );
+    for versions in profile.migrations.iter().map(Path::new) {
+        let scripts = versions.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(versions);
+        paths.push(scripts.to_path_buf());
+    }
+    paths.extend([Path::new(&profile.alembic_ini), Path::new(PROFILE_FILE)].map(PathBuf::from));
     let named =
         profile.config_files.iter().chain(&profile.critical_files).chain(&profile.test_files);
     paths.extend(named.map(PathBuf::from));

@@ -152,11 +152,9 @@ pub fn build(
     // The fixture's own /health; a variant with another route keeps init's.
     let health = if found.contains("health_path = \"/health\"") { FIXTURE_HEALTH } else { "" };
     unconfined::write(out.join(PROFILE_FILE), format!("{found}{health}"))?;
-    let versions = Path::new("migrations/versions");
-    let versions = variant.map_or(versions.to_path_buf(), |v| v.moved(versions));
-    let untracked: Vec<&Path> = variant.into_iter().flat_map(Variant::untracked).collect();
-    let repo = init_history(out, &versions, &untracked).context("create the git history")?;
     let tree = Tree::locate(Some(out))?;
+    let untracked: Vec<&Path> = variant.into_iter().flat_map(Variant::untracked).collect();
+    let repo = init_history(&tree, &untracked).context("create the git history")?;
     let python = Python::find(sh, Some(&tree.root), python)?;
 
     unconfined::create_dir_all(tree.database().parent().unwrap_or(&tree.root))?;
@@ -210,11 +208,12 @@ fn upgrade(sh: &Shell, python: &Python, tree: &Tree) -> Result<()> {
 /// A short, realistic history with a fixed author and fixed times, so that
 /// every sandbox has the same commits. The `untracked` files (a variant's
 /// settings) stay out of every commit, as a service keeps them.
-fn init_history(root: &Path, versions: &Path, untracked: &[&Path]) -> Result<Repository> {
+fn init_history(tree: &Tree, untracked: &[&Path]) -> Result<Repository> {
+    let root = &tree.root;
     let repo = Repository::init_opts(root, RepositoryInitOptions::new().initial_head("main"))?;
-    let root = &xtask_fs::outside::canonicalize(root)?;
-    let fs = xtask_fs::RootDir::open(root)?;
-    let migrations = xtask_model::migrations::revision_files(&fs, &root.join(versions))?;
+    // In the order they were written, whichever folder holds them.
+    let mut migrations = tree.revision_files()?;
+    migrations.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     let relative = |p: &PathBuf| p.strip_prefix(root).map(Path::to_path_buf);
     let later: Vec<PathBuf> = migrations.iter().map(relative).collect::<Result<_, _>>()?;
     let (_, rest) = later.split_at(later.len().min(4));

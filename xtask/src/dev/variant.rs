@@ -24,7 +24,8 @@ pub struct Variant {
     /// The property of a real service this variant reproduces.
     pub about: String,
     /// Paths of the base tree (and of the Phase 4 deploy) that move, as
-    /// `[from, to]`: a folder moves with everything in it.
+    /// `[from, to]`: a folder moves with everything in it. A path only the
+    /// deploy has moves when the deploy is laid over the tree.
     #[serde(default)]
     rename: Vec<[String; 2]>,
     /// Paths of the base tree this variant removes.
@@ -69,8 +70,10 @@ impl Variant {
     /// Where a path of the base tree or the deploy lives in this variant.
     pub fn moved(&self, relative: &Path) -> PathBuf {
         for [from, to] in &self.rename {
-            if let Ok(rest) = relative.strip_prefix(from) {
-                return Path::new(to).join(rest);
+            match relative.strip_prefix(from) {
+                Ok(rest) if rest.as_os_str().is_empty() => return PathBuf::from(to),
+                Ok(rest) => return Path::new(to).join(rest),
+                Err(_) => {}
             }
         }
         relative.to_path_buf()
@@ -99,6 +102,12 @@ impl Variant {
     /// Turns the copied base tree at `root` into this variant.
     pub fn apply(&self, root: &Path) -> Result<()> {
         for [from, to] in &self.rename {
+            // fixtures/variants/NAME: the base deploy is fixtures/phase4.
+            let fixtures = self.dir.parent().and_then(Path::parent).unwrap_or(&self.dir);
+            let deployed = fixtures.join("phase4").join(from);
+            if xtask_fs::outside::exists(deployed) && !xtask_fs::outside::exists(root.join(from)) {
+                continue;
+            }
             let target = root.join(to);
             if let Some(parent) = target.parent() {
                 unconfined::create_dir_all(parent)?;

@@ -185,18 +185,19 @@ pub fn modified_tracked(repo: &Repository) -> Result<Vec<String>> {
 }
 
 /// The alembic revisions the migration files of `commit` define (its
-/// `migrations` folder, read from git's objects, not the working tree).
-pub fn revisions_defined_at(
+/// `migrations` folders, read from git's objects, not the working tree).
+pub fn revisions_defined_at<'a>(
     repo: &Repository,
     commit: Oid,
-    migrations: &str,
+    migrations: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<String>> {
-    let folder = repo.find_commit(commit)?.tree()?.get_path(Path::new(migrations));
+    let tree = repo.find_commit(commit)?.tree()?;
     let mut defined = Vec::new();
-    if let Ok(entry) = folder
-        && let Ok(object) = entry.to_object(repo)
-        && let Some(files) = object.as_tree()
-    {
+    for folder in migrations {
+        let Ok(entry) = tree.get_path(Path::new(folder)) else { continue };
+        let Some(files) = entry.to_object(repo).ok().and_then(|o| o.into_tree().ok()) else {
+            continue;
+        };
         for file in files.iter() {
             if let Ok(blob) = file.to_object(repo).and_then(|o| o.peel_to_blob())
                 && let Some(id) =

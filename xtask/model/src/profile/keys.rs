@@ -40,9 +40,9 @@ fn tree_paths(profile: &Profile) -> Vec<(String, &str, bool)> {
     let mut keys = vec![
         ("database".to_string(), profile.database.as_str(), true),
         ("alembic_ini".to_string(), profile.alembic_ini.as_str(), true),
-        ("migrations".to_string(), profile.migrations.as_str(), true),
         ("log_file".to_string(), profile.log_file.as_str(), false),
     ];
+    keys.extend(profile.migrations.keyed().into_iter().map(|(key, path)| (key, path, true)));
     keys.extend(profile.pid_file.as_deref().map(|p| ("pid_file".to_string(), p, false)));
     let lists = [
         ("config_files", &profile.config_files),
@@ -60,6 +60,7 @@ fn tree_paths(profile: &Profile) -> Vec<(String, &str, bool)> {
 /// root itself: `migrations = "."` would make a rollback swap the whole
 /// tree), JSON pointers that are pointers, service programs that are names.
 pub(super) fn check(profile: &Profile) -> Result<()> {
+    profile.migrations.check()?;
     for (key, path, required) in tree_paths(profile) {
         if path.is_empty() {
             if required {

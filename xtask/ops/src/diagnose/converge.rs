@@ -283,7 +283,7 @@ fn reattach(s: &State<'_>, current: &str) -> Option<Action> {
     let branches = repo.branches(Some(git2::BranchType::Local)).ok()?;
     for (branch, _) in branches.flatten() {
         let (Some(tip), Ok(Some(name))) = (branch.get().target(), branch.name()) else { continue };
-        let defined = git::revisions_defined_at(&repo, tip, &s.tree.profile.migrations);
+        let defined = git::revisions_defined_at(&repo, tip, s.tree.profile.migrations.iter());
         if defined.is_ok_and(|d| d.iter().any(|r| r == current)) {
             let head = head.as_deref().map_or("?", |h| &h[..h.len().min(12)]).to_string();
             return Some(hard_reset(
@@ -421,7 +421,7 @@ fn database_fits(tree: &Tree, repo: &Repository, commit: Oid) -> bool {
         return false;
     };
     let defined =
-        git::revisions_defined_at(repo, commit, &tree.profile.migrations).unwrap_or_default();
+        git::revisions_defined_at(repo, commit, tree.profile.migrations.iter()).unwrap_or_default();
     revisions.iter().all(|r| defined.contains(r))
 }
 

@@ -187,11 +187,14 @@ impl Bundle {
         tree: &Tree,
         backup: Option<(&Path, &Manifest)>,
     ) -> Result<()> {
-        let migrations_dir = tree.migrations();
-        if tree.fs.is_dir(&migrations_dir) {
+        for migrations_dir in tree.migration_folders() {
+            if !tree.fs.is_dir(&migrations_dir) {
+                continue;
+            }
             for file in migrations::revision_files(&tree.fs, &migrations_dir)? {
-                let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                let dest = self.dir.join("migrations").join(&name);
+                let source = file.strip_prefix(&tree.root).unwrap_or(&file).to_string_lossy();
+                let dest =
+                    self.dir.join("migrations").join(tree.profile.migrations.kept_as(&source));
                 if let Some(kept) = self.copy_in(&file, &dest) {
                     self.facts.migrations.push(kept);
                 }
@@ -236,9 +239,10 @@ impl Bundle {
             let old = backup_dir.join(&entry.backup_path);
             // Most files are unchanged: the hash taken when the file was
             // copied into the bundle says so without running diff.
-            let name = Path::new(&entry.source_path).file_name().unwrap_or_default();
             let copied = match entry.kind {
-                Kind::Migration => format!("migrations/{}", name.to_string_lossy()),
+                Kind::Migration => {
+                    format!("migrations/{}", tree.profile.migrations.kept_as(&entry.source_path))
+                }
                 _ => format!("files/{}", entry.source_path),
             };
             let kept =

@@ -23,7 +23,7 @@ use finds::{
 
 use xtask_base::exit::{failed, usage};
 use xtask_fs::{RootDir, files};
-use xtask_model::profile::{PROFILE_FILE, Profile};
+use xtask_model::profile::{MigrationFolders, PROFILE_FILE, Profile};
 
 /// The profile `init` would write: where, and its text.
 pub struct Proposal {
@@ -81,7 +81,7 @@ fn disagreements(existing: &str, proposed: &str) -> Result<Vec<String>> {
             format!("{:?}", found.database_url_env),
         ),
         ("alembic_ini", format!("{:?}", have.alembic_ini), format!("{:?}", found.alembic_ini)),
-        ("migrations", format!("{:?}", have.migrations), format!("{:?}", found.migrations)),
+        ("migrations", have.migrations.to_toml(), found.migrations.to_toml()),
         ("config_files", format!("{:?}", have.config_files), format!("{:?}", found.config_files)),
         (
             "critical_files",
@@ -119,7 +119,7 @@ struct Found {
     service: (String, String),
     label: (String, String),
     alembic_ini: String,
-    migrations: (String, String),
+    migrations: (MigrationFolders, String),
     database: (String, String),
     url_env: (String, String),
     app: (String, String),
@@ -137,7 +137,7 @@ struct Inspecting<'a> {
     ini_path: &'a str,
     ini_dir: &'a Path,
     script_dir: &'a Path,
-    migrations: &'a str,
+    migrations: &'a MigrationFolders,
     /// The apps the code's text proposes, for the service to confirm.
     apps: &'a [Sourced],
 }
@@ -403,7 +403,7 @@ fn asked_or_text(
     candidates.retain(|v| seen.insert(v.clone()));
     let mut profile = Profile::default();
     profile.alembic_ini = at.ini_path.to_string();
-    profile.migrations = at.migrations.to_string();
+    profile.migrations = at.migrations.clone();
     profile.database = from_text.as_ref().map_or(profile.database, |d| d.0.clone());
     profile.database_url_env = String::new();
     // An env.py that needs the app's context (Flask-Migrate's) runs in it.
@@ -529,7 +529,9 @@ fn render(f: &Found) -> String {
     let _ = writeln!(out, "database_url_env = {}", toml_string(&f.url_env.0));
     let _ = writeln!(out, "alembic_ini = {}", toml_string(&f.alembic_ini));
     let _ = writeln!(out, "# From {}.", comment(&f.migrations.1));
-    let _ = writeln!(out, "migrations = {}", toml_string(&f.migrations.0));
+    let folders: Vec<String> = f.migrations.0.iter().map(String::from).collect();
+    let value = if f.migrations.0.several() { list(&folders) } else { toml_string(&folders[0]) };
+    let _ = writeln!(out, "migrations = {value}");
     let _ = writeln!(out, "config_files = {}", list(&f.config_files));
     let _ = writeln!(out, "# The runbook's critical files that exist in this checkout.");
     let _ = writeln!(out, "critical_files = {}", list(&f.critical_files));

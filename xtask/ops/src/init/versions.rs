@@ -1,21 +1,22 @@
 //! Where the checkout keeps its revisions, as its alembic.ini says: the
-//! `versions` folder of its `script_location`, or the one folder its
+//! `versions` folder of its `script_location`, or the folders its
 //! `version_locations` names.
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
 
-use super::{Sourced, rel_path};
+use super::rel_path;
 use xtask_base::exit::failed;
+use xtask_model::profile::MigrationFolders;
 
-/// The scripts' folder (relative to the root) and the revisions' folder,
-/// with where it came from; `setting` reads a key of the ini's
+/// The scripts' folder (relative to the root) and the revisions' folders,
+/// with where they came from; `setting` reads a key of the ini's
 /// `[alembic]` section.
 pub(super) fn folders(
     setting: &dyn Fn(&str) -> Option<String>,
     ini_dir: &Path,
     ini_path: &str,
-) -> Result<(PathBuf, Sourced)> {
+) -> Result<(PathBuf, (MigrationFolders, String))> {
     let script = setting("script_location").unwrap_or_else(|| "migrations".into());
     let script = script.replace("%(here)s/", "").replace("%(here)s", ".");
     // `script_location = .` (Flask-Migrate's) is the ini's own folder.
@@ -25,7 +26,10 @@ pub(super) fn folders(
             let separator = setting("version_path_separator");
             version_location(&locations, separator.as_deref(), ini_dir, ini_path)?
         }
-        None => (rel_path(&script_dir.join("versions"))?, format!("script_location in {ini_path}")),
+        None => {
+            let versions = rel_path(&script_dir.join("versions"))?;
+            (MigrationFolders::from(versions.as_str()), format!("script_location in {ini_path}"))
+        }
     };
     Ok((script_dir, migrations))
 }
@@ -35,39 +39,37 @@ fn plain(path: &Path) -> PathBuf {
     path.components().filter(|c| !matches!(c, Component::CurDir)).collect()
 }
 
-/// The one folder alembic.ini's `version_locations` names (split as
-/// alembic splits it by `version_path_separator`; `%(here)s` is the ini's
-/// folder, and a relative path is the root's, where alembic runs). The
-/// tool keeps, backs up and checks the revisions of one folder, so several
-/// are exit 1, naming them.
+/// The folders alembic.ini's `version_locations` names (split as alembic
+/// splits it by `version_path_separator`; `%(here)s` is the ini's folder,
+/// and a relative path is the root's, where alembic runs), in its order.
+/// A folder outside the root, or one inside another, is exit 1 naming it:
+/// the tool swaps each folder whole when it restores.
 fn version_location(
     locations: &str,
     separator: Option<&str>,
     ini_dir: &Path,
     ini_path: &str,
-) -> Result<Sourced> {
+) -> Result<(MigrationFolders, String)> {
     let split: Vec<&str> = match separator {
         Some("os" | ":") => locations.split(':').collect(),
         Some(";") => locations.split(';').collect(),
         Some(",") => locations.split(',').collect(),
         _ => locations.split([' ', ',']).collect(),
     };
-    let folders: Vec<String> = split
-        .into_iter()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| match l.strip_prefix("%(here)s") {
-            Some(rest) => ini_dir.join(rest.trim_start_matches('/')).display().to_string(),
-            None => l.to_string(),
-        })
-        .map(|l| plain(Path::new(&l)).display().to_string())
-        .collect();
-    match folders.as_slice() {
-        [one] => Ok((rel_path(Path::new(one))?, format!("version_locations in {ini_path}"))),
-        _ => Err(failed(format!(
-            "version_locations in {ini_path} names {} folders ({}): the tool keeps, backs up and checks the revisions of one folder (the profile's migrations), so it cannot roll this service back whole; keep its revisions in one folder",
-            folders.len(),
-            folders.join(", ")
-        ))),
+    let mut folders = Vec::new();
+    for location in split.into_iter().map(str::trim).filter(|l| !l.is_empty()) {
+        let location = match location.strip_prefix("%(here)s") {
+            Some(rest) => ini_dir.join(rest.trim_start_matches('/')),
+            None => PathBuf::from(location),
+        };
+        let folder = rel_path(&plain(&location))?;
+        if !folders.contains(&folder) {
+            folders.push(folder);
+        }
     }
+    let folders = MigrationFolders::new(folders);
+    folders.check().map_err(|err| {
+        failed(format!("version_locations in {ini_path} names folders the tool cannot restore one by one: {err:#}"))
+    })?;
+    Ok((folders, format!("version_locations in {ini_path}")))
 }

@@ -123,11 +123,7 @@ impl Step {
                     .collect();
                 format!("restore config from {}: {}", from(Kind::Config.folder()), files.join(", "))
             }
-            Step::RestoreMigrations => format!(
-                "swap {} for the backup's {} revision files (staged beside it; the old folder goes to the bundle)",
-                tree.profile.migrations,
-                manifest.count(Kind::Migration)
-            ),
+            Step::RestoreMigrations => restore_migrations(tree, manifest),
             Step::RestoreFiles { paths, kept } => restore_files(manifest, paths, kept, &from),
             Step::GitBranch { branch, tag, commit, recreate_tag: false } => {
                 format!(
@@ -168,7 +164,7 @@ impl Step {
             Step::Preserve { database } => {
                 let named = p.config_files.iter().chain(&p.critical_files);
                 t.preserves.extend(named.chain(&p.external_files).cloned());
-                t.preserves.push(p.migrations.clone());
+                t.preserves.extend(p.migrations.iter().map(String::from));
                 if database.is_some() {
                     t.preserves.extend(sidecars(&p.database));
                 }
@@ -190,8 +186,8 @@ impl Step {
                 t.paths = manifest.files_of(Kind::Config).map(|f| f.source_path.clone()).collect()
             }
             Step::RestoreMigrations => {
-                t.paths.push(p.migrations.clone());
-                t.preserves.push(p.migrations.clone());
+                t.paths.extend(p.migrations.iter().map(String::from));
+                t.preserves.extend(p.migrations.iter().map(String::from));
             }
             Step::RestoreFiles { paths, .. } => t.paths = paths.clone(),
             Step::GitBranch { commit, .. }
@@ -316,6 +312,18 @@ fn restore_external(
 /// The first 12 characters of a hash or commit id.
 fn short(sha: &str) -> String {
     sha.chars().take(12).collect()
+}
+
+fn restore_migrations(tree: &Tree, manifest: &Manifest) -> String {
+    let (folders, count) = (&tree.profile.migrations, manifest.count(Kind::Migration));
+    match folders.several() {
+        true => format!(
+            "swap each of {folders} for the backup's revision files of that folder, {count} in all (each staged beside its folder; each old folder goes to the bundle)"
+        ),
+        false => format!(
+            "swap {folders} for the backup's {count} revision files (staged beside it; the old folder goes to the bundle)"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod choices;
 mod describe;
 mod helper;
 mod losses;
+mod migration_folders;
 mod offsite_first;
 mod plan;
 mod restored;

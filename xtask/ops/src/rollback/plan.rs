@@ -271,7 +271,7 @@ fn check_database_fits(
     else {
         return Ok(());
     };
-    let defined = git::revisions_defined_at(repo, commit, &tree.profile.migrations)?;
+    let defined = git::revisions_defined_at(repo, commit, tree.profile.migrations.iter())?;
     let missing: Vec<&String> = revisions.iter().filter(|r| !defined.contains(r)).collect();
     if missing.is_empty() || force {
         return Ok(());
@@ -337,9 +337,12 @@ pub fn check_paths(tree: &Tree, backup: &Path, steps: &[Step], manifest: &Manife
                 sources(Kind::External)?;
             }
             Step::RestoreMigrations => {
-                fs.expect_dir_or_nothing(&tree.migrations())?;
-                refuse_mount_point(tree, &tree.migrations())?;
+                for folder in tree.migration_folders() {
+                    fs.expect_dir_or_nothing(&folder)?;
+                    refuse_mount_point(&folder)?;
+                }
                 sources(Kind::Migration)?;
+                crate::rollback::migration_folders::refuse_unplaced(tree, manifest)?;
             }
             Step::GitBranch { branch, commit, .. } => {
                 let repo = git::open(&tree.root)?.context("the root is not a git repository")?;
@@ -360,7 +363,7 @@ pub fn check_paths(tree: &Tree, backup: &Path, steps: &[Step], manifest: &Manife
 /// A folder the plan swaps whole must not be a mount point: it cannot be
 /// renamed (a mount point beneath it, like `forensics/` or `data/`, is
 /// fine: what moves across is copied).
-fn refuse_mount_point(tree: &Tree, folder: &Path) -> Result<()> {
+fn refuse_mount_point(folder: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let entry = xtask_fs::outside::entry;
     let (Some(here), Some(Some(above))) = (entry(folder), folder.parent().map(entry)) else {
@@ -369,7 +372,7 @@ fn refuse_mount_point(tree: &Tree, folder: &Path) -> Result<()> {
     if here.dev() != above.dev() {
         return Err(refused(format!(
             "{} is a mount point: a migration restore swaps that folder whole, which a mount point cannot be. Mount its parent instead, or restore the files by hand (docs/backup-format.md). Nothing was changed",
-            tree.profile.migrations
+            folder.display()
         )));
     }
     Ok(())

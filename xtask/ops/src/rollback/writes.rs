@@ -11,7 +11,6 @@ use super::{Choices, StepId, plan::Step};
 use xtask_adapters::{git, sqlite};
 use xtask_model::{
     manifest::{Kind, Manifest},
-    migrations::revision_files,
     profile::Tree,
 };
 
@@ -101,7 +100,7 @@ fn differs(tree: &Tree, manifest: &Manifest, kind: Kind, only: Option<&Vec<Strin
 
 /// Whether the revision files are other than the backup's.
 fn migrations_differ(tree: &Tree, manifest: &Manifest) -> Result<bool> {
-    let files = revision_files(&tree.fs, &tree.migrations()).unwrap_or_default();
+    let files = tree.revision_files().unwrap_or_default();
     if files.len() != manifest.count(Kind::Migration) {
         return Ok(true);
     }

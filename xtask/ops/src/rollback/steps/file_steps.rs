@@ -6,7 +6,10 @@ use anyhow::{Context, Result};
 
 use super::Ctx;
 use xtask_fs::{files, sys::Rename};
-use xtask_model::{manifest::Kind, migrations::revision_files};
+use xtask_model::{
+    manifest::{FileEntry, Kind},
+    migrations::revision_files,
+};
 
 impl Ctx<'_> {
     /// Restores the config or critical files whose hash differs.
@@ -78,17 +81,30 @@ impl Ctx<'_> {
         })
     }
 
-    /// Swaps the migrations folder: the backup's revisions are staged in a
+    /// Swaps each migrations folder for the backup's (see
+    /// `restore_migration_folder`), one after the other: a rerun finds the
+    /// folders already swapped equal to the backup and moves on.
+    pub(super) fn restore_migrations(&mut self) -> Result<String> {
+        let folders = crate::rollback::migration_folders::by_folder(self.tree, &self.manifest);
+        let several = folders.len() > 1;
+        let mut said = Vec::new();
+        for (folder, entries) in folders {
+            let done = self.restore_migration_folder(&folder, &entries)?;
+            said.push(if several { format!("{folder}: {done}") } else { done });
+        }
+        Ok(said.join("; "))
+    }
+
+    /// Swaps one migrations folder: the backup's revisions are staged in a
     /// sibling folder, the two folders are exchanged in one atomic rename,
     /// and the replaced one moves into the bundle. At no instant is there no
     /// migrations folder, and it is never emptied in place.
-    pub(super) fn restore_migrations(&mut self) -> Result<String> {
-        let dir = self.tree.migrations();
+    fn restore_migration_folder(&mut self, folder: &str, entries: &[FileEntry]) -> Result<String> {
+        let dir = self.tree.path(folder);
         let fs = self.tree.fs.clone();
-        let entries: Vec<_> = self.manifest.files_of(Kind::Migration).cloned().collect();
         let staged = files::staging_path(&dir);
         let dir_exists = fs.expect_dir_or_nothing(&dir)?;
-        if dir_exists && self.migrations_match(&dir, &entries)? {
+        if dir_exists && self.migrations_match(&dir, entries)? {
             // A crash right after the exchange leaves the replaced folder at
             // the staging name: it is evidence, kept in the bundle.
             if fs.expect_dir_or_nothing(&staged)? {
@@ -103,11 +119,10 @@ impl Ctx<'_> {
             self.keep_replaced(&staged)?;
         }
         fs.create_dir_all(&staged)?;
-        for entry in &entries {
-            let name =
-                Path::new(&entry.source_path).file_name().context("a revision file has a name")?;
+        for entry in entries {
             let source = self.backup_file(&entry.backup_path)?;
-            let output = fs.create_new(&staged.join(name), entry.restored_mode())?;
+            let output =
+                fs.create_new(&staged.join(revision_name(entry)?), entry.restored_mode())?;
             let (sha, _) = files::copy_hashed(&source, &output)?;
             anyhow::ensure!(
                 sha == entry.sha256,
@@ -143,21 +158,22 @@ impl Ctx<'_> {
         self.tree.fs.move_across(folder, &replaced)
     }
 
-    pub(super) fn migrations_match(
-        &self,
-        dir: &Path,
-        entries: &[xtask_model::manifest::FileEntry],
-    ) -> Result<bool> {
+    pub(super) fn migrations_match(&self, dir: &Path, entries: &[FileEntry]) -> Result<bool> {
         let present = revision_files(&self.tree.fs, dir)?;
         if present.len() != entries.len() {
             return Ok(false);
         }
         for entry in entries {
-            let path = self.tree.path(&entry.source_path);
+            let path = dir.join(revision_name(entry)?);
             if !self.tree.fs.is_file(&path) || self.tree.fs.sha256(&path)?.0 != entry.sha256 {
                 return Ok(false);
             }
         }
         Ok(true)
     }
+}
+
+/// A backed-up revision file's name in its folder.
+fn revision_name(entry: &FileEntry) -> Result<&std::ffi::OsStr> {
+    Path::new(&entry.source_path).file_name().context("a revision file has a name")
 }

@@ -1,0 +1,121 @@
+//! A service whose revisions live in several folders, as alembic.ini's
+//! `version_locations` names them (the `version-locations` variant: a
+//! feature keeps its own beside the main ones, one history across both).
+//! init names every folder; backup keeps each revision at its path; a
+//! rollback swaps each folder for the backup's, a crash between two swaps
+//! resumes, and nothing replaced is lost.
+use std::{fs, path::Path};
+
+use predicates::str::contains;
+
+use crate::{
+    assert_refused, breakage::git, breakage::only_bundle, crash_rollback, root, run_in,
+    sandbox_variant,
+};
+
+const LEARNING: &str = "migrations/learning";
+
+fn revisions_in(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".py"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// An untracked revision in the second folder, after the deploy's: the
+/// checkout of the tag leaves it, so that folder still differs from the
+/// backup and is swapped.
+fn plant_untracked_revision(root: &Path) {
+    let text = "revision = 'aaaaaaaaaaaa'\ndown_revision = 'f1c7e3a9b5d4'\n";
+    fs::write(root.join(LEARNING).join("20251123_0900-aaaaaaaaaaaa_hotfix.py"), text).unwrap();
+}
+
+#[test]
+fn init_names_every_folder_and_backup_keeps_each_revision_at_its_path() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    assert!(profile.contains("# From version_locations in alembic.ini."), "{profile}");
+    assert!(
+        profile.contains("migrations = [\"migrations/versions\", \"migrations/learning\"]"),
+        "{profile}"
+    );
+    let manifest = fs::read_to_string(root.join("backups/pre-phase4/BACKUP_MANIFEST.txt")).unwrap();
+    let kept = "migrations/learning/20251101_1012-e2a8f4c6d037_create_learning_patterns.py";
+    assert!(manifest.lines().any(|l| l.ends_with(kept)), "{manifest}");
+    run_in(&root, &["verify-backup"]).exits(0);
+    // Both folders' revisions are one history: the deploy's head is known.
+    let diagnose = run_in(&root, &["diagnose"]);
+    diagnose.exits(0).stdout_has(contains("healthy"));
+}
+
+#[test]
+fn a_complete_rollback_swaps_each_folder_and_keeps_the_replaced_ones() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    plant_untracked_revision(&root);
+    let plan = run_in(&root, &["rollback", "--scenario", "complete", "--dry-run"]);
+    plan.exits(0).stdout_has(contains("swap each of migrations/versions, migrations/learning"));
+    let rollback = run_in(&root, &["rollback", "--scenario", "complete", "--yes"]);
+    rollback.exits(0).stdout_has(contains("migrations/learning: swapped in 1 revision files"));
+    assert_eq!(
+        revisions_in(&root.join(LEARNING)),
+        ["20251101_1012-e2a8f4c6d037_create_learning_patterns.py"]
+    );
+    assert_eq!(revisions_in(&root.join("migrations/versions")).len(), 11);
+    let replaced = only_bundle(&root).join("migrations-replaced");
+    assert!(replaced.join("20251123_0900-aaaaaaaaaaaa_hotfix.py").is_file());
+    run_in(&root, &["post-check", "--skip", "server"]).exits(0);
+}
+
+/// A kill right after the first folder's exchange: the rerun finds that
+/// folder equal to the backup, swaps the other, and the bundle holds
+/// every replaced folder.
+#[test]
+fn a_crash_between_two_folders_resumes_and_loses_nothing() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    plant_untracked_revision(&root);
+    fs::write(root.join("migrations/versions/zz_untracked.py"), "revision = 'zz'\n").unwrap();
+    crash_rollback(&root, "complete", "inside:migrations-exchanged");
+    let resumed = run_in(&root, &["rollback", "--scenario", "complete", "--yes", "--resume"]);
+    resumed.exits(0).stdout_has(contains("migrations/learning: swapped in 1 revision files"));
+    let bundle = only_bundle(&root);
+    let kept: Vec<String> = fs::read_dir(&bundle)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("migrations-replaced"))
+        .flat_map(|n| revisions_in(&bundle.join(n)))
+        .collect();
+    assert!(kept.contains(&"zz_untracked.py".to_string()), "{kept:?}");
+    assert!(kept.contains(&"20251123_0900-aaaaaaaaaaaa_hotfix.py".to_string()), "{kept:?}");
+    assert_eq!(revisions_in(&root.join(LEARNING)).len(), 1);
+    assert_eq!(revisions_in(&root.join("migrations/versions")).len(), 11);
+}
+
+/// A profile that stopped naming a folder the backup holds revisions of is
+/// refused before anything changes: those revisions would have nowhere to go.
+#[test]
+fn a_backup_with_a_folder_the_profile_no_longer_names_is_refused() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    let file = root.join("tmws-rollback.toml");
+    let profile = fs::read_to_string(&file).unwrap();
+    let one = "migrations = [\"migrations/versions\", \"migrations/other\"]";
+    let edited =
+        profile.replace("migrations = [\"migrations/versions\", \"migrations/learning\"]", one);
+    fs::write(&file, edited).unwrap();
+    fs::create_dir(root.join("migrations/other")).unwrap();
+    git(&root, &["commit", "-qam", "Name another folder"]);
+    assert_refused(
+        &root,
+        &["rollback", "--scenario", "complete", "--yes"],
+        4,
+        "the backup holds the revision migrations/learning/20251101_1012-e2a8f4c6d037_create_learning_patterns.py, whose folder the profile's migrations (migrations/versions, migrations/other) does not name",
+    );
+}
