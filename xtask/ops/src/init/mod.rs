@@ -2,10 +2,7 @@
 //! `tmws-rollback.toml` from what it finds (alembic.ini, `env.py`, the app's
 //! entry point, the runbook's critical files and tests), so that the other
 //! commands need nothing more. It never overwrites a profile.
-use std::{
-    fmt::Write as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use xshell::Shell;
@@ -13,6 +10,7 @@ use xshell::Shell;
 mod asked;
 mod finds;
 mod proof;
+mod render;
 mod versions;
 
 pub use proof::prove;
@@ -20,6 +18,7 @@ pub use proof::prove;
 use finds::{
     app_candidates, files_named, health_path, settings_database, sqlite_path, url_variable,
 };
+use render::render;
 
 use xtask_base::exit::{failed, usage};
 use xtask_fs::{RootDir, files};
@@ -471,79 +470,6 @@ fn ini_setting(ini: &str, key: &str) -> Option<String> {
         let (k, v) = l.split_once('=')?;
         (k.trim() == key).then(|| v.trim().to_string())
     })
-}
-
-/// A TOML basic string: quoted, with backslash, quote and every control
-/// character escaped as TOML spells them (Rust's `{:?}` spells `\u{7}`,
-/// which TOML does not read).
-fn toml_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A comment's text on one line.
-fn comment(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
-
-fn render(f: &Found) -> String {
-    let list = |items: &[String]| {
-        let quoted: Vec<String> = items.iter().map(|i| toml_string(i)).collect();
-        format!("[{}]", quoted.join(", "))
-    };
-    let mut out = String::new();
-    let _ =
-        writeln!(out, "# {PROFILE_FILE}: where this checkout keeps what the TMWS rollback tool");
-    let _ = writeln!(
-        out,
-        "# works on. Written by `{} init`; every path is relative to",
-        xtask_model::advice::program()
-    );
-    let _ = writeln!(out, "# this folder. Commit it with the checkout.\n");
-    let _ = writeln!(
-        out,
-        "# The service's name in reports and bundles, from {}.",
-        comment(&f.service.1)
-    );
-    let _ = writeln!(out, "service = {}", toml_string(&f.service.0));
-    let _ = writeln!(out, "# The pre-deploy backup's label: {}.", comment(&f.label.1));
-    let _ = writeln!(out, "label = {}", toml_string(&f.label.0));
-    let _ = writeln!(out, "# From {}.", comment(&f.database.1));
-    let _ = writeln!(out, "database = {}", toml_string(&f.database.0));
-    let _ = writeln!(
-        out,
-        "# Set for alembic, pytest and the server to this database: {}.",
-        comment(&f.url_env.1)
-    );
-    let _ = writeln!(out, "database_url_env = {}", toml_string(&f.url_env.0));
-    let _ = writeln!(out, "alembic_ini = {}", toml_string(&f.alembic_ini));
-    let _ = writeln!(out, "# From {}.", comment(&f.migrations.1));
-    let _ = writeln!(out, "migrations = {}", toml_string(&f.migrations.0));
-    let _ = writeln!(out, "config_files = {}", list(&f.config_files));
-    let _ = writeln!(out, "# The runbook's critical files that exist in this checkout.");
-    let _ = writeln!(out, "critical_files = {}", list(&f.critical_files));
-    let _ = writeln!(out, "critical_modules = {}", list(&f.critical_modules));
-    let _ = writeln!(
-        out,
-        "# The runbook's test files that exist, else the test folders; a test under a\n# folder named like *integration* counts as an integration test."
-    );
-    let _ = writeln!(out, "test_files = {}", list(&f.test_files));
-    let _ = writeln!(out, "# From {}.", comment(&f.app.1));
-    let _ = writeln!(out, "app = {}", toml_string(&f.app.0));
-    let _ = writeln!(out, "# From {}.", comment(&f.health.1));
-    let _ = writeln!(out, "health_path = {}", toml_string(&f.health.0));
-    out
 }
 
 fn rel(root: &Path, path: &Path) -> String {
