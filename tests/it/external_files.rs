@@ -1,4 +1,5 @@
-//! Files outside the tree (`external_files`): backed up under `external/`
+//! Files outside the tree (`external_files`): found by init, which asks
+//! the app what it reads as it starts; backed up under `external/`
 //! at their absolute path and verified, kept in the bundle before a
 //! rollback overwrites them, restored only with `--external`, never
 //! through a link; a profile that names one wrongly is refused naming the
@@ -209,4 +210,55 @@ fn a_manifest_of_the_format_before_still_verifies() {
         .exits(0)
         .stdout_has(contains("tmws-backup/4 old"));
     assert_eq!(digest(&backup), before, "verify-backup changed the backup");
+}
+
+/// init asks the app which files outside the tree it reads as it starts:
+/// the factory of a WSGI service, written here to read a settings file
+/// outside the tree (and one through a link beside it) and two files of
+/// the tree (one by its path in the live tree). The profile names the
+/// settings file alone, saying where it came from, and the link is left
+/// out, saying why; files of the tree are never named.
+#[test]
+fn init_names_the_files_outside_the_tree_the_app_reads_as_it_starts() {
+    let (outside, file) = settings_outside();
+    let link = file.with_file_name("linked.cfg");
+    symlink(&file, &link).unwrap();
+    let dir = crate::sandbox_variant("phase4", "wsgi-factory");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let main = root.join("src/main.py");
+    let reads = format!(
+        "def create_app():\n    for path in ({:?}, {:?}, {:?}, \"pyproject.toml\"):\n        with open(path) as settings:\n            settings.read()\n",
+        file.display(),
+        link.display(),
+        root.join("alembic.ini").display(),
+    );
+    let code = fs::read_to_string(&main).unwrap().replacen("def create_app():\n", &reads, 1);
+    fs::write(&main, code).unwrap();
+    let before = digest(outside.path());
+
+    run_in(&root, &["init"]).exits(0).stderr_has(contains("proven on a scratch copy"));
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    let named = format!("external_files = [{:?}]\n", file.display().to_string());
+    assert!(profile.contains(&named), "{profile}");
+    assert!(profile.contains("# Read by src.main:create_app() as it started"), "{profile}");
+    let left_out = format!("not named in external_files: {}\n", link.display());
+    assert!(profile.contains(&left_out) && profile.contains("symbolic link"), "{profile}");
+    // The files of the tree are neither named nor left out: they are the tree's.
+    assert_eq!(profile.matches("not named in external_files").count(), 1, "{profile}");
+    assert!(!profile.contains(root.to_str().unwrap()), "a file of the tree is named: {profile}");
+    assert_eq!(digest(outside.path()), before, "init changed the files outside");
+    // Run again, init agrees with it; a profile that does not name the
+    // file disagrees, naming it.
+    run_in(&root, &["init", "--dry-run"]).exits(0);
+    fs::write(root.join("tmws-rollback.toml"), profile.replace(&named, "")).unwrap();
+    let said =
+        format!("external_files: the profile does not name [{:?}]", file.display().to_string());
+    assert_refused(&root, &["init", "--dry-run"], 2, &said);
+    fs::write(root.join("tmws-rollback.toml"), &profile).unwrap();
+    // The profile init wrote works: the backup keeps the file.
+    run_in(&root, &["backup", "--label", LABEL, "--no-tag"])
+        .exits(0)
+        .stdout_has(contains("1 outside the tree"));
+    assert_eq!(sha256(&root.join("backups").join(LABEL).join(kept_at(&file))), sha256(&file));
 }

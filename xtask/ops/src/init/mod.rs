@@ -9,6 +9,7 @@ use xshell::Shell;
 
 mod asked;
 mod finds;
+mod outside;
 mod proof;
 mod render;
 mod versions;
@@ -96,11 +97,21 @@ fn disagreements(existing: &str, proposed: &str) -> Result<Vec<String>> {
         ("app", format!("{:?}", have.app), format!("{:?}", found.app)),
         ("health_path", format!("{:?}", have.health_path), format!("{:?}", found.health_path)),
     ];
-    Ok(fields
+    let mut differences: Vec<String> = fields
         .into_iter()
         .filter(|(_, have, found)| have != found)
         .map(|(key, have, found)| format!("  {key}: the profile says {have}, init found {found}"))
-        .collect())
+        .collect();
+    // The profile may name more files outside the tree than the app reads
+    // as it starts (one it reads later); one it reads unnamed is missed.
+    let unnamed: Vec<&String> =
+        found.external_files.iter().filter(|f| !have.external_files.contains(f)).collect();
+    if !unnamed.is_empty() {
+        differences.push(format!(
+            "  external_files: the profile does not name {unnamed:?}, which the app read as it started"
+        ));
+    }
+    Ok(differences)
 }
 
 /// Writes the proposed profile as a new file, never over one that appeared
@@ -127,6 +138,8 @@ struct Found {
     critical_modules: Vec<String>,
     test_files: Vec<String>,
     config_files: Vec<String>,
+    /// The files outside the tree the app read as it started.
+    external: outside::Outside,
 }
 
 /// Where init has got to in a checkout: what database_and_variable needs.
@@ -184,6 +197,11 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         Some((index, facts)) => (apps.get(index).cloned(), Some(facts)),
         None => (apps.first().cloned(), None),
     };
+    // What the app read outside the tree as it started, asked of the app.
+    let external = match (&found_app, &imported) {
+        (Some((spec, _)), Some(Ok(facts))) => outside::read_by(root, spec, facts),
+        _ => outside::Outside::default(),
+    };
     let (app, health) = app_and_health(fs, root, found_app, imported)?;
     let by_name = |path: &str| {
         let name = Path::new(path).file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -219,6 +237,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         critical_modules,
         test_files,
         config_files,
+        external,
     })
 }
 

@@ -75,5 +75,22 @@ pub(super) fn render(f: &Found) -> String {
     let _ = writeln!(out, "app = {}", toml_string(&f.app.0));
     let _ = writeln!(out, "# From {}.", comment(&f.health.1));
     let _ = writeln!(out, "health_path = {}", toml_string(&f.health.0));
+    let outside = &f.external;
+    if !outside.named.is_empty() {
+        let _ = writeln!(
+            out,
+            "# Files outside the tree, backed up and kept; restored with --external."
+        );
+        let _ = writeln!(out, "# {}.", comment(&outside.from));
+        let _ = writeln!(out, "external_files = {}", list(&outside.named));
+    }
+    for (path, why) in &outside.left_out {
+        let _ = writeln!(
+            out,
+            "# Also read as the app started, not named in external_files: {}",
+            comment(path)
+        );
+        let _ = writeln!(out, "# ({}).", comment(why));
+    }
     out
 }
