@@ -262,3 +262,44 @@ fn init_names_the_files_outside_the_tree_the_app_reads_as_it_starts() {
         .stdout_has(contains("1 outside the tree"));
     assert_eq!(sha256(&root.join("backups").join(LABEL).join(kept_at(&file))), sha256(&file));
 }
+
+/// post-check's `files.external`, as JSON: the exit code and the check.
+fn external_check(root: &Path) -> (i32, serde_json::Value) {
+    let args = ["post-check", "--label", LABEL, "--only", "files.external", "--format", "json"];
+    let result = run_in(root, &args);
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).expect(&result.stdout);
+    crate::schema::assert_valid("report", &report);
+    let check = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "files.external");
+    (result.code, check.cloned().unwrap_or_else(|| panic!("{result:?}")))
+}
+
+/// After a complete rollback, post-check judges the files outside the tree
+/// only when the rollback restored them (its journal says so): not
+/// applicable without `--external`, passing with it, failing once one
+/// differs from the backup's copy again.
+#[test]
+fn post_check_judges_the_files_outside_the_tree_the_rollback_restored() {
+    let (_outside, file) = settings_outside();
+    let dir = backed_up_with(&file);
+    let root = root(&dir);
+    fs::write(&file, "SECRET_KEY = 'the deploy's'\n").unwrap();
+    let args = ["rollback", "--label", LABEL, "--scenario", "complete", "--yes"];
+
+    run_in(&root, &args).exits(0);
+    let (code, check) = external_check(&root);
+    assert_eq!((code, &check["status"]), (0, &"not_applicable".into()), "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.contains("left the files outside the tree as they were"), "{detail}");
+    assert!(detail.contains("--scenario complete --external"), "{detail}");
+
+    run_in(&root, &[&args[..], &["--external"]].concat()).exits(0);
+    let (code, check) = external_check(&root);
+    assert_eq!((code, &check["status"]), (0, &"pass".into()), "{check}");
+    assert!(check["detail"].as_str().unwrap().contains("restored by the last rollback"));
+
+    fs::write(&file, "SECRET_KEY = 'changed since'\n").unwrap();
+    let (code, check) = external_check(&root);
+    assert_eq!((code, &check["status"]), (1, &"fail".into()), "{check}");
+    let said = format!("{} differs from the backup's copy", file.display());
+    assert_eq!(check["detail"], said.as_str(), "{check}");
+}
