@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use predicates::str::contains;
+use predicates::{prelude::*, str::contains};
 use tempfile::TempDir;
 
 use crate::{assert_refused, breakage::git, breakage::sha256, digest, root, run_in, sandbox};
@@ -302,4 +302,30 @@ fn post_check_judges_the_files_outside_the_tree_the_rollback_restored() {
     assert_eq!((code, &check["status"]), (1, &"fail".into()), "{check}");
     let said = format!("{} differs from the backup's copy", file.display());
     assert_eq!(check["detail"], said.as_str(), "{check}");
+}
+
+/// diagnose reports a file outside the tree that differs from the backup
+/// as evidence, with the command that restores it, and recommends no row
+/// for it alone: a deploy may change its settings on purpose.
+#[test]
+fn diagnose_names_a_file_outside_the_tree_that_differs_from_the_backup() {
+    let (_outside, file) = settings_outside();
+    let dir = backed_up_with(&file);
+    let root = root(&dir);
+    let args = ["diagnose", "--label", LABEL, "--format", "json"];
+    let unchanged = run_in(&root, &args);
+    unchanged.exits(0).stdout_has(contains(file.to_str().unwrap()).not());
+    fs::write(&file, "SECRET_KEY = 'the deploy's'\n").unwrap();
+    let result = run_in(&root, &args);
+    result.exits(0);
+    let diagnosis: serde_json::Value = serde_json::from_str(&result.stdout).expect(&result.stdout);
+    crate::schema::assert_valid("diagnose", &diagnosis);
+    assert_eq!(diagnosis["recommendation"], "healthy", "{diagnosis}");
+    let checks = diagnosis["checks"].as_array().unwrap();
+    let changed = checks.iter().find(|c| c["id"] == "files.changed").expect("files.changed");
+    let said = format!(
+        "{}: changed since the backup, outside the tree (`cargo xtask rollback --scenario complete --external",
+        file.display()
+    );
+    assert!(changed["detail"].as_str().unwrap().contains(&said), "{changed}");
 }
