@@ -329,3 +329,50 @@ fn diagnose_names_a_file_outside_the_tree_that_differs_from_the_backup() {
     );
     assert!(changed["detail"].as_str().unwrap().contains(&said), "{changed}");
 }
+
+/// A rollback with `--external` killed while it restores the file outside
+/// the tree (its copy staged beside it; renamed into place) or right after
+/// that step is journaled: the next run refuses to start afresh, `--resume`
+/// finishes it, the file equals the backup's copy, nothing staged is left
+/// beside it, and the file it replaced is in the run's one bundle.
+#[test]
+fn a_crash_in_restore_external_resumes_and_loses_nothing() {
+    let (_outside, file) = settings_outside();
+    let args = ["rollback", "--label", LABEL, "--scenario", "complete", "--external", "--yes"];
+    let staged = file.with_file_name(".svc.cfg.xtask-staged");
+    for fault in ["inside:external-staged", "inside:external-restored", "after:last"] {
+        fs::write(&file, "SECRET_KEY = 'before the deploy'\n").unwrap();
+        let dir = backed_up_with(&file);
+        let root = root(&dir);
+        let backed_up = sha256(&file);
+        fs::write(&file, "SECRET_KEY = 'the deploy's'\n").unwrap();
+        let deployed = sha256(&file);
+        let plan = run_in(&root, &[&args[..], &["--dry-run"]].concat());
+        let step = plan.stdout.lines().map(str::trim_start).find_map(|line| {
+            let (number, rest) = line.split_once(". ")?;
+            rest.starts_with("restore the files outside the tree").then(|| number.to_string())
+        });
+        let step = step.unwrap_or_else(|| panic!("no restore-external step: {plan:?}"));
+        let fault = fault.replace("last", &step);
+
+        let mut crash = crate::xtask();
+        crash.args(args).arg("--root").arg(&root).env("XTASK_ROLLBACK_FAULT", &fault);
+        crate::run(&mut crash).exits(-1);
+        let expected = if fault == "inside:external-staged" { &deployed } else { &backed_up };
+        assert_eq!(&sha256(&file), expected, "{fault}: the file as the crash left it");
+        assert_eq!(staged.exists(), fault == "inside:external-staged", "{fault}: the staged copy");
+        run_in(&root, &args).exits(5).stderr_has(contains("--resume"));
+
+        let resumed = run_in(&root, &["rollback", "--resume", "--yes"]);
+        resumed.exits(0);
+        assert_eq!(sha256(&file), backed_up, "{fault}: not restored: {resumed:?}");
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o7777, 0o640);
+        assert!(!staged.exists(), "{fault}: the staged copy was left beside the file");
+        let bundles: Vec<PathBuf> =
+            fs::read_dir(root.join("forensics")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(bundles.len(), 1, "{fault}: one run, one bundle: {bundles:?}");
+        assert_eq!(sha256(&bundles[0].join("files").join(kept_at(&file))), deployed, "{fault}");
+        let (code, check) = external_check(&root);
+        assert_eq!((code, &check["status"]), (0, &"pass".into()), "{fault}: {check}");
+    }
+}
