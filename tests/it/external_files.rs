@@ -1,4 +1,5 @@
-//! Files outside the tree (`external_files`): backed up under `external/`
+//! Files outside the tree (`external_files`): found by init, which asks
+//! the app what it reads as it starts; backed up under `external/`
 //! at their absolute path and verified, kept in the bundle before a
 //! rollback overwrites them, restored only with `--external`, never
 //! through a link; a profile that names one wrongly is refused naming the
@@ -9,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use predicates::str::contains;
+use predicates::{prelude::*, str::contains};
 use tempfile::TempDir;
 
 use crate::{assert_refused, breakage::git, breakage::sha256, digest, root, run_in, sandbox};
@@ -209,4 +210,169 @@ fn a_manifest_of_the_format_before_still_verifies() {
         .exits(0)
         .stdout_has(contains("tmws-backup/4 old"));
     assert_eq!(digest(&backup), before, "verify-backup changed the backup");
+}
+
+/// init asks the app which files outside the tree it reads as it starts:
+/// the factory of a WSGI service, written here to read a settings file
+/// outside the tree (and one through a link beside it) and two files of
+/// the tree (one by its path in the live tree). The profile names the
+/// settings file alone, saying where it came from, and the link is left
+/// out, saying why; files of the tree are never named.
+#[test]
+fn init_names_the_files_outside_the_tree_the_app_reads_as_it_starts() {
+    let (outside, file) = settings_outside();
+    let link = file.with_file_name("linked.cfg");
+    symlink(&file, &link).unwrap();
+    let dir = crate::sandbox_variant("phase4", "wsgi-factory");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let main = root.join("src/main.py");
+    let reads = format!(
+        "def create_app():\n    for path in ({:?}, {:?}, {:?}, \"pyproject.toml\"):\n        with open(path) as settings:\n            settings.read()\n",
+        file.display(),
+        link.display(),
+        root.join("alembic.ini").display(),
+    );
+    let code = fs::read_to_string(&main).unwrap().replacen("def create_app():\n", &reads, 1);
+    fs::write(&main, code).unwrap();
+    let before = digest(outside.path());
+
+    run_in(&root, &["init"]).exits(0).stderr_has(contains("proven on a scratch copy"));
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    let named = format!("external_files = [{:?}]\n", file.display().to_string());
+    assert!(profile.contains(&named), "{profile}");
+    assert!(profile.contains("# Read by src.main:create_app() as it started"), "{profile}");
+    let left_out = format!("not named in external_files: {}\n", link.display());
+    assert!(profile.contains(&left_out) && profile.contains("symbolic link"), "{profile}");
+    // The files of the tree are neither named nor left out: they are the tree's.
+    assert_eq!(profile.matches("not named in external_files").count(), 1, "{profile}");
+    assert!(!profile.contains(root.to_str().unwrap()), "a file of the tree is named: {profile}");
+    assert_eq!(digest(outside.path()), before, "init changed the files outside");
+    // Run again, init agrees with it; a profile that does not name the
+    // file disagrees, naming it.
+    run_in(&root, &["init", "--dry-run"]).exits(0);
+    fs::write(root.join("tmws-rollback.toml"), profile.replace(&named, "")).unwrap();
+    let said =
+        format!("external_files: the profile does not name [{:?}]", file.display().to_string());
+    assert_refused(&root, &["init", "--dry-run"], 2, &said);
+    fs::write(root.join("tmws-rollback.toml"), &profile).unwrap();
+    // The profile init wrote works: the backup keeps the file.
+    run_in(&root, &["backup", "--label", LABEL, "--no-tag"])
+        .exits(0)
+        .stdout_has(contains("1 outside the tree"));
+    assert_eq!(sha256(&root.join("backups").join(LABEL).join(kept_at(&file))), sha256(&file));
+}
+
+/// post-check's `files.external`, as JSON: the exit code and the check.
+fn external_check(root: &Path) -> (i32, serde_json::Value) {
+    let args = ["post-check", "--label", LABEL, "--only", "files.external", "--format", "json"];
+    let result = run_in(root, &args);
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).expect(&result.stdout);
+    crate::schema::assert_valid("report", &report);
+    let check = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "files.external");
+    (result.code, check.cloned().unwrap_or_else(|| panic!("{result:?}")))
+}
+
+/// After a complete rollback, post-check judges the files outside the tree
+/// only when the rollback restored them (its journal says so): not
+/// applicable without `--external`, passing with it, failing once one
+/// differs from the backup's copy again.
+#[test]
+fn post_check_judges_the_files_outside_the_tree_the_rollback_restored() {
+    let (_outside, file) = settings_outside();
+    let dir = backed_up_with(&file);
+    let root = root(&dir);
+    fs::write(&file, "SECRET_KEY = 'the deploy's'\n").unwrap();
+    let args = ["rollback", "--label", LABEL, "--scenario", "complete", "--yes"];
+
+    run_in(&root, &args).exits(0);
+    let (code, check) = external_check(&root);
+    assert_eq!((code, &check["status"]), (0, &"not_applicable".into()), "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.contains("left the files outside the tree as they were"), "{detail}");
+    assert!(detail.contains("--scenario complete --external"), "{detail}");
+
+    run_in(&root, &[&args[..], &["--external"]].concat()).exits(0);
+    let (code, check) = external_check(&root);
+    assert_eq!((code, &check["status"]), (0, &"pass".into()), "{check}");
+    assert!(check["detail"].as_str().unwrap().contains("restored by the last rollback"));
+
+    fs::write(&file, "SECRET_KEY = 'changed since'\n").unwrap();
+    let (code, check) = external_check(&root);
+    assert_eq!((code, &check["status"]), (1, &"fail".into()), "{check}");
+    let said = format!("{} differs from the backup's copy", file.display());
+    assert_eq!(check["detail"], said.as_str(), "{check}");
+}
+
+/// diagnose reports a file outside the tree that differs from the backup
+/// as evidence, with the command that restores it, and recommends no row
+/// for it alone: a deploy may change its settings on purpose.
+#[test]
+fn diagnose_names_a_file_outside_the_tree_that_differs_from_the_backup() {
+    let (_outside, file) = settings_outside();
+    let dir = backed_up_with(&file);
+    let root = root(&dir);
+    let args = ["diagnose", "--label", LABEL, "--format", "json"];
+    let unchanged = run_in(&root, &args);
+    unchanged.exits(0).stdout_has(contains(file.to_str().unwrap()).not());
+    fs::write(&file, "SECRET_KEY = 'the deploy's'\n").unwrap();
+    let result = run_in(&root, &args);
+    result.exits(0);
+    let diagnosis: serde_json::Value = serde_json::from_str(&result.stdout).expect(&result.stdout);
+    crate::schema::assert_valid("diagnose", &diagnosis);
+    assert_eq!(diagnosis["recommendation"], "healthy", "{diagnosis}");
+    let checks = diagnosis["checks"].as_array().unwrap();
+    let changed = checks.iter().find(|c| c["id"] == "files.changed").expect("files.changed");
+    let said = format!(
+        "{}: changed since the backup, outside the tree (`cargo xtask rollback --scenario complete --external",
+        file.display()
+    );
+    assert!(changed["detail"].as_str().unwrap().contains(&said), "{changed}");
+}
+
+/// A rollback with `--external` killed while it restores the file outside
+/// the tree (its copy staged beside it; renamed into place) or right after
+/// that step is journaled: the next run refuses to start afresh, `--resume`
+/// finishes it, the file equals the backup's copy, nothing staged is left
+/// beside it, and the file it replaced is in the run's one bundle.
+#[test]
+fn a_crash_in_restore_external_resumes_and_loses_nothing() {
+    let (_outside, file) = settings_outside();
+    let args = ["rollback", "--label", LABEL, "--scenario", "complete", "--external", "--yes"];
+    let staged = file.with_file_name(".svc.cfg.xtask-staged");
+    for fault in ["inside:external-staged", "inside:external-restored", "after:last"] {
+        fs::write(&file, "SECRET_KEY = 'before the deploy'\n").unwrap();
+        let dir = backed_up_with(&file);
+        let root = root(&dir);
+        let backed_up = sha256(&file);
+        fs::write(&file, "SECRET_KEY = 'the deploy's'\n").unwrap();
+        let deployed = sha256(&file);
+        let plan = run_in(&root, &[&args[..], &["--dry-run"]].concat());
+        let step = plan.stdout.lines().map(str::trim_start).find_map(|line| {
+            let (number, rest) = line.split_once(". ")?;
+            rest.starts_with("restore the files outside the tree").then(|| number.to_string())
+        });
+        let step = step.unwrap_or_else(|| panic!("no restore-external step: {plan:?}"));
+        let fault = fault.replace("last", &step);
+
+        let mut crash = crate::xtask();
+        crash.args(args).arg("--root").arg(&root).env("XTASK_ROLLBACK_FAULT", &fault);
+        crate::run(&mut crash).exits(-1);
+        let expected = if fault == "inside:external-staged" { &deployed } else { &backed_up };
+        assert_eq!(&sha256(&file), expected, "{fault}: the file as the crash left it");
+        assert_eq!(staged.exists(), fault == "inside:external-staged", "{fault}: the staged copy");
+        run_in(&root, &args).exits(5).stderr_has(contains("--resume"));
+
+        let resumed = run_in(&root, &["rollback", "--resume", "--yes"]);
+        resumed.exits(0);
+        assert_eq!(sha256(&file), backed_up, "{fault}: not restored: {resumed:?}");
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o7777, 0o640);
+        assert!(!staged.exists(), "{fault}: the staged copy was left beside the file");
+        let bundles: Vec<PathBuf> =
+            fs::read_dir(root.join("forensics")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(bundles.len(), 1, "{fault}: one run, one bundle: {bundles:?}");
+        assert_eq!(sha256(&bundles[0].join("files").join(kept_at(&file))), deployed, "{fault}");
+        let (code, check) = external_check(&root);
+        assert_eq!((code, &check["status"]), (0, &"pass".into()), "{fault}: {check}");
+    }
 }

@@ -590,6 +590,30 @@ fn a_resumed_restore_that_finds_the_backup_in_place_puts_it_back_in_wal_mode() {
     assert_database_restored(&root);
 }
 
+/// A run started from another backup than the profile's label is resumed
+/// from that backup (its journal says which), not from the profile's: the
+/// database comes back at that backup's revision. Another `--label` with
+/// `--resume` is refused, changing nothing.
+#[test]
+fn a_resumed_run_restores_from_the_backup_it_started_from() {
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    run_in(&root, &["backup", "--label", "nightly", "--no-tag"]).exits(0);
+    let nightly = revision(&root);
+    let mut crash = crate::xtask();
+    crash.args(["rollback", "--scenario", "database", "--label", "nightly", "--yes", "--root"]);
+    crate::run(crash.arg(&root).env("XTASK_ROLLBACK_FAULT", "before:3")).exits(-1);
+    fs::write(root.join("data/tmws.db"), b"not a database any more").unwrap();
+    let other = ["rollback", "--resume", "--yes", "--label", "pre-phase4"];
+    run_in(&root, &other).exits(2).stderr_has(contains(
+        "the unfinished rollback restores from the backup nightly, not pre-phase4",
+    ));
+    let resumed = run_in(&root, &["rollback", "--resume", "--yes"]);
+    resumed.exits(0).stdout_has(contains("resumed plan: rollback --scenario database"));
+    resumed.stdout_has(contains("from backups/nightly"));
+    assert_eq!(revision(&root), nightly, "resumed from another backup than its own");
+}
+
 #[test]
 fn a_backup_verified_earlier_is_trusted_only_while_unchanged() {
     let dir = sandbox("phase4");

@@ -114,6 +114,7 @@ checks! {
     GitHead = "git.head", "HEAD is on the rollback branch or the tag";
     GitExpectedCommit = "git.expected-commit", "HEAD is attached and at the expected commit";
     FilesRestored = "files.restored", "config and critical files equal the backup's";
+    FilesExternal = "files.external", "files outside the tree equal the backup's";
     FilesChanged = "files.changed", "critical files are as committed";
     Forensics = "forensics", "a forensics bundle exists";
     // Checks of a backup.

@@ -46,6 +46,12 @@ impl flags::Rollback {
         let given =
             self.scenario.map(|scenario| flags.clone().for_scenario(scenario)).transpose()?;
         let (tree, label) = Tree::with_label(self.root.as_deref(), self.label.clone())?;
+        // --resume and --abandon go on with the unfinished run's backup, as
+        // with its scenario: the profile's label may name another.
+        let label = match (&self.label, self.resume || self.abandon) {
+            (None, true) => xtask_ops::rollback::unfinished_label(&tree).unwrap_or(label),
+            _ => label,
+        };
         let choices = match given {
             Some(choices) => choices,
             None => flags.for_scenario(xtask_ops::rollback::unfinished_scenario(&tree)?)?,

@@ -14,8 +14,10 @@
 #   {"op": "imports", "modules": [...], "files": [...]}
 #                                              import modules, compile files
 #   {"op": "app", "spec": "module:attr"}       import the app (a factory with
-#                                              `()` is called): its interface
-#                                              and its route table's paths
+#                                              `()` is called): its interface,
+#                                              its route table's paths, and the
+#                                              files outside the tree that the
+#                                              import and the call read
 # Any request may carry "env": {NAME: VALUE} and "unset": [NAME], applied
 # for that request alone.
 # Every answer: {"code", "stdout", "stderr", "connections"}: each database
@@ -191,13 +193,96 @@ def run_imports(request):
     return 1 if bad else 0
 
 
+# Files and folders the system keeps for every program, which libraries
+# read for themselves (time zones, OS release, MIME types, certificates,
+# shared libraries and their data): never a service's settings.
+SYSTEM_FILES = ("/etc/localtime", "/etc/timezone", "/etc/os-release", "/etc/mime.types")
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev", "/etc/ssl", "/etc/pki", "/etc/ca-certificates",
+                  "/usr/share", "/usr/lib", "/usr/lib64", "/lib", "/lib64")
+
+reads = {"on": False, "paths": []}
+
+
+def audit(event, args):
+    """Records each file opened for reading while `reads` is on: the path
+    as the code gave it, made absolute against the working folder of the
+    moment. Cheap and silent: it runs for every event of the process."""
+    if event != "open" or not reads["on"]:
+        return
+    try:
+        path, mode, flags = args
+        if isinstance(path, int):
+            return
+        if isinstance(flags, int):
+            if flags & os.O_ACCMODE != os.O_RDONLY:
+                return
+        elif isinstance(mode, str) and any(c in mode for c in "wax+"):
+            return
+        reads["paths"].append(os.path.abspath(os.fsdecode(path)))
+    except Exception:
+        pass
+
+
+def beneath(path, folders):
+    return any(f and f != os.sep and (path == f or path.startswith(f.rstrip(os.sep) + os.sep))
+               for f in folders)
+
+
+def read_outside(paths):
+    """The regular files of `paths` that are the service's own reading
+    outside the tree: not the tree's (the working folder), the
+    interpreter's (its prefixes, standard library and site-packages), the
+    system's (/proc, /sys, /dev, and SYSTEM_FILES), or this process's
+    scratch (HOME and TMPDIR). Returns (elsewhere, under the home folder of
+    the user the app runs as)."""
+    import pwd
+    import site
+    import sysconfig
+
+    # The folders as the helper started: the app may have moved or changed them.
+    skipped = [baseline_cwd, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+               tempfile.gettempdir(), baseline_env.get("HOME", "")]
+    skipped += [sysconfig.get_paths().get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    skipped += list(getattr(site, "getsitepackages", lambda: [])())
+    skipped = [os.path.realpath(f) for f in skipped if f] + [f for f in skipped if f]
+    skipped += list(SYSTEM_FOLDERS)
+    try:
+        home = os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        home = None
+    elsewhere, in_home = [], []
+    for path in dict.fromkeys(paths):
+        real = os.path.realpath(path)
+        if any(beneath(p, skipped) or p in SYSTEM_FILES for p in (path, real)):
+            continue
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+        if not os.path.isfile(path):
+            continue
+        in_a_home = home and home != os.sep and any(beneath(p, [home]) for p in (path, real))
+        (in_home if in_a_home else elsewhere).append(path)
+    return elsewhere, in_home
+
+
 def run_app(request):
     """Imports the app a profile names (calling a factory once) and prints
-    what it is: its interface and the paths of its route table."""
+    what it is: its interface, the paths of its route table, and the files
+    outside the tree that its import and its factory read."""
     import asyncio
     import inspect
 
-    app = made_app(request["spec"])
+    if not reads.get("hooked"):
+        sys.addaudithook(audit)
+        reads["hooked"] = True
+    reads["paths"] = []
+    reads["on"] = True
+    try:
+        app = made_app(request["spec"])
+    finally:
+        reads["on"] = False
+    read, read_in_home = read_outside(reads["paths"])
     if inspect.isclass(app):
         asgi = True
     else:
@@ -207,7 +292,8 @@ def run_app(request):
     url_map = getattr(app, "url_map", None)
     if url_map is not None:
         routes += [rule.rule for rule in url_map.iter_rules()]
-    facts = {"interface": "asgi" if asgi else "wsgi", "routes": [r for r in routes if isinstance(r, str)]}
+    facts = {"interface": "asgi" if asgi else "wsgi", "routes": [r for r in routes if isinstance(r, str)],
+             "read": read, "read_in_home": read_in_home}
     print("TMWS-APP " + json.dumps(facts))
     return 0
 

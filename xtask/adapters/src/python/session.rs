@@ -464,4 +464,14 @@ pub struct AppFacts {
     /// `asgi` or `wsgi`.
     pub interface: String,
     pub routes: Vec<String>,
+    /// The regular files outside the tree that importing the app (and
+    /// calling its factory) opened for reading, by absolute path, as the
+    /// code named them: not the interpreter's, the system's (`/proc`,
+    /// `/sys`, `/dev`, time zones, certificates...) or the helper's
+    /// scratch folder's.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Those of them under the home folder of the user the app runs as.
+    #[serde(default)]
+    pub read_in_home: Vec<String>,
 }

@@ -409,7 +409,8 @@ fn import_failures(tree: &Tree, app: &[String], out: &xtask_adapters::process::O
 /// Critical files with uncommitted changes (they point to the files row),
 /// and, as evidence beside them, every critical file, config file and
 /// migration that differs from the backup: committed (in which commit) or
-/// not. Without git, the files that differ from the backup.
+/// not, and every file outside the tree that differs. Without git, the
+/// files that differ from the backup.
 fn changed_files(tree: &Tree, manifest: Option<&Manifest>) -> Check {
     let critical = &tree.profile.critical_files;
     let repo = match git::open(&tree.root) {
@@ -487,6 +488,23 @@ fn since_backup(tree: &Tree, repo: Option<&git2::Repository>, manifest: &Manifes
         if !known.contains(&relative.as_str()) {
             describe(&relative, "added since the backup");
         }
+    }
+    // A file outside the tree is evidence, never a row of its own: a
+    // deploy may change its settings on purpose, and only the complete
+    // row with --external restores it.
+    let named = &tree.profile.external_files;
+    for entry in manifest.files_of(Kind::External).filter(|f| named.contains(&f.source_path)) {
+        let what = match crate::external::sha256(&entry.source_path) {
+            Ok(Some(sha)) if sha == entry.sha256 => continue,
+            Ok(Some(_)) => "changed since the backup".to_string(),
+            Ok(None) => "deleted since the backup".to_string(),
+            Err(err) => format!("unknown ({err:#})"),
+        };
+        let restore = advice::restore_external(&tree.root);
+        out.push(format!(
+            "{}: {what}, outside the tree (`{restore}` restores it)",
+            entry.source_path
+        ));
     }
     out
 }

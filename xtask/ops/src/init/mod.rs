@@ -2,17 +2,16 @@
 //! `tmws-rollback.toml` from what it finds (alembic.ini, `env.py`, the app's
 //! entry point, the runbook's critical files and tests), so that the other
 //! commands need nothing more. It never overwrites a profile.
-use std::{
-    fmt::Write as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use xshell::Shell;
 
 mod asked;
 mod finds;
+mod outside;
 mod proof;
+mod render;
 mod versions;
 
 pub use proof::prove;
@@ -20,6 +19,7 @@ pub use proof::prove;
 use finds::{
     app_candidates, files_named, health_path, settings_database, sqlite_path, url_variable,
 };
+use render::render;
 
 use xtask_base::exit::{failed, usage};
 use xtask_fs::{RootDir, files};
@@ -97,11 +97,21 @@ fn disagreements(existing: &str, proposed: &str) -> Result<Vec<String>> {
         ("app", format!("{:?}", have.app), format!("{:?}", found.app)),
         ("health_path", format!("{:?}", have.health_path), format!("{:?}", found.health_path)),
     ];
-    Ok(fields
+    let mut differences: Vec<String> = fields
         .into_iter()
         .filter(|(_, have, found)| have != found)
         .map(|(key, have, found)| format!("  {key}: the profile says {have}, init found {found}"))
-        .collect())
+        .collect();
+    // The profile may name more files outside the tree than the app reads
+    // as it starts (one it reads later); one it reads unnamed is missed.
+    let unnamed: Vec<&String> =
+        found.external_files.iter().filter(|f| !have.external_files.contains(f)).collect();
+    if !unnamed.is_empty() {
+        differences.push(format!(
+            "  external_files: the profile does not name {unnamed:?}, which the app read as it started"
+        ));
+    }
+    Ok(differences)
 }
 
 /// Writes the proposed profile as a new file, never over one that appeared
@@ -128,6 +138,8 @@ struct Found {
     critical_modules: Vec<String>,
     test_files: Vec<String>,
     config_files: Vec<String>,
+    /// The files outside the tree the app read as it started.
+    external: outside::Outside,
 }
 
 /// Where init has got to in a checkout: what database_and_variable needs.
@@ -185,6 +197,11 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         Some((index, facts)) => (apps.get(index).cloned(), Some(facts)),
         None => (apps.first().cloned(), None),
     };
+    // What the app read outside the tree as it started, asked of the app.
+    let external = match (&found_app, &imported) {
+        (Some((spec, _)), Some(Ok(facts))) => outside::read_by(root, spec, facts),
+        _ => outside::Outside::default(),
+    };
     let (app, health) = app_and_health(fs, root, found_app, imported)?;
     let by_name = |path: &str| {
         let name = Path::new(path).file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -220,6 +237,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         critical_modules,
         test_files,
         config_files,
+        external,
     })
 }
 
@@ -471,81 +489,6 @@ fn ini_setting(ini: &str, key: &str) -> Option<String> {
         let (k, v) = l.split_once('=')?;
         (k.trim() == key).then(|| v.trim().to_string())
     })
-}
-
-/// A TOML basic string: quoted, with backslash, quote and every control
-/// character escaped as TOML spells them (Rust's `{:?}` spells `\u{7}`,
-/// which TOML does not read).
-fn toml_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A comment's text on one line.
-fn comment(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
-
-fn render(f: &Found) -> String {
-    let list = |items: &[String]| {
-        let quoted: Vec<String> = items.iter().map(|i| toml_string(i)).collect();
-        format!("[{}]", quoted.join(", "))
-    };
-    let mut out = String::new();
-    let _ =
-        writeln!(out, "# {PROFILE_FILE}: where this checkout keeps what the TMWS rollback tool");
-    let _ = writeln!(
-        out,
-        "# works on. Written by `{} init`; every path is relative to",
-        xtask_model::advice::program()
-    );
-    let _ = writeln!(out, "# this folder. Commit it with the checkout.\n");
-    let _ = writeln!(
-        out,
-        "# The service's name in reports and bundles, from {}.",
-        comment(&f.service.1)
-    );
-    let _ = writeln!(out, "service = {}", toml_string(&f.service.0));
-    let _ = writeln!(out, "# The pre-deploy backup's label: {}.", comment(&f.label.1));
-    let _ = writeln!(out, "label = {}", toml_string(&f.label.0));
-    let _ = writeln!(out, "# From {}.", comment(&f.database.1));
-    let _ = writeln!(out, "database = {}", toml_string(&f.database.0));
-    let _ = writeln!(
-        out,
-        "# Set for alembic, pytest and the server to this database: {}.",
-        comment(&f.url_env.1)
-    );
-    let _ = writeln!(out, "database_url_env = {}", toml_string(&f.url_env.0));
-    let _ = writeln!(out, "alembic_ini = {}", toml_string(&f.alembic_ini));
-    let _ = writeln!(out, "# From {}.", comment(&f.migrations.1));
-    let folders: Vec<String> = f.migrations.0.iter().map(String::from).collect();
-    let value = if f.migrations.0.several() { list(&folders) } else { toml_string(&folders[0]) };
-    let _ = writeln!(out, "migrations = {value}");
-    let _ = writeln!(out, "config_files = {}", list(&f.config_files));
-    let _ = writeln!(out, "# The runbook's critical files that exist in this checkout.");
-    let _ = writeln!(out, "critical_files = {}", list(&f.critical_files));
-    let _ = writeln!(out, "critical_modules = {}", list(&f.critical_modules));
-    let _ = writeln!(
-        out,
-        "# The runbook's test files that exist, else the test folders; a test under a\n# folder named like *integration* counts as an integration test."
-    );
-    let _ = writeln!(out, "test_files = {}", list(&f.test_files));
-    let _ = writeln!(out, "# From {}.", comment(&f.app.1));
-    let _ = writeln!(out, "app = {}", toml_string(&f.app.0));
-    let _ = writeln!(out, "# From {}.", comment(&f.health.1));
-    let _ = writeln!(out, "health_path = {}", toml_string(&f.health.0));
-    out
 }
 
 fn rel(root: &Path, path: &Path) -> String {

@@ -88,7 +88,7 @@ pub(super) fn ids() -> impl Iterator<Item = CheckId> {
 
 /// Every check of post-check with how it runs, in report order. `--only`,
 /// `--skip`, the titles and the checklist all come from here.
-pub(super) const CHECKS: [(CheckId, Run); 18] = [
+pub(super) const CHECKS: [(CheckId, Run); 19] = [
     (CheckId::RollbackUnfinished, Run::Quick(|c| rollback_finished(c.tree))),
     (CheckId::DatabaseFile, Run::Quick(|c| database_file(c.tree))),
     (CheckId::DatabaseTables, Run::Quick(|c| database_tables(c.tree, c.expected))),
@@ -106,6 +106,7 @@ pub(super) const CHECKS: [(CheckId, Run); 18] = [
     (CheckId::GitClean, Run::Quick(|c| git_clean(c.tree, c.expected))),
     (CheckId::GitHead, Run::Quick(|c| git_head(c.tree, c.label, c.expected))),
     (CheckId::FilesRestored, Run::Quick(|c| files_restored(c.tree, c.expected))),
+    (CheckId::FilesExternal, Run::Quick(|c| files_external(c.tree, c.expected))),
     (CheckId::Forensics, Run::Quick(|c| forensics(c.tree, c.judging))),
 ];
 
@@ -344,6 +345,60 @@ pub(super) fn files_restored(tree: &Tree, expected: &Expected) -> Result<Check> 
         ));
     }
     Ok(Check::unless(CheckId::FilesRestored, &differ, ok))
+}
+
+/// Each file outside the tree (`external_files`) equals the backup's copy
+/// (sha256), read through a handle on its folder, never through a link:
+/// those the last rollback restored (`--external`), or every one the
+/// backup holds when no rollback is judged. Not applicable when the
+/// profile names none, or the last rollback left them as they were.
+pub(super) fn files_external(tree: &Tree, expected: &Expected) -> Result<Check> {
+    let id = CheckId::FilesExternal;
+    let named = &tree.profile.external_files;
+    if named.is_empty() {
+        let why = "the profile names no file outside the tree (external_files)";
+        return Ok(Check::not_applicable(id, why));
+    }
+    let Some((_, manifest)) = &expected.manifest else {
+        return Ok(expected.no_backup(id));
+    };
+    let judged: Vec<_> = match &expected.external {
+        super::External::LeftAsFound(scenario) => {
+            return Ok(Check::not_applicable(
+                id,
+                format!(
+                    "the last rollback (--scenario {scenario}) left the files outside the tree as they were (`{}` restores them)",
+                    advice::restore_external(&tree.root)
+                ),
+            ));
+        }
+        super::External::Restored(paths) => {
+            manifest.files_of(Kind::External).filter(|f| paths.contains(&f.source_path)).collect()
+        }
+        super::External::All => {
+            manifest.files_of(Kind::External).filter(|f| named.contains(&f.source_path)).collect()
+        }
+    };
+    if judged.is_empty() {
+        let why = format!("the backup {} holds no file outside the tree", expected.label);
+        return Ok(Check::not_applicable(id, why));
+    }
+    let mut differ = Vec::new();
+    for entry in &judged {
+        let source = &entry.source_path;
+        match crate::external::sha256(source) {
+            Ok(Some(sha)) if sha == entry.sha256 => {}
+            Ok(Some(_)) => differ.push(format!("{source} differs from the backup's copy")),
+            Ok(None) => differ.push(format!("{source} is missing")),
+            Err(err) => differ.push(format!("{source}: {err:#}")),
+        }
+    }
+    let paths: Vec<&str> = judged.iter().map(|f| f.source_path.as_str()).collect();
+    let mut ok = format!("{} equal the backup's hashes", paths.join(", "));
+    if matches!(expected.external, super::External::Restored(_)) {
+        ok.push_str("; restored by the last rollback (--external)");
+    }
+    Ok(Check::unless(id, &differ, ok))
 }
 
 /// The folders of forensics/ that hold a file of that name.

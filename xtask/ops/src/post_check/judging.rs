@@ -54,12 +54,16 @@ impl Judging {
     pub fn not_judged(&self, id: CheckId) -> Option<String> {
         use CheckId::*;
         match self {
-            Judging::Deploy => {
-                matches!(id, DatabaseTables | MigrationsCount | FilesRestored | GitHead | Forensics)
-                    .then(|| {
-                        "after a deploy (--after deploy) nothing is compared with the backup".into()
-                    })
-            }
+            Judging::Deploy => matches!(
+                id,
+                DatabaseTables
+                    | MigrationsCount
+                    | FilesRestored
+                    | FilesExternal
+                    | GitHead
+                    | Forensics
+            )
+            .then(|| "after a deploy (--after deploy) nothing is compared with the backup".into()),
             Judging::Rollback(Some(scenario)) => {
                 let judged = match id {
                     DatabaseTables | DatabaseRevision => Some(Part::Schema),

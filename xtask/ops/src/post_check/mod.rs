@@ -86,6 +86,19 @@ struct Expected {
     /// elsewhere than the backup's commit (`--commit REV`, `--from REV
     /// --paths`): that commit. The code is not the backup's to compare.
     code_elsewhere: Option<String>,
+    /// Which files outside the tree files.external judges.
+    external: External,
+}
+
+/// Which files outside the tree (`external_files`) are judged, from the
+/// journal of the last rollback when one is judged.
+enum External {
+    /// Every one the backup holds: no rollback is judged.
+    All,
+    /// Those the last rollback restored (`--external`).
+    Restored(Vec<String>),
+    /// The last rollback, of this scenario, left them as they were.
+    LeftAsFound(xtask_model::scenario::Scenario),
 }
 
 impl Expected {
@@ -295,6 +308,21 @@ fn code_target_of_the_last_rollback(tree: &Tree, judging: &Judging) -> Option<St
     })
 }
 
+/// What the last rollback did with the files outside the tree, when that
+/// rollback is what is judged: the paths its restore-external step
+/// restored, or none (it ran without `--external`).
+fn external_of_the_last_rollback(tree: &Tree, judging: &Judging) -> External {
+    let Judging::Rollback(Some(scenario)) = judging else { return External::All };
+    let Some(run) = xtask_model::journal::Journal::<Step>::last_done_run(tree) else {
+        return External::All;
+    };
+    let restored = run.steps.into_iter().find_map(|step| match step {
+        Step::RestoreExternal { paths } => Some(paths),
+        _ => None,
+    });
+    restored.map_or(External::LeftAsFound(*scenario), External::Restored)
+}
+
 /// Where the last migration rollback took the database, when that rollback
 /// is what is judged: its migrate-copy step's target.
 fn migration_target_of_the_last_rollback(tree: &Tree, judging: &Judging) -> Option<String> {
@@ -371,6 +399,7 @@ fn expectations(tree: &Tree, o: &Options, judging: &Judging) -> Result<Expected>
         files: files_of_the_last_rollback(tree, judging),
         migrated_elsewhere,
         code_elsewhere: code_target_of_the_last_rollback(tree, judging),
+        external: external_of_the_last_rollback(tree, judging),
     })
 }
 

@@ -27,8 +27,8 @@ use xshell::Shell;
 pub use choices::{Choices, Down, Flags, GitMove};
 pub use describe::StepId;
 pub use plan::{Kept, Step};
-pub use unfinished::unfinished_scenario;
 use unfinished::{abandon, abandon_unreadable, triage};
+pub use unfinished::{unfinished_label, unfinished_scenario};
 pub use writes::{DryRun, dry_run};
 pub use xtask_model::scenario::Scenario;
 

@@ -11,6 +11,7 @@ use xtask_base::{
 use xtask_model::{
     advice,
     journal::{Journal, Peek, RunStatus},
+    label::Label,
     profile::Tree,
     scenario::Scenario,
 };
@@ -25,6 +26,16 @@ pub fn unfinished_scenario(tree: &Tree) -> Result<Scenario> {
         Peek::None => Err(usage(
             "there is no interrupted or failed rollback to resume or abandon (a new rollback needs --scenario)",
         )),
+    }
+}
+
+/// The backup of `--resume` and `--abandon` without `--label`: the one the
+/// unfinished run started from, from its journal (the run goes on from
+/// the backup its finished steps restored, never from another).
+pub fn unfinished_label(tree: &Tree) -> Option<Label> {
+    match Journal::<Step>::peek(tree) {
+        Peek::Found(journal) => Some(journal.label),
+        _ => None,
     }
 }
 
@@ -66,6 +77,10 @@ pub(super) fn triage(tree: &Tree, o: &Options) -> Result<Option<Journal<Step>>> 
         (Some(j), true) if j.scenario != o.choices.scenario() => Err(usage(format!(
             "the unfinished rollback is --scenario {}: use --scenario {} with --resume or --abandon",
             j.scenario, j.scenario
+        ))),
+        (Some(j), true) if j.label != o.label => Err(usage(format!(
+            "the unfinished rollback restores from the backup {}, not {}: use --label {} with --resume or --abandon, or leave --label out",
+            j.label, o.label, j.label
         ))),
         _ => Ok(journal),
     }

@@ -49,7 +49,9 @@ impl Ctx<'_> {
             if let Some((uid, gid)) = owner {
                 dir.set_owner(staged.path(), uid, gid)?;
             }
+            crate::rollback::fault_hook("inside", "external-staged");
             staged.commit().with_context(|| format!("restore {}", entry.source_path))?;
+            crate::rollback::fault_hook("inside", "external-restored");
             self.changed = true;
             restored.push(entry.source_path.clone());
         }
