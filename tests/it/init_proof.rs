@@ -111,7 +111,10 @@ fn init_takes_the_revisions_from_version_locations() {
     init.exits(0);
     let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
     assert!(profile.contains("migrations = \"migrations/revisions\""), "{profile}");
-    assert!(profile.contains("# From version_locations in alembic.ini."), "{profile}");
+    assert!(
+        profile.contains("# From version_locations in alembic.ini, as alembic itself reads it"),
+        "{profile}"
+    );
     fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
     let nested =
         "[alembic]\nversion_locations = %(here)s/migrations:%(here)s/migrations/revisions\n";

@@ -9,7 +9,7 @@ use std::{fs, path::Path};
 use predicates::str::contains;
 
 use crate::{
-    assert_refused, breakage::git, breakage::only_bundle, crash_rollback, root, run_in,
+    assert_refused, breakage::git, breakage::only_bundle, crash_rollback, root, run_in, sandbox,
     sandbox_variant,
 };
 
@@ -39,7 +39,10 @@ fn init_names_every_folder_and_backup_keeps_each_revision_at_its_path() {
     let dir = sandbox_variant("phase4", "version-locations");
     let root = root(&dir);
     let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
-    assert!(profile.contains("# From version_locations in alembic.ini."), "{profile}");
+    assert!(
+        profile.contains("# From version_locations in alembic.ini, as alembic itself reads it"),
+        "{profile}"
+    );
     assert!(
         profile.contains("migrations = [\"migrations/versions\", \"migrations/learning\"]"),
         "{profile}"
@@ -118,4 +121,38 @@ fn a_backup_with_a_folder_the_profile_no_longer_names_is_refused() {
         4,
         "the backup holds the revision migrations/learning/20251101_1012-e2a8f4c6d037_create_learning_patterns.py, whose folder the profile's migrations (migrations/versions, migrations/other) does not name",
     );
+}
+
+/// init asks alembic where the revisions are, rather than reading the
+/// ini's text: a location spelled through the ini's own interpolation
+/// (`%(revisions)s` from `[DEFAULT]`) is where alembic reads them, and a
+/// revision alembic loads from a subfolder (recursive locations), which a
+/// restore of the folder's top would not keep, is exit 1 naming it.
+#[test]
+fn init_takes_the_folders_alembic_itself_reads() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    fs::rename(root.join("migrations/versions"), root.join("migrations/revisions")).unwrap();
+    let ini = fs::read_to_string(root.join("alembic.ini")).unwrap();
+    let interpolated = "[DEFAULT]\nrevisions = %(here)s/migrations/revisions\n\n[alembic]\nversion_locations = %(revisions)s\n";
+    fs::write(root.join("alembic.ini"), ini.replacen("[alembic]\n", interpolated, 1)).unwrap();
+    run_in(&root, &["init"]).exits(0);
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    assert!(profile.contains("migrations = \"migrations/revisions\""), "{profile}");
+    assert!(profile.contains("the ini's text alone suggests %(revisions)s"), "{profile}");
+
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let recursive = "[alembic]\nversion_locations = %(here)s/migrations/revisions\nrecursive_version_locations = true\n";
+    fs::write(root.join("alembic.ini"), ini.replacen("[alembic]\n", recursive, 1)).unwrap();
+    let nested = root.join("migrations/revisions/2025");
+    fs::create_dir(&nested).unwrap();
+    let newest = "20251120_1545-47a9e2c8b6f0_create_memory_entries.py";
+    fs::rename(root.join("migrations/revisions").join(newest), nested.join(newest)).unwrap();
+    let before = crate::digest(&root);
+    let refused = run_in(&root, &["init"]);
+    refused.exits(1).stderr_has(contains(format!(
+        "alembic loads revision files the tool would not keep (recursive_version_locations is on): migrations/revisions/2025/{newest}"
+    )));
+    assert_eq!(crate::digest(&root), before, "a refused init changed the checkout");
 }

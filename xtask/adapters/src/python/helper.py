@@ -13,6 +13,9 @@
 #   {"op": "probe", "argv": [...], "app": ...} the same, every connection refused
 #   {"op": "imports", "modules": [...], "files": [...]}
 #                                              import modules, compile files
+#   {"op": "scripts", "argv": [...]}           where alembic reads the revisions:
+#                                              its version locations, and the
+#                                              file of each revision it loads
 #   {"op": "app", "spec": "module:attr"}       import the app (a factory with
 #                                              `()` is called): its interface,
 #                                              its route table's paths, and the
@@ -298,7 +301,48 @@ def run_app(request):
     return 0
 
 
-OPS = {"alembic": run_alembic, "probe": run_alembic, "imports": run_imports, "app": run_app}
+def run_scripts(request):
+    """Where alembic itself reads the revisions, as its own configuration
+    says once interpolated (`%(here)s`, the path separator, the ini
+    section `-n` names): the folders of its version locations, whether it
+    walks them recursively, and the file of every revision it loads."""
+    from alembic.config import CommandLine
+    from alembic.script import ScriptDirectory
+
+    cli = CommandLine(prog="alembic")
+
+    def run_cmd(config, options):
+        located(config)
+        script = ScriptDirectory.from_config(config)
+        folders = getattr(script, "_version_locations", None)
+        if folders is None:
+            folders = script.version_locations or [os.path.join(script.dir, "versions")]
+        facts = {
+            "versions": [os.path.abspath(folder) for folder in folders],
+            "recursive": bool(getattr(script, "recursive_version_locations", False)),
+            "files": None,
+        }
+        try:
+            facts["files"] = sorted(os.path.abspath(s.path) for s in script.walk_revisions())
+        except Exception as error:  # a broken history: the folders still answer
+            print(f"revisions not walked: {error}", file=sys.stderr)
+        print("TMWS-SCRIPTS " + json.dumps(facts))
+
+    cli.run_cmd = run_cmd
+    try:
+        cli.main(argv=request["argv"])
+        return 0
+    except SystemExit as exit:
+        return exit_code(exit)
+
+
+OPS = {
+    "alembic": run_alembic,
+    "probe": run_alembic,
+    "imports": run_imports,
+    "app": run_app,
+    "scripts": run_scripts,
+}
 
 gc.freeze()
 gc.enable()

@@ -4,7 +4,7 @@
 //! the app as programs of their own.
 mod session;
 
-pub use session::{Answer, AppFacts, Connection, OnFirstUse, Scope, Session};
+pub use session::{Answer, AppFacts, Connection, OnFirstUse, Scope, Scripts, Session};
 use std::{
     path::{Path, PathBuf},
     time::Duration,

@@ -214,6 +214,23 @@ impl Session {
         }
     }
 
+    /// Where alembic itself reads the revisions (its `ScriptDirectory`, as
+    /// the ini configures it): the folders and the files it loads.
+    pub fn scripts(&mut self) -> Result<Scripts> {
+        events::command("alembic: where are the revisions (in the Python helper)");
+        let argv = self.argv(&["heads"]);
+        let out = self.ask(serde_json::json!({ "op": "scripts", "argv": argv }))?.output;
+        let facts = out.stdout.lines().find_map(|l| l.strip_prefix("TMWS-SCRIPTS "));
+        match (out.success(), facts) {
+            (true, Some(json)) => Ok(serde_json::from_str(json)?),
+            _ => bail!(
+                "alembic's configuration did not load ({}):\n{}",
+                out.describe_status(),
+                out.tail(4)
+            ),
+        }
+    }
+
     /// What a revision makes, from Alembic's offline SQL for that step:
     /// its tables, the columns it adds to tables, and its indexes.
     pub fn made_by(&mut self, from: &str, to: &str) -> Result<Made> {
@@ -456,6 +473,18 @@ mod made_tests {
             .map(|(i, t)| (i.to_string(), t.to_string()));
         assert_eq!(made.indexes, indexes);
     }
+}
+
+/// Where alembic reads the revisions, by absolute path.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Scripts {
+    /// Its version locations, in its order.
+    pub versions: Vec<std::path::PathBuf>,
+    /// Whether it walks their subfolders too.
+    pub recursive: bool,
+    /// The file of every revision it loads; `None` when the history does
+    /// not load (a revision that names a missing one).
+    pub files: Option<Vec<std::path::PathBuf>>,
 }
 
 /// What importing an app showed.

@@ -10,8 +10,11 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::check_copy::CheckCopy;
-use xtask_adapters::python::{AppFacts, Python, Scope, Session};
-use xtask_model::profile::{Profile, Tree};
+use xtask_adapters::python::{AppFacts, Python, Scope, Scripts, Session};
+use xtask_model::{
+    migrations::revision_files,
+    profile::{Profile, Tree},
+};
 
 /// The answers, each with where it came from.
 pub(super) struct Asked {
@@ -26,6 +29,9 @@ pub(super) struct Asked {
     /// The first of the apps init's reading proposed that imports as an
     /// app (its index, what it is); else the first, and why it did not.
     pub app: Option<(usize, Result<AppFacts, String>)>,
+    /// The folders alembic itself reads the revisions from, relative to
+    /// the root; `None` when its configuration did not load.
+    pub migrations: Option<Vec<String>>,
 }
 
 /// Asks the checkout at `root`, whose alembic.ini and migrations `profile`
@@ -57,7 +63,7 @@ pub(super) fn ask(
     // A file outside the copy is outside the checkout: the tool works on a
     // database beneath the tree, and init never guesses another.
     if let Some(file) = opened.filter(|f| inside(&copy.tree.root, f).is_none()) {
-        return Err(Outside(file.to_path_buf()).into());
+        return Err(Unworkable::DatabaseOutside(file.to_path_buf()).into());
     }
     let database = opened.and_then(|file| inside(&copy.tree.root, file));
     let probe: PathBuf = copy.tree.root.join(".tmws-init-probe.db");
@@ -71,8 +77,14 @@ pub(super) fn ask(
             break;
         }
     }
+    // Where alembic reads the revisions; a configuration that does not
+    // load leaves the ini's text to stand in.
+    let migrations = match session.scripts() {
+        Ok(scripts) => Some(revision_folders(&copy.tree, &scripts)?),
+        Err(_) => None,
+    };
     let tests = collected_test_folders(sh, &python, &copy.tree).ok();
-    Ok(Asked { database, variable, tests, app })
+    Ok(Asked { database, variable, tests, app, migrations })
 }
 
 /// Imports the candidate apps in turn on the copy: the first that imports
@@ -123,22 +135,67 @@ fn collected_test_folders(sh: &Shell, python: &Python, tree: &Tree) -> Result<Ve
     Ok(top)
 }
 
-/// The database the service's alembic environment opens lies outside the
-/// checkout: an answer, not a failure to answer.
+/// What the service answered that the tool cannot work with: an answer,
+/// not a failure to answer (exit 1, naming it).
 #[derive(Debug)]
-pub(super) struct Outside(pub PathBuf);
+pub(super) enum Unworkable {
+    /// The database its alembic environment opens lies outside the checkout.
+    DatabaseOutside(PathBuf),
+    /// Alembic reads revisions from outside the checkout, or loads revision
+    /// files the tool would not keep.
+    Revisions(String),
+}
 
-impl std::fmt::Display for Outside {
+impl std::fmt::Display for Unworkable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the service's alembic environment opens {}, outside the checkout: the tool rolls back a database beneath the tree; move it there (and point the service at it), then run init again",
-            self.0.display()
-        )
+        match self {
+            Unworkable::DatabaseOutside(file) => write!(
+                f,
+                "the service's alembic environment opens {}, outside the checkout: the tool rolls back a database beneath the tree; move it there (and point the service at it), then run init again",
+                file.display()
+            ),
+            Unworkable::Revisions(why) => f.write_str(why),
+        }
     }
 }
 
-impl std::error::Error for Outside {}
+impl std::error::Error for Unworkable {}
+
+/// The folders alembic reads the revisions from (its own answer), relative
+/// to the root. One outside the checkout, or a revision file alembic loads
+/// that the tool would not keep (in a subfolder of a recursive location, a
+/// sourceless one), is unworkable: the tool backs up and restores the `.py`
+/// files at the top of each folder beneath the tree.
+fn revision_folders(tree: &Tree, scripts: &Scripts) -> Result<Vec<String>> {
+    let mut folders = Vec::new();
+    for folder in &scripts.versions {
+        let Some(relative) = inside(&tree.root, folder) else {
+            return Err(Unworkable::Revisions(format!(
+                "alembic reads revisions from {}, outside the checkout: the tool backs up and restores the revisions beneath the tree",
+                folder.display()
+            ))
+            .into());
+        };
+        folders.push(relative);
+    }
+    let kept: std::collections::BTreeSet<PathBuf> = folders
+        .iter()
+        .flat_map(|folder| revision_files(&tree.fs, &tree.path(folder)).unwrap_or_default())
+        .collect();
+    let unkept: Vec<String> = (scripts.files.iter().flatten())
+        .filter(|file| !kept.contains(*file))
+        .map(|file| inside(&tree.root, file).unwrap_or_else(|| file.display().to_string()))
+        .collect();
+    if !unkept.is_empty() {
+        let recursive = if scripts.recursive { " (recursive_version_locations is on)" } else { "" };
+        return Err(Unworkable::Revisions(format!(
+            "alembic loads revision files the tool would not keep{recursive}: {}; the tool backs up and restores the .py files at the top of each version location, so move these there",
+            unkept.join(", ")
+        ))
+        .into());
+    }
+    Ok(folders)
+}
 
 /// `file` relative to `root`, when it lies beneath it.
 fn inside(root: &Path, file: &Path) -> Option<String> {

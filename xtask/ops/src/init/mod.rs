@@ -190,6 +190,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         apps: &apps,
     };
     let answers = database_and_variable(&at, ask)?;
+    let migrations = alembics_folders(answers.migrations, migrations, &ini_path)?;
     let (database, url_env, collected) = (answers.database, answers.variable, answers.tests);
     // The first candidate that imports as an app; else the first, saying
     // why it did not import.
@@ -239,6 +240,30 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
         config_files,
         external,
     })
+}
+
+/// The revisions' folders: alembic's own answer, which wins over the
+/// ini's text (the text's finding stands in when alembic did not answer).
+fn alembics_folders(
+    asked: Option<Vec<String>>,
+    from_text: (MigrationFolders, String),
+    ini_path: &str,
+) -> Result<(MigrationFolders, String)> {
+    let Some(folders) = asked else { return Ok(from_text) };
+    let folders = MigrationFolders::new(folders);
+    folders.check().map_err(|err| {
+        failed(format!(
+            "alembic's configuration of {ini_path} names folders of revisions the tool cannot restore one by one: {err:#}"
+        ))
+    })?;
+    let from = match folders == from_text.0 {
+        true => format!("{}, as alembic itself reads it on a scratch copy", from_text.1),
+        false => format!(
+            "alembic's own configuration of {ini_path}, asked on a scratch copy (the ini's text alone suggests {})",
+            from_text.0
+        ),
+    };
+    Ok((folders, from))
 }
 
 /// The app (proposed by the code's text, imported on a scratch copy when
@@ -364,9 +389,9 @@ fn database_and_variable(at: &Inspecting<'_>, ask: Option<&Ask<'_>>) -> Result<A
         (None, None) => None,
     };
     let variable = variable_from_text(fs, root, at.script_dir, &settings)?;
-    let (database, variable, tests, app) = match ask {
+    let (database, variable, tests, app, migrations) = match ask {
         Some(ask) => asked_or_text(at, ask, from_text, variable, &settings)?,
-        None => (from_text, variable, None, None),
+        None => (from_text, variable, None, None, None),
     };
     let Some(database) = database else {
         return Err(failed(format!(
@@ -374,7 +399,7 @@ fn database_and_variable(at: &Inspecting<'_>, ask: Option<&Ask<'_>>) -> Result<A
             root.display()
         )));
     };
-    Ok(Answers { database, variable, tests, app })
+    Ok(Answers { database, variable, tests, app, migrations })
 }
 
 /// What init found of the database, its variable, the tests and the app.
@@ -384,13 +409,21 @@ struct Answers {
     tests: Option<Vec<String>>,
     /// Which of the candidate apps imported (else the first, and why not).
     app: Option<(usize, ImportedApp)>,
+    /// The folders alembic itself reads the revisions from.
+    migrations: Option<Vec<String>>,
 }
 
 /// An app imported on a scratch copy: what it is, or why it did not import.
 type ImportedApp = Result<xtask_adapters::python::AppFacts, String>;
 
 /// What asking the service answered (see `asked_or_text`).
-type Asked = (Option<Sourced>, Sourced, Option<Vec<String>>, Option<(usize, ImportedApp)>);
+type Asked = (
+    Option<Sourced>,
+    Sourced,
+    Option<Vec<String>>,
+    Option<(usize, ImportedApp)>,
+    Option<Vec<String>>,
+);
 
 /// What the service's Alembic environment answers, else the text's
 /// findings with the reason it could not answer.
@@ -437,16 +470,18 @@ fn asked_or_text(
                 || (String::new(), format!("none of {} moves alembic's connection, asked of the service's alembic environment", candidates.join(", "))),
                 |v| (v, "the service's alembic environment: set to another file, it moves alembic's connection there".to_string()),
             );
-            Ok((database, variable, asked.tests, asked.app))
+            Ok((database, variable, asked.tests, asked.app, asked.migrations))
         }
-        Err(err) if err.downcast_ref::<asked::Outside>().is_some() => Err(failed(format!("{err}"))),
+        Err(err) if err.downcast_ref::<asked::Unworkable>().is_some() => {
+            Err(failed(format!("{err}")))
+        }
         Err(err) => {
             let why = format!("{err:#}");
             let why = why.lines().next().unwrap_or_default().to_string();
             let note = |(value, from): (String, String)| {
                 (value, format!("{from} (the service's alembic environment did not answer: {why})"))
             };
-            Ok((from_text.map(note), note(variable), None, None))
+            Ok((from_text.map(note), note(variable), None, None, None))
         }
     }
 }
