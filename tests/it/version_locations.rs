@@ -156,3 +156,21 @@ fn init_takes_the_folders_alembic_itself_reads() {
     )));
     assert_eq!(crate::digest(&root), before, "a refused init changed the checkout");
 }
+
+/// What sits at a folder's staging name (`.learning.xtask-staged`) is
+/// checked before step 1: a link or a file there would stop the swap of
+/// that folder after the database, git and the folders before it had
+/// changed.
+#[test]
+fn a_link_or_a_file_at_a_folders_staging_name_is_refused_before_step_1() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    let staged = root.join("migrations/.learning.xtask-staged");
+    std::os::unix::fs::symlink(dir.path(), &staged).unwrap();
+    let refusal = "migrations/.learning.xtask-staged is a symbolic link where a folder is expected";
+    assert_refused(&root, &["rollback", "--scenario", "complete", "--yes"], 4, refusal);
+    fs::remove_file(&staged).unwrap();
+    fs::write(&staged, "not a folder").unwrap();
+    let refusal = "migrations/.learning.xtask-staged is a regular file where a folder is expected";
+    assert_refused(&root, &["rollback", "--scenario", "complete", "--yes"], 4, refusal);
+}
