@@ -174,3 +174,26 @@ fn a_link_or_a_file_at_a_folders_staging_name_is_refused_before_step_1() {
     let refusal = "migrations/.learning.xtask-staged is a regular file where a folder is expected";
     assert_refused(&root, &["rollback", "--scenario", "complete", "--yes"], 4, refusal);
 }
+
+/// A backup of several folders restored by a profile that names one: the
+/// revisions of every folder would be put in that one beside the other
+/// folder's own (one revision in two files, a history alembic refuses),
+/// so the plan refuses before anything changes.
+#[test]
+fn a_backup_of_several_folders_is_refused_when_the_profile_names_one() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    let file = root.join("tmws-rollback.toml");
+    let profile = fs::read_to_string(&file).unwrap();
+    let one = "migrations = \"migrations/versions\"";
+    let edited =
+        profile.replace("migrations = [\"migrations/versions\", \"migrations/learning\"]", one);
+    fs::write(&file, edited).unwrap();
+    git(&root, &["commit", "-qam", "Name one folder"]);
+    assert_refused(
+        &root,
+        &["rollback", "--scenario", "complete", "--yes"],
+        4,
+        "the backup holds revisions of several folders (migrations/versions, migrations/learning) but the profile's migrations names one (migrations/versions)",
+    );
+}
