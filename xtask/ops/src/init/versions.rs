@@ -22,9 +22,12 @@ pub(super) fn folders(
     let script = script.replace("%(here)s/", "").replace("%(here)s", ".");
     // `script_location = .` (Flask-Migrate's) is the ini's own folder.
     let script_dir = plain(&ini_dir.join(&script));
-    let migrations = match setting("version_locations") {
+    // A value on the lines below its key (`version_locations =` then one
+    // folder a line) reads as empty here: alembic's own answer names them.
+    let locations = setting("version_locations").filter(|l| !l.is_empty());
+    let migrations = match locations {
         Some(locations) => {
-            let separator = setting("version_path_separator");
+            let separator = setting("version_path_separator").or_else(|| setting("path_separator"));
             let at = Ini { root, dir: ini_dir, path: ini_path };
             version_location(&locations, separator.as_deref(), &at)?
         }
@@ -65,6 +68,8 @@ fn version_location(
         Some("os" | ":") => locations.split(':').collect(),
         Some(";") => locations.split(';').collect(),
         Some(",") => locations.split(',').collect(),
+        Some("space") => locations.split(' ').collect(),
+        Some("newline") => locations.split('\n').collect(),
         _ => locations.split([' ', ',']).collect(),
     };
     let mut folders = Vec::new();
@@ -106,6 +111,36 @@ mod tests {
     fn an_absolute_location_inside_the_checkout_is_taken_relative_to_it() {
         let folders = read("/srv/tmws/migrations/versions:%(here)s/migrations/learning").unwrap();
         assert_eq!(folders.to_toml(), "[\"migrations/versions\", \"migrations/learning\"]");
+    }
+
+    #[test]
+    fn a_value_on_the_lines_below_its_key_leaves_the_folders_to_alembic() {
+        let ini = "version_path_separator = newline\nversion_locations =\n    a/versions\n";
+        let setting = |key: &str| {
+            ini.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().to_string())
+            })
+        };
+        let (_, (folders, from)) =
+            folders(&setting, Path::new("/srv/tmws"), Path::new(""), "alembic.ini").unwrap();
+        assert_eq!(
+            (folders.to_toml().as_str(), from.as_str()),
+            ("\"migrations/versions\"", "script_location in alembic.ini")
+        );
+        let semicolons = read_with("a/versions;b/versions", "path_separator");
+        assert_eq!(semicolons.to_toml(), "[\"a/versions\", \"b/versions\"]");
+    }
+
+    fn read_with(locations: &str, key: &str) -> MigrationFolders {
+        let ini = format!("{key} = ;\nversion_locations = {locations}\n");
+        let setting = |wanted: &str| {
+            ini.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == wanted).then(|| v.trim().to_string())
+            })
+        };
+        folders(&setting, Path::new("/srv/tmws"), Path::new(""), "alembic.ini").unwrap().1.0
     }
 
     #[test]
