@@ -4,7 +4,7 @@
 //! init names every folder; backup keeps each revision at its path; a
 //! rollback swaps each folder for the backup's, a crash between two swaps
 //! resumes, and nothing replaced is lost.
-use std::{fs, path::Path};
+use std::{fs, path::Path, process::Command};
 
 use predicates::str::contains;
 
@@ -155,4 +155,80 @@ fn init_takes_the_folders_alembic_itself_reads() {
         "alembic loads revision files the tool would not keep (recursive_version_locations is on): migrations/revisions/2025/{newest}"
     )));
     assert_eq!(crate::digest(&root), before, "a refused init changed the checkout");
+}
+
+/// What sits at a folder's staging name (`.learning.xtask-staged`) is
+/// checked before step 1: a link or a file there would stop the swap of
+/// that folder after the database, git and the folders before it had
+/// changed.
+#[test]
+fn a_link_or_a_file_at_a_folders_staging_name_is_refused_before_step_1() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    let staged = root.join("migrations/.learning.xtask-staged");
+    std::os::unix::fs::symlink(dir.path(), &staged).unwrap();
+    let refusal = "migrations/.learning.xtask-staged is a symbolic link where a folder is expected";
+    assert_refused(&root, &["rollback", "--scenario", "complete", "--yes"], 4, refusal);
+    fs::remove_file(&staged).unwrap();
+    fs::write(&staged, "not a folder").unwrap();
+    let refusal = "migrations/.learning.xtask-staged is a regular file where a folder is expected";
+    assert_refused(&root, &["rollback", "--scenario", "complete", "--yes"], 4, refusal);
+}
+
+/// A backup of several folders restored by a profile that names one: the
+/// revisions of every folder would be put in that one beside the other
+/// folder's own (one revision in two files, a history alembic refuses),
+/// so the plan refuses before anything changes.
+#[test]
+fn a_backup_of_several_folders_is_refused_when_the_profile_names_one() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    let file = root.join("tmws-rollback.toml");
+    let profile = fs::read_to_string(&file).unwrap();
+    let one = "migrations = \"migrations/versions\"";
+    let edited =
+        profile.replace("migrations = [\"migrations/versions\", \"migrations/learning\"]", one);
+    fs::write(&file, edited).unwrap();
+    git(&root, &["commit", "-qam", "Name one folder"]);
+    assert_refused(
+        &root,
+        &["rollback", "--scenario", "complete", "--yes"],
+        4,
+        "the backup holds revisions of several folders (migrations/versions, migrations/learning) but the profile's migrations names one (migrations/versions)",
+    );
+}
+
+/// A `*.py` link (or FIFO) in a folder is a revision alembic loads,
+/// following the link or waiting on the FIFO, that the tool used to pass
+/// over: backup left it out and exited 0, and a complete rollback found the
+/// folder "equal to the backup" and left it there. Backup now refuses it by
+/// name, a downgrade refuses before step 1, and a complete rollback swaps
+/// the folder, keeping the link (never followed) in the bundle.
+#[test]
+fn a_revision_that_is_a_link_or_a_fifo_is_refused_or_swapped_out() {
+    let dir = sandbox_variant("phase4", "version-locations");
+    let root = root(&dir);
+    let secret = dir.path().join("secret.py");
+    fs::write(&secret, "secret = 1\n").unwrap();
+    let planted = root.join(LEARNING).join("20251201_link.py");
+    std::os::unix::fs::symlink(&secret, &planted).unwrap();
+    let said = "migrations/learning/20251201_link.py is a symbolic link where alembic loads a revision file (migrations[1] = \"migrations/learning\"";
+    assert_refused(&root, &["backup", "--label", "linked"], 4, said);
+    assert_refused(&root, &["rollback", "--scenario", "migration", "--yes"], 2, said);
+    fs::remove_file(&planted).unwrap();
+    let fifo = root.join(LEARNING).join("20251201_fifo.py");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let said = "migrations/learning/20251201_fifo.py is a FIFO where alembic loads a revision file";
+    // The digest would wait on the FIFO: no backup folder is proof enough.
+    run_in(&root, &["backup", "--label", "fifo"]).exits(4).stderr_has(contains(said));
+    assert!(!root.join("backups/fifo").exists());
+    fs::remove_file(&fifo).unwrap();
+    std::os::unix::fs::symlink(&secret, &planted).unwrap();
+    let rollback = run_in(&root, &["rollback", "--scenario", "complete", "--yes"]);
+    rollback.exits(0).stdout_has(contains("migrations/learning: swapped in 1 revision files"));
+    assert!(fs::symlink_metadata(&planted).is_err(), "the link is still among the revisions");
+    let kept = only_bundle(&root).join("migrations-replaced/20251201_link.py");
+    assert!(fs::symlink_metadata(&kept).unwrap().file_type().is_symlink());
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "secret = 1\n");
+    run_in(&root, &["post-check", "--skip", "server"]).exits(0);
 }

@@ -523,7 +523,8 @@ fn raw(fd: &OwnedFd) -> i32 {
     fd.as_raw_fd()
 }
 
-fn describe(kind: FileType) -> &'static str {
+/// What kind of entry this is, for a message: "symbolic link", "FIFO"...
+pub fn describe(kind: FileType) -> &'static str {
     match kind {
         FileType::Symlink => "symbolic link",
         FileType::Fifo => "FIFO",

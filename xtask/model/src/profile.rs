@@ -15,7 +15,7 @@ use crate::{
     label::Label,
     migrations::{Graph, revision_files},
 };
-use xtask_base::exit::usage;
+use xtask_base::exit::{refused, usage};
 use xtask_fs::{outside, root_dir::RootDir};
 
 mod folders;
@@ -277,11 +277,26 @@ impl Tree {
     }
 
     /// The tree's revision files, folder by folder (see
-    /// `migrations::revision_files`).
+    /// `migrations::revision_files`). A `*.py` entry that is not a regular
+    /// file (a link, a FIFO) is refused: alembic would load it (following
+    /// the link, or waiting on the FIFO) while the tool could neither back
+    /// it up nor restore it.
     pub fn revision_files(&self) -> Result<Vec<PathBuf>> {
         let mut files = Vec::new();
-        for folder in self.migration_folders() {
-            files.extend(revision_files(&self.fs, &folder)?);
+        for (key, folder) in self.profile.migrations.keyed() {
+            let dir = self.path(folder);
+            for (name, kind) in self.fs.list(&dir)? {
+                let name = name.to_string_lossy();
+                let loaded = name.ends_with(".py") && !name.starts_with("__");
+                if loaded && kind != xtask_fs::sys::FileType::RegularFile {
+                    return Err(refused(format!(
+                        "{folder}/{name} is a {} where alembic loads a revision file ({}): the tool backs up and restores regular files only; put the file itself there, or remove it. Nothing was changed",
+                        xtask_fs::root_dir::describe(kind),
+                        self.named(&key, folder),
+                    )));
+                }
+            }
+            files.extend(revision_files(&self.fs, &dir)?);
         }
         Ok(files)
     }

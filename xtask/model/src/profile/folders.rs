@@ -30,10 +30,10 @@ impl MigrationFolders {
     /// the root); with one folder, that folder, wherever the file was
     /// (a backup taken before the folder moved).
     pub fn holding(&self, path: &str) -> Option<&str> {
-        let parent = std::path::Path::new(path).parent()?;
+        let parent = plain(std::path::Path::new(path).parent()?);
         match self.0.as_slice() {
             [one] => Some(one),
-            _ => self.iter().find(|folder| parent == std::path::Path::new(folder)),
+            _ => self.iter().find(|folder| parent == plain(std::path::Path::new(folder))),
         }
     }
 
@@ -75,7 +75,8 @@ impl MigrationFolders {
     }
 
     /// No folder twice, and none inside another (restoring the outer one
-    /// would swap the inner one with it).
+    /// would swap the inner one with it), however each is spelled
+    /// (`./migrations/versions` is `migrations/versions`).
     pub fn check(&self) -> Result<()> {
         if self.0.is_empty() {
             bail!("migrations = []: name the folder of the revision files (or several)");
@@ -83,13 +84,14 @@ impl MigrationFolders {
         let keyed = self.keyed();
         for (i, (key, folder)) in keyed.iter().enumerate() {
             for (other_key, other) in &keyed[..i] {
-                let (inner, outer) = (std::path::Path::new(folder), std::path::Path::new(other));
+                let (inner, outer) =
+                    (plain(std::path::Path::new(folder)), plain(std::path::Path::new(other)));
                 if inner == outer {
                     bail!(
                         "{key} = {folder:?}: {other_key} names it already: name each folder once"
                     );
                 }
-                if inner.starts_with(outer) || outer.starts_with(inner) {
+                if inner.starts_with(&outer) || outer.starts_with(&inner) {
                     bail!(
                         "{key} = {folder:?}: it and {other_key} = {other:?} hold one another: a restore swaps a folder whole, so name folders beside each other"
                     );
@@ -98,6 +100,12 @@ impl MigrationFolders {
         }
         Ok(())
     }
+}
+
+/// A relative path without its `.` components: `./a/./b` and `a/b` name
+/// one folder (`Path` drops a `.` inside a path, but not a leading one).
+fn plain(path: &std::path::Path) -> std::path::PathBuf {
+    path.components().filter(|c| *c != std::path::Component::CurDir).collect()
 }
 
 impl fmt::Display for MigrationFolders {
@@ -149,6 +157,8 @@ mod tests {
         assert_eq!(two.migrations.holding("b/c/x.py"), Some("b/c"));
         assert_eq!(two.migrations.holding("d/x.py"), None);
         assert_eq!(one.migrations.holding("d/x.py"), Some("a/versions"));
+        let dotted: Holder = toml::from_str("migrations = [\"./a\", \"b/c\"]").unwrap();
+        assert_eq!(dotted.migrations.holding("a/x.py"), Some("./a"));
     }
 
     #[test]
@@ -157,6 +167,11 @@ mod tests {
             (folders(&[]), "migrations = []"),
             (folders(&["a", "a/"]), "migrations[1] = \"a/\": migrations[0] names it already"),
             (folders(&["a", "a/b"]), "migrations[1] = \"a/b\": it and migrations[0] = \"a\""),
+            (
+                folders(&["a/b", "./a/b"]),
+                "migrations[1] = \"./a/b\": migrations[0] names it already",
+            ),
+            (folders(&["./a", "a/b"]), "migrations[1] = \"a/b\": it and migrations[0] = \"./a\""),
         ];
         for (folders, says) in cases {
             let message = folders.check().unwrap_err().to_string();

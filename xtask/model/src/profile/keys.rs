@@ -60,7 +60,6 @@ fn tree_paths(profile: &Profile) -> Vec<(String, &str, bool)> {
 /// root itself: `migrations = "."` would make a rollback swap the whole
 /// tree), JSON pointers that are pointers, service programs that are names.
 pub(super) fn check(profile: &Profile) -> Result<()> {
-    profile.migrations.check()?;
     for (key, path, required) in tree_paths(profile) {
         if path.is_empty() {
             if required {
@@ -72,6 +71,9 @@ pub(super) fn check(profile: &Profile) -> Result<()> {
             bail!("{key} = {path:?}: {why}");
         }
     }
+    // After each folder is known to be a path inside the root: "" would
+    // read as a folder that holds every other.
+    profile.migrations.check()?;
     let mut seen = std::collections::BTreeSet::new();
     for (i, path) in profile.external_files.iter().enumerate() {
         if let Some(why) = xtask_fs::external::not_plain(path) {
@@ -143,6 +145,7 @@ pub(super) fn key_first(err: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::MigrationFolders;
 
     /// An edit of the default profile that makes it wrong.
     type Edit = Box<dyn FnOnce(&mut Profile)>;
@@ -155,7 +158,7 @@ mod tests {
 
     #[test]
     fn every_refusal_names_its_key() {
-        let cases: [(Edit, &str); 10] = [
+        let cases: [(Edit, &str); 11] = [
             (
                 Box::new(|p| p.external_files = vec!["etc/x".into()]),
                 "external_files[0] = \"etc/x\": a file outside",
@@ -170,6 +173,10 @@ mod tests {
             ),
             (Box::new(|p| p.database = String::new()), "database = \"\": this key needs a path"),
             (Box::new(|p| p.migrations = ".".into()), "migrations = \".\": it names the root"),
+            (
+                Box::new(|p| p.migrations = MigrationFolders::new(vec!["a".into(), String::new()])),
+                "migrations[1] = \"\": this key needs a path",
+            ),
             (Box::new(|p| p.log_file = "/var/log/x".into()), "log_file = \"/var/log/x\": a path"),
             (Box::new(|p| p.config_files.push("../x".into())), "config_files[3] = \"../x\""),
             (Box::new(|p| p.test_files = vec![String::new()]), "test_files[0] = \"\""),

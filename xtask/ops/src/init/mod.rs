@@ -178,7 +178,7 @@ fn inspect(fs: &RootDir, root: &Path, ask: Option<&Ask<'_>>) -> Result<Found> {
             (k.trim() == key).then(|| v.trim().to_string())
         })
     };
-    let (script_dir, migrations) = versions::folders(&setting, &ini_dir, &ini_path)?;
+    let (script_dir, migrations) = versions::folders(&setting, root, &ini_dir, &ini_path)?;
     let apps = app_candidates(fs, root);
     let at = Inspecting {
         fs,

@@ -340,6 +340,9 @@ pub fn check_paths(tree: &Tree, backup: &Path, steps: &[Step], manifest: &Manife
                 for folder in tree.migration_folders() {
                     fs.expect_dir_or_nothing(&folder)?;
                     refuse_mount_point(&folder)?;
+                    // The swap stages the backup's revisions there: a folder
+                    // a crash left is kept, anything else stops the step.
+                    fs.expect_dir_or_nothing(&xtask_fs::files::staging_path(&folder))?;
                 }
                 sources(Kind::Migration)?;
                 crate::rollback::migration_folders::refuse_unplaced(tree, manifest)?;

@@ -6,10 +6,7 @@ use anyhow::{Context, Result};
 
 use super::Ctx;
 use xtask_fs::{files, sys::Rename};
-use xtask_model::{
-    manifest::{FileEntry, Kind},
-    migrations::revision_files,
-};
+use xtask_model::manifest::{FileEntry, Kind};
 
 impl Ctx<'_> {
     /// Restores the config or critical files whose hash differs.
@@ -158,9 +155,16 @@ impl Ctx<'_> {
         self.tree.fs.move_across(folder, &replaced)
     }
 
+    /// Whether the folder holds the backup's revisions and nothing else
+    /// alembic would load: a `*.py` link or FIFO counts, so that the swap
+    /// moves it into the bundle rather than leaving it beside the restored
+    /// revisions.
     pub(super) fn migrations_match(&self, dir: &Path, entries: &[FileEntry]) -> Result<bool> {
-        let present = revision_files(&self.tree.fs, dir)?;
-        if present.len() != entries.len() {
+        let loaded = self.tree.fs.list(dir)?.into_iter().filter(|(name, _)| {
+            let name = name.to_string_lossy();
+            name.ends_with(".py") && !name.starts_with("__")
+        });
+        if loaded.count() != entries.len() {
             return Ok(false);
         }
         for entry in entries {
