@@ -232,3 +232,20 @@ fn a_revision_that_is_a_link_or_a_fifo_is_refused_or_swapped_out() {
     assert_eq!(fs::read_to_string(&secret).unwrap(), "secret = 1\n");
     run_in(&root, &["post-check", "--skip", "server"]).exits(0);
 }
+
+/// An absolute location inside the checkout (alembic, run on init's
+/// scratch copy, still reads the live folder) is that folder, relative to
+/// the root, and its revisions are the ones the tool keeps.
+#[test]
+fn an_absolute_location_inside_the_checkout_is_taken_relative_to_it() {
+    let dir = sandbox("backed-up");
+    let root = root(&dir).canonicalize().unwrap();
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let ini = fs::read_to_string(root.join("alembic.ini")).unwrap();
+    let absolute =
+        format!("[alembic]\nversion_locations = {}\n", root.join("migrations/versions").display());
+    fs::write(root.join("alembic.ini"), ini.replacen("[alembic]\n", &absolute, 1)).unwrap();
+    run_in(&root, &["init"]).exits(0);
+    let profile = fs::read_to_string(root.join("tmws-rollback.toml")).unwrap();
+    assert!(profile.contains("migrations = \"migrations/versions\""), "{profile}");
+}

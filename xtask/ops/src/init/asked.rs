@@ -80,7 +80,7 @@ pub(super) fn ask(
     // Where alembic reads the revisions; a configuration that does not
     // load leaves the ini's text to stand in.
     let migrations = match session.scripts() {
-        Ok(scripts) => Some(revision_folders(&copy.tree, &scripts)?),
+        Ok(scripts) => Some(revision_folders(&copy.tree, root, &scripts)?),
         Err(_) => None,
     };
     let tests = collected_test_folders(sh, &python, &copy.tree).ok();
@@ -166,10 +166,13 @@ impl std::error::Error for Unworkable {}
 /// that the tool would not keep (in a subfolder of a recursive location, a
 /// sourceless one), is unworkable: the tool backs up and restores the `.py`
 /// files at the top of each folder beneath the tree.
-fn revision_folders(tree: &Tree, scripts: &Scripts) -> Result<Vec<String>> {
+fn revision_folders(tree: &Tree, live: &Path, scripts: &Scripts) -> Result<Vec<String>> {
+    // An absolute path in the ini reaches the live checkout even from the
+    // copy: the same folder, relative to the root.
+    let relative = |path: &Path| inside(&tree.root, path).or_else(|| inside(live, path));
     let mut folders = Vec::new();
     for folder in &scripts.versions {
-        let Some(relative) = inside(&tree.root, folder) else {
+        let Some(relative) = relative(folder) else {
             return Err(Unworkable::Revisions(format!(
                 "alembic reads revisions from {}, outside the checkout: the tool backs up and restores the revisions beneath the tree",
                 folder.display()
@@ -178,13 +181,14 @@ fn revision_folders(tree: &Tree, scripts: &Scripts) -> Result<Vec<String>> {
         };
         folders.push(relative);
     }
-    let kept: std::collections::BTreeSet<PathBuf> = folders
+    let kept: std::collections::BTreeSet<String> = folders
         .iter()
         .flat_map(|folder| revision_files(&tree.fs, &tree.path(folder)).unwrap_or_default())
+        .filter_map(|file| relative(&file))
         .collect();
     let unkept: Vec<String> = (scripts.files.iter().flatten())
-        .filter(|file| !kept.contains(*file))
-        .map(|file| inside(&tree.root, file).unwrap_or_else(|| file.display().to_string()))
+        .map(|file| relative(file).unwrap_or_else(|| file.display().to_string()))
+        .filter(|file| !kept.contains(file))
         .collect();
     if !unkept.is_empty() {
         let recursive = if scripts.recursive { " (recursive_version_locations is on)" } else { "" };
