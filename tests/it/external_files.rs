@@ -21,7 +21,9 @@ const LABEL: &str = "with-external";
 /// service's secret would be: the folder (which holds `etc/svc/svc.cfg`),
 /// and the file's path.
 fn settings_outside() -> (TempDir, PathBuf) {
-    let outside = TempDir::new().unwrap();
+    // Beside the build, not in the temporary folder: that may be under
+    // /dev/shm, which init rightly never takes for a service's settings.
+    let outside = TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let base = outside.path().canonicalize().unwrap();
     fs::create_dir_all(base.join("etc/svc")).unwrap();
     let file = base.join("etc/svc/svc.cfg");

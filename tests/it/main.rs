@@ -362,11 +362,15 @@ fn template_key() -> String {
 }
 
 /// This test process's scratch folder (the xtask's `TMPDIR`), under cargo's
-/// folder for test scratch; those of test processes that ended go first.
+/// folder for test scratch, or the run's folder in memory that `cargo
+/// xtask test` names (`XTASK_TEST_SCRATCH`, a folder of that run's own);
+/// those of test processes that ended go first.
 pub fn scratch_of_this_process() -> &'static Path {
     static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
     SCRATCH.get_or_init(|| {
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let base = std::env::var_os("XTASK_TEST_SCRATCH")
+            .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
+        let base = base.as_path();
         if let Ok(entries) = fs::read_dir(base) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();

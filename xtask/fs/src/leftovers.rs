@@ -125,9 +125,13 @@ fn maker(name: &str) -> Option<RunId> {
 /// anything through one), never another user's folder, never one of a run
 /// that may be alive; a name of another form is left alone.
 pub fn sweep() -> Vec<OsString> {
+    sweep_in(&std::env::temp_dir())
+}
+
+/// `sweep`, in the folder `temp` (a test run's folder in /dev/shm).
+pub fn sweep_in(temp: &Path) -> Vec<OsString> {
     let me = RunId::current();
-    let temp = std::env::temp_dir();
-    let Ok(parent) = handles::open_dir_path(&temp) else { return Vec::new() };
+    let Ok(parent) = handles::open_dir_path(temp) else { return Vec::new() };
     let Ok(entries) = handles::entries(&parent) else { return Vec::new() };
     let mut removed = Vec::new();
     for (name, kind) in entries {

@@ -87,3 +87,13 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
         followed(candidate).is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     })
 }
+
+/// The bytes free on the file system of `path` when it is a tmpfs (held in
+/// memory); `None` on any other, or when it cannot be asked.
+pub fn tmpfs_free(path: impl AsRef<Path>) -> Option<u64> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let stat = rustix::fs::statfs(path.as_ref()).ok()?;
+    let in_memory = stat.f_type == TMPFS_MAGIC;
+    let block = u64::try_from(stat.f_bsize).ok()?;
+    in_memory.then(|| stat.f_bavail.saturating_mul(block))
+}

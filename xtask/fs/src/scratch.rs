@@ -141,17 +141,23 @@ pub struct Scratch {
 impl Scratch {
     /// A new folder `PREFIX-PID.START-RANDOM` in the temporary folder.
     pub fn new(prefix: &str) -> Result<Scratch> {
-        let temp = std::env::temp_dir();
+        Scratch::new_in(&std::env::temp_dir(), prefix, 0o700)
+    }
+
+    /// A new folder `PREFIX-PID.START-RANDOM` in `temp`, made with `mode`
+    /// (0711: other users may pass through to a folder inside whose name
+    /// they are given, never list it).
+    pub fn new_in(temp: &Path, prefix: &str, mode: u32) -> Result<Scratch> {
         let run = RunId::current();
         for _ in 0..100 {
-            let parent = handles::open_dir_path(&temp)
+            let parent = handles::open_dir_path(temp)
                 .with_context(|| format!("open the temporary folder {}", temp.display()))?;
             let name = PathBuf::from(format!("{prefix}-{}-{}", run.tag(), random_word()));
             let mut registry = registry();
             if registry.closed {
                 return Err(stopped());
             }
-            match sys::mkdir_in(&parent, &name, 0o700) {
+            match sys::mkdir_in(&parent, &name, mode) {
                 Ok(()) => {
                     let path = temp.join(&name);
                     let registration = register(&mut registry, parent, name, Removal::Whole);

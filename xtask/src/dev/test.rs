@@ -6,6 +6,12 @@
 //! with the command that installs them. Then cargo-nextest runs the tests
 //! with the profile asked (`.config/nextest.toml`), and `cargo test --doc`
 //! the `compile_fail` examples of the crates, which nextest does not run.
+//!
+//! The everyday run keeps the trees its tests make in memory, in a folder
+//! of its own in /dev/shm when that is a tmpfs with room: on a disk, the
+//! journal's work for the trees' fsyncs and small files was about a third
+//! of the suite's time, none of it what the tests check. CI's profile keeps
+//! them on the disk, where users' trees are.
 use anyhow::Result;
 use xshell::{Shell, cmd};
 
@@ -38,6 +44,11 @@ impl flags::Test {
             return Err(usage(format!("--profile {profile}: use default or ci")));
         }
         let filters = &self.filters;
+        let in_memory = if profile == "default" { trees_in_memory() } else { None };
+        let _env = in_memory.as_ref().map(|folder| {
+            ui::note(&format!("the tests' trees are in memory, in {}", folder.path().display()));
+            (sh.push_env("TMPDIR", folder.path()), sh.push_env("XTASK_TEST_SCRATCH", folder.path()))
+        });
         let ran = if outside::on_path("cargo-nextest").is_some() {
             cmd!(sh, "{cargo} nextest run --workspace --profile {profile} {filters...}").run()
         } else {
@@ -54,6 +65,23 @@ impl flags::Test {
         }
         Ok(())
     }
+}
+
+/// Room the everyday run asks of /dev/shm before it keeps its trees there:
+/// the largest test makes a database of a few hundred MiB, and six run at
+/// once.
+const ROOM_IN_MEMORY: u64 = 4 << 30;
+
+/// A folder of this run's in /dev/shm (0711: the tests that run a program
+/// as another user give it a folder inside), when /dev/shm is a tmpfs with
+/// room; removed when the run ends (or by the next run, after a kill).
+fn trees_in_memory() -> Option<xtask_fs::scratch::Scratch> {
+    let shm = std::path::Path::new("/dev/shm");
+    if outside::tmpfs_free(shm)? < ROOM_IN_MEMORY {
+        return None;
+    }
+    xtask_fs::leftovers::sweep_in(shm);
+    xtask_fs::scratch::Scratch::new_in(shm, "tmws-tests", 0o711).ok()
 }
 
 /// Installs the Debian packages of the programs that are missing, when this
