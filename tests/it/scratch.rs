@@ -328,3 +328,35 @@ fn a_stopped_restore_of_verify_backup_repo_or_pull_leaves_nothing_behind() {
         assert!(!root.join("backups").exists(), "{command} left backups/");
     }
 }
+
+/// `cargo xtask test` keeps its trees in /dev/shm only when that is a
+/// tmpfs with room: a tmpfs answers its free bytes, a folder on the disk
+/// and a missing one answer nothing; and a run's folder in memory (0711)
+/// left by a killed run is swept by the next, a live run's never.
+#[test]
+fn only_a_tmpfs_counts_as_memory_and_a_killed_runs_folder_is_swept() {
+    let dir = tempfile::TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mount = dir.path().join("memory");
+    fs::create_dir(&mount).unwrap();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&mount).status();
+    assert!(mounted.unwrap().success(), "mount a tmpfs (the tests run as root)");
+    let free = xtask_fs::outside::tmpfs_free(&mount);
+    let on_disk = xtask_fs::outside::tmpfs_free(dir.path());
+    let missing = xtask_fs::outside::tmpfs_free(mount.join("none"));
+    let made = xtask_fs::scratch::Scratch::new_in(&mount, "tmws-tests", 0o711).unwrap();
+    let mode = fs::metadata(made.path()).unwrap().permissions().mode() & 0o777;
+    // A folder of a run that has ended, named as the tool names them.
+    let dead = mount.join("tmws-tests-1.1-AAAAAA");
+    fs::create_dir(&dead).unwrap();
+    let swept = xtask_fs::leftovers::sweep_in(&mount);
+    let live_kept = made.path().is_dir();
+    drop(made);
+    let unmounted = Command::new("umount").arg(&mount).status();
+    assert!(free.is_some_and(|bytes| bytes > 7 << 20 && bytes <= 8 << 20), "{free:?}");
+    assert_eq!((on_disk, missing), (None, None));
+    assert_eq!(mode, 0o711);
+    assert_eq!(swept, ["tmws-tests-1.1-AAAAAA"], "the dead run's folder is swept");
+    assert!(live_kept, "a live run's folder is kept");
+    assert!(unmounted.unwrap().success());
+}
