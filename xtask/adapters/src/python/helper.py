@@ -135,22 +135,33 @@ def in_app_context(run, request):
             return run()
 
 
-def run_alembic(request):
+def alembic_cli(argv, run_cmd):
+    """Alembic's command line on `argv`, with `run_cmd(plain, config,
+    options)` in place of its own (`plain` runs the command as alembic
+    would), once the ini's script_location is located; its exit status."""
     from alembic.config import CommandLine
 
     cli = CommandLine(prog="alembic")
     plain = cli.run_cmd
 
-    def run_cmd(config, options):
+    def located_run_cmd(config, options):
         located(config)
-        in_app_context(lambda: plain(config, options), request)
+        run_cmd(plain, config, options)
 
-    cli.run_cmd = run_cmd
+    cli.run_cmd = located_run_cmd
     try:
-        cli.main(argv=request["argv"])
+        cli.main(argv=argv)
         return 0
     except SystemExit as exit:
         return exit_code(exit)
+
+
+def run_alembic(request):
+    def run_cmd(plain, config, options):
+        in_app_context(lambda: plain(config, options), request)
+
+    try:
+        return alembic_cli(request["argv"], run_cmd)
     except Probed:
         return 0
     except NeedsApp:
@@ -306,13 +317,9 @@ def run_scripts(request):
     says once interpolated (`%(here)s`, the path separator, the ini
     section `-n` names): the folders of its version locations, whether it
     walks them recursively, and the file of every revision it loads."""
-    from alembic.config import CommandLine
     from alembic.script import ScriptDirectory
 
-    cli = CommandLine(prog="alembic")
-
-    def run_cmd(config, options):
-        located(config)
+    def run_cmd(_plain, config, _options):
         script = ScriptDirectory.from_config(config)
         folders = getattr(script, "_version_locations", None)
         if folders is None:
@@ -328,12 +335,7 @@ def run_scripts(request):
             print(f"revisions not walked: {error}", file=sys.stderr)
         print("TMWS-SCRIPTS " + json.dumps(facts))
 
-    cli.run_cmd = run_cmd
-    try:
-        cli.main(argv=request["argv"])
-        return 0
-    except SystemExit as exit:
-        return exit_code(exit)
+    return alembic_cli(request["argv"], run_cmd)
 
 
 OPS = {
