@@ -68,8 +68,8 @@ impl flags::Test {
 }
 
 /// Room the everyday run asks of /dev/shm before it keeps its trees there:
-/// the largest test makes a database of a few hundred MiB, and six run at
-/// once.
+/// the largest test makes a database of about 200 MiB and copies of it,
+/// and eight tests run at once.
 const ROOM_IN_MEMORY: u64 = 4 << 30;
 
 /// A folder of this run's in /dev/shm (0711: the tests that run a program
