@@ -107,8 +107,12 @@ pub fn unseen(tree: &Tree) -> Vec<Unseen> {
         if !is_service || args.iter().any(|a| mentions_path(a, &root)) {
             continue;
         }
-        let cwd = outside::read_link(format!("/proc/{pid}/cwd"));
-        if cwd.is_ok() && open_files(pid).is_some() {
+        // Hidden is refused to this user: a process that exits meanwhile
+        // shows nothing either (no folder, no files), and is no service.
+        let cwd = outside::read_link(format!("/proc/{pid}/cwd")).map(|_| ());
+        let files = outside::names(format!("/proc/{pid}/fd")).map(|_| ());
+        let refused = [cwd, files].into_iter().filter_map(Result::err).any(|err| denied(&err));
+        if !refused || !running(pid) {
             continue;
         }
         let uid = outside::entry(format!("/proc/{pid}")).map(|m| m.uid());
@@ -116,6 +120,13 @@ pub fn unseen(tree: &Tree) -> Vec<Unseen> {
         hidden.push(Unseen { pid, owner, cmdline: args.join(" ") });
     }
     hidden
+}
+
+/// Whether `err` is the kernel refusing this user (another user's process),
+/// not a process gone or exiting.
+fn denied(err: &anyhow::Error) -> bool {
+    let io = err.chain().find_map(|cause| cause.downcast_ref::<std::io::Error>());
+    io.is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 /// Programs an earlier run of the tool started for this root and left
@@ -332,6 +343,17 @@ fn file_name(arg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_refusal_hides_a_process_not_its_exit() {
+        use anyhow::Context;
+        let refused: anyhow::Result<()> =
+            Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)).context("read cwd");
+        let gone: anyhow::Result<()> =
+            Err(std::io::Error::from(std::io::ErrorKind::NotFound)).context("read cwd");
+        assert!(super::denied(&refused.unwrap_err()));
+        assert!(!super::denied(&gone.unwrap_err()));
+    }
+
     #[test]
     fn a_program_matches_its_versioned_names_only() {
         assert!(super::program_matches("python3.11", "python"));
