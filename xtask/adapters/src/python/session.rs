@@ -201,17 +201,8 @@ impl Session {
     /// WSGI callable). An app that does not import is an error with why.
     pub fn app_facts(&mut self, spec: &str) -> Result<AppFacts> {
         events::command(&format!("python: import the app {spec} (in the Python helper)"));
-        let answer = self.ask(serde_json::json!({ "op": "app", "spec": spec }))?;
-        let out = answer.output;
-        let facts = out.stdout.lines().find_map(|l| l.strip_prefix("TMWS-APP "));
-        match (out.success(), facts) {
-            (true, Some(json)) => Ok(serde_json::from_str(json)?),
-            _ => bail!(
-                "{spec} does not import as an app ({}):\n{}",
-                out.describe_status(),
-                out.tail(4)
-            ),
-        }
+        let out = self.ask(serde_json::json!({ "op": "app", "spec": spec }))?.output;
+        facts_after(&out, "TMWS-APP ", &format!("{spec} does not import as an app"))
     }
 
     /// Where alembic itself reads the revisions (its `ScriptDirectory`, as
@@ -220,15 +211,7 @@ impl Session {
         events::command("alembic: where are the revisions (in the Python helper)");
         let argv = self.argv(&["heads"]);
         let out = self.ask(serde_json::json!({ "op": "scripts", "argv": argv }))?.output;
-        let facts = out.stdout.lines().find_map(|l| l.strip_prefix("TMWS-SCRIPTS "));
-        match (out.success(), facts) {
-            (true, Some(json)) => Ok(serde_json::from_str(json)?),
-            _ => bail!(
-                "alembic's configuration did not load ({}):\n{}",
-                out.describe_status(),
-                out.tail(4)
-            ),
-        }
+        facts_after(&out, "TMWS-SCRIPTS ", "alembic's configuration did not load")
     }
 
     /// What a revision makes, from Alembic's offline SQL for that step:
@@ -472,6 +455,20 @@ mod made_tests {
         let indexes = [("ix_weight", "learning_patterns"), ("ix_a", "t")]
             .map(|(i, t)| (i.to_string(), t.to_string()));
         assert_eq!(made.indexes, indexes);
+    }
+}
+
+/// The JSON a helper op prints after `marker` (`TMWS-APP `) when the op
+/// succeeded; else an error saying `failed`, with the end of its output.
+fn facts_after<T: serde::de::DeserializeOwned>(
+    out: &Output,
+    marker: &str,
+    failed: &str,
+) -> Result<T> {
+    let facts = out.stdout.lines().find_map(|l| l.strip_prefix(marker));
+    match (out.success(), facts) {
+        (true, Some(json)) => Ok(serde_json::from_str(json)?),
+        _ => bail!("{failed} ({}):\n{}", out.describe_status(), out.tail(4)),
     }
 }
 
