@@ -31,6 +31,65 @@ pub fn alembic(root: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// `alembic ARGS` that changes the database alone (an upgrade or a
+/// downgrade), as `alembic` runs it. What it made is kept for the run's
+/// later trees that hold the same database and the same code: the same
+/// migration, done by the same alembic on the same bytes, ends in the same
+/// bytes, so alembic runs once a run for each (it was a tenth of the
+/// suite's Python).
+pub fn migrate(root: &Path, args: &[&str]) {
+    let db = database_of(root);
+    let kept = crate::templates_dir().join("migrated").join(migration_key(root, &db, args));
+    fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    let lock = fs::File::create(kept.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
+    if let Ok(bytes) = fs::read(&kept) {
+        // Written in place: the file keeps its owner and mode, as alembic's.
+        fs::write(&db, bytes).unwrap();
+        return;
+    }
+    alembic(root, args);
+    let sidecars = ["-wal", "-shm", "-journal"].map(|s| format!("{}{s}", db.display()));
+    if sidecars.iter().all(|s| !Path::new(s).exists()) {
+        let building = kept.with_extension(format!("building-{}", std::process::id()));
+        fs::copy(&db, &building).unwrap();
+        fs::rename(&building, &kept).unwrap();
+    }
+}
+
+/// What a migration's result depends on: its arguments, the database's
+/// bytes, and every file of the tree but its history, backups and the
+/// tool's own folders (alembic.ini, env.py and the code env.py imports).
+fn migration_key(root: &Path, db: &Path, args: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{args:?}").as_bytes());
+    hasher.update(fs::read(db).unwrap());
+    let left_out = [".git", ".venv", "backups", "forensics", "logs", ".tmws-rollback"];
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let name = entry.file_name();
+            if dir == root && left_out.iter().any(|l| name == *l) {
+                continue;
+            }
+            match entry.file_type().unwrap() {
+                t if t.is_dir() => stack.push(entry.path()),
+                t if t.is_file() => files.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    for file in files {
+        hasher.update(file.strip_prefix(root).unwrap().to_string_lossy().as_bytes());
+        hasher.update(fs::read(&file).unwrap());
+    }
+    hasher.update(root.join(".venv/bin/flask").is_file().to_string().as_bytes());
+    format!("{:x}.db", hasher.finalize())
+}
+
 pub fn sha256(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     format!("{:x}", Sha256::digest(fs::read(path).unwrap()))
@@ -88,7 +147,7 @@ pub fn corrupt_database(root: &Path) -> String {
 /// The last Phase 4 migration failed half-way: its table exists, the version
 /// row still names its parent.
 pub fn half_apply_phase4_head(root: &Path) {
-    alembic(root, &["downgrade", PHASE4_PARENT]);
+    migrate(root, &["downgrade", PHASE4_PARENT]);
     let conn = rusqlite::Connection::open(database_of(root)).unwrap();
     conn.execute_batch(
         "CREATE TABLE learning_feedback (id INTEGER NOT NULL, pattern_id INTEGER NOT NULL, \

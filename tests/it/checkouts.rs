@@ -425,7 +425,7 @@ fn a_revision_id_that_is_not_hex_is_understood() {
         ),
     )
     .unwrap();
-    alembic(&root, &["upgrade", "head"]);
+    migrate(&root, &["upgrade", "head"]);
     git(&root, &["add", "-A"]);
     git(&root, &["commit", "-q", "-m", "tool discovery"]);
     assert_code(&run_in(&root, &["backup"]), 0);

@@ -11,7 +11,7 @@ use crate::{assert_code, breakage::*, root, run_in, sandbox_variant};
 fn half_applied(index: bool) -> tempfile::TempDir {
     let dir = sandbox_variant("phase4", "column-migration");
     let root = root(&dir);
-    alembic(&root, &["downgrade", "-1"]);
+    migrate(&root, &["downgrade", "-1"]);
     let conn = rusqlite::Connection::open(database_of(&root)).unwrap();
     conn.execute_batch("ALTER TABLE learning_patterns ADD COLUMN weight FLOAT").unwrap();
     if index {

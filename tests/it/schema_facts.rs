@@ -41,7 +41,7 @@ fn a_leftover_column_fails_the_tables_check() {
 fn a_half_applied_migration_the_probe_cannot_render_is_not_called_rolled_back() {
     let dir = sandbox_variant("phase4", "probe-fails");
     let root = root(&dir);
-    crate::breakage::alembic(&root, &["downgrade", "47a9e2c8b6f0"]);
+    crate::breakage::migrate(&root, &["downgrade", "47a9e2c8b6f0"]);
     sql(
         &root,
         "CREATE TABLE tool_usage_stats (id INTEGER NOT NULL, tool_id INTEGER NOT NULL, \
