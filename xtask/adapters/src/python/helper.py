@@ -16,6 +16,9 @@
 #   {"op": "scripts", "argv": [...]}           where alembic reads the revisions:
 #                                              its version locations, and the
 #                                              file of each revision it loads
+#   {"op": "collect"}                          pytest --collect-only -q, run in
+#                                              this process: the tests pytest's
+#                                              own collection finds
 #   {"op": "app", "spec": "module:attr"}       import the app (a factory with
 #                                              `()` is called): its interface,
 #                                              its route table's paths, and the
@@ -341,12 +344,22 @@ def run_scripts(request):
     return alembic_cli(request["argv"], run_cmd)
 
 
+def run_collect(_request):
+    """pytest's own collection, as `pytest --collect-only -q` prints it,
+    without a process of its own: the libraries the tests import are
+    mostly imported here already. Its cache is not written."""
+    import pytest
+
+    return int(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider"]))
+
+
 OPS = {
     "alembic": run_alembic,
     "probe": run_alembic,
     "imports": run_imports,
     "app": run_app,
     "scripts": run_scripts,
+    "collect": run_collect,
 }
 
 # The libraries the helper itself runs on: what they import for a request

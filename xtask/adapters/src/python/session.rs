@@ -214,6 +214,13 @@ impl Session {
         facts_after(&out, "TMWS-SCRIPTS ", "alembic's configuration did not load")
     }
 
+    /// The tests pytest's own collection finds in the tree the session runs
+    /// in, as `pytest --collect-only -q` prints them (`file::test`).
+    pub fn collect_tests(&mut self) -> Result<Output> {
+        events::command("pytest --collect-only -q -p no:cacheprovider (in the Python helper)");
+        Ok(self.ask(serde_json::json!({ "op": "collect" }))?.output)
+    }
+
     /// What a revision makes, from Alembic's offline SQL for that step:
     /// its tables, the columns it adds to tables, and its indexes.
     pub fn made_by(&mut self, from: &str, to: &str) -> Result<Made> {

@@ -83,7 +83,7 @@ pub(super) fn ask(
         Ok(scripts) => Some(revision_folders(&copy.tree, root, &scripts)?),
         Err(_) => None,
     };
-    let tests = collected_test_folders(sh, &python, &copy.tree).ok();
+    let tests = collected_test_folders(&mut session).ok();
     Ok(Asked { database, variable, tests, app, migrations })
 }
 
@@ -103,22 +103,11 @@ fn import_first(session: &mut Session, apps: &[&str]) -> Option<(usize, Result<A
     first_failure
 }
 
-/// `pytest --collect-only` on the copy, confined to it: the folders of the
-/// test files it collects, each folder inside another left out.
-fn collected_test_folders(sh: &Shell, python: &Python, tree: &Tree) -> Result<Vec<String>> {
-    let _d = sh.push_dir(&tree.root);
-    let cmd = python.tool(sh, tree, "python").args([
-        "-m",
-        "pytest",
-        "--collect-only",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-    ]);
-    let writable = [tree.root.as_path()];
-    let confined = xtask_adapters::process::Confinement::beneath(&writable)?;
-    let out =
-        xtask_adapters::process::run(cmd, std::time::Duration::from_secs(120), Some(&confined))?;
+/// `pytest --collect-only` on the copy, in the helper (confined to the
+/// copy): the folders of the test files it collects, each folder inside
+/// another left out.
+fn collected_test_folders(session: &mut Session) -> Result<Vec<String>> {
+    let out = session.collect_tests()?;
     anyhow::ensure!(out.success(), "pytest --collect-only failed ({})", out.describe_status());
     let mut folders: Vec<String> = out
         .stdout
