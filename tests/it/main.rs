@@ -39,6 +39,7 @@ mod post_check;
 mod preconditions;
 mod profile_keys;
 mod progress;
+mod python_helper;
 mod readme;
 mod recovery;
 mod rollback;
