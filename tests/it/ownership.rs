@@ -101,17 +101,34 @@ fn a_cache_folder_another_user_owns_is_refused() {
 /// A virtualenv with the tool's pinned packages that `nobody` can run:
 /// from the system's python3 (the one the tests' virtualenv comes from
 /// lies under a folder only root may enter), inside the tree, as a
-/// service keeps its own.
+/// service keeps its own. It is built once a run (pip's install was a
+/// tenth of the run's CPU) and moved in, its scripts' first lines and
+/// activation files pointed at where it now lies.
 fn venv_nobody_can_run(root: &Path) {
+    let built = crate::from_template("system-python-venv", |at| {
+        let made = Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(at).status();
+        assert!(made.unwrap().success(), "python3 -m venv");
+        let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("python-requirements.txt");
+        let installed = Command::new(at.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(requirements)
+            .status();
+        assert!(installed.unwrap().success(), "pip install");
+    });
     let venv = root.join(".venv");
-    let made = Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv).status();
-    assert!(made.unwrap().success(), "python3 -m venv");
-    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("python-requirements.txt");
-    let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(requirements)
-        .status();
-    assert!(installed.unwrap().success(), "pip install");
+    fs::rename(crate::root(&built), &venv).unwrap();
+    let pip = fs::read_to_string(venv.join("bin/pip")).unwrap();
+    let python = pip.lines().next().unwrap().trim_start_matches("#!");
+    let old = Path::new(python).parent().and_then(Path::parent).unwrap().to_str().unwrap();
+    for entry in fs::read_dir(venv.join("bin")).unwrap().flatten() {
+        let is_file = entry.file_type().unwrap().is_file();
+        let Some(text) = is_file.then(|| fs::read_to_string(entry.path()).ok()).flatten() else {
+            continue;
+        };
+        if text.contains(old) {
+            fs::write(entry.path(), text.replace(old, venv.to_str().unwrap())).unwrap();
+        }
+    }
 }
 
 /// Root on a tree another user owns, named safe, runs the tree's programs
