@@ -31,12 +31,9 @@
 # file SQLite was given, and its device and inode when it exists.
 #
 # Each request sees the process as it was after start-up: the modules the
-# service's code imported are forgotten, its ORM classes unmapped, and
-# sys.path, os.environ and the working folder are put back, so one request's
-# imports (a settings module read at import time) never answer for the next.
-# Alembic's and SQLAlchemy's own modules stay imported once a request has
-# loaded them (the ORM, a dialect, the script directory): each later
-# request would pay a tenth of a second to import them again.
+# service's code imported are forgotten, and sys.path, os.environ and the
+# working folder are put back, so one request's imports (a settings module
+# read at import time) never answer for the next.
 import gc
 
 # The collector runs many times while SQLAlchemy and alembic are imported,
@@ -362,24 +359,6 @@ OPS = {
     "collect": run_collect,
 }
 
-# The libraries the helper itself runs on: what they import for a request
-# holds no state of the service's once its mappers are cleared.
-KEPT = ("alembic", "sqlalchemy")
-
-
-def forget_the_services_modules():
-    kept = KEPT
-    orm = sys.modules.get("sqlalchemy.orm")
-    try:
-        if orm is not None:
-            orm.clear_mappers()
-    except Exception:  # mappers that will not clear: the ORM goes with them
-        kept = ()
-    for name in list(sys.modules):
-        if name not in baseline_modules and name.partition(".")[0] not in kept:
-            del sys.modules[name]
-
-
 gc.freeze()
 gc.enable()
 
@@ -432,7 +411,8 @@ for line in sys.stdin:
             "stderr": err.read().decode("utf-8", "replace"),
             "connections": state["connections"],
         }
-    forget_the_services_modules()
+    for name in [m for m in sys.modules if m not in baseline_modules]:
+        del sys.modules[name]
     sys.path[:] = baseline_path
     os.environ.clear()
     os.environ.update(baseline_env)
