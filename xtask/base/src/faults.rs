@@ -6,7 +6,8 @@
 
 /// `XTASK_ROLLBACK_FAULT`: `after:3` aborts right after step 3 is
 /// journaled, `before:N` just before step N starts, `inside:NAME` at that
-/// instant inside a step.
+/// instant inside a step (`inside:copy-halfway`: half-way through the
+/// first copy the kernel makes).
 pub fn rollback() -> Option<String> {
     armed(
         #[cfg(feature = "fault-injection")]

@@ -147,14 +147,22 @@ fn kernel_copy(input: &File, output: &File) -> Result<Option<u64>> {
     let len = input.metadata()?.len();
     let (mut from, mut to) = (0u64, 0u64);
     let mut progress = xtask_base::events::Progress::bytes("copy", len);
+    let halfway = crash_halfway();
     while from < len {
-        let chunk = (len - from).min(64 << 20) as usize;
+        let mut chunk = (len - from).min(64 << 20) as usize;
+        if halfway {
+            chunk = chunk.min(len.div_ceil(2) as usize);
+        }
         let before = to;
         match sys::copy_range(input, &mut from, output, &mut to, chunk) {
             Ok(0) => break,
             Ok(n) => {
                 sys::start_writeback(output, before, n as u64);
                 progress.update(to);
+                if halfway && to < len {
+                    xtask_base::events::note("fault injected half-way through a copy: aborting");
+                    std::process::abort();
+                }
             }
             Err(err) if from == 0 && sys::copy_unsupported(&err) => return Ok(None),
             Err(err) => return Err(err).context("copy_file_range"),
@@ -163,6 +171,13 @@ fn kernel_copy(input: &File, output: &File) -> Result<Option<u64>> {
     progress.finish();
     output.sync_all().context("fsync the copy")?;
     Ok(Some(to))
+}
+
+/// The crash tests' instant half-way through a copy the kernel makes
+/// (`XTASK_ROLLBACK_FAULT=inside:copy-halfway`): the first half is copied,
+/// then the process aborts, as a kill or a power loss would leave it.
+fn crash_halfway() -> bool {
+    xtask_base::faults::rollback().is_some_and(|fault| fault == "inside:copy-halfway")
 }
 
 /// Copies `source` (a path inside `from`) into a new file `dest` inside
