@@ -319,9 +319,10 @@ fn a_stranger_sharing_the_service_group_and_a_stale_pid_file_are_left_alone() {
     // The service and a stranger in one process group (setsid gives them
     // their own); the stranger runs no service program.
     let script = format!(
-        "cd {} && {} -c 'import time; time.sleep(60)' & sleep 60 & echo $! > {}; wait",
+        "cd {} && {} -c 'import time; time.sleep(60)' & echo $! > {}; sleep 60 & echo $! > {}; wait",
         root.display(),
         python.display(),
+        dir.path().join("service.pid").display(),
         dir.path().join("stranger.pid").display()
     );
     let mut group = Command::new("setsid").args(["sh", "-c", &script]).spawn().unwrap();
@@ -335,9 +336,15 @@ fn a_stranger_sharing_the_service_group_and_a_stale_pid_file_are_left_alone() {
     fs::create_dir_all(root.join("run")).unwrap();
     fs::write(root.join("run/tmws.pid"), decoy.id().to_string()).unwrap();
     fs::write(root.join("tmws-rollback.toml"), "pid_file = \"run/tmws.pid\"\n").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let stranger: i32 =
-        fs::read_to_string(dir.path().join("stranger.pid")).unwrap().trim().parse().unwrap();
+    // Both started, and the service runs Python (not the shell it forked).
+    let pid_in = |name: &str| fs::read_to_string(dir.path().join(name)).ok()?.trim().parse().ok();
+    crate::signals::wait_for("the service and the stranger", || {
+        let service = pid_in("service.pid").map(|pid: i32| format!("/proc/{pid}/cmdline"));
+        let running = service.and_then(|c| fs::read(c).ok());
+        pid_in("stranger.pid").is_some()
+            && running.is_some_and(|c| c.windows(10).any(|w| w == b"time.sleep"))
+    });
+    let stranger: i32 = pid_in("stranger.pid").unwrap();
     let result = rollback(&root, "database", &[]);
     let stranger_alive = Path::new(&format!("/proc/{stranger}")).exists();
     let decoy_alive = decoy.try_wait().unwrap().is_none();
@@ -585,13 +592,7 @@ fn backup_takes_the_rollback_lock_and_a_corrupt_git_is_not_no_repository() {
     let state = root.join(".tmws-rollback");
     fs::create_dir_all(&state).unwrap();
     fs::write(state.join("lock"), "").unwrap();
-    let mut holder = Command::new("flock")
-        .arg("-o")
-        .arg(state.join("lock"))
-        .args(["sleep", "30"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut holder = crate::hold_lock(&state.join("lock"));
     let busy = run_in(&root, &["backup"]);
     let _ = holder.kill();
     let _ = holder.wait();

@@ -70,9 +70,7 @@ fn every_exit_prints_one_json_document() {
     let lock = root.join(".tmws-rollback/lock");
     fs::create_dir_all(lock.parent().unwrap()).unwrap();
     fs::write(&lock, "").unwrap();
-    let mut holder =
-        Command::new("flock").arg("-o").arg(&lock).args(["sleep", "30"]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut holder = crate::hold_lock(&lock);
     let busy = run_in(&root, &["prune", "--keep", "1", "--yes", "--format", "json"]);
     let _ = holder.kill();
     let _ = holder.wait();

@@ -233,6 +233,17 @@ pub fn crash_rollback(root: &Path, scenario: &str, fault: &str) {
     crashed.exits(-1);
 }
 
+/// `flock` holding the lock file `lock` (for 30 s, or until killed),
+/// returned once it holds it: another run in progress, as the tool sees it.
+pub fn hold_lock(lock: &Path) -> std::process::Child {
+    let holder = Command::new("flock").arg("-o").arg(lock).args(["sleep", "30"]).spawn().unwrap();
+    signals::wait_for("flock to hold the lock", || {
+        let free = Command::new("flock").args(["-n", "-o"]).arg(lock).arg("true").status();
+        !free.unwrap().success()
+    });
+    holder
+}
+
 /// Runs `xtask ARGS --root ROOT` and asserts it was refused: the exit code,
 /// the message on stderr, and the tree exactly as it was.
 #[track_caller]
