@@ -43,13 +43,17 @@ pub fn migrate(root: &Path, args: &[&str]) {
     fs::create_dir_all(kept.parent().unwrap()).unwrap();
     let lock = fs::File::create(kept.with_extension("lock")).unwrap();
     lock.lock().unwrap();
+    let sidecars = ["-wal", "-shm", "-journal"].map(|s| format!("{}{s}", db.display()));
     if let Ok(bytes) = fs::read(&kept) {
         // Written in place: the file keeps its owner and mode, as alembic's.
+        // alembic left no sidecar (nothing is kept otherwise): neither may this.
         fs::write(&db, bytes).unwrap();
+        for sidecar in &sidecars {
+            let _absent_already = fs::remove_file(sidecar);
+        }
         return;
     }
     alembic(root, args);
-    let sidecars = ["-wal", "-shm", "-journal"].map(|s| format!("{}{s}", db.display()));
     if sidecars.iter().all(|s| !Path::new(s).exists()) {
         let building = kept.with_extension(format!("building-{}", std::process::id()));
         fs::copy(&db, &building).unwrap();
