@@ -72,3 +72,18 @@ fn one_requests_modules_and_mappers_never_answer_for_the_next() {
     assert_eq!(codes, [0, 0, 1, 0], "{answers:#?}");
     assert!(answers[2]["stdout"].as_str().unwrap().contains("Missing"), "{answers:#?}");
 }
+
+/// init's question to pytest, answered in the helper: the tests pytest's
+/// own collection finds, as `pytest --collect-only -q` prints them, with
+/// no cache written into the tree.
+#[test]
+fn the_helper_collects_tests_as_pytest_does_and_writes_no_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("pkg/tests")).unwrap();
+    fs::write(dir.path().join("pkg/tests/test_one.py"), "def test_one():\n    pass\n").unwrap();
+    let answers = answers(dir.path(), &[serde_json::json!({ "op": "collect" })]);
+    assert_eq!(answers[0]["code"], 0, "{answers:#?}");
+    let stdout = answers[0]["stdout"].as_str().unwrap();
+    assert!(stdout.lines().any(|l| l == "pkg/tests/test_one.py::test_one"), "{stdout}");
+    assert!(!dir.path().join(".pytest_cache").exists(), "pytest wrote its cache");
+}
