@@ -1,21 +1,45 @@
 //! `cargo xtask dist`: the tarball unpacked in an empty folder runs the
 //! product's commands on a sandbox without cargo or the workspace, names
 //! itself in what it suggests, and says that the developer tools need the
-//! workspace. The binary packed is the one these tests run (`--binary`): a
-//! release build would only add minutes of compiling to the suite, and the
-//! packing is the same.
-use std::process::Command;
+//! workspace. The binary packed is the one these tests run (`--binary`),
+//! without its debug information: a release build would only add minutes
+//! of compiling to the suite, and the packing is the same.
+use std::{path::PathBuf, process::Command, sync::OnceLock};
 
 use predicates::{prelude::*, str::contains};
 
 use crate::{assert_code, root, run, sandbox, xtask, xtask_path};
+
+/// The tests' binary with its debug information stripped, made once a
+/// build: it runs the same, and gzip packs a third of the bytes (packing
+/// the whole debug build was most of these tests' time).
+fn binary_to_pack() -> &'static PathBuf {
+    static STRIPPED: OnceLock<PathBuf> = OnceLock::new();
+    STRIPPED.get_or_init(|| {
+        let stripped = crate::templates_dir().join("xtask-stripped");
+        let lock = std::fs::File::create(stripped.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        if !stripped.is_file() {
+            let making = stripped.with_extension(format!("making-{}", std::process::id()));
+            let status = Command::new("strip")
+                .args(["--strip-debug", "-o"])
+                .arg(&making)
+                .arg(xtask_path())
+                .status()
+                .expect("strip, from binutils beside the C compiler cargo uses");
+            assert!(status.success(), "strip --strip-debug {}", xtask_path().display());
+            std::fs::rename(&making, &stripped).unwrap();
+        }
+        stripped
+    })
+}
 
 #[test]
 fn the_tarball_runs_the_product_commands_outside_the_workspace() {
     let out = tempfile::TempDir::new().unwrap();
     let packed = run(xtask()
         .args(["dist", "--format", "json", "--binary"])
-        .arg(xtask_path())
+        .arg(binary_to_pack())
         .arg("--out")
         .arg(out.path()));
     assert_code(&packed, 0);
@@ -93,7 +117,7 @@ fn the_tarball_belongs_to_root_with_fixed_modes_whoever_packs_it() {
         .args(["sh", "-c", "umask 002 && exec \"$@\"", "sh"])
         .arg(xtask_path())
         .args(["dist", "--format", "json", "--binary"])
-        .arg(xtask_path())
+        .arg(binary_to_pack())
         .arg("--out")
         .arg(&out)
         .env("TMPDIR", &scratch);
