@@ -83,9 +83,9 @@ fn restic_watched(
     let cmd = cmd!(sh, "restic -r {repo} --no-cache {args...}");
     let (out, stopped) = match watch.progress {
         // restic paces its status lines to 1 a minute when stdout is no
-        // terminal: twice a second is enough for a progress line.
+        // terminal: ten a second, as often as a progress line is drawn.
         Some(what) => patience::run(
-            cmd.env("RESTIC_PROGRESS_FPS", "2"),
+            cmd.env("RESTIC_PROGRESS_FPS", "10"),
             patience,
             Some(Box::new(status_progress(what, watch.heartbeat))),
         )?,
