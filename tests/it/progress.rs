@@ -17,7 +17,7 @@ fn backup_push_and_pull_show_their_progress_on_a_terminal() {
     let conn = rusqlite::Connection::open(root.join("data/tmws.db")).unwrap();
     conn.execute_batch(
         "CREATE TABLE ballast(b BLOB);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 48)
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)
          INSERT INTO ballast SELECT randomblob(4 << 20) FROM n;",
     )
     .unwrap();
