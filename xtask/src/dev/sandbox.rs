@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use git2::{IndexAddOption, Repository, RepositoryInitOptions, Signature, Time};
 use xshell::Shell;
 
-use xtask_adapters::python::Python;
+use xtask_adapters::python::{Python, Scope, Session};
 use xtask_base::exit::usage;
 use xtask_fs::files;
 use xtask_fs::unconfined;
@@ -156,9 +156,12 @@ pub fn build(
     let untracked: Vec<&Path> = variant.into_iter().flat_map(Variant::untracked).collect();
     let repo = init_history(&tree, &untracked).context("create the git history")?;
     let python = Python::find(sh, Some(&tree.root), python)?;
+    // One helper for both upgrades (the deploy's too), confined to the tree.
+    let writable = [tree.root.as_path()];
+    let mut alembic = python.session(sh, &tree, Scope::tree(&tree, &writable))?;
 
     unconfined::create_dir_all(tree.database().parent().unwrap_or(&tree.root))?;
-    upgrade(sh, &python, &tree)?;
+    upgrade(&mut alembic)?;
     let mut conn = rusqlite::Connection::open(tree.database())?;
     // The service runs its database in WAL mode; so does the sandbox, so the
     // runbook's WAL hazards are real here.
@@ -176,7 +179,7 @@ pub fn build(
     backup::take(sh, &tree, &BackupOptions::new(Label::pre_deploy()))?;
     if stage == Stage::Phase4 {
         deploy_phase4(&repo, &tree, variant)?;
-        upgrade(sh, &python, &tree)?;
+        upgrade(&mut alembic)?;
     }
     Ok(tree)
 }
@@ -197,8 +200,8 @@ fn service_virtualenv(
     unconfined::symlink(venv, out.join(".venv"))
 }
 
-fn upgrade(sh: &Shell, python: &Python, tree: &Tree) -> Result<()> {
-    let output = python.alembic(sh, tree, &["upgrade", "heads"])?;
+fn upgrade(alembic: &mut Session) -> Result<()> {
+    let output = alembic.alembic(&["upgrade", "heads"])?.output;
     if !output.success() {
         bail!("alembic upgrade heads failed ({}):\n{}", output.describe_status(), output.tail(10));
     }

@@ -365,6 +365,7 @@ gc.enable()
 # The answers go out on a descriptor far from the low numbers the service's
 # code might write to by mistake (3, 4...), never inherited by its programs.
 import fcntl  # noqa: E402
+import importlib  # noqa: E402
 
 answers = os.fdopen(fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 200), "w", encoding="utf-8")
 os.dup2(2, 1)
@@ -378,6 +379,9 @@ for line in sys.stdin:
     if not line.strip():
         continue
     request = json.loads(line)
+    # Files written since the last request (a deploy's new modules) are
+    # found even where the folder's time did not move.
+    importlib.invalidate_caches()
     # A request may set and unset environment variables for itself (init
     # asks which variable moves alembic's connection); they are put back
     # with the rest after it.

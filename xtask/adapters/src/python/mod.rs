@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::{Cmd, Shell, cmd};
 
-use crate::process::{self, Confinement, Output};
+use crate::process::{self, Confinement};
 use xtask_base::exit::usage;
 use xtask_fs::{files::sha256_bytes, outside, unconfined};
 use xtask_model::profile::Tree;
@@ -163,16 +163,6 @@ impl Python {
             cmd = cmd.env(key, value);
         }
         cmd
-    }
-
-    /// Runs alembic with the profile's extra arguments before the subcommand,
-    /// in a helper of its own confined to the tree (the sandbox's and the
-    /// drill's alembic calls): the same way, Flask application context
-    /// included, as every command's helper runs it.
-    pub fn alembic(&self, sh: &Shell, tree: &Tree, args: &[&str]) -> Result<Output> {
-        let writable = [tree.root.as_path()];
-        let mut session = self.session(sh, tree, Scope::tree(tree, &writable))?;
-        Ok(session.alembic(args)?.output)
     }
 }
 

@@ -7,7 +7,11 @@ use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
 use super::Broken;
-use xtask_adapters::{git, python::Python, sqlite};
+use xtask_adapters::{
+    git,
+    python::{Python, Scope},
+    sqlite,
+};
 use xtask_fs::unconfined;
 use xtask_model::{
     label::Label,
@@ -62,12 +66,15 @@ fn half_apply_head(sh: &Shell, python: &Python, tree: &Tree) -> Result<String> {
         .clone()
         .try_into()
         .map_err(|_| anyhow::anyhow!("the head is a merge"))?;
-    let out = python.alembic(sh, tree, &["downgrade", &parent])?;
+    // One helper for both, confined to the tree.
+    let writable = [tree.root.as_path()];
+    let mut alembic = python.session(sh, tree, Scope::tree(tree, &writable))?;
+    let out = alembic.alembic(&["downgrade", &parent])?.output;
     if !out.success() {
         bail!("alembic downgrade {parent}: {}", out.tail(5));
     }
     let range = format!("{parent}:{head}");
-    let sql = python.alembic(sh, tree, &["upgrade", &range, "--sql"])?;
+    let sql = alembic.alembic(&["upgrade", &range, "--sql"])?.output;
     let statements: Vec<String> = sql
         .stdout
         .split(';')
