@@ -12,20 +12,10 @@ use crate::sandbox::python_of_sandbox;
 
 /// The helper's answers to `requests` (one JSON object each), run in `dir`.
 fn answers(dir: &Path, requests: &[serde_json::Value]) -> Vec<serde_json::Value> {
-    answers_with(dir, &[], requests)
-}
-
-/// `answers`, the helper started with the variables `env` set.
-fn answers_with(
-    dir: &Path,
-    env: &[(&str, &Path)],
-    requests: &[serde_json::Value],
-) -> Vec<serde_json::Value> {
     let source = include_str!("../../xtask/adapters/src/python/helper.py");
     let mut child = Command::new(python_of_sandbox())
         .args(["-c", source])
         .current_dir(dir)
-        .envs(env.iter().copied())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -96,46 +86,4 @@ fn the_helper_collects_tests_as_pytest_does_and_writes_no_cache() {
     let stdout = answers[0]["stdout"].as_str().unwrap();
     assert!(stdout.lines().any(|l| l == "pkg/tests/test_one.py::test_one"), "{stdout}");
     assert!(!dir.path().join(".pytest_cache").exists(), "pytest wrote its cache");
-}
-
-/// A request may run in another tree than the one the helper started in
-/// (init's proof, on copies of the checkout): it imports that tree's
-/// modules, from its folder and from the entries of sys.path that named
-/// the first tree (`src`, as a profile's PYTHONPATH may give it), and the
-/// next request without a tree is back in the first.
-#[test]
-fn a_request_in_another_tree_imports_that_trees_modules() {
-    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    for (dir, name) in [(&first, "first"), (&second, "second")] {
-        fs::create_dir_all(dir.path().join("src")).unwrap();
-        // Each module says which tree it was imported from.
-        let assertion = "import os\nassert TREE == os.environ['EXPECT'], TREE\n";
-        fs::write(dir.path().join("here.py"), format!("TREE = '{name}'\n")).unwrap();
-        fs::write(dir.path().join("probe.py"), format!("from here import TREE\n{assertion}"))
-            .unwrap();
-        fs::write(dir.path().join("src/inner.py"), format!("TREE = '{name}'\n{assertion}"))
-            .unwrap();
-    }
-    let in_tree = |module: &str, tree: Option<&Path>| {
-        let expect = if tree.is_some() { "second" } else { "first" };
-        let mut request = imports(module, serde_json::json!({ "EXPECT": expect }));
-        if let Some(tree) = tree {
-            request["cwd"] = tree.to_str().unwrap().into();
-        }
-        request
-    };
-    let src = first.path().join("src");
-    let answers = answers_with(
-        first.path(),
-        &[("PYTHONPATH", &src)],
-        &[
-            in_tree("probe", None),
-            in_tree("inner", None),
-            in_tree("probe", Some(second.path())),
-            in_tree("inner", Some(second.path())),
-            in_tree("probe", None),
-        ],
-    );
-    let codes: Vec<i64> = answers.iter().map(|a| a["code"].as_i64().unwrap()).collect();
-    assert_eq!(codes, [0, 0, 0, 0, 0], "{answers:#?}");
 }

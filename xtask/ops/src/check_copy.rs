@@ -38,19 +38,8 @@ pub struct CheckCopy {
 
 impl CheckCopy {
     pub fn of(tree: &Tree) -> Result<CheckCopy> {
-        CheckCopy::made_in(tree, files::scratch_dir("tmws-check-copy")?)
-    }
-
-    /// The copy, made inside `folder`: a scratch folder of the command's,
-    /// beneath which the helper it lends to its steps may write.
-    pub fn within(tree: &Tree, folder: &Path) -> Result<CheckCopy> {
-        let dir = xtask_fs::scratch::Scratch::new_in(folder, "tmws-check-copy", 0o700)
-            .context("create a scratch folder")?;
-        CheckCopy::made_in(tree, dir)
-    }
-
-    fn made_in(tree: &Tree, dir: files::Scratch) -> Result<CheckCopy> {
         let selection = selection(tree)?;
+        let dir = files::scratch_dir("tmws-check-copy")?;
         xtask_fs::programs_owner::open_to_programs(dir.path())?;
         // The copy keeps the tree's folder name: an app may use it.
         let name = tree.root.file_name().map_or("tree".into(), |n| n.to_os_string());

@@ -11,11 +11,8 @@ use super::{
 
 impl flags::Init {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        // The helper that asks the service is kept for the proof.
-        let kept = std::cell::RefCell::new(None);
-        let ask = init::Ask { sh, python: None, keep: Some(&kept) };
+        let ask = init::Ask { sh, python: None };
         let proposal = init::propose(self.root.as_deref(), Some(&ask))?;
-        let helper = kept.into_inner();
         let (result, note) = if proposal.existing {
             (
                 Profiled::Agrees,
@@ -25,7 +22,7 @@ impl flags::Init {
             (Profiled::Planned, "was not written (dry run)")
         } else {
             // Written only once it is proven on a scratch copy.
-            let proven = init::prove(sh, None, &proposal.root, &proposal.text, helper.as_ref())?;
+            let proven = init::prove(sh, None, &proposal.root, &proposal.text)?;
             ui::note(&proven);
             init::write(&proposal)?;
             (Profiled::Written, "was written; commit it with the checkout")

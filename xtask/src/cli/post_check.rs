@@ -43,7 +43,6 @@ impl flags::PostCheck {
                 python: self.python,
                 require_backup: self.require_backup,
                 live: self.live,
-                lent: None,
             };
             post_check(sh, &tree, &options).map(|report| (tree, report))
         })();

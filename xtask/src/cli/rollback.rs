@@ -69,7 +69,6 @@ impl flags::Rollback {
             grace: Duration::from_secs(self.grace.unwrap_or(10)),
             python: self.python.clone(),
             repo,
-            lent: None,
         };
         let json = format == Format::Json;
         let say = |line: String| {

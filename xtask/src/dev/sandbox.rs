@@ -147,7 +147,7 @@ pub fn build(
     // with the service, as README advises.
     // Asked of the service's own alembic environment, as init asks it.
     let interpreter = Python::find(sh, Some(out), python)?.exe("python");
-    let ask = xtask_ops::init::Ask { sh, python: Some(&interpreter), keep: None };
+    let ask = xtask_ops::init::Ask { sh, python: Some(&interpreter) };
     let found = xtask_ops::init::propose(Some(out), Some(&ask))?.text;
     // The fixture's own /health; a variant with another route keeps init's.
     let health = if found.contains("health_path = \"/health\"") { FIXTURE_HEALTH } else { "" };

@@ -25,8 +25,7 @@
 #                                              files outside the tree that the
 #                                              import and the call read
 # Any request may carry "env": {NAME: VALUE} and "unset": [NAME], applied
-# for that request alone, and "cwd": the tree it runs in, when not the one
-# the helper started in.
+# for that request alone.
 # Every answer: {"code", "stdout", "stderr", "connections"}: each database
 # connection the request opened (or, probing, would have opened), with the
 # file SQLite was given, and its device and inode when it exists.
@@ -258,7 +257,7 @@ def read_outside(paths):
     import sysconfig
 
     # The folders as the helper started: the app may have moved or changed them.
-    skipped = [state.get("tree", baseline_cwd), sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+    skipped = [baseline_cwd, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
                tempfile.gettempdir(), baseline_env.get("HOME", "")]
     skipped += [sysconfig.get_paths().get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     skipped += list(getattr(site, "getsitepackages", lambda: [])())
@@ -376,16 +375,6 @@ baseline_env = dict(os.environ)
 baseline_cwd = os.getcwd()
 real_out, real_err = os.dup(1), os.dup(2)
 
-
-def rebased(entry, tree):
-    """`entry` of sys.path, from the tree the helper started in to `tree`."""
-    if entry == baseline_cwd:
-        return tree
-    if entry.startswith(baseline_cwd + os.sep):
-        return tree + entry[len(baseline_cwd):]
-    return entry
-
-
 for line in sys.stdin:
     if not line.strip():
         continue
@@ -399,13 +388,6 @@ for line in sys.stdin:
     for name in request.get("unset", []):
         os.environ.pop(name, None)
     os.environ.update(request.get("env", {}))
-    # A request may run in another tree than the one the helper started in
-    # (init's proof, on its scratch copies): its working folder, and the
-    # entries of sys.path that named the first tree naming this one.
-    state["tree"] = request.get("cwd") or baseline_cwd
-    if state["tree"] != baseline_cwd:
-        os.chdir(state["tree"])
-        sys.path[:] = [rebased(entry, state["tree"]) for entry in baseline_path]
     state["probing"] = request["op"] == "probe"
     state["connections"] = []
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

@@ -3,10 +3,8 @@
 //! alembic through one helper process per command (`session`), pytest and
 //! the app as programs of their own.
 mod session;
-mod shared;
 
-pub use session::{Answer, AppFacts, Connection, Scope, Scripts, Session};
-pub use shared::{OnFirstUse, Shared};
+pub use session::{Answer, AppFacts, Connection, OnFirstUse, Scope, Scripts, Session};
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -153,23 +151,19 @@ impl Python {
     /// `tool`, with the profile's URL variable naming the database `url`
     /// (a copy the migration works on, a preserved file).
     pub fn tool_on<'a>(&self, sh: &'a Shell, tree: &Tree, program: &str, url: &str) -> Cmd<'a> {
-        sh.cmd(self.exe(program)).envs(tree_env(tree, url))
+        let exe = self.exe(program);
+        let mut cmd = sh
+            .cmd(exe)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env(ROOT_MARK, tree.live_root().as_os_str());
+        if !tree.profile.database_url_env.is_empty() {
+            cmd = cmd.env(&tree.profile.database_url_env, url);
+        }
+        for (key, value) in &tree.profile.env {
+            cmd = cmd.env(key, value);
+        }
+        cmd
     }
-}
-
-/// The environment the tree's programs run with: no bytecode written, the
-/// live tree named for the confinement, the profile's URL variable naming
-/// `url`, then the profile's own `[env]`.
-fn tree_env(tree: &Tree, url: &str) -> Vec<(String, std::ffi::OsString)> {
-    let mut env = vec![
-        ("PYTHONDONTWRITEBYTECODE".to_string(), "1".into()),
-        (ROOT_MARK.to_string(), tree.live_root().into()),
-    ];
-    if !tree.profile.database_url_env.is_empty() {
-        env.push((tree.profile.database_url_env.clone(), url.into()));
-    }
-    env.extend(tree.profile.env.iter().map(|(k, v)| (k.clone(), v.into())));
-    env
 }
 
 /// A virtualenv of `requirements` (pip's format, pinned) built from

@@ -89,20 +89,7 @@ pub struct Session {
     app: Option<String>,
     /// Why the process can answer no more (it exited, or timed out).
     dead: Option<String>,
-    /// The variables the tree it started in set beyond the tool's own:
-    /// unset when it serves a tree whose profile does not set them.
-    started_env: Vec<String>,
-    /// Set once the helper serves another tree than the one it started in.
-    place: Option<Place>,
     _confinement: Confinement,
-}
-
-/// Where requests run when the helper serves another tree than the one it
-/// started in: that tree's folder, and the environment its programs get.
-struct Place {
-    cwd: String,
-    env: serde_json::Map<String, serde_json::Value>,
-    unset: Vec<String>,
 }
 
 impl Python {
@@ -136,77 +123,22 @@ impl Python {
             let _partial = std::io::Read::read_to_string(&mut stderr, &mut text);
             text
         });
-        let started_env = super::tree_env(tree, &scope.url).into_iter().skip(2).map(|(k, _)| k);
+        let mut alembic_prefix = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
+        alembic_prefix.extend(tree.profile.alembic_args.iter().cloned());
         Ok(Session {
             requests: child.stdin.take(),
             child,
             answers,
             errors: Some(errors),
-            alembic_prefix: alembic_prefix(tree),
+            alembic_prefix,
             app: Some(tree.profile.app.clone()).filter(|a| !a.is_empty()),
             dead: None,
-            started_env: started_env.collect(),
-            place: None,
             _confinement: confinement,
         })
     }
 }
 
-/// `-c INI` and the profile's alembic arguments, before every command.
-fn alembic_prefix(tree: &Tree) -> Vec<String> {
-    let mut prefix = vec!["-c".to_string(), tree.profile.alembic_ini.clone()];
-    prefix.extend(tree.profile.alembic_args.iter().cloned());
-    prefix
-}
-
 impl Session {
-    /// Runs later requests in `tree`, its profile's URL variable naming
-    /// `url`: in its folder, with its environment, alembic arguments and
-    /// app, as a helper started for it would (init's scratch copies, one
-    /// after the other). The helper keeps its interpreter and its
-    /// confinement: what the tree's programs write must lie beneath the
-    /// folders it was started with.
-    pub fn serve(&mut self, tree: &Tree, url: &str) -> Result<()> {
-        let utf8 = |value: std::ffi::OsString| {
-            value.into_string().map_err(|v| anyhow!("{} is not UTF-8", v.to_string_lossy()))
-        };
-        let mut env = serde_json::Map::new();
-        for (name, value) in super::tree_env(tree, url) {
-            env.insert(name, utf8(value)?.into());
-        }
-        let unset = self.started_env.iter().filter(|n| !env.contains_key(*n)).cloned().collect();
-        let cwd = utf8(tree.root.clone().into_os_string())?;
-        self.place = Some(Place { cwd, env, unset });
-        self.alembic_prefix = alembic_prefix(tree);
-        self.app = Some(tree.profile.app.clone()).filter(|a| !a.is_empty());
-        Ok(())
-    }
-
-    /// `request`, run where the helper serves: the tree's folder, and its
-    /// environment under what the request sets or unsets itself.
-    fn placed(&self, mut request: serde_json::Value) -> serde_json::Value {
-        let Some(place) = &self.place else { return request };
-        let own_unset: Vec<String> = request["unset"]
-            .as_array()
-            .map(|names| names.iter().filter_map(|n| n.as_str().map(String::from)).collect())
-            .unwrap_or_default();
-        let mut env = request["env"].as_object().cloned().unwrap_or_default();
-        for (name, value) in &place.env {
-            if !own_unset.contains(name) && !env.contains_key(name) {
-                env.insert(name.clone(), value.clone());
-            }
-        }
-        let unset: Vec<String> = own_unset
-            .into_iter()
-            .chain(place.unset.iter().cloned())
-            .filter(|n| !env.contains_key(n))
-            .collect();
-        request["cwd"] = place.cwd.clone().into();
-        request["env"] = env.into();
-        request["unset"] = unset.into();
-        request
-    }
-
     /// Runs later alembic requests in the context of the app `spec` (init,
     /// once it has found which candidate imports).
     pub fn use_app(&mut self, spec: &str) {
@@ -317,7 +249,6 @@ impl Session {
         if let Some(why) = &self.dead {
             bail!("the Python helper can answer no more: {why}");
         }
-        let request = self.placed(request);
         let sent = self.requests.as_mut().map(|pipe| writeln!(pipe, "{request}"));
         if !matches!(sent, Some(Ok(()))) {
             return Err(self.died("it stopped reading requests"));
@@ -392,6 +323,48 @@ impl Drop for Session {
             process::signal_group(pgid, Sig::Kill);
         }
         process::forget_group(pgid);
+    }
+}
+
+/// A helper started by the first question, for a command whose questions
+/// may not come at all (checks that were skipped, a tree without Python):
+/// a helper that could not start is the answer to every question.
+pub struct OnFirstUse<'a> {
+    python: Result<&'a Python, String>,
+    sh: &'a Shell,
+    tree: &'a Tree,
+    url: String,
+    writable: Vec<PathBuf>,
+    session: std::cell::RefCell<Option<Result<Session, String>>>,
+}
+
+impl<'a> OnFirstUse<'a> {
+    /// The helper of `tree`'s own programs, writing beneath `tree` only.
+    pub fn on(python: Result<&'a Python, String>, sh: &'a Shell, tree: &'a Tree) -> Self {
+        OnFirstUse {
+            python,
+            sh,
+            tree,
+            url: tree.database_url(),
+            writable: vec![tree.root.clone()],
+            session: Default::default(),
+        }
+    }
+
+    /// Asks the helper, starting it first when this is the first question.
+    pub fn ask<T>(&self, question: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
+        let mut slot = self.session.borrow_mut();
+        let session = slot.get_or_insert_with(|| {
+            let writable: Vec<&Path> = self.writable.iter().map(PathBuf::as_path).collect();
+            let scope = Scope { url: self.url.clone(), writable: &writable };
+            let python = self.python.clone().map_err(|why| anyhow!("no Python: {why}"));
+            let started = python.and_then(|python| python.session(self.sh, self.tree, scope));
+            started.map_err(|e| format!("{e:#}"))
+        });
+        match session {
+            Ok(session) => question(session),
+            Err(why) => Err(anyhow!("{why}")),
+        }
     }
 }
 

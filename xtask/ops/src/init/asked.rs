@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use xshell::Shell;
 
 use crate::check_copy::CheckCopy;
-use xtask_adapters::python::{AppFacts, Python, Scope, Scripts, Session, Shared};
-use xtask_fs::files;
+use xtask_adapters::python::{AppFacts, Python, Scope, Scripts, Session};
 use xtask_model::{
     migrations::revision_files,
     profile::{Profile, Tree},
@@ -34,20 +34,11 @@ pub(super) struct Asked {
     pub migrations: Option<Vec<String>>,
 }
 
-/// init's helper, kept for the proof: it may write beneath `folder`, where
-/// the copy it asked (kept, as its working folder) and the proof's copies
-/// lie. Dropped in this order: the process, then the copy, then the folder.
-pub struct Lent {
-    pub helper: Shared,
-    _asked: CheckCopy,
-    pub folder: files::Scratch,
-}
-
 /// Asks the checkout at `root`, whose alembic.ini and migrations `profile`
-/// names, with `candidates` as the variables to try; the helper is kept
-/// where `ask.keep` says.
+/// names, with `candidates` as the variables to try.
 pub(super) fn ask(
-    ask: &super::Ask<'_>,
+    sh: &Shell,
+    python: Option<&Path>,
     root: &Path,
     profile: Profile,
     candidates: &[String],
@@ -55,30 +46,11 @@ pub(super) fn ask(
 ) -> Result<Asked> {
     let fs = std::sync::Arc::new(xtask_fs::RootDir::open(root)?);
     let tree = Tree { root: root.to_path_buf(), profile, fs, copy_of: None };
-    let folder = files::scratch_dir("tmws-init")?;
-    xtask_fs::programs_owner::open_to_programs(folder.path())?;
-    let copy = CheckCopy::within(&tree, folder.path())?;
-    let python = Python::find(ask.sh, Some(root), ask.python)?;
-    let writable = [folder.path()];
+    let copy = CheckCopy::of(&tree)?;
+    let python = Python::find(sh, Some(root), python)?;
+    let writable = [copy.tree.root.as_path()];
     let scope = Scope { url: String::new(), writable: &writable };
-    let session = python.session(ask.sh, &copy.tree, scope)?;
-    let helper = Shared::new(session);
-    let asked = ask_with(&helper, &copy, root, candidates, apps);
-    if let (Some(keep), Ok(_)) = (ask.keep, &asked) {
-        *keep.borrow_mut() = Some(Lent { helper, _asked: copy, folder });
-    }
-    asked
-}
-
-/// `ask`, of the helper started in `copy`.
-fn ask_with(
-    helper: &Shared,
-    copy: &CheckCopy,
-    root: &Path,
-    candidates: &[String],
-    apps: &[&str],
-) -> Result<Asked> {
-    let mut session = helper.borrow();
+    let mut session = python.session(sh, &copy.tree, scope)?;
     // The apps first: an env.py that needs the app's context (Flask-
     // Migrate's) is asked inside the one that imports.
     let app = import_first(&mut session, apps);

@@ -14,7 +14,6 @@ mod proof;
 mod render;
 mod versions;
 
-pub use asked::Lent;
 pub use proof::prove;
 
 use finds::{
@@ -369,9 +368,6 @@ type Sourced = (String, String);
 pub struct Ask<'a> {
     pub sh: &'a Shell,
     pub python: Option<&'a Path>,
-    /// Where the helper that asked is kept for the proof (`prove`), when
-    /// the caller proves what it proposes: one Python process for init.
-    pub keep: Option<&'a std::cell::RefCell<Option<Lent>>>,
 }
 
 /// The database and the variable that carries its URL. Asked of the
@@ -464,7 +460,7 @@ fn asked_or_text(
     // An env.py that needs the app's context (Flask-Migrate's) runs in it.
     profile.app = at.apps.first().map(|a| a.0.clone()).unwrap_or_default();
     let apps: Vec<&str> = at.apps.iter().map(|a| a.0.as_str()).collect();
-    match asked::ask(ask, at.root, profile, &candidates, &apps) {
+    match asked::ask(ask.sh, ask.python, at.root, profile, &candidates, &apps) {
         Ok(asked) => {
             let database = asked
                 .database

@@ -8,7 +8,6 @@ use std::{path::Path, sync::Arc, time::Duration};
 use anyhow::Result;
 use xshell::Shell;
 
-use super::Lent;
 use crate::{backup, check_copy::CheckCopy, post_check, rollback, verify};
 use xtask_base::exit::failed;
 use xtask_fs::RootDir;
@@ -18,24 +17,13 @@ use xtask_model::{
 };
 
 /// What was proven, for the note; an error (exit 1) naming the step that
-/// failed otherwise. With `lent`, the helper that asked the service answers
-/// the dry run's and post-check's questions too, on copies made beneath
-/// its folder; without, each step starts its own, as the commands do.
-pub fn prove(
-    sh: &Shell,
-    python: Option<&Path>,
-    root: &Path,
-    text: &str,
-    lent: Option<&Lent>,
-) -> Result<String> {
+/// failed otherwise.
+pub fn prove(sh: &Shell, python: Option<&Path>, root: &Path, text: &str) -> Result<String> {
     let profile = Profile::from_text(text, &root.join(PROFILE_FILE))?;
     let label = profile.label.clone();
     let fs = Arc::new(RootDir::open(root)?);
     let live = Tree { root: root.to_path_buf(), profile, fs, copy_of: None };
-    let copy = match lent {
-        Some(lent) => CheckCopy::within(&live, lent.folder.path())?,
-        None => CheckCopy::of(&live)?,
-    };
+    let copy = CheckCopy::of(&live)?;
     let tree = &copy.tree;
     let tried = "a backup, verify-backup, a migration rollback's dry run and post-check --after deploy (but its git and test checks), on a scratch copy with this profile";
     let step = |name: &str, result: Result<()>| {
@@ -60,7 +48,6 @@ pub fn prove(
         grace: Duration::from_secs(10),
         python: python.map(Path::to_path_buf),
         repo: None,
-        lent: lent.map(|l| l.helper.clone()),
     };
     let quiet = rollback::Voice { say: &|_| {}, confirm: &|| Ok(()) };
     step("a migration rollback's dry run", rollback::rollback(sh, tree, &dry, &quiet).map(|_| ()))?;
@@ -71,7 +58,6 @@ pub fn prove(
         after: Some(post_check::After::Deploy),
         skip: vec!["git".into(), "tests".into()],
         python: python.map(Path::to_path_buf),
-        lent: lent.map(|l| (l.helper.clone(), l.folder.path().to_path_buf())),
         ..post_check::Options::of(label)
     };
     let report = post_check::post_check(sh, tree, &checks)?;

@@ -15,7 +15,7 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::{check_copy::CheckCopy, rollback::Step};
-use xtask_adapters::python::{OnFirstUse, Python, Shared};
+use xtask_adapters::python::{OnFirstUse, Python};
 use xtask_base::exit::usage;
 use xtask_fs::files;
 use xtask_model::{
@@ -45,10 +45,6 @@ pub struct Options {
     pub live: bool,
     /// `--after`: what is judged (a deploy, a rollback).
     pub after: Option<After>,
-    /// The helper of the command that runs post-check as a step (init's
-    /// proof), with the scratch folder it may write beneath, where the
-    /// copy for its questions is made: asked instead of a helper of its own.
-    pub lent: Option<(Shared, PathBuf)>,
 }
 
 impl Options {
@@ -64,7 +60,6 @@ impl Options {
             require_backup: false,
             live: false,
             after: None,
-            lent: None,
         }
     }
 }
@@ -158,10 +153,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
     // --live, on the tree, its database watched.
     let quick_copy = match o.live || !QUICK_PROGRAMS.iter().any(|id| selection.runs(*id)) {
         true => None,
-        false => Some(match &o.lent {
-            Some((_, folder)) => CheckCopy::within(tree, folder)?,
-            None => CheckCopy::of(tree)?,
-        }),
+        false => Some(CheckCopy::of(tree)?),
     };
     let programs = quick_copy.as_ref().map_or(tree, |c| &c.tree);
     let watch = o.live.then(|| live::Watch::start(tree)).transpose()?;
@@ -184,8 +176,7 @@ pub fn post_check(sh: &Shell, tree: &Tree, o: &Options) -> Result<Report> {
         judging: &judging,
         label: &o.label,
         alembic: Default::default(),
-        helper: OnFirstUse::on(python.as_ref().map_err(|e| format!("{e:#}")), sh, programs)
-            .lent(o.lent.as_ref().map(|(helper, _)| helper.clone())),
+        helper: OnFirstUse::on(python.as_ref().map_err(|e| format!("{e:#}")), sh, programs),
     };
     let mut checks = Vec::new();
     for (id, how) in &CHECKS {

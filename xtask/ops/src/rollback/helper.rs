@@ -30,13 +30,9 @@ pub(super) fn probe_live(
     if pending_migration(journal).is_none() {
         return Ok(());
     }
-    let probe =
-        |session: &mut Session| identity::prove_alembic_opens(session, tree, &tree.database());
-    if let Some(lent) = &o.lent {
-        return lent.ask_in(tree, &tree.database_url(), probe);
-    }
     let python = Python::find(sh, Some(&tree.root), o.python.as_deref())?;
-    probe(&mut python.session(sh, tree, Scope::tree(tree, &[]))?)
+    let mut session = python.session(sh, tree, Scope::tree(tree, &[]))?;
+    identity::prove_alembic_opens(&mut session, tree, &tree.database())
 }
 
 /// The helper of a run whose plan migrates the database: its copy's

@@ -144,10 +144,6 @@ pub struct Options {
     pub python: Option<PathBuf>,
     /// Where the backup is pulled from when backups/ does not hold it.
     pub repo: Option<xtask_model::repository::Repository>,
-    /// The helper of the command that runs a dry run as a step (init's
-    /// proof), asked for the dry run's identity probe instead of one of
-    /// its own.
-    pub lent: Option<xtask_adapters::python::Shared>,
 }
 
 /// How a rollback talks to the person running it: the command line

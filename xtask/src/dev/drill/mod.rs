@@ -263,7 +263,6 @@ fn roll_back(
         grace: Duration::from_secs(10),
         python: Some(python.exe("python")),
         repo: None,
-        lent: None,
     };
     // The rollback's lines go to stderr, beside the drill's progress.
     let say = |line: String| ui::note(&line);
