@@ -126,3 +126,19 @@ fn init_takes_the_revisions_from_version_locations() {
     ));
     assert_eq!(digest(&root), before, "a refused init changed the checkout");
 }
+
+/// A service whose packages live only in its own virtualenv (Flask, for
+/// Flask-Migrate's env.py): the scratch copy holds no `.venv`, so the
+/// proof runs every step with the checkout's interpreter, found once on the
+/// checkout, and the profile is written.
+#[test]
+fn the_proof_runs_the_checkouts_own_interpreter() {
+    let dir = crate::sandbox_variant("phase4", "flask-migrate");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let written = run_in(&root, &["init"]);
+    written
+        .exits(0)
+        .stderr_has(contains("proven on a scratch copy").and(contains("No module named").not()));
+    assert!(root.join("tmws-rollback.toml").is_file());
+}

@@ -9,6 +9,7 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::{backup, check_copy::CheckCopy, post_check, rollback, verify};
+use xtask_adapters::python::Python;
 use xtask_base::exit::failed;
 use xtask_fs::RootDir;
 use xtask_model::{
@@ -25,6 +26,11 @@ pub fn prove(sh: &Shell, python: Option<&Path>, root: &Path, text: &str) -> Resu
     let live = Tree { root: root.to_path_buf(), profile, fs, copy_of: None };
     let copy = CheckCopy::of(&live)?;
     let tree = &copy.tree;
+    // The checkout's interpreter (its .venv, or the one chosen), found once
+    // on the checkout: the copy holds no virtualenv, and on it each step
+    // would fall back to the tool's, without the service's packages.
+    let interpreter = Python::find(sh, Some(root), python)?.exe("python");
+    let python = Some(interpreter.as_path());
     let tried = "a backup, verify-backup, a migration rollback's dry run and post-check --after deploy (but its git and test checks), on a scratch copy with this profile";
     let step = |name: &str, result: Result<()>| {
         result.map_err(|err| {
