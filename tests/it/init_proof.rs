@@ -142,3 +142,38 @@ fn the_proof_runs_the_checkouts_own_interpreter() {
         .stderr_has(contains("proven on a scratch copy").and(contains("No module named").not()));
     assert!(root.join("tmws-rollback.toml").is_file());
 }
+
+/// A Ctrl-C while the proof runs (here while post-check waits on the
+/// server's health) proved nothing: init ends with the signal's code and
+/// writes no profile.
+#[test]
+fn an_interrupted_proof_writes_no_profile() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = sandbox("phase4");
+    let root = root(&dir);
+    fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
+    let main = root.join("src/main.py");
+    let slow = fs::read_to_string(&main).unwrap().replace(
+        "healthy = database[\"status\"] == \"ok\"",
+        "import time; time.sleep(30); healthy = True",
+    );
+    fs::write(&main, slow).unwrap();
+    let mut child = crate::xtask()
+        .args(["init", "--verbose", "--root"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // The server check's launcher is shown as it starts.
+    let started = lines.by_ref().map_while(Result::ok).any(|l| l.contains("# The server check"));
+    assert!(started, "init never started the server check");
+    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(interrupted.unwrap().success(), "kill -INT {}", child.id());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", rest.join("\n"));
+    assert!(!root.join("tmws-rollback.toml").exists(), "{}", rest.join("\n"));
+}

@@ -23,6 +23,13 @@ impl flags::Init {
         } else {
             // Written only once it is proven on a scratch copy.
             let proven = init::prove(sh, None, &proposal.root, &proposal.text)?;
+            // A signal during the proof stopped its programs: what they
+            // answered after it proves nothing, so nothing is written.
+            if xtask_adapters::process::signal_received() {
+                return Err(xtask_base::exit::interrupted(
+                    "init was stopped by a signal before it wrote the profile",
+                ));
+            }
             ui::note(&proven);
             init::write(&proposal)?;
             (Profiled::Written, "was written; commit it with the checkout")
