@@ -169,6 +169,17 @@ pub fn break_import(root: &Path, file: &str) -> String {
     sha256(&path)
 }
 
+/// An app whose health route answers only after 30 s: its server starts,
+/// and a check waiting on its health keeps polling.
+pub fn slow_health(root: &Path) {
+    let main = root.join("src/main.py");
+    let text = fs::read_to_string(&main).unwrap().replace(
+        "healthy = database[\"status\"] == \"ok\"",
+        "import time; time.sleep(30); healthy = True",
+    );
+    fs::write(&main, text).unwrap();
+}
+
 /// A bad commit on the deployed branch; returns its id.
 pub fn bad_commit(root: &Path) -> String {
     fs::write(root.join("README.md"), "# TMWS\n\nbroken\n").unwrap();

@@ -153,12 +153,7 @@ fn an_interrupted_proof_writes_no_profile() {
     let dir = sandbox("phase4");
     let root = root(&dir);
     fs::remove_file(root.join("tmws-rollback.toml")).unwrap();
-    let main = root.join("src/main.py");
-    let slow = fs::read_to_string(&main).unwrap().replace(
-        "healthy = database[\"status\"] == \"ok\"",
-        "import time; time.sleep(30); healthy = True",
-    );
-    fs::write(&main, slow).unwrap();
+    crate::breakage::slow_health(&root);
     let mut child = crate::xtask()
         .args(["init", "--verbose", "--root"])
         .arg(&root)

@@ -276,13 +276,8 @@ fn an_unknown_check_is_a_usage_error() {
 fn ctrl_c_on_the_xtask_stops_the_server() {
     let dir = rolled_back();
     let root = root(&dir);
-    let main = root.join("src/main.py");
     // A server that answers but never becomes healthy keeps the check polling.
-    let text = fs::read_to_string(&main).unwrap().replace(
-        "healthy = database[\"status\"] == \"ok\"",
-        "import time; time.sleep(30); healthy = True",
-    );
-    fs::write(&main, text).unwrap();
+    crate::breakage::slow_health(&root);
     let mut child = xtask()
         .args(["post-check", "--only", "server", "--root"])
         .arg(&root)
